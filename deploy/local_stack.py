@@ -1,0 +1,432 @@
+"""Run Apache Kafka (KRaft) and Apicurio Registry on loopback from Maven Central artifacts.
+
+No Docker needed: Maven resolves the broker jars and the registry's runnable archive into a cache
+outside the repo (``~/.cache/handoff`` or ``$HANDOFF_CACHE_DIR``) and later runs reuse it. Versions
+live in ``deploy/local/pom.xml`` only.
+
+    python -m deploy.local_stack up [--port 9092] [--registry-port 8081] [--brokers 3]
+
+Used by the test fixtures (``tests/conftest.py``), by ``handoff stack up`` and by the benchmarks.
+Every JVM started here runs in its own process group and is killed if its parent dies, so a
+crashed test run leaves no stray broker behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+POM = Path(__file__).parent / "local" / "pom.xml"
+_POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+class LocalStackError(RuntimeError):
+    """The local broker or registry could not be fetched or started; the message says where to look."""
+
+
+def pinned_versions() -> dict[str, str]:
+    """Versions pinned in deploy/local/pom.xml (kafka.version, apicurio.version, ...)."""
+    props = ET.parse(POM).getroot().find("m:properties", _POM_NS)
+    return {child.tag.split("}")[1]: (child.text or "").strip() for child in props}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("HANDOFF_CACHE_DIR") or Path.home() / ".cache" / "handoff"
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _mvn(*args: str, log: Path) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise LocalStackError("Maven (mvn) is not on PATH; install it (apt-get install maven) or set KAFKA_BOOTSTRAP_SERVERS")
+    with log.open("w") as out:
+        rc = subprocess.call([mvn, "-B", "-q", "-f", str(POM), *args], stdout=out, stderr=subprocess.STDOUT)
+    if rc != 0:
+        raise LocalStackError(f"mvn {' '.join(args)} failed (exit {rc}); see {log}")
+
+
+def kafka_libs() -> Path:
+    """Directory of the broker's jars, resolved once through Maven and cached."""
+    version = pinned_versions()["kafka.version"]
+    libs = cache_dir() / f"kafka-{version}" / "libs"
+    marker = libs / ".complete"
+    if not marker.exists():
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix="kafka-libs-"))
+        _mvn("dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+             log=cache_dir() / "mvn-kafka.log")
+        # The SLF4J 1.7 API that Kafka's tree names would shadow the 2.x that the log4j2 binding needs.
+        for stale in tmp.glob("slf4j-api-1.*.jar"):
+            stale.unlink()
+        shutil.rmtree(libs, ignore_errors=True)
+        libs.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(libs)
+        marker.touch()
+    return libs
+
+
+def registry_app() -> Path:
+    """Directory holding Apicurio Registry's quarkus-run.jar, resolved once through Maven and cached."""
+    version = pinned_versions()["apicurio.version"]
+    home = cache_dir() / f"apicurio-registry-{version}"
+    if not (home / "quarkus-run.jar").exists():
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix="apicurio-"))
+        _mvn("-P", "registry", "dependency:copy-dependencies", "-DincludeTypes=tar.gz",
+             f"-DoutputDirectory={tmp}", log=cache_dir() / "mvn-apicurio.log")
+        archives = list(tmp.glob("apicurio-registry-app-*.tar.gz"))
+        if not archives:
+            raise LocalStackError(f"Maven resolved no Apicurio archive into {tmp}")
+        unpacked = tmp / "app"
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(unpacked, filter="data")
+        shutil.rmtree(home, ignore_errors=True)
+        unpacked.rename(home)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return home
+
+
+REGISTRY_MIN_JAVA = 21  # Apicurio Registry 3.3 is built for Java 21; the broker runs on 17.
+
+
+def _java_major(java: str) -> int:
+    try:
+        out = subprocess.run([java, "-XshowSettings:properties", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    for line in out.stderr.splitlines():
+        if "java.specification.version" in line:
+            return int(line.split("=")[1].strip().split(".")[0])
+    return 0
+
+
+def java_at_least(major: int) -> str:
+    """A java executable of at least ``major``: $HANDOFF_REGISTRY_JAVA, $JAVA_HOME, PATH, then /usr/lib/jvm."""
+    candidates = [os.environ.get("HANDOFF_REGISTRY_JAVA"),
+                  os.environ.get("JAVA_HOME") and str(Path(os.environ["JAVA_HOME"]) / "bin" / "java"),
+                  shutil.which("java")]
+    candidates += sorted((str(p) for p in Path("/usr/lib/jvm").glob("*/bin/java")), reverse=True)
+    for java in filter(None, candidates):
+        if Path(java).exists() and _java_major(java) >= major:
+            return java
+    raise LocalStackError(
+        f"Apicurio Registry needs Java {major}+ and none was found; install one (e.g. a Temurin or OpenJDK "
+        f"{major} package) and point HANDOFF_REGISTRY_JAVA at its bin/java, or set SCHEMA_REGISTRY_URL")
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: own process group, and SIGTERM when the launching process dies (Linux)."""
+    os.setpgrp()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop_process(proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _log4j2_config(path: Path, log_file: Path) -> Path:
+    path.write_text(
+        "<Configuration status=\"warn\"><Appenders>"
+        f"<File name=\"file\" fileName=\"{log_file}\"><PatternLayout pattern=\"[%d] %p %m (%c)%n\"/></File>"
+        "</Appenders><Loggers><Root level=\"info\"><AppenderRef ref=\"file\"/></Root>"
+        "<Logger name=\"kafka.request.logger\" level=\"warn\"/><Logger name=\"state.change.logger\" level=\"warn\"/>"
+        "</Loggers></Configuration>\n"
+    )
+    return path
+
+
+@dataclass
+class KafkaNode:
+    node_id: int
+    port: int
+    controller_port: int
+    data_dir: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "server.log"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class LocalKafka:
+    """A KRaft cluster of ``brokers`` combined broker+controller nodes on 127.0.0.1.
+
+    ``work_dir`` keeps data between runs when given (``handoff stack up``); by default a temporary
+    directory is used and removed on ``stop``.
+    """
+
+    brokers: int = 1
+    port: int | None = None
+    work_dir: Path | None = None
+    heap: str = "768m"
+    nodes: list[KafkaNode] = field(default_factory=list)
+    _owns_work_dir: bool = False
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self, timeout: float = 120.0) -> str:
+        libs = kafka_libs()
+        if self.work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="handoff-kafka-"))
+            self._owns_work_dir = True
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if not self.nodes:
+            first_port = self.port or free_port()
+            for i in range(self.brokers):
+                port = first_port if i == 0 else free_port()
+                self.nodes.append(KafkaNode(i + 1, port, free_port(), self.work_dir / f"node-{i + 1}"))
+        cluster_id_file = self.work_dir / "cluster.id"
+        if not cluster_id_file.exists():
+            cluster_id_file.write_text(_kraft_cluster_id())
+        cluster_id = cluster_id_file.read_text().strip()
+        for node in self.nodes:
+            self._write_config(node)
+            if not (node.data_dir / "data" / "meta.properties").exists():
+                self._format(libs, node, cluster_id)
+        for node in self.nodes:
+            self._launch(libs, node)
+        self.wait_ready(timeout)
+        return self.bootstrap_servers
+
+    def _write_config(self, node: KafkaNode) -> None:
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        quorum = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        replication = min(3, len(self.nodes))
+        min_isr = 2 if len(self.nodes) >= 3 else 1
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": node.node_id,
+            # One node: a dynamic quorum of itself (formatted --standalone). Clusters: static voters.
+            **({"controller.quorum.bootstrap.servers": f"127.0.0.1:{node.controller_port}"}
+               if len(self.nodes) == 1 else {"controller.quorum.voters": quorum}),
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": node.data_dir / "data",
+            # Topics are created explicitly with their partition counts (Faust rejects mismatches).
+            "auto.create.topics.enable": "false",
+            "default.replication.factor": replication,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": replication,
+            "offsets.topic.num.partitions": 8,
+            "transaction.state.log.replication.factor": replication,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replication,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "group.initial.rebalance.delay.ms": 0,
+            "log.retention.check.interval.ms": 60000,
+        }
+        node.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        _log4j2_config(node.data_dir / "log4j2.xml", node.log_file)
+
+    def _java(self, libs: Path, node: KafkaNode, *args: str) -> list[str]:
+        return [
+            "java", f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={node.data_dir / 'log4j2.xml'}",
+            f"-Dkafka.logs.dir={node.data_dir}",
+            "-cp", f"{libs}/*", *args,
+        ]
+
+    def _format(self, libs: Path, node: KafkaNode, cluster_id: str) -> None:
+        cmd = self._java(libs, node, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                         "-c", str(node.config_file), "--ignore-formatted")
+        if len(self.nodes) == 1:
+            cmd.append("--standalone")
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise LocalStackError(f"formatting KRaft storage for node {node.node_id} failed: {result.stdout}{result.stderr}")
+
+    def _launch(self, libs: Path, node: KafkaNode) -> None:
+        out = (node.data_dir / "stdout.log").open("ab")
+        node.process = subprocess.Popen(
+            self._java(libs, node, "kafka.Kafka", str(node.config_file)),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        )
+
+    def wait_ready(self, timeout: float = 120.0, nodes: list[KafkaNode] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        for node in nodes or self.nodes:
+            while not _log_says_started(node.log_file) or not _port_open(node.port):
+                if node.process is not None and node.process.poll() is not None:
+                    raise LocalStackError(f"Kafka node {node.node_id} exited with {node.process.returncode}; see {node.log_file}")
+                if time.monotonic() > deadline:
+                    raise LocalStackError(f"Kafka node {node.node_id} not ready after {timeout}s; see {node.log_file}")
+                time.sleep(0.2)
+
+    # --- fault injection for reliability tests --------------------------------------------------
+    def kill_node(self, index: int, sig: int = signal.SIGKILL) -> None:
+        node = self.nodes[index]
+        if node.is_running():
+            os.killpg(node.process.pid, sig)
+            node.process.wait(timeout=30)
+
+    def restart_node(self, index: int, timeout: float = 120.0) -> None:
+        node = self.nodes[index]
+        self.kill_node(index, signal.SIGTERM)
+        # A fresh "started" line is what tells readiness, so start a new log segment.
+        with contextlib.suppress(FileNotFoundError):
+            node.log_file.rename(node.log_file.with_suffix(f".{int(time.time())}.log"))
+        self._launch(kafka_libs(), node)
+        self.wait_ready(timeout, [node])
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            _stop_process(node.process)
+        if self._owns_work_dir and self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> "LocalKafka":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@dataclass
+class LocalRegistry:
+    """Apicurio Registry (in-memory storage) with its Confluent-compatible API on 127.0.0.1."""
+
+    port: int | None = None
+    work_dir: Path | None = None
+    heap: str = "512m"
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the Confluent-compatible API."""
+        return f"http://127.0.0.1:{self.port}/apis/ccompat/v7"
+
+    def start(self, timeout: float = 120.0) -> str:
+        home = registry_app()
+        self.port = self.port or free_port()
+        self.work_dir = self.work_dir or Path(tempfile.mkdtemp(prefix="handoff-registry-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.work_dir / "registry.log").open("ab")
+        self.process = subprocess.Popen(
+            [java_at_least(REGISTRY_MIN_JAVA), f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+             f"-Dquarkus.http.port={self.port}", "-Dquarkus.http.host=127.0.0.1",
+             "-Dquarkus.log.console.json=false", "-jar", str(home / "quarkus-run.jar")],
+            cwd=self.work_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise LocalStackError(f"Apicurio Registry exited with {self.process.returncode}; see {self.work_dir / 'registry.log'}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self.url
+            if time.monotonic() > deadline:
+                raise LocalStackError(f"Apicurio Registry not ready after {timeout}s; see {self.work_dir / 'registry.log'}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        _stop_process(self.process)
+
+    def __enter__(self) -> "LocalRegistry":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _kraft_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints)."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _log_says_started(log_file: Path) -> bool:
+    try:
+        return "Kafka Server started" in log_file.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m deploy.local_stack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", help="resolve the broker and registry into the cache, then exit")
+    fetch.set_defaults(fn=lambda a: (print(kafka_libs()), print(registry_app())))
+    up = sub.add_parser("up", help="run the broker (and registry) until Ctrl-C")
+    up.add_argument("--port", type=int, default=9092)
+    up.add_argument("--registry-port", type=int, default=8081)
+    up.add_argument("--brokers", type=int, default=1)
+    up.add_argument("--no-registry", action="store_true")
+    up.add_argument("--work-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.command == "fetch":
+        args.fn(args)
+        return 0
+    kafka = LocalKafka(brokers=args.brokers, port=args.port, work_dir=args.work_dir)
+    registry = None if args.no_registry else LocalRegistry(port=args.registry_port)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        print(f"kafka: {kafka.start()}", flush=True)
+        if registry:
+            print(f"registry: {registry.start()}", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        if registry:
+            registry.stop()
+        kafka.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
