@@ -1,0 +1,219 @@
+"""Avro on the wire in the Confluent format, with a Confluent-API schema registry.
+
+Wire format: magic byte 0, 4-byte big-endian schema id, Avro binary body. Schemas are registered
+under their record's full name (the registry's RecordNameStrategy), because one topic carries
+several event types of one subject in order (a page's requested/sent/acknowledged events).
+
+Registries: ``HttpSchemaRegistry`` speaks the Confluent REST API (Confluent Schema Registry, or
+Apicurio Registry under ``/apis/ccompat/v7``); ``InMemorySchemaRegistry`` serves unit tests and
+``memory://`` configurations.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import fastavro
+import httpx
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from services.core.errors import InvalidRecord, describe_validation_error
+from services.core.settings import REPO_ROOT
+
+SCHEMA_DIR = REPO_ROOT / "schemas"
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">bI")
+MAX_RECORD_BYTES = 1_000_000  # the broker's default max.message.bytes; larger is never ours
+
+
+@lru_cache(maxsize=None)
+def load_schema(stem: str) -> dict[str, Any]:
+    """The raw JSON of ``schemas/<stem>.avsc``."""
+    return json.loads((SCHEMA_DIR / f"{stem}.avsc").read_text())
+
+
+def schema_full_name(stem: str) -> str:
+    schema = load_schema(stem)
+    return f"{schema['namespace']}.{schema['name']}" if "namespace" in schema else schema["name"]
+
+
+@lru_cache(maxsize=None)
+def parsed_schema(stem: str) -> dict[str, Any]:
+    return fastavro.parse_schema(load_schema(stem))
+
+
+def schema_files() -> list[Path]:
+    return sorted(SCHEMA_DIR.glob("*.avsc"))
+
+
+class SchemaRegistry(Protocol):
+    async def register(self, subject: str, schema: str) -> int: ...
+
+    async def schema_by_id(self, schema_id: int) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class SchemaNotFound(LookupError):
+    pass
+
+
+class InMemorySchemaRegistry:
+    """A registry in process memory: ids are assigned per distinct schema text."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._schemas: dict[int, str] = {}
+        self._subjects: dict[str, list[int]] = {}
+
+    async def register(self, subject: str, schema: str) -> int:
+        canonical = json.dumps(json.loads(schema), sort_keys=True)
+        schema_id = self._ids.setdefault(canonical, len(self._ids) + 1)
+        self._schemas[schema_id] = schema
+        versions = self._subjects.setdefault(subject, [])
+        if schema_id not in versions:
+            versions.append(schema_id)
+        return schema_id
+
+    async def schema_by_id(self, schema_id: int) -> str:
+        try:
+            return self._schemas[schema_id]
+        except KeyError:
+            raise SchemaNotFound(schema_id) from None
+
+    async def close(self) -> None:
+        return None
+
+
+class HttpSchemaRegistry:
+    """Client of the Confluent Schema Registry REST API (also served by Apicurio's ccompat API)."""
+
+    CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+
+    def __init__(self, base_url: str, timeout: float = 10.0, auth: tuple[str, str] | None = None) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, auth=auth,
+                                         headers={"Content-Type": self.CONTENT_TYPE, "Accept": self.CONTENT_TYPE})
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        # The registry may still be starting, or restarting: retry connection-level failures briefly.
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(httpx.TransportError),
+                                           wait=wait_exponential(multiplier=0.2, max=3), stop=stop_after_attempt(6),
+                                           reraise=True):
+            with attempt:
+                return await self._client.request(method, url, **kwargs)
+        raise AssertionError("unreachable")
+
+    async def register(self, subject: str, schema: str) -> int:
+        resp = await self._request("POST", f"/subjects/{subject}/versions", json={"schema": schema, "schemaType": "AVRO"})
+        resp.raise_for_status()
+        return int(resp.json()["id"])
+
+    async def schema_by_id(self, schema_id: int) -> str:
+        resp = await self._request("GET", f"/schemas/ids/{schema_id}")
+        if resp.status_code == 404:
+            raise SchemaNotFound(schema_id)
+        resp.raise_for_status()
+        return resp.json()["schema"]
+
+    async def set_compatibility(self, level: str = "BACKWARD") -> None:
+        resp = await self._request("PUT", "/config", json={"compatibility": level})
+        resp.raise_for_status()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def registry_from_url(url: str) -> SchemaRegistry:
+    if url.startswith("memory://"):
+        return InMemorySchemaRegistry()
+    return HttpSchemaRegistry(url)
+
+
+def to_avro_datum(event: Any) -> dict[str, Any]:
+    """pydantic event -> the dict fastavro writes (enums as their symbols)."""
+    return event.model_dump(mode="python")
+
+
+class AvroCodec:
+    """Encodes events to Confluent-framed Avro and decodes them back, caching schema ids."""
+
+    def __init__(self, registry: SchemaRegistry, events: tuple[type, ...] | None = None) -> None:
+        from services.core.events import ALL_EVENTS
+
+        self.registry = registry
+        self._events = {cls.avro_name(): cls for cls in (events or ALL_EVENTS)}
+        self._ids: dict[type, int] = {}
+        self._writers: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    async def register_all(self) -> dict[str, int]:
+        """Register every known event schema (at start-up, so the first message pays nothing)."""
+        return {cls.avro_name(): await self.schema_id(cls) for cls in self._events.values()}
+
+    async def schema_id(self, cls: type) -> int:
+        schema_id = self._ids.get(cls)
+        if schema_id is None:
+            schema_id = await self.registry.register(cls.avro_name(), json.dumps(load_schema(cls.avro_schema)))
+            self._ids[cls] = schema_id
+        return schema_id
+
+    async def encode(self, event: Any) -> bytes:
+        schema_id = await self.schema_id(type(event))
+        buf = io.BytesIO()
+        buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+        fastavro.schemaless_writer(buf, parsed_schema(event.avro_schema), to_avro_datum(event))
+        return buf.getvalue()
+
+    async def _writer_schema(self, schema_id: int) -> tuple[str, dict[str, Any]]:
+        cached = self._writers.get(schema_id)
+        if cached is None:
+            try:
+                raw = json.loads(await self.registry.schema_by_id(schema_id))
+            except SchemaNotFound:
+                raise InvalidRecord("decode", f"schema id {schema_id} is not in the registry") from None
+            name = f"{raw['namespace']}.{raw['name']}" if "namespace" in raw else raw["name"]
+            cached = (name, fastavro.parse_schema(raw))
+            self._writers[schema_id] = cached
+        return cached
+
+    async def decode(self, data: bytes | None, expected: tuple[type, ...] | None = None) -> Any:
+        """Bytes -> event. Raises ``InvalidRecord`` with a reason when the bytes are not a valid event."""
+        if not data:
+            raise InvalidRecord("decode", "empty record value")
+        if len(data) > MAX_RECORD_BYTES:
+            raise InvalidRecord("decode", f"record of {len(data)} bytes exceeds {MAX_RECORD_BYTES}")
+        if len(data) < _HEADER.size or data[0] != MAGIC_BYTE:
+            raise InvalidRecord("decode", "not Confluent-framed Avro (magic byte 0 and a 4-byte schema id expected)")
+        _, schema_id = _HEADER.unpack_from(data)
+        writer_name, writer = await self._writer_schema(schema_id)
+        cls = self._events.get(writer_name)
+        if cls is None or (expected and cls not in expected):
+            raise InvalidRecord("decode", f"event type {writer_name} is not expected on this topic")
+        try:
+            datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), writer, parsed_schema(cls.avro_schema))
+        except Exception as exc:  # fastavro raises many types for truncated or corrupt bodies
+            raise InvalidRecord("decode", f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from None
+        try:
+            return cls.model_validate(datum)
+        except ValidationError as exc:
+            raise InvalidRecord("validation", describe_validation_error(exc)) from None
+
+
+def backward_incompatibilities(new_schema: dict[str, Any], old_schema: dict[str, Any]) -> list[str]:
+    """Why data written with ``old_schema`` could not be read with ``new_schema`` (empty: BACKWARD compatible).
+
+    Uses the Apache ``avro`` package's checker, the same rules a registry applies.
+    """
+    import avro.schema
+    from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
+
+    result = ReaderWriterCompatibilityChecker().get_compatibility(
+        reader=avro.schema.parse(json.dumps(new_schema)), writer=avro.schema.parse(json.dumps(old_schema)))
+    if result.compatibility is SchemaCompatibilityType.compatible:
+        return []
+    return [f"{'/'.join(loc) or '/'}: {msg}" for loc, msg in zip(result.locations, result.messages)] or ["incompatible"]

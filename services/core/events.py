@@ -1,0 +1,340 @@
+"""Wire events: the in-process (pydantic) form of each Avro schema in ``schemas/``.
+
+The ``.avsc`` file is the contract on the wire; each class here names its schema in
+``avro_schema`` and ``tests/unit/test_schemas.py`` proves that every event round-trips through it
+and that the two agree field by field. Events are immutable and named in the past tense.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import Enum
+from typing import ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+
+class Event(BaseModel):
+    """Base of every wire event. ``avro_schema`` is the file stem in ``schemas/``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    avro_schema: ClassVar[str]
+
+    @classmethod
+    def avro_name(cls) -> str:
+        from services.core.avro import schema_full_name
+
+        return schema_full_name(cls.avro_schema)
+
+
+class Record(BaseModel):
+    """A nested record inside an event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+# --- shared enums -------------------------------------------------------------------------------
+
+class ReferralType(str, Enum):
+    arrest_diversion = "arrest_diversion"
+    social_contact = "social_contact"
+    community = "community"
+
+
+class ReferralStatus(str, Enum):
+    """FHIR SDOH Clinical Care Task statuses ('-' written as '_')."""
+
+    requested = "requested"
+    accepted = "accepted"
+    rejected = "rejected"
+    in_progress = "in_progress"
+    on_hold = "on_hold"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+    entered_in_error = "entered_in_error"
+
+
+class StatusReason(str, Enum):
+    could_not_contact = "could_not_contact"
+    declined_by_client = "declined_by_client"
+    declined_by_provider = "declined_by_provider"
+    no_capacity = "no_capacity"
+    ineligible = "ineligible"
+    other = "other"
+
+
+class Milestone(str, Enum):
+    paged = "paged"
+    acknowledged = "acknowledged"
+    contacted = "contacted"
+    contact_attempted = "contact_attempted"
+    intake_scheduled = "intake_scheduled"
+    enrolled = "enrolled"
+    engaged = "engaged"
+    inactive = "inactive"
+
+
+class Channel(str, Enum):
+    sms = "sms"
+    email = "email"
+    webhook = "webhook"
+
+
+class DeliveryOutcome(str, Enum):
+    delivered = "delivered"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class AcknowledgedVia(str, Enum):
+    link = "link"
+    sms_reply = "sms_reply"
+    console = "console"
+    api = "api"
+
+
+class RecipientRole(str, Enum):
+    primary = "primary"
+    backup = "backup"
+    coordinator = "coordinator"
+    local_authority = "local_authority"
+
+
+# --- nested records -----------------------------------------------------------------------------
+
+class Officer(Record):
+    name: str = Field(min_length=1, max_length=200)
+    badge_number: str | None = Field(None, max_length=50)
+    callback_phone: str = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()\-.]{3,32}$")
+
+    _blank = field_validator("name")(_not_blank)
+
+
+class ReferredPerson(Record):
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: date | None = None
+    description: str | None = Field(None, max_length=1000)
+
+    _blank = field_validator("first_name", "last_name")(_not_blank)
+
+
+class Location(Record):
+    description: str = Field(min_length=1, max_length=500)
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+
+
+class Child(Record):
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: date
+    grade: str | None = Field(None, max_length=20)
+
+    _blank = field_validator("first_name", "last_name")(_not_blank)
+
+
+class IncidentDetails(Record):
+    incident_type: str | None = None
+    address: str | None = None
+    narrative: str | None = None
+    other_people: list[str] = Field(default_factory=list)
+    officer_name: str | None = None
+
+
+class Header(Record):
+    key: str
+    value: bytes | None
+
+
+_ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+
+
+# --- CAD (inbound) ------------------------------------------------------------------------------
+
+class CadReferralMade(Event):
+    avro_schema: ClassVar[str] = "cad_referral_made"
+    cad_event_id: str = _ID
+    agency_id: str = _ID
+    site_id: str = _ID
+    referral_type: ReferralType
+    occurred_at: AwareDatetime
+    officer: Officer
+    person: ReferredPerson
+    location: Location
+    submitted_by: str | None = Field(None, max_length=128)
+
+
+class CadChildEncountered(Event):
+    avro_schema: ClassVar[str] = "cad_child_encountered"
+    cad_event_id: str = _ID
+    agency_id: str = _ID
+    incident_id: str = Field(min_length=1, max_length=128)
+    encountered_at: AwareDatetime
+    child: Child
+    school_id: str | None = Field(None, max_length=128)
+    school_name_hint: str | None = Field(None, max_length=200)
+    home_educated: bool = False
+    incident: IncidentDetails | None = None
+
+
+# --- LEAD ---------------------------------------------------------------------------------------
+
+class ReferralCreated(Event):
+    avro_schema: ClassVar[str] = "referral_created"
+    referral_id: str
+    cad_event_id: str
+    agency_id: str
+    site_id: str
+    referral_type: ReferralType
+    referred_at: AwareDatetime
+    created_at: AwareDatetime
+    intake_due_at: AwareDatetime
+    officer: Officer
+    person: ReferredPerson
+    location: Location
+
+
+class ReferralStatusChanged(Event):
+    avro_schema: ClassVar[str] = "referral_status_changed"
+    referral_id: str
+    site_id: str
+    status: ReferralStatus
+    previous_status: ReferralStatus | None = None
+    reason: StatusReason | None = None
+    changed_at: AwareDatetime
+    changed_by: str | None = None
+
+
+class EngagementRecorded(Event):
+    avro_schema: ClassVar[str] = "engagement_recorded"
+    engagement_id: str
+    referral_id: str
+    site_id: str
+    milestone: Milestone
+    reason: StatusReason | None = None
+    occurred_at: AwareDatetime
+    recorded_at: AwareDatetime
+    recorded_by: str
+
+
+# --- paging -------------------------------------------------------------------------------------
+
+class PageRequested(Event):
+    avro_schema: ClassVar[str] = "page_requested"
+    page_id: str
+    dedup_key: str = Field(min_length=1)
+    referral_id: str
+    site_id: str
+    referral_type: ReferralType
+    officer_name: str
+    officer_callback_phone: str
+    location_description: str
+    person_description: str | None = None
+    requested_at: AwareDatetime
+
+
+class PageSent(Event):
+    avro_schema: ClassVar[str] = "page_sent"
+    page_id: str
+    attempt_id: str
+    step_index: int
+    loop: int
+    target_id: str
+    channel: Channel
+    outcome: DeliveryOutcome
+    attempt: int
+    error: str | None = None
+    sent_at: AwareDatetime
+
+
+class PageAcknowledged(Event):
+    avro_schema: ClassVar[str] = "page_acknowledged"
+    page_id: str
+    referral_id: str
+    acknowledged_by: str
+    via: AcknowledgedVia
+    acknowledged_at: AwareDatetime
+
+
+class PageEscalated(Event):
+    avro_schema: ClassVar[str] = "page_escalated"
+    page_id: str
+    referral_id: str
+    from_step: int
+    to_step: int
+    loop: int
+    escalated_at: AwareDatetime
+
+
+# --- Handle With Care ---------------------------------------------------------------------------
+
+class HwcNoticeRequested(Event):
+    avro_schema: ClassVar[str] = "hwc_notice_requested"
+    notice_id: str
+    child: Child
+    school_id: str
+    due_at: AwareDatetime
+    requested_at: AwareDatetime
+    sending_agency: str | None = None
+
+
+class HwcNoticeDelivered(Event):
+    avro_schema: ClassVar[str] = "hwc_notice_delivered"
+    notice_id: str
+    attempt_id: str
+    recipient_role: RecipientRole
+    contact_id: str
+    channel: Channel
+    outcome: DeliveryOutcome
+    attempt: int
+    error: str | None = None
+    delivered_at: AwareDatetime
+
+
+class HwcNoticeAcknowledged(Event):
+    avro_schema: ClassVar[str] = "hwc_notice_acknowledged"
+    notice_id: str
+    contact_id: str
+    via: AcknowledgedVia
+    acknowledged_at: AwareDatetime
+
+
+class HwcNoticeEscalated(Event):
+    avro_schema: ClassVar[str] = "hwc_notice_escalated"
+    notice_id: str
+    to_role: RecipientRole
+    escalated_at: AwareDatetime
+    overdue: bool = False
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+class DeadLetterRecorded(Event):
+    avro_schema: ClassVar[str] = "dead_letter_recorded"
+    original_topic: str
+    partition: int
+    offset: int
+    original_key: bytes | None = None
+    original_value: bytes | None
+    original_headers: list[Header] = Field(default_factory=list)
+    error_type: str
+    error: str
+    service: str
+    correlation_id: str | None = None
+    failed_at: AwareDatetime
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded,
+    PageRequested, PageSent, PageAcknowledged, PageEscalated,
+    HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated,
+    DeadLetterRecorded,
+)

@@ -1,0 +1,154 @@
+"""Kafka adapters: client options, explicit topic creation, and event publishers.
+
+``Publisher`` is the one way code outside Faust agents puts an event on a topic: it encodes with
+the Avro codec, keys the record, and copies the current correlation id into the headers.
+``InMemoryPublisher`` records instead of sending, for unit tests of entrypoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from services.core.avro import AvroCodec
+from services.core.logs import CORRELATION_HEADER, current_correlation_id, get_logger
+from services.core.settings import Settings
+from services.core.topics import ALL_TOPICS, TopicSpec
+
+log = get_logger(__name__)
+
+
+class TopicMismatch(RuntimeError):
+    pass
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection options shared by every aiokafka client (TLS and SASL from settings)."""
+    opts: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers,
+                            "security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+        if settings.kafka_ssl_certfile:
+            ctx.load_cert_chain(str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+        opts["ssl_context"] = ctx
+    if settings.kafka_security_protocol.startswith("SASL"):
+        opts["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        opts["sasl_plain_username"] = settings.kafka_sasl_username
+        opts["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+    return opts
+
+
+async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
+    """Create missing topics with their partition counts and configs; refuse a partition mismatch.
+
+    Returns the names of the topics it created.
+    """
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(spec.qualified(settings.topic_prefix), spec.partitions or settings.topic_partitions,
+                     settings.topic_replication_factor, topic_configs=dict(spec.config))
+            for spec in specs if spec.qualified(settings.topic_prefix) not in existing
+        ]
+        if wanted:
+            try:
+                response = await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                response = None  # another process created them first
+            for name, code, *rest in getattr(response, "topic_errors", []):
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise TopicMismatch(f"creating topic {name} failed: error {code} {rest[-1] if rest else ''}")
+        counts = await _partition_counts(admin, [s.qualified(settings.topic_prefix) for s in specs])
+        for spec in specs:
+            expected = spec.partitions or settings.topic_partitions
+            name = spec.qualified(settings.topic_prefix)
+            if counts[name] != expected:
+                raise TopicMismatch(f"topic {name} has {counts[name]} partitions; settings say {expected}")
+        created = [t.name for t in wanted]
+        if created:
+            log.info("topics_created", topics=created)
+        return created
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> dict[str, int]:
+    """Partition count per topic, waiting out the moment after creation when metadata is not yet complete."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0 and t["partitions"]}
+        if len(counts) == len(names) or asyncio.get_running_loop().time() > deadline:
+            missing = set(names) - set(counts)
+            if missing:
+                raise TopicMismatch(f"topics not available after {timeout}s: {sorted(missing)}")
+            return counts
+        await asyncio.sleep(0.1)
+
+
+def correlation_headers(extra: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:
+    headers = list(extra or [])
+    cid = current_correlation_id()
+    if cid and not any(k == CORRELATION_HEADER for k, _ in headers):
+        headers.append((CORRELATION_HEADER, cid.encode()))
+    return headers
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: TopicSpec, key: str, event: Any) -> None: ...
+
+
+class KafkaPublisher:
+    """Publishes events with an idempotent, acks=all aiokafka producer."""
+
+    def __init__(self, settings: Settings, codec: AvroCodec, **producer_options: Any) -> None:
+        self.codec = codec
+        self.prefix = settings.topic_prefix
+        options = {"acks": "all", "enable_idempotence": True, "linger_ms": 2, "request_timeout_ms": 15000,
+                   **client_options(settings), **producer_options}
+        self.producer = AIOKafkaProducer(**options)
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
+        value = await self.codec.encode(event)
+        await self.producer.send_and_wait(topic.qualified(self.prefix), value=value, key=key.encode(),
+                                          headers=correlation_headers())
+
+    async def send_raw(self, topic: TopicSpec, value: bytes | None, key: bytes | None = None,
+                       headers: list[tuple[str, bytes]] | None = None) -> None:
+        await self.producer.send_and_wait(topic.qualified(self.prefix), value=value, key=key,
+                                          headers=correlation_headers(headers))
+
+
+@dataclass
+class PublishedRecord:
+    topic: str
+    key: str
+    event: Any
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class InMemoryPublisher:
+    """Keeps what would have been published; the same interface as ``KafkaPublisher``."""
+
+    def __init__(self) -> None:
+        self.records: list[PublishedRecord] = []
+
+    async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
+        self.records.append(PublishedRecord(topic.name, key, event, correlation_headers()))
+
+    def events(self, cls: type | None = None) -> list[Any]:
+        return [r.event for r in self.records if cls is None or isinstance(r.event, cls)]

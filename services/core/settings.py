@@ -1,0 +1,80 @@
+"""Typed settings: environment variables (``HANDOFF_*``) over a TOML file over defaults.
+
+The file is ``$HANDOFF_CONFIG`` (default ``handoff.toml`` in the working directory, if present).
+Secrets (SASL password, link-signing key) come from the environment or from ``*_FILE`` paths
+outside the repo, never from code.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HANDOFF_", extra="ignore", frozen=True)
+
+    # --- Kafka ---------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", validation_alias=AliasChoices("HANDOFF_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"))
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._\-]*$", description="prepended to every topic name")
+    topic_partitions: int = Field(4, ge=1)
+    topic_replication_factor: int = Field(1, ge=1)
+
+    # --- Schema registry: a Confluent-API URL, or memory:// for an in-process one --------------
+    schema_registry_url: str = Field(
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+        validation_alias=AliasChoices("HANDOFF_SCHEMA_REGISTRY_URL", "SCHEMA_REGISTRY_URL", "schema_registry_url"))
+
+    # --- Processing ----------------------------------------------------------------------------
+    data_dir: Path = Path("var")
+    processing_retries: int = Field(3, ge=0, description="retries of an unexpected handler failure before dead-lettering")
+    processing_retry_base_seconds: float = Field(0.2, gt=0)
+
+    # --- Logging -------------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    intake_http_port: int = 8080
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    # --- Secrets -------------------------------------------------------------------------------
+    link_signing_key: SecretStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: dict) -> dict:
+        # HANDOFF_X_FILE=/run/secrets/x reads secret X from a file (Docker/Kubernetes secrets).
+        for name in ("kafka_sasl_password", "link_signing_key"):
+            path = os.environ.get(f"HANDOFF_{name.upper()}_FILE")
+            if path and not data.get(name):
+                data[name] = Path(path).read_text().strip()
+        return data
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("HANDOFF_CONFIG", "handoff.toml"))
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,177 @@
+"""Stream processing: the Faust app factory and the one way every service consumes a topic.
+
+Faust acks a message whose agent raised, which would drop it silently. Here agents never raise:
+``RecordProcessor`` decodes each record, runs the handler with bounded retries, and sends what
+cannot be processed to the dead-letter topic with the reason and the original bytes. If even the
+dead-letter topic cannot be written, it keeps trying (holding the partition) rather than move on:
+nothing valid is lost and nothing invalid disappears.
+
+``RecordProcessor`` knows nothing of Faust, so unit tests drive it with plain ``RawRecord``s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
+
+from services.core.avro import AvroCodec
+from services.core.errors import InvalidRecord
+from services.core.events import DeadLetterRecorded, Header
+from services.core.kafka import Publisher, client_options, correlation_headers
+from services.core.logs import correlation_from_headers, correlation_scope, get_logger
+from services.core.settings import Settings
+from services.core.topics import DEAD_LETTER, TopicSpec
+
+log = get_logger(__name__)
+
+Handler = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record as it came off the broker, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class DeadLetterSink:
+    """Writes ``DeadLetterRecorded`` events; retries until the write succeeds."""
+
+    def __init__(self, publisher: Publisher, service: str, max_wait_seconds: float = 30.0) -> None:
+        self.publisher = publisher
+        self.service = service
+        self.max_wait_seconds = max_wait_seconds
+        self.count = 0
+
+    async def record(self, raw: RawRecord, error_type: str, reason: str, correlation_id: str | None) -> None:
+        event = DeadLetterRecorded(
+            original_topic=raw.topic, partition=raw.partition, offset=raw.offset, original_key=raw.key,
+            original_value=raw.value, original_headers=[Header(key=k, value=v) for k, v in raw.headers],
+            error_type=error_type, error=reason, service=self.service, correlation_id=correlation_id,
+            failed_at=datetime.now(UTC))
+        key = (raw.key or f"{raw.topic}:{raw.partition}:{raw.offset}".encode()).decode("utf-8", "replace")
+        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=self.max_wait_seconds),
+                                           stop=stop_never, reraise=True,
+                                           before_sleep=lambda s: log.warning("dead_letter_write_retry", attempt=s.attempt_number)):
+            with attempt:
+                await self.publisher.publish(DEAD_LETTER, key, event)
+        self.count += 1
+        log.warning("record_dead_lettered", topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                    error_type=error_type, reason=reason)
+
+
+class RecordProcessor:
+    """Decode -> handle (with retries) -> or dead-letter. Never raises for a bad record."""
+
+    def __init__(self, codec: AvroCodec, dead_letters: DeadLetterSink, *, retries: int = 3,
+                 retry_base_seconds: float = 0.2) -> None:
+        self.codec = codec
+        self.dead_letters = dead_letters
+        self.retries = retries
+        self.retry_base_seconds = retry_base_seconds
+        self.processed = 0
+
+    async def process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None = None) -> bool:
+        """Returns True when the handler ran to completion, False when the record was dead-lettered."""
+        with correlation_scope(correlation_from_headers(raw.headers)) as cid:
+            try:
+                event = await self.codec.decode(raw.value, expected)
+                async for attempt in AsyncRetrying(
+                        retry=retry_if_not_exception_type(InvalidRecord), stop=stop_after_attempt(self.retries + 1),
+                        wait=wait_exponential(multiplier=self.retry_base_seconds, max=10), reraise=True,
+                        before_sleep=lambda s: log.warning("handler_retry", attempt=s.attempt_number,
+                                                           error_type=type(s.outcome.exception()).__name__)):
+                    with attempt:
+                        await handler(event)
+            except InvalidRecord as exc:
+                await self.dead_letters.record(raw, exc.error_type, exc.reason, cid)
+                return False
+            except Exception as exc:
+                # Exception text may quote data; the dead letter gets the type, the log the traceback.
+                log.exception("handler_failed", topic=raw.topic, partition=raw.partition, offset=raw.offset)
+                await self.dead_letters.record(raw, "processing",
+                                               f"{type(exc).__name__} after {self.retries + 1} attempts", cid)
+                return False
+            self.processed += 1
+            return True
+
+
+class FaustPublisher:
+    """Publishes from inside a Faust worker through the app's own producer (acks=all)."""
+
+    def __init__(self, app: faust.App, codec: AvroCodec, prefix: str = "") -> None:
+        self.app = app
+        self.codec = codec
+        self.prefix = prefix
+
+    async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
+        value = await self.codec.encode(event)
+        await self.app.producer.send_and_wait(topic.qualified(self.prefix), key.encode(), value, None, None,
+                                              correlation_headers())
+
+
+def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:
+    """A Faust app with Handoff's conventions: raw bytes in (our codec decodes), memory store whose
+    tables recover from their changelog topics, acks=all, earliest offsets.
+
+    Faust declares only its own internal topics (changelogs, leader); ours are ``internal=False``
+    and created by ``ensure_topics`` with their partition counts."""
+    opts = client_options(settings)
+    credentials = None
+    if "ssl_context" in opts and not settings.kafka_security_protocol.startswith("SASL"):
+        credentials = faust.SSLCredentials(opts["ssl_context"])
+    elif settings.kafka_security_protocol.startswith("SASL"):
+        credentials = faust.SASLCredentials(username=opts["sasl_plain_username"], password=opts["sasl_plain_password"],
+                                            mechanism=opts["sasl_mechanism"], ssl_context=opts.get("ssl_context"))
+    config: dict[str, Any] = dict(
+        broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=credentials,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        datadir=str(settings.data_dir / service),
+        web_enabled=False,
+        broker_commit_interval=1.0,
+    )
+    config.update(overrides)
+    (settings.data_dir / service).mkdir(parents=True, exist_ok=True)
+    return faust.App(f"{settings.topic_prefix}handoff-{service}", **config)
+
+
+def raw_topic(app: faust.App, spec: TopicSpec, settings: Settings) -> faust.TopicT:
+    return app.topic(spec.qualified(settings.topic_prefix), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                     partitions=spec.partitions or settings.topic_partitions, internal=False)
+
+
+def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: RecordProcessor, handler: Handler,
+            expected: tuple[type, ...] | None = None, name: str | None = None) -> Any:
+    """Register an agent that feeds every record of ``spec`` through ``processor`` to ``handler``."""
+
+    async def agent(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            await processor.process(RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                                              _header_list(msg.headers)), handler, expected)
+
+    return app.agent(raw_topic(app, spec, settings), name=name or f"consume-{spec.name}")(agent)
+
+
+def _header_list(headers: Any) -> list[tuple[str, bytes]]:
+    if not headers:
+        return []
+    items = headers.items() if hasattr(headers, "items") else headers
+    return [(k, v) for k, v in items]

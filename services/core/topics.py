@@ -1,0 +1,54 @@
+"""Every Kafka topic Handoff uses: the single source of truth for names, partitions and configs.
+
+Topics are created explicitly (``handoff topics create``, the test fixtures, the local stack):
+auto-created topics get the broker's partition count and Faust then fails with
+PartitionsMismatch. Events of one subject (a referral, a page, a notice) share a topic and a key
+so that they stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    doc: str
+    partitions: int | None = None  # None: settings.topic_partitions
+    config: dict[str, str] = field(default_factory=dict)
+
+    def qualified(self, prefix: str = "") -> str:
+        """The name on the broker: ``prefix`` isolates an environment (or a test) on a shared cluster."""
+        return f"{prefix}{self.name}"
+
+
+CAD_REFERRALS = TopicSpec(
+    "handoff.cad.referrals", "CadReferralMade from CAD integrations and the HTTP intake; key: cad_event_id.",
+    config={"retention.ms": str(30 * DAY_MS)})
+CAD_CHILD_ENCOUNTERS = TopicSpec(
+    "handoff.cad.child-encounters", "CadChildEncountered (holds incident details: short retention); key: cad_event_id.",
+    config={"retention.ms": str(7 * DAY_MS)})
+REFERRALS = TopicSpec(
+    "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded; key: referral_id.",
+    config={"retention.ms": str(400 * DAY_MS)})
+PAGES = TopicSpec(
+    "handoff.paging.pages", "PageRequested, PageSent, PageAcknowledged, PageEscalated; key: page_id.",
+    config={"retention.ms": str(400 * DAY_MS)})
+HWC_NOTICES = TopicSpec(
+    "handoff.hwc.notices", "HwcNotice* events (child data: shorter retention); key: notice_id.",
+    config={"retention.ms": str(90 * DAY_MS)})
+DEAD_LETTER = TopicSpec(
+    "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes.",
+    partitions=1, config={"retention.ms": str(30 * DAY_MS)})
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, DEAD_LETTER)
+
+
+def by_name(name: str, prefix: str = "") -> TopicSpec:
+    for spec in ALL_TOPICS:
+        if spec.qualified(prefix) == name or spec.name == name:
+            return spec
+    raise KeyError(f"unknown topic {name!r}")

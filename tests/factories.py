@@ -1,0 +1,78 @@
+"""Sample events for tests. Personal values are distinctive so leak tests can search for them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from services.core import events as ev
+
+NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
+
+
+def officer() -> ev.Officer:
+    return ev.Officer(name="Officer Quentin Marlowe", badge_number="B-4471", callback_phone="+15055550143")
+
+
+def person() -> ev.ReferredPerson:
+    return ev.ReferredPerson(first_name="Zebulon", last_name="Featherstonehaugh", date_of_birth=date(1987, 3, 14),
+                             description="red parka, grey backpack, with a small dog")
+
+
+def location() -> ev.Location:
+    return ev.Location(description="bus shelter at 4th St and Gold Ave SW", latitude=35.0831, longitude=-106.6511)
+
+
+def child() -> ev.Child:
+    return ev.Child(first_name="Philippa", last_name="Quackenbush", date_of_birth=date(2016, 9, 2), grade="4")
+
+
+def cad_referral(cad_event_id: str = "cad-1001", site_id: str = "abq", **kw) -> ev.CadReferralMade:
+    return ev.CadReferralMade(cad_event_id=cad_event_id, agency_id=kw.pop("agency_id", "apd"), site_id=site_id,
+                              referral_type=kw.pop("referral_type", ev.ReferralType.arrest_diversion),
+                              occurred_at=kw.pop("occurred_at", NOW), officer=officer(), person=person(),
+                              location=location(), **kw)
+
+
+def cad_child(cad_event_id: str = "cad-2001", **kw) -> ev.CadChildEncountered:
+    return ev.CadChildEncountered(
+        cad_event_id=cad_event_id, agency_id="apd", incident_id=kw.pop("incident_id", "INC-77"),
+        encountered_at=kw.pop("encountered_at", NOW), child=kw.pop("child", child()),
+        school_id=kw.pop("school_id", "lincoln-es"),
+        incident=ev.IncidentDetails(incident_type="DOMESTIC DISTURBANCE WITH WEAPON", address="1313 Mockingbird Lane",
+                                    narrative="Officers observed broken glass and a shouting adult",
+                                    other_people=["Mortimer Quackenbush"], officer_name="Officer Quentin Marlowe"),
+        **kw)
+
+
+def one_of_each() -> list[ev.Event]:
+    """A valid instance of every wire event."""
+    return [
+        cad_referral(),
+        cad_child(),
+        ev.ReferralCreated(referral_id="r-1", cad_event_id="cad-1001", agency_id="apd", site_id="abq",
+                           referral_type=ev.ReferralType.social_contact, referred_at=NOW, created_at=NOW,
+                           intake_due_at=NOW, officer=officer(), person=person(), location=location()),
+        ev.ReferralStatusChanged(referral_id="r-1", site_id="abq", status=ev.ReferralStatus.in_progress,
+                                 previous_status=ev.ReferralStatus.accepted, reason=ev.StatusReason.other,
+                                 changed_at=NOW, changed_by="cm-7"),
+        ev.EngagementRecorded(engagement_id="e-1", referral_id="r-1", site_id="abq", milestone=ev.Milestone.contacted,
+                              occurred_at=NOW, recorded_at=NOW, recorded_by="cm-7"),
+        ev.PageRequested(page_id="p-1", dedup_key="r-1", referral_id="r-1", site_id="abq",
+                         referral_type=ev.ReferralType.community, officer_name="Officer Quentin Marlowe",
+                         officer_callback_phone="+15055550143", location_description="bus shelter",
+                         person_description="red parka", requested_at=NOW),
+        ev.PageSent(page_id="p-1", attempt_id="p-1/0/0/cm-7/sms", step_index=0, loop=0, target_id="cm-7",
+                    channel=ev.Channel.sms, outcome=ev.DeliveryOutcome.failed, attempt=2, error="HTTP 503", sent_at=NOW),
+        ev.PageAcknowledged(page_id="p-1", referral_id="r-1", acknowledged_by="cm-7", via=ev.AcknowledgedVia.link,
+                            acknowledged_at=NOW),
+        ev.PageEscalated(page_id="p-1", referral_id="r-1", from_step=0, to_step=1, loop=0, escalated_at=NOW),
+        ev.HwcNoticeRequested(notice_id="n-1", child=child(), school_id="lincoln-es", due_at=NOW, requested_at=NOW),
+        ev.HwcNoticeDelivered(notice_id="n-1", attempt_id="n-1/primary/c-1/email", recipient_role=ev.RecipientRole.primary,
+                              contact_id="c-1", channel=ev.Channel.email, outcome=ev.DeliveryOutcome.delivered,
+                              attempt=1, delivered_at=NOW),
+        ev.HwcNoticeAcknowledged(notice_id="n-1", contact_id="c-1", via=ev.AcknowledgedVia.link, acknowledged_at=NOW),
+        ev.HwcNoticeEscalated(notice_id="n-1", to_role=ev.RecipientRole.backup, escalated_at=NOW),
+        ev.DeadLetterRecorded(original_topic="handoff.cad.referrals", partition=1, offset=42, original_key=b"k",
+                              original_value=b"\x00\x01garbage", original_headers=[ev.Header(key="correlation_id", value=b"c")],
+                              error_type="decode", error="not Avro", service="referral-intake", failed_at=NOW),
+    ]

@@ -1,0 +1,109 @@
+"""Nothing is dropped: every record is handled or dead-lettered with its reason and original bytes."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.core.avro import AvroCodec, InMemorySchemaRegistry
+from services.core.errors import Rejected
+from services.core.events import CadReferralMade, DeadLetterRecorded
+from services.core.kafka import InMemoryPublisher
+from services.core.logs import CORRELATION_HEADER
+from services.core.streams import DeadLetterSink, RawRecord, RecordProcessor
+from tests.factories import cad_referral
+
+
+@pytest.fixture
+def publisher() -> InMemoryPublisher:
+    return InMemoryPublisher()
+
+
+@pytest.fixture
+def processor(publisher) -> RecordProcessor:
+    return RecordProcessor(AvroCodec(InMemorySchemaRegistry()), DeadLetterSink(publisher, "unit"), retries=2,
+                           retry_base_seconds=0.001)
+
+
+def raw(value: bytes | None, offset: int = 7, headers=None) -> RawRecord:
+    return RawRecord("handoff.cad.referrals", 0, offset, b"k", value, headers or [])
+
+
+async def test_valid_record_reaches_handler_with_its_correlation_id(processor, publisher) -> None:
+    from services.core.logs import current_correlation_id
+
+    seen = []
+
+    async def handler(event):
+        seen.append((event, current_correlation_id()))
+
+    data = await processor.codec.encode(cad_referral())
+    assert await processor.process(raw(data, headers=[(CORRELATION_HEADER, b"c-9")]), handler) is True
+    assert seen == [(cad_referral(), "c-9")]
+    assert publisher.records == []
+
+
+async def test_malformed_bytes_are_dead_lettered_with_original_bytes(processor, publisher) -> None:
+    async def handler(event):
+        raise AssertionError("must not be called")
+
+    assert await processor.process(raw(b"\xde\xad\xbe\xef", offset=11), handler) is False
+    [dead] = publisher.events(DeadLetterRecorded)
+    assert dead.original_value == b"\xde\xad\xbe\xef"
+    assert (dead.original_topic, dead.partition, dead.offset) == ("handoff.cad.referrals", 0, 11)
+    assert dead.error_type == "decode" and "magic byte" in dead.error
+    assert dead.service == "unit"
+
+
+async def test_transient_failure_is_retried_then_succeeds(processor, publisher) -> None:
+    calls = []
+
+    async def flaky(event):
+        calls.append(event)
+        if len(calls) < 2:
+            raise ConnectionError("receiver briefly down")
+
+    assert await processor.process(raw(await processor.codec.encode(cad_referral())), flaky) is True
+    assert len(calls) == 2
+    assert publisher.records == []
+
+
+async def test_persistent_failure_is_dead_lettered_after_retries(processor, publisher) -> None:
+    calls = []
+
+    async def broken(event):
+        calls.append(event)
+        raise RuntimeError("Zebulon Featherstonehaugh broke it")  # a message that quotes personal data
+
+    assert await processor.process(raw(await processor.codec.encode(cad_referral())), broken) is False
+    assert len(calls) == 3
+    [dead] = publisher.events(DeadLetterRecorded)
+    assert dead.error_type == "processing"
+    assert dead.error == "RuntimeError after 3 attempts"
+
+
+async def test_domain_rejection_is_dead_lettered_without_retries(processor, publisher) -> None:
+    calls = []
+
+    async def refuse(event: CadReferralMade):
+        calls.append(event)
+        raise Rejected("site_id: site 'abq' does not accept community referrals")
+
+    assert await processor.process(raw(await processor.codec.encode(cad_referral())), refuse) is False
+    assert len(calls) == 1
+    [dead] = publisher.events(DeadLetterRecorded)
+    assert dead.error_type == "rejected" and "site_id" in dead.error
+
+
+async def test_dead_letter_write_is_retried_until_it_succeeds(processor, publisher) -> None:
+    failures = [ConnectionError("broker down"), ConnectionError("broker down")]
+    real_publish = publisher.publish
+
+    async def flaky_publish(topic, key, event):
+        if failures:
+            raise failures.pop()
+        await real_publish(topic, key, event)
+
+    publisher.publish = flaky_publish
+    processor.dead_letters.max_wait_seconds = 0.01
+    assert await processor.process(raw(b"junk"), lambda e: None) is False
+    assert len(publisher.events(DeadLetterRecorded)) == 1
