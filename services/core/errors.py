@@ -24,8 +24,10 @@ class InvalidRecord(Exception):
 class Rejected(InvalidRecord):
     """Well-formed, but the domain refuses it (e.g. a site that does not accept this referral type)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("rejected", reason)
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__("rejected", f"{field}: {reason}")
+        self.field = field
+        self.detail = reason
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:

@@ -272,6 +272,7 @@ class PageEscalated(Event):
     to_step: int
     loop: int
     escalated_at: AwareDatetime
+    exhausted: bool = False
 
 
 # --- Handle With Care ---------------------------------------------------------------------------

@@ -52,16 +52,40 @@ class Settings(BaseSettings):
     # --- HTTP ----------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     intake_http_port: int = 8080
-    public_base_url: str = "http://127.0.0.1:8080"
+    notifier_http_port: int = 8081
+    hwc_http_port: int = 8082
+    public_base_url: str = "http://127.0.0.1:8081"  # where acknowledgement links point (the notifier API)
+
+    # --- Reference data (agencies, sites, case managers, schools) ---------------------------
+    reference_dir: Path = REPO_ROOT / "config" / "local"
+
+    # --- Channels ------------------------------------------------------------------------------
+    # SMS: a Twilio-shaped REST API (POST {base}/2010-04-01/Accounts/{sid}/Messages.json).
+    sms_api_base_url: str = "http://127.0.0.1:8025"
+    sms_account_sid: str = "AC-local"
+    sms_auth_token: SecretStr = SecretStr("")
+    sms_from_number: str = "+15055550000"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8026
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "handoff@localhost"
+    smtp_require_tls: bool = False  # STARTTLS is used whenever the server offers it; this refuses servers that don't
+    webhook_signing_secret: SecretStr = SecretStr("")
+    delivery_attempts: int = Field(3, ge=1, le=10)
+    delivery_backoff_seconds: float = Field(0.5, gt=0)
+    delivery_timeout_seconds: float = Field(10.0, gt=0)
 
     # --- Secrets -------------------------------------------------------------------------------
     link_signing_key: SecretStr | None = None
+    ack_link_ttl_minutes: int = Field(24 * 60, ge=1)
+    escalation_tick_seconds: float = Field(1.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
     def _secrets_from_files(cls, data: dict) -> dict:
         # HANDOFF_X_FILE=/run/secrets/x reads secret X from a file (Docker/Kubernetes secrets).
-        for name in ("kafka_sasl_password", "link_signing_key"):
+        for name in ("kafka_sasl_password", "link_signing_key", "sms_auth_token", "smtp_password", "webhook_signing_secret"):
             path = os.environ.get(f"HANDOFF_{name.upper()}_FILE")
             if path and not data.get(name):
                 data[name] = Path(path).read_text().strip()

@@ -86,7 +86,7 @@ async def test_domain_rejection_is_dead_lettered_without_retries(processor, publ
 
     async def refuse(event: CadReferralMade):
         calls.append(event)
-        raise Rejected("site_id: site 'abq' does not accept community referrals")
+        raise Rejected("site_id", "site 'abq' does not accept community referrals")
 
     assert await processor.process(raw(await processor.codec.encode(cad_referral())), refuse) is False
     assert len(calls) == 1

@@ -1,0 +1,189 @@
+"""Reference data: agencies, LEAD sites with their schedules and policies, case managers, schools.
+
+Loaded from a directory of TOML files (``config/local`` is the embedded default):
+
+- ``agencies.toml``: each agency's sites and the SHA-256 of its API token (never the token).
+- ``sites.toml``: each LEAD site's accepted referral routes, intake deadline, on-call rotation,
+  overrides and escalation policy.
+- ``case_managers.toml``: who can be paged and on which channels.
+- ``schools.toml`` plus ``calendars/*.ics``: schools and day cares for Handle With Care.
+
+Validation errors name the file and the field. Personal contact details live here, so these
+files belong outside the repo in production (``HANDOFF_REFERENCE_DIR``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import tomllib
+from datetime import datetime, time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from services.core.errors import describe_validation_error
+from services.core.events import Channel, ReferralType
+
+
+class ReferenceDataError(ValueError):
+    pass
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+class Agency(_Model):
+    agency_id: str
+    name: str
+    sites: frozenset[str]
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    def token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self.token_sha256)
+
+
+class CaseManager(_Model):
+    case_manager_id: str
+    display_name: str
+    phone: str | None = None
+    email: str | None = None
+    webhook_url: str | None = None
+    channels: tuple[Channel, ...] = (Channel.sms,)
+    max_caseload: int = Field(25, ge=1, le=25)  # domain brief: never over 25
+
+    @model_validator(mode="after")
+    def _channels_have_addresses(self) -> "CaseManager":
+        needs = {Channel.sms: self.phone, Channel.email: self.email, Channel.webhook: self.webhook_url}
+        missing = [c.value for c in self.channels if not needs[c]]
+        if missing:
+            raise ValueError(f"channels {missing} have no address")
+        return self
+
+
+class Override(_Model):
+    """A case manager covers the rotation between ``start`` and ``end`` (site-local wall time)."""
+
+    start: datetime
+    end: datetime
+    case_manager_id: str
+
+
+class OnCallRotation(_Model):
+    members: tuple[str, ...] = Field(min_length=1)
+    starts_on: datetime  # site-local wall time of the first handoff; its time of day is the daily handoff time
+    shift_hours: int = Field(24, ge=1)
+    overrides: tuple[Override, ...] = ()
+
+
+class EscalationStepConfig(_Model):
+    targets: tuple[str, ...] = Field(min_length=1, description="'on_call' or case manager ids")
+    escalate_after_minutes: float = Field(gt=0, description="time to acknowledge before the next step")
+
+
+class EscalationPolicyConfig(_Model):
+    steps: tuple[EscalationStepConfig, ...] = Field(min_length=1)
+    loops: int = Field(1, ge=1, le=10, description="how many times the whole policy runs")
+
+
+class Site(_Model):
+    site_id: str
+    name: str
+    timezone: str
+    accepted_referral_types: frozenset[ReferralType]
+    intake_deadline_days: int = Field(ge=1, le=90)
+    no_contact_flag_days: int = Field(7, ge=1, le=90)
+    on_call: OnCallRotation
+    escalation: EscalationPolicyConfig
+    program_manager_ids: tuple[str, ...] = ()
+
+    _tz = field_validator("timezone")(_zone)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class School(_Model):
+    school_id: str
+    name: str
+    district_id: str
+    kind: Literal["school", "day_care", "local_authority"] = "school"
+    timezone: str
+    day_starts_at: time
+    calendar: str | None = Field(None, description="file in calendars/ (RFC 5545)")
+    school_days: tuple[int, ...] = Field((0, 1, 2, 3, 4), description="ISO weekdays 0=Mon; day cares may open more")
+
+    _tz = field_validator("timezone")(_zone)
+
+
+class ReferenceData(_Model):
+    agencies: dict[str, Agency] = {}
+    sites: dict[str, Site] = {}
+    case_managers: dict[str, CaseManager] = {}
+    schools: dict[str, School] = {}
+    directory: Path | None = None
+
+    def site(self, site_id: str) -> Site | None:
+        return self.sites.get(site_id)
+
+
+_FILES = {"agencies": (Agency, "agency_id"), "sites": (Site, "site_id"),
+          "case_managers": (CaseManager, "case_manager_id"), "schools": (School, "school_id")}
+
+
+def load_reference_data(directory: Path) -> ReferenceData:
+    """Read and validate every reference file in ``directory``; missing files mean empty sections."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ReferenceDataError(f"reference data directory {directory} does not exist")
+    sections: dict[str, dict] = {}
+    for section, (model, id_field) in _FILES.items():
+        path = directory / f"{section}.toml"
+        entries = {}
+        if path.exists():
+            try:
+                raw = tomllib.loads(path.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise ReferenceDataError(f"{path.name}: {exc}") from None
+            for key, body in raw.get(section, {}).items():
+                try:
+                    entries[key] = model.model_validate({id_field: key, **body})
+                except ValidationError as exc:
+                    raise ReferenceDataError(f"{path.name} [{section}.{key}]: {describe_validation_error(exc)}") from None
+        sections[section] = entries
+    data = ReferenceData(**sections, directory=directory)
+    _check_references(data)
+    return data
+
+
+def _check_references(data: ReferenceData) -> None:
+    for agency in data.agencies.values():
+        for site_id in agency.sites:
+            if site_id not in data.sites:
+                raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}]: unknown site {site_id!r}")
+    for site in data.sites.values():
+        named = set(site.on_call.members) | {o.case_manager_id for o in site.on_call.overrides}
+        named |= {t for step in site.escalation.steps for t in step.targets if t != "on_call"}
+        unknown = sorted(named - set(data.case_managers))
+        if unknown:
+            raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown case managers {unknown}")
+    for school in data.schools.values():
+        if school.calendar and data.directory and not (data.directory / "calendars" / school.calendar).exists():
+            raise ReferenceDataError(f"schools.toml [schools.{school.school_id}]: calendar {school.calendar} not found")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+

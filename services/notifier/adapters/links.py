@@ -1,0 +1,47 @@
+"""Signed, expiring, single-purpose acknowledgement links and SMS reply codes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+
+class InvalidLink(Exception):
+    pass
+
+
+class AckLinks:
+    """``token`` encodes (purpose, subject id, recipient id); the purpose is the salt, so a page link
+    cannot acknowledge a notice and vice versa."""
+
+    def __init__(self, secret: str, base_url: str, ttl_seconds: int) -> None:
+        if not secret:
+            raise ValueError("an acknowledgement link signing key is required (HANDOFF_LINK_SIGNING_KEY)")
+        self.secret = secret
+        self.base_url = base_url.rstrip("/")
+        self.ttl_seconds = ttl_seconds
+
+    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self.secret, salt=f"handoff-ack-{purpose}")
+
+    def token(self, purpose: str, subject_id: str, recipient_id: str) -> str:
+        return self._serializer(purpose).dumps([subject_id, recipient_id])
+
+    def url(self, purpose: str, subject_id: str, recipient_id: str) -> str:
+        return f"{self.base_url}/ack/{purpose}/{self.token(purpose, subject_id, recipient_id)}"
+
+    def verify(self, purpose: str, token: str) -> tuple[str, str]:
+        try:
+            subject_id, recipient_id = self._serializer(purpose).loads(token, max_age=self.ttl_seconds)
+        except SignatureExpired:
+            raise InvalidLink("this acknowledgement link has expired") from None
+        except (BadSignature, ValueError, TypeError):
+            raise InvalidLink("this acknowledgement link is not valid") from None
+        return subject_id, recipient_id
+
+    def reply_code(self, subject_id: str, recipient_id: str) -> str:
+        """Six digits a case manager can text back; derived, so every replay gives the same code."""
+        digest = hmac.new(self.secret.encode(), f"{subject_id}/{recipient_id}".encode(), hashlib.sha256).digest()
+        return f"{int.from_bytes(digest[:4], 'big') % 1_000_000:06d}"

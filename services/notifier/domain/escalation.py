@@ -1,0 +1,79 @@
+"""Escalation policies and the state of one page, as pure data and functions.
+
+A policy is ordered steps, each with targets and the time the targets have to acknowledge before
+the next step; the whole policy repeats ``loops`` times. Acknowledgement stops it. A page's state
+is a small immutable record; ``due_escalation`` tells whether it should move on at ``now``, and
+``escalate`` returns the next state. Nothing here sends, sleeps or reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from services.core.reference import EscalationPolicyConfig
+
+
+@dataclass(frozen=True)
+class PageState:
+    page_id: str
+    referral_id: str
+    site_id: str
+    opened_at: datetime
+    step_index: int = 0
+    loop: int = 0
+    step_started_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    exhausted: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.acknowledged_at is None and not self.exhausted
+
+    def to_dict(self) -> dict:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PageState":
+        times = {"opened_at", "step_started_at", "acknowledged_at"}
+        return cls(**{k: (datetime.fromisoformat(v) if k in times and v else v) for k, v in data.items()})
+
+
+def open_page(page_id: str, referral_id: str, site_id: str, now: datetime) -> PageState:
+    return PageState(page_id, referral_id, site_id, opened_at=now, step_started_at=now)
+
+
+def step_deadline(state: PageState, policy: EscalationPolicyConfig) -> datetime:
+    step = policy.steps[state.step_index]
+    return state.step_started_at + timedelta(minutes=step.escalate_after_minutes)
+
+
+def due_escalation(state: PageState, policy: EscalationPolicyConfig, now: datetime) -> bool:
+    return state.is_open and now >= step_deadline(state, policy)
+
+
+def escalate(state: PageState, policy: EscalationPolicyConfig, now: datetime) -> PageState:
+    """The next step (wrapping into the next loop), or an exhausted page when the loops are spent.
+
+    The new step starts at the old step's deadline, not at ``now``, so a late timer tick does not
+    push every later step back.
+    """
+    started = step_deadline(state, policy)
+    if state.step_index + 1 < len(policy.steps):
+        return replace(state, step_index=state.step_index + 1, step_started_at=started)
+    if state.loop + 1 < policy.loops:
+        return replace(state, step_index=0, loop=state.loop + 1, step_started_at=started)
+    return replace(state, exhausted=True)
+
+
+def acknowledge(state: PageState, by: str, now: datetime) -> PageState:
+    """Acknowledged pages stay acknowledged: a second acknowledgement changes nothing."""
+    if state.acknowledged_at is not None:
+        return state
+    return replace(state, acknowledged_at=now, acknowledged_by=by)
+
+
+def attempt_id(page_id: str, step_index: int, loop: int, target_id: str, channel: str) -> str:
+    """The idempotency key of one delivery: retries and replays of the same delivery share it."""
+    return f"{page_id}/{loop}/{step_index}/{target_id}/{channel}"

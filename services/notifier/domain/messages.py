@@ -1,0 +1,42 @@
+"""What a page says. Only what a warm handoff needs: route, officer and callback, where the person
+is, how to recognise them, and how to acknowledge. Never the person's name or date of birth:
+the case manager sees those in the console after acknowledging (42 CFR Part 2 minimum necessary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.core.events import PageRequested
+
+ROUTE_LABEL = {"arrest_diversion": "Arrest diversion", "social_contact": "Social contact", "community": "Community"}
+NO_REDISCLOSURE = ("42 CFR Part 2: this information is protected by federal confidentiality rules; "
+                   "further disclosure is prohibited without the person's written consent.")
+
+
+@dataclass(frozen=True)
+class PageMessage:
+    subject: str
+    text: str  # short form: SMS
+    body: str  # long form: email and webhook
+
+
+def render_page(page: PageRequested, ack_url: str, reply_code: str, escalated: bool = False) -> PageMessage:
+    route = ROUTE_LABEL[page.referral_type.value]
+    prefix = "ESCALATED " if escalated else ""
+    subject = f"{prefix}LEAD warm handoff: {route} referral"
+    look_for = f" Look for: {page.person_description}." if page.person_description else ""
+    text = (f"{prefix}LEAD {route}: {page.officer_name} ({page.officer_callback_phone}) is with the person at "
+            f"{page.location_description}.{look_for} Ack: {ack_url} or reply ACK {reply_code}")
+    body = "\n".join([
+        subject, "",
+        f"Officer: {page.officer_name}, call back {page.officer_callback_phone}",
+        f"Where: {page.location_description}",
+        *([f"Look for: {page.person_description}"] if page.person_description else []),
+        "", f"Acknowledge: {ack_url}", f"Or reply to the SMS: ACK {reply_code}", "", NO_REDISCLOSURE,
+    ])
+    return PageMessage(subject, text, body)
+
+
+def render_officer_confirmation(case_manager_name: str) -> str:
+    return f"Handoff: case manager {case_manager_name} acknowledged your LEAD referral and is on the way or will call you."

@@ -1,0 +1,60 @@
+"""Faust worker: referral and page events -> Notifier; a timer publishes due escalations."""
+
+from __future__ import annotations
+
+import faust
+import httpx
+
+from services.core.avro import AvroCodec, registry_from_url
+from services.core.clock import Clock, SystemClock
+from services.core.events import (
+    EngagementRecorded, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralStatusChanged,
+)
+from services.core.reference import ReferenceData
+from services.core.settings import Settings
+from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcessor, consume, create_app
+from services.core.topics import PAGES, REFERRALS
+from services.notifier.adapters.channels import Channel, build_channels
+from services.notifier.adapters.links import AckLinks
+from services.notifier.service import Notifier
+
+SERVICE = "notifier"
+
+
+def ack_links(settings: Settings) -> AckLinks:
+    key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
+    return AckLinks(key, settings.public_base_url, settings.ack_link_ttl_minutes * 60)
+
+
+def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None,
+                 channels: dict[str, Channel] | None = None) -> faust.App:
+    app = create_app(SERVICE, settings)
+    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    publisher = FaustPublisher(app, codec, settings.topic_prefix)
+    # Both tables are written only while processing referral or page events, which share the
+    # referral id as key: one worker owns a referral's page and its deliveries.
+    pages = app.Table("pages", default=None, key_serializer="json", value_serializer="json",
+                      partitions=settings.topic_partitions)
+    deliveries = app.Table("deliveries", default=None, key_serializer="json", value_serializer="json",
+                           partitions=settings.topic_partitions)
+    http = httpx.AsyncClient(timeout=settings.delivery_timeout_seconds)
+    notifier = Notifier(reference, pages, deliveries, channels or build_channels(settings, http), ack_links(settings),
+                        publisher, clock or SystemClock(), attempts=settings.delivery_attempts,
+                        backoff_seconds=settings.delivery_backoff_seconds)
+    processor = RecordProcessor(codec, DeadLetterSink(publisher, SERVICE), retries=settings.processing_retries,
+                                retry_base_seconds=settings.processing_retry_base_seconds)
+    consume(app, REFERRALS, settings, processor, notifier.on_referral_event,
+            expected=(ReferralCreated, ReferralStatusChanged, EngagementRecorded))
+    consume(app, PAGES, settings, processor, notifier.on_page_event,
+            expected=(PageRequested, PageSent, PageAcknowledged, PageEscalated))
+
+    @app.timer(settings.escalation_tick_seconds, on_leader=False)
+    async def escalation_tick() -> None:
+        await notifier.publish_due_escalations()
+
+    @app.on_before_shutdown.connect
+    async def _close_http(_app, **_kw) -> None:
+        await http.aclose()
+
+    app.notifier = notifier  # for tests and the console
+    return app

@@ -1,0 +1,214 @@
+"""Pages: open one per referral, deliver each escalation step, escalate on time, stop on acknowledgement.
+
+State lives in two stores (Faust tables in the worker): ``pages`` (referral id -> page state and
+what the page says) and ``deliveries`` (attempt id -> outcome). A delivery whose attempt id is
+already recorded as delivered is never sent again, so replays, retries and restarts do not page
+twice. Every state change happens while processing an event on the page's own partition; the
+timer only *publishes* ``PageEscalated`` events, which the page's owner then applies (and a
+duplicate, which no longer matches the page's step, is ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from services.core.clock import Clock
+from services.core.events import (
+    Channel, DeliveryOutcome, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated,
+)
+from services.core.kafka import Publisher
+from services.core.logs import get_logger
+from services.core.reference import CaseManager, ReferenceData, Site
+from services.core.store import KeyValueStore
+from services.core.topics import PAGES
+from services.notifier.adapters.channels import Channel as ChannelAdapter
+from services.notifier.adapters.channels import DeliveryFailed, Outgoing
+from services.notifier.adapters.links import AckLinks
+from services.notifier.domain.escalation import PageState, acknowledge, attempt_id, due_escalation, escalate, open_page
+from services.notifier.domain.messages import render_officer_confirmation, render_page
+from services.notifier.domain.schedule import on_call_at
+
+log = get_logger(__name__)
+ON_CALL = "on_call"
+OFFICER_TARGET = "officer"
+
+
+def page_id_for(referral_id: str) -> str:
+    """One page per referral: the referral id is the page's dedup key."""
+    return f"pg-{referral_id}"
+
+
+def resolve_targets(targets: tuple[str, ...], site: Site, at: datetime) -> list[str]:
+    """Case manager ids for a step's targets ('on_call' resolved at ``at``), without repeats."""
+    resolved: list[str] = []
+    for target in targets:
+        cm_id = on_call_at(site.on_call, site.zone, at) if target == ON_CALL else target
+        if cm_id not in resolved:
+            resolved.append(cm_id)
+    return resolved
+
+
+class Notifier:
+    def __init__(self, reference: ReferenceData, pages: KeyValueStore, deliveries: KeyValueStore,
+                 channels: dict[str, ChannelAdapter], links: AckLinks, publisher: Publisher, clock: Clock,
+                 attempts: int = 3, backoff_seconds: float = 0.5) -> None:
+        self.reference = reference
+        self.pages = pages
+        self.deliveries = deliveries
+        self.channels = channels
+        self.links = links
+        self.publisher = publisher
+        self.clock = clock
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self._escalations_requested: set[tuple[str, int, int]] = set()
+
+    # --- event handlers (called on the page's partition) -----------------------------------------
+    async def on_referral_event(self, event) -> None:
+        if isinstance(event, ReferralCreated):
+            await self.open(event)
+
+    async def on_page_event(self, event) -> None:
+        if isinstance(event, PageEscalated):
+            await self.apply_escalation(event)
+        elif isinstance(event, PageAcknowledged):
+            await self.apply_acknowledgement(event)
+
+    async def open(self, referral: ReferralCreated) -> PageState | None:
+        if referral.referral_id in self.pages:
+            log.info("page_joined_existing", referral_id=referral.referral_id)
+            return None
+        site = self.reference.site(referral.site_id)
+        now = self.clock.now()
+        request = PageRequested(
+            page_id=page_id_for(referral.referral_id), dedup_key=referral.referral_id, referral_id=referral.referral_id,
+            site_id=referral.site_id, referral_type=referral.referral_type, officer_name=referral.officer.name,
+            officer_callback_phone=referral.officer.callback_phone, location_description=referral.location.description,
+            person_description=referral.person.description, requested_at=now)
+        state = open_page(request.page_id, referral.referral_id, referral.site_id, now)
+        await self.publisher.publish(PAGES, referral.referral_id, request)
+        self._save(state, request)
+        log.info("page_opened", page_id=state.page_id, referral_id=referral.referral_id, site_id=site.site_id)
+        await self._notify_step(state, request, site)
+        return state
+
+    async def apply_escalation(self, event: PageEscalated) -> None:
+        loaded = self._load(event.referral_id)
+        if loaded is None:
+            return
+        state, request = loaded
+        site = self.reference.site(state.site_id)
+        expected = escalate(state, site.escalation, event.escalated_at)
+        matches = (expected.exhausted and event.exhausted) or (
+            not expected.exhausted and not event.exhausted and (expected.step_index, expected.loop) == (event.to_step, event.loop))
+        if not state.is_open or state.step_index != event.from_step or not matches:
+            return  # already applied, or overtaken by an acknowledgement: a duplicate changes nothing
+        self._save(expected, request)
+        self._escalations_requested.discard((state.referral_id, state.step_index, state.loop))
+        if expected.exhausted:
+            log.warning("page_unacknowledged_after_all_steps", page_id=state.page_id, referral_id=state.referral_id)
+            return
+        log.info("page_escalated", page_id=state.page_id, to_step=expected.step_index, loop=expected.loop)
+        await self._notify_step(expected, request, site)
+
+    async def apply_acknowledgement(self, event: PageAcknowledged) -> None:
+        loaded = self._load(event.referral_id)
+        if loaded is None:
+            log.warning("acknowledgement_for_unknown_page", referral_id=event.referral_id)
+            return
+        state, request = loaded
+        acknowledged = acknowledge(state, event.acknowledged_by, event.acknowledged_at)
+        if acknowledged is state:
+            return
+        self._save(acknowledged, request)
+        log.info("page_acknowledged", page_id=state.page_id, by=event.acknowledged_by, via=event.via.value,
+                 seconds_to_ack=(event.acknowledged_at - request.requested_at).total_seconds())
+        cm = self.reference.case_managers.get(event.acknowledged_by)
+        text = render_officer_confirmation(cm.display_name if cm else "on call")
+        outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
+                            "LEAD referral acknowledged", text, text, {"referral_id": state.referral_id, "acknowledged": True})
+        await self._deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing)
+
+    # --- timer ------------------------------------------------------------------------------------
+    async def publish_due_escalations(self) -> int:
+        """Publish ``PageEscalated`` for every open page past its step deadline. Writes no state."""
+        now = self.clock.now()
+        published = 0
+        for referral_id, record in list(self.pages.items()):
+            if record is None:
+                continue
+            state = PageState.from_dict(record["state"])
+            site = self.reference.site(state.site_id)
+            marker = (state.referral_id, state.step_index, state.loop)
+            if site is None or not due_escalation(state, site.escalation, now) or marker in self._escalations_requested:
+                continue
+            await self._publish_escalation(state, site)
+            published += 1
+        return published
+
+    async def _publish_escalation(self, state: PageState, site: Site) -> None:
+        nxt = escalate(state, site.escalation, self.clock.now())
+        self._escalations_requested.add((state.referral_id, state.step_index, state.loop))
+        await self.publisher.publish(PAGES, state.referral_id, PageEscalated(
+            page_id=state.page_id, referral_id=state.referral_id, from_step=state.step_index,
+            to_step=nxt.step_index, loop=nxt.loop, escalated_at=self.clock.now(), exhausted=nxt.exhausted))
+
+    # --- delivery ---------------------------------------------------------------------------------
+    async def _notify_step(self, state: PageState, request: PageRequested, site: Site) -> None:
+        step = site.escalation.steps[state.step_index]
+        delivered = False
+        for cm_id in resolve_targets(step.targets, site, self.clock.now()):
+            cm = self.reference.case_managers[cm_id]
+            for channel in cm.channels:
+                delivered |= await self._deliver_page(state, request, cm, channel)
+        if not delivered:
+            # Nobody at this step could be reached: fall through to the next step now.
+            log.warning("page_step_undeliverable", page_id=state.page_id, step=state.step_index)
+            await self._publish_escalation(state, site)
+
+    async def _deliver_page(self, state: PageState, request: PageRequested, cm: CaseManager, channel: Channel) -> bool:
+        message = render_page(request, self.links.url("page", request.referral_id, cm.case_manager_id),
+                              self.links.reply_code(request.referral_id, cm.case_manager_id),
+                              escalated=state.step_index > 0 or state.loop > 0)
+        address = {Channel.sms: cm.phone, Channel.email: cm.email, Channel.webhook: cm.webhook_url}[channel]
+        payload = {"type": "lead.page", "page_id": request.page_id, "referral_id": request.referral_id,
+                   "site_id": request.site_id, "text": message.text}
+        outgoing = Outgoing(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),
+                            address, message.subject, message.text, message.body, payload)
+        return await self._deliver_once(state, cm.case_manager_id, channel, outgoing)
+
+    async def _deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing) -> bool:
+        """Send unless this attempt id was delivered before; retry with backoff; record every try."""
+        prior = self.deliveries.get(outgoing.attempt_id)
+        if prior and prior.get("outcome") == DeliveryOutcome.delivered.value:
+            return True
+        outcome, error = DeliveryOutcome.failed, None
+        for attempt in range(1, self.attempts + 1):
+            permanent = False
+            try:
+                await self.channels[channel.value].send(outgoing)
+                outcome, error = DeliveryOutcome.delivered, None
+            except DeliveryFailed as exc:
+                outcome, error, permanent = DeliveryOutcome.failed, exc.reason, exc.permanent
+            await self.publisher.publish(PAGES, state.referral_id, PageSent(
+                page_id=state.page_id, attempt_id=outgoing.attempt_id, step_index=state.step_index, loop=state.loop,
+                target_id=target_id, channel=channel, outcome=outcome, attempt=attempt, error=error,
+                sent_at=self.clock.now()))
+            if outcome is DeliveryOutcome.delivered or permanent:
+                break
+            await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        self.deliveries[outgoing.attempt_id] = {"outcome": outcome.value}
+        log.info("page_delivery", page_id=state.page_id, target_id=target_id, channel=channel.value,
+                 outcome=outcome.value, error=error)
+        return outcome is DeliveryOutcome.delivered
+
+    # --- state ------------------------------------------------------------------------------------
+    def _load(self, referral_id: str) -> tuple[PageState, PageRequested] | None:
+        record = self.pages.get(referral_id)
+        if record is None:
+            return None
+        return PageState.from_dict(record["state"]), PageRequested.model_validate(record["request"])
+
+    def _save(self, state: PageState, request: PageRequested) -> None:
+        self.pages[state.referral_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json")}

@@ -1,0 +1,141 @@
+"""HTTP intake for CAD systems that can only POST JSON (most of them, per the domain brief).
+
+Validated by the same pydantic models as the Kafka intake, then published to the same CAD topics,
+so one worker path handles both. Each agency authenticates with its own bearer token and may
+only submit for its own sites. Answers:
+
+- 202 with the referral id (deterministic: a retried POST gets the same id, and no second page);
+- 401 without a valid token, 403 for another agency's data or a site the agency does not serve;
+- 422 naming each bad field and the reason, never echoing the submitted values;
+- 503 with Retry-After while Kafka is unreachable, so the CAD system retries instead of losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+from aiokafka.errors import KafkaError
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from services.core.errors import Rejected
+from services.core.events import CadChildEncountered, CadReferralMade
+from services.core.kafka import Publisher
+from services.core.logs import correlation_scope, get_logger
+from services.core.reference import Agency, ReferenceData
+from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
+from services.referral_intake.domain.model import check_agency_may_refer, referral_id_for
+
+log = get_logger(__name__)
+RETRY_AFTER_SECONDS = 5
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, errors: list[dict[str, str]], headers: dict[str, str] | None = None) -> None:
+        self.status, self.errors, self.headers = status, errors, headers or {}
+
+
+class Accepted(BaseModel):
+    status: str = "accepted"
+    correlation_id: str
+
+
+class ReferralAccepted(Accepted):
+    referral_id: str
+
+
+class EncounterAccepted(Accepted):
+    cad_event_id: str
+
+
+def _error(field: str, reason: str) -> list[dict[str, str]]:
+    return [{"field": field, "reason": reason}]
+
+
+def create_api(reference: ReferenceData, publisher: Publisher, lifespan=None) -> FastAPI:
+    api = FastAPI(title="Handoff CAD intake", version="1.0",
+                  description="Diversion referrals and Handle With Care child encounters from CAD systems.",
+                  lifespan=lifespan)
+    bearer = HTTPBearer(auto_error=False, description="The agency's API token")
+
+    def authenticated_agency(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Agency:
+        if creds is not None:
+            for agency in reference.agencies.values():
+                if agency.token_matches(creds.credentials):
+                    return agency
+        raise ApiError(401, _error("authorization", "a valid agency bearer token is required"),
+                       {"WWW-Authenticate": "Bearer"})
+
+    @api.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"errors": exc.errors}, status_code=exc.status, headers=exc.headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "reason": e["msg"]}
+                  for e in exc.errors()]
+        return JSONResponse({"errors": errors}, status_code=422)
+
+    async def publish(topic, key: str, event) -> None:
+        try:
+            await asyncio.wait_for(publisher.publish(topic, key, event), PUBLISH_TIMEOUT_SECONDS)
+        except (KafkaError, asyncio.TimeoutError, ConnectionError) as exc:
+            log.warning("intake_publish_failed", topic=topic.name, error_type=type(exc).__name__)
+            raise ApiError(503, _error("service", "event backbone unavailable; retry later"),
+                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+
+    def own_agency(agency: Agency, agency_id: str) -> None:
+        if agency_id != agency.agency_id:
+            raise ApiError(403, _error("agency_id", "does not match the authenticated agency"))
+
+    @api.post("/v1/referrals", status_code=202, response_model=ReferralAccepted,
+              responses={401: {}, 403: {}, 422: {}, 503: {}}, summary="Submit a LEAD diversion referral")
+    async def submit_referral(referral: CadReferralMade, agency: Agency = Depends(authenticated_agency)) -> ReferralAccepted:
+        own_agency(agency, referral.agency_id)
+        try:
+            check_agency_may_refer(agency, referral.site_id)
+        except Rejected as exc:
+            raise ApiError(403, _error(exc.field, exc.detail)) from None
+        site = reference.site(referral.site_id)
+        if referral.referral_type not in site.accepted_referral_types:
+            raise ApiError(422, _error("referral_type", f"site does not accept {referral.referral_type.value} referrals"))
+        with correlation_scope() as cid:
+            await publish(CAD_REFERRALS, referral.cad_event_id, referral)
+            referral_id = referral_id_for(referral.site_id, referral.agency_id, referral.cad_event_id)
+            log.info("referral_received", referral_id=referral_id, agency_id=agency.agency_id)
+        return ReferralAccepted(referral_id=referral_id, correlation_id=cid)
+
+    @api.post("/v1/child-encounters", status_code=202, response_model=EncounterAccepted,
+              responses={401: {}, 403: {}, 422: {}, 503: {}}, summary="Report a child encountered at a call (Handle With Care)")
+    async def submit_child_encounter(encounter: CadChildEncountered,
+                                     agency: Agency = Depends(authenticated_agency)) -> EncounterAccepted:
+        own_agency(agency, encounter.agency_id)
+        with correlation_scope() as cid:
+            await publish(CAD_CHILD_ENCOUNTERS, encounter.cad_event_id, encounter)
+            log.info("child_encounter_received", cad_event_id=encounter.cad_event_id, agency_id=agency.agency_id)
+        return EncounterAccepted(cad_event_id=encounter.cad_event_id, correlation_id=cid)
+
+    @api.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api
+
+
+def kafka_lifespan(publisher):
+    """Start and stop a ``KafkaPublisher`` with the HTTP server."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.stop()
+
+    return lifespan

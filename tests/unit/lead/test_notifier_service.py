@@ -1,0 +1,141 @@
+"""Paging rules end to end in memory: fake channels, fake clock, in-memory publisher."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.core.clock import FakeClock
+from services.core.events import (
+    AcknowledgedVia, DeliveryOutcome, PageAcknowledged, PageEscalated, PageRequested, PageSent,
+)
+from services.core.kafka import InMemoryPublisher
+from services.core.reference import load_reference_data
+from services.core.settings import REPO_ROOT
+from services.notifier.adapters.links import AckLinks
+from services.notifier.domain.schedule import on_call_at
+from services.notifier.service import Notifier, page_id_for
+from services.referral_intake.domain.model import open_referral
+from tests.factories import cad_referral
+from tests.fakes import recording_channels
+
+REF = load_reference_data(REPO_ROOT / "config" / "local")
+T0 = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+
+
+class Harness:
+    def __init__(self, **failures: int) -> None:
+        self.clock = FakeClock(T0)
+        self.publisher = InMemoryPublisher()
+        self.channels = recording_channels(**failures)
+        self.links = AckLinks("test-secret", "https://handoff.test", 3600)
+        self.notifier = Notifier(REF, {}, {}, self.channels, self.links, self.publisher, self.clock,
+                                 attempts=2, backoff_seconds=0)
+        self.referral = open_referral(cad_referral(), REF.sites["abq"], REF.agencies["apd"], T0)
+
+    async def feed_published(self) -> None:
+        """Deliver published page events back to the notifier, as the Kafka topic would."""
+        pending = [r for r in self.publisher.records if isinstance(r.event, (PageEscalated, PageAcknowledged))]
+        self.publisher.records = [r for r in self.publisher.records if r not in pending]
+        for record in pending:
+            self.publisher.records.append(record)
+            await self.notifier.on_page_event(record.event)
+
+    def sent_to(self, channel: str) -> list[str]:
+        return [m.address for m in self.channels[channel].sent]
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+async def test_new_referral_pages_on_call_cm_on_every_channel(h) -> None:
+    await h.notifier.on_referral_event(h.referral)
+    [request] = h.publisher.events(PageRequested)
+    assert request.page_id == page_id_for(h.referral.referral_id)
+    site = REF.sites["abq"]
+    on_call = REF.case_managers[on_call_at(site.on_call, site.zone, T0)]
+    assert h.sent_to("sms") == [on_call.phone] and h.sent_to("email") == [on_call.email]
+    sms = h.channels["sms"].sent[0]
+    assert "bus shelter at 4th St and Gold Ave SW" in sms.text and "+15055550143" in sms.text
+    assert "Zebulon" not in sms.text and "Featherstonehaugh" not in sms.text and "1987" not in sms.text
+    assert "https://handoff.test/ack/page/" in sms.text
+    assert {e.outcome for e in h.publisher.events(PageSent)} == {DeliveryOutcome.delivered}
+
+
+async def test_replayed_referral_joins_the_open_page_and_sends_nothing(h) -> None:
+    for _ in range(3):
+        await h.notifier.on_referral_event(h.referral)
+    assert len(h.publisher.events(PageRequested)) == 1
+    assert len(h.channels["sms"].sent) == 1
+
+
+async def test_acknowledged_page_does_not_escalate_and_officer_is_told(h) -> None:
+    await h.notifier.on_referral_event(h.referral)
+    h.clock.advance(minutes=2)
+    await h.notifier.on_page_event(PageAcknowledged(
+        page_id=page_id_for(h.referral.referral_id), referral_id=h.referral.referral_id, acknowledged_by="cm-ana",
+        via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
+    assert h.sent_to("sms")[-1] == "+15055550143"  # the officer's callback
+    assert "Ana R." in h.channels["sms"].sent[-1].text  # the acknowledging CM's display name
+    h.clock.advance(hours=3)
+    assert await h.notifier.publish_due_escalations() == 0
+    assert h.publisher.events(PageEscalated) == []
+
+
+async def test_unacknowledged_page_reaches_step_two_on_time(h) -> None:
+    await h.notifier.on_referral_event(h.referral)
+    h.clock.advance(minutes=4, seconds=59)
+    assert await h.notifier.publish_due_escalations() == 0
+    h.clock.advance(seconds=1)
+    assert await h.notifier.publish_due_escalations() == 1
+    assert await h.notifier.publish_due_escalations() == 0  # not published twice while in flight
+    await h.feed_published()
+    [escalated] = h.publisher.events(PageEscalated)
+    assert (escalated.from_step, escalated.to_step, escalated.loop) == (0, 1, 0)
+    assert h.sent_to("sms")[-1] == REF.case_managers["cm-cruz"].phone
+    assert h.channels["webhook"].sent[-1].payload["referral_id"] == h.referral.referral_id
+    assert h.channels["sms"].sent[-1].text.startswith("ESCALATED")
+
+
+async def test_duplicate_escalation_event_changes_nothing(h) -> None:
+    await h.notifier.on_referral_event(h.referral)
+    h.clock.advance(minutes=5)
+    await h.notifier.publish_due_escalations()
+    [record] = [r for r in h.publisher.records if isinstance(r.event, PageEscalated)]
+    await h.notifier.on_page_event(record.event)
+    sent = len(h.channels["sms"].sent)
+    await h.notifier.on_page_event(record.event)  # replayed
+    assert len(h.channels["sms"].sent) == sent
+
+
+async def test_failed_channel_is_retried_and_every_attempt_recorded() -> None:
+    h = Harness(sms=1)
+    await h.notifier.on_referral_event(h.referral)
+    attempts = [(e.channel.value, e.attempt, e.outcome.value) for e in h.publisher.events(PageSent)]
+    assert ("sms", 1, "failed") in attempts and ("sms", 2, "delivered") in attempts
+    assert len(h.channels["sms"].sent) == 1
+
+
+async def test_step_nobody_can_receive_falls_through_to_next_step_at_once() -> None:
+    h = Harness(sms=-1, email=-1)
+    await h.notifier.on_referral_event(h.referral)
+    [escalated] = h.publisher.events(PageEscalated)
+    assert escalated.to_step == 1 and h.clock.now() == T0  # no waiting for the 5 minutes
+    h.channels["sms"].fail_times = 0
+    await h.feed_published()
+    assert h.channels["webhook"].sent  # cm-cruz reached by webhook
+
+
+async def test_policy_exhausted_closes_the_page() -> None:
+    h = Harness()
+    await h.notifier.on_referral_event(h.referral)
+    for _ in range(4):
+        h.clock.advance(minutes=30)
+        await h.notifier.publish_due_escalations()
+        await h.feed_published()
+    assert h.publisher.events(PageEscalated)[-1].exhausted
+    h.clock.advance(hours=1)
+    assert await h.notifier.publish_due_escalations() == 0
