@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.notifier.adapters.channels import DeliveryFailed, Outgoing
+from services.core.channels import DeliveryFailed, Outgoing
 
 
 class RecordingChannel:

@@ -6,7 +6,8 @@ Loaded from a directory of TOML files (``config/local`` is the embedded default)
 - ``sites.toml``: each LEAD site's accepted referral routes, intake deadline, on-call rotation,
   overrides and escalation policy.
 - ``case_managers.toml``: who can be paged and on which channels.
-- ``schools.toml`` plus ``calendars/*.ics``: schools and day cares for Handle With Care.
+- ``districts.toml``: Handle With Care coordinators and the local authority for home-educated children.
+- ``schools.toml`` plus ``calendars/*.ics``: schools and day cares, their start times, contacts and calendars.
 
 Validation errors name the file and the field. Personal contact details live here, so these
 files belong outside the repo in production (``HANDOFF_REFERENCE_DIR``).
@@ -48,6 +49,7 @@ class Agency(_Model):
     agency_id: str
     name: str
     sites: frozenset[str]
+    hwc_district_id: str | None = Field(None, description="district whose coordinator triages this agency's unknown schools")
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
     def token_matches(self, token: str) -> bool:
@@ -115,6 +117,33 @@ class Site(_Model):
         return ZoneInfo(self.timezone)
 
 
+class Contact(_Model):
+    """A Handle With Care point of contact (principal, counselor, coordinator); email and/or webhook."""
+
+    contact_id: str
+    display_name: str
+    email: str | None = None
+    webhook_url: str | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "Contact":
+        if not (self.email or self.webhook_url):
+            raise ValueError("a contact needs an email or a webhook_url")
+        return self
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return tuple(c for c, addr in ((Channel.email, self.email), (Channel.webhook, self.webhook_url)) if addr)
+
+
+class District(_Model):
+    district_id: str
+    name: str
+    coordinator: Contact
+    local_authority_school_id: str | None = Field(
+        None, description="directory entry (kind local_authority) for home-educated children")
+
+
 class School(_Model):
     school_id: str
     name: str
@@ -123,7 +152,9 @@ class School(_Model):
     timezone: str
     day_starts_at: time
     calendar: str | None = Field(None, description="file in calendars/ (RFC 5545)")
-    school_days: tuple[int, ...] = Field((0, 1, 2, 3, 4), description="ISO weekdays 0=Mon; day cares may open more")
+    school_days: tuple[int, ...] = Field((0, 1, 2, 3, 4), description="weekdays open, 0=Monday; day cares may open more")
+    primary_contact: Contact
+    backup_contact: Contact | None = None
 
     _tz = field_validator("timezone")(_zone)
 
@@ -133,6 +164,7 @@ class ReferenceData(_Model):
     sites: dict[str, Site] = {}
     case_managers: dict[str, CaseManager] = {}
     schools: dict[str, School] = {}
+    districts: dict[str, District] = {}
     directory: Path | None = None
 
     def site(self, site_id: str) -> Site | None:
@@ -140,7 +172,8 @@ class ReferenceData(_Model):
 
 
 _FILES = {"agencies": (Agency, "agency_id"), "sites": (Site, "site_id"),
-          "case_managers": (CaseManager, "case_manager_id"), "schools": (School, "school_id")}
+          "case_managers": (CaseManager, "case_manager_id"), "schools": (School, "school_id"),
+          "districts": (District, "district_id")}
 
 
 def load_reference_data(directory: Path) -> ReferenceData:
@@ -179,7 +212,16 @@ def _check_references(data: ReferenceData) -> None:
         unknown = sorted(named - set(data.case_managers))
         if unknown:
             raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown case managers {unknown}")
+    for agency in data.agencies.values():
+        if agency.hwc_district_id and agency.hwc_district_id not in data.districts:
+            raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}]: unknown district {agency.hwc_district_id!r}")
+    for district in data.districts.values():
+        la = district.local_authority_school_id
+        if la and la not in data.schools:
+            raise ReferenceDataError(f"districts.toml [districts.{district.district_id}]: unknown school {la!r}")
     for school in data.schools.values():
+        if school.district_id not in data.districts:
+            raise ReferenceDataError(f"schools.toml [schools.{school.school_id}]: unknown district {school.district_id!r}")
         if school.calendar and data.directory and not (data.directory / "calendars" / school.calendar).exists():
             raise ReferenceDataError(f"schools.toml [schools.{school.school_id}]: calendar {school.calendar} not found")
 

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     ack_link_ttl_minutes: int = Field(24 * 60, ge=1)
     escalation_tick_seconds: float = Field(1.0, gt=0)
 
+    # --- Handle With Care ------------------------------------------------------------------------
+    hwc_backup_lead_minutes: float = Field(90, ge=0, description="unacknowledged this long before the deadline: backup contact")
+    hwc_coordinator_lead_minutes: float = Field(45, ge=0, description="...: district coordinator")
+    hwc_disclose_agency: bool = False  # programs may choose to name the sending agency; the default hides it
+
     @model_validator(mode="before")
     @classmethod
     def _secrets_from_files(cls, data: dict) -> dict:

@@ -4,8 +4,7 @@
 - ``domain/escalation.py``  escalation policies and a page's state machine (pure, fake-clock tested)
 - ``domain/messages.py``    what a page says, on each channel (only what a warm handoff needs)
 - ``service.py``            open, deliver, escalate and acknowledge pages; idempotent by attempt id
-- ``adapters/channels.py``  SMS (Twilio-shaped REST API), email (SMTP, STARTTLS), signed webhook
-- ``adapters/links.py``     signed, expiring acknowledgement links
+  (channels, signed links and idempotent delivery are shared: ``services/core``)
 - ``entrypoints/worker.py`` Faust worker: referral and page events in, escalation timer
 - ``entrypoints/http_api.py`` acknowledgement link and inbound-SMS webhook
 """

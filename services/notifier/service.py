@@ -1,16 +1,14 @@
 """Pages: open one per referral, deliver each escalation step, escalate on time, stop on acknowledgement.
 
-State lives in two stores (Faust tables in the worker): ``pages`` (referral id -> page state and
-what the page says) and ``deliveries`` (attempt id -> outcome). A delivery whose attempt id is
-already recorded as delivered is never sent again, so replays, retries and restarts do not page
-twice. Every state change happens while processing an event on the page's own partition; the
+State lives in ``pages`` (referral id -> page state and what the page says, a Faust table in the
+worker) and in ``IdempotentDelivery``'s record of attempt ids, so replays, retries and restarts
+do not page twice. Every state change happens while processing an event on the page's own partition; the
 timer only *publishes* ``PageEscalated`` events, which the page's owner then applies (and a
 duplicate, which no longer matches the page's step, is ignored).
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from services.core.clock import Clock
@@ -22,9 +20,9 @@ from services.core.logs import get_logger
 from services.core.reference import CaseManager, ReferenceData, Site
 from services.core.store import KeyValueStore
 from services.core.topics import PAGES
-from services.notifier.adapters.channels import Channel as ChannelAdapter
-from services.notifier.adapters.channels import DeliveryFailed, Outgoing
-from services.notifier.adapters.links import AckLinks
+from services.core.channels import Outgoing
+from services.core.delivery import IdempotentDelivery
+from services.core.links import AckLinks
 from services.notifier.domain.escalation import PageState, acknowledge, attempt_id, due_escalation, escalate, open_page
 from services.notifier.domain.messages import render_officer_confirmation, render_page
 from services.notifier.domain.schedule import on_call_at
@@ -50,18 +48,14 @@ def resolve_targets(targets: tuple[str, ...], site: Site, at: datetime) -> list[
 
 
 class Notifier:
-    def __init__(self, reference: ReferenceData, pages: KeyValueStore, deliveries: KeyValueStore,
-                 channels: dict[str, ChannelAdapter], links: AckLinks, publisher: Publisher, clock: Clock,
-                 attempts: int = 3, backoff_seconds: float = 0.5) -> None:
+    def __init__(self, reference: ReferenceData, pages: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks,
+                 publisher: Publisher, clock: Clock) -> None:
         self.reference = reference
         self.pages = pages
-        self.deliveries = deliveries
-        self.channels = channels
+        self.delivery = delivery
         self.links = links
         self.publisher = publisher
         self.clock = clock
-        self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
         self._escalations_requested: set[tuple[str, int, int]] = set()
 
     # --- event handlers (called on the page's partition) -----------------------------------------
@@ -179,29 +173,13 @@ class Notifier:
         return await self._deliver_once(state, cm.case_manager_id, channel, outgoing)
 
     async def _deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing) -> bool:
-        """Send unless this attempt id was delivered before; retry with backoff; record every try."""
-        prior = self.deliveries.get(outgoing.attempt_id)
-        if prior and prior.get("outcome") == DeliveryOutcome.delivered.value:
-            return True
-        outcome, error = DeliveryOutcome.failed, None
-        for attempt in range(1, self.attempts + 1):
-            permanent = False
-            try:
-                await self.channels[channel.value].send(outgoing)
-                outcome, error = DeliveryOutcome.delivered, None
-            except DeliveryFailed as exc:
-                outcome, error, permanent = DeliveryOutcome.failed, exc.reason, exc.permanent
+        async def record(attempt: int, outcome: DeliveryOutcome, error: str | None) -> None:
             await self.publisher.publish(PAGES, state.referral_id, PageSent(
                 page_id=state.page_id, attempt_id=outgoing.attempt_id, step_index=state.step_index, loop=state.loop,
                 target_id=target_id, channel=channel, outcome=outcome, attempt=attempt, error=error,
                 sent_at=self.clock.now()))
-            if outcome is DeliveryOutcome.delivered or permanent:
-                break
-            await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        self.deliveries[outgoing.attempt_id] = {"outcome": outcome.value}
-        log.info("page_delivery", page_id=state.page_id, target_id=target_id, channel=channel.value,
-                 outcome=outcome.value, error=error)
-        return outcome is DeliveryOutcome.delivered
+
+        return await self.delivery.deliver(channel.value, outgoing, record)
 
     # --- state ------------------------------------------------------------------------------------
     def _load(self, referral_id: str) -> tuple[PageState, PageRequested] | None:

@@ -14,8 +14,9 @@ from services.core.reference import ReferenceData
 from services.core.settings import Settings
 from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcessor, consume, create_app
 from services.core.topics import PAGES, REFERRALS
-from services.notifier.adapters.channels import Channel, build_channels
-from services.notifier.adapters.links import AckLinks
+from services.core.channels import Channel, build_channels
+from services.core.delivery import IdempotentDelivery
+from services.core.links import AckLinks
 from services.notifier.service import Notifier
 
 SERVICE = "notifier"
@@ -38,9 +39,9 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     deliveries = app.Table("deliveries", default=None, key_serializer="json", value_serializer="json",
                            partitions=settings.topic_partitions)
     http = httpx.AsyncClient(timeout=settings.delivery_timeout_seconds)
-    notifier = Notifier(reference, pages, deliveries, channels or build_channels(settings, http), ack_links(settings),
-                        publisher, clock or SystemClock(), attempts=settings.delivery_attempts,
-                        backoff_seconds=settings.delivery_backoff_seconds)
+    delivery = IdempotentDelivery(channels or build_channels(settings, http), deliveries,
+                                  settings.delivery_attempts, settings.delivery_backoff_seconds)
+    notifier = Notifier(reference, pages, delivery, ack_links(settings), publisher, clock or SystemClock())
     processor = RecordProcessor(codec, DeadLetterSink(publisher, SERVICE), retries=settings.processing_retries,
                                 retry_base_seconds=settings.processing_retry_base_seconds)
     consume(app, REFERRALS, settings, processor, notifier.on_referral_event,

@@ -13,12 +13,8 @@ only submit for its own sites. Answers:
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
-
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -28,16 +24,12 @@ from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, get_logger
 from services.core.reference import Agency, ReferenceData
 from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
+from services.core.web import ApiError
 from services.referral_intake.domain.model import check_agency_may_refer, referral_id_for
 
 log = get_logger(__name__)
 RETRY_AFTER_SECONDS = 5
 PUBLISH_TIMEOUT_SECONDS = 10.0
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, errors: list[dict[str, str]], headers: dict[str, str] | None = None) -> None:
-        self.status, self.errors, self.headers = status, errors, headers or {}
 
 
 class Accepted(BaseModel):
@@ -53,14 +45,8 @@ class EncounterAccepted(Accepted):
     cad_event_id: str
 
 
-def _error(field: str, reason: str) -> list[dict[str, str]]:
-    return [{"field": field, "reason": reason}]
-
-
-def create_api(reference: ReferenceData, publisher: Publisher, lifespan=None) -> FastAPI:
-    api = FastAPI(title="Handoff CAD intake", version="1.0",
-                  description="Diversion referrals and Handle With Care child encounters from CAD systems.",
-                  lifespan=lifespan)
+def create_router(reference: ReferenceData, publisher: Publisher) -> APIRouter:
+    api = APIRouter(tags=["CAD intake"])
     bearer = HTTPBearer(auto_error=False, description="The agency's API token")
 
     def authenticated_agency(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Agency:
@@ -68,30 +54,19 @@ def create_api(reference: ReferenceData, publisher: Publisher, lifespan=None) ->
             for agency in reference.agencies.values():
                 if agency.token_matches(creds.credentials):
                     return agency
-        raise ApiError(401, _error("authorization", "a valid agency bearer token is required"),
-                       {"WWW-Authenticate": "Bearer"})
-
-    @api.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"errors": exc.errors}, status_code=exc.status, headers=exc.headers)
-
-    @api.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "reason": e["msg"]}
-                  for e in exc.errors()]
-        return JSONResponse({"errors": errors}, status_code=422)
+        raise ApiError(401, "authorization", "a valid agency bearer token is required", {"WWW-Authenticate": "Bearer"})
 
     async def publish(topic, key: str, event) -> None:
         try:
             await asyncio.wait_for(publisher.publish(topic, key, event), PUBLISH_TIMEOUT_SECONDS)
         except (KafkaError, asyncio.TimeoutError, ConnectionError) as exc:
             log.warning("intake_publish_failed", topic=topic.name, error_type=type(exc).__name__)
-            raise ApiError(503, _error("service", "event backbone unavailable; retry later"),
+            raise ApiError(503, "service", "event backbone unavailable; retry later",
                            {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
     def own_agency(agency: Agency, agency_id: str) -> None:
         if agency_id != agency.agency_id:
-            raise ApiError(403, _error("agency_id", "does not match the authenticated agency"))
+            raise ApiError(403, "agency_id", "does not match the authenticated agency")
 
     @api.post("/v1/referrals", status_code=202, response_model=ReferralAccepted,
               responses={401: {}, 403: {}, 422: {}, 503: {}}, summary="Submit a LEAD diversion referral")
@@ -100,10 +75,10 @@ def create_api(reference: ReferenceData, publisher: Publisher, lifespan=None) ->
         try:
             check_agency_may_refer(agency, referral.site_id)
         except Rejected as exc:
-            raise ApiError(403, _error(exc.field, exc.detail)) from None
+            raise ApiError(403, exc.field, exc.detail) from None
         site = reference.site(referral.site_id)
         if referral.referral_type not in site.accepted_referral_types:
-            raise ApiError(422, _error("referral_type", f"site does not accept {referral.referral_type.value} referrals"))
+            raise ApiError(422, "referral_type", f"site does not accept {referral.referral_type.value} referrals")
         with correlation_scope() as cid:
             await publish(CAD_REFERRALS, referral.cad_event_id, referral)
             referral_id = referral_id_for(referral.site_id, referral.agency_id, referral.cad_event_id)
@@ -120,22 +95,4 @@ def create_api(reference: ReferenceData, publisher: Publisher, lifespan=None) ->
             log.info("child_encounter_received", cad_event_id=encounter.cad_event_id, agency_id=agency.agency_id)
         return EncounterAccepted(cad_event_id=encounter.cad_event_id, correlation_id=cid)
 
-    @api.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     return api
-
-
-def kafka_lifespan(publisher):
-    """Start and stop a ``KafkaPublisher`` with the HTTP server."""
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI):
-        await publisher.start()
-        try:
-            yield
-        finally:
-            await publisher.stop()
-
-    return lifespan

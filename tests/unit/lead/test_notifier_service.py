@@ -13,7 +13,8 @@ from services.core.events import (
 from services.core.kafka import InMemoryPublisher
 from services.core.reference import load_reference_data
 from services.core.settings import REPO_ROOT
-from services.notifier.adapters.links import AckLinks
+from services.core.delivery import IdempotentDelivery
+from services.core.links import AckLinks
 from services.notifier.domain.schedule import on_call_at
 from services.notifier.service import Notifier, page_id_for
 from services.referral_intake.domain.model import open_referral
@@ -30,8 +31,8 @@ class Harness:
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels(**failures)
         self.links = AckLinks("test-secret", "https://handoff.test", 3600)
-        self.notifier = Notifier(REF, {}, {}, self.channels, self.links, self.publisher, self.clock,
-                                 attempts=2, backoff_seconds=0)
+        self.notifier = Notifier(REF, {}, IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0),
+                                 self.links, self.publisher, self.clock)
         self.referral = open_referral(cad_referral(), REF.sites["abq"], REF.agencies["apd"], T0)
 
     async def feed_published(self) -> None:

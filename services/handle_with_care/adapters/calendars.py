@@ -1,0 +1,50 @@
+"""School calendars from RFC 5545 files, as districts publish them.
+
+Every event in a closures calendar is a day without school (holiday, break, teacher-only day);
+multi-day and recurring events (RRULE, RDATE, EXDATE) are expanded by recurring-ical-events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import icalendar
+import recurring_ical_events
+
+from services.handle_with_care.domain.calendar import ClosedDay
+
+
+class IcsClosures:
+    """Callable (start, end) -> closed days, reading one .ics file once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._calendar = icalendar.Calendar.from_ical(self.path.read_bytes())
+        self._by_day = lru_cache(maxsize=4096)(self._closed_on)
+
+    def __call__(self, start: date, end: date) -> Iterator[ClosedDay]:
+        day = start
+        while day <= end:
+            reason = self._by_day(day)
+            if reason is not None:
+                yield ClosedDay(day, reason)
+            day += timedelta(days=1)
+
+    def _closed_on(self, day: date) -> str | None:
+        for event in recurring_ical_events.of(self._calendar).at(day):
+            return str(event.get("SUMMARY", "closed"))
+        return None
+
+
+
+def ics_loader(calendars_dir: Path):
+    """File name -> ``IcsClosures``, each file parsed once."""
+
+    @lru_cache(maxsize=None)
+    def load(name: str) -> IcsClosures:
+        return IcsClosures(Path(calendars_dir) / name)
+
+    return load

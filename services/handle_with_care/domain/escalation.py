@@ -1,0 +1,62 @@
+"""Who a notice goes to as its deadline nears: primary at once; the backup contact when no one has
+acknowledged by ``backup_lead`` before the deadline; the district coordinator at
+``coordinator_lead`` before it; and a report when the deadline passes unacknowledged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from services.core.events import RecipientRole
+
+OVERDUE = "overdue"
+STAGES = (RecipientRole.backup.value, RecipientRole.coordinator.value, OVERDUE)
+
+
+@dataclass(frozen=True)
+class EscalationLeads:
+    backup: timedelta
+    coordinator: timedelta
+
+    def stage_time(self, stage: str, due_at: datetime) -> datetime:
+        return {RecipientRole.backup.value: due_at - self.backup,
+                RecipientRole.coordinator.value: due_at - self.coordinator, OVERDUE: due_at}[stage]
+
+
+@dataclass(frozen=True)
+class NoticeState:
+    notice_id: str
+    school_id: str
+    due_at: datetime
+    stages_done: tuple[str, ...] = ()
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    merged_encounters: int = 1
+
+    def to_dict(self) -> dict:
+        return {**{k: v for k, v in self.__dict__.items()}, "due_at": self.due_at.isoformat(),
+                "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
+                "stages_done": list(self.stages_done)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NoticeState":
+        return cls(**{**d, "due_at": datetime.fromisoformat(d["due_at"]), "stages_done": tuple(d["stages_done"]),
+                      "acknowledged_at": datetime.fromisoformat(d["acknowledged_at"]) if d["acknowledged_at"] else None})
+
+
+def next_due_stage(state: NoticeState, leads: EscalationLeads, now: datetime) -> str | None:
+    """The earliest stage not yet taken whose time has come, or None (acknowledged notices never escalate)."""
+    if state.acknowledged_at is not None:
+        return None
+    for stage in STAGES:
+        if stage not in state.stages_done:
+            return stage if now >= leads.stage_time(stage, state.due_at) else None
+    return None
+
+
+def take_stage(state: NoticeState, stage: str) -> NoticeState:
+    return state if stage in state.stages_done else replace(state, stages_done=(*state.stages_done, stage))
+
+
+def acknowledge(state: NoticeState, by: str, at: datetime) -> NoticeState:
+    return state if state.acknowledged_at else replace(state, acknowledged_at=at, acknowledged_by=by)

@@ -1,0 +1,71 @@
+"""The Handle With Care notice: who it is about, where it goes, and the little each channel may say.
+
+Minimal by construction: the renderers below take only an ``HwcNoticeRequested`` (which has no
+incident, address, narrative, other people or officer field) and the school's directory entry.
+Even the sending agency is left out unless the program opts in.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.core.events import CadChildEncountered, Child, HwcNoticeRequested
+from services.core.reference import School
+
+WORDS = "Handle With Care"
+NOTICE_NAMESPACE = uuid.UUID("0a6f5a0e-3a4b-4f7e-9a4c-6b2d7c8e9f10")
+CONFIDENTIALITY = ("Confidential: share only with staff who need to know, as your Handle With Care "
+                   "protocol describes. No other information is available or needed.")
+
+
+def normalize_name(name: str) -> str:
+    """Case, accents, punctuation and spacing do not make a different child ("José  O'Neil" == "jose oneil")."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", letters.casefold())).strip()
+
+
+def merge_key(child: Child, school_id: str) -> str:
+    return f"{normalize_name(child.first_name)}|{normalize_name(child.last_name)}|{child.date_of_birth}|{school_id}"
+
+
+def notice_id_for(child: Child, school_id: str, due_at: datetime) -> str:
+    """The same child at the same school before the same deadline is one notice, from any incident or agency."""
+    return str(uuid.uuid5(NOTICE_NAMESPACE, f"{merge_key(child, school_id)}|{due_at.isoformat()}"))
+
+
+def request_notice(encounter: CadChildEncountered, school_id: str, due_at: datetime, now: datetime,
+                   disclose_agency: bool = False) -> HwcNoticeRequested:
+    """The notice for an encounter: the child and the school, nothing of the incident."""
+    return HwcNoticeRequested(notice_id=notice_id_for(encounter.child, school_id, due_at), child=encounter.child,
+                              school_id=school_id, due_at=due_at, requested_at=now,
+                              sending_agency=encounter.agency_id if disclose_agency else None)
+
+
+@dataclass(frozen=True)
+class RenderedNotice:
+    subject: str
+    body: str
+    payload: dict
+
+
+def render_notice(notice: HwcNoticeRequested, school: School, ack_url: str) -> RenderedNotice:
+    child = notice.child
+    grade = child.grade or "not known"
+    lines = [WORDS, "", f"Student: {child.first_name} {child.last_name}", f"Date of birth: {child.date_of_birth.isoformat()}",
+             f"Grade: {grade}", f"School: {school.name}"]
+    if notice.sending_agency:
+        lines.append(f"Sent by: {notice.sending_agency}")
+    lines += ["", f"Please acknowledge: {ack_url}", f"Notice {notice.notice_id}", "", CONFIDENTIALITY]
+    payload = {"type": "hwc.notice", "words": WORDS, "notice_id": notice.notice_id,
+               "student": {"first_name": child.first_name, "last_name": child.last_name,
+                           "date_of_birth": child.date_of_birth.isoformat(), "grade": child.grade},
+               "school_id": school.school_id, "school_name": school.name, "acknowledge_url": ack_url}
+    if notice.sending_agency:
+        payload["sending_agency"] = notice.sending_agency
+    # The subject shows in lock screens and mail previews: no name in it.
+    return RenderedNotice(subject=f"{WORDS} notice for {school.name}", body="\n".join(lines), payload=payload)

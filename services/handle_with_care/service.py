@@ -1,0 +1,209 @@
+"""Encounter -> notice -> delivery -> acknowledgement or escalation.
+
+Two steps, because encounters are keyed by CAD event id but a notice is about one child at one
+school before one deadline, possibly from several incidents or agencies:
+
+1. ``on_encounter`` (on the encounter's partition) drops every incident detail, finds the school
+   and the deadline, and publishes ``HwcNoticeRequested`` keyed by the notice id.
+2. ``on_notice_event`` (on the notice's partition, which owns it) opens the notice the first time,
+   merges later requests for the same notice id, delivers, and applies acknowledgements and
+   escalations. The timer only publishes ``HwcNoticeEscalated``; the owner applies it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from services.core.channels import Outgoing
+from services.core.clock import Clock
+from services.core.delivery import IdempotentDelivery
+from services.core.events import (
+    CadChildEncountered, Channel, DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
+    HwcNoticeRequested, RecipientRole,
+)
+from services.core.kafka import Publisher
+from services.core.links import AckLinks
+from services.core.logs import get_logger
+from services.core.reference import Contact, ReferenceData, School
+from services.core.store import KeyValueStore
+from services.core.topics import HWC_NOTICES
+from services.handle_with_care.domain.calendar import Deadline, SchoolCalendar, next_school_day_start
+from services.handle_with_care.domain.escalation import (
+    OVERDUE, EscalationLeads, NoticeState, acknowledge, next_due_stage, take_stage,
+)
+from services.handle_with_care.domain.notice import render_notice, request_notice
+
+log = get_logger(__name__)
+
+
+class CalendarDirectory:
+    """School id -> ``SchoolCalendar``, with run-time closures layered over the published calendars."""
+
+    def __init__(self, reference: ReferenceData, closures_loader) -> None:
+        self.reference = reference
+        self._load_closures = closures_loader  # file name -> callable(start, end) of closed days
+        self.runtime_closures: dict[str, dict[date, str]] = {}
+
+    def calendar(self, school: School) -> SchoolCalendar:
+        closed = self._load_closures(school.calendar) if school.calendar else None
+        return SchoolCalendar(zone=ZoneInfo(school.timezone), day_starts_at=school.day_starts_at,
+                              open_weekdays=frozenset(school.school_days),
+                              closures=dict(self.runtime_closures.get(school.school_id, {})), closed_in_range=closed)
+
+    def close(self, school_id: str, day: date, reason: str) -> None:
+        self.runtime_closures.setdefault(school_id, {})[day] = f"closure: {reason}"
+
+    def deadline(self, school: School, encounter: CadChildEncountered) -> Deadline:
+        return next_school_day_start(self.calendar(school), encounter.encountered_at)
+
+
+class HandleWithCare:
+    def __init__(self, reference: ReferenceData, calendars: CalendarDirectory, notices: KeyValueStore,
+                 triage: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks, publisher: Publisher,
+                 clock: Clock, leads: EscalationLeads, disclose_agency: bool = False) -> None:
+        self.reference = reference
+        self.calendars = calendars
+        self.notices = notices      # notice id -> {"state": ..., "request": ...}
+        self.triage = triage        # cad event id -> what the coordinator needs to place the child
+        self.delivery = delivery
+        self.links = links
+        self.publisher = publisher
+        self.clock = clock
+        self.leads = leads
+        self.disclose_agency = disclose_agency
+        self._escalations_requested: set[tuple[str, str]] = set()
+
+    # --- step 1: encounter -> notice request ------------------------------------------------------
+    async def on_encounter(self, encounter: CadChildEncountered) -> HwcNoticeRequested | None:
+        school = self._school_for(encounter)
+        if school is None:
+            self._send_to_triage(encounter)
+            return None
+        deadline = self.calendars.deadline(school, encounter)
+        request = request_notice(encounter, school.school_id, deadline.due_at, self.clock.now(), self.disclose_agency)
+        await self.publisher.publish(HWC_NOTICES, request.notice_id, request)
+        log.info("hwc_notice_requested", notice_id=request.notice_id, school_id=school.school_id,
+                 due_at=deadline.due_at.isoformat(), cad_event_id=encounter.cad_event_id)
+        return request
+
+    def _school_for(self, encounter: CadChildEncountered) -> School | None:
+        if encounter.home_educated:
+            district = self._district_of(encounter)
+            la = district.local_authority_school_id if district else None
+            return self.reference.schools.get(la) if la else None
+        return self.reference.schools.get(encounter.school_id) if encounter.school_id else None
+
+    def _district_of(self, encounter: CadChildEncountered):
+        agency = self.reference.agencies.get(encounter.agency_id)
+        return self.reference.districts.get(agency.hwc_district_id) if agency and agency.hwc_district_id else None
+
+    def _send_to_triage(self, encounter: CadChildEncountered) -> None:
+        district = self._district_of(encounter)
+        # Only what placing the child needs: never the incident.
+        self.triage[encounter.cad_event_id] = {
+            "cad_event_id": encounter.cad_event_id, "district_id": district.district_id if district else None,
+            "child": encounter.child.model_dump(mode="json"), "school_name_hint": encounter.school_name_hint,
+            "encountered_at": encounter.encountered_at.isoformat(), "agency_id": encounter.agency_id,
+            "received_at": self.clock.now().isoformat()}
+        log.warning("hwc_encounter_needs_triage", cad_event_id=encounter.cad_event_id,
+                    district_id=district.district_id if district else None)
+
+    # --- step 2: the notice's owner ----------------------------------------------------------------
+    async def on_notice_event(self, event) -> None:
+        if isinstance(event, HwcNoticeRequested):
+            await self.open(event)
+        elif isinstance(event, HwcNoticeAcknowledged):
+            self.apply_acknowledgement(event)
+        elif isinstance(event, HwcNoticeEscalated):
+            await self.apply_escalation(event)
+
+    async def open(self, request: HwcNoticeRequested) -> None:
+        record = self.notices.get(request.notice_id)
+        if record is not None:
+            state = NoticeState.from_dict(record["state"])
+            merged = NoticeState(**{**state.__dict__, "merged_encounters": state.merged_encounters + 1})
+            self.notices[request.notice_id] = {**record, "state": merged.to_dict()}
+            log.info("hwc_notice_merged", notice_id=request.notice_id, encounters=merged.merged_encounters)
+            return
+        state = NoticeState(request.notice_id, request.school_id, request.due_at)
+        self.notices[request.notice_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json")}
+        school = self.reference.schools[request.school_id]
+        await self._deliver_to(request, RecipientRole.primary, school.primary_contact)
+
+    def apply_acknowledgement(self, event: HwcNoticeAcknowledged) -> None:
+        record = self.notices.get(event.notice_id)
+        if record is None:
+            log.warning("hwc_ack_for_unknown_notice", notice_id=event.notice_id)
+            return
+        state = NoticeState.from_dict(record["state"])
+        acked = acknowledge(state, event.contact_id, event.acknowledged_at)
+        if acked is not state:
+            self.notices[event.notice_id] = {**record, "state": acked.to_dict()}
+            log.info("hwc_notice_acknowledged", notice_id=event.notice_id, by=event.contact_id,
+                     before_deadline=event.acknowledged_at <= state.due_at)
+
+    async def apply_escalation(self, event: HwcNoticeEscalated) -> None:
+        record = self.notices.get(event.notice_id)
+        if record is None:
+            return
+        state = NoticeState.from_dict(record["state"])
+        stage = OVERDUE if event.overdue else event.to_role.value
+        self._escalations_requested.discard((event.notice_id, stage))
+        if stage in state.stages_done or state.acknowledged_at is not None:
+            return  # duplicate, or acknowledged meanwhile
+        self.notices[event.notice_id] = {**record, "state": take_stage(state, stage).to_dict()}
+        request = HwcNoticeRequested.model_validate(record["request"])
+        school = self.reference.schools[request.school_id]
+        if stage == OVERDUE:
+            log.warning("hwc_notice_overdue_unacknowledged", notice_id=event.notice_id, school_id=school.school_id)
+            return
+        contact = self._contact_for(school, event.to_role)
+        if contact is not None:
+            await self._deliver_to(request, event.to_role, contact)
+
+    def _contact_for(self, school: School, role: RecipientRole) -> Contact | None:
+        if role is RecipientRole.backup:
+            return school.backup_contact
+        if role is RecipientRole.coordinator:
+            district = self.reference.districts.get(school.district_id)
+            return district.coordinator if district else None
+        return school.primary_contact
+
+    # --- timer ------------------------------------------------------------------------------------
+    async def publish_due_escalations(self) -> int:
+        now, published = self.clock.now(), 0
+        for notice_id, record in list(self.notices.items()):
+            if record is None:
+                continue
+            state = NoticeState.from_dict(record["state"])
+            stage = next_due_stage(state, self.leads, now)
+            if stage is None or (notice_id, stage) in self._escalations_requested:
+                continue
+            self._escalations_requested.add((notice_id, stage))
+            overdue = stage == OVERDUE
+            await self.publisher.publish(HWC_NOTICES, notice_id, HwcNoticeEscalated(
+                notice_id=notice_id, to_role=RecipientRole.coordinator if overdue else RecipientRole(stage),
+                escalated_at=now, overdue=overdue))
+            published += 1
+        return published
+
+    # --- delivery ---------------------------------------------------------------------------------
+    async def _deliver_to(self, request: HwcNoticeRequested, role: RecipientRole, contact: Contact) -> bool:
+        school = self.reference.schools[request.school_id]
+        delivered = False
+        for channel in contact.channels:
+            rendered = render_notice(request, school, self.links.url("notice", request.notice_id, contact.contact_id))
+            address = contact.email if channel is Channel.email else contact.webhook_url
+            attempt_id = f"{request.notice_id}/{role.value}/{contact.contact_id}/{channel.value}"
+            outgoing = Outgoing(attempt_id, address, rendered.subject, rendered.body, rendered.body, rendered.payload)
+
+            async def record(attempt: int, outcome: DeliveryOutcome, error: str | None, *, _channel=channel,
+                             _attempt_id=attempt_id) -> None:
+                await self.publisher.publish(HWC_NOTICES, request.notice_id, HwcNoticeDelivered(
+                    notice_id=request.notice_id, attempt_id=_attempt_id, recipient_role=role,
+                    contact_id=contact.contact_id, channel=_channel, outcome=outcome, attempt=attempt, error=error,
+                    delivered_at=self.clock.now()))
+
+            delivered |= await self.delivery.deliver(channel.value, outgoing, record)
+        return delivered
