@@ -135,8 +135,11 @@ def java_at_least(major: int) -> str:
 
 
 def _die_with_parent() -> None:
-    """preexec_fn: own process group, and SIGTERM when the launching process dies (Linux)."""
+    """preexec_fn: own process group, signals unblocked, and SIGTERM when the launching process dies (Linux)."""
     os.setpgrp()
+    # The launcher blocks SIGINT/SIGTERM to sigwait for them; a child must not inherit that mask,
+    # or it could never be stopped (nor receive its parent-death signal).
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -271,7 +274,7 @@ class LocalKafka:
         ]
 
     def _format(self, libs: Path, node: KafkaNode, cluster_id: str) -> None:
-        cmd = self._java(libs, node, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+        cmd = self._java(libs, node, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                          "-c", str(node.config_file), "--ignore-formatted")
         if len(self.nodes) == 1:
             cmd.append("--standalone")
@@ -380,7 +383,10 @@ def _kraft_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:  # like Kafka's Uuid.randomUuid: never one that reads as a command-line flag
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _log_says_started(log_file: Path) -> bool:

@@ -44,19 +44,21 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return opts
 
 
-async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
+async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS, qualify: bool = True) -> list[str]:
     """Create missing topics with their partition counts and configs; refuse a partition mismatch.
 
+    ``qualify=False`` takes the names as they are (Faust's own topics already carry the prefix).
     Returns the names of the topics it created.
     """
+    prefix = settings.topic_prefix if qualify else ""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(spec.qualified(settings.topic_prefix), spec.partitions or settings.topic_partitions,
+            NewTopic(spec.qualified(prefix), spec.partitions or settings.topic_partitions,
                      settings.topic_replication_factor, topic_configs=dict(spec.config))
-            for spec in specs if spec.qualified(settings.topic_prefix) not in existing
+            for spec in specs if spec.qualified(prefix) not in existing
         ]
         if wanted:
             try:
@@ -66,10 +68,10 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
             for name, code, *rest in getattr(response, "topic_errors", []):
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise TopicMismatch(f"creating topic {name} failed: error {code} {rest[-1] if rest else ''}")
-        counts = await _partition_counts(admin, [s.qualified(settings.topic_prefix) for s in specs])
+        counts = await _partition_counts(admin, [s.qualified(prefix) for s in specs])
         for spec in specs:
             expected = spec.partitions or settings.topic_partitions
-            name = spec.qualified(settings.topic_prefix)
+            name = spec.qualified(prefix)
             if counts[name] != expected:
                 raise TopicMismatch(f"topic {name} has {counts[name]} partitions; settings say {expected}")
         created = [t.name for t in wanted]
@@ -112,15 +114,19 @@ class KafkaPublisher:
     def __init__(self, settings: Settings, codec: AvroCodec, **producer_options: Any) -> None:
         self.codec = codec
         self.prefix = settings.topic_prefix
-        options = {"acks": "all", "enable_idempotence": True, "linger_ms": 2, "request_timeout_ms": 15000,
-                   **client_options(settings), **producer_options}
-        self.producer = AIOKafkaProducer(**options)
+        self.options = {"acks": "all", "enable_idempotence": True, "linger_ms": 2, "request_timeout_ms": 15000,
+                        **client_options(settings), **producer_options}
+        self.producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        # aiokafka binds to the running loop, so the producer is made here, not in __init__.
+        self.producer = AIOKafkaProducer(**self.options)
         await self.producer.start()
 
     async def stop(self) -> None:
-        await self.producer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
 
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
         value = await self.codec.encode(event)

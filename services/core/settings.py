@@ -51,10 +51,8 @@ class Settings(BaseSettings):
 
     # --- HTTP ----------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
-    intake_http_port: int = 8080
-    notifier_http_port: int = 8081
-    hwc_http_port: int = 8082
-    public_base_url: str = "http://127.0.0.1:8081"  # where acknowledgement links point (the notifier API)
+    http_port: int = 8080
+    public_base_url: str = "http://127.0.0.1:8080"  # where acknowledgement links point
 
     # --- Reference data (agencies, sites, case managers, schools) ---------------------------
     reference_dir: Path = REPO_ROOT / "config" / "local"

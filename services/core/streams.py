@@ -22,7 +22,7 @@ from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_atte
 from services.core.avro import AvroCodec
 from services.core.errors import InvalidRecord
 from services.core.events import DeadLetterRecorded, Header
-from services.core.kafka import Publisher, client_options, correlation_headers
+from services.core.kafka import Publisher, client_options, correlation_headers, ensure_topics
 from services.core.logs import correlation_from_headers, correlation_scope, get_logger
 from services.core.settings import Settings
 from services.core.topics import DEAD_LETTER, TopicSpec
@@ -150,6 +150,26 @@ def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:
     config.update(overrides)
     (settings.data_dir / service).mkdir(parents=True, exist_ok=True)
     return faust.App(f"{settings.topic_prefix}handoff-{service}", **config)
+
+
+def internal_topics(app: faust.App, settings: Settings) -> tuple[TopicSpec, ...]:
+    """Faust's own topics for ``app``: one compacted changelog per table, and the assignor's leader topic."""
+    specs = [TopicSpec(table.changelog_topic.get_topic_name(), f"changelog of table {table.name}",
+                       partitions=table.partitions or settings.topic_partitions,
+                       config={"cleanup.policy": "compact"}) for table in app.tables.values()]
+    specs.append(TopicSpec(f"{app.conf.id}-__assignor-__leader", "Faust leader election", partitions=1))
+    return tuple(specs)
+
+
+async def prepare_and_start(app: faust.App, settings: Settings) -> None:
+    """Create our topics and the app's changelog topics with their partition counts, then start it.
+
+    Faust would declare its changelogs itself, but a table written in the moment after creation,
+    while metadata still shows no partitions, fails with PartitionsMismatch.
+    """
+    await ensure_topics(settings)
+    await ensure_topics(settings, internal_topics(app, settings), qualify=False)
+    await app.start()
 
 
 def raw_topic(app: faust.App, spec: TopicSpec, settings: Settings) -> faust.TopicT:

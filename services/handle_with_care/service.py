@@ -120,14 +120,17 @@ class HandleWithCare:
 
     async def open(self, request: HwcNoticeRequested) -> None:
         record = self.notices.get(request.notice_id)
-        if record is not None:
+        if record is None:
+            state = NoticeState(request.notice_id, request.school_id, request.due_at)
+            self.notices[request.notice_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json")}
+        else:
             state = NoticeState.from_dict(record["state"])
             merged = NoticeState(**{**state.__dict__, "merged_encounters": state.merged_encounters + 1})
             self.notices[request.notice_id] = {**record, "state": merged.to_dict()}
+            request = HwcNoticeRequested.model_validate(record["request"])  # the first request is the notice
             log.info("hwc_notice_merged", notice_id=request.notice_id, encounters=merged.merged_encounters)
-            return
-        state = NoticeState(request.notice_id, request.school_id, request.due_at)
-        self.notices[request.notice_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json")}
+        # Always: a retry or a merge after a crash mid-delivery completes what is missing, and
+        # IdempotentDelivery skips what was already delivered.
         school = self.reference.schools[request.school_id]
         await self._deliver_to(request, RecipientRole.primary, school.primary_contact)
 

@@ -70,10 +70,16 @@ class Notifier:
             await self.apply_acknowledgement(event)
 
     async def open(self, referral: ReferralCreated) -> PageState | None:
-        if referral.referral_id in self.pages:
-            log.info("page_joined_existing", referral_id=referral.referral_id)
-            return None
         site = self.reference.site(referral.site_id)
+        existing = self._load(referral.referral_id)
+        if existing is not None:
+            # A repeat trigger joins the open page. Re-running its current step completes any
+            # delivery a crash interrupted; those already delivered are skipped by attempt id.
+            state, request = existing
+            log.info("page_joined_existing", referral_id=referral.referral_id)
+            if state.is_open:
+                await self._notify_step(state, request, site)
+            return None
         now = self.clock.now()
         request = PageRequested(
             page_id=page_id_for(referral.referral_id), dedup_key=referral.referral_id, referral_id=referral.referral_id,
@@ -152,7 +158,8 @@ class Notifier:
     async def _notify_step(self, state: PageState, request: PageRequested, site: Site) -> None:
         step = site.escalation.steps[state.step_index]
         delivered = False
-        for cm_id in resolve_targets(step.targets, site, self.clock.now()):
+        # Resolved at the step's start, so a re-run of the step pages the same people.
+        for cm_id in resolve_targets(step.targets, site, state.step_started_at):
             cm = self.reference.case_managers[cm_id]
             for channel in cm.channels:
                 delivered |= await self._deliver_page(state, request, cm, channel)

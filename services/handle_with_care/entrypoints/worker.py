@@ -31,7 +31,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     app = create_app(SERVICE, settings)
     codec = AvroCodec(registry_from_url(settings.schema_registry_url))
     publisher = FaustPublisher(app, codec, settings.topic_prefix)
-    table = dict(default=None, key_serializer="json", value_serializer="json", partitions=settings.topic_partitions)
+    table = dict(default=None, partitions=settings.topic_partitions)
     notices = app.Table("notices", **table)         # written on the notice topic's partitions
     deliveries = app.Table("notice-deliveries", **table)
     triage = app.Table("triage", **table)           # written on the encounter topic's partitions

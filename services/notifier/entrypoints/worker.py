@@ -22,26 +22,21 @@ from services.notifier.service import Notifier
 SERVICE = "notifier"
 
 
-def ack_links(settings: Settings) -> AckLinks:
-    key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
-    return AckLinks(key, settings.public_base_url, settings.ack_link_ttl_minutes * 60)
-
-
-def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None,
+def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
                  channels: dict[str, Channel] | None = None) -> faust.App:
     app = create_app(SERVICE, settings)
     codec = AvroCodec(registry_from_url(settings.schema_registry_url))
     publisher = FaustPublisher(app, codec, settings.topic_prefix)
     # Both tables are written only while processing referral or page events, which share the
     # referral id as key: one worker owns a referral's page and its deliveries.
-    pages = app.Table("pages", default=None, key_serializer="json", value_serializer="json",
+    pages = app.Table("pages", default=None,
                       partitions=settings.topic_partitions)
-    deliveries = app.Table("deliveries", default=None, key_serializer="json", value_serializer="json",
+    deliveries = app.Table("deliveries", default=None,
                            partitions=settings.topic_partitions)
     http = httpx.AsyncClient(timeout=settings.delivery_timeout_seconds)
     delivery = IdempotentDelivery(channels or build_channels(settings, http), deliveries,
                                   settings.delivery_attempts, settings.delivery_backoff_seconds)
-    notifier = Notifier(reference, pages, delivery, ack_links(settings), publisher, clock or SystemClock())
+    notifier = Notifier(reference, pages, delivery, links, publisher, clock or SystemClock())
     processor = RecordProcessor(codec, DeadLetterSink(publisher, SERVICE), retries=settings.processing_retries,
                                 retry_base_seconds=settings.processing_retry_base_seconds)
     consume(app, REFERRALS, settings, processor, notifier.on_referral_event,

@@ -22,7 +22,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     publisher = FaustPublisher(app, codec, settings.topic_prefix)
     # Keyed by referral id, written while processing the CAD record it came from: every record of
     # one CAD event id lands on one partition, so one worker owns each referral id.
-    referrals = app.Table("referrals", default=None, key_serializer="json", value_serializer="json",
+    referrals = app.Table("referrals", default=None,
                           partitions=settings.topic_partitions)
     intake = ReferralIntake(reference, referrals, publisher, clock or SystemClock())
     processor = RecordProcessor(codec, DeadLetterSink(publisher, SERVICE), retries=settings.processing_retries,

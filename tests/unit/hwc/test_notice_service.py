@@ -169,3 +169,12 @@ def test_name_normalization_merges_spelling_variants() -> None:
     base = notice_id_for(child(), "lincoln-es", TUESDAY_START)
     assert notice_id_for(child().model_copy(update={"first_name": "PHILIPPA"}), "lincoln-es", TUESDAY_START) == base
     assert notice_id_for(child(), "sunrise-dc", TUESDAY_START) != base
+
+
+async def test_replay_after_a_partial_delivery_completes_it_without_resending(h) -> None:
+    h.channels["webhook"].fail_times = -1  # the school portal is down during the first run
+    await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))
+    assert len(h.channels["email"].sent) == 1 and h.channels["webhook"].sent == []
+    h.channels["webhook"].fail_times = 0
+    await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))  # replay, or the handler's retry
+    assert len(h.channels["email"].sent) == 1 and len(h.channels["webhook"].sent) == 1

@@ -140,3 +140,14 @@ async def test_policy_exhausted_closes_the_page() -> None:
     assert h.publisher.events(PageEscalated)[-1].exhausted
     h.clock.advance(hours=1)
     assert await h.notifier.publish_due_escalations() == 0
+
+
+async def test_replay_after_a_partial_delivery_completes_it_without_resending() -> None:
+    h = Harness(email=-1)
+    await h.notifier.on_referral_event(h.referral)
+    assert len(h.channels["sms"].sent) == 1 and h.channels["email"].sent == []
+    h.channels["email"].fail_times = 0
+    h.clock.advance(minutes=1)
+    await h.notifier.on_referral_event(h.referral)  # replay: joins the page, finishes its step
+    assert len(h.channels["sms"].sent) == 1 and len(h.channels["email"].sent) == 1
+    assert len(h.publisher.events(PageRequested)) == 1

@@ -1,0 +1,180 @@
+"""Local stand-ins for the outside world's receivers, for the local stack and the tests.
+
+- an SMS provider with Twilio's REST shape: POST /2010-04-01/Accounts/{sid}/Messages.json
+- webhook receivers: POST /webhooks/{name}, checking the HMAC signature when a secret is set
+- an SMTP server (aiosmtpd) that accepts STARTTLS-less local mail
+- GET /messages (JSON) and GET / (a page) to see what arrived
+
+Like a real provider, it drops a repeated idempotency key (Twilio's token, the webhook's
+Idempotency-Key, the mail's Message-ID) and counts it, so tests can tell a duplicate send apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+
+import uvicorn
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Form, Header, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from services.core.channels import verify_webhook
+
+
+@dataclass
+class Received:
+    kind: str            # sms | email | webhook
+    to: str
+    idempotency_key: str | None
+    subject: str | None
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Inbox:
+    def __init__(self, webhook_secret: str = "", out_dir: Path | None = None) -> None:
+        self.messages: list[Received] = []
+        self.duplicates: list[Received] = []
+        self.webhook_secret = webhook_secret
+        self.out_dir = out_dir
+        self.fail_next: dict[str, int] = {}  # kind -> how many requests to refuse (HTTP 503 / SMTP 451)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def add(self, message: Received) -> bool:
+        with self._lock:
+            if message.idempotency_key and any(m.idempotency_key == message.idempotency_key for m in self.messages):
+                self.duplicates.append(message)
+                return False
+            self.messages.append(message)
+            if self.out_dir:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                (self.out_dir / f"{next(self._ids):05d}-{message.kind}.json").write_text(json.dumps(asdict(message), indent=2))
+            return True
+
+    def take_failure(self, kind: str) -> bool:
+        with self._lock:
+            if self.fail_next.get(kind, 0) > 0:
+                self.fail_next[kind] -= 1
+                return True
+            return False
+
+    def of(self, kind: str) -> list[Received]:
+        return [m for m in self.messages if m.kind == kind]
+
+
+def create_http(inbox: Inbox) -> FastAPI:
+    app = FastAPI(title="Handoff dev inbox")
+
+    @app.post("/2010-04-01/Accounts/{sid}/Messages.json", status_code=201)
+    async def sms(sid: str, To: str = Form(...), From: str = Form(...), Body: str = Form(...),
+                  token: str | None = Header(None, alias="I-Twilio-Idempotency-Token")) -> Response:
+        if inbox.take_failure("sms"):
+            return JSONResponse({"message": "temporarily unavailable"}, status_code=503)
+        inbox.add(Received("sms", To, token, None, Body, {"From": From}))
+        return JSONResponse({"sid": f"SM{token or ''}"[:34], "status": "queued", "to": To}, status_code=201)
+
+    @app.post("/webhooks/{name}")
+    async def webhook(name: str, request: Request) -> Response:
+        if inbox.take_failure("webhook"):
+            return JSONResponse({"error": "unavailable"}, status_code=503)
+        body = await request.body()
+        if inbox.webhook_secret and not verify_webhook(inbox.webhook_secret, request.headers.get("X-Handoff-Signature", ""), body):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        inbox.add(Received("webhook", name, request.headers.get("Idempotency-Key"), None, body.decode(),
+                           {"X-Handoff-Signature": request.headers.get("X-Handoff-Signature", "")}))
+        return JSONResponse({"ok": True})
+
+    @app.get("/messages")
+    async def messages() -> dict:
+        return {"messages": [asdict(m) for m in inbox.messages], "duplicates": len(inbox.duplicates)}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        rows = "".join(f"<li><b>{html.escape(m.kind)}</b> to {html.escape(m.to)}: {html.escape(m.subject or '')}"
+                       f"<pre>{html.escape(m.body)}</pre></li>" for m in reversed(inbox.messages))
+        return HTMLResponse(f"<!doctype html><title>Handoff dev inbox</title><h1>Dev inbox</h1><ol>{rows}</ol>")
+
+    return app
+
+
+class _SmtpHandler:
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.inbox.take_failure("email"):
+            return "451 4.3.0 try again later"
+        mail = message_from_bytes(envelope.content, policy=default_policy)
+        body = mail.get_body(preferencelist=("plain",))
+        for rcpt in envelope.rcpt_tos:
+            self.inbox.add(Received("email", rcpt, f"{mail['Message-ID']}/{rcpt}", mail["Subject"],
+                                    body.get_content() if body else "", {"X-Handoff-Delivery": mail["X-Handoff-Delivery"] or ""}))
+        return "250 OK"
+
+
+class DevInbox:
+    """Runs the HTTP receivers (in a thread with its own loop) and the SMTP server; ``stop()`` ends both."""
+
+    def __init__(self, http_port: int, smtp_port: int, webhook_secret: str = "", out_dir: Path | None = None) -> None:
+        self.inbox = Inbox(webhook_secret, out_dir)
+        self.http_port, self.smtp_port = http_port, smtp_port
+        self._server = uvicorn.Server(uvicorn.Config(create_http(self.inbox), host="127.0.0.1", port=http_port,
+                                                     log_level="warning", lifespan="off"))
+        self._smtp = Controller(_SmtpHandler(self.inbox), hostname="127.0.0.1", port=smtp_port)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> "DevInbox":
+        self._smtp.start()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()), daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"dev inbox HTTP server failed to start on port {self.http_port}")
+            threading.Event().wait(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread:
+            self._thread.join(timeout=10)
+        self._smtp.stop()
+
+    def __enter__(self) -> "DevInbox":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m deploy.dev_inbox", description="Local SMS/webhook/SMTP receivers")
+    parser.add_argument("--http-port", type=int, default=8025)
+    parser.add_argument("--smtp-port", type=int, default=8026)
+    parser.add_argument("--webhook-secret", default="")
+    parser.add_argument("--out-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    with DevInbox(args.http_port, args.smtp_port, args.webhook_secret, args.out_dir) as inbox:
+        print(f"dev inbox: {inbox.base_url} (SMTP on 127.0.0.1:{args.smtp_port})", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""The whole system on one machine, no Docker: what ``handoff stack up`` runs.
+
+Kafka and Apicurio Registry from the local launcher; topics and schemas; the dev inbox (local
+SMS/webhook/SMTP receivers); the HTTP API and the three workers as separate processes; then the
+sample CAD events from config/local/demo. Secrets for the run (link signing key, webhook secret)
+are generated per run and passed through the environment, never written to the repo.
+Ctrl-C stops everything, workers first, and leaves no JVM behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from deploy.local_stack import LocalKafka, LocalRegistry, _die_with_parent, _stop_process
+from services.core.settings import REPO_ROOT
+
+DEMO_DIR = REPO_ROOT / "config" / "local" / "demo"
+DEMO_TOKEN = "local-dev-token-apd"  # its hash is in config/local/agencies.toml; local demo only
+WORKERS = ("referral-intake", "notifier", "handle-with-care")
+
+
+def _say(message: str) -> None:
+    print(f"[handoff] {message}", flush=True)
+
+
+def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_port: int = 8080, inbox_port: int = 8025,
+                     smtp_port: int = 8026, demo: bool = True, work_dir: Path = Path("var/local-stack")) -> int:
+    started = time.monotonic()
+    work_dir = work_dir.resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # handled below, once we're up
+    kafka = LocalKafka(port=kafka_port, work_dir=work_dir / "kafka")
+    registry = LocalRegistry(port=registry_port, work_dir=work_dir / "registry")
+    children: list[tuple[str, subprocess.Popen]] = []
+    try:
+        _say("starting Kafka (first run downloads it from Maven Central) ...")
+        bootstrap = kafka.start()
+        _say(f"Kafka ready on {bootstrap}; starting Apicurio Registry ...")
+        registry_url = registry.start()
+        webhook_secret = secrets.token_hex(16)
+        env = {**os.environ,
+               "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HANDOFF_SCHEMA_REGISTRY_URL": registry_url,
+               "HANDOFF_DATA_DIR": str(work_dir / "data"), "HANDOFF_HTTP_PORT": str(http_port),
+               "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
+               "HANDOFF_SMS_API_BASE_URL": f"http://127.0.0.1:{inbox_port}", "HANDOFF_SMTP_PORT": str(smtp_port),
+               "HANDOFF_LINK_SIGNING_KEY": secrets.token_hex(32), "HANDOFF_WEBHOOK_SIGNING_SECRET": webhook_secret,
+               "HANDOFF_LOG_FORMAT": "json"}
+        handoff = [sys.executable, "-m", "services.cli"]
+        for step in (["topics", "create"], ["schemas", "register"]):
+            subprocess.run([*handoff, *step], env=env, check=True, stdout=subprocess.DEVNULL)
+        _say(f"registry ready on {registry_url}; topics created, schemas registered")
+
+        logs = work_dir / "logs"
+        logs.mkdir(exist_ok=True)
+
+        def spawn(name: str, argv: list[str]) -> None:
+            out = (logs / f"{name}.log").open("ab")
+            children.append((name, subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                    stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)))
+
+        spawn("inbox", [sys.executable, "-m", "deploy.dev_inbox", "--http-port", str(inbox_port), "--smtp-port",
+                        str(smtp_port), "--webhook-secret", webhook_secret, "--out-dir", str(work_dir / "inbox")])
+        spawn("api", [*handoff, "run", "api"])
+        ready_dir = work_dir / "data" / "run"
+        for worker in WORKERS:
+            (ready_dir / f"{worker}.ready").unlink(missing_ok=True)
+            spawn(worker, [*handoff, "run", worker])
+        _wait_until(lambda: _http_ok(f"http://127.0.0.1:{http_port}/healthz") and _http_ok(f"http://127.0.0.1:{inbox_port}/messages")
+                    and all((ready_dir / f"{w}.ready").exists() for w in WORKERS), children, timeout=90)
+        _say(f"all services up in {time.monotonic() - started:.0f}s; logs in {logs}")
+        _say(f"  API (OpenAPI at /docs): http://127.0.0.1:{http_port}    dev inbox: http://127.0.0.1:{inbox_port}/")
+        if demo:
+            _send_demo(http_port)
+            _watch_inbox(inbox_port, children)
+        _say("running; press Ctrl-C to stop")
+        while True:
+            received = signal.sigtimedwait({signal.SIGINT, signal.SIGTERM}, 1.0)
+            if received is not None:
+                break
+            dead = [name for name, proc in children if proc.poll() is not None]
+            if dead:
+                _say(f"stopped unexpectedly: {', '.join(dead)}; see {logs}")
+                return 1
+        return 0
+    finally:
+        _say("stopping ...")
+        for _name, proc in reversed(children):
+            _stop_process(proc, timeout=20)
+        registry.stop()
+        kafka.stop()
+        _say("stopped")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_until(predicate, children, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        dead = [name for name, proc in children if proc.poll() is not None]
+        if dead:
+            raise RuntimeError(f"{', '.join(dead)} exited during start-up; see var/local-stack/logs")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"services not ready after {timeout}s; see var/local-stack/logs")
+        time.sleep(0.3)
+
+
+def _send_demo(http_port: int) -> None:
+    headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+    stamp = str(int(time.time()))  # fresh CAD event ids each run, so each run pages anew
+    for path, name in (("/v1/referrals", "referral.json"), ("/v1/child-encounters", "child-encounter.json")):
+        body = json.loads((DEMO_DIR / name).read_text())
+        body["cad_event_id"] = f"{body['cad_event_id']}-{stamp}"
+        resp = httpx.post(f"http://127.0.0.1:{http_port}{path}", json=body, headers=headers, timeout=10)
+        _say(f"sample CAD event POST {path}: HTTP {resp.status_code} {resp.text}")
+
+
+def _watch_inbox(inbox_port: int, children, timeout: float = 30.0) -> None:
+    """Report the first page and notice as they reach the dev inbox."""
+    deadline, seen = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        messages = httpx.get(f"http://127.0.0.1:{inbox_port}/messages", timeout=2).json()["messages"]
+        for m in messages[seen:]:
+            _say(f"  arrived: {m['kind']} to {m['to']}" + (f" ({m['subject']})" if m.get("subject") else ""))
+        seen = len(messages)
+        if any(m["kind"] == "sms" for m in messages) and any("Handle With Care" in (m.get("subject") or "") for m in messages):
+            return
+        time.sleep(0.5)
+    _say("sample events sent; nothing has arrived in the inbox yet (see the logs)")

@@ -1,0 +1,198 @@
+"""``handoff``: one command line for running services and for operator tasks.
+
+    handoff stack up                  the whole system locally (Kafka, registry, services, dev inbox, demo events)
+    handoff run SERVICE               one worker (referral-intake, notifier, handle-with-care) or the HTTP api
+    handoff topics create             create every topic with its partition count
+    handoff schemas register|check    register schemas with the registry / check BACKWARD compatibility
+    handoff reference check [--dir]   validate reference data (agencies, sites, schools, calendars)
+    handoff dlq list                  what was dead-lettered, and why
+    handoff hwc due --school --at     when a Handle With Care notice is due (--explain says why)
+    handoff agency-token AGENCY       a new API token for an agency and the hash for agencies.toml
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from services.core.logs import configure_logging
+from services.core.settings import Settings
+
+cli = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
+topics_cli = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+schemas_cli = typer.Typer(help="Avro schemas and the registry.", no_args_is_help=True)
+reference_cli = typer.Typer(help="Reference data.", no_args_is_help=True)
+dlq_cli = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
+hwc_cli = typer.Typer(help="Handle With Care operator tasks.", no_args_is_help=True)
+stack_cli = typer.Typer(help="The local, Docker-free stack.", no_args_is_help=True)
+for sub, name in ((topics_cli, "topics"), (schemas_cli, "schemas"), (reference_cli, "reference"), (dlq_cli, "dlq"),
+                  (hwc_cli, "hwc"), (stack_cli, "stack")):
+    cli.add_typer(sub, name=name)
+
+ConfigDir = Annotated[Optional[Path], typer.Option("--config", help="reference data directory (default: settings)")]
+
+
+def settings(**overrides) -> Settings:
+    s = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(s.log_level, s.log_format)
+    return s
+
+
+@cli.command()
+def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier | handle-with-care | api")]) -> None:
+    """Run one service until Ctrl-C / SIGTERM."""
+    from services import runtime
+
+    s = settings()
+    configure_logging(s.log_level, s.log_format, service=service)
+    if service == "api":
+        import uvicorn
+
+        uvicorn.run(runtime.build_http_app(s), host=s.http_host, port=s.http_port, log_config=None, access_log=False)
+        return
+    if service not in runtime.WORKERS:
+        raise typer.BadParameter(f"one of {', '.join(runtime.WORKERS)}, api", param_hint="SERVICE")
+    ready_file = s.data_dir / "run" / f"{service}.ready"
+    ready_file.parent.mkdir(parents=True, exist_ok=True)
+    ready_file.unlink(missing_ok=True)
+    app = runtime.build_worker(service, s)
+    try:
+        asyncio.run(runtime.serve_worker(app, s, ready=ready_file.touch))
+    finally:
+        ready_file.unlink(missing_ok=True)
+
+
+@topics_cli.command("create")
+def topics_create() -> None:
+    """Create every topic in services/core/topics.py that does not exist yet."""
+    from services.core.kafka import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings()))
+    typer.echo(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
+
+
+@schemas_cli.command("register")
+def schemas_register() -> None:
+    """Register every schema under its record name and set the registry to BACKWARD compatibility."""
+    from services.core.avro import AvroCodec, HttpSchemaRegistry, registry_from_url
+
+    async def go() -> dict:
+        registry = registry_from_url(settings().schema_registry_url)
+        try:
+            if isinstance(registry, HttpSchemaRegistry):
+                await registry.set_compatibility("BACKWARD")
+            return await AvroCodec(registry).register_all()
+        finally:
+            await registry.close()
+
+    for name, schema_id in asyncio.run(go()).items():
+        typer.echo(f"{schema_id:>5}  {name}")
+
+
+@schemas_cli.command("check")
+def schemas_check(against: Annotated[Path, typer.Argument(help="directory of the previous .avsc files")]) -> None:
+    """Check every schema in schemas/ against its previous version in AGAINST (BACKWARD)."""
+    from services.core.avro import backward_incompatibilities, schema_files
+
+    failed = 0
+    for path in schema_files():
+        old = against / path.name
+        if old.exists():
+            problems = backward_incompatibilities(json.loads(path.read_text()), json.loads(old.read_text()))
+            for problem in problems:
+                typer.echo(f"{path.name}: {problem}", err=True)
+            failed += bool(problems)
+    raise typer.Exit(1 if failed else 0)
+
+
+@reference_cli.command("check")
+def reference_check(config: ConfigDir = None) -> None:
+    """Validate the reference data directory and summarise it."""
+    from services.core.reference import ReferenceDataError, load_reference_data
+
+    try:
+        data = load_reference_data(config or settings().reference_dir)
+    except ReferenceDataError as exc:
+        typer.echo(f"invalid: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(data.agencies)} agencies, {len(data.sites)} sites, {len(data.case_managers)} case managers, "
+               f"{len(data.districts)} districts, {len(data.schools)} schools: valid")
+
+
+@dlq_cli.command("list")
+def dlq_list(limit: int = 100, show_bytes: Annotated[bool, typer.Option(help="print the original bytes (hex)")] = False) -> None:
+    """List dead-lettered records: where they came from, and why they failed."""
+    from services.ops import read_dead_letters
+
+    records = asyncio.run(read_dead_letters(settings(), limit))
+    for letter in records:
+        typer.echo(f"{letter.failed_at.isoformat()}  {letter.original_topic}[{letter.partition}]@{letter.offset}  "
+                   f"{letter.service}  {letter.error_type}: {letter.error}  correlation={letter.correlation_id}")
+        if show_bytes and letter.original_value is not None:
+            typer.echo(f"    {letter.original_value.hex()}")
+    typer.echo(f"{len(records)} dead-lettered record(s)")
+
+
+@hwc_cli.command("due")
+def hwc_due(school: Annotated[str, typer.Option("--school", help="school or day care id")],
+            at: Annotated[str, typer.Option("--at", help="encounter time, ISO 8601 with offset")],
+            config: ConfigDir = None,
+            explain: Annotated[bool, typer.Option("--explain", help="list the days skipped and why")] = False) -> None:
+    """Print when a Handle With Care notice for an encounter at AT is due at SCHOOL."""
+    from services.core.reference import ReferenceDataError, load_reference_data
+    from services.handle_with_care.adapters.calendars import ics_loader
+    from services.handle_with_care.domain.calendar import next_school_day_start
+    from services.handle_with_care.service import CalendarDirectory
+
+    directory = config or Settings().reference_dir
+    try:
+        data = load_reference_data(directory)
+    except ReferenceDataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    if school not in data.schools:
+        raise typer.BadParameter(f"unknown school {school!r}", param_hint="--school")
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        raise typer.BadParameter("not an ISO 8601 date-time", param_hint="--at") from None
+    if when.tzinfo is None:
+        raise typer.BadParameter("needs an offset, e.g. 2027-01-15T22:30:00-07:00", param_hint="--at")
+    calendar = CalendarDirectory(data, ics_loader(Path(directory) / "calendars")).calendar(data.schools[school])
+    deadline = next_school_day_start(calendar, when)
+    typer.echo(deadline.explain() if explain else deadline.due_at.isoformat())
+
+
+@cli.command("agency-token")
+def agency_token(agency: str) -> None:
+    """Make a new API token for AGENCY; give the token to the agency, put the hash in agencies.toml."""
+    from services.core.reference import hash_token
+
+    token = secrets.token_urlsafe(32)
+    typer.echo(f"token (give to {agency}, shown once): {token}")
+    typer.echo(f'agencies.toml: [agencies.{agency}] token_sha256 = "{hash_token(token)}"')
+
+
+@stack_cli.command("up")
+def stack_up(kafka_port: int = 9092, registry_port: int = 8081, http_port: int = 8080, inbox_port: int = 8025,
+             smtp_port: int = 8026, demo: Annotated[bool, typer.Option(help="send sample CAD events")] = True,
+             work_dir: Annotated[Path, typer.Option(help="state kept between runs")] = Path("var/local-stack")) -> None:
+    """Run everything locally until Ctrl-C: Kafka, registry, the services, a dev inbox and sample events."""
+    from deploy.local_system import run_local_system
+
+    configure_logging("INFO", "console")
+    raise typer.Exit(run_local_system(kafka_port=kafka_port, registry_port=registry_port, http_port=http_port,
+                                      inbox_port=inbox_port, smtp_port=smtp_port, demo=demo, work_dir=work_dir))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
