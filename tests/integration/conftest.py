@@ -1,0 +1,89 @@
+"""A running Handoff on the real broker: HTTP app, workers on a fake clock, and a dev inbox with
+a real SMTP server, Twilio-shaped SMS API and webhook receiver on free ports."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from deploy.dev_inbox import DevInbox
+from deploy.local_stack import free_port
+from services import runtime
+from services.core.avro import AvroCodec, registry_from_url
+from services.core.clock import FakeClock
+from services.core.kafka import KafkaPublisher
+from services.core.reference import ReferenceData, load_reference_data
+from services.core.settings import REPO_ROOT, Settings
+from services.core.streams import prepare_and_start
+
+LOCAL_INBOX = "http://127.0.0.1:8025"
+WEBHOOK_SECRET = "integration-webhook-secret"
+
+
+def reference_for(inbox_url: str) -> ReferenceData:
+    """The sample reference data, with its receiver URLs pointed at this test's inbox."""
+    data = load_reference_data(REPO_ROOT / "config" / "local")
+
+    def moved(model):
+        return model.model_copy(update={"webhook_url": model.webhook_url.replace(LOCAL_INBOX, inbox_url)}) \
+            if getattr(model, "webhook_url", None) else model
+
+    schools = {k: s.model_copy(update={"primary_contact": moved(s.primary_contact),
+                                       "backup_contact": moved(s.backup_contact) if s.backup_contact else None})
+               for k, s in data.schools.items()}
+    return data.model_copy(update={"case_managers": {k: moved(v) for k, v in data.case_managers.items()},
+                                   "schools": schools})
+
+
+@dataclass
+class RunningSystem:
+    settings: Settings
+    reference: ReferenceData
+    clock: FakeClock
+    inbox: DevInbox
+    http: httpx.AsyncClient
+    apps: dict = field(default_factory=dict)
+
+    def messages(self, kind: str):
+        return self.inbox.inbox.of(kind)
+
+
+@pytest.fixture
+async def system_factory(kafka_settings) -> AsyncIterator:
+    """``await start(*workers, now=...)`` -> a RunningSystem; everything it started is stopped after the test."""
+    started: list = []
+
+    async def start(*workers: str, now: datetime) -> RunningSystem:
+        inbox = DevInbox(free_port(), free_port(), WEBHOOK_SECRET).start()
+        started.append(inbox.stop)
+        settings = kafka_settings.model_copy(update={
+            "sms_api_base_url": inbox.base_url, "smtp_port": inbox.smtp_port, "link_signing_key": SecretStr("integration-key"),
+            "webhook_signing_secret": SecretStr(WEBHOOK_SECRET), "public_base_url": "http://handoff.test",
+            "escalation_tick_seconds": 0.1, "delivery_backoff_seconds": 0.05})
+        reference = reference_for(inbox.base_url)
+        clock = FakeClock(now)
+        publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
+        await publisher.start()
+        started.append(publisher.stop)
+        app = runtime.build_http_app(settings, reference, publisher=publisher, clock=clock)
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
+        started.append(http.aclose)
+        system = RunningSystem(settings, reference, clock, inbox, http)
+        for name in workers:
+            worker = runtime.build_worker(name, settings, reference, clock)
+            await prepare_and_start(worker, settings)
+            started.append(worker.stop)
+            system.apps[name] = worker
+        return system
+
+    yield start
+    for stop in reversed(started):
+        result = stop()
+        if inspect.isawaitable(result):
+            await result

@@ -1,0 +1,59 @@
+"""Handle With Care on the real broker: Friday-night encounter -> notice due Tuesday -> delivered -> acknowledged."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.core.events import HwcNoticeRequested
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.integration
+DENVER = ZoneInfo("America/Denver")
+FRIDAY_NIGHT = datetime(2027, 1, 15, 22, 30, tzinfo=DENVER)  # Monday 2027-01-18: MLK Day (RRULE in the .ics)
+TUESDAY_START = datetime(2027, 1, 19, 7, 45, tzinfo=DENVER)
+TOKEN = {"Authorization": "Bearer local-dev-token-apd"}
+INCIDENT = {"incident_type": "DOMESTIC DISTURBANCE WITH WEAPON", "address": "1313 Mockingbird Lane",
+            "narrative": "Officers observed broken glass", "other_people": ["Mortimer Quackenbush"],
+            "officer_name": "Officer Quentin Marlowe"}
+
+
+def encounter(cad_event_id: str, **child) -> dict:
+    return {"cad_event_id": cad_event_id, "agency_id": "apd", "incident_id": "INC-77",
+            "encountered_at": FRIDAY_NIGHT.isoformat(),
+            "child": {"first_name": "Philippa", "last_name": "Quackenbush", "date_of_birth": "2016-09-02", "grade": "4",
+                      **child},
+            "school_id": "lincoln-es", "incident": INCIDENT}
+
+
+async def test_friday_night_encounter_is_noticed_for_tuesday_and_acknowledged(system_factory) -> None:
+    system = await system_factory("handle-with-care", now=FRIDAY_NIGHT + timedelta(minutes=2))
+    for cad_id, spelling in (("CAD-C1", "Philippa"), ("CAD-C2", "PHILIPPA")):  # two agencies' reports, one child
+        resp = await system.http.post("/v1/child-encounters", json=encounter(cad_id, first_name=spelling), headers=TOKEN)
+        assert resp.status_code == 202, resp.text
+
+    mail = await eventually(lambda: system.messages("email"))
+    hook = await eventually(lambda: system.messages("webhook"))
+    assert mail[0].to == "counselor@lincoln.example.org" and hook[0].to == "sis"
+    payload = json.loads(hook[0].body)
+    assert payload["words"] == "Handle With Care" and payload["school_id"] == "lincoln-es"
+    hwc = system.apps["handle-with-care"].hwc
+    [record] = await eventually(lambda: list(hwc.notices.values()) if any(
+        r["state"]["merged_encounters"] == 2 for r in hwc.notices.values()) else None)
+    request = HwcNoticeRequested.model_validate(record["request"])
+    assert request.due_at == TUESDAY_START
+    assert request.due_at.astimezone(DENVER).isoformat() == "2027-01-19T07:45:00-07:00"
+    for text in (mail[0].body, hook[0].body):
+        for leaked in ("Mockingbird", "WEAPON", "broken glass", "Mortimer", "Marlowe", "apd"):
+            assert leaked not in text
+
+    link = payload["acknowledge_url"].replace("http://handoff.test", "")
+    assert (await system.http.post(link)).status_code == 200
+    await eventually(lambda: list(hwc.notices.values())[0]["state"]["acknowledged_at"])
+
+    system.clock.set(TUESDAY_START + timedelta(hours=1))  # past backup, coordinator and deadline times
+    assert await hwc.publish_due_escalations() == 0
+    assert len(system.messages("email")) == 1 and len(system.messages("webhook")) == 1
