@@ -124,12 +124,13 @@ class _SmtpHandler:
 class DevInbox:
     """Runs the HTTP receivers (in a thread with its own loop) and the SMTP server; ``stop()`` ends both."""
 
-    def __init__(self, http_port: int, smtp_port: int, webhook_secret: str = "", out_dir: Path | None = None) -> None:
+    def __init__(self, http_port: int, smtp_port: int, webhook_secret: str = "", out_dir: Path | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.inbox = Inbox(webhook_secret, out_dir)
         self.http_port, self.smtp_port = http_port, smtp_port
-        self._server = uvicorn.Server(uvicorn.Config(create_http(self.inbox), host="127.0.0.1", port=http_port,
+        self._server = uvicorn.Server(uvicorn.Config(create_http(self.inbox), host=host, port=http_port,
                                                      log_level="warning", lifespan="off"))
-        self._smtp = Controller(_SmtpHandler(self.inbox), hostname="127.0.0.1", port=smtp_port)
+        self._smtp = Controller(_SmtpHandler(self.inbox), hostname=host, port=smtp_port)
         self._thread: threading.Thread | None = None
 
     @property
@@ -168,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smtp-port", type=int, default=8026)
     parser.add_argument("--webhook-secret", default="")
     parser.add_argument("--out-dir", type=Path, default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 only inside a container")
     args = parser.parse_args(argv)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    with DevInbox(args.http_port, args.smtp_port, args.webhook_secret, args.out_dir) as inbox:
+    with DevInbox(args.http_port, args.smtp_port, args.webhook_secret, args.out_dir, args.host) as inbox:
         print(f"dev inbox: {inbox.base_url} (SMTP on 127.0.0.1:{args.smtp_port})", flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     return 0
