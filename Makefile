@@ -2,7 +2,9 @@
 #   make run    set everything up, then run Handoff locally on its embedded default
 #   make test   set everything up, then run the whole test suite (starts Kafka itself)
 
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter that actually runs and is 3.11+ (a pyenv shim may exist without its version).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.setup-done
@@ -22,7 +24,7 @@ setup: $(SETUP)
 
 # Re-runs when the dependencies or the pinned broker/registry versions change.
 $(SETUP): pyproject.toml deploy/local/pom.xml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (set PYTHON=/path/to/python3.11)"; exit 1; }
 	@command -v java >/dev/null || { echo "Java 17+ is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
