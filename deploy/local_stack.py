@@ -315,9 +315,16 @@ class LocalKafka:
         self._launch(kafka_libs(), node)
         self.wait_ready(timeout, [node])
 
-    def stop(self) -> None:
-        for node in self.nodes:
-            _stop_process(node.process)
+    def stop(self, timeout: float = 15.0) -> None:
+        # All nodes at once: stopped one by one, the last ones lose their controller quorum and
+        # sit out their controlled shutdown. What is still running after the grace period is killed.
+        running = [n.process for n in self.nodes if n.is_running()]
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in running:
+            _stop_process(proc, timeout=max(0.1, deadline - time.monotonic()))
         if self._owns_work_dir and self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 

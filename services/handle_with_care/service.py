@@ -24,7 +24,7 @@ from services.core.events import (
 )
 from services.core.kafka import Publisher
 from services.core.links import AckLinks
-from services.core.logs import get_logger
+from services.core.logs import correlation_scope, current_correlation_id, get_logger
 from services.core.reference import Contact, ReferenceData, School
 from services.core.store import KeyValueStore
 from services.core.topics import HWC_NOTICES
@@ -122,7 +122,8 @@ class HandleWithCare:
         record = self.notices.get(request.notice_id)
         if record is None:
             state = NoticeState(request.notice_id, request.school_id, request.due_at)
-            self.notices[request.notice_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json")}
+            self.notices[request.notice_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json"),
+                                               "correlation_id": current_correlation_id()}
         else:
             state = NoticeState.from_dict(record["state"])
             merged = NoticeState(**{**state.__dict__, "merged_encounters": state.merged_encounters + 1})
@@ -185,9 +186,10 @@ class HandleWithCare:
                 continue
             self._escalations_requested.add((notice_id, stage))
             overdue = stage == OVERDUE
-            await self.publisher.publish(HWC_NOTICES, notice_id, HwcNoticeEscalated(
-                notice_id=notice_id, to_role=RecipientRole.coordinator if overdue else RecipientRole(stage),
-                escalated_at=now, overdue=overdue))
+            with correlation_scope(record.get("correlation_id")):
+                await self.publisher.publish(HWC_NOTICES, notice_id, HwcNoticeEscalated(
+                    notice_id=notice_id, to_role=RecipientRole.coordinator if overdue else RecipientRole(stage),
+                    escalated_at=now, overdue=overdue))
             published += 1
         return published
 

@@ -16,7 +16,7 @@ from services.core.events import (
     Channel, DeliveryOutcome, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated,
 )
 from services.core.kafka import Publisher
-from services.core.logs import get_logger
+from services.core.logs import correlation_scope, current_correlation_id, get_logger
 from services.core.reference import CaseManager, ReferenceData, Site
 from services.core.store import KeyValueStore
 from services.core.topics import PAGES
@@ -143,7 +143,8 @@ class Notifier:
             marker = (state.referral_id, state.step_index, state.loop)
             if site is None or not due_escalation(state, site.escalation, now) or marker in self._escalations_requested:
                 continue
-            await self._publish_escalation(state, site)
+            with correlation_scope(record.get("correlation_id")):
+                await self._publish_escalation(state, site)
             published += 1
         return published
 
@@ -196,4 +197,7 @@ class Notifier:
         return PageState.from_dict(record["state"]), PageRequested.model_validate(record["request"])
 
     def _save(self, state: PageState, request: PageRequested) -> None:
-        self.pages[state.referral_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json")}
+        previous = self.pages.get(state.referral_id) or {}
+        # The CAD event's correlation id stays with the page, so timer-made events carry it too.
+        self.pages[state.referral_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json"),
+                                         "correlation_id": previous.get("correlation_id") or current_correlation_id()}

@@ -151,3 +151,14 @@ async def test_replay_after_a_partial_delivery_completes_it_without_resending() 
     await h.notifier.on_referral_event(h.referral)  # replay: joins the page, finishes its step
     assert len(h.channels["sms"].sent) == 1 and len(h.channels["email"].sent) == 1
     assert len(h.publisher.events(PageRequested)) == 1
+
+
+async def test_timer_made_escalation_carries_the_referrals_correlation_id(h) -> None:
+    from services.core.logs import correlation_scope
+
+    with correlation_scope("corr-from-cad"):
+        await h.notifier.on_referral_event(h.referral)
+    h.clock.advance(minutes=5)
+    await h.notifier.publish_due_escalations()  # outside any correlation scope, as the timer runs
+    [record] = [r for r in h.publisher.records if isinstance(r.event, PageEscalated)]
+    assert dict(record.headers)["correlation_id"] == b"corr-from-cad"
