@@ -6,7 +6,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.core.avro import AvroCodec, registry_from_url
 from services.core.events import DeadLetterRecorded
-from services.core.kafka import client_options
+from services.core.kafka import client_options, topic_partition_counts
 from services.core.settings import Settings
 from services.core.topics import DEAD_LETTER
 
@@ -15,13 +15,11 @@ async def read_dead_letters(settings: Settings, limit: int = 100) -> list[DeadLe
     """The latest ``limit`` dead letters, oldest first."""
     topic = DEAD_LETTER.qualified(settings.topic_prefix)
     codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    counts = await topic_partition_counts(settings, [topic])
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await consumer.topics()  # refresh metadata once
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        partitions = [TopicPartition(topic, p) for p in range(counts[topic])]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:

@@ -140,3 +140,11 @@ class WebhookChannel:
 def build_channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, Channel]:
     return {"sms": SmsChannel(settings, client), "email": EmailChannel(settings),
             "webhook": WebhookChannel(settings, client)}
+
+
+def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL and the sorted form parameters."""
+    import base64
+
+    payload = url + "".join(f"{k}{params[k]}" for k in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()

@@ -81,6 +81,12 @@ class Milestone(str, Enum):
     inactive = "inactive"
 
 
+class ReferralFlag(str, Enum):
+    intake_deadline_near = "intake_deadline_near"
+    intake_deadline_missed = "intake_deadline_missed"
+    no_contact = "no_contact"
+
+
 class Channel(str, Enum):
     sms = "sms"
     email = "email"
@@ -225,6 +231,15 @@ class EngagementRecorded(Event):
     recorded_by: str
 
 
+class ReferralFlagged(Event):
+    avro_schema: ClassVar[str] = "referral_flagged"
+    referral_id: str
+    site_id: str
+    flag: ReferralFlag
+    flagged_at: AwareDatetime
+    due_at: AwareDatetime | None = None
+
+
 # --- paging -------------------------------------------------------------------------------------
 
 class PageRequested(Event):
@@ -244,6 +259,7 @@ class PageRequested(Event):
 class PageSent(Event):
     avro_schema: ClassVar[str] = "page_sent"
     page_id: str
+    referral_id: str = ""
     attempt_id: str
     step_index: int
     loop: int
@@ -334,7 +350,7 @@ class DeadLetterRecorded(Event):
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
-    CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded,
+    CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated,
     DeadLetterRecorded,

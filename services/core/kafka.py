@@ -8,6 +8,7 @@ the Avro codec, keys the record, and copies the current correlation id into the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -96,6 +97,16 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str], timeou
         await asyncio.sleep(0.1)
 
 
+async def topic_partition_counts(settings: Settings, names: list[str], timeout: float = 30.0) -> dict[str, int]:
+    """Partition count of each named topic, waiting up to ``timeout`` for them to exist."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        return await _partition_counts(admin, names, timeout)
+    finally:
+        await admin.close()
+
+
 def correlation_headers(extra: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:
     headers = list(extra or [])
     cid = current_correlation_id()
@@ -158,3 +169,65 @@ class InMemoryPublisher:
 
     def events(self, cls: type | None = None) -> list[Any]:
         return [r.event for r in self.records if cls is None or isinstance(r.event, cls)]
+
+
+class TopicFollower:
+    """Reads topics from the beginning on every partition (no consumer group) and hands each decoded
+    event to ``on_event``: the feed of a read model that every API replica keeps in full.
+
+    ``caught_up`` is set once everything that existed at start has been read. Records that do not
+    decode are skipped here: the owning worker dead-letters them.
+    """
+
+    def __init__(self, settings: Settings, codec: AvroCodec, specs: tuple[TopicSpec, ...], on_event) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.names = [s.qualified(settings.topic_prefix) for s in specs]
+        self.on_event = on_event
+        self.caught_up = asyncio.Event()
+        self._consumer = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        self._consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest",
+                                          **client_options(self.settings))
+        await self._consumer.start()
+        # The topics may not exist yet (a worker creates them as it starts): wait for them, briefly.
+        counts = await topic_partition_counts(self.settings, self.names, timeout=60)
+        partitions = [TopicPartition(name, p) for name in self.names for p in range(counts[name])]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        ends = await self._consumer.end_offsets(partitions)
+        self._task = asyncio.create_task(self._run(ends))
+
+    async def _run(self, ends) -> None:
+        from services.core.errors import InvalidRecord
+        from services.core.logs import correlation_from_headers, correlation_scope
+
+        pending = {tp for tp, end in ends.items() if end > 0}
+        if not pending:
+            self.caught_up.set()
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        event = await self.codec.decode(record.value)
+                    except InvalidRecord:
+                        continue
+                    with correlation_scope(correlation_from_headers(record.headers)):
+                        self.on_event(event)
+                if tp in pending and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+            if not pending and not self.caught_up.is_set():
+                self.caught_up.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer:
+            await self._consumer.stop()

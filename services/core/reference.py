@@ -53,17 +53,26 @@ class Agency(_Model):
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
     def token_matches(self, token: str) -> bool:
-        return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self.token_sha256)
+        return hmac.compare_digest(hash_token(token), self.token_sha256)
 
 
 class CaseManager(_Model):
+    """Program staff: case managers, outreach coordinators and program managers (who are paged or warned,
+    and who may use the staff API for their sites)."""
+
     case_manager_id: str
     display_name: str
+    role: Literal["case_manager", "outreach", "program_manager"] = "case_manager"
+    sites: frozenset[str] = frozenset()
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="staff API token hash")
     phone: str | None = None
     email: str | None = None
     webhook_url: str | None = None
     channels: tuple[Channel, ...] = (Channel.sms,)
     max_caseload: int = Field(25, ge=1, le=25)  # domain brief: never over 25
+
+    def token_matches(self, token: str) -> bool:
+        return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
 
     @model_validator(mode="after")
     def _channels_have_addresses(self) -> "CaseManager":
@@ -212,6 +221,13 @@ def _check_references(data: ReferenceData) -> None:
         unknown = sorted(named - set(data.case_managers))
         if unknown:
             raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown case managers {unknown}")
+        unknown_pms = sorted(set(site.program_manager_ids) - set(data.case_managers))
+        if unknown_pms:
+            raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown program managers {unknown_pms}")
+    for person in data.case_managers.values():
+        unknown_sites = sorted(set(person.sites) - set(data.sites))
+        if unknown_sites:
+            raise ReferenceDataError(f"case_managers.toml [case_managers.{person.case_manager_id}]: unknown sites {unknown_sites}")
     for agency in data.agencies.values():
         if agency.hwc_district_id and agency.hwc_district_id not in data.districts:
             raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}]: unknown district {agency.hwc_district_id!r}")

@@ -76,8 +76,10 @@ class Settings(BaseSettings):
 
     # --- Secrets -------------------------------------------------------------------------------
     link_signing_key: SecretStr | None = None
+    metrics_token: SecretStr | None = None  # Prometheus scrapes /metrics with this bearer token
     ack_link_ttl_minutes: int = Field(24 * 60, ge=1)
     escalation_tick_seconds: float = Field(1.0, gt=0)
+    intake_warning_hours: float = Field(48, gt=0, description="warn this long before an intake deadline")
 
     # --- Handle With Care ------------------------------------------------------------------------
     hwc_backup_lead_minutes: float = Field(90, ge=0, description="unacknowledged this long before the deadline: backup contact")
@@ -88,7 +90,8 @@ class Settings(BaseSettings):
     @classmethod
     def _secrets_from_files(cls, data: dict) -> dict:
         # HANDOFF_X_FILE=/run/secrets/x reads secret X from a file (Docker/Kubernetes secrets).
-        for name in ("kafka_sasl_password", "link_signing_key", "sms_auth_token", "smtp_password", "webhook_signing_secret"):
+        for name in ("kafka_sasl_password", "link_signing_key", "sms_auth_token", "smtp_password", "webhook_signing_secret",
+                     "metrics_token"):
             path = os.environ.get(f"HANDOFF_{name.upper()}_FILE")
             if path and not data.get(name):
                 data[name] = Path(path).read_text().strip()

@@ -9,11 +9,13 @@ duplicate, which no longer matches the page's step, is ignored).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from services.core.clock import Clock
 from services.core.events import (
-    Channel, DeliveryOutcome, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated,
+    Channel, DeliveryOutcome, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralFlag,
+    ReferralFlagged,
 )
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
@@ -24,11 +26,12 @@ from services.core.channels import Outgoing
 from services.core.delivery import IdempotentDelivery
 from services.core.links import AckLinks
 from services.notifier.domain.escalation import PageState, acknowledge, attempt_id, due_escalation, escalate, open_page
-from services.notifier.domain.messages import render_officer_confirmation, render_page
+from services.notifier.domain.messages import render_deadline_warning, render_officer_confirmation, render_page
 from services.notifier.domain.schedule import on_call_at
 
 log = get_logger(__name__)
 ON_CALL = "on_call"
+WARNING_STEP = -1  # PageSent.step_index of a deadline warning, outside the escalation steps
 OFFICER_TARGET = "officer"
 
 
@@ -62,6 +65,28 @@ class Notifier:
     async def on_referral_event(self, event) -> None:
         if isinstance(event, ReferralCreated):
             await self.open(event)
+        elif isinstance(event, ReferralFlagged) and event.flag is not ReferralFlag.no_contact:
+            await self.warn_intake_deadline(event)
+
+    async def warn_intake_deadline(self, flag: ReferralFlagged) -> None:
+        """Tell the acknowledging case manager and the site's program managers; no personal data."""
+        site = self.reference.site(flag.site_id)
+        loaded = self._load(flag.referral_id)
+        state = loaded[0] if loaded else open_page(page_id_for(flag.referral_id), flag.referral_id, flag.site_id,
+                                                   flag.flagged_at)
+        people = [state.acknowledged_by] if state.acknowledged_by else []
+        people += [pm for pm in (site.program_manager_ids if site else ()) if pm not in people]
+        text = render_deadline_warning(flag.referral_id, flag.flag.value, flag.due_at.astimezone(site.zone) if site else flag.due_at)
+        for person_id in people:
+            person = self.reference.case_managers.get(person_id)
+            if person is None:
+                continue
+            for channel in person.channels:
+                address = {Channel.sms: person.phone, Channel.email: person.email, Channel.webhook: person.webhook_url}[channel]
+                outgoing = Outgoing(f"{flag.referral_id}/{flag.flag.value}/{person_id}/{channel.value}", address,
+                                    "LEAD intake deadline", text, text,
+                                    {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value})
+                await self._deliver_once(replace(state, step_index=WARNING_STEP), person_id, channel, outgoing)
 
     async def on_page_event(self, event) -> None:
         if isinstance(event, PageEscalated):
@@ -183,7 +208,7 @@ class Notifier:
     async def _deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing) -> bool:
         async def record(attempt: int, outcome: DeliveryOutcome, error: str | None) -> None:
             await self.publisher.publish(PAGES, state.referral_id, PageSent(
-                page_id=state.page_id, attempt_id=outgoing.attempt_id, step_index=state.step_index, loop=state.loop,
+                page_id=state.page_id, referral_id=state.referral_id, attempt_id=outgoing.attempt_id, step_index=state.step_index, loop=state.loop,
                 target_id=target_id, channel=channel, outcome=outcome, attempt=attempt, error=error,
                 sent_at=self.clock.now()))
 

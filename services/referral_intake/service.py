@@ -1,15 +1,26 @@
-"""What happens to a CAD referral: dedup by its CAD event id, open the referral, publish it."""
+"""Referral intake's service layer.
+
+- ``ReferralIntake``: a CAD referral is deduplicated by its CAD event id, opened, published.
+- ``EngagementTracker``: the lifecycle authority: milestones, status changes, deadline flags.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from services.core.clock import Clock
-from services.core.events import CadReferralMade, ReferralCreated, ReferralStatus
+from services.core.errors import Rejected
+from services.core.events import (
+    CadReferralMade, EngagementRecorded, PageAcknowledged, ReferralCreated, ReferralFlag, ReferralFlagged, ReferralStatus,
+)
 from services.core.kafka import Publisher
-from services.core.logs import get_logger
+from services.core.logs import correlation_scope, current_correlation_id, get_logger
 from services.core.reference import ReferenceData
 from services.core.store import KeyValueStore
 from services.core.topics import REFERRALS
+from services.referral_intake.domain.lifecycle import apply_milestone, transition
 from services.referral_intake.domain.model import open_referral, referral_id_for
+from services.referral_intake.domain.views import ReferralView
 
 log = get_logger(__name__)
 
@@ -37,3 +48,71 @@ class ReferralIntake:
         log.info("referral_opened", referral_id=referral_id, site_id=cad.site_id,
                  referral_type=cad.referral_type.value)
         return created
+
+
+class EngagementTracker:
+    """The authority on a referral's lifecycle, run on the referral topic's partitions.
+
+    Folds referral and page events into each referral's view; turns milestones and
+    acknowledgements into legal ``ReferralStatusChanged`` events (an illegal one is refused, so a
+    case-management system's bad record is dead-lettered with the reason); and, on a timer,
+    publishes ``ReferralFlagged`` when an intake deadline nears or passes, or contact lapses.
+    """
+
+    def __init__(self, reference: ReferenceData, views: KeyValueStore, publisher: Publisher, clock: Clock,
+                 warn_before: timedelta = timedelta(days=2)) -> None:
+        self.reference = reference
+        self.views = views  # referral id -> ReferralView.to_dict()
+        self.publisher = publisher
+        self.clock = clock
+        self.warn_before = warn_before
+        self._flags_requested: set[tuple[str, str]] = set()
+
+    async def on_event(self, event) -> None:
+        if isinstance(event, ReferralCreated):
+            if event.referral_id not in self.views:
+                self.views[event.referral_id] = {"view": ReferralView.opened(event).to_dict(),
+                                                 "correlation_id": current_correlation_id()}
+            return
+        record = self.views.get(event.referral_id)
+        if record is None:
+            if isinstance(event, EngagementRecorded):
+                raise Rejected("referral_id", "no such referral")
+            return  # a page event racing its referral: the view is informational only
+        view = ReferralView.from_dict(record["view"])
+        change = None
+        if isinstance(event, EngagementRecorded):
+            change = apply_milestone(view.referral_id, view.site_id, ReferralStatus(view.status), event.milestone,
+                                     event.occurred_at, event.recorded_by, event.reason).status_change
+        elif isinstance(event, PageAcknowledged) and view.status == ReferralStatus.requested.value:
+            change = transition(view.referral_id, view.site_id, ReferralStatus.requested, ReferralStatus.accepted,
+                                event.acknowledged_at, event.acknowledged_by)
+        view.apply(event)
+        if change is not None:
+            view.apply(change)
+        self.views[view.referral_id] = {**record, "view": view.to_dict()}
+        if change is not None:
+            await self.publisher.publish(REFERRALS, view.referral_id, change)
+            log.info("referral_status_changed", referral_id=view.referral_id, status=change.status.value,
+                     previous=change.previous_status.value if change.previous_status else None)
+
+    async def publish_due_flags(self) -> int:
+        now, published = self.clock.now(), 0
+        for referral_id, record in list(self.views.items()):
+            if record is None:
+                continue
+            view = ReferralView.from_dict(record["view"])
+            site = self.reference.site(view.site_id)
+            if site is None:
+                continue
+            for flag in view.due_flags(now, self.warn_before, timedelta(days=site.no_contact_flag_days)):
+                if (referral_id, flag.value) in self._flags_requested:
+                    continue
+                self._flags_requested.add((referral_id, flag.value))
+                with correlation_scope(record.get("correlation_id")):
+                    await self.publisher.publish(REFERRALS, referral_id, ReferralFlagged(
+                        referral_id=referral_id, site_id=view.site_id, flag=flag, flagged_at=now,
+                        due_at=view.intake_due_at if flag is not ReferralFlag.no_contact else None))
+                log.info("referral_flagged", referral_id=referral_id, flag=flag.value)
+                published += 1
+        return published

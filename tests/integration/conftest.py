@@ -17,7 +17,7 @@ from deploy.local_stack import free_port
 from services import runtime
 from services.core.avro import AvroCodec, registry_from_url
 from services.core.clock import FakeClock
-from services.core.kafka import KafkaPublisher
+from services.core.kafka import KafkaPublisher, ensure_topics
 from services.core.reference import ReferenceData, load_reference_data
 from services.core.settings import REPO_ROOT, Settings
 from services.core.streams import prepare_and_start
@@ -58,6 +58,7 @@ class RunningSystem:
 async def system_factory(kafka_settings) -> AsyncIterator:
     """``await start(*workers, now=...)`` -> a RunningSystem; everything it started is stopped after the test."""
     started: list = []
+    built: list[RunningSystem] = []
 
     async def start(*workers: str, now: datetime) -> RunningSystem:
         inbox = DevInbox(free_port(), free_port(), WEBHOOK_SECRET).start()
@@ -71,7 +72,10 @@ async def system_factory(kafka_settings) -> AsyncIterator:
         publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
         await publisher.start()
         started.append(publisher.stop)
+        await ensure_topics(settings)
         app = runtime.build_http_app(settings, reference, publisher=publisher, clock=clock)
+        await app.state.follower.start()  # ASGITransport runs no lifespan: start the read model's feed here
+        started.append(app.state.follower.stop)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
         started.append(http.aclose)
         system = RunningSystem(settings, reference, clock, inbox, http)
@@ -80,10 +84,14 @@ async def system_factory(kafka_settings) -> AsyncIterator:
             await prepare_and_start(worker, settings)
             started.append(worker.stop)
             system.apps[name] = worker
+        built.append(system)
         return system
 
     yield start
+    systems_dead_letters = {name: app.processor.dead_letters.count for system in built for name, app in system.apps.items()}
     for stop in reversed(started):
         result = stop()
         if inspect.isawaitable(result):
             await result
+    # A flow test feeds only good records: anything dead-lettered is a bug the test would otherwise hide.
+    assert not any(systems_dead_letters.values()), f"records were dead-lettered: {systems_dead_letters}"

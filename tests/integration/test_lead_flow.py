@@ -18,7 +18,7 @@ TOKEN = {"Authorization": "Bearer local-dev-token-apd"}
 
 def referral_body(cad_event_id: str) -> dict:
     body = json.loads(open("config/local/demo/referral.json").read())
-    return {**body, "cad_event_id": cad_event_id}
+    return {**body, "cad_event_id": cad_event_id, "occurred_at": NOW.isoformat()}
 
 
 async def submit(system, cad_event_id: str) -> str:
@@ -83,3 +83,43 @@ async def test_same_cad_event_three_times_is_one_referral_and_one_page(system_fa
     await eventually(lambda: True, interval=1.0)  # give any duplicate a chance to arrive
     assert len(system.messages("sms")) == 1 and len(system.messages("email")) == 1
     assert system.inbox.inbox.duplicates == []
+
+
+async def test_engagement_is_tracked_from_acknowledgement_to_enrollment(system_factory) -> None:
+    system = await system_factory("referral-intake", "notifier", now=NOW)
+    referral_id = await submit(system, "CAD-ENG-1")
+    cm = on_call(system)
+    staff = {"Authorization": f"Bearer local-dev-token-{cm.case_manager_id}"}
+    pm = {"Authorization": "Bearer local-dev-token-pm-abq"}
+    sms = await eventually(lambda: system.messages("sms"))
+    link = sms[0].body.split("Ack: ")[1].split(" ")[0].replace("http://handoff.test", "")
+    system.clock.advance(minutes=7)
+    await system.http.post(link)
+
+    async def status() -> str | None:
+        resp = await system.http.get(f"/v1/referrals/{referral_id}", headers=staff)
+        return resp.json()["status"] if resp.status_code == 200 else None
+
+    await eventually(lambda: _is(status, "accepted"))
+    view = (await system.http.get(f"/v1/referrals/{referral_id}", headers=staff)).json()
+    assert view["seconds_to_acknowledge"] == 7 * 60  # on the fake clock: exact
+
+    for milestone in ("contacted", "enrolled"):
+        resp = await system.http.post(f"/v1/referrals/{referral_id}/engagement", json={"milestone": milestone},
+                                      headers=staff)
+        assert resp.status_code == 202, resp.text
+    await eventually(lambda: _is(status, "in_progress"))
+    funnel = await eventually(lambda: _funnel_enrolled(system, pm))
+    assert funnel["contacted"] == 1 and funnel["referrals"] == 1
+
+    illegal = await system.http.post(f"/v1/referrals/{referral_id}/status", json={"status": "accepted"}, headers=staff)
+    assert illegal.status_code == 409
+
+
+async def _is(probe, expected) -> bool:
+    return (await probe()) == expected
+
+
+async def _funnel_enrolled(system, headers):
+    rows = (await system.http.get("/v1/sites/abq/funnel", headers=headers)).json()["rows"]
+    return rows[0] if rows and rows[0]["enrolled"] == 1 else None

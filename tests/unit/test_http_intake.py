@@ -30,7 +30,7 @@ def publisher() -> InMemoryPublisher:
 @pytest.fixture
 async def client(memory_settings, publisher):
     settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
-    app = runtime.build_http_app(settings, publisher=publisher)
+    app = runtime.build_http_app(settings, publisher=publisher, follow_topics=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
 

@@ -60,4 +60,5 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
         await http.aclose()
 
     app.hwc = hwc
+    app.processor = processor
     return app

@@ -40,3 +40,10 @@ def render_page(page: PageRequested, ack_url: str, reply_code: str, escalated: b
 
 def render_officer_confirmation(case_manager_name: str) -> str:
     return f"Handoff: case manager {case_manager_name} acknowledged your LEAD referral and is on the way or will call you."
+
+
+def render_deadline_warning(referral_id: str, flag: str, due_local) -> str:
+    when = due_local.strftime("%a %d %b %Y")
+    state = "has passed" if flag == "intake_deadline_missed" else "is near"
+    return (f"Handoff: the intake deadline ({when}) for LEAD referral {referral_id[:8]} {state} "
+            "and no intake is recorded. Open the referral in the console.")

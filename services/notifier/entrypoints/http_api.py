@@ -1,4 +1,4 @@
-"""Acknowledgement endpoint: the signed, expiring link in a page.
+"""Acknowledgement: the signed, expiring link in a page, or an SMS reply "ACK 123456".
 
 GET shows what is being acknowledged and a button; only POST acknowledges, because mail scanners
 and link previews fetch GET links on their own. Acknowledging publishes ``PageAcknowledged``; the
@@ -7,14 +7,19 @@ notifier worker applies it, stops escalation and tells the officer.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+import html
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from services.core.channels import twilio_signature
 from services.core.clock import Clock, SystemClock
 from services.core.events import AcknowledgedVia, PageAcknowledged
 from services.core.kafka import Publisher
 from services.core.links import AckLinks, InvalidLink
 from services.core.logs import correlation_scope, get_logger
+from services.core.reference import ReferenceData
 from services.core.topics import PAGES
 from services.core.web import confirm_form, html_page, paragraph
 from services.notifier.service import page_id_for
@@ -22,7 +27,10 @@ from services.notifier.service import page_id_for
 log = get_logger(__name__)
 
 
-def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None) -> APIRouter:
+def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,
+                  reference: ReferenceData | None = None, page_for_reply=None, sms_auth_token: str = "",
+                  public_base_url: str = "") -> APIRouter:
+    """``page_for_reply(case_manager_id, code)`` finds the open page an SMS reply code answers."""
     clock = clock or SystemClock()
     api = APIRouter(tags=["LEAD paging"])
 
@@ -48,4 +56,28 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
             log.info("page_ack_received", referral_id=referral_id, by=case_manager_id)
         return html_page("Acknowledged", paragraph("Thank you. Escalation has stopped and the officer is being told."))
 
+    @api.post("/v1/sms/inbound", summary="SMS provider webhook: 'ACK 123456' acknowledges a page",
+              response_class=Response)
+    async def sms_inbound(request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        expected = twilio_signature(sms_auth_token, f"{public_base_url}/v1/sms/inbound", form)
+        if not sms_auth_token or not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
+            return Response(status_code=403)
+        code = "".join(ch for ch in form.get("Body", "") if ch.isdigit())
+        sender = next((p for p in reference.case_managers.values() if p.phone == form.get("From")), None)
+        view = page_for_reply(sender.case_manager_id, code) if sender and len(code) == 6 else None
+        if view is None:
+            return _twiml("Handoff: no open page matches that code.")
+        with correlation_scope():
+            await publisher.publish(PAGES, view.referral_id, PageAcknowledged(
+                page_id=page_id_for(view.referral_id), referral_id=view.referral_id,
+                acknowledged_by=sender.case_manager_id, via=AcknowledgedVia.sms_reply, acknowledged_at=clock.now()))
+            log.info("page_ack_received", referral_id=view.referral_id, by=sender.case_manager_id, via="sms_reply")
+        return _twiml("Handoff: acknowledged. The officer is being told.")
+
     return api
+
+
+def _twiml(text: str) -> Response:
+    body = f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{html.escape(text)}</Message></Response>"
+    return Response(body, media_type="application/xml")

@@ -8,7 +8,8 @@ import httpx
 from services.core.avro import AvroCodec, registry_from_url
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
-    EngagementRecorded, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralStatusChanged,
+    EngagementRecorded, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralFlagged,
+    ReferralStatusChanged,
 )
 from services.core.reference import ReferenceData
 from services.core.settings import Settings
@@ -40,7 +41,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     processor = RecordProcessor(codec, DeadLetterSink(publisher, SERVICE), retries=settings.processing_retries,
                                 retry_base_seconds=settings.processing_retry_base_seconds)
     consume(app, REFERRALS, settings, processor, notifier.on_referral_event,
-            expected=(ReferralCreated, ReferralStatusChanged, EngagementRecorded))
+            expected=(ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged))
     consume(app, PAGES, settings, processor, notifier.on_page_event,
             expected=(PageRequested, PageSent, PageAcknowledged, PageEscalated))
 
@@ -53,4 +54,5 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
         await http.aclose()
 
     app.notifier = notifier  # for tests and the console
+    app.processor = processor
     return app

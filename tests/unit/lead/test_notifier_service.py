@@ -162,3 +162,20 @@ async def test_timer_made_escalation_carries_the_referrals_correlation_id(h) -> 
     await h.notifier.publish_due_escalations()  # outside any correlation scope, as the timer runs
     [record] = [r for r in h.publisher.records if isinstance(r.event, PageEscalated)]
     assert dict(record.headers)["correlation_id"] == b"corr-from-cad"
+
+
+async def test_intake_deadline_warning_goes_to_the_acknowledging_cm_and_program_managers(h) -> None:
+    from services.core.events import ReferralFlag, ReferralFlagged
+
+    await h.notifier.on_referral_event(h.referral)
+    await h.notifier.on_page_event(PageAcknowledged(
+        page_id=page_id_for(h.referral.referral_id), referral_id=h.referral.referral_id, acknowledged_by="cm-ben",
+        via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
+    flag = ReferralFlagged(referral_id=h.referral.referral_id, site_id="abq", flag=ReferralFlag.intake_deadline_near,
+                           flagged_at=h.clock.now(), due_at=h.referral.intake_due_at)
+    for _ in range(2):  # a replayed flag warns nobody twice
+        await h.notifier.on_referral_event(flag)
+    warnings = [m for ch in h.channels.values() for m in ch.sent if "intake deadline" in m.text]
+    assert sorted(m.address for m in warnings) == ["+15055550102", "ben@lead.example.org", "pm@lead.example.org"]
+    assert all("Zebulon" not in m.text and "bus shelter" not in m.text for m in warnings)
+    assert {e.step_index for e in h.publisher.events(PageSent) if "intake_deadline" in e.attempt_id} == {-1}

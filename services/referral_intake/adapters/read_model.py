@@ -1,0 +1,45 @@
+"""The LEAD read model: every referral's view, kept current from the referral and page topics.
+
+The API uses it to refuse illegal transitions at once (409), to answer funnel and worklist
+questions, to resolve SMS reply codes, and for Prometheus. It holds no personal data: views
+carry ids, statuses and times only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.core.events import ReferralCreated
+from services.referral_intake.domain.views import ReferralView
+
+
+class LeadReadModel:
+    def __init__(self) -> None:
+        self.views: dict[str, ReferralView] = {}
+
+    def apply(self, event) -> None:
+        if isinstance(event, ReferralCreated):
+            self.views.setdefault(event.referral_id, ReferralView.opened(event))
+            return
+        view = self.views.get(event.referral_id)
+        if view is not None:
+            view.apply(event)
+
+    def for_site(self, site_id: str) -> list[ReferralView]:
+        return [v for v in self.views.values() if v.site_id == site_id]
+
+    def outreach_worklist(self, site_id: str) -> list[ReferralView]:
+        """Open referrals someone must go and find: no contact for too long, or intake at risk."""
+        flagged = [v for v in self.for_site(site_id) if v.is_open and v.flags]
+        return sorted(flagged, key=lambda v: v.last_contact_at or v.referred_at)
+
+    def page_for_reply(self, case_manager_id: str, code: str, reply_code) -> ReferralView | None:
+        """The unacknowledged page this case manager's reply code answers."""
+        for view in self.views.values():
+            if (view.acknowledged_at is None and case_manager_id in view.paged_case_managers
+                    and reply_code(view.referral_id, case_manager_id) == code):
+                return view
+        return None
+
+    def latest(self) -> datetime | None:
+        return max((v.referred_at for v in self.views.values()), default=None)

@@ -1,0 +1,160 @@
+"""A referral as the program sees it, folded from its events: status, milestones, the handoff clock
+(referral -> acknowledgement -> contact), flags; and the figures program managers answer for.
+
+Pure: the same fold runs in the worker (the authority, one partition's referrals) and in the API's
+read model (every referral). Applying an event twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from statistics import median
+
+from services.core.events import (
+    EngagementRecorded, Milestone, PageAcknowledged, PageRequested, PageSent, ReferralCreated, ReferralFlag,
+    ReferralFlagged, ReferralStatus, ReferralStatusChanged,
+)
+
+ENROLLMENT_TARGET = 0.60   # domain brief: enrollment under 60% of referrals is a known failure
+ENGAGEMENT_TARGET = 0.75   # ... and engagement under 75% of enrollees
+CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.value, Milestone.enrolled.value,
+                      Milestone.engaged.value}
+INTAKE_MILESTONES = {Milestone.intake_scheduled.value, Milestone.enrolled.value, Milestone.engaged.value}
+
+
+@dataclass
+class ReferralView:
+    referral_id: str
+    site_id: str
+    referral_type: str
+    referred_at: datetime
+    intake_due_at: datetime
+    status: str = ReferralStatus.requested.value
+    milestones: dict[str, datetime] = field(default_factory=dict)   # first time each was recorded
+    last_contact_at: datetime | None = None
+    paged_at: datetime | None = None
+    paged_case_managers: list[str] = field(default_factory=list)
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+    @classmethod
+    def opened(cls, event: ReferralCreated) -> "ReferralView":
+        return cls(event.referral_id, event.site_id, event.referral_type.value, event.referred_at, event.intake_due_at)
+
+    # --- fold -------------------------------------------------------------------------------------
+    def apply(self, event) -> None:
+        if isinstance(event, ReferralStatusChanged):
+            self.status = event.status.value
+        elif isinstance(event, EngagementRecorded):
+            self._milestone(event.milestone.value, event.occurred_at)
+            if event.milestone.value in CONTACT_MILESTONES:
+                self.last_contact_at = max(filter(None, [self.last_contact_at, event.occurred_at]))
+                self.flags = [f for f in self.flags if f != ReferralFlag.no_contact.value]
+        elif isinstance(event, PageRequested):
+            self.paged_at = self.paged_at or event.requested_at
+            self._milestone(Milestone.paged.value, event.requested_at)
+        elif isinstance(event, PageSent):
+            if event.target_id not in self.paged_case_managers and event.target_id != "officer":
+                self.paged_case_managers.append(event.target_id)
+        elif isinstance(event, PageAcknowledged):
+            if self.acknowledged_at is None:
+                self.acknowledged_at, self.acknowledged_by = event.acknowledged_at, event.acknowledged_by
+            self._milestone(Milestone.acknowledged.value, event.acknowledged_at)
+        elif isinstance(event, ReferralFlagged):
+            if event.flag.value not in self.flags:
+                self.flags.append(event.flag.value)
+
+    def _milestone(self, name: str, at: datetime) -> None:
+        if name not in self.milestones or at < self.milestones[name]:
+            self.milestones[name] = at
+
+    # --- questions --------------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self.status in {"requested", "accepted", "in_progress", "on_hold"}
+
+    def has(self, milestone: str) -> bool:
+        return milestone in self.milestones
+
+    def seconds_to_acknowledge(self) -> float | None:
+        return (self.acknowledged_at - self.referred_at).total_seconds() if self.acknowledged_at else None
+
+    def seconds_to_contact(self) -> float | None:
+        first = min((self.milestones[m] for m in CONTACT_MILESTONES if m in self.milestones), default=None)
+        return (first - self.referred_at).total_seconds() if first else None
+
+    def due_flags(self, now: datetime, warn_before: timedelta, no_contact_after: timedelta) -> list[ReferralFlag]:
+        """Flags that should be raised at ``now`` and have not been."""
+        if not self.is_open:
+            return []
+        due: list[ReferralFlag] = []
+        intake_done = any(self.has(m) for m in INTAKE_MILESTONES)
+        if not intake_done and now >= self.intake_due_at and "intake_deadline_missed" not in self.flags:
+            due.append(ReferralFlag.intake_deadline_missed)
+        elif not intake_done and now >= self.intake_due_at - warn_before and "intake_deadline_near" not in self.flags:
+            due.append(ReferralFlag.intake_deadline_near)
+        since = self.last_contact_at or self.referred_at
+        if now - since >= no_contact_after and "no_contact" not in self.flags:
+            due.append(ReferralFlag.no_contact)
+        return due
+
+    # --- storage ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("referred_at", "intake_due_at", "last_contact_at", "paged_at", "acknowledged_at"):
+            d[key] = d[key].isoformat() if d[key] else None
+        d["milestones"] = {k: v.isoformat() for k, v in self.milestones.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReferralView":
+        times = {k: (datetime.fromisoformat(d[k]) if d[k] else None)
+                 for k in ("referred_at", "intake_due_at", "last_contact_at", "paged_at", "acknowledged_at")}
+        return cls(**{**d, **times, "milestones": {k: datetime.fromisoformat(v) for k, v in d["milestones"].items()}})
+
+
+@dataclass(frozen=True)
+class FunnelRow:
+    site_id: str
+    referral_type: str
+    week: str                     # ISO week of the referral, e.g. 2026-W47
+    referrals: int
+    contacted: int
+    enrolled: int
+    engaged: int
+    enrollment_rate: float | None  # enrolled / referrals
+    engagement_rate: float | None  # engaged / enrolled
+    meets_enrollment_target: bool | None
+    meets_engagement_target: bool | None
+    median_seconds_to_acknowledge: float | None
+    median_seconds_to_contact: float | None
+
+
+def iso_week(at: datetime) -> str:
+    year, week, _ = at.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def funnel(views: list[ReferralView], site_id: str | None = None) -> list[FunnelRow]:
+    """Figures per site, referral type and week; rates against the 60% and 75% targets."""
+    groups: dict[tuple[str, str, str], list[ReferralView]] = defaultdict(list)
+    for view in views:
+        if site_id is None or view.site_id == site_id:
+            groups[(view.site_id, view.referral_type, iso_week(view.referred_at))].append(view)
+    rows = []
+    for (site, kind, week), group in sorted(groups.items()):
+        contacted = sum(v.seconds_to_contact() is not None for v in group)
+        enrolled = sum(v.has("enrolled") or v.has("engaged") for v in group)
+        engaged = sum(v.has("engaged") for v in group)
+        enrollment = enrolled / len(group) if group else None
+        engagement = engaged / enrolled if enrolled else None
+        acks = [s for v in group if (s := v.seconds_to_acknowledge()) is not None]
+        contacts = [s for v in group if (s := v.seconds_to_contact()) is not None]
+        rows.append(FunnelRow(site, kind, week, len(group), contacted, enrolled, engaged, enrollment, engagement,
+                              None if enrollment is None else enrollment >= ENROLLMENT_TARGET,
+                              None if engagement is None else engagement >= ENGAGEMENT_TARGET,
+                              median(acks) if acks else None, median(contacts) if contacts else None))
+    return rows

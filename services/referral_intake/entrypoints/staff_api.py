@@ -1,0 +1,151 @@
+"""Staff API: case managers record engagement; program managers read the funnel; outreach staff
+get their worklist. Every route needs a staff bearer token, scoped to that person's sites.
+
+Illegal lifecycle moves are refused here at once (409, naming both statuses) from the read model;
+the worker, which owns the lifecycle, checks again when it applies the event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Header, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from services.core.clock import Clock
+from services.core.events import EngagementRecorded, Milestone, ReferralStatus, StatusReason
+from services.core.kafka import Publisher
+from services.core.logs import correlation_scope, get_logger
+from services.core.reference import CaseManager, ReferenceData
+from services.core.topics import REFERRALS
+from services.core.web import ApiError
+from services.referral_intake.adapters.metrics import lead_registry
+from services.referral_intake.adapters.read_model import LeadReadModel
+from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone, transition
+from services.referral_intake.domain.views import ReferralView, funnel
+
+log = get_logger(__name__)
+ENGAGEMENT_NAMESPACE = uuid.UUID("3c0c1f43-8a9e-4f0e-b4a1-0d5f7e2a9b61")
+
+
+class EngagementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    milestone: Milestone
+    reason: StatusReason | None = None
+    occurred_at: AwareDatetime | None = None
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: ReferralStatus
+    reason: StatusReason | None = None
+
+
+class ReferralOut(BaseModel):
+    referral_id: str
+    site_id: str
+    referral_type: str
+    status: str
+    referred_at: datetime
+    intake_due_at: datetime
+    milestones: dict[str, datetime]
+    flags: list[str]
+    acknowledged_by: str | None
+    seconds_to_acknowledge: float | None
+    seconds_to_contact: float | None
+
+    @classmethod
+    def of(cls, v: ReferralView) -> "ReferralOut":
+        return cls(referral_id=v.referral_id, site_id=v.site_id, referral_type=v.referral_type, status=v.status,
+                   referred_at=v.referred_at, intake_due_at=v.intake_due_at, milestones=v.milestones, flags=v.flags,
+                   acknowledged_by=v.acknowledged_by, seconds_to_acknowledge=v.seconds_to_acknowledge(),
+                   seconds_to_contact=v.seconds_to_contact())
+
+
+def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock,
+                  metrics_token: str | None = None) -> APIRouter:
+    api = APIRouter(tags=["LEAD staff"])
+    bearer = HTTPBearer(auto_error=False, description="A staff member's API token")
+    registry = lead_registry(model)
+
+    def staff(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> CaseManager:
+        if creds is not None:
+            for person in reference.case_managers.values():
+                if person.token_matches(creds.credentials):
+                    return person
+        raise ApiError(401, "authorization", "a valid staff bearer token is required", {"WWW-Authenticate": "Bearer"})
+
+    def site_of(person: CaseManager, site_id: str) -> None:
+        if site_id not in person.sites:
+            raise ApiError(403, "site_id", "not one of your sites")
+
+    def referral(person: CaseManager, referral_id: str) -> ReferralView:
+        view = model.views.get(referral_id)
+        if view is None:
+            raise ApiError(404, "referral_id", "no such referral")
+        site_of(person, view.site_id)
+        return view
+
+    @api.get("/v1/referrals/{referral_id}", response_model=ReferralOut, summary="A referral's lifecycle and clock")
+    async def get_referral(referral_id: str, person: CaseManager = Depends(staff)) -> ReferralOut:
+        return ReferralOut.of(referral(person, referral_id))
+
+    @api.post("/v1/referrals/{referral_id}/engagement", status_code=202, summary="Record a contact or milestone")
+    async def record_engagement(referral_id: str, body: EngagementIn, person: CaseManager = Depends(staff),
+                                idempotency_key: str | None = Header(None)) -> dict:
+        view = referral(person, referral_id)
+        now = clock.now()
+        occurred = body.occurred_at or now
+        try:
+            apply_milestone(referral_id, view.site_id, ReferralStatus(view.status), body.milestone, occurred,
+                            person.case_manager_id, body.reason)
+        except IllegalTransition as exc:
+            raise ApiError(409, exc.field, exc.detail) from None
+        key = idempotency_key or f"{body.milestone.value}/{occurred.isoformat()}/{person.case_manager_id}"
+        engagement_id = str(uuid.uuid5(ENGAGEMENT_NAMESPACE, f"{referral_id}/{key}"))
+        with correlation_scope():
+            await publisher.publish(REFERRALS, referral_id, EngagementRecorded(
+                engagement_id=engagement_id, referral_id=referral_id, site_id=view.site_id, milestone=body.milestone,
+                reason=body.reason, occurred_at=occurred, recorded_at=now, recorded_by=person.case_manager_id))
+        log.info("engagement_recorded", referral_id=referral_id, milestone=body.milestone.value)
+        return {"status": "accepted", "engagement_id": engagement_id}
+
+    @api.post("/v1/referrals/{referral_id}/status", status_code=202, summary="Change a referral's status")
+    async def change_status(referral_id: str, body: StatusIn, person: CaseManager = Depends(staff)) -> dict:
+        view = referral(person, referral_id)
+        try:
+            event = transition(referral_id, view.site_id, ReferralStatus(view.status), body.status, clock.now(),
+                               person.case_manager_id, body.reason)
+        except IllegalTransition as exc:
+            raise ApiError(409, exc.field, exc.detail) from None
+        with correlation_scope():
+            await publisher.publish(REFERRALS, referral_id, event)
+        return {"status": "accepted"}
+
+    @api.get("/v1/sites/{site_id}/funnel", summary="Referrals, contact, enrollment, engagement by type and week")
+    async def site_funnel(site_id: str, person: CaseManager = Depends(staff)) -> dict:
+        site_of(person, site_id)
+        return {"site_id": site_id, "enrollment_target": 0.6, "engagement_target": 0.75,
+                "rows": [row.__dict__ for row in funnel(model.for_site(site_id))]}
+
+    @api.get("/v1/sites/{site_id}/outreach-worklist", response_model=list[ReferralOut],
+             summary="Open referrals with no recent contact or an intake deadline at risk")
+    async def outreach_worklist(site_id: str, person: CaseManager = Depends(staff)) -> list[ReferralOut]:
+        site_of(person, site_id)
+        return [ReferralOut.of(v) for v in model.outreach_worklist(site_id)]
+
+    @api.get("/metrics", include_in_schema=False)
+    async def metrics(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
+        allowed = creds is not None and (
+            (metrics_token and creds.credentials == metrics_token)
+            or any(p.role == "program_manager" and p.token_matches(creds.credentials)
+                   for p in reference.case_managers.values()))
+        if not allowed:
+            raise ApiError(401, "authorization", "the metrics token or a program manager's token is required",
+                           {"WWW-Authenticate": "Bearer"})
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return api
