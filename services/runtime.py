@@ -6,13 +6,16 @@ The only module that knows every service; the CLI, the local stack and the tests
 from __future__ import annotations
 
 import asyncio
+import hmac
 import signal
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import faust
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.core.avro import AvroCodec, registry_from_url
 from services.core.channels import Channel
@@ -23,12 +26,15 @@ from services.core.logs import get_logger
 from services.core.reference import ReferenceData, load_reference_data
 from services.core.settings import Settings
 from services.core.streams import prepare_and_start
-from services.core.topics import PAGES, REFERRALS
-from services.core.web import install_error_handlers
+from services.core.topics import HWC_NOTICES, HWC_TRIAGE, PAGES, REFERRALS
+from services.core.web import ApiError, install_error_handlers
+from services.handle_with_care.adapters.metrics import HwcCollector
+from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints import http_api as hwc_http
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
+from services.referral_intake.adapters.metrics import LeadCollector
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.entrypoints import http_api as intake_http
 from services.referral_intake.entrypoints import staff_api
@@ -71,22 +77,25 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     reference = reference or reference_data(settings)
     clock = clock or SystemClock()
     read_model = read_model if read_model is not None else LeadReadModel()
+    hwc_model = HwcReadModel(lambda school_id: getattr(reference.schools.get(school_id), "district_id", None))
     owned = publisher is None
     if owned:
         publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
-    follower = TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), (REFERRALS, PAGES),
-                             read_model.apply) if follow_topics else None
+    followers = [
+        TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), topics, apply)
+        for topics, apply in (((REFERRALS, PAGES), read_model.apply), ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply))
+    ] if follow_topics else []
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         if owned:
             await publisher.start()
-        if follower:
+        for follower in followers:
             await follower.start()
         try:
             yield
         finally:
-            if follower:
+            for follower in followers:
                 await follower.stop()
             if owned:
                 await publisher.stop()
@@ -96,21 +105,45 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     install_error_handlers(app)
     links = ack_links(settings)
     app.include_router(intake_http.create_router(reference, publisher))
-    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-    app.include_router(staff_api.create_router(reference, read_model, publisher, clock, metrics_token))
+    app.include_router(staff_api.create_router(reference, read_model, publisher, clock))
     app.include_router(notifier_http.create_router(
         links, publisher, clock, reference=reference,
         page_for_reply=lambda cm, code: read_model.page_for_reply(cm, code, links.reply_code),
         sms_auth_token=settings.sms_auth_token.get_secret_value(), public_base_url=settings.public_base_url))
-    app.include_router(hwc_http.create_router(links, publisher, clock))
-    app.state.read_model = read_model
-    app.state.follower = follower
+    app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
+    app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
+    app.state.read_model, app.state.hwc_model, app.state.followers = read_model, hwc_model, followers
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def metrics_router(settings: Settings, reference: ReferenceData, lead: LeadReadModel, hwc: HwcReadModel,
+                   clock: Clock) -> APIRouter:
+    """/metrics for Prometheus: the metrics token, a program manager's or a coordinator's bearer token."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LeadCollector(lead))
+    registry.register(HwcCollector(hwc, clock.now))
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    router = APIRouter()
+    bearer = HTTPBearer(auto_error=False)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
+        given = creds.credentials if creds else ""
+        allowed = bool(given) and (
+            (token is not None and hmac.compare_digest(given, token))
+            or any(p.role == "program_manager" and p.token_matches(given) for p in reference.case_managers.values())
+            or any(d.coordinator.token_matches(given) for d in reference.districts.values()))
+        if not allowed:
+            raise ApiError(401, "authorization", "the metrics token or a program manager's or coordinator's token",
+                           {"WWW-Authenticate": "Bearer"})
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
 
 
 async def serve_worker(app: faust.App, settings: Settings, ready: Callable[[], None] | None = None) -> None:

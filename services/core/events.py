@@ -332,6 +332,25 @@ class HwcNoticeEscalated(Event):
     overdue: bool = False
 
 
+class HwcTriageOpened(Event):
+    avro_schema: ClassVar[str] = "hwc_triage_opened"
+    cad_event_id: str
+    agency_id: str
+    district_id: str | None = None
+    child: Child
+    school_name_hint: str | None = None
+    encountered_at: AwareDatetime
+    opened_at: AwareDatetime
+
+
+class HwcTriageResolved(Event):
+    avro_schema: ClassVar[str] = "hwc_triage_resolved"
+    cad_event_id: str
+    school_id: str
+    resolved_by: str
+    resolved_at: AwareDatetime
+
+
 # --- operations ---------------------------------------------------------------------------------
 
 class DeadLetterRecorded(Event):
@@ -352,6 +371,6 @@ class DeadLetterRecorded(Event):
 ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated,
-    HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated,
-    DeadLetterRecorded,
+    HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcTriageOpened,
+    HwcTriageResolved, DeadLetterRecorded,
 )

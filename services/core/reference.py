@@ -133,6 +133,10 @@ class Contact(_Model):
     display_name: str
     email: str | None = None
     webhook_url: str | None = None
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="console/API token hash")
+
+    def token_matches(self, token: str) -> bool:
+        return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
 
     @model_validator(mode="after")
     def _reachable(self) -> "Contact":

@@ -40,11 +40,15 @@ PAGES = TopicSpec(
 HWC_NOTICES = TopicSpec(
     "handoff.hwc.notices", "HwcNotice* events (child data: shorter retention); key: notice_id.",
     config={"retention.ms": str(90 * DAY_MS)})
+HWC_TRIAGE = TopicSpec(
+    "handoff.hwc.triage", "HwcTriageOpened, HwcTriageResolved: encounters with no known school; key: cad_event_id.",
+    config={"retention.ms": str(30 * DAY_MS)})
 DEAD_LETTER = TopicSpec(
     "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes.",
     partitions=1, config={"retention.ms": str(30 * DAY_MS)})
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, DEAD_LETTER)
+ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, HWC_TRIAGE,
+                                     DEAD_LETTER)
 
 
 def by_name(name: str, prefix: str = "") -> TopicSpec:

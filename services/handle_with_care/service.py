@@ -20,14 +20,14 @@ from services.core.clock import Clock
 from services.core.delivery import IdempotentDelivery
 from services.core.events import (
     CadChildEncountered, Channel, DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
-    HwcNoticeRequested, RecipientRole,
+    HwcNoticeRequested, HwcTriageOpened, RecipientRole,
 )
 from services.core.kafka import Publisher
 from services.core.links import AckLinks
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
 from services.core.reference import Contact, ReferenceData, School
 from services.core.store import KeyValueStore
-from services.core.topics import HWC_NOTICES
+from services.core.topics import HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.domain.calendar import Deadline, SchoolCalendar, next_school_day_start
 from services.handle_with_care.domain.escalation import (
     OVERDUE, EscalationLeads, NoticeState, acknowledge, next_due_stage, take_stage,
@@ -60,12 +60,11 @@ class CalendarDirectory:
 
 class HandleWithCare:
     def __init__(self, reference: ReferenceData, calendars: CalendarDirectory, notices: KeyValueStore,
-                 triage: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks, publisher: Publisher,
+                 delivery: IdempotentDelivery, links: AckLinks, publisher: Publisher,
                  clock: Clock, leads: EscalationLeads, disclose_agency: bool = False) -> None:
         self.reference = reference
         self.calendars = calendars
         self.notices = notices      # notice id -> {"state": ..., "request": ...}
-        self.triage = triage        # cad event id -> what the coordinator needs to place the child
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
@@ -78,7 +77,7 @@ class HandleWithCare:
     async def on_encounter(self, encounter: CadChildEncountered) -> HwcNoticeRequested | None:
         school = self._school_for(encounter)
         if school is None:
-            self._send_to_triage(encounter)
+            await self._send_to_triage(encounter)
             return None
         deadline = self.calendars.deadline(school, encounter)
         request = request_notice(encounter, school.school_id, deadline.due_at, self.clock.now(), self.disclose_agency)
@@ -98,14 +97,14 @@ class HandleWithCare:
         agency = self.reference.agencies.get(encounter.agency_id)
         return self.reference.districts.get(agency.hwc_district_id) if agency and agency.hwc_district_id else None
 
-    def _send_to_triage(self, encounter: CadChildEncountered) -> None:
+    async def _send_to_triage(self, encounter: CadChildEncountered) -> None:
         district = self._district_of(encounter)
         # Only what placing the child needs: never the incident.
-        self.triage[encounter.cad_event_id] = {
-            "cad_event_id": encounter.cad_event_id, "district_id": district.district_id if district else None,
-            "child": encounter.child.model_dump(mode="json"), "school_name_hint": encounter.school_name_hint,
-            "encountered_at": encounter.encountered_at.isoformat(), "agency_id": encounter.agency_id,
-            "received_at": self.clock.now().isoformat()}
+        await self.publisher.publish(HWC_TRIAGE, encounter.cad_event_id, HwcTriageOpened(
+            cad_event_id=encounter.cad_event_id, agency_id=encounter.agency_id,
+            district_id=district.district_id if district else None, child=encounter.child,
+            school_name_hint=encounter.school_name_hint, encountered_at=encounter.encountered_at,
+            opened_at=self.clock.now()))
         log.warning("hwc_encounter_needs_triage", cad_event_id=encounter.cad_event_id,
                     district_id=district.district_id if district else None)
 

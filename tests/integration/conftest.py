@@ -74,8 +74,9 @@ async def system_factory(kafka_settings) -> AsyncIterator:
         started.append(publisher.stop)
         await ensure_topics(settings)
         app = runtime.build_http_app(settings, reference, publisher=publisher, clock=clock)
-        await app.state.follower.start()  # ASGITransport runs no lifespan: start the read model's feed here
-        started.append(app.state.follower.stop)
+        for follower in app.state.followers:  # ASGITransport runs no lifespan: start the read models' feeds here
+            await follower.start()
+            started.append(follower.stop)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
         started.append(http.aclose)
         system = RunningSystem(settings, reference, clock, inbox, http)

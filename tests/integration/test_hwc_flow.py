@@ -57,3 +57,26 @@ async def test_friday_night_encounter_is_noticed_for_tuesday_and_acknowledged(sy
     system.clock.set(TUESDAY_START + timedelta(hours=1))  # past backup, coordinator and deadline times
     assert await hwc.publish_due_escalations() == 0
     assert len(system.messages("email")) == 1 and len(system.messages("webhook")) == 1
+
+
+async def test_unknown_school_goes_to_triage_and_the_coordinator_places_the_child(system_factory) -> None:
+    system = await system_factory("handle-with-care", now=FRIDAY_NIGHT + timedelta(minutes=2))
+    coordinator = {"Authorization": "Bearer local-dev-token-coord-abq"}
+    body = {**encounter("CAD-T1"), "school_id": None, "school_name_hint": "the school by the park"}
+    assert (await system.http.post("/v1/child-encounters", json=body, headers=TOKEN)).status_code == 202
+
+    async def queue():
+        return (await system.http.get("/v1/districts/abq-ps/triage", headers=coordinator)).json()
+
+    [item] = await eventually(queue)
+    assert item["school_name_hint"] == "the school by the park" and "incident" not in item
+    assert system.messages("email") == []
+    resp = await system.http.post("/v1/triage/CAD-T1/resolve", json={"school_id": "lincoln-es"}, headers=coordinator)
+    assert resp.status_code == 202
+    mail = await eventually(lambda: system.messages("email"))
+    assert mail[0].to == "counselor@lincoln.example.org" and "Mockingbird" not in mail[0].body
+    await eventually(lambda: _empty(queue))
+
+
+async def _empty(probe) -> bool:
+    return (await probe()) == []

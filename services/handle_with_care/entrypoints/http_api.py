@@ -1,26 +1,33 @@
-"""Acknowledgement of a Handle With Care notice by its signed link (GET shows, POST acknowledges).
+"""Handle With Care over HTTP.
 
-The page shows nothing about the child or the incident: the notice itself is in the email or the
-school portal; this only records that the school has it.
+- Acknowledgement of a notice by its signed link (GET shows, POST acknowledges). The page shows
+  nothing about the child or the incident: this only records that the school has the notice.
+- District coordinators (bearer token): the triage queue of encounters with no known school,
+  resolving one (which sends the notice), and the district's figures.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
 
 from services.core.clock import Clock, SystemClock
-from services.core.events import AcknowledgedVia, HwcNoticeAcknowledged
+from services.core.events import AcknowledgedVia, CadChildEncountered, HwcNoticeAcknowledged, HwcTriageResolved
 from services.core.kafka import Publisher
 from services.core.links import AckLinks, InvalidLink
 from services.core.logs import correlation_scope, get_logger
-from services.core.topics import HWC_NOTICES
-from services.core.web import confirm_form, html_page, paragraph
+from services.core.reference import District, ReferenceData
+from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
+from services.core.web import ApiError, confirm_form, html_page, paragraph
+from services.handle_with_care.domain.figures import HwcReadModel
 
 log = get_logger(__name__)
 
 
-def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None) -> APIRouter:
+def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,
+                  reference: ReferenceData | None = None, model: HwcReadModel | None = None) -> APIRouter:
     clock = clock or SystemClock()
     api = APIRouter(tags=["Handle With Care"])
 
@@ -45,4 +52,57 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
             log.info("hwc_ack_received", notice_id=notice_id, by=contact_id)
         return html_page("Acknowledged", paragraph("Thank you. The notice is recorded as received."))
 
+    bearer = HTTPBearer(auto_error=False, description="A district coordinator's token")
+
+    def coordinator(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> District:
+        if creds is not None and reference is not None:
+            for district in reference.districts.values():
+                if district.coordinator.token_matches(creds.credentials):
+                    return district
+        raise ApiError(401, "authorization", "a district coordinator's bearer token is required",
+                       {"WWW-Authenticate": "Bearer"})
+
+    def own(district: District, district_id: str) -> None:
+        if district.district_id != district_id:
+            raise ApiError(403, "district_id", "not your district")
+
+    @api.get("/v1/districts/{district_id}/triage", summary="Encounters with no known school, oldest first")
+    async def triage_queue(district_id: str, district: District = Depends(coordinator)) -> list[dict]:
+        own(district, district_id)
+        return [{"cad_event_id": o.cad_event_id, "child": o.child.model_dump(mode="json"),
+                 "school_name_hint": o.school_name_hint, "encountered_at": o.encountered_at.isoformat(),
+                 "agency_id": o.agency_id} for o in model.open_triage(district_id)]
+
+    @api.post("/v1/triage/{cad_event_id}/resolve", status_code=202, summary="Place a triaged child at a school")
+    async def resolve_triage(cad_event_id: str, body: TriageResolution,
+                             district: District = Depends(coordinator)) -> dict:
+        item = model.triage.get(cad_event_id)
+        if item is None:
+            raise ApiError(404, "cad_event_id", "no such triage item")
+        own(district, item.opened.district_id or "")
+        if item.resolved is not None:
+            raise ApiError(409, "cad_event_id", "already resolved")
+        if body.school_id not in reference.schools:
+            raise ApiError(422, "school_id", "unknown school")
+        opened = item.opened
+        with correlation_scope():
+            await publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageResolved(
+                cad_event_id=cad_event_id, school_id=body.school_id, resolved_by=district.coordinator.contact_id,
+                resolved_at=clock.now()))
+            # The encounter again, now placed: the usual path computes the deadline from the encounter time.
+            await publisher.publish(CAD_CHILD_ENCOUNTERS, cad_event_id, CadChildEncountered(
+                cad_event_id=cad_event_id, agency_id=opened.agency_id, incident_id=f"triage:{cad_event_id}",
+                encountered_at=opened.encountered_at, child=opened.child, school_id=body.school_id))
+        return {"status": "accepted"}
+
+    @api.get("/v1/districts/{district_id}/hwc-figures", summary="Notices sent, on time, acknowledged, escalated, unresolved")
+    async def hwc_figures(district_id: str, district: District = Depends(coordinator)) -> dict:
+        own(district, district_id)
+        return {"district_id": district_id, "rows": [r.__dict__ for r in model.figures(clock.now(), district_id)]}
+
     return api
+
+
+class TriageResolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    school_id: str

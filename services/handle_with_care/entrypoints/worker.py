@@ -34,11 +34,10 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     table = dict(default=None, partitions=settings.topic_partitions)
     notices = app.Table("notices", **table)         # written on the notice topic's partitions
     deliveries = app.Table("notice-deliveries", **table)
-    triage = app.Table("triage", **table)           # written on the encounter topic's partitions
     http = httpx.AsyncClient(timeout=settings.delivery_timeout_seconds)
     calendars = CalendarDirectory(reference, ics_loader(settings.reference_dir / "calendars"))
     hwc = HandleWithCare(
-        reference, calendars, notices, triage,
+        reference, calendars, notices,
         IdempotentDelivery(channels or build_channels(settings, http), deliveries, settings.delivery_attempts,
                            settings.delivery_backoff_seconds),
         links, publisher, clock or SystemClock(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from services.referral_intake.adapters.read_model import LeadReadModel
@@ -46,9 +46,3 @@ class LeadCollector(Collector):
                 buckets = [(str(b), sum(v <= b for v in values)) for b in HANDOFF_BUCKETS] + [("+Inf", len(values))]
                 family.add_metric([site], buckets, sum(values))
             yield family
-
-
-def lead_registry(model: LeadReadModel) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LeadCollector(model))
-    return registry

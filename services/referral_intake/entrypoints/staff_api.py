@@ -10,9 +10,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.core.clock import Clock
@@ -22,7 +21,6 @@ from services.core.logs import correlation_scope, get_logger
 from services.core.reference import CaseManager, ReferenceData
 from services.core.topics import REFERRALS
 from services.core.web import ApiError
-from services.referral_intake.adapters.metrics import lead_registry
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone, transition
 from services.referral_intake.domain.views import ReferralView, funnel
@@ -65,11 +63,9 @@ class ReferralOut(BaseModel):
                    seconds_to_contact=v.seconds_to_contact())
 
 
-def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock,
-                  metrics_token: str | None = None) -> APIRouter:
+def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock) -> APIRouter:
     api = APIRouter(tags=["LEAD staff"])
     bearer = HTTPBearer(auto_error=False, description="A staff member's API token")
-    registry = lead_registry(model)
 
     def staff(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> CaseManager:
         if creds is not None:
@@ -136,16 +132,5 @@ def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Pub
     async def outreach_worklist(site_id: str, person: CaseManager = Depends(staff)) -> list[ReferralOut]:
         site_of(person, site_id)
         return [ReferralOut.of(v) for v in model.outreach_worklist(site_id)]
-
-    @api.get("/metrics", include_in_schema=False)
-    async def metrics(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
-        allowed = creds is not None and (
-            (metrics_token and creds.credentials == metrics_token)
-            or any(p.role == "program_manager" and p.token_matches(creds.credentials)
-                   for p in reference.case_managers.values()))
-        if not allowed:
-            raise ApiError(401, "authorization", "the metrics token or a program manager's token is required",
-                           {"WWW-Authenticate": "Bearer"})
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return api

@@ -11,7 +11,7 @@ from services.core.clock import FakeClock
 from services.core.delivery import IdempotentDelivery
 from services.core.events import (
     AcknowledgedVia, Child, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeRequested,
-    RecipientRole,
+    HwcTriageOpened, RecipientRole,
 )
 from services.core.kafka import InMemoryPublisher
 from services.core.links import AckLinks
@@ -38,7 +38,7 @@ class Harness:
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels()
         self.hwc = HandleWithCare(
-            REF, CalendarDirectory(REF, ics_loader(REPO_ROOT / "config" / "local" / "calendars")), {}, {},
+            REF, CalendarDirectory(REF, ics_loader(REPO_ROOT / "config" / "local" / "calendars")), {},
             IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0), AckLinks("k", "https://h.test", 3600),
             self.publisher, self.clock, EscalationLeads(timedelta(minutes=90), timedelta(minutes=45)),
             disclose_agency=disclose_agency)
@@ -159,8 +159,8 @@ async def test_home_educated_child_goes_to_the_local_authority(h) -> None:
 async def test_unknown_school_goes_to_the_coordinators_triage_without_incident_details(h) -> None:
     await h.encounter(cad_child(school_id=None, school_name_hint="the school by the park", encountered_at=FRIDAY_NIGHT))
     assert h.publisher.events(HwcNoticeRequested) == []
-    [item] = h.hwc.triage.values()
-    assert item["district_id"] == "abq-ps" and item["school_name_hint"] == "the school by the park"
+    [item] = h.publisher.events(HwcTriageOpened)
+    assert item.district_id == "abq-ps" and item.school_name_hint == "the school by the park"
     assert "Mockingbird" not in repr(item) and "DOMESTIC" not in repr(item)
 
 

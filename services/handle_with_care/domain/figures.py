@@ -1,0 +1,102 @@
+"""Handle With Care as a district coordinator sees it: each notice's course, the triage queue, and
+the figures (sent, on time, acknowledged, escalated, unresolved) per district and week.
+
+Pure fold of notice and triage events; applying an event twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.core.events import (
+    DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeRequested,
+    HwcTriageOpened, HwcTriageResolved,
+)
+from services.referral_intake.domain.views import iso_week
+
+
+@dataclass
+class NoticeView:
+    notice_id: str
+    school_id: str
+    due_at: datetime
+    requested_at: datetime
+    first_delivered_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    escalated_to: list[str] = field(default_factory=list)
+    reported_overdue: bool = False
+
+    def apply(self, event) -> None:
+        if isinstance(event, HwcNoticeDelivered) and event.outcome is DeliveryOutcome.delivered:
+            if self.first_delivered_at is None or event.delivered_at < self.first_delivered_at:
+                self.first_delivered_at = event.delivered_at
+        elif isinstance(event, HwcNoticeAcknowledged):
+            self.acknowledged_at = min(filter(None, [self.acknowledged_at, event.acknowledged_at]))
+        elif isinstance(event, HwcNoticeEscalated):
+            if event.overdue:
+                self.reported_overdue = True
+            elif event.to_role.value not in self.escalated_to:
+                self.escalated_to.append(event.to_role.value)
+
+
+@dataclass
+class TriageItem:
+    opened: HwcTriageOpened
+    resolved: HwcTriageResolved | None = None
+
+
+@dataclass(frozen=True)
+class HwcFigures:
+    district_id: str
+    week: str            # ISO week of the deadline
+    notices: int
+    delivered: int
+    on_time: int         # first delivered before the school day started
+    acknowledged: int
+    escalated: int
+    unresolved: int      # deadline passed, still unacknowledged
+    on_time_rate: float | None
+    acknowledged_rate: float | None
+
+
+class HwcReadModel:
+    def __init__(self, district_of_school) -> None:
+        self.notices: dict[str, NoticeView] = {}
+        self.triage: dict[str, TriageItem] = {}
+        self._district_of_school = district_of_school  # school id -> district id
+
+    def apply(self, event) -> None:
+        if isinstance(event, HwcNoticeRequested):
+            self.notices.setdefault(event.notice_id, NoticeView(event.notice_id, event.school_id, event.due_at,
+                                                                 event.requested_at))
+        elif isinstance(event, HwcTriageOpened):
+            self.triage.setdefault(event.cad_event_id, TriageItem(event))
+        elif isinstance(event, HwcTriageResolved):
+            item = self.triage.get(event.cad_event_id)
+            if item is not None and item.resolved is None:
+                item.resolved = event
+        elif hasattr(event, "notice_id") and event.notice_id in self.notices:
+            self.notices[event.notice_id].apply(event)
+
+    def open_triage(self, district_id: str) -> list[HwcTriageOpened]:
+        return sorted((i.opened for i in self.triage.values() if i.resolved is None and i.opened.district_id == district_id),
+                      key=lambda o: o.encountered_at)
+
+    def figures(self, now: datetime, district_id: str | None = None) -> list[HwcFigures]:
+        groups: dict[tuple[str, str], list[NoticeView]] = defaultdict(list)
+        for notice in self.notices.values():
+            district = self._district_of_school(notice.school_id) or "unknown"
+            if district_id is None or district == district_id:
+                groups[(district, iso_week(notice.due_at))].append(notice)
+        rows = []
+        for (district, week), group in sorted(groups.items()):
+            delivered = sum(n.first_delivered_at is not None for n in group)
+            on_time = sum(n.first_delivered_at is not None and n.first_delivered_at <= n.due_at for n in group)
+            acknowledged = sum(n.acknowledged_at is not None for n in group)
+            unresolved = sum(n.acknowledged_at is None and now >= n.due_at for n in group)
+            rows.append(HwcFigures(district, week, len(group), delivered, on_time, acknowledged,
+                                   sum(bool(n.escalated_to) for n in group), unresolved,
+                                   on_time / len(group), acknowledged / len(group)))
+        return rows

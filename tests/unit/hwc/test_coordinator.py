@@ -1,0 +1,103 @@
+"""District coordinators: the triage queue, resolving it, the figures; all behind their token."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from services import runtime
+from services.core.clock import FakeClock
+from services.core.events import (
+    AcknowledgedVia, CadChildEncountered, Channel, DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered,
+    HwcNoticeEscalated, HwcNoticeRequested, HwcTriageOpened, HwcTriageResolved, RecipientRole,
+)
+from services.core.kafka import InMemoryPublisher
+from services.core.reference import load_reference_data
+from services.core.settings import REPO_ROOT
+from services.handle_with_care.domain.figures import HwcReadModel
+from tests.factories import child
+
+REF = load_reference_data(REPO_ROOT / "config" / "local")
+DUE = datetime(2026, 11, 17, 14, 45, tzinfo=UTC)
+COORD = {"Authorization": "Bearer local-dev-token-coord-abq"}
+
+
+def district_of(school_id: str) -> str | None:
+    return REF.schools[school_id].district_id if school_id in REF.schools else None
+
+
+def notice(notice_id: str, delivered: datetime | None, acked: datetime | None, escalated: bool = False):
+    events = [HwcNoticeRequested(notice_id=notice_id, child=child(), school_id="lincoln-es", due_at=DUE,
+                                 requested_at=DUE - timedelta(hours=10))]
+    if delivered:
+        events.append(HwcNoticeDelivered(notice_id=notice_id, attempt_id=f"{notice_id}/a", recipient_role=RecipientRole.primary,
+                                         contact_id="c", channel=Channel.email, outcome=DeliveryOutcome.delivered,
+                                         attempt=1, delivered_at=delivered))
+    if escalated:
+        events.append(HwcNoticeEscalated(notice_id=notice_id, to_role=RecipientRole.backup, escalated_at=DUE))
+    if acked:
+        events.append(HwcNoticeAcknowledged(notice_id=notice_id, contact_id="c", via=AcknowledgedVia.link,
+                                            acknowledged_at=acked))
+    return events
+
+
+def test_figures_per_district_and_week() -> None:
+    model = HwcReadModel(district_of)
+    for event in (notice("a", DUE - timedelta(hours=9), DUE - timedelta(hours=1))
+                  + notice("b", DUE + timedelta(hours=1), None, escalated=True)
+                  + notice("c", None, None)):
+        model.apply(event)
+        model.apply(event)  # twice: no difference
+    [row] = model.figures(now=DUE + timedelta(hours=2))
+    assert (row.district_id, row.notices, row.delivered, row.on_time, row.acknowledged, row.escalated, row.unresolved) == (
+        "abq-ps", 3, 2, 1, 1, 1, 2)
+    assert model.figures(now=DUE - timedelta(hours=5))[0].unresolved == 0
+
+
+@pytest.fixture
+def model() -> HwcReadModel:
+    model = HwcReadModel(district_of)
+    model.apply(HwcTriageOpened(cad_event_id="cad-9", agency_id="apd", district_id="abq-ps", child=child(),
+                                school_name_hint="by the park", encountered_at=DUE - timedelta(hours=12),
+                                opened_at=DUE - timedelta(hours=12)))
+    return model
+
+
+@pytest.fixture
+def publisher() -> InMemoryPublisher:
+    return InMemoryPublisher()
+
+
+@pytest.fixture
+async def client(memory_settings, model, publisher):
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
+    app = runtime.build_http_app(settings, REF, publisher, FakeClock(DUE), follow_topics=False)
+    app.state.hwc_model.triage.update(model.triage)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+async def test_coordinator_sees_and_resolves_the_triage_queue(client, publisher) -> None:
+    assert (await client.get("/v1/districts/abq-ps/triage")).status_code == 401
+    assert (await client.get("/v1/districts/other/triage", headers=COORD)).status_code == 403
+    [item] = (await client.get("/v1/districts/abq-ps/triage", headers=COORD)).json()
+    assert item["cad_event_id"] == "cad-9" and item["school_name_hint"] == "by the park"
+    bad = await client.post("/v1/triage/cad-9/resolve", json={"school_id": "nowhere"}, headers=COORD)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "school_id"
+    ok = await client.post("/v1/triage/cad-9/resolve", json={"school_id": "lincoln-es"}, headers=COORD)
+    assert ok.status_code == 202
+    [resolved] = publisher.events(HwcTriageResolved)
+    [encounter] = publisher.events(CadChildEncountered)
+    assert resolved.resolved_by == "coord-abq"
+    assert (encounter.school_id, encounter.encountered_at, encounter.incident) == ("lincoln-es", DUE - timedelta(hours=12), None)
+
+
+async def test_coordinator_figures_and_metrics(client) -> None:
+    figures = await client.get("/v1/districts/abq-ps/hwc-figures", headers=COORD)
+    assert figures.status_code == 200 and figures.json()["rows"] == []
+    metrics = await client.get("/metrics", headers=COORD)
+    assert 'handoff_hwc_triage_open{district="abq-ps"} 1.0' in metrics.text
+    assert (await client.get("/metrics")).status_code == 401
