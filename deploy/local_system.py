@@ -53,11 +53,11 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
                "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
                "HANDOFF_SMS_API_BASE_URL": f"http://127.0.0.1:{inbox_port}", "HANDOFF_SMTP_PORT": str(smtp_port),
                "HANDOFF_LINK_SIGNING_KEY": secrets.token_hex(32), "HANDOFF_WEBHOOK_SIGNING_SECRET": webhook_secret,
-               "HANDOFF_LOG_FORMAT": "json"}
+               "HANDOFF_LOG_FORMAT": "json", "HANDOFF_REFERENCE_SOURCE": "kafka"}
         handoff = [sys.executable, "-m", "services.cli"]
-        for step in (["topics", "create"], ["schemas", "register"]):
+        for step in (["topics", "create"], ["schemas", "register"], ["reference", "load"]):
             subprocess.run([*handoff, *step], env=env, check=True, stdout=subprocess.DEVNULL)
-        _say(f"registry ready on {registry_url}; topics created, schemas registered")
+        _say(f"registry ready on {registry_url}; topics created, schemas registered, reference data loaded")
 
         logs = work_dir / "logs"
         logs.mkdir(exist_ok=True)

@@ -4,7 +4,8 @@
     handoff run SERVICE               one worker (referral-intake, notifier, handle-with-care) or the HTTP api
     handoff topics create             create every topic with its partition count
     handoff schemas register|check    register schemas with the registry / check BACKWARD compatibility
-    handoff reference check [--dir]   validate reference data (agencies, sites, schools, calendars)
+    handoff reference check|load      validate reference data / publish it to the reference topic
+    handoff hwc close|reopen          a run-time school closure (snow day)
     handoff dlq list                  what was dead-lettered, and why
     handoff hwc due --school --at     when a Handle With Care notice is due (--explain says why)
     handoff agency-token AGENCY       a new API token for an agency and the hash for agencies.toml
@@ -61,9 +62,8 @@ def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier 
     ready_file = s.data_dir / "run" / f"{service}.ready"
     ready_file.parent.mkdir(parents=True, exist_ok=True)
     ready_file.unlink(missing_ok=True)
-    app = runtime.build_worker(service, s)
     try:
-        asyncio.run(runtime.serve_worker(app, s, ready=ready_file.touch))
+        asyncio.run(runtime.serve(service, s, ready=ready_file.touch))
     finally:
         ready_file.unlink(missing_ok=True)
 
@@ -125,6 +125,41 @@ def reference_check(config: ConfigDir = None) -> None:
                f"{len(data.districts)} districts, {len(data.schools)} schools: valid")
 
 
+@reference_cli.command("load")
+def reference_load(config: ConfigDir = None) -> None:
+    """Validate a reference directory and publish what changed to the reference topic (workers pick it up live).
+
+    Entries the directory no longer has are removed; run-time closures are kept unless the
+    directory has a closures.toml.
+    """
+    from services.core.kafka import ensure_topics
+    from services.core.reference import ReferenceDataError, build_reference_data, read_reference_directory
+    from services.core.reference_feed import publish_reference, read_reference
+
+    s = settings()
+    directory = config or s.reference_dir
+    try:
+        wanted = read_reference_directory(directory)
+        build_reference_data(wanted)
+    except ReferenceDataError as exc:
+        typer.echo(f"not loaded: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+    async def go() -> int:
+        await ensure_topics(s)
+        current = await read_reference(s)
+        keep_closures = not (directory / "closures.toml").exists()
+        have = {(sec, key): body for sec, key, body in current.records()}
+        want = {(sec, key): body for sec, key, body in wanted.records()}
+        if keep_closures:
+            want.update({k: v for k, v in have.items() if k[0] == "closures"})
+        changes = [(sec, key, body) for (sec, key), body in want.items() if have.get((sec, key)) != body]
+        changes += [(sec, key, None) for (sec, key) in have if (sec, key) not in want]
+        return await publish_reference(s, changes)
+
+    typer.echo(f"published {asyncio.run(go())} change(s) to the reference topic")
+
+
 @dlq_cli.command("list")
 def dlq_list(limit: int = 100, show_bytes: Annotated[bool, typer.Option(help="print the original bytes (hex)")] = False) -> None:
     """List dead-lettered records: where they came from, and why they failed."""
@@ -146,7 +181,6 @@ def hwc_due(school: Annotated[str, typer.Option("--school", help="school or day 
             explain: Annotated[bool, typer.Option("--explain", help="list the days skipped and why")] = False) -> None:
     """Print when a Handle With Care notice for an encounter at AT is due at SCHOOL."""
     from services.core.reference import ReferenceDataError, load_reference_data
-    from services.handle_with_care.adapters.calendars import ics_loader
     from services.handle_with_care.domain.calendar import next_school_day_start
     from services.handle_with_care.service import CalendarDirectory
 
@@ -163,9 +197,40 @@ def hwc_due(school: Annotated[str, typer.Option("--school", help="school or day 
         raise typer.BadParameter("not an ISO 8601 date-time", param_hint="--at") from None
     if when.tzinfo is None:
         raise typer.BadParameter("needs an offset, e.g. 2027-01-15T22:30:00-07:00", param_hint="--at")
-    calendar = CalendarDirectory(data, ics_loader(Path(directory) / "calendars")).calendar(data.schools[school])
+    calendar = CalendarDirectory(data).calendar(data.schools[school])
     deadline = next_school_day_start(calendar, when)
     typer.echo(deadline.explain() if explain else deadline.due_at.isoformat())
+
+
+@hwc_cli.command("close")
+def hwc_close(school: Annotated[str, typer.Option("--school")], day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")],
+              reason: Annotated[str, typer.Option("--reason")] = "closed") -> None:
+    """Close a school for a day at run time (a snow day): deadlines move at once, on every worker."""
+    _publish_closure(school, day, reason)
+    typer.echo(f"{school} closed on {day}: {reason}")
+
+
+@hwc_cli.command("reopen")
+def hwc_reopen(school: Annotated[str, typer.Option("--school")], day: Annotated[str, typer.Option("--date")]) -> None:
+    """Remove a run-time closure."""
+    _publish_closure(school, day, None)
+    typer.echo(f"{school} open again on {day}")
+
+
+def _publish_closure(school: str, day: str, reason: str | None) -> None:
+    from datetime import date
+
+    from services.core.reference_feed import publish_reference, read_reference
+
+    s = settings()
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        raise typer.BadParameter("not a YYYY-MM-DD date", param_hint="--date") from None
+    if school not in asyncio.run(read_reference(s)).sections.get("schools", {}):
+        raise typer.BadParameter(f"unknown school {school!r} in the reference topic", param_hint="--school")
+    body = None if reason is None else json.dumps({"date": day, "reason": reason, "school_id": school}, sort_keys=True)
+    asyncio.run(publish_reference(s, [("closures", f"{school}/{day}", body)]))
 
 
 @cli.command("agency-token")

@@ -25,7 +25,7 @@ async def read_dead_letters(settings: Settings, limit: int = 100) -> list[DeadLe
         for tp in partitions:
             consumer.seek(tp, max(0, ends[tp] - limit))
         letters: list[DeadLetterRecorded] = []
-        while any((await consumer.position(tp)) < ends[tp] for tp in partitions):
+        while await _behind(consumer, partitions, ends):
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 for record in records:
@@ -34,3 +34,10 @@ async def read_dead_letters(settings: Settings, limit: int = 100) -> list[DeadLe
     finally:
         await consumer.stop()
         await codec.registry.close()
+
+
+async def _behind(consumer, partitions, ends) -> bool:
+    for tp in partitions:
+        if await consumer.position(tp) < ends[tp]:
+            return True
+    return False

@@ -20,10 +20,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from services.core.avro import AvroCodec, registry_from_url
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
-from services.core.kafka import KafkaPublisher, Publisher, TopicFollower
+from services.core.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.core.links import AckLinks
 from services.core.logs import get_logger
 from services.core.reference import ReferenceData, load_reference_data
+from services.core.reference_feed import ReferenceFeed
 from services.core.settings import Settings
 from services.core.streams import prepare_and_start
 from services.core.topics import HWC_NOTICES, HWC_TRIAGE, PAGES, REFERRALS
@@ -74,6 +75,10 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     Publishes through Kafka unless given a publisher; keeps its LEAD read model current from the
     referral and page topics unless ``follow_topics`` is off (unit tests feed it directly).
     """
+    feed = None
+    if reference is None and settings.reference_source == "kafka":
+        feed = ReferenceFeed(settings)  # started in the lifespan; the routes read it live
+        reference = feed.live
     reference = reference or reference_data(settings)
     clock = clock or SystemClock()
     read_model = read_model if read_model is not None else LeadReadModel()
@@ -88,6 +93,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if feed:
+            await feed.start()
         if owned:
             await publisher.start()
         for follower in followers:
@@ -99,6 +106,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
                 await follower.stop()
             if owned:
                 await publisher.stop()
+            if feed:
+                await feed.stop()
 
     app = FastAPI(title="Handoff", version="1.0", lifespan=lifespan,
                   description="CAD intake for LEAD referrals and Handle With Care encounters; acknowledgement links.")
@@ -144,6 +153,22 @@ def metrics_router(settings: Settings, reference: ReferenceData, lead: LeadReadM
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+async def serve(service: str, settings: Settings, ready: Callable[[], None] | None = None) -> None:
+    """Run one worker with its reference data from files or, live, from the reference topic."""
+    feed = None
+    if settings.reference_source == "kafka":
+        await ensure_topics(settings)
+        feed = ReferenceFeed(settings)
+        reference = await feed.start()
+    else:
+        reference = reference_data(settings)
+    try:
+        await serve_worker(build_worker(service, settings, reference), settings, ready)
+    finally:
+        if feed:
+            await feed.stop()
 
 
 async def serve_worker(app: faust.App, settings: Settings, ready: Callable[[], None] | None = None) -> None:

@@ -353,6 +353,14 @@ class HwcTriageResolved(Event):
 
 # --- operations ---------------------------------------------------------------------------------
 
+class ReferenceDataPublished(Event):
+    avro_schema: ClassVar[str] = "reference_data_published"
+    section: str
+    key: str
+    body: str | None = None
+    published_at: AwareDatetime
+
+
 class DeadLetterRecorded(Event):
     avro_schema: ClassVar[str] = "dead_letter_recorded"
     original_topic: str
@@ -372,5 +380,5 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcTriageOpened,
-    HwcTriageResolved, DeadLetterRecorded,
+    HwcTriageResolved, ReferenceDataPublished, DeadLetterRecorded,
 )

@@ -179,11 +179,13 @@ class TopicFollower:
     decode are skipped here: the owning worker dead-letters them.
     """
 
-    def __init__(self, settings: Settings, codec: AvroCodec, specs: tuple[TopicSpec, ...], on_event) -> None:
+    def __init__(self, settings: Settings, codec: AvroCodec, specs: tuple[TopicSpec, ...], on_event,
+                 on_idle=None) -> None:
         self.settings = settings
         self.codec = codec
         self.names = [s.qualified(settings.topic_prefix) for s in specs]
         self.on_event = on_event
+        self.on_idle = on_idle  # called after each batch (and before caught_up is set)
         self.caught_up = asyncio.Event()
         self._consumer = None
         self._task: asyncio.Task | None = None
@@ -221,6 +223,8 @@ class TopicFollower:
                         self.on_event(event)
                 if tp in pending and records[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
+            if self.on_idle is not None and batch:
+                self.on_idle()
             if not pending and not self.caught_up.is_set():
                 self.caught_up.set()
 

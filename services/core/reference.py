@@ -1,6 +1,8 @@
 """Reference data: agencies, LEAD sites with their schedules and policies, case managers, schools.
 
-Loaded from a directory of TOML files (``config/local`` is the embedded default):
+Read from a directory of TOML files (``config/local`` is the embedded default), and in a running
+system from the compacted reference topic that ``handoff reference load`` fills, so that every
+worker shares it and an update (a new school, a snow day) needs no restart:
 
 - ``agencies.toml``: each agency's sites and the SHA-256 of its API token (never the token).
 - ``sites.toml``: each LEAD site's accepted referral routes, intake deadline, on-call rotation,
@@ -17,8 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import tomllib
-from datetime import datetime, time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -178,40 +183,112 @@ class ReferenceData(_Model):
     case_managers: dict[str, CaseManager] = {}
     schools: dict[str, School] = {}
     districts: dict[str, District] = {}
+    calendars: dict[str, str] = {}                   # file name -> RFC 5545 text
+    closures: dict[str, dict[date, str]] = {}        # school id -> day -> reason (snow days, added at run time)
     directory: Path | None = None
 
     def site(self, site_id: str) -> Site | None:
         return self.sites.get(site_id)
 
 
-_FILES = {"agencies": (Agency, "agency_id"), "sites": (Site, "site_id"),
-          "case_managers": (CaseManager, "case_manager_id"), "schools": (School, "school_id"),
-          "districts": (District, "district_id")}
+SECTIONS = {"agencies": (Agency, "agency_id"), "sites": (Site, "site_id"),
+            "case_managers": (CaseManager, "case_manager_id"), "schools": (School, "school_id"),
+            "districts": (District, "district_id")}
+
+
+@dataclass
+class RawReference:
+    """Reference data before validation: what a directory holds, or what the reference topic holds."""
+
+    sections: dict[str, dict[str, dict]] = field(default_factory=lambda: {s: {} for s in SECTIONS})
+    calendars: dict[str, str] = field(default_factory=dict)
+    closures: dict[str, dict] = field(default_factory=dict)  # "<school>/<date>" -> {school_id, date, reason}
+
+    def records(self) -> Iterator[tuple[str, str, str]]:
+        """(section, key, body) for every entry: how it is published to the reference topic."""
+        for section, entries in self.sections.items():
+            for key, body in entries.items():
+                yield section, key, json.dumps(body, default=str, sort_keys=True)
+        for name, text in self.calendars.items():
+            yield "calendars", name, text
+        for key, body in self.closures.items():
+            yield "closures", key, json.dumps(body, default=str, sort_keys=True)
+
+    def put(self, section: str, key: str, body: str | None) -> None:
+        """Apply one record; ``None`` deletes the entry."""
+        target = self.calendars if section == "calendars" else self.closures if section == "closures" \
+            else self.sections.setdefault(section, {})
+        if body is None:
+            target.pop(key, None)
+        else:
+            target[key] = body if section == "calendars" else json.loads(body)
+
+
+def read_reference_directory(directory: Path) -> RawReference:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ReferenceDataError(f"reference data directory {directory} does not exist")
+    raw = RawReference()
+    for section in SECTIONS:
+        path = directory / f"{section}.toml"
+        if path.exists():
+            raw.sections[section] = dict(_toml(path).get(section, {}))
+    for path in sorted((directory / "calendars").glob("*.ics")):
+        raw.calendars[path.name] = path.read_text()
+    closures_file = directory / "closures.toml"
+    if closures_file.exists():
+        for entry in _toml(closures_file).get("closures", []):
+            raw.closures[f"{entry['school_id']}/{entry['date']}"] = dict(entry)
+    return raw
+
+
+def _toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ReferenceDataError(f"{path.name}: {exc}") from None
+
+
+def build_reference_data(raw: RawReference, directory: Path | None = None) -> ReferenceData:
+    """Validate raw reference data; errors name the file (or section), the entry and the field."""
+    sections: dict[str, dict] = {}
+    for section, (model, id_field) in SECTIONS.items():
+        entries = {}
+        for key, body in raw.sections.get(section, {}).items():
+            try:
+                entries[key] = model.model_validate({**body, id_field: key})
+            except ValidationError as exc:
+                raise ReferenceDataError(f"{section}.toml [{section}.{key}]: {describe_validation_error(exc)}") from None
+        sections[section] = entries
+    closures: dict[str, dict[date, str]] = {}
+    for key, body in raw.closures.items():
+        try:
+            day = date.fromisoformat(str(body["date"]))
+            closures.setdefault(str(body["school_id"]), {})[day] = str(body.get("reason") or "closed")
+        except (KeyError, ValueError):
+            raise ReferenceDataError(f"closures [{key}]: needs school_id and an ISO date") from None
+    data = ReferenceData(**sections, calendars=dict(raw.calendars), closures=closures, directory=directory)
+    _check_references(data)
+    return data
 
 
 def load_reference_data(directory: Path) -> ReferenceData:
     """Read and validate every reference file in ``directory``; missing files mean empty sections."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ReferenceDataError(f"reference data directory {directory} does not exist")
-    sections: dict[str, dict] = {}
-    for section, (model, id_field) in _FILES.items():
-        path = directory / f"{section}.toml"
-        entries = {}
-        if path.exists():
-            try:
-                raw = tomllib.loads(path.read_text())
-            except tomllib.TOMLDecodeError as exc:
-                raise ReferenceDataError(f"{path.name}: {exc}") from None
-            for key, body in raw.get(section, {}).items():
-                try:
-                    entries[key] = model.model_validate({id_field: key, **body})
-                except ValidationError as exc:
-                    raise ReferenceDataError(f"{path.name} [{section}.{key}]: {describe_validation_error(exc)}") from None
-        sections[section] = entries
-    data = ReferenceData(**sections, directory=directory)
-    _check_references(data)
-    return data
+    return build_reference_data(read_reference_directory(directory), Path(directory))
+
+
+class LiveReference:
+    """The current ``ReferenceData``, replaced whole when the reference topic changes: services read
+    ``reference.sites`` etc. through it and see updates without a restart."""
+
+    def __init__(self, data: ReferenceData) -> None:
+        self.current = data
+
+    def replace(self, data: ReferenceData) -> None:
+        self.current = data
+
+    def __getattr__(self, name: str):
+        return getattr(self.current, name)
 
 
 def _check_references(data: ReferenceData) -> None:
@@ -242,8 +319,11 @@ def _check_references(data: ReferenceData) -> None:
     for school in data.schools.values():
         if school.district_id not in data.districts:
             raise ReferenceDataError(f"schools.toml [schools.{school.school_id}]: unknown district {school.district_id!r}")
-        if school.calendar and data.directory and not (data.directory / "calendars" / school.calendar).exists():
+        if school.calendar and school.calendar not in data.calendars:
             raise ReferenceDataError(f"schools.toml [schools.{school.school_id}]: calendar {school.calendar} not found")
+    for school_id in data.closures:
+        if school_id not in data.schools:
+            raise ReferenceDataError(f"closures: unknown school {school_id!r}")
 
 
 def hash_token(token: str) -> str:

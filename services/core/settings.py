@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     # --- Reference data (agencies, sites, case managers, schools) ---------------------------
     reference_dir: Path = REPO_ROOT / "config" / "local"
+    # files: read reference_dir at start (tools, tests); kafka: follow the compacted reference topic live.
+    reference_source: Literal["files", "kafka"] = "files"
 
     # --- Channels ------------------------------------------------------------------------------
     # SMS: a Twilio-shaped REST API (POST {base}/2010-04-01/Accounts/{sid}/Messages.json).

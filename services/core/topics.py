@@ -43,12 +43,16 @@ HWC_NOTICES = TopicSpec(
 HWC_TRIAGE = TopicSpec(
     "handoff.hwc.triage", "HwcTriageOpened, HwcTriageResolved: encounters with no known school; key: cad_event_id.",
     config={"retention.ms": str(30 * DAY_MS)})
+REFERENCE_DATA = TopicSpec(
+    "handoff.reference.data", "ReferenceDataPublished: agencies, sites, staff, schools, calendars, closures; "
+    "key: section/key (compacted: the latest record per key is the entry).",
+    partitions=1, config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"})
 DEAD_LETTER = TopicSpec(
     "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes.",
     partitions=1, config={"retention.ms": str(30 * DAY_MS)})
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, HWC_TRIAGE,
-                                     DEAD_LETTER)
+                                     REFERENCE_DATA, DEAD_LETTER)
 
 
 def by_name(name: str, prefix: str = "") -> TopicSpec:

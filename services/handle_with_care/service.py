@@ -12,7 +12,6 @@ school before one deadline, possibly from several incidents or agencies:
 
 from __future__ import annotations
 
-from datetime import date
 from zoneinfo import ZoneInfo
 
 from services.core.channels import Outgoing
@@ -28,6 +27,7 @@ from services.core.logs import correlation_scope, current_correlation_id, get_lo
 from services.core.reference import Contact, ReferenceData, School
 from services.core.store import KeyValueStore
 from services.core.topics import HWC_NOTICES, HWC_TRIAGE
+from services.handle_with_care.adapters.calendars import ics_closures
 from services.handle_with_care.domain.calendar import Deadline, SchoolCalendar, next_school_day_start
 from services.handle_with_care.domain.escalation import (
     OVERDUE, EscalationLeads, NoticeState, acknowledge, next_due_stage, take_stage,
@@ -38,21 +38,19 @@ log = get_logger(__name__)
 
 
 class CalendarDirectory:
-    """School id -> ``SchoolCalendar``, with run-time closures layered over the published calendars."""
+    """School id -> ``SchoolCalendar``: the school's days and start time, its published .ics calendar
+    and the closures an operator added at run time, all from the (live) reference data."""
 
-    def __init__(self, reference: ReferenceData, closures_loader) -> None:
+    def __init__(self, reference: ReferenceData) -> None:
         self.reference = reference
-        self._load_closures = closures_loader  # file name -> callable(start, end) of closed days
-        self.runtime_closures: dict[str, dict[date, str]] = {}
 
     def calendar(self, school: School) -> SchoolCalendar:
-        closed = self._load_closures(school.calendar) if school.calendar else None
+        text = self.reference.calendars.get(school.calendar) if school.calendar else None
         return SchoolCalendar(zone=ZoneInfo(school.timezone), day_starts_at=school.day_starts_at,
                               open_weekdays=frozenset(school.school_days),
-                              closures=dict(self.runtime_closures.get(school.school_id, {})), closed_in_range=closed)
-
-    def close(self, school_id: str, day: date, reason: str) -> None:
-        self.runtime_closures.setdefault(school_id, {})[day] = f"closure: {reason}"
+                              closures={day: f"closure: {why}" for day, why in
+                                        self.reference.closures.get(school.school_id, {}).items()},
+                              closed_in_range=ics_closures(text) if text else None)
 
     def deadline(self, school: School, encounter: CadChildEncountered) -> Deadline:
         return next_school_day_start(self.calendar(school), encounter.encountered_at)

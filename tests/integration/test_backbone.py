@@ -12,6 +12,7 @@ from services.core.kafka import KafkaPublisher, TopicMismatch, client_options, e
 from services.core.logs import CORRELATION_HEADER, correlation_scope
 from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcessor, consume, create_app
 from services.core.topics import ALL_TOPICS, CAD_REFERRALS, DEAD_LETTER
+from services.ops import read_dead_letters
 from tests.conftest import eventually
 from tests.factories import cad_referral
 
@@ -96,6 +97,8 @@ async def test_worker_dead_letters_malformed_records_and_keeps_flowing(kafka_set
         assert bad.correlation_id == "corr-bad"
         assert letters[b"cad-trunc"].error_type == "decode"
         assert processor.processed == 2 and processor.dead_letters.count == 2
+        listed = await read_dead_letters(kafka_settings)  # what `handoff dlq list` shows
+        assert sorted(d.original_value for d in listed) == sorted([b"\x7b\x22not avro", b"\x00\x00\x00\x00\x01\xff"])
     finally:
         await app.stop()
         await producer.stop()

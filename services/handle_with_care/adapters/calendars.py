@@ -18,11 +18,11 @@ from services.handle_with_care.domain.calendar import ClosedDay
 
 
 class IcsClosures:
-    """Callable (start, end) -> closed days, reading one .ics file once."""
+    """Callable (start, end) -> closed days of one RFC 5545 calendar (text or file), parsed once."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._calendar = icalendar.Calendar.from_ical(self.path.read_bytes())
+    def __init__(self, source: Path | str) -> None:
+        text = Path(source).read_text() if isinstance(source, Path) else source
+        self._calendar = icalendar.Calendar.from_ical(text)
         self._by_day = lru_cache(maxsize=4096)(self._closed_on)
 
     def __call__(self, start: date, end: date) -> Iterator[ClosedDay]:
@@ -40,11 +40,8 @@ class IcsClosures:
 
 
 
-def ics_loader(calendars_dir: Path):
-    """File name -> ``IcsClosures``, each file parsed once."""
 
-    @lru_cache(maxsize=None)
-    def load(name: str) -> IcsClosures:
-        return IcsClosures(Path(calendars_dir) / name)
-
-    return load
+@lru_cache(maxsize=64)
+def ics_closures(text: str) -> IcsClosures:
+    """One parsed calendar per distinct text: a calendar republished with changes is parsed anew."""
+    return IcsClosures(text)

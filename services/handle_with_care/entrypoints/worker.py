@@ -19,7 +19,6 @@ from services.core.reference import ReferenceData
 from services.core.settings import Settings
 from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcessor, consume, create_app
 from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES
-from services.handle_with_care.adapters.calendars import ics_loader
 from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare
 
@@ -35,7 +34,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     notices = app.Table("notices", **table)         # written on the notice topic's partitions
     deliveries = app.Table("notice-deliveries", **table)
     http = httpx.AsyncClient(timeout=settings.delivery_timeout_seconds)
-    calendars = CalendarDirectory(reference, ics_loader(settings.reference_dir / "calendars"))
+    calendars = CalendarDirectory(reference)
     hwc = HandleWithCare(
         reference, calendars, notices,
         IdempotentDelivery(channels or build_channels(settings, http), deliveries, settings.delivery_attempts,

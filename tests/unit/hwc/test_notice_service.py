@@ -17,7 +17,6 @@ from services.core.kafka import InMemoryPublisher
 from services.core.links import AckLinks
 from services.core.reference import load_reference_data
 from services.core.settings import REPO_ROOT
-from services.handle_with_care.adapters.calendars import ics_loader
 from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.domain.notice import normalize_name, notice_id_for
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare
@@ -38,7 +37,7 @@ class Harness:
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels()
         self.hwc = HandleWithCare(
-            REF, CalendarDirectory(REF, ics_loader(REPO_ROOT / "config" / "local" / "calendars")), {},
+            REF, CalendarDirectory(REF), {},
             IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0), AckLinks("k", "https://h.test", 3600),
             self.publisher, self.clock, EscalationLeads(timedelta(minutes=90), timedelta(minutes=45)),
             disclose_agency=disclose_agency)
