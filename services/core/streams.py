@@ -169,6 +169,16 @@ async def prepare_and_start(app: faust.App, settings: Settings) -> None:
     """
     await ensure_topics(settings)
     await ensure_topics(settings, internal_topics(app, settings), qualify=False)
+    followers = getattr(app, "followers", [])  # read models the app's services consult
+    for follower in followers:
+        await follower.start()
+        await follower.caught_up.wait()
+
+    @app.on_before_shutdown.connect
+    async def _stop_followers(_app, **_kw) -> None:
+        for follower in followers:
+            await follower.stop()
+
     await app.start()
 
 

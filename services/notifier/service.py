@@ -27,7 +27,7 @@ from services.core.delivery import IdempotentDelivery
 from services.core.links import AckLinks
 from services.notifier.domain.escalation import PageState, acknowledge, attempt_id, due_escalation, escalate, open_page
 from services.notifier.domain.messages import render_deadline_warning, render_officer_confirmation, render_page
-from services.notifier.domain.schedule import on_call_at
+from services.notifier.domain.schedule import on_call_with_capacity
 
 log = get_logger(__name__)
 ON_CALL = "on_call"
@@ -40,20 +40,24 @@ def page_id_for(referral_id: str) -> str:
     return f"pg-{referral_id}"
 
 
-def resolve_targets(targets: tuple[str, ...], site: Site, at: datetime) -> list[str]:
-    """Case manager ids for a step's targets ('on_call' resolved at ``at``), without repeats."""
+def resolve_targets(targets: tuple[str, ...], site: Site, at: datetime,
+                    has_capacity=lambda _cm: True) -> list[str]:
+    """Case manager ids for a step's targets, without repeats: 'on_call' resolved at ``at`` with
+    caseloads in view; named people at their caseload limit are passed over unless all of them are."""
     resolved: list[str] = []
     for target in targets:
-        cm_id = on_call_at(site.on_call, site.zone, at) if target == ON_CALL else target
+        cm_id = on_call_with_capacity(site.on_call, site.zone, at, has_capacity) if target == ON_CALL else target
         if cm_id not in resolved:
             resolved.append(cm_id)
-    return resolved
+    with_room = [cm for cm in resolved if has_capacity(cm)]
+    return with_room or resolved
 
 
 class Notifier:
     def __init__(self, reference: ReferenceData, pages: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks,
-                 publisher: Publisher, clock: Clock) -> None:
+                 publisher: Publisher, clock: Clock, caseload=lambda _cm: 0) -> None:
         self.reference = reference
+        self.caseload = caseload  # case manager id -> open referrals they took (domain brief: never over 25)
         self.pages = pages
         self.delivery = delivery
         self.links = links
@@ -185,7 +189,7 @@ class Notifier:
         step = site.escalation.steps[state.step_index]
         delivered = False
         # Resolved at the step's start, so a re-run of the step pages the same people.
-        for cm_id in resolve_targets(step.targets, site, state.step_started_at):
+        for cm_id in resolve_targets(step.targets, site, state.step_started_at, self._has_capacity):
             cm = self.reference.case_managers[cm_id]
             for channel in cm.channels:
                 delivered |= await self._deliver_page(state, request, cm, channel)
@@ -213,6 +217,10 @@ class Notifier:
                 sent_at=self.clock.now()))
 
         return await self.delivery.deliver(channel.value, outgoing, record)
+
+    def _has_capacity(self, cm_id: str) -> bool:
+        person = self.reference.case_managers.get(cm_id)
+        return person is None or self.caseload(cm_id) < person.max_caseload
 
     # --- state ------------------------------------------------------------------------------------
     def _load(self, referral_id: str) -> tuple[PageState, PageRequested] | None:

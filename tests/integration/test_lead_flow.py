@@ -123,3 +123,25 @@ async def _is(probe, expected) -> bool:
 async def _funnel_enrolled(system, headers):
     rows = (await system.http.get("/v1/sites/abq/funnel", headers=headers)).json()["rows"]
     return rows[0] if rows and rows[0]["enrolled"] == 1 else None
+
+
+async def test_same_cad_record_replayed_three_times_on_kafka_is_one_page(system_factory) -> None:
+    from services.core.avro import AvroCodec, registry_from_url
+    from services.core.events import CadReferralMade
+    from services.core.kafka import KafkaPublisher
+    from services.core.topics import CAD_REFERRALS
+
+    system = await system_factory("referral-intake", "notifier", now=NOW)
+    producer = KafkaPublisher(system.settings, AvroCodec(registry_from_url(system.settings.schema_registry_url)))
+    await producer.start()
+    try:
+        record = CadReferralMade.model_validate(referral_body("CAD-KAFKA-1"))
+        for _ in range(3):
+            await producer.publish(CAD_REFERRALS, record.cad_event_id, record)
+    finally:
+        await producer.stop()
+    await eventually(lambda: len(system.messages("sms")) >= 1)
+    intake = system.apps["referral-intake"].intake
+    await eventually(lambda: len(list(intake.referrals.keys())) == 1)
+    await eventually(lambda: True, interval=1.0)  # room for a duplicate to show itself
+    assert len(system.messages("sms")) == 1 and len(system.messages("email")) == 1

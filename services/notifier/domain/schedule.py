@@ -7,6 +7,7 @@ shift around a spring-forward is 23 real hours); other shift lengths count real 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,3 +36,20 @@ def shift_index(rotation: OnCallRotation, zone: ZoneInfo, local: datetime) -> in
         return days // shift_days
     elapsed = local - start
     return int(elapsed // timedelta(hours=rotation.shift_hours))
+
+
+def on_call_with_capacity(rotation: OnCallRotation, zone: ZoneInfo, at: datetime,
+                          has_capacity: Callable[[str], bool]) -> str:
+    """Who to page: the person on call, unless at their caseload limit, then the next member of the
+    rotation who has room. If nobody has room, still the person on call: a full case manager is
+    better than nobody."""
+    scheduled = on_call_at(rotation, zone, at)
+    if has_capacity(scheduled):
+        return scheduled
+    members = list(rotation.members)
+    start = members.index(scheduled) if scheduled in members else -1
+    for offset in range(1, len(members) + 1):
+        candidate = members[(start + offset) % len(members)]
+        if candidate != scheduled and has_capacity(candidate):
+            return candidate
+    return scheduled

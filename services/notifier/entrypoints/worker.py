@@ -17,8 +17,10 @@ from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcesso
 from services.core.topics import PAGES, REFERRALS
 from services.core.channels import Channel, build_channels
 from services.core.delivery import IdempotentDelivery
+from services.core.kafka import TopicFollower
 from services.core.links import AckLinks
 from services.notifier.service import Notifier
+from services.referral_intake.adapters.read_model import LeadReadModel
 
 SERVICE = "notifier"
 
@@ -37,7 +39,11 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     http = httpx.AsyncClient(timeout=settings.delivery_timeout_seconds)
     delivery = IdempotentDelivery(channels or build_channels(settings, http), deliveries,
                                   settings.delivery_attempts, settings.delivery_backoff_seconds)
-    notifier = Notifier(reference, pages, delivery, links, publisher, clock or SystemClock())
+    # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
+    caseloads = LeadReadModel()
+    app.followers = [TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)),
+                                   (REFERRALS, PAGES), caseloads.apply)]
+    notifier = Notifier(reference, pages, delivery, links, publisher, clock or SystemClock(), caseloads.caseload)
     processor = RecordProcessor(codec, DeadLetterSink(publisher, SERVICE), retries=settings.processing_retries,
                                 retry_base_seconds=settings.processing_retry_base_seconds)
     consume(app, REFERRALS, settings, processor, notifier.on_referral_event,

@@ -41,5 +41,9 @@ class LeadReadModel:
                 return view
         return None
 
+    def caseload(self, case_manager_id: str) -> int:
+        """Open referrals this case manager took (acknowledged)."""
+        return sum(1 for v in self.views.values() if v.is_open and v.acknowledged_by == case_manager_id)
+
     def latest(self) -> datetime | None:
         return max((v.referred_at for v in self.views.values()), default=None)

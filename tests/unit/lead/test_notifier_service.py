@@ -179,3 +179,13 @@ async def test_intake_deadline_warning_goes_to_the_acknowledging_cm_and_program_
     assert sorted(m.address for m in warnings) == ["+15055550102", "ben@lead.example.org", "pm@lead.example.org"]
     assert all("Zebulon" not in m.text and "bus shelter" not in m.text for m in warnings)
     assert {e.step_index for e in h.publisher.events(PageSent) if "intake_deadline" in e.attempt_id} == {-1}
+
+
+async def test_case_manager_at_the_caseload_limit_is_passed_over() -> None:
+    h = Harness()
+    site = REF.sites["abq"]
+    scheduled = on_call_at(site.on_call, site.zone, T0)
+    other = next(m for m in site.on_call.members if m != scheduled)
+    h.notifier.caseload = lambda cm: 25 if cm == scheduled else 12
+    await h.notifier.on_referral_event(h.referral)
+    assert h.sent_to("sms") == [REF.case_managers[other].phone]

@@ -54,3 +54,14 @@ def test_override_wins_for_its_window_only() -> None:
     assert on_call_at(r, DENVER, at(2026, 3, 2, 11, 59)) == "ana"
     assert on_call_at(r, DENVER, at(2026, 3, 2, 12, 0)) == "dee"
     assert on_call_at(r, DENVER, at(2026, 3, 2, 14, 0)) == "ana"
+
+
+def test_on_call_at_caseload_limit_passes_to_the_next_member_with_room() -> None:
+    from services.notifier.domain.schedule import on_call_with_capacity
+
+    r = rotation()
+    at_noon = at(2026, 3, 2, 12, 0)  # ana's shift
+    assert on_call_with_capacity(r, DENVER, at_noon, lambda cm: True) == "ana"
+    assert on_call_with_capacity(r, DENVER, at_noon, lambda cm: cm != "ana") == "ben"
+    assert on_call_with_capacity(r, DENVER, at_noon, lambda cm: cm == "cruz") == "cruz"
+    assert on_call_with_capacity(r, DENVER, at_noon, lambda cm: False) == "ana"  # nobody has room: still page someone
