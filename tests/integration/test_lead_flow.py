@@ -140,7 +140,7 @@ async def test_same_cad_record_replayed_three_times_on_kafka_is_one_page(system_
             await producer.publish(CAD_REFERRALS, record.cad_event_id, record)
     finally:
         await producer.stop()
-    await eventually(lambda: len(system.messages("sms")) >= 1)
+    await eventually(lambda: len(system.messages("sms")) >= 1 and len(system.messages("email")) >= 1)
     intake = system.apps["referral-intake"].intake
     await eventually(lambda: len(list(intake.referrals.keys())) == 1)
     await eventually(lambda: True, interval=1.0)  # room for a duplicate to show itself
