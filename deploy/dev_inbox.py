@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
+import logging
 import json
 import threading
 from dataclasses import asdict, dataclass, field
@@ -138,6 +139,8 @@ class DevInbox:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> "DevInbox":
+        # aiosmtpd logs every RCPT TO at INFO: recipients are personal data, even in a stand-in.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self._smtp.start()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()), daemon=True)
         self._thread.start()

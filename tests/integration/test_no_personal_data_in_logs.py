@@ -1,0 +1,80 @@
+"""No personal value used in the flows appears in any log line (issue: reliability and security).
+
+Runs a LEAD referral (page, acknowledgement, engagement) and Handle With Care encounters (a notice
+and a triage) end to end with every log line captured, at the production level, then searches
+the capture for each personal value the test used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.core.logs import configure_logging
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.integration
+DENVER = ZoneInfo("America/Denver")
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=DENVER)
+AGENCY = {"Authorization": "Bearer local-dev-token-apd"}
+PERSON = {"first_name": "Zebulon", "last_name": "Featherstonehaugh", "date_of_birth": "1987-03-14",
+          "description": "wearing a tangerine poncho"}
+OFFICER = {"name": "Officer Quentin Marlowe", "badge_number": "B-4471", "callback_phone": "+15055550143"}
+CHILD = {"first_name": "Philippa", "last_name": "Quackenbush", "date_of_birth": "2016-09-02", "grade": "4"}
+PERSONAL_VALUES = ["Zebulon", "Featherstonehaugh", "1987-03-14", "tangerine poncho", "Quentin Marlowe",
+                   "+15055550143", "5550143", "Sycamore Underpass", "Philippa", "Quackenbush", "2016-09-02",
+                   "1313 Mockingbird", "broken glass", "Mortimer", "the school by the creek",
+                   "counselor@lincoln.example.org", "+15055550101", "+15055550102"]
+
+
+@pytest.fixture
+def captured_logs():
+    stream = io.StringIO()
+    configure_logging("INFO", "json", service="leak-test", stream=stream)
+    yield stream
+    configure_logging("WARNING", "json", stream=io.StringIO())
+
+
+async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None:
+    system = await system_factory("referral-intake", "notifier", "handle-with-care", now=NOW)
+    referral = {"cad_event_id": "CAD-LEAK-1", "agency_id": "apd", "site_id": "abq", "referral_type": "social_contact",
+                "occurred_at": NOW.isoformat(), "officer": OFFICER, "person": PERSON,
+                "location": {"description": "Sycamore Underpass by the river"}}
+    resp = await system.http.post("/v1/referrals", json=referral, headers=AGENCY)
+    referral_id = resp.json()["referral_id"]
+    bad = await system.http.post("/v1/referrals", json={**referral, "person": {**PERSON, "first_name": ""}},
+                                 headers=AGENCY)
+    assert bad.status_code == 422
+    sms = await eventually(lambda: system.messages("sms"))
+    link = sms[0].body.split("Ack: ")[1].split(" ")[0].replace("http://handoff.test", "")
+    await system.http.post(link)
+    cm = sms[0].idempotency_key.split("/")[3]
+    staff = {"Authorization": f"Bearer local-dev-token-{cm}"}
+
+    async def accepted() -> bool:
+        r = await system.http.get(f"/v1/referrals/{referral_id}", headers=staff)
+        return r.status_code == 200 and r.json()["status"] == "accepted"
+
+    await eventually(accepted)
+    await system.http.post(f"/v1/referrals/{referral_id}/engagement", json={"milestone": "contacted"}, headers=staff)
+
+    incident = {"incident_type": "DISTURBANCE", "address": "1313 Mockingbird Lane", "narrative": "broken glass",
+                "other_people": ["Mortimer Quackenbush"], "officer_name": OFFICER["name"]}
+    encounter = {"cad_event_id": "CAD-LEAK-C1", "agency_id": "apd", "incident_id": "INC-1",
+                 "encountered_at": NOW.isoformat(), "child": CHILD, "school_id": "lincoln-es", "incident": incident}
+    await system.http.post("/v1/child-encounters", json=encounter, headers=AGENCY)
+    await system.http.post("/v1/child-encounters", headers=AGENCY, json={
+        **encounter, "cad_event_id": "CAD-LEAK-C2", "school_id": None, "school_name_hint": "the school by the creek"})
+    await eventually(lambda: system.messages("email") and system.messages("webhook"))
+    await eventually(lambda: True, interval=1.0)  # let the last log lines land
+
+    logs = captured_logs.getvalue()
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert len(lines) > 20, "the flows should have logged"
+    assert any(line.get("correlation_id") for line in lines)
+    leaked = [value for value in PERSONAL_VALUES if value in logs]
+    assert leaked == [], f"personal data in logs: {leaked}"
