@@ -353,6 +353,29 @@ class HwcTriageResolved(Event):
 
 # --- operations ---------------------------------------------------------------------------------
 
+class DisclosedRecord(str, Enum):
+    lead_page = "lead_page"
+    lead_officer_confirmation = "lead_officer_confirmation"
+    lead_deadline_warning = "lead_deadline_warning"
+    hwc_notice = "hwc_notice"
+    other = "other"
+
+
+class DisclosureAudited(Event):
+    avro_schema: ClassVar[str] = "disclosure_audited"
+    audit_id: str
+    record_kind: DisclosedRecord
+    subject_id: str
+    recipient_id: str
+    recipient_role: str
+    channel: Channel
+    outcome: DeliveryOutcome
+    attempt: int
+    service: str
+    disclosed_at: AwareDatetime
+    correlation_id: str | None = None
+
+
 class ReferenceDataPublished(Event):
     avro_schema: ClassVar[str] = "reference_data_published"
     section: str
@@ -380,5 +403,5 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcTriageOpened,
-    HwcTriageResolved, ReferenceDataPublished, DeadLetterRecorded,
+    HwcTriageResolved, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
 )

@@ -20,7 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from services.core.avro import AvroCodec
 from services.core.logs import CORRELATION_HEADER, current_correlation_id, get_logger
 from services.core.settings import Settings
-from services.core.topics import ALL_TOPICS, TopicSpec
+from services.core.topics import ALL_TOPICS, TopicSpec, retention_overrides
 
 log = get_logger(__name__)
 
@@ -56,9 +56,10 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        overrides = retention_overrides(settings.audit_retention_days, settings.child_data_retention_days)
         wanted = [
             NewTopic(spec.qualified(prefix), spec.partitions or settings.topic_partitions,
-                     settings.topic_replication_factor, topic_configs=dict(spec.config))
+                     settings.topic_replication_factor, topic_configs={**spec.config, **overrides.get(spec.name, {})})
             for spec in specs if spec.qualified(prefix) not in existing
         ]
         if wanted:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._\-]*$", description="prepended to every topic name")
     topic_partitions: int = Field(4, ge=1)
+    audit_retention_days: int = Field(400, ge=365, description="CJIS: audit records kept at least one year")
+    child_data_retention_days: int = Field(30, ge=1, le=90, description="CAD child encounters, HWC notices, triage")
     topic_replication_factor: int = Field(1, ge=1)
 
     # --- Schema registry: a Confluent-API URL, or memory:// for an in-process one --------------

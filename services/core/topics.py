@@ -47,12 +47,28 @@ REFERENCE_DATA = TopicSpec(
     "handoff.reference.data", "ReferenceDataPublished: agencies, sites, staff, schools, calendars, closures; "
     "key: section/key (compacted: the latest record per key is the entry).",
     partitions=1, config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"})
+AUDIT = TopicSpec(
+    "handoff.ops.audit", "DisclosureAudited: every disclosure and attempt, without personal data; key: subject id. "
+    "Retention: settings.audit_retention_days (CJIS asks for at least a year).",
+    config={"retention.ms": str(400 * DAY_MS)})
 DEAD_LETTER = TopicSpec(
     "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes.",
     partitions=1, config={"retention.ms": str(30 * DAY_MS)})
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, HWC_TRIAGE,
-                                     REFERENCE_DATA, DEAD_LETTER)
+                                     REFERENCE_DATA, AUDIT, DEAD_LETTER)
+
+# Topics holding children's data; their retention follows settings.child_data_retention_days.
+# (CAD_CHILD_ENCOUNTERS keeps its own 7 days: it still holds the incident details CAD sent.)
+CHILD_DATA_TOPICS: tuple[TopicSpec, ...] = (HWC_NOTICES, HWC_TRIAGE)
+
+
+def retention_overrides(audit_days: int, child_data_days: int) -> dict[str, dict[str, str]]:
+    """Per-topic config overrides for the configurable retentions."""
+    overrides = {AUDIT.name: {"retention.ms": str(audit_days * DAY_MS)}}
+    for spec in CHILD_DATA_TOPICS:
+        overrides[spec.name] = {"retention.ms": str(child_data_days * DAY_MS)}
+    return overrides
 
 
 def by_name(name: str, prefix: str = "") -> TopicSpec:

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 from services.core.channels import Outgoing
 from services.core.clock import Clock
-from services.core.delivery import IdempotentDelivery
+from services.core.delivery import Disclosure, IdempotentDelivery
 from services.core.events import (
-    CadChildEncountered, Channel, DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
+    CadChildEncountered, Channel, DeliveryOutcome, DisclosedRecord, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
     HwcNoticeRequested, HwcTriageOpened, RecipientRole,
 )
 from services.core.kafka import Publisher
@@ -207,5 +207,7 @@ class HandleWithCare:
                     contact_id=contact.contact_id, channel=_channel, outcome=outcome, attempt=attempt, error=error,
                     delivered_at=self.clock.now()))
 
-            delivered |= await self.delivery.deliver(channel.value, outgoing, record)
+            delivered |= await self.delivery.deliver(
+                channel.value, outgoing, record,
+                Disclosure(DisclosedRecord.hwc_notice, request.notice_id, contact.contact_id, role.value))
         return delivered

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from services.core.clock import Clock
 from services.core.events import (
-    Channel, DeliveryOutcome, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralFlag,
+    Channel, DeliveryOutcome, DisclosedRecord, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralFlag,
     ReferralFlagged,
 )
 from services.core.kafka import Publisher
@@ -23,7 +23,7 @@ from services.core.reference import CaseManager, ReferenceData, Site
 from services.core.store import KeyValueStore
 from services.core.topics import PAGES
 from services.core.channels import Outgoing
-from services.core.delivery import IdempotentDelivery
+from services.core.delivery import Disclosure, IdempotentDelivery
 from services.core.links import AckLinks
 from services.notifier.domain.escalation import PageState, acknowledge, attempt_id, due_escalation, escalate, open_page
 from services.notifier.domain.messages import render_deadline_warning, render_officer_confirmation, render_page
@@ -90,7 +90,9 @@ class Notifier:
                 outgoing = Outgoing(f"{flag.referral_id}/{flag.flag.value}/{person_id}/{channel.value}", address,
                                     "LEAD intake deadline", text, text,
                                     {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value})
-                await self._deliver_once(replace(state, step_index=WARNING_STEP), person_id, channel, outgoing)
+                await self._deliver_once(replace(state, step_index=WARNING_STEP), person_id, channel, outgoing,
+                                         Disclosure(DisclosedRecord.lead_deadline_warning, flag.referral_id, person_id,
+                                                    person.role))
 
     async def on_page_event(self, event) -> None:
         if isinstance(event, PageEscalated):
@@ -157,7 +159,9 @@ class Notifier:
         text = render_officer_confirmation(cm.display_name if cm else "on call")
         outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
                             "LEAD referral acknowledged", text, text, {"referral_id": state.referral_id, "acknowledged": True})
-        await self._deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing)
+        await self._deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
+                                 Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
+                                            OFFICER_TARGET))
 
     # --- timer ------------------------------------------------------------------------------------
     async def publish_due_escalations(self) -> int:
@@ -207,16 +211,18 @@ class Notifier:
                    "site_id": request.site_id, "text": message.text}
         outgoing = Outgoing(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),
                             address, message.subject, message.text, message.body, payload)
-        return await self._deliver_once(state, cm.case_manager_id, channel, outgoing)
+        return await self._deliver_once(state, cm.case_manager_id, channel, outgoing,
+                                        Disclosure(DisclosedRecord.lead_page, request.referral_id, cm.case_manager_id, cm.role))
 
-    async def _deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing) -> bool:
+    async def _deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing,
+                            disclosure: Disclosure) -> bool:
         async def record(attempt: int, outcome: DeliveryOutcome, error: str | None) -> None:
             await self.publisher.publish(PAGES, state.referral_id, PageSent(
                 page_id=state.page_id, referral_id=state.referral_id, attempt_id=outgoing.attempt_id, step_index=state.step_index, loop=state.loop,
                 target_id=target_id, channel=channel, outcome=outcome, attempt=attempt, error=error,
                 sent_at=self.clock.now()))
 
-        return await self.delivery.deliver(channel.value, outgoing, record)
+        return await self.delivery.deliver(channel.value, outgoing, record, disclosure)
 
     def _has_capacity(self, cm_id: str) -> bool:
         person = self.reference.case_managers.get(cm_id)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.core.logs import configure_logging
+from services.core.topics import AUDIT
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -78,3 +79,30 @@ async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None
     assert any(line.get("correlation_id") for line in lines)
     leaked = [value for value in PERSONAL_VALUES if value in logs]
     assert leaked == [], f"personal data in logs: {leaked}"
+
+    # The audit topic records each disclosure (page, officer confirmation, notice), never the data.
+    raw, audits = await read_audit(system.settings)
+    assert [value for value in PERSONAL_VALUES if value.encode() in raw] == []
+    assert {a.record_kind.value for a in audits} >= {"lead_page", "lead_officer_confirmation", "hwc_notice"}
+    assert all(a.correlation_id for a in audits)
+
+
+async def read_audit(settings) -> tuple[bytes, list]:
+    """Every audit record so far: the raw bytes (to search) and the decoded events."""
+    from aiokafka import AIOKafkaConsumer
+
+    from services.core.avro import AvroCodec, registry_from_url
+    from services.core.events import DisclosureAudited
+    from services.core.kafka import client_options
+
+    consumer = AIOKafkaConsumer(AUDIT.qualified(settings.topic_prefix), auto_offset_reset="earliest",
+                                enable_auto_commit=False, **client_options(settings))
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=2000):
+            values += [r.value for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
+    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    return b"".join(values), [await codec.decode(v, (DisclosureAudited,)) for v in values]

@@ -18,7 +18,7 @@ from services.core.links import AckLinks
 from services.core.reference import ReferenceData
 from services.core.settings import Settings
 from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcessor, consume, create_app
-from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES
+from services.core.topics import AUDIT, CAD_CHILD_ENCOUNTERS, HWC_NOTICES
 from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare
 
@@ -38,7 +38,8 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     hwc = HandleWithCare(
         reference, calendars, notices,
         IdempotentDelivery(channels or build_channels(settings, http), deliveries, settings.delivery_attempts,
-                           settings.delivery_backoff_seconds),
+                           settings.delivery_backoff_seconds,
+                           audit=lambda record: publisher.publish(AUDIT, record.subject_id, record), service=SERVICE),
         links, publisher, clock or SystemClock(),
         EscalationLeads(timedelta(minutes=settings.hwc_backup_lead_minutes),
                         timedelta(minutes=settings.hwc_coordinator_lead_minutes)),

@@ -14,7 +14,7 @@ from services.core.events import (
 from services.core.reference import ReferenceData
 from services.core.settings import Settings
 from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcessor, consume, create_app
-from services.core.topics import PAGES, REFERRALS
+from services.core.topics import AUDIT, PAGES, REFERRALS
 from services.core.channels import Channel, build_channels
 from services.core.delivery import IdempotentDelivery
 from services.core.kafka import TopicFollower
@@ -38,7 +38,8 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
                            partitions=settings.topic_partitions)
     http = httpx.AsyncClient(timeout=settings.delivery_timeout_seconds)
     delivery = IdempotentDelivery(channels or build_channels(settings, http), deliveries,
-                                  settings.delivery_attempts, settings.delivery_backoff_seconds)
+                                  settings.delivery_attempts, settings.delivery_backoff_seconds,
+                                  audit=lambda record: publisher.publish(AUDIT, record.subject_id, record), service=SERVICE)
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
     caseloads = LeadReadModel()
     app.followers = [TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)),

@@ -11,6 +11,7 @@ from services.core.events import (
     AcknowledgedVia, DeliveryOutcome, PageAcknowledged, PageEscalated, PageRequested, PageSent,
 )
 from services.core.kafka import InMemoryPublisher
+from services.core.topics import AUDIT
 from services.core.reference import load_reference_data
 from services.core.settings import REPO_ROOT
 from services.core.delivery import IdempotentDelivery
@@ -31,7 +32,9 @@ class Harness:
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels(**failures)
         self.links = AckLinks("test-secret", "https://handoff.test", 3600)
-        self.notifier = Notifier(REF, {}, IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0),
+        audit = lambda record: self.publisher.publish(AUDIT, record.subject_id, record)  # noqa: E731
+        self.notifier = Notifier(REF, {}, IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0,
+                                                             audit=audit, service="notifier"),
                                  self.links, self.publisher, self.clock)
         self.referral = open_referral(cad_referral(), REF.sites["abq"], REF.agencies["apd"], T0)
 
@@ -189,3 +192,19 @@ async def test_case_manager_at_the_caseload_limit_is_passed_over() -> None:
     h.notifier.caseload = lambda cm: 25 if cm == scheduled else 12
     await h.notifier.on_referral_event(h.referral)
     assert h.sent_to("sms") == [REF.case_managers[other].phone]
+
+
+async def test_every_delivery_attempt_is_audited_without_personal_data() -> None:
+    from services.core.events import DisclosedRecord, DisclosureAudited
+
+    h = Harness(sms=1)
+    await h.notifier.on_referral_event(h.referral)
+    audits = h.publisher.events(DisclosureAudited)
+    sent = h.publisher.events(PageSent)
+    assert len(audits) == len(sent) and {a.record_kind for a in audits} == {DisclosedRecord.lead_page}
+    assert [(a.channel.value, a.attempt, a.outcome.value) for a in audits if a.channel.value == "sms"] == [
+        ("sms", 1, "failed"), ("sms", 2, "delivered")]
+    assert all(a.subject_id == h.referral.referral_id and a.recipient_role == "case_manager" for a in audits)
+    text = repr(audits)
+    for value in ("Zebulon", "Featherstonehaugh", "+15055550143", "bus shelter", "red parka", "@lead.example.org"):
+        assert value not in text
