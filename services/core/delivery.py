@@ -46,6 +46,23 @@ class IdempotentDelivery:
         self.audit = audit
         self.service = service
 
+    async def refuse(self, channel: str, outgoing: Outgoing, on_attempt: OnAttempt, disclosure: Disclosure,
+                     reason: str) -> None:
+        """Record a disclosure that was not allowed (e.g. outside the person's consent): nothing is sent."""
+        await on_attempt(1, DeliveryOutcome.skipped, reason)
+        await self._audit(outgoing, channel, 1, DeliveryOutcome.skipped, disclosure)
+        log.warning("disclosure_refused", attempt_id=outgoing.attempt_id, reason=reason)
+
+    async def _audit(self, outgoing: Outgoing, channel: str, attempt: int, outcome: DeliveryOutcome,
+                     disclosure: Disclosure | None) -> None:
+        if self.audit is None or disclosure is None:
+            return
+        await self.audit(DisclosureAudited(
+            audit_id=f"{outgoing.attempt_id}#{attempt}", record_kind=disclosure.record_kind,
+            subject_id=disclosure.subject_id, recipient_id=disclosure.recipient_id,
+            recipient_role=disclosure.recipient_role, channel=EventChannel(channel), outcome=outcome, attempt=attempt,
+            service=self.service, disclosed_at=datetime.now(UTC), correlation_id=current_correlation_id()))
+
     def already_delivered(self, attempt_id: str) -> bool:
         prior = self.deliveries.get(attempt_id)
         return bool(prior) and prior.get("outcome") == DeliveryOutcome.delivered.value
@@ -63,13 +80,7 @@ class IdempotentDelivery:
             except DeliveryFailed as exc:
                 outcome, error, permanent = DeliveryOutcome.failed, exc.reason, exc.permanent
             await on_attempt(attempt, outcome, error)
-            if self.audit is not None and disclosure is not None:
-                await self.audit(DisclosureAudited(
-                    audit_id=f"{outgoing.attempt_id}#{attempt}", record_kind=disclosure.record_kind,
-                    subject_id=disclosure.subject_id, recipient_id=disclosure.recipient_id,
-                    recipient_role=disclosure.recipient_role, channel=EventChannel(channel), outcome=outcome,
-                    attempt=attempt, service=self.service, disclosed_at=datetime.now(UTC),
-                    correlation_id=current_correlation_id()))
+            await self._audit(outgoing, channel, attempt, outcome, disclosure)
             if outcome is DeliveryOutcome.delivered or permanent:
                 break
             if attempt < self.attempts:

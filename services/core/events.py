@@ -87,6 +87,13 @@ class ReferralFlag(str, Enum):
     no_contact = "no_contact"
 
 
+class ConsentRole(str, Enum):
+    case_manager = "case_manager"
+    outreach = "outreach"
+    program_manager = "program_manager"
+    officer = "officer"
+
+
 class Channel(str, Enum):
     sms = "sms"
     email = "email"
@@ -147,6 +154,19 @@ class Child(Record):
     _blank = field_validator("first_name", "last_name")(_not_blank)
 
 
+class Consent(Record):
+    """42 CFR Part 2: which recipients may receive the referral's data, and until when."""
+
+    recipient_roles: list[ConsentRole]
+    signed_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+
+    def permits(self, role: str, at) -> bool:
+        if self.expires_at is not None and at >= self.expires_at:
+            return False
+        return role in {r.value for r in self.recipient_roles}
+
+
 class IncidentDetails(Record):
     incident_type: str | None = None
     address: str | None = None
@@ -176,6 +196,7 @@ class CadReferralMade(Event):
     person: ReferredPerson
     location: Location
     submitted_by: str | None = Field(None, max_length=128)
+    consent: Consent | None = None
 
 
 class CadChildEncountered(Event):
@@ -206,6 +227,7 @@ class ReferralCreated(Event):
     officer: Officer
     person: ReferredPerson
     location: Location
+    consent: Consent | None = None
 
 
 class ReferralStatusChanged(Event):

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.core.errors import describe_validation_error
-from services.core.events import Channel, ReferralType
+from services.core.events import Channel, ConsentRole, ReferralType
 
 
 class ReferenceDataError(ValueError):
@@ -123,6 +123,8 @@ class Site(_Model):
     on_call: OnCallRotation
     escalation: EscalationPolicyConfig
     program_manager_ids: tuple[str, ...] = ()
+    # The program's standard consent form, when CAD sends none (42 CFR Part 2 scope by recipient role).
+    default_consent_roles: frozenset[ConsentRole] = frozenset(ConsentRole)
 
     _tz = field_validator("timezone")(_zone)
 

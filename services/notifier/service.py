@@ -14,7 +14,7 @@ from datetime import datetime
 
 from services.core.clock import Clock
 from services.core.events import (
-    Channel, DeliveryOutcome, DisclosedRecord, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralFlag,
+    Channel, Consent, DeliveryOutcome, DisclosedRecord, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralFlag,
     ReferralFlagged,
 )
 from services.core.kafka import Publisher
@@ -26,7 +26,9 @@ from services.core.channels import Outgoing
 from services.core.delivery import Disclosure, IdempotentDelivery
 from services.core.links import AckLinks
 from services.notifier.domain.escalation import PageState, acknowledge, attempt_id, due_escalation, escalate, open_page
-from services.notifier.domain.messages import render_deadline_warning, render_officer_confirmation, render_page
+from services.notifier.domain.messages import (
+    NO_REDISCLOSURE, render_deadline_warning, render_officer_confirmation, render_page,
+)
 from services.notifier.domain.schedule import on_call_with_capacity
 
 log = get_logger(__name__)
@@ -88,8 +90,9 @@ class Notifier:
             for channel in person.channels:
                 address = {Channel.sms: person.phone, Channel.email: person.email, Channel.webhook: person.webhook_url}[channel]
                 outgoing = Outgoing(f"{flag.referral_id}/{flag.flag.value}/{person_id}/{channel.value}", address,
-                                    "LEAD intake deadline", text, text,
-                                    {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value})
+                                    "LEAD intake deadline", text, f"{text}\n\n{NO_REDISCLOSURE}",
+                                    {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value,
+                                     "redisclosure_notice": NO_REDISCLOSURE})
                 await self._deliver_once(replace(state, step_index=WARNING_STEP), person_id, channel, outgoing,
                                          Disclosure(DisclosedRecord.lead_deadline_warning, flag.referral_id, person_id,
                                                     person.role))
@@ -119,7 +122,7 @@ class Notifier:
             person_description=referral.person.description, requested_at=now)
         state = open_page(request.page_id, referral.referral_id, referral.site_id, now)
         await self.publisher.publish(PAGES, referral.referral_id, request)
-        self._save(state, request)
+        self._save(state, request, referral.consent)
         log.info("page_opened", page_id=state.page_id, referral_id=referral.referral_id, site_id=site.site_id)
         await self._notify_step(state, request, site)
         return state
@@ -158,7 +161,8 @@ class Notifier:
         cm = self.reference.case_managers.get(event.acknowledged_by)
         text = render_officer_confirmation(cm.display_name if cm else "on call")
         outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
-                            "LEAD referral acknowledged", text, text, {"referral_id": state.referral_id, "acknowledged": True})
+                            "LEAD referral acknowledged", text, text,
+                            {"referral_id": state.referral_id, "acknowledged": True, "redisclosure_notice": NO_REDISCLOSURE})
         await self._deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
                                  Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
                                             OFFICER_TARGET))
@@ -208,7 +212,7 @@ class Notifier:
                               escalated=state.step_index > 0 or state.loop > 0)
         address = {Channel.sms: cm.phone, Channel.email: cm.email, Channel.webhook: cm.webhook_url}[channel]
         payload = {"type": "lead.page", "page_id": request.page_id, "referral_id": request.referral_id,
-                   "site_id": request.site_id, "text": message.text}
+                   "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
         outgoing = Outgoing(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),
                             address, message.subject, message.text, message.body, payload)
         return await self._deliver_once(state, cm.case_manager_id, channel, outgoing,
@@ -216,13 +220,25 @@ class Notifier:
 
     async def _deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing,
                             disclosure: Disclosure) -> bool:
+        """Deliver, unless the person's consent does not cover this recipient (42 CFR Part 2)."""
         async def record(attempt: int, outcome: DeliveryOutcome, error: str | None) -> None:
             await self.publisher.publish(PAGES, state.referral_id, PageSent(
                 page_id=state.page_id, referral_id=state.referral_id, attempt_id=outgoing.attempt_id, step_index=state.step_index, loop=state.loop,
                 target_id=target_id, channel=channel, outcome=outcome, attempt=attempt, error=error,
                 sent_at=self.clock.now()))
 
+        if not self._consent_permits(state.referral_id, disclosure.recipient_role):
+            await self.delivery.refuse(channel.value, outgoing, record, disclosure, "outside the person's consent scope")
+            return False
         return await self.delivery.deliver(channel.value, outgoing, record, disclosure)
+
+    def _consent_permits(self, referral_id: str, role: str) -> bool:
+        record = self.pages.get(referral_id) or {}
+        consent = record.get("consent")
+        if consent is None:  # pages opened before consent was recorded: the site's standard scope
+            site = self.reference.site(record.get("state", {}).get("site_id", ""))
+            return site is None or role in {r.value for r in site.default_consent_roles}
+        return Consent.model_validate(consent).permits(role, self.clock.now())
 
     def _has_capacity(self, cm_id: str) -> bool:
         person = self.reference.case_managers.get(cm_id)
@@ -235,8 +251,11 @@ class Notifier:
             return None
         return PageState.from_dict(record["state"]), PageRequested.model_validate(record["request"])
 
-    def _save(self, state: PageState, request: PageRequested) -> None:
+    def _save(self, state: PageState, request: PageRequested, consent: Consent | None = None) -> None:
         previous = self.pages.get(state.referral_id) or {}
-        # The CAD event's correlation id stays with the page, so timer-made events carry it too.
-        self.pages[state.referral_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json"),
-                                         "correlation_id": previous.get("correlation_id") or current_correlation_id()}
+        # The CAD event's correlation id stays with the page, so timer-made events carry it too;
+        # the consent scope stays with it so that every later disclosure is checked against it.
+        self.pages[state.referral_id] = {
+            "state": state.to_dict(), "request": request.model_dump(mode="json"),
+            "correlation_id": previous.get("correlation_id") or current_correlation_id(),
+            "consent": consent.model_dump(mode="json") if consent else previous.get("consent")}

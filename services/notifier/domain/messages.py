@@ -1,5 +1,6 @@
 """What a page says. Only what a warm handoff needs: route, officer and callback, where the person
-is, how to recognise them, and how to acknowledge. Never the person's name or date of birth:
+is, how to recognise them, and how to acknowledge; and, on every LEAD disclosure, the 42 CFR
+Part 2 no-redisclosure notice (short in an SMS, in full in email and webhooks). Never the person's name or date of birth:
 the case manager sees those in the console after acknowledging (42 CFR Part 2 minimum necessary).
 """
 
@@ -12,6 +13,7 @@ from services.core.events import PageRequested
 ROUTE_LABEL = {"arrest_diversion": "Arrest diversion", "social_contact": "Social contact", "community": "Community"}
 NO_REDISCLOSURE = ("42 CFR Part 2: this information is protected by federal confidentiality rules; "
                    "further disclosure is prohibited without the person's written consent.")
+NO_REDISCLOSURE_SHORT = "42 CFR Part 2: no redisclosure without consent."  # fits an SMS
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ def render_page(page: PageRequested, ack_url: str, reply_code: str, escalated: b
     subject = f"{prefix}LEAD warm handoff: {route} referral"
     look_for = f" Look for: {page.person_description}." if page.person_description else ""
     text = (f"{prefix}LEAD {route}: {page.officer_name} ({page.officer_callback_phone}) is with the person at "
-            f"{page.location_description}.{look_for} Ack: {ack_url} or reply ACK {reply_code}")
+            f"{page.location_description}.{look_for} Ack: {ack_url} or reply ACK {reply_code}. {NO_REDISCLOSURE_SHORT}")
     body = "\n".join([
         subject, "",
         f"Officer: {page.officer_name}, call back {page.officer_callback_phone}",
@@ -39,11 +41,12 @@ def render_page(page: PageRequested, ack_url: str, reply_code: str, escalated: b
 
 
 def render_officer_confirmation(case_manager_name: str) -> str:
-    return f"Handoff: case manager {case_manager_name} acknowledged your LEAD referral and is on the way or will call you."
+    return (f"Handoff: case manager {case_manager_name} acknowledged your LEAD referral and is on the way or will "
+            f"call you. {NO_REDISCLOSURE_SHORT}")
 
 
 def render_deadline_warning(referral_id: str, flag: str, due_local) -> str:
     when = due_local.strftime("%a %d %b %Y")
     state = "has passed" if flag == "intake_deadline_missed" else "is near"
     return (f"Handoff: the intake deadline ({when}) for LEAD referral {referral_id[:8]} {state} "
-            "and no intake is recorded. Open the referral in the console.")
+            f"and no intake is recorded. Open the referral in the console. {NO_REDISCLOSURE_SHORT}")

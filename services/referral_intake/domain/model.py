@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from services.core.errors import Rejected
-from services.core.events import CadReferralMade, ReferralCreated
+from services.core.events import CadReferralMade, Consent, ReferralCreated
 from services.core.reference import Agency, Site
 
 REFERRAL_NAMESPACE = uuid.UUID("6f1c2b1e-58b4-4d8e-9a57-2f3c4d5e6a70")
@@ -42,4 +42,5 @@ def open_referral(cad: CadReferralMade, site: Site | None, agency: Agency | None
         referral_id=referral_id_for(cad.site_id, cad.agency_id, cad.cad_event_id), cad_event_id=cad.cad_event_id,
         agency_id=cad.agency_id, site_id=cad.site_id, referral_type=cad.referral_type, referred_at=cad.occurred_at,
         created_at=now, intake_due_at=intake_due_at(cad.occurred_at, site), officer=cad.officer, person=cad.person,
-        location=cad.location)
+        location=cad.location,
+        consent=cad.consent or Consent(recipient_roles=sorted(site.default_consent_roles, key=lambda r: r.value)))

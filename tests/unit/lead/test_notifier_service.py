@@ -208,3 +208,64 @@ async def test_every_delivery_attempt_is_audited_without_personal_data() -> None
     text = repr(audits)
     for value in ("Zebulon", "Featherstonehaugh", "+15055550143", "bus shelter", "red parka", "@lead.example.org"):
         assert value not in text
+
+
+def with_consent(h: Harness, *roles: str, expires_at=None) -> None:
+    from services.core.events import Consent
+
+    h.referral = h.referral.model_copy(update={"consent": Consent(recipient_roles=list(roles), expires_at=expires_at)})
+
+
+async def test_referral_gets_the_sites_standard_consent_when_cad_sends_none(h) -> None:
+    assert {r.value for r in h.referral.consent.recipient_roles} == {"case_manager", "outreach", "program_manager",
+                                                                     "officer"}
+
+
+async def test_officer_outside_consent_gets_no_confirmation_and_the_refusal_is_audited() -> None:
+    from services.core.events import DeliveryOutcome, DisclosureAudited
+
+    h = Harness()
+    with_consent(h, "case_manager", "outreach")
+    await h.notifier.on_referral_event(h.referral)
+    await h.notifier.on_page_event(PageAcknowledged(
+        page_id=page_id_for(h.referral.referral_id), referral_id=h.referral.referral_id, acknowledged_by="cm-ana",
+        via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
+    assert "+15055550143" not in h.sent_to("sms")
+    [refused] = [a for a in h.publisher.events(DisclosureAudited) if a.recipient_role == "officer"]
+    assert refused.outcome is DeliveryOutcome.skipped
+
+
+async def test_case_managers_outside_consent_are_passed_over_for_outreach_at_once() -> None:
+    h = Harness()
+    with_consent(h, "outreach")
+    await h.notifier.on_referral_event(h.referral)
+    assert h.channels["sms"].sent == [] and h.channels["email"].sent == []
+    [escalated] = h.publisher.events(PageEscalated)
+    assert escalated.to_step == 1 and h.clock.now() == T0
+    await h.feed_published()
+    assert h.sent_to("sms") == [REF.case_managers["cm-cruz"].phone]
+
+
+async def test_expired_consent_discloses_nothing() -> None:
+    h = Harness()
+    with_consent(h, "case_manager", "outreach", "officer", expires_at=T0 - timedelta(days=1))
+    await h.notifier.on_referral_event(h.referral)
+    for _ in range(6):
+        await h.feed_published()
+    assert all(not ch.sent for ch in h.channels.values())
+    assert h.publisher.events(PageEscalated)[-1].exhausted
+
+
+async def test_every_lead_disclosure_carries_the_no_redisclosure_notice(h) -> None:
+    from services.notifier.domain.messages import NO_REDISCLOSURE, NO_REDISCLOSURE_SHORT
+
+    await h.notifier.on_referral_event(h.referral)
+    h.clock.advance(minutes=5)
+    await h.notifier.publish_due_escalations()
+    await h.feed_published()
+    for message in h.channels["sms"].sent:
+        assert message.text.endswith(NO_REDISCLOSURE_SHORT)
+    for message in h.channels["email"].sent:
+        assert NO_REDISCLOSURE in message.body
+    for message in h.channels["webhook"].sent:
+        assert message.payload["redisclosure_notice"] == NO_REDISCLOSURE
