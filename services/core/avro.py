@@ -29,7 +29,7 @@ from services.core.settings import REPO_ROOT
 SCHEMA_DIR = REPO_ROOT / "schemas"
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
-MAX_RECORD_BYTES = 1_000_000  # the broker's default max.message.bytes; larger is never ours
+MAX_RECORD_BYTES = 1_000_000  # the broker's default max.message.bytes; settings.max_record_bytes is usually lower
 
 
 @lru_cache(maxsize=None)
@@ -143,10 +143,12 @@ def to_avro_datum(event: Any) -> dict[str, Any]:
 class AvroCodec:
     """Encodes events to Confluent-framed Avro and decodes them back, caching schema ids."""
 
-    def __init__(self, registry: SchemaRegistry, events: tuple[type, ...] | None = None) -> None:
+    def __init__(self, registry: SchemaRegistry, events: tuple[type, ...] | None = None,
+                 max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         from services.core.events import ALL_EVENTS
 
         self.registry = registry
+        self.max_record_bytes = max_record_bytes
         self._events = {cls.avro_name(): cls for cls in (events or ALL_EVENTS)}
         self._ids: dict[type, int] = {}
         self._writers: dict[int, tuple[str, dict[str, Any]]] = {}
@@ -185,8 +187,8 @@ class AvroCodec:
         """Bytes -> event. Raises ``InvalidRecord`` with a reason when the bytes are not a valid event."""
         if not data:
             raise InvalidRecord("decode", "empty record value")
-        if len(data) > MAX_RECORD_BYTES:
-            raise InvalidRecord("decode", f"record of {len(data)} bytes exceeds {MAX_RECORD_BYTES}")
+        if len(data) > self.max_record_bytes:
+            raise InvalidRecord("decode", f"record of {len(data)} bytes exceeds the limit of {self.max_record_bytes}")
         if len(data) < _HEADER.size or data[0] != MAGIC_BYTE:
             raise InvalidRecord("decode", "not Confluent-framed Avro (magic byte 0 and a 4-byte schema id expected)")
         _, schema_id = _HEADER.unpack_from(data)

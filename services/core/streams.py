@@ -11,6 +11,7 @@ nothing valid is lost and nothing invalid disappears.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,6 +81,7 @@ class RecordProcessor:
         self.retries = retries
         self.retry_base_seconds = retry_base_seconds
         self.processed = 0
+        self.counts: Counter[tuple[str, str]] = Counter()  # (topic, "processed" | "dead_lettered")
 
     async def process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None = None) -> bool:
         """Returns True when the handler ran to completion, False when the record was dead-lettered."""
@@ -95,14 +97,17 @@ class RecordProcessor:
                         await handler(event)
             except InvalidRecord as exc:
                 await self.dead_letters.record(raw, exc.error_type, exc.reason, cid)
+                self.counts[(raw.topic, "dead_lettered")] += 1
                 return False
             except Exception as exc:
                 # Exception text may quote data; the dead letter gets the type, the log the traceback.
                 log.exception("handler_failed", topic=raw.topic, partition=raw.partition, offset=raw.offset)
                 await self.dead_letters.record(raw, "processing",
                                                f"{type(exc).__name__} after {self.retries + 1} attempts", cid)
+                self.counts[(raw.topic, "dead_lettered")] += 1
                 return False
             self.processed += 1
+            self.counts[(raw.topic, "processed")] += 1
             return True
 
 

@@ -28,7 +28,7 @@ SERVICE = "handle-with-care"
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
                  channels: dict[str, Channel] | None = None) -> faust.App:
     app = create_app(SERVICE, settings)
-    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
     publisher = FaustPublisher(app, codec, settings.topic_prefix)
     table = dict(default=None, partitions=settings.topic_partitions)
     notices = app.Table("notices", **table)         # written on the notice topic's partitions

@@ -28,7 +28,7 @@ SERVICE = "notifier"
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
                  channels: dict[str, Channel] | None = None) -> faust.App:
     app = create_app(SERVICE, settings)
-    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
     publisher = FaustPublisher(app, codec, settings.topic_prefix)
     # Both tables are written only while processing referral or page events, which share the
     # referral id as key: one worker owns a referral's page and its deliveries.

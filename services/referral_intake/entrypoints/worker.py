@@ -23,7 +23,7 @@ SERVICE = "referral-intake"
 
 def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None) -> faust.App:
     app = create_app(SERVICE, settings)
-    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
     publisher = FaustPublisher(app, codec, settings.topic_prefix)
     # Keyed by referral id, written while processing the CAD record it came from: every record of
     # one CAD event id lands on one partition, so one worker owns each referral id.
