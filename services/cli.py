@@ -6,7 +6,7 @@
     handoff schemas register|check    register schemas with the registry / check BACKWARD compatibility
     handoff reference check|load      validate reference data / publish it to the reference topic
     handoff hwc close|reopen          a run-time school closure (snow day)
-    handoff dlq list                  what was dead-lettered, and why
+    handoff dlq list|resubmit         what was dead-lettered and why; send one back, as it was or corrected
     handoff hwc due --school --at     when a Handle With Care notice is due (--explain says why)
     handoff agency-token AGENCY       a new API token for an agency and the hash for agencies.toml
 """
@@ -163,15 +163,29 @@ def reference_load(config: ConfigDir = None) -> None:
 @dlq_cli.command("list")
 def dlq_list(limit: int = 100, show_bytes: Annotated[bool, typer.Option(help="print the original bytes (hex)")] = False) -> None:
     """List dead-lettered records: where they came from, and why they failed."""
-    from services.ops import read_dead_letters
+    from services.ops import read_dead_letters_with_offsets
 
-    records = asyncio.run(read_dead_letters(settings(), limit))
-    for letter in records:
-        typer.echo(f"{letter.failed_at.isoformat()}  {letter.original_topic}[{letter.partition}]@{letter.offset}  "
-                   f"{letter.service}  {letter.error_type}: {letter.error}  correlation={letter.correlation_id}")
+    records = asyncio.run(read_dead_letters_with_offsets(settings(), limit))
+    for dlq_offset, letter in records:
+        typer.echo(f"#{dlq_offset}  {letter.failed_at.isoformat()}  {letter.original_topic}[{letter.partition}]@{letter.offset}"
+                   f"  {letter.service}  {letter.error_type}: {letter.error}  correlation={letter.correlation_id}")
         if show_bytes and letter.original_value is not None:
             typer.echo(f"    {letter.original_value.hex()}")
     typer.echo(f"{len(records)} dead-lettered record(s)")
+
+
+@dlq_cli.command("resubmit")
+def dlq_resubmit(offset: Annotated[int, typer.Argument(help="the #number dlq list shows")],
+                 file: Annotated[Optional[Path], typer.Option("--file", help="corrected record as JSON")] = None) -> None:
+    """Send a dead-lettered record back to its topic: as it was, or corrected from a JSON file."""
+    from services.ops import ResubmitError, resubmit_dead_letter
+
+    try:
+        topic = asyncio.run(resubmit_dead_letter(settings(), offset, file.read_text() if file else None))
+    except ResubmitError as exc:
+        typer.echo(f"not re-submitted: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"re-submitted #{offset} to {topic}")
 
 
 @hwc_cli.command("due")

@@ -102,3 +102,47 @@ async def test_worker_dead_letters_malformed_records_and_keeps_flowing(kafka_set
     finally:
         await app.stop()
         await producer.stop()
+
+
+async def test_operator_resubmits_a_corrected_dead_letter(kafka_settings) -> None:
+    import json
+
+    from services.core.errors import Rejected
+    from services.ops import ResubmitError, read_dead_letters_with_offsets, resubmit_dead_letter
+
+    await ensure_topics(kafka_settings)
+    codec = AvroCodec(registry_from_url(kafka_settings.schema_registry_url))
+    app = create_app("resubmit-test", kafka_settings)
+    processor = RecordProcessor(codec, DeadLetterSink(FaustPublisher(app, codec, kafka_settings.topic_prefix), "resubmit-test"))
+    handled: list[CadReferralMade] = []
+
+    async def handler(event: CadReferralMade) -> None:
+        if event.site_id == "nowhere":
+            raise Rejected("site_id", "unknown site 'nowhere'")
+        handled.append(event)
+
+    consume(app, CAD_REFERRALS, kafka_settings, processor, handler, expected=(CadReferralMade,))
+    producer = KafkaPublisher(kafka_settings, codec)
+    await producer.start()
+    await app.start()
+    try:
+        with correlation_scope("corr-typo"):
+            await producer.publish(CAD_REFERRALS, "cad-typo", cad_referral("cad-typo", site_id="nowhere"))
+        await eventually(lambda: processor.dead_letters.count == 1)
+        [(dlq_offset, letter)] = await read_dead_letters_with_offsets(kafka_settings)
+        assert letter.error == "site_id: unknown site 'nowhere'"
+
+        bad_fix = cad_referral("cad-typo").model_dump(mode="json") | {"site_id": ""}
+        with pytest.raises(ResubmitError, match="site_id"):
+            await resubmit_dead_letter(kafka_settings, dlq_offset, json.dumps(bad_fix))
+        fixed = cad_referral("cad-typo").model_dump(mode="json")
+        await resubmit_dead_letter(kafka_settings, dlq_offset, json.dumps(fixed))
+        [event] = await eventually(lambda: handled)
+        assert event.site_id == "abq" and event.cad_event_id == "cad-typo"
+        records = await read_all(kafka_settings, CAD_REFERRALS, 2)
+        again = dict(records[-1].headers)
+        assert records[-1].key == b"cad-typo" and again[CORRELATION_HEADER] == b"corr-typo"
+        assert again["resubmitted_from"] == f"{DEAD_LETTER.name}@{dlq_offset}".encode()
+    finally:
+        await app.stop()
+        await producer.stop()
