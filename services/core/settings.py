@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    kafka_session_timeout_seconds: float = Field(10.0, ge=6, le=300, description="a crashed worker's partitions move after this")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._\-]*$", description="prepended to every topic name")
     topic_partitions: int = Field(4, ge=1)
     audit_retention_days: int = Field(400, ge=365, description="CJIS: audit records kept at least one year")

@@ -1,0 +1,72 @@
+"""Services as real processes (``handoff run ...``) against the real broker, for fault tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from deploy.dev_inbox import DevInbox
+from deploy.local_stack import _die_with_parent, _stop_process, free_port
+from services.core.settings import REPO_ROOT
+from tests.integration.conftest import LOCAL_INBOX
+
+WEBHOOK_SECRET = "e2e-webhook-secret"
+
+
+@dataclass
+class ProcessSystem:
+    env: dict[str, str]
+    inbox: DevInbox
+    work: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, service: str) -> subprocess.Popen:
+        log = (self.work / f"{service}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
+                                preexec_fn=_die_with_parent)
+        self.procs[service] = proc
+        return proc
+
+    def ready(self, service: str) -> bool:
+        return (self.work / "data" / "run" / f"{service}.ready").exists()
+
+    def kill(self, service: str) -> None:
+        proc = self.procs[service]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        (self.work / "data" / "run" / f"{service}.ready").unlink(missing_ok=True)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            _stop_process(proc, timeout=20)
+
+
+@pytest.fixture
+def process_system(kafka_settings, tmp_path):
+    inbox = DevInbox(free_port(), free_port(), WEBHOOK_SECRET).start()
+    reference = tmp_path / "reference"
+    shutil.copytree(REPO_ROOT / "config" / "local", reference)
+    for path in reference.glob("*.toml"):
+        path.write_text(path.read_text().replace(LOCAL_INBOX, inbox.base_url))
+    s = kafka_settings
+    env = {**os.environ, "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+           "HANDOFF_SCHEMA_REGISTRY_URL": s.schema_registry_url, "HANDOFF_TOPIC_PREFIX": s.topic_prefix,
+           "HANDOFF_TOPIC_PARTITIONS": str(s.topic_partitions), "HANDOFF_DATA_DIR": str(tmp_path / "data"),
+           "HANDOFF_REFERENCE_DIR": str(reference), "HANDOFF_SMS_API_BASE_URL": inbox.base_url,
+           "HANDOFF_SMTP_PORT": str(inbox.smtp_port), "HANDOFF_LINK_SIGNING_KEY": "e2e-key",
+           "HANDOFF_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET, "HANDOFF_LOG_LEVEL": os.environ.get("HANDOFF_E2E_LOG_LEVEL", "WARNING"),
+           "HANDOFF_DELIVERY_BACKOFF_SECONDS": "0.05"}
+    system = ProcessSystem(env, inbox, tmp_path)
+    try:
+        yield system
+    finally:
+        system.stop_all()
+        inbox.stop()
