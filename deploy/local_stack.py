@@ -306,14 +306,21 @@ class LocalKafka:
             os.killpg(node.process.pid, sig)
             node.process.wait(timeout=30)
 
-    def restart_node(self, index: int, timeout: float = 120.0) -> None:
-        node = self.nodes[index]
+    def stop_node(self, index: int) -> None:
+        """Stop one node cleanly (SIGTERM), as an operator or an orchestrator would."""
         self.kill_node(index, signal.SIGTERM)
+
+    def start_node(self, index: int, timeout: float = 120.0) -> None:
+        node = self.nodes[index]
         # A fresh "started" line is what tells readiness, so start a new log segment.
         with contextlib.suppress(FileNotFoundError):
             node.log_file.rename(node.log_file.with_suffix(f".{int(time.time())}.log"))
         self._launch(kafka_libs(), node)
         self.wait_ready(timeout, [node])
+
+    def restart_node(self, index: int, timeout: float = 120.0) -> None:
+        self.stop_node(index)
+        self.start_node(index, timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         # All nodes at once: stopped one by one, the last ones lose their controller quorum and

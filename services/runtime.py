@@ -113,7 +113,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
                   description="CAD intake for LEAD referrals and Handle With Care encounters; acknowledgement links.")
     install_error_handlers(app)
     links = ack_links(settings)
-    app.include_router(intake_http.create_router(reference, publisher))
+    app.include_router(intake_http.create_router(reference, publisher, settings.intake_publish_timeout_seconds))
     app.include_router(staff_api.create_router(reference, read_model, publisher, clock))
     app.include_router(notifier_http.create_router(
         links, publisher, clock, reference=reference,

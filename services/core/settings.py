@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     # --- HTTP ----------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    intake_publish_timeout_seconds: float = Field(5.0, gt=0, le=30, description="then 503 + Retry-After")
     public_base_url: str = "http://127.0.0.1:8080"  # where acknowledgement links point
 
     # --- Reference data (agencies, sites, case managers, schools) ---------------------------
