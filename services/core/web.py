@@ -1,13 +1,19 @@
-"""What every HTTP entry point shares: error bodies that name fields (never values), and a small
-accessible HTML shell for the pages people open from a link on their phone."""
+"""What every HTTP entry point shares: error bodies that name fields (never values), bearer-token
+principals, acknowledgement-link routes, and a small accessible HTML shell for the pages people
+open from a link on their phone."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -49,3 +55,44 @@ def confirm_form(question: str, button: str) -> str:
 
 def paragraph(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
+
+
+def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callable[..., T]:
+    """A FastAPI dependency: the one of ``candidates()`` whose ``token_matches`` the bearer token, else 401.
+
+    ``candidates`` is called per request, so live reference data is always current.
+    """
+    bearer = HTTPBearer(auto_error=False, description=f"{who}'s API token")
+
+    def principal(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> T:
+        if creds is not None:
+            for candidate in candidates():
+                if candidate.token_matches(creds.credentials):
+                    return candidate
+        raise ApiError(401, "authorization", f"a valid bearer token of {who} is required", {"WWW-Authenticate": "Bearer"})
+
+    return principal
+
+
+def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, question: str, done: str,
+                        acknowledge: Callable[[str, str], Awaitable[None]]) -> None:
+    """GET /ack/{purpose}/{token} shows a confirmation button; POST acknowledges through ``acknowledge``
+    (subject id, recipient id). Only POST acts: mail scanners and link previews fetch GET links."""
+    from services.core.links import InvalidLink
+
+    @api.get(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Show the {purpose} acknowledgement form")
+    async def show(token: str) -> HTMLResponse:
+        try:
+            links.verify(purpose, token)
+        except InvalidLink as exc:
+            return html_page("Link not valid", paragraph(str(exc)), 410)
+        return html_page(title, confirm_form(question, "Acknowledge"))
+
+    @api.post(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Acknowledge a {purpose}")
+    async def submit(token: str) -> HTMLResponse:
+        try:
+            subject_id, recipient_id = links.verify(purpose, token)
+        except InvalidLink as exc:
+            return html_page("Link not valid", paragraph(str(exc)), 410)
+        await acknowledge(subject_id, recipient_id)
+        return html_page("Acknowledged", paragraph(done))

@@ -9,18 +9,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
 from services.core.clock import Clock, SystemClock
 from services.core.events import AcknowledgedVia, CadChildEncountered, HwcNoticeAcknowledged, HwcTriageResolved
 from services.core.kafka import Publisher
-from services.core.links import AckLinks, InvalidLink
+from services.core.links import AckLinks
 from services.core.logs import correlation_scope, get_logger
 from services.core.reference import District, ReferenceData
 from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
-from services.core.web import ApiError, confirm_form, html_page, paragraph
+from services.core.web import ApiError, add_ack_link_routes, bearer_principal
 from services.handle_with_care.domain.figures import HwcReadModel
 
 log = get_logger(__name__)
@@ -31,36 +29,20 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
     clock = clock or SystemClock()
     api = APIRouter(tags=["Handle With Care"])
 
-    @api.get("/ack/notice/{token}", response_class=HTMLResponse, summary="Show a notice acknowledgement form")
-    async def show_notice_ack(token: str) -> HTMLResponse:
-        try:
-            links.verify("notice", token)
-        except InvalidLink as exc:
-            return html_page("Link not valid", paragraph(str(exc)), 410)
-        return html_page("Handle With Care", confirm_form("Confirm that your school has received this notice.",
-                                                          "Acknowledge"))
-
-    @api.post("/ack/notice/{token}", response_class=HTMLResponse, summary="Acknowledge a notice")
-    async def acknowledge_notice(token: str) -> HTMLResponse:
-        try:
-            notice_id, contact_id = links.verify("notice", token)
-        except InvalidLink as exc:
-            return html_page("Link not valid", paragraph(str(exc)), 410)
+    async def acknowledge(notice_id: str, contact_id: str) -> None:
         with correlation_scope():
             await publisher.publish(HWC_NOTICES, notice_id, HwcNoticeAcknowledged(
                 notice_id=notice_id, contact_id=contact_id, via=AcknowledgedVia.link, acknowledged_at=clock.now()))
             log.info("hwc_ack_received", notice_id=notice_id, by=contact_id)
-        return html_page("Acknowledged", paragraph("Thank you. The notice is recorded as received."))
 
-    bearer = HTTPBearer(auto_error=False, description="A district coordinator's token")
+    add_ack_link_routes(api, links, "notice", "Handle With Care", "Confirm that your school has received this notice.",
+                        "Thank you. The notice is recorded as received.", acknowledge)
 
-    def coordinator(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> District:
-        if creds is not None and reference is not None:
-            for district in reference.districts.values():
-                if district.coordinator.token_matches(creds.credentials):
-                    return district
-        raise ApiError(401, "authorization", "a district coordinator's bearer token is required",
-                       {"WWW-Authenticate": "Bearer"})
+    coordinator_of = bearer_principal(lambda: [d.coordinator for d in (reference.districts.values() if reference else ())],
+                                      "a district coordinator")
+
+    def coordinator(contact=Depends(coordinator_of)) -> District:
+        return next(d for d in reference.districts.values() if d.coordinator.contact_id == contact.contact_id)
 
     def own(district: District, district_id: str) -> None:
         if district.district_id != district_id:

@@ -11,17 +11,16 @@ import hmac
 import html
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
 
 from services.core.channels import twilio_signature
 from services.core.clock import Clock, SystemClock
 from services.core.events import AcknowledgedVia, PageAcknowledged
 from services.core.kafka import Publisher
-from services.core.links import AckLinks, InvalidLink
+from services.core.links import AckLinks
 from services.core.logs import correlation_scope, get_logger
 from services.core.reference import ReferenceData
 from services.core.topics import PAGES
-from services.core.web import confirm_form, html_page, paragraph
+from services.core.web import add_ack_link_routes
 from services.notifier.service import page_id_for
 
 log = get_logger(__name__)
@@ -34,27 +33,16 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
     clock = clock or SystemClock()
     api = APIRouter(tags=["LEAD paging"])
 
-    @api.get("/ack/page/{token}", response_class=HTMLResponse, summary="Show a page acknowledgement form")
-    async def show_page_ack(token: str) -> HTMLResponse:
-        try:
-            links.verify("page", token)
-        except InvalidLink as exc:
-            return html_page("Link not valid", paragraph(str(exc)), 410)
-        return html_page("Acknowledge LEAD page", confirm_form(
-            "Acknowledge this warm-handoff page? The officer will be told you are on the way.", "Acknowledge"))
-
-    @api.post("/ack/page/{token}", response_class=HTMLResponse, summary="Acknowledge a page")
-    async def acknowledge_page(token: str) -> HTMLResponse:
-        try:
-            referral_id, case_manager_id = links.verify("page", token)
-        except InvalidLink as exc:
-            return html_page("Link not valid", paragraph(str(exc)), 410)
+    async def acknowledge(referral_id: str, case_manager_id: str) -> None:
         with correlation_scope():
             await publisher.publish(PAGES, referral_id, PageAcknowledged(
                 page_id=page_id_for(referral_id), referral_id=referral_id, acknowledged_by=case_manager_id,
                 via=AcknowledgedVia.link, acknowledged_at=clock.now()))
             log.info("page_ack_received", referral_id=referral_id, by=case_manager_id)
-        return html_page("Acknowledged", paragraph("Thank you. Escalation has stopped and the officer is being told."))
+
+    add_ack_link_routes(api, links, "page", "Acknowledge LEAD page",
+                        "Acknowledge this warm-handoff page? The officer will be told you are on the way.",
+                        "Thank you. Escalation has stopped and the officer is being told.", acknowledge)
 
     @api.post("/v1/sms/inbound", summary="SMS provider webhook: 'ACK 123456' acknowledges a page",
               response_class=Response)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from services.core.errors import Rejected
@@ -24,7 +23,7 @@ from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, get_logger
 from services.core.reference import Agency, ReferenceData
 from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
-from services.core.web import ApiError
+from services.core.web import ApiError, bearer_principal
 from services.referral_intake.domain.model import check_agency_may_refer, referral_id_for
 
 log = get_logger(__name__)
@@ -46,14 +45,7 @@ class EncounterAccepted(Accepted):
 
 def create_router(reference: ReferenceData, publisher: Publisher, publish_timeout_seconds: float = 5.0) -> APIRouter:
     api = APIRouter(tags=["CAD intake"])
-    bearer = HTTPBearer(auto_error=False, description="The agency's API token")
-
-    def authenticated_agency(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Agency:
-        if creds is not None:
-            for agency in reference.agencies.values():
-                if agency.token_matches(creds.credentials):
-                    return agency
-        raise ApiError(401, "authorization", "a valid agency bearer token is required", {"WWW-Authenticate": "Bearer"})
+    authenticated_agency = bearer_principal(lambda: reference.agencies.values(), "an agency")
 
     async def publish(topic, key: str, event) -> None:
         try:

@@ -11,7 +11,6 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Header
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.core.clock import Clock
@@ -20,7 +19,7 @@ from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, get_logger
 from services.core.reference import CaseManager, ReferenceData
 from services.core.topics import REFERRALS
-from services.core.web import ApiError
+from services.core.web import ApiError, bearer_principal
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone, transition
 from services.referral_intake.domain.views import ReferralView, funnel
@@ -65,14 +64,7 @@ class ReferralOut(BaseModel):
 
 def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock) -> APIRouter:
     api = APIRouter(tags=["LEAD staff"])
-    bearer = HTTPBearer(auto_error=False, description="A staff member's API token")
-
-    def staff(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> CaseManager:
-        if creds is not None:
-            for person in reference.case_managers.values():
-                if person.token_matches(creds.credentials):
-                    return person
-        raise ApiError(401, "authorization", "a valid staff bearer token is required", {"WWW-Authenticate": "Bearer"})
+    staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
 
     def site_of(person: CaseManager, site_id: str) -> None:
         if site_id not in person.sites:
