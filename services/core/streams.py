@@ -151,6 +151,8 @@ def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:
         datadir=str(settings.data_dir / service),
         web_enabled=False,
         broker_commit_interval=1.0,
+        # Memory store: a standby copy is rebuilt from the changelog on every reassignment anyway.
+        table_standby_replicas=0,
         # A SIGKILLed worker keeps its partitions until its session expires: keep that short.
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_seconds / 3),

@@ -26,23 +26,31 @@ class ProcessSystem:
     inbox: DevInbox
     work: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)
 
-    def start(self, service: str) -> subprocess.Popen:
-        log = (self.work / f"{service}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=self.env, stdout=log,
+    def start(self, service: str, instance: str | None = None) -> subprocess.Popen:
+        """Start ``service``; a second ``instance`` name runs another worker of it (own data dir)."""
+        name = instance or service
+        env = {**self.env, "HANDOFF_DATA_DIR": str(self._data(name))}
+        log = (self.work / f"{name}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
                                 preexec_fn=_die_with_parent)
-        self.procs[service] = proc
+        self.procs[name] = proc
+        self.services[name] = service
         return proc
 
-    def ready(self, service: str) -> bool:
-        return (self.work / "data" / "run" / f"{service}.ready").exists()
+    def _data(self, name: str) -> Path:
+        return self.work / "data" / name
 
-    def kill(self, service: str) -> None:
-        proc = self.procs[service]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        (self.work / "data" / "run" / f"{service}.ready").unlink(missing_ok=True)
+    def ready(self, name: str) -> bool:
+        return (self._data(name) / "run" / f"{self.services[name]}.ready").exists()
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+        (self._data(name) / "run" / f"{self.services[name]}.ready").unlink(missing_ok=True)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -56,14 +64,17 @@ def process_system(kafka_settings, tmp_path):
     shutil.copytree(REPO_ROOT / "config" / "local", reference)
     for path in reference.glob("*.toml"):
         path.write_text(path.read_text().replace(LOCAL_INBOX, inbox.base_url))
+    sites = reference / "sites.toml"  # escalation in seconds, so timers can be watched firing
+    sites.write_text(sites.read_text().replace("escalate_after_minutes = 5", "escalate_after_minutes = 0.1")
+                     .replace("escalate_after_minutes = 10", "escalate_after_minutes = 60").replace("loops = 2", "loops = 1"))
     s = kafka_settings
     env = {**os.environ, "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
            "HANDOFF_SCHEMA_REGISTRY_URL": s.schema_registry_url, "HANDOFF_TOPIC_PREFIX": s.topic_prefix,
-           "HANDOFF_TOPIC_PARTITIONS": str(s.topic_partitions), "HANDOFF_DATA_DIR": str(tmp_path / "data"),
+           "HANDOFF_TOPIC_PARTITIONS": str(s.topic_partitions),
            "HANDOFF_REFERENCE_DIR": str(reference), "HANDOFF_SMS_API_BASE_URL": inbox.base_url,
            "HANDOFF_SMTP_PORT": str(inbox.smtp_port), "HANDOFF_LINK_SIGNING_KEY": "e2e-key",
            "HANDOFF_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET, "HANDOFF_LOG_LEVEL": os.environ.get("HANDOFF_E2E_LOG_LEVEL", "WARNING"),
-           "HANDOFF_DELIVERY_BACKOFF_SECONDS": "0.05"}
+           "HANDOFF_DELIVERY_BACKOFF_SECONDS": "0.05", "HANDOFF_ESCALATION_TICK_SECONDS": "0.2"}
     system = ProcessSystem(env, inbox, tmp_path)
     try:
         yield system
