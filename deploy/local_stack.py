@@ -366,6 +366,9 @@ class LocalRegistry:
         self.process = subprocess.Popen(
             [java_at_least(REGISTRY_MIN_JAVA), f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
              f"-Dquarkus.http.port={self.port}", "-Dquarkus.http.host=127.0.0.1",
+             # Quarkus also opens a management interface, by default on 0.0.0.0:9000 (fixed at build
+             # time, so it cannot be switched off): keep it on loopback, on a free port.
+             "-Dquarkus.management.host=127.0.0.1", f"-Dquarkus.management.port={free_port()}",
              "-Dquarkus.log.console.json=false", "-jar", str(home / "quarkus-run.jar")],
             cwd=self.work_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,

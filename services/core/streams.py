@@ -151,8 +151,6 @@ def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:
         datadir=str(settings.data_dir / service),
         web_enabled=False,
         broker_commit_interval=1.0,
-        # Memory store: a standby copy is rebuilt from the changelog on every reassignment anyway.
-        table_standby_replicas=0,
         # A SIGKILLed worker keeps its partitions until its session expires: keep that short.
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_seconds / 3),
@@ -215,3 +213,65 @@ def _header_list(headers: Any) -> list[tuple[str, bytes]]:
         return []
     items = headers.items() if hasattr(headers, "items") else headers
     return [(k, v) for k, v in items]
+
+
+@dataclass
+class WorkerKit:
+    """What every service's worker is made of: its Faust app, the Avro codec, a publisher through the
+    app's producer and a dead-lettering record processor, plus helpers for tables, consumers and
+    audited delivery. ``build_worker`` functions then say only what is particular to them."""
+
+    service: str
+    settings: Settings
+    app: faust.App
+    codec: AvroCodec
+    publisher: FaustPublisher
+    processor: RecordProcessor
+
+    @classmethod
+    def create(cls, service: str, settings: Settings) -> "WorkerKit":
+        from services.core.avro import registry_from_url
+
+        app = create_app(service, settings)
+        codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
+        publisher = FaustPublisher(app, codec, settings.topic_prefix)
+        processor = RecordProcessor(codec, DeadLetterSink(publisher, service), retries=settings.processing_retries,
+                                    retry_base_seconds=settings.processing_retry_base_seconds)
+        app.processor = processor  # for tests and operators: counts per topic and outcome
+        return cls(service, settings, app, codec, publisher, processor)
+
+    def table(self, name: str):
+        """A changelog-backed table, partitioned like the topics (JSON keys and values)."""
+        return self.app.Table(name, default=None, partitions=self.settings.topic_partitions)
+
+    def consume(self, spec: TopicSpec, handler: Handler, expected: tuple[type, ...], name: str | None = None) -> Any:
+        return consume(self.app, spec, self.settings, self.processor, handler, expected, name)
+
+    def every(self, seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``fn`` on a timer on every worker (each acts only on what its own tables hold)."""
+
+        async def tick() -> None:
+            await fn()
+
+        self.app.timer(seconds, on_leader=False, name=f"{self.service}-{fn.__name__}")(tick)
+
+    def delivery(self, deliveries, channels: dict | None = None):
+        """Idempotent delivery over the real channels (or ``channels``), every attempt audited."""
+        import httpx
+
+        from services.core.channels import build_channels
+        from services.core.delivery import IdempotentDelivery
+        from services.core.topics import AUDIT
+
+        http = httpx.AsyncClient(timeout=self.settings.delivery_timeout_seconds)
+
+        @self.app.on_before_shutdown.connect
+        async def _close_http(_app, **_kw) -> None:
+            await http.aclose()
+
+        async def audit(record) -> None:
+            await self.publisher.publish(AUDIT, record.subject_id, record)
+
+        return IdempotentDelivery(channels or build_channels(self.settings, http), deliveries,
+                                  self.settings.delivery_attempts, self.settings.delivery_backoff_seconds,
+                                  audit=audit, service=self.service)

@@ -25,6 +25,7 @@ class ProcessSystem:
     env: dict[str, str]
     inbox: DevInbox
     work: Path
+    reference: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
 
@@ -64,9 +65,6 @@ def process_system(kafka_settings, tmp_path):
     shutil.copytree(REPO_ROOT / "config" / "local", reference)
     for path in reference.glob("*.toml"):
         path.write_text(path.read_text().replace(LOCAL_INBOX, inbox.base_url))
-    sites = reference / "sites.toml"  # escalation in seconds, so timers can be watched firing
-    sites.write_text(sites.read_text().replace("escalate_after_minutes = 5", "escalate_after_minutes = 0.1")
-                     .replace("escalate_after_minutes = 10", "escalate_after_minutes = 60").replace("loops = 2", "loops = 1"))
     s = kafka_settings
     env = {**os.environ, "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
            "HANDOFF_SCHEMA_REGISTRY_URL": s.schema_registry_url, "HANDOFF_TOPIC_PREFIX": s.topic_prefix,
@@ -75,7 +73,7 @@ def process_system(kafka_settings, tmp_path):
            "HANDOFF_SMTP_PORT": str(inbox.smtp_port), "HANDOFF_LINK_SIGNING_KEY": "e2e-key",
            "HANDOFF_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET, "HANDOFF_LOG_LEVEL": os.environ.get("HANDOFF_E2E_LOG_LEVEL", "WARNING"),
            "HANDOFF_DELIVERY_BACKOFF_SECONDS": "0.05", "HANDOFF_ESCALATION_TICK_SECONDS": "0.2"}
-    system = ProcessSystem(env, inbox, tmp_path)
+    system = ProcessSystem(env, inbox, tmp_path, reference)
     try:
         yield system
     finally:

@@ -20,10 +20,10 @@ from tests.factories import cad_referral
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
-# Known open bug: when one worker stops cleanly mid-stream, a couple of records on its partitions are
-# processed by neither worker (118 of 120 paged in the last run): the stopping worker's commit runs
-# past records still in flight, so the survivor resumes after them. Kept running so the fix shows.
-KNOWN_COMMIT_GAP = pytest.mark.xfail(reason="records in flight at a clean worker stop can be skipped (commit gap)",
+# Known open bug: when one worker stops cleanly mid-stream, the survivor does not resume all of its
+# partitions (69 of 120 referrals paged with faust's default standby replica; 118 of 120 with
+# standbys off, which then put the crash test at risk). Kept running so that the fix shows.
+KNOWN_COMMIT_GAP = pytest.mark.xfail(reason="partitions of a cleanly stopped worker are not fully resumed by the other",
                                      strict=False)
 REFERRALS = 120
 
@@ -36,6 +36,10 @@ def sms_by_step(system, step: str) -> Counter:
 @KNOWN_COMMIT_GAP
 async def test_second_worker_takes_over_and_timers_fire_once(process_system, kafka_settings) -> None:
     system = process_system
+    # Escalation in seconds, so that the timers can be watched firing.
+    sites = system.reference / "sites.toml"
+    sites.write_text(sites.read_text().replace("escalate_after_minutes = 5", "escalate_after_minutes = 0.1")
+                     .replace("escalate_after_minutes = 10", "escalate_after_minutes = 60").replace("loops = 2", "loops = 1"))
     await ensure_topics(kafka_settings)
     system.start("referral-intake")
     system.start("notifier", "notifier-a")

@@ -10,7 +10,7 @@ from services.core.avro import AvroCodec, registry_from_url
 from services.core.events import CadReferralMade, DeadLetterRecorded
 from services.core.kafka import KafkaPublisher, TopicMismatch, client_options, ensure_topics
 from services.core.logs import CORRELATION_HEADER, correlation_scope
-from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcessor, consume, create_app
+from services.core.streams import WorkerKit
 from services.core.topics import ALL_TOPICS, CAD_REFERRALS, DEAD_LETTER
 from services.ops import read_dead_letters
 from tests.conftest import eventually
@@ -69,14 +69,14 @@ async def test_avro_event_crosses_the_broker_with_its_correlation_id(kafka_setti
 async def test_worker_dead_letters_malformed_records_and_keeps_flowing(kafka_settings) -> None:
     await ensure_topics(kafka_settings)
     codec = AvroCodec(registry_from_url(kafka_settings.schema_registry_url))
-    app = create_app("backbone-test", kafka_settings)
-    processor = RecordProcessor(codec, DeadLetterSink(FaustPublisher(app, codec, kafka_settings.topic_prefix), "backbone-test"))
+    kit = WorkerKit.create("backbone-test", kafka_settings)
+    app, processor = kit.app, kit.processor
     handled: list[CadReferralMade] = []
 
     async def handler(event: CadReferralMade) -> None:
         handled.append(event)
 
-    consume(app, CAD_REFERRALS, kafka_settings, processor, handler, expected=(CadReferralMade,))
+    kit.consume(CAD_REFERRALS, handler, (CadReferralMade,))
     producer = KafkaPublisher(kafka_settings, codec)
     await producer.start()
     await app.start()
@@ -112,8 +112,8 @@ async def test_operator_resubmits_a_corrected_dead_letter(kafka_settings) -> Non
 
     await ensure_topics(kafka_settings)
     codec = AvroCodec(registry_from_url(kafka_settings.schema_registry_url))
-    app = create_app("resubmit-test", kafka_settings)
-    processor = RecordProcessor(codec, DeadLetterSink(FaustPublisher(app, codec, kafka_settings.topic_prefix), "resubmit-test"))
+    kit = WorkerKit.create("resubmit-test", kafka_settings)
+    app, processor = kit.app, kit.processor
     handled: list[CadReferralMade] = []
 
     async def handler(event: CadReferralMade) -> None:
@@ -121,7 +121,7 @@ async def test_operator_resubmits_a_corrected_dead_letter(kafka_settings) -> Non
             raise Rejected("site_id", "unknown site 'nowhere'")
         handled.append(event)
 
-    consume(app, CAD_REFERRALS, kafka_settings, processor, handler, expected=(CadReferralMade,))
+    kit.consume(CAD_REFERRALS, handler, (CadReferralMade,))
     producer = KafkaPublisher(kafka_settings, codec)
     await producer.start()
     await app.start()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import faust
-
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.clock import Clock, SystemClock
 from datetime import timedelta
 
+import faust
+
+from services.core.clock import Clock, SystemClock
 from services.core.events import (
     CadReferralMade, EngagementRecorded, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated,
     ReferralFlagged, ReferralStatusChanged,
 )
 from services.core.reference import ReferenceData
 from services.core.settings import Settings
-from services.core.streams import DeadLetterSink, FaustPublisher, RecordProcessor, consume, create_app
+from services.core.streams import WorkerKit
 from services.core.topics import CAD_REFERRALS, PAGES, REFERRALS
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 
@@ -22,34 +21,22 @@ SERVICE = "referral-intake"
 
 
 def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None) -> faust.App:
-    app = create_app(SERVICE, settings)
-    codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
-    publisher = FaustPublisher(app, codec, settings.topic_prefix)
+    kit = WorkerKit.create(SERVICE, settings)
+    clock = clock or SystemClock()
     # Keyed by referral id, written while processing the CAD record it came from: every record of
     # one CAD event id lands on one partition, so one worker owns each referral id.
-    referrals = app.Table("referrals", default=None,
-                          partitions=settings.topic_partitions)
-    intake = ReferralIntake(reference, referrals, publisher, clock or SystemClock())
-    processor = RecordProcessor(codec, DeadLetterSink(publisher, SERVICE), retries=settings.processing_retries,
-                                retry_base_seconds=settings.processing_retry_base_seconds)
-    consume(app, CAD_REFERRALS, settings, processor, intake.on_cad_referral, expected=(CadReferralMade,))
+    intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock)
+    kit.consume(CAD_REFERRALS, intake.on_cad_referral, (CadReferralMade,))
 
     # Lifecycle: its own table, written only from the referral and page topics (both keyed by
     # referral id), so one worker owns each referral's lifecycle.
-    views = app.Table("lifecycle", default=None, partitions=settings.topic_partitions)
-    tracker = EngagementTracker(reference, views, publisher, clock or SystemClock(),
+    tracker = EngagementTracker(reference, kit.table("lifecycle"), kit.publisher, clock,
                                 timedelta(hours=settings.intake_warning_hours))
-    consume(app, REFERRALS, settings, processor, tracker.on_event,
-            expected=(ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), name="lifecycle")
-    consume(app, PAGES, settings, processor, tracker.on_event,
-            expected=(PageRequested, PageSent, PageAcknowledged, PageEscalated), name="lifecycle-pages")
+    kit.consume(REFERRALS, tracker.on_event,
+                (ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), name="lifecycle")
+    kit.consume(PAGES, tracker.on_event, (PageRequested, PageSent, PageAcknowledged, PageEscalated),
+                name="lifecycle-pages")
+    kit.every(settings.escalation_tick_seconds, tracker.publish_due_flags)
 
-    @app.timer(settings.escalation_tick_seconds, on_leader=False)
-    async def flag_tick() -> None:
-        await tracker.publish_due_flags()
-
-    app.intake = intake  # for tests and the console
-    app.processor = processor
-    app.tracker = tracker
-    return app
-
+    kit.app.intake, kit.app.tracker = intake, tracker  # for tests and the console
+    return kit.app
