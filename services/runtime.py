@@ -44,6 +44,7 @@ from services.referral_intake.entrypoints import worker as intake_worker
 log = get_logger(__name__)
 
 WORKERS = ("referral-intake", "notifier", "handle-with-care")
+STOP_TIMEOUT_SECONDS = 30
 
 
 def ack_links(settings: Settings) -> AckLinks:
@@ -183,4 +184,9 @@ async def serve_worker(app: faust.App, settings: Settings, ready: Callable[[], N
         ready()
     await stop.wait()
     log.info("worker_stopping", app=app.conf.id)
-    await app.stop()
+    try:
+        # Bounded: with the broker gone a clean stop can wait forever; uncommitted work is redone
+        # on restart (deliveries are idempotent), so giving up here loses nothing.
+        await asyncio.wait_for(app.stop(), timeout=STOP_TIMEOUT_SECONDS)
+    except asyncio.TimeoutError:
+        log.error("worker_stop_timed_out", app=app.conf.id, seconds=STOP_TIMEOUT_SECONDS)

@@ -38,8 +38,9 @@ async def test_second_worker_takes_over_and_timers_fire_once(process_system, kaf
     system = process_system
     # Escalation in seconds, so that the timers can be watched firing.
     sites = system.reference / "sites.toml"
-    sites.write_text(sites.read_text().replace("escalate_after_minutes = 5", "escalate_after_minutes = 0.1")
+    sites.write_text(sites.read_text().replace("escalate_after_minutes = 60", "escalate_after_minutes = 0.1", 1)
                      .replace("escalate_after_minutes = 10", "escalate_after_minutes = 60").replace("loops = 2", "loops = 1"))
+    system.env["HANDOFF_ESCALATION_TICK_SECONDS"] = "0.2"
     await ensure_topics(kafka_settings)
     system.start("referral-intake")
     system.start("notifier", "notifier-a")
