@@ -75,7 +75,9 @@ async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None
 
     logs = captured_logs.getvalue()
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
-    assert len(lines) > 20, "the flows should have logged"
+    events = {line.get("event") for line in lines}
+    assert {"referral_opened", "page_opened", "hwc_notice_requested", "delivery", "engagement_recorded",
+            "hwc_encounter_needs_triage"} <= events, "the capture must hold the flows' own log lines"
     assert any(line.get("correlation_id") for line in lines)
     leaked = [value for value in PERSONAL_VALUES if value in logs]
     assert leaked == [], f"personal data in logs: {leaked}"
