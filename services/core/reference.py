@@ -79,10 +79,13 @@ class CaseManager(_Model):
     def token_matches(self, token: str) -> bool:
         return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
 
+    def address_for(self, channel: Channel) -> str | None:
+        """Where this person is reached on ``channel`` (phone, email address or webhook URL)."""
+        return {Channel.sms: self.phone, Channel.email: self.email, Channel.webhook: self.webhook_url}[channel]
+
     @model_validator(mode="after")
     def _channels_have_addresses(self) -> "CaseManager":
-        needs = {Channel.sms: self.phone, Channel.email: self.email, Channel.webhook: self.webhook_url}
-        missing = [c.value for c in self.channels if not needs[c]]
+        missing = [c.value for c in self.channels if not self.address_for(c)]
         if missing:
             raise ValueError(f"channels {missing} have no address")
         return self
@@ -145,6 +148,10 @@ class Contact(_Model):
     def token_matches(self, token: str) -> bool:
         return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
 
+    def address_for(self, channel: Channel) -> str | None:
+        """Where this person is reached on ``channel`` (phone, email address or webhook URL)."""
+        return {Channel.email: self.email, Channel.webhook: self.webhook_url}.get(channel)
+
     @model_validator(mode="after")
     def _reachable(self) -> "Contact":
         if not (self.email or self.webhook_url):
@@ -153,7 +160,7 @@ class Contact(_Model):
 
     @property
     def channels(self) -> tuple[Channel, ...]:
-        return tuple(c for c, addr in ((Channel.email, self.email), (Channel.webhook, self.webhook_url)) if addr)
+        return tuple(c for c in (Channel.email, Channel.webhook) if self.address_for(c))
 
 
 class District(_Model):

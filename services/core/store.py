@@ -10,7 +10,3 @@ from collections.abc import MutableMapping
 from typing import Any
 
 KeyValueStore = MutableMapping[str, Any]
-
-
-def memory_store() -> KeyValueStore:
-    return {}

@@ -18,7 +18,7 @@ from services.core.channels import Outgoing
 from services.core.clock import Clock
 from services.core.delivery import Disclosure, IdempotentDelivery
 from services.core.events import (
-    CadChildEncountered, Channel, DeliveryOutcome, DisclosedRecord, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
+    CadChildEncountered, DeliveryOutcome, DisclosedRecord, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
     HwcNoticeRequested, HwcTriageOpened, RecipientRole,
 )
 from services.core.kafka import Publisher
@@ -196,7 +196,7 @@ class HandleWithCare:
         delivered = False
         for channel in contact.channels:
             rendered = render_notice(request, school, self.links.url("notice", request.notice_id, contact.contact_id))
-            address = contact.email if channel is Channel.email else contact.webhook_url
+            address = contact.address_for(channel)
             attempt_id = f"{request.notice_id}/{role.value}/{contact.contact_id}/{channel.value}"
             outgoing = Outgoing(attempt_id, address, rendered.subject, rendered.body, rendered.body, rendered.payload)
 

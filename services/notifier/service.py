@@ -88,7 +88,7 @@ class Notifier:
             if person is None:
                 continue
             for channel in person.channels:
-                address = {Channel.sms: person.phone, Channel.email: person.email, Channel.webhook: person.webhook_url}[channel]
+                address = person.address_for(channel)
                 outgoing = Outgoing(f"{flag.referral_id}/{flag.flag.value}/{person_id}/{channel.value}", address,
                                     "LEAD intake deadline", text, f"{text}\n\n{NO_REDISCLOSURE}",
                                     {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value,
@@ -210,7 +210,7 @@ class Notifier:
         message = render_page(request, self.links.url("page", request.referral_id, cm.case_manager_id),
                               self.links.reply_code(request.referral_id, cm.case_manager_id),
                               escalated=state.step_index > 0 or state.loop > 0)
-        address = {Channel.sms: cm.phone, Channel.email: cm.email, Channel.webhook: cm.webhook_url}[channel]
+        address = cm.address_for(channel)
         payload = {"type": "lead.page", "page_id": request.page_id, "referral_id": request.referral_id,
                    "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
         outgoing = Outgoing(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),

@@ -7,8 +7,6 @@ carry ids, statuses and times only.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from services.core.events import ReferralCreated
 from services.referral_intake.domain.views import ReferralView
 
@@ -44,6 +42,3 @@ class LeadReadModel:
     def caseload(self, case_manager_id: str) -> int:
         """Open referrals this case manager took (acknowledged)."""
         return sum(1 for v in self.views.values() if v.is_open and v.acknowledged_by == case_manager_id)
-
-    def latest(self) -> datetime | None:
-        return max((v.referred_at for v in self.views.values()), default=None)
