@@ -46,7 +46,11 @@ class Inbox:
         self.duplicates: list[Received] = []
         self.webhook_secret = webhook_secret
         self.out_dir = out_dir
-        self.fail_next: dict[str, int] = {}  # kind -> how many requests to refuse (HTTP 503 / SMTP 451)
+        # Fault injection for tests: kind -> how many requests to refuse (SMS: HTTP 503, webhook:
+        # HTTP 500, email: SMTP 451), and kind (or "kind:address") -> seconds to sit on each request
+        # before answering: a recipient that is down, and one that is slow.
+        self.fail_next: dict[str, int] = {}
+        self.delay: dict[str, float] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
@@ -68,6 +72,11 @@ class Inbox:
                 return True
             return False
 
+    async def stall(self, kind: str, to: str) -> None:
+        seconds = self.delay.get(f"{kind}:{to}", self.delay.get(kind, 0))
+        if seconds:
+            await asyncio.sleep(seconds)
+
     def of(self, kind: str) -> list[Received]:
         return [m for m in self.messages if m.kind == kind]
 
@@ -78,6 +87,7 @@ def create_http(inbox: Inbox) -> FastAPI:
     @app.post("/2010-04-01/Accounts/{sid}/Messages.json", status_code=201)
     async def sms(sid: str, To: str = Form(...), From: str = Form(...), Body: str = Form(...),
                   token: str | None = Header(None, alias="I-Twilio-Idempotency-Token")) -> Response:
+        await inbox.stall("sms", To)
         if inbox.take_failure("sms"):
             return JSONResponse({"message": "temporarily unavailable"}, status_code=503)
         inbox.add(Received("sms", To, token, None, Body, {"From": From}))
@@ -85,8 +95,9 @@ def create_http(inbox: Inbox) -> FastAPI:
 
     @app.post("/webhooks/{name}")
     async def webhook(name: str, request: Request) -> Response:
+        await inbox.stall("webhook", name)
         if inbox.take_failure("webhook"):
-            return JSONResponse({"error": "unavailable"}, status_code=503)
+            return JSONResponse({"error": "internal error"}, status_code=500)
         body = await request.body()
         if inbox.webhook_secret and not verify_webhook(inbox.webhook_secret, request.headers.get("X-Handoff-Signature", ""), body):
             return JSONResponse({"error": "bad signature"}, status_code=401)
@@ -112,6 +123,7 @@ class _SmtpHandler:
         self.inbox = inbox
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        await self.inbox.stall("email", ",".join(envelope.rcpt_tos))
         if self.inbox.take_failure("email"):
             return "451 4.3.0 try again later"
         mail = message_from_bytes(envelope.content, policy=default_policy)
@@ -130,7 +142,8 @@ class DevInbox:
         self.inbox = Inbox(webhook_secret, out_dir)
         self.http_port, self.smtp_port = http_port, smtp_port
         self._server = uvicorn.Server(uvicorn.Config(create_http(self.inbox), host=host, port=http_port,
-                                                     log_level="warning", lifespan="off"))
+                                                     log_level="warning", lifespan="off",
+                                                     timeout_graceful_shutdown=1))
         self._smtp = Controller(_SmtpHandler(self.inbox), hostname=host, port=smtp_port)
         self._thread: threading.Thread | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from services.core.channels import DeliveryFailed, Outgoing
 
 
@@ -24,3 +26,43 @@ class RecordingChannel:
 
 def recording_channels(**failures: int) -> dict[str, RecordingChannel]:
     return {name: RecordingChannel(name, failures.get(name, 0)) for name in ("sms", "email", "webhook")}
+
+
+class SettledCalls:
+    """Wraps a service so that each awaited call returns once the deliveries it asked for have run
+    and their final attempt events have been handed back to ``handle``, as the worker's stream would
+    hand them back. Attribute reads and writes go to the service."""
+
+    def __init__(self, service, delivery, publisher, attempt_event: type, handle) -> None:
+        object.__setattr__(self, "_service", service)
+        object.__setattr__(self, "_delivery", delivery)
+        object.__setattr__(self, "_publisher", publisher)
+        object.__setattr__(self, "_attempt_event", attempt_event)
+        object.__setattr__(self, "_handle", handle)
+        object.__setattr__(self, "_fed", set())
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._service, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def settled(*args, **kwargs):
+            result = await attr(*args, **kwargs)
+            await self.settle()
+            return result
+
+        return settled
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._service, name, value)
+
+    async def settle(self) -> None:
+        while True:
+            await self._delivery.drain()
+            unfed = [r for r in self._publisher.records
+                     if isinstance(r.event, self._attempt_event) and r.event.final and id(r) not in self._fed]
+            if not unfed and not self._delivery.in_flight:
+                return
+            for record in unfed:
+                self._fed.add(id(record))
+                await self._handle(record.event)

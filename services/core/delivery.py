@@ -1,29 +1,45 @@
-"""Idempotent delivery: send one message on one channel at most once per attempt id.
+"""Idempotent, concurrent delivery: an outbox of pending deliveries, sent off the stream.
 
-Shared by pages and notices. A delivery whose attempt id is already recorded as delivered is
-not sent again (replays, retries and restarts); a failed try is retried with exponential backoff
-unless the channel says retrying cannot help; every try is reported through ``on_attempt`` so
-the caller records it as an event, and to ``audit`` as a ``DisclosureAudited`` record (kind of
-record, recipient, channel, outcome; never the content).
+Shared by pages and notices. A handler asks for a delivery with ``request`` while it processes
+an event (the stream context): the delivery is written to ``deliveries`` as *pending* (the
+outbox, a changelog-backed table in the worker) and sent by a background task, so a slow or
+dead recipient holds up nothing else: not the partition's next event, not other deliveries.
+At most ``concurrency`` sends are in flight at once.
+
+Each try is reported through the service's ``report`` hook (which publishes ``PageSent`` or
+``HwcNoticeDelivered``) and to ``audit`` as a ``DisclosureAudited`` record (kind of record,
+recipient, channel, outcome; never the content). The last try is reported with ``final=True``;
+when the service's handler sees that event on the owning partition it calls ``settle``, which
+records the outcome. So every table write happens in the stream context, and:
+
+- a delivery already delivered (or pending) is not sent again: replays, retries, duplicates;
+- a failed one is sent again when asked again (a replay completes what a crash interrupted);
+- after a crash or a rebalance, ``resume`` re-sends what was pending on the partitions this
+  worker now owns. The channels carry the attempt id as their idempotency key, so a receiver
+  drops the copy of a send that completed just before the crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from services.core.channels import Channel, DeliveryFailed, Outgoing
 from services.core.events import Channel as EventChannel
 from services.core.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited
-from services.core.logs import current_correlation_id, get_logger
+from services.core.logs import correlation_scope, current_correlation_id, get_logger
 from services.core.store import KeyValueStore
 
 log = get_logger(__name__)
 
-OnAttempt = Callable[[int, DeliveryOutcome, str | None], Awaitable[None]]
-Audit = Callable[[DisclosureAudited], Awaitable[None]]
+PENDING = "pending"
+#: The partition of the record being processed, set by the stream's record processor, so a
+#: pending delivery remembers which partition's owner must finish it after a rebalance.
+source_partition: ContextVar[int | None] = ContextVar("source_partition", default=None)
 
 
 @dataclass(frozen=True)
@@ -36,55 +52,171 @@ class Disclosure:
     recipient_role: str
 
 
+@dataclass(frozen=True)
+class Dispatch:
+    """One delivery: what to send on which channel, what it discloses, and ``context``: what the
+    service needs to report each try (page id and step, notice id and role...). JSON-serialisable,
+    so that a pending delivery survives a restart in the outbox table."""
+
+    channel: str
+    outgoing: Outgoing
+    disclosure: Disclosure
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def attempt_id(self) -> str:
+        return self.outgoing.attempt_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "outgoing": asdict(self.outgoing),
+                "disclosure": {**asdict(self.disclosure), "record_kind": self.disclosure.record_kind.value},
+                "context": self.context}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Dispatch":
+        disclosure = dict(data["disclosure"])
+        disclosure["record_kind"] = DisclosedRecord(disclosure["record_kind"])
+        return cls(data["channel"], Outgoing(**data["outgoing"]), Disclosure(**disclosure), data.get("context", {}))
+
+
+#: (dispatch, try number, outcome, error, final) -> publish the service's attempt event.
+Report = Callable[[Dispatch, int, DeliveryOutcome, str | None, bool], Awaitable[None]]
+Audit = Callable[[DisclosureAudited], Awaitable[None]]
+
+
 class IdempotentDelivery:
     def __init__(self, channels: dict[str, Channel], deliveries: KeyValueStore, attempts: int = 3,
-                 backoff_seconds: float = 0.5, audit: Audit | None = None, service: str = "handoff") -> None:
+                 backoff_seconds: float = 0.5, audit: Audit | None = None, service: str = "handoff",
+                 concurrency: int = 64) -> None:
         self.channels = channels
-        self.deliveries = deliveries  # attempt id -> {"outcome": ...}
+        self.deliveries = deliveries  # attempt id -> {"outcome": ...} or {"outcome": "pending", "dispatch": ...}
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.audit = audit
         self.service = service
+        self.report: Report | None = None  # set by the service that owns the attempt events
+        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: dict[str, asyncio.Task] = {}
+        self._partition_of: dict[str, int | None] = {}  # attempt id in flight -> its source partition
 
-    async def refuse(self, channel: str, outgoing: Outgoing, on_attempt: OnAttempt, disclosure: Disclosure,
-                     reason: str) -> None:
-        """Record a disclosure that was not allowed (e.g. outside the person's consent): nothing is sent."""
-        await on_attempt(1, DeliveryOutcome.skipped, reason)
-        await self._audit(outgoing, channel, 1, DeliveryOutcome.skipped, disclosure)
-        log.warning("disclosure_refused", attempt_id=outgoing.attempt_id, reason=reason)
-
-    async def _audit(self, outgoing: Outgoing, channel: str, attempt: int, outcome: DeliveryOutcome,
-                     disclosure: Disclosure | None) -> None:
-        if self.audit is None or disclosure is None:
-            return
-        await self.audit(DisclosureAudited(
-            audit_id=f"{outgoing.attempt_id}#{attempt}", record_kind=disclosure.record_kind,
-            subject_id=disclosure.subject_id, recipient_id=disclosure.recipient_id,
-            recipient_role=disclosure.recipient_role, channel=EventChannel(channel), outcome=outcome, attempt=attempt,
-            service=self.service, disclosed_at=datetime.now(UTC), correlation_id=current_correlation_id()))
-
-    def already_delivered(self, attempt_id: str) -> bool:
+    # --- called in the stream context ---------------------------------------------------------
+    def status(self, attempt_id: str) -> str | None:
+        """``None`` (never asked), ``pending``, or a ``DeliveryOutcome`` value."""
         prior = self.deliveries.get(attempt_id)
-        return bool(prior) and prior.get("outcome") == DeliveryOutcome.delivered.value
+        return prior.get("outcome") if prior else None
 
-    async def deliver(self, channel: str, outgoing: Outgoing, on_attempt: OnAttempt,
-                      disclosure: Disclosure | None = None) -> bool:
-        if self.already_delivered(outgoing.attempt_id):
-            return True
+    async def request(self, dispatch: Dispatch) -> bool:
+        """Queue ``dispatch`` unless it was delivered or is pending; True if it was queued."""
+        if self.status(dispatch.attempt_id) in (DeliveryOutcome.delivered.value, PENDING):
+            return False
+        self.deliveries[dispatch.attempt_id] = {"outcome": PENDING, "dispatch": dispatch.to_dict(),
+                                                "partition": source_partition.get(),
+                                                "correlation_id": current_correlation_id()}
+        self._start(dispatch, current_correlation_id(), source_partition.get())
+        return True
+
+    async def refuse(self, dispatch: Dispatch, reason: str) -> None:
+        """Record a disclosure that was not allowed (e.g. outside the person's consent): nothing is sent."""
+        await self._report(dispatch, 1, DeliveryOutcome.skipped, reason, True)
+        await self._audit(dispatch, 1, DeliveryOutcome.skipped)
+        self.settle(dispatch.attempt_id, DeliveryOutcome.skipped)
+        log.warning("disclosure_refused", attempt_id=dispatch.attempt_id, reason=reason)
+
+    def settle(self, attempt_id: str, outcome: DeliveryOutcome) -> None:
+        """Record a delivery's final outcome (from its final attempt event, on the owning partition)."""
+        self.deliveries[attempt_id] = {"outcome": outcome.value}
+
+    def resume(self, owns_partition: Callable[[int | None], bool] = lambda _p: True) -> int:
+        """Send again what was pending on partitions this worker owns and is not already sending
+        (after recovery from the changelog, i.e. after a crash or a rebalance)."""
+        resumed = 0
+        for attempt_id, record in list(self.deliveries.items()):
+            if not record or record.get("outcome") != PENDING or attempt_id in self._in_flight:
+                continue
+            if owns_partition(record.get("partition")):
+                self._start(Dispatch.from_dict(record["dispatch"]), record.get("correlation_id"), record.get("partition"))
+                resumed += 1
+        if resumed:
+            log.info("deliveries_resumed", count=resumed)
+        return resumed
+
+    # --- off the stream -------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def drain(self) -> None:
+        """Wait until nothing is in flight (tests; a clean stop)."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop sending; what was pending stays pending in the table, to be resumed."""
+        await self._cancel(list(self._in_flight))
+
+    async def cancel(self, partitions: set[int]) -> None:
+        """Stop sending what was requested on ``partitions`` (revoked: their new owner resumes it)."""
+        await self._cancel([key for key, partition in self._partition_of.items() if partition in partitions])
+
+    async def _cancel(self, attempt_ids: list[str]) -> None:
+        tasks = [self._in_flight[key] for key in attempt_ids if key in self._in_flight]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(self, dispatch: Dispatch, correlation_id: str | None, partition: int | None) -> None:
+        key = dispatch.attempt_id
+        task = asyncio.get_running_loop().create_task(self._send(dispatch, correlation_id), name=f"deliver {key}")
+        self._in_flight[key] = task
+        self._partition_of[key] = partition
+
+        def forget(_task: asyncio.Task) -> None:
+            if self._in_flight.get(key) is _task:
+                del self._in_flight[key]
+                del self._partition_of[key]
+
+        task.add_done_callback(forget)
+
+    async def _send(self, dispatch: Dispatch, correlation_id: str | None) -> None:
+        with correlation_scope(correlation_id):
+            async with self._slots:
+                try:
+                    await self._try_all(dispatch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Reporting failed (the broker is away): the delivery stays pending and is resumed.
+                    log.exception("delivery_report_failed", attempt_id=dispatch.attempt_id)
+
+    async def _try_all(self, dispatch: Dispatch) -> None:
         outcome, error = DeliveryOutcome.failed, None
         for attempt in range(1, self.attempts + 1):
             permanent = False
             try:
-                await self.channels[channel].send(outgoing)
+                await self.channels[dispatch.channel].send(dispatch.outgoing)
                 outcome, error = DeliveryOutcome.delivered, None
             except DeliveryFailed as exc:
                 outcome, error, permanent = DeliveryOutcome.failed, exc.reason, exc.permanent
-            await on_attempt(attempt, outcome, error)
-            await self._audit(outgoing, channel, attempt, outcome, disclosure)
-            if outcome is DeliveryOutcome.delivered or permanent:
+            final = outcome is DeliveryOutcome.delivered or permanent or attempt == self.attempts
+            await self._report(dispatch, attempt, outcome, error, final)
+            await self._audit(dispatch, attempt, outcome)
+            if final:
                 break
-            if attempt < self.attempts:
-                await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        self.deliveries[outgoing.attempt_id] = {"outcome": outcome.value}
-        log.info("delivery", attempt_id=outgoing.attempt_id, channel=channel, outcome=outcome.value, error=error)
-        return outcome is DeliveryOutcome.delivered
+            await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        log.info("delivery", attempt_id=dispatch.attempt_id, channel=dispatch.channel, outcome=outcome.value,
+                 error=error)
+
+    async def _report(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                      final: bool) -> None:
+        if self.report is not None:
+            await self.report(dispatch, attempt, outcome, error, final)
+
+    async def _audit(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome) -> None:
+        if self.audit is None:
+            return
+        d = dispatch.disclosure
+        await self.audit(DisclosureAudited(
+            audit_id=f"{dispatch.attempt_id}#{attempt}", record_kind=d.record_kind, subject_id=d.subject_id,
+            recipient_id=d.recipient_id, recipient_role=d.recipient_role, channel=EventChannel(dispatch.channel),
+            outcome=outcome, attempt=attempt, service=self.service, disclosed_at=datetime.now(UTC),
+            correlation_id=current_correlation_id()))

@@ -290,6 +290,7 @@ class PageSent(Event):
     outcome: DeliveryOutcome
     attempt: int
     error: str | None = None
+    final: bool = True  # the delivery is settled: delivered, refused, or failed for good
     sent_at: AwareDatetime
 
 
@@ -335,6 +336,7 @@ class HwcNoticeDelivered(Event):
     outcome: DeliveryOutcome
     attempt: int
     error: str | None = None
+    final: bool = True  # the delivery is settled: delivered, refused, or failed for good
     delivered_at: AwareDatetime
 
 

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     delivery_attempts: int = Field(3, ge=1, le=10)
     delivery_backoff_seconds: float = Field(0.5, gt=0)
     delivery_timeout_seconds: float = Field(10.0, gt=0)
+    delivery_concurrency: int = Field(64, ge=1)  # sends in flight at once per worker
 
     # --- Secrets -------------------------------------------------------------------------------
     link_signing_key: SecretStr | None = None

@@ -21,6 +21,7 @@ import faust
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from services.core.avro import AvroCodec
+from services.core.delivery import source_partition
 from services.core.errors import InvalidRecord
 from services.core.events import DeadLetterRecorded, Header
 from services.core.kafka import Publisher, client_options, correlation_headers, ensure_topics
@@ -85,6 +86,13 @@ class RecordProcessor:
 
     async def process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None = None) -> bool:
         """Returns True when the handler ran to completion, False when the record was dead-lettered."""
+        partition_token = source_partition.set(raw.partition)
+        try:
+            return await self._process(raw, handler, expected)
+        finally:
+            source_partition.reset(partition_token)
+
+    async def _process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None) -> bool:
         with correlation_scope(correlation_from_headers(raw.headers)) as cid:
             try:
                 event = await self.codec.decode(raw.value, expected)
@@ -255,8 +263,13 @@ class WorkerKit:
 
         self.app.timer(seconds, on_leader=False, name=f"{self.service}-{fn.__name__}")(tick)
 
-    def delivery(self, deliveries, channels: dict | None = None):
-        """Idempotent delivery over the real channels (or ``channels``), every attempt audited."""
+    def delivery(self, deliveries, source: TopicSpec, channels: dict | None = None):
+        """Idempotent delivery over the real channels (or ``channels``), every attempt audited.
+
+        ``deliveries`` is the outbox table; ``source`` the topic whose events request deliveries
+        (the outbox is partitioned like it). After every recovery (start, crash, rebalance) what
+        was pending on the partitions this worker now owns is sent again; on a revocation what is
+        in flight stops, for the new owner to finish."""
         import httpx
 
         from services.core.channels import build_channels
@@ -272,6 +285,23 @@ class WorkerKit:
         async def audit(record) -> None:
             await self.publisher.publish(AUDIT, record.subject_id, record)
 
-        return IdempotentDelivery(channels or build_channels(self.settings, http), deliveries,
-                                  self.settings.delivery_attempts, self.settings.delivery_backoff_seconds,
-                                  audit=audit, service=self.service)
+        delivery = IdempotentDelivery(channels or build_channels(self.settings, http), deliveries,
+                                      self.settings.delivery_attempts, self.settings.delivery_backoff_seconds,
+                                      audit=audit, service=self.service,
+                                      concurrency=self.settings.delivery_concurrency)
+        topic_name = source.qualified(self.settings.topic_prefix)
+
+        @deliveries.on_recover
+        async def _resume_pending() -> None:
+            owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic_name}
+            delivery.resume(lambda partition: partition is None or partition in owned)
+
+        @self.app.on_partitions_revoked.connect
+        async def _stop_revoked(_app, revoked, **_kw) -> None:
+            await delivery.cancel({tp.partition for tp in revoked if tp.topic == topic_name})
+
+        @self.app.on_before_shutdown.connect
+        async def _stop_sending(_app, **_kw) -> None:
+            await delivery.close()
+
+        return delivery

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from services.core.channels import Outgoing
 from services.core.clock import Clock
-from services.core.delivery import Disclosure, IdempotentDelivery
+from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.events import (
     CadChildEncountered, DeliveryOutcome, DisclosedRecord, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
     HwcNoticeRequested, HwcTriageOpened, RecipientRole,
@@ -70,6 +70,7 @@ class HandleWithCare:
         self.leads = leads
         self.disclose_agency = disclose_agency
         self._escalations_requested: set[tuple[str, str]] = set()
+        delivery.report = self._report_attempt
 
     # --- step 1: encounter -> notice request ------------------------------------------------------
     async def on_encounter(self, encounter: CadChildEncountered) -> HwcNoticeRequested | None:
@@ -114,6 +115,8 @@ class HandleWithCare:
             self.apply_acknowledgement(event)
         elif isinstance(event, HwcNoticeEscalated):
             await self.apply_escalation(event)
+        elif isinstance(event, HwcNoticeDelivered) and event.final:
+            self.delivery.settle(event.attempt_id, event.outcome)
 
     async def open(self, request: HwcNoticeRequested) -> None:
         record = self.notices.get(request.notice_id)
@@ -191,23 +194,22 @@ class HandleWithCare:
         return published
 
     # --- delivery ---------------------------------------------------------------------------------
-    async def _deliver_to(self, request: HwcNoticeRequested, role: RecipientRole, contact: Contact) -> bool:
+    async def _deliver_to(self, request: HwcNoticeRequested, role: RecipientRole, contact: Contact) -> None:
         school = self.reference.schools[request.school_id]
-        delivered = False
         for channel in contact.channels:
             rendered = render_notice(request, school, self.links.url("notice", request.notice_id, contact.contact_id))
-            address = contact.address_for(channel)
             attempt_id = f"{request.notice_id}/{role.value}/{contact.contact_id}/{channel.value}"
-            outgoing = Outgoing(attempt_id, address, rendered.subject, rendered.body, rendered.body, rendered.payload)
+            outgoing = Outgoing(attempt_id, contact.address_for(channel), rendered.subject, rendered.body,
+                                rendered.body, rendered.payload)
+            await self.delivery.request(Dispatch(
+                channel.value, outgoing, Disclosure(DisclosedRecord.hwc_notice, request.notice_id, contact.contact_id,
+                                                    role.value),
+                {"notice_id": request.notice_id, "recipient_role": role.value, "contact_id": contact.contact_id}))
 
-            async def record(attempt: int, outcome: DeliveryOutcome, error: str | None, *, _channel=channel,
-                             _attempt_id=attempt_id) -> None:
-                await self.publisher.publish(HWC_NOTICES, request.notice_id, HwcNoticeDelivered(
-                    notice_id=request.notice_id, attempt_id=_attempt_id, recipient_role=role,
-                    contact_id=contact.contact_id, channel=_channel, outcome=outcome, attempt=attempt, error=error,
-                    delivered_at=self.clock.now()))
-
-            delivered |= await self.delivery.deliver(
-                channel.value, outgoing, record,
-                Disclosure(DisclosedRecord.hwc_notice, request.notice_id, contact.contact_id, role.value))
-        return delivered
+    async def _report_attempt(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                              final: bool) -> None:
+        c = dispatch.context
+        await self.publisher.publish(HWC_NOTICES, c["notice_id"], HwcNoticeDelivered(
+            notice_id=c["notice_id"], attempt_id=dispatch.attempt_id, recipient_role=RecipientRole(c["recipient_role"]),
+            contact_id=c["contact_id"], channel=dispatch.channel, outcome=outcome, attempt=attempt, error=error,
+            final=final, delivered_at=self.clock.now()))

@@ -23,7 +23,7 @@ from services.core.reference import CaseManager, ReferenceData, Site
 from services.core.store import KeyValueStore
 from services.core.topics import PAGES
 from services.core.channels import Outgoing
-from services.core.delivery import Disclosure, IdempotentDelivery
+from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.links import AckLinks
 from services.notifier.domain.escalation import PageState, acknowledge, attempt_id, due_escalation, escalate, open_page
 from services.notifier.domain.messages import (
@@ -66,6 +66,7 @@ class Notifier:
         self.publisher = publisher
         self.clock = clock
         self._escalations_requested: set[tuple[str, int, int]] = set()
+        delivery.report = self._report_attempt
 
     # --- event handlers (called on the page's partition) -----------------------------------------
     async def on_referral_event(self, event) -> None:
@@ -102,6 +103,18 @@ class Notifier:
             await self.apply_escalation(event)
         elif isinstance(event, PageAcknowledged):
             await self.apply_acknowledgement(event)
+        elif isinstance(event, PageSent) and event.final:
+            await self.apply_settled_delivery(event)
+
+    async def apply_settled_delivery(self, event: PageSent) -> None:
+        """Record a delivery's outcome; if it was the current step's last hope, escalate now."""
+        self.delivery.settle(event.attempt_id, event.outcome)
+        loaded = self._load(event.referral_id)
+        if loaded is None or event.outcome is DeliveryOutcome.delivered:
+            return
+        state, request = loaded
+        if state.is_open and (state.step_index, state.loop) == (event.step_index, event.loop):
+            await self._fall_through_if_unreachable(state, request, self.reference.site(state.site_id))
 
     async def open(self, referral: ReferralCreated) -> PageState | None:
         site = self.reference.site(referral.site_id)
@@ -186,27 +199,40 @@ class Notifier:
         return published
 
     async def _publish_escalation(self, state: PageState, site: Site) -> None:
+        marker = (state.referral_id, state.step_index, state.loop)
+        if marker in self._escalations_requested:
+            return
         nxt = escalate(state, site.escalation, self.clock.now())
-        self._escalations_requested.add((state.referral_id, state.step_index, state.loop))
+        self._escalations_requested.add(marker)
         await self.publisher.publish(PAGES, state.referral_id, PageEscalated(
             page_id=state.page_id, referral_id=state.referral_id, from_step=state.step_index,
             to_step=nxt.step_index, loop=nxt.loop, escalated_at=self.clock.now(), exhausted=nxt.exhausted))
 
     # --- delivery ---------------------------------------------------------------------------------
     async def _notify_step(self, state: PageState, request: PageRequested, site: Site) -> None:
+        for cm, channel in self._step_recipients(state, site):
+            await self._deliver_page(state, request, cm, channel)
+        await self._fall_through_if_unreachable(state, request, site)
+
+    def _step_recipients(self, state: PageState, site: Site) -> list[tuple[CaseManager, Channel]]:
         step = site.escalation.steps[state.step_index]
-        delivered = False
         # Resolved at the step's start, so a re-run of the step pages the same people.
-        for cm_id in resolve_targets(step.targets, site, state.step_started_at, self._has_capacity):
-            cm = self.reference.case_managers[cm_id]
-            for channel in cm.channels:
-                delivered |= await self._deliver_page(state, request, cm, channel)
-        if not delivered:
-            # Nobody at this step could be reached: fall through to the next step now.
+        return [(self.reference.case_managers[cm_id], channel)
+                for cm_id in resolve_targets(step.targets, site, state.step_started_at, self._has_capacity)
+                for channel in self.reference.case_managers[cm_id].channels]
+
+    async def _fall_through_if_unreachable(self, state: PageState, request: PageRequested, site: Site) -> None:
+        """Nobody at this step can be reached (every delivery failed for good or was refused):
+        go on to the next step now rather than wait out the step."""
+        statuses = [self.delivery.status(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id,
+                                                    channel.value))
+                    for cm, channel in self._step_recipients(state, site)]
+        settled = {DeliveryOutcome.failed.value, DeliveryOutcome.skipped.value}
+        if all(status in settled for status in statuses):
             log.warning("page_step_undeliverable", page_id=state.page_id, step=state.step_index)
             await self._publish_escalation(state, site)
 
-    async def _deliver_page(self, state: PageState, request: PageRequested, cm: CaseManager, channel: Channel) -> bool:
+    async def _deliver_page(self, state: PageState, request: PageRequested, cm: CaseManager, channel: Channel) -> None:
         message = render_page(request, self.links.url("page", request.referral_id, cm.case_manager_id),
                               self.links.reply_code(request.referral_id, cm.case_manager_id),
                               escalated=state.step_index > 0 or state.loop > 0)
@@ -215,22 +241,27 @@ class Notifier:
                    "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
         outgoing = Outgoing(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),
                             address, message.subject, message.text, message.body, payload)
-        return await self._deliver_once(state, cm.case_manager_id, channel, outgoing,
-                                        Disclosure(DisclosedRecord.lead_page, request.referral_id, cm.case_manager_id, cm.role))
+        await self._deliver_once(state, cm.case_manager_id, channel, outgoing,
+                                 Disclosure(DisclosedRecord.lead_page, request.referral_id, cm.case_manager_id, cm.role))
 
     async def _deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing,
-                            disclosure: Disclosure) -> bool:
-        """Deliver, unless the person's consent does not cover this recipient (42 CFR Part 2)."""
-        async def record(attempt: int, outcome: DeliveryOutcome, error: str | None) -> None:
-            await self.publisher.publish(PAGES, state.referral_id, PageSent(
-                page_id=state.page_id, referral_id=state.referral_id, attempt_id=outgoing.attempt_id, step_index=state.step_index, loop=state.loop,
-                target_id=target_id, channel=channel, outcome=outcome, attempt=attempt, error=error,
-                sent_at=self.clock.now()))
-
+                            disclosure: Disclosure) -> None:
+        """Queue a delivery, unless the person's consent does not cover this recipient (42 CFR Part 2)."""
+        dispatch = Dispatch(channel.value, outgoing, disclosure, {
+            "page_id": state.page_id, "referral_id": state.referral_id, "step_index": state.step_index,
+            "loop": state.loop, "target_id": target_id})
         if not self._consent_permits(state.referral_id, disclosure.recipient_role):
-            await self.delivery.refuse(channel.value, outgoing, record, disclosure, "outside the person's consent scope")
-            return False
-        return await self.delivery.deliver(channel.value, outgoing, record, disclosure)
+            await self.delivery.refuse(dispatch, "outside the person's consent scope")
+            return
+        await self.delivery.request(dispatch)
+
+    async def _report_attempt(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                              final: bool) -> None:
+        c = dispatch.context
+        await self.publisher.publish(PAGES, c["referral_id"], PageSent(
+            page_id=c["page_id"], referral_id=c["referral_id"], attempt_id=dispatch.attempt_id,
+            step_index=c["step_index"], loop=c["loop"], target_id=c["target_id"], channel=Channel(dispatch.channel),
+            outcome=outcome, attempt=attempt, error=error, final=final, sent_at=self.clock.now()))
 
     def _consent_permits(self, referral_id: str, role: str) -> bool:
         record = self.pages.get(referral_id) or {}

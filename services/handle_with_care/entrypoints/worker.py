@@ -28,7 +28,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     # Both tables are written on the notice topic's partitions (keyed by notice id).
     hwc = HandleWithCare(
         reference, CalendarDirectory(reference), kit.table("notices"),
-        kit.delivery(kit.table("notice-deliveries"), channels), links, kit.publisher, clock or SystemClock(),
+        kit.delivery(kit.table("notice-deliveries"), HWC_NOTICES, channels), links, kit.publisher, clock or SystemClock(),
         EscalationLeads(timedelta(minutes=settings.hwc_backup_lead_minutes),
                         timedelta(minutes=settings.hwc_coordinator_lead_minutes)),
         disclose_agency=settings.hwc_disclose_agency)

@@ -21,7 +21,7 @@ from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.domain.notice import normalize_name, notice_id_for
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare
 from tests.factories import cad_child, child
-from tests.fakes import recording_channels
+from tests.fakes import SettledCalls, recording_channels
 
 REF = load_reference_data(REPO_ROOT / "config" / "local")
 DENVER = ZoneInfo("America/Denver")
@@ -36,11 +36,12 @@ class Harness:
         self.clock = FakeClock(FRIDAY_NIGHT + timedelta(minutes=1))
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels()
-        self.hwc = HandleWithCare(
-            REF, CalendarDirectory(REF), {},
-            IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0), AckLinks("k", "https://h.test", 3600),
+        delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0)
+        hwc = HandleWithCare(
+            REF, CalendarDirectory(REF), {}, delivery, AckLinks("k", "https://h.test", 3600),
             self.publisher, self.clock, EscalationLeads(timedelta(minutes=90), timedelta(minutes=45)),
             disclose_agency=disclose_agency)
+        self.hwc = SettledCalls(hwc, delivery, self.publisher, HwcNoticeDelivered, hwc.on_notice_event)
 
     async def encounter(self, event) -> None:
         """Both steps, as the two topics would run them."""

@@ -20,7 +20,7 @@ from services.notifier.domain.schedule import on_call_at
 from services.notifier.service import Notifier, page_id_for
 from services.referral_intake.domain.model import open_referral
 from tests.factories import cad_referral
-from tests.fakes import recording_channels
+from tests.fakes import SettledCalls, recording_channels
 
 REF = load_reference_data(REPO_ROOT / "config" / "local")
 T0 = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
@@ -33,9 +33,9 @@ class Harness:
         self.channels = recording_channels(**failures)
         self.links = AckLinks("test-secret", "https://handoff.test", 3600)
         audit = lambda record: self.publisher.publish(AUDIT, record.subject_id, record)  # noqa: E731
-        self.notifier = Notifier(REF, {}, IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0,
-                                                             audit=audit, service="notifier"),
-                                 self.links, self.publisher, self.clock)
+        delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0, audit=audit, service="notifier")
+        notifier = Notifier(REF, {}, delivery, self.links, self.publisher, self.clock)
+        self.notifier = SettledCalls(notifier, delivery, self.publisher, PageSent, notifier.on_page_event)
         self.referral = open_referral(cad_referral(), REF.sites["abq"], REF.agencies["apd"], T0)
 
     async def feed_published(self) -> None:
