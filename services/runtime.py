@@ -110,9 +110,11 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
             if feed:
                 await feed.stop()
 
-    app = FastAPI(title="Handoff", version="1.0", lifespan=lifespan,
+    # The docs are served by the routes below, behind authentication like every other endpoint.
+    app = FastAPI(title="Handoff", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   description="CAD intake for LEAD referrals and Handle With Care encounters; acknowledgement links.")
     install_error_handlers(app)
+    add_api_docs(app, reference)
     links = ack_links(settings)
     app.include_router(intake_http.create_router(reference, publisher, settings.intake_publish_timeout_seconds))
     app.include_router(staff_api.create_router(reference, read_model, publisher, clock))
@@ -129,6 +131,32 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         return {"status": "ok"}
 
     return app
+
+
+def add_api_docs(app: FastAPI, reference: ReferenceData) -> None:
+    """/openapi.json and /docs for anyone with a Handoff credential: agencies' CAD integrators,
+    staff, coordinators and school contacts. The schema is no secret, but every endpoint asks who calls."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    from services.core.web import bearer_principal
+
+    def everyone():
+        yield from reference.agencies.values()
+        yield from reference.case_managers.values()
+        for district in reference.districts.values():
+            yield district.coordinator
+        for school in reference.schools.values():
+            yield from (c for c in (school.primary_contact, school.backup_contact) if c is not None)
+
+    principal = bearer_principal(everyone, "an agency, staff member or school contact")
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(principal)])
+    async def openapi() -> dict:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(principal)])
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Handoff API")
 
 
 def metrics_router(settings: Settings, reference: ReferenceData, lead: LeadReadModel, hwc: HwcReadModel,

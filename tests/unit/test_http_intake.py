@@ -107,6 +107,8 @@ async def test_broker_unreachable_is_503_with_retry_after(client, publisher) -> 
     assert resp.json()["errors"][0]["field"] == "service"
 
 
-async def test_openapi_is_published(client) -> None:
-    spec = (await client.get("/openapi.json")).json()
+async def test_openapi_is_published_to_authenticated_callers(client) -> None:
+    assert (await client.get("/openapi.json")).status_code == 401
+    spec = (await client.get("/openapi.json", headers=APD)).json()
     assert {"/v1/referrals", "/v1/child-encounters"} <= set(spec["paths"])
+    assert (await client.get("/docs", headers=APD)).status_code == 200

@@ -1,0 +1,56 @@
+"""Every HTTP endpoint asks who is calling. Found by walking the app's routes, so a new route
+without authentication fails here rather than ship."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from pydantic import SecretStr
+from starlette.routing import Route
+
+from services import runtime
+from services.core.kafka import InMemoryPublisher
+
+# Authenticated by something other than a bearer token, each on purpose:
+SIGNED_LINKS = re.compile(r"^/ack/")  # the signed, expiring, single-purpose token in the URL is the credential
+SIGNED_BY_PROVIDER = {"/v1/sms/inbound"}  # the SMS provider's request signature (X-Twilio-Signature)
+LIVENESS = {"/healthz"}  # answers {"status": "ok"} and nothing else, for orchestrators' probes
+
+
+@pytest.fixture
+def app(memory_settings):
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
+    return runtime.build_http_app(settings, publisher=InMemoryPublisher(), follow_topics=False)
+
+
+def endpoints(routes, prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for route in routes:
+        if isinstance(route, (APIRoute, Route)):
+            found += [(method, prefix + route.path) for method in sorted(route.methods - {"HEAD", "OPTIONS"})]
+        elif hasattr(route, "original_router"):  # an included router (FastAPI resolves them lazily)
+            found += endpoints(route.original_router.routes, prefix + getattr(route.original_router, "prefix", ""))
+    return found
+
+
+async def test_every_endpoint_refuses_a_caller_without_credentials(app) -> None:
+    checked = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        for method, path in endpoints(app.routes):
+            url = re.sub(r"\{[^}]+\}", "x", path)
+            for headers in ({}, {"Authorization": "Bearer not-a-real-token"}):
+                resp = await client.request(method, url, headers=headers, json={} if method == "POST" else None)
+                if SIGNED_LINKS.match(path):
+                    assert resp.status_code == 410, (method, path)  # an unsigned token is not a valid link
+                elif path in SIGNED_BY_PROVIDER:
+                    assert resp.status_code == 403, (method, path)
+                elif path in LIVENESS:
+                    assert resp.json() == {"status": "ok"}
+                else:
+                    assert resp.status_code == 401, (method, path, resp.status_code)
+                    assert resp.headers.get("WWW-Authenticate", "").startswith("Bearer"), (method, path)
+            checked.append(path)
+    assert {"/v1/referrals", "/v1/sites/{site_id}/funnel", "/openapi.json", "/docs", "/metrics"} <= set(checked)
