@@ -59,7 +59,9 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_T
         overrides = retention_overrides(settings.audit_retention_days, settings.child_data_retention_days)
         wanted = [
             NewTopic(spec.qualified(prefix), spec.partitions or settings.topic_partitions,
-                     settings.topic_replication_factor, topic_configs={**spec.config, **overrides.get(spec.name, {})})
+                     settings.topic_replication_factor,
+                     topic_configs={"min.insync.replicas": str(settings.min_insync_replicas), **spec.config,
+                                    **overrides.get(spec.name, {})})
             for spec in specs if spec.qualified(prefix) not in existing
         ]
         if wanted:

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(400, ge=365, description="CJIS: audit records kept at least one year")
     child_data_retention_days: int = Field(30, ge=1, le=90, description="CAD child encounters, HWC notices, triage")
     topic_replication_factor: int = Field(1, ge=1)
+    topic_min_insync_replicas: int | None = Field(
+        None, ge=1, description="acks=all waits for this many replicas; default 2 from replication factor 3 up")
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return self.topic_min_insync_replicas or min(2, max(1, self.topic_replication_factor - 1))
 
     # --- Schema registry: a Confluent-API URL, or memory:// for an in-process one --------------
     schema_registry_url: str = Field(
