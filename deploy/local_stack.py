@@ -30,6 +30,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.tls_certs import BrokerCertificates, make_broker_certificates
+
 POM = Path(__file__).parent / "local" / "pom.xml"
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
@@ -176,6 +178,7 @@ class KafkaNode:
     controller_port: int
     data_dir: Path
     process: subprocess.Popen | None = None
+    tls_port: int | None = None  # a second, TLS-only listener when the cluster has one
 
     @property
     def log_file(self) -> Path:
@@ -201,12 +204,18 @@ class LocalKafka:
     port: int | None = None
     work_dir: Path | None = None
     heap: str = "768m"
+    tls: bool = False  # also listen with TLS (a private CA made in work_dir/tls: see deploy.tls_certs)
     nodes: list[KafkaNode] = field(default_factory=list)
+    certificates: BrokerCertificates | None = None
     _owns_work_dir: bool = False
 
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    @property
+    def tls_bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{n.tls_port}" for n in self.nodes)
 
     def start(self, timeout: float = 120.0) -> str:
         libs = kafka_libs()
@@ -218,7 +227,10 @@ class LocalKafka:
             first_port = self.port or free_port()
             for i in range(self.brokers):
                 port = first_port if i == 0 else free_port()
-                self.nodes.append(KafkaNode(i + 1, port, free_port(), self.work_dir / f"node-{i + 1}"))
+                self.nodes.append(KafkaNode(i + 1, port, free_port(), self.work_dir / f"node-{i + 1}",
+                                            tls_port=free_port() if self.tls else None))
+        if self.tls and self.certificates is None:
+            self.certificates = make_broker_certificates(self.work_dir / "tls")
         cluster_id_file = self.work_dir / "cluster.id"
         if not cluster_id_file.exists():
             cluster_id_file.write_text(_kraft_cluster_id())
@@ -237,17 +249,18 @@ class LocalKafka:
         quorum = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         replication = min(3, len(self.nodes))
         min_isr = 2 if len(self.nodes) >= 3 else 1
+        tls = f",SSL://127.0.0.1:{node.tls_port}" if node.tls_port else ""
         props = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             # One node: a dynamic quorum of itself (formatted --standalone). Clusters: static voters.
             **({"controller.quorum.bootstrap.servers": f"127.0.0.1:{node.controller_port}"}
                if len(self.nodes) == 1 else {"controller.quorum.voters": quorum}),
-            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}" + tls,
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}" + tls,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL",
             "log.dirs": node.data_dir / "data",
             # Topics are created explicitly with their partition counts (Faust rejects mismatches).
             "auto.create.topics.enable": "false",
@@ -262,6 +275,8 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": 0,
             "log.retention.check.interval.ms": 60000,
         }
+        if self.certificates is not None:  # Kafka reads PEM directly: no JKS, no passwords in files
+            props |= {"ssl.keystore.type": "PEM", "ssl.keystore.location": self.certificates.keystore_file}
         node.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         _log4j2_config(node.data_dir / "log4j2.xml", node.log_file)
 
