@@ -20,11 +20,6 @@ from tests.factories import cad_referral
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
-# Known open bug: when one worker stops cleanly mid-stream, the survivor does not resume all of its
-# partitions (69 of 120 referrals paged with faust's default standby replica; 118 of 120 with
-# standbys off, which then put the crash test at risk). Kept running so that the fix shows.
-KNOWN_COMMIT_GAP = pytest.mark.xfail(reason="partitions of a cleanly stopped worker are not fully resumed by the other",
-                                     strict=False)
 REFERRALS = 120
 
 
@@ -33,7 +28,6 @@ def sms_by_step(system, step: str) -> Counter:
                    if m.idempotency_key and f"/0/{step}/" in m.idempotency_key)
 
 
-@KNOWN_COMMIT_GAP
 async def test_second_worker_takes_over_and_timers_fire_once(process_system, kafka_settings) -> None:
     system = process_system
     # Escalation in seconds, so that the timers can be watched firing.
