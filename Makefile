@@ -9,13 +9,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.setup-done
 
-.PHONY: run test unit setup clean
+.PHONY: run test unit setup clean chromium
 
 run: $(SETUP)
 	$(BIN)/handoff stack up
 
-test: $(SETUP)
+test: $(SETUP) chromium
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y --no-install-recommends chromium >/dev/null || \
+	    { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }; \
+	  elif command -v sudo >/dev/null; then sudo apt-get install -y --no-install-recommends chromium >/dev/null; \
+	  else echo "Chromium is required for the console tests (apt-get install chromium)"; exit 1; fi; }
 
 unit: $(SETUP)
 	$(BIN)/python -m pytest tests/unit

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from services.core import console
 from services.core.avro import AvroCodec, registry_from_url
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
@@ -31,12 +32,14 @@ from services.core.topics import HWC_NOTICES, HWC_TRIAGE, PAGES, REFERRALS
 from services.core.web import ApiError, install_error_handlers
 from services.handle_with_care.adapters.metrics import HwcCollector
 from services.handle_with_care.domain.figures import HwcReadModel
+from services.handle_with_care.entrypoints import console as hwc_console
 from services.handle_with_care.entrypoints import http_api as hwc_http
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
 from services.referral_intake.adapters.metrics import LeadCollector
-from services.referral_intake.adapters.read_model import LeadReadModel
+from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
+from services.referral_intake.entrypoints import console as lead_console
 from services.referral_intake.entrypoints import http_api as intake_http
 from services.referral_intake.entrypoints import staff_api
 from services.referral_intake.entrypoints import worker as intake_worker
@@ -83,13 +86,15 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     reference = reference or reference_data(settings)
     clock = clock or SystemClock()
     read_model = read_model if read_model is not None else LeadReadModel()
+    handoff_details = HandoffDetails()
     hwc_model = HwcReadModel(lambda school_id: getattr(reference.schools.get(school_id), "district_id", None))
     owned = publisher is None
     if owned:
         publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
     followers = [
         TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), topics, apply)
-        for topics, apply in (((REFERRALS, PAGES), read_model.apply), ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply))
+        for topics, apply in (((REFERRALS, PAGES), both(read_model.apply, handoff_details.apply)),
+                              ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply))
     ] if follow_topics else []
 
     @asynccontextmanager
@@ -119,18 +124,40 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app.include_router(intake_http.create_router(reference, publisher, settings.intake_publish_timeout_seconds))
     app.include_router(staff_api.create_router(reference, read_model, publisher, clock))
     app.include_router(notifier_http.create_router(
-        links, publisher, clock, reference=reference,
+        links, publisher, clock, reference=reference, handoff_details=handoff_details,
         page_for_reply=lambda cm, code: read_model.page_for_reply(cm, code, links.reply_code),
         sms_auth_token=settings.sms_auth_token.get_secret_value(), public_base_url=settings.public_base_url))
     app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
     app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
+    add_console(app, settings, reference, read_model, handoff_details, hwc_model, publisher, clock)
     app.state.read_model, app.state.hwc_model, app.state.followers = read_model, hwc_model, followers
+    app.state.handoff_details = handoff_details
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def both(*appliers: Callable) -> Callable:
+    def apply(event) -> None:
+        for applier in appliers:
+            applier(event)
+    return apply
+
+
+def add_console(app: FastAPI, settings: Settings, reference: ReferenceData, read_model: LeadReadModel,
+                handoff_details: HandoffDetails, hwc_model: HwcReadModel, publisher: Publisher, clock: Clock) -> None:
+    """The web console: sign-in, then each role's views, behind the same credentials as the API."""
+    key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
+    sessions = console.Sessions(f"console:{key}", reference, secure_cookies=settings.public_base_url.startswith("https"))
+    console.install_console_handlers(app, sessions)
+    app.include_router(console.create_router(sessions))
+    app.include_router(lead_console.create_router(
+        sessions, reference, read_model, handoff_details, publisher, clock,
+        hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now())))
+    app.include_router(hwc_console.create_router(sessions, reference, hwc_model, publisher, clock))
 
 
 def add_api_docs(app: FastAPI, reference: ReferenceData) -> None:

@@ -67,7 +67,7 @@ class CaseManager(_Model):
 
     case_manager_id: str
     display_name: str
-    role: Literal["case_manager", "outreach", "program_manager"] = "case_manager"
+    role: Literal["case_manager", "outreach", "program_manager", "administrator"] = "case_manager"
     sites: frozenset[str] = frozenset()
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="staff API token hash")
     phone: str | None = None
@@ -78,6 +78,10 @@ class CaseManager(_Model):
 
     def token_matches(self, token: str) -> bool:
         return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
+
+    def sees_site(self, site_id: str) -> bool:
+        """Administrators see every site (figures only); everyone else their own."""
+        return self.role == "administrator" or site_id in self.sites
 
     def address_for(self, channel: Channel) -> str | None:
         """Where this person is reached on ``channel`` (phone, email address or webhook URL)."""

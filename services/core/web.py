@@ -24,10 +24,12 @@ class ApiError(Exception):
         self.errors = [{"field": field, "reason": reason}]
 
 
+async def api_error_response(_request: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse({"errors": exc.errors}, status_code=exc.status, headers=exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"errors": exc.errors}, status_code=exc.status, headers=exc.headers)
+    app.add_exception_handler(ApiError, api_error_response)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -48,7 +50,8 @@ _SHELL = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#111;line-height:1.5}}
 button{{font-size:1.25rem;padding:.75rem 1.5rem;background:#0b5394;color:#fff;border:0;border-radius:.4rem}}
-button:focus{{outline:3px solid #f1c232}}</style>
+button:focus{{outline:3px solid #f1c232}}dl{{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}}
+dt{{font-weight:600}}dd{{margin:0}}.muted{{color:#555}}.badge{{display:inline-block;padding:.05rem .5rem;border-radius:1rem;background:#e1e8f5}}</style>
 </head><body><main><h1>{title}</h1>{content}</main></body></html>"""
 
 
@@ -83,18 +86,21 @@ def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callabl
 
 
 def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, question: str, done: str,
-                        acknowledge: Callable[[str, str], Awaitable[None]]) -> None:
-    """GET /ack/{purpose}/{token} shows a confirmation button; POST acknowledges through ``acknowledge``
-    (subject id, recipient id). Only POST acts: mail scanners and link previews fetch GET links."""
+                        acknowledge: Callable[[str, str], Awaitable[None]],
+                        details: Callable[[str, str], str] | None = None) -> None:
+    """GET /ack/{purpose}/{token} shows what is acknowledged (``details(subject id, recipient id)``, HTML)
+    and a confirmation button; POST acknowledges through ``acknowledge``. Only POST acts: mail
+    scanners and link previews fetch GET links."""
     from services.core.links import InvalidLink
 
     @api.get(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Show the {purpose} acknowledgement form")
     async def show(token: str) -> HTMLResponse:
         try:
-            links.verify(purpose, token)
+            subject_id, recipient_id = links.verify(purpose, token)
         except InvalidLink as exc:
             return html_page("Link not valid", paragraph(str(exc)), 410)
-        return html_page(title, confirm_form(question, "Acknowledge"))
+        shown = details(subject_id, recipient_id) if details else ""
+        return html_page(title, shown + confirm_form(question, "Acknowledge"))
 
     @api.post(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Acknowledge a {purpose}")
     async def submit(token: str) -> HTMLResponse:
@@ -104,3 +110,4 @@ def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, questio
             return html_page("Link not valid", paragraph(str(exc)), 410)
         await acknowledge(subject_id, recipient_id)
         return html_page("Acknowledged", paragraph(done))
+

@@ -49,6 +49,7 @@ class RunningSystem:
     inbox: DevInbox
     http: httpx.AsyncClient
     apps: dict = field(default_factory=dict)
+    app: object = None  # the HTTP app, for tests that serve it on a real port (the browser tests)
     expect_dead_letters: bool = False  # a test that feeds bad records on purpose sets this
 
     def messages(self, kind: str):
@@ -80,7 +81,7 @@ async def system_factory(kafka_settings) -> AsyncIterator:
             started.append(follower.stop)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
         started.append(http.aclose)
-        system = RunningSystem(settings, reference, clock, inbox, http)
+        system = RunningSystem(settings, reference, clock, inbox, http, app=app)
         for name in workers:
             worker = runtime.build_worker(name, settings, reference, clock)
             await prepare_and_start(worker, settings)

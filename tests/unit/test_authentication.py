@@ -18,6 +18,7 @@ from services.core.kafka import InMemoryPublisher
 SIGNED_LINKS = re.compile(r"^/ack/")  # the signed, expiring, single-purpose token in the URL is the credential
 SIGNED_BY_PROVIDER = {"/v1/sms/inbound"}  # the SMS provider's request signature (X-Twilio-Signature)
 LIVENESS = {"/healthz"}  # answers {"status": "ok"} and nothing else, for orchestrators' probes
+SIGN_IN_FORM = {("GET", "/console/login")}  # the console's sign-in page: where credentials are given
 
 
 @pytest.fixture
@@ -49,8 +50,13 @@ async def test_every_endpoint_refuses_a_caller_without_credentials(app) -> None:
                     assert resp.status_code == 403, (method, path)
                 elif path in LIVENESS:
                     assert resp.json() == {"status": "ok"}
+                elif (method, path) in SIGN_IN_FORM:
+                    assert resp.status_code == 200 and "access code" in resp.text
+                elif path.startswith("/console"):  # browsers: a session cookie, else the sign-in page
+                    assert resp.status_code == 401 and "Sign in" in resp.text, (method, path, resp.status_code)
                 else:
                     assert resp.status_code == 401, (method, path, resp.status_code)
                     assert resp.headers.get("WWW-Authenticate", "").startswith("Bearer"), (method, path)
             checked.append(path)
-    assert {"/v1/referrals", "/v1/sites/{site_id}/funnel", "/openapi.json", "/docs", "/metrics"} <= set(checked)
+    assert {"/v1/referrals", "/v1/sites/{site_id}/funnel", "/openapi.json", "/docs", "/metrics",
+            "/console/dashboard", "/console/notices/{notice_id}", "/console/triage"} <= set(checked)

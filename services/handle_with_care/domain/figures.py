@@ -64,6 +64,8 @@ class HwcFigures:
 class HwcReadModel:
     def __init__(self, district_of_school) -> None:
         self.notices: dict[str, NoticeView] = {}
+        # The notice itself (the child's name, school, deadline), shown only to its school's contacts.
+        self.requests: dict[str, HwcNoticeRequested] = {}
         self.triage: dict[str, TriageItem] = {}
         self._district_of_school = district_of_school  # school id -> district id
 
@@ -71,6 +73,7 @@ class HwcReadModel:
         if isinstance(event, HwcNoticeRequested):
             self.notices.setdefault(event.notice_id, NoticeView(event.notice_id, event.school_id, event.due_at,
                                                                  event.requested_at))
+            self.requests.setdefault(event.notice_id, event)
         elif isinstance(event, HwcTriageOpened):
             self.triage.setdefault(event.cad_event_id, TriageItem(event))
         elif isinstance(event, HwcTriageResolved):

@@ -24,19 +24,55 @@ from services.handle_with_care.domain.figures import HwcReadModel
 log = get_logger(__name__)
 
 
+async def acknowledge_notice(notice_id: str, contact_id: str, publisher: Publisher, clock: Clock,
+                             via: AcknowledgedVia = AcknowledgedVia.link) -> None:
+    with correlation_scope():
+        await publisher.publish(HWC_NOTICES, notice_id, HwcNoticeAcknowledged(
+            notice_id=notice_id, contact_id=contact_id, via=via, acknowledged_at=clock.now()))
+        log.info("hwc_ack_received", notice_id=notice_id, by=contact_id)
+
+
+async def resolve_triage_item(cad_event_id: str, school_id: str, district: District, model: HwcReadModel,
+                              reference: ReferenceData, publisher: Publisher, clock: Clock) -> None:
+    """Place a triaged child at a school of the coordinator's district: the notice then goes out as usual."""
+    item = model.triage.get(cad_event_id)
+    if item is None:
+        raise ApiError(404, "cad_event_id", "no such triage item")
+    if item.opened.district_id != district.district_id:
+        raise ApiError(403, "district_id", "not your district")
+    if item.resolved is not None:
+        raise ApiError(409, "cad_event_id", "already resolved")
+    if school_id not in reference.schools:
+        raise ApiError(422, "school_id", "unknown school")
+    opened = item.opened
+    with correlation_scope():
+        await publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageResolved(
+            cad_event_id=cad_event_id, school_id=school_id, resolved_by=district.coordinator.contact_id,
+            resolved_at=clock.now()))
+        # The encounter again, now placed: the usual path computes the deadline from the encounter time.
+        await publisher.publish(CAD_CHILD_ENCOUNTERS, cad_event_id, CadChildEncountered(
+            cad_event_id=cad_event_id, agency_id=opened.agency_id, incident_id=f"triage:{cad_event_id}",
+            encountered_at=opened.encountered_at, child=opened.child, school_id=school_id))
+
+
 def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,
                   reference: ReferenceData | None = None, model: HwcReadModel | None = None) -> APIRouter:
     clock = clock or SystemClock()
     api = APIRouter(tags=["Handle With Care"])
 
     async def acknowledge(notice_id: str, contact_id: str) -> None:
-        with correlation_scope():
-            await publisher.publish(HWC_NOTICES, notice_id, HwcNoticeAcknowledged(
-                notice_id=notice_id, contact_id=contact_id, via=AcknowledgedVia.link, acknowledged_at=clock.now()))
-            log.info("hwc_ack_received", notice_id=notice_id, by=contact_id)
+        await acknowledge_notice(notice_id, contact_id, publisher, clock)
+
+    def notice_details(notice_id: str, _contact_id: str) -> str:
+        """The notice itself, for the holder of its signed link (the school's contact)."""
+        from services.handle_with_care.entrypoints.console import notice_html
+
+        request = model.requests.get(notice_id) if model is not None else None
+        school = reference.schools.get(request.school_id) if request and reference else None
+        return notice_html(request, school) if school else ""
 
     add_ack_link_routes(api, links, "notice", "Handle With Care", "Confirm that your school has received this notice.",
-                        "Thank you. The notice is recorded as received.", acknowledge)
+                        "Thank you. The notice is recorded as received.", acknowledge, details=notice_details)
 
     coordinator_of = bearer_principal(lambda: [d.coordinator for d in (reference.districts.values() if reference else ())],
                                       "a district coordinator")
@@ -58,23 +94,7 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
     @api.post("/v1/triage/{cad_event_id}/resolve", status_code=202, summary="Place a triaged child at a school")
     async def resolve_triage(cad_event_id: str, body: TriageResolution,
                              district: District = Depends(coordinator)) -> dict:
-        item = model.triage.get(cad_event_id)
-        if item is None:
-            raise ApiError(404, "cad_event_id", "no such triage item")
-        own(district, item.opened.district_id or "")
-        if item.resolved is not None:
-            raise ApiError(409, "cad_event_id", "already resolved")
-        if body.school_id not in reference.schools:
-            raise ApiError(422, "school_id", "unknown school")
-        opened = item.opened
-        with correlation_scope():
-            await publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageResolved(
-                cad_event_id=cad_event_id, school_id=body.school_id, resolved_by=district.coordinator.contact_id,
-                resolved_at=clock.now()))
-            # The encounter again, now placed: the usual path computes the deadline from the encounter time.
-            await publisher.publish(CAD_CHILD_ENCOUNTERS, cad_event_id, CadChildEncountered(
-                cad_event_id=cad_event_id, agency_id=opened.agency_id, incident_id=f"triage:{cad_event_id}",
-                encountered_at=opened.encountered_at, child=opened.child, school_id=body.school_id))
+        await resolve_triage_item(cad_event_id, body.school_id, district, model, reference, publisher, clock)
         return {"status": "accepted"}
 
     @api.get("/v1/districts/{district_id}/hwc-figures", summary="Notices sent, on time, acknowledged, escalated, unresolved")

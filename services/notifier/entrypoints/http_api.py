@@ -28,7 +28,7 @@ log = get_logger(__name__)
 
 def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,
                   reference: ReferenceData | None = None, page_for_reply=None, sms_auth_token: str = "",
-                  public_base_url: str = "") -> APIRouter:
+                  public_base_url: str = "", handoff_details=None) -> APIRouter:
     """``page_for_reply(case_manager_id, code)`` finds the open page an SMS reply code answers."""
     clock = clock or SystemClock()
     api = APIRouter(tags=["LEAD paging"])
@@ -40,9 +40,19 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
                 via=AcknowledgedVia.link, acknowledged_at=clock.now()))
             log.info("page_ack_received", referral_id=referral_id, by=case_manager_id)
 
+    def page_details(referral_id: str, _case_manager_id: str) -> str:
+        """The warm-handoff details, for the holder of the signed link (the paged case manager)."""
+        from services.referral_intake.entrypoints.console import handoff_html
+
+        if handoff_details is None or reference is None:
+            return ""
+        request = handoff_details.pages.get(referral_id)
+        return handoff_html(request, reference.site(request.site_id)) if request else ""
+
     add_ack_link_routes(api, links, "page", "Acknowledge LEAD page",
                         "Acknowledge this warm-handoff page? The officer will be told you are on the way.",
-                        "Thank you. Escalation has stopped and the officer is being told.", acknowledge)
+                        "Thank you. Escalation has stopped and the officer is being told.", acknowledge,
+                        details=page_details)
 
     @api.post("/v1/sms/inbound", summary="SMS provider webhook: 'ACK 123456' acknowledges a page",
               response_class=Response)

@@ -7,7 +7,7 @@ carry ids, statuses and times only.
 
 from __future__ import annotations
 
-from services.core.events import ReferralCreated
+from services.core.events import PageRequested, ReferralCreated
 from services.referral_intake.domain.views import ReferralView
 
 
@@ -42,3 +42,16 @@ class LeadReadModel:
     def caseload(self, case_manager_id: str) -> int:
         """Open referrals this case manager took (acknowledged)."""
         return sum(1 for v in self.views.values() if v.is_open and v.acknowledged_by == case_manager_id)
+
+
+class HandoffDetails:
+    """What a paged case manager needs for the warm handoff (officer, callback number, where, who to
+    look for), by referral id, from ``PageRequested``. Personal data, kept apart from the figures and
+    shown only to the holder of the page's signed link and to the site's case managers."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, PageRequested] = {}
+
+    def apply(self, event) -> None:
+        if isinstance(event, PageRequested):
+            self.pages.setdefault(event.referral_id, event)

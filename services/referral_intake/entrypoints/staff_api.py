@@ -62,6 +62,27 @@ class ReferralOut(BaseModel):
                    seconds_to_contact=v.seconds_to_contact())
 
 
+async def record_engagement(view: ReferralView, body: EngagementIn, person: CaseManager, publisher: Publisher,
+                            clock: Clock, idempotency_key: str | None = None) -> str:
+    """Check the move against the lifecycle (409 naming both statuses) and publish ``EngagementRecorded``.
+    The same contact recorded twice (a double tap, a retried request) is one engagement id."""
+    now = clock.now()
+    occurred = body.occurred_at or now
+    try:
+        apply_milestone(view.referral_id, view.site_id, ReferralStatus(view.status), body.milestone, occurred,
+                        person.case_manager_id, body.reason)
+    except IllegalTransition as exc:
+        raise ApiError(409, exc.field, exc.detail) from None
+    key = idempotency_key or f"{body.milestone.value}/{occurred.isoformat()}/{person.case_manager_id}"
+    engagement_id = str(uuid.uuid5(ENGAGEMENT_NAMESPACE, f"{view.referral_id}/{key}"))
+    with correlation_scope():
+        await publisher.publish(REFERRALS, view.referral_id, EngagementRecorded(
+            engagement_id=engagement_id, referral_id=view.referral_id, site_id=view.site_id, milestone=body.milestone,
+            reason=body.reason, occurred_at=occurred, recorded_at=now, recorded_by=person.case_manager_id))
+    log.info("engagement_recorded", referral_id=view.referral_id, milestone=body.milestone.value)
+    return engagement_id
+
+
 def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock) -> APIRouter:
     api = APIRouter(tags=["LEAD staff"])
     staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
@@ -82,23 +103,10 @@ def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Pub
         return ReferralOut.of(referral(person, referral_id))
 
     @api.post("/v1/referrals/{referral_id}/engagement", status_code=202, summary="Record a contact or milestone")
-    async def record_engagement(referral_id: str, body: EngagementIn, person: CaseManager = Depends(staff),
-                                idempotency_key: str | None = Header(None)) -> dict:
-        view = referral(person, referral_id)
-        now = clock.now()
-        occurred = body.occurred_at or now
-        try:
-            apply_milestone(referral_id, view.site_id, ReferralStatus(view.status), body.milestone, occurred,
-                            person.case_manager_id, body.reason)
-        except IllegalTransition as exc:
-            raise ApiError(409, exc.field, exc.detail) from None
-        key = idempotency_key or f"{body.milestone.value}/{occurred.isoformat()}/{person.case_manager_id}"
-        engagement_id = str(uuid.uuid5(ENGAGEMENT_NAMESPACE, f"{referral_id}/{key}"))
-        with correlation_scope():
-            await publisher.publish(REFERRALS, referral_id, EngagementRecorded(
-                engagement_id=engagement_id, referral_id=referral_id, site_id=view.site_id, milestone=body.milestone,
-                reason=body.reason, occurred_at=occurred, recorded_at=now, recorded_by=person.case_manager_id))
-        log.info("engagement_recorded", referral_id=referral_id, milestone=body.milestone.value)
+    async def record_engagement_route(referral_id: str, body: EngagementIn, person: CaseManager = Depends(staff),
+                                      idempotency_key: str | None = Header(None)) -> dict:
+        engagement_id = await record_engagement(referral(person, referral_id), body, person, publisher, clock,
+                                                idempotency_key)
         return {"status": "accepted", "engagement_id": engagement_id}
 
     @api.post("/v1/referrals/{referral_id}/status", status_code=202, summary="Change a referral's status")

@@ -1,0 +1,193 @@
+"""The web console in a real browser: Debian's Chromium driven by Playwright, against the real
+broker and the services on a fake clock. Each view is saved as a screenshot at phone (360 px) and
+desktop width under docs/console/, which the README links to."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import uvicorn
+
+from deploy.local_stack import free_port
+from services.core.settings import REPO_ROOT
+from tests.conftest import eventually
+from tests.integration.test_hwc_flow import FRIDAY_NIGHT, encounter
+from tests.integration.test_lead_flow import on_call, submit
+
+playwright_api = pytest.importorskip("playwright.async_api")
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = REPO_ROOT / "docs" / "console"
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 900}
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("America/Denver"))
+AGENCY = {"Authorization": "Bearer local-dev-token-apd"}
+# The flags Chromium needs in a sandbox without a network: no background calls home, no GPU.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture
+async def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Debian's chromium is not installed at {CHROMIUM}: make test installs it (apt-get install chromium)")
+    async with playwright_api.async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def served():
+    """``await serve(app, port)`` runs the HTTP app on 127.0.0.1 in this test's loop until the test ends."""
+    servers = []
+
+    async def serve(app, port: int) -> str:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+        servers.append((server, asyncio.create_task(server.serve())))
+        await eventually(lambda: server.started, timeout=20)
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for server, task in servers:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def screenshot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def fits_the_screen(page) -> bool:
+    """Usable at the viewport's width: nothing scrolls sideways."""
+    return await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+async def sign_in(context, base: str, token: str):
+    """By keyboard only: the label finds the field, Enter submits."""
+    page = await context.new_page()
+    await page.goto(f"{base}/console/login")
+    await page.get_by_label("Your access code").fill(token)
+    async with page.expect_navigation():
+        await page.keyboard.press("Enter")
+    return page
+
+
+async def test_page_link_to_acknowledgement_to_contact_to_dashboard(system_factory, served, browser) -> None:
+    port = free_port()
+    system = await system_factory("referral-intake", "notifier", now=NOW, public_base_url=f"http://127.0.0.1:{port}")
+    base = await served(system.app, port)
+    referral_id = await submit(system, "CAD-CONSOLE-1")
+    cm = on_call(system)
+    sms = await eventually(lambda: [m for m in system.messages("sms") if m.to == cm.phone])
+    link = sms[0].body.split("Ack: ")[1].split()[0]
+    await eventually(lambda: referral_id in system.app.state.handoff_details.pages)
+
+    phone = await browser.new_context(viewport=PHONE)
+    page = await phone.new_page()
+    await page.goto(link)  # opened from the page on the case manager's phone
+    assert "bus shelter" in await page.inner_text("main")
+    assert await page.get_attribute("a[href^='tel:']", "href") == "tel:+15055550143"
+    assert await fits_the_screen(page)
+    await screenshot(page, "page-link-phone")
+    await page.get_by_role("button", name="Acknowledge").click()
+    await page.get_by_text("Escalation has stopped").wait_for()
+    await screenshot(page, "page-acknowledged-phone")
+    views = system.app.state.read_model.views
+    await eventually(lambda: views[referral_id].acknowledged_by == cm.case_manager_id)
+
+    page = await sign_in(phone, base, f"local-dev-token-{cm.case_manager_id}")
+    assert page.url.endswith("/console/my-referrals")
+    assert await fits_the_screen(page)
+    await screenshot(page, "my-referrals-phone")
+    await page.get_by_role("link", name="Arrest diversion").first.click()
+    await page.get_by_role("button", name="Contacted").wait_for()
+    assert await fits_the_screen(page)
+    await screenshot(page, "referral-phone")
+    await page.get_by_role("button", name="Contacted").click()
+    await page.get_by_text("Recorded: contacted.").wait_for()
+    await eventually(lambda: views[referral_id].has("contacted"))
+
+    desktop = await browser.new_context(viewport=DESKTOP)
+    dashboard = await sign_in(desktop, base, "local-dev-token-pm-abq")
+    assert dashboard.url.endswith("/console/dashboard")
+    # Live: the figures refresh on their own; the contact shows without reloading the page.
+    await dashboard.get_by_test_id("contacted").filter(has_text="Contacted: 1 of 1").wait_for(timeout=15000)
+    await screenshot(dashboard, "dashboard-desktop")
+    month = NOW.strftime("%Y-%m")
+    csv = await (await desktop.request.get(f"{base}/console/reports/abq/{month}.csv")).text()
+    assert csv.splitlines()[0].startswith("month,site_id,referral_type,referrals,contacted")
+    assert csv.splitlines()[-1].startswith(f"{month},abq,all,1,1,")
+    for personal in ("+15055550143", "Example", "bus shelter", referral_id):
+        assert personal not in csv
+    report = await desktop.new_page()
+    await report.goto(f"{base}/console/reports/abq/{month}")
+    await screenshot(report, "monthly-report-desktop")
+    phone_dashboard = await sign_in(await browser.new_context(viewport=PHONE), base, "local-dev-token-pm-abq")
+    assert await fits_the_screen(phone_dashboard)
+    await screenshot(phone_dashboard, "dashboard-phone")
+
+    # A program manager sees figures, not people: a referral's page is not for that role.
+    refused = await dashboard.goto(f"{base}/console/referrals/{referral_id}")
+    assert refused.status == 403
+
+
+async def test_notice_link_acknowledged_and_another_schools_notice_refused(system_factory, served, browser) -> None:
+    port = free_port()
+    system = await system_factory("handle-with-care", now=FRIDAY_NIGHT + timedelta(minutes=2),
+                                  public_base_url=f"http://127.0.0.1:{port}")
+    base = await served(system.app, port)
+    resp = await system.http.post("/v1/child-encounters", json=encounter("CAD-CONSOLE-C1"), headers=AGENCY)
+    assert resp.status_code == 202
+    unplaced = {**encounter("CAD-CONSOLE-C2", first_name="Ottoline"), "school_id": None,
+                "school_name_hint": "the school by the river"}
+    assert (await system.http.post("/v1/child-encounters", json=unplaced, headers=AGENCY)).status_code == 202
+    mail = await eventually(lambda: system.messages("email"))
+    link = mail[0].body.split("Please acknowledge: ")[1].split()[0]
+    hwc_model = system.app.state.hwc_model
+    [notice_id] = await eventually(lambda: list(hwc_model.requests))
+
+    phone = await browser.new_context(viewport=PHONE)
+    page = await phone.new_page()
+    await page.goto(link)  # the school counselor's link: no sign-in
+    text = await page.inner_text("main")
+    assert "Philippa Quackenbush" in text and "Lincoln Elementary" in text
+    for incident in ("DOMESTIC", "Mockingbird", "broken glass", "Marlowe", "Mortimer", "apd"):
+        assert incident not in text
+    assert await fits_the_screen(page)
+    await screenshot(page, "notice-link-phone")
+    await page.get_by_role("button", name="Acknowledge").click()
+    await page.get_by_text("recorded as received").wait_for()
+    await eventually(lambda: hwc_model.notices[notice_id].acknowledged_at)
+
+    counselor = await sign_in(phone, base, "local-dev-token-lincoln-counselor")
+    assert counselor.url.endswith("/console/notices") and "acknowledged" in await counselor.inner_text("main")
+    await screenshot(counselor, "school-notices-phone")
+
+    other_school = await sign_in(await browser.new_context(viewport=PHONE), base, "local-dev-token-sunrise-director")
+    refused = await other_school.goto(f"{base}/console/notices/{notice_id}")
+    assert refused.status == 403
+    text = await other_school.inner_text("main")
+    assert "another school" in text and "Philippa" not in text
+    await screenshot(other_school, "other-school-refused-phone")
+    forged = await other_school.request.post(f"{base}/console/notices/{notice_id}/acknowledge",
+                                             form={"csrf_token": "x"})
+    assert forged.status == 403
+
+    coordinator = await sign_in(await browser.new_context(viewport=DESKTOP), base, "local-dev-token-coord-abq")
+    await eventually(lambda: hwc_model.open_triage("abq-ps"))
+    await coordinator.reload()
+    assert "Ottoline" in await coordinator.inner_text("main")
+    await screenshot(coordinator, "triage-desktop")
+    await coordinator.get_by_label("Place at").select_option("lincoln-es")
+    await coordinator.get_by_role("button", name="Send the notice to this school").click()
+    await coordinator.get_by_text("Placed").wait_for()
+    await eventually(lambda: len(system.messages("email")) >= 2)
+    assert "Ottoline" in system.messages("email")[-1].body

@@ -1,0 +1,68 @@
+"""Console sign-in: the access code gives a signed, HttpOnly, SameSite=Strict session naming the
+person; roles decide the views; forms need the session's CSRF token."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from services import runtime
+from services.core.kafka import InMemoryPublisher
+
+
+@pytest.fixture
+async def client(memory_settings):
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
+    app = runtime.build_http_app(settings, publisher=InMemoryPublisher(), follow_topics=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+async def sign_in(client, token: str) -> httpx.Response:
+    return await client.post("/console/login", data={"token": token})
+
+
+async def test_signing_in_sets_a_strict_httponly_session_and_goes_to_the_roles_home(client) -> None:
+    resp = await sign_in(client, "local-dev-token-pm-abq")
+    assert resp.status_code == 303 and resp.headers["location"] == "/console"
+    cookie = resp.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    home = await client.get("/console")
+    assert home.headers["location"] == "/console/dashboard"
+    assert (await client.get("/console/dashboard")).status_code == 200
+
+
+async def test_a_wrong_code_or_an_agency_code_does_not_open_the_console(client) -> None:
+    for token in ("nope", "local-dev-token-apd"):
+        assert (await sign_in(client, token)).status_code == 401
+    assert (await client.get("/console/dashboard")).status_code == 401
+
+
+async def test_a_tampered_session_is_no_session(client) -> None:
+    await sign_in(client, "local-dev-token-cm-ana")
+    value = client.cookies["handoff_session"]
+    client.cookies.set("handoff_session", value[:-2] + ("AA" if not value.endswith("AA") else "BB"))
+    assert (await client.get("/console/my-referrals")).status_code == 401
+
+
+async def test_each_role_sees_only_its_views(client) -> None:
+    await sign_in(client, "local-dev-token-cm-ana")
+    assert (await client.get("/console/my-referrals")).status_code == 200
+    for path in ("/console/dashboard", "/console/triage", "/console/notices", "/console/reports/abq/2026-11.csv"):
+        assert (await client.get(path)).status_code == 403, path
+    client.cookies.clear()
+    await sign_in(client, "local-dev-token-pm-abq")
+    assert (await client.get("/console/dashboard?site=santa-fe")).status_code == 403  # not their site
+    client.cookies.clear()
+    await sign_in(client, "local-dev-token-admin")
+    assert (await client.get("/console/dashboard?site=santa-fe")).status_code == 200  # figures of every site
+    assert (await client.get("/console/worklist")).status_code == 403  # but no people
+
+
+async def test_forms_need_the_sessions_csrf_token(client) -> None:
+    await sign_in(client, "local-dev-token-pm-abq")
+    assert (await client.post("/console/logout", data={"csrf_token": "forged"})).status_code == 403
+    page = (await client.get("/console/dashboard")).text
+    token = page.split('name=csrf_token value="')[1].split('"')[0]
+    assert (await client.post("/console/logout", data={"csrf_token": token})).status_code == 303
