@@ -77,7 +77,10 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         _wait_until(lambda: _http_ok(f"http://127.0.0.1:{http_port}/healthz") and _http_ok(f"http://127.0.0.1:{inbox_port}/messages")
                     and all((ready_dir / f"{w}.ready").exists() for w in WORKERS), children, timeout=90)
         _say(f"all services up in {time.monotonic() - started:.0f}s; logs in {logs}")
-        _say(f"  API (OpenAPI at /docs): http://127.0.0.1:{http_port}    dev inbox: http://127.0.0.1:{inbox_port}/")
+        _say(f"  API: http://127.0.0.1:{http_port}  (OpenAPI at /docs with a bearer token)    "
+             f"dev inbox: http://127.0.0.1:{inbox_port}/")
+        _say(f"  console: http://127.0.0.1:{http_port}/console  (demo access codes: local-dev-token-cm-ben, "
+             "-pm-abq, -coord-abq, -lincoln-counselor)")
         if demo:
             _send_demo(http_port)
             _watch_inbox(inbox_port, children)
