@@ -17,6 +17,7 @@ import itertools
 import logging
 import json
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -38,6 +39,7 @@ class Received:
     subject: str | None
     body: str
     headers: dict[str, str] = field(default_factory=dict)
+    received_at: float = field(default_factory=time.monotonic)  # for latency benchmarks (same-host clock)
 
 
 class Inbox:

@@ -1,0 +1,28 @@
+"""The benchmark with tiny counts, so that it cannot rot: every scenario runs end to end against
+the real broker and the services as processes, and the report is written. It times nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import run as bench
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def test_benchmark_smoke_run_reports_every_scenario(kafka_bootstrap, schema_registry_url, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", schema_registry_url)
+    assert bench.main(["--smoke", "--out", str(tmp_path / "results"), "--report", str(tmp_path / "bench.md")]) == 0
+    [result_file] = (tmp_path / "results").glob("*-smoke.json")
+    report = json.loads(result_file.read_text())
+    results = report["results"]
+    assert results["referral_to_page_steady"]["n"] == bench.Counts.smoke().steady
+    assert results["referral_to_page_burst"]["n"] == bench.Counts.smoke().burst
+    assert results["throughput"]["messages_per_second"] > 0 and results["floor_throughput"]["messages_per_second"] > 0
+    assert results["hwc_backlog"]["encounters"] == bench.Counts.smoke().backlog and results["hwc_backlog"]["peak_rss_mib"] > 0
+    assert set(results["cold_start_seconds"]) == {"api", "referral-intake", "notifier", "handle-with-care"}
+    assert set(report["verdicts"]) == {"p99_vs_floor", "p99_ms", "throughput_vs_floor", "backlog_seconds", "backlog_mib"}
+    assert "## Against the targets" in (tmp_path / "bench.md").read_text()
