@@ -458,6 +458,20 @@ def main(argv: list[str] | None = None) -> int:
     report_path = args.report or REPORT
     work = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        report = measure(counts, work, args.smoke)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out_dir / f"{stamp}{'-smoke' if args.smoke else ''}.json").write_text(json.dumps(report, indent=2))
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def measure(counts: Counts, work: Path, smoke: bool) -> dict[str, Any]:
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         registry_url = os.environ.get("SCHEMA_REGISTRY_URL")
@@ -468,17 +482,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(kafka_bootstrap_servers=bootstrap, schema_registry_url=registry_url,
                             topic_prefix=f"b{uuid.uuid4().hex[:8]}.", topic_partitions=4)
         results = asyncio.run(run_all(settings, counts, work))
-    report = {"command": "python -m bench.run" + (" --smoke" if args.smoke else ""), "smoke": args.smoke,
-              "machine": machine(), "counts": counts.__dict__, "results": results}
+    report = {"command": "python -m bench.run" + (" --smoke" if smoke else ""), "smoke": smoke,
+              "machine": machine(), "counts": dict(counts.__dict__), "results": results}
     report["verdicts"] = verdicts(results)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (out_dir / f"{stamp}{'-smoke' if args.smoke else ''}.json").write_text(json.dumps(report, indent=2))
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(markdown(report))
-    print(markdown(report))
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return report
 
 
 if __name__ == "__main__":
