@@ -12,6 +12,7 @@ nothing valid is lost and nothing invalid disappears.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -225,6 +226,7 @@ class OffsetGuard:
         self.baseline = baseline
         self.next_offset: dict[tuple[str, int], int] = {}
         self.recovered = 0
+        self.topics: set[str] = set()  # the topics whose partitions the tail check watches
 
     async def missing_before(self, raw: RawRecord) -> list[RawRecord]:
         tp = (raw.topic, raw.partition)
@@ -246,68 +248,121 @@ class OffsetGuard:
             self.next_offset.pop(tp, None)
 
 
+TAIL_CHECK_SECONDS = 5.0
+
+
 class BrokerGapReader:
-    """The broker side of ``OffsetGuard``: a group-less consumer that reads a range of offsets, and
-    the group's committed offset (read, never written)."""
+    """The broker side of ``OffsetGuard``: the group's committed offset, read through the admin API
+    (never joining or writing the group), and a range of offsets read by a consumer outside any
+    group. Every call is bounded: a client that stops answering is replaced, and the caller retries."""
+
+    TIMEOUT_SECONDS = 30.0
 
     def __init__(self, settings: Settings, group_id: str) -> None:
         self.settings = settings
         self.group_id = group_id
+        self._admin = None
         self._consumer = None
         self._lock = asyncio.Lock()
 
-    async def _client(self):
+    async def _clients(self):
         from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient
 
+        if self._admin is None:
+            self._admin = AIOKafkaAdminClient(**client_options(self.settings))
+            await self._admin.start()
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(**client_options(self.settings), group_id=self.group_id,
+            self._consumer = AIOKafkaConsumer(**client_options(self.settings), group_id=None,
                                               enable_auto_commit=False, auto_offset_reset="earliest")
             await self._consumer.start()
-        return self._consumer
+        return self._admin, self._consumer
+
+    async def _bounded(self, work):
+        async with self._lock:
+            try:
+                return await asyncio.wait_for(work(), self.TIMEOUT_SECONDS)
+            except BaseException:
+                await self.stop()  # start afresh on the retry
+                raise
 
     async def baseline(self, topic: str, partition: int) -> int:
         from aiokafka import TopicPartition
 
-        async with self._lock:
-            consumer = await self._client()
-            tp = TopicPartition(topic, partition)
-            committed = await consumer.committed(tp)
-            if committed is not None:
-                return committed
+        tp = TopicPartition(topic, partition)
+
+        async def work() -> int:
+            admin, consumer = await self._clients()
+            committed = (await admin.list_consumer_group_offsets(self.group_id, partitions=[tp])).get(tp)
+            if committed is not None and committed.offset >= 0:
+                return committed.offset
             return (await consumer.beginning_offsets([tp]))[tp]
+
+        return await self._bounded(work)
 
     async def fetch(self, topic: str, partition: int, start: int, end: int) -> list[RawRecord]:
         from aiokafka import TopicPartition
 
-        async with self._lock:
-            consumer = await self._client()
-            tp = TopicPartition(topic, partition)
+        tp = TopicPartition(topic, partition)
+
+        async def work() -> list[RawRecord]:
+            _admin, consumer = await self._clients()
             consumer.assign([tp])
             consumer.seek(tp, start)
             records: list[RawRecord] = []
-            position = start
-            while position < end:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                for record in batch.get(tp, []):
+            while await consumer.position(tp) < end:
+                for record in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
                     if record.offset < end:
                         records.append(RawRecord(topic, partition, record.offset, record.key, record.value,
                                                  list(record.headers or [])))
-                    position = record.offset + 1
-            consumer.assign([])
             return records
 
+        return await self._bounded(work)
+
     async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        consumer, admin, self._consumer, self._admin = self._consumer, self._admin, None, None
+        for client in (consumer, admin):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop() if client is consumer else await client.close()
 
 
 def offset_guard(app: faust.App, settings: Settings) -> OffsetGuard:
-    """The app's one guard (shared by its agents), created with the app's first consumer."""
+    """The app's one guard (shared by its agents), created with the app's first consumer.
+
+    A gap is seen when a later record arrives; records dropped at the tail of a partition (nothing
+    after them yet) are caught by a check every few seconds: a partition whose end is beyond what
+    was processed, with no progress since the last check, is sought back to the first record not
+    processed, so the stream delivers them again (in the stream context, as usual)."""
     guard = getattr(app, "offset_guard", None)
     if guard is None:
         reader = BrokerGapReader(settings, app.conf.id)
         guard = app.offset_guard = OffsetGuard(reader.fetch, reader.baseline)
+        stalled_at: dict = {}
+
+        @app.timer(TAIL_CHECK_SECONDS, on_leader=False, name="offset-guard-tail-check")
+        async def _tail_check() -> None:
+            for tp in list(app.consumer.assignment()):
+                if tp.topic not in guard.topics:
+                    continue
+                try:
+                    end = app.consumer.highwater(tp)
+                    expected = guard.next_offset.get((tp.topic, tp.partition))
+                    if expected is None and end:
+                        expected = await reader.baseline(tp.topic, tp.partition)
+                except Exception:
+                    log.warning("offset_guard_tail_check_failed", topic=tp.topic, partition=tp.partition)
+                    continue
+                if end is None or expected is None or end <= expected:
+                    stalled_at.pop(tp, None)
+                    continue
+                if stalled_at.get(tp) == (expected, end):  # no progress over a whole interval
+                    log.warning("partition_stalled_sought_back", topic=tp.topic, partition=tp.partition,
+                                offset=expected, end=end)
+                    await app.consumer.seek(tp, expected)
+                    stalled_at.pop(tp, None)
+                else:
+                    stalled_at[tp] = (expected, end)
 
         @app.on_partitions_revoked.connect
         async def _forget(_app, revoked, **_kw) -> None:
@@ -324,6 +379,7 @@ def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: Reco
     """Register an agent that feeds every record of ``spec`` through ``processor`` to ``handler``,
     none passed over (see ``OffsetGuard``)."""
     guard = offset_guard(app, settings)
+    guard.topics.add(spec.qualified(settings.topic_prefix))
 
     async def agent(stream: faust.StreamT) -> None:
         async for event in stream.events():
