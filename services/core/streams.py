@@ -321,10 +321,12 @@ class BrokerGapReader:
 
     async def stop(self) -> None:
         consumer, admin, self._consumer, self._admin = self._consumer, self._admin, None, None
-        for client in (consumer, admin):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.stop() if client is consumer else await client.close()
+        with contextlib.suppress(Exception):
+            if consumer is not None:
+                await consumer.stop()
+        with contextlib.suppress(Exception):
+            if admin is not None:
+                await admin.close()
 
 
 def offset_guard(app: faust.App, settings: Settings) -> OffsetGuard:
@@ -349,7 +351,10 @@ def offset_guard(app: faust.App, settings: Settings) -> OffsetGuard:
                     end = app.consumer.highwater(tp)
                     expected = guard.next_offset.get((tp.topic, tp.partition))
                     if expected is None and end:
-                        expected = await reader.baseline(tp.topic, tp.partition)
+                        # Asked once per assignment, not every tick: the stream's first record
+                        # checks against the same committed offset.
+                        expected = guard.next_offset[(tp.topic, tp.partition)] = await reader.baseline(
+                            tp.topic, tp.partition)
                 except Exception:
                     log.warning("offset_guard_tail_check_failed", topic=tp.topic, partition=tp.partition)
                     continue
