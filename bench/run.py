@@ -228,14 +228,23 @@ def make_system(settings: Settings, work: Path, stack: ExitStack) -> System:
     return system
 
 
-def first_pages(inbox: DevInbox) -> dict[str, float]:
-    """referral id -> arrival time of its first-step SMS page."""
-    out = {}
-    for m in inbox.inbox.of("sms"):
-        key = m.idempotency_key or ""
-        if key.startswith("pg-") and "/0/0/" in key:
-            out.setdefault(key.split("/")[0].removeprefix("pg-"), m.received_at)
-    return out
+class FirstPages:
+    """referral id -> arrival time of its first-step SMS page, read from the inbox as pages arrive
+    (each poll looks only at what came since the last)."""
+
+    def __init__(self, inbox: DevInbox) -> None:
+        self.inbox = inbox
+        self.seen = 0
+        self.at: dict[str, float] = {}
+
+    def update(self) -> dict[str, float]:
+        arrived = self.inbox.inbox.of("sms")
+        for m in arrived[self.seen:]:
+            key = m.idempotency_key or ""
+            if key.startswith("pg-") and "/0/0/" in key:
+                self.at.setdefault(key.split("/")[0].removeprefix("pg-"), m.received_at)
+        self.seen = len(arrived)
+        return self.at
 
 
 async def wait_for(predicate, timeout: float, what: str) -> None:
@@ -265,8 +274,9 @@ async def referral_to_page(system: System, n: int, rate: float | None, tag: str)
                 await asyncio.sleep(max(0.0, begin + (i + 1) / rate - time.monotonic()))
         else:
             await asyncio.gather(*(post(i) for i in range(n)))
-    await wait_for(lambda: set(sent) <= set(first_pages(system.inbox)), 60 + n, f"{n} pages ({tag})")
-    arrived = first_pages(system.inbox)
+    pages = FirstPages(system.inbox)
+    await wait_for(lambda: sent.keys() <= pages.update().keys(), 60 + n, f"{n} pages ({tag})")
+    arrived = pages.at
     return percentiles([arrived[rid] - at for rid, at in sent.items()])
 
 
@@ -277,7 +287,8 @@ async def throughput(system: System, codec: AvroCodec, n: int) -> dict[str, Any]
     referrals = [await codec.encode(CadReferralMade.model_validate(
         {**DEMO, "cad_event_id": f"TP-{run}-{i}", "occurred_at": now.isoformat()})) for i in range(n)]
     encounters = [await codec.encode(encounter(f"TPC-{run}-{i}", i, now)) for i in range(n // 4)]
-    before_pages, before_notices = len(first_pages(system.inbox)), len(system.inbox.inbox.of("webhook"))
+    pages = FirstPages(system.inbox)
+    before_pages, before_notices = len(pages.update()), system.inbox.inbox.count("webhook")
     producer = AIOKafkaProducer(bootstrap_servers=system.settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     started = time.monotonic()
@@ -291,8 +302,8 @@ async def throughput(system: System, codec: AvroCodec, n: int) -> dict[str, Any]
     finally:
         await producer.stop()
     total = n + n // 4
-    await wait_for(lambda: len(first_pages(system.inbox)) - before_pages >= n
-                   and len(system.inbox.inbox.of("webhook")) - before_notices >= n // 4, 120 + total / 5,
+    await wait_for(lambda: len(pages.update()) - before_pages >= n
+                   and system.inbox.inbox.count("webhook") - before_notices >= n // 4, 120 + total / 5,
                    "throughput run to drain")
     elapsed = time.monotonic() - started
     return {"referrals": n, "encounters": n // 4, "seconds": elapsed, "messages_per_second": total / elapsed}
@@ -310,7 +321,7 @@ async def hwc_backlog(system: System, codec: AvroCodec, n: int) -> dict[str, Any
     system.stop("handle-with-care")
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:6]
-    before = len(system.inbox.inbox.of("webhook"))
+    before = system.inbox.inbox.count("webhook")
     producer = AIOKafkaProducer(bootstrap_servers=system.settings.kafka_bootstrap_servers, acks="all",
                                 linger_ms=20, max_batch_size=256 * 1024)
     await producer.start()
@@ -325,7 +336,7 @@ async def hwc_backlog(system: System, codec: AvroCodec, n: int) -> dict[str, Any
     started = time.monotonic()
     proc = system.start("handle-with-care")
     peak = 0
-    while len(system.inbox.inbox.of("webhook")) - before < n:
+    while system.inbox.inbox.count("webhook") - before < n:
         peak = max(peak, peak_rss_kib(proc.pid))
         if proc.poll() is not None:
             raise RuntimeError("handle-with-care exited during the backlog run")
@@ -356,23 +367,33 @@ async def cold_start(system: System) -> dict[str, float]:
 
 
 # --- the run --------------------------------------------------------------------------------------
-async def run_all(settings: Settings, counts: Counts, work: Path) -> dict[str, Any]:
+SCENARIOS = ("floor", "cold_start", "steady", "burst", "throughput", "backlog")
+
+
+async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
+    """Every scenario (or those in ``only``, while working on one of them)."""
     await ensure_topics(settings)
     codec = AvroCodec(registry_from_url(settings.schema_registry_url))
     payload = await codec.encode(CadReferralMade.model_validate(
         {**DEMO, "cad_event_id": "FLOOR-1", "occurred_at": datetime.now(UTC).isoformat()}))
     results: dict[str, Any] = {}
-    results["floor_steady"] = await floor(settings, payload, counts.steady, counts.steady_rate)
-    results["floor_throughput"] = await floor(settings, payload, counts.floor, None)
+    if "floor" in only:
+        results["floor_steady"] = await floor(settings, payload, counts.steady, counts.steady_rate)
+        results["floor_throughput"] = await floor(settings, payload, counts.floor, None)
     with ExitStack() as stack:
         system = make_system(settings, work, stack)
         results["cold_start_seconds"] = await cold_start(system)
         await asyncio.sleep(2)  # let the consumer groups settle after the last start
         await referral_to_page(system, min(5, counts.steady), counts.steady_rate, "warmup")
-        results["referral_to_page_steady"] = await referral_to_page(system, counts.steady, counts.steady_rate, "steady")
-        results["referral_to_page_burst"] = await referral_to_page(system, counts.burst, None, "burst")
-        results["throughput"] = await throughput(system, codec, counts.throughput)
-        results["hwc_backlog"] = await hwc_backlog(system, codec, counts.backlog)
+        if "steady" in only:
+            results["referral_to_page_steady"] = await referral_to_page(system, counts.steady, counts.steady_rate,
+                                                                        "steady")
+        if "burst" in only:
+            results["referral_to_page_burst"] = await referral_to_page(system, counts.burst, None, "burst")
+        if "throughput" in only:
+            results["throughput"] = await throughput(system, codec, counts.throughput)
+        if "backlog" in only:
+            results["hwc_backlog"] = await hwc_backlog(system, codec, counts.backlog)
     return results
 
 
@@ -450,7 +471,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     parser.add_argument("--report", type=Path, default=None, help="Markdown report (default docs/benchmarks.md)")
     parser.add_argument("--backlog", type=int, default=None, help="encounters in the HWC backlog scenario")
+    parser.add_argument("--only", default=None,
+                        help=f"comma-separated scenarios of {','.join(SCENARIOS)}: prints their figures as JSON "
+                             "and writes no report")
     args = parser.parse_args(argv)
+    if args.only:
+        only = tuple(args.only.split(","))
+        unknown = set(only) - set(SCENARIOS)
+        if unknown:
+            parser.error(f"unknown scenarios: {sorted(unknown)}")
+        counts = Counts.smoke() if args.smoke else Counts()
+        if args.backlog is not None:
+            counts.backlog = args.backlog
+        work = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            print(json.dumps(measure(counts, work, args.smoke, only)["results"], indent=2))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     counts = Counts.smoke() if args.smoke else Counts()
     if args.backlog is not None:
         counts.backlog = args.backlog
@@ -471,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(counts: Counts, work: Path, smoke: bool) -> dict[str, Any]:
+def measure(counts: Counts, work: Path, smoke: bool, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         registry_url = os.environ.get("SCHEMA_REGISTRY_URL")
@@ -481,7 +520,9 @@ def measure(counts: Counts, work: Path, smoke: bool) -> dict[str, Any]:
             registry_url = stack.enter_context(LocalRegistry(work_dir=work / "registry")).url
         settings = Settings(kafka_bootstrap_servers=bootstrap, schema_registry_url=registry_url,
                             topic_prefix=f"b{uuid.uuid4().hex[:8]}.", topic_partitions=4)
-        results = asyncio.run(run_all(settings, counts, work))
+        results = asyncio.run(run_all(settings, counts, work, only))
+    if only != SCENARIOS:
+        return {"results": results}
     report = {"command": "python -m bench.run" + (" --smoke" if smoke else ""), "smoke": smoke,
               "machine": machine(), "counts": dict(counts.__dict__), "results": results}
     report["verdicts"] = verdicts(results)
