@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "handoff@localhost"
+    smtp_connections: int = Field(8, ge=1, description="SMTP connections kept open per worker")
     smtp_require_tls: bool = False  # STARTTLS is used whenever the server offers it; this refuses servers that don't
     webhook_signing_secret: SecretStr = SecretStr("")
     delivery_attempts: int = Field(3, ge=1, le=10)

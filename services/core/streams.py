@@ -456,22 +456,24 @@ class WorkerKit:
         (the outbox is partitioned like it). After every recovery (start, crash, rebalance) what
         was pending on the partitions this worker now owns is sent again; on a revocation what is
         in flight stops, for the new owner to finish."""
-        import httpx
-
-        from services.core.channels import build_channels
+        from services.core.channels import build_channels, delivery_http_client
         from services.core.delivery import IdempotentDelivery
         from services.core.topics import AUDIT
 
-        http = httpx.AsyncClient(timeout=self.settings.delivery_timeout_seconds)
+        http = delivery_http_client(self.settings)
+        channels = channels or build_channels(self.settings, http)
 
         @self.app.on_before_shutdown.connect
-        async def _close_http(_app, **_kw) -> None:
+        async def _close_connections(_app, **_kw) -> None:
             await http.aclose()
+            for channel in channels.values():
+                if hasattr(channel, "close"):
+                    await channel.close()
 
         async def audit(record) -> None:
             await self.publisher.publish(AUDIT, record.subject_id, record)
 
-        delivery = IdempotentDelivery(channels or build_channels(self.settings, http), deliveries,
+        delivery = IdempotentDelivery(channels, deliveries,
                                       self.settings.delivery_attempts, self.settings.delivery_backoff_seconds,
                                       audit=audit, service=self.service,
                                       concurrency=self.settings.delivery_concurrency)
