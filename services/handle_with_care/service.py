@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from services.core.channels import Outgoing
 from services.core.clock import Clock
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
+from services.core.due import DueTable
 from services.core.events import (
     CadChildEncountered, DeliveryOutcome, DisclosedRecord, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
     HwcNoticeRequested, HwcTriageOpened, RecipientRole,
@@ -30,7 +31,7 @@ from services.core.topics import HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.adapters.calendars import ics_closures
 from services.handle_with_care.domain.calendar import Deadline, SchoolCalendar, next_school_day_start
 from services.handle_with_care.domain.escalation import (
-    OVERDUE, EscalationLeads, NoticeState, acknowledge, next_due_stage, take_stage,
+    OVERDUE, EscalationLeads, NoticeState, acknowledge, next_due_stage, next_stage_at, take_stage,
 )
 from services.handle_with_care.domain.notice import render_notice, request_notice
 
@@ -62,12 +63,13 @@ class HandleWithCare:
                  clock: Clock, leads: EscalationLeads, disclose_agency: bool = False) -> None:
         self.reference = reference
         self.calendars = calendars
-        self.notices = notices      # notice id -> {"state": ..., "request": ...}
+        self.leads = leads
+        # notice id -> {"state": ..., "request": ...}, indexed by when the next escalation stage falls due
+        self.notices = DueTable(notices, self._next_stage_at)
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
         self.clock = clock
-        self.leads = leads
         self.disclose_agency = disclose_agency
         self._escalations_requested: set[tuple[str, str]] = set()
         delivery.report = self._report_attempt
@@ -177,9 +179,7 @@ class HandleWithCare:
     # --- timer ------------------------------------------------------------------------------------
     async def publish_due_escalations(self) -> int:
         now, published = self.clock.now(), 0
-        for notice_id, record in list(self.notices.items()):
-            if record is None:
-                continue
+        for notice_id, record in self.notices.due(now):
             state = NoticeState.from_dict(record["state"])
             stage = next_due_stage(state, self.leads, now)
             if stage is None or (notice_id, stage) in self._escalations_requested:
@@ -192,6 +192,9 @@ class HandleWithCare:
                     escalated_at=now, overdue=overdue))
             published += 1
         return published
+
+    def _next_stage_at(self, record: dict):
+        return next_stage_at(NoticeState.from_dict(record["state"]), self.leads)
 
     # --- delivery ---------------------------------------------------------------------------------
     async def _deliver_to(self, request: HwcNoticeRequested, role: RecipientRole, contact: Contact) -> None:

@@ -24,8 +24,11 @@ from services.core.store import KeyValueStore
 from services.core.topics import PAGES
 from services.core.channels import Outgoing
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
+from services.core.due import DueTable
 from services.core.links import AckLinks
-from services.notifier.domain.escalation import PageState, acknowledge, attempt_id, due_escalation, escalate, open_page
+from services.notifier.domain.escalation import (
+    PageState, acknowledge, attempt_id, due_escalation, escalate, next_escalation_at, open_page,
+)
 from services.notifier.domain.messages import (
     NO_REDISCLOSURE, render_deadline_warning, render_officer_confirmation, render_page,
 )
@@ -60,7 +63,7 @@ class Notifier:
                  publisher: Publisher, clock: Clock, caseload=lambda _cm: 0) -> None:
         self.reference = reference
         self.caseload = caseload  # case manager id -> open referrals they took (domain brief: never over 25)
-        self.pages = pages
+        self.pages = DueTable(pages, self._next_escalation_at)  # indexed by when the current step runs out
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
@@ -185,9 +188,7 @@ class Notifier:
         """Publish ``PageEscalated`` for every open page past its step deadline. Writes no state."""
         now = self.clock.now()
         published = 0
-        for referral_id, record in list(self.pages.items()):
-            if record is None:
-                continue
+        for referral_id, record in self.pages.due(now):
             state = PageState.from_dict(record["state"])
             site = self.reference.site(state.site_id)
             marker = (state.referral_id, state.step_index, state.loop)
@@ -197,6 +198,11 @@ class Notifier:
                 await self._publish_escalation(state, site)
             published += 1
         return published
+
+    def _next_escalation_at(self, record: dict):
+        state = PageState.from_dict(record["state"])
+        site = self.reference.site(state.site_id)
+        return next_escalation_at(state, site.escalation) if site is not None else None
 
     async def _publish_escalation(self, state: PageState, site: Site) -> None:
         marker = (state.referral_id, state.step_index, state.loop)

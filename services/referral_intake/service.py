@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.core.clock import Clock
+from services.core.due import DueTable
 from services.core.errors import Rejected
 from services.core.events import (
     CadReferralMade, EngagementRecorded, PageAcknowledged, ReferralCreated, ReferralFlag, ReferralFlagged, ReferralStatus,
@@ -62,7 +63,8 @@ class EngagementTracker:
     def __init__(self, reference: ReferenceData, views: KeyValueStore, publisher: Publisher, clock: Clock,
                  warn_before: timedelta = timedelta(days=2)) -> None:
         self.reference = reference
-        self.views = views  # referral id -> ReferralView.to_dict()
+        # referral id -> {"view": ReferralView.to_dict(), ...}, indexed by when its next flag falls due
+        self.views = DueTable(views, self._next_flag_at)
         self.publisher = publisher
         self.clock = clock
         self.warn_before = warn_before
@@ -96,11 +98,14 @@ class EngagementTracker:
             log.info("referral_status_changed", referral_id=view.referral_id, status=change.status.value,
                      previous=change.previous_status.value if change.previous_status else None)
 
+    def _next_flag_at(self, record: dict):
+        view = ReferralView.from_dict(record["view"])
+        site = self.reference.site(view.site_id)
+        return view.next_flag_at(self.warn_before, timedelta(days=site.no_contact_flag_days)) if site else None
+
     async def publish_due_flags(self) -> int:
         now, published = self.clock.now(), 0
-        for referral_id, record in list(self.views.items()):
-            if record is None:
-                continue
+        for referral_id, record in self.views.due(now):
             view = ReferralView.from_dict(record["view"])
             site = self.reference.site(view.site_id)
             if site is None:

@@ -54,6 +54,16 @@ def next_due_stage(state: NoticeState, leads: EscalationLeads, now: datetime) ->
     return None
 
 
+def next_stage_at(state: NoticeState, leads: EscalationLeads) -> datetime | None:
+    """When ``next_due_stage`` next returns a stage (None: never: acknowledged, or every stage taken)."""
+    if state.acknowledged_at is not None:
+        return None
+    for stage in STAGES:
+        if stage not in state.stages_done:
+            return leads.stage_time(stage, state.due_at)
+    return None
+
+
 def take_stage(state: NoticeState, stage: str) -> NoticeState:
     return state if stage in state.stages_done else replace(state, stages_done=(*state.stages_done, stage))
 

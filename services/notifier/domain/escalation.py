@@ -53,6 +53,11 @@ def due_escalation(state: PageState, policy: EscalationPolicyConfig, now: dateti
     return state.is_open and now >= step_deadline(state, policy)
 
 
+def next_escalation_at(state: PageState, policy: EscalationPolicyConfig) -> datetime | None:
+    """When ``due_escalation`` turns true for this page (None: never, it is closed)."""
+    return step_deadline(state, policy) if state.is_open else None
+
+
 def escalate(state: PageState, policy: EscalationPolicyConfig, now: datetime) -> PageState:
     """The next step (wrapping into the next loop), or an exhausted page when the loops are spent.
 

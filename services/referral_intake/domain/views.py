@@ -101,6 +101,21 @@ class ReferralView:
             due.append(ReferralFlag.no_contact)
         return due
 
+    def next_flag_at(self, warn_before: timedelta, no_contact_after: timedelta) -> datetime | None:
+        """The earliest time at which ``due_flags`` returns a flag (None: never, the referral is closed
+        or every flag is raised)."""
+        if not self.is_open:
+            return None
+        candidates = []
+        if not any(self.has(m) for m in INTAKE_MILESTONES):
+            if "intake_deadline_missed" not in self.flags:
+                candidates.append(self.intake_due_at)
+            if "intake_deadline_near" not in self.flags:
+                candidates.append(self.intake_due_at - warn_before)
+        if "no_contact" not in self.flags:
+            candidates.append((self.last_contact_at or self.referred_at) + no_contact_after)
+        return min(candidates, default=None)
+
     # --- storage ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = asdict(self)

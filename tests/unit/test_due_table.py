@@ -1,0 +1,113 @@
+"""DueTable: a timer sees what a full scan would, at the cost of what is due; and each service's
+next-due function agrees with its due predicate, so the index never hides a due record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.core.due import DueTable
+from services.core.reference import EscalationPolicyConfig, EscalationStepConfig
+from services.handle_with_care.domain.escalation import (
+    STAGES, EscalationLeads, NoticeState, next_due_stage, next_stage_at,
+)
+from services.notifier.domain.escalation import due_escalation, escalate, next_escalation_at, open_page
+from services.referral_intake.domain.views import INTAKE_MILESTONES, ReferralView
+
+T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+
+class Seconds:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def at_minutes(record: dict) -> datetime | None:
+    return None if record.get("done") else T0 + timedelta(minutes=record["due"])
+
+
+def test_due_returns_what_a_scan_would_and_keeps_it_until_a_write_moves_it() -> None:
+    table = DueTable({}, at_minutes)
+    table["a"], table["b"], table["c"] = {"due": 5}, {"due": 10}, {"due": 1, "done": True}
+    assert table.due(T0 + timedelta(minutes=4)) == []
+    assert table.due(T0 + timedelta(minutes=5)) == [("a", {"due": 5})]
+    assert table.due(T0 + timedelta(minutes=6)) == [("a", {"due": 5})]  # not acted on: still due
+    table["a"] = {"due": 5, "done": True}  # acted on: the write takes it out
+    table["b"] = {"due": 20}  # moved later
+    assert table.due(T0 + timedelta(minutes=15)) == []
+    assert [k for k, _ in table.due(T0 + timedelta(minutes=20))] == ["b"]
+    assert table.scheduled == 1
+
+
+def test_records_that_did_not_come_through_it_are_found_by_the_reindex() -> None:
+    inner, clock = {"a": {"due": 1}}, Seconds()
+    table = DueTable(inner, at_minutes, reindex_seconds=60, monotonic=clock)
+    assert [k for k, _ in table.due(T0 + timedelta(minutes=2))] == ["a"]  # the first call indexes all
+    inner["b"] = {"due": 1}  # e.g. a policy change or a standby's changelog: no write through the table
+    assert [k for k, _ in table.due(T0 + timedelta(minutes=2))] == ["a"]
+    clock.now = 60
+    assert sorted(k for k, _ in table.due(T0 + timedelta(minutes=2))) == ["a", "b"]
+
+
+def test_deleted_records_leave_the_index() -> None:
+    table = DueTable({}, at_minutes)
+    table["a"] = {"due": 1}
+    del table["a"]
+    assert table.due(T0 + timedelta(hours=1)) == []
+    assert "a" not in table and len(table) == 0
+
+
+def test_a_faust_style_table_reindexes_on_recovery() -> None:
+    class Recovering(dict):
+        def on_recover(self, fn):
+            self.recovered = fn
+            return fn
+
+    inner = Recovering()
+    table = DueTable(inner, at_minutes, reindex_seconds=3600, monotonic=Seconds())
+    table.due(T0)
+    inner["r"] = {"due": 0}  # arrived from the changelog
+    import asyncio
+    asyncio.run(inner.recovered())
+    assert [k for k, _ in table.due(T0)] == ["r"]
+
+
+times = st.integers(min_value=-3 * 24 * 60, max_value=60 * 24 * 60).map(lambda m: T0 + timedelta(minutes=m))
+
+
+@given(stages=st.sets(st.sampled_from(STAGES)), acked=st.booleans(), now=times)
+def test_notice_next_stage_at_agrees_with_next_due_stage(stages, acked, now) -> None:
+    leads = EscalationLeads(timedelta(minutes=60), timedelta(minutes=30))
+    state = NoticeState("n", "s", T0 + timedelta(days=1), tuple(s for s in STAGES if s in stages),
+                        acknowledged_at=T0 if acked else None)
+    at = next_stage_at(state, leads)
+    assert (next_due_stage(state, leads, now) is not None) == (at is not None and now >= at)
+
+
+POLICY = EscalationPolicyConfig(loops=2, steps=(EscalationStepConfig(targets=("on_call",), escalate_after_minutes=5),
+                                                EscalationStepConfig(targets=("on_call",), escalate_after_minutes=10)))
+
+
+@given(steps=st.integers(min_value=0, max_value=5), now=times)
+def test_page_next_escalation_at_agrees_with_due_escalation(steps, now) -> None:
+    page = open_page("p", "r", "abq", T0)
+    for _ in range(steps):
+        page = escalate(page, POLICY, T0)
+    at = next_escalation_at(page, POLICY)
+    assert due_escalation(page, POLICY, now) == (at is not None and now >= at)
+
+
+@given(flags=st.sets(st.sampled_from(["intake_deadline_near", "intake_deadline_missed", "no_contact"])),
+       milestones=st.sets(st.sampled_from(sorted(INTAKE_MILESTONES))), contact=st.none() | times,
+       status=st.sampled_from(["requested", "accepted", "closed"]), now=times)
+def test_referral_next_flag_at_agrees_with_due_flags(flags, milestones, contact, status, now) -> None:
+    view = ReferralView("r", "abq", "social_contact", T0, T0 + timedelta(days=30), status=status,
+                        milestones={m: T0 for m in milestones}, last_contact_at=contact, flags=sorted(flags))
+    warn, quiet = timedelta(days=2), timedelta(days=7)
+    at = view.next_flag_at(warn, quiet)
+    assert bool(view.due_flags(now, warn, quiet)) == (at is not None and now >= at)
