@@ -17,7 +17,9 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.text import MIMEText
 from typing import Any, Protocol
 
 import aiosmtplib
@@ -78,6 +80,10 @@ class SmsChannel:
         _raise_for_status(resp, "SMS API")
 
 
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP  # readable in the raw message, unlike the base64 default
+
+
 class EmailChannel:
     """Sends each message on an open SMTP connection from a small pool.
 
@@ -96,14 +102,7 @@ class EmailChannel:
         self.connections_opened = 0  # for tests and operators
 
     async def send(self, message: Outgoing) -> None:
-        s = self.settings
-        mail = EmailMessage()
-        mail["From"] = s.smtp_from
-        mail["To"] = message.address
-        mail["Subject"] = message.subject
-        mail["Message-ID"] = f"<{hashlib.sha256(message.attempt_id.encode()).hexdigest()[:32]}@handoff>"
-        mail["X-Handoff-Delivery"] = message.attempt_id
-        mail.set_content(message.body)
+        mail = self.compose(message)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.pool_size)
         async with self._slots:
@@ -129,6 +128,17 @@ class EmailChannel:
                 self._discard(client)  # cancelled mid-conversation: the connection's state is unknown
                 raise
             self._idle.append(client)
+
+    def compose(self, message: Outgoing) -> MIMEText:
+        """A text/plain UTF-8 message. Built with the compat32 classes: the default policy's
+        header objects cost six times as much per email, a large share of a backlog's CPU."""
+        mail = MIMEText(message.body, "plain", _UTF8_QP)
+        mail["From"] = self.settings.smtp_from
+        mail["To"] = message.address
+        mail["Subject"] = Header(message.subject, "utf-8")
+        mail["Message-ID"] = f"<{hashlib.sha256(message.attempt_id.encode()).hexdigest()[:32]}@handoff>"
+        mail["X-Handoff-Delivery"] = message.attempt_id
+        return mail
 
     def _take_idle(self) -> aiosmtplib.SMTP | None:
         while self._idle:

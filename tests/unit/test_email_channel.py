@@ -65,3 +65,15 @@ async def test_a_refusal_fails_the_attempt_and_the_next_one_goes_through(smtp) -
     await channel.send(mail(1))
     await channel.close()
     assert len(inbox.of("email")) == 1
+
+
+def test_the_message_reads_back_as_sent() -> None:
+    from email import message_from_bytes
+    from email.policy import default
+
+    out = Outgoing("n-1/primary/c/email", "director@sunrise.example.org", "Handle With Care: Día de los niños",
+                   "", "Bonjour,\nun élève de l'école…\n", {})
+    parsed = message_from_bytes(EmailChannel(Settings()).compose(out).as_bytes(), policy=default)
+    assert parsed["Subject"] == out.subject
+    assert parsed["X-Handoff-Delivery"] == out.attempt_id
+    assert parsed.get_body(preferencelist=("plain",)).get_content() == out.body
