@@ -12,7 +12,7 @@ writes the figures as Markdown to docs/benchmarks.md and as JSON to bench/result
 - referral_to_page: HTTP intake -> intake worker -> notifier -> SMS request at the receiver;
   latency at a steady rate and in a burst (every shift change at once).
 - throughput: CAD referrals and child encounters written to Kafka as fast as it takes them; how
-  many per second come out as pages and notices.
+  many per second come out as pages and notices, with one worker per service and with two.
 - hwc_backlog: child encounters written while the HWC worker is stopped, then the worker started:
   time until every notice reached the receivers, and the worker's peak memory.
 - cold_start: process start to ready, per service.
@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import LocalKafka, LocalRegistry, _die_with_parent, _stop_process, free_port, pinned_versions
@@ -164,26 +165,34 @@ class System:
     http_port: int
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start(self, service: str) -> subprocess.Popen:
-        ready = self.ready_file(service)
+    def start(self, service: str, instance: int = 1) -> subprocess.Popen:
+        """Start ``service``; ``instance`` > 1 is one more worker in the same consumer group (its own
+        data dir, so its ready file is its own). Processes are named ``service`` or ``service#N``."""
+        name = service if instance == 1 else f"{service}#{instance}"
+        ready = self.ready_file(name)
         ready.unlink(missing_ok=True)
-        log = (self.work / f"{service}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=self.env, cwd=REPO_ROOT,
+        log = (self.work / f"{name}.log").open("ab")
+        env = self.env if instance == 1 else {**self.env, "HANDOFF_DATA_DIR": str(self.data_dir(name))}
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=env, cwd=REPO_ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 preexec_fn=_die_with_parent)
-        self.procs[service] = proc
+        self.procs[name] = proc
         return proc
 
-    def ready_file(self, service: str) -> Path:
-        return self.work / "data" / "run" / f"{service}.ready"
+    def data_dir(self, name: str) -> Path:
+        service, _, instance = name.partition("#")
+        return self.work / ("data" if not instance else f"data-{instance}")
 
-    def is_ready(self, service: str) -> bool:
-        if service == "api":
+    def ready_file(self, name: str) -> Path:
+        return self.data_dir(name) / "run" / f"{name.partition('#')[0]}.ready"
+
+    def is_ready(self, name: str) -> bool:
+        if name == "api":
             try:
                 return httpx.get(f"http://127.0.0.1:{self.http_port}/healthz", timeout=0.5).status_code == 200
             except httpx.HTTPError:
                 return False
-        return self.ready_file(service).exists()
+        return self.ready_file(name).exists()
 
     async def wait_ready(self, *services: str, timeout: float = 120) -> float:
         started = time.monotonic()
@@ -222,7 +231,7 @@ def make_system(settings: Settings, work: Path, stack: ExitStack) -> System:
            "HANDOFF_REFERENCE_DIR": str(reference), "HANDOFF_SMS_API_BASE_URL": inbox.base_url,
            "HANDOFF_SMTP_PORT": str(inbox.smtp_port), "HANDOFF_LINK_SIGNING_KEY": "bench-key",
            "HANDOFF_WEBHOOK_SIGNING_SECRET": "bench-webhook-secret", "HANDOFF_HTTP_PORT": str(http_port),
-           "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}", "HANDOFF_LOG_LEVEL": "WARNING"}
+           "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}", "HANDOFF_LOG_LEVEL": os.environ.get("BENCH_SERVICE_LOG_LEVEL", "WARNING")}
     system = System(settings, env, inbox, work, http_port)
     stack.callback(system.stop_all)
     return system
@@ -280,13 +289,16 @@ async def referral_to_page(system: System, n: int, rate: float | None, tag: str)
     return percentiles([arrived[rid] - at for rid, at in sent.items()])
 
 
-async def throughput(system: System, codec: AvroCodec, n: int) -> dict[str, Any]:
-    """``n`` CAD referrals and ``n // 4`` child encounters written at once; pages+notices per second."""
+async def throughput(system: System, codec: AvroCodec, n: int, children_from: int) -> dict[str, Any]:
+    """``n`` CAD referrals and ``n // 4`` child encounters written at once; pages+notices per second.
+
+    Children are numbered from ``children_from``: a child already noticed today would be merged
+    into that notice (one per child, school and day) and send nothing new."""
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:6]
     referrals = [await codec.encode(CadReferralMade.model_validate(
         {**DEMO, "cad_event_id": f"TP-{run}-{i}", "occurred_at": now.isoformat()})) for i in range(n)]
-    encounters = [await codec.encode(encounter(f"TPC-{run}-{i}", i, now)) for i in range(n // 4)]
+    encounters = [await codec.encode(encounter(f"TPC-{run}-{i}", children_from + i, now)) for i in range(n // 4)]
     pages = FirstPages(system.inbox)
     before_pages, before_notices = len(pages.update()), system.inbox.inbox.count("webhook")
     producer = AIOKafkaProducer(bootstrap_servers=system.settings.kafka_bootstrap_servers, acks="all")
@@ -302,11 +314,60 @@ async def throughput(system: System, codec: AvroCodec, n: int) -> dict[str, Any]
     finally:
         await producer.stop()
     total = n + n // 4
-    await wait_for(lambda: len(pages.update()) - before_pages >= n
-                   and system.inbox.inbox.count("webhook") - before_notices >= n // 4, 120 + total / 5,
-                   "throughput run to drain")
+    try:
+        await wait_for(lambda: len(pages.update()) - before_pages >= n
+                       and system.inbox.inbox.count("webhook") - before_notices >= n // 4, 120 + total / 5,
+                       "throughput run to drain")
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}: {len(pages.update()) - before_pages} of {n} pages, "
+                           f"{system.inbox.inbox.count('webhook') - before_notices} of {n // 4} notices") from None
     elapsed = time.monotonic() - started
     return {"referrals": n, "encounters": n // 4, "seconds": elapsed, "messages_per_second": total / elapsed}
+
+
+WORKERS = ("referral-intake", "notifier", "handle-with-care")
+
+
+async def wait_groups_settled(settings: Settings, members: int, timeout: float = 120) -> None:
+    """Until every worker's consumer group is Stable with ``members`` members: the rebalance that a
+    joining worker causes is over."""
+    ids = [f"{settings.topic_prefix}handoff-{service}" for service in WORKERS]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    deadline = time.monotonic() + timeout
+    seen: Any = None
+    try:
+        while True:
+            try:
+                # One group per request: aiokafka 0.14 reads the v3 answer with the v2 layout, which
+                # only comes out right for a single group.
+                described = [g for group_id in ids for response in await admin.describe_consumer_groups([group_id])
+                             for g in response.groups]
+                # rows: (error_code, group_id, state, protocol_type, protocol, members, ...)
+                seen = [(g[1], g[2], len(g[5])) for g in described]
+                if len(described) == len(ids) and all(g[2] == "Stable" and len(g[5]) == members for g in described):
+                    return
+            except KafkaError as exc:
+                seen = repr(exc)  # a coordinator moving or a connection dropped mid-rebalance: ask again
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consumer groups did not settle with {members} workers each: {seen}")
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+async def with_second_workers(system: System, codec: AvroCodec, n: int) -> dict[str, Any]:
+    """The throughput scenario with two workers per service (same consumer groups), then back to one."""
+    for service in WORKERS:
+        system.start(service, instance=2)
+    try:
+        await system.wait_ready(*(f"{service}#2" for service in WORKERS))
+        await wait_groups_settled(system.settings, 2)
+        await referral_to_page(system, 5, None, "warmup2")
+        return await throughput(system, codec, n, children_from=2_000_000)
+    finally:
+        for service in WORKERS:
+            system.stop(f"{service}#2")
 
 
 def encounter(cad_event_id: str, i: int, at: datetime) -> CadChildEncountered:
@@ -367,7 +428,7 @@ async def cold_start(system: System) -> dict[str, float]:
 
 
 # --- the run --------------------------------------------------------------------------------------
-SCENARIOS = ("floor", "cold_start", "steady", "burst", "throughput", "backlog")
+SCENARIOS = ("floor", "cold_start", "steady", "burst", "throughput", "throughput2", "backlog")
 
 
 async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
@@ -391,7 +452,9 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
         if "burst" in only:
             results["referral_to_page_burst"] = await referral_to_page(system, counts.burst, None, "burst")
         if "throughput" in only:
-            results["throughput"] = await throughput(system, codec, counts.throughput)
+            results["throughput"] = await throughput(system, codec, counts.throughput, children_from=1_000_000)
+        if "throughput2" in only:
+            results["throughput_two_workers"] = await with_second_workers(system, codec, counts.throughput)
         if "backlog" in only:
             results["hwc_backlog"] = await hwc_backlog(system, codec, counts.backlog)
     return results
@@ -404,16 +467,17 @@ def machine() -> dict[str, Any]:
 
 def verdicts(results: dict[str, Any]) -> dict[str, Any]:
     steady, floor_steady = results["referral_to_page_steady"], results["floor_steady"]
-    tp, floor_tp = results["throughput"], results["floor_throughput"]
+    floor_tp = results["floor_throughput"]
+    best_tp = max(results["throughput"]["messages_per_second"], results["throughput_two_workers"]["messages_per_second"])
     backlog = results["hwc_backlog"]
     ratio = steady["p99_ms"] / floor_steady["p99_ms"] if floor_steady.get("p99_ms") else None
-    tp_ratio = tp["messages_per_second"] / floor_tp["messages_per_second"] if floor_tp.get("messages_per_second") else None
+    tp_ratio = best_tp / floor_tp["messages_per_second"] if floor_tp.get("messages_per_second") else None
     return {
         "p99_vs_floor": {"value": ratio, "target": f"<= {TARGETS['p99_vs_floor']}x",
                          "met": ratio is not None and ratio <= TARGETS["p99_vs_floor"]},
         "p99_ms": {"value": steady["p99_ms"], "target": f"< {TARGETS['p99_ms']:.0f} ms",
                    "met": steady["p99_ms"] < TARGETS["p99_ms"]},
-        "throughput_vs_floor": {"value": tp_ratio, "target": f">= {TARGETS['throughput_vs_floor']:.0%}",
+        "throughput_vs_floor": {"value": tp_ratio, "target": f">= {TARGETS['throughput_vs_floor']:.0%} (the better of one and two workers)",
                                 "met": tp_ratio is not None and tp_ratio >= TARGETS["throughput_vs_floor"]},
         "backlog_seconds": {"value": backlog["seconds"], "target": f"< {TARGETS['backlog_seconds']:.0f} s "
                             f"(at 100,000; this run {backlog['encounters']:,})",
@@ -432,6 +496,11 @@ def markdown(report: dict[str, Any]) -> str:
         return (f"| {name} | {figures['n']} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} | "
                 f"{figures['p99_ms']:.1f} | {figures['max_ms']:.1f} | {ratio} |")
 
+    def throughput_row(name: str, figures: dict[str, Any], floor_figures: dict[str, Any]) -> str:
+        return (f"| referrals + encounters to pages + notices, {name} | {figures['referrals'] + figures['encounters']} | "
+                f"{figures['seconds']:.1f} | {figures['messages_per_second']:.0f} | "
+                f"{figures['messages_per_second'] / floor_figures['messages_per_second']:.3f} |")
+
     lines = [
         "# Benchmarks", "",
         f"Run `{report['command']}` ({'smoke counts' if report['smoke'] else 'full counts'}) on "
@@ -445,10 +514,8 @@ def markdown(report: dict[str, Any]) -> str:
         "## Throughput", "",
         "| scenario | messages | seconds | per second | vs floor |", "|---|---|---|---|---|",
         f"| floor | {r['floor_throughput']['n']} | | {r['floor_throughput']['messages_per_second']:.0f} | 1.0 |",
-        f"| referrals + encounters to pages + notices (one worker each) | "
-        f"{r['throughput']['referrals'] + r['throughput']['encounters']} | {r['throughput']['seconds']:.1f} | "
-        f"{r['throughput']['messages_per_second']:.0f} | "
-        f"{r['throughput']['messages_per_second'] / r['floor_throughput']['messages_per_second']:.2f} |", "",
+        throughput_row("one worker per service", r["throughput"], r["floor_throughput"]),
+        throughput_row("two workers per service", r["throughput_two_workers"], r["floor_throughput"]), "",
         "## Handle With Care overnight backlog", "",
         f"{r['hwc_backlog']['encounters']:,} encounters written while the worker was stopped: all notices at the "
         f"receivers {r['hwc_backlog']['seconds']:.1f} s after it started; peak memory "
@@ -474,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None,
                         help=f"comma-separated scenarios of {','.join(SCENARIOS)}: prints their figures as JSON "
                              "and writes no report")
+    parser.add_argument("--keep-work", action="store_true", help="keep the work folder (service logs) afterwards")
     args = parser.parse_args(argv)
     if args.only:
         only = tuple(args.only.split(","))
@@ -484,11 +552,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.backlog is not None:
             counts.backlog = args.backlog
         work = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
+        print(f"work folder: {work}", file=sys.stderr)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             print(json.dumps(measure(counts, work, args.smoke, only)["results"], indent=2))
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if not args.keep_work:
+                shutil.rmtree(work, ignore_errors=True)
         return 0
     counts = Counts.smoke() if args.smoke else Counts()
     if args.backlog is not None:
@@ -500,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = measure(counts, work, args.smoke)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (out_dir / f"{stamp}{'-smoke' if args.smoke else ''}.json").write_text(json.dumps(report, indent=2))

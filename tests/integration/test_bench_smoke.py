@@ -22,7 +22,10 @@ def test_benchmark_smoke_run_reports_every_scenario(kafka_bootstrap, schema_regi
     assert results["referral_to_page_steady"]["n"] == bench.Counts.smoke().steady
     assert results["referral_to_page_burst"]["n"] == bench.Counts.smoke().burst
     assert results["throughput"]["messages_per_second"] > 0 and results["floor_throughput"]["messages_per_second"] > 0
+    two = results["throughput_two_workers"]
+    assert (two["referrals"], two["encounters"]) == (bench.Counts.smoke().throughput, bench.Counts.smoke().throughput // 4)
     assert results["hwc_backlog"]["encounters"] == bench.Counts.smoke().backlog and results["hwc_backlog"]["peak_rss_mib"] > 0
     assert set(results["cold_start_seconds"]) == {"api", "referral-intake", "notifier", "handle-with-care"}
     assert set(report["verdicts"]) == {"p99_vs_floor", "p99_ms", "throughput_vs_floor", "backlog_seconds", "backlog_mib"}
-    assert "## Against the targets" in (tmp_path / "bench.md").read_text()
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "## Against the targets" in markdown and "two workers per service" in markdown
