@@ -46,7 +46,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from deploy.dev_inbox import DevInbox
-from deploy.local_stack import LocalKafka, LocalRegistry, _die_with_parent, _stop_process, free_port, pinned_versions
+from deploy.local_stack import (
+    LocalKafka,
+    LocalRegistry,
+    _die_with_parent,
+    _stop_process,
+    free_port,
+    pinned_versions,
+)
 from services.core.avro import AvroCodec, registry_from_url
 from services.core.events import CadChildEncountered, CadReferralMade, Child
 from services.core.kafka import ensure_topics
@@ -72,7 +79,7 @@ class Counts:
     backlog: int = 100_000
 
     @classmethod
-    def smoke(cls) -> "Counts":
+    def smoke(cls) -> Counts:
         return cls(floor=30, steady=5, steady_rate=10.0, burst=5, throughput=30, backlog=20)
 
 
@@ -180,7 +187,7 @@ class System:
         return proc
 
     def data_dir(self, name: str) -> Path:
-        service, _, instance = name.partition("#")
+        _, _, instance = name.partition("#")
         return self.work / ("data" if not instance else f"data-{instance}")
 
     def ready_file(self, name: str) -> Path:
