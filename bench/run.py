@@ -62,6 +62,10 @@ from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 
 RESULTS = REPO_ROOT / "bench" / "results"
 REPORT = REPO_ROOT / "docs" / "benchmarks.md"
+# The run before any profile-driven fix; every report compares itself with it.
+BASELINE = RESULTS / "20261123T112913Z.json"
+# What the profiles showed and what was done about it: written by hand, appended to every report.
+FINDINGS = REPO_ROOT / "bench" / "findings.md"
 LOCAL_INBOX = "http://127.0.0.1:8025"
 AGENCY = {"Authorization": "Bearer local-dev-token-apd"}
 DEMO = json.loads((REPO_ROOT / "config" / "local" / "demo" / "referral.json").read_text())
@@ -522,7 +526,8 @@ def markdown(report: dict[str, Any]) -> str:
         "| scenario | messages | seconds | per second | vs floor |", "|---|---|---|---|---|",
         f"| floor | {r['floor_throughput']['n']} | | {r['floor_throughput']['messages_per_second']:.0f} | 1.0 |",
         throughput_row("one worker per service", r["throughput"], r["floor_throughput"]),
-        throughput_row("two workers per service", r["throughput_two_workers"], r["floor_throughput"]), "",
+        *([throughput_row("two workers per service", r["throughput_two_workers"], r["floor_throughput"])]
+          if "throughput_two_workers" in r else []), "",
         "## Handle With Care overnight backlog", "",
         f"{r['hwc_backlog']['encounters']:,} encounters written while the worker was stopped: all notices at the "
         f"receivers {r['hwc_backlog']['seconds']:.1f} s after it started; peak memory "
@@ -536,7 +541,37 @@ def markdown(report: dict[str, Any]) -> str:
         value = verdict["value"]
         shown = "–" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
         lines.append(f"| {name.replace('_', ' ')} {verdict['target']} | {shown} | {'yes' if verdict['met'] else 'no'} |")
+    if BASELINE.exists() and not report["smoke"]:
+        lines += ["", *before_and_after(json.loads(BASELINE.read_text()), report)]
+    if FINDINGS.exists() and not report["smoke"]:
+        lines += ["", FINDINGS.read_text().rstrip()]
     return "\n".join(lines) + "\n"
+
+
+def before_and_after(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The headline figures of ``before`` (the baseline run) next to this run's."""
+    b, a = before["results"], after["results"]
+
+    def backlog_rate(r: dict[str, Any]) -> float:
+        return r["hwc_backlog"]["encounters"] / r["hwc_backlog"]["seconds"]
+
+    rows = [
+        ("referral to page, steady p50 (ms)", b["referral_to_page_steady"]["p50_ms"], a["referral_to_page_steady"]["p50_ms"]),
+        ("referral to page, steady p99 (ms)", b["referral_to_page_steady"]["p99_ms"], a["referral_to_page_steady"]["p99_ms"]),
+        ("referral to page, burst p99 (ms)", b["referral_to_page_burst"]["p99_ms"], a["referral_to_page_burst"]["p99_ms"]),
+        ("throughput, one worker per service (messages/s)", b["throughput"]["messages_per_second"],
+         a["throughput"]["messages_per_second"]),
+        ("HWC backlog drain rate (encounters/s)", backlog_rate(b), backlog_rate(a)),
+        ("HWC backlog peak memory (MiB)", b["hwc_backlog"]["peak_rss_mib"], a["hwc_backlog"]["peak_rss_mib"]),
+        ("slowest cold start (s)", max(b["cold_start_seconds"].values()), max(a["cold_start_seconds"].values())),
+    ]
+    return [
+        "## Before and after the profile-driven fixes", "",
+        (f"Before: `bench/results/{BASELINE.name}` ({before['machine']['when']}, backlog of "
+         f"{b['hwc_backlog']['encounters']:,}); after: this run (backlog of {a['hwc_backlog']['encounters']:,})."), "",
+        "| figure | before | after |", "|---|---|---|",
+        *(f"| {name} | {was:,.1f} | {now:,.1f} |" for name, was, now in rows),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,7 +584,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated scenarios of {','.join(SCENARIOS)}: prints their figures as JSON "
                              "and writes no report")
     parser.add_argument("--keep-work", action="store_true", help="keep the work folder (service logs) afterwards")
+    parser.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="measure nothing: write the Markdown report again from a results file")
     args = parser.parse_args(argv)
+    if args.render:
+        report_path = args.report or REPORT
+        report_path.write_text(markdown(json.loads(args.render.read_text())))
+        print(f"wrote {report_path}")
+        return 0
     if args.only:
         only = tuple(args.only.split(","))
         unknown = set(only) - set(SCENARIOS)
