@@ -51,3 +51,22 @@ async def test_replayed_records_pass_and_partitions_are_tracked_apart() -> None:
     assert await guard.missing_before(record(3)) == []
     assert [r.offset for r in await guard.missing_before(record(2, partition=1))] == [0, 1]
     assert log.fetched == [(0, 2)]
+
+
+async def test_recovered_records_let_faust_commit_past_them() -> None:
+    """Pins the Faust internals ``acknowledge_recovered`` relies on: with the committed offset at 598
+    and the stream's first record at 610, Faust commits nothing until 598..609 are marked done."""
+    import faust
+    from faust.types import TP
+
+    from services.core.streams import acknowledge_recovered
+
+    consumer = faust.App("offset-guard-unit", broker="kafka://127.0.0.1:1").consumer
+    tp = TP("t", 0)
+    consumer._committed_offset[tp] = 598
+    for offset in (610, 611):  # what Faust's stream acked
+        consumer._acked[tp].append(offset)
+        consumer._acked_index[tp].add(offset)
+    assert consumer._new_offset(tp) is None
+    await acknowledge_recovered(consumer, "t", 0, 598, 609)
+    assert consumer._new_offset(tp) == 612
