@@ -44,24 +44,23 @@ class NoticeState:
                       "acknowledged_at": datetime.fromisoformat(d["acknowledged_at"]) if d["acknowledged_at"] else None})
 
 
-def next_due_stage(state: NoticeState, leads: EscalationLeads, now: datetime) -> str | None:
-    """The earliest stage not yet taken whose time has come, or None (acknowledged notices never escalate)."""
+def pending_stage(state: NoticeState) -> str | None:
+    """The first stage not yet taken (None: acknowledged notices never escalate, or all are taken)."""
     if state.acknowledged_at is not None:
         return None
-    for stage in STAGES:
-        if stage not in state.stages_done:
-            return stage if now >= leads.stage_time(stage, state.due_at) else None
-    return None
+    return next((stage for stage in STAGES if stage not in state.stages_done), None)
+
+
+def next_due_stage(state: NoticeState, leads: EscalationLeads, now: datetime) -> str | None:
+    """The earliest stage not yet taken whose time has come, or None."""
+    stage = pending_stage(state)
+    return stage if stage is not None and now >= leads.stage_time(stage, state.due_at) else None
 
 
 def next_stage_at(state: NoticeState, leads: EscalationLeads) -> datetime | None:
-    """When ``next_due_stage`` next returns a stage (None: never: acknowledged, or every stage taken)."""
-    if state.acknowledged_at is not None:
-        return None
-    for stage in STAGES:
-        if stage not in state.stages_done:
-            return leads.stage_time(stage, state.due_at)
-    return None
+    """When ``next_due_stage`` next returns a stage (None: never)."""
+    stage = pending_stage(state)
+    return leads.stage_time(stage, state.due_at) if stage is not None else None
 
 
 def take_stage(state: NoticeState, stage: str) -> NoticeState:
