@@ -592,35 +592,26 @@ def main(argv: list[str] | None = None) -> int:
         report_path.write_text(markdown(json.loads(args.render.read_text())))
         print(f"wrote {report_path}")
         return 0
-    if args.only:
-        only = tuple(args.only.split(","))
-        unknown = set(only) - set(SCENARIOS)
-        if unknown:
-            parser.error(f"unknown scenarios: {sorted(unknown)}")
-        counts = Counts.smoke() if args.smoke else Counts()
-        if args.backlog is not None:
-            counts.backlog = args.backlog
-        work = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
-        print(f"work folder: {work}", file=sys.stderr)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            print(json.dumps(measure(counts, work, args.smoke, only)["results"], indent=2))
-        finally:
-            if not args.keep_work:
-                shutil.rmtree(work, ignore_errors=True)
-        return 0
+    only = tuple(args.only.split(",")) if args.only else SCENARIOS
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {sorted(unknown)}")
     counts = Counts.smoke() if args.smoke else Counts()
     if args.backlog is not None:
         counts.backlog = args.backlog
-    out_dir = args.out or RESULTS
-    report_path = args.report or REPORT
     work = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
+    print(f"work folder: {work}", file=sys.stderr)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        report = measure(counts, work, args.smoke)
+        report = measure(counts, work, args.smoke, only)
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
+    if args.only:  # while working on a scenario: its figures, no report
+        print(json.dumps(report["results"], indent=2))
+        return 0
+    out_dir = args.out or RESULTS
+    report_path = args.report or REPORT
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (out_dir / f"{stamp}{'-smoke' if args.smoke else ''}.json").write_text(json.dumps(report, indent=2))
