@@ -6,7 +6,7 @@
     handoff schemas register|check    register schemas with the registry / check BACKWARD compatibility
     handoff reference check|load      validate reference data / publish it to the reference topic
     handoff hwc close|reopen          a run-time school closure (snow day)
-    handoff dlq list|resubmit         what was dead-lettered and why; send one back, as it was or corrected
+    handoff dlq list|show|resubmit    what was dead-lettered and why; one in full; send one back, as it was or corrected
     handoff hwc due --school --at     when a Handle With Care notice is due (--explain says why)
     handoff agency-token AGENCY       a new API token for an agency and the hash for agencies.toml
 """
@@ -167,11 +167,44 @@ def dlq_list(limit: int = 100, show_bytes: Annotated[bool, typer.Option(help="pr
 
     records = asyncio.run(read_dead_letters_with_offsets(settings(), limit))
     for dlq_offset, letter in records:
-        typer.echo(f"#{dlq_offset}  {letter.failed_at.isoformat()}  {letter.original_topic}[{letter.partition}]@{letter.offset}"
-                   f"  {letter.service}  {letter.error_type}: {letter.error}  correlation={letter.correlation_id}")
+        typer.echo(_letter_line(dlq_offset, letter))
         if show_bytes and letter.original_value is not None:
             typer.echo(f"    {letter.original_value.hex()}")
     typer.echo(f"{len(records)} dead-lettered record(s)")
+
+
+def _letter_line(dlq_offset: int, letter) -> str:
+    reduced = f"  reduced: {letter.original_size} bytes, sha256 {letter.original_sha256}" if letter.original_truncated else ""
+    return (f"#{dlq_offset}  {letter.failed_at.isoformat()}  {letter.original_topic}[{letter.partition}]@{letter.offset}"
+            f"  {letter.service}  {letter.error_type}: {letter.error}  correlation={letter.correlation_id}{reduced}")
+
+
+@dlq_cli.command("show")
+def dlq_show(offset: Annotated[int, typer.Argument(help="the #number dlq list shows")],
+             out: Annotated[Optional[Path], typer.Option("--out", help="write the original bytes to this file")] = None) -> None:
+    """One dead letter in full. A reduced letter (its record was too large to copy) is completed
+    from the record's own topic by partition and offset, checked against its SHA-256."""
+    from services.ops import OriginalUnavailable, ResubmitError, dead_letter_at, original_value
+
+    s = settings()
+    try:
+        letter = asyncio.run(dead_letter_at(s, offset))
+    except ResubmitError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(_letter_line(offset, letter))
+    try:
+        value = asyncio.run(original_value(s, letter))
+    except OriginalUnavailable as exc:
+        typer.echo(f"original not available: {exc}", err=True)
+        raise typer.Exit(1) from None
+    size = len(value) if value is not None else 0
+    source = "fetched from its topic" if letter.original_truncated else "carried in the letter"
+    if out is not None:
+        out.write_bytes(value or b"")
+        typer.echo(f"original: {size} bytes ({source}) written to {out}")
+    else:
+        typer.echo(f"original: {size} bytes ({source}); --out FILE writes them")
 
 
 @dlq_cli.command("resubmit")

@@ -1,7 +1,10 @@
-"""Operator tasks on the dead-letter topic: list what failed, and re-submit a record (as it was, or
-corrected) to the topic it came from."""
+"""Operator tasks on the dead-letter topic: list what failed, show one (fetching the original from
+its topic when the letter is reduced), and re-submit a record (as it was, or corrected) to the
+topic it came from."""
 
 from __future__ import annotations
+
+import hashlib
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -56,6 +59,44 @@ class ResubmitError(ValueError):
     pass
 
 
+class OriginalUnavailable(LookupError):
+    """A reduced letter's original is no longer on its topic (retention passed), or does not match its hash."""
+
+
+async def dead_letter_at(settings: Settings, dlq_offset: int) -> DeadLetterRecorded:
+    letters = dict(await read_dead_letters_with_offsets(settings, limit=100_000))
+    letter = letters.get(dlq_offset)
+    if letter is None:
+        raise ResubmitError(f"no dead letter at offset {dlq_offset}")
+    return letter
+
+
+async def original_value(settings: Settings, letter: DeadLetterRecorded, timeout_ms: int = 10_000) -> bytes | None:
+    """The dead-lettered record's value: from the letter itself, or, for a reduced letter, read back
+    from its topic at its partition and offset and checked against the letter's SHA-256."""
+    if not letter.original_truncated:
+        return letter.original_value
+    tp = TopicPartition(letter.original_topic, letter.partition)
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_bytes=64 * 1024 * 1024,
+                                max_partition_fetch_bytes=64 * 1024 * 1024, **client_options(settings))
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        if (await consumer.beginning_offsets([tp]))[tp] > letter.offset:
+            raise OriginalUnavailable(f"{letter.original_topic}[{letter.partition}]@{letter.offset} is past its "
+                                      "topic's retention")
+        consumer.seek(tp, letter.offset)
+        records = (await consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)).get(tp, [])
+    finally:
+        await consumer.stop()
+    if not records or records[0].offset != letter.offset:
+        raise OriginalUnavailable(f"{letter.original_topic}[{letter.partition}]@{letter.offset} could not be read")
+    value = records[0].value
+    if value is not None and letter.original_sha256 and hashlib.sha256(value).hexdigest() != letter.original_sha256:
+        raise OriginalUnavailable("the record at that offset does not match the letter's SHA-256")
+    return value
+
+
 RESUBMITTABLE = {CAD_REFERRALS.name: CadReferralMade, CAD_CHILD_ENCOUNTERS.name: CadChildEncountered,
                  REFERRALS.name: EngagementRecorded}
 RESUBMITTED_HEADER = "resubmitted_from"
@@ -65,14 +106,14 @@ async def resubmit_dead_letter(settings: Settings, dlq_offset: int, corrected_js
     """Publish the dead letter at ``dlq_offset`` back to its original topic with its original key and
     correlation id: its original bytes, or ``corrected_json`` validated as the topic's event type.
     Returns the topic it went to."""
-    letters = dict(await read_dead_letters_with_offsets(settings, limit=100_000))
-    letter = letters.get(dlq_offset)
-    if letter is None:
-        raise ResubmitError(f"no dead letter at offset {dlq_offset}")
+    letter = await dead_letter_at(settings, dlq_offset)
     spec = by_name(letter.original_topic, settings.topic_prefix)
     codec = AvroCodec(registry_from_url(settings.schema_registry_url))
     if corrected_json is None:
-        value = letter.original_value
+        try:
+            value = await original_value(settings, letter)
+        except OriginalUnavailable as exc:
+            raise ResubmitError(str(exc)) from None
     else:
         model = RESUBMITTABLE.get(spec.name)
         if model is None:

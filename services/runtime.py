@@ -29,7 +29,7 @@ from services.core.reference_feed import ReferenceFeed
 from services.core.settings import Settings
 from services.core.streams import prepare_and_start
 from services.core.topics import HWC_NOTICES, HWC_TRIAGE, PAGES, REFERRALS
-from services.core.web import ApiError, install_error_handlers
+from services.core.web import ApiError, RequestLimits, install_error_handlers
 from services.handle_with_care.adapters.metrics import HwcCollector
 from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints import console as hwc_console
@@ -69,6 +69,11 @@ def build_worker(name: str, settings: Settings, reference: ReferenceData | None 
     if name == "handle-with-care":
         return hwc_worker.build_worker(settings, reference, ack_links(settings), clock, channels)
     raise ValueError(f"unknown service {name!r}; one of {', '.join(WORKERS)}")
+
+
+def takes_json(path: str) -> bool:
+    """The routes whose bodies are JSON: the /v1 API, except the SMS provider's form-encoded webhook."""
+    return path.startswith("/v1/") and not path.startswith("/v1/sms/")
 
 
 def build_http_app(settings: Settings, reference: ReferenceData | None = None, publisher: Publisher | None = None,
@@ -119,9 +124,12 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app = FastAPI(title="Handoff", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   description="CAD intake for LEAD referrals and Handle With Care encounters; acknowledgement links.")
     install_error_handlers(app)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes, json_route=takes_json)
     add_api_docs(app, reference)
     links = ack_links(settings)
-    app.include_router(intake_http.create_router(reference, publisher, settings.intake_publish_timeout_seconds))
+    app.include_router(intake_http.create_router(
+        reference, publisher, settings.intake_publish_timeout_seconds, clock=clock, window=settings.event_time_window,
+        known_fingerprint=lambda referral_id: getattr(read_model.views.get(referral_id), "cad_fingerprint", None)))
     app.include_router(staff_api.create_router(reference, read_model, publisher, clock))
     app.include_router(notifier_http.create_router(
         links, publisher, clock, reference=reference, handoff_details=handoff_details,

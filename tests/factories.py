@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime
 from services.core import events as ev
 
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
+# Just after the sample CAD events in config/local/demo happened: the intake refuses event times far from now.
+DEMO_NOW = datetime(2026, 11, 21, 5, 35, tzinfo=UTC)
 
 
 def officer() -> ev.Officer:

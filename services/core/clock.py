@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from services.core.errors import Rejected
 
 
 class Clock(Protocol):
@@ -30,3 +33,24 @@ class FakeClock:
 
     def set(self, at: datetime) -> None:
         self._now = at
+
+
+@dataclass(frozen=True)
+class EventTimeWindow:
+    """How far from now a CAD event's time may be: an encounter in 1900 or a referral in 2099 is a
+    broken CAD clock or a typing error, and acting on it would page late, skew every figure (a
+    funnel week of 2099 "meets" its targets) and send notices to no real school day."""
+
+    back: timedelta = timedelta(days=30)
+    ahead: timedelta = timedelta(minutes=10)
+
+    def check(self, field: str, at: datetime, now: datetime) -> None:
+        if at < now - self.back:
+            raise Rejected(field, f"more than {_span(self.back)} before now")
+        if at > now + self.ahead:
+            raise Rejected(field, f"more than {_span(self.ahead)} after now")
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 1440} days" if minutes % 1440 == 0 else f"{minutes} minutes"

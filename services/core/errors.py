@@ -6,6 +6,8 @@ HTTP answers, dead-letter records and logs, none of which may carry personal dat
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 
@@ -30,12 +32,26 @@ class Rejected(InvalidRecord):
         self.detail = reason
 
 
+_NAMED = re.compile(r"^Value error, ([A-Za-z_][A-Za-z0-9_.]*): (.+)$", re.DOTALL)
+
+
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     """pydantic errors as ``{"field": "person.first_name", "reason": "..."}``, without input values."""
+    return describe_errors(exc.errors(include_input=False, include_url=False, include_context=False))
+
+
+def describe_errors(errors, skip: tuple[str, ...] = (), root: str = "(root)") -> list[dict[str, str]]:
+    """Field and reason of each pydantic error. A rule across fields (a model validator) raises
+    ``ValueError("field.name: reason")`` and is reported against that field, not the whole body."""
     out = []
-    for err in exc.errors(include_input=False, include_url=False, include_context=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        out.append({"field": loc, "reason": err["msg"]})
+    for err in errors:
+        field = ".".join(str(p) for p in err["loc"] if p not in skip)
+        reason = err["msg"]
+        named = _NAMED.match(reason)
+        if named:
+            field = ".".join(filter(None, (field, named.group(1))))
+            reason = named.group(2)
+        out.append({"field": field or root, "reason": reason})
     return out
 
 

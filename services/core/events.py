@@ -7,11 +7,41 @@ and that the two agree field by field. Events are immutable and named in the pas
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
 from enum import Enum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator, model_validator,
+)
+
+# Characters that must never reach an SMS, email, webhook or page: C0 and C1 controls (NUL, bell,
+# escape sequences) except tab and newline, and the bidirectional overrides, embeddings and isolates
+# that make text read other than it is (U+202E). Line and paragraph separators become newlines.
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean_text(value):
+    """Free text as it may be shown to people: unsafe characters removed, line breaks made plain."""
+    if not isinstance(value, str):
+        return value
+    return _UNSAFE_TEXT.sub("", value.replace("\r\n", "\n").replace("\r", "\n")
+                            .replace("\u2028", "\n").replace("\u2029", "\n"))
+
+
+def _not_a_number(value):
+    # pydantic's lax mode reads 1700000000 as a time and 0 as 1970-01-01: a CAD system that sends a
+    # number sent something else, so it is refused rather than guessed at.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("must be an ISO 8601 string, not a number")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+DateOfBirth = Annotated[date, BeforeValidator(_not_a_number)]
+MAX_AGE_YEARS = 120
+CHILD_MAX_AGE_YEARS = 22  # Handle With Care reaches pre-K to grade 12, special education up to 21
 
 
 class Event(BaseModel):
@@ -19,6 +49,8 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
     avro_schema: ClassVar[str]
+
+    _clean = field_validator("*", mode="before")(clean_text)
 
     @classmethod
     def avro_name(cls) -> str:
@@ -31,6 +63,8 @@ class Record(BaseModel):
     """A nested record inside an event."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    _clean = field_validator("*", mode="before")(clean_text)
 
 
 def _not_blank(value: str) -> str:
@@ -133,7 +167,7 @@ class Officer(Record):
 class ReferredPerson(Record):
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(min_length=1, max_length=100)
-    date_of_birth: date | None = None
+    date_of_birth: DateOfBirth | None = None
     description: str | None = Field(None, max_length=1000)
 
     _blank = field_validator("first_name", "last_name")(_not_blank)
@@ -148,7 +182,7 @@ class Location(Record):
 class Child(Record):
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(min_length=1, max_length=100)
-    date_of_birth: date
+    date_of_birth: DateOfBirth
     grade: str | None = Field(None, max_length=20)
 
     _blank = field_validator("first_name", "last_name")(_not_blank)
@@ -157,9 +191,9 @@ class Child(Record):
 class Consent(Record):
     """42 CFR Part 2: which recipients may receive the referral's data, and until when."""
 
-    recipient_roles: list[ConsentRole]
-    signed_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    recipient_roles: list[ConsentRole] = Field(max_length=len(ConsentRole))
+    signed_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
 
     def permits(self, role: str, at) -> bool:
         if self.expires_at is not None and at >= self.expires_at:
@@ -168,11 +202,14 @@ class Consent(Record):
 
 
 class IncidentDetails(Record):
-    incident_type: str | None = None
-    address: str | None = None
-    narrative: str | None = None
-    other_people: list[str] = Field(default_factory=list)
-    officer_name: str | None = None
+    """What CAD says happened. Handle With Care discards all of it; the limits keep one record from
+    being too large to process or dead-letter."""
+
+    incident_type: str | None = Field(None, max_length=100)
+    address: str | None = Field(None, max_length=500)
+    narrative: str | None = Field(None, max_length=4000)
+    other_people: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
+    officer_name: str | None = Field(None, max_length=200)
 
 
 class Header(Record):
@@ -191,12 +228,17 @@ class CadReferralMade(Event):
     agency_id: str = _ID
     site_id: str = _ID
     referral_type: ReferralType
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     officer: Officer
     person: ReferredPerson
     location: Location
     submitted_by: str | None = Field(None, max_length=128)
     consent: Consent | None = None
+
+    @model_validator(mode="after")
+    def _born_before_the_referral(self) -> "CadReferralMade":
+        _check_birth(self.person.date_of_birth, self.occurred_at, MAX_AGE_YEARS, "person.date_of_birth", "occurred_at")
+        return self
 
 
 class CadChildEncountered(Event):
@@ -204,12 +246,59 @@ class CadChildEncountered(Event):
     cad_event_id: str = _ID
     agency_id: str = _ID
     incident_id: str = Field(min_length=1, max_length=128)
-    encountered_at: AwareDatetime
+    encountered_at: Timestamp
     child: Child
     school_id: str | None = Field(None, max_length=128)
     school_name_hint: str | None = Field(None, max_length=200)
-    home_educated: bool = False
+    home_educated: StrictBool = False  # "yes" is not true: it would send the notice away from the named school
     incident: IncidentDetails | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unknown_fields(cls, data):
+        # A CAD system's extra fields are incident data Handle With Care discards anyway: a child's
+        # notice must not wait on a 422 for them (``unknown_fields`` names them for the answer).
+        return _known_only(data, cls, "", []) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CadChildEncountered":
+        if self.home_educated and self.school_id:
+            raise ValueError("home_educated: must not be true when school_id is given (a home-educated child's "
+                             "notice goes to the local authority): send school_id or home_educated, not both")
+        _check_birth(self.child.date_of_birth, self.encountered_at, CHILD_MAX_AGE_YEARS, "child.date_of_birth",
+                     "encountered_at")
+        return self
+
+
+def unknown_fields(model: type[BaseModel], data) -> list[str]:
+    """The dotted names of the fields in ``data`` that ``model`` does not know."""
+    ignored: list[str] = []
+    if isinstance(data, dict):
+        _known_only(data, model, "", ignored)
+    return ignored
+
+
+def _known_only(data: dict, model: type[BaseModel], path: str, ignored: list[str]) -> dict:
+    known = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            ignored.append(f"{path}{key}")
+            continue
+        nested = next((t for t in (field.annotation, *getattr(field.annotation, "__args__", ()))
+                       if isinstance(t, type) and issubclass(t, Record)), None)
+        known[key] = _known_only(value, nested, f"{path}{key}.", ignored) if nested and isinstance(value, dict) else value
+    return known
+
+
+def _check_birth(born: date | None, at: datetime, max_years: int, field: str, event_field: str) -> None:
+    """A date of birth on or before the event, and at most ``max_years`` before it."""
+    if born is None:
+        return
+    if born > at.date():
+        raise ValueError(f"{field}: must not be after {event_field}")
+    if at.year - born.year - ((at.month, at.day) < (born.month, born.day)) >= max_years:
+        raise ValueError(f"{field}: more than {max_years} years before {event_field}")
 
 
 # --- LEAD ---------------------------------------------------------------------------------------
@@ -228,6 +317,7 @@ class ReferralCreated(Event):
     person: ReferredPerson
     location: Location
     consent: Consent | None = None
+    cad_fingerprint: str | None = None  # SHA-256 of the CAD event: a reused cad_event_id with another body is refused
 
 
 class ReferralStatusChanged(Event):
@@ -421,6 +511,9 @@ class DeadLetterRecorded(Event):
     service: str
     correlation_id: str | None = None
     failed_at: AwareDatetime
+    original_truncated: bool = False  # a reduced letter: original_value is only a prefix (see DeadLetterSink)
+    original_size: int | None = None
+    original_sha256: str | None = None
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (

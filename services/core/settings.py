@@ -8,11 +8,13 @@ outside the repo, never from code.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
+from services.core.clock import EventTimeWindow
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +64,14 @@ class Settings(BaseSettings):
     # --- HTTP ----------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    http_max_body_bytes: int = Field(64 * 1024, ge=1024, le=1_000_000,
+                                     description="larger request bodies get 413; a referral is about 1 KiB")
+    intake_max_age_days: float = Field(30, gt=0, description="CAD event times older than this are refused")
+    intake_max_ahead_minutes: float = Field(10, ge=0, description="... and times further ahead (clock skew)")
+    @property
+    def event_time_window(self) -> EventTimeWindow:
+        return EventTimeWindow(timedelta(days=self.intake_max_age_days), timedelta(minutes=self.intake_max_ahead_minutes))
+
     intake_publish_timeout_seconds: float = Field(5.0, gt=0, le=30, description="then 503 + Retry-After")
     public_base_url: str = "http://127.0.0.1:8080"  # where acknowledgement links point
 

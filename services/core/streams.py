@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,29 +50,81 @@ class RawRecord:
 
 
 class DeadLetterSink:
-    """Writes ``DeadLetterRecorded`` events; retries until the write succeeds."""
+    """Writes ``DeadLetterRecorded`` events, and never holds a partition because of the record itself.
 
-    def __init__(self, publisher: Publisher, service: str, max_wait_seconds: float = 30.0) -> None:
+    A letter carries the original bytes when they fit (``max_value_bytes``) and the write succeeds
+    within ``full_attempts``. Otherwise (a record too large for the broker once wrapped, or a write
+    that keeps failing for this letter) it is written *reduced*: where the record was, why it
+    failed, the original's size and SHA-256 and its first ``prefix_bytes`` bytes, or, if even that
+    is refused, no bytes at all; ``handoff dlq show`` fetches the original from its topic by offset.
+    That last letter is a few hundred bytes, so its write fails only while the broker is
+    unreachable, when nothing else can be written either: it is retried until it lands, so that no
+    record disappears without a trace.
+    """
+
+    def __init__(self, publisher: Publisher, service: str, max_wait_seconds: float = 30.0, *,
+                 max_value_bytes: int = 512 * 1024, full_attempts: int = 5, prefix_bytes: int = 1024,
+                 retry_base_seconds: float = 0.5) -> None:
         self.publisher = publisher
         self.service = service
         self.max_wait_seconds = max_wait_seconds
+        self.max_value_bytes = max_value_bytes
+        self.full_attempts = full_attempts
+        self.prefix_bytes = prefix_bytes
+        self.retry_base_seconds = retry_base_seconds
         self.count = 0
+        self.reduced = 0
+
+    def _letter(self, raw: RawRecord, error_type: str, reason: str, correlation_id: str | None,
+                prefix: int | None) -> DeadLetterRecorded:
+        """The whole record (``prefix`` None), or a reduced letter carrying its first ``prefix`` bytes."""
+        value, key, headers = raw.value, raw.key, [Header(key=k, value=v) for k, v in raw.headers]
+        extra: dict[str, Any] = {}
+        if prefix is not None:
+            extra = {"original_truncated": True, "original_size": len(value) if value is not None else None,
+                     "original_sha256": hashlib.sha256(value).hexdigest() if value is not None else None}
+            value = value[:prefix] if value is not None and prefix else None
+            key = (key or b"")[:256] or None
+            # headers are the sender's too: keep them only while they are few and small
+            headers = [h for h in headers if len(h.key) + len(h.value or b"") <= 256][:16] if prefix else []
+        return DeadLetterRecorded(
+            original_topic=raw.topic, partition=raw.partition, offset=raw.offset, original_key=key,
+            original_value=value, original_headers=headers, error_type=error_type, error=reason[:1000],
+            service=self.service, correlation_id=correlation_id, failed_at=datetime.now(UTC), **extra)
+
+    def _fits(self, raw: RawRecord) -> bool:
+        size = len(raw.value or b"") + len(raw.key or b"") + sum(len(k) + len(v or b"") for k, v in raw.headers)
+        return size <= self.max_value_bytes
 
     async def record(self, raw: RawRecord, error_type: str, reason: str, correlation_id: str | None) -> None:
-        event = DeadLetterRecorded(
-            original_topic=raw.topic, partition=raw.partition, offset=raw.offset, original_key=raw.key,
-            original_value=raw.value, original_headers=[Header(key=k, value=v) for k, v in raw.headers],
-            error_type=error_type, error=reason, service=self.service, correlation_id=correlation_id,
-            failed_at=datetime.now(UTC))
-        key = (raw.key or f"{raw.topic}:{raw.partition}:{raw.offset}".encode()).decode("utf-8", "replace")
-        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=self.max_wait_seconds),
-                                           stop=stop_never, reraise=True,
-                                           before_sleep=lambda s: log.warning("dead_letter_write_retry", attempt=s.attempt_number)):
+        key = (raw.key or f"{raw.topic}:{raw.partition}:{raw.offset}".encode())[:256].decode("utf-8", "replace")
+        # Whole if it fits; then reduced with a prefix; then reduced to where it is and why, which is
+        # retried until it lands (see the class docstring).
+        attempts = [(None, stop_after_attempt(self.full_attempts))] if self._fits(raw) else []
+        attempts += [(self.prefix_bytes, stop_after_attempt(self.full_attempts)), (0, stop_never)]
+        for prefix, stop in attempts:
+            try:
+                await self._write(key, self._letter(raw, error_type, reason, correlation_id, prefix), stop)
+            except Exception as exc:
+                log.warning("dead_letter_write_failed", topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                            reduced=prefix is not None, error_type=type(exc).__name__)
+                continue
+            self.count += 1
+            self.reduced += prefix is not None
+            log.warning("record_dead_lettered", topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                        error_type=error_type, reason=reason, reduced=prefix is not None)
+            return
+
+    async def _write(self, key: str, letter: DeadLetterRecorded, stop) -> None:
+        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=self.retry_base_seconds,
+                                                                 max=self.max_wait_seconds),
+                                           stop=stop, reraise=True,
+                                           before_sleep=lambda s: log.warning(
+                                               "dead_letter_write_retry", attempt=s.attempt_number,
+                                               reduced=letter.original_truncated,
+                                               error_type=type(s.outcome.exception()).__name__)):
             with attempt:
-                await self.publisher.publish(DEAD_LETTER, key, event)
-        self.count += 1
-        log.warning("record_dead_lettered", topic=raw.topic, partition=raw.partition, offset=raw.offset,
-                    error_type=error_type, reason=reason)
+                await self.publisher.publish(DEAD_LETTER, key, letter)
 
 
 class RecordProcessor:
@@ -444,7 +497,9 @@ class WorkerKit:
         app = create_app(service, settings)
         codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
         publisher = FaustPublisher(app, codec, settings.topic_prefix)
-        processor = RecordProcessor(codec, DeadLetterSink(publisher, service), retries=settings.processing_retries,
+        dead_letters = DeadLetterSink(publisher, service, max_value_bytes=settings.max_record_bytes,
+                                      retry_base_seconds=settings.processing_retry_base_seconds)
+        processor = RecordProcessor(codec, dead_letters, retries=settings.processing_retries,
                                     retry_base_seconds=settings.processing_retry_base_seconds)
         app.processor = processor  # for tests and operators: counts per topic and outcome
         return cls(service, settings, app, codec, publisher, processor)

@@ -5,14 +5,17 @@ open from a link on their phone."""
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.core.errors import describe_errors
 
 T = TypeVar("T")
 
@@ -34,16 +37,83 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Routing's own refusals (404 no such path, 405 wrong method) in the same shape as ours.
-        what = {404: "path", 405: "method"}.get(exc.status_code, "request")
-        return JSONResponse({"errors": [{"field": what, "reason": str(exc.detail)}]}, status_code=exc.status_code,
+        what = {400: "body", 404: "path", 405: "method", 413: "body"}.get(exc.status_code, "request")
+        reason = str(exc.detail)
+        if exc.status_code == 400 and reason == "There was an error parsing the body":  # FastAPI's own words
+            reason = "not JSON this API can read: UTF-8 text, nested no deeper than a few hundred levels"
+        return JSONResponse({"errors": [{"field": what, "reason": reason}]}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default body echoes the submitted values; ours names the field and the reason only.
-        errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "reason": e["msg"]}
-                  for e in exc.errors()]
-        return JSONResponse({"errors": errors}, status_code=422)
+        malformed = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if malformed:  # not JSON at all: a 400 that says where, in words (FastAPI's loc is the character index)
+            return JSONResponse({"errors": [{"field": "body", "reason": describe_json_error(
+                malformed[0], await request.body())}]}, status_code=400)
+        return JSONResponse({"errors": describe_errors(exc.errors(), skip=("body",), root="body")}, status_code=422)
+
+
+def describe_json_error(error: dict, body: bytes) -> str:
+    """'malformed JSON at line 3, column 14 (character 40): Expecting ',' delimiter'; never the text itself."""
+    position = next((p for p in error.get("loc", ()) if isinstance(p, int)), None)
+    what = (error.get("ctx") or {}).get("error") or "not valid JSON"
+    if position is None:
+        return f"malformed JSON: {what}"
+    before = body[:position].decode("utf-8", "replace")
+    line = before.count("\n") + 1
+    column = position - (before.rfind("\n") + 1) + 1 if "\n" in before else position + 1
+    return f"malformed JSON at line {line}, column {column} (character {position}): {what}"
+
+
+class RequestLimits:
+    """ASGI middleware in front of every route: a body over ``max_body_bytes`` is refused with 413
+    before it is read into memory (by its Content-Length, or counted as it streams in), and a JSON
+    API route (``json_route(path)``) refuses another content type with 415.
+
+    413, not 503: a CAD system retries a 503 forever, and this body will never fit."""
+
+    def __init__(self, app, max_body_bytes: int, json_route: Callable[[str], bool]) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.json_route = json_route
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._refuse(send, 413, "body", f"larger than {self.max_body_bytes} bytes")
+            return
+        if self.json_route(scope["path"]):
+            media = headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != "application/json" and not media.endswith("+json"):
+                await self._refuse(send, 415, "content-type", "must be application/json")
+                return
+        received = 0
+
+        async def counted_receive():
+            # Raised as an HTTPException so that FastAPI's body reader passes it on as it is
+            # (any other error there becomes a 400) and the error handlers answer 413.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise HTTPException(413, f"larger than {self.max_body_bytes} bytes")
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+    @staticmethod
+    async def _refuse(send, status: int, field: str, reason: str) -> None:
+        body = json.dumps({"errors": [{"field": field, "reason": reason}]}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 _SHELL = """<!doctype html><html lang="en"><head><meta charset="utf-8">

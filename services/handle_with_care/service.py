@@ -15,7 +15,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from services.core.channels import Outgoing
-from services.core.clock import Clock
+from services.core.clock import Clock, EventTimeWindow
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.due import DueTable
 from services.core.events import (
@@ -60,8 +60,10 @@ class CalendarDirectory:
 class HandleWithCare:
     def __init__(self, reference: ReferenceData, calendars: CalendarDirectory, notices: KeyValueStore,
                  delivery: IdempotentDelivery, links: AckLinks, publisher: Publisher,
-                 clock: Clock, leads: EscalationLeads, disclose_agency: bool = False) -> None:
+                 clock: Clock, leads: EscalationLeads, disclose_agency: bool = False,
+                 window: EventTimeWindow = EventTimeWindow()) -> None:
         self.reference = reference
+        self.window = window
         self.calendars = calendars
         self.leads = leads
         # notice id -> {"state": ..., "request": ...}, indexed by when the next escalation stage falls due
@@ -76,6 +78,7 @@ class HandleWithCare:
 
     # --- step 1: encounter -> notice request ------------------------------------------------------
     async def on_encounter(self, encounter: CadChildEncountered) -> HwcNoticeRequested | None:
+        self.window.check("encountered_at", encounter.encountered_at, self.clock.now())
         school = self._school_for(encounter)
         if school is None:
             await self._send_to_triage(encounter)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.core.clock import Clock
+from services.core.clock import Clock, EventTimeWindow
 from services.core.due import DueTable
 from services.core.errors import Rejected
 from services.core.events import (
@@ -20,15 +20,17 @@ from services.core.reference import ReferenceData
 from services.core.store import KeyValueStore
 from services.core.topics import REFERRALS
 from services.referral_intake.domain.lifecycle import apply_milestone, transition
-from services.referral_intake.domain.model import open_referral, referral_id_for
+from services.referral_intake.domain.model import cad_fingerprint, open_referral, referral_id_for
 from services.referral_intake.domain.views import ReferralView
 
 log = get_logger(__name__)
 
 
 class ReferralIntake:
-    def __init__(self, reference: ReferenceData, referrals: KeyValueStore, publisher: Publisher, clock: Clock) -> None:
+    def __init__(self, reference: ReferenceData, referrals: KeyValueStore, publisher: Publisher, clock: Clock,
+                 window: EventTimeWindow = EventTimeWindow()) -> None:
         self.reference = reference
+        self.window = window
         self.referrals = referrals  # referral_id -> {"status", "site_id", "created_at"}
         self.publisher = publisher
         self.clock = clock
@@ -36,16 +38,23 @@ class ReferralIntake:
     async def on_cad_referral(self, cad: CadReferralMade) -> ReferralCreated | None:
         """Open a referral; ``None`` when this CAD event already opened one (retry or replay)."""
         referral_id = referral_id_for(cad.site_id, cad.agency_id, cad.cad_event_id)
-        if referral_id in self.referrals:
+        known = self.referrals.get(referral_id)
+        if known is not None:
+            if known.get("fingerprint") not in (None, cad_fingerprint(cad)):
+                # Not a retry: the CAD system changed what it says under the same id. Dead-lettered
+                # (so an operator sees it and can act), never silently taken for a duplicate.
+                raise Rejected("cad_event_id", "already used by a referral with a different body; a changed or new "
+                                               "referral needs a new cad_event_id")
             log.info("referral_duplicate_ignored", referral_id=referral_id, cad_event_id=cad.cad_event_id)
             return None
         created = open_referral(cad, self.reference.site(cad.site_id), self.reference.agencies.get(cad.agency_id),
-                                self.clock.now())
+                                self.clock.now(), self.window)
         # Publish before remembering: a crash in between replays into a duplicate that downstream
         # dedups by referral id, never into a referral that was remembered but not published.
         await self.publisher.publish(REFERRALS, referral_id, created)
         self.referrals[referral_id] = {"status": ReferralStatus.requested.value, "site_id": cad.site_id,
-                                       "created_at": created.created_at.isoformat()}
+                                       "created_at": created.created_at.isoformat(),
+                                       "fingerprint": created.cad_fingerprint}
         log.info("referral_opened", referral_id=referral_id, site_id=cad.site_id,
                  referral_type=cad.referral_type.value)
         return created

@@ -10,8 +10,10 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
 from services import runtime
+from services.core.clock import FakeClock
 from services.core.events import CadChildEncountered, CadReferralMade
 from services.core.kafka import InMemoryPublisher
+from tests.factories import DEMO_NOW
 from services.core.settings import REPO_ROOT
 
 DEMO = REPO_ROOT / "config" / "local" / "demo"
@@ -30,7 +32,7 @@ def publisher() -> InMemoryPublisher:
 @pytest.fixture
 async def client(memory_settings, publisher):
     settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
-    app = runtime.build_http_app(settings, publisher=publisher, follow_topics=False)
+    app = runtime.build_http_app(settings, publisher=publisher, clock=FakeClock(DEMO_NOW), follow_topics=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
 
@@ -75,7 +77,7 @@ async def test_route_the_site_does_not_accept_is_422(client) -> None:
     resp = await client.post("/v1/referrals", json=referral(agency_id="sfpd", site_id="santa-fe",
                                                              referral_type="community"), headers=sfpd)
     assert resp.status_code == 422
-    assert resp.json()["errors"] == [{"field": "referral_type", "reason": "site does not accept community referrals"}]
+    assert resp.json()["errors"] == [{"field": "referral_type", "reason": "site 'santa-fe' does not accept community referrals"}]
 
 
 async def test_field_errors_name_each_field_and_never_echo_values(client, publisher) -> None:

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from services import runtime
+from services.core.clock import FakeClock
 from services.core.kafka import InMemoryPublisher
+from tests.factories import DEMO_NOW
 from services.core.settings import REPO_ROOT, Settings
 
 VALID = json.loads((REPO_ROOT / "config" / "local" / "demo" / "referral.json").read_text())
@@ -37,7 +39,7 @@ def mutated(base: dict) -> st.SearchStrategy[dict]:
 @pytest.fixture(scope="module")
 def app():
     s = Settings(schema_registry_url="memory://", link_signing_key=SecretStr("k"))
-    return runtime.build_http_app(s, publisher=InMemoryPublisher(), follow_topics=False)
+    return runtime.build_http_app(s, publisher=InMemoryPublisher(), clock=FakeClock(DEMO_NOW), follow_topics=False)
 
 
 async def post(app, path: str, body) -> httpx.Response:

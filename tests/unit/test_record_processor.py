@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 
 from services.core.avro import AvroCodec, InMemorySchemaRegistry
 from services.core.errors import Rejected
@@ -107,3 +110,51 @@ async def test_dead_letter_write_is_retried_until_it_succeeds(processor, publish
     processor.dead_letters.max_wait_seconds = 0.01
     assert await processor.process(raw(b"junk"), lambda e: None) is False
     assert len(publisher.events(DeadLetterRecorded)) == 1
+
+
+class SizeLimitedPublisher(InMemoryPublisher):
+    """Refuses records larger than the broker would take, as Kafka does (MessageSizeTooLarge)."""
+
+    def __init__(self, codec: AvroCodec, max_bytes: int) -> None:
+        super().__init__()
+        self.codec, self.max_bytes, self.refused = codec, max_bytes, 0
+
+    async def publish(self, topic, key, event) -> None:
+        if len(await self.codec.encode(event)) > self.max_bytes:
+            self.refused += 1
+            raise MessageSizeTooLargeError("the record is larger than the broker accepts")
+        await super().publish(topic, key, event)
+
+
+async def test_a_record_too_large_to_copy_is_dead_lettered_reduced_and_the_partition_moves_on() -> None:
+    codec = AvroCodec(InMemorySchemaRegistry())
+    publisher = SizeLimitedPublisher(codec, 1_048_576)
+    processor = RecordProcessor(codec, DeadLetterSink(publisher, "unit", max_value_bytes=512 * 1024,
+                                                      retry_base_seconds=0.001), retry_base_seconds=0.001)
+    huge = b"\x00\x00\x00\x00\x01" + b"n" * 1_000_000  # a million-character narrative, as a CAD system sent it
+
+    assert await processor.process(raw(huge, offset=99), lambda e: None) is False
+    [dead] = publisher.events(DeadLetterRecorded)
+    assert dead.original_truncated and dead.original_size == len(huge)
+    assert dead.original_sha256 == hashlib.sha256(huge).hexdigest()
+    assert dead.original_value == huge[:1024]
+    assert (dead.original_topic, dead.partition, dead.offset) == ("handoff.cad.referrals", 0, 99)
+    assert "exceeds the limit" in dead.error
+    assert publisher.refused == 0  # it was never tried whole: it could not fit
+
+
+@pytest.mark.parametrize("broker_limit, refusals, prefix", [(1600, 3, 1024), (300, 6, 0)])
+async def test_a_dead_letter_whose_write_keeps_failing_is_written_reduced(broker_limit, refusals, prefix) -> None:
+    codec = AvroCodec(InMemorySchemaRegistry())
+    publisher = SizeLimitedPublisher(codec, broker_limit)  # refuses every letter that carries the whole record
+    sink = DeadLetterSink(publisher, "unit", max_wait_seconds=0.001, retry_base_seconds=0.001, full_attempts=3)
+    processor = RecordProcessor(codec, sink, retry_base_seconds=0.001)
+    record = b"\x00\x00\x00\x00\x09" + b"z" * 2000
+
+    assert await processor.process(raw(record), lambda e: None) is False
+    assert publisher.refused == refusals
+    [dead] = publisher.events(DeadLetterRecorded)
+    assert dead.original_truncated and dead.original_size == len(record)
+    assert (dead.original_value or b"") == record[:prefix]
+    assert sink.count == sink.reduced == 1
+    assert processor.counts[("handoff.cad.referrals", "dead_lettered")] == 1

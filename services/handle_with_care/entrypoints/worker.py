@@ -31,7 +31,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
         kit.delivery(kit.table("notice-deliveries"), HWC_NOTICES, channels), links, kit.publisher, clock or SystemClock(),
         EscalationLeads(timedelta(minutes=settings.hwc_backup_lead_minutes),
                         timedelta(minutes=settings.hwc_coordinator_lead_minutes)),
-        disclose_agency=settings.hwc_disclose_agency)
+        disclose_agency=settings.hwc_disclose_agency, window=settings.event_time_window)
     kit.consume(CAD_CHILD_ENCOUNTERS, hwc.on_encounter, (CadChildEncountered,))
     kit.consume(HWC_NOTICES, hwc.on_notice_event,
                 (HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated))

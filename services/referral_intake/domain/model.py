@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timedelta
 
+from services.core.clock import EventTimeWindow
 from services.core.errors import Rejected
 from services.core.events import CadReferralMade, Consent, ReferralCreated
 from services.core.reference import Agency, Site
@@ -15,6 +17,11 @@ REFERRAL_NAMESPACE = uuid.UUID("6f1c2b1e-58b4-4d8e-9a57-2f3c4d5e6a70")
 def referral_id_for(site_id: str, agency_id: str, cad_event_id: str) -> str:
     """Deterministic: a retried POST or a replayed CAD record maps to the same referral."""
     return str(uuid.uuid5(REFERRAL_NAMESPACE, f"{site_id}/{agency_id}/{cad_event_id}"))
+
+
+def cad_fingerprint(cad: CadReferralMade) -> str:
+    """What a CAD event said, as a hash: the same ``cad_event_id`` with another body is not a retry."""
+    return hashlib.sha256(cad.model_dump_json().encode()).hexdigest()
 
 
 def intake_due_at(referred_at: datetime, site: Site) -> datetime:
@@ -31,16 +38,26 @@ def check_agency_may_refer(agency: Agency | None, site_id: str) -> None:
         raise Rejected("site_id", f"agency {agency.agency_id!r} may not submit for site {site_id!r}")
 
 
-def open_referral(cad: CadReferralMade, site: Site | None, agency: Agency | None, now: datetime) -> ReferralCreated:
-    """A referral opened from a CAD event, or ``Rejected`` naming the field and reason."""
+def check_referral(cad: CadReferralMade, site: Site | None, agency: Agency | None, now: datetime,
+                   window: EventTimeWindow = EventTimeWindow()) -> Site:
+    """The site that takes this referral, or ``Rejected`` naming the field and reason. The one rule
+    for the HTTP intake (which answers at once) and the worker (which sees Kafka's records too)."""
     if site is None:
         raise Rejected("site_id", f"unknown site {cad.site_id!r}")
     check_agency_may_refer(agency, cad.site_id)
     if cad.referral_type not in site.accepted_referral_types:
         raise Rejected("referral_type", f"site {site.site_id!r} does not accept {cad.referral_type.value} referrals")
+    window.check("occurred_at", cad.occurred_at, now)
+    return site
+
+
+def open_referral(cad: CadReferralMade, site: Site | None, agency: Agency | None, now: datetime,
+                  window: EventTimeWindow = EventTimeWindow()) -> ReferralCreated:
+    """A referral opened from a CAD event, or ``Rejected`` naming the field and reason."""
+    site = check_referral(cad, site, agency, now, window)
     return ReferralCreated(
         referral_id=referral_id_for(cad.site_id, cad.agency_id, cad.cad_event_id), cad_event_id=cad.cad_event_id,
         agency_id=cad.agency_id, site_id=cad.site_id, referral_type=cad.referral_type, referred_at=cad.occurred_at,
         created_at=now, intake_due_at=intake_due_at(cad.occurred_at, site), officer=cad.officer, person=cad.person,
-        location=cad.location,
+        location=cad.location, cad_fingerprint=cad_fingerprint(cad),
         consent=cad.consent or Consent(recipient_roles=sorted(site.default_consent_roles, key=lambda r: r.value)))

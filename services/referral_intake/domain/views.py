@@ -39,10 +39,12 @@ class ReferralView:
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     flags: list[str] = field(default_factory=list)
+    cad_fingerprint: str | None = None
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> "ReferralView":
-        return cls(event.referral_id, event.site_id, event.referral_type.value, event.referred_at, event.intake_due_at)
+        return cls(event.referral_id, event.site_id, event.referral_type.value, event.referred_at, event.intake_due_at,
+                   cad_fingerprint=event.cad_fingerprint)
 
     # --- fold -------------------------------------------------------------------------------------
     def apply(self, event) -> None:

@@ -5,7 +5,10 @@ so one worker path handles both. Each agency authenticates with its own bearer t
 only submit for its own sites. Answers:
 
 - 202 with the referral id (deterministic: a retried POST gets the same id, and no second page);
+- 400 for a body that is not JSON (naming where it breaks), 413 for a body over the size limit,
+  415 for another content type (``services.core.web.RequestLimits``);
 - 401 without a valid token, 403 for another agency's data or a site the agency does not serve;
+- 409 for a ``cad_event_id`` already used with a different body (a changed referral needs a new id);
 - 422 naming each bad field and the reason, never echoing the submitted values;
 - 503 with Retry-After while Kafka is unreachable, so the CAD system retries instead of losing it.
 """
@@ -13,18 +16,21 @@ only submit for its own sites. Answers:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from services.core.errors import Rejected
-from services.core.events import CadChildEncountered, CadReferralMade
+from services.core.clock import Clock, EventTimeWindow, SystemClock
+from services.core.events import CadChildEncountered, CadReferralMade, unknown_fields
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, get_logger
 from services.core.reference import Agency, ReferenceData
 from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 from services.core.web import ApiError, bearer_principal
-from services.referral_intake.domain.model import check_agency_may_refer, referral_id_for
+from services.referral_intake.domain.model import cad_fingerprint, check_referral, referral_id_for
 
 log = get_logger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -37,13 +43,19 @@ class Accepted(BaseModel):
 
 class ReferralAccepted(Accepted):
     referral_id: str
+    duplicate: bool = False  # this CAD event was already received, with the same body: nothing new happens
 
 
 class EncounterAccepted(Accepted):
     cad_event_id: str
+    ignored_fields: list[str] = []  # fields Handle With Care does not know: dropped, never stored
 
 
-def create_router(reference: ReferenceData, publisher: Publisher, publish_timeout_seconds: float = 5.0) -> APIRouter:
+def create_router(reference: ReferenceData, publisher: Publisher, publish_timeout_seconds: float = 5.0, *,
+                  clock: Clock | None = None, window: EventTimeWindow = EventTimeWindow(),
+                  known_fingerprint: Callable[[str], str | None] = lambda _referral_id: None) -> APIRouter:
+    """``known_fingerprint(referral_id)``: the CAD body fingerprint of a referral already opened, if any."""
+    clock = clock or SystemClock()
     api = APIRouter(tags=["CAD intake"])
     authenticated_agency = bearer_principal(lambda: reference.agencies.values(), "an agency")
 
@@ -62,30 +74,40 @@ def create_router(reference: ReferenceData, publisher: Publisher, publish_timeou
             raise ApiError(403, "agency_id", "does not match the authenticated agency")
 
     @api.post("/v1/referrals", status_code=202, response_model=ReferralAccepted,
-              responses={401: {}, 403: {}, 422: {}, 503: {}}, summary="Submit a LEAD diversion referral")
+              responses={400: {}, 401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+              summary="Submit a LEAD diversion referral")
     async def submit_referral(referral: CadReferralMade, agency: Agency = Depends(authenticated_agency)) -> ReferralAccepted:
         own_agency(agency, referral.agency_id)
         try:
-            check_agency_may_refer(agency, referral.site_id)
+            check_referral(referral, reference.site(referral.site_id), agency, clock.now(), window)
         except Rejected as exc:
-            raise ApiError(403, exc.field, exc.detail) from None
-        site = reference.site(referral.site_id)
-        if referral.referral_type not in site.accepted_referral_types:
-            raise ApiError(422, "referral_type", f"site does not accept {referral.referral_type.value} referrals")
+            raise ApiError(403 if exc.field in ("agency_id", "site_id") else 422, exc.field, exc.detail) from None
+        referral_id = referral_id_for(referral.site_id, referral.agency_id, referral.cad_event_id)
+        known = known_fingerprint(referral_id)
+        if known is not None and known != cad_fingerprint(referral):
+            log.warning("cad_event_id_reused_with_other_body", referral_id=referral_id, agency_id=agency.agency_id)
+            raise ApiError(409, "cad_event_id", "already received with a different body; a changed or new referral "
+                                                "needs a new cad_event_id")
         with correlation_scope() as cid:
             await publish(CAD_REFERRALS, referral.cad_event_id, referral)
-            referral_id = referral_id_for(referral.site_id, referral.agency_id, referral.cad_event_id)
-            log.info("referral_received", referral_id=referral_id, agency_id=agency.agency_id)
-        return ReferralAccepted(referral_id=referral_id, correlation_id=cid)
+            log.info("referral_received", referral_id=referral_id, agency_id=agency.agency_id, duplicate=known is not None)
+        return ReferralAccepted(referral_id=referral_id, correlation_id=cid, duplicate=known is not None)
 
     @api.post("/v1/child-encounters", status_code=202, response_model=EncounterAccepted,
-              responses={401: {}, 403: {}, 422: {}, 503: {}}, summary="Report a child encountered at a call (Handle With Care)")
-    async def submit_child_encounter(encounter: CadChildEncountered,
+              responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+              summary="Report a child encountered at a call (Handle With Care)")
+    async def submit_child_encounter(encounter: CadChildEncountered, request: Request,
                                      agency: Agency = Depends(authenticated_agency)) -> EncounterAccepted:
         own_agency(agency, encounter.agency_id)
+        try:
+            window.check("encountered_at", encounter.encountered_at, clock.now())
+        except Rejected as exc:
+            raise ApiError(422, exc.field, exc.detail) from None
+        ignored = unknown_fields(CadChildEncountered, await request.json())
         with correlation_scope() as cid:
             await publish(CAD_CHILD_ENCOUNTERS, encounter.cad_event_id, encounter)
-            log.info("child_encounter_received", cad_event_id=encounter.cad_event_id, agency_id=agency.agency_id)
-        return EncounterAccepted(cad_event_id=encounter.cad_event_id, correlation_id=cid)
+            log.info("child_encounter_received", cad_event_id=encounter.cad_event_id, agency_id=agency.agency_id,
+                     ignored_fields=len(ignored))
+        return EncounterAccepted(cad_event_id=encounter.cad_event_id, correlation_id=cid, ignored_fields=ignored)
 
     return api

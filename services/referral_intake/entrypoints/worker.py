@@ -25,7 +25,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     clock = clock or SystemClock()
     # Keyed by referral id, written while processing the CAD record it came from: every record of
     # one CAD event id lands on one partition, so one worker owns each referral id.
-    intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock)
+    intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock, settings.event_time_window)
     kit.consume(CAD_REFERRALS, intake.on_cad_referral, (CadReferralMade,))
 
     # Lifecycle: its own table, written only from the referral and page topics (both keyed by

@@ -44,7 +44,9 @@ class Harness:
         self.hwc = SettledCalls(hwc, delivery, self.publisher, HwcNoticeDelivered, hwc.on_notice_event)
 
     async def encounter(self, event) -> None:
-        """Both steps, as the two topics would run them."""
+        """Both steps, as the two topics would run them (CAD reports an encounter as it happens)."""
+        if event.encountered_at > self.clock.now():
+            self.clock.set(event.encountered_at)
         request = await self.hwc.on_encounter(event)
         if request is not None:
             await self.hwc.on_notice_event(request)

@@ -56,3 +56,25 @@ def test_site_refuses_routes_it_does_not_accept() -> None:
     with pytest.raises(Rejected) as err:
         open_referral(cad, REF.sites["santa-fe"], REF.agencies["sfpd"], NOW)
     assert err.value.field == "referral_type"
+
+
+async def test_the_worker_refuses_a_reused_cad_event_id_with_another_body_and_a_time_far_from_now() -> None:
+    from datetime import timedelta
+
+    from services.core.clock import FakeClock
+    from services.core.events import Location
+    from services.core.kafka import InMemoryPublisher
+    from services.referral_intake.service import ReferralIntake
+
+    publisher = InMemoryPublisher()
+    intake = ReferralIntake(REF, {}, publisher, FakeClock(NOW))
+    assert await intake.on_cad_referral(cad_referral("CAD-9", occurred_at=NOW)) is not None
+    assert await intake.on_cad_referral(cad_referral("CAD-9", occurred_at=NOW)) is None  # a retry: nothing new
+    changed = cad_referral("CAD-9", occurred_at=NOW).model_copy(update={"location": Location(description="elsewhere")})
+    with pytest.raises(Rejected, match="cad_event_id"):
+        await intake.on_cad_referral(changed)
+    with pytest.raises(Rejected, match="occurred_at: more than 30 days before now"):
+        await intake.on_cad_referral(cad_referral("CAD-10", occurred_at=NOW - timedelta(days=31)))
+    with pytest.raises(Rejected, match="occurred_at: more than 10 minutes after now"):
+        await intake.on_cad_referral(cad_referral("CAD-11", occurred_at=NOW + timedelta(minutes=11)))
+    assert len(publisher.records) == 1
