@@ -70,6 +70,8 @@ def one_of_each() -> list[ev.Event]:
         ev.PageAcknowledged(page_id="p-1", referral_id="r-1", acknowledged_by="cm-7", via=ev.AcknowledgedVia.link,
                             acknowledged_at=NOW),
         ev.PageEscalated(page_id="p-1", referral_id="r-1", from_step=0, to_step=1, loop=0, escalated_at=NOW),
+        ev.PageExhausted(page_id="p-1", referral_id="r-1", site_id="abq", steps=2, loops=2, opened_at=NOW,
+                         exhausted_at=NOW),
         ev.HwcNoticeRequested(notice_id="n-1", child=child(), school_id="lincoln-es", due_at=NOW, requested_at=NOW),
         ev.HwcNoticeDelivered(notice_id="n-1", attempt_id="n-1/primary/c-1/email", recipient_role=ev.RecipientRole.primary,
                               contact_id="c-1", channel=ev.Channel.email, outcome=ev.DeliveryOutcome.delivered,

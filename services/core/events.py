@@ -404,6 +404,19 @@ class PageEscalated(Event):
     exhausted: bool = False
 
 
+class PageExhausted(Event):
+    """Every escalation step and loop went unacknowledged: the warm handoff was missed."""
+
+    avro_schema: ClassVar[str] = "page_exhausted"
+    page_id: str
+    referral_id: str
+    site_id: str
+    steps: int
+    loops: int
+    opened_at: AwareDatetime
+    exhausted_at: AwareDatetime
+
+
 # --- Handle With Care ---------------------------------------------------------------------------
 
 class HwcNoticeRequested(Event):
@@ -471,6 +484,7 @@ class DisclosedRecord(str, Enum):
     lead_page = "lead_page"
     lead_officer_confirmation = "lead_officer_confirmation"
     lead_deadline_warning = "lead_deadline_warning"
+    lead_handoff_missed = "lead_handoff_missed"
     hwc_notice = "hwc_notice"
     other = "other"
 
@@ -518,7 +532,7 @@ class DeadLetterRecorded(Event):
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
-    PageRequested, PageSent, PageAcknowledged, PageEscalated,
+    PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcTriageOpened,
     HwcTriageResolved, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
 )

@@ -130,6 +130,9 @@ class Site(_Model):
     on_call: OnCallRotation
     escalation: EscalationPolicyConfig
     program_manager_ids: tuple[str, ...] = ()
+    # Who is told when a page goes unacknowledged through every step (a missed warm handoff);
+    # empty: the site's program managers and outreach coordinators (ReferenceData.handoff_fallback).
+    fallback_ids: tuple[str, ...] = ()
     # The program's standard consent form, when CAD sends none (42 CFR Part 2 scope by recipient role).
     default_consent_roles: frozenset[ConsentRole] = frozenset(ConsentRole)
 
@@ -202,6 +205,16 @@ class ReferenceData(_Model):
 
     def site(self, site_id: str) -> Site | None:
         return self.sites.get(site_id)
+
+    def handoff_fallback(self, site_id: str) -> list[CaseManager]:
+        """Who hears of a missed warm handoff at a site: its ``fallback_ids``, or else its program
+        managers and the outreach coordinators who work the site."""
+        site = self.sites.get(site_id)
+        if site is None:
+            return []
+        ids = site.fallback_ids or (*site.program_manager_ids, *sorted(
+            cm.case_manager_id for cm in self.case_managers.values() if cm.role == "outreach" and site_id in cm.sites))
+        return [self.case_managers[i] for i in dict.fromkeys(ids) if i in self.case_managers]
 
 
 SECTIONS = {"agencies": (Agency, "agency_id"), "sites": (Site, "site_id"),
@@ -315,7 +328,7 @@ def _check_references(data: ReferenceData) -> None:
         unknown = sorted(named - set(data.case_managers))
         if unknown:
             raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown case managers {unknown}")
-        unknown_pms = sorted(set(site.program_manager_ids) - set(data.case_managers))
+        unknown_pms = sorted((set(site.program_manager_ids) | set(site.fallback_ids)) - set(data.case_managers))
         if unknown_pms:
             raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown program managers {unknown_pms}")
     for person in data.case_managers.values():

@@ -35,7 +35,7 @@ REFERRALS = TopicSpec(
     "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged; key: referral_id.",
     config={"retention.ms": str(400 * DAY_MS)})
 PAGES = TopicSpec(
-    "handoff.paging.pages", "PageRequested, PageSent, PageAcknowledged, PageEscalated; key: referral_id (co-partitioned with REFERRALS).",
+    "handoff.paging.pages", "PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted; key: referral_id (co-partitioned with REFERRALS).",
     config={"retention.ms": str(400 * DAY_MS)})
 HWC_NOTICES = TopicSpec(
     "handoff.hwc.notices", "HwcNotice* events (child data: shorter retention); key: notice_id.",

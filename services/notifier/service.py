@@ -14,8 +14,8 @@ from datetime import datetime
 
 from services.core.clock import Clock
 from services.core.events import (
-    Channel, Consent, DeliveryOutcome, DisclosedRecord, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralFlag,
-    ReferralFlagged,
+    Channel, Consent, DeliveryOutcome, DisclosedRecord, EngagementRecorded, PageAcknowledged, PageEscalated, PageExhausted,
+    PageRequested, PageSent, ReferralCreated, ReferralFlag, ReferralFlagged, ReferralStatusChanged,
 )
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
@@ -27,16 +27,19 @@ from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.due import DueTable
 from services.core.links import AckLinks
 from services.notifier.domain.escalation import (
-    PageState, acknowledge, attempt_id, due_escalation, escalate, next_escalation_at, open_page,
+    MILESTONES_THAT_STOP_PAGING, STATUSES_THAT_STOP_PAGING, PageState, acknowledge, attempt_id, due_escalation, escalate,
+    next_escalation_at, open_page, stop,
 )
 from services.notifier.domain.messages import (
-    NO_REDISCLOSURE, render_deadline_warning, render_officer_confirmation, render_page,
+    NO_REDISCLOSURE, render_deadline_warning, render_handoff_missed, render_officer_confirmation,
+    render_officer_no_case_manager, render_page,
 )
 from services.notifier.domain.schedule import on_call_with_capacity
 
 log = get_logger(__name__)
 ON_CALL = "on_call"
 WARNING_STEP = -1  # PageSent.step_index of a deadline warning, outside the escalation steps
+FALLBACK_STEP = -2  # ... of what is sent when every step went unacknowledged
 OFFICER_TARGET = "officer"
 
 
@@ -77,6 +80,22 @@ class Notifier:
             await self.open(event)
         elif isinstance(event, ReferralFlagged) and event.flag is not ReferralFlag.no_contact:
             await self.warn_intake_deadline(event)
+        elif isinstance(event, ReferralStatusChanged) and event.status in STATUSES_THAT_STOP_PAGING:
+            self.stop_paging(event.referral_id, f"status {event.status.value}", event.changed_at)
+        elif isinstance(event, EngagementRecorded) and event.milestone in MILESTONES_THAT_STOP_PAGING:
+            self.stop_paging(event.referral_id, f"milestone {event.milestone.value}", event.recorded_at)
+
+    def stop_paging(self, referral_id: str, because: str, at: datetime) -> None:
+        """The referral has a case manager, or needs none any more: no further step is paged (a
+        re-page would only repeat the person's whereabouts to more people: minimum necessary)."""
+        loaded = self._load(referral_id)
+        if loaded is None:
+            return
+        state, request = loaded
+        stopped = stop(state, because, at)
+        if stopped is not state:
+            self._save(stopped, request)
+            log.info("page_stopped", page_id=state.page_id, referral_id=referral_id, because=because)
 
     async def warn_intake_deadline(self, flag: ReferralFlagged) -> None:
         """Tell the acknowledging case manager and the site's program managers; no personal data."""
@@ -104,6 +123,8 @@ class Notifier:
     async def on_page_event(self, event) -> None:
         if isinstance(event, PageEscalated):
             await self.apply_escalation(event)
+        elif isinstance(event, PageExhausted):
+            await self.tell_fallback(event)
         elif isinstance(event, PageAcknowledged):
             await self.apply_acknowledgement(event)
         elif isinstance(event, PageSent) and event.final:
@@ -154,6 +175,13 @@ class Notifier:
             not expected.exhausted and not event.exhausted and (expected.step_index, expected.loop) == (event.to_step, event.loop))
         if not state.is_open or state.step_index != event.from_step or not matches:
             return  # already applied, or overtaken by an acknowledgement: a duplicate changes nothing
+        if expected.exhausted:
+            # Published before the state is saved: a crash in between publishes it again, and
+            # everything that follows it is idempotent; the other order could lose it.
+            await self.publisher.publish(PAGES, state.referral_id, PageExhausted(
+                page_id=state.page_id, referral_id=state.referral_id, site_id=state.site_id,
+                steps=len(site.escalation.steps), loops=site.escalation.loops, opened_at=state.opened_at,
+                exhausted_at=event.escalated_at))
         self._save(expected, request)
         self._escalations_requested.discard((state.referral_id, state.step_index, state.loop))
         if expected.exhausted:
@@ -180,6 +208,35 @@ class Notifier:
                             "LEAD referral acknowledged", text, text,
                             {"referral_id": state.referral_id, "acknowledged": True, "redisclosure_notice": NO_REDISCLOSURE})
         await self._deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
+                                 Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
+                                            OFFICER_TARGET))
+
+    async def tell_fallback(self, event: PageExhausted) -> None:
+        """A missed warm handoff: the site's fallback people get the page to take or follow up, and the
+        officer hears that nobody is coming yet and what happens next. Each send once (attempt ids)."""
+        loaded = self._load(event.referral_id)
+        if loaded is None:
+            return
+        state, request = loaded
+        people = self.reference.handoff_fallback(event.site_id)
+        if not people:
+            log.error("handoff_missed_without_fallback", referral_id=event.referral_id, site_id=event.site_id)
+        for person in people:
+            message = render_handoff_missed(request, self.links.url("page", request.referral_id, person.case_manager_id),
+                                            event.steps, event.loops)
+            for channel in person.channels:
+                payload = {"type": "lead.handoff_missed", "page_id": request.page_id, "referral_id": request.referral_id,
+                           "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
+                outgoing = Outgoing(f"{state.page_id}/missed/{person.case_manager_id}/{channel.value}",
+                                    person.address_for(channel), message.subject, message.text, message.body, payload)
+                await self._deliver_once(replace(state, step_index=FALLBACK_STEP), person.case_manager_id, channel,
+                                         outgoing, Disclosure(DisclosedRecord.lead_handoff_missed, request.referral_id,
+                                                              person.case_manager_id, person.role))
+        text = render_officer_no_case_manager()
+        outgoing = Outgoing(f"{state.page_id}/officer-no-case-manager", request.officer_callback_phone,
+                            "LEAD referral: no case manager yet", text, text,
+                            {"referral_id": state.referral_id, "acknowledged": False, "redisclosure_notice": NO_REDISCLOSURE})
+        await self._deliver_once(replace(state, step_index=FALLBACK_STEP), OFFICER_TARGET, Channel.sms, outgoing,
                                  Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
                                             OFFICER_TARGET))
 

@@ -51,9 +51,20 @@ class RunningSystem:
     apps: dict = field(default_factory=dict)
     app: object = None  # the HTTP app, for tests that serve it on a real port (the browser tests)
     expect_dead_letters: bool = False  # a test that feeds bad records on purpose sets this
+    started: list = field(default_factory=list)  # what the fixture stops after the test
 
     def messages(self, kind: str):
         return self.inbox.inbox.of(kind)
+
+    async def restart(self, name: str):
+        """Stop a worker and start a new one in its place: its tables recover from their changelogs,
+        as after a deploy or a crash (the state on disk is the broker's, not the process's)."""
+        await self.apps[name].stop()
+        worker = runtime.build_worker(name, self.settings, self.reference, self.clock)
+        await prepare_and_start(worker, self.settings)
+        self.started.append(worker.stop)
+        self.apps[name] = worker
+        return worker
 
 
 @pytest.fixture
@@ -81,7 +92,7 @@ async def system_factory(kafka_settings) -> AsyncIterator:
             started.append(follower.stop)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
         started.append(http.aclose)
-        system = RunningSystem(settings, reference, clock, inbox, http, app=app)
+        system = RunningSystem(settings, reference, clock, inbox, http, app=app, started=started)
         for name in workers:
             worker = runtime.build_worker(name, settings, reference, clock)
             await prepare_and_start(worker, settings)

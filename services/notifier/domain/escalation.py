@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.core.events import Milestone, ReferralStatus
 from services.core.reference import EscalationPolicyConfig
+
+# A page asks for a case manager. Once the referral has one, or needs none any more, paging stops,
+# whichever service records it first (acknowledgement here, a status or milestone in the lifecycle):
+# every status but "requested" (accepted, rejected, cancelled, entered-in-error, in progress, ...)
+# and every milestone a case manager records.
+STATUSES_THAT_STOP_PAGING = frozenset(ReferralStatus) - {ReferralStatus.requested}
+MILESTONES_THAT_STOP_PAGING = frozenset(Milestone) - {Milestone.paged}
 
 
 @dataclass(frozen=True)
@@ -26,17 +34,19 @@ class PageState:
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     exhausted: bool = False
+    stopped_at: datetime | None = None
+    stopped_because: str | None = None  # e.g. "status rejected", "milestone contacted"
 
     @property
     def is_open(self) -> bool:
-        return self.acknowledged_at is None and not self.exhausted
+        return self.acknowledged_at is None and not self.exhausted and self.stopped_at is None
 
     def to_dict(self) -> dict:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PageState":
-        times = {"opened_at", "step_started_at", "acknowledged_at"}
+        times = {"opened_at", "step_started_at", "acknowledged_at", "stopped_at"}
         return cls(**{k: (datetime.fromisoformat(v) if k in times and v else v) for k, v in data.items()})
 
 
@@ -77,6 +87,11 @@ def acknowledge(state: PageState, by: str, now: datetime) -> PageState:
     if state.acknowledged_at is not None:
         return state
     return replace(state, acknowledged_at=now, acknowledged_by=by)
+
+
+def stop(state: PageState, because: str, at: datetime) -> PageState:
+    """An open page stops paging (nothing further is sent); a closed one stays as it is."""
+    return replace(state, stopped_at=at, stopped_because=because) if state.is_open else state
 
 
 def attempt_id(page_id: str, step_index: int, loop: int, target_id: str, channel: str) -> str:

@@ -50,3 +50,30 @@ def render_deadline_warning(referral_id: str, flag: str, due_local) -> str:
     state = "has passed" if flag == "intake_deadline_missed" else "is near"
     return (f"Handoff: the intake deadline ({when}) for LEAD referral {referral_id[:8]} {state} "
             f"and no intake is recorded. Open the referral in the console. {NO_REDISCLOSURE_SHORT}")
+
+
+def render_handoff_missed(page: PageRequested, ack_url: str, steps: int, loops: int) -> PageMessage:
+    """To the site's fallback (program managers, outreach): the page went unanswered; take it or find the person."""
+    route = ROUTE_LABEL[page.referral_type.value]
+    subject = f"MISSED LEAD warm handoff: {route} referral, no case manager acknowledged"
+    look_for = f" Look for: {page.person_description}." if page.person_description else ""
+    text = (f"MISSED LEAD handoff ({route}): no case manager acknowledged after {steps} step(s) x {loops}. "
+            f"{page.officer_name} ({page.officer_callback_phone}) was with the person at {page.location_description}."
+            f"{look_for} Top of the outreach worklist. Take it: {ack_url} {NO_REDISCLOSURE_SHORT}")
+    body = "\n".join([
+        subject, "",
+        f"Nobody acknowledged the page through {steps} escalation step(s), {loops} time(s) over.",
+        "The referral is open, flagged handoff_missed, at the top of the site's outreach worklist.", "",
+        f"Officer: {page.officer_name}, call back {page.officer_callback_phone}",
+        f"Where: {page.location_description}",
+        *([f"Look for: {page.person_description}"] if page.person_description else []),
+        "", f"Take the referral: {ack_url}", "", NO_REDISCLOSURE,
+    ])
+    return PageMessage(subject, text, body)
+
+
+def render_officer_no_case_manager() -> str:
+    """To the officer's callback: nobody is coming yet, and what happens next (nothing about the person)."""
+    return ("Handoff: no LEAD case manager has acknowledged your referral yet. The program manager and outreach "
+            "team have been told and the referral stays open: outreach will look for the person where you "
+            f"reported. You may leave when you need to. {NO_REDISCLOSURE_SHORT}")

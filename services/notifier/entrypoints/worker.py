@@ -8,7 +8,7 @@ from services.core.avro import AvroCodec, registry_from_url
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
-    EngagementRecorded, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated, ReferralFlagged,
+    EngagementRecorded, PageAcknowledged, PageEscalated, PageExhausted, PageRequested, PageSent, ReferralCreated, ReferralFlagged,
     ReferralStatusChanged,
 )
 from services.core.kafka import TopicFollower
@@ -37,7 +37,8 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
                         caseloads.caseload)
     kit.consume(REFERRALS, notifier.on_referral_event,
                 (ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged))
-    kit.consume(PAGES, notifier.on_page_event, (PageRequested, PageSent, PageAcknowledged, PageEscalated))
+    kit.consume(PAGES, notifier.on_page_event,
+                (PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted))
     kit.every(settings.escalation_tick_seconds, notifier.publish_due_escalations)
     kit.app.notifier = notifier  # for tests and the console
     return kit.app

@@ -21,6 +21,9 @@ class LeadCollector(Collector):
         labels = ["site", "referral_type"]
         counts = {name: GaugeMetricFamily(f"handoff_lead_{name}", f"LEAD referrals that reached: {name}", labels=labels)
                   for name in ("referrals", "contacted", "enrolled", "engaged")}
+        counts["handoffs_missed"] = GaugeMetricFamily(
+            "handoff_lead_handoffs_missed", "LEAD referrals whose page nobody acknowledged through every step",
+            labels=labels)
         totals: dict[tuple[str, str], dict[str, int]] = {}
         for row in funnel(list(self.model.views.values())):
             t = totals.setdefault((row.site_id, row.referral_type), dict.fromkeys(counts, 0))

@@ -42,7 +42,8 @@ class LeadReadModel:
     def outreach_worklist(self, site_id: str) -> list[ReferralView]:
         """Open referrals someone must go and find: no contact for too long, or intake at risk."""
         flagged = [v for v in self.for_site(site_id) if v.is_open and v.flags]
-        return sorted(flagged, key=lambda v: v.last_contact_at or v.referred_at)
+        # A missed warm handoff comes first: nobody has the person yet, and the trail is freshest now.
+        return sorted(flagged, key=lambda v: (not v.awaiting_a_case_manager, v.last_contact_at or v.referred_at))
 
     def page_for_reply(self, case_manager_id: str, code: str, reply_code) -> ReferralView | None:
         """The unacknowledged page this case manager's reply code answers."""

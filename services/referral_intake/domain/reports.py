@@ -26,6 +26,7 @@ class FunnelSummary:
     contacted: int
     enrolled: int
     engaged: int
+    handoffs_missed: int = 0
 
     @property
     def enrollment_rate(self) -> float | None:
@@ -46,7 +47,8 @@ def summarize(views: Iterable[ReferralView]) -> FunnelSummary:
         referrals=len(views),
         contacted=sum(v.seconds_to_contact() is not None for v in views),
         enrolled=sum(v.has("enrolled") or v.has("engaged") for v in views),
-        engaged=sum(v.has("engaged") for v in views))
+        engaged=sum(v.has("engaged") for v in views),
+        handoffs_missed=sum(v.handoff_missed_at is not None for v in views))
 
 
 def bucket(seconds: Iterable[float], edges: tuple[tuple[float | None, str], ...]) -> list[tuple[str, int]]:
@@ -83,6 +85,7 @@ class ReportRow:
     acknowledged_within_30_min: int
     median_minutes_to_acknowledge: str
     median_hours_to_contact: str
+    handoffs_missed: int
 
 
 def month_of(at: datetime, zone: tzinfo) -> str:
@@ -107,7 +110,8 @@ def _row(month: str, site_id: str, kind: str, views: list[ReferralView]) -> Repo
     return ReportRow(month, site_id, kind, s.referrals, s.contacted, s.enrolled, s.engaged, rate(s.enrollment_rate),
                      rate(s.engagement_rate), meets(s.enrollment_rate, ENROLLMENT_TARGET),
                      meets(s.engagement_rate, ENGAGEMENT_TARGET), sum(a <= HANDOFF_TARGET_SECONDS for a in acks),
-                     f"{median(acks) / 60:.1f}" if acks else "", f"{median(contacts) / 3600:.1f}" if contacts else "")
+                     f"{median(acks) / 60:.1f}" if acks else "", f"{median(contacts) / 3600:.1f}" if contacts else "",
+                     s.handoffs_missed)
 
 
 def report_csv(rows: list[ReportRow]) -> str:

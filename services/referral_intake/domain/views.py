@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from statistics import median
 
 from services.core.events import (
-    EngagementRecorded, Milestone, PageAcknowledged, PageRequested, PageSent, ReferralCreated, ReferralFlag,
+    EngagementRecorded, Milestone, PageAcknowledged, PageExhausted, PageRequested, PageSent, ReferralCreated, ReferralFlag,
     ReferralFlagged, ReferralStatus, ReferralStatusChanged,
 )
 
@@ -22,6 +22,7 @@ ENGAGEMENT_TARGET = 0.75   # ... and engagement under 75% of enrollees
 CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.value, Milestone.enrolled.value,
                       Milestone.engaged.value}
 INTAKE_MILESTONES = {Milestone.intake_scheduled.value, Milestone.enrolled.value, Milestone.engaged.value}
+HANDOFF_MISSED = "handoff_missed"  # a view flag: every escalation step went unacknowledged (PageExhausted)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ReferralView:
     acknowledged_by: str | None = None
     flags: list[str] = field(default_factory=list)
     cad_fingerprint: str | None = None
+    handoff_missed_at: datetime | None = None
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> "ReferralView":
@@ -68,6 +70,12 @@ class ReferralView:
         elif isinstance(event, ReferralFlagged):
             if event.flag.value not in self.flags:
                 self.flags.append(event.flag.value)
+            if event.flag is ReferralFlag.intake_deadline_missed:  # "near" is overtaken, not kept beside it
+                self.flags = [f for f in self.flags if f != ReferralFlag.intake_deadline_near.value]
+        elif isinstance(event, PageExhausted):
+            self.handoff_missed_at = self.handoff_missed_at or event.exhausted_at
+            if HANDOFF_MISSED not in self.flags:
+                self.flags.insert(0, HANDOFF_MISSED)
 
     def _milestone(self, name: str, at: datetime) -> None:
         if name not in self.milestones or at < self.milestones[name]:
@@ -80,6 +88,12 @@ class ReferralView:
 
     def has(self, milestone: str) -> bool:
         return milestone in self.milestones
+
+    @property
+    def awaiting_a_case_manager(self) -> bool:
+        """Missed handoff and still nobody on it: outreach must go and find the person first."""
+        return (HANDOFF_MISSED in self.flags and self.is_open and self.acknowledged_at is None
+                and self.seconds_to_contact() is None)
 
     def seconds_to_acknowledge(self) -> float | None:
         return (self.acknowledged_at - self.referred_at).total_seconds() if self.acknowledged_at else None
@@ -96,7 +110,8 @@ class ReferralView:
         intake_done = any(self.has(m) for m in INTAKE_MILESTONES)
         if not intake_done and now >= self.intake_due_at and "intake_deadline_missed" not in self.flags:
             due.append(ReferralFlag.intake_deadline_missed)
-        elif not intake_done and now >= self.intake_due_at - warn_before and "intake_deadline_near" not in self.flags:
+        elif (not intake_done and now >= self.intake_due_at - warn_before
+              and not {"intake_deadline_near", "intake_deadline_missed"} & set(self.flags)):
             due.append(ReferralFlag.intake_deadline_near)
         since = self.last_contact_at or self.referred_at
         if now - since >= no_contact_after and "no_contact" not in self.flags:
@@ -112,7 +127,7 @@ class ReferralView:
         if not any(self.has(m) for m in INTAKE_MILESTONES):
             if "intake_deadline_missed" not in self.flags:
                 candidates.append(self.intake_due_at)
-            if "intake_deadline_near" not in self.flags:
+            if not {"intake_deadline_near", "intake_deadline_missed"} & set(self.flags):
                 candidates.append(self.intake_due_at - warn_before)
         if "no_contact" not in self.flags:
             candidates.append((self.last_contact_at or self.referred_at) + no_contact_after)
@@ -121,16 +136,18 @@ class ReferralView:
     # --- storage ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("referred_at", "intake_due_at", "last_contact_at", "paged_at", "acknowledged_at"):
+        for key in _TIMES:
             d[key] = d[key].isoformat() if d[key] else None
         d["milestones"] = {k: v.isoformat() for k, v in self.milestones.items()}
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ReferralView":
-        times = {k: (datetime.fromisoformat(d[k]) if d[k] else None)
-                 for k in ("referred_at", "intake_due_at", "last_contact_at", "paged_at", "acknowledged_at")}
+        times = {k: (datetime.fromisoformat(d[k]) if d.get(k) else None) for k in _TIMES}
         return cls(**{**d, **times, "milestones": {k: datetime.fromisoformat(v) for k, v in d["milestones"].items()}})
+
+
+_TIMES = ("referred_at", "intake_due_at", "last_contact_at", "paged_at", "acknowledged_at", "handoff_missed_at")
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,7 @@ class FunnelRow:
     meets_engagement_target: bool | None
     median_seconds_to_acknowledge: float | None
     median_seconds_to_contact: float | None
+    handoffs_missed: int = 0      # nobody acknowledged the page through every step ("lack of warm handoff")
 
 
 def iso_week(at: datetime) -> str:
@@ -173,5 +191,6 @@ def funnel(views: list[ReferralView], site_id: str | None = None) -> list[Funnel
         rows.append(FunnelRow(site, kind, week, len(group), contacted, enrolled, engaged, enrollment, engagement,
                               None if enrollment is None else enrollment >= ENROLLMENT_TARGET,
                               None if engagement is None else engagement >= ENGAGEMENT_TARGET,
-                              median(acks) if acks else None, median(contacts) if contacts else None))
+                              median(acks) if acks else None, median(contacts) if contacts else None,
+                              sum(v.handoff_missed_at is not None for v in group)))
     return rows

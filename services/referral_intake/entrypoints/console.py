@@ -151,7 +151,8 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
                      if site.site_id in a.sites and a.hwc_district_id}
         hwc = hwc_rates(districts) if hwc_rates else ""
         return (f'<div class=grid2><div>{funnel}<ul data-testid="targets">{"".join(verdict)}</ul>'
-                f'<p data-testid="contacted">Contacted: {s.contacted} of {s.referrals}</p></div>'
+                f'<p data-testid="contacted">Contacted: {s.contacted} of {s.referrals}</p>'
+                f'<p data-testid="handoffs-missed">Warm handoffs missed (nobody acknowledged): {s.handoffs_missed}</p></div>'
                 f'<div>{histogram("Time to acknowledge a page", time_to_acknowledge(views))}'
                 f'{histogram("Time from referral to first contact", time_to_contact(views))}</div>'
                 f"<div>{hwc}</div></div>"

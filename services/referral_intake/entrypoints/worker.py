@@ -8,7 +8,7 @@ import faust
 
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
-    CadReferralMade, EngagementRecorded, PageAcknowledged, PageEscalated, PageRequested, PageSent, ReferralCreated,
+    CadReferralMade, EngagementRecorded, PageAcknowledged, PageEscalated, PageExhausted, PageRequested, PageSent, ReferralCreated,
     ReferralFlagged, ReferralStatusChanged,
 )
 from services.core.reference import ReferenceData
@@ -34,7 +34,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
                                 timedelta(hours=settings.intake_warning_hours))
     kit.consume(REFERRALS, tracker.on_event,
                 (ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), name="lifecycle")
-    kit.consume(PAGES, tracker.on_event, (PageRequested, PageSent, PageAcknowledged, PageEscalated),
+    kit.consume(PAGES, tracker.on_event, (PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted),
                 name="lifecycle-pages")
     kit.every(settings.escalation_tick_seconds, tracker.publish_due_flags)
 

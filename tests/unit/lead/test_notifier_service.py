@@ -8,7 +8,8 @@ import pytest
 
 from services.core.clock import FakeClock
 from services.core.events import (
-    AcknowledgedVia, DeliveryOutcome, PageAcknowledged, PageEscalated, PageRequested, PageSent,
+    AcknowledgedVia, DeliveryOutcome, DisclosedRecord, DisclosureAudited, EngagementRecorded, Milestone, PageAcknowledged,
+    PageEscalated, PageExhausted, PageRequested, PageSent, ReferralStatus, ReferralStatusChanged, StatusReason,
 )
 from services.core.kafka import InMemoryPublisher
 from services.core.topics import AUDIT
@@ -40,7 +41,8 @@ class Harness:
 
     async def feed_published(self) -> None:
         """Deliver published page events back to the notifier, as the Kafka topic would."""
-        pending = [r for r in self.publisher.records if isinstance(r.event, (PageEscalated, PageAcknowledged))]
+        pending = [r for r in self.publisher.records
+                   if isinstance(r.event, (PageEscalated, PageAcknowledged, PageExhausted))]
         self.publisher.records = [r for r in self.publisher.records if r not in pending]
         for record in pending:
             self.publisher.records.append(record)
@@ -269,3 +271,81 @@ async def test_every_lead_disclosure_carries_the_no_redisclosure_notice(h) -> No
         assert NO_REDISCLOSURE in message.body
     for message in h.channels["webhook"].sent:
         assert message.payload["redisclosure_notice"] == NO_REDISCLOSURE
+
+
+async def run_out_every_step(h: Harness) -> None:
+    for _ in range(4):  # abq: two steps (5 and 10 minutes), two loops
+        h.clock.advance(minutes=30)
+        await h.notifier.publish_due_escalations()
+        await h.feed_published()
+    await h.feed_published()  # what the last escalation published (PageExhausted)
+
+
+async def test_a_page_nobody_acknowledges_is_a_missed_handoff_that_reaches_the_fallback_and_the_officer(h) -> None:
+    await h.notifier.on_referral_event(h.referral)
+    await run_out_every_step(h)
+
+    [missed] = h.publisher.events(PageExhausted)
+    assert (missed.referral_id, missed.site_id, missed.steps, missed.loops) == (h.referral.referral_id, "abq", 2, 2)
+    pm, outreach = REF.case_managers["pm-abq"], REF.case_managers["cm-cruz"]
+    assert [p.case_manager_id for p in REF.handoff_fallback("abq")] == ["pm-abq", "cm-cruz"]
+    [to_pm] = [m for m in h.channels["email"].sent if m.address == pm.email]
+    assert to_pm.subject.startswith("MISSED LEAD warm handoff")
+    assert "bus shelter at 4th St and Gold Ave SW" in to_pm.body and "+15055550143" in to_pm.body
+    assert "Zebulon" not in to_pm.body  # still no name outside the console
+    assert [m for m in h.channels["webhook"].sent if m.payload.get("type") == "lead.handoff_missed"]
+    assert outreach.phone in h.sent_to("sms")
+    officer = [m for m in h.channels["sms"].sent if m.address == "+15055550143"]
+    assert len(officer) == 1 and "no LEAD case manager has acknowledged" in officer[0].text
+    kinds = {a.record_kind for a in h.publisher.events(DisclosureAudited)}
+    assert DisclosedRecord.lead_handoff_missed in kinds
+
+    sent = sum(len(c.sent) for c in h.channels.values())
+    await h.notifier.on_page_event(missed)  # replayed: nobody is told twice
+    assert sum(len(c.sent) for c in h.channels.values()) == sent
+    h.clock.advance(hours=2)
+    assert await h.notifier.publish_due_escalations() == 0
+
+
+def status_changed(h: Harness, status: ReferralStatus, at) -> ReferralStatusChanged:
+    return ReferralStatusChanged(referral_id=h.referral.referral_id, site_id="abq", status=status,
+                                 previous_status=ReferralStatus.requested, reason=StatusReason.ineligible, changed_at=at,
+                                 changed_by="pm-abq")
+
+
+@pytest.mark.parametrize("stopper", ["rejected", "cancelled", "entered_in_error", "contacted", "contact_attempted"])
+async def test_escalation_stops_when_the_referral_no_longer_waits_for_a_case_manager(h, stopper) -> None:
+    await h.notifier.on_referral_event(h.referral)
+    h.clock.advance(minutes=2)
+    if stopper in ReferralStatus.__members__:
+        await h.notifier.on_referral_event(status_changed(h, ReferralStatus(stopper), h.clock.now()))
+    else:
+        await h.notifier.on_referral_event(EngagementRecorded(
+            engagement_id="e-1", referral_id=h.referral.referral_id, site_id="abq", milestone=Milestone(stopper),
+            occurred_at=h.clock.now(), recorded_at=h.clock.now(), recorded_by="cm-ben"))
+    sent = sum(len(c.sent) for c in h.channels.values())
+    await run_out_every_step(h)
+    assert h.publisher.events(PageEscalated) == [] and h.publisher.events(PageExhausted) == []
+    assert sum(len(c.sent) for c in h.channels.values()) == sent
+    [record] = h.notifier.pages.values()
+    assert record["state"]["stopped_because"].endswith(stopper)
+
+
+async def test_an_escalation_already_in_flight_when_the_referral_is_rejected_sends_nothing(h) -> None:
+    await h.notifier.on_referral_event(h.referral)
+    h.clock.advance(minutes=5)
+    assert await h.notifier.publish_due_escalations() == 1  # published, not yet applied
+    await h.notifier.on_referral_event(status_changed(h, ReferralStatus.rejected, h.clock.now()))
+    sent = sum(len(c.sent) for c in h.channels.values())
+    await h.feed_published()
+    assert sum(len(c.sent) for c in h.channels.values()) == sent
+
+
+async def test_a_rejection_after_an_acknowledgement_keeps_the_acknowledgement(h) -> None:
+    await h.notifier.on_referral_event(h.referral)
+    await h.notifier.on_page_event(PageAcknowledged(
+        page_id=page_id_for(h.referral.referral_id), referral_id=h.referral.referral_id, acknowledged_by="cm-ana",
+        via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
+    await h.notifier.on_referral_event(status_changed(h, ReferralStatus.rejected, h.clock.now()))
+    [record] = h.notifier.pages.values()
+    assert record["state"]["acknowledged_by"] == "cm-ana" and record["state"]["stopped_at"] is None

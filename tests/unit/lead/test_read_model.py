@@ -34,3 +34,45 @@ def test_caseload_follows_acknowledgements_and_closures() -> None:
     model.apply(ReferralStatusChanged(referral_id=ids[0], site_id="abq", status=ReferralStatus.completed,
                                       previous_status=ReferralStatus.in_progress, changed_at=T0, changed_by="cm-ana"))
     assert model.caseload("cm-ana") == counted(model, "cm-ana") == 2
+
+
+def test_a_missed_handoff_tops_the_outreach_worklist_and_is_counted_per_site_and_week() -> None:
+    from zoneinfo import ZoneInfo
+
+    from services.core.events import PageExhausted, ReferralFlag, ReferralFlagged
+    from services.referral_intake.domain.reports import monthly_report
+    from services.referral_intake.domain.views import funnel
+
+    model = LeadReadModel()
+    older, missed = (open_referral(cad_referral(f"CAD-W-{n}", occurred_at=T0 + timedelta(hours=n)), REF.sites["abq"],
+                                   REF.agencies["apd"], T0 + timedelta(hours=n)) for n in range(2))
+    for referral in (older, missed):
+        model.apply(referral)
+        model.apply(ReferralFlagged(referral_id=referral.referral_id, site_id="abq", flag=ReferralFlag.no_contact,
+                                    flagged_at=T0 + timedelta(days=8)))
+    assert [v.referral_id for v in model.outreach_worklist("abq")] == [older.referral_id, missed.referral_id]
+
+    model.apply(PageExhausted(page_id=f"pg-{missed.referral_id}", referral_id=missed.referral_id, site_id="abq",
+                              steps=2, loops=2, opened_at=missed.created_at, exhausted_at=T0 + timedelta(hours=2)))
+    worklist = model.outreach_worklist("abq")
+    assert [v.referral_id for v in worklist] == [missed.referral_id, older.referral_id]
+    assert worklist[0].flags[0] == "handoff_missed"
+    [row] = funnel(list(model.views.values()), "abq")
+    assert row.handoffs_missed == 1 and row.referrals == 2
+    assert monthly_report(model.views.values(), "abq", "2026-11", ZoneInfo("America/Denver"))[-1].handoffs_missed == 1
+
+    # Once someone takes it, it is an ordinary open referral again (the flag stays, as history).
+    model.apply(PageAcknowledged(page_id=f"pg-{missed.referral_id}", referral_id=missed.referral_id,
+                                 acknowledged_by="cm-cruz", via=AcknowledgedVia.link, acknowledged_at=T0 + timedelta(hours=3)))
+    assert [v.referral_id for v in model.outreach_worklist("abq")] == [older.referral_id, missed.referral_id]
+
+
+def test_a_missed_intake_deadline_replaces_the_near_flag() -> None:
+    from services.core.events import ReferralFlag, ReferralFlagged
+
+    model = LeadReadModel()
+    referral = open_referral(cad_referral("CAD-F-1"), REF.sites["abq"], REF.agencies["apd"], T0)
+    model.apply(referral)
+    for flag in (ReferralFlag.intake_deadline_near, ReferralFlag.intake_deadline_missed):
+        model.apply(ReferralFlagged(referral_id=referral.referral_id, site_id="abq", flag=flag, flagged_at=T0))
+    assert model.views[referral.referral_id].flags == ["intake_deadline_missed"]
