@@ -130,7 +130,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app.include_router(intake_http.create_router(
         reference, publisher, settings.intake_publish_timeout_seconds, clock=clock, window=settings.event_time_window,
         known_fingerprint=lambda referral_id: getattr(read_model.views.get(referral_id), "cad_fingerprint", None)))
-    app.include_router(staff_api.create_router(reference, read_model, publisher, clock))
+    app.include_router(staff_api.create_router(reference, read_model, publisher, clock, handoff_details))
     app.include_router(notifier_http.create_router(
         links, publisher, clock, reference=reference, handoff_details=handoff_details,
         page_for_reply=lambda cm, code: read_model.page_for_reply(cm, code, links.reply_code),

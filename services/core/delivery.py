@@ -29,8 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.core.channels import Channel, DeliveryFailed, Outgoing
-from services.core.events import Channel as EventChannel
-from services.core.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited
+from services.core.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
 from services.core.store import KeyValueStore
 
@@ -217,6 +216,6 @@ class IdempotentDelivery:
         d = dispatch.disclosure
         await self.audit(DisclosureAudited(
             audit_id=f"{dispatch.attempt_id}#{attempt}", record_kind=d.record_kind, subject_id=d.subject_id,
-            recipient_id=d.recipient_id, recipient_role=d.recipient_role, channel=EventChannel(dispatch.channel),
+            recipient_id=d.recipient_id, recipient_role=d.recipient_role, channel=DisclosureChannel(dispatch.channel),
             outcome=outcome, attempt=attempt, service=self.service, disclosed_at=datetime.now(UTC),
             correlation_id=current_correlation_id()))

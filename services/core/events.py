@@ -134,6 +134,16 @@ class Channel(str, Enum):
     webhook = "webhook"
 
 
+class DisclosureChannel(str, Enum):
+    """Where a disclosure happened: a delivery channel, or a person reading it in the console or API."""
+
+    sms = "sms"
+    email = "email"
+    webhook = "webhook"
+    console = "console"
+    api = "api"
+
+
 class DeliveryOutcome(str, Enum):
     delivered = "delivered"
     failed = "failed"
@@ -485,6 +495,7 @@ class DisclosedRecord(str, Enum):
     lead_officer_confirmation = "lead_officer_confirmation"
     lead_deadline_warning = "lead_deadline_warning"
     lead_handoff_missed = "lead_handoff_missed"
+    lead_identity = "lead_identity"  # the person's name and date of birth, shown to their case manager
     hwc_notice = "hwc_notice"
     other = "other"
 
@@ -496,7 +507,7 @@ class DisclosureAudited(Event):
     subject_id: str
     recipient_id: str
     recipient_role: str
-    channel: Channel
+    channel: DisclosureChannel
     outcome: DeliveryOutcome
     attempt: int
     service: str

@@ -49,6 +49,11 @@ class RawRecord:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
+# A letter copies the record whole up to this size: the broker's default max.message.bytes (1 MiB)
+# less room for the letter's own fields. Past it the letter would be refused: it goes reduced at once.
+DEAD_LETTER_MAX_VALUE_BYTES = 1_000_000 - 32 * 1024
+
+
 class DeadLetterSink:
     """Writes ``DeadLetterRecorded`` events, and never holds a partition because of the record itself.
 
@@ -63,7 +68,7 @@ class DeadLetterSink:
     """
 
     def __init__(self, publisher: Publisher, service: str, max_wait_seconds: float = 30.0, *,
-                 max_value_bytes: int = 512 * 1024, full_attempts: int = 5, prefix_bytes: int = 1024,
+                 max_value_bytes: int = DEAD_LETTER_MAX_VALUE_BYTES, full_attempts: int = 5, prefix_bytes: int = 1024,
                  retry_base_seconds: float = 0.5) -> None:
         self.publisher = publisher
         self.service = service
@@ -497,8 +502,7 @@ class WorkerKit:
         app = create_app(service, settings)
         codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
         publisher = FaustPublisher(app, codec, settings.topic_prefix)
-        dead_letters = DeadLetterSink(publisher, service, max_value_bytes=settings.max_record_bytes,
-                                      retry_base_seconds=settings.processing_retry_base_seconds)
+        dead_letters = DeadLetterSink(publisher, service, retry_base_seconds=settings.processing_retry_base_seconds)
         processor = RecordProcessor(codec, dead_letters, retries=settings.processing_retries,
                                     retry_base_seconds=settings.processing_retry_base_seconds)
         app.processor = processor  # for tests and operators: counts per topic and outcome

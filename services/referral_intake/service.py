@@ -12,13 +12,14 @@ from services.core.clock import Clock, EventTimeWindow
 from services.core.due import DueTable
 from services.core.errors import Rejected
 from services.core.events import (
-    CadReferralMade, EngagementRecorded, PageAcknowledged, ReferralCreated, ReferralFlag, ReferralFlagged, ReferralStatus,
+    CadReferralMade, ConsentRole, DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel,
+    EngagementRecorded, PageAcknowledged, ReferralCreated, ReferralFlag, ReferralFlagged, ReferralStatus, ReferredPerson,
 )
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
 from services.core.reference import ReferenceData
 from services.core.store import KeyValueStore
-from services.core.topics import REFERRALS
+from services.core.topics import AUDIT, REFERRALS
 from services.referral_intake.domain.lifecycle import apply_milestone, transition
 from services.referral_intake.domain.model import cad_fingerprint, open_referral, referral_id_for
 from services.referral_intake.domain.views import ReferralView
@@ -58,6 +59,25 @@ class ReferralIntake:
         log.info("referral_opened", referral_id=referral_id, site_id=cad.site_id,
                  referral_type=cad.referral_type.value)
         return created
+
+
+async def disclose_identity(view: ReferralView, viewer_id: str, people: dict, publisher: Publisher, clock: Clock,
+                            where: DisclosureChannel) -> ReferredPerson | None:
+    """The referred person's name and date of birth, for the case manager who took the referral (and
+    only them), within the person's consent; each showing audited as a disclosure. SMS and email
+    never carry them: the page says where and how to recognise the person, no more."""
+    known = people.get(view.referral_id)
+    if known is None or view.acknowledged_by != viewer_id:
+        return None
+    person, consent = known
+    now = clock.now()
+    allowed = consent is None or consent.permits(ConsentRole.case_manager.value, now)
+    await publisher.publish(AUDIT, view.referral_id, DisclosureAudited(
+        audit_id=f"{view.referral_id}/identity/{viewer_id}/{now.isoformat()}", record_kind=DisclosedRecord.lead_identity,
+        subject_id=view.referral_id, recipient_id=viewer_id, recipient_role=ConsentRole.case_manager.value,
+        channel=where, outcome=DeliveryOutcome.delivered if allowed else DeliveryOutcome.skipped, attempt=1,
+        service="api", disclosed_at=now, correlation_id=current_correlation_id()))
+    return person if allowed else None
 
 
 class EngagementTracker:

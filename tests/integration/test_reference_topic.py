@@ -43,7 +43,8 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
         feed = ReferenceFeed(settings)
         live = await feed.start()
         assert "lincoln-es" in live.schools and live.schools["lincoln-es"].primary_contact.webhook_url.startswith(inbox.base_url)
-        worker = runtime.build_worker("handle-with-care", settings, live, FakeClock(TUESDAY_MORNING))
+        clock = FakeClock(TUESDAY_MORNING)
+        worker = runtime.build_worker("handle-with-care", settings, live, clock)
         await prepare_and_start(worker, settings)
         producer = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
         await producer.start()
@@ -58,6 +59,7 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
             await publish_reference(settings, [("closures", "lincoln-es/2026-11-18", snow)])
             await eventually(lambda: live.closures.get("lincoln-es"))
             other = child().model_copy(update={"first_name": "Rosalind"})
+            clock.advance(hours=1)  # an encounter an hour later, reported as it happens
             await producer.publish(CAD_CHILD_ENCOUNTERS, "c-2",
                                    cad_child("c-2", child=other, encountered_at=TUESDAY_MORNING + timedelta(hours=1)))
             await eventually(lambda: len(list(notices.values())) == 2)

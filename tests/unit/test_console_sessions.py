@@ -66,3 +66,35 @@ async def test_forms_need_the_sessions_csrf_token(client) -> None:
     page = (await client.get("/console/dashboard")).text
     token = page.split('name=csrf_token value="')[1].split('"')[0]
     assert (await client.post("/console/logout", data={"csrf_token": token})).status_code == 303
+
+
+async def test_the_referral_page_names_the_person_only_for_the_case_manager_who_took_it(memory_settings) -> None:
+    from datetime import UTC, datetime
+
+    from services.core.clock import FakeClock
+    from services.core.events import AcknowledgedVia, DisclosureAudited, PageAcknowledged
+    from services.core.reference import load_reference_data
+    from services.core.settings import REPO_ROOT
+    from services.referral_intake.adapters.read_model import LeadReadModel
+    from services.referral_intake.domain.model import open_referral
+    from tests.factories import cad_referral
+
+    ref = load_reference_data(REPO_ROOT / "config" / "local")
+    now = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+    referral = open_referral(cad_referral(occurred_at=now), ref.sites["abq"], ref.agencies["apd"], now)
+    model, publisher = LeadReadModel(), InMemoryPublisher()
+    for event in (referral, PageAcknowledged(page_id="pg", referral_id=referral.referral_id, acknowledged_by="cm-ana",
+                                             via=AcknowledgedVia.link, acknowledged_at=now)):
+        model.apply(event)
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
+    app = runtime.build_http_app(settings, ref, publisher, FakeClock(now), model, follow_topics=False)
+    app.state.handoff_details.apply(referral)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        await sign_in(c, "local-dev-token-cm-ana")
+        page = (await c.get(f"/console/referrals/{referral.referral_id}")).text
+        assert "Zebulon Featherstonehaugh" in page and "1987-03-14" in page
+        c.cookies.clear()
+        await sign_in(c, "local-dev-token-cm-ben")
+        page = (await c.get(f"/console/referrals/{referral.referral_id}")).text
+        assert "Zebulon" not in page and "Warm handoff" in page
+    assert [a.recipient_id for a in publisher.events(DisclosureAudited)] == ["cm-ana"]

@@ -7,7 +7,7 @@ carry ids, statuses and times only.
 
 from __future__ import annotations
 
-from services.core.events import PageRequested, ReferralCreated
+from services.core.events import Consent, PageRequested, ReferralCreated, ReferredPerson
 from services.referral_intake.domain.views import ReferralView
 
 
@@ -60,12 +60,17 @@ class LeadReadModel:
 
 class HandoffDetails:
     """What a paged case manager needs for the warm handoff (officer, callback number, where, who to
-    look for), by referral id, from ``PageRequested``. Personal data, kept apart from the figures and
-    shown only to the holder of the page's signed link and to the site's case managers."""
+    look for), by referral id, from ``PageRequested``; and who the person is (name, date of birth)
+    with their consent, from ``ReferralCreated``. Personal data, kept apart from the figures: the
+    handoff shown only to the holder of the page's signed link and to the site's case managers, the
+    identity only to the case manager who took the referral (``service.disclose_identity``)."""
 
     def __init__(self) -> None:
         self.pages: dict[str, PageRequested] = {}
+        self.people: dict[str, tuple[ReferredPerson, Consent | None]] = {}
 
     def apply(self, event) -> None:
         if isinstance(event, PageRequested):
             self.pages.setdefault(event.referral_id, event)
+        elif isinstance(event, ReferralCreated):
+            self.people.setdefault(event.referral_id, (event.person, event.consent))

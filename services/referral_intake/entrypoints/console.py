@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 
 from services.core.clock import Clock
 from services.core.console import Sessions, Viewer, bar_chart, esc, histogram, page, percent, post_button
-from services.core.events import Milestone
+from services.core.events import DisclosureChannel, Milestone
 from services.core.kafka import Publisher
 from services.core.reference import ReferenceData, Site
 from services.core.web import ApiError
@@ -28,6 +28,7 @@ from services.referral_intake.domain.reports import (
 )
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView
 from services.referral_intake.entrypoints.staff_api import EngagementIn, record_engagement
+from services.referral_intake.service import disclose_identity
 
 ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_scheduled, Milestone.enrolled,
            Milestone.engaged)
@@ -63,13 +64,19 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
             raise ApiError(403, "referral_id", "not a referral of your sites")
         return view
 
-    def card(view: ReferralView) -> str:
+    def card(view: ReferralView, person=None) -> str:
+        """A referral in a list: who (for the case manager who took it) or how to recognise them and where
+        they were seen (for outreach), so that three cards never read the same."""
         site = reference.site(view.site_id)
         due = _local(view.intake_due_at, site)
         flags = "".join(f'<span class="badge due">{esc(f.replace("_", " "))}</span> ' for f in view.flags)
-        return (f'<li class=card><h2><a href="/console/referrals/{esc(view.referral_id)}">'
-                f'{esc(view.referral_type.replace("_", " ").capitalize())} · {esc(site.name)}</a></h2>'
-                f'<p><span class=badge>{esc(view.status.replace("_", " "))}</span> {flags}</p>'
+        kind = f'{view.referral_type.replace("_", " ").capitalize()} · {site.name}'
+        title = f"{person.first_name} {person.last_name} · {kind}" if person else kind
+        seen = details.pages.get(view.referral_id)
+        hint = (f"<p>Look for: {esc(seen.person_description or 'see officer')} · seen at "
+                f"{esc(seen.location_description)}</p>") if seen and not person else ""
+        return (f'<li class=card><h2><a href="/console/referrals/{esc(view.referral_id)}">{esc(title)}</a></h2>'
+                f'<p><span class=badge>{esc(view.status.replace("_", " "))}</span> {flags}</p>{hint}'
                 f"<p>Referred {esc(_local(view.referred_at, site))} · intake due <strong>{esc(due)}</strong></p></li>")
 
     @api.get("/console/my-referrals", response_class=HTMLResponse)
@@ -77,7 +84,9 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
         viewer = sessions.require(request, "case_manager")
         mine = [v for v in model.views.values() if v.acknowledged_by == viewer.id]
         mine.sort(key=lambda v: (not v.is_open, v.intake_due_at))
-        body = f"<ul class=cards>{''.join(card(v) for v in mine)}</ul>" if mine else \
+        cards = [card(v, await disclose_identity(v, viewer.id, details.people, publisher, clock,
+                                                 DisclosureChannel.console)) for v in mine]
+        body = f"<ul class=cards>{''.join(cards)}</ul>" if mine else \
             "<p>No referrals yet. Pages you acknowledge appear here.</p>"
         return page("My referrals", body, viewer)
 
@@ -100,8 +109,12 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
         buttons = "".join(post_button(f"/console/referrals/{referral_id}/milestones", LABELS[m], viewer,
                                       {"milestone": m.value}, secondary=m is Milestone.contact_attempted)
                           for m in ONE_TAP)
+        person = await disclose_identity(view, viewer.id, details.people, publisher, clock, DisclosureChannel.console)
+        who = (f'<h2>Who</h2><dl data-testid="identity"><dt>Name</dt><dd>{esc(person.first_name)} {esc(person.last_name)}'
+               f"</dd><dt>Date of birth</dt><dd>{esc(person.date_of_birth.isoformat() if person.date_of_birth else 'not given')}"
+               "</dd></dl>") if person else ""
         body = (f"{flash}<p><span class=badge>{esc(view.status.replace('_', ' '))}</span> intake due "
-                f"<strong>{esc(_local(view.intake_due_at, site))}</strong></p>"
+                f"<strong>{esc(_local(view.intake_due_at, site))}</strong></p>{who}"
                 f"<h2>Warm handoff</h2>{handoff_html(details.pages.get(referral_id), site)}"
                 f'<h2>Record</h2><div class=actions>{buttons}</div>'
                 f"<h2>So far</h2><ul>{milestones or '<li>nothing recorded</li>'}</ul>")

@@ -8,21 +8,24 @@ the worker, which owns the lifecycle, checks again when it applies the event.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.core.clock import Clock
-from services.core.events import EngagementRecorded, Milestone, ReferralStatus, StatusReason
+from services.core.events import (
+    DisclosureChannel, EngagementRecorded, Milestone, ReferralStatus, ReferredPerson, StatusReason,
+)
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, get_logger
 from services.core.reference import CaseManager, ReferenceData
 from services.core.topics import REFERRALS
 from services.core.web import ApiError, bearer_principal
-from services.referral_intake.adapters.read_model import LeadReadModel
+from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone, transition
-from services.referral_intake.domain.views import ReferralView, funnel
+from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView, funnel
+from services.referral_intake.service import disclose_identity
 
 log = get_logger(__name__)
 ENGAGEMENT_NAMESPACE = uuid.UUID("3c0c1f43-8a9e-4f0e-b4a1-0d5f7e2a9b61")
@@ -41,6 +44,12 @@ class StatusIn(BaseModel):
     reason: StatusReason | None = None
 
 
+class PersonOut(BaseModel):
+    first_name: str
+    last_name: str
+    date_of_birth: date | None
+
+
 class ReferralOut(BaseModel):
     referral_id: str
     site_id: str
@@ -53,13 +62,16 @@ class ReferralOut(BaseModel):
     acknowledged_by: str | None
     seconds_to_acknowledge: float | None
     seconds_to_contact: float | None
+    person: PersonOut | None = None  # only for the case manager who took the referral; audited
 
     @classmethod
-    def of(cls, v: ReferralView) -> "ReferralOut":
+    def of(cls, v: ReferralView, person: ReferredPerson | None = None) -> "ReferralOut":
         return cls(referral_id=v.referral_id, site_id=v.site_id, referral_type=v.referral_type, status=v.status,
                    referred_at=v.referred_at, intake_due_at=v.intake_due_at, milestones=v.milestones, flags=v.flags,
                    acknowledged_by=v.acknowledged_by, seconds_to_acknowledge=v.seconds_to_acknowledge(),
-                   seconds_to_contact=v.seconds_to_contact())
+                   seconds_to_contact=v.seconds_to_contact(),
+                   person=PersonOut(first_name=person.first_name, last_name=person.last_name,
+                                    date_of_birth=person.date_of_birth) if person else None)
 
 
 async def record_engagement(view: ReferralView, body: EngagementIn, person: CaseManager, publisher: Publisher,
@@ -83,8 +95,10 @@ async def record_engagement(view: ReferralView, body: EngagementIn, person: Case
     return engagement_id
 
 
-def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock) -> APIRouter:
+def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock,
+                  details: HandoffDetails | None = None) -> APIRouter:
     api = APIRouter(tags=["LEAD staff"])
+    details = details or HandoffDetails()
     staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
 
     def site_of(person: CaseManager, site_id: str) -> None:
@@ -100,7 +114,9 @@ def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Pub
 
     @api.get("/v1/referrals/{referral_id}", response_model=ReferralOut, summary="A referral's lifecycle and clock")
     async def get_referral(referral_id: str, person: CaseManager = Depends(staff)) -> ReferralOut:
-        return ReferralOut.of(referral(person, referral_id))
+        view = referral(person, referral_id)
+        return ReferralOut.of(view, await disclose_identity(view, person.case_manager_id, details.people, publisher, clock,
+                                                            DisclosureChannel.api))
 
     @api.post("/v1/referrals/{referral_id}/engagement", status_code=202, summary="Record a contact or milestone")
     async def record_engagement_route(referral_id: str, body: EngagementIn, person: CaseManager = Depends(staff),
@@ -124,7 +140,7 @@ def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Pub
     @api.get("/v1/sites/{site_id}/funnel", summary="Referrals, contact, enrollment, engagement by type and week")
     async def site_funnel(site_id: str, person: CaseManager = Depends(staff)) -> dict:
         site_of(person, site_id)
-        return {"site_id": site_id, "enrollment_target": 0.6, "engagement_target": 0.75,
+        return {"site_id": site_id, "enrollment_target": ENROLLMENT_TARGET, "engagement_target": ENGAGEMENT_TARGET,
                 "rows": [row.__dict__ for row in funnel(model.for_site(site_id))]}
 
     @api.get("/v1/sites/{site_id}/outreach-worklist", response_model=list[ReferralOut],

@@ -135,3 +135,46 @@ async def test_sms_reply_code_acknowledges_the_page(client, referral, publisher)
     resp = await client.post("/v1/sms/inbound", data=wrong,
                              headers={"X-Twilio-Signature": twilio_signature(SMS_TOKEN, "http://t/v1/sms/inbound", wrong)})
     assert "no open page" in resp.text and len(publisher.events(PageAcknowledged)) == 1
+
+
+async def test_the_person_is_shown_only_to_the_case_manager_who_took_the_referral_and_audited(
+        memory_settings, model, referral, publisher) -> None:
+    from services.core.events import AcknowledgedVia, DisclosedRecord, DisclosureAudited, DisclosureChannel, PageAcknowledged
+
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k"), "public_base_url": "http://t"})
+    app = runtime.build_http_app(settings, REF, publisher, FakeClock(T0 + timedelta(hours=1)), model, follow_topics=False)
+    app.state.handoff_details.apply(referral)
+    ben = {"Authorization": "Bearer local-dev-token-cm-ben"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        url = f"/v1/referrals/{referral.referral_id}"
+        assert (await c.get(url, headers=ANA)).json()["person"] is None  # nobody has taken it yet
+        model.apply(PageAcknowledged(page_id="pg", referral_id=referral.referral_id, acknowledged_by="cm-ana",
+                                     via=AcknowledgedVia.link, acknowledged_at=T0))
+        shown = (await c.get(url, headers=ANA)).json()["person"]
+        assert shown == {"first_name": "Zebulon", "last_name": "Featherstonehaugh", "date_of_birth": "1987-03-14"}
+        assert (await c.get(url, headers=ben)).json()["person"] is None  # same site, not theirs
+        assert (await c.get(url, headers=PM)).json()["person"] is None
+    [audit] = publisher.events(DisclosureAudited)
+    assert (audit.record_kind, audit.recipient_id, audit.channel) == (
+        DisclosedRecord.lead_identity, "cm-ana", DisclosureChannel.api)
+    assert "Zebulon" not in audit.model_dump_json()
+
+
+async def test_the_person_is_not_shown_outside_their_consent(memory_settings, model, publisher) -> None:
+    from services.core.events import (
+        AcknowledgedVia, Consent, ConsentRole, DeliveryOutcome, DisclosureAudited, PageAcknowledged,
+    )
+
+    narrow = open_referral(cad_referral("CAD-CONSENT", occurred_at=T0,
+                                        consent=Consent(recipient_roles=[ConsentRole.outreach])),
+                           REF.sites["abq"], REF.agencies["apd"], T0)
+    model.apply(narrow)
+    model.apply(PageAcknowledged(page_id="pg2", referral_id=narrow.referral_id, acknowledged_by="cm-ana",
+                                 via=AcknowledgedVia.link, acknowledged_at=T0))
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
+    app = runtime.build_http_app(settings, REF, publisher, FakeClock(T0 + timedelta(hours=1)), model, follow_topics=False)
+    app.state.handoff_details.apply(narrow)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        assert (await c.get(f"/v1/referrals/{narrow.referral_id}", headers=ANA)).json()["person"] is None
+    [audit] = publisher.events(DisclosureAudited)
+    assert audit.outcome is DeliveryOutcome.skipped
