@@ -78,6 +78,7 @@ def one_of_each() -> list[ev.Event]:
                               attempt=1, delivered_at=NOW),
         ev.HwcNoticeAcknowledged(notice_id="n-1", contact_id="c-1", via=ev.AcknowledgedVia.link, acknowledged_at=NOW),
         ev.HwcNoticeEscalated(notice_id="n-1", to_role=ev.RecipientRole.backup, escalated_at=NOW),
+        ev.HwcNoticeExpired(notice_id="n-1", expired_at=NOW),
         ev.HwcTriageOpened(cad_event_id="cad-2002", agency_id="apd", district_id="abq-ps", child=child(),
                            school_name_hint="the school by the park", encountered_at=NOW, opened_at=NOW),
         ev.HwcTriageResolved(cad_event_id="cad-2002", school_id="lincoln-es", resolved_by="coord-abq", resolved_at=NOW),

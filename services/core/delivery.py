@@ -125,6 +125,16 @@ class IdempotentDelivery:
         """Record a delivery's final outcome (from its final attempt event, on the owning partition)."""
         self.deliveries[attempt_id] = {"outcome": outcome.value}
 
+    def forget(self, attempt_ids: list[str]) -> int:
+        """Delete the records of these deliveries (their subject's retention ended); those in flight
+        are left to finish and settle. Returns how many were deleted."""
+        gone = 0
+        for attempt_id in attempt_ids:
+            if attempt_id in self.deliveries and attempt_id not in self._in_flight:
+                del self.deliveries[attempt_id]
+                gone += 1
+        return gone
+
     def resume(self, owns_partition: Callable[[int | None], bool] = lambda _p: True) -> int:
         """Send again what was pending on partitions this worker owns and is not already sending
         (after recovery from the changelog, i.e. after a crash or a rebalance)."""

@@ -469,6 +469,14 @@ class HwcNoticeEscalated(Event):
     overdue: bool = False
 
 
+class HwcNoticeExpired(Event):
+    """The notice's retention ended: everything that holds the child's data about it is deleted."""
+
+    avro_schema: ClassVar[str] = "hwc_notice_expired"
+    notice_id: str
+    expired_at: AwareDatetime
+
+
 class HwcTriageOpened(Event):
     avro_schema: ClassVar[str] = "hwc_triage_opened"
     cad_event_id: str
@@ -544,6 +552,6 @@ class DeadLetterRecorded(Event):
 ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
-    HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcTriageOpened,
+    HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired, HwcTriageOpened,
     HwcTriageResolved, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
 )

@@ -38,7 +38,7 @@ PAGES = TopicSpec(
     "handoff.paging.pages", "PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted; key: referral_id (co-partitioned with REFERRALS).",
     config={"retention.ms": str(400 * DAY_MS)})
 HWC_NOTICES = TopicSpec(
-    "handoff.hwc.notices", "HwcNotice* events (child data: shorter retention); key: notice_id.",
+    "handoff.hwc.notices", "HwcNotice* events (child data: shorter retention; HwcNoticeExpired ends a notice's state); key: notice_id.",
     config={"retention.ms": str(90 * DAY_MS)})
 HWC_TRIAGE = TopicSpec(
     "handoff.hwc.triage", "HwcTriageOpened, HwcTriageResolved: encounters with no known school; key: cad_event_id.",

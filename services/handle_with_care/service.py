@@ -12,6 +12,7 @@ school before one deadline, possibly from several incidents or agencies:
 
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from services.core.channels import Outgoing
@@ -19,8 +20,8 @@ from services.core.clock import Clock, EventTimeWindow
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.due import DueTable
 from services.core.events import (
-    CadChildEncountered, DeliveryOutcome, DisclosedRecord, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated,
-    HwcNoticeRequested, HwcTriageOpened, RecipientRole,
+    CadChildEncountered, Channel, DeliveryOutcome, DisclosedRecord, HwcNoticeAcknowledged, HwcNoticeDelivered,
+    HwcNoticeEscalated, HwcNoticeExpired, HwcNoticeRequested, HwcTriageOpened, RecipientRole,
 )
 from services.core.kafka import Publisher
 from services.core.links import AckLinks
@@ -31,11 +32,17 @@ from services.core.topics import HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.adapters.calendars import ics_closures
 from services.handle_with_care.domain.calendar import Deadline, SchoolCalendar, next_school_day_start
 from services.handle_with_care.domain.escalation import (
-    OVERDUE, EscalationLeads, NoticeState, acknowledge, next_due_stage, next_stage_at, take_stage,
+    OVERDUE, EscalationLeads, NoticeState, acknowledge, next_due_stage, next_stage_at, retention_ends_at, take_stage,
 )
 from services.handle_with_care.domain.notice import render_notice, request_notice
 
 log = get_logger(__name__)
+EXPIRED = "expired"  # the marker of a published HwcNoticeExpired, beside the escalation stages
+
+
+def _attempt_id(notice_id: str, role: RecipientRole, contact_id: str, channel) -> str:
+    """The idempotency key of one notice delivery."""
+    return f"{notice_id}/{role.value}/{contact_id}/{channel.value}"
 
 
 class CalendarDirectory:
@@ -61,13 +68,15 @@ class HandleWithCare:
     def __init__(self, reference: ReferenceData, calendars: CalendarDirectory, notices: KeyValueStore,
                  delivery: IdempotentDelivery, links: AckLinks, publisher: Publisher,
                  clock: Clock, leads: EscalationLeads, disclose_agency: bool = False,
-                 window: EventTimeWindow = EventTimeWindow()) -> None:
+                 window: EventTimeWindow = EventTimeWindow(), retention: timedelta = timedelta(days=30)) -> None:
         self.reference = reference
         self.window = window
+        self.retention = retention  # how long a notice's state outlives its deadline or acknowledgement
         self.calendars = calendars
         self.leads = leads
-        # notice id -> {"state": ..., "request": ...}, indexed by when the next escalation stage falls due
-        self.notices = DueTable(notices, self._next_stage_at)
+        # notice id -> {"state": ..., "request": ...}, indexed by when the next escalation stage or the
+        # end of its retention falls due
+        self.notices = DueTable(notices, self._next_due_at)
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
@@ -122,6 +131,33 @@ class HandleWithCare:
             await self.apply_escalation(event)
         elif isinstance(event, HwcNoticeDelivered) and event.final:
             self.delivery.settle(event.attempt_id, event.outcome)
+        elif isinstance(event, HwcNoticeExpired):
+            self.forget(event)
+
+    def forget(self, event: HwcNoticeExpired) -> None:
+        """Retention ended: delete the notice's state and its deliveries. In the worker these are
+        table deletions, i.e. tombstones in the changelogs, which compaction then removes: a
+        compacted changelog would otherwise keep the child's name for ever."""
+        record = self.notices.get(event.notice_id)
+        if record is None:
+            return
+        request = HwcNoticeRequested.model_validate(record["request"])
+        self._escalations_requested.discard((event.notice_id, EXPIRED))
+        if event.expired_at < retention_ends_at(NoticeState.from_dict(record["state"]), self.retention):
+            return  # acknowledged meanwhile, which moved the end of its retention
+        del self.notices[event.notice_id]
+        self.delivery.forget(self._attempt_ids(request))
+        log.info("hwc_notice_expired", notice_id=event.notice_id)
+
+    def _attempt_ids(self, request: HwcNoticeRequested) -> list[str]:
+        """Every delivery this notice can have made, from the contacts it goes to."""
+        school = self.reference.schools.get(request.school_id)
+        if school is None:
+            return []
+        contacts = [(RecipientRole.primary, school.primary_contact), (RecipientRole.backup, school.backup_contact),
+                    (RecipientRole.coordinator, self._contact_for(school, RecipientRole.coordinator))]
+        return [_attempt_id(request.notice_id, role, contact.contact_id, channel)
+                for role, contact in contacts if contact is not None for channel in Channel]
 
     async def open(self, request: HwcNoticeRequested) -> None:
         record = self.notices.get(request.notice_id)
@@ -184,6 +220,14 @@ class HandleWithCare:
         now, published = self.clock.now(), 0
         for notice_id, record in self.notices.due(now):
             state = NoticeState.from_dict(record["state"])
+            if now >= retention_ends_at(state, self.retention):
+                if (notice_id, EXPIRED) not in self._escalations_requested:
+                    self._escalations_requested.add((notice_id, EXPIRED))
+                    with correlation_scope(record.get("correlation_id")):
+                        await self.publisher.publish(HWC_NOTICES, notice_id, HwcNoticeExpired(
+                            notice_id=notice_id, expired_at=now))
+                    published += 1
+                continue
             stage = next_due_stage(state, self.leads, now)
             if stage is None or (notice_id, stage) in self._escalations_requested:
                 continue
@@ -196,16 +240,16 @@ class HandleWithCare:
             published += 1
         return published
 
-    def _next_stage_at(self, record: dict):
-        return next_stage_at(NoticeState.from_dict(record["state"]), self.leads)
+    def _next_due_at(self, record: dict):
+        state = NoticeState.from_dict(record["state"])
+        return min(filter(None, (next_stage_at(state, self.leads), retention_ends_at(state, self.retention))))
 
     # --- delivery ---------------------------------------------------------------------------------
     async def _deliver_to(self, request: HwcNoticeRequested, role: RecipientRole, contact: Contact) -> None:
         school = self.reference.schools[request.school_id]
         for channel in contact.channels:
             rendered = render_notice(request, school, self.links.url("notice", request.notice_id, contact.contact_id))
-            attempt_id = f"{request.notice_id}/{role.value}/{contact.contact_id}/{channel.value}"
-            outgoing = Outgoing(attempt_id, contact.address_for(channel), rendered.subject, rendered.body,
+            outgoing = Outgoing(_attempt_id(request.notice_id, role, contact.contact_id, channel), contact.address_for(channel), rendered.subject, rendered.body,
                                 rendered.body, rendered.payload)
             await self.delivery.request(Dispatch(
                 channel.value, outgoing, Disclosure(DisclosedRecord.hwc_notice, request.notice_id, contact.contact_id,

@@ -80,3 +80,48 @@ async def test_unknown_school_goes_to_triage_and_the_coordinator_places_the_chil
 
 async def _empty(probe) -> bool:
     return (await probe()) == []
+
+
+async def test_a_notice_is_tombstoned_in_its_changelogs_when_its_retention_ends(system_factory) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from services.core.kafka import client_options
+    from services.core.streams import internal_topics
+
+    system = await system_factory("handle-with-care", now=FRIDAY_NIGHT + timedelta(minutes=2))
+    resp = await system.http.post("/v1/child-encounters", json=encounter("CAD-RET-1"), headers=TOKEN)
+    assert resp.status_code == 202
+    await eventually(lambda: system.messages("email"))
+    worker = system.apps["handle-with-care"]
+    hwc = worker.hwc
+    [notice_id] = await eventually(lambda: list(hwc.notices.keys()))
+    await eventually(lambda: all(r.get("outcome") != "pending" for r in hwc.delivery.deliveries.values()))
+
+    system.clock.set(TUESDAY_START + timedelta(days=system.settings.child_data_retention_days, minutes=1))
+    await eventually(lambda: notice_id not in hwc.notices and not list(hwc.delivery.deliveries.keys()))
+    await eventually(lambda: system.app.state.hwc_model.requests.get(notice_id) is None)  # the API's copy too
+
+    async def latest_values() -> dict:
+        """The last value of every key in the tables' changelogs, as compaction would leave them."""
+        names = [spec.name for spec in internal_topics(worker, system.settings) if spec.name.endswith("-changelog")]
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest",
+                                    **client_options(system.settings))
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or
+                          range(system.settings.topic_partitions)]
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            latest: dict = {}
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        latest[(record.topic, record.key)] = record.value
+            return latest
+        finally:
+            await consumer.stop()
+
+    latest = await latest_values()
+    about_the_notice = {key: value for key, value in latest.items() if notice_id.encode() in key[1]}
+    assert about_the_notice and all(value is None for value in about_the_notice.values())  # tombstones only
+    assert not [v for v in latest.values() if v and b"Quackenbush" in v]

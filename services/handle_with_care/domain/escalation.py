@@ -63,6 +63,12 @@ def next_stage_at(state: NoticeState, leads: EscalationLeads) -> datetime | None
     return leads.stage_time(stage, state.due_at) if stage is not None else None
 
 
+def retention_ends_at(state: NoticeState, retention: timedelta) -> datetime:
+    """When the notice's state (the child's name and date of birth) must be gone: ``retention`` after
+    its deadline, or after its acknowledgement when that came later."""
+    return max(state.due_at, state.acknowledged_at or state.due_at) + retention
+
+
 def take_stage(state: NoticeState, stage: str) -> NoticeState:
     return state if stage in state.stages_done else replace(state, stages_done=(*state.stages_done, stage))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.core.events import (
-    DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeRequested,
+    DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeExpired, HwcNoticeRequested,
     HwcTriageOpened, HwcTriageResolved,
 )
 from services.referral_intake.domain.views import iso_week
@@ -74,6 +74,8 @@ class HwcReadModel:
             self.notices.setdefault(event.notice_id, NoticeView(event.notice_id, event.school_id, event.due_at,
                                                                  event.requested_at))
             self.requests.setdefault(event.notice_id, event)
+        elif isinstance(event, HwcNoticeExpired):
+            self.requests.pop(event.notice_id, None)  # the child's data goes; the figures stay
         elif isinstance(event, HwcTriageOpened):
             self.triage.setdefault(event.cad_event_id, TriageItem(event))
         elif isinstance(event, HwcTriageResolved):

@@ -9,7 +9,8 @@ import faust
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
-    CadChildEncountered, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeRequested,
+    CadChildEncountered, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeExpired,
+    HwcNoticeRequested,
 )
 from services.core.links import AckLinks
 from services.core.reference import ReferenceData
@@ -31,10 +32,11 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
         kit.delivery(kit.table("notice-deliveries"), HWC_NOTICES, channels), links, kit.publisher, clock or SystemClock(),
         EscalationLeads(timedelta(minutes=settings.hwc_backup_lead_minutes),
                         timedelta(minutes=settings.hwc_coordinator_lead_minutes)),
-        disclose_agency=settings.hwc_disclose_agency, window=settings.event_time_window)
+        disclose_agency=settings.hwc_disclose_agency, window=settings.event_time_window,
+        retention=timedelta(days=settings.child_data_retention_days))
     kit.consume(CAD_CHILD_ENCOUNTERS, hwc.on_encounter, (CadChildEncountered,))
     kit.consume(HWC_NOTICES, hwc.on_notice_event,
-                (HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated))
+                (HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired))
     kit.every(settings.escalation_tick_seconds, hwc.publish_due_escalations)
     kit.app.hwc = hwc
     return kit.app

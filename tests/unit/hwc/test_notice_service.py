@@ -180,3 +180,28 @@ async def test_replay_after_a_partial_delivery_completes_it_without_resending(h)
     h.channels["webhook"].fail_times = 0
     await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))  # replay, or the handler's retry
     assert len(h.channels["email"].sent) == 1 and len(h.channels["webhook"].sent) == 1
+
+
+async def test_a_notice_is_forgotten_when_its_retention_ends_after_the_deadline_or_a_later_acknowledgement(h) -> None:
+    from services.core.events import HwcNoticeExpired
+
+    await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))
+    [notice_id] = list(h.hwc.notices.keys())
+    deliveries = h.hwc.delivery.deliveries
+    assert [k for k in deliveries if k.startswith(notice_id)]
+    h.clock.set(TUESDAY_START + timedelta(days=29))  # acknowledged late, a day before 30 days after the deadline
+    await h.hwc.on_notice_event(HwcNoticeAcknowledged(notice_id=notice_id, contact_id="lincoln-counselor",
+                                                      via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
+    h.clock.set(TUESDAY_START + timedelta(days=30))
+    assert [e for e in h.publisher.events() if isinstance(e, HwcNoticeExpired)] == []
+    await h.hwc.publish_due_escalations()
+    assert [e for e in h.publisher.events() if isinstance(e, HwcNoticeExpired)] == []  # 30 days after the ack
+    h.clock.set(TUESDAY_START + timedelta(days=60))
+    await h.hwc.publish_due_escalations()
+    [expired] = [e for e in h.publisher.events() if isinstance(e, HwcNoticeExpired)]
+    await h.hwc.on_notice_event(expired)
+    assert list(h.hwc.notices.keys()) == []
+    assert [k for k in deliveries if k.startswith(notice_id)] == []
+    await h.hwc.on_notice_event(expired)  # a replay changes nothing
+    await h.hwc.publish_due_escalations()
+    assert len([e for e in h.publisher.events() if isinstance(e, HwcNoticeExpired)]) == 1
