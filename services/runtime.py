@@ -71,6 +71,11 @@ def build_worker(name: str, settings: Settings, reference: ReferenceData | None 
     raise ValueError(f"unknown service {name!r}; one of {', '.join(WORKERS)}")
 
 
+def _acknowledgement(read_model: LeadReadModel, referral_id: str):
+    view = read_model.views.get(referral_id)
+    return (view.acknowledged_by, view.acknowledged_at) if view is not None and view.acknowledged_at else None
+
+
 def takes_json(path: str) -> bool:
     """The routes whose bodies are JSON: the /v1 API, except the SMS provider's form-encoded webhook."""
     return path.startswith("/v1/") and not path.startswith("/v1/sms/")
@@ -134,7 +139,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app.include_router(notifier_http.create_router(
         links, publisher, clock, reference=reference, handoff_details=handoff_details,
         page_for_reply=lambda cm, code: read_model.page_for_reply(cm, code, links.reply_code),
-        sms_auth_token=settings.sms_auth_token.get_secret_value(), public_base_url=settings.public_base_url))
+        sms_auth_token=settings.sms_auth_token.get_secret_value(), public_base_url=settings.public_base_url,
+        acknowledgement_of=lambda referral_id: _acknowledgement(read_model, referral_id)))
     app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
     app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
     add_console(app, settings, reference, read_model, handoff_details, hwc_model, publisher, clock)

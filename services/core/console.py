@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from services.core.reference import CaseManager, Contact, District, ReferenceData, School
-from services.core.web import ApiError, api_error_response
+from services.core.web import PRIVATE_PAGE_HEADERS, ApiError, api_error_response
 
 SESSION_COOKIE = "handoff_session"
 SESSION_SECONDS = 10 * 3600  # a shift
@@ -229,9 +229,7 @@ def page(title: str, body_html: str, viewer: Viewer | None, status: int = 200, h
         f'content="width=device-width, initial-scale=1"><title>{esc(title)} · Handoff</title><style>{CSS}</style>{head}'
         f'</head><body><a class=skip href="#main">Skip to content</a><header><strong>Handoff</strong>{nav}</header>'
         f'<main id="main"><h1>{esc(title)}</h1>{body_html}</main></body></html>', status_code=status,
-        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-                 "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'self' "
-                                            "'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"})
+        headers=PRIVATE_PAGE_HEADERS)
 
 
 def esc(value: Any) -> str:

@@ -125,9 +125,18 @@ dt{{font-weight:600}}dd{{margin:0}}.muted{{color:#555}}.badge{{display:inline-bl
 </head><body><main><h1>{title}</h1>{content}</main></body></html>"""
 
 
+# Every page that can show a person (console, acknowledgement links): never cached (a shared phone, a
+# proxy), never framed (clickjacking the Acknowledge button), no referrer (the link is the credential).
+PRIVATE_PAGE_HEADERS = {
+    "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; frame-ancestors 'none'"}
+
+
 def html_page(title: str, content_html: str, status: int = 200) -> HTMLResponse:
     """``content_html`` must already be escaped; ``title`` is escaped here."""
-    return HTMLResponse(_SHELL.format(title=html.escape(title), content=content_html), status_code=status)
+    return HTMLResponse(_SHELL.format(title=html.escape(title), content=content_html), status_code=status,
+                        headers=PRIVATE_PAGE_HEADERS)
 
 
 def confirm_form(question: str, button: str) -> str:
@@ -157,11 +166,21 @@ def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callabl
 
 def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, question: str, done: str,
                         acknowledge: Callable[[str, str], Awaitable[None]],
-                        details: Callable[[str, str], str] | None = None) -> None:
+                        details: Callable[[str, str], str] | None = None,
+                        acknowledged: Callable[[str], str | None] | None = None,
+                        next_steps: Callable[[str, str], str] | None = None) -> None:
     """GET /ack/{purpose}/{token} shows what is acknowledged (``details(subject id, recipient id)``, HTML)
     and a confirmation button; POST acknowledges through ``acknowledge``. Only POST acts: mail
-    scanners and link previews fetch GET links."""
+    scanners and link previews fetch GET links. ``acknowledged(subject id)`` says by whom and when,
+    once it was (then the page says so instead of offering the button again); ``next_steps``
+    (HTML) follows an acknowledgement."""
     from services.core.links import InvalidLink
+
+    def already(subject_id: str) -> str | None:
+        return acknowledged(subject_id) if acknowledged else None
+
+    def after(subject_id: str, recipient_id: str) -> str:
+        return next_steps(subject_id, recipient_id) if next_steps else ""
 
     @api.get(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Show the {purpose} acknowledgement form")
     async def show(token: str) -> HTMLResponse:
@@ -170,6 +189,10 @@ def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, questio
         except InvalidLink as exc:
             return html_page("Link not valid", paragraph(str(exc)), 410)
         shown = details(subject_id, recipient_id) if details else ""
+        earlier = already(subject_id)
+        if earlier:
+            return html_page("Already acknowledged", paragraph(f"Already acknowledged {earlier}.") + shown
+                             + after(subject_id, recipient_id))
         return html_page(title, shown + confirm_form(question, "Acknowledge"))
 
     @api.post(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Acknowledge a {purpose}")
@@ -178,6 +201,9 @@ def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, questio
             subject_id, recipient_id = links.verify(purpose, token)
         except InvalidLink as exc:
             return html_page("Link not valid", paragraph(str(exc)), 410)
+        earlier = already(subject_id)
+        if earlier:
+            return html_page("Already acknowledged", paragraph(f"Already acknowledged {earlier}.")
+                             + after(subject_id, recipient_id))
         await acknowledge(subject_id, recipient_id)
-        return html_page("Acknowledged", paragraph(done))
-
+        return html_page("Acknowledged", paragraph(done) + after(subject_id, recipient_id))

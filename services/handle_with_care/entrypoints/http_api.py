@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
@@ -71,8 +73,17 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
         school = reference.schools.get(request.school_id) if request and reference else None
         return notice_html(request, school) if school else ""
 
+    def acknowledged(notice_id: str) -> str | None:
+        view = model.notices.get(notice_id) if model is not None else None
+        if view is None or view.acknowledged_at is None:
+            return None
+        school = reference.schools.get(view.school_id) if reference else None
+        at = view.acknowledged_at.astimezone(ZoneInfo(school.timezone)) if school else view.acknowledged_at
+        return f"by your school at {at.strftime('%a %d %b %H:%M')}"
+
     add_ack_link_routes(api, links, "notice", "Handle With Care", "Confirm that your school has received this notice.",
-                        "Thank you. The notice is recorded as received.", acknowledge, details=notice_details)
+                        "Thank you. The notice is recorded as received.", acknowledge, details=notice_details,
+                        acknowledged=acknowledged)
 
     coordinator_of = bearer_principal(lambda: [d.coordinator for d in (reference.districts.values() if reference else ())],
                                       "a district coordinator")

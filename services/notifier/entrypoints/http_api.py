@@ -28,8 +28,9 @@ log = get_logger(__name__)
 
 def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,
                   reference: ReferenceData | None = None, page_for_reply=None, sms_auth_token: str = "",
-                  public_base_url: str = "", handoff_details=None) -> APIRouter:
-    """``page_for_reply(case_manager_id, code)`` finds the open page an SMS reply code answers."""
+                  public_base_url: str = "", handoff_details=None, acknowledgement_of=None) -> APIRouter:
+    """``page_for_reply(case_manager_id, code)`` finds the open page an SMS reply code answers;
+    ``acknowledgement_of(referral_id)`` is (who, when) once its page was acknowledged."""
     clock = clock or SystemClock()
     api = APIRouter(tags=["LEAD paging"])
 
@@ -49,10 +50,29 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
         request = handoff_details.pages.get(referral_id)
         return handoff_html(request, reference.site(request.site_id)) if request else ""
 
+    def acknowledged(referral_id: str) -> str | None:
+        known = acknowledgement_of(referral_id) if acknowledgement_of else None
+        if known is None:
+            return None
+        who, when = known
+        person = reference.case_managers.get(who) if reference else None
+        request = handoff_details.pages.get(referral_id) if handoff_details else None
+        site = reference.site(request.site_id) if reference and request else None
+        at = when.astimezone(site.zone) if site else when
+        return f"by {person.display_name if person else 'a case manager'} at {at.strftime('%a %d %b %H:%M')}"
+
+    def next_steps(referral_id: str, _case_manager_id: str) -> str:
+        """What the case manager does next: call the officer, open the referral (after signing in)."""
+        request = handoff_details.pages.get(referral_id) if handoff_details else None
+        call = (f'<p><a class=button href="tel:{html.escape(request.officer_callback_phone)}">Call the officer, '
+                f"{html.escape(request.officer_callback_phone)}</a></p>") if request else ""
+        return call + (f'<p><a href="/console/referrals/{html.escape(referral_id)}">Open the referral</a> '
+                       "(sign in to the console) to record the contact.</p>")
+
     add_ack_link_routes(api, links, "page", "Acknowledge LEAD page",
                         "Acknowledge this warm-handoff page? The officer will be told you are on the way.",
                         "Thank you. Escalation has stopped and the officer is being told.", acknowledge,
-                        details=page_details)
+                        details=page_details, acknowledged=acknowledged, next_steps=next_steps)
 
     @api.post("/v1/sms/inbound", summary="SMS provider webhook: 'ACK 123456' acknowledges a page",
               response_class=Response)

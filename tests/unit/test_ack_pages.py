@@ -1,0 +1,77 @@
+"""The pages people open from a link: never cached or framed; after the fact they say it was already
+acknowledged instead of offering the button again; a page's acknowledgement offers the next steps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from services import runtime
+from services.core.clock import FakeClock
+from services.core.events import AcknowledgedVia, HwcNoticeAcknowledged, PageAcknowledged, PageRequested
+from services.core.kafka import InMemoryPublisher
+from services.core.reference import load_reference_data
+from services.core.settings import REPO_ROOT
+from services.referral_intake.adapters.read_model import LeadReadModel
+from services.referral_intake.domain.model import open_referral
+from tests.factories import cad_referral, one_of_each
+
+REF = load_reference_data(REPO_ROOT / "config" / "local")
+NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def system(memory_settings):
+    model, publisher = LeadReadModel(), InMemoryPublisher()
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k"), "public_base_url": "http://t"})
+    app = runtime.build_http_app(settings, REF, publisher, FakeClock(NOW), model, follow_topics=False)
+    referral = open_referral(cad_referral(occurred_at=NOW), REF.sites["abq"], REF.agencies["apd"], NOW)
+    page = PageRequested(page_id="pg", dedup_key=referral.referral_id, referral_id=referral.referral_id, site_id="abq",
+                         referral_type=referral.referral_type, officer_name="Ofc. Marlowe",
+                         officer_callback_phone="+15055550143", location_description="bus shelter", requested_at=NOW)
+    for event in (referral, page):
+        model.apply(event)
+        app.state.handoff_details.apply(event)
+    links = runtime.ack_links(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        yield app, model, publisher, client, links, referral
+
+
+async def test_a_page_link_is_private_offers_the_next_steps_and_says_when_it_was_already_acknowledged(system) -> None:
+    app, model, publisher, client, links, referral = system
+    url = links.url("page", referral.referral_id, "cm-ana").removeprefix("http://t")
+    shown = await client.get(url)
+    assert shown.headers["Cache-Control"] == "no-store" and shown.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in shown.headers["Content-Security-Policy"]
+    assert "<form method=\"post\">" in shown.text
+
+    done = await client.post(url)
+    assert 'href="tel:+15055550143"' in done.text and f"/console/referrals/{referral.referral_id}" in done.text
+    assert len(publisher.events(PageAcknowledged)) == 1
+
+    model.apply(publisher.events(PageAcknowledged)[0])
+    again = await client.get(url)
+    assert "Already acknowledged by Ana R." in again.text and "<form" not in again.text
+    assert 'href="tel:+15055550143"' in again.text
+    assert "Already acknowledged" in (await client.post(url)).text
+    assert len(publisher.events(PageAcknowledged)) == 1  # nothing published the second time
+
+
+async def test_a_notice_link_says_when_it_was_already_acknowledged(system) -> None:
+    app, _model, publisher, client, links, _referral = system
+    hwc = app.state.hwc_model
+    from services.core.events import HwcNoticeRequested
+
+    [request] = [e for e in one_of_each() if isinstance(e, HwcNoticeRequested)]
+    hwc.apply(request)
+    url = links.url("notice", request.notice_id, "lincoln-counselor").removeprefix("http://t")
+    first = await client.get(url)
+    assert first.headers["Cache-Control"] == "no-store" and "<form" in first.text
+    hwc.apply(HwcNoticeAcknowledged(notice_id=request.notice_id, contact_id="lincoln-counselor",
+                                    via=AcknowledgedVia.link, acknowledged_at=NOW))
+    again = await client.get(url)
+    assert "Already acknowledged by your school" in again.text and "<form" not in again.text
+    assert publisher.events(HwcNoticeAcknowledged) == []
