@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-from collections.abc import Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,17 +125,52 @@ HOME_BY_ROLE = {"case_manager": "/console/my-referrals", "outreach": "/console/w
                 "coordinator": "/console/triage", "school_contact": "/console/notices"}
 
 
-def create_router(sessions: Sessions) -> APIRouter:
+class SignInLimiter:
+    """At most ``attempts`` wrong access codes per client in ``window_seconds``: an access code is a
+    bearer token, and guessing one must not be free. Kept per process (each API replica counts its own)."""
+
+    def __init__(self, attempts: int = 10, window_seconds: float = 300.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.attempts, self.window, self.monotonic = attempts, window_seconds, monotonic
+        self._failures: dict[str, deque[float]] = {}
+
+    def failed(self, client: str) -> None:
+        self._recent(client).append(self.monotonic())
+
+    def blocked_for(self, client: str) -> int:
+        """Seconds until ``client`` may try again (0: now)."""
+        recent = self._recent(client)
+        if len(recent) < self.attempts:
+            return 0
+        return max(1, int(recent[0] + self.window - self.monotonic()) + 1)
+
+    def _recent(self, client: str) -> deque[float]:
+        if len(self._failures) > 10_000:  # many clients: forget the quiet ones rather than grow without end
+            self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > self.monotonic() - self.window}
+        recent = self._failures.setdefault(client, deque())
+        while recent and recent[0] <= self.monotonic() - self.window:
+            recent.popleft()
+        return recent
+
+
+def create_router(sessions: Sessions, sign_ins: SignInLimiter | None = None) -> APIRouter:
     api = APIRouter(include_in_schema=False)
+    sign_ins = sign_ins or SignInLimiter()
 
     @api.get("/console/login", response_class=HTMLResponse)
     async def login_form(error: str = "") -> HTMLResponse:
         return page("Sign in", login_html(error), None, status=401 if error else 200)
 
     @api.post("/console/login")
-    async def login(token: str = Form("")) -> Response:
+    async def login(request: Request, token: str = Form("")) -> Response:
+        client = request.client.host if request.client else "unknown"
+        wait = sign_ins.blocked_for(client)
+        if wait:
+            return page("Sign in", login_html("Too many tries. Wait a few minutes, then try again."), None, status=429,
+                        headers={"Retry-After": str(wait)})
         found = find_principal(sessions.reference, token.strip())
         if found is None:
+            sign_ins.failed(client)
             return page("Sign in", login_html("That access code is not valid."), None, status=401)
         response = RedirectResponse("/console", status_code=303)
         response.set_cookie(SESSION_COOKIE, sessions.cookie_for(*found), max_age=SESSION_SECONDS, httponly=True,
@@ -217,7 +254,8 @@ figure{margin:0}figcaption{font-weight:600;margin-bottom:.25rem}svg text{font:12
 """
 
 
-def page(title: str, body_html: str, viewer: Viewer | None, status: int = 200, head: str = "") -> HTMLResponse:
+def page(title: str, body_html: str, viewer: Viewer | None, status: int = 200, head: str = "",
+         headers: dict[str, str] | None = None) -> HTMLResponse:
     nav = ""
     if viewer is not None:
         links = "".join(f'<li><a href="{href}">{esc(label)}</a></li>' for href, label in NAV_BY_ROLE[viewer.role])
@@ -229,7 +267,7 @@ def page(title: str, body_html: str, viewer: Viewer | None, status: int = 200, h
         f'content="width=device-width, initial-scale=1"><title>{esc(title)} · Handoff</title><style>{CSS}</style>{head}'
         f'</head><body><a class=skip href="#main">Skip to content</a><header><strong>Handoff</strong>{nav}</header>'
         f'<main id="main"><h1>{esc(title)}</h1>{body_html}</main></body></html>', status_code=status,
-        headers=PRIVATE_PAGE_HEADERS)
+        headers={**PRIVATE_PAGE_HEADERS, **(headers or {})})
 
 
 def esc(value: Any) -> str:

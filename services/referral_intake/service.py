@@ -20,7 +20,7 @@ from services.core.logs import correlation_scope, current_correlation_id, get_lo
 from services.core.reference import ReferenceData
 from services.core.store import KeyValueStore
 from services.core.topics import AUDIT, REFERRALS
-from services.referral_intake.domain.lifecycle import apply_milestone, transition
+from services.referral_intake.domain.lifecycle import apply_milestone, check_milestone_order, transition
 from services.referral_intake.domain.model import cad_fingerprint, open_referral, referral_id_for
 from services.referral_intake.domain.views import ReferralView
 
@@ -113,6 +113,7 @@ class EngagementTracker:
         view = ReferralView.from_dict(record["view"])
         change = None
         if isinstance(event, EngagementRecorded):
+            check_milestone_order(view.milestones, event.milestone, event.occurred_at)
             change = apply_milestone(view.referral_id, view.site_id, ReferralStatus(view.status), event.milestone,
                                      event.occurred_at, event.recorded_by, event.reason).status_change
         elif isinstance(event, PageAcknowledged) and view.status == ReferralStatus.requested.value:

@@ -98,3 +98,22 @@ async def test_the_referral_page_names_the_person_only_for_the_case_manager_who_
         page = (await c.get(f"/console/referrals/{referral.referral_id}")).text
         assert "Zebulon" not in page and "Warm handoff" in page
     assert [a.recipient_id for a in publisher.events(DisclosureAudited)] == ["cm-ana"]
+
+
+async def test_wrong_access_codes_are_limited_per_client(client) -> None:
+    for _ in range(10):
+        assert (await sign_in(client, "guess")).status_code == 401
+    blocked = await sign_in(client, "local-dev-token-pm-abq")  # even the right code waits now
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+
+
+def test_the_sign_in_limit_lifts_after_its_window() -> None:
+    from services.core.console import SignInLimiter
+
+    now = [0.0]
+    limiter = SignInLimiter(attempts=3, window_seconds=60, monotonic=lambda: now[0])
+    for _ in range(3):
+        limiter.failed("10.0.0.1")
+    assert limiter.blocked_for("10.0.0.1") == 61 and limiter.blocked_for("10.0.0.2") == 0
+    now[0] = 60.5
+    assert limiter.blocked_for("10.0.0.1") == 0

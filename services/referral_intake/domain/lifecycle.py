@@ -40,8 +40,27 @@ MILESTONE_STATUS: dict[Milestone, ReferralStatus | None] = {
 }
 
 
+# The road from contact to engagement, in order: a step cannot have happened before the first time of
+# a step it follows (enrolled at 09:00 when the first contact was at 10:00 is a typing error, and it
+# would skew the time to contact). Skipping a step is fine ("enrolled" alone implies the contact),
+# and so is a step again later (contacts go on after enrollment).
+MILESTONE_ORDER = (Milestone.contacted, Milestone.intake_scheduled, Milestone.enrolled, Milestone.engaged)
+
+
 class IllegalTransition(Rejected):
     pass
+
+
+def check_milestone_order(recorded: dict[str, datetime], milestone: Milestone, at: datetime) -> None:
+    """Refuse ``milestone`` at ``at`` when a step it follows was first recorded for a later time
+    (``recorded``: milestone name -> first time)."""
+    if milestone not in MILESTONE_ORDER:
+        return
+    for earlier in MILESTONE_ORDER[:MILESTONE_ORDER.index(milestone)]:
+        when = recorded.get(earlier.value)
+        if when is not None and when > at:
+            raise IllegalTransition("occurred_at", f"{milestone.value} cannot come before {earlier.value} "
+                                                   "(first recorded for a later time)")
 
 
 def can_transition(current: ReferralStatus, target: ReferralStatus) -> bool:

@@ -11,7 +11,9 @@ import uuid
 from datetime import date, datetime
 
 from fastapi import APIRouter, Depends, Header
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 
 from services.core.clock import Clock
 from services.core.events import (
@@ -23,7 +25,7 @@ from services.core.reference import CaseManager, ReferenceData
 from services.core.topics import REFERRALS
 from services.core.web import ApiError, bearer_principal
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
-from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone, transition
+from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone, check_milestone_order, transition
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView, funnel
 from services.referral_intake.service import disclose_identity
 
@@ -31,17 +33,22 @@ log = get_logger(__name__)
 ENGAGEMENT_NAMESPACE = uuid.UUID("3c0c1f43-8a9e-4f0e-b4a1-0d5f7e2a9b61")
 
 
+def _fhir_spelling(value):
+    # FHIR writes codes with hyphens (in-progress, entered-in-error); the events use underscores.
+    return value.replace("-", "_") if isinstance(value, str) else value
+
+
 class EngagementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    milestone: Milestone
-    reason: StatusReason | None = None
+    milestone: Annotated[Milestone, BeforeValidator(_fhir_spelling)]
+    reason: Annotated[StatusReason, BeforeValidator(_fhir_spelling)] | None = None
     occurred_at: AwareDatetime | None = None
 
 
 class StatusIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: ReferralStatus
-    reason: StatusReason | None = None
+    status: Annotated[ReferralStatus, BeforeValidator(_fhir_spelling)]
+    reason: Annotated[StatusReason, BeforeValidator(_fhir_spelling)] | None = None
 
 
 class PersonOut(BaseModel):
@@ -81,6 +88,7 @@ async def record_engagement(view: ReferralView, body: EngagementIn, person: Case
     now = clock.now()
     occurred = body.occurred_at or now
     try:
+        check_milestone_order(view.milestones, body.milestone, occurred)
         apply_milestone(view.referral_id, view.site_id, ReferralStatus(view.status), body.milestone, occurred,
                         person.case_manager_id, body.reason)
     except IllegalTransition as exc:

@@ -178,3 +178,34 @@ async def test_the_person_is_not_shown_outside_their_consent(memory_settings, mo
         assert (await c.get(f"/v1/referrals/{narrow.referral_id}", headers=ANA)).json()["person"] is None
     [audit] = publisher.events(DisclosureAudited)
     assert audit.outcome is DeliveryOutcome.skipped
+
+
+async def test_fhir_spellings_are_accepted_as_well(client, referral, model) -> None:
+    from services.core.events import AcknowledgedVia, PageAcknowledged, ReferralStatusChanged
+
+    model.apply(PageAcknowledged(page_id="pg", referral_id=referral.referral_id, acknowledged_by="cm-ana",
+                                 via=AcknowledgedVia.link, acknowledged_at=T0))
+    model.apply(ReferralStatusChanged(referral_id=referral.referral_id, site_id="abq", status="accepted",
+                                      previous_status="requested", changed_at=T0))
+    resp = await client.post(f"/v1/referrals/{referral.referral_id}/status", json={"status": "in-progress"}, headers=ANA)
+    assert resp.status_code == 202, resp.text
+    resp = await client.post(f"/v1/referrals/{referral.referral_id}/engagement",
+                             json={"milestone": "contact-attempted"}, headers=ANA)
+    assert resp.status_code == 202, resp.text
+
+
+async def test_a_step_cannot_come_before_the_first_time_of_a_step_it_follows(client, referral, model, publisher) -> None:
+    url = f"/v1/referrals/{referral.referral_id}/engagement"
+    contacted = {"milestone": "contacted", "occurred_at": (T0 + timedelta(minutes=50)).isoformat()}
+    assert (await client.post(url, json=contacted, headers=ANA)).status_code == 202
+    model.apply(publisher.events(EngagementRecorded)[-1])
+    early = {"milestone": "enrolled", "occurred_at": (T0 + timedelta(minutes=20)).isoformat()}
+    resp = await client.post(url, json=early, headers=ANA)
+    assert resp.status_code == 409
+    assert resp.json()["errors"] == [{"field": "occurred_at",
+                                      "reason": "enrolled cannot come before contacted (first recorded for a later time)"}]
+    later = {"milestone": "enrolled", "occurred_at": (T0 + timedelta(minutes=55)).isoformat()}
+    assert (await client.post(url, json=later, headers=ANA)).status_code == 202
+    model.apply(publisher.events(EngagementRecorded)[-1])
+    again = {"milestone": "contacted", "occurred_at": (T0 + timedelta(minutes=58)).isoformat()}  # contacts go on
+    assert (await client.post(url, json=again, headers=ANA)).status_code == 202
