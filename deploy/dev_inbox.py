@@ -4,6 +4,8 @@
 - webhook receivers: POST /webhooks/{name}, checking the HMAC signature when a secret is set
 - an SMTP server (aiosmtpd) that accepts STARTTLS-less local mail
 - GET /messages (JSON) and GET / (a page) to see what arrived
+- POST /sms/reply: a text back from a phone ("ACK 123456"), signed as the SMS provider signs it and
+  forwarded to Handoff's inbound SMS webhook, so the reply path works locally too
 
 Like a real provider, it drops a repeated idempotency key (Twilio's token, the webhook's
 Idempotency-Key, the mail's Message-ID) and counts it, so tests can tell a duplicate send apart.
@@ -23,12 +25,13 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
 
+import httpx
 import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Form, Header, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from services.core.channels import verify_webhook
+from services.core.channels import twilio_signature, verify_webhook
 
 
 @dataclass
@@ -43,7 +46,10 @@ class Received:
 
 
 class Inbox:
-    def __init__(self, webhook_secret: str = "", out_dir: Path | None = None) -> None:
+    def __init__(self, webhook_secret: str = "", out_dir: Path | None = None, sms_replies_to: str = "",
+                 sms_auth_token: str = "") -> None:
+        self.sms_replies_to = sms_replies_to.rstrip("/")  # Handoff's base URL, for replies
+        self.sms_auth_token = sms_auth_token
         self.messages: list[Received] = []
         self.duplicates: list[Received] = []
         # Indexes, so a benchmark's hundreds of thousands of messages cost O(1) each, not a scan.
@@ -116,17 +122,44 @@ def create_http(inbox: Inbox) -> FastAPI:
                            {"X-Handoff-Signature": request.headers.get("X-Handoff-Signature", "")}))
         return JSONResponse({"ok": True})
 
+    @app.post("/sms/reply")
+    async def sms_reply(From: str = Form(...), Body: str = Form(...)) -> Response:
+        """A phone's text back, delivered as the SMS provider would: signed, to the inbound webhook."""
+        if not inbox.sms_replies_to:
+            return JSONResponse({"error": "started without --sms-replies-to"}, status_code=409)
+        resp = await forward_sms_reply(inbox.sms_replies_to, inbox.sms_auth_token, From, Body)
+        return Response(resp.content, status_code=resp.status_code, media_type=resp.headers.get("content-type"))
+
     @app.get("/messages")
     async def messages() -> dict:
         return {"messages": [asdict(m) for m in inbox.messages], "duplicates": len(inbox.duplicates)}
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
+        def reply(m: Received) -> str:
+            if m.kind != "sms" or not inbox.sms_replies_to:
+                return ""
+            return (f'<form method=post action="/sms/reply"><input type=hidden name=From value="{html.escape(m.to)}">'
+                    f'<label>Reply as {html.escape(m.to)} <input name=Body value="ACK "></label>'
+                    "<button type=submit>Send</button></form>")
+
         rows = "".join(f"<li><b>{html.escape(m.kind)}</b> to {html.escape(m.to)}: {html.escape(m.subject or '')}"
-                       f"<pre>{html.escape(m.body)}</pre></li>" for m in reversed(inbox.messages))
+                       f"<pre>{html.escape(m.body)}</pre>{reply(m)}</li>" for m in reversed(inbox.messages))
         return HTMLResponse(f"<!doctype html><title>Handoff dev inbox</title><h1>Dev inbox</h1><ol>{rows}</ol>")
 
     return app
+
+
+async def forward_sms_reply(handoff_url: str, auth_token: str, sender: str, body: str,
+                            transport: httpx.AsyncBaseTransport | None = None) -> httpx.Response:
+    """POST the reply to ``handoff_url``/v1/sms/inbound with Twilio's form fields and signature."""
+    url = f"{handoff_url.rstrip('/')}/v1/sms/inbound"
+    form = {"From": sender, "Body": body, "To": "+15055550000", "MessageSid": f"SMdev{next(_reply_ids)}"}
+    async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+        return await client.post(url, data=form, headers={"X-Twilio-Signature": twilio_signature(auth_token, url, form)})
+
+
+_reply_ids = itertools.count(1)
 
 
 class _SmtpHandler:
@@ -149,8 +182,8 @@ class DevInbox:
     """Runs the HTTP receivers (in a thread with its own loop) and the SMTP server; ``stop()`` ends both."""
 
     def __init__(self, http_port: int, smtp_port: int, webhook_secret: str = "", out_dir: Path | None = None,
-                 host: str = "127.0.0.1") -> None:
-        self.inbox = Inbox(webhook_secret, out_dir)
+                 host: str = "127.0.0.1", sms_replies_to: str = "", sms_auth_token: str = "") -> None:
+        self.inbox = Inbox(webhook_secret, out_dir, sms_replies_to, sms_auth_token)
         self.http_port, self.smtp_port = http_port, smtp_port
         self._server = uvicorn.Server(uvicorn.Config(create_http(self.inbox), host=host, port=http_port,
                                                      log_level="warning", lifespan="off",
@@ -197,9 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook-secret", default="")
     parser.add_argument("--out-dir", type=Path, default=None)
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 only inside a container")
+    parser.add_argument("--sms-replies-to", default="", help="Handoff's base URL: where texts back are forwarded")
+    parser.add_argument("--sms-auth-token-file", type=Path, default=None, help="the SMS auth token Handoff checks")
     args = parser.parse_args(argv)
+    token = args.sms_auth_token_file.read_text().strip() if args.sms_auth_token_file else ""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    with DevInbox(args.http_port, args.smtp_port, args.webhook_secret, args.out_dir, args.host) as inbox:
+    with DevInbox(args.http_port, args.smtp_port, args.webhook_secret, args.out_dir, args.host,
+                  args.sms_replies_to, token) as inbox:
         print(f"dev inbox: {inbox.base_url} (SMTP on 127.0.0.1:{args.smtp_port})", flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     return 0

@@ -2,8 +2,10 @@
 
 Kafka and Apicurio Registry from the local launcher; topics and schemas; the dev inbox (local
 SMS/webhook/SMTP receivers); the HTTP API and the three workers as separate processes; then the
-sample CAD events from config/local/demo. Secrets for the run (link signing key, webhook secret)
-are generated per run and passed through the environment, never written to the repo.
+sample CAD events from config/local/demo. Secrets (link signing key, webhook secret, SMS auth token)
+are made on the first run and kept in the work dir (``secrets/``, mode 0600, outside the repo), so
+links and SMS reply codes sent before a restart still work after it. The reference data is loaded
+from a copy whose receiver URLs point at this run's dev inbox port.
 Ctrl-C stops everything, workers first, and leaves no JVM behind.
 """
 
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -46,14 +49,20 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         bootstrap = kafka.start()
         _say(f"Kafka ready on {bootstrap}; starting Apicurio Registry ...")
         registry_url = registry.start()
-        webhook_secret = secrets.token_hex(16)
+        keys = local_secrets(work_dir / "secrets")
+        webhook_secret = keys["webhook_signing_secret"].read_text()
+        reference_dir = reference_for_inbox(REPO_ROOT / "config" / "local", work_dir / "reference",
+                                            f"http://127.0.0.1:{inbox_port}")
         env = {**os.environ,
                "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HANDOFF_SCHEMA_REGISTRY_URL": registry_url,
                "HANDOFF_DATA_DIR": str(work_dir / "data"), "HANDOFF_HTTP_PORT": str(http_port),
                "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
                "HANDOFF_SMS_API_BASE_URL": f"http://127.0.0.1:{inbox_port}", "HANDOFF_SMTP_PORT": str(smtp_port),
-               "HANDOFF_LINK_SIGNING_KEY": secrets.token_hex(32), "HANDOFF_WEBHOOK_SIGNING_SECRET": webhook_secret,
+               **{f"HANDOFF_{name.upper()}_FILE": str(path) for name, path in keys.items()},
+               "HANDOFF_REFERENCE_DIR": str(reference_dir),
                "HANDOFF_LOG_FORMAT": "json", "HANDOFF_REFERENCE_SOURCE": "kafka"}
+        for name in keys:  # the files, not a stale value from the caller's environment
+            env.pop(f"HANDOFF_{name.upper()}", None)
         handoff = [sys.executable, "-m", "services.cli"]
         for step in (["topics", "create"], ["schemas", "register"], ["reference", "load"]):
             subprocess.run([*handoff, *step], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -68,7 +77,9 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
                                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)))
 
         spawn("inbox", [sys.executable, "-m", "deploy.dev_inbox", "--http-port", str(inbox_port), "--smtp-port",
-                        str(smtp_port), "--webhook-secret", webhook_secret, "--out-dir", str(work_dir / "inbox")])
+                        str(smtp_port), "--webhook-secret", webhook_secret, "--out-dir", str(work_dir / "inbox"),
+                        "--sms-replies-to", f"http://127.0.0.1:{http_port}",
+                        "--sms-auth-token-file", str(keys["sms_auth_token"])])
         spawn("api", [*handoff, "run", "api"])
         ready_dir = work_dir / "data" / "run"
         for worker in WORKERS:
@@ -103,6 +114,36 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         _say("stopped")
 
 
+SECRETS = {"link_signing_key": 32, "webhook_signing_secret": 16, "sms_auth_token": 16}  # name -> bytes of entropy
+
+
+def local_secrets(directory: Path) -> dict[str, Path]:
+    """The local stack's secrets as files: made once, kept across runs (a new link-signing key on
+    every start would void every link and SMS reply code sent before it, while escalations go on)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths = {}
+    for name, size in SECRETS.items():
+        path = paths[name] = directory / name
+        if not path.exists() or not path.read_text().strip():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(size))
+    return paths
+
+
+LOCAL_INBOX = "http://127.0.0.1:8025"  # where config/local's webhook URLs point
+
+
+def reference_for_inbox(source: Path, target: Path, inbox_url: str) -> Path:
+    """A copy of the reference directory ``source`` whose receiver URLs point at ``inbox_url``."""
+    import shutil
+
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("demo"))
+    for path in target.rglob("*.toml"):
+        path.write_text(path.read_text().replace(LOCAL_INBOX, inbox_url))
+    return target
+
+
 def _http_ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1.0).status_code == 200
@@ -124,9 +165,12 @@ def _wait_until(predicate, children, timeout: float) -> None:
 def _send_demo(http_port: int) -> None:
     headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
     stamp = str(int(time.time()))  # fresh CAD event ids each run, so each run pages anew
-    for path, name in (("/v1/referrals", "referral.json"), ("/v1/child-encounters", "child-encounter.json")):
+    now = datetime.now(UTC).isoformat()  # the intake refuses event times far from now
+    for path, name, when in (("/v1/referrals", "referral.json", "occurred_at"),
+                             ("/v1/child-encounters", "child-encounter.json", "encountered_at")):
         body = json.loads((DEMO_DIR / name).read_text())
         body["cad_event_id"] = f"{body['cad_event_id']}-{stamp}"
+        body[when] = now
         resp = httpx.post(f"http://127.0.0.1:{http_port}{path}", json=body, headers=headers, timeout=10)
         _say(f"sample CAD event POST {path}: HTTP {resp.status_code} {resp.text}")
 

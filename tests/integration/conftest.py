@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import free_port
+from deploy.local_system import LOCAL_INBOX
 from services import runtime
 from services.core.avro import AvroCodec, registry_from_url
 from services.core.clock import FakeClock
@@ -22,7 +23,6 @@ from services.core.reference import ReferenceData, load_reference_data
 from services.core.settings import REPO_ROOT, Settings
 from services.core.streams import prepare_and_start
 
-LOCAL_INBOX = "http://127.0.0.1:8025"
 WEBHOOK_SECRET = "integration-webhook-secret"
 
 

@@ -1,0 +1,66 @@
+"""The local stack's own files: secrets kept across runs, reference data pointed at the inbox port,
+and texts back from the dev inbox reaching Handoff's inbound SMS webhook, signed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+from pydantic import SecretStr
+
+from deploy.dev_inbox import forward_sms_reply
+from deploy.local_system import local_secrets, reference_for_inbox
+from services import runtime
+from services.core.clock import FakeClock
+from services.core.events import PageAcknowledged, PageRequested, PageSent
+from services.core.kafka import InMemoryPublisher
+from services.core.reference import load_reference_data
+from services.core.settings import REPO_ROOT, Settings
+from services.referral_intake.adapters.read_model import LeadReadModel
+from services.referral_intake.domain.model import open_referral
+from tests.factories import cad_referral
+
+
+def test_secrets_are_made_once_and_kept_across_runs(tmp_path) -> None:
+    first = {name: path.read_text() for name, path in local_secrets(tmp_path / "secrets").items()}
+    again = {name: path.read_text() for name, path in local_secrets(tmp_path / "secrets").items()}
+    assert first == again and len(set(first.values())) == 3
+    assert all((tmp_path / "secrets" / name).stat().st_mode & 0o077 == 0 for name in first)
+    links = runtime.ack_links(Settings(link_signing_key=SecretStr(first["link_signing_key"])))
+    token = links.token("page", "r-1", "cm-ana")
+    restarted = runtime.ack_links(Settings(link_signing_key=SecretStr(again["link_signing_key"])))
+    assert restarted.verify("page", token) == ("r-1", "cm-ana")  # a link sent before a restart still works
+
+
+def test_reference_data_points_at_the_inbox_port_of_the_run(tmp_path) -> None:
+    directory = reference_for_inbox(REPO_ROOT / "config" / "local", tmp_path / "reference", "http://127.0.0.1:9125")
+    data = load_reference_data(directory)
+    assert data.case_managers["cm-cruz"].webhook_url == "http://127.0.0.1:9125/webhooks/outreach"
+    assert data.schools["lincoln-es"].primary_contact.webhook_url == "http://127.0.0.1:9125/webhooks/sis"
+
+
+async def test_a_text_back_from_the_dev_inbox_acknowledges_the_page(memory_settings) -> None:
+    ref = load_reference_data(REPO_ROOT / "config" / "local")
+    now = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+    referral = open_referral(cad_referral(occurred_at=now), ref.sites["abq"], ref.agencies["apd"], now)
+    model, publisher = LeadReadModel(), InMemoryPublisher()
+    for event in (referral, PageRequested(page_id="pg", dedup_key=referral.referral_id, referral_id=referral.referral_id,
+                                          site_id="abq", referral_type=referral.referral_type, officer_name="o",
+                                          officer_callback_phone="+15055550143", location_description="x",
+                                          requested_at=now),
+                  PageSent(page_id="pg", referral_id=referral.referral_id, attempt_id="a", step_index=0, loop=0,
+                           target_id="cm-ana", channel="sms", outcome="delivered", attempt=1, sent_at=now)):
+        model.apply(event)
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k"),
+                                                  "sms_auth_token": SecretStr("local-sms-token"),
+                                                  "public_base_url": "http://127.0.0.1:8080"})
+    app = runtime.build_http_app(settings, ref, publisher, FakeClock(now), model, follow_topics=False)
+    code = runtime.ack_links(settings).reply_code(referral.referral_id, "cm-ana")
+    transport = httpx.ASGITransport(app=app)
+
+    wrong = await forward_sms_reply("http://127.0.0.1:8080", "another-token", "+15055550101", f"ACK {code}", transport)
+    assert wrong.status_code == 403
+    resp = await forward_sms_reply("http://127.0.0.1:8080", "local-sms-token", "+15055550101", f"ACK {code}", transport)
+    assert resp.status_code == 200 and "acknowledged" in resp.text
+    [ack] = publisher.events(PageAcknowledged)
+    assert ack.acknowledged_by == "cm-ana"
