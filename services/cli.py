@@ -226,14 +226,22 @@ def hwc_due(school: Annotated[str, typer.Option("--school", help="school or day 
             at: Annotated[str, typer.Option("--at", help="encounter time, ISO 8601 with offset")],
             config: ConfigDir = None,
             explain: Annotated[bool, typer.Option("--explain", help="list the days skipped and why")] = False) -> None:
-    """Print when a Handle With Care notice for an encounter at AT is due at SCHOOL."""
-    from services.core.reference import ReferenceDataError, load_reference_data
+    """Print when a Handle With Care notice for an encounter at AT is due at SCHOOL.
+
+    It reads the reference data where the workers do: the reference topic (with the closures added
+    at run time by ``handoff hwc close``) when HANDOFF_REFERENCE_SOURCE=kafka, else the directory."""
+    from services.core.reference import ReferenceDataError, build_reference_data, load_reference_data
     from services.handle_with_care.domain.calendar import next_school_day_start
     from services.handle_with_care.service import CalendarDirectory
 
-    directory = config or Settings().reference_dir
+    s = settings()
     try:
-        data = load_reference_data(directory)
+        if config is None and s.reference_source == "kafka":
+            from services.core.reference_feed import read_reference
+
+            data = build_reference_data(asyncio.run(read_reference(s)))
+        else:
+            data = load_reference_data(config or s.reference_dir)
     except ReferenceDataError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from None
     if school not in data.schools:

@@ -176,6 +176,10 @@ class District(_Model):
     coordinator: Contact
     local_authority_school_id: str | None = Field(
         None, description="directory entry (kind local_authority) for home-educated children")
+    # Handle With Care lead times for this district's schools; unset: the settings' (hwc_*_minutes).
+    hwc_backup_lead_minutes: float | None = Field(None, ge=0)
+    hwc_coordinator_lead_minutes: float | None = Field(None, ge=0)
+    hwc_late_step_minutes: float | None = Field(None, gt=0)
 
 
 class School(_Model):

@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     # --- Handle With Care ------------------------------------------------------------------------
     hwc_backup_lead_minutes: float = Field(90, ge=0, description="unacknowledged this long before the deadline: backup contact")
     hwc_coordinator_lead_minutes: float = Field(45, ge=0, description="...: district coordinator")
+    hwc_late_step_minutes: float = Field(30, gt=0, description="a late notice: at least this long between stages")
     hwc_disclose_agency: bool = False  # programs may choose to name the sending agency; the default hides it
 
     @model_validator(mode="before")

@@ -162,7 +162,7 @@ class HandleWithCare:
     async def open(self, request: HwcNoticeRequested) -> None:
         record = self.notices.get(request.notice_id)
         if record is None:
-            state = NoticeState(request.notice_id, request.school_id, request.due_at)
+            state = NoticeState(request.notice_id, request.school_id, request.due_at, opened_at=request.requested_at)
             self.notices[request.notice_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json"),
                                                "correlation_id": current_correlation_id()}
         else:
@@ -228,7 +228,7 @@ class HandleWithCare:
                             notice_id=notice_id, expired_at=now))
                     published += 1
                 continue
-            stage = next_due_stage(state, self.leads, now)
+            stage = next_due_stage(state, self.leads_for(state.school_id), now)
             if stage is None or (notice_id, stage) in self._escalations_requested:
                 continue
             self._escalations_requested.add((notice_id, stage))
@@ -242,13 +242,26 @@ class HandleWithCare:
 
     def _next_due_at(self, record: dict):
         state = NoticeState.from_dict(record["state"])
-        return min(filter(None, (next_stage_at(state, self.leads), retention_ends_at(state, self.retention))))
+        return min(filter(None, (next_stage_at(state, self.leads_for(state.school_id)),
+                                 retention_ends_at(state, self.retention))))
+
+    def leads_for(self, school_id: str) -> EscalationLeads:
+        """The lead times of the school's district where it sets them, else the defaults."""
+        school = self.reference.schools.get(school_id)
+        district = self.reference.districts.get(school.district_id) if school else None
+        if district is None:
+            return self.leads
+        minutes = lambda value, default: default if value is None else timedelta(minutes=value)  # noqa: E731
+        return EscalationLeads(minutes(district.hwc_backup_lead_minutes, self.leads.backup),
+                               minutes(district.hwc_coordinator_lead_minutes, self.leads.coordinator),
+                               minutes(district.hwc_late_step_minutes, self.leads.late_step))
 
     # --- delivery ---------------------------------------------------------------------------------
     async def _deliver_to(self, request: HwcNoticeRequested, role: RecipientRole, contact: Contact) -> None:
         school = self.reference.schools[request.school_id]
         for channel in contact.channels:
-            rendered = render_notice(request, school, self.links.url("notice", request.notice_id, contact.contact_id))
+            rendered = render_notice(request, school, self.links.url("notice", request.notice_id, contact.contact_id),
+                                     role)
             outgoing = Outgoing(_attempt_id(request.notice_id, role, contact.contact_id, channel), contact.address_for(channel), rendered.subject, rendered.body,
                                 rendered.body, rendered.payload)
             await self.delivery.request(Dispatch(

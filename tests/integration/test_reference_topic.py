@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -65,6 +69,17 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
             await eventually(lambda: len(list(notices.values())) == 2)
             dues = sorted(HwcNoticeRequested.model_validate(r["request"]).due_at for r in notices.values())
             assert dues == [datetime(2026, 11, 18, 7, 45, tzinfo=DENVER), datetime(2026, 11, 19, 7, 45, tzinfo=DENVER)]
+
+            # The operator's `handoff hwc due` sees the run-time closure exactly as the worker did.
+            env = {**os.environ, "HANDOFF_REFERENCE_SOURCE": "kafka", "HANDOFF_TOPIC_PREFIX": settings.topic_prefix,
+                   "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+                   "HANDOFF_SCHEMA_REGISTRY_URL": settings.schema_registry_url, "HANDOFF_LOG_LEVEL": "WARNING"}
+            due = await asyncio.to_thread(subprocess.run, [
+                sys.executable, "-m", "services.cli", "hwc", "due", "--school", "lincoln-es",
+                "--at", (TUESDAY_MORNING + timedelta(hours=1)).isoformat()], env=env, capture_output=True, text=True,
+                timeout=120, cwd=REPO_ROOT)
+            assert due.returncode == 0, due.stderr
+            assert due.stdout.strip() == "2026-11-19T07:45:00-07:00"
         finally:
             await producer.stop()
             await worker.stop()

@@ -1,6 +1,10 @@
 """Who a notice goes to as its deadline nears: primary at once; the backup contact when no one has
 acknowledged by ``backup_lead`` before the deadline; the district coordinator at
-``coordinator_lead`` before it; and a report when the deadline passes unacknowledged."""
+``coordinator_lead`` before it; and a report when the deadline passes unacknowledged.
+
+A notice opened late (its deadline already passed, or too near for those leads) still goes to the
+primary contact first: each stage comes at the earliest ``late_step`` after the one before, never
+all at once."""
 
 from __future__ import annotations
 
@@ -17,10 +21,15 @@ STAGES = (RecipientRole.backup.value, RecipientRole.coordinator.value, OVERDUE)
 class EscalationLeads:
     backup: timedelta
     coordinator: timedelta
+    late_step: timedelta = timedelta(minutes=30)
 
-    def stage_time(self, stage: str, due_at: datetime) -> datetime:
-        return {RecipientRole.backup.value: due_at - self.backup,
-                RecipientRole.coordinator.value: due_at - self.coordinator, OVERDUE: due_at}[stage]
+    def stage_time(self, stage: str, due_at: datetime, opened_at: datetime | None = None) -> datetime:
+        by_deadline = {RecipientRole.backup.value: due_at - self.backup,
+                       RecipientRole.coordinator.value: due_at - self.coordinator, OVERDUE: due_at}[stage]
+        if opened_at is None:
+            return by_deadline
+        steps = {RecipientRole.backup.value: 1, RecipientRole.coordinator.value: 2, OVERDUE: 2}[stage]
+        return max(by_deadline, opened_at + steps * self.late_step)
 
 
 @dataclass(frozen=True)
@@ -32,16 +41,26 @@ class NoticeState:
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     merged_encounters: int = 1
+    opened_at: datetime | None = None  # None in notices opened before it was kept: stages by deadline only
 
     def to_dict(self) -> dict:
         return {**{k: v for k, v in self.__dict__.items()}, "due_at": self.due_at.isoformat(),
                 "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
+                "opened_at": self.opened_at.isoformat() if self.opened_at else None,
                 "stages_done": list(self.stages_done)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "NoticeState":
+        def when(key: str) -> datetime | None:
+            return datetime.fromisoformat(d[key]) if d.get(key) else None
+
         return cls(**{**d, "due_at": datetime.fromisoformat(d["due_at"]), "stages_done": tuple(d["stages_done"]),
-                      "acknowledged_at": datetime.fromisoformat(d["acknowledged_at"]) if d["acknowledged_at"] else None})
+                      "acknowledged_at": when("acknowledged_at"), "opened_at": when("opened_at")})
+
+    @property
+    def late(self) -> bool:
+        """Opened when the school day it was for had already started."""
+        return self.opened_at is not None and self.opened_at >= self.due_at
 
 
 def pending_stage(state: NoticeState) -> str | None:
@@ -54,13 +73,13 @@ def pending_stage(state: NoticeState) -> str | None:
 def next_due_stage(state: NoticeState, leads: EscalationLeads, now: datetime) -> str | None:
     """The earliest stage not yet taken whose time has come, or None."""
     stage = pending_stage(state)
-    return stage if stage is not None and now >= leads.stage_time(stage, state.due_at) else None
+    return stage if stage is not None and now >= leads.stage_time(stage, state.due_at, state.opened_at) else None
 
 
 def next_stage_at(state: NoticeState, leads: EscalationLeads) -> datetime | None:
     """When ``next_due_stage`` next returns a stage (None: never)."""
     stage = pending_stage(state)
-    return leads.stage_time(stage, state.due_at) if stage is not None else None
+    return leads.stage_time(stage, state.due_at, state.opened_at) if stage is not None else None
 
 
 def retention_ends_at(state: NoticeState, retention: timedelta) -> datetime:

@@ -12,8 +12,9 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from services.core.events import CadChildEncountered, Child, HwcNoticeRequested
+from services.core.events import CadChildEncountered, Child, HwcNoticeRequested, RecipientRole
 from services.core.reference import School
 
 WORDS = "Handle With Care"
@@ -53,19 +54,40 @@ class RenderedNotice:
     payload: dict
 
 
-def render_notice(notice: HwcNoticeRequested, school: School, ack_url: str) -> RenderedNotice:
+# Why an escalated notice reaches this recipient: roles only, never who or what happened.
+WHY = {RecipientRole.backup: "You receive this notice because the school's primary contact has not acknowledged it.",
+       RecipientRole.coordinator: "You receive this notice as the district's coordinator because nobody at the "
+                                  "school has acknowledged it."}
+
+
+def is_late(notice: HwcNoticeRequested) -> bool:
+    """Opened when the school day it was for had already started (a late report, a slow CAD feed)."""
+    return notice.requested_at >= notice.due_at
+
+
+def render_notice(notice: HwcNoticeRequested, school: School, ack_url: str,
+                  role: RecipientRole = RecipientRole.primary) -> RenderedNotice:
     child = notice.child
     grade = child.grade or "not known"
-    lines = [WORDS, "", f"Student: {child.first_name} {child.last_name}", f"Date of birth: {child.date_of_birth.isoformat()}",
-             f"Grade: {grade}", f"School: {school.name}"]
+    late = is_late(notice)
+    lines = [f"{WORDS} (LATE)" if late else WORDS, ""]
+    if late:
+        when = notice.due_at.astimezone(ZoneInfo(school.timezone)).strftime("%A %d %B at %H:%M")
+        lines += [f"This notice is late: it was for the school day that began {when}. Please act on it today.", ""]
+    if role in WHY:
+        lines += [WHY[role], ""]
+    lines += [f"Student: {child.first_name} {child.last_name}", f"Date of birth: {child.date_of_birth.isoformat()}",
+              f"Grade: {grade}", f"School: {school.name}"]
     if notice.sending_agency:
         lines.append(f"Sent by: {notice.sending_agency}")
     lines += ["", f"Please acknowledge: {ack_url}", f"Notice {notice.notice_id}", "", CONFIDENTIALITY]
-    payload = {"type": "hwc.notice", "words": WORDS, "notice_id": notice.notice_id,
+    payload = {"type": "hwc.notice", "words": WORDS, "notice_id": notice.notice_id, "late": late,
+               "recipient_role": role.value, **({"why": WHY[role]} if role in WHY else {}),
                "student": {"first_name": child.first_name, "last_name": child.last_name,
                            "date_of_birth": child.date_of_birth.isoformat(), "grade": child.grade},
                "school_id": school.school_id, "school_name": school.name, "acknowledge_url": ack_url}
     if notice.sending_agency:
         payload["sending_agency"] = notice.sending_agency
     # The subject shows in lock screens and mail previews: no name in it.
-    return RenderedNotice(subject=f"{WORDS} notice for {school.name}", body="\n".join(lines), payload=payload)
+    prefix = "LATE " if late else ""
+    return RenderedNotice(subject=f"{prefix}{WORDS} notice for {school.name}", body="\n".join(lines), payload=payload)

@@ -31,7 +31,8 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
         reference, CalendarDirectory(reference), kit.table("notices"),
         kit.delivery(kit.table("notice-deliveries"), HWC_NOTICES, channels), links, kit.publisher, clock or SystemClock(),
         EscalationLeads(timedelta(minutes=settings.hwc_backup_lead_minutes),
-                        timedelta(minutes=settings.hwc_coordinator_lead_minutes)),
+                        timedelta(minutes=settings.hwc_coordinator_lead_minutes),
+                        timedelta(minutes=settings.hwc_late_step_minutes)),
         disclose_agency=settings.hwc_disclose_agency, window=settings.event_time_window,
         retention=timedelta(days=settings.child_data_retention_days))
     kit.consume(CAD_CHILD_ENCOUNTERS, hwc.on_encounter, (CadChildEncountered,))

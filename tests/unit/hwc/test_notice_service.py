@@ -205,3 +205,39 @@ async def test_a_notice_is_forgotten_when_its_retention_ends_after_the_deadline_
     await h.hwc.on_notice_event(expired)  # a replay changes nothing
     await h.hwc.publish_due_escalations()
     assert len([e for e in h.publisher.events() if isinstance(e, HwcNoticeExpired)]) == 1
+
+
+async def test_a_late_notice_goes_to_the_primary_first_marked_late_then_escalates_step_by_step(h) -> None:
+    monday_night = datetime(2027, 1, 19, 22, 0, tzinfo=DENVER) - timedelta(days=1)  # reported Tuesday morning
+    h.clock.set(TUESDAY_START + timedelta(hours=1, minutes=15))
+    await h.encounter(cad_child(encountered_at=monday_night))
+    [first] = h.channels["email"].sent
+    assert first.address == "counselor@lincoln.example.org" and first.subject.startswith("LATE Handle With Care")
+    assert "This notice is late" in first.body and "primary contact" not in first.body
+    assert await h.hwc.publish_due_escalations() == 0  # not everyone at once
+    h.clock.advance(minutes=29)
+    assert await h.hwc.publish_due_escalations() == 0
+    h.clock.advance(minutes=1)
+    assert await h.hwc.publish_due_escalations() == 1
+    await h.feed_escalations()
+    backup = h.channels["email"].sent[-1]
+    assert backup.address == "principal@lincoln.example.org"
+    assert "because the school's primary contact has not acknowledged it" in backup.body
+    h.clock.advance(minutes=30)
+    await h.hwc.publish_due_escalations()
+    await h.feed_escalations()
+    coordinator = h.channels["email"].sent[-1]
+    assert coordinator.address == "hwc-coordinator@district.example.org"
+    assert "as the district's coordinator because nobody at the school has acknowledged it" in coordinator.body
+    assert "Mockingbird" not in h.everything_sent()
+
+
+async def test_a_district_sets_its_own_lead_times() -> None:
+    from services.core.reference import ReferenceData
+
+    district = REF.districts["abq-ps"].model_copy(update={"hwc_backup_lead_minutes": 600})
+    h = Harness()
+    h.hwc.reference = ReferenceData(**{**REF.__dict__, "districts": {**REF.districts, "abq-ps": district}})
+    await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))
+    h.clock.set(TUESDAY_START - timedelta(minutes=600))
+    assert await h.hwc.publish_due_escalations() == 1  # ten hours before, not the default ninety minutes
