@@ -486,6 +486,28 @@ class HwcTriageOpened(Event):
     school_name_hint: str | None = None
     encountered_at: AwareDatetime
     opened_at: AwareDatetime
+    school_id_given: str | None = None  # what the officer typed, when no school has that id
+    due_at: AwareDatetime | None = None  # the earliest deadline among the district's schools
+
+
+class HwcTriageStillUnplaced(Event):
+    avro_schema: ClassVar[str] = "hwc_triage_still_unplaced"
+    cad_event_id: str
+    due_at: AwareDatetime
+    reminded_at: AwareDatetime
+
+
+class HwcTriageAlerted(Event):
+    avro_schema: ClassVar[str] = "hwc_triage_alerted"
+    cad_event_id: str
+    attempt_id: str
+    contact_id: str
+    channel: Channel
+    outcome: DeliveryOutcome
+    attempt: int
+    error: str | None = None
+    final: bool = True
+    alerted_at: AwareDatetime
 
 
 class HwcTriageResolved(Event):
@@ -505,6 +527,7 @@ class DisclosedRecord(str, Enum):
     lead_handoff_missed = "lead_handoff_missed"
     lead_identity = "lead_identity"  # the person's name and date of birth, shown to their case manager
     hwc_notice = "hwc_notice"
+    hwc_triage_alert = "hwc_triage_alert"  # a coordinator told that a child needs placing (no child named)
     other = "other"
 
 
@@ -553,5 +576,5 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired, HwcTriageOpened,
-    HwcTriageResolved, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
+    HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
 )

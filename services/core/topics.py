@@ -41,7 +41,8 @@ HWC_NOTICES = TopicSpec(
     "handoff.hwc.notices", "HwcNotice* events (child data: shorter retention; HwcNoticeExpired ends a notice's state); key: notice_id.",
     config={"retention.ms": str(90 * DAY_MS)})
 HWC_TRIAGE = TopicSpec(
-    "handoff.hwc.triage", "HwcTriageOpened, HwcTriageResolved: encounters with no known school; key: cad_event_id.",
+    "handoff.hwc.triage", "HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted: encounters with no known "
+    "school, and the coordinator's alerts; key: cad_event_id.",
     config={"retention.ms": str(30 * DAY_MS)})
 REFERENCE_DATA = TopicSpec(
     "handoff.reference.data", "ReferenceDataPublished: agencies, sites, staff, schools, calendars, closures; "

@@ -40,6 +40,11 @@ log = get_logger(__name__)
 EXPIRED = "expired"  # the marker of a published HwcNoticeExpired, beside the escalation stages
 
 
+def _age(encounter: CadChildEncountered) -> int:
+    born, at = encounter.child.date_of_birth, encounter.encountered_at.date()
+    return at.year - born.year - ((at.month, at.day) < (born.month, born.day))
+
+
 def _attempt_id(notice_id: str, role: RecipientRole, contact_id: str, channel) -> str:
     """The idempotency key of one notice delivery."""
     return f"{notice_id}/{role.value}/{contact_id}/{channel.value}"
@@ -112,12 +117,19 @@ class HandleWithCare:
 
     async def _send_to_triage(self, encounter: CadChildEncountered) -> None:
         district = self._district_of(encounter)
+        # The soonest any of the district's schools the child could attend starts: the coordinator must
+        # place the child by then (day cares too for a child under five, who may be at one).
+        kinds = {"school", "day_care"} if _age(encounter) < 5 else {"school"}
+        schools = [school for school in self.reference.schools.values()
+                   if district and school.district_id == district.district_id and school.kind in kinds]
+        due_at = min((self.calendars.deadline(school, encounter).due_at for school in schools), default=None)
         # Only what placing the child needs: never the incident.
         await self.publisher.publish(HWC_TRIAGE, encounter.cad_event_id, HwcTriageOpened(
             cad_event_id=encounter.cad_event_id, agency_id=encounter.agency_id,
             district_id=district.district_id if district else None, child=encounter.child,
             school_name_hint=encounter.school_name_hint, encountered_at=encounter.encountered_at,
-            opened_at=self.clock.now()))
+            opened_at=self.clock.now(), school_id_given=None if encounter.home_educated else encounter.school_id,
+            due_at=due_at))
         log.warning("hwc_encounter_needs_triage", cad_event_id=encounter.cad_event_id,
                     district_id=district.district_id if district else None)
 

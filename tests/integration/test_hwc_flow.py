@@ -70,12 +70,35 @@ async def test_unknown_school_goes_to_triage_and_the_coordinator_places_the_chil
 
     [item] = await eventually(queue)
     assert item["school_name_hint"] == "the school by the park" and "incident" not in item
-    assert system.messages("email") == []
+    assert datetime.fromisoformat(item["due_at"]) == TUESDAY_START  # the district's schools start Tuesday 07:45
+    # The coordinator is told at once that a child waits, with no child and no incident in the mail.
+    [alert] = await eventually(lambda: system.messages("email"))
+    assert alert.to == "hwc-coordinator@district.example.org" and "/console/triage" in alert.body
+    assert "Philippa" not in alert.body and "Quackenbush" not in alert.body and "Mockingbird" not in alert.body
     resp = await system.http.post("/v1/triage/CAD-T1/resolve", json={"school_id": "lincoln-es"}, headers=coordinator)
     assert resp.status_code == 202
-    mail = await eventually(lambda: system.messages("email"))
-    assert mail[0].to == "counselor@lincoln.example.org" and "Mockingbird" not in mail[0].body
+    mail = await eventually(lambda: [m for m in system.messages("email") if m.to == "counselor@lincoln.example.org"])
+    assert "Mockingbird" not in mail[0].body
     await eventually(lambda: _empty(queue))
+    system.clock.set(TUESDAY_START)  # placed: no reminder however late it gets
+    for _ in range(5):
+        await eventually(lambda: True, interval=0.2)
+    assert len([m for m in system.messages("email") if m.to == "hwc-coordinator@district.example.org"]) == 1
+
+
+async def test_a_child_still_unplaced_before_the_deadline_brings_a_reminder(system_factory) -> None:
+    system = await system_factory("handle-with-care", now=FRIDAY_NIGHT + timedelta(minutes=2))
+    body = {**encounter("CAD-T2"), "school_id": "zzz-unknown"}
+    assert (await system.http.post("/v1/child-encounters", json=body, headers=TOKEN)).status_code == 202
+    coordinator = "hwc-coordinator@district.example.org"
+    await eventually(lambda: [m for m in system.messages("email") if m.to == coordinator])
+    queue = (await system.http.get("/v1/districts/abq-ps/triage",
+                                   headers={"Authorization": "Bearer local-dev-token-coord-abq"})).json()
+    assert queue[0]["school_id_given"] == "zzz-unknown"  # what the officer typed is kept
+    system.clock.set(TUESDAY_START - timedelta(minutes=45))
+    reminder = await eventually(lambda: [m for m in system.messages("email")
+                                         if m.to == coordinator and "still" in (m.subject or "")])
+    assert "Philippa" not in reminder[0].body
 
 
 async def _empty(probe) -> bool:

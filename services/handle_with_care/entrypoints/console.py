@@ -86,17 +86,22 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadMo
         district = viewer.district
         schools = [s for s in reference.schools.values() if s.district_id == district.district_id]
         zone = schools[0].timezone if schools else "UTC"
-        options = "".join(f'<option value="{esc(s.school_id)}">{esc(s.name)}</option>' for s in schools)
+        # Nothing preselected: a notice to the wrong school is the worst outcome, so the choice is made on purpose.
+        options = '<option value="" selected disabled>Choose a school</option>' + "".join(
+            f'<option value="{esc(s.school_id)}">{esc(s.name)}</option>' for s in schools)
         items = []
         for opened in model.open_triage(district.district_id):
             child = opened.child
             field = f"school-{esc(opened.cad_event_id)}"
             items.append(
                 f'<li class=card><h2>{esc(child.first_name)} {esc(child.last_name)}</h2>'
-                f"<p>Born {esc(child.date_of_birth.isoformat())} · school given: "
-                f"{esc(opened.school_name_hint or 'none')} · encountered {esc(_local(opened.encountered_at, zone))}</p>"
+                f"<p>Born {esc(child.date_of_birth.isoformat())} · school given: {esc(_school_given(opened))}"
+                f" · encountered {esc(_local(opened.encountered_at, zone))}"
+                + (f" · <strong>place before {esc(_local(opened.due_at, zone))}</strong>" if opened.due_at else "")
+                + "</p>"
                 f'<form method=post action="/console/triage/{esc(opened.cad_event_id)}/resolve" class=stack>'
-                f"{csrf_field(viewer)}<label for={field}>Place at</label><select id={field} name=school_id>{options}</select>"
+                f"{csrf_field(viewer)}<label for={field}>Place at</label>"
+                f"<select id={field} name=school_id required>{options}</select>"
                 "<button type=submit>Send the notice to this school</button></form></li>")
         flash = '<p class=ok role=status>Placed: the notice is on its way.</p>' if done else ""
         queue = f"<ul class=cards>{''.join(items)}</ul>" if items else "<p>Nothing to triage.</p>"
@@ -129,6 +134,13 @@ def hwc_rates_chart(model: HwcReadModel, district_ids: set[str], now) -> str:
     return bar_chart(f"Handle With Care notices ({notices})", [
         ("on time", (on_time or 0) * 100, percent(on_time)), ("acknowledged", (acked or 0) * 100, percent(acked))],
         maximum=100)
+
+
+def _school_given(opened) -> str:
+    """What the officer gave: an id the directory does not know, a name, both, or nothing."""
+    given = [f'id "{opened.school_id_given}" (not in the directory)' if opened.school_id_given else "",
+             f'"{opened.school_name_hint}"' if opened.school_name_hint else ""]
+    return ", ".join(g for g in given if g) or "none"
 
 
 def _local(at, zone: str) -> str:

@@ -99,7 +99,8 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
     async def triage_queue(district_id: str, district: District = Depends(coordinator)) -> list[dict]:
         own(district, district_id)
         return [{"cad_event_id": o.cad_event_id, "child": o.child.model_dump(mode="json"),
-                 "school_name_hint": o.school_name_hint, "encountered_at": o.encountered_at.isoformat(),
+                 "school_name_hint": o.school_name_hint, "school_id_given": o.school_id_given,
+                 "encountered_at": o.encountered_at.isoformat(), "due_at": o.due_at.isoformat() if o.due_at else None,
                  "agency_id": o.agency_id} for o in model.open_triage(district_id)]
 
     @api.post("/v1/triage/{cad_event_id}/resolve", status_code=202, summary="Place a triaged child at a school")

@@ -1,4 +1,5 @@
-"""Faust worker: child encounters -> notice requests; notice events -> HandleWithCare; escalation timer."""
+"""Faust worker: child encounters -> notice requests; notice events -> HandleWithCare; triage -> TriageDesk;
+their timers (escalations, retention, triage reminders)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
     CadChildEncountered, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeExpired,
-    HwcNoticeRequested,
+    HwcNoticeRequested, HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced,
 )
 from services.core.links import AckLinks
 from services.core.reference import ReferenceData
 from services.core.settings import Settings
 from services.core.streams import WorkerKit
-from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES
+from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare
+from services.handle_with_care.triage import TriageDesk
 
 SERVICE = "handle-with-care"
 
@@ -26,10 +28,11 @@ SERVICE = "handle-with-care"
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
                  channels: dict[str, Channel] | None = None) -> faust.App:
     kit = WorkerKit.create(SERVICE, settings)
+    clock = clock or SystemClock()
     # Both tables are written on the notice topic's partitions (keyed by notice id).
     hwc = HandleWithCare(
         reference, CalendarDirectory(reference), kit.table("notices"),
-        kit.delivery(kit.table("notice-deliveries"), HWC_NOTICES, channels), links, kit.publisher, clock or SystemClock(),
+        kit.delivery(kit.table("notice-deliveries"), HWC_NOTICES, channels), links, kit.publisher, clock,
         EscalationLeads(timedelta(minutes=settings.hwc_backup_lead_minutes),
                         timedelta(minutes=settings.hwc_coordinator_lead_minutes),
                         timedelta(minutes=settings.hwc_late_step_minutes)),
@@ -39,5 +42,13 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     kit.consume(HWC_NOTICES, hwc.on_notice_event,
                 (HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired))
     kit.every(settings.escalation_tick_seconds, hwc.publish_due_escalations)
+    # Triage items (keyed by CAD event id) and their alerts, on the triage topic's partitions.
+    desk = TriageDesk(reference, kit.table("triage"), kit.delivery(kit.table("triage-deliveries"), HWC_TRIAGE, channels),
+                      kit.publisher, clock, settings.public_base_url,
+                      timedelta(minutes=settings.hwc_coordinator_lead_minutes))
+    kit.consume(HWC_TRIAGE, desk.on_triage_event,
+                (HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted), name="triage")
+    kit.every(settings.escalation_tick_seconds, desk.publish_due_reminders)
+    kit.app.triage = desk
     kit.app.hwc = hwc
     return kit.app

@@ -1,0 +1,145 @@
+"""The triage desk: a child with no known school has an owner until placed.
+
+An encounter whose school is unknown goes to triage (``HwcTriageOpened``). Until then nobody would
+know it is waiting but a coordinator who happens to open the queue, and the child's notice would
+miss its school day. So, on the triage topic's partition that owns the encounter:
+
+- the district coordinator is told at once that a child needs placing, and where to do it;
+- if the child is still unplaced ``coordinator_lead`` before the earliest deadline among the
+  district's schools, the timer publishes ``HwcTriageStillUnplaced`` and the coordinator is told
+  again;
+- placing the child (``HwcTriageResolved``) ends both.
+
+The alerts name no child and nothing of the incident: only that a child waits, the deadline and
+the console's triage queue, behind sign-in. Each is sent once (attempt ids), and audited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.core.channels import Outgoing
+from services.core.clock import Clock
+from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
+from services.core.due import DueTable
+from services.core.events import (
+    Channel, DeliveryOutcome, DisclosedRecord, HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved,
+    HwcTriageStillUnplaced, RecipientRole,
+)
+from services.core.kafka import Publisher
+from services.core.logs import correlation_scope, current_correlation_id, get_logger
+from services.core.reference import ReferenceData
+from services.core.store import KeyValueStore
+from services.core.topics import HWC_TRIAGE
+
+log = get_logger(__name__)
+OPENED, REMINDER = "opened", "reminder"
+
+
+def remind_at(record: dict, lead: timedelta) -> datetime | None:
+    """When the coordinator is reminded of a triage item (None: never, it is placed or was reminded)."""
+    if record.get("resolved") or record.get("reminded") or not record.get("due_at"):
+        return None
+    return datetime.fromisoformat(record["due_at"]) - lead
+
+
+class TriageDesk:
+    def __init__(self, reference: ReferenceData, items: KeyValueStore, delivery: IdempotentDelivery,
+                 publisher: Publisher, clock: Clock, console_url: str, coordinator_lead: timedelta) -> None:
+        self.reference = reference
+        self.lead = coordinator_lead
+        # cad event id -> {"district_id", "due_at", "resolved", "reminded", "correlation_id"}: ids and times only
+        self.items = DueTable(items, lambda record: remind_at(record, self.lead))
+        self.delivery = delivery
+        self.publisher = publisher
+        self.clock = clock
+        self.console_url = console_url.rstrip("/")
+        self._requested: set[str] = set()
+        delivery.report = self._report_attempt
+
+    # --- event handlers (on the triage item's partition) -------------------------------------------
+    async def on_triage_event(self, event) -> None:
+        if isinstance(event, HwcTriageOpened):
+            await self.open(event)
+        elif isinstance(event, HwcTriageResolved):
+            self._update(event.cad_event_id, resolved=True)
+        elif isinstance(event, HwcTriageStillUnplaced):
+            await self.remind(event)
+        elif isinstance(event, HwcTriageAlerted) and event.final:
+            self.delivery.settle(event.attempt_id, event.outcome)
+
+    async def open(self, opened: HwcTriageOpened) -> None:
+        record = self.items.get(opened.cad_event_id)
+        if record is None:
+            record = {"district_id": opened.district_id, "due_at": opened.due_at.isoformat() if opened.due_at else None,
+                      "resolved": False, "reminded": False, "correlation_id": current_correlation_id()}
+            self.items[opened.cad_event_id] = record
+        if not record["resolved"]:  # a replay completes an alert a crash interrupted
+            await self._alert(opened.cad_event_id, record, OPENED)
+
+    async def remind(self, event: HwcTriageStillUnplaced) -> None:
+        self._requested.discard(event.cad_event_id)
+        record = self.items.get(event.cad_event_id)
+        if record is None or record["resolved"]:
+            return
+        if not record["reminded"]:
+            record = self._update(event.cad_event_id, reminded=True)
+        await self._alert(event.cad_event_id, record, REMINDER)
+
+    # --- timer -------------------------------------------------------------------------------------
+    async def publish_due_reminders(self) -> int:
+        now, published = self.clock.now(), 0
+        for cad_event_id, record in self.items.due(now):
+            if cad_event_id in self._requested or remind_at(record, self.lead) is None:
+                continue
+            self._requested.add(cad_event_id)
+            with correlation_scope(record.get("correlation_id")):
+                await self.publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageStillUnplaced(
+                    cad_event_id=cad_event_id, due_at=datetime.fromisoformat(record["due_at"]), reminded_at=now))
+            published += 1
+        return published
+
+    # --- delivery ----------------------------------------------------------------------------------
+    def _update(self, cad_event_id: str, **changes) -> dict:
+        record = {**(self.items.get(cad_event_id) or {}), **changes}
+        self.items[cad_event_id] = record
+        return record
+
+    async def _alert(self, cad_event_id: str, record: dict, kind: str) -> None:
+        district = self.reference.districts.get(record.get("district_id") or "")
+        if district is None:
+            log.error("hwc_triage_without_coordinator", cad_event_id=cad_event_id)
+            return
+        contact = district.coordinator
+        subject, text = self._render(record, kind, district)
+        for channel in contact.channels:
+            attempt_id = f"triage/{cad_event_id}/{kind}/{contact.contact_id}/{channel.value}"
+            payload = {"type": f"hwc.triage.{kind}", "district_id": district.district_id, "text": text,
+                       "triage_url": f"{self.console_url}/console/triage"}
+            await self.delivery.request(Dispatch(
+                channel.value, Outgoing(attempt_id, contact.address_for(channel), subject, text, text, payload),
+                Disclosure(DisclosedRecord.hwc_triage_alert, cad_event_id, contact.contact_id,
+                           RecipientRole.coordinator.value),
+                {"cad_event_id": cad_event_id, "contact_id": contact.contact_id}))
+
+    def _render(self, record: dict, kind: str, district) -> tuple[str, str]:
+        due = datetime.fromisoformat(record["due_at"]) if record.get("due_at") else None
+        school = next((s for s in self.reference.schools.values() if s.district_id == district.district_id), None)
+        when = due.astimezone(ZoneInfo(school.timezone)).strftime("%a %d %b %H:%M") if due and school else None
+        by = f" before school starts ({when})" if when else " as soon as you can"
+        if kind == REMINDER:
+            subject = "Handle With Care: a child is still waiting for a school"
+            text = f"A child in the Handle With Care triage queue is still unplaced. Place the child{by}"
+        else:
+            subject = "Handle With Care: a child needs a school"
+            text = f"Police reported a child whose school is not known. Place the child{by}"
+        return subject, f"{text}: {self.console_url}/console/triage (sign in). No other details are sent by email."
+
+    async def _report_attempt(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                              final: bool) -> None:
+        c = dispatch.context
+        await self.publisher.publish(HWC_TRIAGE, c["cad_event_id"], HwcTriageAlerted(
+            cad_event_id=c["cad_event_id"], attempt_id=dispatch.attempt_id, contact_id=c["contact_id"],
+            channel=Channel(dispatch.channel), outcome=outcome, attempt=attempt, error=error, final=final,
+            alerted_at=self.clock.now()))
