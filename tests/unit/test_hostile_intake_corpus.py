@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 
 import httpx
-import pytest
 from pydantic import SecretStr
 
 from services import runtime
