@@ -72,11 +72,13 @@ async def disclose_identity(view: ReferralView, viewer_id: str, people: dict, pu
     person, consent = known
     now = clock.now()
     allowed = consent is None or consent.permits(ConsentRole.case_manager.value, now)
-    await publisher.publish(AUDIT, view.referral_id, DisclosureAudited(
-        audit_id=f"{view.referral_id}/identity/{viewer_id}/{now.isoformat()}", record_kind=DisclosedRecord.lead_identity,
-        subject_id=view.referral_id, recipient_id=viewer_id, recipient_role=ConsentRole.case_manager.value,
-        channel=where, outcome=DeliveryOutcome.delivered if allowed else DeliveryOutcome.skipped, attempt=1,
-        service="api", disclosed_at=now, correlation_id=current_correlation_id()))
+    with correlation_scope(current_correlation_id()) as cid:  # a request of its own: its own id, in the record too
+        await publisher.publish(AUDIT, view.referral_id, DisclosureAudited(
+            audit_id=f"{view.referral_id}/identity/{viewer_id}/{now.isoformat()}",
+            record_kind=DisclosedRecord.lead_identity, subject_id=view.referral_id, recipient_id=viewer_id,
+            recipient_role=ConsentRole.case_manager.value, channel=where,
+            outcome=DeliveryOutcome.delivered if allowed else DeliveryOutcome.skipped, attempt=1, service="api",
+            disclosed_at=now, correlation_id=cid))
     return person if allowed else None
 
 

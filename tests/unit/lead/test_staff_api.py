@@ -157,7 +157,7 @@ async def test_the_person_is_shown_only_to_the_case_manager_who_took_the_referra
     [audit] = publisher.events(DisclosureAudited)
     assert (audit.record_kind, audit.recipient_id, audit.channel) == (
         DisclosedRecord.lead_identity, "cm-ana", DisclosureChannel.api)
-    assert "Zebulon" not in audit.model_dump_json()
+    assert "Zebulon" not in audit.model_dump_json() and audit.correlation_id
 
 
 async def test_the_person_is_not_shown_outside_their_consent(memory_settings, model, publisher) -> None:
