@@ -18,6 +18,7 @@ from services.core.kafka import InMemoryPublisher
 from services.core.reference import load_reference_data
 from services.core.settings import REPO_ROOT
 from services.handle_with_care.domain.figures import HwcReadModel
+from services.handle_with_care.entrypoints.console import _school_given
 from tests.factories import child
 
 REF = load_reference_data(REPO_ROOT / "config" / "local")
@@ -101,3 +102,16 @@ async def test_coordinator_figures_and_metrics(client) -> None:
     metrics = await client.get("/metrics", headers=COORD)
     assert 'handoff_hwc_triage_open{district="abq-ps"} 1.0' in metrics.text
     assert (await client.get("/metrics")).status_code == 401
+
+
+async def test_the_console_triage_keeps_what_the_officer_gave_and_preselects_no_school(client) -> None:
+    login = await client.post("/console/login", data={"token": "local-dev-token-coord-abq"})
+    assert login.status_code == 303
+    page = (await client.get("/console/triage")).text
+    assert '<option value="" selected disabled>Choose a school</option>' in page
+    assert page.count(" selected") == 1 and "name=school_id required" in page
+    assert 'school given: &quot;by the park&quot;' in page
+    given = HwcTriageOpened(cad_event_id="cad-10", agency_id="apd", district_id="abq-ps", child=child(),
+                            encountered_at=DUE - timedelta(hours=12), opened_at=DUE - timedelta(hours=12),
+                            school_id_given="zzz-unknown", due_at=DUE)
+    assert _school_given(given) == 'id "zzz-unknown" (not in the directory)'
