@@ -54,3 +54,9 @@ class EventTimeWindow:
 def _span(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 1440} days" if minutes % 1440 == 0 else f"{minutes} minutes"
+
+
+def iso_week(at: datetime) -> str:
+    """The ISO week of ``at``, e.g. 2026-W47: the period every weekly figure is grouped by."""
+    year, week, _ = at.isocalendar()
+    return f"{year}-W{week:02d}"

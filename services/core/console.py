@@ -19,12 +19,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from services.core.events import PageRequested
 from services.core.reference import CaseManager, Contact, District, ReferenceData, School
 from services.core.web import PRIVATE_PAGE_HEADERS, ApiError, api_error_response
 
@@ -268,6 +271,27 @@ def page(title: str, body_html: str, viewer: Viewer | None, status: int = 200, h
         f'</head><body><a class=skip href="#main">Skip to content</a><header><strong>Handoff</strong>{nav}</header>'
         f'<main id="main"><h1>{esc(title)}</h1>{body_html}</main></body></html>', status_code=status,
         headers={**PRIVATE_PAGE_HEADERS, **(headers or {})})
+
+
+def local_time(at: datetime, zone: ZoneInfo | str | None) -> str:
+    """A time as people read it where they are: 'Fri 20 Nov 10:05' in ``zone`` (ISO 8601 without one)."""
+    if zone is None:
+        return at.isoformat()
+    return at.astimezone(ZoneInfo(zone) if isinstance(zone, str) else zone).strftime("%a %d %b %H:%M")
+
+
+def handoff_html(page_request: PageRequested | None, zone: ZoneInfo | None) -> str:
+    """The warm-handoff details of a page: where, who called it in and how to reach them (tap to
+    call), and how to recognise the person. Shown to the holder of the page's link and in the console."""
+    if page_request is None:
+        return "<p class=muted>Handoff details are on their way.</p>"
+    phone = page_request.officer_callback_phone
+    return (f"<dl><dt>Where</dt><dd>{esc(page_request.location_description)}</dd>"
+            f"<dt>Officer</dt><dd>{esc(page_request.officer_name)}</dd>"
+            f'<dt>Call back</dt><dd><a href="tel:{esc(phone)}">{esc(phone)}</a></dd>'
+            f"<dt>Looking for</dt><dd>{esc(page_request.person_description or 'see officer')}</dd>"
+            f"<dt>Type</dt><dd>{esc(page_request.referral_type.value.replace('_', ' '))}</dd>"
+            f"<dt>Paged</dt><dd>{esc(local_time(page_request.requested_at, zone))}</dd></dl>")
 
 
 def esc(value: Any) -> str:

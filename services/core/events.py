@@ -95,6 +95,12 @@ class ReferralStatus(str, Enum):
     entered_in_error = "entered_in_error"
 
 
+# A referral still in the program's hands (FHIR: requested, accepted, in-progress, on-hold); the
+# others end it. Caseloads count these, the worklist shows them, paging and flags act on them.
+OPEN_STATUSES = frozenset({ReferralStatus.requested, ReferralStatus.accepted, ReferralStatus.in_progress,
+                           ReferralStatus.on_hold})
+
+
 class StatusReason(str, Enum):
     could_not_contact = "could_not_contact"
     declined_by_client = "declined_by_client"

@@ -10,11 +10,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.core.clock import iso_week
 from services.core.events import (
     DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeExpired, HwcNoticeRequested,
     HwcTriageOpened, HwcTriageResolved,
 )
-from services.referral_intake.domain.views import iso_week
 
 
 @dataclass

@@ -13,26 +13,16 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.core.clock import Clock
-from services.core.console import Sessions, Viewer, bar_chart, csrf_field, esc, page, percent, post_button
+from services.core.console import (
+    Sessions, Viewer, bar_chart, csrf_field, esc, local_time, page, percent, post_button,
+)
 from services.core.events import AcknowledgedVia, HwcNoticeRequested
 from services.core.kafka import Publisher
-from services.core.reference import ReferenceData, School
+from services.core.reference import ReferenceData
 from services.core.web import ApiError
 from services.handle_with_care.domain.figures import HwcReadModel
-from services.handle_with_care.domain.notice import CONFIDENTIALITY, WORDS, is_late
 from services.handle_with_care.entrypoints.http_api import acknowledge_notice, resolve_triage_item
-
-
-def notice_html(request: HwcNoticeRequested, school: School) -> str:
-    """The notice as the school sees it: the words, the child, the school. Never the incident."""
-    child = request.child
-    late = ('<p class="badge due">Late: the school day it was for has already begun</p>'
-            if is_late(request) else "")
-    return (f'<p class="badge">{esc(WORDS)}</p>{late}<dl><dt>Student</dt><dd>{esc(child.first_name)} {esc(child.last_name)}</dd>'
-            f"<dt>Date of birth</dt><dd>{esc(child.date_of_birth.isoformat())}</dd>"
-            f"<dt>Grade</dt><dd>{esc(child.grade or 'not known')}</dd><dt>School</dt><dd>{esc(school.name)}</dd>"
-            + (f"<dt>Sent by</dt><dd>{esc(request.sending_agency)}</dd>" if request.sending_agency else "")
-            + f'</dl><p class="muted">{esc(CONFIDENTIALITY)}</p>')
+from services.handle_with_care.entrypoints.pages import notice_html
 
 
 def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadModel, publisher: Publisher,
@@ -144,6 +134,4 @@ def _school_given(opened) -> str:
 
 
 def _local(at, zone: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    return at.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+    return local_time(at, zone)

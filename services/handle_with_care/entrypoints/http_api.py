@@ -8,12 +8,11 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from services.core.clock import Clock, SystemClock
+from services.core.console import local_time
 from services.core.events import AcknowledgedVia, CadChildEncountered, HwcNoticeAcknowledged, HwcTriageResolved
 from services.core.kafka import Publisher
 from services.core.links import AckLinks
@@ -22,6 +21,7 @@ from services.core.reference import District, ReferenceData
 from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
 from services.core.web import ApiError, add_ack_link_routes, bearer_principal
 from services.handle_with_care.domain.figures import HwcReadModel
+from services.handle_with_care.entrypoints.pages import notice_html
 
 log = get_logger(__name__)
 
@@ -67,8 +67,6 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
 
     def notice_details(notice_id: str, _contact_id: str) -> str:
         """The notice itself, for the holder of its signed link (the school's contact)."""
-        from services.handle_with_care.entrypoints.console import notice_html
-
         request = model.requests.get(notice_id) if model is not None else None
         school = reference.schools.get(request.school_id) if request and reference else None
         return notice_html(request, school) if school else ""
@@ -78,8 +76,7 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
         if view is None or view.acknowledged_at is None:
             return None
         school = reference.schools.get(view.school_id) if reference else None
-        at = view.acknowledged_at.astimezone(ZoneInfo(school.timezone)) if school else view.acknowledged_at
-        return f"by your school at {at.strftime('%a %d %b %H:%M')}"
+        return f"by your school at {local_time(view.acknowledged_at, school.timezone if school else None)}"
 
     add_ack_link_routes(api, links, "notice", "Handle With Care", "Confirm that your school has received this notice.",
                         "Thank you. The notice is recorded as received.", acknowledge, details=notice_details,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from services.core.channels import twilio_signature
 from services.core.clock import Clock, SystemClock
+from services.core.console import handoff_html, local_time
 from services.core.events import AcknowledgedVia, PageAcknowledged
 from services.core.kafka import Publisher
 from services.core.links import AckLinks
@@ -43,12 +44,11 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
 
     def page_details(referral_id: str, _case_manager_id: str) -> str:
         """The warm-handoff details, for the holder of the signed link (the paged case manager)."""
-        from services.referral_intake.entrypoints.console import handoff_html
-
         if handoff_details is None or reference is None:
             return ""
         request = handoff_details.pages.get(referral_id)
-        return handoff_html(request, reference.site(request.site_id)) if request else ""
+        site = reference.site(request.site_id) if request else None
+        return handoff_html(request, site.zone if site else None) if request else ""
 
     def acknowledged(referral_id: str) -> str | None:
         known = acknowledgement_of(referral_id) if acknowledgement_of else None
@@ -58,8 +58,7 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
         person = reference.case_managers.get(who) if reference else None
         request = handoff_details.pages.get(referral_id) if handoff_details else None
         site = reference.site(request.site_id) if reference and request else None
-        at = when.astimezone(site.zone) if site else when
-        return f"by {person.display_name if person else 'a case manager'} at {at.strftime('%a %d %b %H:%M')}"
+        return f"by {person.display_name if person else 'a case manager'} at {local_time(when, site.zone if site else None)}"
 
     def next_steps(referral_id: str, _case_manager_id: str) -> str:
         """What the case manager does next: call the officer, open the referral (after signing in)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 
 from services.core.avro import AvroCodec, registry_from_url
+from services.core.caseloads import Caseloads
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
@@ -18,7 +19,6 @@ from services.core.settings import Settings
 from services.core.streams import WorkerKit
 from services.core.topics import PAGES, REFERRALS
 from services.notifier.service import Notifier
-from services.referral_intake.adapters.read_model import LeadReadModel
 
 SERVICE = "notifier"
 
@@ -30,7 +30,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     # referral id as key: one worker owns a referral's page and its deliveries.
     delivery = kit.delivery(kit.table("deliveries"), PAGES, channels)
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
-    caseloads = LeadReadModel()
+    caseloads = Caseloads()
     kit.app.followers = [TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)),
                                        (REFERRALS, PAGES), caseloads.apply)]
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock or SystemClock(),

@@ -7,6 +7,7 @@ carry ids, statuses and times only.
 
 from __future__ import annotations
 
+from services.core.caseloads import Caseloads
 from services.core.events import Consent, PageRequested, ReferralCreated, ReferredPerson
 from services.referral_intake.domain.views import ReferralView
 
@@ -14,27 +15,16 @@ from services.referral_intake.domain.views import ReferralView
 class LeadReadModel:
     def __init__(self) -> None:
         self.views: dict[str, ReferralView] = {}
-        # case manager id -> open referrals they took; kept as events arrive, because paging asks
-        # for caseloads on every page and counting over every view made that O(referrals).
-        self._open_taken: dict[str, set[str]] = {}
+        self.caseloads = Caseloads()
 
     def apply(self, event) -> None:
+        self.caseloads.apply(event)
         if isinstance(event, ReferralCreated):
             self.views.setdefault(event.referral_id, ReferralView.opened(event))
             return
         view = self.views.get(event.referral_id)
         if view is not None:
             view.apply(event)
-            self._index_caseload(view)
-
-    def _index_caseload(self, view: ReferralView) -> None:
-        if view.acknowledged_by is None:  # set once, by the first acknowledgement
-            return
-        taken = self._open_taken.setdefault(view.acknowledged_by, set())
-        if view.is_open:
-            taken.add(view.referral_id)
-        else:
-            taken.discard(view.referral_id)
 
     def for_site(self, site_id: str) -> list[ReferralView]:
         return [v for v in self.views.values() if v.site_id == site_id]
@@ -55,7 +45,7 @@ class LeadReadModel:
 
     def caseload(self, case_manager_id: str) -> int:
         """Open referrals this case manager took (acknowledged)."""
-        return len(self._open_taken.get(case_manager_id, ()))
+        return self.caseloads.caseload(case_manager_id)
 
 
 class HandoffDetails:

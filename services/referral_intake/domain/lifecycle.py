@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.core.errors import Rejected
-from services.core.events import Milestone, ReferralStatus, ReferralStatusChanged, StatusReason
+from services.core.events import OPEN_STATUSES, Milestone, ReferralStatus, ReferralStatusChanged, StatusReason
 
 S = ReferralStatus
-OPEN = {S.requested, S.accepted, S.in_progress, S.on_hold}
-FINAL = {S.rejected, S.completed, S.failed, S.cancelled, S.entered_in_error}
+FINAL = frozenset(ReferralStatus) - OPEN_STATUSES
 
 ALLOWED: dict[ReferralStatus, frozenset[ReferralStatus]] = {
     S.requested: frozenset({S.accepted, S.rejected}),

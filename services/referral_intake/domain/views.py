@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
 
+from services.core.clock import iso_week
 from services.core.events import (
-    EngagementRecorded, Milestone, PageAcknowledged, PageExhausted, PageRequested, PageSent, ReferralCreated, ReferralFlag,
+    OPEN_STATUSES, EngagementRecorded, Milestone, PageAcknowledged, PageExhausted, PageRequested, PageSent, ReferralCreated, ReferralFlag,
     ReferralFlagged, ReferralStatus, ReferralStatusChanged,
 )
 
@@ -22,6 +23,7 @@ ENGAGEMENT_TARGET = 0.75   # ... and engagement under 75% of enrollees
 CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.value, Milestone.enrolled.value,
                       Milestone.engaged.value}
 INTAKE_MILESTONES = {Milestone.intake_scheduled.value, Milestone.enrolled.value, Milestone.engaged.value}
+_OPEN = {status.value for status in OPEN_STATUSES}
 HANDOFF_MISSED = "handoff_missed"  # a view flag: every escalation step went unacknowledged (PageExhausted)
 
 
@@ -84,7 +86,7 @@ class ReferralView:
     # --- questions --------------------------------------------------------------------------------
     @property
     def is_open(self) -> bool:
-        return self.status in {"requested", "accepted", "in_progress", "on_hold"}
+        return self.status in _OPEN
 
     def has(self, milestone: str) -> bool:
         return milestone in self.milestones
@@ -166,11 +168,6 @@ class FunnelRow:
     median_seconds_to_acknowledge: float | None
     median_seconds_to_contact: float | None
     handoffs_missed: int = 0      # nobody acknowledged the page through every step ("lack of warm handoff")
-
-
-def iso_week(at: datetime) -> str:
-    year, week, _ = at.isocalendar()
-    return f"{year}-W{week:02d}"
 
 
 def funnel(views: list[ReferralView], site_id: str | None = None) -> list[FunnelRow]:

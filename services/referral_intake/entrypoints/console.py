@@ -17,7 +17,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from services.core.clock import Clock
-from services.core.console import Sessions, Viewer, bar_chart, esc, histogram, page, percent, post_button
+from services.core.console import (
+    Sessions, Viewer, bar_chart, esc, handoff_html, histogram, local_time, page, percent, post_button,
+)
 from services.core.events import DisclosureChannel, Milestone
 from services.core.kafka import Publisher
 from services.core.reference import ReferenceData, Site
@@ -35,19 +37,6 @@ ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_sc
 LABELS = {Milestone.contact_attempted: "Tried to reach", Milestone.contacted: "Contacted",
           Milestone.intake_scheduled: "Intake scheduled", Milestone.enrolled: "Enrolled", Milestone.engaged: "Engaged"}
 DASHBOARD_REFRESH_SECONDS = 5
-
-
-def handoff_html(page_request, site: Site) -> str:
-    """The warm-handoff details: where, who called it in and how to reach them. Tap to call."""
-    if page_request is None:
-        return "<p class=muted>Handoff details are on their way.</p>"
-    phone = page_request.officer_callback_phone
-    return (f"<dl><dt>Where</dt><dd>{esc(page_request.location_description)}</dd>"
-            f"<dt>Officer</dt><dd>{esc(page_request.officer_name)}</dd>"
-            f'<dt>Call back</dt><dd><a href="tel:{esc(phone)}">{esc(phone)}</a></dd>'
-            f"<dt>Looking for</dt><dd>{esc(page_request.person_description or 'see officer')}</dd>"
-            f"<dt>Type</dt><dd>{esc(page_request.referral_type.value.replace('_', ' '))}</dd>"
-            f"<dt>Paged</dt><dd>{esc(_local(page_request.requested_at, site))}</dd></dl>")
 
 
 def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadModel, details: HandoffDetails,
@@ -115,7 +104,7 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
                "</dd></dl>") if person else ""
         body = (f"{flash}<p><span class=badge>{esc(view.status.replace('_', ' '))}</span> intake due "
                 f"<strong>{esc(_local(view.intake_due_at, site))}</strong></p>{who}"
-                f"<h2>Warm handoff</h2>{handoff_html(details.pages.get(referral_id), site)}"
+                f"<h2>Warm handoff</h2>{handoff_html(details.pages.get(referral_id), site.zone if site else None)}"
                 f'<h2>Record</h2><div class=actions>{buttons}</div>'
                 f"<h2>So far</h2><ul>{milestones or '<li>nothing recorded</li>'}</ul>")
         return page("Referral", body, viewer)
@@ -231,4 +220,4 @@ def _is_month(text: str) -> bool:
 
 
 def _local(at: datetime, site: Site | None) -> str:
-    return at.astimezone(site.zone).strftime("%a %d %b %H:%M") if site else at.isoformat()
+    return local_time(at, site.zone if site else None)
