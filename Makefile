@@ -9,13 +9,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.setup-done
 
-.PHONY: run test unit setup clean chromium
+.PHONY: run test unit lint setup clean chromium
 
 run: $(SETUP)
 	$(BIN)/handoff stack up
 
-test: $(SETUP) chromium
+test: $(SETUP) chromium lint
 	$(BIN)/python -m pytest
+
+# ruff (config in pyproject.toml); the import contracts run as a test.
+lint: $(SETUP)
+	$(BIN)/ruff check .
 
 # The console's browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 chromium:

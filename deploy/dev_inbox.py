@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
-import logging
 import json
+import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -195,7 +195,7 @@ class DevInbox:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self) -> "DevInbox":
+    def start(self) -> DevInbox:
         # aiosmtpd logs every RCPT TO at INFO: recipients are personal data, even in a stand-in.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         self._smtp.start()
@@ -213,7 +213,7 @@ class DevInbox:
             self._thread.join(timeout=10)
         self._smtp.stop()
 
-    def __enter__(self) -> "DevInbox":
+    def __enter__(self) -> DevInbox:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -350,7 +350,7 @@ class LocalKafka:
         if self._owns_work_dir and self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalKafka":
+    def __enter__(self) -> LocalKafka:
         self.start()
         return self
 
@@ -403,7 +403,7 @@ class LocalRegistry:
     def stop(self) -> None:
         _stop_process(self.process)
 
-    def __enter__(self) -> "LocalRegistry":
+    def __enter__(self) -> LocalRegistry:
         self.start()
         return self
 

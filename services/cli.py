@@ -18,7 +18,7 @@ import json
 import secrets
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -36,7 +36,7 @@ for sub, name in ((topics_cli, "topics"), (schemas_cli, "schemas"), (reference_c
                   (hwc_cli, "hwc"), (stack_cli, "stack")):
     cli.add_typer(sub, name=name)
 
-ConfigDir = Annotated[Optional[Path], typer.Option("--config", help="reference data directory (default: settings)")]
+ConfigDir = Annotated[Path | None, typer.Option("--config", help="reference data directory (default: settings)")]
 
 
 def settings(**overrides) -> Settings:
@@ -181,7 +181,7 @@ def _letter_line(dlq_offset: int, letter) -> str:
 
 @dlq_cli.command("show")
 def dlq_show(offset: Annotated[int, typer.Argument(help="the #number dlq list shows")],
-             out: Annotated[Optional[Path], typer.Option("--out", help="write the original bytes to this file")] = None) -> None:
+             out: Annotated[Path | None, typer.Option("--out", help="write the original bytes to this file")] = None) -> None:
     """One dead letter in full. A reduced letter (its record was too large to copy) is completed
     from the record's own topic by partition and offset, checked against its SHA-256."""
     from services.ops import OriginalUnavailable, ResubmitError, dead_letter_at, original_value
@@ -209,7 +209,7 @@ def dlq_show(offset: Annotated[int, typer.Argument(help="the #number dlq list sh
 
 @dlq_cli.command("resubmit")
 def dlq_resubmit(offset: Annotated[int, typer.Argument(help="the #number dlq list shows")],
-                 file: Annotated[Optional[Path], typer.Option("--file", help="corrected record as JSON")] = None) -> None:
+                 file: Annotated[Path | None, typer.Option("--file", help="corrected record as JSON")] = None) -> None:
     """Send a dead-lettered record back to its topic: as it was, or corrected from a JSON file."""
     from services.ops import ResubmitError, resubmit_dead_letter
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 import hashlib
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from services.core.avro import AvroCodec, registry_from_url
 from pydantic import ValidationError
 
+from services.core.avro import AvroCodec, registry_from_url
 from services.core.errors import describe_validation_error
 from services.core.events import CadChildEncountered, CadReferralMade, DeadLetterRecorded, EngagementRecorded
 from services.core.kafka import KafkaPublisher, client_options, topic_partition_counts

@@ -257,5 +257,5 @@ async def serve_worker(app: faust.App, settings: Settings, ready: Callable[[], N
         # Bounded: with the broker gone a clean stop can wait forever; uncommitted work is redone
         # on restart (deliveries are idempotent), so giving up here loses nothing.
         await asyncio.wait_for(app.stop(), timeout=STOP_TIMEOUT_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.error("worker_stop_timed_out", app=app.conf.id, seconds=STOP_TIMEOUT_SECONDS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +32,7 @@ _HEADER = struct.Struct(">bI")
 MAX_RECORD_BYTES = 1_000_000  # the broker's default max.message.bytes; settings.max_record_bytes is usually lower
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(stem: str) -> dict[str, Any]:
     """The raw JSON of ``schemas/<stem>.avsc``."""
     return json.loads((SCHEMA_DIR / f"{stem}.avsc").read_text())
@@ -43,7 +43,7 @@ def schema_full_name(stem: str) -> str:
     return f"{schema['namespace']}.{schema['name']}" if "namespace" in schema else schema["name"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def parsed_schema(stem: str) -> dict[str, Any]:
     return fastavro.parse_schema(load_schema(stem))
 
@@ -218,4 +218,4 @@ def backward_incompatibilities(new_schema: dict[str, Any], old_schema: dict[str,
         reader=avro.schema.parse(json.dumps(new_schema)), writer=avro.schema.parse(json.dumps(old_schema)))
     if result.compatibility is SchemaCompatibilityType.compatible:
         return []
-    return [f"{'/'.join(loc) or '/'}: {msg}" for loc, msg in zip(result.locations, result.messages)] or ["incompatible"]
+    return [f"{'/'.join(loc) or '/'}: {msg}" for loc, msg in zip(result.locations, result.messages, strict=False)] or ["incompatible"]

@@ -121,7 +121,7 @@ class EmailChannel:
             except aiosmtplib.SMTPRecipientsRefused:
                 self._discard(client)
                 raise DeliveryFailed("SMTP server refused the recipient", permanent=True) from None
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 self._discard(client)
                 raise DeliveryFailed(f"SMTP delivery failed: {type(exc).__name__}") from None
             except BaseException:

@@ -72,7 +72,7 @@ class Dispatch:
                 "context": self.context}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Dispatch":
+    def from_dict(cls, data: dict[str, Any]) -> Dispatch:
         disclosure = dict(data["disclosure"])
         disclosure["record_kind"] = DisclosedRecord(disclosure["record_kind"])
         return cls(data["channel"], Outgoing(**data["outgoing"]), Disclosure(**disclosure), data.get("context", {}))

@@ -13,7 +13,14 @@ from enum import Enum
 from typing import Annotated, ClassVar
 
 from pydantic import (
-    AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator, model_validator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
 )
 
 # Characters that must never reach an SMS, email, webhook or page: C0 and C1 controls (NUL, bell,
@@ -252,7 +259,7 @@ class CadReferralMade(Event):
     consent: Consent | None = None
 
     @model_validator(mode="after")
-    def _born_before_the_referral(self) -> "CadReferralMade":
+    def _born_before_the_referral(self) -> CadReferralMade:
         _check_birth(self.person.date_of_birth, self.occurred_at, MAX_AGE_YEARS, "person.date_of_birth", "occurred_at")
         return self
 
@@ -277,7 +284,7 @@ class CadChildEncountered(Event):
         return _known_only(data, cls, "", []) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
-    def _consistent(self) -> "CadChildEncountered":
+    def _consistent(self) -> CadChildEncountered:
         if self.home_educated and self.school_id:
             raise ValueError("home_educated: must not be true when school_id is given (a home-educated child's "
                              "notice goes to the local authority): send school_id or home_educated, not both")

@@ -88,7 +88,7 @@ class CaseManager(_Model):
         return {Channel.sms: self.phone, Channel.email: self.email, Channel.webhook: self.webhook_url}[channel]
 
     @model_validator(mode="after")
-    def _channels_have_addresses(self) -> "CaseManager":
+    def _channels_have_addresses(self) -> CaseManager:
         missing = [c.value for c in self.channels if not self.address_for(c)]
         if missing:
             raise ValueError(f"channels {missing} have no address")
@@ -160,7 +160,7 @@ class Contact(_Model):
         return {Channel.email: self.email, Channel.webhook: self.webhook_url}.get(channel)
 
     @model_validator(mode="after")
-    def _reachable(self) -> "Contact":
+    def _reachable(self) -> Contact:
         if not (self.email or self.webhook_url):
             raise ValueError("a contact needs an email or a webhook_url")
         return self

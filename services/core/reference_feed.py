@@ -11,7 +11,11 @@ from services.core.events import ReferenceDataPublished
 from services.core.kafka import KafkaPublisher, TopicFollower
 from services.core.logs import get_logger
 from services.core.reference import (
-    LiveReference, RawReference, ReferenceData, ReferenceDataError, build_reference_data,
+    LiveReference,
+    RawReference,
+    ReferenceData,
+    ReferenceDataError,
+    build_reference_data,
 )
 from services.core.settings import Settings
 from services.core.topics import REFERENCE_DATA

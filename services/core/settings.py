@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from services.core.clock import EventTimeWindow
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from services.core.clock import EventTimeWindow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -496,7 +496,7 @@ class WorkerKit:
     processor: RecordProcessor
 
     @classmethod
-    def create(cls, service: str, settings: Settings) -> "WorkerKit":
+    def create(cls, service: str, settings: Settings) -> WorkerKit:
         from services.core.avro import registry_from_url
 
         app = create_app(service, settings)

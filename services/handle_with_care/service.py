@@ -20,8 +20,17 @@ from services.core.clock import Clock, EventTimeWindow
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.due import DueTable
 from services.core.events import (
-    CadChildEncountered, Channel, DeliveryOutcome, DisclosedRecord, HwcNoticeAcknowledged, HwcNoticeDelivered,
-    HwcNoticeEscalated, HwcNoticeExpired, HwcNoticeRequested, HwcTriageOpened, RecipientRole,
+    CadChildEncountered,
+    Channel,
+    DeliveryOutcome,
+    DisclosedRecord,
+    HwcNoticeAcknowledged,
+    HwcNoticeDelivered,
+    HwcNoticeEscalated,
+    HwcNoticeExpired,
+    HwcNoticeRequested,
+    HwcTriageOpened,
+    RecipientRole,
 )
 from services.core.kafka import Publisher
 from services.core.links import AckLinks
@@ -32,7 +41,14 @@ from services.core.topics import HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.adapters.calendars import ics_closures
 from services.handle_with_care.domain.calendar import Deadline, SchoolCalendar, next_school_day_start
 from services.handle_with_care.domain.escalation import (
-    OVERDUE, EscalationLeads, NoticeState, acknowledge, next_due_stage, next_stage_at, retention_ends_at, take_stage,
+    OVERDUE,
+    EscalationLeads,
+    NoticeState,
+    acknowledge,
+    next_due_stage,
+    next_stage_at,
+    retention_ends_at,
+    take_stage,
 )
 from services.handle_with_care.domain.notice import render_notice, request_notice
 

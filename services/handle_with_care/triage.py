@@ -24,8 +24,14 @@ from services.core.clock import Clock
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.due import DueTable
 from services.core.events import (
-    Channel, DeliveryOutcome, DisclosedRecord, HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved,
-    HwcTriageStillUnplaced, RecipientRole,
+    Channel,
+    DeliveryOutcome,
+    DisclosedRecord,
+    HwcTriageAlerted,
+    HwcTriageOpened,
+    HwcTriageResolved,
+    HwcTriageStillUnplaced,
+    RecipientRole,
 )
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, current_correlation_id, get_logger

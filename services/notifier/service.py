@@ -12,27 +12,51 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from services.core.channels import Outgoing
 from services.core.clock import Clock
+from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
+from services.core.due import DueTable
 from services.core.events import (
-    Channel, Consent, DeliveryOutcome, DisclosedRecord, EngagementRecorded, PageAcknowledged, PageEscalated, PageExhausted,
-    PageRequested, PageSent, ReferralCreated, ReferralFlag, ReferralFlagged, ReferralStatusChanged,
+    Channel,
+    Consent,
+    DeliveryOutcome,
+    DisclosedRecord,
+    EngagementRecorded,
+    PageAcknowledged,
+    PageEscalated,
+    PageExhausted,
+    PageRequested,
+    PageSent,
+    ReferralCreated,
+    ReferralFlag,
+    ReferralFlagged,
+    ReferralStatusChanged,
 )
 from services.core.kafka import Publisher
+from services.core.links import AckLinks
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
 from services.core.reference import CaseManager, ReferenceData, Site
 from services.core.store import KeyValueStore
 from services.core.topics import PAGES
-from services.core.channels import Outgoing
-from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
-from services.core.due import DueTable
-from services.core.links import AckLinks
 from services.notifier.domain.escalation import (
-    MILESTONES_THAT_STOP_PAGING, STATUSES_THAT_STOP_PAGING, PageState, acknowledge, attempt_id, due_escalation, escalate,
-    next_escalation_at, open_page, stop,
+    MILESTONES_THAT_STOP_PAGING,
+    STATUSES_THAT_STOP_PAGING,
+    PageState,
+    acknowledge,
+    attempt_id,
+    due_escalation,
+    escalate,
+    next_escalation_at,
+    open_page,
+    stop,
 )
 from services.notifier.domain.messages import (
-    NO_REDISCLOSURE, render_deadline_warning, render_handoff_missed, render_officer_confirmation,
-    render_officer_no_case_manager, render_page,
+    NO_REDISCLOSURE,
+    render_deadline_warning,
+    render_handoff_missed,
+    render_officer_confirmation,
+    render_officer_no_case_manager,
+    render_page,
 )
 from services.notifier.domain.schedule import on_call_with_capacity
 
@@ -245,7 +269,7 @@ class Notifier:
         """Publish ``PageEscalated`` for every open page past its step deadline. Writes no state."""
         now = self.clock.now()
         published = 0
-        for referral_id, record in self.pages.due(now):
+        for _referral_id, record in self.pages.due(now):
             state = PageState.from_dict(record["state"])
             site = self.reference.site(state.site_id)
             marker = (state.referral_id, state.step_index, state.loop)

@@ -12,8 +12,19 @@ from services.core.clock import Clock, EventTimeWindow
 from services.core.due import DueTable
 from services.core.errors import Rejected
 from services.core.events import (
-    CadReferralMade, ConsentRole, DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel,
-    EngagementRecorded, PageAcknowledged, ReferralCreated, ReferralFlag, ReferralFlagged, ReferralStatus, ReferredPerson,
+    CadReferralMade,
+    ConsentRole,
+    DeliveryOutcome,
+    DisclosedRecord,
+    DisclosureAudited,
+    DisclosureChannel,
+    EngagementRecorded,
+    PageAcknowledged,
+    ReferralCreated,
+    ReferralFlag,
+    ReferralFlagged,
+    ReferralStatus,
+    ReferredPerson,
 )
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, current_correlation_id, get_logger

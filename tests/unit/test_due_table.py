@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 from services.core.due import DueTable
 from services.core.reference import EscalationPolicyConfig, EscalationStepConfig
 from services.handle_with_care.domain.escalation import (
-    STAGES, EscalationLeads, NoticeState, next_due_stage, next_stage_at,
+    STAGES,
+    EscalationLeads,
+    NoticeState,
+    next_due_stage,
+    next_stage_at,
 )
 from services.notifier.domain.escalation import due_escalation, escalate, next_escalation_at, open_page
 from services.referral_intake.domain.views import INTAKE_MILESTONES, ReferralView

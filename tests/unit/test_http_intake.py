@@ -13,8 +13,8 @@ from services import runtime
 from services.core.clock import FakeClock
 from services.core.events import CadChildEncountered, CadReferralMade
 from services.core.kafka import InMemoryPublisher
-from tests.factories import DEMO_NOW
 from services.core.settings import REPO_ROOT
+from tests.factories import DEMO_NOW
 
 DEMO = REPO_ROOT / "config" / "local" / "demo"
 APD = {"Authorization": "Bearer local-dev-token-apd"}

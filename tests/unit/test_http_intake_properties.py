@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from services import runtime
 from services.core.clock import FakeClock
 from services.core.kafka import InMemoryPublisher
-from tests.factories import DEMO_NOW
 from services.core.settings import REPO_ROOT, Settings
+from tests.factories import DEMO_NOW
 
 VALID = json.loads((REPO_ROOT / "config" / "local" / "demo" / "referral.json").read_text())
 ENCOUNTER = json.loads((REPO_ROOT / "config" / "local" / "demo" / "child-encounter.json").read_text())

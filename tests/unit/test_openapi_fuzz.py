@@ -3,7 +3,6 @@ Whatever it sends, no 5xx, and every JSON rejection names a field and a reason."
 
 from __future__ import annotations
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr

@@ -8,7 +8,11 @@ from datetime import date
 import pytest
 
 from services.core.reference import (
-    LiveReference, RawReference, ReferenceDataError, build_reference_data, read_reference_directory,
+    LiveReference,
+    RawReference,
+    ReferenceDataError,
+    build_reference_data,
+    read_reference_directory,
 )
 from services.core.settings import REPO_ROOT
 

@@ -9,7 +9,14 @@ import subprocess
 import fastavro
 import pytest
 
-from services.core.avro import SCHEMA_DIR, backward_incompatibilities, load_schema, parsed_schema, schema_files, to_avro_datum
+from services.core.avro import (
+    SCHEMA_DIR,
+    backward_incompatibilities,
+    load_schema,
+    parsed_schema,
+    schema_files,
+    to_avro_datum,
+)
 from services.core.events import ALL_EVENTS
 from tests.factories import one_of_each
 

@@ -45,7 +45,7 @@ class SchoolCalendar:
                     return closed.reason
         return None
 
-    def with_closures(self, closures: dict[date, str]) -> "SchoolCalendar":
+    def with_closures(self, closures: dict[date, str]) -> SchoolCalendar:
         return SchoolCalendar(self.zone, self.day_starts_at, self.open_weekdays, {**self.closures, **closures},
                               self.closed_in_range)
 

@@ -50,7 +50,7 @@ class NoticeState:
                 "stages_done": list(self.stages_done)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NoticeState":
+    def from_dict(cls, d: dict) -> NoticeState:
         def when(key: str) -> datetime | None:
             return datetime.fromisoformat(d[key]) if d.get(key) else None
 

@@ -12,8 +12,14 @@ from datetime import datetime
 
 from services.core.clock import iso_week
 from services.core.events import (
-    DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeExpired, HwcNoticeRequested,
-    HwcTriageOpened, HwcTriageResolved,
+    DeliveryOutcome,
+    HwcNoticeAcknowledged,
+    HwcNoticeDelivered,
+    HwcNoticeEscalated,
+    HwcNoticeExpired,
+    HwcNoticeRequested,
+    HwcTriageOpened,
+    HwcTriageResolved,
 )
 
 

@@ -14,7 +14,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.core.clock import Clock
 from services.core.console import (
-    Sessions, Viewer, bar_chart, csrf_field, esc, local_time, page, percent, post_button,
+    Sessions,
+    Viewer,
+    bar_chart,
+    csrf_field,
+    esc,
+    local_time,
+    page,
+    percent,
+    post_button,
 )
 from services.core.events import AcknowledgedVia, HwcNoticeRequested
 from services.core.kafka import Publisher

@@ -10,8 +10,16 @@ import faust
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
-    CadChildEncountered, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeExpired,
-    HwcNoticeRequested, HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced,
+    CadChildEncountered,
+    HwcNoticeAcknowledged,
+    HwcNoticeDelivered,
+    HwcNoticeEscalated,
+    HwcNoticeExpired,
+    HwcNoticeRequested,
+    HwcTriageAlerted,
+    HwcTriageOpened,
+    HwcTriageResolved,
+    HwcTriageStillUnplaced,
 )
 from services.core.links import AckLinks
 from services.core.reference import ReferenceData

@@ -45,7 +45,7 @@ class PageState:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PageState":
+    def from_dict(cls, data: dict) -> PageState:
         times = {"opened_at", "step_started_at", "acknowledged_at", "stopped_at"}
         return cls(**{k: (datetime.fromisoformat(v) if k in times and v else v) for k, v in data.items()})
 

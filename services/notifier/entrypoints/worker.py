@@ -9,7 +9,14 @@ from services.core.caseloads import Caseloads
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
-    EngagementRecorded, PageAcknowledged, PageEscalated, PageExhausted, PageRequested, PageSent, ReferralCreated, ReferralFlagged,
+    EngagementRecorded,
+    PageAcknowledged,
+    PageEscalated,
+    PageExhausted,
+    PageRequested,
+    PageSent,
+    ReferralCreated,
+    ReferralFlagged,
     ReferralStatusChanged,
 )
 from services.core.kafka import TopicFollower

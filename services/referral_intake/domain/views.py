@@ -14,8 +14,18 @@ from statistics import median
 
 from services.core.clock import iso_week
 from services.core.events import (
-    OPEN_STATUSES, EngagementRecorded, Milestone, PageAcknowledged, PageExhausted, PageRequested, PageSent, ReferralCreated, ReferralFlag,
-    ReferralFlagged, ReferralStatus, ReferralStatusChanged,
+    OPEN_STATUSES,
+    EngagementRecorded,
+    Milestone,
+    PageAcknowledged,
+    PageExhausted,
+    PageRequested,
+    PageSent,
+    ReferralCreated,
+    ReferralFlag,
+    ReferralFlagged,
+    ReferralStatus,
+    ReferralStatusChanged,
 )
 
 ENROLLMENT_TARGET = 0.60   # domain brief: enrollment under 60% of referrals is a known failure
@@ -46,7 +56,7 @@ class ReferralView:
     handoff_missed_at: datetime | None = None
 
     @classmethod
-    def opened(cls, event: ReferralCreated) -> "ReferralView":
+    def opened(cls, event: ReferralCreated) -> ReferralView:
         return cls(event.referral_id, event.site_id, event.referral_type.value, event.referred_at, event.intake_due_at,
                    cad_fingerprint=event.cad_fingerprint)
 
@@ -144,7 +154,7 @@ class ReferralView:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ReferralView":
+    def from_dict(cls, d: dict) -> ReferralView:
         times = {k: (datetime.fromisoformat(d[k]) if d.get(k) else None) for k in _TIMES}
         return cls(**{**d, **times, "milestones": {k: datetime.fromisoformat(v) for k, v in d["milestones"].items()}})
 

@@ -18,7 +18,16 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 
 from services.core.clock import Clock
 from services.core.console import (
-    Sessions, Viewer, bar_chart, esc, handoff_html, histogram, local_time, page, percent, post_button,
+    Sessions,
+    Viewer,
+    bar_chart,
+    esc,
+    handoff_html,
+    histogram,
+    local_time,
+    page,
+    percent,
+    post_button,
 )
 from services.core.events import DisclosureChannel, Milestone
 from services.core.kafka import Publisher
@@ -26,7 +35,12 @@ from services.core.reference import ReferenceData, Site
 from services.core.web import ApiError
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.reports import (
-    monthly_report, month_of, report_csv, summarize, time_to_acknowledge, time_to_contact,
+    month_of,
+    monthly_report,
+    report_csv,
+    summarize,
+    time_to_acknowledge,
+    time_to_contact,
 )
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView
 from services.referral_intake.entrypoints.staff_api import EngagementIn, record_engagement

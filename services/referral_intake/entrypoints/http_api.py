@@ -22,8 +22,8 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from services.core.errors import Rejected
 from services.core.clock import Clock, EventTimeWindow, SystemClock
+from services.core.errors import Rejected
 from services.core.events import CadChildEncountered, CadReferralMade, unknown_fields
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, get_logger
@@ -64,7 +64,7 @@ def create_router(reference: ReferenceData, publisher: Publisher, publish_timeou
             # Bounded: while Kafka is unreachable the CAD system hears 503 at once and retries,
             # instead of hanging (a retry of something that did get through is deduplicated).
             await asyncio.wait_for(publisher.publish(topic, key, event), publish_timeout_seconds)
-        except (KafkaError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, KafkaError, ConnectionError) as exc:
             log.warning("intake_publish_failed", topic=topic.name, error_type=type(exc).__name__)
             raise ApiError(503, "service", "event backbone unavailable; retry later",
                            {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-
-from fastapi import APIRouter, Depends, Header
 from typing import Annotated
 
+from fastapi import APIRouter, Depends, Header
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 
 from services.core.clock import Clock
 from services.core.events import (
-    DisclosureChannel, EngagementRecorded, Milestone, ReferralStatus, ReferredPerson, StatusReason,
+    DisclosureChannel,
+    EngagementRecorded,
+    Milestone,
+    ReferralStatus,
+    ReferredPerson,
+    StatusReason,
 )
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, get_logger
@@ -25,7 +29,12 @@ from services.core.reference import CaseManager, ReferenceData
 from services.core.topics import REFERRALS
 from services.core.web import ApiError, bearer_principal
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
-from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone, check_milestone_order, transition
+from services.referral_intake.domain.lifecycle import (
+    IllegalTransition,
+    apply_milestone,
+    check_milestone_order,
+    transition,
+)
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView, funnel
 from services.referral_intake.service import disclose_identity
 
@@ -72,7 +81,7 @@ class ReferralOut(BaseModel):
     person: PersonOut | None = None  # only for the case manager who took the referral; audited
 
     @classmethod
-    def of(cls, v: ReferralView, person: ReferredPerson | None = None) -> "ReferralOut":
+    def of(cls, v: ReferralView, person: ReferredPerson | None = None) -> ReferralOut:
         return cls(referral_id=v.referral_id, site_id=v.site_id, referral_type=v.referral_type, status=v.status,
                    referred_at=v.referred_at, intake_due_at=v.intake_due_at, milestones=v.milestones, flags=v.flags,
                    acknowledged_by=v.acknowledged_by, seconds_to_acknowledge=v.seconds_to_acknowledge(),

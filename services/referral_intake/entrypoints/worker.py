@@ -8,8 +8,16 @@ import faust
 
 from services.core.clock import Clock, SystemClock
 from services.core.events import (
-    CadReferralMade, EngagementRecorded, PageAcknowledged, PageEscalated, PageExhausted, PageRequested, PageSent, ReferralCreated,
-    ReferralFlagged, ReferralStatusChanged,
+    CadReferralMade,
+    EngagementRecorded,
+    PageAcknowledged,
+    PageEscalated,
+    PageExhausted,
+    PageRequested,
+    PageSent,
+    ReferralCreated,
+    ReferralFlagged,
+    ReferralStatusChanged,
 )
 from services.core.reference import ReferenceData
 from services.core.settings import Settings

@@ -11,8 +11,17 @@ from pydantic import SecretStr
 from services import runtime
 from services.core.clock import FakeClock
 from services.core.events import (
-    AcknowledgedVia, CadChildEncountered, Channel, DeliveryOutcome, HwcNoticeAcknowledged, HwcNoticeDelivered,
-    HwcNoticeEscalated, HwcNoticeRequested, HwcTriageOpened, HwcTriageResolved, RecipientRole,
+    AcknowledgedVia,
+    CadChildEncountered,
+    Channel,
+    DeliveryOutcome,
+    HwcNoticeAcknowledged,
+    HwcNoticeDelivered,
+    HwcNoticeEscalated,
+    HwcNoticeRequested,
+    HwcTriageOpened,
+    HwcTriageResolved,
+    RecipientRole,
 )
 from services.core.kafka import InMemoryPublisher
 from services.core.reference import load_reference_data

@@ -10,8 +10,14 @@ import pytest
 from services.core.clock import FakeClock
 from services.core.delivery import IdempotentDelivery
 from services.core.events import (
-    AcknowledgedVia, Child, HwcNoticeAcknowledged, HwcNoticeDelivered, HwcNoticeEscalated, HwcNoticeRequested,
-    HwcTriageOpened, RecipientRole,
+    AcknowledgedVia,
+    Child,
+    HwcNoticeAcknowledged,
+    HwcNoticeDelivered,
+    HwcNoticeEscalated,
+    HwcNoticeRequested,
+    HwcTriageOpened,
+    RecipientRole,
 )
 from services.core.kafka import InMemoryPublisher
 from services.core.links import AckLinks

@@ -9,8 +9,16 @@ import pytest
 from services.core.clock import FakeClock
 from services.core.errors import Rejected
 from services.core.events import (
-    AcknowledgedVia, EngagementRecorded, Milestone, PageAcknowledged, ReferralFlag, ReferralFlagged, ReferralStatus,
-    ReferralStatusChanged, ReferralType, StatusReason,
+    AcknowledgedVia,
+    EngagementRecorded,
+    Milestone,
+    PageAcknowledged,
+    ReferralFlag,
+    ReferralFlagged,
+    ReferralStatus,
+    ReferralStatusChanged,
+    ReferralType,
+    StatusReason,
 )
 from services.core.kafka import InMemoryPublisher
 from services.core.reference import load_reference_data

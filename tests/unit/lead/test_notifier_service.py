@@ -7,16 +7,28 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.core.clock import FakeClock
+from services.core.delivery import IdempotentDelivery
 from services.core.events import (
-    AcknowledgedVia, DeliveryOutcome, DisclosedRecord, DisclosureAudited, EngagementRecorded, Milestone, PageAcknowledged,
-    PageEscalated, PageExhausted, PageRequested, PageSent, ReferralStatus, ReferralStatusChanged, StatusReason,
+    AcknowledgedVia,
+    DeliveryOutcome,
+    DisclosedRecord,
+    DisclosureAudited,
+    EngagementRecorded,
+    Milestone,
+    PageAcknowledged,
+    PageEscalated,
+    PageExhausted,
+    PageRequested,
+    PageSent,
+    ReferralStatus,
+    ReferralStatusChanged,
+    StatusReason,
 )
 from services.core.kafka import InMemoryPublisher
-from services.core.topics import AUDIT
+from services.core.links import AckLinks
 from services.core.reference import load_reference_data
 from services.core.settings import REPO_ROOT
-from services.core.delivery import IdempotentDelivery
-from services.core.links import AckLinks
+from services.core.topics import AUDIT
 from services.notifier.domain.schedule import on_call_at
 from services.notifier.service import Notifier, page_id_for
 from services.referral_intake.domain.model import open_referral

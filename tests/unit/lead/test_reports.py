@@ -6,7 +6,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.referral_intake.domain.reports import (
-    monthly_report, report_csv, summarize, time_to_acknowledge, time_to_contact,
+    monthly_report,
+    report_csv,
+    summarize,
+    time_to_acknowledge,
+    time_to_contact,
 )
 from services.referral_intake.domain.views import ReferralView
 

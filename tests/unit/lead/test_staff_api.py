@@ -12,8 +12,15 @@ from services import runtime
 from services.core.channels import twilio_signature
 from services.core.clock import FakeClock
 from services.core.events import (
-    EngagementRecorded, Milestone, PageAcknowledged, PageRequested, PageSent, ReferralFlag, ReferralFlagged,
-    ReferralStatus, ReferralStatusChanged,
+    EngagementRecorded,
+    Milestone,
+    PageAcknowledged,
+    PageRequested,
+    PageSent,
+    ReferralFlag,
+    ReferralFlagged,
+    ReferralStatus,
+    ReferralStatusChanged,
 )
 from services.core.kafka import InMemoryPublisher
 from services.core.links import AckLinks
@@ -139,7 +146,13 @@ async def test_sms_reply_code_acknowledges_the_page(client, referral, publisher)
 
 async def test_the_person_is_shown_only_to_the_case_manager_who_took_the_referral_and_audited(
         memory_settings, model, referral, publisher) -> None:
-    from services.core.events import AcknowledgedVia, DisclosedRecord, DisclosureAudited, DisclosureChannel, PageAcknowledged
+    from services.core.events import (
+        AcknowledgedVia,
+        DisclosedRecord,
+        DisclosureAudited,
+        DisclosureChannel,
+        PageAcknowledged,
+    )
 
     settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k"), "public_base_url": "http://t"})
     app = runtime.build_http_app(settings, REF, publisher, FakeClock(T0 + timedelta(hours=1)), model, follow_topics=False)
@@ -162,7 +175,12 @@ async def test_the_person_is_shown_only_to_the_case_manager_who_took_the_referra
 
 async def test_the_person_is_not_shown_outside_their_consent(memory_settings, model, publisher) -> None:
     from services.core.events import (
-        AcknowledgedVia, Consent, ConsentRole, DeliveryOutcome, DisclosureAudited, PageAcknowledged,
+        AcknowledgedVia,
+        Consent,
+        ConsentRole,
+        DeliveryOutcome,
+        DisclosureAudited,
+        PageAcknowledged,
     )
 
     narrow = open_referral(cad_referral("CAD-CONSENT", occurred_at=T0,
