@@ -1,0 +1,46 @@
+"""Every part of faust-streaming that Handoff relies on beyond its documented API, in one list.
+
+faust-streaming is thinly maintained, and ``services/core/streams.py`` (the one module that touches
+it) uses some of its internals: the OffsetGuard marks recovered offsets through the consumer's gap
+bookkeeping and seeks a stalled partition, the outbox asks the assignor what this worker owns,
+topic creation names the tables' changelogs. The version is pinned exactly in pyproject.toml; a
+new one must pass this test first, which fails naming the internal that moved.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import faust
+import pytest
+from faust.assignor import PartitionAssignor
+from faust.tables.base import Collection
+from faust.transport.consumer import Consumer
+
+from services.core.settings import REPO_ROOT
+
+
+def test_the_installed_faust_is_the_pinned_one() -> None:
+    pinned = next(line for line in (REPO_ROOT / "pyproject.toml").read_text().splitlines()
+                  if line.strip().startswith('"faust-streaming=='))
+    assert pinned.split("==")[1].split('"')[0] == version("faust-streaming")
+
+
+@pytest.mark.parametrize("owner, name, parameters", [
+    (Consumer, "_add_gap", ["self", "tp", "offset_from", "offset_to"]),   # acknowledge_recovered
+    (Consumer, "highwater", ["self", "tp"]),                               # the OffsetGuard's tail check
+    (Consumer, "seek", ["self", "partition", "offset"]),                   # ... seeking a stalled partition back
+    (PartitionAssignor, "assigned_actives", ["self"]),                     # the outbox resumes what this worker owns
+    (Collection, "on_recover", ["self", "fun"]),                           # resume and re-index after recovery
+], ids=lambda value: value if isinstance(value, str) else "")
+def test_an_internal_handoff_uses_is_where_it_was(owner, name, parameters) -> None:
+    member = getattr(owner, name, None)
+    assert member is not None, f"faust moved {owner.__name__}.{name}"
+    assert list(inspect.signature(member).parameters) == parameters, f"faust changed {owner.__name__}.{name}"
+
+
+def test_a_tables_changelog_topic_is_named_as_topic_creation_expects() -> None:
+    app = faust.App("internals-check", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("notices", default=None)
+    assert table.changelog_topic.get_topic_name() == "internals-check-notices-changelog"
