@@ -27,9 +27,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from services.core.errors import CommandRefused
 from services.core.events import PageRequested
 from services.core.reference import CaseManager, Contact, District, ReferenceData, School
-from services.core.web import PRIVATE_PAGE_HEADERS, ApiError, api_error_response
+from services.core.web import PRIVATE_PAGE_HEADERS, ApiError, api_error_response, as_api_error
 
 SESSION_COOKIE = "handoff_session"
 SESSION_SECONDS = 10 * 3600  # a shift
@@ -202,6 +203,10 @@ def install_console_handlers(app, sessions: Sessions) -> None:
     @app.exception_handler(ConsoleSignIn)
     async def _sign_in(_request: Request, _exc: ConsoleSignIn) -> HTMLResponse:
         return page("Sign in", login_html("Please sign in to continue."), None, status=401)
+
+    @app.exception_handler(CommandRefused)
+    async def _command_refused(request: Request, exc: CommandRefused) -> Response:
+        return await _refused(request, as_api_error(exc))
 
     @app.exception_handler(ApiError)
     async def _refused(request: Request, exc: ApiError) -> Response:

@@ -35,6 +35,21 @@ class Rejected(InvalidRecord):
 _NAMED = re.compile(r"^Value error, ([A-Za-z_][A-Za-z0-9_.]*): (.+)$", re.DOTALL)
 
 
+class CommandRefused(Exception):
+    """A command the service layer will not carry out as asked: ``kind`` says why, in terms the web
+    layer turns into a status (not_found 404, forbidden 403, conflict 409, invalid 422)."""
+
+    STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422}
+
+    def __init__(self, kind: str, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.kind, self.field, self.reason = kind, field, reason
+
+    @property
+    def status(self) -> int:
+        return self.STATUS[self.kind]
+
+
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     """pydantic errors as ``{"field": "person.first_name", "reason": "..."}``, without input values."""
     return describe_errors(exc.errors(include_input=False, include_url=False, include_context=False))

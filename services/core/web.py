@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.core.errors import describe_errors
+from services.core.errors import CommandRefused, describe_errors
 
 T = TypeVar("T")
 
@@ -31,8 +31,16 @@ async def api_error_response(_request: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse({"errors": exc.errors}, status_code=exc.status, headers=exc.headers)
 
 
+def as_api_error(exc: CommandRefused) -> ApiError:
+    return ApiError(exc.status, exc.field, exc.reason)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error_response)
+
+    @app.exception_handler(CommandRefused)
+    async def _command_refused(request: Request, exc: CommandRefused) -> JSONResponse:
+        return await api_error_response(request, as_api_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

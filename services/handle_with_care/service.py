@@ -20,6 +20,7 @@ from services.core.clock import Clock, EventTimeWindow
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.due import DueTable
 from services.core.events import (
+    AcknowledgedVia,
     CadChildEncountered,
     Channel,
     DeliveryOutcome,
@@ -304,3 +305,12 @@ class HandleWithCare:
             notice_id=c["notice_id"], attempt_id=dispatch.attempt_id, recipient_role=RecipientRole(c["recipient_role"]),
             contact_id=c["contact_id"], channel=dispatch.channel, outcome=outcome, attempt=attempt, error=error,
             final=final, delivered_at=self.clock.now()))
+
+
+async def acknowledge_notice(notice_id: str, contact_id: str, publisher: Publisher, clock: Clock,
+                             via: AcknowledgedVia = AcknowledgedVia.link) -> None:
+    """A school contact acknowledges a notice (by its link or in the console); its owner applies it."""
+    with correlation_scope():
+        await publisher.publish(HWC_NOTICES, notice_id, HwcNoticeAcknowledged(
+            notice_id=notice_id, contact_id=contact_id, via=via, acknowledged_at=clock.now()))
+        log.info("hwc_ack_received", notice_id=notice_id, by=contact_id)

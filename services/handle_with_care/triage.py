@@ -23,7 +23,9 @@ from services.core.channels import Outgoing
 from services.core.clock import Clock
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
 from services.core.due import DueTable
+from services.core.errors import CommandRefused
 from services.core.events import (
+    CadChildEncountered,
     Channel,
     DeliveryOutcome,
     DisclosedRecord,
@@ -35,9 +37,10 @@ from services.core.events import (
 )
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
-from services.core.reference import ReferenceData
+from services.core.reference import District, ReferenceData
 from services.core.store import KeyValueStore
-from services.core.topics import HWC_TRIAGE
+from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_TRIAGE
+from services.handle_with_care.domain.figures import HwcReadModel
 
 log = get_logger(__name__)
 OPENED, REMINDER = "opened", "reminder"
@@ -149,3 +152,26 @@ class TriageDesk:
             cad_event_id=c["cad_event_id"], attempt_id=dispatch.attempt_id, contact_id=c["contact_id"],
             channel=Channel(dispatch.channel), outcome=outcome, attempt=attempt, error=error, final=final,
             alerted_at=self.clock.now()))
+
+
+async def resolve_triage_item(cad_event_id: str, school_id: str, district: District, model: HwcReadModel,
+                              reference: ReferenceData, publisher: Publisher, clock: Clock) -> None:
+    """Place a triaged child at a school of the coordinator's district: the notice then goes out as usual."""
+    item = model.triage.get(cad_event_id)
+    if item is None:
+        raise CommandRefused("not_found", "cad_event_id", "no such triage item")
+    if item.opened.district_id != district.district_id:
+        raise CommandRefused("forbidden", "district_id", "not your district")
+    if item.resolved is not None:
+        raise CommandRefused("conflict", "cad_event_id", "already resolved")
+    if school_id not in reference.schools:
+        raise CommandRefused("invalid", "school_id", "unknown school")
+    opened = item.opened
+    with correlation_scope():
+        await publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageResolved(
+            cad_event_id=cad_event_id, school_id=school_id, resolved_by=district.coordinator.contact_id,
+            resolved_at=clock.now()))
+        # The encounter again, now placed: the usual path computes the deadline from the encounter time.
+        await publisher.publish(CAD_CHILD_ENCOUNTERS, cad_event_id, CadChildEncountered(
+            cad_event_id=cad_event_id, agency_id=opened.agency_id, incident_id=f"triage:{cad_event_id}",
+            encountered_at=opened.encountered_at, child=opened.child, school_id=school_id))

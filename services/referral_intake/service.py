@@ -2,11 +2,17 @@
 
 - ``ReferralIntake``: a CAD referral is deduplicated by its CAD event id, opened, published.
 - ``EngagementTracker``: the lifecycle authority: milestones, status changes, deadline flags.
+- Staff commands (``RecordEngagement``, ``ChangeStatus``), handled by ``handle_staff_command``:
+  checked against the lifecycle at once (the API answers 409) and published; the tracker, which
+  owns the lifecycle, checks again when it applies them.
+- ``disclose_identity``: who the person is, for the case manager who took the referral, audited.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from services.core.clock import Clock, EventTimeWindow
 from services.core.due import DueTable
@@ -19,12 +25,14 @@ from services.core.events import (
     DisclosureAudited,
     DisclosureChannel,
     EngagementRecorded,
+    Milestone,
     PageAcknowledged,
     ReferralCreated,
     ReferralFlag,
     ReferralFlagged,
     ReferralStatus,
     ReferredPerson,
+    StatusReason,
 )
 from services.core.kafka import Publisher
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
@@ -70,6 +78,63 @@ class ReferralIntake:
         log.info("referral_opened", referral_id=referral_id, site_id=cad.site_id,
                  referral_type=cad.referral_type.value)
         return created
+
+
+ENGAGEMENT_NAMESPACE = uuid.UUID("3c0c1f43-8a9e-4f0e-b4a1-0d5f7e2a9b61")
+
+
+@dataclass(frozen=True)
+class RecordEngagement:
+    """A case manager records a contact or a milestone. The same one recorded twice (a double tap, a
+    retried request: the same ``idempotency_key``) is one engagement."""
+
+    referral_id: str
+    milestone: Milestone
+    recorded_by: str
+    reason: StatusReason | None = None
+    occurred_at: datetime | None = None
+    idempotency_key: str | None = None
+
+    @classmethod
+    def one_tap(cls, referral_id: str, milestone: Milestone, recorded_by: str, now: datetime) -> RecordEngagement:
+        """A console button: taps within the same minute are one engagement."""
+        minute = now.replace(second=0, microsecond=0).isoformat()
+        return cls(referral_id, milestone, recorded_by, idempotency_key=f"console/{milestone.value}/{minute}/{recorded_by}")
+
+
+@dataclass(frozen=True)
+class ChangeStatus:
+    referral_id: str
+    status: ReferralStatus
+    changed_by: str
+    reason: StatusReason | None = None
+
+
+async def handle_staff_command(command: RecordEngagement | ChangeStatus, view: ReferralView, publisher: Publisher,
+                               clock: Clock) -> str:
+    """Check ``command`` against the referral as the read model has it (``IllegalTransition`` names
+    the field and both statuses) and publish its event; returns the event's id."""
+    now = clock.now()
+    if isinstance(command, ChangeStatus):
+        event = transition(view.referral_id, view.site_id, ReferralStatus(view.status), command.status, now,
+                           command.changed_by, command.reason)
+        with correlation_scope():
+            await publisher.publish(REFERRALS, view.referral_id, event)
+        log.info("referral_status_requested", referral_id=view.referral_id, status=command.status.value)
+        return view.referral_id
+    occurred = command.occurred_at or now
+    check_milestone_order(view.milestones, command.milestone, occurred)
+    apply_milestone(view.referral_id, view.site_id, ReferralStatus(view.status), command.milestone, occurred,
+                    command.recorded_by, command.reason)
+    key = command.idempotency_key or f"{command.milestone.value}/{occurred.isoformat()}/{command.recorded_by}"
+    engagement_id = str(uuid.uuid5(ENGAGEMENT_NAMESPACE, f"{view.referral_id}/{key}"))
+    with correlation_scope():
+        await publisher.publish(REFERRALS, view.referral_id, EngagementRecorded(
+            engagement_id=engagement_id, referral_id=view.referral_id, site_id=view.site_id,
+            milestone=command.milestone, reason=command.reason, occurred_at=occurred, recorded_at=now,
+            recorded_by=command.recorded_by))
+    log.info("engagement_recorded", referral_id=view.referral_id, milestone=command.milestone.value)
+    return engagement_id
 
 
 async def disclose_identity(view: ReferralView, viewer_id: str, people: dict, publisher: Publisher, clock: Clock,

@@ -29,8 +29,9 @@ from services.core.kafka import Publisher
 from services.core.reference import ReferenceData
 from services.core.web import ApiError
 from services.handle_with_care.domain.figures import HwcReadModel
-from services.handle_with_care.entrypoints.http_api import acknowledge_notice, resolve_triage_item
 from services.handle_with_care.entrypoints.pages import notice_html
+from services.handle_with_care.service import acknowledge_notice
+from services.handle_with_care.triage import resolve_triage_item
 
 
 def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadModel, publisher: Publisher,

@@ -13,48 +13,17 @@ from pydantic import BaseModel, ConfigDict
 
 from services.core.clock import Clock, SystemClock
 from services.core.console import local_time
-from services.core.events import AcknowledgedVia, CadChildEncountered, HwcNoticeAcknowledged, HwcTriageResolved
 from services.core.kafka import Publisher
 from services.core.links import AckLinks
-from services.core.logs import correlation_scope, get_logger
+from services.core.logs import get_logger
 from services.core.reference import District, ReferenceData
-from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
 from services.core.web import ApiError, add_ack_link_routes, bearer_principal
 from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints.pages import notice_html
+from services.handle_with_care.service import acknowledge_notice
+from services.handle_with_care.triage import resolve_triage_item
 
 log = get_logger(__name__)
-
-
-async def acknowledge_notice(notice_id: str, contact_id: str, publisher: Publisher, clock: Clock,
-                             via: AcknowledgedVia = AcknowledgedVia.link) -> None:
-    with correlation_scope():
-        await publisher.publish(HWC_NOTICES, notice_id, HwcNoticeAcknowledged(
-            notice_id=notice_id, contact_id=contact_id, via=via, acknowledged_at=clock.now()))
-        log.info("hwc_ack_received", notice_id=notice_id, by=contact_id)
-
-
-async def resolve_triage_item(cad_event_id: str, school_id: str, district: District, model: HwcReadModel,
-                              reference: ReferenceData, publisher: Publisher, clock: Clock) -> None:
-    """Place a triaged child at a school of the coordinator's district: the notice then goes out as usual."""
-    item = model.triage.get(cad_event_id)
-    if item is None:
-        raise ApiError(404, "cad_event_id", "no such triage item")
-    if item.opened.district_id != district.district_id:
-        raise ApiError(403, "district_id", "not your district")
-    if item.resolved is not None:
-        raise ApiError(409, "cad_event_id", "already resolved")
-    if school_id not in reference.schools:
-        raise ApiError(422, "school_id", "unknown school")
-    opened = item.opened
-    with correlation_scope():
-        await publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageResolved(
-            cad_event_id=cad_event_id, school_id=school_id, resolved_by=district.coordinator.contact_id,
-            resolved_at=clock.now()))
-        # The encounter again, now placed: the usual path computes the deadline from the encounter time.
-        await publisher.publish(CAD_CHILD_ENCOUNTERS, cad_event_id, CadChildEncountered(
-            cad_event_id=cad_event_id, agency_id=opened.agency_id, incident_id=f"triage:{cad_event_id}",
-            encountered_at=opened.encountered_at, child=opened.child, school_id=school_id))
 
 
 def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,

@@ -34,6 +34,7 @@ from services.core.kafka import Publisher
 from services.core.reference import ReferenceData, Site
 from services.core.web import ApiError
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
+from services.referral_intake.domain.lifecycle import IllegalTransition
 from services.referral_intake.domain.reports import (
     month_of,
     monthly_report,
@@ -43,8 +44,7 @@ from services.referral_intake.domain.reports import (
     time_to_contact,
 )
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView
-from services.referral_intake.entrypoints.staff_api import EngagementIn, record_engagement
-from services.referral_intake.service import disclose_identity
+from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
 
 ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_scheduled, Milestone.enrolled,
            Milestone.engaged)
@@ -133,10 +133,11 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
             chosen = Milestone(milestone)
         except ValueError:
             raise ApiError(422, "milestone", "not a milestone") from None
-        # One tap is one engagement: a double tap within the same minute records it once.
-        minute = clock.now().replace(second=0, microsecond=0).isoformat()
-        await record_engagement(view, EngagementIn(milestone=chosen), viewer.staff, publisher, clock,
-                                idempotency_key=f"console/{chosen.value}/{minute}/{viewer.id}")
+        try:
+            await handle_staff_command(RecordEngagement.one_tap(referral_id, chosen, viewer.id, clock.now()), view,
+                                       publisher, clock)
+        except IllegalTransition as exc:
+            raise ApiError(409, exc.field, exc.detail) from None
         return RedirectResponse(f"/console/referrals/{referral_id}?done={chosen.value}", status_code=303)
 
     # --- figures ------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ the worker, which owns the lifecycle, checks again when it applies the event.
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 from typing import Annotated
 
@@ -17,29 +16,23 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 from services.core.clock import Clock
 from services.core.events import (
     DisclosureChannel,
-    EngagementRecorded,
     Milestone,
     ReferralStatus,
     ReferredPerson,
     StatusReason,
 )
 from services.core.kafka import Publisher
-from services.core.logs import correlation_scope, get_logger
+from services.core.logs import get_logger
 from services.core.reference import CaseManager, ReferenceData
-from services.core.topics import REFERRALS
 from services.core.web import ApiError, bearer_principal
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.lifecycle import (
     IllegalTransition,
-    apply_milestone,
-    check_milestone_order,
-    transition,
 )
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView, funnel
-from services.referral_intake.service import disclose_identity
+from services.referral_intake.service import ChangeStatus, RecordEngagement, disclose_identity, handle_staff_command
 
 log = get_logger(__name__)
-ENGAGEMENT_NAMESPACE = uuid.UUID("3c0c1f43-8a9e-4f0e-b4a1-0d5f7e2a9b61")
 
 
 def _fhir_spelling(value):
@@ -90,28 +83,6 @@ class ReferralOut(BaseModel):
                                     date_of_birth=person.date_of_birth) if person else None)
 
 
-async def record_engagement(view: ReferralView, body: EngagementIn, person: CaseManager, publisher: Publisher,
-                            clock: Clock, idempotency_key: str | None = None) -> str:
-    """Check the move against the lifecycle (409 naming both statuses) and publish ``EngagementRecorded``.
-    The same contact recorded twice (a double tap, a retried request) is one engagement id."""
-    now = clock.now()
-    occurred = body.occurred_at or now
-    try:
-        check_milestone_order(view.milestones, body.milestone, occurred)
-        apply_milestone(view.referral_id, view.site_id, ReferralStatus(view.status), body.milestone, occurred,
-                        person.case_manager_id, body.reason)
-    except IllegalTransition as exc:
-        raise ApiError(409, exc.field, exc.detail) from None
-    key = idempotency_key or f"{body.milestone.value}/{occurred.isoformat()}/{person.case_manager_id}"
-    engagement_id = str(uuid.uuid5(ENGAGEMENT_NAMESPACE, f"{view.referral_id}/{key}"))
-    with correlation_scope():
-        await publisher.publish(REFERRALS, view.referral_id, EngagementRecorded(
-            engagement_id=engagement_id, referral_id=view.referral_id, site_id=view.site_id, milestone=body.milestone,
-            reason=body.reason, occurred_at=occurred, recorded_at=now, recorded_by=person.case_manager_id))
-    log.info("engagement_recorded", referral_id=view.referral_id, milestone=body.milestone.value)
-    return engagement_id
-
-
 def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock,
                   details: HandoffDetails | None = None) -> APIRouter:
     api = APIRouter(tags=["LEAD staff"])
@@ -121,6 +92,12 @@ def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Pub
     def site_of(person: CaseManager, site_id: str) -> None:
         if site_id not in person.sites:
             raise ApiError(403, "site_id", "not one of your sites")
+
+    async def handle(command, view: ReferralView) -> str:
+        try:
+            return await handle_staff_command(command, view, publisher, clock)
+        except IllegalTransition as exc:
+            raise ApiError(409, exc.field, exc.detail) from None
 
     def referral(person: CaseManager, referral_id: str) -> ReferralView:
         view = model.views.get(referral_id)
@@ -138,20 +115,14 @@ def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Pub
     @api.post("/v1/referrals/{referral_id}/engagement", status_code=202, summary="Record a contact or milestone")
     async def record_engagement_route(referral_id: str, body: EngagementIn, person: CaseManager = Depends(staff),
                                       idempotency_key: str | None = Header(None)) -> dict:
-        engagement_id = await record_engagement(referral(person, referral_id), body, person, publisher, clock,
-                                                idempotency_key)
-        return {"status": "accepted", "engagement_id": engagement_id}
+        command = RecordEngagement(referral_id, body.milestone, person.case_manager_id, body.reason, body.occurred_at,
+                                   idempotency_key)
+        return {"status": "accepted", "engagement_id": await handle(command, referral(person, referral_id))}
 
     @api.post("/v1/referrals/{referral_id}/status", status_code=202, summary="Change a referral's status")
     async def change_status(referral_id: str, body: StatusIn, person: CaseManager = Depends(staff)) -> dict:
-        view = referral(person, referral_id)
-        try:
-            event = transition(referral_id, view.site_id, ReferralStatus(view.status), body.status, clock.now(),
-                               person.case_manager_id, body.reason)
-        except IllegalTransition as exc:
-            raise ApiError(409, exc.field, exc.detail) from None
-        with correlation_scope():
-            await publisher.publish(REFERRALS, referral_id, event)
+        await handle(ChangeStatus(referral_id, body.status, person.case_manager_id, body.reason),
+                     referral(person, referral_id))
         return {"status": "accepted"}
 
     @api.get("/v1/sites/{site_id}/funnel", summary="Referrals, contact, enrollment, engagement by type and week")
