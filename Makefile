@@ -17,9 +17,10 @@ run: $(SETUP)
 test: $(SETUP) chromium lint
 	$(BIN)/python -m pytest
 
-# ruff (config in pyproject.toml); the import contracts run as a test.
+# ruff, and mypy on the domain packages (both configured in pyproject.toml); the import contracts run as a test.
 lint: $(SETUP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The console's browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 chromium:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from services.core.events import Milestone, ReferralStatus
 from services.core.reference import EscalationPolicyConfig
@@ -47,7 +48,8 @@ class PageState:
     @classmethod
     def from_dict(cls, data: dict) -> PageState:
         times = {"opened_at", "step_started_at", "acknowledged_at", "stopped_at"}
-        return cls(**{k: (datetime.fromisoformat(v) if k in times and v else v) for k, v in data.items()})
+        values: dict[str, Any] = {k: (datetime.fromisoformat(v) if k in times and v else v) for k, v in data.items()}
+        return cls(**values)
 
 
 def open_page(page_id: str, referral_id: str, site_id: str, now: datetime) -> PageState:
@@ -56,7 +58,8 @@ def open_page(page_id: str, referral_id: str, site_id: str, now: datetime) -> Pa
 
 def step_deadline(state: PageState, policy: EscalationPolicyConfig) -> datetime:
     step = policy.steps[state.step_index]
-    return state.step_started_at + timedelta(minutes=step.escalate_after_minutes)
+    started = state.step_started_at or state.opened_at  # every page has had one since open_page
+    return started + timedelta(minutes=step.escalate_after_minutes)
 
 
 def due_escalation(state: PageState, policy: EscalationPolicyConfig, now: datetime) -> bool:
