@@ -35,14 +35,16 @@ unit: $(SETUP)
 
 setup: $(SETUP)
 
-# Re-runs when the dependencies or the pinned broker/registry versions change.
-$(SETUP): pyproject.toml deploy/local/pom.xml
+# Re-runs when the dependencies or the pinned broker/registry versions change. Installs the locked
+# versions (requirements/dev.lock), then the project itself without resolving anything again.
+$(SETUP): pyproject.toml requirements/dev.lock deploy/local/pom.xml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (set PYTHON=/path/to/python3.11)"; exit 1; }
 	@command -v java >/dev/null || { echo "Java 17+ is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/python -m deploy.local_stack fetch
 	touch $(SETUP)
 
