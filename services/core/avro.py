@@ -15,7 +15,6 @@ import io
 import json
 import struct
 from functools import cache
-from pathlib import Path
 from typing import Any, Protocol
 
 import fastavro
@@ -24,32 +23,17 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from services.core.errors import InvalidRecord, describe_validation_error
-from services.core.settings import REPO_ROOT
+from services.core.events import ALL_EVENTS
+from services.core.schemas import SCHEMA_DIR, load_schema, schema_files, schema_full_name  # noqa: F401  (re-exported)
 
-SCHEMA_DIR = REPO_ROOT / "schemas"
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
 MAX_RECORD_BYTES = 1_000_000  # the broker's default max.message.bytes; settings.max_record_bytes is usually lower
 
 
 @cache
-def load_schema(stem: str) -> dict[str, Any]:
-    """The raw JSON of ``schemas/<stem>.avsc``."""
-    return json.loads((SCHEMA_DIR / f"{stem}.avsc").read_text())
-
-
-def schema_full_name(stem: str) -> str:
-    schema = load_schema(stem)
-    return f"{schema['namespace']}.{schema['name']}" if "namespace" in schema else schema["name"]
-
-
-@cache
 def parsed_schema(stem: str) -> dict[str, Any]:
     return fastavro.parse_schema(load_schema(stem))
-
-
-def schema_files() -> list[Path]:
-    return sorted(SCHEMA_DIR.glob("*.avsc"))
 
 
 class SchemaRegistry(Protocol):
@@ -145,8 +129,6 @@ class AvroCodec:
 
     def __init__(self, registry: SchemaRegistry, events: tuple[type, ...] | None = None,
                  max_record_bytes: int = MAX_RECORD_BYTES) -> None:
-        from services.core.events import ALL_EVENTS
-
         self.registry = registry
         self.max_record_bytes = max_record_bytes
         self._events = {cls.avro_name(): cls for cls in (events or ALL_EVENTS)}

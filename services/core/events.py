@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from services.core.schemas import schema_full_name
+
 # Characters that must never reach an SMS, email, webhook or page: C0 and C1 controls (NUL, bell,
 # escape sequences) except tab and newline, and the bidirectional overrides, embeddings and isolates
 # that make text read other than it is (U+202E). Line and paragraph separators become newlines.
@@ -61,8 +63,6 @@ class Event(BaseModel):
 
     @classmethod
     def avro_name(cls) -> str:
-        from services.core.avro import schema_full_name
-
         return schema_full_name(cls.avro_schema)
 
 

@@ -32,3 +32,32 @@ def test_every_rule_the_architecture_document_names_exists_where_it_says() -> No
         if not hasattr(importlib.import_module(module), symbol):
             missing.append(f"{module}:{symbol}")
     assert missing == []
+
+
+def test_no_module_of_services_imports_itself_round_a_cycle() -> None:
+    import grimp
+
+    graph = grimp.build_graph("services")
+    imports = {module: graph.find_modules_directly_imported_by(module) for module in graph.modules}
+    cycles, index, low, stack, counter = [], {}, {}, [], iter(range(10**6))
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = next(counter)
+        stack.append(module)
+        for imported in imports[module]:
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(imports):
+        if module not in index:
+            visit(module)
+    assert cycles == []
