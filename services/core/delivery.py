@@ -24,14 +24,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from services.core.channels import Channel, DeliveryFailed, Outgoing
 from services.core.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel
 from services.core.logs import correlation_scope, current_correlation_id, get_logger
-from services.core.store import KeyValueStore
+from services.core.store import JsonForm, KeyValueStore
 
 log = get_logger(__name__)
 
@@ -67,15 +67,14 @@ class Dispatch:
         return self.outgoing.attempt_id
 
     def to_dict(self) -> dict[str, Any]:
-        return {"channel": self.channel, "outgoing": asdict(self.outgoing),
-                "disclosure": {**asdict(self.disclosure), "record_kind": self.disclosure.record_kind.value},
-                "context": self.context}
+        return _DISPATCH.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Dispatch:
-        disclosure = dict(data["disclosure"])
-        disclosure["record_kind"] = DisclosedRecord(disclosure["record_kind"])
-        return cls(data["channel"], Outgoing(**data["outgoing"]), Disclosure(**disclosure), data.get("context", {}))
+        return _DISPATCH.load(data)
+
+
+_DISPATCH = JsonForm(Dispatch)
 
 
 #: (dispatch, try number, outcome, error, final) -> publish the service's attempt event.

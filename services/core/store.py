@@ -7,6 +7,24 @@ either way; values are JSON-able dicts so that the changelog is readable.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
 
 KeyValueStore = MutableMapping[str, Any]
+T = TypeVar("T")
+
+
+class JsonForm(Generic[T]):
+    """A dataclass as the JSON-able dict a table stores, and back. pydantic does both directions, so
+    there is no hand-kept pair of functions to drift apart; unknown keys in stored data are ignored,
+    and fields added later take their defaults."""
+
+    def __init__(self, cls: type[T]) -> None:
+        self._adapter = TypeAdapter(cls)
+
+    def dump(self, value: T) -> dict[str, Any]:
+        return self._adapter.dump_python(value, mode="json")
+
+    def load(self, data: dict[str, Any]) -> T:
+        return self._adapter.validate_python(data)

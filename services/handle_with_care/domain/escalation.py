@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from services.core.events import RecipientRole
+from services.core.store import JsonForm
 
 OVERDUE = "overdue"
 STAGES = (RecipientRole.backup.value, RecipientRole.coordinator.value, OVERDUE)
@@ -44,23 +45,19 @@ class NoticeState:
     opened_at: datetime | None = None  # None in notices opened before it was kept: stages by deadline only
 
     def to_dict(self) -> dict:
-        return {**{k: v for k, v in self.__dict__.items()}, "due_at": self.due_at.isoformat(),
-                "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
-                "opened_at": self.opened_at.isoformat() if self.opened_at else None,
-                "stages_done": list(self.stages_done)}
+        return _NOTICE_STATE.dump(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> NoticeState:
-        def when(key: str) -> datetime | None:
-            return datetime.fromisoformat(d[key]) if d.get(key) else None
-
-        return cls(**{**d, "due_at": datetime.fromisoformat(d["due_at"]), "stages_done": tuple(d["stages_done"]),
-                      "acknowledged_at": when("acknowledged_at"), "opened_at": when("opened_at")})
+        return _NOTICE_STATE.load(d)
 
     @property
     def late(self) -> bool:
         """Opened when the school day it was for had already started."""
         return self.opened_at is not None and self.opened_at >= self.due_at
+
+
+_NOTICE_STATE = JsonForm(NoticeState)
 
 
 def pending_stage(state: NoticeState) -> str | None:

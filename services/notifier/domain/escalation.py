@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from services.core.events import Milestone, ReferralStatus
 from services.core.reference import EscalationPolicyConfig
+from services.core.store import JsonForm
 
 # A page asks for a case manager. Once the referral has one, or needs none any more, paging stops,
 # whichever service records it first (acknowledgement here, a status or milestone in the lifecycle):
@@ -43,13 +43,14 @@ class PageState:
         return self.acknowledged_at is None and not self.exhausted and self.stopped_at is None
 
     def to_dict(self) -> dict:
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+        return _PAGE_STATE.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> PageState:
-        times = {"opened_at", "step_started_at", "acknowledged_at", "stopped_at"}
-        values: dict[str, Any] = {k: (datetime.fromisoformat(v) if k in times and v else v) for k, v in data.items()}
-        return cls(**values)
+        return _PAGE_STATE.load(data)
+
+
+_PAGE_STATE = JsonForm(PageState)
 
 
 def open_page(page_id: str, referral_id: str, site_id: str, now: datetime) -> PageState:

@@ -8,7 +8,7 @@ read model (every referral). Applying an event twice changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
 
@@ -27,6 +27,7 @@ from services.core.events import (
     ReferralStatus,
     ReferralStatusChanged,
 )
+from services.core.store import JsonForm
 
 ENROLLMENT_TARGET = 0.60   # domain brief: enrollment under 60% of referrals is a known failure
 ENGAGEMENT_TARGET = 0.75   # ... and engagement under 75% of enrollees
@@ -147,19 +148,14 @@ class ReferralView:
 
     # --- storage ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = asdict(self)
-        for key in _TIMES:
-            d[key] = d[key].isoformat() if d[key] else None
-        d["milestones"] = {k: v.isoformat() for k, v in self.milestones.items()}
-        return d
+        return _REFERRAL_VIEW.dump(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ReferralView:
-        times = {k: (datetime.fromisoformat(d[k]) if d.get(k) else None) for k in _TIMES}
-        return cls(**{**d, **times, "milestones": {k: datetime.fromisoformat(v) for k, v in d["milestones"].items()}})
+        return _REFERRAL_VIEW.load(d)
 
 
-_TIMES = ("referred_at", "intake_due_at", "last_contact_at", "paged_at", "acknowledged_at", "handoff_missed_at")
+_REFERRAL_VIEW = JsonForm(ReferralView)
 
 
 @dataclass(frozen=True)
