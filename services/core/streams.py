@@ -24,6 +24,7 @@ import faust
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from services.core.avro import AvroCodec
+from services.core.bus import Subscription, dispatch
 from services.core.delivery import source_partition
 from services.core.errors import InvalidRecord
 from services.core.events import DeadLetterRecorded, Header
@@ -514,6 +515,16 @@ class WorkerKit:
 
     def consume(self, spec: TopicSpec, handler: Handler, expected: tuple[type, ...], name: str | None = None) -> Any:
         return consume(self.app, spec, self.settings, self.processor, handler, expected, name)
+
+    def subscribe(self, subscriptions: tuple[Subscription, ...], owners: dict[str, Any]) -> None:
+        """Consume each subscription's topic, every event going to its owner's registered handler."""
+        for sub in subscriptions:
+            owner, handlers = owners[sub.owner], sub.handlers
+
+            async def handle(event: Any, owner: Any = owner, handlers: Any = handlers) -> Any:
+                return await dispatch(owner, handlers, event)
+
+            self.consume(sub.topic, handle, sub.event_types, sub.name)
 
     def every(self, seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
         """Run ``fn`` on a timer on every worker (each acts only on what its own tables hold)."""

@@ -13,8 +13,10 @@ school before one deadline, possibly from several incidents or agencies:
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
+from services.core.bus import Handlers, dispatch
 from services.core.channels import Outgoing
 from services.core.clock import Clock, EventTimeWindow
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
@@ -151,19 +153,20 @@ class HandleWithCare:
                     district_id=district.district_id if district else None)
 
     # --- step 2: the notice's owner ----------------------------------------------------------------
-    async def on_notice_event(self, event) -> None:
-        if isinstance(event, HwcNoticeRequested):
-            await self.open(event)
-        elif isinstance(event, HwcNoticeAcknowledged):
-            self.apply_acknowledgement(event)
-        elif isinstance(event, HwcNoticeEscalated):
-            await self.apply_escalation(event)
-        elif isinstance(event, HwcNoticeDelivered) and event.final:
-            self.delivery.settle(event.attempt_id, event.outcome)
-        elif isinstance(event, HwcNoticeExpired):
-            self.forget(event)
+    ENCOUNTER_EVENTS: ClassVar[Handlers] = {CadChildEncountered: "on_encounter"}
+    NOTICE_EVENTS: ClassVar[Handlers] = {
+        HwcNoticeRequested: "open", HwcNoticeDelivered: "apply_settled_delivery",
+        HwcNoticeAcknowledged: "apply_acknowledgement", HwcNoticeEscalated: "apply_escalation",
+        HwcNoticeExpired: "forget"}
 
-    def forget(self, event: HwcNoticeExpired) -> None:
+    async def on_notice_event(self, event) -> None:
+        await dispatch(self, self.NOTICE_EVENTS, event)
+
+    async def apply_settled_delivery(self, event: HwcNoticeDelivered) -> None:
+        if event.final:  # the delivery's last try: record its outcome
+            self.delivery.settle(event.attempt_id, event.outcome)
+
+    async def forget(self, event: HwcNoticeExpired) -> None:
         """Retention ended: delete the notice's state and its deliveries. In the worker these are
         table deletions, i.e. tombstones in the changelogs, which compaction then removes: a
         compacted changelog would otherwise keep the child's name for ever."""
@@ -205,7 +208,7 @@ class HandleWithCare:
         school = self.reference.schools[request.school_id]
         await self._deliver_to(request, RecipientRole.primary, school.primary_contact)
 
-    def apply_acknowledgement(self, event: HwcNoticeAcknowledged) -> None:
+    async def apply_acknowledgement(self, event: HwcNoticeAcknowledged) -> None:
         record = self.notices.get(event.notice_id)
         if record is None:
             log.warning("hwc_ack_for_unknown_notice", notice_id=event.notice_id)

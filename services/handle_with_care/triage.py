@@ -17,8 +17,10 @@ the console's triage queue, behind sign-in. Each is sent once (attempt ids), and
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
+from services.core.bus import Handlers, dispatch
 from services.core.channels import Outgoing
 from services.core.clock import Clock
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
@@ -68,14 +70,18 @@ class TriageDesk:
         delivery.report = self._report_attempt
 
     # --- event handlers (on the triage item's partition) -------------------------------------------
+    TRIAGE_EVENTS: ClassVar[Handlers] = {
+        HwcTriageOpened: "open", HwcTriageResolved: "resolved", HwcTriageStillUnplaced: "remind",
+        HwcTriageAlerted: "apply_settled_alert"}
+
     async def on_triage_event(self, event) -> None:
-        if isinstance(event, HwcTriageOpened):
-            await self.open(event)
-        elif isinstance(event, HwcTriageResolved):
-            self._update(event.cad_event_id, resolved=True)
-        elif isinstance(event, HwcTriageStillUnplaced):
-            await self.remind(event)
-        elif isinstance(event, HwcTriageAlerted) and event.final:
+        await dispatch(self, self.TRIAGE_EVENTS, event)
+
+    async def resolved(self, event: HwcTriageResolved) -> None:
+        self._update(event.cad_event_id, resolved=True)
+
+    async def apply_settled_alert(self, event: HwcTriageAlerted) -> None:
+        if event.final:
             self.delivery.settle(event.attempt_id, event.outcome)
 
     async def open(self, opened: HwcTriageOpened) -> None:

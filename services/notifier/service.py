@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import ClassVar
 
+from services.core.bus import Handlers, dispatch
 from services.core.channels import Outgoing
 from services.core.clock import Clock
 from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
@@ -99,14 +101,29 @@ class Notifier:
         delivery.report = self._report_attempt
 
     # --- event handlers (called on the page's partition) -----------------------------------------
+    REFERRAL_EVENTS: ClassVar[Handlers] = {
+        ReferralCreated: "open", ReferralFlagged: "on_flag", ReferralStatusChanged: "on_status_changed",
+        EngagementRecorded: "on_engagement"}
+    PAGE_EVENTS: ClassVar[Handlers] = {
+        PageRequested: None, PageSent: "apply_settled_delivery", PageAcknowledged: "apply_acknowledgement",
+        PageEscalated: "apply_escalation", PageExhausted: "tell_fallback"}
+
     async def on_referral_event(self, event) -> None:
-        if isinstance(event, ReferralCreated):
-            await self.open(event)
-        elif isinstance(event, ReferralFlagged) and event.flag is not ReferralFlag.no_contact:
-            await self.warn_intake_deadline(event)
-        elif isinstance(event, ReferralStatusChanged) and event.status in STATUSES_THAT_STOP_PAGING:
+        await dispatch(self, self.REFERRAL_EVENTS, event)
+
+    async def on_page_event(self, event) -> None:
+        await dispatch(self, self.PAGE_EVENTS, event)
+
+    async def on_flag(self, flag: ReferralFlagged) -> None:
+        if flag.flag is not ReferralFlag.no_contact:  # outreach's flag, not a deadline
+            await self.warn_intake_deadline(flag)
+
+    async def on_status_changed(self, event: ReferralStatusChanged) -> None:
+        if event.status in STATUSES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"status {event.status.value}", event.changed_at)
-        elif isinstance(event, EngagementRecorded) and event.milestone in MILESTONES_THAT_STOP_PAGING:
+
+    async def on_engagement(self, event: EngagementRecorded) -> None:
+        if event.milestone in MILESTONES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"milestone {event.milestone.value}", event.recorded_at)
 
     def stop_paging(self, referral_id: str, because: str, at: datetime) -> None:
@@ -144,18 +161,10 @@ class Notifier:
                                          Disclosure(DisclosedRecord.lead_deadline_warning, flag.referral_id, person_id,
                                                     person.role))
 
-    async def on_page_event(self, event) -> None:
-        if isinstance(event, PageEscalated):
-            await self.apply_escalation(event)
-        elif isinstance(event, PageExhausted):
-            await self.tell_fallback(event)
-        elif isinstance(event, PageAcknowledged):
-            await self.apply_acknowledgement(event)
-        elif isinstance(event, PageSent) and event.final:
-            await self.apply_settled_delivery(event)
-
     async def apply_settled_delivery(self, event: PageSent) -> None:
         """Record a delivery's outcome; if it was the current step's last hope, escalate now."""
+        if not event.final:
+            return  # a try that will be tried again
         self.delivery.settle(event.attempt_id, event.outcome)
         loaded = self._load(event.referral_id)
         if loaded is None or event.outcome is DeliveryOutcome.delivered:

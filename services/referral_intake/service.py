@@ -13,7 +13,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
+from services.core.bus import Handlers
 from services.core.clock import Clock, EventTimeWindow
 from services.core.due import DueTable
 from services.core.errors import Rejected
@@ -27,10 +29,15 @@ from services.core.events import (
     EngagementRecorded,
     Milestone,
     PageAcknowledged,
+    PageEscalated,
+    PageExhausted,
+    PageRequested,
+    PageSent,
     ReferralCreated,
     ReferralFlag,
     ReferralFlagged,
     ReferralStatus,
+    ReferralStatusChanged,
     ReferredPerson,
     StatusReason,
 )
@@ -54,6 +61,8 @@ class ReferralIntake:
         self.referrals = referrals  # referral_id -> {"status", "site_id", "created_at"}
         self.publisher = publisher
         self.clock = clock
+
+    CAD_EVENTS: ClassVar[Handlers] = {CadReferralMade: "on_cad_referral"}
 
     async def on_cad_referral(self, cad: CadReferralMade) -> ReferralCreated | None:
         """Open a referral; ``None`` when this CAD event already opened one (retry or replay)."""
@@ -176,6 +185,12 @@ class EngagementTracker:
         self.clock = clock
         self.warn_before = warn_before
         self._flags_requested: set[tuple[str, str]] = set()
+
+    # One fold for every event of a referral's life, so every type goes to ``on_event``.
+    REFERRAL_EVENTS: ClassVar[Handlers] = dict.fromkeys(
+        (ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), "on_event")
+    PAGE_EVENTS: ClassVar[Handlers] = dict.fromkeys(
+        (PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted), "on_event")
 
     async def on_event(self, event) -> None:
         if isinstance(event, ReferralCreated):

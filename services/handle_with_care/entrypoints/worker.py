@@ -7,20 +7,9 @@ from datetime import timedelta
 
 import faust
 
+from services.core.bus import Subscription
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
-from services.core.events import (
-    CadChildEncountered,
-    HwcNoticeAcknowledged,
-    HwcNoticeDelivered,
-    HwcNoticeEscalated,
-    HwcNoticeExpired,
-    HwcNoticeRequested,
-    HwcTriageAlerted,
-    HwcTriageOpened,
-    HwcTriageResolved,
-    HwcTriageStillUnplaced,
-)
 from services.core.links import AckLinks
 from services.core.reference import ReferenceData
 from services.core.settings import Settings
@@ -31,6 +20,11 @@ from services.handle_with_care.service import CalendarDirectory, HandleWithCare
 from services.handle_with_care.triage import TriageDesk
 
 SERVICE = "handle-with-care"
+SUBSCRIPTIONS = (
+    Subscription(CAD_CHILD_ENCOUNTERS, "hwc", HandleWithCare.ENCOUNTER_EVENTS),
+    Subscription(HWC_NOTICES, "hwc", HandleWithCare.NOTICE_EVENTS),
+    Subscription(HWC_TRIAGE, "triage", TriageDesk.TRIAGE_EVENTS, name="triage"),
+)
 
 
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
@@ -46,16 +40,12 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
                         timedelta(minutes=settings.hwc_late_step_minutes)),
         disclose_agency=settings.hwc_disclose_agency, window=settings.event_time_window,
         retention=timedelta(days=settings.child_data_retention_days))
-    kit.consume(CAD_CHILD_ENCOUNTERS, hwc.on_encounter, (CadChildEncountered,))
-    kit.consume(HWC_NOTICES, hwc.on_notice_event,
-                (HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired))
     kit.every(settings.escalation_tick_seconds, hwc.publish_due_escalations)
     # Triage items (keyed by CAD event id) and their alerts, on the triage topic's partitions.
     desk = TriageDesk(reference, kit.table("triage"), kit.delivery(kit.table("triage-deliveries"), HWC_TRIAGE, channels),
                       kit.publisher, clock, settings.public_base_url,
                       timedelta(minutes=settings.hwc_coordinator_lead_minutes))
-    kit.consume(HWC_TRIAGE, desk.on_triage_event,
-                (HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted), name="triage")
+    kit.subscribe(SUBSCRIPTIONS, {"hwc": hwc, "triage": desk})
     kit.every(settings.escalation_tick_seconds, desk.publish_due_reminders)
     kit.app.triage = desk
     kit.app.hwc = hwc

@@ -5,20 +5,10 @@ from __future__ import annotations
 import faust
 
 from services.core.avro import AvroCodec, registry_from_url
+from services.core.bus import Subscription
 from services.core.caseloads import Caseloads
 from services.core.channels import Channel
 from services.core.clock import Clock, SystemClock
-from services.core.events import (
-    EngagementRecorded,
-    PageAcknowledged,
-    PageEscalated,
-    PageExhausted,
-    PageRequested,
-    PageSent,
-    ReferralCreated,
-    ReferralFlagged,
-    ReferralStatusChanged,
-)
 from services.core.kafka import TopicFollower
 from services.core.links import AckLinks
 from services.core.reference import ReferenceData
@@ -28,6 +18,10 @@ from services.core.topics import PAGES, REFERRALS
 from services.notifier.service import Notifier
 
 SERVICE = "notifier"
+SUBSCRIPTIONS = (
+    Subscription(REFERRALS, "notifier", Notifier.REFERRAL_EVENTS),
+    Subscription(PAGES, "notifier", Notifier.PAGE_EVENTS),
+)
 
 
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
@@ -42,10 +36,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
                                        (REFERRALS, PAGES), caseloads.apply)]
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock or SystemClock(),
                         caseloads.caseload)
-    kit.consume(REFERRALS, notifier.on_referral_event,
-                (ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged))
-    kit.consume(PAGES, notifier.on_page_event,
-                (PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted))
+    kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier})
     kit.every(settings.escalation_tick_seconds, notifier.publish_due_escalations)
     kit.app.notifier = notifier  # for tests and the console
     return kit.app

@@ -6,19 +6,8 @@ from datetime import timedelta
 
 import faust
 
+from services.core.bus import Subscription
 from services.core.clock import Clock, SystemClock
-from services.core.events import (
-    CadReferralMade,
-    EngagementRecorded,
-    PageAcknowledged,
-    PageEscalated,
-    PageExhausted,
-    PageRequested,
-    PageSent,
-    ReferralCreated,
-    ReferralFlagged,
-    ReferralStatusChanged,
-)
 from services.core.reference import ReferenceData
 from services.core.settings import Settings
 from services.core.streams import WorkerKit
@@ -26,6 +15,11 @@ from services.core.topics import CAD_REFERRALS, PAGES, REFERRALS
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 
 SERVICE = "referral-intake"
+SUBSCRIPTIONS = (
+    Subscription(CAD_REFERRALS, "intake", ReferralIntake.CAD_EVENTS),
+    Subscription(REFERRALS, "tracker", EngagementTracker.REFERRAL_EVENTS, name="lifecycle"),
+    Subscription(PAGES, "tracker", EngagementTracker.PAGE_EVENTS, name="lifecycle-pages"),
+)
 
 
 def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None) -> faust.App:
@@ -34,16 +28,11 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     # Keyed by referral id, written while processing the CAD record it came from: every record of
     # one CAD event id lands on one partition, so one worker owns each referral id.
     intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock, settings.event_time_window)
-    kit.consume(CAD_REFERRALS, intake.on_cad_referral, (CadReferralMade,))
-
     # Lifecycle: its own table, written only from the referral and page topics (both keyed by
     # referral id), so one worker owns each referral's lifecycle.
     tracker = EngagementTracker(reference, kit.table("lifecycle"), kit.publisher, clock,
                                 timedelta(hours=settings.intake_warning_hours))
-    kit.consume(REFERRALS, tracker.on_event,
-                (ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), name="lifecycle")
-    kit.consume(PAGES, tracker.on_event, (PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted),
-                name="lifecycle-pages")
+    kit.subscribe(SUBSCRIPTIONS, {"intake": intake, "tracker": tracker})
     kit.every(settings.escalation_tick_seconds, tracker.publish_due_flags)
 
     kit.app.intake, kit.app.tracker = intake, tracker  # for tests and the console

@@ -1,0 +1,43 @@
+"""The declared flows are the system: every event has a topic and a reader, every handler exists,
+and the AsyncAPI document and the architecture's flow table say what the code does."""
+
+from __future__ import annotations
+
+import re
+
+from services.core.events import ALL_EVENTS
+from services.core.settings import REPO_ROOT
+from services.core.topics import ALL_TOPICS
+from services.flows import ASYNCAPI_FILE, SERVICES, events_on, flows, render_asyncapi
+from services.handle_with_care.service import HandleWithCare
+from services.handle_with_care.triage import TriageDesk
+from services.notifier.service import Notifier
+from services.referral_intake.service import EngagementTracker, ReferralIntake
+
+OWNERS = {"intake": ReferralIntake, "tracker": EngagementTracker, "notifier": Notifier, "hwc": HandleWithCare,
+          "triage": TriageDesk}
+
+
+def test_every_handler_a_subscription_names_exists_on_its_owner() -> None:
+    for subscriptions in SERVICES.values():
+        for sub in subscriptions:
+            for handler in sub.handlers.values():
+                assert handler is None or callable(getattr(OWNERS[sub.owner], handler, None)), (sub.owner, handler)
+
+
+def test_every_event_travels_on_a_declared_topic_that_is_created() -> None:
+    on_topics = {cls for topic in ALL_TOPICS for cls in events_on(topic)}
+    assert set(ALL_EVENTS) <= on_topics
+    assert {flow.topic.name for flow in flows()} <= {topic.name for topic in ALL_TOPICS}
+
+
+def test_the_asyncapi_document_is_generated_from_the_code() -> None:
+    assert ASYNCAPI_FILE.read_text() == render_asyncapi(), "run: python -m services.flows"
+
+
+def test_the_architecture_flow_table_names_every_event_of_each_topic() -> None:
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    for topic in ALL_TOPICS:
+        [row] = [line for line in text.splitlines() if line.startswith(f"| `{topic.name}` |")]
+        listed = set(re.findall(r"\b[A-Z][A-Za-z]+\b", row.split("|")[2]))
+        assert {cls.__name__ for cls in events_on(topic)} <= listed, topic.name
