@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH PYTHON
     HANDOFF_DATA_DIR=/var/lib/handoff
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
-# The services find schemas/ and config/ beside services/ (services/core/settings.py REPO_ROOT).
+# The services find schemas/ and config/ beside services/ (services/kernel/settings.py REPO_ROOT).
 COPY services ./services
 COPY schemas ./schemas
 COPY config ./config

@@ -54,11 +54,11 @@ from deploy.local_stack import (
     free_port,
     pinned_versions,
 )
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.events import CadChildEncountered, CadReferralMade, Child
-from services.core.kafka import ensure_topics
-from services.core.settings import REPO_ROOT, Settings
-from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
+from services.kernel.events import CadChildEncountered, CadReferralMade, Child
+from services.kernel.settings import REPO_ROOT, Settings
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import ensure_topics
 
 RESULTS = REPO_ROOT / "bench" / "results"
 REPORT = REPO_ROOT / "docs" / "benchmarks.md"

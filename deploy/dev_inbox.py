@@ -31,7 +31,7 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Form, Header, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from services.core.channels import twilio_signature, verify_webhook
+from services.delivery.channels import twilio_signature, verify_webhook
 
 
 @dataclass

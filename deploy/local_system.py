@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from deploy.local_stack import LocalKafka, LocalRegistry, _die_with_parent, _stop_process
-from services.core.settings import REPO_ROOT
+from services.kernel.settings import REPO_ROOT
 
 DEMO_DIR = REPO_ROOT / "config" / "local" / "demo"
 DEMO_TOKEN = "local-dev-token-apd"  # its hash is in config/local/agencies.toml; local demo only

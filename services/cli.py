@@ -22,8 +22,8 @@ from typing import Annotated
 
 import typer
 
-from services.core.logs import configure_logging
-from services.core.settings import Settings
+from services.kernel.logs import configure_logging
+from services.kernel.settings import Settings
 
 cli = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
 topics_cli = typer.Typer(help="Kafka topics.", no_args_is_help=True)
@@ -70,8 +70,8 @@ def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier 
 
 @topics_cli.command("create")
 def topics_create() -> None:
-    """Create every topic in services/core/topics.py that does not exist yet."""
-    from services.core.kafka import ensure_topics
+    """Create every topic in services/kernel/topics.py that does not exist yet."""
+    from services.messaging.kafka import ensure_topics
 
     created = asyncio.run(ensure_topics(settings()))
     typer.echo(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
@@ -80,7 +80,7 @@ def topics_create() -> None:
 @schemas_cli.command("register")
 def schemas_register() -> None:
     """Register every schema under its record name and set the registry to BACKWARD compatibility."""
-    from services.core.avro import AvroCodec, HttpSchemaRegistry, registry_from_url
+    from services.messaging.avro import AvroCodec, HttpSchemaRegistry, registry_from_url
 
     async def go() -> dict:
         registry = registry_from_url(settings().schema_registry_url)
@@ -98,7 +98,7 @@ def schemas_register() -> None:
 @schemas_cli.command("check")
 def schemas_check(against: Annotated[Path, typer.Argument(help="directory of the previous .avsc files")]) -> None:
     """Check every schema in schemas/ against its previous version in AGAINST (BACKWARD)."""
-    from services.core.avro import backward_incompatibilities, schema_files
+    from services.messaging.avro import backward_incompatibilities, schema_files
 
     failed = 0
     for path in schema_files():
@@ -114,7 +114,7 @@ def schemas_check(against: Annotated[Path, typer.Argument(help="directory of the
 @reference_cli.command("check")
 def reference_check(config: ConfigDir = None) -> None:
     """Validate the reference data directory and summarise it."""
-    from services.core.reference import ReferenceDataError, load_reference_data
+    from services.kernel.reference import ReferenceDataError, load_reference_data
 
     try:
         data = load_reference_data(config or settings().reference_dir)
@@ -132,9 +132,9 @@ def reference_load(config: ConfigDir = None) -> None:
     Entries the directory no longer has are removed; run-time closures are kept unless the
     directory has a closures.toml.
     """
-    from services.core.kafka import ensure_topics
-    from services.core.reference import ReferenceDataError, build_reference_data, read_reference_directory
-    from services.core.reference_feed import publish_reference, read_reference
+    from services.kernel.reference import ReferenceDataError, build_reference_data, read_reference_directory
+    from services.messaging.kafka import ensure_topics
+    from services.messaging.reference_feed import publish_reference, read_reference
 
     s = settings()
     directory = config or s.reference_dir
@@ -230,14 +230,14 @@ def hwc_due(school: Annotated[str, typer.Option("--school", help="school or day 
 
     It reads the reference data where the workers do: the reference topic (with the closures added
     at run time by ``handoff hwc close``) when HANDOFF_REFERENCE_SOURCE=kafka, else the directory."""
-    from services.core.reference import ReferenceDataError, build_reference_data, load_reference_data
     from services.handle_with_care.domain.calendar import next_school_day_start
     from services.handle_with_care.service import CalendarDirectory
+    from services.kernel.reference import ReferenceDataError, build_reference_data, load_reference_data
 
     s = settings()
     try:
         if config is None and s.reference_source == "kafka":
-            from services.core.reference_feed import read_reference
+            from services.messaging.reference_feed import read_reference
 
             data = build_reference_data(asyncio.run(read_reference(s)))
         else:
@@ -275,7 +275,7 @@ def hwc_reopen(school: Annotated[str, typer.Option("--school")], day: Annotated[
 def _publish_closure(school: str, day: str, reason: str | None) -> None:
     from datetime import date
 
-    from services.core.reference_feed import publish_reference, read_reference
+    from services.messaging.reference_feed import publish_reference, read_reference
 
     s = settings()
     try:
@@ -291,7 +291,7 @@ def _publish_closure(school: str, day: str, reason: str | None) -> None:
 @cli.command("agency-token")
 def agency_token(agency: str) -> None:
     """Make a new API token for AGENCY; give the token to the agency, put the hash in agencies.toml."""
-    from services.core.reference import hash_token
+    from services.kernel.reference import hash_token
 
     token = secrets.token_urlsafe(32)
     typer.echo(f"token (give to {agency}, shown once): {token}")

@@ -1,7 +1,7 @@
 """The system's flows, declared in one place: which service follows which topic, and which of its
 handlers takes which event there.
 
-Each worker declares its ``SUBSCRIPTIONS`` (``services.core.bus.Subscription``) and subscribes from
+Each worker declares its ``SUBSCRIPTIONS`` (``services.kernel.bus.Subscription``) and subscribes from
 them; this module gathers them (it sits beside ``runtime.py``, the only other place that knows
 every service) into the flow table and the AsyncAPI document. ``docs/asyncapi.json`` is generated
 here (``python -m services.flows``) and a test fails when it differs from the code, so the event
@@ -14,12 +14,12 @@ import json
 import sys
 from dataclasses import dataclass
 
-from services.core.bus import Subscription
-from services.core.events import DeadLetterRecorded, DisclosureAudited, ReferenceDataPublished
-from services.core.schemas import load_schema, schema_full_name
-from services.core.settings import REPO_ROOT
-from services.core.topics import ALL_TOPICS, AUDIT, DEAD_LETTER, REFERENCE_DATA, TopicSpec
 from services.handle_with_care.entrypoints import worker as hwc_worker
+from services.kernel.bus import Subscription
+from services.kernel.events import DeadLetterRecorded, DisclosureAudited, ReferenceDataPublished
+from services.kernel.schemas import load_schema, schema_full_name
+from services.kernel.settings import REPO_ROOT
+from services.kernel.topics import ALL_TOPICS, AUDIT, DEAD_LETTER, REFERENCE_DATA, TopicSpec
 from services.notifier.entrypoints import worker as notifier_worker
 from services.referral_intake.entrypoints import worker as intake_worker
 

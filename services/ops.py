@@ -9,12 +9,12 @@ import hashlib
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.errors import describe_validation_error
-from services.core.events import CadChildEncountered, CadReferralMade, DeadLetterRecorded, EngagementRecorded
-from services.core.kafka import KafkaPublisher, client_options, topic_partition_counts
-from services.core.settings import Settings
-from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS, DEAD_LETTER, REFERRALS, by_name
+from services.kernel.errors import describe_validation_error
+from services.kernel.events import CadChildEncountered, CadReferralMade, DeadLetterRecorded, EngagementRecorded
+from services.kernel.settings import Settings
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS, DEAD_LETTER, REFERRALS, by_name
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
 
 
 async def read_dead_letters(settings: Settings, limit: int = 100) -> list[DeadLetterRecorded]:

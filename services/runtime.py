@@ -17,24 +17,22 @@ from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from services.core import console
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.channels import Channel
-from services.core.clock import Clock, SystemClock
-from services.core.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
-from services.core.links import AckLinks
-from services.core.logs import get_logger
-from services.core.reference import ReferenceData, load_reference_data
-from services.core.reference_feed import ReferenceFeed
-from services.core.settings import Settings
-from services.core.streams import prepare_and_start
-from services.core.topics import HWC_NOTICES, HWC_TRIAGE, PAGES, REFERRALS
-from services.core.web import ApiError, RequestLimits, install_error_handlers
+from services.delivery.channels import Channel
+from services.delivery.links import AckLinks
 from services.handle_with_care.adapters.metrics import HwcCollector
 from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints import console as hwc_console
 from services.handle_with_care.entrypoints import http_api as hwc_http
 from services.handle_with_care.entrypoints import worker as hwc_worker
+from services.kernel.clock import Clock, SystemClock
+from services.kernel.logs import get_logger
+from services.kernel.reference import ReferenceData, load_reference_data
+from services.kernel.settings import Settings
+from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE, PAGES, REFERRALS
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
+from services.messaging.reference_feed import ReferenceFeed
+from services.messaging.streams import prepare_and_start
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
 from services.referral_intake.adapters.metrics import LeadCollector
@@ -43,6 +41,8 @@ from services.referral_intake.entrypoints import console as lead_console
 from services.referral_intake.entrypoints import http_api as intake_http
 from services.referral_intake.entrypoints import staff_api
 from services.referral_intake.entrypoints import worker as intake_worker
+from services.web import console
+from services.web.web import ApiError, RequestLimits, install_error_handlers
 
 log = get_logger(__name__)
 
@@ -179,7 +179,7 @@ def add_api_docs(app: FastAPI, reference: ReferenceData) -> None:
     staff, coordinators and school contacts. The schema is no secret, but every endpoint asks who calls."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
-    from services.core.web import bearer_principal
+    from services.web.web import bearer_principal
 
     def everyone():
         yield from reference.agencies.values()

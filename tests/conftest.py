@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.core.settings import Settings
+from services.kernel.settings import Settings
 
 APICURIO_IMAGE = "apicurio/apicurio-registry:3.3.3"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from services.core import events as ev
+from services.kernel import events as ev
 
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
 # Just after the sample CAD events in config/local/demo happened: the intake refuses event times far from now.

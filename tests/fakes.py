@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from services.core.channels import DeliveryFailed, Outgoing
+from services.delivery.channels import DeliveryFailed, Outgoing
 
 
 class RecordingChannel:

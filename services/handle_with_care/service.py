@@ -16,31 +16,8 @@ from datetime import timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from services.core.bus import Handlers, dispatch
-from services.core.channels import Outgoing
-from services.core.clock import Clock, EventTimeWindow
-from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
-from services.core.due import DueTable
-from services.core.events import (
-    AcknowledgedVia,
-    CadChildEncountered,
-    Channel,
-    DeliveryOutcome,
-    DisclosedRecord,
-    HwcNoticeAcknowledged,
-    HwcNoticeDelivered,
-    HwcNoticeEscalated,
-    HwcNoticeExpired,
-    HwcNoticeRequested,
-    HwcTriageOpened,
-    RecipientRole,
-)
-from services.core.kafka import Publisher
-from services.core.links import AckLinks
-from services.core.logs import correlation_scope, current_correlation_id, get_logger
-from services.core.reference import Contact, ReferenceData, School
-from services.core.store import KeyValueStore
-from services.core.topics import HWC_NOTICES, HWC_TRIAGE
+from services.delivery.channels import Outgoing
+from services.delivery.links import AckLinks
 from services.handle_with_care.adapters.calendars import ics_closures
 from services.handle_with_care.domain.calendar import Deadline, SchoolCalendar, next_school_day_start
 from services.handle_with_care.domain.escalation import (
@@ -54,6 +31,29 @@ from services.handle_with_care.domain.escalation import (
     take_stage,
 )
 from services.handle_with_care.domain.notice import render_notice, request_notice
+from services.kernel.bus import Handlers, dispatch
+from services.kernel.clock import Clock, EventTimeWindow
+from services.kernel.events import (
+    AcknowledgedVia,
+    CadChildEncountered,
+    Channel,
+    DeliveryOutcome,
+    DisclosedRecord,
+    HwcNoticeAcknowledged,
+    HwcNoticeDelivered,
+    HwcNoticeEscalated,
+    HwcNoticeExpired,
+    HwcNoticeRequested,
+    HwcTriageOpened,
+    RecipientRole,
+)
+from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.reference import Contact, ReferenceData, School
+from services.kernel.store import KeyValueStore
+from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE
+from services.messaging.due import DueTable
+from services.messaging.kafka import Publisher
+from services.messaging.outbox import Disclosure, Dispatch, IdempotentDelivery
 
 log = get_logger(__name__)
 EXPIRED = "expired"  # the marker of a published HwcNoticeExpired, beside the escalation stages

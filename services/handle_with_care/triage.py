@@ -20,13 +20,12 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from services.core.bus import Handlers, dispatch
-from services.core.channels import Outgoing
-from services.core.clock import Clock
-from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
-from services.core.due import DueTable
-from services.core.errors import CommandRefused
-from services.core.events import (
+from services.delivery.channels import Outgoing
+from services.handle_with_care.domain.figures import HwcReadModel
+from services.kernel.bus import Handlers, dispatch
+from services.kernel.clock import Clock
+from services.kernel.errors import CommandRefused
+from services.kernel.events import (
     CadChildEncountered,
     Channel,
     DeliveryOutcome,
@@ -37,12 +36,13 @@ from services.core.events import (
     HwcTriageStillUnplaced,
     RecipientRole,
 )
-from services.core.kafka import Publisher
-from services.core.logs import correlation_scope, current_correlation_id, get_logger
-from services.core.reference import District, ReferenceData
-from services.core.store import KeyValueStore
-from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_TRIAGE
-from services.handle_with_care.domain.figures import HwcReadModel
+from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.reference import District, ReferenceData
+from services.kernel.store import KeyValueStore
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, HWC_TRIAGE
+from services.messaging.due import DueTable
+from services.messaging.kafka import Publisher
+from services.messaging.outbox import Disclosure, Dispatch, IdempotentDelivery
 
 log = get_logger(__name__)
 OPENED, REMINDER = "opened", "reminder"

@@ -13,12 +13,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
 
-from services.core.bus import Handlers, dispatch
-from services.core.channels import Outgoing
-from services.core.clock import Clock
-from services.core.delivery import Disclosure, Dispatch, IdempotentDelivery
-from services.core.due import DueTable
-from services.core.events import (
+from services.delivery.channels import Outgoing
+from services.delivery.links import AckLinks
+from services.kernel.bus import Handlers, dispatch
+from services.kernel.clock import Clock
+from services.kernel.events import (
     Channel,
     Consent,
     DeliveryOutcome,
@@ -34,12 +33,13 @@ from services.core.events import (
     ReferralFlagged,
     ReferralStatusChanged,
 )
-from services.core.kafka import Publisher
-from services.core.links import AckLinks
-from services.core.logs import correlation_scope, current_correlation_id, get_logger
-from services.core.reference import CaseManager, ReferenceData, Site
-from services.core.store import KeyValueStore
-from services.core.topics import PAGES
+from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.reference import CaseManager, ReferenceData, Site
+from services.kernel.store import KeyValueStore
+from services.kernel.topics import PAGES
+from services.messaging.due import DueTable
+from services.messaging.kafka import Publisher
+from services.messaging.outbox import Disclosure, Dispatch, IdempotentDelivery
 from services.notifier.domain.escalation import (
     MILESTONES_THAT_STOP_PAGING,
     STATUSES_THAT_STOP_PAGING,

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from services.core.bus import Handlers
-from services.core.clock import Clock, EventTimeWindow
-from services.core.due import DueTable
-from services.core.errors import Rejected
-from services.core.events import (
+from services.kernel.bus import Handlers
+from services.kernel.clock import Clock, EventTimeWindow
+from services.kernel.errors import Rejected
+from services.kernel.events import (
     CadReferralMade,
     ConsentRole,
     DeliveryOutcome,
@@ -41,11 +40,12 @@ from services.core.events import (
     ReferredPerson,
     StatusReason,
 )
-from services.core.kafka import Publisher
-from services.core.logs import correlation_scope, current_correlation_id, get_logger
-from services.core.reference import ReferenceData
-from services.core.store import KeyValueStore
-from services.core.topics import AUDIT, REFERRALS
+from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.reference import ReferenceData
+from services.kernel.store import KeyValueStore
+from services.kernel.topics import AUDIT, REFERRALS
+from services.messaging.due import DueTable
+from services.messaging.kafka import Publisher
 from services.referral_intake.domain.lifecycle import apply_milestone, check_milestone_order, transition
 from services.referral_intake.domain.model import cad_fingerprint, open_referral, referral_id_for
 from services.referral_intake.domain.views import ReferralView

@@ -14,7 +14,7 @@ import pytest
 
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import _die_with_parent, _stop_process, free_port
-from services.core.settings import REPO_ROOT
+from services.kernel.settings import REPO_ROOT
 from tests.integration.conftest import LOCAL_INBOX, system_factory  # noqa: F401  (the browser tests use it)
 
 WEBHOOK_SECRET = "e2e-webhook-secret"

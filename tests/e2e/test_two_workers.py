@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.kafka import KafkaPublisher, ensure_topics
-from services.core.topics import CAD_REFERRALS
+from services.kernel.topics import CAD_REFERRALS
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.ops import read_dead_letters
 from tests.conftest import eventually
 from tests.factories import cad_referral

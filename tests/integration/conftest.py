@@ -16,12 +16,12 @@ from deploy.dev_inbox import DevInbox
 from deploy.local_stack import free_port
 from deploy.local_system import LOCAL_INBOX
 from services import runtime
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.clock import FakeClock
-from services.core.kafka import KafkaPublisher, ensure_topics
-from services.core.reference import ReferenceData, load_reference_data
-from services.core.settings import REPO_ROOT, Settings
-from services.core.streams import prepare_and_start
+from services.kernel.clock import FakeClock
+from services.kernel.reference import ReferenceData, load_reference_data
+from services.kernel.settings import REPO_ROOT, Settings
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import KafkaPublisher, ensure_topics
+from services.messaging.streams import prepare_and_start
 
 WEBHOOK_SECRET = "integration-webhook-secret"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.events import CadReferralMade, DeadLetterRecorded
-from services.core.kafka import KafkaPublisher, TopicMismatch, client_options, ensure_topics
-from services.core.logs import CORRELATION_HEADER, correlation_scope
-from services.core.streams import WorkerKit
-from services.core.topics import ALL_TOPICS, CAD_REFERRALS, DEAD_LETTER
+from services.kernel.events import CadReferralMade, DeadLetterRecorded
+from services.kernel.logs import CORRELATION_HEADER, correlation_scope
+from services.kernel.topics import ALL_TOPICS, CAD_REFERRALS, DEAD_LETTER
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import KafkaPublisher, TopicMismatch, client_options, ensure_topics
+from services.messaging.streams import WorkerKit
 from services.ops import read_dead_letters
 from tests.conftest import eventually
 from tests.factories import cad_referral
@@ -106,7 +106,7 @@ async def test_worker_dead_letters_malformed_records_and_keeps_flowing(kafka_set
 async def test_operator_resubmits_a_corrected_dead_letter(kafka_settings) -> None:
     import json
 
-    from services.core.errors import Rejected
+    from services.kernel.errors import Rejected
     from services.ops import ResubmitError, read_dead_letters_with_offsets, resubmit_dead_letter
 
     await ensure_topics(kafka_settings)

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import fastavro
 import pytest
 
-from services.core.avro import AvroCodec, parsed_schema, registry_from_url, to_avro_datum
-from services.core.events import Child
-from services.core.kafka import KafkaPublisher
-from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
+from services.kernel.events import Child
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
+from services.messaging.avro import AvroCodec, parsed_schema, registry_from_url, to_avro_datum
+from services.messaging.kafka import KafkaPublisher
 from tests.conftest import eventually
 from tests.corpus import bad_kafka_values, intake_cases, wrong_schema_id
 from tests.factories import DEMO_NOW, cad_child, cad_referral

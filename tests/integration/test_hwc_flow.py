@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.core.events import HwcNoticeRequested
+from services.kernel.events import HwcNoticeRequested
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -108,8 +108,8 @@ async def _empty(probe) -> bool:
 async def test_a_notice_is_tombstoned_in_its_changelogs_when_its_retention_ends(system_factory) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from services.core.kafka import client_options
-    from services.core.streams import internal_topics
+    from services.messaging.kafka import client_options
+    from services.messaging.streams import internal_topics
 
     system = await system_factory("handle-with-care", now=FRIDAY_NIGHT + timedelta(minutes=2))
     resp = await system.http.post("/v1/child-encounters", json=encounter("CAD-RET-1"), headers=TOKEN)

@@ -126,10 +126,10 @@ async def _funnel_enrolled(system, headers):
 
 
 async def test_same_cad_record_replayed_three_times_on_kafka_is_one_page(system_factory) -> None:
-    from services.core.avro import AvroCodec, registry_from_url
-    from services.core.events import CadReferralMade
-    from services.core.kafka import KafkaPublisher
-    from services.core.topics import CAD_REFERRALS
+    from services.kernel.events import CadReferralMade
+    from services.kernel.topics import CAD_REFERRALS
+    from services.messaging.avro import AvroCodec, registry_from_url
+    from services.messaging.kafka import KafkaPublisher
 
     system = await system_factory("referral-intake", "notifier", now=NOW)
     producer = KafkaPublisher(system.settings, AvroCodec(registry_from_url(system.settings.schema_registry_url)))

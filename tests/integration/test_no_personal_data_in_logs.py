@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.core.logs import configure_logging
-from services.core.topics import AUDIT
+from services.kernel.logs import configure_logging
+from services.kernel.topics import AUDIT
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -93,9 +93,9 @@ async def read_audit(settings) -> tuple[bytes, list]:
     """Every audit record so far: the raw bytes (to search) and the decoded events."""
     from aiokafka import AIOKafkaConsumer
 
-    from services.core.avro import AvroCodec, registry_from_url
-    from services.core.events import DisclosureAudited
-    from services.core.kafka import client_options
+    from services.kernel.events import DisclosureAudited
+    from services.messaging.avro import AvroCodec, registry_from_url
+    from services.messaging.kafka import client_options
 
     consumer = AIOKafkaConsumer(AUDIT.qualified(settings.topic_prefix), auto_offset_reset="earliest",
                                 enable_auto_commit=False, **client_options(settings))

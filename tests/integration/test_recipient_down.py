@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.core.delivery import PENDING
-from services.core.events import DeliveryOutcome
+from services.kernel.events import DeliveryOutcome
+from services.messaging.outbox import PENDING
 from services.notifier.domain.escalation import attempt_id
 from tests.conftest import eventually
 from tests.integration.test_lead_flow import on_call, submit

@@ -16,15 +16,15 @@ from pydantic import SecretStr
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import free_port
 from services import runtime
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.clock import FakeClock
-from services.core.events import HwcNoticeRequested
-from services.core.kafka import KafkaPublisher, ensure_topics
-from services.core.reference import read_reference_directory
-from services.core.reference_feed import ReferenceFeed, publish_reference, read_reference
-from services.core.settings import REPO_ROOT
-from services.core.streams import prepare_and_start
-from services.core.topics import CAD_CHILD_ENCOUNTERS
+from services.kernel.clock import FakeClock
+from services.kernel.events import HwcNoticeRequested
+from services.kernel.reference import read_reference_directory
+from services.kernel.settings import REPO_ROOT
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import KafkaPublisher, ensure_topics
+from services.messaging.reference_feed import ReferenceFeed, publish_reference, read_reference
+from services.messaging.streams import prepare_and_start
 from tests.conftest import eventually
 from tests.factories import cad_child, child
 from tests.integration.conftest import LOCAL_INBOX

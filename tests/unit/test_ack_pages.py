@@ -10,11 +10,11 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
-from services.core.clock import FakeClock
-from services.core.events import AcknowledgedVia, HwcNoticeAcknowledged, PageAcknowledged, PageRequested
-from services.core.kafka import InMemoryPublisher
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT
+from services.kernel.clock import FakeClock
+from services.kernel.events import AcknowledgedVia, HwcNoticeAcknowledged, PageAcknowledged, PageRequested
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral
 from tests.factories import cad_referral, one_of_each
@@ -63,7 +63,7 @@ async def test_a_page_link_is_private_offers_the_next_steps_and_says_when_it_was
 async def test_a_notice_link_says_when_it_was_already_acknowledged(system) -> None:
     app, _model, publisher, client, links, _referral = system
     hwc = app.state.hwc_model
-    from services.core.events import HwcNoticeRequested
+    from services.kernel.events import HwcNoticeRequested
 
     [request] = [e for e in one_of_each() if isinstance(e, HwcNoticeRequested)]
     hwc.apply(request)

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from starlette.routing import Route
 
 from services import runtime
-from services.core.kafka import InMemoryPublisher
+from services.messaging.kafka import InMemoryPublisher
 
 # Authenticated by something other than a bearer token, each on purpose:
 SIGNED_LINKS = re.compile(r"^/ack/")  # the signed, expiring, single-purpose token in the URL is the credential

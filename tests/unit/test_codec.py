@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from services.core.avro import AvroCodec, InMemorySchemaRegistry
-from services.core.errors import InvalidRecord
-from services.core.events import CadReferralMade, PageAcknowledged
+from services.kernel.errors import InvalidRecord
+from services.kernel.events import CadReferralMade, PageAcknowledged
+from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
 from tests.factories import cad_referral, one_of_each
 
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
-from services.core.kafka import InMemoryPublisher
+from services.messaging.kafka import InMemoryPublisher
 
 
 @pytest.fixture
@@ -71,10 +71,10 @@ async def test_forms_need_the_sessions_csrf_token(client) -> None:
 async def test_the_referral_page_names_the_person_only_for_the_case_manager_who_took_it(memory_settings) -> None:
     from datetime import UTC, datetime
 
-    from services.core.clock import FakeClock
-    from services.core.events import AcknowledgedVia, DisclosureAudited, PageAcknowledged
-    from services.core.reference import load_reference_data
-    from services.core.settings import REPO_ROOT
+    from services.kernel.clock import FakeClock
+    from services.kernel.events import AcknowledgedVia, DisclosureAudited, PageAcknowledged
+    from services.kernel.reference import load_reference_data
+    from services.kernel.settings import REPO_ROOT
     from services.referral_intake.adapters.read_model import LeadReadModel
     from services.referral_intake.domain.model import open_referral
     from tests.factories import cad_referral
@@ -108,7 +108,7 @@ async def test_wrong_access_codes_are_limited_per_client(client) -> None:
 
 
 def test_the_sign_in_limit_lifts_after_its_window() -> None:
-    from services.core.console import SignInLimiter
+    from services.web.console import SignInLimiter
 
     now = [0.0]
     limiter = SignInLimiter(attempts=3, window_seconds=60, monotonic=lambda: now[0])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from services.core.channels import Outgoing
-from services.core.delivery import PENDING, Disclosure, Dispatch, IdempotentDelivery, source_partition
-from services.core.events import DeliveryOutcome, DisclosedRecord
+from services.delivery.channels import Outgoing
+from services.kernel.events import DeliveryOutcome, DisclosedRecord
+from services.messaging.outbox import PENDING, Disclosure, Dispatch, IdempotentDelivery, source_partition
 from tests.fakes import RecordingChannel
 
 

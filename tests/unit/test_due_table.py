@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.core.due import DueTable
-from services.core.reference import EscalationPolicyConfig, EscalationStepConfig
 from services.handle_with_care.domain.escalation import (
     STAGES,
     EscalationLeads,
@@ -17,6 +15,8 @@ from services.handle_with_care.domain.escalation import (
     next_due_stage,
     next_stage_at,
 )
+from services.kernel.reference import EscalationPolicyConfig, EscalationStepConfig
+from services.messaging.due import DueTable
 from services.notifier.domain.escalation import due_escalation, escalate, next_escalation_at, open_page
 from services.referral_intake.domain.views import INTAKE_MILESTONES, ReferralView
 

@@ -1,6 +1,6 @@
 """Every part of faust-streaming that Handoff relies on beyond its documented API, in one list.
 
-faust-streaming is thinly maintained, and ``services/core/streams.py`` (the one module that touches
+faust-streaming is thinly maintained, and ``services/messaging/streams.py`` (the one module that touches
 it) uses some of its internals: the OffsetGuard marks recovered offsets through the consumer's gap
 bookkeeping and seeks a stalled partition, the outbox asks the assignor what this worker owns,
 topic creation names the tables' changelogs. The version is pinned exactly in pyproject.toml; a
@@ -18,7 +18,7 @@ from faust.assignor import PartitionAssignor
 from faust.tables.base import Collection
 from faust.transport.consumer import Consumer
 
-from services.core.settings import REPO_ROOT
+from services.kernel.settings import REPO_ROOT
 
 
 def test_the_installed_faust_is_the_pinned_one() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
-from services.core.events import ALL_EVENTS
-from services.core.settings import REPO_ROOT
-from services.core.topics import ALL_TOPICS
 from services.flows import ASYNCAPI_FILE, SERVICES, events_on, flows, render_asyncapi
 from services.handle_with_care.service import HandleWithCare
 from services.handle_with_care.triage import TriageDesk
+from services.kernel.events import ALL_EVENTS
+from services.kernel.settings import REPO_ROOT
+from services.kernel.topics import ALL_TOPICS
 from services.notifier.service import Notifier
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 

@@ -9,8 +9,8 @@ import httpx
 from pydantic import SecretStr
 
 from services import runtime
-from services.core.clock import FakeClock
-from services.core.kafka import InMemoryPublisher
+from services.kernel.clock import FakeClock
+from services.messaging.kafka import InMemoryPublisher
 from tests.corpus import intake_cases
 from tests.factories import DEMO_NOW
 

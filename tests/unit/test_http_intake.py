@@ -10,10 +10,10 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
 from services import runtime
-from services.core.clock import FakeClock
-from services.core.events import CadChildEncountered, CadReferralMade
-from services.core.kafka import InMemoryPublisher
-from services.core.settings import REPO_ROOT
+from services.kernel.clock import FakeClock
+from services.kernel.events import CadChildEncountered, CadReferralMade
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
 from tests.factories import DEMO_NOW
 
 DEMO = REPO_ROOT / "config" / "local" / "demo"

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from services import runtime
-from services.core.clock import FakeClock
-from services.core.kafka import InMemoryPublisher
-from services.core.settings import REPO_ROOT, Settings
+from services.kernel.clock import FakeClock
+from services.kernel.settings import REPO_ROOT, Settings
+from services.messaging.kafka import InMemoryPublisher
 from tests.factories import DEMO_NOW
 
 VALID = json.loads((REPO_ROOT / "config" / "local" / "demo" / "referral.json").read_text())

@@ -7,8 +7,8 @@ import time
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from services.core.channels import sign_webhook, twilio_signature, verify_webhook
-from services.core.links import AckLinks, InvalidLink
+from services.delivery.channels import sign_webhook, twilio_signature, verify_webhook
+from services.delivery.links import AckLinks, InvalidLink
 
 
 def test_link_round_trips_and_is_single_purpose() -> None:

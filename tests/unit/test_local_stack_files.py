@@ -11,11 +11,11 @@ from pydantic import SecretStr
 from deploy.dev_inbox import forward_sms_reply
 from deploy.local_system import local_secrets, reference_for_inbox
 from services import runtime
-from services.core.clock import FakeClock
-from services.core.events import PageAcknowledged, PageRequested, PageSent
-from services.core.kafka import InMemoryPublisher
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT, Settings
+from services.kernel.clock import FakeClock
+from services.kernel.events import PageAcknowledged, PageRequested, PageSent
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT, Settings
+from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral
 from tests.factories import cad_referral

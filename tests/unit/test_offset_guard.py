@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.core.streams import OffsetGuard, RawRecord
+from services.messaging.streams import OffsetGuard, RawRecord
 
 
 class Log:
@@ -59,7 +59,7 @@ async def test_recovered_records_let_faust_commit_past_them() -> None:
     import faust
     from faust.types import TP
 
-    from services.core.streams import acknowledge_recovered
+    from services.messaging.streams import acknowledge_recovered
 
     consumer = faust.App("offset-guard-unit", broker="kafka://127.0.0.1:1").consumer
     tp = TP("t", 0)

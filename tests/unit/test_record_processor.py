@@ -7,12 +7,12 @@ import hashlib
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
-from services.core.avro import AvroCodec, InMemorySchemaRegistry
-from services.core.errors import Rejected
-from services.core.events import CadReferralMade, DeadLetterRecorded
-from services.core.kafka import InMemoryPublisher
-from services.core.logs import CORRELATION_HEADER
-from services.core.streams import DeadLetterSink, RawRecord, RecordProcessor
+from services.kernel.errors import Rejected
+from services.kernel.events import CadReferralMade, DeadLetterRecorded
+from services.kernel.logs import CORRELATION_HEADER
+from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
+from services.messaging.kafka import InMemoryPublisher
+from services.messaging.streams import DeadLetterSink, RawRecord, RecordProcessor
 from tests.factories import cad_referral
 
 
@@ -32,7 +32,7 @@ def raw(value: bytes | None, offset: int = 7, headers=None) -> RawRecord:
 
 
 async def test_valid_record_reaches_handler_with_its_correlation_id(processor, publisher) -> None:
-    from services.core.logs import current_correlation_id
+    from services.kernel.logs import current_correlation_id
 
     seen = []
 

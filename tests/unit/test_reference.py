@@ -7,14 +7,14 @@ from datetime import date
 
 import pytest
 
-from services.core.reference import (
+from services.kernel.reference import (
     LiveReference,
     RawReference,
     ReferenceDataError,
     build_reference_data,
     read_reference_directory,
 )
-from services.core.settings import REPO_ROOT
+from services.kernel.settings import REPO_ROOT
 
 DIRECTORY = REPO_ROOT / "config" / "local"
 

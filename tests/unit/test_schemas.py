@@ -9,7 +9,8 @@ import subprocess
 import fastavro
 import pytest
 
-from services.core.avro import (
+from services.kernel.events import ALL_EVENTS
+from services.messaging.avro import (
     SCHEMA_DIR,
     backward_incompatibilities,
     load_schema,
@@ -17,7 +18,6 @@ from services.core.avro import (
     schema_files,
     to_avro_datum,
 )
-from services.core.events import ALL_EVENTS
 from tests.factories import one_of_each
 
 SAMPLES = {type(e): e for e in one_of_each()}

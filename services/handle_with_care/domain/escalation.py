@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.core.events import RecipientRole
-from services.core.store import JsonForm
+from services.kernel.events import RecipientRole
+from services.kernel.store import JsonForm
 
 OVERDUE = "overdue"
 STAGES = (RecipientRole.backup.value, RecipientRole.coordinator.value, OVERDUE)

@@ -10,8 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.core.clock import iso_week
-from services.core.events import (
+from services.kernel.clock import iso_week
+from services.kernel.events import (
     DeliveryOutcome,
     HwcNoticeAcknowledged,
     HwcNoticeDelivered,

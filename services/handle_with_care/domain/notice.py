@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.core.events import CadChildEncountered, Child, HwcNoticeRequested, RecipientRole
-from services.core.reference import School
+from services.kernel.events import CadChildEncountered, Child, HwcNoticeRequested, RecipientRole
+from services.kernel.reference import School
 
 WORDS = "Handle With Care"
 NOTICE_NAMESPACE = uuid.UUID("0a6f5a0e-3a4b-4f7e-9a4c-6b2d7c8e9f10")

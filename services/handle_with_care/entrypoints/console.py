@@ -12,8 +12,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.core.clock import Clock
-from services.core.console import (
+from services.handle_with_care.domain.figures import HwcReadModel
+from services.handle_with_care.entrypoints.pages import notice_html
+from services.handle_with_care.service import acknowledge_notice
+from services.handle_with_care.triage import resolve_triage_item
+from services.kernel.clock import Clock
+from services.kernel.events import AcknowledgedVia, HwcNoticeRequested
+from services.kernel.reference import ReferenceData
+from services.messaging.kafka import Publisher
+from services.web.console import (
     Sessions,
     Viewer,
     bar_chart,
@@ -24,14 +31,7 @@ from services.core.console import (
     percent,
     post_button,
 )
-from services.core.events import AcknowledgedVia, HwcNoticeRequested
-from services.core.kafka import Publisher
-from services.core.reference import ReferenceData
-from services.core.web import ApiError
-from services.handle_with_care.domain.figures import HwcReadModel
-from services.handle_with_care.entrypoints.pages import notice_html
-from services.handle_with_care.service import acknowledge_notice
-from services.handle_with_care.triage import resolve_triage_item
+from services.web.web import ApiError
 
 
 def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadModel, publisher: Publisher,

@@ -11,17 +11,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
-from services.core.clock import Clock, SystemClock
-from services.core.console import local_time
-from services.core.kafka import Publisher
-from services.core.links import AckLinks
-from services.core.logs import get_logger
-from services.core.reference import District, ReferenceData
-from services.core.web import ApiError, add_ack_link_routes, bearer_principal
+from services.delivery.links import AckLinks
 from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints.pages import notice_html
 from services.handle_with_care.service import acknowledge_notice
 from services.handle_with_care.triage import resolve_triage_item
+from services.kernel.clock import Clock, SystemClock
+from services.kernel.logs import get_logger
+from services.kernel.reference import District, ReferenceData
+from services.messaging.kafka import Publisher
+from services.web.console import local_time
+from services.web.web import ApiError, add_ack_link_routes, bearer_principal
 
 log = get_logger(__name__)
 

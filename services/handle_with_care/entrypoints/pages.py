@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.core.console import esc
-from services.core.events import HwcNoticeRequested
-from services.core.reference import School
 from services.handle_with_care.domain.notice import CONFIDENTIALITY, WORDS, is_late
+from services.kernel.events import HwcNoticeRequested
+from services.kernel.reference import School
+from services.web.console import esc
 
 
 def notice_html(request: HwcNoticeRequested, school: School) -> str:

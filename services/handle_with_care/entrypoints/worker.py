@@ -7,17 +7,17 @@ from datetime import timedelta
 
 import faust
 
-from services.core.bus import Subscription
-from services.core.channels import Channel
-from services.core.clock import Clock, SystemClock
-from services.core.links import AckLinks
-from services.core.reference import ReferenceData
-from services.core.settings import Settings
-from services.core.streams import WorkerKit
-from services.core.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
+from services.delivery.channels import Channel
+from services.delivery.links import AckLinks
 from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare
 from services.handle_with_care.triage import TriageDesk
+from services.kernel.bus import Subscription
+from services.kernel.clock import Clock, SystemClock
+from services.kernel.reference import ReferenceData
+from services.kernel.settings import Settings
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
+from services.messaging.streams import WorkerKit
 
 SERVICE = "handle-with-care"
 SUBSCRIPTIONS = (

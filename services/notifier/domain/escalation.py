@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.core.events import Milestone, ReferralStatus
-from services.core.reference import EscalationPolicyConfig
-from services.core.store import JsonForm
+from services.kernel.events import Milestone, ReferralStatus
+from services.kernel.reference import EscalationPolicyConfig
+from services.kernel.store import JsonForm
 
 # A page asks for a case manager. Once the referral has one, or needs none any more, paging stops,
 # whichever service records it first (acknowledgement here, a status or milestone in the lifecycle):

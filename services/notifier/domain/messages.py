@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.core.events import PageRequested
+from services.kernel.events import PageRequested
 
 ROUTE_LABEL = {"arrest_diversion": "Arrest diversion", "social_contact": "Social contact", "community": "Community"}
 NO_REDISCLOSURE = ("42 CFR Part 2: this information is protected by federal confidentiality rules; "

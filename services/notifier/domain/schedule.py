@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.core.reference import OnCallRotation
+from services.kernel.reference import OnCallRotation
 
 
 def on_call_at(rotation: OnCallRotation, zone: ZoneInfo, at: datetime) -> str:

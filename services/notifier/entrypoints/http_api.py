@@ -12,17 +12,17 @@ import html
 
 from fastapi import APIRouter, Request, Response
 
-from services.core.channels import twilio_signature
-from services.core.clock import Clock, SystemClock
-from services.core.console import handoff_html, local_time
-from services.core.events import AcknowledgedVia, PageAcknowledged
-from services.core.kafka import Publisher
-from services.core.links import AckLinks
-from services.core.logs import correlation_scope, get_logger
-from services.core.reference import ReferenceData
-from services.core.topics import PAGES
-from services.core.web import add_ack_link_routes
+from services.delivery.channels import twilio_signature
+from services.delivery.links import AckLinks
+from services.kernel.clock import Clock, SystemClock
+from services.kernel.events import AcknowledgedVia, PageAcknowledged
+from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.reference import ReferenceData
+from services.kernel.topics import PAGES
+from services.messaging.kafka import Publisher
 from services.notifier.service import page_id_for
+from services.web.console import handoff_html, local_time
+from services.web.web import add_ack_link_routes
 
 log = get_logger(__name__)
 

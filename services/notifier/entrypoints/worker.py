@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import faust
 
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.bus import Subscription
-from services.core.caseloads import Caseloads
-from services.core.channels import Channel
-from services.core.clock import Clock, SystemClock
-from services.core.kafka import TopicFollower
-from services.core.links import AckLinks
-from services.core.reference import ReferenceData
-from services.core.settings import Settings
-from services.core.streams import WorkerKit
-from services.core.topics import PAGES, REFERRALS
+from services.delivery.channels import Channel
+from services.delivery.links import AckLinks
+from services.kernel.bus import Subscription
+from services.kernel.caseloads import Caseloads
+from services.kernel.clock import Clock, SystemClock
+from services.kernel.reference import ReferenceData
+from services.kernel.settings import Settings
+from services.kernel.topics import PAGES, REFERRALS
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import TopicFollower
+from services.messaging.streams import WorkerKit
 from services.notifier.service import Notifier
 
 SERVICE = "notifier"

@@ -7,8 +7,8 @@ carry ids, statuses and times only.
 
 from __future__ import annotations
 
-from services.core.caseloads import Caseloads
-from services.core.events import Consent, PageRequested, ReferralCreated, ReferredPerson
+from services.kernel.caseloads import Caseloads
+from services.kernel.events import Consent, PageRequested, ReferralCreated, ReferredPerson
 from services.referral_intake.domain.views import ReferralView
 
 

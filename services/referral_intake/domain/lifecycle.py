@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.core.errors import Rejected
-from services.core.events import OPEN_STATUSES, Milestone, ReferralStatus, ReferralStatusChanged, StatusReason
+from services.kernel.errors import Rejected
+from services.kernel.events import OPEN_STATUSES, Milestone, ReferralStatus, ReferralStatusChanged, StatusReason
 
 S = ReferralStatus
 FINAL = frozenset(ReferralStatus) - OPEN_STATUSES

@@ -6,10 +6,10 @@ import hashlib
 import uuid
 from datetime import datetime, timedelta
 
-from services.core.clock import EventTimeWindow
-from services.core.errors import Rejected
-from services.core.events import CadReferralMade, Consent, ReferralCreated
-from services.core.reference import Agency, Site
+from services.kernel.clock import EventTimeWindow
+from services.kernel.errors import Rejected
+from services.kernel.events import CadReferralMade, Consent, ReferralCreated
+from services.kernel.reference import Agency, Site
 
 REFERRAL_NAMESPACE = uuid.UUID("6f1c2b1e-58b4-4d8e-9a57-2f3c4d5e6a70")
 

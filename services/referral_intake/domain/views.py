@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
 
-from services.core.clock import iso_week
-from services.core.events import (
+from services.kernel.clock import iso_week
+from services.kernel.events import (
     OPEN_STATUSES,
     EngagementRecorded,
     Milestone,
@@ -27,7 +27,7 @@ from services.core.events import (
     ReferralStatus,
     ReferralStatusChanged,
 )
-from services.core.store import JsonForm
+from services.kernel.store import JsonForm
 
 ENROLLMENT_TARGET = 0.60   # domain brief: enrollment under 60% of referrals is a known failure
 ENGAGEMENT_TARGET = 0.75   # ... and engagement under 75% of enrollees

@@ -16,23 +16,10 @@ from datetime import datetime
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from services.core.clock import Clock
-from services.core.console import (
-    Sessions,
-    Viewer,
-    bar_chart,
-    esc,
-    handoff_html,
-    histogram,
-    local_time,
-    page,
-    percent,
-    post_button,
-)
-from services.core.events import DisclosureChannel, Milestone
-from services.core.kafka import Publisher
-from services.core.reference import ReferenceData, Site
-from services.core.web import ApiError
+from services.kernel.clock import Clock
+from services.kernel.events import DisclosureChannel, Milestone
+from services.kernel.reference import ReferenceData, Site
+from services.messaging.kafka import Publisher
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.lifecycle import IllegalTransition
 from services.referral_intake.domain.reports import (
@@ -45,6 +32,19 @@ from services.referral_intake.domain.reports import (
 )
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView
 from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
+from services.web.console import (
+    Sessions,
+    Viewer,
+    bar_chart,
+    esc,
+    handoff_html,
+    histogram,
+    local_time,
+    page,
+    percent,
+    post_button,
+)
+from services.web.web import ApiError
 
 ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_scheduled, Milestone.enrolled,
            Milestone.engaged)

@@ -6,7 +6,7 @@ only submit for its own sites. Answers:
 
 - 202 with the referral id (deterministic: a retried POST gets the same id, and no second page);
 - 400 for a body that is not JSON (naming where it breaks), 413 for a body over the size limit,
-  415 for another content type (``services.core.web.RequestLimits``);
+  415 for another content type (``services.web.web.RequestLimits``);
 - 401 without a valid token, 403 for another agency's data or a site the agency does not serve;
 - 409 for a ``cad_event_id`` already used with a different body (a changed referral needs a new id);
 - 422 naming each bad field and the reason, never echoing the submitted values;
@@ -22,15 +22,15 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from services.core.clock import Clock, EventTimeWindow, SystemClock
-from services.core.errors import Rejected
-from services.core.events import CadChildEncountered, CadReferralMade, unknown_fields
-from services.core.kafka import Publisher
-from services.core.logs import correlation_scope, get_logger
-from services.core.reference import Agency, ReferenceData
-from services.core.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
-from services.core.web import ApiError, bearer_principal
+from services.kernel.clock import Clock, EventTimeWindow, SystemClock
+from services.kernel.errors import Rejected
+from services.kernel.events import CadChildEncountered, CadReferralMade, unknown_fields
+from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.reference import Agency, ReferenceData
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
+from services.messaging.kafka import Publisher
 from services.referral_intake.domain.model import cad_fingerprint, check_referral, referral_id_for
+from services.web.web import ApiError, bearer_principal
 
 log = get_logger(__name__)
 RETRY_AFTER_SECONDS = 5

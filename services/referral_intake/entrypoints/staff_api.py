@@ -13,24 +13,24 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 
-from services.core.clock import Clock
-from services.core.events import (
+from services.kernel.clock import Clock
+from services.kernel.events import (
     DisclosureChannel,
     Milestone,
     ReferralStatus,
     ReferredPerson,
     StatusReason,
 )
-from services.core.kafka import Publisher
-from services.core.logs import get_logger
-from services.core.reference import CaseManager, ReferenceData
-from services.core.web import ApiError, bearer_principal
+from services.kernel.logs import get_logger
+from services.kernel.reference import CaseManager, ReferenceData
+from services.messaging.kafka import Publisher
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.lifecycle import (
     IllegalTransition,
 )
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView, funnel
 from services.referral_intake.service import ChangeStatus, RecordEngagement, disclose_identity, handle_staff_command
+from services.web.web import ApiError, bearer_principal
 
 log = get_logger(__name__)
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import faust
 
-from services.core.bus import Subscription
-from services.core.clock import Clock, SystemClock
-from services.core.reference import ReferenceData
-from services.core.settings import Settings
-from services.core.streams import WorkerKit
-from services.core.topics import CAD_REFERRALS, PAGES, REFERRALS
+from services.kernel.bus import Subscription
+from services.kernel.clock import Clock, SystemClock
+from services.kernel.reference import ReferenceData
+from services.kernel.settings import Settings
+from services.kernel.topics import CAD_REFERRALS, PAGES, REFERRALS
+from services.messaging.streams import WorkerKit
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 
 SERVICE = "referral-intake"

@@ -9,8 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
-from services.core.clock import FakeClock
-from services.core.events import (
+from services.handle_with_care.domain.figures import HwcReadModel
+from services.handle_with_care.entrypoints.console import _school_given
+from services.kernel.clock import FakeClock
+from services.kernel.events import (
     AcknowledgedVia,
     CadChildEncountered,
     Channel,
@@ -23,11 +25,9 @@ from services.core.events import (
     HwcTriageResolved,
     RecipientRole,
 )
-from services.core.kafka import InMemoryPublisher
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT
-from services.handle_with_care.domain.figures import HwcReadModel
-from services.handle_with_care.entrypoints.console import _school_given
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
 from tests.factories import child
 
 REF = load_reference_data(REPO_ROOT / "config" / "local")

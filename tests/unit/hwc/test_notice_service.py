@@ -7,9 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.core.clock import FakeClock
-from services.core.delivery import IdempotentDelivery
-from services.core.events import (
+from services.delivery.links import AckLinks
+from services.handle_with_care.domain.escalation import EscalationLeads
+from services.handle_with_care.domain.notice import normalize_name, notice_id_for
+from services.handle_with_care.service import CalendarDirectory, HandleWithCare
+from services.kernel.clock import FakeClock
+from services.kernel.events import (
     AcknowledgedVia,
     Child,
     HwcNoticeAcknowledged,
@@ -19,13 +22,10 @@ from services.core.events import (
     HwcTriageOpened,
     RecipientRole,
 )
-from services.core.kafka import InMemoryPublisher
-from services.core.links import AckLinks
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT
-from services.handle_with_care.domain.escalation import EscalationLeads
-from services.handle_with_care.domain.notice import normalize_name, notice_id_for
-from services.handle_with_care.service import CalendarDirectory, HandleWithCare
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
+from services.messaging.outbox import IdempotentDelivery
 from tests.factories import cad_child, child
 from tests.fakes import SettledCalls, recording_channels
 
@@ -189,7 +189,7 @@ async def test_replay_after_a_partial_delivery_completes_it_without_resending(h)
 
 
 async def test_a_notice_is_forgotten_when_its_retention_ends_after_the_deadline_or_a_later_acknowledgement(h) -> None:
-    from services.core.events import HwcNoticeExpired
+    from services.kernel.events import HwcNoticeExpired
 
     await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))
     [notice_id] = list(h.hwc.notices.keys())
@@ -239,7 +239,7 @@ async def test_a_late_notice_goes_to_the_primary_first_marked_late_then_escalate
 
 
 async def test_a_district_sets_its_own_lead_times() -> None:
-    from services.core.reference import ReferenceData
+    from services.kernel.reference import ReferenceData
 
     district = REF.districts["abq-ps"].model_copy(update={"hwc_backup_lead_minutes": 600})
     h = Harness()

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.core.clock import FakeClock
-from services.core.delivery import IdempotentDelivery
-from services.core.events import HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced
-from services.core.kafka import InMemoryPublisher
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT
 from services.handle_with_care.triage import TriageDesk
+from services.kernel.clock import FakeClock
+from services.kernel.events import HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
+from services.messaging.outbox import IdempotentDelivery
 from tests.factories import child
 from tests.fakes import SettledCalls, recording_channels
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.core.clock import FakeClock
-from services.core.errors import Rejected
-from services.core.events import (
+from services.kernel.clock import FakeClock
+from services.kernel.errors import Rejected
+from services.kernel.events import (
     AcknowledgedVia,
     EngagementRecorded,
     Milestone,
@@ -20,9 +20,9 @@ from services.core.events import (
     ReferralType,
     StatusReason,
 )
-from services.core.kafka import InMemoryPublisher
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.domain.model import open_referral
 from services.referral_intake.domain.views import ReferralView, funnel, iso_week
 from services.referral_intake.service import EngagementTracker

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.core.reference import EscalationPolicyConfig, EscalationStepConfig
+from services.kernel.reference import EscalationPolicyConfig, EscalationStepConfig
 from services.notifier.domain.escalation import acknowledge, due_escalation, escalate, open_page
 
 T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)

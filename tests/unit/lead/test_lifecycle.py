@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.core.events import Milestone, StatusReason
-from services.core.events import ReferralStatus as S
+from services.kernel.events import Milestone, StatusReason
+from services.kernel.events import ReferralStatus as S
 from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone, can_transition, transition
 
 AT = datetime(2026, 11, 20, tzinfo=UTC)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.core.clock import FakeClock
-from services.core.delivery import IdempotentDelivery
-from services.core.events import (
+from services.delivery.links import AckLinks
+from services.kernel.clock import FakeClock
+from services.kernel.events import (
     AcknowledgedVia,
     DeliveryOutcome,
     DisclosedRecord,
@@ -24,11 +24,11 @@ from services.core.events import (
     ReferralStatusChanged,
     StatusReason,
 )
-from services.core.kafka import InMemoryPublisher
-from services.core.links import AckLinks
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT
-from services.core.topics import AUDIT
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.kernel.topics import AUDIT
+from services.messaging.kafka import InMemoryPublisher
+from services.messaging.outbox import IdempotentDelivery
 from services.notifier.domain.schedule import on_call_at
 from services.notifier.service import Notifier, page_id_for
 from services.referral_intake.domain.model import open_referral
@@ -171,7 +171,7 @@ async def test_replay_after_a_partial_delivery_completes_it_without_resending() 
 
 
 async def test_timer_made_escalation_carries_the_referrals_correlation_id(h) -> None:
-    from services.core.logs import correlation_scope
+    from services.kernel.logs import correlation_scope
 
     with correlation_scope("corr-from-cad"):
         await h.notifier.on_referral_event(h.referral)
@@ -182,7 +182,7 @@ async def test_timer_made_escalation_carries_the_referrals_correlation_id(h) -> 
 
 
 async def test_intake_deadline_warning_goes_to_the_acknowledging_cm_and_program_managers(h) -> None:
-    from services.core.events import ReferralFlag, ReferralFlagged
+    from services.kernel.events import ReferralFlag, ReferralFlagged
 
     await h.notifier.on_referral_event(h.referral)
     await h.notifier.on_page_event(PageAcknowledged(
@@ -209,7 +209,7 @@ async def test_case_manager_at_the_caseload_limit_is_passed_over() -> None:
 
 
 async def test_every_delivery_attempt_is_audited_without_personal_data() -> None:
-    from services.core.events import DisclosedRecord, DisclosureAudited
+    from services.kernel.events import DisclosedRecord, DisclosureAudited
 
     h = Harness(sms=1)
     await h.notifier.on_referral_event(h.referral)
@@ -225,7 +225,7 @@ async def test_every_delivery_attempt_is_audited_without_personal_data() -> None
 
 
 def with_consent(h: Harness, *roles: str, expires_at=None) -> None:
-    from services.core.events import Consent
+    from services.kernel.events import Consent
 
     h.referral = h.referral.model_copy(update={"consent": Consent(recipient_roles=list(roles), expires_at=expires_at)})
 
@@ -236,7 +236,7 @@ async def test_referral_gets_the_sites_standard_consent_when_cad_sends_none(h) -
 
 
 async def test_officer_outside_consent_gets_no_confirmation_and_the_refusal_is_audited() -> None:
-    from services.core.events import DeliveryOutcome, DisclosureAudited
+    from services.kernel.events import DeliveryOutcome, DisclosureAudited
 
     h = Harness()
     with_consent(h, "case_manager", "outreach")

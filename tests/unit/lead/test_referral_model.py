@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.core.errors import Rejected
-from services.core.events import ReferralType
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT
+from services.kernel.errors import Rejected
+from services.kernel.events import ReferralType
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
 from services.referral_intake.domain.model import intake_due_at, open_referral, referral_id_for
 from tests.factories import cad_referral
 
@@ -61,9 +61,9 @@ def test_site_refuses_routes_it_does_not_accept() -> None:
 async def test_the_worker_refuses_a_reused_cad_event_id_with_another_body_and_a_time_far_from_now() -> None:
     from datetime import timedelta
 
-    from services.core.clock import FakeClock
-    from services.core.events import Location
-    from services.core.kafka import InMemoryPublisher
+    from services.kernel.clock import FakeClock
+    from services.kernel.events import Location
+    from services.messaging.kafka import InMemoryPublisher
     from services.referral_intake.service import ReferralIntake
 
     publisher = InMemoryPublisher()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.core.reference import OnCallRotation, Override
+from services.kernel.reference import OnCallRotation, Override
 from services.notifier.domain.schedule import on_call_at
 
 DENVER = ZoneInfo("America/Denver")

@@ -9,9 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
-from services.core.channels import twilio_signature
-from services.core.clock import FakeClock
-from services.core.events import (
+from services.delivery.channels import twilio_signature
+from services.delivery.links import AckLinks
+from services.kernel.clock import FakeClock
+from services.kernel.events import (
     EngagementRecorded,
     Milestone,
     PageAcknowledged,
@@ -22,10 +23,9 @@ from services.core.events import (
     ReferralStatus,
     ReferralStatusChanged,
 )
-from services.core.kafka import InMemoryPublisher
-from services.core.links import AckLinks
-from services.core.reference import load_reference_data
-from services.core.settings import REPO_ROOT
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral
 from tests.factories import cad_referral
@@ -146,7 +146,7 @@ async def test_sms_reply_code_acknowledges_the_page(client, referral, publisher)
 
 async def test_the_person_is_shown_only_to_the_case_manager_who_took_the_referral_and_audited(
         memory_settings, model, referral, publisher) -> None:
-    from services.core.events import (
+    from services.kernel.events import (
         AcknowledgedVia,
         DisclosedRecord,
         DisclosureAudited,
@@ -174,7 +174,7 @@ async def test_the_person_is_shown_only_to_the_case_manager_who_took_the_referra
 
 
 async def test_the_person_is_not_shown_outside_their_consent(memory_settings, model, publisher) -> None:
-    from services.core.events import (
+    from services.kernel.events import (
         AcknowledgedVia,
         Consent,
         ConsentRole,
@@ -199,7 +199,7 @@ async def test_the_person_is_not_shown_outside_their_consent(memory_settings, mo
 
 
 async def test_fhir_spellings_are_accepted_as_well(client, referral, model) -> None:
-    from services.core.events import AcknowledgedVia, PageAcknowledged, ReferralStatusChanged
+    from services.kernel.events import AcknowledgedVia, PageAcknowledged, ReferralStatusChanged
 
     model.apply(PageAcknowledged(page_id="pg", referral_id=referral.referral_id, acknowledged_by="cm-ana",
                                  via=AcknowledgedVia.link, acknowledged_at=T0))

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.core.schemas import schema_full_name
+from services.kernel.schemas import schema_full_name
 
 # Characters that must never reach an SMS, email, webhook or page: C0 and C1 controls (NUL, bell,
 # escape sequences) except tab and newline, and the bidirectional overrides, embeddings and isolates

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.core.avro import AvroCodec, registry_from_url
-from services.core.events import ReferenceDataPublished
-from services.core.kafka import KafkaPublisher, TopicFollower
-from services.core.logs import get_logger
-from services.core.reference import (
+from services.kernel.events import ReferenceDataPublished
+from services.kernel.logs import get_logger
+from services.kernel.reference import (
     LiveReference,
     RawReference,
     ReferenceData,
     ReferenceDataError,
     build_reference_data,
 )
-from services.core.settings import Settings
-from services.core.topics import REFERENCE_DATA
+from services.kernel.settings import Settings
+from services.kernel.topics import REFERENCE_DATA
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import KafkaPublisher, TopicFollower
 
 log = get_logger(__name__)
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.core.channels import Channel, DeliveryFailed, Outgoing
-from services.core.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel
-from services.core.logs import correlation_scope, current_correlation_id, get_logger
-from services.core.store import JsonForm, KeyValueStore
+from services.delivery.channels import Channel, DeliveryFailed, Outgoing
+from services.kernel.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel
+from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.store import JsonForm, KeyValueStore
 
 log = get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """The Avro schema files (``schemas/*.avsc``, the wire contract) as data: read, named, listed.
 
-Apart from the codec (``services.core.avro``) so that the wire events can name their schema without
+Apart from the codec (``services.messaging.avro``) so that the wire events can name their schema without
 importing Avro, HTTP or the registry client: the events, and the domains that use them, stay free
 of I/O libraries, and the two modules no longer import each other.
 """
@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from services.core.settings import REPO_ROOT
+from services.kernel.settings import REPO_ROOT
 
 SCHEMA_DIR = REPO_ROOT / "schemas"
 

@@ -22,9 +22,9 @@ import httpx
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from services.core.errors import InvalidRecord, describe_validation_error
-from services.core.events import ALL_EVENTS
-from services.core.schemas import SCHEMA_DIR, load_schema, schema_files, schema_full_name  # noqa: F401  (re-exported)
+from services.kernel.errors import InvalidRecord, describe_validation_error
+from services.kernel.events import ALL_EVENTS
+from services.kernel.schemas import SCHEMA_DIR, load_schema, schema_files, schema_full_name  # noqa: F401  (re-exported)
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from services.core.clock import EventTimeWindow
+from services.kernel.clock import EventTimeWindow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,15 +23,15 @@ from typing import Any
 import faust
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
 
-from services.core.avro import AvroCodec
-from services.core.bus import Subscription, dispatch
-from services.core.delivery import source_partition
-from services.core.errors import InvalidRecord
-from services.core.events import DeadLetterRecorded, Header
-from services.core.kafka import Publisher, client_options, correlation_headers, ensure_topics
-from services.core.logs import correlation_from_headers, correlation_scope, get_logger
-from services.core.settings import Settings
-from services.core.topics import DEAD_LETTER, TopicSpec
+from services.kernel.bus import Subscription, dispatch
+from services.kernel.errors import InvalidRecord
+from services.kernel.events import DeadLetterRecorded, Header
+from services.kernel.logs import correlation_from_headers, correlation_scope, get_logger
+from services.kernel.settings import Settings
+from services.kernel.topics import DEAD_LETTER, TopicSpec
+from services.messaging.avro import AvroCodec
+from services.messaging.kafka import Publisher, client_options, correlation_headers, ensure_topics
+from services.messaging.outbox import source_partition
 
 log = get_logger(__name__)
 
@@ -498,7 +498,7 @@ class WorkerKit:
 
     @classmethod
     def create(cls, service: str, settings: Settings) -> WorkerKit:
-        from services.core.avro import registry_from_url
+        from services.messaging.avro import registry_from_url
 
         app = create_app(service, settings)
         codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
@@ -541,9 +541,9 @@ class WorkerKit:
         (the outbox is partitioned like it). After every recovery (start, crash, rebalance) what
         was pending on the partitions this worker now owns is sent again; on a revocation what is
         in flight stops, for the new owner to finish."""
-        from services.core.channels import build_channels, delivery_http_client
-        from services.core.delivery import IdempotentDelivery
-        from services.core.topics import AUDIT
+        from services.delivery.channels import build_channels, delivery_http_client
+        from services.kernel.topics import AUDIT
+        from services.messaging.outbox import IdempotentDelivery
 
         http = delivery_http_client(self.settings)
         channels = channels or build_channels(self.settings, http)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.core.topics import TopicSpec
+from services.kernel.topics import TopicSpec
 
 # event type -> the name of the method that handles it; None: accepted on the topic, nothing to do
 Handlers = Mapping[type, str | None]

@@ -17,10 +17,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from services.core.avro import AvroCodec
-from services.core.logs import CORRELATION_HEADER, current_correlation_id, get_logger
-from services.core.settings import Settings
-from services.core.topics import ALL_TOPICS, TopicSpec, retention_overrides
+from services.kernel.logs import CORRELATION_HEADER, current_correlation_id, get_logger
+from services.kernel.settings import Settings
+from services.kernel.topics import ALL_TOPICS, TopicSpec, retention_overrides
+from services.messaging.avro import AvroCodec
 
 log = get_logger(__name__)
 
@@ -208,8 +208,8 @@ class TopicFollower:
         self._task = asyncio.create_task(self._run(ends))
 
     async def _run(self, ends) -> None:
-        from services.core.errors import InvalidRecord
-        from services.core.logs import correlation_from_headers, correlation_scope
+        from services.kernel.errors import InvalidRecord
+        from services.kernel.logs import correlation_from_headers, correlation_scope
 
         pending = {tp for tp, end in ends.items() if end > 0}
         if not pending:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.core.errors import CommandRefused, describe_errors
+from services.kernel.errors import CommandRefused, describe_errors
 
 T = TypeVar("T")
 
@@ -182,36 +182,28 @@ def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, questio
     scanners and link previews fetch GET links. ``acknowledged(subject id)`` says by whom and when,
     once it was (then the page says so instead of offering the button again); ``next_steps``
     (HTML) follows an acknowledgement."""
-    from services.core.links import InvalidLink
+    from services.delivery.links import InvalidLink
 
-    def already(subject_id: str) -> str | None:
-        return acknowledged(subject_id) if acknowledged else None
-
-    def after(subject_id: str, recipient_id: str) -> str:
-        return next_steps(subject_id, recipient_id) if next_steps else ""
+    async def respond(token: str, act: bool) -> HTMLResponse:
+        """GET (``act`` False) shows the form, POST acknowledges; after the fact, both say so."""
+        try:
+            subject_id, recipient_id = links.verify(purpose, token)
+        except InvalidLink as exc:
+            return html_page("Link not valid", paragraph(str(exc)), 410)
+        shown = details(subject_id, recipient_id) if details and not act else ""
+        after = next_steps(subject_id, recipient_id) if next_steps else ""
+        earlier = acknowledged(subject_id) if acknowledged else None
+        if earlier:
+            return html_page("Already acknowledged", paragraph(f"Already acknowledged {earlier}.") + shown + after)
+        if not act:
+            return html_page(title, shown + confirm_form(question, "Acknowledge"))
+        await acknowledge(subject_id, recipient_id)
+        return html_page("Acknowledged", paragraph(done) + after)
 
     @api.get(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Show the {purpose} acknowledgement form")
     async def show(token: str) -> HTMLResponse:
-        try:
-            subject_id, recipient_id = links.verify(purpose, token)
-        except InvalidLink as exc:
-            return html_page("Link not valid", paragraph(str(exc)), 410)
-        shown = details(subject_id, recipient_id) if details else ""
-        earlier = already(subject_id)
-        if earlier:
-            return html_page("Already acknowledged", paragraph(f"Already acknowledged {earlier}.") + shown
-                             + after(subject_id, recipient_id))
-        return html_page(title, shown + confirm_form(question, "Acknowledge"))
+        return await respond(token, act=False)
 
     @api.post(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Acknowledge a {purpose}")
     async def submit(token: str) -> HTMLResponse:
-        try:
-            subject_id, recipient_id = links.verify(purpose, token)
-        except InvalidLink as exc:
-            return html_page("Link not valid", paragraph(str(exc)), 410)
-        earlier = already(subject_id)
-        if earlier:
-            return html_page("Already acknowledged", paragraph(f"Already acknowledged {earlier}.")
-                             + after(subject_id, recipient_id))
-        await acknowledge(subject_id, recipient_id)
-        return html_page("Acknowledged", paragraph(done) + after(subject_id, recipient_id))
+        return await respond(token, act=True)

@@ -27,10 +27,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from services.core.errors import CommandRefused
-from services.core.events import PageRequested
-from services.core.reference import CaseManager, Contact, District, ReferenceData, School
-from services.core.web import PRIVATE_PAGE_HEADERS, ApiError, api_error_response, as_api_error
+from services.kernel.errors import CommandRefused
+from services.kernel.events import PageRequested
+from services.kernel.reference import CaseManager, Contact, District, ReferenceData, School
+from services.web.web import PRIVATE_PAGE_HEADERS, ApiError, api_error_response, as_api_error
 
 SESSION_COOKIE = "handoff_session"
 SESSION_SECONDS = 10 * 3600  # a shift

@@ -9,7 +9,7 @@ made that O(referrals).
 
 from __future__ import annotations
 
-from services.core.events import OPEN_STATUSES, PageAcknowledged, ReferralCreated, ReferralStatusChanged
+from services.kernel.events import OPEN_STATUSES, PageAcknowledged, ReferralCreated, ReferralStatusChanged
 
 
 class Caseloads:

@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.core.errors import describe_validation_error
-from services.core.events import Channel, ConsentRole, ReferralType
+from services.kernel.errors import describe_validation_error
+from services.kernel.events import Channel, ConsentRole, ReferralType
 
 
 class ReferenceDataError(ValueError):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from services.core.errors import Rejected
+from services.kernel.errors import Rejected
 
 
 class Clock(Protocol):

@@ -1,0 +1,1 @@
+"""Web: API errors and principals, request limits, the console's sessions, pages and charts."""
