@@ -88,6 +88,22 @@ class CalendarDirectory:
         return next_school_day_start(self.calendar(school), encounter.encountered_at)
 
 
+class NoticeAttempts:
+    """Publishes each delivery try of a notice as ``HwcNoticeDelivered`` (the outbox's report)."""
+
+    def __init__(self, publisher: Publisher, clock: Clock) -> None:
+        self.publisher = publisher
+        self.clock = clock
+
+    async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                       final: bool) -> None:
+        c = dispatch.context
+        await self.publisher.publish(HWC_NOTICES, c["notice_id"], HwcNoticeDelivered(
+            notice_id=c["notice_id"], attempt_id=dispatch.attempt_id, recipient_role=RecipientRole(c["recipient_role"]),
+            contact_id=c["contact_id"], channel=dispatch.channel, outcome=outcome, attempt=attempt, error=error,
+            final=final, delivered_at=self.clock.now()))
+
+
 class HandleWithCare:
     def __init__(self, reference: ReferenceData, calendars: CalendarDirectory, notices: KeyValueStore,
                  delivery: IdempotentDelivery, links: AckLinks, publisher: Publisher,
@@ -107,7 +123,6 @@ class HandleWithCare:
         self.clock = clock
         self.disclose_agency = disclose_agency
         self._escalations_requested: set[tuple[str, str]] = set()
-        delivery.report = self._report_attempt
 
     # --- step 1: encounter -> notice request ------------------------------------------------------
     async def on_encounter(self, encounter: CadChildEncountered) -> HwcNoticeRequested | None:
@@ -300,14 +315,6 @@ class HandleWithCare:
                 channel.value, outgoing, Disclosure(DisclosedRecord.hwc_notice, request.notice_id, contact.contact_id,
                                                     role.value),
                 {"notice_id": request.notice_id, "recipient_role": role.value, "contact_id": contact.contact_id}))
-
-    async def _report_attempt(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
-                              final: bool) -> None:
-        c = dispatch.context
-        await self.publisher.publish(HWC_NOTICES, c["notice_id"], HwcNoticeDelivered(
-            notice_id=c["notice_id"], attempt_id=dispatch.attempt_id, recipient_role=RecipientRole(c["recipient_role"]),
-            contact_id=c["contact_id"], channel=dispatch.channel, outcome=outcome, attempt=attempt, error=error,
-            final=final, delivered_at=self.clock.now()))
 
 
 async def acknowledge_notice(notice_id: str, contact_id: str, publisher: Publisher, clock: Clock,

@@ -55,6 +55,22 @@ def remind_at(record: dict, lead: timedelta) -> datetime | None:
     return datetime.fromisoformat(record["due_at"]) - lead
 
 
+class TriageAlertAttempts:
+    """Publishes each try of a coordinator alert as ``HwcTriageAlerted`` (the outbox's report)."""
+
+    def __init__(self, publisher: Publisher, clock: Clock) -> None:
+        self.publisher = publisher
+        self.clock = clock
+
+    async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                       final: bool) -> None:
+        c = dispatch.context
+        await self.publisher.publish(HWC_TRIAGE, c["cad_event_id"], HwcTriageAlerted(
+            cad_event_id=c["cad_event_id"], attempt_id=dispatch.attempt_id, contact_id=c["contact_id"],
+            channel=Channel(dispatch.channel), outcome=outcome, attempt=attempt, error=error, final=final,
+            alerted_at=self.clock.now()))
+
+
 class TriageDesk:
     def __init__(self, reference: ReferenceData, items: KeyValueStore, delivery: IdempotentDelivery,
                  publisher: Publisher, clock: Clock, console_url: str, coordinator_lead: timedelta) -> None:
@@ -67,7 +83,6 @@ class TriageDesk:
         self.clock = clock
         self.console_url = console_url.rstrip("/")
         self._requested: set[str] = set()
-        delivery.report = self._report_attempt
 
     # --- event handlers (on the triage item's partition) -------------------------------------------
     TRIAGE_EVENTS: ClassVar[Handlers] = {
@@ -150,14 +165,6 @@ class TriageDesk:
             subject = "Handle With Care: a child needs a school"
             text = f"Police reported a child whose school is not known. Place the child{by}"
         return subject, f"{text}: {self.console_url}/console/triage (sign in). No other details are sent by email."
-
-    async def _report_attempt(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
-                              final: bool) -> None:
-        c = dispatch.context
-        await self.publisher.publish(HWC_TRIAGE, c["cad_event_id"], HwcTriageAlerted(
-            cad_event_id=c["cad_event_id"], attempt_id=dispatch.attempt_id, contact_id=c["contact_id"],
-            channel=Channel(dispatch.channel), outcome=outcome, attempt=attempt, error=error, final=final,
-            alerted_at=self.clock.now()))
 
 
 async def resolve_triage_item(cad_event_id: str, school_id: str, district: District, model: HwcReadModel,

@@ -6,8 +6,8 @@ outbox, a changelog-backed table in the worker) and sent by a background task, s
 dead recipient holds up nothing else: not the partition's next event, not other deliveries.
 At most ``concurrency`` sends are in flight at once.
 
-Each try is reported through the service's ``report`` hook (which publishes ``PageSent`` or
-``HwcNoticeDelivered``) and to ``audit`` as a ``DisclosureAudited`` record (kind of record,
+Each try is reported through ``report``, given by the worker (it publishes the service's attempt
+event: ``PageSent``, ``HwcNoticeDelivered``, ``HwcTriageAlerted``) and to ``audit`` as a ``DisclosureAudited`` record (kind of record,
 recipient, channel, outcome; never the content). The last try is reported with ``final=True``;
 when the service's handler sees that event on the owning partition it calls ``settle``, which
 records the outcome. So every table write happens in the stream context, and:
@@ -85,14 +85,14 @@ Audit = Callable[[DisclosureAudited], Awaitable[None]]
 class IdempotentDelivery:
     def __init__(self, channels: dict[str, Channel], deliveries: KeyValueStore, attempts: int = 3,
                  backoff_seconds: float = 0.5, audit: Audit | None = None, service: str = "handoff",
-                 concurrency: int = 64) -> None:
+                 concurrency: int = 64, report: Report | None = None) -> None:
         self.channels = channels
         self.deliveries = deliveries  # attempt id -> {"outcome": ...} or {"outcome": "pending", "dispatch": ...}
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.audit = audit
         self.service = service
-        self.report: Report | None = None  # set by the service that owns the attempt events
+        self.report = report  # publishes the service's attempt event (PageSent, HwcNoticeDelivered, ...)
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[str, asyncio.Task] = {}
         self._partition_of: dict[str, int | None] = {}  # attempt id in flight -> its source partition

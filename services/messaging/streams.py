@@ -534,7 +534,7 @@ class WorkerKit:
 
         self.app.timer(seconds, on_leader=False, name=f"{self.service}-{fn.__name__}")(tick)
 
-    def delivery(self, deliveries, source: TopicSpec, channels: dict | None = None):
+    def delivery(self, deliveries, source: TopicSpec, channels: dict | None = None, report=None):
         """Idempotent delivery over the real channels (or ``channels``), every attempt audited.
 
         ``deliveries`` is the outbox table; ``source`` the topic whose events request deliveries
@@ -561,7 +561,7 @@ class WorkerKit:
         delivery = IdempotentDelivery(channels, deliveries,
                                       self.settings.delivery_attempts, self.settings.delivery_backoff_seconds,
                                       audit=audit, service=self.service,
-                                      concurrency=self.settings.delivery_concurrency)
+                                      concurrency=self.settings.delivery_concurrency, report=report)
         topic_name = source.qualified(self.settings.topic_prefix)
 
         @deliveries.on_recover

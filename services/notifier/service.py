@@ -87,6 +87,23 @@ def resolve_targets(targets: tuple[str, ...], site: Site, at: datetime,
     return with_room or resolved
 
 
+class PageAttempts:
+    """Publishes each delivery try of a page as ``PageSent``: the outbox's report, given to it by the
+    worker, so that the outbox never calls up into the service."""
+
+    def __init__(self, publisher: Publisher, clock: Clock) -> None:
+        self.publisher = publisher
+        self.clock = clock
+
+    async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                       final: bool) -> None:
+        c = dispatch.context
+        await self.publisher.publish(PAGES, c["referral_id"], PageSent(
+            page_id=c["page_id"], referral_id=c["referral_id"], attempt_id=dispatch.attempt_id,
+            step_index=c["step_index"], loop=c["loop"], target_id=c["target_id"], channel=Channel(dispatch.channel),
+            outcome=outcome, attempt=attempt, error=error, final=final, sent_at=self.clock.now()))
+
+
 class Notifier:
     def __init__(self, reference: ReferenceData, pages: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks,
                  publisher: Publisher, clock: Clock, caseload=lambda _cm: 0) -> None:
@@ -98,7 +115,6 @@ class Notifier:
         self.publisher = publisher
         self.clock = clock
         self._escalations_requested: set[tuple[str, int, int]] = set()
-        delivery.report = self._report_attempt
 
     # --- event handlers (called on the page's partition) -----------------------------------------
     REFERRAL_EVENTS: ClassVar[Handlers] = {
@@ -351,13 +367,6 @@ class Notifier:
             return
         await self.delivery.request(dispatch)
 
-    async def _report_attempt(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
-                              final: bool) -> None:
-        c = dispatch.context
-        await self.publisher.publish(PAGES, c["referral_id"], PageSent(
-            page_id=c["page_id"], referral_id=c["referral_id"], attempt_id=dispatch.attempt_id,
-            step_index=c["step_index"], loop=c["loop"], target_id=c["target_id"], channel=Channel(dispatch.channel),
-            outcome=outcome, attempt=attempt, error=error, final=final, sent_at=self.clock.now()))
 
     def _consent_permits(self, referral_id: str, role: str) -> bool:
         record = self.pages.get(referral_id) or {}

@@ -10,8 +10,8 @@ import faust
 from services.delivery.channels import Channel
 from services.delivery.links import AckLinks
 from services.handle_with_care.domain.escalation import EscalationLeads
-from services.handle_with_care.service import CalendarDirectory, HandleWithCare
-from services.handle_with_care.triage import TriageDesk
+from services.handle_with_care.service import CalendarDirectory, HandleWithCare, NoticeAttempts
+from services.handle_with_care.triage import TriageAlertAttempts, TriageDesk
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
@@ -34,7 +34,8 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     # Both tables are written on the notice topic's partitions (keyed by notice id).
     hwc = HandleWithCare(
         reference, CalendarDirectory(reference), kit.table("notices"),
-        kit.delivery(kit.table("notice-deliveries"), HWC_NOTICES, channels), links, kit.publisher, clock,
+        kit.delivery(kit.table("notice-deliveries"), HWC_NOTICES, channels, report=NoticeAttempts(kit.publisher, clock)),
+        links, kit.publisher, clock,
         EscalationLeads(timedelta(minutes=settings.hwc_backup_lead_minutes),
                         timedelta(minutes=settings.hwc_coordinator_lead_minutes),
                         timedelta(minutes=settings.hwc_late_step_minutes)),
@@ -42,7 +43,9 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
         retention=timedelta(days=settings.child_data_retention_days))
     kit.every(settings.escalation_tick_seconds, hwc.publish_due_escalations)
     # Triage items (keyed by CAD event id) and their alerts, on the triage topic's partitions.
-    desk = TriageDesk(reference, kit.table("triage"), kit.delivery(kit.table("triage-deliveries"), HWC_TRIAGE, channels),
+    alerts = kit.delivery(kit.table("triage-deliveries"), HWC_TRIAGE, channels,
+                          report=TriageAlertAttempts(kit.publisher, clock))
+    desk = TriageDesk(reference, kit.table("triage"), alerts,
                       kit.publisher, clock, settings.public_base_url,
                       timedelta(minutes=settings.hwc_coordinator_lead_minutes))
     kit.subscribe(SUBSCRIPTIONS, {"hwc": hwc, "triage": desk})

@@ -15,7 +15,7 @@ from services.kernel.topics import PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import WorkerKit
-from services.notifier.service import Notifier
+from services.notifier.service import Notifier, PageAttempts
 
 SERVICE = "notifier"
 SUBSCRIPTIONS = (
@@ -27,14 +27,15 @@ SUBSCRIPTIONS = (
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
                  channels: dict[str, Channel] | None = None) -> faust.App:
     kit = WorkerKit.create(SERVICE, settings)
+    clock = clock or SystemClock()
     # Both tables are written only while processing referral or page events, which share the
     # referral id as key: one worker owns a referral's page and its deliveries.
-    delivery = kit.delivery(kit.table("deliveries"), PAGES, channels)
+    delivery = kit.delivery(kit.table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock))
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
     caseloads = Caseloads()
     kit.app.followers = [TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)),
                                        (REFERRALS, PAGES), caseloads.apply)]
-    notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock or SystemClock(),
+    notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock,
                         caseloads.caseload)
     kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier})
     kit.every(settings.escalation_tick_seconds, notifier.publish_due_escalations)

@@ -10,7 +10,7 @@ import pytest
 from services.delivery.links import AckLinks
 from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.domain.notice import normalize_name, notice_id_for
-from services.handle_with_care.service import CalendarDirectory, HandleWithCare
+from services.handle_with_care.service import CalendarDirectory, HandleWithCare, NoticeAttempts
 from services.kernel.clock import FakeClock
 from services.kernel.events import (
     AcknowledgedVia,
@@ -42,7 +42,8 @@ class Harness:
         self.clock = FakeClock(FRIDAY_NIGHT + timedelta(minutes=1))
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels()
-        delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0)
+        delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0,
+                                      report=NoticeAttempts(self.publisher, self.clock))
         hwc = HandleWithCare(
             REF, CalendarDirectory(REF), {}, delivery, AckLinks("k", "https://h.test", 3600),
             self.publisher, self.clock, EscalationLeads(timedelta(minutes=90), timedelta(minutes=45)),

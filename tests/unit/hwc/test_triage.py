@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.handle_with_care.triage import TriageDesk
+from services.handle_with_care.triage import TriageAlertAttempts, TriageDesk
 from services.kernel.clock import FakeClock
 from services.kernel.events import HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced
 from services.kernel.reference import load_reference_data
@@ -30,7 +30,8 @@ def opened(cad_event_id: str = "CAD-T") -> HwcTriageOpened:
 
 def desk() -> tuple[TriageDesk, FakeClock, InMemoryPublisher, dict]:
     clock, publisher, channels = FakeClock(FRIDAY_NIGHT), InMemoryPublisher(), recording_channels()
-    delivery = IdempotentDelivery(channels, {}, attempts=2, backoff_seconds=0)
+    delivery = IdempotentDelivery(channels, {}, attempts=2, backoff_seconds=0,
+                                  report=TriageAlertAttempts(publisher, clock))
     service = TriageDesk(REF, {}, delivery, publisher, clock, "https://handoff.test", timedelta(minutes=45))
     return SettledCalls(service, delivery, publisher, HwcTriageAlerted, service.on_triage_event), clock, publisher, channels
 

@@ -30,7 +30,7 @@ from services.kernel.topics import AUDIT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.notifier.domain.schedule import on_call_at
-from services.notifier.service import Notifier, page_id_for
+from services.notifier.service import Notifier, PageAttempts, page_id_for
 from services.referral_intake.domain.model import open_referral
 from tests.factories import cad_referral
 from tests.fakes import SettledCalls, recording_channels
@@ -46,7 +46,8 @@ class Harness:
         self.channels = recording_channels(**failures)
         self.links = AckLinks("test-secret", "https://handoff.test", 3600)
         audit = lambda record: self.publisher.publish(AUDIT, record.subject_id, record)  # noqa: E731
-        delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0, audit=audit, service="notifier")
+        delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0, audit=audit, service="notifier",
+                                      report=PageAttempts(self.publisher, self.clock))
         notifier = Notifier(REF, {}, delivery, self.links, self.publisher, self.clock)
         self.notifier = SettledCalls(notifier, delivery, self.publisher, PageSent, notifier.on_page_event)
         self.referral = open_referral(cad_referral(), REF.sites["abq"], REF.agencies["apd"], T0)
