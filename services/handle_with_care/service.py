@@ -53,7 +53,7 @@ from services.kernel.store import KeyValueStore
 from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
-from services.messaging.outbox import Disclosure, Dispatch, IdempotentDelivery
+from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 
 log = get_logger(__name__)
 EXPIRED = "expired"  # the marker of a published HwcNoticeExpired, beside the escalation stages
@@ -88,12 +88,8 @@ class CalendarDirectory:
         return next_school_day_start(self.calendar(school), encounter.encountered_at)
 
 
-class NoticeAttempts:
+class NoticeAttempts(AttemptReporter):
     """Publishes each delivery try of a notice as ``HwcNoticeDelivered`` (the outbox's report)."""
-
-    def __init__(self, publisher: Publisher, clock: Clock) -> None:
-        self.publisher = publisher
-        self.clock = clock
 
     async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
                        final: bool) -> None:

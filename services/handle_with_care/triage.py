@@ -42,7 +42,7 @@ from services.kernel.store import KeyValueStore
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, HWC_TRIAGE
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
-from services.messaging.outbox import Disclosure, Dispatch, IdempotentDelivery
+from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 
 log = get_logger(__name__)
 OPENED, REMINDER = "opened", "reminder"
@@ -55,12 +55,8 @@ def remind_at(record: dict, lead: timedelta) -> datetime | None:
     return datetime.fromisoformat(record["due_at"]) - lead
 
 
-class TriageAlertAttempts:
+class TriageAlertAttempts(AttemptReporter):
     """Publishes each try of a coordinator alert as ``HwcTriageAlerted`` (the outbox's report)."""
-
-    def __init__(self, publisher: Publisher, clock: Clock) -> None:
-        self.publisher = publisher
-        self.clock = clock
 
     async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
                        final: bool) -> None:

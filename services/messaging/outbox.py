@@ -29,9 +29,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.delivery.channels import Channel, DeliveryFailed, Outgoing
+from services.kernel.clock import Clock
 from services.kernel.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.store import JsonForm, KeyValueStore
+from services.messaging.kafka import Publisher
 
 log = get_logger(__name__)
 
@@ -80,6 +82,15 @@ _DISPATCH = JsonForm(Dispatch)
 #: (dispatch, try number, outcome, error, final) -> publish the service's attempt event.
 Report = Callable[[Dispatch, int, DeliveryOutcome, str | None, bool], Awaitable[None]]
 Audit = Callable[[DisclosureAudited], Awaitable[None]]
+
+
+class AttemptReporter:
+    """Base of a service's ``Report``: publishes each delivery try as the service's own attempt event
+    (the subclass's ``__call__``), through the worker's publisher, at the worker's time."""
+
+    def __init__(self, publisher: Publisher, clock: Clock) -> None:
+        self.publisher = publisher
+        self.clock = clock
 
 
 class IdempotentDelivery:

@@ -39,7 +39,7 @@ from services.kernel.store import KeyValueStore
 from services.kernel.topics import PAGES
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
-from services.messaging.outbox import Disclosure, Dispatch, IdempotentDelivery
+from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 from services.notifier.domain.escalation import (
     MILESTONES_THAT_STOP_PAGING,
     STATUSES_THAT_STOP_PAGING,
@@ -87,13 +87,9 @@ def resolve_targets(targets: tuple[str, ...], site: Site, at: datetime,
     return with_room or resolved
 
 
-class PageAttempts:
+class PageAttempts(AttemptReporter):
     """Publishes each delivery try of a page as ``PageSent``: the outbox's report, given to it by the
     worker, so that the outbox never calls up into the service."""
-
-    def __init__(self, publisher: Publisher, clock: Clock) -> None:
-        self.publisher = publisher
-        self.clock = clock
 
     async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
                        final: bool) -> None:
