@@ -46,6 +46,7 @@ from services.kernel.events import (
     HwcNoticeRequested,
     HwcTriageOpened,
     RecipientRole,
+    age_on,
 )
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import Contact, ReferenceData, School
@@ -57,11 +58,6 @@ from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, Ide
 
 log = get_logger(__name__)
 EXPIRED = "expired"  # the marker of a published HwcNoticeExpired, beside the escalation stages
-
-
-def _age(encounter: CadChildEncountered) -> int:
-    born, at = encounter.child.date_of_birth, encounter.encountered_at.date()
-    return at.year - born.year - ((at.month, at.day) < (born.month, born.day))
 
 
 def _attempt_id(notice_id: str, role: RecipientRole, contact_id: str, channel) -> str:
@@ -149,7 +145,8 @@ class HandleWithCare:
         district = self._district_of(encounter)
         # The soonest any of the district's schools the child could attend starts: the coordinator must
         # place the child by then (day cares too for a child under five, who may be at one).
-        kinds = {"school", "day_care"} if _age(encounter) < 5 else {"school"}
+        age = age_on(encounter.child.date_of_birth, encounter.encountered_at.date())
+        kinds = {"school", "day_care"} if age < 5 else {"school"}
         schools = [school for school in self.reference.schools.values()
                    if district and school.district_id == district.district_id and school.kind in kinds]
         due_at = min((self.calendars.deadline(school, encounter).due_at for school in schools), default=None)

@@ -59,11 +59,16 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
     avro_schema: ClassVar[str]
 
-    _clean = field_validator("*", mode="before")(clean_text)
-
     @classmethod
     def avro_name(cls) -> str:
         return schema_full_name(cls.avro_schema)
+
+
+class InboundEvent(Event):
+    """An event as an outside system sends it (CAD): its text is cleaned on the way in, so every event
+    derived from it carries clean text without cleaning it again at every decode."""
+
+    _clean = field_validator("*", mode="before")(clean_text)
 
 
 class Record(BaseModel):
@@ -245,7 +250,7 @@ _ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]
 
 # --- CAD (inbound) ------------------------------------------------------------------------------
 
-class CadReferralMade(Event):
+class CadReferralMade(InboundEvent):
     avro_schema: ClassVar[str] = "cad_referral_made"
     cad_event_id: str = _ID
     agency_id: str = _ID
@@ -264,7 +269,7 @@ class CadReferralMade(Event):
         return self
 
 
-class CadChildEncountered(Event):
+class CadChildEncountered(InboundEvent):
     avro_schema: ClassVar[str] = "cad_child_encountered"
     cad_event_id: str = _ID
     agency_id: str = _ID
@@ -314,13 +319,18 @@ def _known_only(data: dict, model: type[BaseModel], path: str, ignored: list[str
     return known
 
 
+def age_on(born: date, at: date) -> int:
+    """Whole years of age on ``at``."""
+    return at.year - born.year - ((at.month, at.day) < (born.month, born.day))
+
+
 def _check_birth(born: date | None, at: datetime, max_years: int, field: str, event_field: str) -> None:
     """A date of birth on or before the event, and at most ``max_years`` before it."""
     if born is None:
         return
     if born > at.date():
         raise ValueError(f"{field}: must not be after {event_field}")
-    if at.year - born.year - ((at.month, at.day) < (born.month, born.day)) >= max_years:
+    if age_on(born, at.date()) >= max_years:
         raise ValueError(f"{field}: more than {max_years} years before {event_field}")
 
 
