@@ -97,18 +97,27 @@ def schemas_register() -> None:
 
 @schemas_cli.command("check")
 def schemas_check(against: Annotated[Path, typer.Argument(help="directory of the previous .avsc files")]) -> None:
-    """Check every schema in schemas/ against its previous version in AGAINST (BACKWARD)."""
-    from services.messaging.avro import backward_incompatibilities, schema_files
+    """Check every event's schema (generated from its model) against its previous version in AGAINST (BACKWARD)."""
+    from services.kernel.events import ALL_EVENTS
+    from services.messaging.contract import avro_schema_of, backward_incompatibilities
 
     failed = 0
-    for path in schema_files():
-        old = against / path.name
+    for cls in ALL_EVENTS:
+        old = against / f"{cls.avro_schema}.avsc"
         if old.exists():
-            problems = backward_incompatibilities(json.loads(path.read_text()), json.loads(old.read_text()))
+            problems = backward_incompatibilities(avro_schema_of(cls), json.loads(old.read_text()))
             for problem in problems:
-                typer.echo(f"{path.name}: {problem}", err=True)
+                typer.echo(f"{old.name}: {problem}", err=True)
             failed += bool(problems)
     raise typer.Exit(1 if failed else 0)
+
+
+@schemas_cli.command("write")
+def schemas_write() -> None:
+    """Write schemas/*.avsc from the event models (the files are generated: edit services/kernel/events.py)."""
+    from services.messaging.contract import main as write
+
+    raise typer.Exit(write([]))
 
 
 @reference_cli.command("check")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.bus import Subscription
 from services.kernel.events import DeadLetterRecorded, DisclosureAudited, ReferenceDataPublished
-from services.kernel.schemas import load_schema, schema_full_name
 from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import ALL_TOPICS, AUDIT, DEAD_LETTER, REFERENCE_DATA, TopicSpec
+from services.messaging.contract import avro_schema_of
 from services.notifier.entrypoints import worker as notifier_worker
 from services.referral_intake.entrypoints import worker as intake_worker
 
@@ -58,10 +58,10 @@ def events_on(topic: TopicSpec) -> list[type]:
 def asyncapi() -> dict:
     """The AsyncAPI 3.0 document of Handoff's topics, their Avro messages and who receives them."""
     messages = {cls.__name__: {
-        "name": cls.__name__, "title": schema_full_name(cls.avro_schema),
+        "name": cls.__name__, "title": cls.avro_name(),
         "contentType": "application/vnd.confluent.avro",
         "payload": {"schemaFormat": "application/vnd.apache.avro+json;version=1.9.0",
-                    "schema": load_schema(cls.avro_schema)}}
+                    "schema": avro_schema_of(cls)}}
         for topic in ALL_TOPICS for cls in events_on(topic)}
     channels = {topic.name: {
         "address": topic.name, "description": topic.doc,

@@ -1,16 +1,18 @@
-"""Wire events: the in-process (pydantic) form of each Avro schema in ``schemas/``.
+"""Wire events: each class is the contract of one Avro schema, the single source of ``schemas/``.
 
-The ``.avsc`` file is the contract on the wire; each class here names its schema in
-``avro_schema`` and ``tests/unit/test_schemas.py`` proves that every event round-trips through it
-and that the two agree field by field. Events are immutable and named in the past tense.
+The model is written once, here: its fields, types, limits and docs (the attribute docstrings).
+``services.messaging.contract`` generates the Avro schema of each from it, the codec encodes with that,
+and ``schemas/*.avsc`` are those schemas written out for other systems (a test keeps them equal and
+backward compatible with every committed version). Events are immutable and named in the past tense.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -19,11 +21,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
-
-from services.kernel.schemas import schema_full_name
 
 # Characters that must never reach an SMS, email, webhook or page: C0 and C1 controls (NUL, bell,
 # escape sequences) except tab and newline, and the bidirectional overrides, embeddings and isolates
@@ -47,21 +48,49 @@ def _not_a_number(value):
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+# An instant with its offset; Avro ``timestamp-millis`` on the wire (``avro_type`` tells the generator).
+Instant = Annotated[AwareDatetime, WithJsonSchema({"type": "string", "format": "date-time",
+                                                   "avro_type": "timestamp-millis"})]
+Timestamp = Annotated[Instant, BeforeValidator(_not_a_number)]  # as an outside system sends it: never a number
 DateOfBirth = Annotated[date, BeforeValidator(_not_a_number)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]  # a count or index: Avro ``int``, not ``long``
 MAX_AGE_YEARS = 120
 CHILD_MAX_AGE_YEARS = 22  # Handle With Care reaches pre-K to grade 12, special education up to 21
 
+E = TypeVar("E", bound=type[Enum])
+
+
+def wire_enum(*, name: str | None = None, default: str | None = None) -> Callable[[E], E]:
+    """An enum's Avro name when it differs from the class's, and the symbol a reader falls back to on
+    a symbol it does not know yet (so that adding a symbol never breaks an older consumer)."""
+
+    def decorate(cls: E) -> E:
+        def json_schema(_cls: Any, core_schema: Any, handler: Any) -> dict[str, Any]:
+            schema = handler(core_schema)
+            target = handler.resolve_ref_schema(schema)
+            if name:
+                target["title"] = name
+            if default:
+                target["avro_default"] = default
+            return schema
+
+        cls.__get_pydantic_json_schema__ = classmethod(json_schema)  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
 
 class Event(BaseModel):
-    """Base of every wire event. ``avro_schema`` is the file stem in ``schemas/``."""
+    """Base of every wire event: ``avro_schema`` is its file stem in ``schemas/``, ``avro_namespace`` its
+    Avro namespace; its Avro name is the class name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, use_attribute_docstrings=True)
     avro_schema: ClassVar[str]
+    avro_namespace: ClassVar[str]
 
     @classmethod
     def avro_name(cls) -> str:
-        return schema_full_name(cls.avro_schema)
+        return f"{cls.avro_namespace}.{cls.__name__}"
 
 
 class InboundEvent(Event):
@@ -74,7 +103,7 @@ class InboundEvent(Event):
 class Record(BaseModel):
     """A nested record inside an event."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     _clean = field_validator("*", mode="before")(clean_text)
 
@@ -88,13 +117,15 @@ def _not_blank(value: str) -> str:
 # --- shared enums -------------------------------------------------------------------------------
 
 class ReferralType(str, Enum):
+    """LEAD referral route (domain brief): booking diverted, no-arrest contact, or community referral."""
+
     arrest_diversion = "arrest_diversion"
     social_contact = "social_contact"
     community = "community"
 
 
 class ReferralStatus(str, Enum):
-    """FHIR SDOH Clinical Care Task statuses ('-' written as '_')."""
+    """FHIR SDOH Clinical Care Task status ('-' written as '_')."""
 
     requested = "requested"
     accepted = "accepted"
@@ -113,7 +144,10 @@ OPEN_STATUSES = frozenset({ReferralStatus.requested, ReferralStatus.accepted, Re
                            ReferralStatus.on_hold})
 
 
+@wire_enum(default="other")
 class StatusReason(str, Enum):
+    """Why a referral or engagement step ended as it did."""
+
     could_not_contact = "could_not_contact"
     declined_by_client = "declined_by_client"
     declined_by_provider = "declined_by_provider"
@@ -123,6 +157,8 @@ class StatusReason(str, Enum):
 
 
 class Milestone(str, Enum):
+    """LEAD milestone on top of the Task status."""
+
     paged = "paged"
     acknowledged = "acknowledged"
     contacted = "contacted"
@@ -133,13 +169,18 @@ class Milestone(str, Enum):
     inactive = "inactive"
 
 
+@wire_enum(default="no_contact")
 class ReferralFlag(str, Enum):
+    """Why a referral needs attention."""
+
     intake_deadline_near = "intake_deadline_near"
     intake_deadline_missed = "intake_deadline_missed"
     no_contact = "no_contact"
 
 
 class ConsentRole(str, Enum):
+    """A kind of recipient."""
+
     case_manager = "case_manager"
     outreach = "outreach"
     program_manager = "program_manager"
@@ -147,11 +188,14 @@ class ConsentRole(str, Enum):
 
 
 class Channel(str, Enum):
+    """Delivery channel."""
+
     sms = "sms"
     email = "email"
     webhook = "webhook"
 
 
+@wire_enum(name="Channel")  # its first schema named it so; a rename would break old records
 class DisclosureChannel(str, Enum):
     """Where a disclosure happened: a delivery channel, or a person reading it in the console or API."""
 
@@ -163,12 +207,16 @@ class DisclosureChannel(str, Enum):
 
 
 class DeliveryOutcome(str, Enum):
+    """Result of one delivery attempt."""
+
     delivered = "delivered"
     failed = "failed"
     skipped = "skipped"
 
 
 class AcknowledgedVia(str, Enum):
+    """How an acknowledgement arrived."""
+
     link = "link"
     sms_reply = "sms_reply"
     console = "console"
@@ -176,6 +224,8 @@ class AcknowledgedVia(str, Enum):
 
 
 class RecipientRole(str, Enum):
+    """Which contact received it."""
+
     primary = "primary"
     backup = "backup"
     coordinator = "coordinator"
@@ -185,43 +235,68 @@ class RecipientRole(str, Enum):
 # --- nested records -----------------------------------------------------------------------------
 
 class Officer(Record):
+    """The referring officer, for the warm-handoff callback."""
+
     name: str = Field(min_length=1, max_length=200)
+    """Officer's display name."""
     badge_number: str | None = Field(None, max_length=50)
+    """Badge or employee number."""
     callback_phone: str = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()\-.]{3,32}$")
+    """Number the case manager calls back (E.164 preferred)."""
 
     _blank = field_validator("name")(_not_blank)
 
 
 class ReferredPerson(Record):
+    """The person referred. Personal data: never logged."""
+
     first_name: str = Field(min_length=1, max_length=100)
+    """Given name."""
     last_name: str = Field(min_length=1, max_length=100)
+    """Family name."""
     date_of_birth: DateOfBirth | None = None
+    """Date of birth, if known."""
     description: str | None = Field(None, max_length=1000)
+    """What helps find the person on scene: clothing, appearance, companions."""
 
     _blank = field_validator("first_name", "last_name")(_not_blank)
 
 
 class Location(Record):
+    """Where the person is now, for the case manager to find them."""
+
     description: str = Field(min_length=1, max_length=500)
+    """Free text a person can follow: address, cross streets, landmark."""
     latitude: float | None = Field(None, ge=-90, le=90)
+    """WGS84 latitude."""
     longitude: float | None = Field(None, ge=-180, le=180)
+    """WGS84 longitude."""
 
 
 class Child(Record):
+    """A child named in a Handle With Care notice. Personal data: never logged."""
+
     first_name: str = Field(min_length=1, max_length=100)
+    """Given name."""
     last_name: str = Field(min_length=1, max_length=100)
+    """Family name."""
     date_of_birth: DateOfBirth
+    """Date of birth."""
     grade: str | None = Field(None, max_length=20)
+    """Grade, if known (e.g. 'K', '3', 'pre-K')."""
 
     _blank = field_validator("first_name", "last_name")(_not_blank)
 
 
 class Consent(Record):
-    """42 CFR Part 2: which recipients may receive the referral's data, and until when."""
+    """The person's 42 CFR Part 2 consent: which recipients may receive this referral's data, and until when."""
 
     recipient_roles: list[ConsentRole] = Field(max_length=len(ConsentRole))
+    """Who may receive it."""
     signed_at: Timestamp | None = None
+    """When the consent was signed."""
     expires_at: Timestamp | None = None
+    """When it lapses; none means the program's standard term."""
 
     def permits(self, role: str, at) -> bool:
         if self.expires_at is not None and at >= self.expires_at:
@@ -230,19 +305,29 @@ class Consent(Record):
 
 
 class IncidentDetails(Record):
-    """What CAD says happened. Handle With Care discards all of it; the limits keep one record from
-    being too large to process or dead-letter."""
+    """What CAD knows of the incident. Never leaves intake: no notice schema has it."""
+
+    # Handle With Care discards all of it; the limits keep one record from being too large to process or dead-letter.
 
     incident_type: str | None = Field(None, max_length=100)
+    """Call type."""
     address: str | None = Field(None, max_length=500)
+    """Where it happened."""
     narrative: str | None = Field(None, max_length=4000)
-    other_people: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
+    """Officer's narrative."""
+    other_people: list[Annotated[str, Field(max_length=200)]] = Field([], max_length=50)
+    """Others involved."""
     officer_name: str | None = Field(None, max_length=200)
+    """Responding officer."""
 
 
 class Header(Record):
+    """A Kafka record header."""
+
     key: str
+    """Header name."""
     value: bytes | None
+    """Header value."""
 
 
 _ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -251,17 +336,30 @@ _ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]
 # --- CAD (inbound) ------------------------------------------------------------------------------
 
 class CadReferralMade(InboundEvent):
+    """An officer made a LEAD diversion referral, as the CAD system reported it. Keyed by cad_event_id."""
+
     avro_schema: ClassVar[str] = "cad_referral_made"
+    avro_namespace: ClassVar[str] = "org.handoff.cad"
     cad_event_id: str = _ID
+    """The CAD system's own event id: the idempotency key for the referral."""
     agency_id: str = _ID
+    """The law-enforcement agency that referred."""
     site_id: str = _ID
+    """The LEAD site (tenant) the referral is for."""
     referral_type: ReferralType
+    """Referral route."""
     occurred_at: Timestamp
+    """When the officer made the referral."""
     officer: Officer
+    """The referring officer."""
     person: ReferredPerson
+    """The person referred."""
     location: Location
+    """Where the person is."""
     submitted_by: str | None = Field(None, max_length=128)
+    """Dispatch center that sent on the officer's behalf, if any."""
     consent: Consent | None = None
+    """The person's consent, if CAD has it; otherwise the site's standard scope applies."""
 
     @model_validator(mode="after")
     def _born_before_the_referral(self) -> CadReferralMade:
@@ -270,16 +368,30 @@ class CadReferralMade(InboundEvent):
 
 
 class CadChildEncountered(InboundEvent):
+    """Law enforcement encountered a child at a call, as the CAD system reported it. One record per child. Keyed by
+    cad_event_id.
+    """
+
     avro_schema: ClassVar[str] = "cad_child_encountered"
+    avro_namespace: ClassVar[str] = "org.handoff.cad"
     cad_event_id: str = _ID
+    """The CAD system's own event id for this child at this incident."""
     agency_id: str = _ID
+    """The agency that encountered the child."""
     incident_id: str = Field(min_length=1, max_length=128)
+    """CAD incident number; several children may share one."""
     encountered_at: Timestamp
+    """When the encounter happened."""
     child: Child
+    """The child."""
     school_id: str | None = Field(None, max_length=128)
+    """School or day care id from the directory, if the officer knows it."""
     school_name_hint: str | None = Field(None, max_length=200)
+    """School name as the officer gave it, when the id is unknown."""
     home_educated: StrictBool = False  # "yes" is not true: it would send the notice away from the named school
+    """Home-educated: goes to the local authority contact."""
     incident: IncidentDetails | None = None
+    """Incident details CAD sent. Dropped at intake."""
 
     @model_validator(mode="before")
     @classmethod
@@ -337,262 +449,512 @@ def _check_birth(born: date | None, at: datetime, max_years: int, field: str, ev
 # --- LEAD ---------------------------------------------------------------------------------------
 
 class ReferralCreated(Event):
+    """Intake accepted a CAD referral and opened a referral (FHIR Task status 'requested'). Keyed by referral_id."""
+
     avro_schema: ClassVar[str] = "referral_created"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
     referral_id: str
+    """Handoff's referral id, derived from site, agency and CAD event id."""
     cad_event_id: str
+    """The CAD event it came from."""
     agency_id: str
+    """Referring agency."""
     site_id: str
+    """LEAD site (tenant)."""
     referral_type: ReferralType
-    referred_at: AwareDatetime
-    created_at: AwareDatetime
-    intake_due_at: AwareDatetime
+    """Referral route."""
+    referred_at: Instant
+    """When the officer made the referral."""
+    created_at: Instant
+    """When intake opened the referral."""
+    intake_due_at: Instant
+    """Deadline for intake/assessment under the site's rule."""
     officer: Officer
+    """The referring officer."""
     person: ReferredPerson
+    """The person referred."""
     location: Location
+    """Where the person is."""
     consent: Consent | None = None
+    """The consent scope in force for this referral (CAD's, or the site's standard one)."""
     cad_fingerprint: str | None = None  # SHA-256 of the CAD event: a reused cad_event_id with another body is refused
+    """SHA-256 of the CAD event it was opened from: the same cad_event_id with a different body is refused, not taken for a
+    retry.
+    """
 
 
 class ReferralStatusChanged(Event):
+    """A referral moved from one lifecycle status to another. Keyed by referral_id."""
+
     avro_schema: ClassVar[str] = "referral_status_changed"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
     referral_id: str
+    """The referral."""
     site_id: str
+    """LEAD site (tenant)."""
     status: ReferralStatus
+    """The new status."""
     previous_status: ReferralStatus | None = None
+    """The status before, if any."""
     reason: StatusReason | None = None
-    changed_at: AwareDatetime
+    """Why, where the status needs a reason."""
+    changed_at: Instant
+    """When the change happened."""
     changed_by: str | None = None
+    """Who made the change: a case manager id or a service name."""
 
 
 class EngagementRecorded(Event):
+    """A case manager (or a case-management system) recorded a step in a referral's engagement. Keyed by referral_id."""
+
     avro_schema: ClassVar[str] = "engagement_recorded"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
     engagement_id: str
+    """Idempotency key for this record."""
     referral_id: str
+    """The referral."""
     site_id: str
+    """LEAD site (tenant)."""
     milestone: Milestone
+    """What happened."""
     reason: StatusReason | None = None
-    occurred_at: AwareDatetime
-    recorded_at: AwareDatetime
+    """Reason, e.g. for inactive or a failed contact."""
+    occurred_at: Instant
+    """When it happened."""
+    recorded_at: Instant
+    """When it was recorded."""
     recorded_by: str
+    """Case manager or system id."""
 
 
 class ReferralFlagged(Event):
+    """A referral needs attention: its intake deadline is near or missed, or nobody has contacted the person for too long.
+    Keyed by referral_id.
+    """
+
     avro_schema: ClassVar[str] = "referral_flagged"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
     referral_id: str
+    """The referral."""
     site_id: str
+    """LEAD site (tenant)."""
     flag: ReferralFlag
-    flagged_at: AwareDatetime
-    due_at: AwareDatetime | None = None
+    """What needs attention."""
+    flagged_at: Instant
+    """When it was flagged."""
+    due_at: Instant | None = None
+    """The intake deadline, for deadline flags."""
 
 
 # --- paging -------------------------------------------------------------------------------------
 
 class PageRequested(Event):
+    """A page was opened for a warm handoff. Carries only what the case manager needs to find the person. Keyed by
+    referral_id (the dedup key), co-partitioned with the referral topic.
+    """
+
     avro_schema: ClassVar[str] = "page_requested"
+    avro_namespace: ClassVar[str] = "org.handoff.paging"
     page_id: str
+    """Page id."""
     dedup_key: str = Field(min_length=1)
+    """A repeat trigger with the same key joins this page (never blank)."""
     referral_id: str
+    """The referral paged for."""
     site_id: str
+    """LEAD site (tenant)."""
     referral_type: ReferralType
+    """Referral route."""
     officer_name: str
+    """Officer to call back."""
     officer_callback_phone: str
+    """Officer's callback number."""
     location_description: str
+    """Where the person is."""
     person_description: str | None = None
-    requested_at: AwareDatetime
+    """How to recognise the person."""
+    requested_at: Instant
+    """When the page opened: the start of the handoff clock."""
 
 
 class PageSent(Event):
+    """One delivery attempt of a page (or of a deadline warning) to one person on one channel. Keyed by referral_id (the
+    dedup key), co-partitioned with the referral topic.
+    """
+
     avro_schema: ClassVar[str] = "page_sent"
+    avro_namespace: ClassVar[str] = "org.handoff.paging"
     page_id: str
+    """Page id (for a deadline warning: the page of that referral)."""
     referral_id: str = ""
+    """The referral (the topic key); empty only in records written before this field existed."""
     attempt_id: str
-    step_index: int
-    loop: int
+    """Idempotency key of this delivery (page, step, loop, target, channel)."""
+    step_index: Int32
+    """Escalation step (0-based); -1 for an intake-deadline warning outside the escalation."""
+    loop: Int32
+    """Escalation loop (0-based)."""
     target_id: str
+    """Case manager (or coordinator) paged."""
     channel: Channel
+    """Channel used."""
     outcome: DeliveryOutcome
-    attempt: int
+    """Result."""
+    attempt: Int32
+    """Try number within this delivery (1-based)."""
     error: str | None = None
+    """Error, when failed (no personal data)."""
     final: bool = True  # the delivery is settled: delivered, refused, or failed for good
-    sent_at: AwareDatetime
+    """True on the last attempt of this delivery (delivered, refused, or failed for good): the delivery is settled. Records
+    written before this field existed were always settled by the sender, hence the default.
+    """
+    sent_at: Instant
+    """When the attempt finished."""
 
 
 class PageAcknowledged(Event):
+    """A case manager acknowledged a page; escalation stops. Keyed by referral_id (the dedup key), co-partitioned with the
+    referral topic.
+    """
+
     avro_schema: ClassVar[str] = "page_acknowledged"
+    avro_namespace: ClassVar[str] = "org.handoff.paging"
     page_id: str
+    """Page id."""
     referral_id: str
+    """The referral."""
     acknowledged_by: str
+    """Case manager id."""
     via: AcknowledgedVia
-    acknowledged_at: AwareDatetime
+    """How."""
+    acknowledged_at: Instant
+    """When."""
 
 
 class PageEscalated(Event):
+    """An unacknowledged page moved to the next escalation step, or ran out of steps. Keyed by referral_id."""
+
     avro_schema: ClassVar[str] = "page_escalated"
+    avro_namespace: ClassVar[str] = "org.handoff.paging"
     page_id: str
+    """Page id."""
     referral_id: str
-    from_step: int
-    to_step: int
-    loop: int
-    escalated_at: AwareDatetime
+    """The referral."""
+    from_step: Int32
+    """Step it left."""
+    to_step: Int32
+    """Step it moved to."""
+    loop: Int32
+    """Loop of the step it moved to."""
+    escalated_at: Instant
+    """When."""
     exhausted: bool = False
+    """True when every step and loop passed unacknowledged: the page is closed and reported to the program managers."""
 
 
 class PageExhausted(Event):
-    """Every escalation step and loop went unacknowledged: the warm handoff was missed."""
+    """Nobody acknowledged a page through every escalation step and loop: the warm handoff was missed. The site's fallback (program managers, outreach) and the officer are told, and the referral goes to the top of the outreach worklist flagged handoff_missed. Keyed by referral_id."""
 
     avro_schema: ClassVar[str] = "page_exhausted"
+    avro_namespace: ClassVar[str] = "org.handoff.paging"
     page_id: str
+    """Page id."""
     referral_id: str
+    """The referral."""
     site_id: str
-    steps: int
-    loops: int
-    opened_at: AwareDatetime
-    exhausted_at: AwareDatetime
+    """The LEAD site."""
+    steps: Int32
+    """Escalation steps in the site's policy."""
+    loops: Int32
+    """Times the policy ran through its steps."""
+    opened_at: Instant
+    """When the page was opened."""
+    exhausted_at: Instant
+    """When the last step ran out."""
 
 
 # --- Handle With Care ---------------------------------------------------------------------------
 
 class HwcNoticeRequested(Event):
+    """A Handle With Care notice is due at a school. Minimal by design: no incident, place, people or officer. Keyed by
+    notice_id.
+    """
+
     avro_schema: ClassVar[str] = "hwc_notice_requested"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     notice_id: str
+    """Notice id: derived from normalized child name, date of birth, school and deadline."""
     child: Child
+    """The child."""
     school_id: str
-    due_at: AwareDatetime
-    requested_at: AwareDatetime
+    """School or day care (or local authority) that receives it."""
+    due_at: Instant
+    """Start of the school's next school day after the encounter."""
+    requested_at: Instant
+    """When the notice was opened."""
     sending_agency: str | None = None
+    """Sending agency, only where the program chooses to disclose it."""
 
 
 class HwcNoticeDelivered(Event):
+    """One delivery attempt of a notice to one contact on one channel. Keyed by notice_id."""
+
     avro_schema: ClassVar[str] = "hwc_notice_delivered"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     notice_id: str
+    """Notice id."""
     attempt_id: str
+    """Idempotency key of this delivery (notice, role, contact, channel)."""
     recipient_role: RecipientRole
+    """Recipient."""
     contact_id: str
+    """Directory id of the contact."""
     channel: Channel
+    """Channel used."""
     outcome: DeliveryOutcome
-    attempt: int
+    """Result."""
+    attempt: Int32
+    """Try number (1-based)."""
     error: str | None = None
+    """Error, when failed (no personal data)."""
     final: bool = True  # the delivery is settled: delivered, refused, or failed for good
-    delivered_at: AwareDatetime
+    """True on the last attempt of this delivery (delivered, refused, or failed for good): the delivery is settled. Records
+    written before this field existed were always settled by the sender, hence the default.
+    """
+    delivered_at: Instant
+    """When the attempt finished."""
 
 
 class HwcNoticeAcknowledged(Event):
+    """A school contact acknowledged a notice. Keyed by notice_id."""
+
     avro_schema: ClassVar[str] = "hwc_notice_acknowledged"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     notice_id: str
+    """Notice id."""
     contact_id: str
+    """Who acknowledged."""
     via: AcknowledgedVia
-    acknowledged_at: AwareDatetime
+    """How."""
+    acknowledged_at: Instant
+    """When."""
 
 
 class HwcNoticeEscalated(Event):
+    """An unacknowledged notice went to the next contact, or was reported unacknowledged at its deadline. Keyed by
+    notice_id.
+    """
+
     avro_schema: ClassVar[str] = "hwc_notice_escalated"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     notice_id: str
+    """Notice id."""
     to_role: RecipientRole
-    escalated_at: AwareDatetime
+    """Who it goes to now."""
+    escalated_at: Instant
+    """When."""
     overdue: bool = False
+    """True when the deadline passed unacknowledged."""
 
 
 class HwcNoticeExpired(Event):
-    """The notice's retention ended: everything that holds the child's data about it is deleted."""
+    """A notice's retention ended (child_data_retention_days after its deadline, or after its acknowledgement if later): its state, with the child's name and date of birth, is deleted everywhere it is kept (the worker's tables are tombstoned in their changelogs). Keyed by notice_id."""
 
     avro_schema: ClassVar[str] = "hwc_notice_expired"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     notice_id: str
-    expired_at: AwareDatetime
+    """The notice."""
+    expired_at: Instant
+    """When its retention ended."""
 
 
 class HwcTriageOpened(Event):
+    """A child encounter named no known school: it waits in the district coordinator's triage queue. Holds no incident
+    details. Keyed by cad_event_id.
+    """
+
     avro_schema: ClassVar[str] = "hwc_triage_opened"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     cad_event_id: str
+    """The CAD event of the encounter."""
     agency_id: str
+    """Agency that reported it (for the coordinator only; never in a notice)."""
     district_id: str | None = None
+    """District whose coordinator triages it."""
     child: Child
+    """The child."""
     school_name_hint: str | None = None
-    encountered_at: AwareDatetime
-    opened_at: AwareDatetime
+    """School name as the officer gave it."""
+    encountered_at: Instant
+    """When the encounter happened (the deadline counts from it)."""
+    opened_at: Instant
+    """When it entered the queue."""
     school_id_given: str | None = None  # what the officer typed, when no school has that id
-    due_at: AwareDatetime | None = None  # the earliest deadline among the district's schools
+    """The school id the officer gave, when it is not in the directory (kept so the coordinator sees what was typed)."""
+    due_at: Instant | None = None  # the earliest deadline among the district's schools
+    """The earliest next-school-day start among the district's schools: the coordinator is reminded before it if the child
+    is still unplaced.
+    """
 
 
 class HwcTriageStillUnplaced(Event):
+    """A child in triage is still unplaced as the earliest deadline of the district's schools nears: the district
+    coordinator is reminded. Keyed by cad_event_id.
+    """
+
     avro_schema: ClassVar[str] = "hwc_triage_still_unplaced"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     cad_event_id: str
-    due_at: AwareDatetime
-    reminded_at: AwareDatetime
+    """The encounter in triage."""
+    due_at: Instant
+    """The deadline it nears."""
+    reminded_at: Instant
+    """When the reminder was due."""
 
 
 class HwcTriageAlerted(Event):
+    """One attempt to tell the district coordinator that a child needs placing (or is still unplaced). Names no child.
+    Keyed by cad_event_id.
+    """
+
     avro_schema: ClassVar[str] = "hwc_triage_alerted"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     cad_event_id: str
+    """The encounter in triage."""
     attempt_id: str
+    """Idempotency key of the delivery."""
     contact_id: str
+    """The coordinator."""
     channel: Channel
+    """How."""
     outcome: DeliveryOutcome
-    attempt: int
+    """Result of this attempt."""
+    attempt: Int32
+    """Attempt number, from 1."""
     error: str | None = None
+    """Why it failed, if it did (no personal data)."""
     final: bool = True
-    alerted_at: AwareDatetime
+    """The delivery is settled."""
+    alerted_at: Instant
+    """When."""
 
 
 class HwcTriageResolved(Event):
+    """A coordinator placed a triaged child at a school; the notice follows. Keyed by cad_event_id."""
+
     avro_schema: ClassVar[str] = "hwc_triage_resolved"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
     cad_event_id: str
+    """The CAD event of the encounter."""
     school_id: str
+    """The school or day care (or local authority) chosen."""
     resolved_by: str
-    resolved_at: AwareDatetime
+    """Coordinator contact id."""
+    resolved_at: Instant
+    """When."""
 
 
 # --- operations ---------------------------------------------------------------------------------
 
+@wire_enum(default="other")
 class DisclosedRecord(str, Enum):
+    """Kind of record disclosed."""
+
+    # In the order of the schema's symbols: new kinds go last, before ``other``.
     lead_page = "lead_page"
     lead_officer_confirmation = "lead_officer_confirmation"
     lead_deadline_warning = "lead_deadline_warning"
-    lead_handoff_missed = "lead_handoff_missed"
-    lead_identity = "lead_identity"  # the person's name and date of birth, shown to their case manager
     hwc_notice = "hwc_notice"
     hwc_triage_alert = "hwc_triage_alert"  # a coordinator told that a child needs placing (no child named)
+    lead_handoff_missed = "lead_handoff_missed"
+    lead_identity = "lead_identity"  # the person's name and date of birth, shown to their case manager
     other = "other"
 
 
 class DisclosureAudited(Event):
+    """Something was disclosed (or an attempt was made): what kind of record, to whom, when, by which channel, with what
+    outcome. Never the personal data itself. Keyed by subject_id.
+    """
+
     avro_schema: ClassVar[str] = "disclosure_audited"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
     audit_id: str
+    """Unique per attempt: the delivery's attempt id and try number."""
     record_kind: DisclosedRecord
+    """What kind of record."""
     subject_id: str
+    """The referral or notice id (never a name)."""
     recipient_id: str
+    """Directory id of the recipient (case manager, contact, 'officer')."""
     recipient_role: str
+    """e.g. case_manager, program_manager, primary, backup, coordinator, officer."""
     channel: DisclosureChannel
+    """Channel used; console or api when a person read it on screen."""
     outcome: DeliveryOutcome
-    attempt: int
+    """Result of the attempt."""
+    attempt: Int32
+    """Try number (1-based)."""
     service: str
-    disclosed_at: AwareDatetime
+    """Service that disclosed."""
+    disclosed_at: Instant
+    """When."""
     correlation_id: str | None = None
+    """Correlation id of the originating CAD event."""
 
 
 class ReferenceDataPublished(Event):
+    """One reference-data entry (an agency, site, case manager, district, school, calendar or closure) as an operator
+    published it. Keyed by section/key on a compacted topic: the latest record per key is the entry.
+    """
+
     avro_schema: ClassVar[str] = "reference_data_published"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
     section: str
+    """agencies, sites, case_managers, districts, schools, calendars or closures."""
     key: str
+    """The entry's id within its section (a calendar's file name; a closure's school/date)."""
     body: str | None = None
-    published_at: AwareDatetime
+    """The entry as JSON (a calendar: its RFC 5545 text); null when the entry was removed."""
+    published_at: Instant
+    """When it was published."""
 
 
 class DeadLetterRecorded(Event):
+    """A record could not be processed. Holds the original bytes so it can be inspected and re-submitted, or, when they
+    cannot be written (too large, or the write keeps failing), their size, hash and a prefix: the original is then
+    fetched from its topic by offset. Keyed by the original key.
+    """
+
     avro_schema: ClassVar[str] = "dead_letter_recorded"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
     original_topic: str
-    partition: int
+    """Topic the record came from."""
+    partition: Int32
+    """Its partition."""
     offset: int
+    """Its offset."""
     original_key: bytes | None = None
+    """Its key, as received."""
     original_value: bytes | None
-    original_headers: list[Header] = Field(default_factory=list)
+    """Its value, as received; only its first bytes when original_truncated."""
+    original_headers: list[Header] = []
+    """Its headers, as received."""
     error_type: str
+    """Class of failure: decode, validation, rejected or processing."""
     error: str
+    """Why it failed: names fields and reasons, never the values."""
     service: str
+    """Service that failed to process it."""
     correlation_id: str | None = None
-    failed_at: AwareDatetime
+    """Correlation id, if the record had one."""
+    failed_at: Instant
+    """When it was dead-lettered."""
     original_truncated: bool = False  # a reduced letter: original_value is only a prefix (see DeadLetterSink)
+    """True when original_value holds only a prefix (or nothing) of the original: a reduced dead letter."""
     original_size: int | None = None
+    """Size of the original value in bytes."""
     original_sha256: str | None = None
+    """SHA-256 (hex) of the original value, to check a copy fetched by offset."""
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (

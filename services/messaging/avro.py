@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-from functools import cache
 from typing import Any, Protocol
 
 import fastavro
@@ -24,16 +23,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from services.kernel.errors import InvalidRecord, describe_validation_error
 from services.kernel.events import ALL_EVENTS
-from services.kernel.schemas import SCHEMA_DIR, load_schema, schema_files, schema_full_name  # noqa: F401  (re-exported)
+from services.messaging.contract import avro_schema_of, parsed_schema
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
 MAX_RECORD_BYTES = 1_000_000  # the broker's default max.message.bytes; settings.max_record_bytes is usually lower
-
-
-@cache
-def parsed_schema(stem: str) -> dict[str, Any]:
-    return fastavro.parse_schema(load_schema(stem))
 
 
 class SchemaRegistry(Protocol):
@@ -142,7 +136,7 @@ class AvroCodec:
     async def schema_id(self, cls: type) -> int:
         schema_id = self._ids.get(cls)
         if schema_id is None:
-            schema_id = await self.registry.register(cls.avro_name(), json.dumps(load_schema(cls.avro_schema)))
+            schema_id = await self.registry.register(cls.avro_name(), json.dumps(avro_schema_of(cls)))
             self._ids[cls] = schema_id
         return schema_id
 
@@ -150,7 +144,7 @@ class AvroCodec:
         schema_id = await self.schema_id(type(event))
         buf = io.BytesIO()
         buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
-        fastavro.schemaless_writer(buf, parsed_schema(event.avro_schema), to_avro_datum(event))
+        fastavro.schemaless_writer(buf, parsed_schema(type(event)), to_avro_datum(event))
         return buf.getvalue()
 
     async def _writer_schema(self, schema_id: int) -> tuple[str, dict[str, Any]]:
@@ -179,25 +173,10 @@ class AvroCodec:
         if cls is None or (expected and cls not in expected):
             raise InvalidRecord("decode", f"event type {writer_name} is not expected on this topic")
         try:
-            datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), writer, parsed_schema(cls.avro_schema))
+            datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), writer, parsed_schema(cls))
         except Exception as exc:  # fastavro raises many types for truncated or corrupt bodies
             raise InvalidRecord("decode", f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from None
         try:
             return cls.model_validate(datum)
         except ValidationError as exc:
             raise InvalidRecord("validation", describe_validation_error(exc)) from None
-
-
-def backward_incompatibilities(new_schema: dict[str, Any], old_schema: dict[str, Any]) -> list[str]:
-    """Why data written with ``old_schema`` could not be read with ``new_schema`` (empty: BACKWARD compatible).
-
-    Uses the Apache ``avro`` package's checker, the same rules a registry applies.
-    """
-    import avro.schema
-    from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
-
-    result = ReaderWriterCompatibilityChecker().get_compatibility(
-        reader=avro.schema.parse(json.dumps(new_schema)), writer=avro.schema.parse(json.dumps(old_schema)))
-    if result.compatibility is SchemaCompatibilityType.compatible:
-        return []
-    return [f"{'/'.join(loc) or '/'}: {msg}" for loc, msg in zip(result.locations, result.messages, strict=False)] or ["incompatible"]

@@ -1,0 +1,134 @@
+"""The Avro contract, generated from the wire events (``services.kernel.events``): one source of truth.
+
+pydantic-avro turns each model's JSON schema into Avro (types, unions, nested records and enums,
+``timestamp-millis`` where the model says ``avro_type``); this module completes what it leaves out
+(the namespace, and the docs and enum defaults of named types) and orders keys as people read them.
+The codec encodes and decodes with these schemas; ``schemas/*.avsc`` are the same schemas written out
+for other systems (``python -m services.messaging.contract`` rewrites them, ``--check`` compares), and
+``tests/unit/test_schemas.py`` keeps the files equal to the models and BACKWARD compatible with every
+committed version of them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from pydantic_avro.to_avro.types import AvroTypeConverter
+
+from services.kernel.events import ALL_EVENTS, Event
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"  # in a checkout; the runtime never reads it
+
+_RECORD_KEYS = ("type", "name", "namespace", "doc", "symbols", "default", "fields", "items", "values")
+_FIELD_KEYS = ("name", "type", "default", "doc")
+
+
+def _doc(text: str | None) -> str | None:
+    # Docstrings wrap at the source's line length; a schema's doc is one paragraph.
+    return " ".join(text.split()) if text else None
+
+
+@cache
+def avro_schema_of(cls: type[Event]) -> dict[str, Any]:
+    """The Avro schema of a wire event, as a JSON-ready dict."""
+    json_schema = cls.model_json_schema(mode="serialization")
+    named = {d.get("title", key): d for key, d in json_schema.get("$defs", {}).items()}
+    fields = AvroTypeConverter(json_schema).fields_to_avro_dicts(json_schema)
+    schema = {"type": "record", "name": cls.__name__, "namespace": cls.avro_namespace,
+              "doc": _doc(json_schema.get("description")), "fields": fields}
+    return _complete(schema, named)
+
+
+def _complete(node: Any, named: dict[str, dict[str, Any]]) -> Any:
+    """Docs and enum defaults on named types, keys in reading order, no empty docs."""
+    if isinstance(node, list):
+        return [_complete(n, named) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("type") in ("record", "enum"):
+        definition = named.get(node["name"], {})
+        node.setdefault("doc", _doc(definition.get("description")))
+        if "avro_default" in definition:
+            node["default"] = definition["avro_default"]
+        node = {k: _complete(node[k], named) for k in _RECORD_KEYS if node.get(k) is not None or k == "default"
+                and "default" in node}
+        if "fields" in node:
+            node["fields"] = [_field(f) for f in node["fields"]]
+        return node
+    if set(node) == {"type"} and isinstance(node["type"], str):
+        return node["type"]  # {"type": "string"} is "string"
+    return {k: _complete(v, named) for k, v in node.items()}
+
+
+def _field(field: dict[str, Any]) -> dict[str, Any]:
+    union = field["type"]
+    if isinstance(union, list) and "null" in union and field.get("default") is None:
+        field["type"] = ["null", *(t for t in union if t != "null")]  # a union without a default reads null first
+    if field.get("doc"):
+        field["doc"] = _doc(field["doc"])
+    return {k: field[k] for k in _FIELD_KEYS if k in field and (k != "doc" or field[k])}
+
+
+@cache
+def parsed_schema(cls: type[Event]) -> Any:
+    """The schema of ``cls`` parsed by fastavro, for the codec's hot path."""
+    return fastavro.parse_schema(avro_schema_of(cls))
+
+
+def schema_text(cls: type[Event]) -> str:
+    """The ``.avsc`` file's text: the schema, indented, with a final newline."""
+    return json.dumps(avro_schema_of(cls), indent=2, ensure_ascii=False) + "\n"
+
+
+def schema_path(cls: type[Event]) -> Path:
+    return SCHEMA_DIR / f"{cls.avro_schema}.avsc"
+
+
+def schema_files() -> list[Path]:
+    return sorted(SCHEMA_DIR.glob("*.avsc"))
+
+
+def stale_schema_files() -> list[str]:
+    """The files in ``schemas/`` that differ from the models, or are missing, or name no event."""
+    expected = {schema_path(cls): schema_text(cls) for cls in ALL_EVENTS}
+    stale = [p.name for p, text in expected.items() if not p.exists() or p.read_text() != text]
+    return stale + [p.name for p in schema_files() if p not in expected]
+
+
+def backward_incompatibilities(new_schema: dict[str, Any], old_schema: dict[str, Any]) -> list[str]:
+    """Why data written with ``old_schema`` could not be read with ``new_schema`` (empty: BACKWARD compatible).
+
+    Uses the Apache ``avro`` package's checker, the same rules a registry applies.
+    """
+    import avro.schema
+    from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
+
+    result = ReaderWriterCompatibilityChecker().get_compatibility(
+        reader=avro.schema.parse(json.dumps(new_schema)), writer=avro.schema.parse(json.dumps(old_schema)))
+    if result.compatibility is SchemaCompatibilityType.compatible:
+        return []
+    return [f"{'/'.join(loc) or '/'}: {msg}" for loc, msg in zip(result.locations, result.messages, strict=False)] or ["incompatible"]
+
+
+def main(argv: list[str]) -> int:
+    """``python -m services.messaging.contract [--check]``: write ``schemas/`` from the models, or check it."""
+    if "--check" in argv:
+        stale = stale_schema_files()
+        for name in stale:
+            print(f"schemas/{name} differs from the models: run python -m services.messaging.contract")
+        return 1 if stale else 0
+    for path in schema_files():
+        path.unlink()
+    for cls in ALL_EVENTS:
+        schema_path(cls).write_text(schema_text(cls))
+    print(f"wrote {len(ALL_EVENTS)} schemas to {SCHEMA_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
