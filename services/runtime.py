@@ -12,7 +12,6 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import faust
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -32,7 +31,7 @@ from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE, PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
-from services.messaging.streams import prepare_and_start
+from services.messaging.streams import Worker, prepare_and_start
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
 from services.referral_intake.adapters.metrics import LeadCollector
@@ -60,7 +59,7 @@ def reference_data(settings: Settings) -> ReferenceData:
 
 
 def build_worker(name: str, settings: Settings, reference: ReferenceData | None = None, clock: Clock | None = None,
-                 channels: dict[str, Channel] | None = None) -> faust.App:
+                 channels: dict[str, Channel] | None = None) -> Worker:
     reference = reference or reference_data(settings)
     if name == "referral-intake":
         return intake_worker.build_worker(settings, reference, clock)
@@ -241,13 +240,14 @@ async def serve(service: str, settings: Settings, ready: Callable[[], None] | No
             await feed.stop()
 
 
-async def serve_worker(app: faust.App, settings: Settings, ready: Callable[[], None] | None = None) -> None:
-    """Run a Faust app until SIGINT/SIGTERM, then stop it cleanly (commits offsets, flushes the producer)."""
+async def serve_worker(worker: Worker, settings: Settings, ready: Callable[[], None] | None = None) -> None:
+    """Run a worker until SIGINT/SIGTERM, then stop it cleanly (commits offsets, flushes the producer)."""
+    app = worker.app
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await prepare_and_start(app, settings)
+    await prepare_and_start(worker, settings)
     log.info("worker_started", app=app.conf.id)
     if ready:
         ready()

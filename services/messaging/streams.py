@@ -238,15 +238,16 @@ def internal_topics(app: faust.App, settings: Settings) -> tuple[TopicSpec, ...]
     return tuple(specs)
 
 
-async def prepare_and_start(app: faust.App, settings: Settings) -> None:
-    """Create our topics and the app's changelog topics with their partition counts, then start it.
+async def prepare_and_start(worker: Worker, settings: Settings) -> None:
+    """Create our topics and the app's changelog topics with their partition counts, catch up the
+    worker's read models, then start its app.
 
     Faust would declare its changelogs itself, but a table written in the moment after creation,
     while metadata still shows no partitions, fails with PartitionsMismatch.
     """
+    app, followers = worker.app, worker.followers
     await ensure_topics(settings)
     await ensure_topics(settings, internal_topics(app, settings), qualify=False)
-    followers = getattr(app, "followers", [])  # read models the app's services consult
     for follower in followers:
         await follower.start()
         await follower.caught_up.wait()
@@ -389,60 +390,56 @@ class BrokerGapReader:
 
 
 def offset_guard(app: faust.App, settings: Settings) -> OffsetGuard:
-    """The app's one guard (shared by its agents), created with the app's first consumer.
+    """The app's one guard (its ``WorkerKit`` makes it once and passes it to every agent).
 
     A gap is seen when a later record arrives; records dropped at the tail of a partition (nothing
     after them yet) are caught by a check every few seconds: a partition whose end is beyond what
     was processed, with no progress since the last check, is sought back to the first record not
     processed, so the stream delivers them again (in the stream context, as usual)."""
-    guard = getattr(app, "offset_guard", None)
-    if guard is None:
-        reader = BrokerGapReader(settings, app.conf.id)
-        guard = app.offset_guard = OffsetGuard(reader.fetch, reader.baseline)
-        stalled_at: dict = {}
+    reader = BrokerGapReader(settings, app.conf.id)
+    guard = OffsetGuard(reader.fetch, reader.baseline)
+    stalled_at: dict = {}
+    @app.timer(TAIL_CHECK_SECONDS, on_leader=False, name="offset-guard-tail-check")
+    async def _tail_check() -> None:
+        for tp in list(app.consumer.assignment()):
+            if tp.topic not in guard.topics:
+                continue
+            try:
+                end = app.consumer.highwater(tp)
+                expected = guard.next_offset.get((tp.topic, tp.partition))
+                if expected is None and end:
+                    # Asked once per assignment, not every tick: the stream's first record
+                    # checks against the same committed offset.
+                    expected = guard.next_offset[(tp.topic, tp.partition)] = await reader.baseline(
+                        tp.topic, tp.partition)
+            except Exception:
+                log.warning("offset_guard_tail_check_failed", topic=tp.topic, partition=tp.partition)
+                continue
+            if end is None or expected is None or end <= expected:
+                stalled_at.pop(tp, None)
+                continue
+            if stalled_at.get(tp) == (expected, end):  # no progress over a whole interval
+                log.warning("partition_stalled_sought_back", topic=tp.topic, partition=tp.partition,
+                            offset=expected, end=end)
+                await app.consumer.seek(tp, expected)
+                stalled_at.pop(tp, None)
+            else:
+                stalled_at[tp] = (expected, end)
 
-        @app.timer(TAIL_CHECK_SECONDS, on_leader=False, name="offset-guard-tail-check")
-        async def _tail_check() -> None:
-            for tp in list(app.consumer.assignment()):
-                if tp.topic not in guard.topics:
-                    continue
-                try:
-                    end = app.consumer.highwater(tp)
-                    expected = guard.next_offset.get((tp.topic, tp.partition))
-                    if expected is None and end:
-                        # Asked once per assignment, not every tick: the stream's first record
-                        # checks against the same committed offset.
-                        expected = guard.next_offset[(tp.topic, tp.partition)] = await reader.baseline(
-                            tp.topic, tp.partition)
-                except Exception:
-                    log.warning("offset_guard_tail_check_failed", topic=tp.topic, partition=tp.partition)
-                    continue
-                if end is None or expected is None or end <= expected:
-                    stalled_at.pop(tp, None)
-                    continue
-                if stalled_at.get(tp) == (expected, end):  # no progress over a whole interval
-                    log.warning("partition_stalled_sought_back", topic=tp.topic, partition=tp.partition,
-                                offset=expected, end=end)
-                    await app.consumer.seek(tp, expected)
-                    stalled_at.pop(tp, None)
-                else:
-                    stalled_at[tp] = (expected, end)
+    @app.on_partitions_revoked.connect
+    async def _forget(_app, revoked, **_kw) -> None:
+        guard.forget({(tp.topic, tp.partition) for tp in revoked})
 
-        @app.on_partitions_revoked.connect
-        async def _forget(_app, revoked, **_kw) -> None:
-            guard.forget({(tp.topic, tp.partition) for tp in revoked})
-
-        @app.on_before_shutdown.connect
-        async def _stop_reader(_app, **_kw) -> None:
-            await reader.stop()
+    @app.on_before_shutdown.connect
+    async def _stop_reader(_app, **_kw) -> None:
+        await reader.stop()
     return guard
 
 
-def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: RecordProcessor, handler: Handler,
-            expected: tuple[type, ...] | None = None, name: str | None = None) -> Any:
+def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: RecordProcessor, guard: OffsetGuard,
+            handler: Handler, expected: tuple[type, ...] | None = None, name: str | None = None) -> Any:
     """Register an agent that feeds every record of ``spec`` through ``processor`` to ``handler``,
     none passed over (see ``OffsetGuard``)."""
-    guard = offset_guard(app, settings)
     guard.topics.add(spec.qualified(settings.topic_prefix))
 
     async def agent(stream: faust.StreamT) -> None:
@@ -484,10 +481,26 @@ def _header_list(headers: Any) -> list[tuple[str, bytes]]:
 
 
 @dataclass
+class Worker:
+    """A built worker: its Faust app, and what it runs beside it, held here rather than pinned on the
+    app: the record processor (counts, dead letters), the read models to catch up before it starts
+    (``followers``), and its services by name (what tests and operators look inside)."""
+
+    app: faust.App
+    processor: RecordProcessor
+    followers: list[Any] = field(default_factory=list)
+    services: dict[str, Any] = field(default_factory=dict)
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+
+@dataclass
 class WorkerKit:
     """What every service's worker is made of: its Faust app, the Avro codec, a publisher through the
-    app's producer and a dead-lettering record processor, plus helpers for tables, consumers and
-    audited delivery. ``build_worker`` functions then say only what is particular to them."""
+    app's producer, a dead-lettering record processor and the offset guard, plus helpers for tables,
+    consumers and audited delivery. ``build_worker`` functions then say only what is particular to
+    them, and end with ``kit.worker()``."""
 
     service: str
     settings: Settings
@@ -495,6 +508,9 @@ class WorkerKit:
     codec: AvroCodec
     publisher: FaustPublisher
     processor: RecordProcessor
+    guard: OffsetGuard
+    followers: list[Any] = field(default_factory=list)
+    services: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, service: str, settings: Settings) -> WorkerKit:
@@ -506,18 +522,25 @@ class WorkerKit:
         dead_letters = DeadLetterSink(publisher, service, retry_base_seconds=settings.processing_retry_base_seconds)
         processor = RecordProcessor(codec, dead_letters, retries=settings.processing_retries,
                                     retry_base_seconds=settings.processing_retry_base_seconds)
-        app.processor = processor  # for tests and operators: counts per topic and outcome
-        return cls(service, settings, app, codec, publisher, processor)
+        return cls(service, settings, app, codec, publisher, processor, offset_guard(app, settings))
+
+    def worker(self) -> Worker:
+        return Worker(self.app, self.processor, self.followers, self.services)
+
+    def follow(self, follower: Any) -> None:
+        """A read model this worker's services consult: caught up before the worker starts, stopped with it."""
+        self.followers.append(follower)
 
     def table(self, name: str):
         """A changelog-backed table, partitioned like the topics (JSON keys and values)."""
         return self.app.Table(name, default=None, partitions=self.settings.topic_partitions)
 
     def consume(self, spec: TopicSpec, handler: Handler, expected: tuple[type, ...], name: str | None = None) -> Any:
-        return consume(self.app, spec, self.settings, self.processor, handler, expected, name)
+        return consume(self.app, spec, self.settings, self.processor, self.guard, handler, expected, name)
 
     def subscribe(self, subscriptions: tuple[Subscription, ...], owners: dict[str, Any]) -> None:
         """Consume each subscription's topic, every event going to its owner's registered handler."""
+        self.services.update(owners)
         for sub in subscriptions:
             owner, handlers = owners[sub.owner], sub.handlers
 

@@ -54,7 +54,7 @@ async def test_bad_records_are_dead_lettered_and_the_stream_keeps_flowing(system
     assert counts[(topic, "processed")] == sent["valid"] == 20
     assert counts[(topic, "dead_lettered")] == len(bad)
     await eventually(lambda: system.messages("email"))  # the HWC worker went on undisturbed
-    assert len(list(system.apps["referral-intake"].intake.referrals.keys())) == 20
+    assert len(list(system.apps["referral-intake"].services["intake"].referrals.keys())) == 20
 
     letters = await read_dead_letters(system.settings, limit=1000)
     assert len(letters) == len(bad)

@@ -40,7 +40,7 @@ async def test_friday_night_encounter_is_noticed_for_tuesday_and_acknowledged(sy
     assert mail[0].to == "counselor@lincoln.example.org" and hook[0].to == "sis"
     payload = json.loads(hook[0].body)
     assert payload["words"] == "Handle With Care" and payload["school_id"] == "lincoln-es"
-    hwc = system.apps["handle-with-care"].hwc
+    hwc = system.apps["handle-with-care"].services["hwc"]
     [record] = await eventually(lambda: list(hwc.notices.values()) if any(
         r["state"]["merged_encounters"] == 2 for r in hwc.notices.values()) else None)
     request = HwcNoticeRequested.model_validate(record["request"])
@@ -116,7 +116,7 @@ async def test_a_notice_is_tombstoned_in_its_changelogs_when_its_retention_ends(
     assert resp.status_code == 202
     await eventually(lambda: system.messages("email"))
     worker = system.apps["handle-with-care"]
-    hwc = worker.hwc
+    hwc = worker.services["hwc"]
     [notice_id] = await eventually(lambda: list(hwc.notices.keys()))
     await eventually(lambda: all(r.get("outcome") != "pending" for r in hwc.delivery.deliveries.values()))
 
@@ -126,7 +126,7 @@ async def test_a_notice_is_tombstoned_in_its_changelogs_when_its_retention_ends(
 
     async def latest_values() -> dict:
         """The last value of every key in the tables' changelogs, as compaction would leave them."""
-        names = [spec.name for spec in internal_topics(worker, system.settings) if spec.name.endswith("-changelog")]
+        names = [spec.name for spec in internal_topics(worker.app, system.settings) if spec.name.endswith("-changelog")]
         consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest",
                                     **client_options(system.settings))
         await consumer.start()

@@ -49,7 +49,7 @@ async def test_referral_pages_by_sms_and_email_and_acknowledgement_stops_escalat
     assert "acknowledged" in officer[0].body
 
     system.clock.advance(minutes=30)  # well past every step's deadline
-    notifier = system.apps["notifier"].notifier
+    notifier = system.apps["notifier"].services["notifier"]
     await eventually(lambda: all(not r["state"]["exhausted"] and r["state"]["acknowledged_at"]
                                  for r in notifier.pages.values()))
     assert await notifier.publish_due_escalations() == 0
@@ -78,7 +78,7 @@ async def test_same_cad_event_three_times_is_one_referral_and_one_page(system_fa
     ids = {await submit(system, "CAD-DUP-1") for _ in range(3)}
     assert len(ids) == 1
     await eventually(lambda: len(system.messages("sms")) >= 1 and len(system.messages("email")) >= 1)
-    intake = system.apps["referral-intake"].intake
+    intake = system.apps["referral-intake"].services["intake"]
     await eventually(lambda: len(list(intake.referrals.keys())) == 1)
     await eventually(lambda: True, interval=1.0)  # give any duplicate a chance to arrive
     assert len(system.messages("sms")) == 1 and len(system.messages("email")) == 1
@@ -141,7 +141,7 @@ async def test_same_cad_record_replayed_three_times_on_kafka_is_one_page(system_
     finally:
         await producer.stop()
     await eventually(lambda: len(system.messages("sms")) >= 1 and len(system.messages("email")) >= 1)
-    intake = system.apps["referral-intake"].intake
+    intake = system.apps["referral-intake"].services["intake"]
     await eventually(lambda: len(list(intake.referrals.keys())) == 1)
     await eventually(lambda: True, interval=1.0)  # room for a duplicate to show itself
     assert len(system.messages("sms")) == 1 and len(system.messages("email")) == 1

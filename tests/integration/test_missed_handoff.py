@@ -61,11 +61,11 @@ async def test_a_rejected_referral_stops_paging_and_stays_stopped_across_a_resta
     resp = await system.http.post(f"/v1/referrals/{referral_id}/status", headers=PM,
                                   json={"status": "rejected", "reason": "ineligible"})
     assert resp.status_code == 202, resp.text
-    notifier = system.apps["notifier"].notifier
+    notifier = system.apps["notifier"].services["notifier"]
     await eventually(lambda: [r for r in notifier.pages.values() if r["state"]["stopped_because"] == "status rejected"])
 
     await system.restart("notifier")
-    notifier = system.apps["notifier"].notifier
+    notifier = system.apps["notifier"].services["notifier"]
     await eventually(lambda: [r for r in notifier.pages.values() if r["state"]["stopped_at"]])
     sent = len(system.inbox.inbox.messages)
     system.clock.advance(minutes=31)
@@ -87,7 +87,7 @@ async def test_a_contact_after_escalation_stops_the_next_loop_across_a_restart(s
     resp = await system.http.post(f"/v1/referrals/{referral_id}/engagement", json={"milestone": "contacted"},
                                   headers=staff)
     assert resp.status_code == 202, resp.text
-    await eventually(lambda: [r for r in system.apps["notifier"].notifier.pages.values()
+    await eventually(lambda: [r for r in system.apps["notifier"].services["notifier"].pages.values()
                               if r["state"]["stopped_because"] == "milestone contacted"])
     await system.restart("notifier")
     sent = len(system.inbox.inbox.messages)

@@ -35,7 +35,7 @@ async def test_a_hanging_sms_gateway_delays_nothing_else_and_escalation_is_on_ti
     # Every email arrives (after two refusals and retries) while the SMS tries still hang.
     mail = await eventually(lambda: len(system.messages("email")) == 3 and system.messages("email"))
     assert {m.to for m in mail} == {cm.email} and inbox.fail_next["email"] == 0
-    delivery = system.apps["notifier"].notifier.delivery
+    delivery = system.apps["notifier"].services["notifier"].delivery
     sms_attempts = [attempt_id(f"pg-{rid}", 0, 0, cm.case_manager_id, "sms") for rid in ids]
     assert all(delivery.status(a) == PENDING for a in sms_attempts)
 

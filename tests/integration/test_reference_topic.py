@@ -54,7 +54,7 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
         await producer.start()
         try:
             await producer.publish(CAD_CHILD_ENCOUNTERS, "c-1", cad_child("c-1", encountered_at=TUESDAY_MORNING))
-            notices = worker.hwc.notices
+            notices = worker.services["hwc"].notices
             await eventually(lambda: len(list(notices.values())) == 1)
             first = HwcNoticeRequested.model_validate(next(iter(notices.values()))["request"])
             assert first.due_at == datetime(2026, 11, 18, 7, 45, tzinfo=DENVER)

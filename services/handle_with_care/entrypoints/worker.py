@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import faust
-
 from services.delivery.channels import Channel
 from services.delivery.links import AckLinks
 from services.handle_with_care.domain.escalation import EscalationLeads
@@ -17,7 +15,7 @@ from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
-from services.messaging.streams import WorkerKit
+from services.messaging.streams import Worker, WorkerKit
 
 SERVICE = "handle-with-care"
 SUBSCRIPTIONS = (
@@ -28,7 +26,7 @@ SUBSCRIPTIONS = (
 
 
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
-                 channels: dict[str, Channel] | None = None) -> faust.App:
+                 channels: dict[str, Channel] | None = None) -> Worker:
     kit = WorkerKit.create(SERVICE, settings)
     clock = clock or SystemClock()
     # Both tables are written on the notice topic's partitions (keyed by notice id).
@@ -50,6 +48,4 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
                       timedelta(minutes=settings.hwc_coordinator_lead_minutes))
     kit.subscribe(SUBSCRIPTIONS, {"hwc": hwc, "triage": desk})
     kit.every(settings.escalation_tick_seconds, desk.publish_due_reminders)
-    kit.app.triage = desk
-    kit.app.hwc = hwc
-    return kit.app
+    return kit.worker()

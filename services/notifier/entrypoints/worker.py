@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import faust
-
 from services.delivery.channels import Channel
 from services.delivery.links import AckLinks
 from services.kernel.bus import Subscription
@@ -14,7 +12,7 @@ from services.kernel.settings import Settings
 from services.kernel.topics import PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
-from services.messaging.streams import WorkerKit
+from services.messaging.streams import Worker, WorkerKit
 from services.notifier.service import Notifier, PageAttempts
 
 SERVICE = "notifier"
@@ -25,7 +23,7 @@ SUBSCRIPTIONS = (
 
 
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
-                 channels: dict[str, Channel] | None = None) -> faust.App:
+                 channels: dict[str, Channel] | None = None) -> Worker:
     kit = WorkerKit.create(SERVICE, settings)
     clock = clock or SystemClock()
     # Both tables are written only while processing referral or page events, which share the
@@ -33,11 +31,10 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     delivery = kit.delivery(kit.table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock))
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
     caseloads = Caseloads()
-    kit.app.followers = [TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)),
-                                       (REFERRALS, PAGES), caseloads.apply)]
+    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), (REFERRALS, PAGES),
+                             caseloads.apply))
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock,
                         caseloads.caseload)
     kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier})
     kit.every(settings.escalation_tick_seconds, notifier.publish_due_escalations)
-    kit.app.notifier = notifier  # for tests and the console
-    return kit.app
+    return kit.worker()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import faust
-
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
 from services.kernel.topics import CAD_REFERRALS, PAGES, REFERRALS
-from services.messaging.streams import WorkerKit
+from services.messaging.streams import Worker, WorkerKit
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 
 SERVICE = "referral-intake"
@@ -22,7 +20,7 @@ SUBSCRIPTIONS = (
 )
 
 
-def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None) -> faust.App:
+def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None) -> Worker:
     kit = WorkerKit.create(SERVICE, settings)
     clock = clock or SystemClock()
     # Keyed by referral id, written while processing the CAD record it came from: every record of
@@ -34,6 +32,4 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
                                 timedelta(hours=settings.intake_warning_hours))
     kit.subscribe(SUBSCRIPTIONS, {"intake": intake, "tracker": tracker})
     kit.every(settings.escalation_tick_seconds, tracker.publish_due_flags)
-
-    kit.app.intake, kit.app.tracker = intake, tracker  # for tests and the console
-    return kit.app
+    return kit.worker()
