@@ -12,9 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH PYTHON
     HANDOFF_DATA_DIR=/var/lib/handoff
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
-# The services find schemas/ and config/ beside services/ (services/kernel/settings.py REPO_ROOT).
+# The services find config/ beside services/ (services/kernel/settings.py REPO_ROOT); the Avro schemas
+# are generated from the event models, and the templates sit in their packages.
 COPY services ./services
-COPY schemas ./schemas
 COPY config ./config
 RUN printf '#!/bin/sh\nexec python -m services.cli "$@"\n' > /usr/local/bin/handoff && chmod 755 /usr/local/bin/handoff \
     && useradd --system --home /var/lib/handoff handoff && mkdir -p /var/lib/handoff && chown handoff /var/lib/handoff

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,7 @@ from typing import Annotated
 import typer
 
 from services.kernel.logs import configure_logging
-from services.kernel.settings import Settings
+from services.kernel.settings import REPO_ROOT, Settings
 
 cli = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
 topics_cli = typer.Typer(help="Kafka topics.", no_args_is_help=True)
@@ -312,6 +313,9 @@ def stack_up(kafka_port: int = 9092, registry_port: int = 8081, http_port: int =
              smtp_port: int = 8026, demo: Annotated[bool, typer.Option(help="send sample CAD events")] = True,
              work_dir: Annotated[Path, typer.Option(help="state kept between runs")] = Path("var/local-stack")) -> None:
     """Run everything locally until Ctrl-C: Kafka, registry, the services, a dev inbox and sample events."""
+    if not (REPO_ROOT / "deploy").is_dir():
+        raise typer.BadParameter("runs from a checkout of Handoff (make run): deploy/ is not installed")
+    sys.path.insert(0, str(REPO_ROOT))  # deploy/ sits beside services/ in the checkout, outside the package
     from deploy.local_system import run_local_system
 
     configure_logging("INFO", "console")

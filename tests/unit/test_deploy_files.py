@@ -55,11 +55,20 @@ def test_the_image_installs_locked_dependencies_before_the_source_without_dev_ex
     assert "[dev]" not in runtime and "dev.lock" not in runtime and "deploy" not in runtime
     assert "HEALTHCHECK" in runtime and "/healthz" in runtime and ".ready" in runtime
     assert runtime.index("COPY --from=deps") < runtime.index("COPY services")
-    for needed in ("services", "schemas", "config"):
+    for needed in ("services", "config"):
         assert f"COPY {needed} ./{needed}" in runtime
+    assert "COPY schemas" not in runtime  # the codec's schemas come from the event models, not from files
     services = compose("docker-compose.yml")["services"]
     assert services["inbox"]["build"]["target"] == "devtools"
     assert all(s["build"]["target"] == "runtime" for name, s in services.items() if "build" in s and name != "inbox")
+
+
+def test_the_wheel_holds_the_services_only() -> None:
+    import tomllib
+
+    setuptools = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["packages"]["find"]["include"] == ["services*"]  # bench/ and deploy/ stay in the checkout
+    assert all(package.startswith("services") for package in setuptools["package-data"])
 
 
 def test_the_lock_files_pin_every_dependency_pyproject_names() -> None:
