@@ -1,10 +1,8 @@
 """What every HTTP entry point shares: error bodies that name fields (never values), bearer-token
-principals, acknowledgement-link routes, and a small accessible HTML shell for the pages people
-open from a link on their phone."""
+principals, and the acknowledgement-link routes (their pages: ``templates/ack.html``)."""
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -16,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.kernel.errors import CommandRefused, describe_errors
+from services.web.render import render_page
 
 T = TypeVar("T")
 
@@ -124,37 +123,6 @@ class RequestLimits:
         await send({"type": "http.response.body", "body": body})
 
 
-_SHELL = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#111;line-height:1.5}}
-button{{font-size:1.25rem;padding:.75rem 1.5rem;background:#0b5394;color:#fff;border:0;border-radius:.4rem}}
-button:focus{{outline:3px solid #f1c232}}dl{{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}}
-dt{{font-weight:600}}dd{{margin:0}}.muted{{color:#555}}.badge{{display:inline-block;padding:.05rem .5rem;border-radius:1rem;background:#e1e8f5}}</style>
-</head><body><main><h1>{title}</h1>{content}</main></body></html>"""
-
-
-# Every page that can show a person (console, acknowledgement links): never cached (a shared phone, a
-# proxy), never framed (clickjacking the Acknowledge button), no referrer (the link is the credential).
-PRIVATE_PAGE_HEADERS = {
-    "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; frame-ancestors 'none'"}
-
-
-def html_page(title: str, content_html: str, status: int = 200) -> HTMLResponse:
-    """``content_html`` must already be escaped; ``title`` is escaped here."""
-    return HTMLResponse(_SHELL.format(title=html.escape(title), content=content_html), status_code=status,
-                        headers=PRIVATE_PAGE_HEADERS)
-
-
-def confirm_form(question: str, button: str) -> str:
-    return f'<form method="post"><p>{html.escape(question)}</p><button type="submit">{html.escape(button)}</button></form>'
-
-
-def paragraph(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>"
-
-
 def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callable[..., T]:
     """A FastAPI dependency: the one of ``candidates()`` whose ``token_matches`` the bearer token, else 401.
 
@@ -189,16 +157,20 @@ def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, questio
         try:
             subject_id, recipient_id = links.verify(purpose, token)
         except InvalidLink as exc:
-            return html_page("Link not valid", paragraph(str(exc)), 410)
+            return render_page("message.html", title="Link not valid", narrow=True, status=410,
+                               paragraphs=[str(exc)], alert=False, back=None)
         shown = details(subject_id, recipient_id) if details and not act else ""
         after = next_steps(subject_id, recipient_id) if next_steps else ""
         earlier = acknowledged(subject_id) if acknowledged else None
         if earlier:
-            return html_page("Already acknowledged", paragraph(f"Already acknowledged {earlier}.") + shown + after)
+            return render_page("ack.html", title="Already acknowledged", narrow=True,
+                               said=f"Already acknowledged {earlier}.", details=shown, question=None, next_steps=after)
         if not act:
-            return html_page(title, shown + confirm_form(question, "Acknowledge"))
+            return render_page("ack.html", title=title, narrow=True, said=None, details=shown, question=question,
+                               next_steps="")
         await acknowledge(subject_id, recipient_id)
-        return html_page("Acknowledged", paragraph(done) + after)
+        return render_page("ack.html", title="Acknowledged", narrow=True, said=done, details="", question=None,
+                           next_steps=after)
 
     @api.get(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Show the {purpose} acknowledgement form")
     async def show(token: str) -> HTMLResponse:

@@ -64,7 +64,7 @@ async def test_forms_need_the_sessions_csrf_token(client) -> None:
     await sign_in(client, "local-dev-token-pm-abq")
     assert (await client.post("/console/logout", data={"csrf_token": "forged"})).status_code == 403
     page = (await client.get("/console/dashboard")).text
-    token = page.split('name=csrf_token value="')[1].split('"')[0]
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
     assert (await client.post("/console/logout", data={"csrf_token": token})).status_code == 303
 
 

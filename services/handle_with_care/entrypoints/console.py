@@ -11,26 +11,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from services.handle_with_care.domain.figures import HwcReadModel
-from services.handle_with_care.entrypoints.pages import notice_html
+from services.handle_with_care.entrypoints.pages import TEMPLATES, notice_html
 from services.handle_with_care.service import acknowledge_notice
 from services.handle_with_care.triage import resolve_triage_item
 from services.kernel.clock import Clock
 from services.kernel.events import AcknowledgedVia, HwcNoticeRequested
 from services.kernel.reference import ReferenceData
 from services.messaging.kafka import Publisher
-from services.web.console import (
-    Sessions,
-    Viewer,
-    bar_chart,
-    csrf_field,
-    esc,
-    local_time,
-    page,
-    percent,
-    post_button,
-)
+from services.web.console import Sessions, Viewer, bar_chart, local_time, page
+from services.web.render import percent
 from services.web.web import ApiError
 
 
@@ -52,14 +44,11 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadMo
         mine = sorted((r for r in model.requests.values() if r.school_id == viewer.school.school_id),
                       key=lambda r: r.due_at, reverse=True)
         zone = reference.schools[viewer.school.school_id].timezone
-        items = "".join(
-            f'<li class=card><h2><a href="/console/notices/{esc(r.notice_id)}">Notice for '
-            f'{esc(r.child.first_name)} {esc(r.child.last_name)}</a></h2>'
-            f'<p>Before {esc(_local(r.due_at, zone))} · '
-            f'{"acknowledged" if model.notices[r.notice_id].acknowledged_at else "<strong>not yet acknowledged</strong>"}'
-            "</p></li>" for r in mine)
-        body = f"<ul class=cards>{items}</ul>" if items else "<p>No notices for your school.</p>"
-        return page(f"Handle With Care notices: {viewer.school.name}", body, viewer)
+        listed = [{"notice_id": r.notice_id, "child": f"{r.child.first_name} {r.child.last_name}",
+                   "due": _local(r.due_at, zone), "acknowledged": model.notices[r.notice_id].acknowledged_at is not None}
+                  for r in mine]
+        return page("hwc/notices.html", f"Handle With Care notices: {viewer.school.name}", viewer, package=TEMPLATES,
+                    notices=listed)
 
     @api.get("/console/notices/{notice_id}", response_class=HTMLResponse)
     async def notice(request: Request, notice_id: str, done: str = "") -> HTMLResponse:
@@ -67,9 +56,8 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadMo
         notice_request = own_notice(viewer, notice_id)
         view = model.notices[notice_id]
         acked = view.acknowledged_at is not None or done == "acknowledged"
-        action = ('<p class=ok role=status>Acknowledged. Thank you.</p>' if acked else
-                  post_button(f"/console/notices/{notice_id}/acknowledge", "Acknowledge", viewer))
-        return page("Handle With Care notice", notice_html(notice_request, viewer.school) + action, viewer)
+        return page("hwc/notice.html", "Handle With Care notice", viewer, package=TEMPLATES, notice_id=notice_id,
+                    details=notice_html(notice_request, viewer.school), acknowledged=acked)
 
     @api.post("/console/notices/{notice_id}/acknowledge")
     async def acknowledge(request: Request, notice_id: str, csrf_token: str = Form("")) -> Response:
@@ -85,25 +73,10 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadMo
         district = viewer.district
         schools = [s for s in reference.schools.values() if s.district_id == district.district_id]
         zone = schools[0].timezone if schools else "UTC"
-        # Nothing preselected: a notice to the wrong school is the worst outcome, so the choice is made on purpose.
-        options = '<option value="" selected disabled>Choose a school</option>' + "".join(
-            f'<option value="{esc(s.school_id)}">{esc(s.name)}</option>' for s in schools)
-        items = []
-        for opened in model.open_triage(district.district_id):
-            child = opened.child
-            field = f"school-{esc(opened.cad_event_id)}"
-            items.append(
-                f'<li class=card><h2>{esc(child.first_name)} {esc(child.last_name)}</h2>'
-                f"<p>Born {esc(child.date_of_birth.isoformat())} · school given: {esc(_school_given(opened))}"
-                f" · encountered {esc(_local(opened.encountered_at, zone))}"
-                + (f" · <strong>place before {esc(_local(opened.due_at, zone))}</strong>" if opened.due_at else "")
-                + "</p>"
-                f'<form method=post action="/console/triage/{esc(opened.cad_event_id)}/resolve" class=stack>'
-                f"{csrf_field(viewer)}<label for={field}>Place at</label>"
-                f"<select id={field} name=school_id required>{options}</select>"
-                "<button type=submit>Send the notice to this school</button></form></li>")
-        flash = '<p class=ok role=status>Placed: the notice is on its way.</p>' if done else ""
-        queue = f"<ul class=cards>{''.join(items)}</ul>" if items else "<p>Nothing to triage.</p>"
+        items = [{"cad_event_id": opened.cad_event_id, "child": opened.child, "school_given": _school_given(opened),
+                  "encountered": _local(opened.encountered_at, zone),
+                  "due": _local(opened.due_at, zone) if opened.due_at else None}
+                 for opened in model.open_triage(district.district_id)]
         figures = model.figures(clock.now(), district.district_id)
         notices = sum(r.notices for r in figures)
         chart = bar_chart("Notices this term", [
@@ -111,7 +84,8 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadMo
             ("acknowledged", sum(r.acknowledged for r in figures), f"{sum(r.acknowledged for r in figures)} of {notices}"),
             ("escalated", sum(r.escalated for r in figures), str(sum(r.escalated for r in figures))),
         ], maximum=max(notices, 1))
-        return page(f"Triage queue: {district.name}", flash + queue + f"<h2>Figures</h2>{chart}", viewer)
+        return page("hwc/triage.html", f"Triage queue: {district.name}", viewer, package=TEMPLATES, placed=bool(done),
+                    items=items, schools=schools, chart=chart)
 
     @api.post("/console/triage/{cad_event_id}/resolve")
     async def resolve(request: Request, cad_event_id: str, school_id: str = Form(""),
@@ -124,7 +98,7 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadMo
     return api
 
 
-def hwc_rates_chart(model: HwcReadModel, district_ids: set[str], now) -> str:
+def hwc_rates_chart(model: HwcReadModel, district_ids: set[str], now) -> Markup:
     """On-time and acknowledgement rates of the notices of ``district_ids`` (for program managers)."""
     rows = [r for d in district_ids for r in model.figures(now, d)]
     notices = sum(r.notices for r in rows)

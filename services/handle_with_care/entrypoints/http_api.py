@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict
 
 from services.delivery.links import AckLinks
@@ -34,7 +35,7 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
     async def acknowledge(notice_id: str, contact_id: str) -> None:
         await acknowledge_notice(notice_id, contact_id, publisher, clock)
 
-    def notice_details(notice_id: str, _contact_id: str) -> str:
+    def notice_details(notice_id: str, _contact_id: str) -> Markup | str:
         """The notice itself, for the holder of its signed link (the school's contact)."""
         request = model.requests.get(notice_id) if model is not None else None
         school = reference.schools.get(request.school_id) if request and reference else None

@@ -11,6 +11,7 @@ import hmac
 import html
 
 from fastapi import APIRouter, Request, Response
+from markupsafe import Markup
 
 from services.delivery.channels import twilio_signature
 from services.delivery.links import AckLinks
@@ -22,9 +23,11 @@ from services.kernel.topics import PAGES
 from services.messaging.kafka import Publisher
 from services.notifier.service import page_id_for
 from services.web.console import handoff_html, local_time
+from services.web.render import fragment
 from services.web.web import add_ack_link_routes
 
 log = get_logger(__name__)
+TEMPLATES = "services.notifier.entrypoints"  # its templates/ folder
 
 
 def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,
@@ -42,7 +45,7 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
                 via=AcknowledgedVia.link, acknowledged_at=clock.now()))
             log.info("page_ack_received", referral_id=referral_id, by=case_manager_id)
 
-    def page_details(referral_id: str, _case_manager_id: str) -> str:
+    def page_details(referral_id: str, _case_manager_id: str) -> Markup | str:
         """The warm-handoff details, for the holder of the signed link (the paged case manager)."""
         if handoff_details is None or reference is None:
             return ""
@@ -60,13 +63,10 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
         site = reference.site(request.site_id) if reference and request else None
         return f"by {person.display_name if person else 'a case manager'} at {local_time(when, site.zone if site else None)}"
 
-    def next_steps(referral_id: str, _case_manager_id: str) -> str:
+    def next_steps(referral_id: str, _case_manager_id: str) -> Markup:
         """What the case manager does next: call the officer, open the referral (after signing in)."""
         request = handoff_details.pages.get(referral_id) if handoff_details else None
-        call = (f'<p><a class=button href="tel:{html.escape(request.officer_callback_phone)}">Call the officer, '
-                f"{html.escape(request.officer_callback_phone)}</a></p>") if request else ""
-        return call + (f'<p><a href="/console/referrals/{html.escape(referral_id)}">Open the referral</a> '
-                       "(sign in to the console) to record the contact.</p>")
+        return fragment("paging/next_steps.html", TEMPLATES, page=request, referral_id=referral_id)
 
     add_ack_link_routes(api, links, "page", "Acknowledge LEAD page",
                         "Acknowledge this warm-handoff page? The officer will be told you are on the way.",

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from services.kernel.clock import Clock
 from services.kernel.events import DisclosureChannel, Milestone
@@ -32,18 +33,8 @@ from services.referral_intake.domain.reports import (
 )
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView
 from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
-from services.web.console import (
-    Sessions,
-    Viewer,
-    bar_chart,
-    esc,
-    handoff_html,
-    histogram,
-    local_time,
-    page,
-    percent,
-    post_button,
-)
+from services.web.console import Sessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
+from services.web.render import fragment, percent
 from services.web.web import ApiError
 
 ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_scheduled, Milestone.enrolled,
@@ -51,10 +42,11 @@ ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_sc
 LABELS = {Milestone.contact_attempted: "Tried to reach", Milestone.contacted: "Contacted",
           Milestone.intake_scheduled: "Intake scheduled", Milestone.enrolled: "Enrolled", Milestone.engaged: "Engaged"}
 DASHBOARD_REFRESH_SECONDS = 5
+TEMPLATES = "services.referral_intake.entrypoints"  # its templates/ folder
 
 
 def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadModel, details: HandoffDetails,
-                  publisher: Publisher, clock: Clock, hwc_rates: Callable[[set[str]], str] | None = None) -> APIRouter:
+                  publisher: Publisher, clock: Clock, hwc_rates: Callable[[set[str]], Markup] | None = None) -> APIRouter:
     api = APIRouter(include_in_schema=False)
     field_roles = ("case_manager", "outreach")
     figure_roles = ("program_manager", "administrator")
@@ -67,20 +59,17 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
             raise ApiError(403, "referral_id", "not a referral of your sites")
         return view
 
-    def card(view: ReferralView, person=None) -> str:
+    def card(view: ReferralView, person=None) -> dict:
         """A referral in a list: who (for the case manager who took it) or how to recognise them and where
         they were seen (for outreach), so that three cards never read the same."""
         site = reference.site(view.site_id)
-        due = _local(view.intake_due_at, site)
-        flags = "".join(f'<span class="badge due">{esc(f.replace("_", " "))}</span> ' for f in view.flags)
         kind = f'{view.referral_type.replace("_", " ").capitalize()} · {site.name}'
-        title = f"{person.first_name} {person.last_name} · {kind}" if person else kind
-        seen = details.pages.get(view.referral_id)
-        hint = (f"<p>Look for: {esc(seen.person_description or 'see officer')} · seen at "
-                f"{esc(seen.location_description)}</p>") if seen and not person else ""
-        return (f'<li class=card><h2><a href="/console/referrals/{esc(view.referral_id)}">{esc(title)}</a></h2>'
-                f'<p><span class=badge>{esc(view.status.replace("_", " "))}</span> {flags}</p>{hint}'
-                f"<p>Referred {esc(_local(view.referred_at, site))} · intake due <strong>{esc(due)}</strong></p></li>")
+        seen = details.pages.get(view.referral_id) if not person else None
+        return {"referral_id": view.referral_id, "status": view.status, "flags": view.flags,
+                "title": f"{person.first_name} {person.last_name} · {kind}" if person else kind,
+                "look_for": (seen.person_description or "see officer") if seen else None,
+                "seen_at": seen.location_description if seen else None,
+                "referred": _local(view.referred_at, site), "due": _local(view.intake_due_at, site)}
 
     @api.get("/console/my-referrals", response_class=HTMLResponse)
     async def my_referrals(request: Request) -> HTMLResponse:
@@ -89,39 +78,28 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
         mine.sort(key=lambda v: (not v.is_open, v.intake_due_at))
         cards = [card(v, await disclose_identity(v, viewer.id, details.people, publisher, clock,
                                                  DisclosureChannel.console)) for v in mine]
-        body = f"<ul class=cards>{''.join(cards)}</ul>" if mine else \
-            "<p>No referrals yet. Pages you acknowledge appear here.</p>"
-        return page("My referrals", body, viewer)
+        return page("lead/referrals.html", "My referrals", viewer, package=TEMPLATES, cards=cards,
+                    empty="No referrals yet. Pages you acknowledge appear here.")
 
     @api.get("/console/worklist", response_class=HTMLResponse)
     async def worklist(request: Request) -> HTMLResponse:
         viewer = sessions.require(request, *field_roles, "program_manager")
         flagged = [v for site_id in sorted(viewer.staff.sites) for v in model.outreach_worklist(site_id)]
-        body = f"<ul class=cards>{''.join(card(v) for v in flagged)}</ul>" if flagged else \
-            "<p>Nobody needs finding right now.</p>"
-        return page("Outreach worklist", body, viewer)
+        return page("lead/referrals.html", "Outreach worklist", viewer, package=TEMPLATES,
+                    cards=[card(v) for v in flagged], empty="Nobody needs finding right now.")
 
     @api.get("/console/referrals/{referral_id}", response_class=HTMLResponse)
     async def referral(request: Request, referral_id: str, done: str = "") -> HTMLResponse:
         viewer = sessions.require(request, *field_roles)
         view = referral_for(viewer, referral_id)
         site = reference.site(view.site_id)
-        flash = f'<p class=ok role=status>Recorded: {esc(done.replace("_", " "))}.</p>' if done else ""
-        milestones = "".join(f"<li>{esc(name.replace('_', ' '))}: {esc(_local(at, site))}</li>"
-                             for name, at in sorted(view.milestones.items(), key=lambda kv: kv[1]))
-        buttons = "".join(post_button(f"/console/referrals/{referral_id}/milestones", LABELS[m], viewer,
-                                      {"milestone": m.value}, secondary=m is Milestone.contact_attempted)
-                          for m in ONE_TAP)
         person = await disclose_identity(view, viewer.id, details.people, publisher, clock, DisclosureChannel.console)
-        who = (f'<h2>Who</h2><dl data-testid="identity"><dt>Name</dt><dd>{esc(person.first_name)} {esc(person.last_name)}'
-               f"</dd><dt>Date of birth</dt><dd>{esc(person.date_of_birth.isoformat() if person.date_of_birth else 'not given')}"
-               "</dd></dl>") if person else ""
-        body = (f"{flash}<p><span class=badge>{esc(view.status.replace('_', ' '))}</span> intake due "
-                f"<strong>{esc(_local(view.intake_due_at, site))}</strong></p>{who}"
-                f"<h2>Warm handoff</h2>{handoff_html(details.pages.get(referral_id), site.zone if site else None)}"
-                f'<h2>Record</h2><div class=actions>{buttons}</div>'
-                f"<h2>So far</h2><ul>{milestones or '<li>nothing recorded</li>'}</ul>")
-        return page("Referral", body, viewer)
+        return page("lead/referral.html", "Referral", viewer, package=TEMPLATES, referral_id=referral_id, done=done,
+                    referral_status=view.status, due=_local(view.intake_due_at, site), person=person,
+                    handoff=handoff_html(details.pages.get(referral_id), site.zone if site else None),
+                    buttons=[(m, LABELS[m]) for m in ONE_TAP],
+                    milestones=[(name, _local(at, site)) for name, at in sorted(view.milestones.items(),
+                                                                                 key=lambda kv: kv[1])])
 
     @api.post("/console/referrals/{referral_id}/milestones")
     async def record(request: Request, referral_id: str, milestone: str = Form(""),
@@ -150,7 +128,7 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
             raise ApiError(403, "site_id", "not one of your sites")
         return site
 
-    def live_figures(site: Site) -> str:
+    def live_figures(site: Site) -> Markup:
         views = model.for_site(site.site_id)
         s = summarize(views)
         funnel = bar_chart(f"Funnel, {site.name}", [
@@ -158,45 +136,30 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
             ("enrolled", s.enrolled, f"{s.enrolled} ({percent(s.enrollment_rate)})"),
             ("engaged", s.engaged, f"{s.engaged} ({percent(s.engagement_rate)} of enrolled)")],
             targets=[("60% enrol", ENROLLMENT_TARGET * s.referrals), ("75% engage", ENGAGEMENT_TARGET * s.enrolled)])
-        verdict = []
+        verdicts = []
         for name, rate, target in (("Enrollment", s.enrollment_rate, ENROLLMENT_TARGET),
                                    ("Engagement", s.engagement_rate, ENGAGEMENT_TARGET)):
             state = "no data yet" if rate is None else (
                 f"{percent(rate)}, {'meets' if rate >= target else 'below'}")
-            verdict.append(f"<li>{name}: {state} (target {target:.0%})</li>")
+            verdicts.append(f"{name}: {state} (target {target:.0%})")
         districts = {a.hwc_district_id for a in reference.agencies.values()
                      if site.site_id in a.sites and a.hwc_district_id}
-        hwc = hwc_rates(districts) if hwc_rates else ""
-        return (f'<div class=grid2><div>{funnel}<ul data-testid="targets">{"".join(verdict)}</ul>'
-                f'<p data-testid="contacted">Contacted: {s.contacted} of {s.referrals}</p>'
-                f'<p data-testid="handoffs-missed">Warm handoffs missed (nobody acknowledged): {s.handoffs_missed}</p></div>'
-                f'<div>{histogram("Time to acknowledge a page", time_to_acknowledge(views))}'
-                f'{histogram("Time from referral to first contact", time_to_contact(views))}</div>'
-                f"<div>{hwc}</div></div>"
-                f'<p class=muted>Updated {esc(_local(clock.now(), site))}</p>')
+        return fragment("lead/live_figures.html", TEMPLATES, funnel=funnel, verdicts=verdicts, contacted=s.contacted,
+                        referrals=s.referrals, handoffs_missed=s.handoffs_missed,
+                        time_to_acknowledge=histogram("Time to acknowledge a page", time_to_acknowledge(views)),
+                        time_to_contact=histogram("Time from referral to first contact", time_to_contact(views)),
+                        hwc=hwc_rates(districts) if hwc_rates else "", updated=_local(clock.now(), site))
 
     @api.get("/console/dashboard", response_class=HTMLResponse)
     async def dashboard(request: Request, site: str = "") -> HTMLResponse:
         viewer = sessions.require(request, *figure_roles)
         mine = sites_of(viewer)
         if not mine:
-            return page("Dashboard", "<p>No sites.</p>", viewer)
+            return page("message.html", "Dashboard", viewer, paragraphs=["No sites."], alert=False, back=None)
         chosen = site_for(viewer, site or mine[0].site_id)
-        picker = "".join(f'<option value="{esc(s.site_id)}"{" selected" if s is chosen else ""}>{esc(s.name)}</option>'
-                         for s in mine)
-        month = month_of(clock.now(), chosen.zone)
-        body = (f'<form method=get class="noprint actions"><label for=site>Site</label><select id=site name=site>{picker}'
-                f"</select><button type=submit>Show</button></form>"
-                f'<section id=live aria-label="Live figures" data-src="/console/dashboard/live?site={esc(chosen.site_id)}">'
-                f"{live_figures(chosen)}</section>"
-                f'<h2>Monthly report</h2><p class=actions><a class=button href="/console/reports/{esc(chosen.site_id)}/{month}">'
-                f'Printable report, {month}</a> <a class=button href="/console/reports/{esc(chosen.site_id)}/{month}.csv">'
-                "CSV</a></p>")
-        # Polling keeps it dependency-free; every few seconds the figures are fetched again.
-        script = (f"<script>setInterval(async()=>{{const s=document.getElementById('live');"
-                  f"const r=await fetch(s.dataset.src,{{credentials:'same-origin'}});if(r.ok)s.innerHTML=await r.text();}},"
-                  f"{DASHBOARD_REFRESH_SECONDS * 1000});</script>")
-        return page("Dashboard", body + script, viewer)
+        return page("lead/dashboard.html", "Dashboard", viewer, package=TEMPLATES, sites=mine, chosen=chosen,
+                    live=live_figures(chosen), month=month_of(clock.now(), chosen.zone),
+                    refresh_ms=DASHBOARD_REFRESH_SECONDS * 1000)
 
     @api.get("/console/dashboard/live", response_class=HTMLResponse)
     async def dashboard_live(request: Request, site: str = "") -> HTMLResponse:
@@ -215,13 +178,10 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
         if as_csv:
             return PlainTextResponse(report_csv(rows), media_type="text/csv", headers={
                 "Content-Disposition": f'attachment; filename="handoff-{site_id}-{month}.csv"'})
-        head = "".join(f"<th scope=col>{esc(h.replace('_', ' '))}</th>" for h in rows[0].__dataclass_fields__)
-        body_rows = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row.__dict__.values()) + "</tr>" for row in rows)
-        return page(f"LEAD monthly report: {site.name}, {month}",
-                    f"<p>Referrals made in {month}; targets: enrollment {ENROLLMENT_TARGET:.0%} of referrals, engagement "
-                    f"{ENGAGEMENT_TARGET:.0%} of enrollees; warm handoff within 30 minutes.</p>"
-                    f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead><tbody>{body_rows}</tbody></table></div>'
-                    '<p class="actions noprint"><button type=button onclick="window.print()">Print</button></p>', viewer)
+        return page("lead/report.html", f"LEAD monthly report: {site.name}, {month}", viewer, package=TEMPLATES,
+                    month=month, enrollment_target=ENROLLMENT_TARGET, engagement_target=ENGAGEMENT_TARGET,
+                    columns=list(rows[0].__dataclass_fields__),
+                    rows=[["" if v is None else v for v in row.__dict__.values()] for row in rows])
 
     return api
 

@@ -118,8 +118,8 @@ async def test_the_console_triage_keeps_what_the_officer_gave_and_preselects_no_
     assert login.status_code == 303
     page = (await client.get("/console/triage")).text
     assert '<option value="" selected disabled>Choose a school</option>' in page
-    assert page.count(" selected") == 1 and "name=school_id required" in page
-    assert 'school given: &quot;by the park&quot;' in page
+    assert page.count(" selected") == 1 and 'name="school_id" required' in page
+    assert 'school given: &#34;by the park&#34;' in page  # the officer's words, escaped
     given = HwcTriageOpened(cad_event_id="cad-10", agency_id="apd", district_id="abq-ps", child=child(),
                             encountered_at=DUE - timedelta(hours=12), opened_at=DUE - timedelta(hours=12),
                             school_id_given="zzz-unknown", due_at=DUE)
