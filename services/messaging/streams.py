@@ -226,7 +226,56 @@ def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:
     )
     config.update(overrides)
     (settings.data_dir / service).mkdir(parents=True, exist_ok=True)
-    return faust.App(f"{settings.topic_prefix}handoff-{service}", **config)
+    app = faust.App(f"{settings.topic_prefix}handoff-{service}", **config)
+    stop_fetching_unread_changelogs(app)
+    return app
+
+
+# --- fetches: only what the worker reads ---------------------------------------------------------
+def unread_changelogs(app: faust.App) -> set[Any]:
+    """The changelog partitions assigned to this worker that it does not read now: its own tables'
+    (written by it, read only to recover) but not the standbys it keeps up to date."""
+    recovery = app.tables.recovery
+    return {tp for tp in app.consumer.assignment()
+            if recovery._is_changelog_tp(tp) and tp not in recovery.standby_tps}
+
+
+def stop_fetching_unread_changelogs(app: faust.App) -> None:
+    """After every recovery, pause the unread changelog partitions in aiokafka itself.
+
+    Faust assigns a worker its tables' changelog partitions and, once recovered, stops reading them,
+    but its pause never reaches aiokafka: the fetcher goes on fetching them, and a fetched record
+    nobody reads holds back the next fetch from that broker (aiokafka's ``prefetch_backoff``,
+    100 ms): on one broker, every topic waits. It happened at the first write to each changelog
+    partition after a start or rebalance. A rebalance gives aiokafka a fresh assignment (nothing
+    paused), so the next recovery reads its changelogs as usual and this runs again after it."""
+
+    @app.on_rebalance_complete.connect
+    async def _pause_unread(_app: Any, **_kw: Any) -> None:
+        unread = unread_changelogs(app)
+        if unread:
+            await app.consumer._thread.call_thread(_pause_in_aiokafka, app.consumer._thread._ensure_consumer(), unread)
+            log.debug("changelog_fetches_paused", partitions=len(unread))
+
+
+async def _pause_in_aiokafka(consumer: Any, partitions: set[Any]) -> None:
+    """In the consumer's thread: pause ``partitions`` and drop what was fetched of them already."""
+    from aiokafka import TopicPartition
+
+    tps = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+    consumer.pause(*tps)
+    for tp in tps:
+        consumer._fetcher._records.pop(tp, None)
+
+
+def fetch_state(app: faust.App) -> tuple[set[Any], set[Any]]:
+    """(unread changelog partitions aiokafka may still fetch, unread changelog partitions it holds
+    fetched records of): both empty when nothing can stall this worker's fetches."""
+    consumer = app.consumer._thread._ensure_consumer()
+    unread = {(tp.topic, tp.partition) for tp in unread_changelogs(app)}
+    paused = {(tp.topic, tp.partition) for tp in consumer.paused()}
+    held = {(tp.topic, tp.partition) for tp in consumer._fetcher._records}
+    return unread - paused, unread & held
 
 
 def internal_topics(app: faust.App, settings: Settings) -> tuple[TopicSpec, ...]:

@@ -3,7 +3,8 @@
 faust-streaming is thinly maintained, and ``services/messaging/streams.py`` (the one module that touches
 it) uses some of its internals: the OffsetGuard marks recovered offsets through the consumer's gap
 bookkeeping and seeks a stalled partition, the outbox asks the assignor what this worker owns,
-topic creation names the tables' changelogs. The version is pinned exactly in pyproject.toml; a
+topic creation names the tables' changelogs, and after recovery the unread changelog partitions are
+paused in the aiokafka consumer under Faust's consumer thread. The version is pinned exactly in pyproject.toml; a
 new one must pass this test first, which fails naming the internal that moved.
 """
 
@@ -14,9 +15,13 @@ from importlib.metadata import version
 
 import faust
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.consumer.fetcher import Fetcher
 from faust.assignor import PartitionAssignor
 from faust.tables.base import Collection
-from faust.transport.consumer import Consumer
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer, ThreadDelegateConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from services.kernel.settings import REPO_ROOT
 
@@ -33,6 +38,11 @@ def test_the_installed_faust_is_the_pinned_one() -> None:
     (Consumer, "seek", ["self", "partition", "offset"]),                   # ... seeking a stalled partition back
     (PartitionAssignor, "assigned_actives", ["self"]),                     # the outbox resumes what this worker owns
     (Collection, "on_recover", ["self", "fun"]),                           # resume and re-index after recovery
+    (Recovery, "_is_changelog_tp", ["self", "tp"]),                        # unread_changelogs
+    (AIOKafkaConsumerThread, "_ensure_consumer", ["self"]),                # ... reaching aiokafka's consumer
+    (AIOKafkaConsumerThread, "call_thread", ["self", "fun", "args", "kwargs"]),  # ... and pausing in its thread
+    (AIOKafkaConsumer, "pause", ["self", "partitions"]),
+    (AIOKafkaConsumer, "paused", ["self"]),
 ], ids=lambda value: value if isinstance(value, str) else "")
 def test_an_internal_handoff_uses_is_where_it_was(owner, name, parameters) -> None:
     member = getattr(owner, name, None)
@@ -44,3 +54,11 @@ def test_a_tables_changelog_topic_is_named_as_topic_creation_expects() -> None:
     app = faust.App("internals-check", broker="kafka://127.0.0.1:1", store="memory://")
     table = app.Table("notices", default=None)
     assert table.changelog_topic.get_topic_name() == "internals-check-notices-changelog"
+
+
+def test_what_stop_fetching_unread_changelogs_reaches_is_there() -> None:
+    app = faust.App("internals-check-fetch", broker="kafka://127.0.0.1:1", store="memory://")
+    assert hasattr(app, "on_rebalance_complete")  # sent when recovery ends, before streams resume
+    assert isinstance(app.consumer, ThreadDelegateConsumer) and isinstance(app.consumer._thread, AIOKafkaConsumerThread)
+    assert isinstance(app.tables.recovery.standby_tps, set)
+    assert "_records" in inspect.getsource(Fetcher.__init__)  # the fetched, not yet consumed records per partition

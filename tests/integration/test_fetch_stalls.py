@@ -1,0 +1,40 @@
+"""No fetch stalls: a worker fetches only the partitions it reads.
+
+Faust assigns each worker its tables' changelog partitions and stops reading them after recovery;
+if aiokafka went on fetching them, a fetched record nobody reads would hold back every fetch from
+the broker for up to 100 ms (its prefetch backoff). After recovery each worker pauses them in
+aiokafka, and after a restart (a new assignment) recovery reads them again and pauses them again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from services.messaging.streams import fetch_state, unread_changelogs
+from tests.conftest import eventually
+from tests.integration.test_lead_flow import NOW, submit
+
+pytestmark = pytest.mark.integration
+
+
+def _assert_fetches_only_what_it_reads(worker) -> None:
+    unread = unread_changelogs(worker.app)
+    assert unread, "the worker has changelog partitions assigned (else this checks nothing)"
+    fetchable, held = fetch_state(worker.app)
+    assert fetchable == set(), "unread changelog partitions that aiokafka may still fetch"
+    assert held == set(), "fetched records of unread changelog partitions, holding back the next fetch"
+
+
+async def test_workers_stop_fetching_their_changelogs_after_recovery(system_factory) -> None:
+    system = await system_factory("referral-intake", "notifier", now=NOW)
+    await submit(system, "CAD-FETCH-1")  # writes the referrals, lifecycle, pages and deliveries changelogs
+    await eventually(lambda: system.messages("sms") and system.messages("email"))
+    for worker in system.apps.values():
+        _assert_fetches_only_what_it_reads(worker)
+
+    notifier = await system.restart("notifier")  # a new assignment: recovery reads the changelogs again
+    pages = notifier.services["notifier"].pages
+    await eventually(lambda: len(list(pages.keys())) == 1)  # recovered from its changelog
+    await submit(system, "CAD-FETCH-2")
+    await eventually(lambda: len(system.messages("sms")) >= 2)
+    _assert_fetches_only_what_it_reads(notifier)
