@@ -15,6 +15,15 @@ KeyValueStore = MutableMapping[str, Any]
 T = TypeVar("T")
 
 
+def put_if_changed(store: KeyValueStore, key: str, value: dict[str, Any]) -> bool:
+    """Write ``value`` unless ``key`` already holds it: every write to a table is a changelog record,
+    and most events (a second channel's delivery, an escalation) change nothing a table keeps."""
+    if store.get(key) == value:
+        return False
+    store[key] = value
+    return True
+
+
 class JsonForm(Generic[T]):
     """A dataclass as the JSON-able dict a table stores, and back. pydantic does both directions, so
     there is no hand-kept pair of functions to drift apart; unknown keys in stored data are ignored,

@@ -35,7 +35,7 @@ from services.kernel.events import (
 )
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import CaseManager, ReferenceData, Site
-from services.kernel.store import KeyValueStore
+from services.kernel.store import KeyValueStore, put_if_changed
 from services.kernel.topics import PAGES
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
@@ -387,7 +387,7 @@ class Notifier:
         previous = self.pages.get(state.referral_id) or {}
         # The CAD event's correlation id stays with the page, so timer-made events carry it too;
         # the consent scope stays with it so that every later disclosure is checked against it.
-        self.pages[state.referral_id] = {
+        put_if_changed(self.pages, state.referral_id, {
             "state": state.to_dict(), "request": request.model_dump(mode="json"),
             "correlation_id": previous.get("correlation_id") or current_correlation_id(),
-            "consent": consent.model_dump(mode="json") if consent else previous.get("consent")}
+            "consent": consent.model_dump(mode="json") if consent else previous.get("consent")})

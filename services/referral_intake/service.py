@@ -42,7 +42,7 @@ from services.kernel.events import (
 )
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import ReferenceData
-from services.kernel.store import KeyValueStore
+from services.kernel.store import KeyValueStore, put_if_changed
 from services.kernel.topics import AUDIT, REFERRALS
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
@@ -215,7 +215,7 @@ class EngagementTracker:
         view.apply(event)
         if change is not None:
             view.apply(change)
-        self.views[view.referral_id] = {**record, "view": view.to_dict()}
+        put_if_changed(self.views, view.referral_id, {**record, "view": view.to_dict()})
         if change is not None:
             await self.publisher.publish(REFERRALS, view.referral_id, change)
             log.info("referral_status_changed", referral_id=view.referral_id, status=change.status.value,

@@ -10,9 +10,13 @@ from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
 from services.kernel.events import (
     AcknowledgedVia,
+    Channel,
+    DeliveryOutcome,
     EngagementRecorded,
     Milestone,
     PageAcknowledged,
+    PageEscalated,
+    PageSent,
     ReferralFlag,
     ReferralFlagged,
     ReferralStatus,
@@ -149,3 +153,28 @@ def test_funnel_rates_against_the_program_targets() -> None:
     assert row.enrollment_rate == 0.6 and row.meets_enrollment_target is True
     assert row.engagement_rate == pytest.approx(2 / 3) and row.meets_engagement_target is False
     assert row.median_seconds_to_contact == 75 * 60
+
+
+class CountingStore(dict):
+    """A table that counts its writes: each one is a changelog record."""
+
+    writes = 0
+
+    def __setitem__(self, key, value) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+async def test_the_lifecycle_is_written_once_per_change_not_once_per_event() -> None:
+    h = Harness()
+    store = CountingStore()
+    h.tracker = EngagementTracker(REF, store, h.publisher, h.clock, warn_before=timedelta(days=2))
+    await h.tracker.on_event(h.referral)
+    rid = h.referral.referral_id
+    sent = [PageSent(page_id="p", referral_id=rid, attempt_id=f"a-{channel}", step_index=0, loop=0, target_id="cm-ana",
+                     channel=channel, outcome=DeliveryOutcome.delivered, attempt=1, sent_at=T0) for channel in Channel]
+    escalated = PageEscalated(page_id="p", referral_id=rid, from_step=0, to_step=1, loop=0, escalated_at=T0)
+    for event in (*sent, escalated, *sent):
+        await h.tracker.on_event(event)
+    assert store.writes == 2  # opened, then cm-ana paged; the other channels and the escalation change nothing
+    assert h.view().paged_case_managers == ["cm-ana"]
