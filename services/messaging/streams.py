@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import hashlib
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -163,7 +164,8 @@ class RecordProcessor:
                         before_sleep=lambda s: log.warning("handler_retry", attempt=s.attempt_number,
                                                            error_type=type(s.outcome.exception()).__name__)):
                     with attempt:
-                        await handler(event)
+                        async with sends_awaited_together():
+                            await handler(event)
             except InvalidRecord as exc:
                 await self.dead_letters.record(raw, exc.error_type, exc.reason, cid)
                 self.counts[(raw.topic, "dead_lettered")] += 1
@@ -180,8 +182,33 @@ class RecordProcessor:
             return True
 
 
+# The sends a record's handler made and has not awaited: set only while a record is handled.
+_sends_in_flight: ContextVar[list[Awaitable[Any]] | None] = ContextVar("sends_in_flight", default=None)
+
+
+@contextlib.asynccontextmanager
+async def sends_awaited_together() -> AsyncIterator[None]:
+    """Within: the publisher hands each event to the producer without waiting for it (in order, so
+    the producer batches them); on the way out every one is awaited. A record is acknowledged only
+    after its handler returns, so it is still acknowledged only after all its events are written,
+    and a failed send fails the record as an awaited one did."""
+    pending: list[Awaitable[Any]] = []
+    token = _sends_in_flight.set(pending)
+    try:
+        yield
+    except BaseException:
+        await asyncio.gather(*pending, return_exceptions=True)  # settled either way: no future left behind
+        raise
+    else:
+        await asyncio.gather(*pending)
+    finally:
+        _sends_in_flight.reset(token)
+
+
 class FaustPublisher:
-    """Publishes from inside a Faust worker through the app's own producer (acks=all)."""
+    """Publishes from inside a Faust worker through the app's own producer (acks=all). While a record
+    is handled its events are sent together (``sends_awaited_together``); elsewhere (timers) each is
+    awaited before the next."""
 
     def __init__(self, app: faust.App, codec: AvroCodec, prefix: str = "") -> None:
         self.app = app
@@ -190,8 +217,13 @@ class FaustPublisher:
 
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
         value = await self.codec.encode(event)
-        await self.app.producer.send_and_wait(topic.qualified(self.prefix), key.encode(), value, None, None,
-                                              correlation_headers())
+        sent = await self.app.producer.send(topic.qualified(self.prefix), key.encode(), value, None, None,
+                                            correlation_headers())
+        pending = _sends_in_flight.get()
+        if pending is None:
+            await sent
+        else:
+            pending.append(sent)
 
 
 def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from types import SimpleNamespace
 
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
@@ -10,9 +12,10 @@ from aiokafka.errors import MessageSizeTooLargeError
 from services.kernel.errors import Rejected
 from services.kernel.events import CadReferralMade, DeadLetterRecorded
 from services.kernel.logs import CORRELATION_HEADER
+from services.kernel.topics import REFERRALS
 from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
 from services.messaging.kafka import InMemoryPublisher
-from services.messaging.streams import DeadLetterSink, RawRecord, RecordProcessor
+from services.messaging.streams import DeadLetterSink, FaustPublisher, RawRecord, RecordProcessor
 from tests.factories import cad_referral
 
 
@@ -158,3 +161,67 @@ async def test_a_dead_letter_whose_write_keeps_failing_is_written_reduced(broker
     assert (dead.original_value or b"") == record[:prefix]
     assert sink.count == sink.reduced == 1
     assert processor.counts[("handoff.cad.referrals", "dead_lettered")] == 1
+
+
+class HeldProducer:
+    """A producer whose sends complete only when the test says so."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.futures: list = []
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        self.sent.append((topic, key))
+        future = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+
+def faust_publisher(producer: HeldProducer):
+    return FaustPublisher(SimpleNamespace(producer=producer), AvroCodec(InMemorySchemaRegistry()))
+
+
+async def test_a_records_events_are_sent_together_and_all_written_before_it_is_done(processor) -> None:
+    producer = HeldProducer()
+    publisher = faust_publisher(producer)
+
+    async def handler(event):
+        for n in range(3):
+            await publisher.publish(REFERRALS, f"r-{n}", event)
+
+    data = await processor.codec.encode(cad_referral())
+    done = asyncio.ensure_future(processor.process(raw(data), handler))
+    while len(producer.sent) < 3:
+        await asyncio.sleep(0)
+    assert [key for _, key in producer.sent] == [b"r-0", b"r-1", b"r-2"]  # in order, none waited for
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not done.done()  # the record is not done while a send is unwritten
+    for future in producer.futures:
+        future.set_result(None)
+    assert await done is True
+
+
+async def test_a_failed_send_fails_the_record_as_an_awaited_one_did(processor, publisher) -> None:
+    producer = HeldProducer()
+    faust = faust_publisher(producer)
+
+    async def handler(event):
+        await faust.publish(REFERRALS, "r-1", event)
+        producer.futures[-1].set_exception(MessageSizeTooLargeError())
+
+    data = await processor.codec.encode(cad_referral())
+    assert await processor.process(raw(data), handler) is False  # retried, then dead-lettered
+    assert len(producer.sent) == 3 and publisher.events(DeadLetterRecorded)[0].error_type == "processing"
+
+
+async def test_outside_a_record_each_send_is_awaited_before_the_next() -> None:
+    producer = HeldProducer()
+    publisher = faust_publisher(producer)
+    first = asyncio.ensure_future(publisher.publish(REFERRALS, "r-1", cad_referral()))
+    while not producer.futures:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not first.done()  # a timer's publish waits for its send
+    producer.futures[0].set_result(None)
+    await first
