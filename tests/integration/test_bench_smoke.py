@@ -26,6 +26,13 @@ def test_benchmark_smoke_run_reports_every_scenario(kafka_bootstrap, schema_regi
     assert (two["referrals"], two["encounters"]) == (bench.Counts.smoke().throughput, bench.Counts.smoke().throughput // 4)
     assert results["hwc_backlog"]["encounters"] == bench.Counts.smoke().backlog and results["hwc_backlog"]["peak_rss_mib"] > 0
     assert set(results["cold_start_seconds"]) == {"api", "referral-intake", "notifier", "handle-with-care"}
-    assert set(report["verdicts"]) == {"p99_vs_floor", "p99_ms", "throughput_vs_floor", "backlog_seconds", "backlog_mib"}
+    assert results["fair_floor"]["items"] == bench.Counts.smoke().throughput * 5 // 4
+    assert results["fair_floor_encounters"]["items"] == bench.Counts.smoke().backlog_floor
+    assert results["http_latency_floor"]["n"] == bench.Counts.smoke().steady
+    assert set(results["receivers_ceiling"]["per_second"]) == {"sms", "email", "webhook"}
+    assert "unwritten" not in results["warm_up"]  # every changelog partition written before anything is timed
+    assert results["hwc_backlog"]["seconds"] >= results["hwc_backlog"]["last_notice_seconds"]
+    assert set(report["verdicts"]) == set(bench.TARGETS)
     markdown = (tmp_path / "bench.md").read_text()
-    assert "## Against the targets" in markdown and "two workers per service" in markdown
+    assert "## Against the goals" in markdown and "two workers per service" in markdown
+    assert "fair floor" in markdown and "latency floor: HTTP in, two hops, HTTP out" in markdown

@@ -9,26 +9,47 @@ from bench import run as bench
 
 
 def full_report() -> dict:
-    """The baseline run's results, grown to the current shape (it predates the two-worker run)."""
+    """The baseline run's results, grown to the current shape (it predates the two-worker run and the floors)."""
     report = json.loads(bench.BASELINE.read_text())
     report["results"]["throughput_two_workers"] = {"referrals": 5000, "encounters": 1250, "seconds": 125.0,
                                                   "messages_per_second": 50.0}
+    report["results"]["fair_floor"] = {"referrals": 5000, "encounters": 1250, "items": 6250, "seconds": 20.0,
+                                       "items_per_second": 312.5}
+    report["results"]["fair_floor_encounters"] = {"referrals": 0, "encounters": 10000, "items": 10000,
+                                                  "seconds": 25.0, "items_per_second": 400.0}
+    report["results"]["http_latency_floor"] = {**report["results"]["floor_steady"], "p99_ms": 20.0}
+    report["results"]["receivers_ceiling"] = {"sends_per_channel": 2000, "per_second": {"sms": 900.0, "email": 1000.0,
+                                              "webhook": 520.0}, "pages_per_second": 473.7, "notices_per_second": 520.0}
     report["verdicts"] = bench.verdicts(report["results"])
     return report
 
 
-def test_throughput_verdict_takes_the_better_of_one_and_two_workers() -> None:
+def test_throughput_verdict_takes_the_better_of_one_and_two_workers_against_the_fair_floor() -> None:
     report = full_report()
-    floor = report["results"]["floor_throughput"]["messages_per_second"]
-    assert report["verdicts"]["throughput_vs_floor"]["value"] == 50.0 / floor
-    assert report["verdicts"]["throughput_vs_floor"]["met"] is False
+    best = max(50.0, report["results"]["throughput"]["messages_per_second"])
+    assert report["verdicts"]["throughput_vs_fair_floor"]["value"] == best / 312.5
+    assert report["verdicts"]["throughput_vs_fair_floor"]["met"] is False
+
+
+def test_every_goal_is_a_ratio_to_the_floor_of_the_same_run() -> None:
+    report = full_report()
+    results, v = report["results"], report["verdicts"]
+    steady_p99 = results["referral_to_page_steady"]["p99_ms"]
+    assert v["p99_vs_http_floor"]["value"] == steady_p99 / 20.0
+    assert v["p99_vs_bare_floor"]["value"] == steady_p99 / results["floor_steady"]["p99_ms"]
+    backlog = results["hwc_backlog"]
+    assert v["backlog_vs_fair_floor"]["value"] == backlog["encounters"] / backlog["seconds"] / 400.0
+    assert set(v) == set(bench.TARGETS)
 
 
 def test_report_shows_both_worker_counts_and_compares_with_the_baseline() -> None:
     after = full_report()
     after["results"]["hwc_backlog"] = {"encounters": 100_000, "seconds": 1000.0, "peak_rss_mib": 300.0}
     text = bench.markdown(after)
-    assert "| referrals + encounters to pages + notices, two workers per service | 6250 | 125.0 | 50 |" in text
+    assert "| referrals + encounters to pages + notices, two workers per service | 6250 | 125.0 | 50 | 0.16x |" in text
+    assert "| fair floor (the same work per item, no Faust) | 6250 | 20.0 | 312 | 1.00x |" in text
+    assert "a page (SMS and email) 474/s, a notice 520/s" in text
+    assert "100.0 encounters/s" not in text and "100 encounters/s, 0.25x of the fair floor's 400/s" in text
     before = json.loads(bench.BASELINE.read_text())["results"]["hwc_backlog"]
     drain_before = before["encounters"] / before["seconds"]
     assert f"| HWC backlog drain rate (encounters/s) | {drain_before:,.1f} | 100.0 |" in text

@@ -1,0 +1,226 @@
+"""The floors Handoff's figures are measured against, each doing the same work without Handoff.
+
+- ``fair_floor``: one process with bare aiokafka doing per item what Handoff does per item: the same
+  Avro decodes, the same number of Kafka writes (awaited per batch), the same deliveries through the
+  project's channel classes to the same receivers with the same concurrency limit, and the consumer's
+  offsets committed after the writes. What a design without Faust, tables or an outbox could reach.
+- ``receivers_ceiling``: the channel classes alone against the receivers, no Kafka: no design that
+  delivers every page and notice can beat it on this machine.
+- ``http_latency_floor``: HTTP in, two bare topic hops, HTTP out (an SMS request at the receiver):
+  the same legs as a referral's way to its page, with nothing of Handoff's in between.
+
+The fair floor runs in a process of its own (``python -m bench.floors fair CONFIG_JSON``), as each
+Handoff service does, so it does not share the benchmark process's interpreter with the receivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.delivery.channels import Outgoing, build_channels, delivery_http_client
+from services.kernel.events import CadChildEncountered, CadReferralMade
+from services.kernel.settings import Settings
+from services.messaging.avro import AvroCodec, registry_from_url
+
+# What one item costs Handoff (counted on the real workers: docs/benchmarks.md says how).
+WRITES_PER_REFERRAL = 16      # referral, lifecycle, page, its state, pending and settled per channel, audits, ...
+DECODES_PER_REFERRAL = 4      # the CAD record, then the referral and page events each worker reads back
+WRITES_PER_ENCOUNTER = 10
+DECODES_PER_ENCOUNTER = 3
+BATCH = 500
+
+
+async def create_topics(settings: Settings, *names: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in names])
+        while True:  # a consumer assigned a partition with no leader yet can miss it for minutes
+            described = await admin.describe_topics(list(names))
+            if all(p["leader"] >= 0 for t in described for p in t["partitions"]):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    await asyncio.sleep(1.0)
+
+
+async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
+    """Handle every CAD record already on the two input topics as Handoff would, minus Handoff."""
+    settings = Settings(**config["settings"])
+    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    out = f"{settings.topic_prefix}fair-floor-{uuid.uuid4().hex[:6]}.out"
+    await create_topics(settings, out)
+    inputs = config["inputs"]  # its own copies of the CAD topics: Handoff's workers must not see these items
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"fair-floor-{out}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    http = delivery_http_client(settings)
+    channels = build_channels(settings, http)
+    slots = asyncio.Semaphore(settings.delivery_concurrency)
+    await consumer.start()
+    await producer.start()
+    consumer.assign([TopicPartition(t, p) for t in inputs for p in range(settings.topic_partitions)])
+    expected, done, started = config["items"], 0, None
+
+    async def deliver(channel: str, attempt_id: str, address: str) -> None:
+        async with slots:
+            await channels[channel].send(Outgoing(attempt_id, address, "Handoff", "Page: bus shelter, call back",
+                                                  "Page: bus shelter, call back", {"type": "bench"}))
+
+    async def handle(record: Any) -> list[Awaitable[Any]]:
+        event = await codec.decode(record.value)
+        is_referral = isinstance(event, CadReferralMade)
+        for _ in range((DECODES_PER_REFERRAL if is_referral else DECODES_PER_ENCOUNTER) - 1):
+            await codec.decode(record.value)
+        writes = [await producer.send(out, record.value, key=record.key)
+                  for _ in range(WRITES_PER_REFERRAL if is_referral else WRITES_PER_ENCOUNTER)]
+        key = record.key.decode()
+        if is_referral:
+            sends = [deliver("sms", f"ff-{key}/sms", config["phone"]), deliver("email", f"ff-{key}/email", config["email"])]
+        else:
+            assert isinstance(event, CadChildEncountered)
+            sends = [deliver("webhook", f"ff-{key}/webhook", config["webhook_url"])]
+        return [*writes, *sends]
+
+    try:
+        while done < expected:
+            batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
+            records = [r for batch in batches.values() for r in batch]
+            if not records:
+                continue
+            started = started or time.monotonic()
+            work = [w for r in records for w in await handle(r)]
+            await asyncio.gather(*work)  # every write and delivery of the batch, then its offsets
+            await consumer.commit()
+            done += len(records)
+        elapsed = time.monotonic() - (started or time.monotonic())
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await http.aclose()
+        for channel in channels.values():
+            if hasattr(channel, "close"):
+                await channel.close()
+    return {"items": done, "seconds": elapsed, "items_per_second": done / elapsed if elapsed else None}
+
+
+async def receivers_ceiling(settings: Settings, n: int, phone: str, email: str, webhook_url: str) -> dict[str, Any]:
+    """``n`` sends per channel through the channel classes, ``delivery_concurrency`` at a time; per second."""
+    http = delivery_http_client(settings)
+    channels = build_channels(settings, http)
+    slots = asyncio.Semaphore(settings.delivery_concurrency)
+    run = uuid.uuid4().hex[:6]
+    rates: dict[str, float] = {}
+    try:
+        for name, address in (("sms", phone), ("email", email), ("webhook", webhook_url)):
+            async def send(i: int, name: str = name, address: str = address) -> None:
+                async with slots:
+                    await channels[name].send(Outgoing(f"ceil-{run}-{name}-{i}", address, "Handoff", "ceiling",
+                                                       "ceiling", {"type": "bench"}))
+
+            started = time.monotonic()
+            await asyncio.gather(*(send(i) for i in range(n)))
+            rates[name] = n / (time.monotonic() - started)
+    finally:
+        await http.aclose()
+        for channel in channels.values():
+            if hasattr(channel, "close"):
+                await channel.close()
+    # A page is an SMS and an email; a notice one webhook: the rate each kind of item can be delivered at.
+    page = 1 / (1 / rates["sms"] + 1 / rates["email"])
+    return {"sends_per_channel": n, "per_second": rates, "pages_per_second": page,
+            "notices_per_second": rates["webhook"]}
+
+
+async def http_latency_floor(settings: Settings, n: int, rate: float, phone: str,
+                             arrivals: Callable[[], dict[str, float]]) -> dict[str, Any]:
+    """HTTP in, two bare hops, HTTP out: ``n`` requests at ``rate`` per second, each timed from its
+    POST to its SMS at the receiver (``arrivals()``: attempt id -> arrival time)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from bench.run import percentiles, wait_for
+    from deploy.local_stack import free_port
+
+    run = uuid.uuid4().hex[:6]
+    hop1, hop2 = f"{settings.topic_prefix}hfloor-{run}.hop1", f"{settings.topic_prefix}hfloor-{run}.hop2"
+    await create_topics(settings, hop1, hop2)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0)
+    relay_out = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0)
+    relay_in = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    sink = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
+                            enable_auto_commit=False)
+    http = delivery_http_client(settings)
+    sms = build_channels(settings, http)["sms"]
+
+    async def intake(request: Request) -> JSONResponse:
+        body = await request.body()
+        await producer.send_and_wait(hop1, body, key=request.headers["x-id"].encode())
+        return JSONResponse({"accepted": True}, status_code=202)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/in", intake, methods=["POST"])]),
+                                           host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    for client in (producer, relay_out, relay_in, sink):
+        await client.start()
+    relay_in.assign([TopicPartition(hop1, p) for p in range(settings.topic_partitions)])
+    sink.assign([TopicPartition(hop2, p) for p in range(settings.topic_partitions)])
+
+    async def relay() -> None:
+        async for record in relay_in:
+            await relay_out.send_and_wait(hop2, record.value, key=record.key)
+
+    async def page() -> None:
+        async for record in sink:
+            await sms.send(Outgoing(f"hfloor-{record.key.decode()}", phone, "", "page", "page", {}))
+
+    tasks = [asyncio.create_task(server.serve()), asyncio.create_task(relay()), asyncio.create_task(page())]
+    sent: dict[str, float] = {}
+    try:
+        await wait_for(lambda: server.started, 30, "the HTTP floor's server to start")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            begin = time.monotonic()
+            for i in range(n):
+                key = f"{run}-{i}"
+                sent[f"hfloor-{key}"] = time.monotonic()
+                (await client.post("/in", content=b"{}", headers={"x-id": key})).raise_for_status()
+                await asyncio.sleep(max(0.0, begin + (i + 1) / rate - time.monotonic()))
+        await wait_for(lambda: sent.keys() <= arrivals().keys(), 60 + n, "the HTTP latency floor's pages")
+    finally:
+        server.should_exit = True
+        for task in tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in (producer, relay_out, relay_in, sink):
+            await client.stop()
+        await http.aclose()
+    at = arrivals()
+    return percentiles([at[key] - started for key, started in sent.items()])
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.floors fair CONFIG_JSON``: the fair floor's figures as JSON on stdout."""
+    if len(argv) != 2 or argv[0] != "fair":
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    print(json.dumps(asyncio.run(fair_floor(json.loads(argv[1])))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
