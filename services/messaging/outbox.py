@@ -96,8 +96,12 @@ class AttemptReporter:
 class IdempotentDelivery:
     def __init__(self, channels: dict[str, Channel], deliveries: KeyValueStore, attempts: int = 3,
                  backoff_seconds: float = 0.5, audit: Audit | None = None, service: str = "handoff",
-                 concurrency: int = 64, report: Report | None = None) -> None:
+                 concurrency: int = 64, report: Report | None = None,
+                 written: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.channels = channels
+        # Waits until an attempt's record in ``deliveries`` is on the broker: a delivery goes out only
+        # once its "pending" record would survive a crash, so a restart resends only the sends in flight.
+        self.written = written
         self.deliveries = deliveries  # attempt id -> {"outcome": ...} or {"outcome": "pending", "dispatch": ...}
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
@@ -145,12 +149,21 @@ class IdempotentDelivery:
                 gone += 1
         return gone
 
-    def resume(self, owns_partition: Callable[[int | None], bool] = lambda _p: True) -> int:
+    def pending(self) -> set[str]:
+        """The attempts recorded as pending and not being sent by this worker."""
+        return {attempt_id for attempt_id, record in self.deliveries.items()
+                if record and record.get("outcome") == PENDING and attempt_id not in self._in_flight}
+
+    def resume(self, owns_partition: Callable[[int | None], bool] = lambda _p: True,
+               among: set[str] | None = None) -> int:
         """Send again what was pending on partitions this worker owns and is not already sending
-        (after recovery from the changelog, i.e. after a crash or a rebalance)."""
+        (after recovery from the changelog, i.e. after a crash or a rebalance); ``among``: only those
+        of these attempts (what was pending at recovery: a delivery requested since is this worker's own)."""
         resumed = 0
         for attempt_id, record in list(self.deliveries.items()):
             if not record or record.get("outcome") != PENDING or attempt_id in self._in_flight:
+                continue
+            if among is not None and attempt_id not in among:
                 continue
             if owns_partition(record.get("partition")):
                 self._start(Dispatch.from_dict(record["dispatch"]), record.get("correlation_id"), record.get("partition"))
@@ -200,6 +213,8 @@ class IdempotentDelivery:
         with correlation_scope(correlation_id):
             async with self._slots:
                 try:
+                    if self.written is not None:
+                        await self.written(dispatch.attempt_id)
                     await self._try_all(dispatch)
                 except asyncio.CancelledError:
                     raise

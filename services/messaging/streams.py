@@ -348,6 +348,7 @@ def raw_topic(app: faust.App, spec: TopicSpec, settings: Settings) -> faust.Topi
 
 Fetch = Callable[[str, int, int, int], Awaitable[list[RawRecord]]]  # (topic, partition, start, end) -> records
 Baseline = Callable[[str, int], Awaitable[int]]  # (topic, partition) -> first offset not yet processed
+EndOffsets = Callable[[str, set[int]], Awaitable[dict[int, int]]]  # (topic, partitions) -> offset after the last
 
 
 class OffsetGuard:
@@ -362,10 +363,12 @@ class OffsetGuard:
     group's committed offset. Handlers are idempotent, so a record seen twice costs nothing.
     """
 
-    def __init__(self, fetch: Fetch, baseline: Baseline) -> None:
+    def __init__(self, fetch: Fetch, baseline: Baseline, end_offsets: EndOffsets | None = None) -> None:
         self.fetch = fetch
         self.baseline = baseline
+        self.end_offsets = end_offsets
         self.next_offset: dict[tuple[str, int], int] = {}
+        self.handled_to: dict[tuple[str, int], int] = {}  # the offset after the last record handled
         self.recovered = 0
         self.topics: set[str] = set()  # the topics whose partitions the tail check watches
 
@@ -383,10 +386,25 @@ class OffsetGuard:
                     last=raw.offset - 1, count=len(missing))
         return missing
 
+    def handled(self, raw: RawRecord) -> None:
+        tp = (raw.topic, raw.partition)
+        self.handled_to[tp] = max(self.handled_to.get(tp, 0), raw.offset + 1)
+
+    async def wait_until_handled(self, topic: str, partitions: set[int], poll_seconds: float = 0.05) -> None:
+        """Until the stream has handled every record that is on ``partitions`` of ``topic`` now."""
+        assert self.end_offsets is not None
+        waiting = await self.end_offsets(topic, partitions)
+        before = {p: await self.baseline(topic, p) for p in waiting}  # handled before this assignment
+        while waiting:
+            waiting = {p: end for p, end in waiting.items() if max(self.handled_to.get((topic, p), 0), before[p]) < end}
+            if waiting:
+                await asyncio.sleep(poll_seconds)
+
     def forget(self, partitions: set[tuple[str, int]]) -> None:
         """Partitions revoked: whoever gets them next starts from the committed offset."""
         for tp in partitions:
             self.next_offset.pop(tp, None)
+            self.handled_to.pop(tp, None)
 
 
 TAIL_CHECK_SECONDS = 5.0
@@ -441,6 +459,17 @@ class BrokerGapReader:
 
         return await self._bounded(work)
 
+    async def end_offsets(self, topic: str, partitions: set[int]) -> dict[int, int]:
+        """The offset after the last record of each of ``partitions`` now."""
+        from aiokafka import TopicPartition
+
+        async def work() -> dict[int, int]:
+            _admin, consumer = await self._clients()
+            ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+            return {tp.partition: end for tp, end in ends.items()}
+
+        return await self._bounded(work) if partitions else {}
+
     async def fetch(self, topic: str, partition: int, start: int, end: int) -> list[RawRecord]:
         from aiokafka import TopicPartition
 
@@ -478,7 +507,7 @@ def offset_guard(app: faust.App, settings: Settings) -> OffsetGuard:
     was processed, with no progress since the last check, is sought back to the first record not
     processed, so the stream delivers them again (in the stream context, as usual)."""
     reader = BrokerGapReader(settings, app.conf.id)
-    guard = OffsetGuard(reader.fetch, reader.baseline)
+    guard = OffsetGuard(reader.fetch, reader.baseline, reader.end_offsets)
     stalled_at: dict = {}
     @app.timer(TAIL_CHECK_SECONDS, on_leader=False, name="offset-guard-tail-check")
     async def _tail_check() -> None:
@@ -538,6 +567,7 @@ def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: Reco
                 await acknowledge_recovered(app.consumer, raw.topic, raw.partition, missed_records[0].offset,
                                             missed_records[-1].offset)
             await processor.process(raw, handler, expected)
+            guard.handled(raw)
 
     return app.agent(raw_topic(app, spec, settings), name=name or f"consume-{spec.name}")(agent)
 
@@ -559,6 +589,29 @@ def _header_list(headers: Any) -> list[tuple[str, bytes]]:
         return []
     items = headers.items() if hasattr(headers, "items") else headers
     return [(k, v) for k, v in items]
+
+
+class OutboxTable(faust.Table):
+    """A table that can tell when a key's last write is on the broker (its changelog record
+    acknowledged). The outbox sends a delivery only then, so a crash can lose no "pending" record of a
+    send that went out: after a restart, only the sends in flight at the crash go out again."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last_write: dict[Any, asyncio.Future] = {}
+
+    def send_changelog(self, partition: int | None, key: Any, value: Any, key_serializer: Any = None,
+                       value_serializer: Any = None) -> Any:
+        sent = super().send_changelog(partition, key, value, key_serializer, value_serializer)
+        self._last_write[key] = sent
+        sent.add_done_callback(lambda done: self._last_write.pop(key, None) if self._last_write.get(key) is done else None)
+        return sent
+
+    async def written(self, key: str) -> None:
+        """Returns once ``key``'s last write is acknowledged by the broker (raises if it failed)."""
+        sent = self._last_write.get(key)
+        if sent is not None:
+            await asyncio.shield(sent)
 
 
 @dataclass
@@ -616,6 +669,11 @@ class WorkerKit:
         """A changelog-backed table, partitioned like the topics (JSON keys and values)."""
         return self.app.Table(name, default=None, partitions=self.settings.topic_partitions)
 
+    def outbox_table(self, name: str) -> OutboxTable:
+        """The table of an outbox (``delivery``): one that can tell when a write is on the broker."""
+        return self.app.tables.add(OutboxTable(self.app, name=name, default=None, beacon=self.app.tables.beacon,
+                                               partitions=self.settings.topic_partitions))
+
     def consume(self, spec: TopicSpec, handler: Handler, expected: tuple[type, ...], name: str | None = None) -> Any:
         return consume(self.app, spec, self.settings, self.processor, self.guard, handler, expected, name)
 
@@ -665,20 +723,44 @@ class WorkerKit:
         delivery = IdempotentDelivery(channels, deliveries,
                                       self.settings.delivery_attempts, self.settings.delivery_backoff_seconds,
                                       audit=audit, service=self.service,
-                                      concurrency=self.settings.delivery_concurrency, report=report)
+                                      concurrency=self.settings.delivery_concurrency, report=report,
+                                      written=deliveries.written if isinstance(deliveries, OutboxTable) else None)
         topic_name = source.qualified(self.settings.topic_prefix)
+        resuming: set[asyncio.Task] = set()
+
+        async def resume_once_read(owned: set[int], recovered: set[str]) -> None:
+            # What is pending in the recovered table includes deliveries that completed just before a
+            # crash: their final attempt events lie on the source partitions past the committed offset.
+            # Read those first (they settle them); what is still pending of ``recovered`` then was in
+            # flight, and only that is sent again, so a crash resends no more than the sends it
+            # interrupted. (A delivery requested since recovery is sent by its request, not here.)
+            async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=30), stop=stop_never,
+                                               reraise=True):
+                with attempt:  # the broker may be away: keep trying rather than leave them pending
+                    await self.guard.wait_until_handled(topic_name, owned)
+            delivery.resume(lambda partition: partition is None or partition in owned, among=recovered)
+
+        def stop_resuming() -> None:
+            for task in resuming:
+                task.cancel()
 
         @deliveries.on_recover
         async def _resume_pending() -> None:
             owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic_name}
-            delivery.resume(lambda partition: partition is None or partition in owned)
+            stop_resuming()
+            task = asyncio.get_running_loop().create_task(resume_once_read(owned, delivery.pending()),
+                                                          name=f"resume {deliveries.name}")
+            resuming.add(task)
+            task.add_done_callback(resuming.discard)
 
         @self.app.on_partitions_revoked.connect
         async def _stop_revoked(_app, revoked, **_kw) -> None:
+            stop_resuming()  # the next recovery starts it again for what this worker then owns
             await delivery.cancel({tp.partition for tp in revoked if tp.topic == topic_name})
 
         @self.app.on_before_shutdown.connect
         async def _stop_sending(_app, **_kw) -> None:
+            stop_resuming()
             await delivery.close()
 
         return delivery

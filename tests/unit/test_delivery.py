@@ -89,6 +89,28 @@ async def test_pending_deliveries_survive_a_crash_and_resume_on_owned_partitions
     assert store["p0"]["outcome"] == PENDING  # for partition 0's owner to finish
 
 
+async def test_after_recovery_only_what_was_pending_then_and_is_still_pending_is_resent() -> None:
+    store: dict = {}
+    hung = SlowChannel("sms")
+    before = IdempotentDelivery({"sms": hung}, store, attempts=1)
+    for attempt_id in ("settled-meanwhile", "in-flight"):
+        await before.request(dispatch(attempt_id))
+    await asyncio.wait_for(_until(lambda: hung.waiting == 2), 2)
+    await before.close()  # killed: both recorded as pending
+
+    channel = RecordingChannel("sms")
+    after = IdempotentDelivery({"sms": channel}, store, attempts=1, report=Reports())
+    recovered = after.pending()
+    assert recovered == {"settled-meanwhile", "in-flight"}
+    after.settle("settled-meanwhile", DeliveryOutcome.delivered)  # its final attempt event, read while catching up
+    await after.request(dispatch("new"))  # requested since recovery and sent; its final event not read yet
+    await after.drain()
+    assert after.status("new") == PENDING
+    assert after.resume(among=recovered) == 1
+    await after.drain()
+    assert sorted(m.attempt_id for m in channel.sent) == ["in-flight", "new"]  # each once
+
+
 async def test_revoked_partitions_stop_sending() -> None:
     hung = SlowChannel("sms")
     delivery = IdempotentDelivery({"sms": hung}, {}, attempts=1)
@@ -127,3 +149,45 @@ def test_a_dispatch_round_trips_through_json() -> None:
 async def _until(condition) -> None:
     while not condition():
         await asyncio.sleep(0.005)
+
+
+async def test_nothing_is_sent_before_its_pending_record_is_on_the_broker() -> None:
+    channel = RecordingChannel("sms")
+    on_broker = asyncio.Event()
+    asked: list[str] = []
+
+    async def written(attempt_id: str) -> None:
+        asked.append(attempt_id)
+        await on_broker.wait()
+
+    delivery = IdempotentDelivery({"sms": channel}, {}, attempts=1, backoff_seconds=0, report=Reports(),
+                                  written=written)
+    await delivery.request(dispatch("a"))
+    await _until(lambda: asked == ["a"])
+    assert channel.sent == [] and delivery.status("a") == PENDING  # a crash now resends nothing: nothing went out
+    on_broker.set()
+    await delivery.drain()
+    assert [m.attempt_id for m in channel.sent] == ["a"]
+
+
+async def test_the_outbox_table_knows_when_a_write_is_on_the_broker(monkeypatch) -> None:
+    import faust
+
+    from services.messaging.streams import OutboxTable
+
+    acks: list[asyncio.Future] = []
+
+    def send_changelog(self, partition, key, value, key_serializer=None, value_serializer=None):
+        acks.append(asyncio.get_running_loop().create_future())
+        return acks[-1]
+
+    monkeypatch.setattr(faust.Table, "send_changelog", send_changelog)
+    app = faust.App("outbox-table-check", broker="kafka://127.0.0.1:1", store="memory://")
+    table = OutboxTable(app, name="deliveries", default=None, beacon=app.tables.beacon)
+    table.send_changelog(0, "a", {"outcome": "pending"})
+    waiting = asyncio.ensure_future(table.written("a"))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    acks[0].set_result(None)  # the broker acknowledged the changelog record
+    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(table.written("never-written"), 1)  # nothing outstanding: at once

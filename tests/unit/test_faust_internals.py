@@ -3,7 +3,8 @@
 faust-streaming is thinly maintained, and ``services/messaging/streams.py`` (the one module that touches
 it) uses some of its internals: the OffsetGuard marks recovered offsets through the consumer's gap
 bookkeeping and seeks a stalled partition, the outbox asks the assignor what this worker owns,
-topic creation names the tables' changelogs, and after recovery the unread changelog partitions are
+topic creation names the tables' changelogs, an outbox's table hands out the future of each
+changelog write (so a delivery waits for its pending record to be on the broker), and after recovery the unread changelog partitions are
 paused in the aiokafka consumer under Faust's consumer thread. The version is pinned exactly in pyproject.toml; a
 new one must pass this test first, which fails naming the internal that moved.
 """
@@ -42,6 +43,7 @@ def test_the_installed_faust_is_the_pinned_one() -> None:
     (AIOKafkaConsumerThread, "_ensure_consumer", ["self"]),                # ... reaching aiokafka's consumer
     (AIOKafkaConsumerThread, "call_thread", ["self", "fun", "args", "kwargs"]),  # ... and pausing in its thread
     (AIOKafkaConsumer, "pause", ["self", "partitions"]),
+    (faust.Table, "send_changelog", ["self", "partition", "key", "value", "key_serializer", "value_serializer"]),
     (AIOKafkaConsumer, "paused", ["self"]),
 ], ids=lambda value: value if isinstance(value, str) else "")
 def test_an_internal_handoff_uses_is_where_it_was(owner, name, parameters) -> None:

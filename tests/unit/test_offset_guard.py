@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from services.messaging.streams import OffsetGuard, RawRecord
 
 
@@ -70,3 +72,19 @@ async def test_recovered_records_let_faust_commit_past_them() -> None:
     assert consumer._new_offset(tp) is None
     await acknowledge_recovered(consumer, "t", 0, 598, 609)
     assert consumer._new_offset(tp) == 612
+
+
+async def test_waiting_until_handled_ends_when_the_stream_has_handled_what_was_there() -> None:
+    log = Log(committed=3)
+
+    async def end_offsets(topic: str, partitions: set[int]) -> dict[int, int]:
+        return {0: 6, 1: 3}  # partition 1: nothing past the committed offset
+
+    guard = OffsetGuard(log.fetch, log.baseline, end_offsets)
+    waiting = asyncio.ensure_future(guard.wait_until_handled("t", {0, 1}, poll_seconds=0))
+    for offset in (3, 4):
+        guard.handled(record(offset))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # offset 5 is still to be handled
+    guard.handled(record(5))
+    await asyncio.wait_for(waiting, 1)
