@@ -6,6 +6,8 @@
   offsets committed after the writes. What a design without Faust, tables or an outbox could reach.
 - ``receivers_ceiling``: the channel classes alone against the receivers, no Kafka: no design that
   delivers every page and notice can beat it on this machine.
+- ``bare_floor``: two bare topic hops moving the same Avro payload a referral becomes a page with,
+  opaque: what Kafka alone costs.
 - ``http_latency_floor``: HTTP in, two bare topic hops, HTTP out (an SMS request at the receiver):
   the same legs as a referral's way to its page, with nothing of Handoff's in between.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import sys
 import time
 import uuid
@@ -38,6 +41,26 @@ DECODES_PER_REFERRAL = 4      # the CAD record, then the referral and page event
 WRITES_PER_ENCOUNTER = 10
 DECODES_PER_ENCOUNTER = 3
 BATCH = 500
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    return {"n": len(ordered), "p50_ms": at(0.50) * 1e3, "p95_ms": at(0.95) * 1e3, "p99_ms": at(0.99) * 1e3,
+            "max_ms": ordered[-1] * 1e3, "mean_ms": statistics.fmean(ordered) * 1e3}
+
+
+async def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 async def create_topics(settings: Settings, *names: str) -> None:
@@ -115,6 +138,84 @@ async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
     return {"items": done, "seconds": elapsed, "items_per_second": done / elapsed if elapsed else None}
 
 
+class TwoHops:
+    """Two fresh topics with a bare aiokafka relay between them: a referral's two hops without Handoff.
+    Write to ``hop1`` with ``producer``; read what arrives on ``hop2`` from ``sink``."""
+
+    def __init__(self, settings: Settings, name: str, relay_waits: bool) -> None:
+        run = uuid.uuid4().hex[:8]
+        self.settings, self.relay_waits = settings, relay_waits
+        self.hop1, self.hop2 = f"{settings.topic_prefix}{name}-{run}.hop1", f"{settings.topic_prefix}{name}-{run}.hop2"
+        servers = settings.kafka_bootstrap_servers
+        self.producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
+        self.relay_out = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
+        # Assigned partitions rather than groups: no join, no metadata wait; a floor is a lower bound.
+        self.relay_in = AIOKafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False)
+        self.sink = AIOKafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False)
+        self._relay: asyncio.Task | None = None
+
+    @property
+    def clients(self) -> tuple[Any, ...]:
+        return self.producer, self.relay_out, self.relay_in, self.sink
+
+    async def __aenter__(self) -> TwoHops:
+        await create_topics(self.settings, self.hop1, self.hop2)
+        for client in self.clients:
+            await client.start()
+        partitions = range(self.settings.topic_partitions)
+        self.relay_in.assign([TopicPartition(self.hop1, p) for p in partitions])
+        self.sink.assign([TopicPartition(self.hop2, p) for p in partitions])
+        self._relay = asyncio.create_task(self._run_relay())
+        return self
+
+    async def _run_relay(self) -> None:
+        async for record in self.relay_in:
+            sent = await self.relay_out.send(self.hop2, record.value, key=record.key, headers=list(record.headers))
+            if self.relay_waits:
+                await sent
+
+    async def __aexit__(self, *_exc: Any) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            await asyncio.gather(self._relay, return_exceptions=True)
+        for client in self.clients:
+            await client.stop()
+
+
+async def bare_floor(settings: Settings, payload: bytes, n: int, rate: float | None) -> dict[str, Any]:
+    """``n`` copies of ``payload`` through two hops, at ``rate`` per second or all at once; latency and throughput."""
+    latencies: list[float] = []
+    done = asyncio.Event()
+    last_at = [0.0]
+    async with TwoHops(settings, "floor", relay_waits=False) as hops:
+        async def drain() -> None:
+            async for record in hops.sink:
+                now = time.monotonic()
+                latencies.append(now - float(dict(record.headers)["t0"].decode()))
+                last_at[0] = now
+                if len(latencies) >= n:
+                    done.set()
+                    return
+
+        draining = asyncio.create_task(drain())
+        try:
+            first = time.monotonic()
+            for i in range(n):
+                key, headers = f"floor-{i}".encode(), [("t0", str(time.monotonic()).encode())]
+                if rate:
+                    await hops.producer.send_and_wait(hops.hop1, payload, key=key, headers=headers)
+                    await asyncio.sleep(max(0.0, first + (i + 1) / rate - time.monotonic()))
+                else:
+                    await hops.producer.send(hops.hop1, payload, key=key, headers=headers)
+            await hops.producer.flush()
+            await asyncio.wait_for(done.wait(), timeout=120 + n / 50)
+            elapsed = last_at[0] - first
+        finally:
+            draining.cancel()
+            await asyncio.gather(draining, return_exceptions=True)
+    return {**percentiles(latencies), "messages_per_second": n / elapsed if elapsed > 0 else None}
+
+
 async def receivers_ceiling(settings: Settings, n: int, phone: str, email: str, webhook_url: str) -> dict[str, Any]:
     """``n`` sends per channel through the channel classes, ``delivery_concurrency`` at a time; per second."""
     http = delivery_http_client(settings)
@@ -153,62 +254,42 @@ async def http_latency_floor(settings: Settings, n: int, rate: float, phone: str
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from bench.run import percentiles, wait_for
     from deploy.local_stack import free_port
 
-    run = uuid.uuid4().hex[:6]
-    hop1, hop2 = f"{settings.topic_prefix}hfloor-{run}.hop1", f"{settings.topic_prefix}hfloor-{run}.hop2"
-    await create_topics(settings, hop1, hop2)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0)
-    relay_out = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0)
-    relay_in = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    sink = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
-                            enable_auto_commit=False)
     http = delivery_http_client(settings)
     sms = build_channels(settings, http)["sms"]
+    hops = TwoHops(settings, "hfloor", relay_waits=True)
 
     async def intake(request: Request) -> JSONResponse:
-        body = await request.body()
-        await producer.send_and_wait(hop1, body, key=request.headers["x-id"].encode())
+        await hops.producer.send_and_wait(hops.hop1, await request.body(), key=request.headers["x-id"].encode())
         return JSONResponse({"accepted": True}, status_code=202)
+
+    async def page() -> None:
+        async for record in hops.sink:
+            await sms.send(Outgoing(f"hfloor-{record.key.decode()}", phone, "", "page", "page", {}))
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/in", intake, methods=["POST"])]),
                                            host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    for client in (producer, relay_out, relay_in, sink):
-        await client.start()
-    relay_in.assign([TopicPartition(hop1, p) for p in range(settings.topic_partitions)])
-    sink.assign([TopicPartition(hop2, p) for p in range(settings.topic_partitions)])
-
-    async def relay() -> None:
-        async for record in relay_in:
-            await relay_out.send_and_wait(hop2, record.value, key=record.key)
-
-    async def page() -> None:
-        async for record in sink:
-            await sms.send(Outgoing(f"hfloor-{record.key.decode()}", phone, "", "page", "page", {}))
-
-    tasks = [asyncio.create_task(server.serve()), asyncio.create_task(relay()), asyncio.create_task(page())]
     sent: dict[str, float] = {}
-    try:
-        await wait_for(lambda: server.started, 30, "the HTTP floor's server to start")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            begin = time.monotonic()
-            for i in range(n):
-                key = f"{run}-{i}"
-                sent[f"hfloor-{key}"] = time.monotonic()
-                (await client.post("/in", content=b"{}", headers={"x-id": key})).raise_for_status()
-                await asyncio.sleep(max(0.0, begin + (i + 1) / rate - time.monotonic()))
-        await wait_for(lambda: sent.keys() <= arrivals().keys(), 60 + n, "the HTTP latency floor's pages")
-    finally:
-        server.should_exit = True
-        for task in tasks[1:]:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for client in (producer, relay_out, relay_in, sink):
-            await client.stop()
-        await http.aclose()
+    run = uuid.uuid4().hex[:6]
+    async with hops:
+        tasks = [asyncio.create_task(server.serve()), asyncio.create_task(page())]
+        try:
+            await wait_for(lambda: server.started, 30, "the HTTP floor's server to start")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                begin = time.monotonic()
+                for i in range(n):
+                    key = f"{run}-{i}"
+                    sent[f"hfloor-{key}"] = time.monotonic()
+                    (await client.post("/in", content=b"{}", headers={"x-id": key})).raise_for_status()
+                    await asyncio.sleep(max(0.0, begin + (i + 1) / rate - time.monotonic()))
+            await wait_for(lambda: sent.keys() <= arrivals().keys(), 60 + n, "the HTTP latency floor's pages")
+        finally:
+            server.should_exit = True
+            tasks[1].cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await http.aclose()
     at = arrivals()
     return percentiles([at[key] - started for key, started in sent.items()])
 

@@ -35,7 +35,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,10 +48,10 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from bench.floors import http_latency_floor, receivers_ceiling
+from bench.floors import bare_floor, http_latency_floor, percentiles, receivers_ceiling, wait_for
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import (
     LocalKafka,
@@ -98,85 +97,6 @@ class Counts:
     def smoke(cls) -> Counts:
         return cls(floor=30, steady=5, steady_rate=10.0, burst=5, throughput=30, backlog=20, receivers=10,
                    backlog_floor=20)
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    if not samples:
-        return {}
-    ordered = sorted(samples)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
-    return {"n": len(ordered), "p50_ms": at(0.50) * 1e3, "p95_ms": at(0.95) * 1e3, "p99_ms": at(0.99) * 1e3,
-            "max_ms": ordered[-1] * 1e3, "mean_ms": statistics.fmean(ordered) * 1e3}
-
-
-# --- the floor ------------------------------------------------------------------------------------
-async def floor(settings: Settings, payload: bytes, n: int, rate: float | None) -> dict[str, Any]:
-    """``n`` copies of ``payload`` through two topic hops with bare aiokafka; latency and throughput."""
-    run = uuid.uuid4().hex[:8]
-    hop1, hop2 = f"{settings.topic_prefix}floor-{run}.hop1", f"{settings.topic_prefix}floor-{run}.hop2"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    await admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in (hop1, hop2)])
-    # A consumer assigned to a partition whose leader is not elected yet can miss it for minutes.
-    while True:
-        described = await admin.describe_topics([hop1, hop2])
-        if all(p["leader"] >= 0 for t in described for p in t["partitions"]) and \
-                all(len(t["partitions"]) == settings.topic_partitions for t in described):
-            break
-        await asyncio.sleep(0.1)
-    await admin.close()
-    await asyncio.sleep(1.0)  # the brokers' own metadata catches up a moment after the controller's
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0)
-    relay_out = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0)
-    # Assigned partitions rather than groups: no join, no metadata wait; the floor is a lower bound.
-    relay_in = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    sink = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
-                            enable_auto_commit=False)
-    for client in (producer, relay_out, relay_in, sink):
-        await client.start()
-    relay_in.assign([TopicPartition(hop1, p) for p in range(settings.topic_partitions)])
-    sink.assign([TopicPartition(hop2, p) for p in range(settings.topic_partitions)])
-    latencies: list[float] = []
-    done = asyncio.Event()
-    last_at = [0.0]
-
-    async def relay() -> None:
-        async for record in relay_in:
-            await relay_out.send(hop2, record.value, key=record.key, headers=list(record.headers))
-
-    async def drain() -> None:
-        async for record in sink:
-            sent = float(dict(record.headers)["t0"].decode())
-            now = time.monotonic()
-            latencies.append(now - sent)
-            last_at[0] = now
-            if len(latencies) >= n:
-                done.set()
-                return
-
-    tasks = [asyncio.create_task(relay()), asyncio.create_task(drain())]
-    try:
-        first = time.monotonic()
-        for i in range(n):
-            key = f"floor-{i}".encode()
-            if rate:
-                await producer.send_and_wait(hop1, payload, key=key, headers=[("t0", str(time.monotonic()).encode())])
-                await asyncio.sleep(max(0.0, first + (i + 1) / rate - time.monotonic()))
-            else:
-                await producer.send(hop1, payload, key=key, headers=[("t0", str(time.monotonic()).encode())])
-        await producer.flush()
-        await asyncio.wait_for(done.wait(), timeout=120 + n / 50)
-        elapsed = last_at[0] - first
-    finally:
-        for task in tasks:
-            task.cancel()
-        for client in (producer, relay_out, relay_in, sink):
-            await client.stop()
-    return {**percentiles(latencies), "messages_per_second": n / elapsed if elapsed > 0 else None}
 
 
 # --- the system under test -------------------------------------------------------------------------
@@ -278,14 +198,6 @@ class FirstPages:
                 self.at.setdefault(key.split("/")[0].removeprefix("pg-"), m.received_at)
         self.seen = len(arrived)
         return self.at
-
-
-async def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def referral_to_page(system: System, n: int, rate: float | None, tag: str) -> dict[str, Any]:
@@ -576,8 +488,8 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
         {**DEMO, "cad_event_id": "FLOOR-1", "occurred_at": datetime.now(UTC).isoformat()}))
     results: dict[str, Any] = {}
     if "floor" in only:
-        results["floor_steady"] = await floor(settings, payload, counts.steady, counts.steady_rate)
-        results["floor_throughput"] = await floor(settings, payload, counts.floor, None)
+        results["floor_steady"] = await bare_floor(settings, payload, counts.steady, counts.steady_rate)
+        results["floor_throughput"] = await bare_floor(settings, payload, counts.floor, None)
     with ExitStack() as stack:
         system = make_system(settings, work, stack)
         if "receivers" in only:
