@@ -11,8 +11,9 @@
 - ``http_latency_floor``: HTTP in, two bare topic hops, HTTP out (an SMS request at the receiver):
   the same legs as a referral's way to its page, with nothing of Handoff's in between.
 
-The fair floor runs in a process of its own (``python -m bench.floors fair CONFIG_JSON``), as each
-Handoff service does, so it does not share the benchmark process's interpreter with the receivers.
+The fair floor and the receivers' ceiling run in a process of their own (``python -m bench.floors
+fair|ceiling CONFIG_JSON``), as each Handoff service does, so that they do not share the benchmark
+process's interpreter with the receivers (the dev inbox runs in it).
 """
 
 from __future__ import annotations
@@ -294,12 +295,18 @@ async def http_latency_floor(settings: Settings, n: int, rate: float, phone: str
     return percentiles([at[key] - started for key, started in sent.items()])
 
 
+async def receivers_ceiling_of(config: dict[str, Any]) -> dict[str, Any]:
+    return await receivers_ceiling(Settings(**config["settings"]), config["sends"], config["phone"], config["email"],
+                                   config["webhook_url"])
+
+
 def main(argv: list[str]) -> int:
-    """``python -m bench.floors fair CONFIG_JSON``: the fair floor's figures as JSON on stdout."""
-    if len(argv) != 2 or argv[0] != "fair":
+    """``python -m bench.floors fair|ceiling CONFIG_JSON``: that floor's figures as JSON on stdout."""
+    kinds = {"fair": fair_floor, "ceiling": receivers_ceiling_of}
+    if len(argv) != 2 or argv[0] not in kinds:
         print(main.__doc__, file=sys.stderr)
         return 2
-    print(json.dumps(asyncio.run(fair_floor(json.loads(argv[1])))))
+    print(json.dumps(asyncio.run(kinds[argv[0]](json.loads(argv[1])))))
     return 0
 
 

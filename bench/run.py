@@ -51,7 +51,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from bench.floors import bare_floor, http_latency_floor, percentiles, receivers_ceiling, wait_for
+from bench.floors import bare_floor, http_latency_floor, percentiles, wait_for
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import (
     LocalKafka,
@@ -411,17 +411,24 @@ async def fair_floor(system: System, codec: AvroCodec, n_referrals: int, n_encou
         await producer.flush()
     finally:
         await producer.stop()
+    figures = await floor_process("fair", system, {"inputs": inputs, "items": n_referrals + n_encounters},
+                                  timeout=600 + (n_referrals + n_encounters) / 20)
+    return {"referrals": n_referrals, "encounters": n_encounters, **figures}
+
+
+async def floor_process(kind: str, system: System, config: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run ``python -m bench.floors KIND`` against this run's broker and receivers; its figures."""
+    settings = delivery_settings(system)
     config = {"settings": json.loads(settings.model_dump_json(include={
                   "kafka_bootstrap_servers", "schema_registry_url", "topic_prefix", "topic_partitions",
                   "sms_api_base_url", "smtp_port", "delivery_concurrency", "smtp_connections"})
-              ) | {"webhook_signing_secret": "bench-webhook-secret"},
-              "inputs": inputs, "items": n_referrals + n_encounters, **receivers(system)}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.floors", "fair", json.dumps(config),
+              ) | {"webhook_signing_secret": "bench-webhook-secret"}, **receivers(system), **config}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.floors", kind, json.dumps(config),
                                                 cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE)
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=600 + (n_referrals + n_encounters) / 20)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"the fair floor exited with {proc.returncode}")
-    return {"referrals": n_referrals, "encounters": n_encounters, **json.loads(out.decode().strip().splitlines()[-1])}
+        raise RuntimeError(f"bench.floors {kind} exited with {proc.returncode}")
+    return json.loads(out.decode().strip().splitlines()[-1])
 
 
 async def changelog_partitions_unwritten(settings: Settings) -> list[str]:
@@ -493,8 +500,8 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
     with ExitStack() as stack:
         system = make_system(settings, work, stack)
         if "receivers" in only:
-            results["receivers_ceiling"] = await receivers_ceiling(delivery_settings(system), counts.receivers,
-                                                                   **receivers(system))
+            results["receivers_ceiling"] = await floor_process("ceiling", system, {"sends": counts.receivers},
+                                                               timeout=120 + counts.receivers / 10)
         if "http_floor" in only:
             phone = receivers(system)["phone"]
             results["http_latency_floor"] = await http_latency_floor(

@@ -211,10 +211,16 @@ class IdempotentDelivery:
 
     async def _send(self, dispatch: Dispatch, correlation_id: str | None) -> None:
         with correlation_scope(correlation_id):
+            try:
+                if self.written is not None:  # before taking a slot: waiting for the broker is not sending
+                    await self.written(dispatch.attempt_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery_record_not_written", attempt_id=dispatch.attempt_id)
+                return  # stays pending: resumed after the next recovery
             async with self._slots:
                 try:
-                    if self.written is not None:
-                        await self.written(dispatch.attempt_id)
                     await self._try_all(dispatch)
                 except asyncio.CancelledError:
                     raise
