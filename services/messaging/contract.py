@@ -55,8 +55,7 @@ def _complete(node: Any, named: dict[str, dict[str, Any]]) -> Any:
         node.setdefault("doc", _doc(definition.get("description")))
         if "avro_default" in definition:
             node["default"] = definition["avro_default"]
-        node = {k: _complete(node[k], named) for k in _RECORD_KEYS if node.get(k) is not None or k == "default"
-                and "default" in node}
+        node = {k: _complete(node[k], named) for k in _RECORD_KEYS if k in node and node[k] is not None}
         if "fields" in node:
             node["fields"] = [_field(f) for f in node["fields"]]
         return node
