@@ -75,6 +75,7 @@ BASELINE = RESULTS / "20261123T112913Z.json"
 # What the profiles showed and what was done about it: written by hand, appended to every report.
 FINDINGS = REPO_ROOT / "bench" / "findings.md"
 LOCAL_INBOX = "http://127.0.0.1:8025"
+WEBHOOK_SECRET = "bench-webhook-secret"  # the dev inbox checks the services' (and the floors') signatures with it
 AGENCY = {"Authorization": "Bearer local-dev-token-apd"}
 DEMO = json.loads((REPO_ROOT / "config" / "local" / "demo" / "referral.json").read_text())
 # The goals of issue #15, each a ratio to the floor measured in the same run (or a bound).
@@ -160,7 +161,7 @@ class System:
 
 
 def make_system(settings: Settings, work: Path, stack: ExitStack) -> System:
-    inbox = DevInbox(free_port(), free_port(), "bench-webhook-secret").start()
+    inbox = DevInbox(free_port(), free_port(), WEBHOOK_SECRET).start()
     stack.callback(inbox.stop)
     reference = work / "reference"
     shutil.copytree(REPO_ROOT / "config" / "local", reference)
@@ -174,7 +175,7 @@ def make_system(settings: Settings, work: Path, stack: ExitStack) -> System:
            "HANDOFF_TOPIC_PARTITIONS": str(settings.topic_partitions), "HANDOFF_DATA_DIR": str(work / "data"),
            "HANDOFF_REFERENCE_DIR": str(reference), "HANDOFF_SMS_API_BASE_URL": inbox.base_url,
            "HANDOFF_SMTP_PORT": str(inbox.smtp_port), "HANDOFF_LINK_SIGNING_KEY": "bench-key",
-           "HANDOFF_WEBHOOK_SIGNING_SECRET": "bench-webhook-secret", "HANDOFF_HTTP_PORT": str(http_port),
+           "HANDOFF_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET, "HANDOFF_HTTP_PORT": str(http_port),
            "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}", "HANDOFF_LOG_LEVEL": os.environ.get("BENCH_SERVICE_LOG_LEVEL", "WARNING")}
     system = System(settings, env, inbox, work, http_port)
     stack.callback(system.stop_all)
@@ -422,7 +423,7 @@ async def floor_process(kind: str, system: System, config: dict[str, Any], timeo
     config = {"settings": json.loads(settings.model_dump_json(include={
                   "kafka_bootstrap_servers", "schema_registry_url", "topic_prefix", "topic_partitions",
                   "sms_api_base_url", "smtp_port", "delivery_concurrency", "smtp_connections"})
-              ) | {"webhook_signing_secret": "bench-webhook-secret"}, **receivers(system), **config}
+              ) | {"webhook_signing_secret": WEBHOOK_SECRET}, **receivers(system), **config}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.floors", kind, json.dumps(config),
                                                 cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=timeout)

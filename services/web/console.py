@@ -30,7 +30,7 @@ from markupsafe import Markup
 from services.kernel.errors import CommandRefused
 from services.kernel.events import PageRequested
 from services.kernel.reference import CaseManager, Contact, District, ReferenceData, School
-from services.web.render import fragment, render_page
+from services.web.render import SHARED, fragment, render_page
 from services.web.web import ApiError, api_error_response, as_api_error
 
 SESSION_COOKIE = "handoff_session"
@@ -229,7 +229,7 @@ NAV_BY_ROLE = {
     "school_contact": [("/console/notices", "Notices")],
 }
 
-def page(template: str, title: str, viewer: Viewer | None, *, status: int = 200, package: str = "services.web",
+def page(template: str, title: str, viewer: Viewer | None, *, status: int = 200, package: str = SHARED,
          headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
     """A console page: ``template`` (of ``package``, else shared) in the base layout, with the viewer's
     navigation in the header."""
