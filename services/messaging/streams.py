@@ -146,15 +146,20 @@ class RecordProcessor:
         self.processed = 0
         self.counts: Counter[tuple[str, str]] = Counter()  # (topic, "processed" | "dead_lettered")
 
-    async def process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None = None) -> bool:
-        """Returns True when the handler ran to completion, False when the record was dead-lettered."""
+    async def process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None = None, *,
+                      sends: list[Awaitable[Any]] | None = None) -> bool:
+        """Returns True when the handler ran to completion, False when the record was dead-lettered.
+
+        With ``sends``, the events the handler published are left there unawaited (see
+        ``RecordsInFlight``); without it they are all on the broker when this returns."""
         partition_token = source_partition.set(raw.partition)
         try:
-            return await self._process(raw, handler, expected)
+            return await self._process(raw, handler, expected, sends)
         finally:
             source_partition.reset(partition_token)
 
-    async def _process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None) -> bool:
+    async def _process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None,
+                       sends: list[Awaitable[Any]] | None) -> bool:
         with correlation_scope(correlation_from_headers(raw.headers)) as cid:
             try:
                 event = await self.codec.decode(raw.value, expected)
@@ -164,7 +169,7 @@ class RecordProcessor:
                         before_sleep=lambda s: log.warning("handler_retry", attempt=s.attempt_number,
                                                            error_type=type(s.outcome.exception()).__name__)):
                     with attempt:
-                        async with sends_awaited_together():
+                        async with sends_awaited_together(handing_on_to=sends):
                             await handler(event)
             except InvalidRecord as exc:
                 await self.dead_letters.record(raw, exc.error_type, exc.reason, cid)
@@ -187,11 +192,12 @@ _sends_in_flight: ContextVar[list[Awaitable[Any]] | None] = ContextVar("sends_in
 
 
 @contextlib.asynccontextmanager
-async def sends_awaited_together() -> AsyncIterator[None]:
+async def sends_awaited_together(handing_on_to: list[Awaitable[Any]] | None = None) -> AsyncIterator[None]:
     """Within: the publisher hands each event to the producer without waiting for it (in order, so
-    the producer batches them); on the way out every one is awaited. A record is acknowledged only
-    after its handler returns, so it is still acknowledged only after all its events are written,
-    and a failed send fails the record as an awaited one did."""
+    the producer batches them); on the way out every one is awaited, or, given ``handing_on_to``,
+    added to it for the caller to await (``RecordsInFlight`` awaits them before it acknowledges the
+    record). Either way a record is acknowledged only after all its events are written, and a
+    failed send fails the record as an awaited one did."""
     pending: list[Awaitable[Any]] = []
     token = _sends_in_flight.set(pending)
     try:
@@ -200,7 +206,10 @@ async def sends_awaited_together() -> AsyncIterator[None]:
         await asyncio.gather(*pending, return_exceptions=True)  # settled either way: no future left behind
         raise
     else:
-        await asyncio.gather(*pending)
+        if handing_on_to is None:
+            await asyncio.gather(*pending)
+        else:
+            handing_on_to.extend(pending)
     finally:
         _sends_in_flight.reset(token)
 
@@ -546,28 +555,108 @@ def offset_guard(app: faust.App, settings: Settings) -> OffsetGuard:
     return guard
 
 
+class RecordsInFlight:
+    """The records an agent has handled whose events are not all on the broker yet: at most ``limit``.
+
+    Waiting for each record's writes before handling the next left the worker idle for a broker
+    round trip per record. Here the next record is handled while the last one's events are still
+    being written (the producer batches them), and a record is acknowledged only when every send of
+    it, and of every record before it, has landed: acknowledgements go in offset order and never
+    pass a record whose writes are not all on the broker.
+
+    A failed send stops the acknowledgements at its record. That record and every one handled after
+    it are handled again, in order, through the awaited path (retries, then the dead-letter topic),
+    as a restart would redo them; handlers are idempotent, so the ones that had succeeded change
+    nothing. ``lock`` keeps the agent's next record out while that happens."""
+
+    def __init__(self, acknowledge: Callable[[Any, RawRecord], Awaitable[None]],
+                 redo: Callable[[RawRecord], Awaitable[Any]], limit: int = 256) -> None:
+        self._acknowledge = acknowledge
+        self._redo = redo
+        self._queue: asyncio.Queue[tuple[Any, RawRecord, list[Awaitable[Any]]]] = asyncio.Queue(limit)
+        self._task: asyncio.Task | None = None
+        self.lock = asyncio.Lock()
+        self.redone = 0
+
+    async def add(self, event: Any, raw: RawRecord, sends: list[Awaitable[Any]]) -> None:
+        """Called holding ``lock``, right after the handler: waits while ``limit`` records are in flight."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._acknowledge_in_order())
+        await self._queue.put((event, raw, sends))
+
+    async def settled(self) -> None:
+        """Until every record added so far is acknowledged (tests, and a stream that must drain)."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        """Stop acknowledging: what is still in flight is not acknowledged, so it is read again."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _acknowledge_in_order(self) -> None:
+        while True:
+            event, raw, sends = await self._queue.get()
+            try:
+                if any(isinstance(r, BaseException) for r in await asyncio.gather(*sends, return_exceptions=True)):
+                    await self._redo_from(event, raw)
+                else:
+                    await self._acknowledge(event, raw)
+            finally:
+                self._queue.task_done()
+
+    async def _redo_from(self, event: Any, raw: RawRecord) -> None:
+        async with self.lock:
+            again = [(event, raw)]
+            while not self._queue.empty():
+                later_event, later_raw, later_sends = self._queue.get_nowait()
+                await asyncio.gather(*later_sends, return_exceptions=True)  # settled before they are redone
+                again.append((later_event, later_raw))
+                self._queue.task_done()
+            log.warning("sends_failed_records_handled_again", topic=raw.topic, partition=raw.partition,
+                        first=raw.offset, count=len(again))
+            for failed_event, failed_raw in again:
+                await self._redo(failed_raw)
+                await self._acknowledge(failed_event, failed_raw)
+            self.redone += len(again)
+
+
 def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: RecordProcessor, guard: OffsetGuard,
             handler: Handler, expected: tuple[type, ...] | None = None, name: str | None = None) -> Any:
     """Register an agent that feeds every record of ``spec`` through ``processor`` to ``handler``,
-    none passed over (see ``OffsetGuard``)."""
+    none passed over (see ``OffsetGuard``), acknowledged only once its events are written (see
+    ``RecordsInFlight``)."""
     guard.topics.add(spec.qualified(settings.topic_prefix))
 
     async def agent(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            raw = RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _header_list(msg.headers))
-            async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=30), stop=stop_never,
-                                               reraise=True, before_sleep=lambda s: log.warning(
-                                                   "offset_guard_retry", attempt=s.attempt_number)):
-                with attempt:  # the broker may be away: hold the partition rather than pass over records
-                    missed_records = await guard.missing_before(raw)
-            for missed in missed_records:
-                await processor.process(missed, handler, expected)
-            if missed_records:
-                await acknowledge_recovered(app.consumer, raw.topic, raw.partition, missed_records[0].offset,
-                                            missed_records[-1].offset)
-            await processor.process(raw, handler, expected)
+        async def acknowledge(event: Any, raw: RawRecord) -> None:
+            await stream.ack(event)
             guard.handled(raw)
+
+        in_flight = RecordsInFlight(acknowledge, lambda raw: processor.process(raw, handler, expected),
+                                    settings.records_in_flight)
+        stream.enable_acks = False  # acknowledged by ``in_flight``, after the record's writes
+        try:
+            async for event in stream.events():
+                msg = event.message
+                raw = RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _header_list(msg.headers))
+                async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=30), stop=stop_never,
+                                                   reraise=True, before_sleep=lambda s: log.warning(
+                                                       "offset_guard_retry", attempt=s.attempt_number)):
+                    with attempt:  # the broker may be away: hold the partition rather than pass over records
+                        missed_records = await guard.missing_before(raw)
+                async with in_flight.lock:
+                    for missed in missed_records:
+                        await processor.process(missed, handler, expected)
+                    if missed_records:
+                        await acknowledge_recovered(app.consumer, raw.topic, raw.partition,
+                                                    missed_records[0].offset, missed_records[-1].offset)
+                    sends: list[Awaitable[Any]] = []
+                    await processor.process(raw, handler, expected, sends=sends)
+                    await in_flight.add(event, raw, sends)
+        finally:
+            await in_flight.close()
 
     return app.agent(raw_topic(app, spec, settings), name=name or f"consume-{spec.name}")(agent)
 

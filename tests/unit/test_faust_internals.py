@@ -3,7 +3,7 @@
 faust-streaming is thinly maintained, and ``services/messaging/streams.py`` (the one module that touches
 it) uses some of its internals: the OffsetGuard marks recovered offsets through the consumer's gap
 bookkeeping and seeks a stalled partition, the outbox asks the assignor what this worker owns,
-topic creation names the tables' changelogs, an outbox's table hands out the future of each
+topic creation names the tables' changelogs, an agent acknowledges its records itself (in order, after their writes), an outbox's table hands out the future of each
 changelog write (so a delivery waits for its pending record to be on the broker), and after recovery the unread changelog partitions are
 paused in the aiokafka consumer under Faust's consumer thread. The version is pinned exactly in pyproject.toml; a
 new one must pass this test first, which fails naming the internal that moved.
@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
 from faust.assignor import PartitionAssignor
+from faust.streams import Stream
 from faust.tables.base import Collection
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
@@ -45,6 +46,7 @@ def test_the_installed_faust_is_the_pinned_one() -> None:
     (AIOKafkaConsumer, "pause", ["self", "partitions"]),
     (faust.Table, "send_changelog", ["self", "partition", "key", "value", "key_serializer", "value_serializer"]),
     (AIOKafkaConsumer, "paused", ["self"]),
+    (Stream, "ack", ["self", "event"]),                                    # RecordsInFlight acknowledges in order
 ], ids=lambda value: value if isinstance(value, str) else "")
 def test_an_internal_handoff_uses_is_where_it_was(owner, name, parameters) -> None:
     member = getattr(owner, name, None)
@@ -64,3 +66,9 @@ def test_what_stop_fetching_unread_changelogs_reaches_is_there() -> None:
     assert isinstance(app.consumer, ThreadDelegateConsumer) and isinstance(app.consumer._thread, AIOKafkaConsumerThread)
     assert isinstance(app.tables.recovery.standby_tps, set)
     assert "_records" in inspect.getsource(Fetcher.__init__)  # the fetched, not yet consumed records per partition
+
+
+def test_a_stream_reads_enable_acks_for_each_event() -> None:
+    # consume() sets it to False on its stream: RecordsInFlight acknowledges after the record's writes.
+    for iterate in (Stream._py_aiter, Stream._c_aiter):
+        assert "do_ack = self.enable_acks" in inspect.getsource(iterate)

@@ -225,3 +225,19 @@ async def test_outside_a_record_each_send_is_awaited_before_the_next() -> None:
     assert not first.done()  # a timer's publish waits for its send
     producer.futures[0].set_result(None)
     await first
+
+
+async def test_a_records_sends_can_be_handed_on_unawaited_and_still_fail_it_later(processor) -> None:
+    producer = HeldProducer()
+    publisher = faust_publisher(producer)
+
+    async def handler(event):
+        await publisher.publish(REFERRALS, "r-1", event)
+
+    sends: list = []
+    data = await processor.codec.encode(cad_referral())
+    assert await processor.process(raw(data), handler, sends=sends) is True  # done before the write landed
+    assert sends == producer.futures and not sends[0].done()
+    producer.futures[0].set_exception(MessageSizeTooLargeError())
+    with pytest.raises(MessageSizeTooLargeError):  # the caller sees the failure (RecordsInFlight redoes it)
+        await asyncio.gather(*sends)
