@@ -6,7 +6,8 @@ either way; values are JSON-able dicts so that the changelog is readable.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import json
+from collections.abc import Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
@@ -37,3 +38,38 @@ class JsonForm(Generic[T]):
 
     def load(self, data: dict[str, Any]) -> T:
         return self._adapter.validate_python(data)
+
+
+class CompactValues(MutableMapping[str, Any]):
+    """A table whose values are held as compact JSON bytes, decoded when read.
+
+    A worker keeps every notice, page and delivery record of its partitions in memory. As a dict of
+    dicts a notice took about 1.5 KB; as the bytes of its JSON a third of that, and the changelog
+    carries the same bytes, so its records read exactly as before (``raw`` must write values as
+    they are). Reads decode (a few microseconds a record): the services read a record a handful of
+    times in its life. Anything else asked of it (``on_recover``, ``written``, ``name``) is the
+    underlying table's."""
+
+    def __init__(self, raw: MutableMapping[str, Any]) -> None:
+        self.raw = raw
+
+    def __getitem__(self, key: str) -> Any:
+        return json.loads(self.raw[key])
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.raw[key] = json.dumps(value, separators=(",", ":")).encode()
+
+    def __delitem__(self, key: str) -> None:
+        del self.raw[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["raw"], name)

@@ -29,6 +29,7 @@ from services.kernel.errors import InvalidRecord
 from services.kernel.events import DeadLetterRecorded, Header
 from services.kernel.logs import correlation_from_headers, correlation_scope, get_logger
 from services.kernel.settings import Settings
+from services.kernel.store import CompactValues
 from services.kernel.topics import DEAD_LETTER, TopicSpec
 from services.messaging.avro import AvroCodec
 from services.messaging.kafka import Publisher, client_options, correlation_headers, ensure_topics
@@ -754,14 +755,19 @@ class WorkerKit:
         """A read model this worker's services consult: caught up before the worker starts, stopped with it."""
         self.followers.append(follower)
 
-    def table(self, name: str):
-        """A changelog-backed table, partitioned like the topics (JSON keys and values)."""
-        return self.app.Table(name, default=None, partitions=self.settings.topic_partitions)
+    def table(self, name: str) -> CompactValues:
+        """A changelog-backed table, partitioned like the topics (JSON keys and values, the values
+        held in memory as their JSON bytes)."""
+        # value_type=bytes: the changelog takes the values as they are. They are the JSON bytes Faust's
+        # JSON serializer wrote for the dicts before, so changelogs written before still recover.
+        return CompactValues(self.app.Table(name, default=None, partitions=self.settings.topic_partitions,
+                                            value_type=bytes))
 
-    def outbox_table(self, name: str) -> OutboxTable:
+    def outbox_table(self, name: str) -> CompactValues:
         """The table of an outbox (``delivery``): one that can tell when a write is on the broker."""
-        return self.app.tables.add(OutboxTable(self.app, name=name, default=None, beacon=self.app.tables.beacon,
-                                               partitions=self.settings.topic_partitions))
+        return CompactValues(self.app.tables.add(OutboxTable(
+            self.app, name=name, default=None, beacon=self.app.tables.beacon,
+            partitions=self.settings.topic_partitions, value_type=bytes)))
 
     def consume(self, spec: TopicSpec, handler: Handler, expected: tuple[type, ...], name: str | None = None) -> Any:
         return consume(self.app, spec, self.settings, self.processor, self.guard, handler, expected, name)
@@ -813,7 +819,7 @@ class WorkerKit:
                                       self.settings.delivery_attempts, self.settings.delivery_backoff_seconds,
                                       audit=audit, service=self.service,
                                       concurrency=self.settings.delivery_concurrency, report=report,
-                                      written=deliveries.written if isinstance(deliveries, OutboxTable) else None)
+                                      written=deliveries.written if isinstance(getattr(deliveries, "raw", None), OutboxTable) else None)
         topic_name = source.qualified(self.settings.topic_prefix)
         resuming: set[asyncio.Task] = set()
 

@@ -72,3 +72,13 @@ def test_a_stream_reads_enable_acks_for_each_event() -> None:
     # consume() sets it to False on its stream: RecordsInFlight acknowledges after the record's writes.
     for iterate in (Stream._py_aiter, Stream._c_aiter):
         assert "do_ack = self.enable_acks" in inspect.getsource(iterate)
+
+
+def test_a_tables_value_serializer_set_after_it_is_made_is_the_one_its_changelog_uses() -> None:
+    from services.kernel.settings import Settings
+    from services.messaging.streams import WorkerKit
+
+    kit = WorkerKit.create("internals-check-values", Settings(kafka_bootstrap_servers="127.0.0.1:1"))
+    for table in (kit.table("notices").raw, kit.outbox_table("deliveries").raw):
+        assert table.changelog_topic.value_serializer == "raw"  # CompactValues writes the JSON bytes itself
+        assert table._to_value(b'{"a":1}') == b'{"a":1}'  # recovery hands the store the bytes as written
