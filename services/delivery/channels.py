@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.charset import QP, Charset
 from email.header import Header
 from email.mime.text import MIMEText
@@ -46,6 +46,17 @@ class Outgoing:
     body: str             # long form (email)
     payload: dict[str, Any]  # structured form (webhook)
 
+    def only_for(self, channel: str) -> Outgoing:
+        """This message with only the forms ``channel`` sends (``FORMS_SENT``), the others emptied.
+        Minimum necessary: a pending delivery keeps, in memory and on its outbox's changelog, only
+        what its recipient will get (a third of the message, as services render all three forms)."""
+        forms = FORMS_SENT.get(channel)
+        if forms is None:
+            return self
+        return replace(self, subject=self.subject if "subject" in forms else "",
+                       text=self.text if "text" in forms else "", body=self.body if "body" in forms else "",
+                       payload=self.payload if "payload" in forms else {})
+
 
 class Channel(Protocol):
     name: str
@@ -62,6 +73,7 @@ def _raise_for_status(resp: httpx.Response, what: str) -> None:
 
 class SmsChannel:
     name = "sms"
+    sends = frozenset({"text"})
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
         self.url = (f"{settings.sms_api_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.sms_account_sid}"
@@ -93,6 +105,7 @@ class EmailChannel:
     more on the new one (nothing was accepted on the dropped one)."""
 
     name = "email"
+    sends = frozenset({"subject", "body"})
 
     def __init__(self, settings: Settings, pool_size: int = 8) -> None:
         self.settings = settings
@@ -191,6 +204,7 @@ def verify_webhook(secret: str, header: str, body: bytes, tolerance_seconds: int
 
 class WebhookChannel:
     name = "webhook"
+    sends = frozenset({"payload"})
     SIGNATURE_HEADER = "X-Handoff-Signature"
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
@@ -206,6 +220,10 @@ class WebhookChannel:
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"webhook unreachable: {type(exc).__name__}") from None
         _raise_for_status(resp, "webhook")
+
+
+#: channel name -> the forms of an ``Outgoing`` it sends
+FORMS_SENT: dict[str, frozenset[str]] = {c.name: c.sends for c in (SmsChannel, EmailChannel, WebhookChannel)}
 
 
 def build_channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, Channel]:

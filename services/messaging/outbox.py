@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,6 +122,7 @@ class IdempotentDelivery:
         """Queue ``dispatch`` unless it was delivered or is pending; True if it was queued."""
         if self.status(dispatch.attempt_id) in (DeliveryOutcome.delivered.value, PENDING):
             return False
+        dispatch = replace(dispatch, outgoing=dispatch.outgoing.only_for(dispatch.channel))
         self.deliveries[dispatch.attempt_id] = {"outcome": PENDING, "dispatch": dispatch.to_dict(),
                                                 "partition": source_partition.get(),
                                                 "correlation_id": current_correlation_id()}

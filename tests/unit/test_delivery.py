@@ -191,3 +191,16 @@ async def test_the_outbox_table_knows_when_a_write_is_on_the_broker(monkeypatch)
     acks[0].set_result(None)  # the broker acknowledged the changelog record
     await asyncio.wait_for(waiting, 1)
     await asyncio.wait_for(table.written("never-written"), 1)  # nothing outstanding: at once
+
+
+async def test_a_delivery_keeps_and_sends_only_the_form_its_channel_sends() -> None:
+    channels = {name: RecordingChannel(name) for name in ("sms", "email", "webhook")}
+    store: dict = {}
+    delivery = IdempotentDelivery(channels, store, attempts=1, backoff_seconds=0, report=Reports())
+    for name in channels:
+        await delivery.request(dispatch(f"a/{name}", name))
+        kept = Dispatch.from_dict(store[f"a/{name}"]["dispatch"]).outgoing  # what waits in the outbox
+        assert (kept.subject, kept.text, kept.body, kept.payload) == {
+            "sms": ("", "t", "", {}), "email": ("s", "", "b", {}), "webhook": ("", "", "", {"k": 1})}[name]
+    await delivery.drain()
+    assert [channels[name].sent[0].text for name in ("sms", "email")] == ["t", ""]

@@ -193,7 +193,7 @@ async def test_intake_deadline_warning_goes_to_the_acknowledging_cm_and_program_
                            flagged_at=h.clock.now(), due_at=h.referral.intake_due_at)
     for _ in range(2):  # a replayed flag warns nobody twice
         await h.notifier.on_referral_event(flag)
-    warnings = [m for ch in h.channels.values() for m in ch.sent if "intake deadline" in m.text]
+    warnings = [m for ch in h.channels.values() for m in ch.sent if "intake deadline" in m.text + m.body]
     assert sorted(m.address for m in warnings) == ["+15055550102", "ben@lead.example.org", "pm@lead.example.org"]
     assert all("Zebulon" not in m.text and "bus shelter" not in m.text for m in warnings)
     assert {e.step_index for e in h.publisher.events(PageSent) if "intake_deadline" in e.attempt_id} == {-1}
