@@ -25,10 +25,10 @@ import httpx
 
 from deploy.local_stack import LocalKafka, LocalRegistry, _die_with_parent, _stop_process
 from services.kernel.settings import REPO_ROOT
+from services.runtime import WORKERS  # the composition root names every worker once
 
 DEMO_DIR = REPO_ROOT / "config" / "local" / "demo"
 DEMO_TOKEN = "local-dev-token-apd"  # its hash is in config/local/agencies.toml; local demo only
-WORKERS = ("referral-intake", "notifier", "handle-with-care")
 
 
 def _say(message: str) -> None:

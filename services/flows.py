@@ -16,20 +16,22 @@ from dataclasses import dataclass
 
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.bus import Subscription
-from services.kernel.events import DeadLetterRecorded, DisclosureAudited, ReferenceDataPublished
+from services.kernel.events import DeadLetterRecorded, DisclosureAudited, OverdoseReported, ReferenceDataPublished
 from services.kernel.settings import REPO_ROOT
-from services.kernel.topics import ALL_TOPICS, AUDIT, DEAD_LETTER, REFERENCE_DATA, TopicSpec
+from services.kernel.topics import ALL_TOPICS, AUDIT, DEAD_LETTER, OVERDOSE_REPORTS, REFERENCE_DATA, TopicSpec
 from services.messaging.contract import avro_schema_of
 from services.notifier.entrypoints import worker as notifier_worker
+from services.quick_response.entrypoints import worker as qrt_worker
 from services.referral_intake.entrypoints import worker as intake_worker
 
 SERVICES: dict[str, tuple[Subscription, ...]] = {
-    module.SERVICE: module.SUBSCRIPTIONS for module in (intake_worker, notifier_worker, hwc_worker)}
+    module.SERVICE: module.SUBSCRIPTIONS for module in (intake_worker, notifier_worker, hwc_worker, qrt_worker)}
 # Topics no worker follows: read by operators, auditors and every process's reference feed.
 OTHER_READERS: dict[str, tuple[str, tuple[type, ...]]] = {
     AUDIT.name: ("auditors", (DisclosureAudited,)),
     DEAD_LETTER.name: ("operators (handoff dlq)", (DeadLetterRecorded,)),
     REFERENCE_DATA.name: ("every worker and the API (reference feed)", (ReferenceDataPublished,)),
+    OVERDOSE_REPORTS.name: ("the API's de-identified feed (public-health maps)", (OverdoseReported,)),
 }
 ASYNCAPI_FILE = REPO_ROOT / "docs" / "asyncapi.json"
 

@@ -28,13 +28,16 @@ from services.kernel.clock import Clock, SystemClock
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, load_reference_data
 from services.kernel.settings import Settings
-from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE, PAGES, REFERRALS
+from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE, OVERDOSE_REPORTS, PAGES, QRT_FOLLOW_UPS, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
 from services.messaging.streams import Worker, prepare_and_start
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
+from services.quick_response.domain.figures import QrtReadModel
+from services.quick_response.entrypoints import http_api as qrt_http
+from services.quick_response.entrypoints import worker as qrt_worker
 from services.referral_intake.adapters.metrics import LeadCollector
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.entrypoints import console as lead_console
@@ -46,13 +49,18 @@ from services.web.web import ApiError, RequestLimits, install_error_handlers
 
 log = get_logger(__name__)
 
-WORKERS = ("referral-intake", "notifier", "handle-with-care")
+WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response")
 STOP_TIMEOUT_SECONDS = 30
 
 
 def ack_links(settings: Settings) -> AckLinks:
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
     return AckLinks(key, settings.public_base_url, settings.ack_link_ttl_minutes * 60)
+
+
+def overdose_report_key(settings: Settings) -> bytes:
+    key = settings.overdose_report_key or settings.link_signing_key
+    return key.get_secret_value().encode() if key else b""
 
 
 def reference_data(settings: Settings) -> ReferenceData:
@@ -68,6 +76,8 @@ def build_worker(name: str, settings: Settings, reference: ReferenceData | None 
         return notifier_worker.build_worker(settings, reference, ack_links(settings), clock, channels)
     if name == "handle-with-care":
         return hwc_worker.build_worker(settings, reference, ack_links(settings), clock, channels)
+    if name == "quick-response":
+        return qrt_worker.build_worker(settings, reference, overdose_report_key(settings), clock, channels)
     raise ValueError(f"unknown service {name!r}; one of {', '.join(WORKERS)}")
 
 
@@ -98,13 +108,15 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     read_model = read_model if read_model is not None else LeadReadModel()
     handoff_details = HandoffDetails()
     hwc_model = HwcReadModel(lambda school_id: getattr(reference.schools.get(school_id), "district_id", None))
+    qrt_model = QrtReadModel()
     owned = publisher is None
     if owned:
         publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
     followers = [
         TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), topics, apply)
         for topics, apply in (((REFERRALS, PAGES), both(read_model.apply, handoff_details.apply)),
-                              ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply))
+                              ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply),
+                              ((QRT_FOLLOW_UPS, OVERDOSE_REPORTS), qrt_model.apply))
     ] if follow_topics else []
 
     @asynccontextmanager
@@ -143,9 +155,12 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         sms_auth_token=settings.sms_auth_token.get_secret_value(), public_base_url=settings.public_base_url,
         acknowledgement_of=lambda referral_id: _acknowledgement(read_model, referral_id)))
     app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
+    app.include_router(qrt_http.create_router(reference, qrt_model, publisher, clock,
+                                              settings.intake_publish_timeout_seconds))
     app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
     add_console(app, settings, reference, read_model, handoff_details, hwc_model, publisher, clock)
     app.state.read_model, app.state.hwc_model, app.state.followers = read_model, hwc_model, followers
+    app.state.qrt_model = qrt_model
     app.state.handoff_details = handoff_details
 
     @app.get("/healthz", include_in_schema=False)

@@ -94,4 +94,29 @@ def one_of_each() -> list[ev.Event]:
         ev.DeadLetterRecorded(original_topic="handoff.cad.referrals", partition=1, offset=42, original_key=b"k",
                               original_value=b"\x00\x01garbage", original_headers=[ev.Header(key="correlation_id", value=b"c")],
                               error_type="decode", error="not Avro", service="referral-intake", failed_at=NOW),
+        overdose(),
+        ev.FollowUpOpened(task_id="fu-od-1", overdose_event_id="od-1", site_id="abq", kind=ev.FollowUpKind.outreach,
+                          occurred_at=NOW, due_at=NOW, opened_at=NOW, person=overdose().person,
+                          location_description="motel parking lot"),
+        ev.FollowUpAttempted(attempt_id="fu-od-1/cm-cruz/k1", task_id="fu-od-1", site_id="abq",
+                             outcome=ev.AttemptOutcome.not_home, recorded_by="cm-cruz", attempted_at=NOW),
+        ev.FollowUpEscalated(task_id="fu-od-1", site_id="abq", due_at=NOW, escalated_at=NOW),
+        ev.FollowUpAlertSent(task_id="fu-od-1", attempt_id="fu-od-1/warn/cm-cruz/sms", recipient_id="cm-cruz",
+                             channel=ev.Channel.sms, outcome=ev.DeliveryOutcome.delivered, attempt=1, sent_at=NOW),
+        ev.OverdoseReported(report_id="od-abc", site_id="abq", hour=NOW, latitude=35.08, longitude=-106.65, fatal=False,
+                            naloxone_given=True, naloxone_doses=2, suspected_substance="fentanyl", age_range="25-34",
+                            sex=ev.Sex.male, prior_overdose=True),
     ]
+
+
+def overdose(overdose_event_id: str = "od-1", **kw) -> ev.CadOverdoseResponded:
+    """An overdose response as an EMS run reports it (fictitious person and place)."""
+    return ev.CadOverdoseResponded(**{
+        "overdose_event_id": overdose_event_id, "agency_id": "apd", "site_id": "abq", "occurred_at": NOW,
+        "location_description": "motel parking lot, 4400 Central Ave SE", "latitude": 35.081234,
+        "longitude": -106.651789, "fatal": False, "naloxone_given": True, "naloxone_doses": 2,
+        "suspected_substance": "fentanyl", "age_range": "25-34", "sex": ev.Sex.male, "prior_overdose": True,
+        "person": ev.OverdosePerson(first_name="Bartholomew", last_name="Quackenbush", date_of_birth=date(1994, 3, 17),
+                                    contact_address="4400 Central Ave SE, Room 12", phone="+15055550177",
+                                    address_source=ev.AddressSource.scene),
+        **kw})

@@ -868,6 +868,8 @@ class DisclosedRecord(str, Enum):
     hwc_triage_alert = "hwc_triage_alert"  # a coordinator told that a child needs placing (no child named)
     lead_handoff_missed = "lead_handoff_missed"
     lead_identity = "lead_identity"  # the person's name and date of birth, shown to their case manager
+    qrt_follow_up_due = "qrt_follow_up_due"  # a team lead told a follow-up's window is closing (task id only)
+    qrt_follow_up_list = "qrt_follow_up_list"  # the team's list (who to visit and where) read by a team member
     other = "other"
 
 
@@ -957,9 +959,237 @@ class DeadLetterRecorded(Event):
     """SHA-256 (hex) of the original value, to check a copy fetched by offset."""
 
 
+# --- Quick Response Teams (naloxone plus: follow-up after an overdose) -------------------------------
+
+class Sex(str, Enum):
+    """Sex as the responder recorded it (the state's overdose report asks for it)."""
+
+    female = "female"
+    male = "male"
+    unknown = "unknown"
+
+
+@wire_enum(default="unknown")
+class AddressSource(str, Enum):
+    """Where the person's contact address came from: how far the team can trust it (EMS addresses are often stale)."""
+
+    given_by_person = "given_by_person"
+    scene = "scene"
+    identity_document = "identity_document"
+    unknown = "unknown"
+
+
+class FollowUpKind(str, Enum):
+    """Who the team follows up: the person, or (after a fatal overdose, where the site offers it) the family."""
+
+    outreach = "outreach"
+    family_support = "family_support"
+
+
+@wire_enum(default="other")
+class AttemptOutcome(str, Enum):
+    """One follow-up attempt, as the team logs it in one tap."""
+
+    visited = "visited"
+    not_home = "not_home"
+    wrong_address = "wrong_address"
+    refused = "refused"
+    engaged = "engaged"
+    referred_to_treatment = "referred_to_treatment"
+    other = "other"
+
+
+AGE_RANGE = Field(pattern=r"^(0-17|18-24|25-34|35-44|45-54|55-64|65\+|unknown)$")
+
+
+class OverdosePerson(Record):
+    """Who overdosed, when the responders know: for the team's visit only, never in the public feed."""
+
+    first_name: str | None = Field(None, max_length=100)
+    """Given name."""
+    last_name: str | None = Field(None, max_length=100)
+    """Family name."""
+    date_of_birth: DateOfBirth | None = None
+    """Date of birth."""
+    contact_address: str | None = Field(None, max_length=300)
+    """Where the team may find them."""
+    address_source: AddressSource = AddressSource.unknown
+    """Where that address came from."""
+    phone: str | None = Field(None, max_length=32)
+    """A number the team may call."""
+
+
+class CadOverdoseResponded(InboundEvent):
+    """Responders (police, fire, EMS) answered an overdose, as CAD or the EMS run reported it. Keyed by
+    overdose_event_id.
+    """
+
+    avro_schema: ClassVar[str] = "cad_overdose_responded"
+    avro_namespace: ClassVar[str] = "org.handoff.cad"
+    overdose_event_id: str = _ID
+    """The CAD call's or EMS run's own id."""
+    agency_id: str = _ID
+    """The reporting agency."""
+    site_id: str = _ID
+    """The program site whose team follows it up."""
+    occurred_at: Timestamp
+    """When the overdose response happened."""
+    location_description: str | None = Field(None, max_length=300)
+    """Approximate place, as the responder wrote it (never in the public feed)."""
+    latitude: float | None = Field(None, ge=-90, le=90)
+    """Latitude of the response (rounded before it leaves Handoff)."""
+    longitude: float | None = Field(None, ge=-180, le=180)
+    """Longitude of the response."""
+    fatal: StrictBool
+    """The person died."""
+    naloxone_given: StrictBool
+    """An opioid antagonist was given."""
+    naloxone_doses: Int32 = Field(0, ge=0, le=20)
+    """How many doses."""
+    suspected_substance: str | None = Field(None, max_length=100)
+    """Suspected drug, as recorded."""
+    age_range: str = AGE_RANGE
+    """Approximate age: 0-17, 18-24, 25-34, 35-44, 45-54, 55-64, 65+ or unknown."""
+    sex: Sex = Sex.unknown
+    """Sex."""
+    prior_overdose: bool | None = None
+    """A known earlier overdose."""
+    person: OverdosePerson | None = None
+    """Who, when known."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CadOverdoseResponded:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude: send both or neither")
+        if self.naloxone_doses and not self.naloxone_given:
+            raise ValueError("naloxone_doses: must be 0 when naloxone_given is false")
+        if self.person is not None and self.person.date_of_birth is not None:
+            _check_birth(self.person.date_of_birth, self.occurred_at, MAX_AGE_YEARS, "person.date_of_birth",
+                         "occurred_at")
+        return self
+
+
+class FollowUpOpened(Event):
+    """A Quick Response Team follow-up is due. Keyed by task_id."""
+
+    avro_schema: ClassVar[str] = "follow_up_opened"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    task_id: str
+    """Follow-up id (one per overdose event)."""
+    overdose_event_id: str
+    """The overdose response it follows."""
+    site_id: str
+    """Site whose team follows it up."""
+    kind: FollowUpKind
+    """The person, or the family."""
+    occurred_at: Instant
+    """When the overdose response happened."""
+    due_at: Instant
+    """End of the site's follow-up window."""
+    opened_at: Instant
+    """When Handoff opened it."""
+    person: OverdosePerson | None = None
+    """Who to visit and where, when known."""
+    location_description: str | None = None
+    """Where the response happened."""
+
+
+class FollowUpAttempted(Event):
+    """The team logged an attempt. Keyed by task_id."""
+
+    avro_schema: ClassVar[str] = "follow_up_attempted"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    attempt_id: str
+    """Unique per attempt (a retried submission is the same attempt)."""
+    task_id: str
+    """Follow-up id."""
+    site_id: str
+    """Site."""
+    outcome: AttemptOutcome
+    """What happened."""
+    recorded_by: str
+    """Staff id of the team member."""
+    attempted_at: Instant
+    """When."""
+
+
+class FollowUpEscalated(Event):
+    """A follow-up's window is closing with nobody engaged: its team lead is told. Keyed by task_id."""
+
+    avro_schema: ClassVar[str] = "follow_up_escalated"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    task_id: str
+    """Follow-up id."""
+    site_id: str
+    """Site."""
+    due_at: Instant
+    """When the window closes."""
+    escalated_at: Instant
+    """When."""
+
+
+class FollowUpAlertSent(Event):
+    """One delivery attempt of a closing-window alert to a team lead. Keyed by task_id."""
+
+    avro_schema: ClassVar[str] = "follow_up_alert_sent"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    task_id: str
+    """Follow-up id."""
+    attempt_id: str
+    """Idempotency key of this delivery (task, team lead, channel)."""
+    recipient_id: str
+    """Staff id of the team lead."""
+    channel: Channel
+    """Channel used."""
+    outcome: DeliveryOutcome
+    """Result."""
+    attempt: Int32
+    """Try number (1-based)."""
+    error: str | None = None
+    """Error, when failed (no personal data)."""
+    final: bool = True
+    """True on the last attempt of this delivery."""
+    sent_at: Instant
+    """When the attempt finished."""
+
+
+class OverdoseReported(Event):
+    """An overdose response, de-identified for public-health mapping (ODMAP-style) and the state's report: no name,
+    date of birth, address or free text; the time to the hour and the place to about a kilometre. Keyed by report_id.
+    """
+
+    avro_schema: ClassVar[str] = "overdose_reported"
+    avro_namespace: ClassVar[str] = "org.handoff.public"
+    report_id: str
+    """Opaque id (a keyed hash of the event id): the same overdose always has the same id."""
+    site_id: str
+    """Site."""
+    hour: Instant
+    """Start of the hour it happened in."""
+    latitude: float | None = None
+    """Latitude rounded to two decimals."""
+    longitude: float | None = None
+    """Longitude rounded to two decimals."""
+    fatal: bool
+    """The person died."""
+    naloxone_given: bool
+    """An opioid antagonist was given."""
+    naloxone_doses: Int32
+    """How many doses."""
+    suspected_substance: str | None = None
+    """Suspected drug."""
+    age_range: str
+    """Approximate age."""
+    sex: Sex
+    """Sex."""
+    prior_overdose: bool | None = None
+    """A known earlier overdose."""
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired, HwcTriageOpened,
     HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
+    CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, OverdoseReported,
 )

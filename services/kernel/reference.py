@@ -120,6 +120,16 @@ class EscalationPolicyConfig(_Model):
     loops: int = Field(1, ge=1, le=10, description="how many times the whole policy runs")
 
 
+class QuickResponsePathway(_Model):
+    """Naloxone plus: the site's Quick Response Team follows up every overdose within its window
+    (about 72 hours in most programs, 48 in Huntington WV, several days elsewhere)."""
+
+    follow_up_hours: int = Field(72, ge=1, le=14 * 24, description="window from the overdose to the follow-up")
+    warn_before_hours: float = Field(12, gt=0, description="the team lead is told this long before the window closes")
+    team_lead_ids: tuple[str, ...] = Field(min_length=1, description="staff told when a window is closing")
+    family_support: bool = Field(False, description="a fatal overdose opens a family-support follow-up")
+
+
 class Site(_Model):
     site_id: str
     name: str
@@ -135,6 +145,8 @@ class Site(_Model):
     fallback_ids: tuple[str, ...] = ()
     # The program's standard consent form, when CAD sends none (42 CFR Part 2 scope by recipient role).
     default_consent_roles: frozenset[ConsentRole] = frozenset(ConsentRole)
+    # The deflection pathways the site runs besides LEAD's referral routes (None: not run).
+    quick_response: QuickResponsePathway | None = None
 
     _tz = field_validator("timezone")(_zone)
 
@@ -335,6 +347,11 @@ def _check_references(data: ReferenceData) -> None:
         unknown_pms = sorted((set(site.program_manager_ids) | set(site.fallback_ids)) - set(data.case_managers))
         if unknown_pms:
             raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown program managers {unknown_pms}")
+        if site.quick_response is not None:
+            unknown_leads = sorted(set(site.quick_response.team_lead_ids) - set(data.case_managers))
+            if unknown_leads:
+                raise ReferenceDataError(
+                    f"sites.toml [sites.{site.site_id}.quick_response]: unknown team leads {unknown_leads}")
     for person in data.case_managers.values():
         unknown_sites = sorted(set(person.sites) - set(data.sites))
         if unknown_sites:

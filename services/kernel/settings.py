@@ -104,6 +104,8 @@ class Settings(BaseSettings):
 
     # --- Secrets -------------------------------------------------------------------------------
     link_signing_key: SecretStr | None = None
+    # Keys the ids of the de-identified overdose reports, so a CAD event id cannot be matched to one.
+    overdose_report_key: SecretStr | None = None
     metrics_token: SecretStr | None = None  # Prometheus scrapes /metrics with this bearer token
     ack_link_ttl_minutes: int = Field(24 * 60, ge=1)
     escalation_tick_seconds: float = Field(1.0, gt=0)

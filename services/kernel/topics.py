@@ -44,6 +44,16 @@ HWC_TRIAGE = TopicSpec(
     "handoff.hwc.triage", "HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted: encounters with no known "
     "school, and the coordinator's alerts; key: cad_event_id.",
     config={"retention.ms": str(30 * DAY_MS)})
+CAD_OVERDOSES = TopicSpec(
+    "handoff.cad.overdoses", "CadOverdoseResponded from CAD and EMS integrations and the HTTP intake; key: "
+    "overdose_event_id.", config={"retention.ms": str(7 * DAY_MS)})
+QRT_FOLLOW_UPS = TopicSpec(
+    "handoff.qrt.follow-ups", "FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent: Quick Response "
+    "Team follow-ups after an overdose (who to visit and where: kept as long as the window and its reporting need); "
+    "key: task_id.", config={"retention.ms": str(90 * DAY_MS)})
+OVERDOSE_REPORTS = TopicSpec(
+    "handoff.public.overdose-reports", "OverdoseReported: overdose responses de-identified for public-health "
+    "mapping; key: report_id.", config={"retention.ms": str(400 * DAY_MS)})
 REFERENCE_DATA = TopicSpec(
     "handoff.reference.data", "ReferenceDataPublished: agencies, sites, staff, schools, calendars, closures; "
     "key: section/key (compacted: the latest record per key is the entry).",
@@ -57,7 +67,7 @@ DEAD_LETTER = TopicSpec(
     partitions=1, config={"retention.ms": str(30 * DAY_MS)})
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, HWC_TRIAGE,
-                                     REFERENCE_DATA, AUDIT, DEAD_LETTER)
+                                     CAD_OVERDOSES, QRT_FOLLOW_UPS, OVERDOSE_REPORTS, REFERENCE_DATA, AUDIT, DEAD_LETTER)
 
 # Topics holding children's data; their retention follows settings.child_data_retention_days.
 # (CAD_CHILD_ENCOUNTERS keeps its own 7 days: it still holds the incident details CAD sent.)

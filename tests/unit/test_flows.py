@@ -12,10 +12,11 @@ from services.kernel.events import ALL_EVENTS
 from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import ALL_TOPICS
 from services.notifier.service import Notifier
+from services.quick_response.service import QuickResponse
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 
 OWNERS = {"intake": ReferralIntake, "tracker": EngagementTracker, "notifier": Notifier, "hwc": HandleWithCare,
-          "triage": TriageDesk}
+          "triage": TriageDesk, "qrt": QuickResponse}
 
 
 def test_every_handler_a_subscription_names_exists_on_its_owner() -> None:

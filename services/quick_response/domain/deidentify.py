@@ -1,0 +1,30 @@
+"""The overdose report for public-health mapping (ODMAP-style maps, a state dashboard): what the
+responders saw, with nothing that names or places the person. No name, date of birth, address,
+phone or free text; the time to the hour; the place to two decimals of a degree (about a kilometre)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from services.kernel.events import CadOverdoseResponded, OverdoseReported
+
+COORDINATE_DECIMALS = 2
+
+
+def report_id_for(overdose_event_id: str, key: bytes) -> str:
+    """Keyed, so that a CAD event id (which a records clerk can look up) cannot be matched to its report."""
+    return "od-" + hmac.new(key, overdose_event_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def deidentify(event: CadOverdoseResponded, key: bytes) -> OverdoseReported:
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, COORDINATE_DECIMALS)
+
+    return OverdoseReported(
+        report_id=report_id_for(event.overdose_event_id, key), site_id=event.site_id,
+        hour=event.occurred_at.replace(minute=0, second=0, microsecond=0),
+        latitude=rounded(event.latitude), longitude=rounded(event.longitude), fatal=event.fatal,
+        naloxone_given=event.naloxone_given, naloxone_doses=event.naloxone_doses,
+        suspected_substance=event.suspected_substance, age_range=event.age_range, sex=event.sex,
+        prior_overdose=event.prior_overdose)

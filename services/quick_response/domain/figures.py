@@ -1,0 +1,95 @@
+"""The team's read model: today's list, the weekly funnel, the de-identified feed. Built from the
+follow-up and report events (``apply``); pure, so the API and tests share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from services.kernel.events import (
+    AttemptOutcome,
+    FollowUpAttempted,
+    FollowUpEscalated,
+    FollowUpOpened,
+    OverdoseReported,
+)
+from services.quick_response.domain.follow_up import CLOSING, CONTACTED, ENGAGED
+
+
+@dataclass
+class FollowUpView:
+    opened: FollowUpOpened
+    attempts: dict[str, FollowUpAttempted] = field(default_factory=dict)  # attempt id -> attempt
+    warned: bool = False
+
+    @property
+    def outcomes(self) -> list[AttemptOutcome]:
+        return [a.outcome for a in sorted(self.attempts.values(), key=lambda a: a.attempted_at)]
+
+    @property
+    def closed_by(self) -> AttemptOutcome | None:
+        return next((o for o in self.outcomes if o in CLOSING), None)
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """One site's week, as Huntington reported January 2018 (113 -> 71 -> 35 -> 14)."""
+
+    overdose_calls: int
+    follow_ups: int
+    contacted: int
+    engaged: int
+    referred_to_treatment: int
+
+
+def week_of(at: datetime) -> date:
+    """The Monday of ``at``'s ISO week."""
+    day = at.date()
+    return day - timedelta(days=day.weekday())
+
+
+class QrtReadModel:
+    def __init__(self) -> None:
+        self.follow_ups: dict[str, FollowUpView] = {}
+        self.reports: dict[str, OverdoseReported] = {}
+
+    def apply(self, event) -> None:
+        if isinstance(event, FollowUpOpened):
+            self.follow_ups.setdefault(event.task_id, FollowUpView(event))
+        elif isinstance(event, FollowUpAttempted):
+            view = self.follow_ups.get(event.task_id)
+            if view is not None:
+                view.attempts[event.attempt_id] = event
+        elif isinstance(event, FollowUpEscalated):
+            view = self.follow_ups.get(event.task_id)
+            if view is not None:
+                view.warned = True
+        elif isinstance(event, OverdoseReported):
+            self.reports[event.report_id] = event
+
+    def open_list(self, site_id: str) -> list[FollowUpView]:
+        """The team's list: open follow-ups of the site, the one due first on top."""
+        return sorted((v for v in self.follow_ups.values() if v.opened.site_id == site_id and v.closed_by is None),
+                      key=lambda v: v.opened.due_at)
+
+    def last_day(self, site_id: str, now: datetime, hours: int = 24) -> list[FollowUpView]:
+        """Overdoses of the last ``hours`` with a follow-up, due first on top (open or not)."""
+        since = now - timedelta(hours=hours)
+        return sorted((v for v in self.follow_ups.values()
+                       if v.opened.site_id == site_id and v.opened.occurred_at >= since),
+                      key=lambda v: v.opened.due_at)
+
+    def funnel(self, site_id: str, week: date) -> Funnel:
+        reports = [r for r in self.reports.values() if r.site_id == site_id and week_of(r.hour) == week]
+        views = [v for v in self.follow_ups.values()
+                 if v.opened.site_id == site_id and week_of(v.opened.occurred_at) == week]
+        return Funnel(
+            overdose_calls=len(reports), follow_ups=len(views),
+            contacted=sum(1 for v in views if CONTACTED & set(v.outcomes)),
+            engaged=sum(1 for v in views if ENGAGED & set(v.outcomes)),
+            referred_to_treatment=sum(1 for v in views if AttemptOutcome.referred_to_treatment in v.outcomes))
+
+    def feed(self, site_id: str | None = None, since: datetime | None = None) -> list[OverdoseReported]:
+        return sorted((r for r in self.reports.values()
+                       if (site_id is None or r.site_id == site_id) and (since is None or r.hour >= since)),
+                      key=lambda r: (r.hour, r.report_id))

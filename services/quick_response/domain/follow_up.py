@@ -1,0 +1,81 @@
+"""A Quick Response Team's follow-up after an overdose: when it is due, when its team lead hears of
+it, and what an attempt changes. Pure: no I/O, times in and out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from services.kernel.events import AttemptOutcome, CadOverdoseResponded, FollowUpKind
+from services.kernel.reference import QuickResponsePathway
+from services.kernel.store import JsonForm
+
+#: Outcomes that end the follow-up: the person was engaged or referred, or said no.
+CLOSING = frozenset({AttemptOutcome.engaged, AttemptOutcome.referred_to_treatment, AttemptOutcome.refused})
+#: Outcomes where the team reached the person (the funnel's "contacted").
+CONTACTED = frozenset({AttemptOutcome.visited, AttemptOutcome.refused, AttemptOutcome.engaged,
+                       AttemptOutcome.referred_to_treatment})
+ENGAGED = frozenset({AttemptOutcome.engaged, AttemptOutcome.referred_to_treatment})
+
+
+def task_id_for(overdose_event_id: str) -> str:
+    """One follow-up per overdose event: the event id is its dedup key."""
+    return f"fu-{overdose_event_id}"
+
+
+def plan(event: CadOverdoseResponded, pathway: QuickResponsePathway) -> tuple[FollowUpKind | None, datetime]:
+    """What follow-up an overdose opens, and when its window closes. A fatal overdose opens none
+    for the person; a family-support one where the site offers it."""
+    due_at = event.occurred_at + timedelta(hours=pathway.follow_up_hours)
+    if event.fatal:
+        return (FollowUpKind.family_support if pathway.family_support else None), due_at
+    return FollowUpKind.outreach, due_at
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What the worker keeps of a follow-up: ids and times, never who or where."""
+
+    task_id: str
+    site_id: str
+    kind: FollowUpKind
+    due_at: datetime
+    opened_at: datetime
+    attempts: tuple[AttemptOutcome, ...] = ()
+    attempt_ids: tuple[str, ...] = ()
+    warned_at: datetime | None = None
+    closed_by: AttemptOutcome | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_by is None
+
+    def warn_at(self, pathway: QuickResponsePathway) -> datetime | None:
+        """When the team lead is told (None: never again: closed, or told already)."""
+        if not self.is_open or self.warned_at is not None:
+            return None
+        return max(self.opened_at, self.due_at - timedelta(hours=pathway.warn_before_hours))
+
+    def to_dict(self) -> dict:
+        return _FOLLOW_UP.dump(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FollowUp:
+        return _FOLLOW_UP.load(data)
+
+
+_FOLLOW_UP = JsonForm(FollowUp)
+
+
+def record_attempt(follow_up: FollowUp, attempt_id: str, outcome: AttemptOutcome) -> FollowUp:
+    """An attempt, once per attempt id; a closing outcome closes the follow-up (later attempts are
+    still recorded: a team may visit again)."""
+    if attempt_id in follow_up.attempt_ids:
+        return follow_up
+    closed_by = follow_up.closed_by or (outcome if outcome in CLOSING else None)
+    return replace(follow_up, attempts=(*follow_up.attempts, outcome), attempt_ids=(*follow_up.attempt_ids, attempt_id),
+                   closed_by=closed_by)
+
+
+def warned(follow_up: FollowUp, at: datetime) -> FollowUp:
+    return follow_up if follow_up.warned_at is not None else replace(follow_up, warned_at=at)

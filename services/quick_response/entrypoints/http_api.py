@@ -1,0 +1,193 @@
+"""Quick Response Teams over HTTP: the overdose intake for CAD and EMS systems, and the team's API.
+
+- ``POST /v1/overdoses`` (agency token): an overdose response, validated like every intake (400,
+  413, 415, 422 naming the field, 403 for another agency's site, 503 with Retry-After while Kafka
+  is away). Idempotent by ``overdose_event_id``: a retry opens nothing twice.
+- ``GET /v1/qrt/follow-ups?site_id=`` (staff of the site): the team's list, the one due first on
+  top, as JSON or CSV (``Accept: text/csv``); it names people and places, so every read is audited.
+  ``?last_hours=24`` gives "overdoses in the last 24 hours" instead of what is still open.
+- ``POST /v1/qrt/follow-ups/{task_id}/attempts``: one attempt, in one tap (``Idempotency-Key``
+  makes a retried tap the same attempt).
+- ``GET /v1/qrt/funnel?site_id=&week=``: overdose calls -> follow-ups -> contacted -> engaged ->
+  referred to treatment, for one site and ISO week.
+- ``GET /v1/public/overdoses``: the de-identified feed for public-health maps (no name, date of
+  birth, address or free text; the hour; about a kilometre).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from datetime import date, datetime, timedelta
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from services.kernel.clock import Clock
+from services.kernel.events import (
+    AttemptOutcome,
+    CadOverdoseResponded,
+    DeliveryOutcome,
+    DisclosedRecord,
+    DisclosureAudited,
+    DisclosureChannel,
+    FollowUpAttempted,
+    OverdoseReported,
+)
+from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.reference import Agency, CaseManager, ReferenceData
+from services.kernel.topics import AUDIT, CAD_OVERDOSES, QRT_FOLLOW_UPS
+from services.messaging.kafka import Publisher
+from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
+from services.quick_response.domain.follow_up import plan, task_id_for
+from services.web.web import ApiError, bearer_principal
+
+log = get_logger(__name__)
+RETRY_AFTER_SECONDS = 5
+CSV_COLUMNS = ("task_id", "kind", "due_at", "occurred_at", "name", "contact_address", "address_source", "phone",
+               "location", "attempts", "warned")
+
+
+class OverdoseAccepted(BaseModel):
+    status: str = "accepted"
+    correlation_id: str
+    overdose_event_id: str
+    task_id: str | None  # None: no follow-up (fatal without family support, or no team at the site)
+
+
+class AttemptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: AttemptOutcome
+    attempted_at: datetime | None = None
+
+
+class FollowUpOut(BaseModel):
+    task_id: str
+    site_id: str
+    kind: str
+    occurred_at: datetime
+    due_at: datetime
+    name: str | None
+    contact_address: str | None
+    address_source: str
+    phone: str | None
+    location: str | None
+    attempts: list[str]
+    warned: bool
+
+    @classmethod
+    def of(cls, v: FollowUpView) -> FollowUpOut:
+        o, p = v.opened, v.opened.person
+        name = " ".join(part for part in (p.first_name, p.last_name) if part) if p else None
+        return cls(task_id=o.task_id, site_id=o.site_id, kind=o.kind.value, occurred_at=o.occurred_at, due_at=o.due_at,
+                   name=name or None, contact_address=p.contact_address if p else None,
+                   address_source=p.address_source.value if p else "unknown", phone=p.phone if p else None,
+                   location=o.location_description, attempts=[a.value for a in v.outcomes], warned=v.warned)
+
+
+def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publisher, clock: Clock,
+                  publish_timeout_seconds: float = 5.0) -> APIRouter:
+    api = APIRouter(tags=["Quick Response Teams"])
+    agency_principal = bearer_principal(lambda: reference.agencies.values(), "an agency")
+    staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
+
+    async def publish(topic, key: str, event) -> None:
+        try:
+            await asyncio.wait_for(publisher.publish(topic, key, event), publish_timeout_seconds)
+        except (TimeoutError, KafkaError, ConnectionError) as exc:
+            log.warning("qrt_publish_failed", topic=topic.name, error_type=type(exc).__name__)
+            raise ApiError(503, "service", "event backbone unavailable; retry later",
+                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+
+    def site_of(person: CaseManager, site_id: str) -> None:
+        if site_id not in person.sites:
+            raise ApiError(403, "site_id", "not one of your sites")
+
+    @api.post("/v1/overdoses", status_code=202, response_model=OverdoseAccepted,
+              responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+              summary="Report an overdose response (naloxone plus: opens the team's follow-up)")
+    async def submit_overdose(overdose: CadOverdoseResponded,
+                              agency: Agency = Depends(agency_principal)) -> OverdoseAccepted:
+        if overdose.agency_id != agency.agency_id:
+            raise ApiError(403, "agency_id", "does not match the authenticated agency")
+        site = reference.site(overdose.site_id)
+        if site is None or overdose.site_id not in agency.sites:
+            raise ApiError(403, "site_id", "not a site this agency serves")
+        with correlation_scope(None) as cid:
+            await publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose)
+        kind = plan(overdose, site.quick_response)[0] if site.quick_response else None
+        log.info("overdose_accepted", agency_id=agency.agency_id, site_id=site.site_id)
+        return OverdoseAccepted(correlation_id=cid, overdose_event_id=overdose.overdose_event_id,
+                                task_id=task_id_for(overdose.overdose_event_id) if kind else None)
+
+    @api.get("/v1/qrt/follow-ups", response_model=list[FollowUpOut],
+             summary="The team's list: open follow-ups (or the last hours' overdoses), due first on top")
+    async def follow_ups(site_id: str, last_hours: int | None = Query(None, ge=1, le=24 * 14),
+                         accept: str | None = Header(None), person: CaseManager = Depends(staff)) -> Response | list:
+        site_of(person, site_id)
+        now = clock.now()
+        views = model.last_day(site_id, now, hours=last_hours) if last_hours else model.open_list(site_id)
+        rows = [FollowUpOut.of(v) for v in views]
+        with correlation_scope(current_correlation_id()) as cid:  # who read which people, when: audited
+            await publish(AUDIT, site_id, DisclosureAudited(
+                audit_id=f"qrt-list/{site_id}/{person.case_manager_id}/{uuid.uuid4().hex}",
+                record_kind=DisclosedRecord.qrt_follow_up_list, subject_id=site_id,
+                recipient_id=person.case_manager_id, recipient_role=person.role, channel=DisclosureChannel.api,
+                outcome=DeliveryOutcome.delivered, attempt=1, service="api", disclosed_at=now, correlation_id=cid))
+        if accept and "text/csv" in accept:
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(CSV_COLUMNS)
+            for r in rows:
+                writer.writerow([_cell(v) for v in (r.task_id, r.kind, r.due_at.isoformat(), r.occurred_at.isoformat(),
+                                                    r.name, r.contact_address, r.address_source, r.phone, r.location,
+                                                    " ".join(r.attempts), r.warned)])
+            return Response(out.getvalue(), media_type="text/csv",
+                            headers={"Cache-Control": "no-store",
+                                     "Content-Disposition": f'attachment; filename="qrt-{site_id}.csv"'})
+        return rows
+
+    @api.post("/v1/qrt/follow-ups/{task_id}/attempts", status_code=202, summary="Log one follow-up attempt")
+    async def record_attempt(task_id: str, body: AttemptIn, person: CaseManager = Depends(staff),
+                             idempotency_key: str | None = Header(None, max_length=128)) -> dict:
+        view = model.follow_ups.get(task_id)
+        if view is None:
+            raise ApiError(404, "task_id", "no such follow-up")
+        site_of(person, view.opened.site_id)
+        now = clock.now()
+        attempted_at = body.attempted_at or now
+        if attempted_at.tzinfo is None:
+            raise ApiError(422, "attempted_at", "must carry a UTC offset")
+        if attempted_at > now + timedelta(minutes=5):
+            raise ApiError(422, "attempted_at", "is in the future")
+        attempt_id = f"{task_id}/{person.case_manager_id}/{idempotency_key or uuid.uuid4().hex}"
+        await publish(QRT_FOLLOW_UPS, task_id, FollowUpAttempted(
+            attempt_id=attempt_id, task_id=task_id, site_id=view.opened.site_id, outcome=body.outcome,
+            recorded_by=person.case_manager_id, attempted_at=attempted_at))
+        return {"status": "accepted", "attempt_id": attempt_id}
+
+    @api.get("/v1/qrt/funnel", summary="Overdose calls -> follow-ups -> contacted -> engaged -> referred, one week")
+    async def funnel(site_id: str, week: date | None = None, person: CaseManager = Depends(staff)) -> dict:
+        site_of(person, site_id)
+        monday = week_of(datetime.combine(week, datetime.min.time())) if week else week_of(clock.now())
+        return {"site_id": site_id, "week": monday.isoformat(), **model.funnel(site_id, monday).__dict__}
+
+    @api.get("/v1/public/overdoses", response_model=list[OverdoseReported],
+             summary="De-identified overdose responses for public-health maps")
+    async def public_feed(site_id: str | None = None, since: datetime | None = None,
+                          person: CaseManager = Depends(staff)) -> list[OverdoseReported]:
+        if site_id is not None:
+            site_of(person, site_id)
+        return [r for r in model.feed(site_id, since) if r.site_id in person.sites]
+
+    return api
+
+
+def _cell(value) -> str:
+    # A cell a spreadsheet would run as a formula (=, +, -, @) is quoted as text.
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -1,0 +1,33 @@
+"""Faust worker: overdose responses -> reports and follow-ups; follow-up events -> QuickResponse; its timer
+(a closing window tells the team lead)."""
+
+from __future__ import annotations
+
+from services.delivery.channels import Channel
+from services.kernel.bus import Subscription
+from services.kernel.clock import Clock, SystemClock
+from services.kernel.reference import ReferenceData
+from services.kernel.settings import Settings
+from services.kernel.topics import CAD_OVERDOSES, QRT_FOLLOW_UPS
+from services.messaging.streams import Worker, WorkerKit
+from services.quick_response.service import FollowUpAlerts, QuickResponse
+
+SERVICE = "quick-response"
+SUBSCRIPTIONS = (
+    Subscription(CAD_OVERDOSES, "qrt", QuickResponse.OVERDOSE_EVENTS),
+    Subscription(QRT_FOLLOW_UPS, "qrt", QuickResponse.FOLLOW_UP_EVENTS),
+)
+
+
+def build_worker(settings: Settings, reference: ReferenceData, report_key: bytes, clock: Clock | None = None,
+                 channels: dict[str, Channel] | None = None) -> Worker:
+    kit = WorkerKit.create(SERVICE, settings)
+    clock = clock or SystemClock()
+    # Follow-ups and their alerts live on the follow-up topic's partitions (keyed by task id).
+    alerts = kit.delivery(kit.outbox_table("alert-deliveries"), QRT_FOLLOW_UPS, channels,
+                          report=FollowUpAlerts(kit.publisher, clock))
+    qrt = QuickResponse(reference, kit.table("follow-ups"), alerts, kit.publisher, clock, report_key,
+                        settings.public_base_url)
+    kit.subscribe(SUBSCRIPTIONS, {"qrt": qrt})
+    kit.every(settings.escalation_tick_seconds, qrt.publish_due_warnings)
+    return kit.worker()

@@ -1,0 +1,172 @@
+"""Quick Response Team follow-ups: the use cases.
+
+- An overdose response (``on_overdose``, on the CAD topic's partition) publishes its de-identified
+  report, always, and opens a follow-up when the site runs a Quick Response Team: one for the
+  person, or for the family after a fatal overdose where the site offers it. Stateless: a replay
+  publishes the same ids, and the owners below drop the copies.
+- The follow-up's owner (``open``, ``apply_attempt``, ``tell_team_lead``, on the follow-up topic's
+  partition) keeps ids and times only. The timer publishes ``FollowUpEscalated`` when a window is
+  ``warn_before_hours`` from closing with nobody engaged; the owner then tells every team lead,
+  each once (attempt ids), with the follow-up id and the time only: who and where stay behind
+  sign-in, in the team's list.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from services.delivery.channels import Outgoing
+from services.kernel.bus import Handlers, dispatch
+from services.kernel.clock import Clock
+from services.kernel.errors import Rejected
+from services.kernel.events import (
+    CadOverdoseResponded,
+    Channel,
+    DeliveryOutcome,
+    DisclosedRecord,
+    FollowUpAlertSent,
+    FollowUpAttempted,
+    FollowUpEscalated,
+    FollowUpOpened,
+)
+from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.reference import ReferenceData
+from services.kernel.store import KeyValueStore, put_if_changed
+from services.kernel.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
+from services.messaging.due import DueTable
+from services.messaging.kafka import Publisher
+from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
+from services.quick_response.domain.deidentify import deidentify
+from services.quick_response.domain.follow_up import FollowUp, plan, record_attempt, task_id_for, warned
+
+log = get_logger(__name__)
+
+
+class FollowUpAlerts(AttemptReporter):
+    """Publishes each try of a team-lead alert as ``FollowUpAlertSent`` (the outbox's report)."""
+
+    async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                       final: bool) -> None:
+        c = dispatch.context
+        await self.publisher.publish(QRT_FOLLOW_UPS, c["task_id"], FollowUpAlertSent(
+            task_id=c["task_id"], attempt_id=dispatch.attempt_id, recipient_id=c["recipient_id"],
+            channel=Channel(dispatch.channel), outcome=outcome, attempt=attempt, error=error, final=final,
+            sent_at=self.clock.now()))
+
+
+class QuickResponse:
+    def __init__(self, reference: ReferenceData, follow_ups: KeyValueStore, delivery: IdempotentDelivery,
+                 publisher: Publisher, clock: Clock, report_key: bytes, console_url: str) -> None:
+        self.reference = reference
+        self.follow_ups = DueTable(follow_ups, self._warn_at)  # indexed by when the team lead must hear
+        self.delivery = delivery
+        self.publisher = publisher
+        self.clock = clock
+        self.report_key = report_key
+        self.console_url = console_url.rstrip("/")
+        self._warnings_requested: set[str] = set()
+
+    OVERDOSE_EVENTS: ClassVar[Handlers] = {CadOverdoseResponded: "on_overdose"}
+    FOLLOW_UP_EVENTS: ClassVar[Handlers] = {
+        FollowUpOpened: "open", FollowUpAttempted: "apply_attempt", FollowUpEscalated: "tell_team_lead",
+        FollowUpAlertSent: "apply_settled_alert"}
+
+    async def on_overdose_event(self, event) -> None:
+        await dispatch(self, self.OVERDOSE_EVENTS, event)
+
+    async def on_follow_up_event(self, event) -> None:
+        await dispatch(self, self.FOLLOW_UP_EVENTS, event)
+
+    # --- on the overdose's partition ----------------------------------------------------------------
+    async def on_overdose(self, event: CadOverdoseResponded) -> None:
+        site = self.reference.site(event.site_id)
+        agency = self.reference.agencies.get(event.agency_id)
+        if site is None or agency is None or event.site_id not in agency.sites:
+            raise Rejected("site_id", "unknown site, or not one the agency serves")
+        report = deidentify(event, self.report_key)
+        await self.publisher.publish(OVERDOSE_REPORTS, report.report_id, report)
+        if site.quick_response is None:
+            log.info("overdose_reported_no_follow_up", site_id=site.site_id, reason="site runs no quick response team")
+            return
+        kind, due_at = plan(event, site.quick_response)
+        if kind is None:
+            log.info("overdose_reported_no_follow_up", site_id=site.site_id, reason="fatal")
+            return
+        task_id = task_id_for(event.overdose_event_id)
+        await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpOpened(
+            task_id=task_id, overdose_event_id=event.overdose_event_id, site_id=site.site_id, kind=kind,
+            occurred_at=event.occurred_at, due_at=due_at, opened_at=self.clock.now(), person=event.person,
+            location_description=event.location_description))
+
+    # --- on the follow-up's partition -----------------------------------------------------------------
+    async def open(self, event: FollowUpOpened) -> None:
+        if event.task_id in self.follow_ups:
+            return  # a replay
+        self._save(FollowUp(event.task_id, event.site_id, event.kind, event.due_at, event.opened_at))
+        log.info("follow_up_opened", task_id=event.task_id, site_id=event.site_id, kind=event.kind.value)
+
+    async def apply_attempt(self, event: FollowUpAttempted) -> None:
+        follow_up = self._load(event.task_id)
+        if follow_up is None:
+            log.warning("attempt_for_unknown_follow_up", task_id=event.task_id)
+            return
+        self._save(record_attempt(follow_up, event.attempt_id, event.outcome))
+
+    async def tell_team_lead(self, event: FollowUpEscalated) -> None:
+        self._warnings_requested.discard(event.task_id)
+        follow_up = self._load(event.task_id)
+        if follow_up is None or not follow_up.is_open:
+            return  # closed meanwhile: nobody needs telling
+        self._save(warned(follow_up, event.escalated_at))
+        site = self.reference.site(follow_up.site_id)
+        if site is None or site.quick_response is None:
+            return
+        closes = follow_up.due_at.astimezone(site.zone).strftime("%a %d %b %H:%M")
+        text = (f"Quick Response follow-up {follow_up.task_id} ({site.name}): the window closes {closes} and nobody "
+                f"is engaged yet. The team's list: {self.console_url}/v1/qrt/follow-ups?site_id={site.site_id} "
+                "(sign in).")
+        for lead_id in site.quick_response.team_lead_ids:
+            lead = self.reference.case_managers.get(lead_id)
+            if lead is None:
+                continue
+            for channel in lead.channels:
+                outgoing = Outgoing(f"{follow_up.task_id}/warn/{lead_id}/{channel.value}", lead.address_for(channel),
+                                    "Quick Response follow-up window closing", text, text,
+                                    {"type": "qrt.follow_up_due", "task_id": follow_up.task_id,
+                                     "site_id": site.site_id, "due_at": follow_up.due_at.isoformat()})
+                await self.delivery.request(Dispatch(
+                    channel.value, outgoing,
+                    Disclosure(DisclosedRecord.qrt_follow_up_due, follow_up.task_id, lead_id, lead.role),
+                    {"task_id": follow_up.task_id, "recipient_id": lead_id}))
+
+    async def apply_settled_alert(self, event: FollowUpAlertSent) -> None:
+        if event.final:
+            self.delivery.settle(event.attempt_id, event.outcome)
+
+    # --- timer ------------------------------------------------------------------------------------------
+    async def publish_due_warnings(self) -> int:
+        now, published = self.clock.now(), 0
+        for task_id, record in self.follow_ups.due(now):
+            if task_id in self._warnings_requested or self._warn_at(record) is None:
+                continue
+            follow_up = FollowUp.from_dict(record["state"])
+            self._warnings_requested.add(task_id)
+            with correlation_scope(record.get("correlation_id")):
+                await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpEscalated(
+                    task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now))
+            published += 1
+        return published
+
+    # --- state --------------------------------------------------------------------------------------------
+    def _warn_at(self, record: dict):
+        follow_up = FollowUp.from_dict(record["state"])
+        site = self.reference.site(follow_up.site_id)
+        return follow_up.warn_at(site.quick_response) if site and site.quick_response else None
+
+    def _load(self, task_id: str) -> FollowUp | None:
+        record = self.follow_ups.get(task_id)
+        return FollowUp.from_dict(record["state"]) if record else None
+
+    def _save(self, follow_up: FollowUp) -> None:
+        record = self.follow_ups.get(follow_up.task_id) or {"correlation_id": current_correlation_id()}
+        put_if_changed(self.follow_ups, follow_up.task_id, {**record, "state": follow_up.to_dict()})

@@ -1,0 +1,115 @@
+"""The Quick Response Team over HTTP: the overdose intake's answers, the team's list (JSON and CSV,
+every read audited), one-tap attempts, the funnel and the de-identified feed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from services import runtime
+from services.kernel.clock import FakeClock
+from services.kernel.events import (
+    CadOverdoseResponded,
+    DisclosureAudited,
+    FollowUpAttempted,
+    FollowUpOpened,
+)
+from services.messaging.kafka import InMemoryPublisher
+from services.quick_response.domain.deidentify import deidentify
+from tests.factories import NOW, overdose
+
+APD = {"Authorization": "Bearer local-dev-token-apd"}
+CRUZ = {"Authorization": "Bearer local-dev-token-cm-cruz"}  # outreach: abq and santa-fe
+ANA = {"Authorization": "Bearer local-dev-token-cm-ana"}  # abq only
+
+
+def body(**changes) -> dict:
+    return {**overdose().model_dump(mode="json"), **changes}
+
+
+@pytest.fixture
+def publisher() -> InMemoryPublisher:
+    return InMemoryPublisher()
+
+
+@pytest.fixture
+async def app(memory_settings, publisher):
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
+    return runtime.build_http_app(settings, publisher=publisher, clock=FakeClock(NOW), follow_topics=False)
+
+
+@pytest.fixture
+async def client(app):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+async def test_an_overdose_is_published_and_answered_with_its_follow_up_id(client, publisher) -> None:
+    answer = await client.post("/v1/overdoses", json=body(), headers=APD)
+    assert answer.status_code == 202 and answer.json()["task_id"] == "fu-od-1"
+    [record] = publisher.records
+    assert record.topic == "handoff.cad.overdoses" and record.key == "od-1"
+    assert isinstance(record.event, CadOverdoseResponded)
+    fatal = await client.post("/v1/overdoses", json=body(overdose_event_id="od-2", fatal=True), headers=APD)
+    assert fatal.json()["task_id"] == "fu-od-2"  # abq offers family support
+
+
+@pytest.mark.parametrize("changes, status, field", [
+    ({"site_id": "santa-fe"}, 403, "site_id"),
+    ({"agency_id": "sfpd"}, 403, "agency_id"),
+    ({"latitude": 35.1, "longitude": None}, 422, "latitude"),
+    ({"naloxone_given": False}, 422, "naloxone_doses"),
+    ({"age_range": "about 30"}, 422, "age_range"),
+    ({"fatal": "no"}, 422, "fatal"),
+])
+async def test_a_bad_overdose_is_refused_naming_the_field(client, publisher, changes, status, field) -> None:
+    answer = await client.post("/v1/overdoses", json=body(**changes), headers=APD)
+    assert answer.status_code == status and field in answer.text
+    assert "Quackenbush" not in answer.text and publisher.records == []
+
+
+async def test_the_teams_list_is_due_first_audited_and_safe_as_csv(app, client, publisher) -> None:
+    model = app.state.qrt_model
+    for event_id, hours in (("od-late", 72), ("od-soon", 24)):
+        model.apply(FollowUpOpened(task_id=f"fu-{event_id}", overdose_event_id=event_id, site_id="abq",
+                                   kind="outreach", occurred_at=NOW, due_at=NOW + timedelta(hours=hours),
+                                   opened_at=NOW,
+                                   person=overdose(person=overdose().person.model_copy(
+                                       update={"first_name": "=HYPERLINK(1)"})).person))
+    listed = await client.get("/v1/qrt/follow-ups", params={"site_id": "abq"}, headers=CRUZ)
+    assert [r["task_id"] for r in listed.json()] == ["fu-od-soon", "fu-od-late"]
+    csv = await client.get("/v1/qrt/follow-ups", params={"site_id": "abq"}, headers={**CRUZ, "Accept": "text/csv"})
+    assert csv.headers["content-type"].startswith("text/csv") and "'=HYPERLINK(1)" in csv.text
+    assert len(publisher.events(DisclosureAudited)) == 2  # each read of who and where is audited
+    assert (await client.get("/v1/qrt/follow-ups", params={"site_id": "santa-fe"}, headers=ANA)).status_code == 403
+
+
+async def test_an_attempt_is_logged_in_one_tap_and_the_funnel_counts_it(app, client, publisher) -> None:
+    model = app.state.qrt_model
+    model.apply(FollowUpOpened(task_id="fu-od-1", overdose_event_id="od-1", site_id="abq", kind="outreach",
+                               occurred_at=NOW, due_at=NOW, opened_at=NOW))
+    model.apply(deidentify(overdose(), b"k"))
+    tap = await client.post("/v1/qrt/follow-ups/fu-od-1/attempts", json={"outcome": "engaged"},
+                            headers={**CRUZ, "Idempotency-Key": "tap-1"})
+    assert tap.status_code == 202
+    [attempt] = publisher.events(FollowUpAttempted)
+    assert attempt.attempt_id == "fu-od-1/cm-cruz/tap-1" and attempt.recorded_by == "cm-cruz"
+    model.apply(attempt)
+    funnel = (await client.get("/v1/qrt/funnel", params={"site_id": "abq"}, headers=CRUZ)).json()
+    assert (funnel["overdose_calls"], funnel["follow_ups"], funnel["contacted"], funnel["engaged"],
+            funnel["referred_to_treatment"]) == (1, 1, 1, 1, 0)
+    missing = await client.post("/v1/qrt/follow-ups/fu-nope/attempts", json={"outcome": "engaged"}, headers=CRUZ)
+    assert missing.status_code == 404
+    bad = await client.post("/v1/qrt/follow-ups/fu-od-1/attempts", json={"outcome": "arrested"}, headers=CRUZ)
+    assert bad.status_code == 422 and "outcome" in bad.text
+
+
+async def test_the_public_feed_is_de_identified(app, client) -> None:
+    app.state.qrt_model.apply(deidentify(overdose(), b"k"))
+    feed = await client.get("/v1/public/overdoses", params={"site_id": "abq"}, headers=CRUZ)
+    assert feed.status_code == 200 and len(feed.json()) == 1
+    for private in ("Bartholomew", "Quackenbush", "1994", "Central", "motel", ":30:"):
+        assert private not in feed.text
