@@ -101,6 +101,7 @@ def one_of_each() -> list[ev.Event]:
         ev.FollowUpAttempted(attempt_id="fu-od-1/cm-cruz/k1", task_id="fu-od-1", site_id="abq",
                              outcome=ev.AttemptOutcome.not_home, recorded_by="cm-cruz", attempted_at=NOW),
         ev.FollowUpEscalated(task_id="fu-od-1", site_id="abq", due_at=NOW, escalated_at=NOW),
+        ev.FollowUpExpired(task_id="fu-od-1", expired_at=NOW),
         ev.FollowUpAlertSent(task_id="fu-od-1", attempt_id="fu-od-1/warn/cm-cruz/sms", recipient_id="cm-cruz",
                              channel=ev.Channel.sms, outcome=ev.DeliveryOutcome.delivered, attempt=1, sent_at=NOW),
         ev.OverdoseReported(report_id="od-abc", site_id="abq", hour=NOW, latitude=35.08, longitude=-106.65, fatal=False,

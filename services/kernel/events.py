@@ -1128,6 +1128,19 @@ class FollowUpEscalated(Event):
     """When."""
 
 
+class FollowUpExpired(Event):
+    """A follow-up's retention ended (qrt_data_retention_days after its window closed): it is deleted wherever it is
+    kept, the worker's tables (tombstones in their changelogs) and the team's list. Keyed by task_id.
+    """
+
+    avro_schema: ClassVar[str] = "follow_up_expired"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    task_id: str
+    """Follow-up id."""
+    expired_at: Instant
+    """When its retention ended."""
+
+
 class FollowUpAlertSent(Event):
     """One delivery attempt of a closing-window alert to a team lead. Keyed by task_id."""
 
@@ -1191,5 +1204,6 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired, HwcTriageOpened,
     HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
-    CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, OverdoseReported,
+    CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired,
+    OverdoseReported,
 )

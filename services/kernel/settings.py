@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1)
     audit_retention_days: int = Field(400, ge=365, description="CJIS: audit records kept at least one year")
     child_data_retention_days: int = Field(30, ge=1, le=90, description="CAD child encounters, HWC notices, triage")
+    qrt_data_retention_days: int = Field(
+        60, ge=1, le=85, description="a Quick Response follow-up (who, where) is deleted this long after its window "
+                                     "closed (the follow-up topic keeps 90 days)")
     records_in_flight: int = Field(
         256, ge=1, description="records an agent handles ahead of the writes of those before it (acknowledged in order)")
     topic_replication_factor: int = Field(1, ge=1)

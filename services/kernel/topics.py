@@ -48,9 +48,9 @@ CAD_OVERDOSES = TopicSpec(
     "handoff.cad.overdoses", "CadOverdoseResponded from CAD and EMS integrations and the HTTP intake; key: "
     "overdose_event_id.", config={"retention.ms": str(7 * DAY_MS)})
 QRT_FOLLOW_UPS = TopicSpec(
-    "handoff.qrt.follow-ups", "FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent: Quick Response "
-    "Team follow-ups after an overdose (who to visit and where: kept as long as the window and its reporting need); "
-    "key: task_id.", config={"retention.ms": str(90 * DAY_MS)})
+    "handoff.qrt.follow-ups", "FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired: Quick Response "
+    "Team follow-ups after an overdose (who to visit and where: settings.qrt_data_retention_days after the window, "
+    "then FollowUpExpired deletes them); key: task_id.", config={"retention.ms": str(90 * DAY_MS)})
 OVERDOSE_REPORTS = TopicSpec(
     "handoff.public.overdose-reports", "OverdoseReported: overdose responses de-identified for public-health "
     "mapping; key: report_id.", config={"retention.ms": str(400 * DAY_MS)})

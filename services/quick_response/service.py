@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 from services.delivery.channels import Outgoing
@@ -27,6 +28,7 @@ from services.kernel.events import (
     FollowUpAlertSent,
     FollowUpAttempted,
     FollowUpEscalated,
+    FollowUpExpired,
     FollowUpOpened,
 )
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
@@ -40,6 +42,10 @@ from services.quick_response.domain.deidentify import deidentify
 from services.quick_response.domain.follow_up import FollowUp, plan, record_attempt, task_id_for, warned
 
 log = get_logger(__name__)
+
+
+def _alert_id(task_id: str, lead_id: str, channel: Channel) -> str:
+    return f"{task_id}/warn/{lead_id}/{channel.value}"
 
 
 class FollowUpAlerts(AttemptReporter):
@@ -56,20 +62,23 @@ class FollowUpAlerts(AttemptReporter):
 
 class QuickResponse:
     def __init__(self, reference: ReferenceData, follow_ups: KeyValueStore, delivery: IdempotentDelivery,
-                 publisher: Publisher, clock: Clock, report_key: bytes, console_url: str) -> None:
+                 publisher: Publisher, clock: Clock, report_key: bytes, console_url: str,
+                 retention: timedelta = timedelta(days=60)) -> None:
         self.reference = reference
-        self.follow_ups = DueTable(follow_ups, self._warn_at)  # indexed by when the team lead must hear
+        self.retention = retention
+        self.follow_ups = DueTable(follow_ups, self._next_due)  # the team lead's warning, then the deletion
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
         self.report_key = report_key
         self.console_url = console_url.rstrip("/")
         self._warnings_requested: set[str] = set()
+        self._expiries_requested: set[str] = set()
 
     OVERDOSE_EVENTS: ClassVar[Handlers] = {CadOverdoseResponded: "on_overdose"}
     FOLLOW_UP_EVENTS: ClassVar[Handlers] = {
         FollowUpOpened: "open", FollowUpAttempted: "apply_attempt", FollowUpEscalated: "tell_team_lead",
-        FollowUpAlertSent: "apply_settled_alert"}
+        FollowUpAlertSent: "apply_settled_alert", FollowUpExpired: "forget"}
 
     async def on_overdose_event(self, event) -> None:
         await dispatch(self, self.OVERDOSE_EVENTS, event)
@@ -130,7 +139,7 @@ class QuickResponse:
             if lead is None:
                 continue
             for channel in lead.channels:
-                outgoing = Outgoing(f"{follow_up.task_id}/warn/{lead_id}/{channel.value}", lead.address_for(channel),
+                outgoing = Outgoing(_alert_id(follow_up.task_id, lead_id, channel), lead.address_for(channel),
                                     "Quick Response follow-up window closing", text, text,
                                     {"type": "qrt.follow_up_due", "task_id": follow_up.task_id,
                                      "site_id": site.site_id, "due_at": follow_up.due_at.isoformat()})
@@ -143,25 +152,50 @@ class QuickResponse:
         if event.final:
             self.delivery.settle(event.attempt_id, event.outcome)
 
+    async def forget(self, event: FollowUpExpired) -> None:
+        """Retention ended: delete the follow-up and its alerts' records (tombstones in the changelogs)."""
+        self._expiries_requested.discard(event.task_id)
+        follow_up = self._load(event.task_id)
+        if follow_up is None or event.expired_at < follow_up.expires_at(self.retention):
+            return
+        del self.follow_ups[event.task_id]
+        site = self.reference.site(follow_up.site_id)
+        leads = site.quick_response.team_lead_ids if site and site.quick_response else ()
+        self.delivery.forget([_alert_id(event.task_id, lead, channel) for lead in leads for channel in Channel])
+        log.info("follow_up_expired", task_id=event.task_id)
+
     # --- timer ------------------------------------------------------------------------------------------
     async def publish_due_warnings(self) -> int:
+        """The timer: a window about to close (``FollowUpEscalated``), a retention ended (``FollowUpExpired``);
+        the follow-up's owner applies them."""
         now, published = self.clock.now(), 0
         for task_id, record in self.follow_ups.due(now):
-            if task_id in self._warnings_requested or self._warn_at(record) is None:
-                continue
             follow_up = FollowUp.from_dict(record["state"])
-            self._warnings_requested.add(task_id)
+            warn_at = self._warn_at(record)
             with correlation_scope(record.get("correlation_id")):
-                await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpEscalated(
-                    task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now))
+                if warn_at is not None and warn_at <= now:
+                    if task_id in self._warnings_requested:
+                        continue
+                    self._warnings_requested.add(task_id)
+                    await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpEscalated(
+                        task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now))
+                elif follow_up.expires_at(self.retention) <= now and task_id not in self._expiries_requested:
+                    self._expiries_requested.add(task_id)
+                    await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpExpired(task_id=task_id,
+                                                                                          expired_at=now))
+                else:
+                    continue
             published += 1
         return published
 
     # --- state --------------------------------------------------------------------------------------------
-    def _warn_at(self, record: dict):
+    def _warn_at(self, record: dict) -> datetime | None:
         follow_up = FollowUp.from_dict(record["state"])
         site = self.reference.site(follow_up.site_id)
         return follow_up.warn_at(site.quick_response) if site and site.quick_response else None
+
+    def _next_due(self, record: dict) -> datetime:
+        return self._warn_at(record) or FollowUp.from_dict(record["state"]).expires_at(self.retention)
 
     def _load(self, task_id: str) -> FollowUp | None:
         record = self.follow_ups.get(task_id)

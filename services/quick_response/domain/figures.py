@@ -10,6 +10,7 @@ from services.kernel.events import (
     AttemptOutcome,
     FollowUpAttempted,
     FollowUpEscalated,
+    FollowUpExpired,
     FollowUpOpened,
     OverdoseReported,
 )
@@ -64,6 +65,8 @@ class QrtReadModel:
             view = self.follow_ups.get(event.task_id)
             if view is not None:
                 view.warned = True
+        elif isinstance(event, FollowUpExpired):
+            self.follow_ups.pop(event.task_id, None)  # who and where, gone with its retention
         elif isinstance(event, OverdoseReported):
             self.reports[event.report_id] = event
 

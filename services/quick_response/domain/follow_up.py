@@ -50,6 +50,10 @@ class FollowUp:
     def is_open(self) -> bool:
         return self.closed_by is None
 
+    def expires_at(self, retention: timedelta) -> datetime:
+        """When it is deleted: ``retention`` after its window closed."""
+        return self.due_at + retention
+
     def warn_at(self, pathway: QuickResponsePathway) -> datetime | None:
         """When the team lead is told (None: never again: closed, or told already)."""
         if not self.is_open or self.warned_at is not None:

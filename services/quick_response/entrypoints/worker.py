@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from services.delivery.channels import Channel
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
@@ -27,7 +29,7 @@ def build_worker(settings: Settings, reference: ReferenceData, report_key: bytes
     alerts = kit.delivery(kit.outbox_table("alert-deliveries"), QRT_FOLLOW_UPS, channels,
                           report=FollowUpAlerts(kit.publisher, clock))
     qrt = QuickResponse(reference, kit.table("follow-ups"), alerts, kit.publisher, clock, report_key,
-                        settings.public_base_url)
+                        settings.public_base_url, timedelta(days=settings.qrt_data_retention_days))
     kit.subscribe(SUBSCRIPTIONS, {"qrt": qrt})
     kit.every(settings.escalation_tick_seconds, qrt.publish_due_warnings)
     return kit.worker()

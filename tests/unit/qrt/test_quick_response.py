@@ -122,3 +122,23 @@ async def test_a_site_without_a_team_still_reports_and_an_unknown_site_is_refuse
     assert team.publisher.events(FollowUpOpened) == [] and len(team.publisher.events(OverdoseReported)) == 1
     with pytest.raises(Rejected, match="site_id"):
         await team.qrt.on_overdose_event(overdose(site_id="santa-fe"))  # apd does not serve Santa Fe
+
+
+async def test_a_follow_up_is_deleted_with_its_alerts_when_its_retention_ends() -> None:
+    from services.kernel.events import FollowUpExpired
+
+    team = Team()
+    await team.overdose()
+    team.clock.advance(hours=60)
+    await team.tick()  # the lead is told: alert records exist
+    task_id = task_id_for("od-1")
+    delivery = team.qrt._service.delivery
+    assert any(key.startswith(task_id) for key in delivery.deliveries)
+    team.clock.set(NOW + timedelta(hours=72) + timedelta(days=60, seconds=-1))
+    await team.qrt.publish_due_warnings()
+    assert team.publisher.events(FollowUpExpired) == []
+    team.clock.advance(seconds=1)
+    await team.qrt.publish_due_warnings()
+    [expired] = team.publisher.events(FollowUpExpired)
+    await team.qrt.on_follow_up_event(expired)
+    assert task_id not in team.store and not any(key.startswith(task_id) for key in delivery.deliveries)
