@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -21,10 +22,13 @@ from services.kernel.bus import Handlers, dispatch
 from services.kernel.clock import Clock
 from services.kernel.errors import Rejected
 from services.kernel.events import (
+    AttemptOutcome,
     CadOverdoseResponded,
     Channel,
     DeliveryOutcome,
     DisclosedRecord,
+    DisclosureAudited,
+    DisclosureChannel,
     FollowUpAlertSent,
     FollowUpAttempted,
     FollowUpEscalated,
@@ -32,9 +36,9 @@ from services.kernel.events import (
     FollowUpOpened,
 )
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
-from services.kernel.reference import ReferenceData
+from services.kernel.reference import CaseManager, ReferenceData
 from services.kernel.store import KeyValueStore, put_if_changed
-from services.kernel.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
+from services.kernel.topics import AUDIT, OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
@@ -204,3 +208,26 @@ class QuickResponse:
     def _save(self, follow_up: FollowUp) -> None:
         record = self.follow_ups.get(follow_up.task_id) or {"correlation_id": current_correlation_id()}
         put_if_changed(self.follow_ups, follow_up.task_id, {**record, "state": follow_up.to_dict()})
+
+
+# --- the team's commands (the API and the console) -----------------------------------------------------
+
+async def log_attempt(task_id: str, site_id: str, outcome: AttemptOutcome, by: str, at: datetime,
+                      idempotency_key: str | None, publisher: Publisher) -> str:
+    """One attempt, as a team member logs it; a retried submission with the same key is the same attempt."""
+    attempt_id = f"{task_id}/{by}/{idempotency_key or uuid.uuid4().hex}"
+    await publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpAttempted(
+        attempt_id=attempt_id, task_id=task_id, site_id=site_id, outcome=outcome, recorded_by=by, attempted_at=at))
+    return attempt_id
+
+
+async def audit_list_read(site_id: str, reader: CaseManager, where: DisclosureChannel, publisher: Publisher,
+                          clock: Clock) -> None:
+    """The team's list names people and where to find them: who read it, when and where is audited."""
+    now = clock.now()
+    with correlation_scope(current_correlation_id()) as cid:
+        await publisher.publish(AUDIT, site_id, DisclosureAudited(
+            audit_id=f"qrt-list/{site_id}/{reader.case_manager_id}/{uuid.uuid4().hex}",
+            record_kind=DisclosedRecord.qrt_follow_up_list, subject_id=site_id, recipient_id=reader.case_manager_id,
+            recipient_role=reader.role, channel=where, outcome=DeliveryOutcome.delivered, attempt=1, service="api",
+            disclosed_at=now, correlation_id=cid))

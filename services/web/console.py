@@ -221,9 +221,11 @@ def install_console_handlers(app, sessions: Sessions) -> None:
 
 # --- the page shell ------------------------------------------------------------------------------
 NAV_BY_ROLE = {
-    "case_manager": [("/console/my-referrals", "My referrals"), ("/console/worklist", "Outreach worklist")],
-    "outreach": [("/console/worklist", "Outreach worklist")],
-    "program_manager": [("/console/dashboard", "Dashboard"), ("/console/worklist", "Outreach worklist")],
+    "case_manager": [("/console/my-referrals", "My referrals"), ("/console/worklist", "Outreach worklist"),
+                     ("/console/qrt", "Overdose follow-ups")],
+    "outreach": [("/console/worklist", "Outreach worklist"), ("/console/qrt", "Overdose follow-ups")],
+    "program_manager": [("/console/dashboard", "Dashboard"), ("/console/worklist", "Outreach worklist"),
+                        ("/console/qrt", "Overdose follow-ups")],
     "administrator": [("/console/dashboard", "Dashboard")],
     "coordinator": [("/console/triage", "Triage queue")],
     "school_contact": [("/console/notices", "Notices")],

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import uuid
 from datetime import date, datetime, timedelta
 
 from aiokafka.errors import KafkaError
@@ -28,22 +27,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from services.kernel.clock import Clock
-from services.kernel.events import (
-    AttemptOutcome,
-    CadOverdoseResponded,
-    DeliveryOutcome,
-    DisclosedRecord,
-    DisclosureAudited,
-    DisclosureChannel,
-    FollowUpAttempted,
-    OverdoseReported,
-)
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.events import AttemptOutcome, CadOverdoseResponded, DisclosureChannel, OverdoseReported
+from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, CaseManager, ReferenceData
-from services.kernel.topics import AUDIT, CAD_OVERDOSES, QRT_FOLLOW_UPS
+from services.kernel.topics import CAD_OVERDOSES
 from services.messaging.kafka import Publisher
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
 from services.quick_response.domain.follow_up import plan, task_id_for
+from services.quick_response.service import audit_list_read, log_attempt
 from services.web.web import ApiError, bearer_principal
 
 log = get_logger(__name__)
@@ -95,11 +86,12 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
     agency_principal = bearer_principal(lambda: reference.agencies.values(), "an agency")
     staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
 
-    async def publish(topic, key: str, event) -> None:
+    async def bounded(publishing):
+        # While Kafka is unreachable the caller hears 503 at once and retries, instead of hanging.
         try:
-            await asyncio.wait_for(publisher.publish(topic, key, event), publish_timeout_seconds)
+            return await asyncio.wait_for(publishing, publish_timeout_seconds)
         except (TimeoutError, KafkaError, ConnectionError) as exc:
-            log.warning("qrt_publish_failed", topic=topic.name, error_type=type(exc).__name__)
+            log.warning("qrt_publish_failed", error_type=type(exc).__name__)
             raise ApiError(503, "service", "event backbone unavailable; retry later",
                            {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
@@ -118,7 +110,7 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
         if site is None or overdose.site_id not in agency.sites:
             raise ApiError(403, "site_id", "not a site this agency serves")
         with correlation_scope(None) as cid:
-            await publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose)
+            await bounded(publisher.publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose))
         kind = plan(overdose, site.quick_response)[0] if site.quick_response else None
         log.info("overdose_accepted", agency_id=agency.agency_id, site_id=site.site_id)
         return OverdoseAccepted(correlation_id=cid, overdose_event_id=overdose.overdose_event_id,
@@ -132,12 +124,7 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
         now = clock.now()
         views = model.last_day(site_id, now, hours=last_hours) if last_hours else model.open_list(site_id)
         rows = [FollowUpOut.of(v) for v in views]
-        with correlation_scope(current_correlation_id()) as cid:  # who read which people, when: audited
-            await publish(AUDIT, site_id, DisclosureAudited(
-                audit_id=f"qrt-list/{site_id}/{person.case_manager_id}/{uuid.uuid4().hex}",
-                record_kind=DisclosedRecord.qrt_follow_up_list, subject_id=site_id,
-                recipient_id=person.case_manager_id, recipient_role=person.role, channel=DisclosureChannel.api,
-                outcome=DeliveryOutcome.delivered, attempt=1, service="api", disclosed_at=now, correlation_id=cid))
+        await bounded(audit_list_read(site_id, person, DisclosureChannel.api, publisher, clock))
         if accept and "text/csv" in accept:
             out = io.StringIO()
             writer = csv.writer(out)
@@ -164,10 +151,8 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
             raise ApiError(422, "attempted_at", "must carry a UTC offset")
         if attempted_at > now + timedelta(minutes=5):
             raise ApiError(422, "attempted_at", "is in the future")
-        attempt_id = f"{task_id}/{person.case_manager_id}/{idempotency_key or uuid.uuid4().hex}"
-        await publish(QRT_FOLLOW_UPS, task_id, FollowUpAttempted(
-            attempt_id=attempt_id, task_id=task_id, site_id=view.opened.site_id, outcome=body.outcome,
-            recorded_by=person.case_manager_id, attempted_at=attempted_at))
+        attempt_id = await bounded(log_attempt(task_id, view.opened.site_id, body.outcome, person.case_manager_id,
+                                               attempted_at, idempotency_key, publisher))
         return {"status": "accepted", "attempt_id": attempt_id}
 
     @api.get("/v1/qrt/funnel", summary="Overdose calls -> follow-ups -> contacted -> engaged -> referred, one week")

@@ -113,3 +113,26 @@ async def test_the_public_feed_is_de_identified(app, client) -> None:
     assert feed.status_code == 200 and len(feed.json()) == 1
     for private in ("Bartholomew", "Quackenbush", "1994", "Central", "motel", ":30:"):
         assert private not in feed.text
+
+
+async def test_the_console_list_shows_who_and_where_due_first_and_takes_an_attempt_in_one_tap(app, client,
+                                                                                              publisher) -> None:
+    model = app.state.qrt_model
+    model.apply(FollowUpOpened(task_id="fu-od-1", overdose_event_id="od-1", site_id="abq", kind="outreach",
+                               occurred_at=NOW, due_at=NOW + timedelta(hours=72), opened_at=NOW,
+                               person=overdose().person, location_description="motel parking lot"))
+    assert (await client.post("/console/login", data={"token": "local-dev-token-cm-cruz"})).status_code == 303
+    page = (await client.get("/console/qrt")).text
+    assert "Bartholomew Quackenbush" in page and "4400 Central Ave SE" in page and "(scene)" in page
+    assert len(publisher.events(DisclosureAudited)) == 1  # the showing is audited
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    form = {"csrf_token": csrf, "outcome": "not_home", "tap": "fu-od-1-0-not_home"}
+    for _ in range(2):  # a double tap
+        done = await client.post("/console/qrt/fu-od-1/attempts", data=form)
+        assert done.status_code == 303 and done.headers["location"] == "/console/qrt?done=not_home"
+    assert {a.attempt_id for a in publisher.events(FollowUpAttempted)} == {"fu-od-1/cm-cruz/fu-od-1-0-not_home"}
+    forged = await client.post("/console/qrt/fu-od-1/attempts", data={**form, "csrf_token": "forged"})
+    assert forged.status_code == 403
+    client.cookies.clear()
+    await client.post("/console/login", data={"token": "local-dev-token-cm-ana"})  # abq case manager: same site
+    assert (await client.get("/console/qrt")).status_code == 200

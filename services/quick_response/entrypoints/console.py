@@ -1,0 +1,74 @@
+"""Quick Response Teams in the web console: the team's list, phone-first.
+
+Each open follow-up of the viewer's sites, the one due first on top: who and where (with where the
+address came from: EMS addresses are often stale), when the window closes, what was tried; and one
+tap per attempt. The list names people, so each showing is audited, as in the API.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services.kernel.clock import Clock
+from services.kernel.events import AttemptOutcome, DisclosureChannel
+from services.kernel.reference import ReferenceData
+from services.messaging.kafka import Publisher
+from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
+from services.quick_response.service import audit_list_read, log_attempt
+from services.web.console import Sessions, local_time, page
+from services.web.web import ApiError
+
+TEMPLATES = "services.quick_response.entrypoints"  # its templates/ folder
+TEAM_ROLES = ("outreach", "case_manager", "program_manager")
+LABELS = {AttemptOutcome.visited: "Visited", AttemptOutcome.not_home: "Not home",
+          AttemptOutcome.wrong_address: "Wrong address", AttemptOutcome.refused: "Refused",
+          AttemptOutcome.engaged: "Engaged", AttemptOutcome.referred_to_treatment: "Referred to treatment"}
+
+
+def create_router(sessions: Sessions, reference: ReferenceData, model: QrtReadModel, publisher: Publisher,
+                  clock: Clock) -> APIRouter:
+    api = APIRouter(include_in_schema=False)
+
+    def card(v: FollowUpView, zone) -> dict:
+        o, p = v.opened, v.opened.person
+        name = " ".join(part for part in (p.first_name, p.last_name) if part) if p else ""
+        return {"task_id": o.task_id, "kind": o.kind.value, "name": name or "name not known",
+                "address": (p.contact_address if p else None) or "no address", "phone": p.phone if p else None,
+                "source": p.address_source.value if p else "unknown", "location": o.location_description,
+                "due": local_time(o.due_at, zone), "overdue": o.due_at <= clock.now(),
+                "attempts": [LABELS.get(a, a.value) for a in v.outcomes], "warned": v.warned}
+
+    @api.get("/console/qrt", response_class=HTMLResponse)
+    async def follow_ups(request: Request, done: str = "") -> HTMLResponse:
+        viewer = sessions.require(request, *TEAM_ROLES)
+        sites = [s for s in reference.sites.values() if s.quick_response and s.site_id in viewer.staff.sites]
+        now = clock.now()
+        lists = []
+        for site in sites:
+            await audit_list_read(site.site_id, viewer.staff, DisclosureChannel.console, publisher, clock)
+            lists.append({"site": site.name, "cards": [card(v, site.zone) for v in model.open_list(site.site_id)],
+                          "funnel": model.funnel(site.site_id, week_of(now)).__dict__})
+        return page("qrt/follow_ups.html", "Overdose follow-ups", viewer, package=TEMPLATES, lists=lists,
+                    done=LABELS.get(AttemptOutcome(done)) if done in AttemptOutcome._value2member_map_ else "",
+                    buttons=list(LABELS.items()))
+
+    @api.post("/console/qrt/{task_id}/attempts")
+    async def attempt(request: Request, task_id: str, outcome: str = Form(""), tap: str = Form(""),
+                      csrf_token: str = Form("")) -> Response:
+        viewer = sessions.require(request, *TEAM_ROLES)
+        sessions.check_csrf(viewer, csrf_token)
+        view = model.follow_ups.get(task_id)
+        if view is None:
+            raise ApiError(404, "task_id", "no such follow-up")
+        if view.opened.site_id not in viewer.staff.sites:
+            raise ApiError(403, "task_id", "not a follow-up of your sites")
+        try:
+            chosen = AttemptOutcome(outcome)
+        except ValueError:
+            raise ApiError(422, "outcome", "not an attempt outcome") from None
+        # ``tap`` is the page's own nonce: a double tap or a resubmitted form is one attempt.
+        await log_attempt(task_id, view.opened.site_id, chosen, viewer.id, clock.now(), tap[:64] or None, publisher)
+        return RedirectResponse(f"/console/qrt?done={chosen.value}", status_code=303)
+
+    return api
