@@ -157,7 +157,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         acknowledgement_of=lambda referral_id: _acknowledgement(read_model, referral_id)))
     app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
     app.include_router(qrt_http.create_router(reference, qrt_model, publisher, clock,
-                                              settings.intake_publish_timeout_seconds))
+                                              settings.intake_publish_timeout_seconds, settings.event_time_window))
     app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
     add_console(app, settings, reference, read_model, handoff_details, hwc_model, publisher, clock, qrt_model)
     app.state.read_model, app.state.hwc_model, app.state.followers = read_model, hwc_model, followers

@@ -19,8 +19,7 @@ from typing import ClassVar
 
 from services.delivery.channels import Outgoing
 from services.kernel.bus import Handlers, dispatch
-from services.kernel.clock import Clock
-from services.kernel.errors import Rejected
+from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.events import (
     AttemptOutcome,
     CadOverdoseResponded,
@@ -43,7 +42,14 @@ from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 from services.quick_response.domain.deidentify import deidentify
-from services.quick_response.domain.follow_up import FollowUp, plan, record_attempt, task_id_for, warned
+from services.quick_response.domain.follow_up import (
+    FollowUp,
+    check_overdose,
+    plan,
+    record_attempt,
+    task_id_for,
+    warned,
+)
 
 log = get_logger(__name__)
 
@@ -67,8 +73,9 @@ class FollowUpAlerts(AttemptReporter):
 class QuickResponse:
     def __init__(self, reference: ReferenceData, follow_ups: KeyValueStore, delivery: IdempotentDelivery,
                  publisher: Publisher, clock: Clock, report_key: bytes, console_url: str,
-                 retention: timedelta = timedelta(days=60)) -> None:
+                 retention: timedelta = timedelta(days=60), window: EventTimeWindow = EventTimeWindow()) -> None:
         self.reference = reference
+        self.window = window
         self.retention = retention
         self.follow_ups = DueTable(follow_ups, self._next_due)  # the team lead's warning, then the deletion
         self.delivery = delivery
@@ -92,10 +99,8 @@ class QuickResponse:
 
     # --- on the overdose's partition ----------------------------------------------------------------
     async def on_overdose(self, event: CadOverdoseResponded) -> None:
-        site = self.reference.site(event.site_id)
-        agency = self.reference.agencies.get(event.agency_id)
-        if site is None or agency is None or event.site_id not in agency.sites:
-            raise Rejected("site_id", "unknown site, or not one the agency serves")
+        site = check_overdose(event, self.reference.site(event.site_id), self.reference.agencies.get(event.agency_id),
+                              self.clock.now(), self.window)
         report = deidentify(event, self.report_key)
         await self.publisher.publish(OVERDOSE_REPORTS, report.report_id, report)
         if site.quick_response is None:

@@ -193,3 +193,32 @@ async def test_notice_link_acknowledged_and_another_schools_notice_refused(syste
     await eventually(lambda: [m for m in system.messages("email") if "Ottoline" in m.body])
     alerts = [m for m in system.messages("email") if m.to == "hwc-coordinator@district.example.org"]
     assert alerts and not [m for m in alerts if "Ottoline" in m.body]
+
+
+async def test_the_quick_response_list_on_a_phone_takes_an_attempt_in_one_tap(system_factory, served, browser) -> None:
+    from tests.factories import overdose
+
+    port = free_port()
+    system = await system_factory("quick-response", now=NOW, public_base_url=f"http://127.0.0.1:{port}")
+    base = await served(system.app, port)
+    for event_id, hours_ago in (("EMS-CONSOLE-1", 5), ("EMS-CONSOLE-2", 30)):
+        body = overdose(event_id, occurred_at=NOW - timedelta(hours=hours_ago)).model_dump(mode="json")
+        assert (await system.http.post("/v1/overdoses", json=body, headers=AGENCY)).status_code == 202
+    model = system.app.state.qrt_model
+    await eventually(lambda: len(model.open_list("abq")) == 2)
+
+    team = await sign_in(await browser.new_context(viewport=PHONE), base, "local-dev-token-cm-cruz")
+    await team.goto(f"{base}/console/qrt")
+    cards = team.get_by_test_id("follow-up")
+    assert await cards.count() == 2
+    first = await cards.nth(0).inner_text()
+    assert "Bartholomew Quackenbush" in first and "4400 Central Ave SE" in first  # the one due first on top
+    assert await fits_the_screen(team)
+    await screenshot(team, "qrt-list-phone")
+    await cards.nth(0).get_by_role("button", name="Not home").click()
+    await team.get_by_text("Recorded: Not home.").wait_for()
+    await eventually(lambda: [v for v in model.open_list("abq") if v.outcomes])
+    desktop = await sign_in(await browser.new_context(viewport=DESKTOP), base, "local-dev-token-cm-cruz")
+    await desktop.goto(f"{base}/console/qrt")
+    assert "2 follow-ups" in await desktop.get_by_test_id("qrt-funnel").first.inner_text()
+    await screenshot(desktop, "qrt-list-desktop")

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.kernel.clock import EventTimeWindow
+from services.kernel.errors import Rejected
 from services.kernel.events import AttemptOutcome, CadOverdoseResponded, FollowUpKind
-from services.kernel.reference import QuickResponsePathway
+from services.kernel.reference import Agency, QuickResponsePathway, Site
 from services.kernel.store import JsonForm
 
 #: Outcomes that end the follow-up: the person was engaged or referred, or said no.
@@ -16,6 +18,18 @@ CLOSING = frozenset({AttemptOutcome.engaged, AttemptOutcome.referred_to_treatmen
 CONTACTED = frozenset({AttemptOutcome.visited, AttemptOutcome.refused, AttemptOutcome.engaged,
                        AttemptOutcome.referred_to_treatment})
 ENGAGED = frozenset({AttemptOutcome.engaged, AttemptOutcome.referred_to_treatment})
+
+
+def check_overdose(event: CadOverdoseResponded, site: Site | None, agency: Agency | None, now: datetime,
+                   window: EventTimeWindow = EventTimeWindow()) -> Site:
+    """The site whose team follows it up, or ``Rejected`` naming the field and reason. The one rule for
+    the HTTP intake (which answers at once) and the worker (which sees Kafka's records too)."""
+    if agency is None or agency.agency_id != event.agency_id:
+        raise Rejected("agency_id", "unknown agency")
+    if site is None or event.site_id not in agency.sites:
+        raise Rejected("site_id", "unknown site, or not one the agency serves")
+    window.check("occurred_at", event.occurred_at, now)  # a broken CAD clock would open a window nobody can meet
+    return site
 
 
 def task_id_for(overdose_event_id: str) -> str:

@@ -26,14 +26,15 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from services.kernel.clock import Clock
+from services.kernel.clock import Clock, EventTimeWindow
+from services.kernel.errors import Rejected
 from services.kernel.events import AttemptOutcome, CadOverdoseResponded, DisclosureChannel, OverdoseReported
 from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, CaseManager, ReferenceData
 from services.kernel.topics import CAD_OVERDOSES
 from services.messaging.kafka import Publisher
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
-from services.quick_response.domain.follow_up import plan, task_id_for
+from services.quick_response.domain.follow_up import check_overdose, plan, task_id_for
 from services.quick_response.service import audit_list_read, log_attempt
 from services.web.web import ApiError, bearer_principal
 
@@ -81,7 +82,7 @@ class FollowUpOut(BaseModel):
 
 
 def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publisher, clock: Clock,
-                  publish_timeout_seconds: float = 5.0) -> APIRouter:
+                  publish_timeout_seconds: float = 5.0, window: EventTimeWindow = EventTimeWindow()) -> APIRouter:
     api = APIRouter(tags=["Quick Response Teams"])
     agency_principal = bearer_principal(lambda: reference.agencies.values(), "an agency")
     staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
@@ -106,9 +107,10 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
                               agency: Agency = Depends(agency_principal)) -> OverdoseAccepted:
         if overdose.agency_id != agency.agency_id:
             raise ApiError(403, "agency_id", "does not match the authenticated agency")
-        site = reference.site(overdose.site_id)
-        if site is None or overdose.site_id not in agency.sites:
-            raise ApiError(403, "site_id", "not a site this agency serves")
+        try:
+            site = check_overdose(overdose, reference.site(overdose.site_id), agency, clock.now(), window)
+        except Rejected as exc:
+            raise ApiError(403 if exc.field == "site_id" else 422, exc.field, exc.detail) from None
         with correlation_scope(None) as cid:
             await bounded(publisher.publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose))
         kind = plan(overdose, site.quick_response)[0] if site.quick_response else None

@@ -29,7 +29,8 @@ def build_worker(settings: Settings, reference: ReferenceData, report_key: bytes
     alerts = kit.delivery(kit.outbox_table("alert-deliveries"), QRT_FOLLOW_UPS, channels,
                           report=FollowUpAlerts(kit.publisher, clock))
     qrt = QuickResponse(reference, kit.table("follow-ups"), alerts, kit.publisher, clock, report_key,
-                        settings.public_base_url, timedelta(days=settings.qrt_data_retention_days))
+                        settings.public_base_url, timedelta(days=settings.qrt_data_retention_days),
+                        settings.event_time_window)
     kit.subscribe(SUBSCRIPTIONS, {"qrt": qrt})
     kit.every(settings.escalation_tick_seconds, qrt.publish_due_warnings)
     return kit.worker()

@@ -64,6 +64,7 @@ async def test_an_overdose_is_published_and_answered_with_its_follow_up_id(clien
     ({"naloxone_given": False}, 422, "naloxone_doses"),
     ({"age_range": "about 30"}, 422, "age_range"),
     ({"fatal": "no"}, 422, "fatal"),
+    ({"occurred_at": "2099-01-01T00:00:00Z"}, 422, "occurred_at"),  # a broken CAD clock
 ])
 async def test_a_bad_overdose_is_refused_naming_the_field(client, publisher, changes, status, field) -> None:
     answer = await client.post("/v1/overdoses", json=body(**changes), headers=APD)
