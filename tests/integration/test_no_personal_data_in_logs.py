@@ -1,8 +1,9 @@
 """No personal value used in the flows appears in any log line (issue: reliability and security).
 
-Runs a LEAD referral (page, acknowledgement, engagement) and Handle With Care encounters (a notice
-and a triage) end to end with every log line captured, at the production level, then searches
-the capture for each personal value the test used.
+Runs a LEAD referral (page, acknowledgement, engagement), Handle With Care encounters (a notice
+and a triage) and an overdose (a Quick Response follow-up, its list read, an attempt) end to end
+with every log line captured, at the production level, then searches the capture for each personal
+value the test used.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ CHILD = {"first_name": "Philippa", "last_name": "Quackenbush", "date_of_birth": 
 PERSONAL_VALUES = ["Zebulon", "Featherstonehaugh", "1987-03-14", "tangerine poncho", "Quentin Marlowe",
                    "+15055550143", "5550143", "Sycamore Underpass", "Philippa", "Quackenbush", "2016-09-02",
                    "1313 Mockingbird", "broken glass", "Mortimer", "the school by the creek",
-                   "counselor@lincoln.example.org", "+15055550101", "+15055550102"]
+                   "counselor@lincoln.example.org", "+15055550101", "+15055550102",
+                   "Bartholomew", "1994-03-17", "4400 Central", "+15055550177", "motel parking lot"]
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def captured_logs():
 
 
 async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None:
-    system = await system_factory("referral-intake", "notifier", "handle-with-care", now=NOW)
+    system = await system_factory("referral-intake", "notifier", "handle-with-care", "quick-response", now=NOW)
     referral = {"cad_event_id": "CAD-LEAK-1", "agency_id": "apd", "site_id": "abq", "referral_type": "social_contact",
                 "occurred_at": NOW.isoformat(), "officer": OFFICER, "person": PERSON,
                 "location": {"description": "Sycamore Underpass by the river"}}
@@ -71,13 +73,27 @@ async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None
     await system.http.post("/v1/child-encounters", headers=AGENCY, json={
         **encounter, "cad_event_id": "CAD-LEAK-C2", "school_id": None, "school_name_hint": "the school by the creek"})
     await eventually(lambda: system.messages("email") and system.messages("webhook"))
+
+    from tests.factories import overdose
+
+    team = {"Authorization": "Bearer local-dev-token-cm-cruz"}
+    body = overdose("EMS-LEAK-1", occurred_at=NOW).model_dump(mode="json")
+    assert (await system.http.post("/v1/overdoses", json=body, headers=AGENCY)).status_code == 202
+
+    async def listed() -> bool:
+        rows = (await system.http.get("/v1/qrt/follow-ups", params={"site_id": "abq"}, headers=team)).json()
+        return bool(rows)
+
+    await eventually(listed)
+    await system.http.post("/v1/qrt/follow-ups/fu-EMS-LEAK-1/attempts", json={"outcome": "not_home"}, headers=team)
     await eventually(lambda: True, interval=1.0)  # let the last log lines land
 
     logs = captured_logs.getvalue()
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     events = {line.get("event") for line in lines}
     assert {"referral_opened", "page_opened", "hwc_notice_requested", "delivery", "engagement_recorded",
-            "hwc_encounter_needs_triage"} <= events, "the capture must hold the flows' own log lines"
+            "hwc_encounter_needs_triage", "follow_up_opened", "overdose_accepted"} <= events, \
+        "the capture must hold the flows' own log lines"
     assert any(line.get("correlation_id") for line in lines)
     leaked = [value for value in PERSONAL_VALUES if value in logs]
     assert leaked == [], f"personal data in logs: {leaked}"
@@ -85,7 +101,8 @@ async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None
     # The audit topic records each disclosure (page, officer confirmation, notice), never the data.
     raw, audits = await read_audit(system.settings)
     assert [value for value in PERSONAL_VALUES if value.encode() in raw] == []
-    assert {a.record_kind.value for a in audits} >= {"lead_page", "lead_officer_confirmation", "hwc_notice"}
+    assert {a.record_kind.value for a in audits} >= {"lead_page", "lead_officer_confirmation", "hwc_notice",
+                                                     "qrt_follow_up_list"}
     assert all(a.correlation_id for a in audits)
 
 

@@ -49,9 +49,9 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: QrtReadMo
             await audit_list_read(site.site_id, viewer.staff, DisclosureChannel.console, publisher, clock)
             lists.append({"site": site.name, "cards": [card(v, site.zone) for v in model.open_list(site.site_id)],
                           "funnel": model.funnel(site.site_id, week_of(now)).__dict__})
+        recorded = next((label for outcome, label in LABELS.items() if outcome.value == done), "")
         return page("qrt/follow_ups.html", "Overdose follow-ups", viewer, package=TEMPLATES, lists=lists,
-                    done=LABELS.get(AttemptOutcome(done)) if done in AttemptOutcome._value2member_map_ else "",
-                    buttons=list(LABELS.items()))
+                    done=recorded, buttons=list(LABELS.items()))
 
     @api.post("/console/qrt/{task_id}/attempts")
     async def attempt(request: Request, task_id: str, outcome: str = Form(""), tap: str = Form(""),

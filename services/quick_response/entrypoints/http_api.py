@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Header, Query
@@ -151,8 +151,10 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
         attempted_at = body.attempted_at or now
         if attempted_at.tzinfo is None:
             raise ApiError(422, "attempted_at", "must carry a UTC offset")
-        if attempted_at > now + timedelta(minutes=5):
-            raise ApiError(422, "attempted_at", "is in the future")
+        try:
+            window.check("attempted_at", attempted_at, now)
+        except Rejected as exc:
+            raise ApiError(422, exc.field, exc.detail) from None
         attempt_id = await bounded(log_attempt(task_id, view.opened.site_id, body.outcome, person.case_manager_id,
                                                attempted_at, idempotency_key, publisher))
         return {"status": "accepted", "attempt_id": attempt_id}

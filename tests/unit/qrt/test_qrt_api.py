@@ -106,6 +106,10 @@ async def test_an_attempt_is_logged_in_one_tap_and_the_funnel_counts_it(app, cli
     assert missing.status_code == 404
     bad = await client.post("/v1/qrt/follow-ups/fu-od-1/attempts", json={"outcome": "arrested"}, headers=CRUZ)
     assert bad.status_code == 422 and "outcome" in bad.text
+    for when in ("1990-01-01T00:00:00Z", "2099-01-01T00:00:00Z", "2026-11-20T15:30:00"):  # a bad clock, no offset
+        late = await client.post("/v1/qrt/follow-ups/fu-od-1/attempts", headers=CRUZ,
+                                 json={"outcome": "visited", "attempted_at": when})
+        assert late.status_code == 422 and "attempted_at" in late.text
 
 
 async def test_the_public_feed_is_de_identified(app, client) -> None:
