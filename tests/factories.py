@@ -61,6 +61,8 @@ def one_of_each() -> list[ev.Event]:
                               occurred_at=NOW, recorded_at=NOW, recorded_by="cm-7"),
         ev.ReferralFlagged(referral_id="r-1", site_id="abq", flag=ev.ReferralFlag.intake_deadline_near, flagged_at=NOW,
                            due_at=NOW),
+        ev.ParticipantSeen(referral_id="r-1", site_id="abq", cad_event_id="cad-1002", seen_at=NOW,
+                           location_description="Sycamore Underpass"),
         ev.PageRequested(page_id="p-1", dedup_key="r-1", referral_id="r-1", site_id="abq",
                          referral_type=ev.ReferralType.community, officer_name="Officer Quentin Marlowe",
                          officer_callback_phone="+15055550143", location_description="bus shelter",

@@ -546,6 +546,26 @@ class ReferralFlagged(Event):
     """The intake deadline, for deadline flags."""
 
 
+class ParticipantSeen(Event):
+    """Police met someone who matches an inactive participant of the site (same normalized name and date of birth): a
+    chance for their case manager to re-engage them. Nothing of it goes back to the police side. Keyed by the
+    participant's referral_id.
+    """
+
+    avro_schema: ClassVar[str] = "participant_seen"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
+    referral_id: str
+    """The inactive participant's referral."""
+    site_id: str
+    """LEAD site (tenant)."""
+    cad_event_id: str
+    """The CAD event that named them."""
+    seen_at: Instant
+    """When police met them."""
+    location_description: str = Field(max_length=500)
+    """Where, as the officer described it: where outreach may find them."""
+
+
 # --- paging -------------------------------------------------------------------------------------
 
 class PageRequested(Event):
@@ -870,6 +890,7 @@ class DisclosedRecord(str, Enum):
     lead_identity = "lead_identity"  # the person's name and date of birth, shown to their case manager
     qrt_follow_up_due = "qrt_follow_up_due"  # a team lead told a follow-up's window is closing (task id only)
     qrt_follow_up_list = "qrt_follow_up_list"  # the team's list (who to visit and where) read by a team member
+    lead_reengagement = "lead_reengagement"  # a case manager told where and when police met their inactive participant
     other = "other"
 
 
@@ -1204,6 +1225,6 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired, HwcTriageOpened,
     HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
-    CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired,
+    ParticipantSeen, CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired,
     OverdoseReported,
 )

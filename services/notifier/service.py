@@ -28,6 +28,7 @@ from services.kernel.events import (
     PageExhausted,
     PageRequested,
     PageSent,
+    ParticipantSeen,
     ReferralCreated,
     ReferralFlag,
     ReferralFlagged,
@@ -59,6 +60,7 @@ from services.notifier.domain.messages import (
     render_officer_confirmation,
     render_officer_no_case_manager,
     render_page,
+    render_reengagement,
 )
 from services.notifier.domain.schedule import on_call_with_capacity
 
@@ -66,6 +68,7 @@ log = get_logger(__name__)
 ON_CALL = "on_call"
 WARNING_STEP = -1  # PageSent.step_index of a deadline warning, outside the escalation steps
 FALLBACK_STEP = -2  # ... of what is sent when every step went unacknowledged
+REENGAGEMENT_STEP = -3  # ... of a re-engagement alert
 OFFICER_TARGET = "officer"
 
 
@@ -115,7 +118,7 @@ class Notifier:
     # --- event handlers (called on the page's partition) -----------------------------------------
     REFERRAL_EVENTS: ClassVar[Handlers] = {
         ReferralCreated: "open", ReferralFlagged: "on_flag", ReferralStatusChanged: "on_status_changed",
-        EngagementRecorded: "on_engagement"}
+        EngagementRecorded: "on_engagement", ParticipantSeen: "tell_reengagement"}
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageRequested: None, PageSent: "apply_settled_delivery", PageAcknowledged: "apply_acknowledgement",
         PageEscalated: "apply_escalation", PageExhausted: "tell_fallback"}
@@ -172,6 +175,33 @@ class Notifier:
                 await self._deliver_once(replace(state, step_index=WARNING_STEP), person_id, channel, outgoing,
                                          Disclosure(DisclosedRecord.lead_deadline_warning, flag.referral_id, person_id,
                                                     person.role))
+
+    async def tell_reengagement(self, seen: ParticipantSeen) -> None:
+        """Police met an inactive participant: the case manager who took the referral hears where and
+        when (nobody took it: the site's program managers), each once per CAD event, within the
+        person's consent (outside it the refusal is audited and nothing is sent)."""
+        site = self.reference.site(seen.site_id)
+        loaded = self._load(seen.referral_id)
+        state = loaded[0] if loaded else open_page(page_id_for(seen.referral_id), seen.referral_id, seen.site_id,
+                                                   seen.seen_at)
+        people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids if site else ())
+        text = render_reengagement(seen.referral_id, seen.seen_at.astimezone(site.zone) if site else seen.seen_at,
+                                   seen.location_description)
+        for person_id in people:
+            person = self.reference.case_managers.get(person_id)
+            if person is None:
+                continue
+            for channel in person.channels:
+                outgoing = Outgoing(f"{seen.referral_id}/seen/{seen.cad_event_id}/{person_id}/{channel.value}",
+                                    person.address_for(channel), "LEAD participant seen by police", text,
+                                    f"{text}\n\n{NO_REDISCLOSURE}",
+                                    {"type": "lead.participant_seen", "referral_id": seen.referral_id,
+                                     "seen_at": seen.seen_at.isoformat(), "where": seen.location_description,
+                                     "redisclosure_notice": NO_REDISCLOSURE})
+                await self._deliver_once(replace(state, step_index=REENGAGEMENT_STEP), person_id, channel, outgoing,
+                                         Disclosure(DisclosedRecord.lead_reengagement, seen.referral_id, person_id,
+                                                    person.role))
+        log.info("reengagement_alert_requested", referral_id=seen.referral_id, recipients=len(people))
 
     async def apply_settled_delivery(self, event: PageSent) -> None:
         """Record a delivery's outcome; if it was the current step's last hope, escalate now."""

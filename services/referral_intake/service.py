@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
@@ -32,6 +33,7 @@ from services.kernel.events import (
     PageExhausted,
     PageRequested,
     PageSent,
+    ParticipantSeen,
     ReferralCreated,
     ReferralFlag,
     ReferralFlagged,
@@ -40,6 +42,7 @@ from services.kernel.events import (
     ReferredPerson,
     StatusReason,
 )
+from services.kernel.identity import person_key
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import ReferenceData
 from services.kernel.store import KeyValueStore, put_if_changed
@@ -55,9 +58,12 @@ log = get_logger(__name__)
 
 class ReferralIntake:
     def __init__(self, reference: ReferenceData, referrals: KeyValueStore, publisher: Publisher, clock: Clock,
-                 window: EventTimeWindow = EventTimeWindow()) -> None:
+                 window: EventTimeWindow = EventTimeWindow(),
+                 inactive_participant: Callable[[str, str | None], str | None] = lambda _site, _key: None) -> None:
         self.reference = reference
         self.window = window
+        # (site id, person key) -> the referral of an inactive participant (domain/participants.py)
+        self.inactive_participant = inactive_participant
         self.referrals = referrals  # referral_id -> {"status", "site_id", "created_at"}
         self.publisher = publisher
         self.clock = clock
@@ -86,7 +92,20 @@ class ReferralIntake:
                                        "fingerprint": created.cad_fingerprint}
         log.info("referral_opened", referral_id=referral_id, site_id=cad.site_id,
                  referral_type=cad.referral_type.value)
+        await self._tell_if_inactive_participant(cad, referral_id)
         return created
+
+    async def _tell_if_inactive_participant(self, cad: CadReferralMade, referral_id: str) -> None:
+        """Police met someone who matches an inactive participant: their case manager is told (by the
+        notifier, on the participant's own referral). The CAD side hears nothing of it."""
+        p = cad.person
+        known = self.inactive_participant(cad.site_id, person_key(p.first_name, p.last_name, p.date_of_birth))
+        if known is None or known == referral_id:
+            return
+        await self.publisher.publish(REFERRALS, known, ParticipantSeen(
+            referral_id=known, site_id=cad.site_id, cad_event_id=cad.cad_event_id, seen_at=cad.occurred_at,
+            location_description=cad.location.description))
+        log.info("participant_seen", referral_id=known, cad_event_id=cad.cad_event_id)
 
 
 ENGAGEMENT_NAMESPACE = uuid.UUID("3c0c1f43-8a9e-4f0e-b4a1-0d5f7e2a9b61")
@@ -187,8 +206,9 @@ class EngagementTracker:
         self._flags_requested: set[tuple[str, str]] = set()
 
     # One fold for every event of a referral's life, so every type goes to ``on_event``.
-    REFERRAL_EVENTS: ClassVar[Handlers] = dict.fromkeys(
-        (ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), "on_event")
+    REFERRAL_EVENTS: ClassVar[Handlers] = {
+        **dict.fromkeys((ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), "on_event"),
+        ParticipantSeen: None}  # the notifier's to act on
     PAGE_EVENTS: ClassVar[Handlers] = dict.fromkeys(
         (PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted), "on_event")
 

@@ -7,27 +7,19 @@ Even the sending agency is left out unless the program opts in.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from services.kernel.events import CadChildEncountered, Child, HwcNoticeRequested, RecipientRole
+from services.kernel.identity import normalize_name
 from services.kernel.reference import School
 
 WORDS = "Handle With Care"
 NOTICE_NAMESPACE = uuid.UUID("0a6f5a0e-3a4b-4f7e-9a4c-6b2d7c8e9f10")
 CONFIDENTIALITY = ("Confidential: share only with staff who need to know, as your Handle With Care "
                    "protocol describes. No other information is available or needed.")
-
-
-def normalize_name(name: str) -> str:
-    """Case, accents, punctuation and spacing do not make a different child ("José  O'Neil" == "jose oneil")."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", letters.casefold())).strip()
 
 
 def merge_key(child: Child, school_id: str) -> str:

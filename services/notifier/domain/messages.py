@@ -52,6 +52,13 @@ def render_deadline_warning(referral_id: str, flag: str, due_local) -> str:
             f"and no intake is recorded. Open the referral in the console. {NO_REDISCLOSURE_SHORT}")
 
 
+def render_reengagement(referral_id: str, seen_local, where: str) -> str:
+    """To the case manager of an inactive participant police met again: where and when, to go and find them."""
+    when = seen_local.strftime("%a %d %b %H:%M")
+    return (f"Handoff: police met your inactive LEAD participant (referral {referral_id[:8]}) {when} at {where}. "
+            f"A chance to re-engage; open the referral in the console. {NO_REDISCLOSURE_SHORT}")
+
+
 def render_handoff_missed(page: PageRequested, ack_url: str, steps: int, loops: int) -> PageMessage:
     """To the site's fallback (program managers, outreach): the page went unanswered; take it or find the person."""
     route = ROUTE_LABEL[page.referral_type.value]

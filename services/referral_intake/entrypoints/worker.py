@@ -9,7 +9,10 @@ from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
 from services.kernel.topics import CAD_REFERRALS, PAGES, REFERRALS
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
+from services.referral_intake.domain.participants import InactiveParticipants
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 
 SERVICE = "referral-intake"
@@ -25,7 +28,12 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     clock = clock or SystemClock()
     # Keyed by referral id, written while processing the CAD record it came from: every record of
     # one CAD event id lands on one partition, so one worker owns each referral id.
-    intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock, settings.event_time_window)
+    # Inactive participants span every partition: the intake follows the whole referral history.
+    participants = InactiveParticipants()
+    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), (REFERRALS,),
+                             participants.apply))
+    intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock, settings.event_time_window,
+                            participants.match)
     # Lifecycle: its own table, written only from the referral and page topics (both keyed by
     # referral id), so one worker owns each referral's lifecycle.
     tracker = EngagementTracker(reference, kit.table("lifecycle"), kit.publisher, clock,

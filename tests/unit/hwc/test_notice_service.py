@@ -9,7 +9,7 @@ import pytest
 
 from services.delivery.links import AckLinks
 from services.handle_with_care.domain.escalation import EscalationLeads
-from services.handle_with_care.domain.notice import normalize_name, notice_id_for
+from services.handle_with_care.domain.notice import notice_id_for
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare, NoticeAttempts
 from services.kernel.clock import FakeClock
 from services.kernel.events import (
@@ -22,6 +22,7 @@ from services.kernel.events import (
     HwcTriageOpened,
     RecipientRole,
 )
+from services.kernel.identity import normalize_name
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher

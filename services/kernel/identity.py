@@ -1,0 +1,25 @@
+"""When two records name the same person: one normalization, shared by Handle With Care (one notice per
+child, school and day) and LEAD (a participant police meet again)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import date
+
+
+def normalize_name(name: str) -> str:
+    """Case, accents, punctuation and spacing do not make a different person ("José  O'Neil" == "jose oneil")."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", letters.casefold())).strip()
+
+
+def person_key(first_name: str, last_name: str, date_of_birth: date | None) -> str | None:
+    """A one-way key for matching a person across records, so an index holds no names. None without
+    a date of birth: a name alone matches too many people to act on."""
+    if date_of_birth is None:
+        return None
+    text = f"{normalize_name(first_name)}|{normalize_name(last_name)}|{date_of_birth.isoformat()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
