@@ -1135,7 +1135,8 @@ class FollowUpAttempted(Event):
 
 
 class FollowUpEscalated(Event):
-    """A follow-up's window is closing with nobody engaged: its team lead is told. Keyed by task_id."""
+    """A follow-up's window is closing with nobody engaged: its team lead is told; or it closed so, and the site's
+    program managers are told too. Keyed by task_id."""
 
     avro_schema: ClassVar[str] = "follow_up_escalated"
     avro_namespace: ClassVar[str] = "org.handoff.qrt"
@@ -1147,6 +1148,8 @@ class FollowUpEscalated(Event):
     """When the window closes."""
     escalated_at: Instant
     """When."""
+    overdue: bool = False
+    """True when the window has closed with nobody engaged."""
 
 
 class FollowUpExpired(Event):

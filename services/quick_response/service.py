@@ -54,8 +54,8 @@ from services.quick_response.domain.follow_up import (
 log = get_logger(__name__)
 
 
-def _alert_id(task_id: str, lead_id: str, channel: Channel) -> str:
-    return f"{task_id}/warn/{lead_id}/{channel.value}"
+def _alert_id(task_id: str, person_id: str, channel: Channel, overdue: bool = False) -> str:
+    return f"{task_id}/{'overdue' if overdue else 'warn'}/{person_id}/{channel.value}"
 
 
 class FollowUpAlerts(AttemptReporter):
@@ -131,31 +131,42 @@ class QuickResponse:
         self._save(record_attempt(follow_up, event.attempt_id, event.outcome))
 
     async def tell_team_lead(self, event: FollowUpEscalated) -> None:
+        """Before the window closes, the team leads; once it has closed with nobody engaged, the
+        site's program managers and the team leads: somebody who can send someone owns it."""
         self._warnings_requested.discard(event.task_id)
         follow_up = self._load(event.task_id)
         if follow_up is None or not follow_up.is_open:
             return  # closed meanwhile: nobody needs telling
-        self._save(warned(follow_up, event.escalated_at))
+        self._save(warned(follow_up, event.escalated_at, event.overdue))
         site = self.reference.site(follow_up.site_id)
         if site is None or site.quick_response is None:
             return
         closes = follow_up.due_at.astimezone(site.zone).strftime("%a %d %b %H:%M")
-        text = (f"Quick Response follow-up {follow_up.task_id} ({site.name}): the window closes {closes} and nobody "
-                f"is engaged yet. The team's list: {self.console_url}/v1/qrt/follow-ups?site_id={site.site_id} "
-                "(sign in).")
-        for lead_id in site.quick_response.team_lead_ids:
-            lead = self.reference.case_managers.get(lead_id)
-            if lead is None:
+        where = f"The team's list: {self.console_url}/console/qrt (sign in)."
+        if event.overdue:
+            recipients = list(dict.fromkeys((*site.program_manager_ids, *site.quick_response.team_lead_ids)))
+            subject = "Quick Response follow-up window closed, nobody engaged"
+            text = (f"Quick Response follow-up {follow_up.task_id} ({site.name}): the window closed {closes} and "
+                    f"nobody is engaged. {where}")
+        else:
+            recipients = list(site.quick_response.team_lead_ids)
+            subject = "Quick Response follow-up window closing"
+            text = (f"Quick Response follow-up {follow_up.task_id} ({site.name}): the window closes {closes} and "
+                    f"nobody is engaged yet. {where}")
+        for person_id in recipients:
+            person = self.reference.case_managers.get(person_id)
+            if person is None:
                 continue
-            for channel in lead.channels:
-                outgoing = Outgoing(_alert_id(follow_up.task_id, lead_id, channel), lead.address_for(channel),
-                                    "Quick Response follow-up window closing", text, text,
-                                    {"type": "qrt.follow_up_due", "task_id": follow_up.task_id,
-                                     "site_id": site.site_id, "due_at": follow_up.due_at.isoformat()})
+            for channel in person.channels:
+                outgoing = Outgoing(_alert_id(follow_up.task_id, person_id, channel, event.overdue),
+                                    person.address_for(channel), subject, text, text,
+                                    {"type": "qrt.follow_up_overdue" if event.overdue else "qrt.follow_up_due",
+                                     "task_id": follow_up.task_id, "site_id": site.site_id,
+                                     "due_at": follow_up.due_at.isoformat()})
                 await self.delivery.request(Dispatch(
                     channel.value, outgoing,
-                    Disclosure(DisclosedRecord.qrt_follow_up_due, follow_up.task_id, lead_id, lead.role),
-                    {"task_id": follow_up.task_id, "recipient_id": lead_id}))
+                    Disclosure(DisclosedRecord.qrt_follow_up_due, follow_up.task_id, person_id, person.role),
+                    {"task_id": follow_up.task_id, "recipient_id": person_id}))
 
     async def apply_settled_alert(self, event: FollowUpAlertSent) -> None:
         if event.final:
@@ -169,25 +180,27 @@ class QuickResponse:
             return
         del self.follow_ups[event.task_id]
         site = self.reference.site(follow_up.site_id)
-        leads = site.quick_response.team_lead_ids if site and site.quick_response else ()
-        self.delivery.forget([_alert_id(event.task_id, lead, channel) for lead in leads for channel in Channel])
+        told = (*site.program_manager_ids, *site.quick_response.team_lead_ids) if site and site.quick_response else ()
+        self.delivery.forget([_alert_id(event.task_id, person, channel, overdue) for person in told
+                              for channel in Channel for overdue in (False, True)])
         log.info("follow_up_expired", task_id=event.task_id)
 
     # --- timer ------------------------------------------------------------------------------------------
     async def publish_due_warnings(self) -> int:
-        """The timer: a window about to close (``FollowUpEscalated``), a retention ended (``FollowUpExpired``);
-        the follow-up's owner applies them."""
+        """The timer: a window about to close, or closed with nobody engaged (``FollowUpEscalated``), a
+        retention ended (``FollowUpExpired``); the follow-up's owner applies them."""
         now, published = self.clock.now(), 0
         for task_id, record in self.follow_ups.due(now):
             follow_up = FollowUp.from_dict(record["state"])
-            warn_at = self._warn_at(record)
+            alert_at = self._alert_at(record)
             with correlation_scope(record.get("correlation_id")):
-                if warn_at is not None and warn_at <= now:
+                if alert_at is not None and alert_at <= now:
                     if task_id in self._warnings_requested:
                         continue
                     self._warnings_requested.add(task_id)
                     await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpEscalated(
-                        task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now))
+                        task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now,
+                        overdue=follow_up.next_alert_is_overdue))
                 elif follow_up.expires_at(self.retention) <= now and task_id not in self._expiries_requested:
                     self._expiries_requested.add(task_id)
                     await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpExpired(task_id=task_id,
@@ -198,13 +211,13 @@ class QuickResponse:
         return published
 
     # --- state --------------------------------------------------------------------------------------------
-    def _warn_at(self, record: dict) -> datetime | None:
+    def _alert_at(self, record: dict) -> datetime | None:
         follow_up = FollowUp.from_dict(record["state"])
         site = self.reference.site(follow_up.site_id)
-        return follow_up.warn_at(site.quick_response) if site and site.quick_response else None
+        return follow_up.alert_at(site.quick_response) if site and site.quick_response else None
 
     def _next_due(self, record: dict) -> datetime:
-        return self._warn_at(record) or FollowUp.from_dict(record["state"]).expires_at(self.retention)
+        return self._alert_at(record) or FollowUp.from_dict(record["state"]).expires_at(self.retention)
 
     def _load(self, task_id: str) -> FollowUp | None:
         record = self.follow_ups.get(task_id)

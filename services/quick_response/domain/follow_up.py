@@ -59,6 +59,7 @@ class FollowUp:
     attempt_ids: tuple[str, ...] = ()
     warned_at: datetime | None = None
     closed_by: AttemptOutcome | None = None
+    overdue_told_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -68,11 +69,19 @@ class FollowUp:
         """When it is deleted: ``retention`` after its window closed."""
         return self.due_at + retention
 
-    def warn_at(self, pathway: QuickResponsePathway) -> datetime | None:
-        """When the team lead is told (None: never again: closed, or told already)."""
-        if not self.is_open or self.warned_at is not None:
+    def alert_at(self, pathway: QuickResponsePathway) -> datetime | None:
+        """When someone must hear of it next: the team lead ``warn_before_hours`` before the window
+        closes, then the program managers when it has closed with nobody engaged (None: nobody
+        again: closed, or both told)."""
+        if not self.is_open or self.overdue_told_at is not None:
             return None
-        return max(self.opened_at, self.due_at - timedelta(hours=pathway.warn_before_hours))
+        if self.warned_at is None:
+            return max(self.opened_at, self.due_at - timedelta(hours=pathway.warn_before_hours))
+        return self.due_at
+
+    @property
+    def next_alert_is_overdue(self) -> bool:
+        return self.warned_at is not None
 
     def to_dict(self) -> dict:
         return _FOLLOW_UP.dump(self)
@@ -95,5 +104,8 @@ def record_attempt(follow_up: FollowUp, attempt_id: str, outcome: AttemptOutcome
                    closed_by=closed_by)
 
 
-def warned(follow_up: FollowUp, at: datetime) -> FollowUp:
+def warned(follow_up: FollowUp, at: datetime, overdue: bool = False) -> FollowUp:
+    if overdue:
+        return follow_up if follow_up.overdue_told_at is not None else replace(
+            follow_up, warned_at=follow_up.warned_at or at, overdue_told_at=at)
     return follow_up if follow_up.warned_at is not None else replace(follow_up, warned_at=at)

@@ -131,9 +131,11 @@ async def test_a_follow_up_is_deleted_with_its_alerts_when_its_retention_ends() 
     await team.overdose()
     team.clock.advance(hours=60)
     await team.tick()  # the lead is told: alert records exist
+    team.clock.advance(hours=12)
+    await team.tick()  # the window closed, nobody engaged: the program managers are told
     task_id = task_id_for("od-1")
     delivery = team.qrt._service.delivery
-    assert any(key.startswith(task_id) for key in delivery.deliveries)
+    assert any(key.startswith(f"{task_id}/overdue/pm-abq/") for key in delivery.deliveries)
     team.clock.set(NOW + timedelta(hours=72) + timedelta(days=60, seconds=-1))
     await team.qrt.publish_due_warnings()
     assert team.publisher.events(FollowUpExpired) == []
@@ -142,3 +144,35 @@ async def test_a_follow_up_is_deleted_with_its_alerts_when_its_retention_ends() 
     [expired] = team.publisher.events(FollowUpExpired)
     await team.qrt.on_follow_up_event(expired)
     assert task_id not in team.store and not any(key.startswith(task_id) for key in delivery.deliveries)
+
+
+async def test_a_window_that_closes_with_nobody_engaged_goes_to_the_program_managers_once() -> None:
+    team = Team()
+    await team.overdose()
+    team.clock.advance(hours=60)
+    [warning] = await team.tick()
+    assert not warning.overdue
+    team.clock.advance(hours=12, seconds=-1)
+    assert await team.tick() == []  # a second before the window closes
+    team.clock.advance(seconds=1)
+    [overdue] = await team.tick()
+    assert overdue.overdue
+    told = [m for m in team.sent_to_lead() if "closed" in m.subject]
+    pm = REF.case_managers["pm-abq"]
+    assert {m.address for m in told} >= {pm.address_for(c) for c in pm.channels}
+    for message in told:
+        assert "Quackenbush" not in message.subject + message.text + message.body + repr(message.payload)
+    team.clock.advance(days=1)
+    assert await team.tick() == []  # once
+
+
+async def test_an_engaged_person_before_the_window_closes_means_nobody_hears_it_closed() -> None:
+    team = Team()
+    await team.overdose()
+    team.clock.advance(hours=60)
+    await team.tick()
+    await team.qrt.on_follow_up_event(FollowUpAttempted(
+        attempt_id="a1", task_id=task_id_for("od-1"), site_id="abq", outcome=AttemptOutcome.referred_to_treatment,
+        recorded_by="cm-cruz", attempted_at=team.clock.now()))
+    team.clock.advance(hours=13)
+    assert await team.tick() == []
