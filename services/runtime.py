@@ -159,7 +159,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app.include_router(qrt_http.create_router(reference, qrt_model, publisher, clock,
                                               settings.intake_publish_timeout_seconds, settings.event_time_window))
     app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
-    add_console(app, settings, reference, read_model, handoff_details, hwc_model, publisher, clock, qrt_model)
+    add_console(app, settings, reference, read_model, handoff_details, hwc_model, qrt_model, publisher, clock)
     app.state.read_model, app.state.hwc_model, app.state.followers = read_model, hwc_model, followers
     app.state.qrt_model = qrt_model
     app.state.handoff_details = handoff_details
@@ -179,8 +179,8 @@ def both(*appliers: Callable) -> Callable:
 
 
 def add_console(app: FastAPI, settings: Settings, reference: ReferenceData, read_model: LeadReadModel,
-                handoff_details: HandoffDetails, hwc_model: HwcReadModel, publisher: Publisher, clock: Clock,
-                qrt_model: QrtReadModel | None = None) -> None:
+                handoff_details: HandoffDetails, hwc_model: HwcReadModel, qrt_model: QrtReadModel, publisher: Publisher,
+                clock: Clock) -> None:
     """The web console: sign-in, then each role's views, behind the same credentials as the API."""
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
     sessions = console.Sessions(f"console:{key}", reference, secure_cookies=settings.public_base_url.startswith("https"))
@@ -190,7 +190,7 @@ def add_console(app: FastAPI, settings: Settings, reference: ReferenceData, read
         sessions, reference, read_model, handoff_details, publisher, clock,
         hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now())))
     app.include_router(hwc_console.create_router(sessions, reference, hwc_model, publisher, clock))
-    app.include_router(qrt_console.create_router(sessions, reference, qrt_model or QrtReadModel(), publisher, clock))
+    app.include_router(qrt_console.create_router(sessions, reference, qrt_model, publisher, clock))
 
 
 def add_api_docs(app: FastAPI, reference: ReferenceData) -> None:

@@ -75,7 +75,7 @@ class QrtReadModel:
         return sorted((v for v in self.follow_ups.values() if v.opened.site_id == site_id and v.closed_by is None),
                       key=lambda v: v.opened.due_at)
 
-    def last_day(self, site_id: str, now: datetime, hours: int = 24) -> list[FollowUpView]:
+    def recent(self, site_id: str, now: datetime, hours: int = 24) -> list[FollowUpView]:
         """Overdoses of the last ``hours`` with a follow-up, due first on top (open or not)."""
         since = now - timedelta(hours=hours)
         return sorted((v for v in self.follow_ups.values()

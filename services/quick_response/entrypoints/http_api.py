@@ -124,7 +124,7 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
                          accept: str | None = Header(None), person: CaseManager = Depends(staff)) -> Response | list:
         site_of(person, site_id)
         now = clock.now()
-        views = model.last_day(site_id, now, hours=last_hours) if last_hours else model.open_list(site_id)
+        views = model.recent(site_id, now, hours=last_hours) if last_hours else model.open_list(site_id)
         rows = [FollowUpOut.of(v) for v in views]
         await bounded(audit_list_read(site_id, person, DisclosureChannel.api, publisher, clock))
         if accept and "text/csv" in accept:

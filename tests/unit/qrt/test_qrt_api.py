@@ -82,9 +82,13 @@ async def test_the_teams_list_is_due_first_audited_and_safe_as_csv(app, client, 
                                        update={"first_name": "=HYPERLINK(1)"})).person))
     listed = await client.get("/v1/qrt/follow-ups", params={"site_id": "abq"}, headers=CRUZ)
     assert [r["task_id"] for r in listed.json()] == ["fu-od-soon", "fu-od-late"]
+    model.apply(FollowUpOpened(task_id="fu-od-old", overdose_event_id="od-old", site_id="abq", kind="outreach",
+                               occurred_at=NOW - timedelta(hours=30), due_at=NOW + timedelta(hours=42), opened_at=NOW))
+    last_day = await client.get("/v1/qrt/follow-ups", params={"site_id": "abq", "last_hours": 24}, headers=CRUZ)
+    assert [r["task_id"] for r in last_day.json()] == ["fu-od-soon", "fu-od-late"]  # not the one 30 hours old
     csv = await client.get("/v1/qrt/follow-ups", params={"site_id": "abq"}, headers={**CRUZ, "Accept": "text/csv"})
     assert csv.headers["content-type"].startswith("text/csv") and "'=HYPERLINK(1)" in csv.text
-    assert len(publisher.events(DisclosureAudited)) == 2  # each read of who and where is audited
+    assert len(publisher.events(DisclosureAudited)) == 3  # each read of who and where is audited
     assert (await client.get("/v1/qrt/follow-ups", params={"site_id": "santa-fe"}, headers=ANA)).status_code == 403
 
 
