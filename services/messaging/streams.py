@@ -604,6 +604,10 @@ class RecordsInFlight:
                     await self._redo_from(event, raw)
                 else:
                     await self._acknowledge(event, raw)
+            except Exception:
+                # This task must outlive any one record, or the agent would wait on a full queue for
+                # ever. A record not acknowledged is not committed: it is read again after a restart.
+                log.exception("record_not_acknowledged", topic=raw.topic, partition=raw.partition, offset=raw.offset)
             finally:
                 self._queue.task_done()
 

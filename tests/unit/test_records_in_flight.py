@@ -142,3 +142,21 @@ async def test_a_record_with_no_sends_is_acknowledged_in_its_turn(failing: bool)
     assert agent.acknowledged == [0, 1]
     assert agent.redone == ([0, 1] if failing else [])
     await agent.in_flight.close()
+
+
+async def test_a_record_whose_acknowledgement_fails_stops_nothing_after_it() -> None:
+    agent = Agent()
+    acknowledge = agent.acknowledge
+
+    async def failing_once(event, raw: RawRecord) -> None:
+        if raw.offset == 0:
+            raise RuntimeError("consumer gone")
+        await acknowledge(event, raw)
+
+    agent.in_flight._acknowledge = failing_once
+    sends = [await agent.handle(offset) for offset in range(3)]
+    for send in sends:
+        send.set_result(None)
+    await agent.in_flight.settled()
+    assert agent.acknowledged == [1, 2]  # offset 0 is read again after a restart; the agent goes on
+    await agent.in_flight.close()
