@@ -122,6 +122,8 @@ class ReferralType(str, Enum):
     arrest_diversion = "arrest_diversion"
     social_contact = "social_contact"
     community = "community"
+    officer_intervention = "officer_intervention"  # charges held in abeyance until a treatment plan is complete
+    officer_prevention = "officer_prevention"  # referred, no charges: no legal clock
 
 
 class ReferralStatus(str, Enum):
@@ -176,6 +178,8 @@ class ReferralFlag(str, Enum):
     intake_deadline_near = "intake_deadline_near"
     intake_deadline_missed = "intake_deadline_missed"
     no_contact = "no_contact"
+    legal_deadline_near = "legal_deadline_near"  # officer intervention: the charges' deadline nears
+    legal_deadline_passed = "legal_deadline_passed"
 
 
 class ConsentRole(str, Enum):
@@ -185,6 +189,7 @@ class ConsentRole(str, Enum):
     outreach = "outreach"
     program_manager = "program_manager"
     officer = "officer"
+    prosecutor = "prosecutor"  # officer intervention: told of completion or of the deadline passing
 
 
 class Channel(str, Enum):
@@ -360,10 +365,19 @@ class CadReferralMade(InboundEvent):
     """Dispatch center that sent on the officer's behalf, if any."""
     consent: Consent | None = None
     """The person's consent, if CAD has it; otherwise the site's standard scope applies."""
+    charges_held_until: Timestamp | None = None
+    """Officer intervention only: the legal deadline by which the treatment plan must be complete."""
 
     @model_validator(mode="after")
     def _born_before_the_referral(self) -> CadReferralMade:
         _check_birth(self.person.date_of_birth, self.occurred_at, MAX_AGE_YEARS, "person.date_of_birth", "occurred_at")
+        intervention = self.referral_type is ReferralType.officer_intervention
+        if intervention and self.charges_held_until is None:
+            raise ValueError("charges_held_until: required for an officer_intervention referral (the legal deadline)")
+        if not intervention and self.charges_held_until is not None:
+            raise ValueError("charges_held_until: only an officer_intervention referral has a legal deadline")
+        if self.charges_held_until is not None and self.charges_held_until <= self.occurred_at:
+            raise ValueError("charges_held_until: must be after occurred_at")
         return self
 
 
@@ -481,6 +495,8 @@ class ReferralCreated(Event):
     """SHA-256 of the CAD event it was opened from: the same cad_event_id with a different body is refused, not taken for a
     retry.
     """
+    legal_deadline: Instant | None = None
+    """Officer intervention: when the charges held in abeyance fall due unless the treatment plan is complete."""
 
 
 class ReferralStatusChanged(Event):
@@ -891,6 +907,7 @@ class DisclosedRecord(str, Enum):
     qrt_follow_up_due = "qrt_follow_up_due"  # a team lead told a follow-up's window is closing (task id only)
     qrt_follow_up_list = "qrt_follow_up_list"  # the team's list (who to visit and where) read by a team member
     lead_reengagement = "lead_reengagement"  # a case manager told where and when police met their inactive participant
+    lead_prosecutor_notice = "lead_prosecutor_notice"  # officer intervention: plan completed, or the deadline passed
     other = "other"
 
 

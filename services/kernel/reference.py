@@ -144,7 +144,12 @@ class Site(_Model):
     # empty: the site's program managers and outreach coordinators (ReferenceData.handoff_fallback).
     fallback_ids: tuple[str, ...] = ()
     # The program's standard consent form, when CAD sends none (42 CFR Part 2 scope by recipient role).
-    default_consent_roles: frozenset[ConsentRole] = frozenset(ConsentRole)
+    # A prosecutor is never in it by default: that disclosure needs the person's own consent.
+    default_consent_roles: frozenset[ConsentRole] = frozenset(ConsentRole) - {ConsentRole.prosecutor}
+    # Officer intervention: who at the prosecutor's office hears of completion or of the deadline
+    # passing, and how long before the deadline the case manager and program managers are warned.
+    prosecutor: Contact | None = None
+    legal_warning_days: int = Field(14, ge=1, le=90)
     # The deflection pathways the site runs besides LEAD's referral routes (None: not run).
     quick_response: QuickResponsePathway | None = None
 

@@ -20,6 +20,7 @@ from services.kernel.clock import Clock
 from services.kernel.events import (
     Channel,
     Consent,
+    ConsentRole,
     DeliveryOutcome,
     DisclosedRecord,
     EngagementRecorded,
@@ -32,6 +33,7 @@ from services.kernel.events import (
     ReferralCreated,
     ReferralFlag,
     ReferralFlagged,
+    ReferralStatus,
     ReferralStatusChanged,
 )
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
@@ -69,6 +71,7 @@ ON_CALL = "on_call"
 WARNING_STEP = -1  # PageSent.step_index of a deadline warning, outside the escalation steps
 FALLBACK_STEP = -2  # ... of what is sent when every step went unacknowledged
 REENGAGEMENT_STEP = -3  # ... of a re-engagement alert
+PROSECUTOR_STEP = -4  # ... of an officer intervention's notice to the prosecutor
 OFFICER_TARGET = "officer"
 
 
@@ -132,10 +135,45 @@ class Notifier:
     async def on_flag(self, flag: ReferralFlagged) -> None:
         if flag.flag is not ReferralFlag.no_contact:  # outreach's flag, not a deadline
             await self.warn_intake_deadline(flag)
+        if flag.flag is ReferralFlag.legal_deadline_passed:
+            await self.tell_prosecutor(flag.referral_id, completed=False)
 
     async def on_status_changed(self, event: ReferralStatusChanged) -> None:
         if event.status in STATUSES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"status {event.status.value}", event.changed_at)
+        if event.status is ReferralStatus.completed:
+            await self.tell_prosecutor(event.referral_id, completed=True)
+
+    async def tell_prosecutor(self, referral_id: str, completed: bool) -> None:
+        """Officer intervention: the prosecutor's contact hears that the treatment plan was completed,
+        or that the legal deadline passed without it: the CAD event and the deadline, nothing else,
+        and only within the person's consent (outside it the refusal is audited, nothing is sent)."""
+        record = self.pages.get(referral_id) or {}
+        case = record.get("case")
+        site = self.reference.site(record.get("state", {}).get("site_id", ""))
+        loaded = self._load(referral_id)
+        if not case or site is None or site.prosecutor is None or loaded is None:
+            return  # not an officer intervention, or nobody to tell (the site has no prosecutor contact)
+        state, _request = loaded
+        contact = site.prosecutor
+        deadline = datetime.fromisoformat(case["legal_deadline"]).astimezone(site.zone).strftime("%d %b %Y")
+        outcome = "completed" if completed else "deadline_passed"
+        text = (f"LEAD officer intervention, CAD event {case['cad_event_id']}: the participant completed the "
+                f"treatment plan (deadline {deadline})." if completed else
+                f"LEAD officer intervention, CAD event {case['cad_event_id']}: the legal deadline {deadline} passed "
+                "without a completed treatment plan.")
+        for channel in (Channel.email, Channel.webhook):
+            address = contact.address_for(channel)
+            if address is None:
+                continue
+            outgoing = Outgoing(f"{referral_id}/prosecutor/{outcome}/{channel.value}", address,
+                                "LEAD officer intervention", text, f"{text}\n\n{NO_REDISCLOSURE}",
+                                {"type": "lead.officer_intervention", "cad_event_id": case["cad_event_id"],
+                                 "outcome": outcome, "legal_deadline": case["legal_deadline"],
+                                 "redisclosure_notice": NO_REDISCLOSURE})
+            await self._deliver_once(replace(state, step_index=PROSECUTOR_STEP), contact.contact_id, channel, outgoing,
+                                     Disclosure(DisclosedRecord.lead_prosecutor_notice, referral_id, contact.contact_id,
+                                                ConsentRole.prosecutor.value))
 
     async def on_engagement(self, event: EngagementRecorded) -> None:
         if event.milestone in MILESTONES_THAT_STOP_PAGING:
@@ -168,8 +206,9 @@ class Notifier:
                 continue
             for channel in person.channels:
                 address = person.address_for(channel)
+                subject = "LEAD legal deadline" if flag.flag.value.startswith("legal") else "LEAD intake deadline"
                 outgoing = Outgoing(f"{flag.referral_id}/{flag.flag.value}/{person_id}/{channel.value}", address,
-                                    "LEAD intake deadline", text, f"{text}\n\n{NO_REDISCLOSURE}",
+                                    subject, text, f"{text}\n\n{NO_REDISCLOSURE}",
                                     {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value,
                                      "redisclosure_notice": NO_REDISCLOSURE})
                 await self._deliver_once(replace(state, step_index=WARNING_STEP), person_id, channel, outgoing,
@@ -234,7 +273,7 @@ class Notifier:
             person_description=referral.person.description, requested_at=now)
         state = open_page(request.page_id, referral.referral_id, referral.site_id, now)
         await self.publisher.publish(PAGES, referral.referral_id, request)
-        self._save(state, request, referral.consent)
+        self._save(state, request, referral.consent, _case_of(referral))
         log.info("page_opened", page_id=state.page_id, referral_id=referral.referral_id, site_id=site.site_id)
         await self._notify_step(state, request, site)
         return state
@@ -413,11 +452,22 @@ class Notifier:
             return None
         return PageState.from_dict(record["state"]), PageRequested.model_validate(record["request"])
 
-    def _save(self, state: PageState, request: PageRequested, consent: Consent | None = None) -> None:
+    def _save(self, state: PageState, request: PageRequested, consent: Consent | None = None,
+              case: dict | None = None) -> None:
         previous = self.pages.get(state.referral_id) or {}
         # The CAD event's correlation id stays with the page, so timer-made events carry it too;
-        # the consent scope stays with it so that every later disclosure is checked against it.
-        put_if_changed(self.pages, state.referral_id, {
-            "state": state.to_dict(), "request": request.model_dump(mode="json"),
-            "correlation_id": previous.get("correlation_id") or current_correlation_id(),
-            "consent": consent.model_dump(mode="json") if consent else previous.get("consent")})
+        # the consent scope stays with it so that every later disclosure is checked against it;
+        # an officer intervention's case (CAD event, legal deadline) for the prosecutor's notice.
+        record = {"state": state.to_dict(), "request": request.model_dump(mode="json"),
+                  "correlation_id": previous.get("correlation_id") or current_correlation_id(),
+                  "consent": consent.model_dump(mode="json") if consent else previous.get("consent")}
+        if case or previous.get("case"):
+            record["case"] = case or previous["case"]
+        put_if_changed(self.pages, state.referral_id, record)
+
+
+def _case_of(referral: ReferralCreated) -> dict | None:
+    """What the prosecutor's notice names of an officer intervention: its CAD event and deadline."""
+    if referral.legal_deadline is None:
+        return None
+    return {"cad_event_id": referral.cad_event_id, "legal_deadline": referral.legal_deadline.isoformat()}

@@ -244,7 +244,8 @@ class EngagementTracker:
     def _next_flag_at(self, record: dict):
         view = ReferralView.from_dict(record["view"])
         site = self.reference.site(view.site_id)
-        return view.next_flag_at(self.warn_before, timedelta(days=site.no_contact_flag_days)) if site else None
+        return view.next_flag_at(self.warn_before, timedelta(days=site.no_contact_flag_days),
+                                 timedelta(days=site.legal_warning_days)) if site else None
 
     async def publish_due_flags(self) -> int:
         now, published = self.clock.now(), 0
@@ -253,14 +254,22 @@ class EngagementTracker:
             site = self.reference.site(view.site_id)
             if site is None:
                 continue
-            for flag in view.due_flags(now, self.warn_before, timedelta(days=site.no_contact_flag_days)):
+            for flag in view.due_flags(now, self.warn_before, timedelta(days=site.no_contact_flag_days),
+                                       timedelta(days=site.legal_warning_days)):
                 if (referral_id, flag.value) in self._flags_requested:
                     continue
                 self._flags_requested.add((referral_id, flag.value))
                 with correlation_scope(record.get("correlation_id")):
                     await self.publisher.publish(REFERRALS, referral_id, ReferralFlagged(
                         referral_id=referral_id, site_id=view.site_id, flag=flag, flagged_at=now,
-                        due_at=view.intake_due_at if flag is not ReferralFlag.no_contact else None))
+                        due_at=_flag_due_at(view, flag)))
                 log.info("referral_flagged", referral_id=referral_id, flag=flag.value)
                 published += 1
         return published
+
+
+def _flag_due_at(view: ReferralView, flag: ReferralFlag) -> datetime | None:
+    """The deadline a flag is about (none for lapsed contact)."""
+    if flag in (ReferralFlag.legal_deadline_near, ReferralFlag.legal_deadline_passed):
+        return view.legal_deadline
+    return None if flag is ReferralFlag.no_contact else view.intake_due_at

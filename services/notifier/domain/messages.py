@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from services.kernel.events import PageRequested
 
-ROUTE_LABEL = {"arrest_diversion": "Arrest diversion", "social_contact": "Social contact", "community": "Community"}
+ROUTE_LABEL = {"arrest_diversion": "Arrest diversion", "social_contact": "Social contact", "community": "Community",
+               "officer_intervention": "Officer intervention", "officer_prevention": "Officer prevention"}
 NO_REDISCLOSURE = ("42 CFR Part 2: this information is protected by federal confidentiality rules; "
                    "further disclosure is prohibited without the person's written consent.")
 NO_REDISCLOSURE_SHORT = "42 CFR Part 2: no redisclosure without consent."  # fits an SMS
@@ -47,6 +48,10 @@ def render_officer_confirmation(case_manager_name: str) -> str:
 
 def render_deadline_warning(referral_id: str, flag: str, due_local) -> str:
     when = due_local.strftime("%a %d %b %Y")
+    if flag.startswith("legal_deadline"):
+        state = "has passed" if flag == "legal_deadline_passed" else "is near"
+        return (f"Handoff: the legal deadline ({when}) of officer intervention referral {referral_id[:8]} {state} "
+                f"and the treatment plan is not complete. Open the referral in the console. {NO_REDISCLOSURE_SHORT}")
     state = "has passed" if flag == "intake_deadline_missed" else "is near"
     return (f"Handoff: the intake deadline ({when}) for LEAD referral {referral_id[:8]} {state} "
             f"and no intake is recorded. Open the referral in the console. {NO_REDISCLOSURE_SHORT}")

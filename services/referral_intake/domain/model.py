@@ -19,9 +19,15 @@ def referral_id_for(site_id: str, agency_id: str, cad_event_id: str) -> str:
     return str(uuid.uuid5(REFERRAL_NAMESPACE, f"{site_id}/{agency_id}/{cad_event_id}"))
 
 
+# Fields added to CadReferralMade after referrals were fingerprinted: left out while unset, so a CAD
+# system's retry of an older referral still matches its fingerprint.
+_LATER_FIELDS = frozenset({"charges_held_until"})
+
+
 def cad_fingerprint(cad: CadReferralMade) -> str:
     """What a CAD event said, as a hash: the same ``cad_event_id`` with another body is not a retry."""
-    return hashlib.sha256(cad.model_dump_json().encode()).hexdigest()
+    unset = {name for name in _LATER_FIELDS if getattr(cad, name) is None}
+    return hashlib.sha256(cad.model_dump_json(exclude=unset).encode()).hexdigest()
 
 
 def intake_due_at(referred_at: datetime, site: Site) -> datetime:
@@ -59,5 +65,5 @@ def open_referral(cad: CadReferralMade, site: Site | None, agency: Agency | None
         referral_id=referral_id_for(cad.site_id, cad.agency_id, cad.cad_event_id), cad_event_id=cad.cad_event_id,
         agency_id=cad.agency_id, site_id=cad.site_id, referral_type=cad.referral_type, referred_at=cad.occurred_at,
         created_at=now, intake_due_at=intake_due_at(cad.occurred_at, site), officer=cad.officer, person=cad.person,
-        location=cad.location, cad_fingerprint=cad_fingerprint(cad),
+        location=cad.location, cad_fingerprint=cad_fingerprint(cad), legal_deadline=cad.charges_held_until,
         consent=cad.consent or Consent(recipient_roles=sorted(site.default_consent_roles, key=lambda r: r.value)))

@@ -55,11 +55,12 @@ class ReferralView:
     flags: list[str] = field(default_factory=list)
     cad_fingerprint: str | None = None
     handoff_missed_at: datetime | None = None
+    legal_deadline: datetime | None = None  # officer intervention: charges held until then
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> ReferralView:
         return cls(event.referral_id, event.site_id, event.referral_type.value, event.referred_at, event.intake_due_at,
-                   cad_fingerprint=event.cad_fingerprint)
+                   cad_fingerprint=event.cad_fingerprint, legal_deadline=event.legal_deadline)
 
     # --- fold -------------------------------------------------------------------------------------
     def apply(self, event) -> None:
@@ -85,6 +86,8 @@ class ReferralView:
                 self.flags.append(event.flag.value)
             if event.flag is ReferralFlag.intake_deadline_missed:  # "near" is overtaken, not kept beside it
                 self.flags = [f for f in self.flags if f != ReferralFlag.intake_deadline_near.value]
+            if event.flag is ReferralFlag.legal_deadline_passed:
+                self.flags = [f for f in self.flags if f != ReferralFlag.legal_deadline_near.value]
         elif isinstance(event, PageExhausted):
             self.handoff_missed_at = self.handoff_missed_at or event.exhausted_at
             if HANDOFF_MISSED not in self.flags:
@@ -115,11 +118,18 @@ class ReferralView:
         first = min((self.milestones[m] for m in CONTACT_MILESTONES if m in self.milestones), default=None)
         return (first - self.referred_at).total_seconds() if first else None
 
-    def due_flags(self, now: datetime, warn_before: timedelta, no_contact_after: timedelta) -> list[ReferralFlag]:
+    def due_flags(self, now: datetime, warn_before: timedelta, no_contact_after: timedelta,
+                  legal_warning: timedelta = timedelta(days=14)) -> list[ReferralFlag]:
         """Flags that should be raised at ``now`` and have not been."""
         if not self.is_open:
             return []
         due: list[ReferralFlag] = []
+        if self.legal_deadline is not None:  # a completed plan closes the referral, and with it this clock
+            if now >= self.legal_deadline and "legal_deadline_passed" not in self.flags:
+                due.append(ReferralFlag.legal_deadline_passed)
+            elif (now >= self.legal_deadline - legal_warning
+                  and not {"legal_deadline_near", "legal_deadline_passed"} & set(self.flags)):
+                due.append(ReferralFlag.legal_deadline_near)
         intake_done = any(self.has(m) for m in INTAKE_MILESTONES)
         if not intake_done and now >= self.intake_due_at and "intake_deadline_missed" not in self.flags:
             due.append(ReferralFlag.intake_deadline_missed)
@@ -131,12 +141,18 @@ class ReferralView:
             due.append(ReferralFlag.no_contact)
         return due
 
-    def next_flag_at(self, warn_before: timedelta, no_contact_after: timedelta) -> datetime | None:
+    def next_flag_at(self, warn_before: timedelta, no_contact_after: timedelta,
+                     legal_warning: timedelta = timedelta(days=14)) -> datetime | None:
         """The earliest time at which ``due_flags`` returns a flag (None: never, the referral is closed
         or every flag is raised)."""
         if not self.is_open:
             return None
         candidates = []
+        if self.legal_deadline is not None:
+            if "legal_deadline_passed" not in self.flags:
+                candidates.append(self.legal_deadline)
+            if not {"legal_deadline_near", "legal_deadline_passed"} & set(self.flags):
+                candidates.append(self.legal_deadline - legal_warning)
         if not any(self.has(m) for m in INTAKE_MILESTONES):
             if "intake_deadline_missed" not in self.flags:
                 candidates.append(self.intake_due_at)
