@@ -200,20 +200,25 @@ class Notifier:
         people = [state.acknowledged_by] if state.acknowledged_by else []
         people += [pm for pm in (site.program_manager_ids if site else ()) if pm not in people]
         text = render_deadline_warning(flag.referral_id, flag.flag.value, flag.due_at.astimezone(site.zone) if site else flag.due_at)
+        subject = "LEAD legal deadline" if flag.flag.value.startswith("legal") else "LEAD intake deadline"
+        await self._tell_staff(replace(state, step_index=WARNING_STEP), people, flag.flag.value, subject, text,
+                               {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value},
+                               DisclosedRecord.lead_deadline_warning)
+
+    async def _tell_staff(self, state: PageState, people: list[str], key: str, subject: str, text: str,
+                          payload: dict, kind: DisclosedRecord) -> None:
+        """A message about ``state``'s referral to each of ``people`` (staff ids) on each of their channels,
+        once per ``key`` (attempt ids), within the person's consent, with the no-redisclosure notice."""
         for person_id in people:
             person = self.reference.case_managers.get(person_id)
             if person is None:
                 continue
             for channel in person.channels:
-                address = person.address_for(channel)
-                subject = "LEAD legal deadline" if flag.flag.value.startswith("legal") else "LEAD intake deadline"
-                outgoing = Outgoing(f"{flag.referral_id}/{flag.flag.value}/{person_id}/{channel.value}", address,
-                                    subject, text, f"{text}\n\n{NO_REDISCLOSURE}",
-                                    {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value,
-                                     "redisclosure_notice": NO_REDISCLOSURE})
-                await self._deliver_once(replace(state, step_index=WARNING_STEP), person_id, channel, outgoing,
-                                         Disclosure(DisclosedRecord.lead_deadline_warning, flag.referral_id, person_id,
-                                                    person.role))
+                outgoing = Outgoing(f"{state.referral_id}/{key}/{person_id}/{channel.value}",
+                                    person.address_for(channel), subject, text, f"{text}\n\n{NO_REDISCLOSURE}",
+                                    {**payload, "redisclosure_notice": NO_REDISCLOSURE})
+                await self._deliver_once(state, person_id, channel, outgoing,
+                                         Disclosure(kind, state.referral_id, person_id, person.role))
 
     async def tell_reengagement(self, seen: ParticipantSeen) -> None:
         """Police met an inactive participant: the case manager who took the referral hears where and
@@ -226,20 +231,11 @@ class Notifier:
         people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids if site else ())
         text = render_reengagement(seen.referral_id, seen.seen_at.astimezone(site.zone) if site else seen.seen_at,
                                    seen.location_description)
-        for person_id in people:
-            person = self.reference.case_managers.get(person_id)
-            if person is None:
-                continue
-            for channel in person.channels:
-                outgoing = Outgoing(f"{seen.referral_id}/seen/{seen.cad_event_id}/{person_id}/{channel.value}",
-                                    person.address_for(channel), "LEAD participant seen by police", text,
-                                    f"{text}\n\n{NO_REDISCLOSURE}",
-                                    {"type": "lead.participant_seen", "referral_id": seen.referral_id,
-                                     "seen_at": seen.seen_at.isoformat(), "where": seen.location_description,
-                                     "redisclosure_notice": NO_REDISCLOSURE})
-                await self._deliver_once(replace(state, step_index=REENGAGEMENT_STEP), person_id, channel, outgoing,
-                                         Disclosure(DisclosedRecord.lead_reengagement, seen.referral_id, person_id,
-                                                    person.role))
+        await self._tell_staff(replace(state, step_index=REENGAGEMENT_STEP), people, f"seen/{seen.cad_event_id}",
+                               "LEAD participant seen by police", text,
+                               {"type": "lead.participant_seen", "referral_id": seen.referral_id,
+                                "seen_at": seen.seen_at.isoformat(), "where": seen.location_description},
+                               DisclosedRecord.lead_reengagement)
         log.info("reengagement_alert_requested", referral_id=seen.referral_id, recipients=len(people))
 
     async def apply_settled_delivery(self, event: PageSent) -> None:
