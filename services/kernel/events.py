@@ -1056,6 +1056,11 @@ class OverdosePerson(Record):
     phone: str | None = Field(None, max_length=32)
     """A number the team may call."""
 
+    @property
+    def display_name(self) -> str | None:
+        """The name as the team reads it; None when neither part is known."""
+        return " ".join(part for part in (self.first_name, self.last_name) if part) or None
+
 
 class CadOverdoseResponded(InboundEvent):
     """Responders (police, fire, EMS) answered an overdose, as CAD or the EMS run reported it. Keyed by

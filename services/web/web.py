@@ -3,6 +3,7 @@ principals, and the acknowledgement-link routes (their pages: ``templates/ack.ht
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -14,9 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.kernel.errors import CommandRefused, describe_errors
+from services.kernel.logs import get_logger
 from services.web.render import render_page
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 class ApiError(Exception):
@@ -121,6 +124,22 @@ class RequestLimits:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+async def published_or_503(publishing: Awaitable[T], timeout_seconds: float, what: str, **log_context: str) -> T:
+    """Bounded: while Kafka is unreachable the caller hears 503 with Retry-After at once and retries,
+    instead of hanging (a retry of something that did get through is deduplicated downstream)."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        return await asyncio.wait_for(publishing, timeout_seconds)
+    except (TimeoutError, KafkaError, ConnectionError) as exc:
+        log.warning(f"{what}_publish_failed", error_type=type(exc).__name__, **log_context)
+        raise ApiError(503, "service", "event backbone unavailable; retry later",
+                       {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
 
 def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callable[..., T]:

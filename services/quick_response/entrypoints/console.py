@@ -32,8 +32,7 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: QrtReadMo
 
     def card(v: FollowUpView, zone) -> dict:
         o, p = v.opened, v.opened.person
-        name = " ".join(part for part in (p.first_name, p.last_name) if part) if p else ""
-        return {"task_id": o.task_id, "kind": o.kind.value, "name": name or "name not known",
+        return {"task_id": o.task_id, "kind": o.kind.value, "name": (p.display_name if p else None) or "name not known",
                 "address": (p.contact_address if p else None) or "no address", "phone": p.phone if p else None,
                 "source": p.address_source.value if p else "unknown", "location": o.location_description,
                 "due": local_time(o.due_at, zone), "overdue": o.due_at <= clock.now(),

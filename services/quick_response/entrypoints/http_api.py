@@ -16,12 +16,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import date, datetime
 
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
@@ -36,10 +34,9 @@ from services.messaging.kafka import Publisher
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
 from services.quick_response.domain.follow_up import check_overdose, plan, task_id_for
 from services.quick_response.service import audit_list_read, log_attempt
-from services.web.web import ApiError, bearer_principal
+from services.web.web import ApiError, bearer_principal, published_or_503
 
 log = get_logger(__name__)
-RETRY_AFTER_SECONDS = 5
 CSV_COLUMNS = ("task_id", "kind", "due_at", "occurred_at", "name", "contact_address", "address_source", "phone",
                "location", "attempts", "warned")
 
@@ -74,9 +71,8 @@ class FollowUpOut(BaseModel):
     @classmethod
     def of(cls, v: FollowUpView) -> FollowUpOut:
         o, p = v.opened, v.opened.person
-        name = " ".join(part for part in (p.first_name, p.last_name) if part) if p else None
         return cls(task_id=o.task_id, site_id=o.site_id, kind=o.kind.value, occurred_at=o.occurred_at, due_at=o.due_at,
-                   name=name or None, contact_address=p.contact_address if p else None,
+                   name=p.display_name if p else None, contact_address=p.contact_address if p else None,
                    address_source=p.address_source.value if p else "unknown", phone=p.phone if p else None,
                    location=o.location_description, attempts=[a.value for a in v.outcomes], warned=v.warned)
 
@@ -86,15 +82,6 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
     api = APIRouter(tags=["Quick Response Teams"])
     agency_principal = bearer_principal(lambda: reference.agencies.values(), "an agency")
     staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
-
-    async def bounded(publishing):
-        # While Kafka is unreachable the caller hears 503 at once and retries, instead of hanging.
-        try:
-            return await asyncio.wait_for(publishing, publish_timeout_seconds)
-        except (TimeoutError, KafkaError, ConnectionError) as exc:
-            log.warning("qrt_publish_failed", error_type=type(exc).__name__)
-            raise ApiError(503, "service", "event backbone unavailable; retry later",
-                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
     def site_of(person: CaseManager, site_id: str) -> None:
         if site_id not in person.sites:
@@ -112,7 +99,8 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
         except Rejected as exc:
             raise ApiError(403 if exc.field == "site_id" else 422, exc.field, exc.detail) from None
         with correlation_scope(None) as cid:
-            await bounded(publisher.publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose))
+            await published_or_503(publisher.publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose),
+                                   publish_timeout_seconds, "qrt")
         kind = plan(overdose, site.quick_response)[0] if site.quick_response else None
         log.info("overdose_accepted", agency_id=agency.agency_id, site_id=site.site_id)
         return OverdoseAccepted(correlation_id=cid, overdose_event_id=overdose.overdose_event_id,
@@ -126,7 +114,8 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
         now = clock.now()
         views = model.recent(site_id, now, hours=last_hours) if last_hours else model.open_list(site_id)
         rows = [FollowUpOut.of(v) for v in views]
-        await bounded(audit_list_read(site_id, person, DisclosureChannel.api, publisher, clock))
+        await published_or_503(audit_list_read(site_id, person, DisclosureChannel.api, publisher, clock),
+                               publish_timeout_seconds, "qrt")
         if accept and "text/csv" in accept:
             out = io.StringIO()
             writer = csv.writer(out)
@@ -155,8 +144,9 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
             window.check("attempted_at", attempted_at, now)
         except Rejected as exc:
             raise ApiError(422, exc.field, exc.detail) from None
-        attempt_id = await bounded(log_attempt(task_id, view.opened.site_id, body.outcome, person.case_manager_id,
-                                               attempted_at, idempotency_key, publisher))
+        attempt_id = await published_or_503(log_attempt(task_id, view.opened.site_id, body.outcome,
+                                                        person.case_manager_id, attempted_at, idempotency_key,
+                                                        publisher), publish_timeout_seconds, "qrt")
         return {"status": "accepted", "attempt_id": attempt_id}
 
     @api.get("/v1/qrt/funnel", summary="Overdose calls -> follow-ups -> contacted -> engaged -> referred, one week")

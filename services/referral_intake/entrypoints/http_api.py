@@ -15,10 +15,8 @@ only submit for its own sites. Answers:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
@@ -30,10 +28,9 @@ from services.kernel.reference import Agency, ReferenceData
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 from services.messaging.kafka import Publisher
 from services.referral_intake.domain.model import cad_fingerprint, check_referral, referral_id_for
-from services.web.web import ApiError, bearer_principal
+from services.web.web import ApiError, bearer_principal, published_or_503
 
 log = get_logger(__name__)
-RETRY_AFTER_SECONDS = 5
 
 
 class Accepted(BaseModel):
@@ -60,14 +57,8 @@ def create_router(reference: ReferenceData, publisher: Publisher, publish_timeou
     authenticated_agency = bearer_principal(lambda: reference.agencies.values(), "an agency")
 
     async def publish(topic, key: str, event) -> None:
-        try:
-            # Bounded: while Kafka is unreachable the CAD system hears 503 at once and retries,
-            # instead of hanging (a retry of something that did get through is deduplicated).
-            await asyncio.wait_for(publisher.publish(topic, key, event), publish_timeout_seconds)
-        except (TimeoutError, KafkaError, ConnectionError) as exc:
-            log.warning("intake_publish_failed", topic=topic.name, error_type=type(exc).__name__)
-            raise ApiError(503, "service", "event backbone unavailable; retry later",
-                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        await published_or_503(publisher.publish(topic, key, event), publish_timeout_seconds, "intake",
+                               topic=topic.name)
 
     def own_agency(agency: Agency, agency_id: str) -> None:
         if agency_id != agency.agency_id:
