@@ -1,7 +1,8 @@
 """``handoff``: one command line for running services and for operator tasks.
 
     handoff stack up                  the whole system locally (Kafka, registry, services, dev inbox, demo events)
-    handoff run SERVICE               one worker (referral-intake, notifier, handle-with-care, quick-response) or the HTTP api
+    handoff run SERVICE               one worker (referral-intake, notifier, handle-with-care, quick-response,
+                                      self-referral) or the HTTP api
     handoff topics create             create every topic with its partition count
     handoff schemas register|check    register schemas with the registry / check BACKWARD compatibility
     handoff reference check|load      validate reference data / publish it to the reference topic
@@ -47,7 +48,7 @@ def settings(**overrides) -> Settings:
 
 
 @cli.command()
-def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier | handle-with-care | quick-response | api")]) -> None:
+def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier | handle-with-care | quick-response | self-referral | api")]) -> None:
     """Run one service until Ctrl-C / SIGTERM."""
     from services import runtime
 

@@ -23,9 +23,11 @@ from services.messaging.contract import avro_schema_of
 from services.notifier.entrypoints import worker as notifier_worker
 from services.quick_response.entrypoints import worker as qrt_worker
 from services.referral_intake.entrypoints import worker as intake_worker
+from services.self_referral.entrypoints import worker as walk_in_worker
 
 SERVICES: dict[str, tuple[Subscription, ...]] = {
-    module.SERVICE: module.SUBSCRIPTIONS for module in (intake_worker, notifier_worker, hwc_worker, qrt_worker)}
+    module.SERVICE: module.SUBSCRIPTIONS
+    for module in (intake_worker, notifier_worker, hwc_worker, qrt_worker, walk_in_worker)}
 # Topics no worker follows: read by operators, auditors and every process's reference feed.
 OTHER_READERS: dict[str, tuple[str, tuple[type, ...]]] = {
     AUDIT.name: ("auditors", (DisclosureAudited,)),

@@ -28,7 +28,7 @@ from services.kernel.clock import Clock, SystemClock
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, load_reference_data
 from services.kernel.settings import Settings
-from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE, OVERDOSE_REPORTS, PAGES, QRT_FOLLOW_UPS, REFERRALS
+from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE, OVERDOSE_REPORTS, PAGES, QRT_FOLLOW_UPS, REFERRALS, WALK_INS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
@@ -45,18 +45,28 @@ from services.referral_intake.entrypoints import console as lead_console
 from services.referral_intake.entrypoints import http_api as intake_http
 from services.referral_intake.entrypoints import staff_api
 from services.referral_intake.entrypoints import worker as intake_worker
+from services.self_referral.domain.figures import WalkInReadModel
+from services.self_referral.entrypoints import console as walk_in_console
+from services.self_referral.entrypoints import http_api as walk_in_http
+from services.self_referral.entrypoints import worker as walk_in_worker
 from services.web import console
 from services.web.web import ApiError, RequestLimits, install_error_handlers
 
 log = get_logger(__name__)
 
-WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response")
+WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response", "self-referral")
 STOP_TIMEOUT_SECONDS = 30
 
 
 def ack_links(settings: Settings) -> AckLinks:
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
     return AckLinks(key, settings.public_base_url, settings.ack_link_ttl_minutes * 60)
+
+
+def walk_in_links(settings: Settings) -> AckLinks:
+    """Volunteers' links: they accept, then record milestones and expenses until placement (a day or more)."""
+    key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
+    return AckLinks(key, settings.public_base_url, settings.walk_in_link_hours * 3600)
 
 
 def overdose_report_key(settings: Settings) -> bytes:
@@ -79,6 +89,10 @@ def build_worker(name: str, settings: Settings, reference: ReferenceData | None 
         return hwc_worker.build_worker(settings, reference, ack_links(settings), clock, channels)
     if name == "quick-response":
         return qrt_worker.build_worker(settings, reference, overdose_report_key(settings), clock, channels)
+    if name == "self-referral":
+        links = walk_in_links(settings)
+        return walk_in_worker.build_worker(settings, reference, lambda case_id, volunteer_id: walk_in_console.link_for(
+            links, case_id, volunteer_id), clock, channels)
     raise ValueError(f"unknown service {name!r}; one of {', '.join(WORKERS)}")
 
 
@@ -110,6 +124,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     handoff_details = HandoffDetails()
     hwc_model = HwcReadModel(lambda school_id: getattr(reference.schools.get(school_id), "district_id", None))
     qrt_model = QrtReadModel()
+    walk_in_model = WalkInReadModel()
     owned = publisher is None
     if owned:
         publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
@@ -117,7 +132,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), topics, apply)
         for topics, apply in (((REFERRALS, PAGES), both(read_model.apply, handoff_details.apply)),
                               ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply),
-                              ((QRT_FOLLOW_UPS, OVERDOSE_REPORTS), qrt_model.apply))
+                              ((QRT_FOLLOW_UPS, OVERDOSE_REPORTS), qrt_model.apply),
+                              ((WALK_INS,), walk_in_model.apply))
     ] if follow_topics else []
 
     @asynccontextmanager
@@ -158,10 +174,13 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
     app.include_router(qrt_http.create_router(reference, qrt_model, publisher, clock,
                                               settings.intake_publish_timeout_seconds, settings.event_time_window))
+    app.include_router(walk_in_http.create_router(reference, walk_in_model, publisher, clock,
+                                                  settings.intake_publish_timeout_seconds, settings.event_time_window))
     app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
-    add_console(app, settings, reference, read_model, handoff_details, hwc_model, qrt_model, publisher, clock)
+    add_console(app, settings, reference, read_model, handoff_details, hwc_model, qrt_model, walk_in_model, publisher,
+                clock)
     app.state.read_model, app.state.hwc_model, app.state.followers = read_model, hwc_model, followers
-    app.state.qrt_model = qrt_model
+    app.state.qrt_model, app.state.walk_in_model = qrt_model, walk_in_model
     app.state.handoff_details = handoff_details
 
     @app.get("/healthz", include_in_schema=False)
@@ -179,8 +198,8 @@ def both(*appliers: Callable) -> Callable:
 
 
 def add_console(app: FastAPI, settings: Settings, reference: ReferenceData, read_model: LeadReadModel,
-                handoff_details: HandoffDetails, hwc_model: HwcReadModel, qrt_model: QrtReadModel, publisher: Publisher,
-                clock: Clock) -> None:
+                handoff_details: HandoffDetails, hwc_model: HwcReadModel, qrt_model: QrtReadModel,
+                walk_in_model: WalkInReadModel, publisher: Publisher, clock: Clock) -> None:
     """The web console: sign-in, then each role's views, behind the same credentials as the API."""
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
     sessions = console.Sessions(f"console:{key}", reference, secure_cookies=settings.public_base_url.startswith("https"))
@@ -191,6 +210,8 @@ def add_console(app: FastAPI, settings: Settings, reference: ReferenceData, read
         hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now())))
     app.include_router(hwc_console.create_router(sessions, reference, hwc_model, publisher, clock))
     app.include_router(qrt_console.create_router(sessions, reference, qrt_model, publisher, clock))
+    app.include_router(walk_in_console.create_router(walk_in_links(settings), sessions, reference, walk_in_model,
+                                                     publisher, clock))
 
 
 def add_api_docs(app: FastAPI, reference: ReferenceData) -> None:

@@ -109,7 +109,27 @@ def one_of_each() -> list[ev.Event]:
         ev.OverdoseReported(report_id="od-abc", site_id="abq", hour=NOW, latitude=35.08, longitude=-106.65, fatal=False,
                             naloxone_given=True, naloxone_doses=2, suspected_substance="fentanyl", age_range="25-34",
                             sex=ev.Sex.male, prior_overdose=True),
+        walk_in(),
+        ev.WalkInOpened(case_id="wi-w-1", walk_in_event_id="w-1", site_id="abq", station_id="foothills", occurred_at=NOW,
+                        opened_at=NOW, paged=["vol-dana", "vol-eli"], accept_by=NOW, placement_due_at=NOW,
+                        first_name="Sam"),
+        ev.WalkInAccepted(case_id="wi-w-1", volunteer_id="vol-dana", accepted_at=NOW),
+        ev.WalkInEscalated(case_id="wi-w-1", site_id="abq", reason=ev.EscalationReason.unanswered, escalated_at=NOW),
+        ev.WalkInMilestoneRecorded(milestone_id="wi-w-1/vol-dana/k1", case_id="wi-w-1", site_id="abq",
+                                   milestone=ev.WalkInMilestone.volunteer_arrived, recorded_by="vol-dana", at=NOW),
+        ev.VolunteerExpenseClaimed(expense_id="wi-w-1/vol-dana/k2", case_id="wi-w-1", site_id="abq",
+                                   volunteer_id="vol-dana", kind=ev.ExpenseKind.mileage, miles=12.5, amount_cents=875,
+                                   incurred_on=NOW.date(), claimed_at=NOW),
+        ev.WalkInMessageSent(case_id="wi-w-1", attempt_id="wi-w-1/page/vol-dana/sms", recipient_id="vol-dana",
+                             channel=ev.Channel.sms, outcome=ev.DeliveryOutcome.delivered, attempt=1, sent_at=NOW),
+        ev.WalkInExpired(case_id="wi-w-1", expired_at=NOW),
     ]
+
+
+def walk_in(walk_in_event_id: str = "w-1", **kw) -> ev.CadWalkInReported:
+    fields = dict(walk_in_event_id=walk_in_event_id, agency_id="apd", site_id="abq", station_id="foothills",
+                  occurred_at=NOW, first_name="Sam")
+    return ev.CadWalkInReported(**{**fields, **kw})
 
 
 def overdose(overdose_event_id: str = "od-1", **kw) -> ev.CadOverdoseResponded:

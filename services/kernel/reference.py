@@ -8,6 +8,7 @@ worker shares it and an update (a new school, a snow day) needs no restart:
 - ``sites.toml``: each LEAD site's accepted referral routes, intake deadline, on-call rotation,
   overrides and escalation policy.
 - ``case_managers.toml``: who can be paged and on which channels.
+- ``volunteers.toml``: self-referral volunteers, when they can go and how far they are from each station.
 - ``districts.toml``: Handle With Care coordinators and the local authority for home-educated children.
 - ``schools.toml`` plus ``calendars/*.ics``: schools and day cares, their start times, contacts and calendars.
 
@@ -95,6 +96,54 @@ class CaseManager(_Model):
         return self
 
 
+class Availability(_Model):
+    """When a volunteer can be paged: on ``days`` (0=Monday) from ``start`` to ``end`` site-local time
+    (an ``end`` before ``start`` runs past midnight into the next day)."""
+
+    days: frozenset[int] = Field(frozenset(range(7)), description="weekdays, 0=Monday")
+    start: time
+    end: time
+
+    def covers(self, local: datetime) -> bool:
+        t, day = local.time(), local.weekday()
+        if self.start <= self.end:
+            return day in self.days and self.start <= t < self.end
+        return (day in self.days and t >= self.start) or ((day - 1) % 7 in self.days and t < self.end)
+
+
+class Volunteer(_Model):
+    """A self-referral volunteer ("angel"): paged from a pool, not on call. Eligible while their
+    background check is current; paged only within their availability and travel time."""
+
+    volunteer_id: str
+    display_name: str
+    sites: frozenset[str] = Field(min_length=1)
+    phone: str | None = None
+    email: str | None = None
+    channels: tuple[Channel, ...] = (Channel.sms,)
+    cleared_until: date = Field(description="background check valid until (the program's eligibility)")
+    availability: tuple[Availability, ...] = Field((), description="empty: any time")
+    travel_minutes: dict[str, int] = Field({}, description="station id -> minutes from the volunteer")
+    role: Literal["volunteer"] = "volunteer"
+
+    def address_for(self, channel: Channel) -> str | None:
+        return {Channel.sms: self.phone, Channel.email: self.email}.get(channel)
+
+    def can_go(self, site_id: str, station_id: str, local: datetime, max_travel_minutes: int) -> bool:
+        """Eligible, available at ``local`` (site time) and near enough to the station."""
+        travel = self.travel_minutes.get(station_id)
+        return (site_id in self.sites and local.date() <= self.cleared_until and travel is not None
+                and travel <= max_travel_minutes
+                and (not self.availability or any(a.covers(local) for a in self.availability)))
+
+    @model_validator(mode="after")
+    def _channels_have_addresses(self) -> Volunteer:
+        missing = [c.value for c in self.channels if not self.address_for(c)]
+        if missing:
+            raise ValueError(f"channels {missing} have no address (volunteers are reached by SMS or email)")
+        return self
+
+
 class Override(_Model):
     """A case manager covers the rotation between ``start`` and ``end`` (site-local wall time)."""
 
@@ -130,6 +179,26 @@ class QuickResponsePathway(_Model):
     family_support: bool = Field(False, description="a fatal overdose opens a family-support follow-up")
 
 
+class Station(_Model):
+    """Where a person can ask for help in person: a police station or post."""
+
+    name: str
+    address: str = Field(description="where the volunteer goes (a public building's address)")
+
+
+class SelfReferralPathway(_Model):
+    """Self-referral (the Angel / PAARI model): a person asks the police for help; a pool of volunteers
+    is paged, the first to accept goes, and the coordinators hear of a walk-in nobody takes."""
+
+    stations: dict[str, Station] = Field(min_length=1, description="station id -> where people can walk in")
+    page_at_once: int = Field(3, ge=1, le=20, description="how many volunteers are paged, nearest first")
+    accept_within_minutes: float = Field(10, gt=0, description="nobody accepting by then: the coordinators are told")
+    coordinator_ids: tuple[str, ...] = Field(min_length=1, description="staff told of an unanswered walk-in")
+    placement_target_hours: float = Field(24, gt=0, description="from the walk-in to placement in treatment")
+    max_travel_minutes: int = Field(60, ge=1, description="volunteers further than this from the station are not paged")
+    mileage_cents_per_mile: int = Field(70, ge=0, le=1000, description="mileage reimbursement rate")
+
+
 class Site(_Model):
     site_id: str
     name: str
@@ -152,6 +221,7 @@ class Site(_Model):
     legal_warning_days: int = Field(14, ge=1, le=90)
     # The deflection pathways the site runs besides LEAD's referral routes (None: not run).
     quick_response: QuickResponsePathway | None = None
+    self_referral: SelfReferralPathway | None = None
 
     _tz = field_validator("timezone")(_zone)
 
@@ -220,6 +290,7 @@ class ReferenceData(_Model):
     case_managers: dict[str, CaseManager] = {}
     schools: dict[str, School] = {}
     districts: dict[str, District] = {}
+    volunteers: dict[str, Volunteer] = {}
     calendars: dict[str, str] = {}                   # file name -> RFC 5545 text
     closures: dict[str, dict[date, str]] = {}        # school id -> day -> reason (snow days, added at run time)
     directory: Path | None = None
@@ -240,7 +311,7 @@ class ReferenceData(_Model):
 
 SECTIONS = {"agencies": (Agency, "agency_id"), "sites": (Site, "site_id"),
             "case_managers": (CaseManager, "case_manager_id"), "schools": (School, "school_id"),
-            "districts": (District, "district_id")}
+            "districts": (District, "district_id"), "volunteers": (Volunteer, "volunteer_id")}
 
 
 @dataclass
@@ -357,6 +428,20 @@ def _check_references(data: ReferenceData) -> None:
             if unknown_leads:
                 raise ReferenceDataError(
                     f"sites.toml [sites.{site.site_id}.quick_response]: unknown team leads {unknown_leads}")
+        if site.self_referral is not None:
+            unknown_coordinators = sorted(set(site.self_referral.coordinator_ids) - set(data.case_managers))
+            if unknown_coordinators:
+                raise ReferenceDataError(
+                    f"sites.toml [sites.{site.site_id}.self_referral]: unknown coordinators {unknown_coordinators}")
+    for volunteer in data.volunteers.values():
+        where = f"volunteers.toml [volunteers.{volunteer.volunteer_id}]"
+        unknown_sites = sorted(set(volunteer.sites) - set(data.sites))
+        if unknown_sites:
+            raise ReferenceDataError(f"{where}: unknown sites {unknown_sites}")
+        stations = {s for site_id in volunteer.sites if (p := data.sites[site_id].self_referral) for s in p.stations}
+        unknown_stations = sorted(set(volunteer.travel_minutes) - stations)
+        if unknown_stations:
+            raise ReferenceDataError(f"{where}: travel_minutes names unknown stations {unknown_stations}")
     for person in data.case_managers.values():
         unknown_sites = sorted(set(person.sites) - set(data.sites))
         if unknown_sites:

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     qrt_data_retention_days: int = Field(
         60, ge=1, le=85, description="a Quick Response follow-up (who, where) is deleted this long after its window "
                                      "closed (the follow-up topic keeps 90 days)")
+    walk_in_data_retention_days: int = Field(
+        60, ge=1, le=85, description="a self-referral (a first name, its volunteers and expenses) is deleted this long "
+                                     "after the walk-in (the walk-in topic keeps 90 days): export expenses monthly")
+    walk_in_link_hours: int = Field(
+        48, ge=1, le=14 * 24, description="how long a volunteer's link works: accept, then milestones and expenses")
     records_in_flight: int = Field(
         256, ge=1, description="records an agent handles ahead of the writes of those before it (acknowledged in order)")
     topic_replication_factor: int = Field(1, ge=1)

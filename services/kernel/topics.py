@@ -54,6 +54,14 @@ QRT_FOLLOW_UPS = TopicSpec(
 OVERDOSE_REPORTS = TopicSpec(
     "handoff.public.overdose-reports", "OverdoseReported: overdose responses de-identified for public-health "
     "mapping; key: report_id.", config={"retention.ms": str(400 * DAY_MS)})
+CAD_WALK_INS = TopicSpec(
+    "handoff.cad.walk-ins", "CadWalkInReported from CAD and station integrations and the HTTP intake; key: "
+    "walk_in_event_id.", config={"retention.ms": str(7 * DAY_MS)})
+WALK_INS = TopicSpec(
+    "handoff.self-referral.walk-ins", "WalkInOpened, WalkInAccepted, WalkInEscalated, WalkInMilestoneRecorded, "
+    "VolunteerExpenseClaimed, WalkInMessageSent, WalkInExpired: self-referrals, their volunteers and expenses (a "
+    "first name: settings.walk_in_data_retention_days, then WalkInExpired deletes them); key: case_id.",
+    config={"retention.ms": str(90 * DAY_MS)})
 REFERENCE_DATA = TopicSpec(
     "handoff.reference.data", "ReferenceDataPublished: agencies, sites, staff, schools, calendars, closures; "
     "key: section/key (compacted: the latest record per key is the entry).",
@@ -67,7 +75,8 @@ DEAD_LETTER = TopicSpec(
     partitions=1, config={"retention.ms": str(30 * DAY_MS)})
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, HWC_TRIAGE,
-                                     CAD_OVERDOSES, QRT_FOLLOW_UPS, OVERDOSE_REPORTS, REFERENCE_DATA, AUDIT, DEAD_LETTER)
+                                     CAD_OVERDOSES, QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_WALK_INS, WALK_INS,
+                                     REFERENCE_DATA, AUDIT, DEAD_LETTER)
 
 # Topics holding children's data; their retention follows settings.child_data_retention_days.
 # (CAD_CHILD_ENCOUNTERS keeps its own 7 days: it still holds the incident details CAD sent.)

@@ -22,11 +22,12 @@ records the outcome. So every table write happens in the stream context, and:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from services.delivery.channels import Channel, DeliveryFailed, Outgoing
 from services.kernel.clock import Clock
@@ -261,3 +262,41 @@ class IdempotentDelivery:
             recipient_id=d.recipient_id, recipient_role=d.recipient_role, channel=DisclosureChannel(dispatch.channel),
             outcome=outcome, attempt=attempt, service=self.service, disclosed_at=datetime.now(UTC),
             correlation_id=current_correlation_id()))
+
+
+class Reachable(Protocol):
+    """Someone a service messages: staff or a volunteer (their channels and the address on each)."""
+
+    role: str
+    channels: tuple[Any, ...]
+
+    def address_for(self, channel: Any) -> str | None: ...
+
+
+async def message_each(delivery: IdempotentDelivery, people: Iterable[tuple[str, Reachable]], key: str, subject: str,
+                       text: str, payload: dict[str, Any], record_kind: DisclosedRecord, subject_id: str,
+                       context: dict[str, Any]) -> int:
+    """``text`` to each of ``people`` (id, person) on each of their channels, once per ``key``: the
+    attempt id is ``key/person/channel``, so a replay or a second request sends nothing twice. The
+    report's ``context`` gets the recipient's id. Returns how many deliveries were queued."""
+    queued = 0
+    for person_id, person in people:
+        for channel in person.channels:
+            outgoing = Outgoing(f"{key}/{person_id}/{channel.value}", person.address_for(channel) or "", subject, text,
+                                text, payload)
+            queued += await delivery.request(Dispatch(
+                channel.value, outgoing, Disclosure(record_kind, subject_id, person_id, person.role),
+                {**context, "recipient_id": person_id}))
+    return queued
+
+
+async def audit_shown(publisher: Publisher, clock: Clock, record_kind: DisclosedRecord, subject_id: str,
+                      recipient_id: str, recipient_role: str, where: DisclosureChannel) -> None:
+    """Someone read personal data on screen (a list, a name): who, what kind, when and where, never the data."""
+    from services.kernel.topics import AUDIT
+
+    with correlation_scope(current_correlation_id()) as cid:
+        await publisher.publish(AUDIT, subject_id, DisclosureAudited(
+            audit_id=f"{record_kind.value}/{subject_id}/{recipient_id}/{uuid.uuid4().hex}", record_kind=record_kind,
+            subject_id=subject_id, recipient_id=recipient_id, recipient_role=recipient_role, channel=where,
+            outcome=DeliveryOutcome.delivered, attempt=1, service="api", disclosed_at=clock.now(), correlation_id=cid))

@@ -17,7 +17,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from services.delivery.channels import Outgoing
 from services.kernel.bus import Handlers, dispatch
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.events import (
@@ -26,7 +25,6 @@ from services.kernel.events import (
     Channel,
     DeliveryOutcome,
     DisclosedRecord,
-    DisclosureAudited,
     DisclosureChannel,
     FollowUpAlertSent,
     FollowUpAttempted,
@@ -37,10 +35,10 @@ from services.kernel.events import (
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import CaseManager, ReferenceData
 from services.kernel.store import KeyValueStore, put_if_changed
-from services.kernel.topics import AUDIT, OVERDOSE_REPORTS, QRT_FOLLOW_UPS
+from services.kernel.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
-from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
+from services.messaging.outbox import AttemptReporter, Dispatch, IdempotentDelivery, audit_shown, message_each
 from services.quick_response.domain.deidentify import deidentify
 from services.quick_response.domain.follow_up import (
     FollowUp,
@@ -54,8 +52,8 @@ from services.quick_response.domain.follow_up import (
 log = get_logger(__name__)
 
 
-def _alert_id(task_id: str, person_id: str, channel: Channel, overdue: bool = False) -> str:
-    return f"{task_id}/{'overdue' if overdue else 'warn'}/{person_id}/{channel.value}"
+def _alert_key(task_id: str, overdue: bool = False) -> str:
+    return f"{task_id}/{'overdue' if overdue else 'warn'}"
 
 
 class FollowUpAlerts(AttemptReporter):
@@ -153,20 +151,12 @@ class QuickResponse:
             subject = "Quick Response follow-up window closing"
             text = (f"Quick Response follow-up {follow_up.task_id} ({site.name}): the window closes {closes} and "
                     f"nobody is engaged yet. {where}")
-        for person_id in recipients:
-            person = self.reference.case_managers.get(person_id)
-            if person is None:
-                continue
-            for channel in person.channels:
-                outgoing = Outgoing(_alert_id(follow_up.task_id, person_id, channel, event.overdue),
-                                    person.address_for(channel), subject, text, text,
-                                    {"type": "qrt.follow_up_overdue" if event.overdue else "qrt.follow_up_due",
-                                     "task_id": follow_up.task_id, "site_id": site.site_id,
-                                     "due_at": follow_up.due_at.isoformat()})
-                await self.delivery.request(Dispatch(
-                    channel.value, outgoing,
-                    Disclosure(DisclosedRecord.qrt_follow_up_due, follow_up.task_id, person_id, person.role),
-                    {"task_id": follow_up.task_id, "recipient_id": person_id}))
+        people = [(i, p) for i in recipients if (p := self.reference.case_managers.get(i)) is not None]
+        await message_each(self.delivery, people, _alert_key(follow_up.task_id, event.overdue), subject, text,
+                           {"type": "qrt.follow_up_overdue" if event.overdue else "qrt.follow_up_due",
+                            "task_id": follow_up.task_id, "site_id": site.site_id,
+                            "due_at": follow_up.due_at.isoformat()},
+                           DisclosedRecord.qrt_follow_up_due, follow_up.task_id, {"task_id": follow_up.task_id})
 
     async def apply_settled_alert(self, event: FollowUpAlertSent) -> None:
         if event.final:
@@ -181,7 +171,7 @@ class QuickResponse:
         del self.follow_ups[event.task_id]
         site = self.reference.site(follow_up.site_id)
         told = (*site.program_manager_ids, *site.quick_response.team_lead_ids) if site and site.quick_response else ()
-        self.delivery.forget([_alert_id(event.task_id, person, channel, overdue) for person in told
+        self.delivery.forget([f"{_alert_key(event.task_id, overdue)}/{person}/{channel.value}" for person in told
                               for channel in Channel for overdue in (False, True)])
         log.info("follow_up_expired", task_id=event.task_id)
 
@@ -242,10 +232,5 @@ async def log_attempt(task_id: str, site_id: str, outcome: AttemptOutcome, by: s
 async def audit_list_read(site_id: str, reader: CaseManager, where: DisclosureChannel, publisher: Publisher,
                           clock: Clock) -> None:
     """The team's list names people and where to find them: who read it, when and where is audited."""
-    now = clock.now()
-    with correlation_scope(current_correlation_id()) as cid:
-        await publisher.publish(AUDIT, site_id, DisclosureAudited(
-            audit_id=f"qrt-list/{site_id}/{reader.case_manager_id}/{uuid.uuid4().hex}",
-            record_kind=DisclosedRecord.qrt_follow_up_list, subject_id=site_id, recipient_id=reader.case_manager_id,
-            recipient_role=reader.role, channel=where, outcome=DeliveryOutcome.delivered, attempt=1, service="api",
-            disclosed_at=now, correlation_id=cid))
+    await audit_shown(publisher, clock, DisclosedRecord.qrt_follow_up_list, site_id, reader.case_manager_id,
+                      reader.role, where)

@@ -222,10 +222,11 @@ def install_console_handlers(app, sessions: Sessions) -> None:
 # --- the page shell ------------------------------------------------------------------------------
 NAV_BY_ROLE = {
     "case_manager": [("/console/my-referrals", "My referrals"), ("/console/worklist", "Outreach worklist"),
-                     ("/console/qrt", "Overdose follow-ups")],
-    "outreach": [("/console/worklist", "Outreach worklist"), ("/console/qrt", "Overdose follow-ups")],
+                     ("/console/qrt", "Overdose follow-ups"), ("/console/walk-ins", "Walk-ins")],
+    "outreach": [("/console/worklist", "Outreach worklist"), ("/console/qrt", "Overdose follow-ups"),
+                 ("/console/walk-ins", "Walk-ins")],
     "program_manager": [("/console/dashboard", "Dashboard"), ("/console/worklist", "Outreach worklist"),
-                        ("/console/qrt", "Overdose follow-ups")],
+                        ("/console/qrt", "Overdose follow-ups"), ("/console/walk-ins", "Walk-ins")],
     "administrator": [("/console/dashboard", "Dashboard")],
     "coordinator": [("/console/triage", "Triage queue")],
     "school_contact": [("/console/notices", "Notices")],

@@ -198,3 +198,9 @@ def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, questio
     @api.post(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Acknowledge a {purpose}")
     async def submit(token: str) -> HTMLResponse:
         return await respond(token, act=True)
+
+
+def csv_cell(value) -> str:
+    """A value as a CSV cell: one a spreadsheet would run as a formula (=, +, -, @) is quoted as text."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -222,3 +222,49 @@ async def test_the_quick_response_list_on_a_phone_takes_an_attempt_in_one_tap(sy
     await desktop.goto(f"{base}/console/qrt")
     assert "2 follow-ups" in await desktop.get_by_test_id("qrt-funnel").first.inner_text()
     await screenshot(desktop, "qrt-list-desktop")
+
+
+async def test_a_volunteer_accepts_a_walk_in_on_a_phone_and_the_coordinator_sees_it(system_factory, served,
+                                                                                   browser) -> None:
+    import re
+
+    from tests.factories import walk_in
+
+    port = free_port()
+    system = await system_factory("self-referral", now=NOW, public_base_url=f"http://127.0.0.1:{port}")
+    base = await served(system.app, port)
+    for event_id, minutes_ago in (("STN-CONSOLE-1", 4), ("STN-CONSOLE-2", 25)):
+        body = walk_in(event_id, occurred_at=NOW - timedelta(minutes=minutes_ago)).model_dump(mode="json")
+        assert (await system.http.post("/v1/walk-ins", json=body, headers=AGENCY)).status_code == 202
+    pages = await eventually(lambda: [m for m in system.messages("sms") if m.to == "+15055550201"] or None)
+    links = [re.search(r"(http://127\.0\.0\.1:\d+/walk-in/\S+)", m.body).group(1) for m in pages]  # Dana's
+    model = system.app.state.walk_in_model
+    await eventually(lambda: len(model.open_list("abq")) == 2)
+
+    dana = await (await browser.new_context(viewport=PHONE)).new_page()
+    await dana.goto(links[0])  # the page in her text message: no sign-in
+    await dana.get_by_role("button", name="I can go").wait_for()
+    assert "Foothills Area Command" in await dana.content() and "Sam" not in await dana.content()
+    assert await fits_the_screen(dana)
+    await screenshot(dana, "walk-in-volunteer-phone")
+    await dana.get_by_role("button", name="I can go").click()
+    await dana.get_by_test_id("first-name").wait_for(timeout=15000)  # refreshed once the acceptance is recorded
+    await dana.get_by_role("button", name="I'm here").click()
+    await dana.get_by_text("Recorded.").wait_for()
+    assert "I'm here" in await dana.locator("ul").first.inner_text()
+    assert await fits_the_screen(dana)
+    await screenshot(dana, "walk-in-volunteer-accepted-phone")
+
+    coordinator = await sign_in(await browser.new_context(viewport=DESKTOP), base, "local-dev-token-cm-cruz")
+    await coordinator.goto(f"{base}/console/walk-ins")
+    cards = coordinator.get_by_test_id("walk-in")
+    await eventually(lambda: len([v for v in model.open_list("abq") if v.accepted]) == 1)
+    await coordinator.reload()
+    assert await cards.count() == 2
+    assert "nobody has accepted" in await cards.nth(0).inner_text()  # the one nobody took is on top
+    assert "Dana K." in await cards.nth(1).inner_text() and "Sam" not in await coordinator.content()
+    await screenshot(coordinator, "walk-ins-desktop")
+    phone = await sign_in(await browser.new_context(viewport=PHONE), base, "local-dev-token-cm-cruz")
+    await phone.goto(f"{base}/console/walk-ins")
+    assert await fits_the_screen(phone)
+    await screenshot(phone, "walk-ins-phone")

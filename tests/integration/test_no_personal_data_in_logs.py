@@ -1,7 +1,8 @@
 """No personal value used in the flows appears in any log line (issue: reliability and security).
 
 Runs a LEAD referral (page, acknowledgement, engagement), Handle With Care encounters (a notice
-and a triage) and an overdose (a Quick Response follow-up, its list read, an attempt) end to end
+and a triage), an overdose (a Quick Response follow-up, its list read, an attempt) and a walk-in (volunteers
+paged, one accepts and sees the first name, a milestone and an expense) end to end
 with every log line captured, at the production level, then searches the capture for each personal
 value the test used.
 """
@@ -31,7 +32,8 @@ PERSONAL_VALUES = ["Zebulon", "Featherstonehaugh", "1987-03-14", "tangerine ponc
                    "+15055550143", "5550143", "Sycamore Underpass", "Philippa", "Quackenbush", "2016-09-02",
                    "1313 Mockingbird", "broken glass", "Mortimer", "the school by the creek",
                    "counselor@lincoln.example.org", "+15055550101", "+15055550102",
-                   "Bartholomew", "1994-03-17", "4400 Central", "+15055550177", "motel parking lot"]
+                   "Bartholomew", "1994-03-17", "4400 Central", "+15055550177", "motel parking lot",
+                   "Ermengarde", "+15055550201"]
 
 
 @pytest.fixture
@@ -43,7 +45,8 @@ def captured_logs():
 
 
 async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None:
-    system = await system_factory("referral-intake", "notifier", "handle-with-care", "quick-response", now=NOW)
+    system = await system_factory("referral-intake", "notifier", "handle-with-care", "quick-response", "self-referral",
+                                  now=NOW)
     referral = {"cad_event_id": "CAD-LEAK-1", "agency_id": "apd", "site_id": "abq", "referral_type": "social_contact",
                 "occurred_at": NOW.isoformat(), "officer": OFFICER, "person": PERSON,
                 "location": {"description": "Sycamore Underpass by the river"}}
@@ -86,13 +89,29 @@ async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None
 
     await eventually(listed)
     await system.http.post("/v1/qrt/follow-ups/fu-EMS-LEAK-1/attempts", json={"outcome": "not_home"}, headers=team)
+
+    from tests.factories import walk_in
+
+    body = walk_in("STN-LEAK-1", occurred_at=NOW, first_name="Ermengarde").model_dump(mode="json")
+    assert (await system.http.post("/v1/walk-ins", json=body, headers=AGENCY)).status_code == 202
+    page = await eventually(lambda: [m for m in system.messages("sms") if m.to == "+15055550201"] or None)
+    volunteer_link = page[0].body.split("http://handoff.test")[1].split()[0]
+    model = system.app.state.walk_in_model
+    await eventually(lambda: model.walk_ins.get("wi-STN-LEAK-1"))
+    await system.http.post(volunteer_link, data={"action": "accept"})
+    await eventually(lambda: model.walk_ins["wi-STN-LEAK-1"].accepted)
+    assert "Ermengarde" in (await system.http.get(volunteer_link)).text
+    await system.http.post(volunteer_link, data={"action": "milestone", "milestone": "volunteer_arrived"})
+    await system.http.post(volunteer_link, data={"action": "expense", "kind": "meals", "amount": "9.50",
+                                                 "incurred_on": NOW.date().isoformat()})
     await eventually(lambda: True, interval=1.0)  # let the last log lines land
 
     logs = captured_logs.getvalue()
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     events = {line.get("event") for line in lines}
     assert {"referral_opened", "page_opened", "hwc_notice_requested", "delivery", "engagement_recorded",
-            "hwc_encounter_needs_triage", "follow_up_opened", "overdose_accepted"} <= events, \
+            "hwc_encounter_needs_triage", "follow_up_opened", "overdose_accepted", "walk_in_opened",
+            "walk_in_accepted"} <= events, \
         "the capture must hold the flows' own log lines"
     assert any(line.get("correlation_id") for line in lines)
     leaked = [value for value in PERSONAL_VALUES if value in logs]
@@ -102,7 +121,7 @@ async def test_flows_log_no_personal_data(system_factory, captured_logs) -> None
     raw, audits = await read_audit(system.settings)
     assert [value for value in PERSONAL_VALUES if value.encode() in raw] == []
     assert {a.record_kind.value for a in audits} >= {"lead_page", "lead_officer_confirmation", "hwc_notice",
-                                                     "qrt_follow_up_list"}
+                                                     "qrt_follow_up_list", "walk_in_page", "walk_in_details"}
     assert all(a.correlation_id for a in audits)
 
 

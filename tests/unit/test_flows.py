@@ -14,9 +14,10 @@ from services.kernel.topics import ALL_TOPICS
 from services.notifier.service import Notifier
 from services.quick_response.service import QuickResponse
 from services.referral_intake.service import EngagementTracker, ReferralIntake
+from services.self_referral.service import SelfReferrals
 
 OWNERS = {"intake": ReferralIntake, "tracker": EngagementTracker, "notifier": Notifier, "hwc": HandleWithCare,
-          "triage": TriageDesk, "qrt": QuickResponse}
+          "triage": TriageDesk, "qrt": QuickResponse, "walk_ins": SelfReferrals}
 
 
 def test_every_handler_a_subscription_names_exists_on_its_owner() -> None:

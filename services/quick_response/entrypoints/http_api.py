@@ -34,7 +34,7 @@ from services.messaging.kafka import Publisher
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
 from services.quick_response.domain.follow_up import check_overdose, plan, task_id_for
 from services.quick_response.service import audit_list_read, log_attempt
-from services.web.web import ApiError, bearer_principal, published_or_503
+from services.web.web import ApiError, bearer_principal, csv_cell, published_or_503
 
 log = get_logger(__name__)
 CSV_COLUMNS = ("task_id", "kind", "due_at", "occurred_at", "name", "contact_address", "address_source", "phone",
@@ -121,7 +121,7 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
             writer = csv.writer(out)
             writer.writerow(CSV_COLUMNS)
             for r in rows:
-                writer.writerow([_cell(v) for v in (r.task_id, r.kind, r.due_at.isoformat(), r.occurred_at.isoformat(),
+                writer.writerow([csv_cell(v) for v in (r.task_id, r.kind, r.due_at.isoformat(), r.occurred_at.isoformat(),
                                                     r.name, r.contact_address, r.address_source, r.phone, r.location,
                                                     " ".join(r.attempts), r.warned)])
             return Response(out.getvalue(), media_type="text/csv",
@@ -165,8 +165,3 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
 
     return api
 
-
-def _cell(value) -> str:
-    # A cell a spreadsheet would run as a formula (=, +, -, @) is quoted as text.
-    text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
