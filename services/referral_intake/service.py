@@ -20,6 +20,7 @@ from services.kernel.bus import Handlers
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
 from services.kernel.events import (
+    CadOverdoseResponded,
     CadReferralMade,
     ConsentRole,
     DeliveryOutcome,
@@ -69,6 +70,7 @@ class ReferralIntake:
         self.clock = clock
 
     CAD_EVENTS: ClassVar[Handlers] = {CadReferralMade: "on_cad_referral"}
+    OVERDOSE_EVENTS: ClassVar[Handlers] = {CadOverdoseResponded: "on_cad_overdose"}
 
     async def on_cad_referral(self, cad: CadReferralMade) -> ReferralCreated | None:
         """Open a referral; ``None`` when this CAD event already opened one (retry or replay)."""
@@ -92,20 +94,36 @@ class ReferralIntake:
                                        "fingerprint": created.cad_fingerprint}
         log.info("referral_opened", referral_id=referral_id, site_id=cad.site_id,
                  referral_type=cad.referral_type.value)
-        await self._tell_if_inactive_participant(cad, referral_id)
+        p = cad.person
+        await self._tell_if_inactive_participant(cad.site_id, cad.cad_event_id,
+                                                 person_key(p.first_name, p.last_name, p.date_of_birth),
+                                                 cad.occurred_at, cad.location.description, referral_id)
         return created
 
-    async def _tell_if_inactive_participant(self, cad: CadReferralMade, referral_id: str) -> None:
+    async def on_cad_overdose(self, overdose: CadOverdoseResponded) -> None:
+        """An overdose response (any pathway's CAD event) that names an inactive participant: their case
+        manager hears where and when, as for a referral. The overdose itself is the Quick Response
+        service's; nothing of the match goes back to the responders."""
+        p = overdose.person
+        agency = self.reference.agencies.get(overdose.agency_id)
+        if p is None or overdose.fatal or agency is None or overdose.site_id not in agency.sites:
+            return  # nobody named, or a record the Quick Response service dead-letters (naming the field)
+        await self._tell_if_inactive_participant(
+            overdose.site_id, f"overdose:{overdose.overdose_event_id}", person_key(p.first_name, p.last_name,
+                                                                                  p.date_of_birth),
+            overdose.occurred_at, overdose.location_description or "not given")
+
+    async def _tell_if_inactive_participant(self, site_id: str, cad_event_id: str, key: str | None,
+                                            seen_at: datetime, where: str, referral_id: str | None = None) -> None:
         """Police met someone who matches an inactive participant: their case manager is told (by the
         notifier, on the participant's own referral). The CAD side hears nothing of it."""
-        p = cad.person
-        known = self.inactive_participant(cad.site_id, person_key(p.first_name, p.last_name, p.date_of_birth))
+        known = self.inactive_participant(site_id, key)
         if known is None or known == referral_id:
             return
         await self.publisher.publish(REFERRALS, known, ParticipantSeen(
-            referral_id=known, site_id=cad.site_id, cad_event_id=cad.cad_event_id, seen_at=cad.occurred_at,
-            location_description=cad.location.description))
-        log.info("participant_seen", referral_id=known, cad_event_id=cad.cad_event_id)
+            referral_id=known, site_id=site_id, cad_event_id=cad_event_id, seen_at=seen_at,
+            location_description=where))
+        log.info("participant_seen", referral_id=known, cad_event_id=cad_event_id)
 
 
 ENGAGEMENT_NAMESPACE = uuid.UUID("3c0c1f43-8a9e-4f0e-b4a1-0d5f7e2a9b61")

@@ -45,3 +45,15 @@ async def test_police_meeting_an_inactive_participant_alerts_their_case_manager_
     assert second.status_code == 202 and referral_id not in second.text  # nothing goes back to the police side
     alert = await eventually(lambda: [m for m in system.messages("sms")[before:] if "inactive" in m.body])
     assert [m.to for m in alert] == [cm.phone] and "library steps, 5th and Copper" in alert[0].body
+
+    # An overdose response (another pathway's CAD event) naming them tells the same case manager.
+    from tests.factories import overdose
+
+    seen = overdose("EMS-RE-3", occurred_at=NOW + timedelta(days=6), location_description="bus shelter on Central")
+    seen = seen.model_copy(update={"person": seen.person.model_copy(update={
+        "first_name": "Sam", "last_name": "Example", "date_of_birth": date(1987, 3, 14)})})
+    system.clock.advance(days=1)
+    answer = await system.http.post("/v1/overdoses", json=seen.model_dump(mode="json"), headers=TOKEN)
+    assert answer.status_code == 202 and referral_id not in answer.text
+    await eventually(lambda: [m for m in system.messages("sms") if "bus shelter on Central" in m.body])
+    assert {m.to for m in system.messages("sms") if "bus shelter on Central" in m.body} == {cm.phone}

@@ -1,4 +1,4 @@
-"""Faust worker: CAD referrals -> ReferralIntake; referral and page events -> EngagementTracker; flag timer."""
+"""Faust worker: CAD referrals (and overdoses naming an inactive participant) -> ReferralIntake; referral and page events -> EngagementTracker; flag timer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
-from services.kernel.topics import CAD_REFERRALS, PAGES, REFERRALS
+from services.kernel.topics import CAD_OVERDOSES, CAD_REFERRALS, PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
@@ -18,6 +18,8 @@ from services.referral_intake.service import EngagementTracker, ReferralIntake
 SERVICE = "referral-intake"
 SUBSCRIPTIONS = (
     Subscription(CAD_REFERRALS, "intake", ReferralIntake.CAD_EVENTS),
+    # Any pathway's CAD event may name an inactive participant: overdose responses too.
+    Subscription(CAD_OVERDOSES, "intake", ReferralIntake.OVERDOSE_EVENTS, name="participants-seen"),
     Subscription(REFERRALS, "tracker", EngagementTracker.REFERRAL_EVENTS, name="lifecycle"),
     Subscription(PAGES, "tracker", EngagementTracker.PAGE_EVENTS, name="lifecycle-pages"),
 )

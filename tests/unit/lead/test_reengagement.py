@@ -76,6 +76,25 @@ async def test_a_cad_referral_naming_an_inactive_participant_tells_their_referra
     assert len(publisher.events(ParticipantSeen)) == 1
 
 
+async def test_an_overdose_response_naming_an_inactive_participant_tells_their_referral_too() -> None:
+    from tests.factories import overdose
+
+    od_person = overdose().person
+    key = person_key(od_person.first_name, od_person.last_name, od_person.date_of_birth)
+    publisher = InMemoryPublisher()
+    intake = ReferralIntake(REF, {}, publisher, FakeClock(T0), inactive_participant=lambda site, k: (
+        "r-old" if (site, k) == ("abq", key) else None))
+    await intake.on_cad_overdose(overdose("EMS-9", occurred_at=T0))
+    [seen] = publisher.events(ParticipantSeen)
+    assert (seen.referral_id, seen.cad_event_id, seen.location_description) == (
+        "r-old", "overdose:EMS-9", "motel parking lot, 4400 Central Ave SE")
+    for ignored in (overdose("EMS-10", fatal=True),  # nobody left to re-engage
+                    overdose("EMS-11", agency_id="sfpd"),  # an agency that does not serve the site: dead-lettered
+                    overdose("EMS-12", person=None)):  # nobody named
+        await intake.on_cad_overdose(ignored)
+    assert len(publisher.events(ParticipantSeen)) == 1
+
+
 def seen_event(h: Harness, cad_event_id: str = "CAD-NEW") -> ParticipantSeen:
     return ParticipantSeen(referral_id=h.referral.referral_id, site_id="abq", cad_event_id=cad_event_id,
                            seen_at=h.clock.now(), location_description="Sycamore Underpass by the river")
