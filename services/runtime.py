@@ -28,7 +28,16 @@ from services.kernel.clock import Clock, SystemClock
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, load_reference_data
 from services.kernel.settings import Settings
-from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE, OVERDOSE_REPORTS, PAGES, QRT_FOLLOW_UPS, REFERRALS, WALK_INS
+from services.kernel.topics import (
+    CAD_OVERDOSES,
+    HWC_NOTICES,
+    HWC_TRIAGE,
+    OVERDOSE_REPORTS,
+    PAGES,
+    QRT_FOLLOW_UPS,
+    REFERRALS,
+    WALK_INS,
+)
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
@@ -123,7 +132,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     read_model = read_model if read_model is not None else LeadReadModel()
     handoff_details = HandoffDetails()
     hwc_model = HwcReadModel(lambda school_id: getattr(reference.schools.get(school_id), "district_id", None))
-    qrt_model = QrtReadModel()
+    qrt_model = QrtReadModel(overdose_report_key(settings))
     walk_in_model = WalkInReadModel()
     owned = publisher is None
     if owned:
@@ -132,7 +141,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), topics, apply)
         for topics, apply in (((REFERRALS, PAGES), both(read_model.apply, handoff_details.apply)),
                               ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply),
-                              ((QRT_FOLLOW_UPS, OVERDOSE_REPORTS), qrt_model.apply),
+                              ((QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_OVERDOSES), qrt_model.apply),
                               ((WALK_INS,), walk_in_model.apply))
     ] if follow_topics else []
 
@@ -207,7 +216,12 @@ def add_console(app: FastAPI, settings: Settings, reference: ReferenceData, read
     app.include_router(console.create_router(sessions))
     app.include_router(lead_console.create_router(
         sessions, reference, read_model, handoff_details, publisher, clock,
-        hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now())))
+        hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now()),
+        other_pathways=lambda site, month: [
+            *([qrt_model.month_figures(site.site_id, month, site.zone, site.quick_response)]
+              if site.quick_response else []),
+            *([walk_in_model.month_figures(site.site_id, month, site.zone, site.self_referral)]
+              if site.self_referral else [])]))
     app.include_router(hwc_console.create_router(sessions, reference, hwc_model, publisher, clock))
     app.include_router(qrt_console.create_router(sessions, reference, qrt_model, publisher, clock))
     app.include_router(walk_in_console.create_router(walk_in_links(settings), sessions, reference, walk_in_model,

@@ -911,6 +911,7 @@ class DisclosedRecord(str, Enum):
     walk_in_page = "walk_in_page"  # a volunteer paged for a walk-in (station and time only)
     walk_in_alert = "walk_in_alert"  # a coordinator told a walk-in is unanswered or not placed in time (ids only)
     walk_in_details = "walk_in_details"  # the person's first name, shown to the volunteer who took the walk-in
+    qrt_state_report = "qrt_state_report"  # the state's 24-hour overdose report fields, read by program staff
     other = "other"
 
 
@@ -1040,6 +1041,19 @@ class AttemptOutcome(str, Enum):
     other = "other"
 
 
+@wire_enum(default="unknown")
+class DrugType(str, Enum):
+    """The drug class the responders suspected (the state's overdose report asks for it)."""
+
+    opioid = "opioid"
+    stimulant = "stimulant"
+    benzodiazepine = "benzodiazepine"
+    alcohol = "alcohol"
+    polysubstance = "polysubstance"
+    other = "other"
+    unknown = "unknown"
+
+
 AGE_RANGE = Field(pattern=r"^(0-17|18-24|25-34|35-44|45-54|55-64|65\+|unknown)$")
 
 
@@ -1094,6 +1108,8 @@ class CadOverdoseResponded(InboundEvent):
     """How many doses."""
     suspected_substance: str | None = Field(None, max_length=100)
     """Suspected drug, as recorded."""
+    drug_type: DrugType | None = None
+    """Suspected drug class."""
     age_range: str = AGE_RANGE
     """Approximate age: 0-17, 18-24, 25-34, 35-44, 45-54, 55-64, 65+ or unknown."""
     sex: Sex = Sex.unknown
@@ -1240,6 +1256,8 @@ class OverdoseReported(Event):
     """How many doses."""
     suspected_substance: str | None = None
     """Suspected drug."""
+    drug_type: DrugType | None = None
+    """Suspected drug class."""
     age_range: str
     """Approximate age."""
     sex: Sex

@@ -177,6 +177,10 @@ class QuickResponsePathway(_Model):
     warn_before_hours: float = Field(12, gt=0, description="the team lead is told this long before the window closes")
     team_lead_ids: tuple[str, ...] = Field(min_length=1, description="staff told when a window is closing")
     family_support: bool = Field(False, description="a fatal overdose opens a family-support follow-up")
+    contact_target: float = Field(0.5, gt=0, le=1, description="share of follow-ups the team should reach (the funnel's "
+                                                               "target; Huntington reached 35 of 71)")
+    state_report: bool = Field(False, description="the state's 24-hour overdose report fields (West Virginia's law) are "
+                                                  "offered to the program's staff")
 
 
 class Station(_Model):
@@ -197,6 +201,7 @@ class SelfReferralPathway(_Model):
     placement_target_hours: float = Field(24, gt=0, description="from the walk-in to placement in treatment")
     max_travel_minutes: int = Field(60, ge=1, description="volunteers further than this from the station are not paged")
     mileage_cents_per_mile: int = Field(70, ge=0, le=1000, description="mileage reimbursement rate")
+    placement_target: float = Field(0.5, gt=0, le=1, description="share of walk-ins placed within the target hours")
 
 
 class Site(_Model):

@@ -26,5 +26,5 @@ def deidentify(event: CadOverdoseResponded, key: bytes) -> OverdoseReported:
         hour=event.occurred_at.replace(minute=0, second=0, microsecond=0),
         latitude=rounded(event.latitude), longitude=rounded(event.longitude), fatal=event.fatal,
         naloxone_given=event.naloxone_given, naloxone_doses=event.naloxone_doses,
-        suspected_substance=event.suspected_substance, age_range=event.age_range, sex=event.sex,
+        suspected_substance=event.suspected_substance, drug_type=event.drug_type, age_range=event.age_range, sex=event.sex,
         prior_overdose=event.prior_overdose)

@@ -4,17 +4,21 @@ follow-up and report events (``apply``); pure, so the API and tests share it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from services.kernel.events import (
     AttemptOutcome,
+    CadOverdoseResponded,
     FollowUpAttempted,
     FollowUpEscalated,
     FollowUpExpired,
     FollowUpOpened,
     OverdoseReported,
 )
+from services.kernel.pathways import PathwayFigures, ratio
+from services.kernel.reference import QuickResponsePathway
 from services.quick_response.domain.follow_up import CLOSING, CONTACTED, ENGAGED
+from services.quick_response.domain.state_report import StateReportRow, state_row
 
 
 @dataclass
@@ -50,12 +54,24 @@ def week_of(at: datetime) -> date:
 
 
 class QrtReadModel:
-    def __init__(self) -> None:
+    #: The state report's rows are kept this long (the CAD overdose topic keeps 7 days).
+    STATE_ROWS_KEPT = timedelta(days=7)
+
+    def __init__(self, report_key: bytes = b"") -> None:
         self.follow_ups: dict[str, FollowUpView] = {}
         self.reports: dict[str, OverdoseReported] = {}
+        self.report_key = report_key
+        self.state_rows: dict[str, StateReportRow] = {}  # report id -> the state's fields (no one named)
 
     def apply(self, event) -> None:
-        if isinstance(event, FollowUpOpened):
+        if isinstance(event, CadOverdoseResponded):
+            if self.report_key:
+                row = state_row(event, self.report_key)
+                self.state_rows.setdefault(row.report_id, row)
+                oldest = row.occurred_at - self.STATE_ROWS_KEPT
+                if len(self.state_rows) % 256 == 0:  # now and then: drop what the topic no longer holds either
+                    self.state_rows = {k: r for k, r in self.state_rows.items() if r.occurred_at >= oldest}
+        elif isinstance(event, FollowUpOpened):
             self.follow_ups.setdefault(event.task_id, FollowUpView(event))
         elif isinstance(event, FollowUpAttempted):
             view = self.follow_ups.get(event.task_id)
@@ -91,6 +107,28 @@ class QrtReadModel:
             contacted=sum(1 for v in views if CONTACTED & set(v.outcomes)),
             engaged=sum(1 for v in views if ENGAGED & set(v.outcomes)),
             referred_to_treatment=sum(1 for v in views if AttemptOutcome.referred_to_treatment in v.outcomes))
+
+    def month_figures(self, site_id: str, month: str, zone: tzinfo, pathway: QuickResponsePathway) -> PathwayFigures:
+        """The site's month (site-local) as the dashboard and the monthly report show every pathway."""
+        def in_month(at: datetime) -> bool:
+            return at.astimezone(zone).strftime("%Y-%m") == month
+
+        reports = [r for r in self.reports.values() if r.site_id == site_id and in_month(r.hour)]
+        views = [v for v in self.follow_ups.values() if v.opened.site_id == site_id and in_month(v.opened.occurred_at)]
+        contacted = sum(1 for v in views if CONTACTED & set(v.outcomes))
+        return PathwayFigures(
+            "quick_response", "Quick Response Team (naloxone plus)", month,
+            (("overdose calls", len(reports)), ("follow-ups", len(views)), ("contacted", contacted),
+             ("engaged", sum(1 for v in views if ENGAGED & set(v.outcomes))),
+             ("referred to treatment", sum(1 for v in views if AttemptOutcome.referred_to_treatment in v.outcomes))),
+            "contacted / follow-ups", pathway.contact_target, ratio(contacted, len(views)))
+
+    def state_report(self, site_id: str, since: datetime, agencies: frozenset[str]) -> list[StateReportRow]:
+        """The state's fields for the site's overdoses since ``since``, from agencies that serve the site
+        (a record the worker dead-letters is left out here too), oldest first."""
+        return sorted((r for r in self.state_rows.values()
+                       if r.site_id == site_id and r.occurred_at >= since and r.agency_id in agencies),
+                      key=lambda r: (r.occurred_at, r.report_id))
 
     def feed(self, site_id: str | None = None, since: datetime | None = None) -> list[OverdoseReported]:
         return sorted((r for r in self.reports.values()

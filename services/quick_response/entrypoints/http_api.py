@@ -10,6 +10,8 @@
   makes a retried tap the same attempt).
 - ``GET /v1/qrt/funnel?site_id=&week=``: overdose calls -> follow-ups -> contacted -> engaged ->
   referred to treatment, for one site and ISO week.
+- ``GET /v1/qrt/state-report?site_id=&last_hours=24``: the state's 24-hour overdose report fields,
+  where the site enables them (JSON or CSV; no one named; each read audited).
 - ``GET /v1/public/overdoses``: the de-identified feed for public-health maps (no name, date of
   birth, address or free text; the hour; about a kilometre).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
@@ -26,13 +28,22 @@ from pydantic import BaseModel, ConfigDict
 
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.events import AttemptOutcome, CadOverdoseResponded, DisclosureChannel, OverdoseReported
+from services.kernel.events import (
+    AttemptOutcome,
+    CadOverdoseResponded,
+    DisclosedRecord,
+    DisclosureChannel,
+    OverdoseReported,
+)
 from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, CaseManager, ReferenceData
 from services.kernel.topics import CAD_OVERDOSES
 from services.messaging.kafka import Publisher
+from services.messaging.outbox import audit_shown
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
 from services.quick_response.domain.follow_up import check_overdose, plan, task_id_for
+from services.quick_response.domain.state_report import COLUMNS as STATE_COLUMNS
+from services.quick_response.domain.state_report import StateReportRow
 from services.quick_response.service import audit_list_read, log_attempt
 from services.web.web import ApiError, bearer_principal, csv_cell, published_or_503
 
@@ -154,6 +165,31 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
         site_of(person, site_id)
         monday = week_of(datetime.combine(week, datetime.min.time())) if week else week_of(clock.now())
         return {"site_id": site_id, "week": monday.isoformat(), **model.funnel(site_id, monday).__dict__}
+
+    @api.get("/v1/qrt/state-report", response_model=list[StateReportRow], summary="The state's 24-hour overdose report fields (where the site enables it)")
+    async def state_report(site_id: str, last_hours: int = Query(24, ge=1, le=24 * 7),
+                           accept: str | None = Header(None), person: CaseManager = Depends(staff)) -> Response | list:
+        site_of(person, site_id)
+        site = reference.site(site_id)
+        if site is None or site.quick_response is None or not site.quick_response.state_report:
+            raise ApiError(404, "site_id", "the site does not report overdoses to the state through Handoff")
+        agencies = frozenset(a.agency_id for a in reference.agencies.values() if site_id in a.sites)
+        rows = model.state_report(site_id, clock.now() - timedelta(hours=last_hours), agencies)
+        # No one is named, but time, place, age and sex together can point at someone: reads are audited.
+        await published_or_503(audit_shown(publisher, clock, DisclosedRecord.qrt_state_report, site_id,
+                                           person.case_manager_id, person.role, DisclosureChannel.api),
+                               publish_timeout_seconds, "qrt")
+        if accept and "text/csv" in accept:
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(STATE_COLUMNS)
+            for r in rows:
+                writer.writerow([csv_cell(v.isoformat() if isinstance(v, datetime) else v)
+                                 for v in r.as_dict().values()])
+            return Response(out.getvalue(), media_type="text/csv",
+                            headers={"Cache-Control": "no-store",
+                                     "Content-Disposition": f'attachment; filename="state-report-{site_id}.csv"'})
+        return rows
 
     @api.get("/v1/public/overdoses", response_model=list[OverdoseReported],
              summary="De-identified overdose responses for public-health maps")

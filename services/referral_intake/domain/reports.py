@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, tzinfo
 from statistics import median
 
+from services.kernel.events import ReferralType
+from services.kernel.pathways import LEAD_TITLES, PathwayFigures
+from services.kernel.reference import Site
 from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView
 
 HANDOFF_TARGET_SECONDS = 30 * 60  # domain brief: the warm handoff within 30 minutes
@@ -99,6 +102,33 @@ def monthly_report(views: Iterable[ReferralView], site_id: str, month: str, zone
     rows = [_row(month, site_id, kind, [v for v in in_month if v.referral_type == kind]) for kind in kinds]
     rows.append(_row(month, site_id, "all", in_month))
     return rows
+
+
+def route_figures(views: Iterable[ReferralView], site: Site, month: str) -> list[PathwayFigures]:
+    """LEAD's routes as pathways (one per accepted referral type): the month's funnel against enrollment's
+    60% target, in the shape every pathway reports."""
+    in_month = [v for v in views if v.site_id == site.site_id and month_of(v.referred_at, site.zone) == month]
+    figures = []
+    for kind in sorted(site.accepted_referral_types, key=lambda t: list(ReferralType).index(t)):
+        s = summarize(v for v in in_month if v.referral_type == kind.value)
+        figures.append(PathwayFigures(kind.value, LEAD_TITLES[kind], month,
+                                      (("referrals", s.referrals), ("contacted", s.contacted), ("enrolled", s.enrolled),
+                                       ("engaged", s.engaged)),
+                                      "enrolled / referrals", ENROLLMENT_TARGET, s.enrollment_rate))
+    return figures
+
+
+def pathways_csv(figures: list[PathwayFigures], site_id: str) -> str:
+    """Every pathway's month in one long table: a row per stage, with the pathway's target and rate."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("month", "site_id", "pathway", "stage", "count", "target_measure", "target", "rate", "meets_target"))
+    for f in figures:
+        for stage, count in f.stages:
+            writer.writerow((f.period, site_id, f.pathway, stage, count, f.target_label, f"{f.target:.3f}",
+                             "" if f.rate is None else f"{f.rate:.3f}",
+                             "" if f.meets_target is None else ("yes" if f.meets_target else "no")))
+    return out.getvalue()
 
 
 def _row(month: str, site_id: str, kind: str, views: list[ReferralView]) -> ReportRow:

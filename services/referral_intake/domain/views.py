@@ -27,10 +27,9 @@ from services.kernel.events import (
     ReferralStatus,
     ReferralStatusChanged,
 )
+from services.kernel.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
 from services.kernel.store import JsonForm
 
-ENROLLMENT_TARGET = 0.60   # domain brief: enrollment under 60% of referrals is a known failure
-ENGAGEMENT_TARGET = 0.75   # ... and engagement under 75% of enrollees
 CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.value, Milestone.enrolled.value,
                       Milestone.engaged.value}
 INTAKE_MILESTONES = {Milestone.intake_scheduled.value, Milestone.enrolled.value, Milestone.engaged.value}

@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from services.kernel.clock import Clock
 from services.kernel.events import DisclosureChannel, Milestone
+from services.kernel.pathways import PathwayFigures, pathways_of
 from services.kernel.reference import ReferenceData, Site
 from services.messaging.kafka import Publisher
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
@@ -26,7 +27,9 @@ from services.referral_intake.domain.lifecycle import IllegalTransition
 from services.referral_intake.domain.reports import (
     month_of,
     monthly_report,
+    pathways_csv,
     report_csv,
+    route_figures,
     summarize,
     time_to_acknowledge,
     time_to_contact,
@@ -46,7 +49,10 @@ TEMPLATES = "services.referral_intake.entrypoints"  # its templates/ folder
 
 
 def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadModel, details: HandoffDetails,
-                  publisher: Publisher, clock: Clock, hwc_rates: Callable[[set[str]], Markup] | None = None) -> APIRouter:
+                  publisher: Publisher, clock: Clock, hwc_rates: Callable[[set[str]], Markup] | None = None,
+                  other_pathways: Callable[[Site, str], list[PathwayFigures]] | None = None) -> APIRouter:
+    """``other_pathways(site, month)``: the figures of the site's pathways other services run (Quick
+    Response, self-referral), shown beside LEAD's routes."""
     api = APIRouter(include_in_schema=False)
     field_roles = ("case_manager", "outreach")
     figure_roles = ("program_manager", "administrator")
@@ -157,9 +163,24 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
         if not mine:
             return page("message.html", "Dashboard", viewer, paragraphs=["No sites."], alert=False, back=None)
         chosen = site_for(viewer, site or mine[0].site_id)
+        month = month_of(clock.now(), chosen.zone)
         return page("lead/dashboard.html", "Dashboard", viewer, package=TEMPLATES, sites=mine, chosen=chosen,
-                    live=live_figures(chosen), month=month_of(clock.now(), chosen.zone),
-                    refresh_ms=DASHBOARD_REFRESH_SECONDS * 1000)
+                    live=live_figures(chosen), month=month, refresh_ms=DASHBOARD_REFRESH_SECONDS * 1000,
+                    pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=pathways_of(chosen),
+                                      figures=every_pathway(chosen, month), month=month))
+
+    def every_pathway(site: Site, month: str) -> list[PathwayFigures]:
+        return route_figures(model.views.values(), site, month) + (other_pathways(site, month) if other_pathways
+                                                                   else [])
+
+    @api.get("/console/reports/{site_id}/{month}/pathways.csv", response_class=PlainTextResponse)
+    async def pathways_report(request: Request, site_id: str, month: str) -> Response:
+        viewer = sessions.require(request, *figure_roles)
+        if not _is_month(month):
+            raise ApiError(422, "month", "expected YYYY-MM")
+        site = site_for(viewer, site_id)
+        return PlainTextResponse(pathways_csv(every_pathway(site, month), site_id), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="handoff-{site_id}-{month}-pathways.csv"'})
 
     @api.get("/console/dashboard/live", response_class=HTMLResponse)
     async def dashboard_live(request: Request, site: str = "") -> HTMLResponse:
@@ -178,8 +199,11 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
         if as_csv:
             return PlainTextResponse(report_csv(rows), media_type="text/csv", headers={
                 "Content-Disposition": f'attachment; filename="handoff-{site_id}-{month}.csv"'})
-        return page("lead/report.html", f"LEAD monthly report: {site.name}, {month}", viewer, package=TEMPLATES,
+        return page("lead/report.html", f"Monthly report: {site.name}, {month}", viewer, package=TEMPLATES,
                     month=month, enrollment_target=ENROLLMENT_TARGET, engagement_target=ENGAGEMENT_TARGET,
+                    pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=[],
+                                      figures=every_pathway(site, month), month=month),
+                    pathways_csv=f"/console/reports/{site_id}/{month}/pathways.csv",
                     columns=list(rows[0].__dataclass_fields__),
                     rows=[["" if v is None else v for v in row.__dict__.values()] for row in rows])
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from services.kernel.events import (
     VolunteerExpenseClaimed,
@@ -17,6 +17,8 @@ from services.kernel.events import (
     WalkInMilestoneRecorded,
     WalkInOpened,
 )
+from services.kernel.pathways import PathwayFigures, ratio
+from services.kernel.reference import SelfReferralPathway
 from services.self_referral.domain.walk_in import CLOSING
 
 
@@ -100,9 +102,10 @@ class WalkInReadModel:
         return sorted((v for v in self.walk_ins.values() if v.opened.site_id == site_id and v.closed_by is None),
                       key=lambda v: (v.accepted is not None, v.opened.occurred_at))
 
-    def month(self, site_id: str, month: str, placement_target_hours: float) -> MonthFigures:
+    def month(self, site_id: str, month: str, placement_target_hours: float, zone: tzinfo = UTC) -> MonthFigures:
+        """Walk-ins of ``month`` (site-local)."""
         views = [v for v in self.walk_ins.values()
-                 if v.opened.site_id == site_id and month_of(v.opened.occurred_at) == month]
+                 if v.opened.site_id == site_id and month_of(v.opened.occurred_at.astimezone(zone)) == month]
         to_scene = [m for v in views if (m := v.minutes_to_scene) is not None]
         to_placement = [h for v in views if (h := v.hours_to_placement) is not None]
         return MonthFigures(
@@ -112,6 +115,16 @@ class WalkInReadModel:
             placed_within_target=sum(1 for h in to_placement if h <= placement_target_hours),
             median_minutes_to_scene=round(statistics.median(to_scene), 1) if to_scene else None,
             median_hours_to_placement=round(statistics.median(to_placement), 1) if to_placement else None)
+
+    def month_figures(self, site_id: str, month: str, zone: tzinfo, pathway: SelfReferralPathway) -> PathwayFigures:
+        """The site's month as the dashboard and the monthly report show every pathway."""
+        f = self.month(site_id, month, pathway.placement_target_hours, zone)
+        return PathwayFigures(
+            "self_referral", "Self-referral (volunteer pool)", month,
+            (("walk-ins", f.walk_ins), ("accepted", f.accepted), ("volunteer on scene", f.volunteer_on_scene),
+             ("placed", f.placed), (f"placed within {pathway.placement_target_hours:g} h", f.placed_within_target)),
+            f"placed within {pathway.placement_target_hours:g} h / walk-ins", pathway.placement_target,
+            ratio(f.placed_within_target, f.walk_ins))
 
     def expenses_of(self, site_id: str, month: str) -> list[VolunteerExpenseClaimed]:
         """The month's claims at a site (by the day paid), by volunteer then day."""

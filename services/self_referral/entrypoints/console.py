@@ -133,11 +133,11 @@ def create_router(links: AckLinks, sessions: Sessions, reference: ReferenceData,
     @api.get("/console/walk-ins", response_class=HTMLResponse)
     async def walk_ins(request: Request) -> HTMLResponse:
         viewer = sessions.require(request, *STAFF_ROLES)
-        now, month = clock.now(), month_of(clock.now())
+        now = clock.now()
         sites = [s for s in reference.sites.values() if s.self_referral and s.site_id in viewer.staff.sites]
         boards = []
         for site in sites:
-            pathway = site.self_referral
+            pathway, month = site.self_referral, month_of(now.astimezone(site.zone))
             cards = []
             for v in model.open_list(site.site_id):
                 volunteer = reference.volunteers.get(v.accepted.volunteer_id) if v.accepted else None
@@ -148,7 +148,7 @@ def create_router(links: AckLinks, sessions: Sessions, reference: ReferenceData,
                               "reached": [MILESTONES[m] for m in v.reached], "escalated": v.escalated,
                               "overdue": v.opened.placement_due_at <= now})
             boards.append({"site": site, "cards": cards, "month": month,
-                           "figures": model.month(site.site_id, month, pathway.placement_target_hours).__dict__,
+                           "figures": model.month(site.site_id, month, pathway.placement_target_hours, site.zone).__dict__,
                            "target": pathway.placement_target_hours})
         return page("walk_ins/open.html", "Walk-ins", viewer, package=TEMPLATES, boards=boards,
                     managers=viewer.role in ("program_manager", "outreach"))

@@ -164,7 +164,7 @@ def create_router(reference: ReferenceData, model: WalkInReadModel, publisher: P
         chosen = month_or_now(month)
         return {"site_id": site_id, "month": chosen,
                 "placement_target_hours": site.self_referral.placement_target_hours,
-                **model.month(site_id, chosen, site.self_referral.placement_target_hours).__dict__}
+                **model.month(site_id, chosen, site.self_referral.placement_target_hours, site.zone).__dict__}
 
     @api.get("/v1/walk-ins/expenses", response_class=Response, summary="A month's volunteer expenses (CSV)")
     async def expenses(site_id: str, month: str | None = Query(None), person: CaseManager = Depends(staff)) -> Response:

@@ -24,7 +24,7 @@ def test_the_report_names_nobody_and_places_no_one_precisely() -> None:
     assert not re.search(r"T\d\d:(?!00:00)\d\d", text)
     assert (report.latitude, report.longitude) == (35.08, -106.65)  # about a kilometre
     assert set(report.model_dump()) == {"report_id", "site_id", "hour", "latitude", "longitude", "fatal",
-                                        "naloxone_given", "naloxone_doses", "suspected_substance", "age_range", "sex",
+                                        "naloxone_given", "naloxone_doses", "suspected_substance", "drug_type", "age_range", "sex",
                                         "prior_overdose"}
 
 

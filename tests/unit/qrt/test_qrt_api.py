@@ -145,3 +145,30 @@ async def test_the_console_list_shows_who_and_where_due_first_and_takes_an_attem
     client.cookies.clear()
     await client.post("/console/login", data={"token": "local-dev-token-cm-ana"})  # abq case manager: same site
     assert (await client.get("/console/qrt")).status_code == 200
+
+
+async def test_the_states_24_hour_report_has_its_fields_and_names_no_one(app, client, publisher) -> None:
+    from services.kernel.events import DrugType
+
+    model = app.state.qrt_model
+    model.apply(overdose("od-7", drug_type=DrugType.opioid, occurred_at=NOW.replace(second=41)))
+    model.apply(overdose("od-8", agency_id="sfpd"))  # an agency that does not serve abq: dead-lettered, left out
+    model.apply(overdose("od-old", occurred_at=NOW - timedelta(hours=30)))
+    answer = await client.get("/v1/qrt/state-report", params={"site_id": "abq"}, headers=CRUZ)
+    [row] = answer.json()
+    assert row["occurred_at"] == "2026-11-20T15:30:00Z" and row["report_due_by"] == "2026-11-21T15:30:00Z"
+    assert (row["approximate_latitude"], row["approximate_longitude"]) == (35.081, -106.652)
+    assert (row["naloxone_given"], row["naloxone_doses"], row["fatal"], row["sex"], row["age_range"],
+            row["suspected_substance"], row["drug_type"], row["prior_overdose"]) == \
+        (True, 2, False, "male", "25-34", "fentanyl", "opioid", True)
+    assert row["report_id"].startswith("od-") and "od-7" not in answer.text  # a keyed id, not the CAD event's
+    for private in ("Bartholomew", "Quackenbush", "1994", "Central", "+15055550177", "motel"):
+        assert private not in answer.text
+    csv = await client.get("/v1/qrt/state-report", params={"site_id": "abq", "last_hours": 48},
+                           headers={**CRUZ, "Accept": "text/csv"})
+    assert csv.text.splitlines()[0].startswith("report_id,site_id,agency_id,occurred_at") and len(
+        csv.text.splitlines()) == 3
+    audits = [a for a in publisher.events(DisclosureAudited) if a.record_kind.value == "qrt_state_report"]
+    assert len(audits) == 2
+    refused = await client.get("/v1/qrt/state-report", params={"site_id": "santa-fe"}, headers=CRUZ)
+    assert refused.status_code == 404 and "site_id" in refused.text  # Santa Fe does not enable it
