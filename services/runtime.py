@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from services.cad_gateway.entrypoints import http_api as eido_http
 from services.delivery.channels import Channel
 from services.delivery.links import AckLinks
 from services.handle_with_care.adapters.metrics import HwcCollector
@@ -181,6 +182,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         sms_auth_token=settings.sms_auth_token.get_secret_value(), public_base_url=settings.public_base_url,
         acknowledgement_of=lambda referral_id: _acknowledgement(read_model, referral_id)))
     app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
+    app.include_router(eido_http.create_router(reference, publisher, clock, settings.intake_publish_timeout_seconds,
+                                               settings.event_time_window))
     app.include_router(qrt_http.create_router(reference, qrt_model, publisher, clock,
                                               settings.intake_publish_timeout_seconds, settings.event_time_window))
     app.include_router(walk_in_http.create_router(reference, walk_in_model, publisher, clock,

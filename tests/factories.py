@@ -123,6 +123,8 @@ def one_of_each() -> list[ev.Event]:
         ev.WalkInMessageSent(case_id="wi-w-1", attempt_id="wi-w-1/page/vol-dana/sms", recipient_id="vol-dana",
                              channel=ev.Channel.sms, outcome=ev.DeliveryOutcome.delivered, attempt=1, sent_at=NOW),
         ev.WalkInExpired(case_id="wi-w-1", expired_at=NOW),
+        ev.ReferralLocationUpdated(referral_id="r-1", site_id="abq", cad_event_id="cad-1001", updated_at=NOW,
+                                   location_description="library steps, 5th and Copper"),
     ]
 
 

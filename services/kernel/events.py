@@ -582,6 +582,24 @@ class ParticipantSeen(Event):
     """Where, as the officer described it: where outreach may find them."""
 
 
+class ReferralLocationUpdated(Event):
+    """CAD updated an open referral's call with a new place (the person moved): the case manager who took it
+    hears where, to find them. Keyed by referral_id."""
+
+    avro_schema: ClassVar[str] = "referral_location_updated"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
+    referral_id: str
+    """The referral."""
+    site_id: str
+    """LEAD site (tenant)."""
+    cad_event_id: str
+    """The CAD event that was updated."""
+    updated_at: Instant
+    """When CAD updated it."""
+    location_description: str = Field(max_length=500)
+    """Where the person is now, as CAD describes it."""
+
+
 # --- paging -------------------------------------------------------------------------------------
 
 class PageRequested(Event):
@@ -911,6 +929,7 @@ class DisclosedRecord(str, Enum):
     walk_in_page = "walk_in_page"  # a volunteer paged for a walk-in (station and time only)
     walk_in_alert = "walk_in_alert"  # a coordinator told a walk-in is unanswered or not placed in time (ids only)
     walk_in_details = "walk_in_details"  # the person's first name, shown to the volunteer who took the walk-in
+    lead_location_update = "lead_location_update"  # a case manager told where their referred person is now
     qrt_state_report = "qrt_state_report"  # the state's 24-hour overdose report fields, read by program staff
     other = "other"
 
@@ -1460,5 +1479,5 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
     ParticipantSeen, CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired,
     OverdoseReported, CadWalkInReported, WalkInOpened, WalkInAccepted, WalkInEscalated, WalkInMilestoneRecorded,
-    VolunteerExpenseClaimed, WalkInMessageSent, WalkInExpired,
+    VolunteerExpenseClaimed, WalkInMessageSent, WalkInExpired, ReferralLocationUpdated,
 )

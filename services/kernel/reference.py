@@ -51,12 +51,63 @@ def _zone(value: str) -> str:
     return value
 
 
+class CallTypeRule(_Model):
+    """One of an agency's own CAD incident types (and, where it decides, a disposition) and what Handoff
+    makes of it: a referral on a pathway, an overdose response, a child encountered, or nothing."""
+
+    incident_type: str = Field(min_length=1, description="the CAD's own incident type code")
+    disposition: str | None = Field(None, description="only when the call carries this disposition code")
+    maps_to: Literal["referral", "overdose", "child_encountered", "ignore"]
+    site_id: str | None = Field(None, description="the site a referral or an overdose goes to")
+    referral_type: ReferralType | None = None
+    person_roles: tuple[str, ...] = Field((), description="the persons' incident roles it applies to (empty: the "
+                                                          "default roles of what it maps to)")
+    fatal: bool = Field(False, description="overdose: this disposition means the person died")
+    naloxone_given: bool = Field(False, description="overdose: this disposition means naloxone was given")
+
+    @model_validator(mode="after")
+    def _complete(self) -> CallTypeRule:
+        if self.maps_to in ("referral", "overdose") and not self.site_id:
+            raise ValueError(f"site_id: required when maps_to is {self.maps_to}")
+        if (self.maps_to == "referral") != (self.referral_type is not None):
+            raise ValueError("referral_type: required for a referral, and only for one")
+        if self.referral_type is ReferralType.officer_intervention:
+            raise ValueError("referral_type: officer intervention needs the charges' deadline, which CAD does not send")
+        return self
+
+
+class FeedExpectation(_Model):
+    """"This CAD sends at least one event every N hours between these hours": a silent feed is a broken
+    integration, not a quiet night."""
+
+    every_hours: float = Field(gt=0, le=24 * 7)
+    from_hour: int = Field(0, ge=0, le=23, description="site-local hour the expectation starts")
+    until_hour: int = Field(24, ge=1, le=24, description="site-local hour it ends")
+    timezone: str = "UTC"
+    tell: tuple[str, ...] = Field((), description="staff told (empty: the program managers of the agency's sites)")
+
+    _tz = field_validator("timezone")(_zone)
+
+
 class Agency(_Model):
     agency_id: str
     name: str
     sites: frozenset[str]
     hwc_district_id: str | None = Field(None, description="district whose coordinator triages this agency's unknown schools")
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # NENA EIDO and file drops: the agency's incident types -> what Handoff makes of them.
+    call_types: tuple[CallTypeRule, ...] = ()
+    dispatch_phone: str | None = Field(None, pattern=r"^\+?[0-9 ()\-.]{3,32}$",
+                                       description="who a case manager calls back when the CAD names no officer's phone")
+    feed: FeedExpectation | None = None
+
+    def rule_for(self, incident_type: str | None, dispositions: tuple[str, ...]) -> CallTypeRule | None:
+        """The rule for a call: one naming its disposition first, then one for the incident type alone."""
+        rules = [r for r in self.call_types if incident_type is not None
+                 and r.incident_type.casefold() == incident_type.casefold()]
+        wanted = {d.casefold() for d in dispositions}
+        return next((r for r in rules if r.disposition and r.disposition.casefold() in wanted),
+                    next((r for r in rules if r.disposition is None), None))
 
     def token_matches(self, token: str) -> bool:
         return hmac.compare_digest(hash_token(token), self.token_sha256)
@@ -419,6 +470,16 @@ def _check_references(data: ReferenceData) -> None:
         for site_id in agency.sites:
             if site_id not in data.sites:
                 raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}]: unknown site {site_id!r}")
+        for rule in agency.call_types:
+            if rule.site_id and rule.site_id not in agency.sites:
+                raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}] call type "
+                                         f"{rule.incident_type!r}: site {rule.site_id!r} is not one the agency serves")
+            if rule.maps_to == "referral" and not agency.dispatch_phone:
+                raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}]: dispatch_phone is required "
+                                         "when call types map to referrals (a case manager must be able to call back)")
+        unknown_tell = sorted(set(agency.feed.tell if agency.feed else ()) - set(data.case_managers))
+        if unknown_tell:
+            raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}.feed]: unknown staff {unknown_tell}")
     for site in data.sites.values():
         named = set(site.on_call.members) | {o.case_manager_id for o in site.on_call.overrides}
         named |= {t for step in site.escalation.steps for t in step.targets if t != "on_call"}

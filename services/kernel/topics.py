@@ -32,7 +32,8 @@ CAD_CHILD_ENCOUNTERS = TopicSpec(
     "handoff.cad.child-encounters", "CadChildEncountered (holds incident details: short retention); key: cad_event_id.",
     config={"retention.ms": str(7 * DAY_MS)})
 REFERRALS = TopicSpec(
-    "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged, ParticipantSeen; key: referral_id.",
+    "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged, ParticipantSeen, "
+    "ReferralLocationUpdated; key: referral_id.",
     config={"retention.ms": str(400 * DAY_MS)})
 PAGES = TopicSpec(
     "handoff.paging.pages", "PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted; key: referral_id (co-partitioned with REFERRALS).",

@@ -9,6 +9,7 @@ duplicate, which no longer matches the page's step, is ignored).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
@@ -18,6 +19,7 @@ from services.delivery.links import AckLinks
 from services.kernel.bus import Handlers, dispatch
 from services.kernel.clock import Clock
 from services.kernel.events import (
+    OPEN_STATUSES,
     Channel,
     Consent,
     ConsentRole,
@@ -33,6 +35,7 @@ from services.kernel.events import (
     ReferralCreated,
     ReferralFlag,
     ReferralFlagged,
+    ReferralLocationUpdated,
     ReferralStatus,
     ReferralStatusChanged,
 )
@@ -59,6 +62,7 @@ from services.notifier.domain.messages import (
     NO_REDISCLOSURE,
     render_deadline_warning,
     render_handoff_missed,
+    render_moved,
     render_officer_confirmation,
     render_officer_no_case_manager,
     render_page,
@@ -72,6 +76,7 @@ WARNING_STEP = -1  # PageSent.step_index of a deadline warning, outside the esca
 FALLBACK_STEP = -2  # ... of what is sent when every step went unacknowledged
 REENGAGEMENT_STEP = -3  # ... of a re-engagement alert
 PROSECUTOR_STEP = -4  # ... of an officer intervention's notice to the prosecutor
+MOVED_STEP = -5  # ... of a location update (CAD says the person moved)
 OFFICER_TARGET = "officer"
 
 
@@ -121,7 +126,8 @@ class Notifier:
     # --- event handlers (called on the page's partition) -----------------------------------------
     REFERRAL_EVENTS: ClassVar[Handlers] = {
         ReferralCreated: "open", ReferralFlagged: "on_flag", ReferralStatusChanged: "on_status_changed",
-        EngagementRecorded: "on_engagement", ParticipantSeen: "tell_reengagement"}
+        EngagementRecorded: "on_engagement", ParticipantSeen: "tell_reengagement",
+        ReferralLocationUpdated: "tell_moved"}
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageRequested: None, PageSent: "apply_settled_delivery", PageAcknowledged: "apply_acknowledgement",
         PageEscalated: "apply_escalation", PageExhausted: "tell_fallback"}
@@ -141,6 +147,10 @@ class Notifier:
     async def on_status_changed(self, event: ReferralStatusChanged) -> None:
         if event.status in STATUSES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"status {event.status.value}", event.changed_at)
+        record = self.pages.get(event.referral_id)
+        if record is not None and (event.status not in OPEN_STATUSES) != bool(record.get("closed")):
+            # Whether the referral is still open decides who may hear about the person later.
+            put_if_changed(self.pages, event.referral_id, {**record, "closed": event.status not in OPEN_STATUSES})
         if event.status is ReferralStatus.completed:
             await self.tell_prosecutor(event.referral_id, completed=True)
 
@@ -237,6 +247,26 @@ class Notifier:
                                 "seen_at": seen.seen_at.isoformat(), "where": seen.location_description},
                                DisclosedRecord.lead_reengagement)
         log.info("reengagement_alert_requested", referral_id=seen.referral_id, recipients=len(people))
+
+    async def tell_moved(self, moved: ReferralLocationUpdated) -> None:
+        """CAD updated an open referral's call: the person moved. The case manager who took it hears
+        where (nobody took it yet: the site's program managers), once per update, within consent. A
+        closed referral's person is nobody's to follow any more: nothing is sent."""
+        loaded = self._load(moved.referral_id)
+        record = self.pages.get(moved.referral_id) or {}
+        site = self.reference.site(moved.site_id)
+        if loaded is None or record.get("closed") or site is None:
+            return
+        state = loaded[0]
+        people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids)
+        text = render_moved(moved.referral_id, moved.updated_at.astimezone(site.zone), moved.location_description)
+        key = f"moved/{hashlib.sha256(moved.location_description.encode()).hexdigest()[:12]}"
+        await self._tell_staff(replace(state, step_index=MOVED_STEP), people, key, "LEAD referral: the person moved",
+                               text, {"type": "lead.location_updated", "referral_id": moved.referral_id,
+                                      "updated_at": moved.updated_at.isoformat(),
+                                      "where": moved.location_description},
+                               DisclosedRecord.lead_location_update)
+        log.info("location_update_requested", referral_id=moved.referral_id, recipients=len(people))
 
     async def apply_settled_delivery(self, event: PageSent) -> None:
         """Record a delivery's outcome; if it was the current step's last hope, escalate now."""
@@ -459,6 +489,8 @@ class Notifier:
                   "consent": consent.model_dump(mode="json") if consent else previous.get("consent")}
         if case or previous.get("case"):
             record["case"] = case or previous["case"]
+        if previous.get("closed"):
+            record["closed"] = previous["closed"]
         put_if_changed(self.pages, state.referral_id, record)
 
 

@@ -38,6 +38,7 @@ from services.kernel.events import (
     ReferralCreated,
     ReferralFlag,
     ReferralFlagged,
+    ReferralLocationUpdated,
     ReferralStatus,
     ReferralStatusChanged,
     ReferredPerson,
@@ -51,7 +52,12 @@ from services.kernel.topics import AUDIT, REFERRALS
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
 from services.referral_intake.domain.lifecycle import apply_milestone, check_milestone_order, transition
-from services.referral_intake.domain.model import cad_fingerprint, open_referral, referral_id_for
+from services.referral_intake.domain.model import (
+    cad_fingerprint,
+    open_referral,
+    referral_id_for,
+    subject_fingerprint,
+)
 from services.referral_intake.domain.views import ReferralView
 
 log = get_logger(__name__)
@@ -77,7 +83,11 @@ class ReferralIntake:
         referral_id = referral_id_for(cad.site_id, cad.agency_id, cad.cad_event_id)
         known = self.referrals.get(referral_id)
         if known is not None:
-            if known.get("fingerprint") not in (None, cad_fingerprint(cad)):
+            fingerprint = cad_fingerprint(cad)
+            if known.get("fingerprint") not in (None, fingerprint) and known.get("subject") == subject_fingerprint(cad):
+                await self._location_updated(cad, referral_id, known, fingerprint)
+                return None
+            if known.get("fingerprint") not in (None, fingerprint):
                 # Not a retry: the CAD system changed what it says under the same id. Dead-lettered
                 # (so an operator sees it and can act), never silently taken for a duplicate.
                 raise Rejected("cad_event_id", "already used by a referral with a different body; a changed or new "
@@ -91,7 +101,7 @@ class ReferralIntake:
         await self.publisher.publish(REFERRALS, referral_id, created)
         self.referrals[referral_id] = {"status": ReferralStatus.requested.value, "site_id": cad.site_id,
                                        "created_at": created.created_at.isoformat(),
-                                       "fingerprint": created.cad_fingerprint}
+                                       "fingerprint": created.cad_fingerprint, "subject": subject_fingerprint(cad)}
         log.info("referral_opened", referral_id=referral_id, site_id=cad.site_id,
                  referral_type=cad.referral_type.value)
         p = cad.person
@@ -99,6 +109,15 @@ class ReferralIntake:
                                                  person_key(p.first_name, p.last_name, p.date_of_birth),
                                                  cad.occurred_at, cad.location.description, referral_id)
         return created
+
+    async def _location_updated(self, cad: CadReferralMade, referral_id: str, known: dict, fingerprint: str) -> None:
+        """CAD updated the call: the person moved. The notifier tells the case manager of an open referral
+        (it knows which are closed). Remembered, so the same update again is a retry."""
+        await self.publisher.publish(REFERRALS, referral_id, ReferralLocationUpdated(
+            referral_id=referral_id, site_id=cad.site_id, cad_event_id=cad.cad_event_id, updated_at=self.clock.now(),
+            location_description=cad.location.description))
+        self.referrals[referral_id] = {**known, "fingerprint": fingerprint}
+        log.info("referral_location_updated", referral_id=referral_id)
 
     async def on_cad_overdose(self, overdose: CadOverdoseResponded) -> None:
         """An overdose response (any pathway's CAD event) that names an inactive participant: their case
@@ -226,7 +245,7 @@ class EngagementTracker:
     # One fold for every event of a referral's life, so every type goes to ``on_event``.
     REFERRAL_EVENTS: ClassVar[Handlers] = {
         **dict.fromkeys((ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), "on_event"),
-        ParticipantSeen: None}  # the notifier's to act on
+        ParticipantSeen: None, ReferralLocationUpdated: None}  # the notifier's to act on
     PAGE_EVENTS: ClassVar[Handlers] = dict.fromkeys(
         (PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted), "on_event")
 

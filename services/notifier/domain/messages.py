@@ -64,6 +64,13 @@ def render_reengagement(referral_id: str, seen_local, where: str) -> str:
             f"A chance to re-engage; open the referral in the console. {NO_REDISCLOSURE_SHORT}")
 
 
+def render_moved(referral_id: str, updated_local, where: str) -> str:
+    """To the case manager of an open referral whose call CAD updated: where the person is now."""
+    when = updated_local.strftime("%a %d %b %H:%M")
+    return (f"Handoff: CAD updated LEAD referral {referral_id[:8]} {when}: the person is now at {where}. "
+            f"{NO_REDISCLOSURE_SHORT}")
+
+
 def render_handoff_missed(page: PageRequested, ack_url: str, steps: int, loops: int) -> PageMessage:
     """To the site's fallback (program managers, outreach): the page went unanswered; take it or find the person."""
     route = ROUTE_LABEL[page.referral_type.value]

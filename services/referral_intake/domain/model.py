@@ -30,6 +30,17 @@ def cad_fingerprint(cad: CadReferralMade) -> str:
     return hashlib.sha256(cad.model_dump_json(exclude=unset).encode()).hexdigest()
 
 
+# What may change when CAD updates a call (the person moved, the incident's time was revised): the
+# same referral, told to its case manager, not a new one and not a conflict.
+_UPDATABLE_FIELDS = frozenset({"location", "occurred_at", "submitted_by"})
+
+
+def subject_fingerprint(cad: CadReferralMade) -> str:
+    """What a CAD event says about who and why, without what an update may change."""
+    unset = {name for name in _LATER_FIELDS if getattr(cad, name) is None}
+    return hashlib.sha256(cad.model_dump_json(exclude=unset | _UPDATABLE_FIELDS).encode()).hexdigest()
+
+
 def intake_due_at(referred_at: datetime, site: Site) -> datetime:
     """End of the site-local day ``intake_deadline_days`` after the referral (e.g. 7 days for Santa Fe)."""
     local = referred_at.astimezone(site.zone)

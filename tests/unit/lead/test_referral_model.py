@@ -62,7 +62,7 @@ async def test_the_worker_refuses_a_reused_cad_event_id_with_another_body_and_a_
     from datetime import timedelta
 
     from services.kernel.clock import FakeClock
-    from services.kernel.events import Location
+    from services.kernel.events import Location, ReferralLocationUpdated
     from services.messaging.kafka import InMemoryPublisher
     from services.referral_intake.service import ReferralIntake
 
@@ -70,11 +70,16 @@ async def test_the_worker_refuses_a_reused_cad_event_id_with_another_body_and_a_
     intake = ReferralIntake(REF, {}, publisher, FakeClock(NOW))
     assert await intake.on_cad_referral(cad_referral("CAD-9", occurred_at=NOW)) is not None
     assert await intake.on_cad_referral(cad_referral("CAD-9", occurred_at=NOW)) is None  # a retry: nothing new
-    changed = cad_referral("CAD-9", occurred_at=NOW).model_copy(update={"location": Location(description="elsewhere")})
-    with pytest.raises(Rejected, match="cad_event_id"):
+    moved = cad_referral("CAD-9", occurred_at=NOW).model_copy(update={"location": Location(description="elsewhere")})
+    for _ in range(2):  # CAD updated the call: the person moved (an update, told once; then a retry)
+        assert await intake.on_cad_referral(moved) is None
+    [update] = publisher.events(ReferralLocationUpdated)
+    assert update.location_description == "elsewhere" and update.cad_event_id == "CAD-9"
+    changed = moved.model_copy(update={"person": moved.person.model_copy(update={"first_name": "Another"})})
+    with pytest.raises(Rejected, match="cad_event_id"):  # someone else under the same id: not an update
         await intake.on_cad_referral(changed)
     with pytest.raises(Rejected, match="occurred_at: more than 30 days before now"):
         await intake.on_cad_referral(cad_referral("CAD-10", occurred_at=NOW - timedelta(days=31)))
     with pytest.raises(Rejected, match="occurred_at: more than 10 minutes after now"):
         await intake.on_cad_referral(cad_referral("CAD-11", occurred_at=NOW + timedelta(minutes=11)))
-    assert len(publisher.records) == 1
+    assert len(publisher.records) == 2  # the referral and the one update

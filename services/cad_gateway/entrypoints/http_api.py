@@ -1,0 +1,56 @@
+"""``POST /v1/eido``: a NENA EIDO from an agency's CAD or EIDO server (agency token).
+
+Answers 202 with what the call became (each event's kind and id: referral, overdose, child
+encountered) and what was left out and why; 200 ``nothing_to_map`` for a document with nothing to
+act on (a call transfer, an incident type the agency's table ignores); 422 naming the field for an
+EIDO that cannot be right; 503 with Retry-After while Kafka is away. The same document sent again
+(or an update of it) maps to the same ids, which the intakes drop or apply as updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends
+from fastapi.responses import JSONResponse
+
+from services.cad_gateway.domain.calls import map_call
+from services.cad_gateway.domain.eido import NothingToMap, read_eido
+from services.cad_gateway.service import publish_mapped
+from services.kernel.clock import Clock, EventTimeWindow
+from services.kernel.errors import Rejected
+from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.reference import Agency, ReferenceData
+from services.messaging.kafka import Publisher
+from services.web.web import ApiError, bearer_principal, published_or_503
+
+log = get_logger(__name__)
+EIDO_BODY = Body(..., description="an Emergency Incident Data Object (JSON)")
+
+
+def create_router(reference: ReferenceData, publisher: Publisher, clock: Clock, publish_timeout_seconds: float = 5.0,
+                  window: EventTimeWindow = EventTimeWindow()) -> APIRouter:
+    api = APIRouter(tags=["CAD gateway"])
+    agency_principal = bearer_principal(lambda: reference.agencies.values(), "an agency")
+
+    @api.post("/v1/eido", status_code=202, responses={200: {}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+              summary="A NENA EIDO (NENA-STA-021 JSON): mapped through the agency's call-type table")
+    async def submit_eido(document: Any = EIDO_BODY, agency: Agency = Depends(agency_principal)) -> JSONResponse:
+        try:
+            call = read_eido(document)
+            mapped = map_call(call, agency, reference.sites, clock.now(), window)
+        except NothingToMap as nothing:
+            log.info("eido_nothing_to_map", agency_id=agency.agency_id)
+            return JSONResponse({"status": "nothing_to_map", "reasons": [nothing.reason]}, status_code=200)
+        except Rejected as exc:
+            raise ApiError(422, exc.field, exc.detail) from None
+        if mapped.nothing:
+            log.info("eido_nothing_to_map", agency_id=agency.agency_id)
+            return JSONResponse({"status": "nothing_to_map", "reasons": mapped.skipped}, status_code=200)
+        with correlation_scope(None) as cid:
+            published = await published_or_503(publish_mapped(mapped, publisher), publish_timeout_seconds, "eido")
+        log.info("eido_mapped", agency_id=agency.agency_id, events=len(published), skipped=len(mapped.skipped))
+        return JSONResponse({"status": "accepted", "correlation_id": cid, "events": published,
+                             "skipped": mapped.skipped}, status_code=202)
+
+    return api

@@ -1,0 +1,126 @@
+"""NENA EIDO into Handoff: components found by ``$id``, persons by their incident role, the place from
+PIDF-LO, the agency's call-type table deciding what a call becomes; an update maps to the same ids;
+a call transfer is "nothing to map", never an error; hostile XML expands nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from services import runtime
+from services.cad_gateway.domain.calls import event_id_for, map_call
+from services.cad_gateway.domain.eido import NothingToMap, read_eido
+from services.kernel.clock import FakeClock
+from services.kernel.errors import Rejected
+from services.kernel.events import CadChildEncountered, CadOverdoseResponded, CadReferralMade, ReferralType
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
+from tests.eido_documents import TRACKING, call_transfer, eido, moved
+from tests.factories import NOW
+
+REF = load_reference_data(REPO_ROOT / "config" / "local")
+APD = REF.agencies["apd"]
+AT = NOW - timedelta(minutes=20)
+TOKEN = {"Authorization": "Bearer local-dev-token-apd"}
+
+
+def mapped(document: dict):
+    return map_call(read_eido(document), APD, REF.sites, NOW)
+
+
+def test_a_diverted_disturbance_becomes_a_lead_referral_of_the_subject_only() -> None:
+    [(kind, key, referral)] = mapped(eido(AT)).events
+    assert kind == "referral" and isinstance(referral, CadReferralMade)
+    assert key == event_id_for(TRACKING, f"{TRACKING}:person:1")  # the call's id and the person's component
+    assert (referral.person.first_name, referral.person.last_name, str(referral.person.date_of_birth)) == (
+        "Sam", "Example", "1987-03-14")  # not the caller
+    assert referral.referral_type is ReferralType.social_contact and referral.site_id == "abq"
+    assert referral.location.description == "600 Central Ave SW, Albuquerque, NM"
+    assert (referral.location.latitude, referral.location.longitude) == (35.0844, -106.6504)
+    assert referral.officer.name == "officer.ruiz@apd.example.gov"  # the responder, not the call taker
+    assert referral.officer.callback_phone == "+15055550100"  # the agency's dispatch desk
+    assert referral.occurred_at == AT
+
+
+def test_the_call_type_table_decides_overdose_child_or_nothing() -> None:
+    [(kind, _, overdose)] = mapped(eido(AT, "OD", ("NARCAN",), person_roles=("Patient",))).events
+    assert kind == "overdose" and isinstance(overdose, CadOverdoseResponded)
+    assert overdose.naloxone_given and not overdose.fatal and overdose.age_range == "35-44"
+    assert overdose.sex.value == "male" and overdose.person.last_name == "Example"
+    [(_, _, fatal)] = mapped(eido(AT, "OD", ("DOA",), person_roles=("Patient",))).events
+    assert fatal.fatal
+    [(kind, _, child)] = mapped(eido(AT, "DV", (), person_roles=("Witness",), birth="2016-09-02")).events
+    assert kind == "child_encountered" and isinstance(child, CadChildEncountered) and child.school_id is None
+    assert mapped(eido(AT, "DV", (), person_roles=("Witness",))).events == []  # an adult witness: not HWC's
+    plain = mapped(eido(AT, "415", ("GOA",)))
+    assert plain.nothing and "ignored by the agency's call-type table" in plain.skipped[0]
+    unknown = mapped(eido(AT, "BURGLARY", ()))
+    assert unknown.nothing and "not in the agency's call-type table" in unknown.skipped[0]
+
+
+def test_an_update_of_the_same_incident_maps_to_the_same_ids_with_the_new_place() -> None:
+    first = mapped(eido(AT)).events[0]
+    update = mapped(moved(eido(AT), AT + timedelta(minutes=5))).events[0]
+    assert update[1] == first[1]
+    assert update[2].location.description == "600 Copper Ave SW, Albuquerque, NM"
+
+
+def test_a_call_transfer_with_no_incident_is_nothing_to_map() -> None:
+    with pytest.raises(NothingToMap, match="no incident component"):
+        read_eido(call_transfer(AT))
+
+
+@pytest.mark.parametrize("document, field", [
+    ([], "eido"),
+    ({"eidoVersion": "1.0", "incidentComponent": [{}]}, "incidentTrackingIdentifier"),
+    ({**eido(AT), "lastUpdateTimeStamp": "yesterday",
+      "incidentComponent": [{**eido(AT)["incidentComponent"][0], "lastUpdateTimeStamp": "2026-11-20T15:00:00"}]},
+     "lastUpdateTimeStamp"),  # no UTC offset anywhere
+])
+def test_an_eido_that_cannot_be_right_is_refused_naming_the_field(document, field) -> None:
+    with pytest.raises(Rejected, match=field):
+        read_eido(document)
+
+
+def test_hostile_xml_in_a_location_expands_nothing() -> None:
+    bomb = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+            '<presence xmlns="urn:ietf:params:xml:ns:pidf"><A3>&lol2;</A3></presence>')
+    external = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+                '<presence xmlns="urn:ietf:params:xml:ns:pidf"><A3>&xxe;</A3></presence>')
+    for xml in (bomb, external, "<not xml"):
+        call = read_eido(eido(AT, location=xml))
+        assert call.location_text is None  # the caller's point is still there
+        assert (call.latitude, call.longitude) == (35.0844, -106.6504)
+
+
+@pytest.fixture
+async def client(memory_settings):
+    publisher = InMemoryPublisher()
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
+    app = runtime.build_http_app(settings, publisher=publisher, clock=FakeClock(NOW), follow_topics=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        c.publisher = publisher
+        yield c
+
+
+async def test_the_endpoint_answers_what_the_call_became_and_never_a_500(client) -> None:
+    answer = await client.post("/v1/eido", json=eido(AT), headers=TOKEN)
+    assert answer.status_code == 202 and answer.json()["events"] == [
+        {"kind": "referral", "id": event_id_for(TRACKING, f"{TRACKING}:person:1")}]
+    [record] = client.publisher.records
+    assert record.topic == "handoff.cad.referrals" and "Sam" not in answer.text
+    transfer = await client.post("/v1/eido", json=call_transfer(AT), headers=TOKEN)
+    assert transfer.status_code == 200 and transfer.json()["status"] == "nothing_to_map"
+    ignored = await client.post("/v1/eido", json=eido(AT, "415", ("GOA",)), headers=TOKEN)
+    assert ignored.status_code == 200 and ignored.json()["status"] == "nothing_to_map"
+    for bad in ([1, 2], "text", {"incidentComponent": {}}):
+        refused = await client.post("/v1/eido", json=bad, headers=TOKEN)
+        assert refused.status_code in (400, 422), refused.text
+    late = await client.post("/v1/eido", json=eido(NOW - timedelta(days=90)), headers=TOKEN)
+    assert late.status_code == 422 and "occurred_at" in late.text
+    assert (await client.post("/v1/eido", json=eido(AT))).status_code == 401
+    assert len(client.publisher.records) == 1
