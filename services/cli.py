@@ -10,6 +10,7 @@
     handoff dlq list|show|resubmit    what was dead-lettered and why; one in full; send one back, as it was or corrected
     handoff hwc due --school --at     when a Handle With Care notice is due (--explain says why)
     handoff agency-token AGENCY       a new API token for an agency and the hash for agencies.toml
+    handoff connect watch DIR         ingest a CAD's file drop (--agency, --format eido|csv|xml, --layout)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -34,8 +36,9 @@ reference_cli = typer.Typer(help="Reference data.", no_args_is_help=True)
 dlq_cli = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
 hwc_cli = typer.Typer(help="Handle With Care operator tasks.", no_args_is_help=True)
 stack_cli = typer.Typer(help="The local, Docker-free stack.", no_args_is_help=True)
+connect_cli = typer.Typer(help="Connectors to the systems agencies run (CAD file drops).", no_args_is_help=True)
 for sub, name in ((topics_cli, "topics"), (schemas_cli, "schemas"), (reference_cli, "reference"), (dlq_cli, "dlq"),
-                  (hwc_cli, "hwc"), (stack_cli, "stack")):
+                  (hwc_cli, "hwc"), (stack_cli, "stack"), (connect_cli, "connect")):
     cli.add_typer(sub, name=name)
 
 ConfigDir = Annotated[Path | None, typer.Option("--config", help="reference data directory (default: settings)")]
@@ -297,6 +300,56 @@ def _publish_closure(school: str, day: str, reason: str | None) -> None:
         raise typer.BadParameter(f"unknown school {school!r} in the reference topic", param_hint="--school")
     body = None if reason is None else json.dumps({"date": day, "reason": reason, "school_id": school}, sort_keys=True)
     asyncio.run(publish_reference(s, [("closures", f"{school}/{day}", body)]))
+
+
+@connect_cli.command("watch")
+def connect_watch(folder: Annotated[Path, typer.Argument(help="the CAD's landing folder (SFTP drop or share)")],
+                  agency: Annotated[str, typer.Option("--agency", help="the agency whose CAD writes there")],
+                  fmt: Annotated[str, typer.Option("--format", help="eido | csv | xml")] = "eido",
+                  layout: Annotated[Path | None, typer.Option(help="the agency's CSV or XML layout (TOML)")] = None,
+                  interval: Annotated[float, typer.Option(help="seconds between looks at the folder")] = 2.0,
+                  metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics on 127.0.0.1")] = None,
+                  once: Annotated[bool, typer.Option(help="handle what is there, then stop")] = False) -> None:
+    """Ingest one file per call, exactly once: done/ when published, rejected/ with a reason file."""
+    from services import runtime
+    from services.cad_gateway.entrypoints.file_drop import FileDrop, reader_for
+    from services.kernel.clock import SystemClock
+    from services.messaging.avro import AvroCodec, registry_from_url
+    from services.messaging.kafka import KafkaPublisher
+
+    if fmt not in ("eido", "csv", "xml"):
+        raise typer.BadParameter("eido, csv or xml", param_hint="--format")
+    s = settings()
+    configure_logging(s.log_level, s.log_format, service="file-drop")
+    reference = runtime.reference_data(s)
+    if agency not in reference.agencies:
+        raise typer.BadParameter(f"unknown agency {agency!r}", param_hint="--agency")
+    try:
+        reader = reader_for(fmt, layout)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--layout") from None
+
+    async def main() -> None:
+        publisher = KafkaPublisher(s, AvroCodec(registry_from_url(s.schema_registry_url)))
+        await publisher.start()
+        drop = FileDrop(folder, agency, reader, reference, publisher, SystemClock(), s.event_time_window)
+        if metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr="127.0.0.1", registry=drop.registry)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        try:
+            if once:
+                for outcome in await drop.run_once():
+                    typer.echo(f"{outcome.file}: {outcome.result}" + (f" ({outcome.reason})" if outcome.reason else ""))
+            else:
+                await drop.watch(interval, stop)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(main())
 
 
 @cli.command("agency-token")
