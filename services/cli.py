@@ -2,7 +2,7 @@
 
     handoff stack up                  the whole system locally (Kafka, registry, services, dev inbox, demo events)
     handoff run SERVICE               one worker (referral-intake, notifier, handle-with-care, quick-response,
-                                      self-referral) or the HTTP api
+                                      self-referral, cad-gateway) or the HTTP api
     handoff topics create             create every topic with its partition count
     handoff schemas register|check    register schemas with the registry / check BACKWARD compatibility
     handoff reference check|load      validate reference data / publish it to the reference topic
@@ -51,7 +51,7 @@ def settings(**overrides) -> Settings:
 
 
 @cli.command()
-def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier | handle-with-care | quick-response | self-referral | api")]) -> None:
+def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier | handle-with-care | quick-response | self-referral | cad-gateway | api")]) -> None:
     """Run one service until Ctrl-C / SIGTERM."""
     from services import runtime
 

@@ -14,6 +14,7 @@ import json
 import sys
 from dataclasses import dataclass
 
+from services.cad_gateway.entrypoints import worker as gateway_worker
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.bus import Subscription
 from services.kernel.events import DeadLetterRecorded, DisclosureAudited, OverdoseReported, ReferenceDataPublished
@@ -27,7 +28,7 @@ from services.self_referral.entrypoints import worker as walk_in_worker
 
 SERVICES: dict[str, tuple[Subscription, ...]] = {
     module.SERVICE: module.SUBSCRIPTIONS
-    for module in (intake_worker, notifier_worker, hwc_worker, qrt_worker, walk_in_worker)}
+    for module in (intake_worker, notifier_worker, hwc_worker, qrt_worker, walk_in_worker, gateway_worker)}
 # Topics no worker follows: read by operators, auditors and every process's reference feed.
 OTHER_READERS: dict[str, tuple[str, tuple[type, ...]]] = {
     AUDIT.name: ("auditors", (DisclosureAudited,)),

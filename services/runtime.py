@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.cad_gateway.entrypoints import http_api as eido_http
+from services.cad_gateway.entrypoints import worker as gateway_worker
 from services.delivery.channels import Channel
 from services.delivery.links import AckLinks
 from services.handle_with_care.adapters.metrics import HwcCollector
@@ -64,7 +65,7 @@ from services.web.web import ApiError, RequestLimits, install_error_handlers
 
 log = get_logger(__name__)
 
-WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response", "self-referral")
+WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response", "self-referral", "cad-gateway")
 STOP_TIMEOUT_SECONDS = 30
 
 
@@ -99,6 +100,8 @@ def build_worker(name: str, settings: Settings, reference: ReferenceData | None 
         return hwc_worker.build_worker(settings, reference, ack_links(settings), clock, channels)
     if name == "quick-response":
         return qrt_worker.build_worker(settings, reference, overdose_report_key(settings), clock, channels)
+    if name == "cad-gateway":
+        return gateway_worker.build_worker(settings, reference, clock, channels)
     if name == "self-referral":
         links = walk_in_links(settings)
         return walk_in_worker.build_worker(settings, reference, lambda case_id, volunteer_id: walk_in_console.link_for(

@@ -123,6 +123,10 @@ def one_of_each() -> list[ev.Event]:
         ev.WalkInMessageSent(case_id="wi-w-1", attempt_id="wi-w-1/page/vol-dana/sms", recipient_id="vol-dana",
                              channel=ev.Channel.sms, outcome=ev.DeliveryOutcome.delivered, attempt=1, sent_at=NOW),
         ev.WalkInExpired(case_id="wi-w-1", expired_at=NOW),
+        ev.CadFeedSilent(agency_id="apd", last_event_at=NOW, silent_since=NOW, detected_at=NOW),
+        ev.CadFeedResumed(agency_id="apd", silent_since=NOW, resumed_at=NOW),
+        ev.FeedAlertSent(agency_id="apd", attempt_id="feed/apd/x/silent/pm-abq/email", recipient_id="pm-abq",
+                         channel=ev.Channel.email, outcome=ev.DeliveryOutcome.delivered, attempt=1, sent_at=NOW),
         ev.ReferralLocationUpdated(referral_id="r-1", site_id="abq", cad_event_id="cad-1001", updated_at=NOW,
                                    location_description="library steps, 5th and Copper"),
     ]

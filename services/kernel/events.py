@@ -929,6 +929,7 @@ class DisclosedRecord(str, Enum):
     walk_in_page = "walk_in_page"  # a volunteer paged for a walk-in (station and time only)
     walk_in_alert = "walk_in_alert"  # a coordinator told a walk-in is unanswered or not placed in time (ids only)
     walk_in_details = "walk_in_details"  # the person's first name, shown to the volunteer who took the walk-in
+    cad_feed_alert = "cad_feed_alert"  # program staff told an agency's CAD feed went silent, or came back (no one named)
     lead_location_update = "lead_location_update"  # a case manager told where their referred person is now
     qrt_state_report = "qrt_state_report"  # the state's 24-hour overdose report fields, read by program staff
     other = "other"
@@ -1472,6 +1473,62 @@ class WalkInExpired(Event):
     """When its retention ended."""
 
 
+# --- CAD feed health (a silent feed is a broken integration, not a quiet night) -------------------------
+
+class CadFeedSilent(Event):
+    """An agency's CAD sent nothing for longer than its expectation allows, within its active hours. Keyed by
+    agency_id."""
+
+    avro_schema: ClassVar[str] = "cad_feed_silent"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
+    agency_id: str
+    """The agency whose feed is silent."""
+    last_event_at: Instant | None = None
+    """Its last CAD event (None: none since the gateway started)."""
+    silent_since: Instant
+    """Where the silence is measured from (the last event, or the gateway's start)."""
+    detected_at: Instant
+    """When the gateway noticed."""
+
+
+class CadFeedResumed(Event):
+    """A silent agency's CAD events arrive again. Keyed by agency_id."""
+
+    avro_schema: ClassVar[str] = "cad_feed_resumed"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
+    agency_id: str
+    """The agency."""
+    silent_since: Instant
+    """The silence that ended."""
+    resumed_at: Instant
+    """The first event after it."""
+
+
+class FeedAlertSent(Event):
+    """One delivery attempt of a feed-health alert to program staff. Keyed by agency_id."""
+
+    avro_schema: ClassVar[str] = "feed_alert_sent"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
+    agency_id: str
+    """The agency."""
+    attempt_id: str
+    """Idempotency key of this delivery (agency, silence, message, recipient, channel)."""
+    recipient_id: str
+    """Staff id."""
+    channel: Channel
+    """Channel used."""
+    outcome: DeliveryOutcome
+    """Result."""
+    attempt: Int32
+    """Try number (1-based)."""
+    error: str | None = None
+    """Error, when failed."""
+    final: bool = True
+    """True on the last attempt of this delivery."""
+    sent_at: Instant
+    """When the attempt finished."""
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
@@ -1479,5 +1536,6 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
     ParticipantSeen, CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired,
     OverdoseReported, CadWalkInReported, WalkInOpened, WalkInAccepted, WalkInEscalated, WalkInMilestoneRecorded,
-    VolunteerExpenseClaimed, WalkInMessageSent, WalkInExpired, ReferralLocationUpdated,
+    VolunteerExpenseClaimed, WalkInMessageSent, WalkInExpired, ReferralLocationUpdated, CadFeedSilent, CadFeedResumed,
+    FeedAlertSent,
 )

@@ -63,6 +63,9 @@ WALK_INS = TopicSpec(
     "VolunteerExpenseClaimed, WalkInMessageSent, WalkInExpired: self-referrals, their volunteers and expenses (a "
     "first name: settings.walk_in_data_retention_days, then WalkInExpired deletes them); key: case_id.",
     config={"retention.ms": str(90 * DAY_MS)})
+FEED_HEALTH = TopicSpec(
+    "handoff.ops.feed-health", "CadFeedSilent, CadFeedResumed, FeedAlertSent: agencies' CAD feeds gone silent within "
+    "their expected hours, and back; key: agency_id.", config={"retention.ms": str(90 * DAY_MS)})
 REFERENCE_DATA = TopicSpec(
     "handoff.reference.data", "ReferenceDataPublished: agencies, sites, staff, schools, calendars, closures; "
     "key: section/key (compacted: the latest record per key is the entry).",
@@ -77,7 +80,7 @@ DEAD_LETTER = TopicSpec(
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, HWC_TRIAGE,
                                      CAD_OVERDOSES, QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_WALK_INS, WALK_INS,
-                                     REFERENCE_DATA, AUDIT, DEAD_LETTER)
+                                     FEED_HEALTH, REFERENCE_DATA, AUDIT, DEAD_LETTER)
 
 # Topics holding children's data; their retention follows settings.child_data_retention_days.
 # (CAD_CHILD_ENCOUNTERS keeps its own 7 days: it still holds the incident details CAD sent.)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from services.cad_gateway.service import FeedWatch
 from services.flows import ASYNCAPI_FILE, SERVICES, events_on, flows, render_asyncapi
 from services.handle_with_care.service import HandleWithCare
 from services.handle_with_care.triage import TriageDesk
@@ -17,7 +18,8 @@ from services.referral_intake.service import EngagementTracker, ReferralIntake
 from services.self_referral.service import SelfReferrals
 
 OWNERS = {"intake": ReferralIntake, "tracker": EngagementTracker, "notifier": Notifier, "hwc": HandleWithCare,
-          "triage": TriageDesk, "qrt": QuickResponse, "walk_ins": SelfReferrals}
+          "triage": TriageDesk, "qrt": QuickResponse, "walk_ins": SelfReferrals,
+          "feeds": FeedWatch}
 
 
 def test_every_handler_a_subscription_names_exists_on_its_owner() -> None:
