@@ -44,6 +44,7 @@ from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
 from services.messaging.streams import Worker, prepare_and_start
+from services.notifier.entrypoints import calendar as notifier_calendar
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
 from services.quick_response.domain.figures import QrtReadModel
@@ -184,6 +185,10 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         page_for_reply=lambda cm, code: read_model.page_for_reply(cm, code, links.reply_code),
         sms_auth_token=settings.sms_auth_token.get_secret_value(), public_base_url=settings.public_base_url,
         acknowledgement_of=lambda referral_id: _acknowledgement(read_model, referral_id)))
+    app.include_router(notifier_calendar.create_router(
+        reference, notifier_calendar.CalendarLinks(settings.link_signing_key.get_secret_value()
+                                                   if settings.link_signing_key else "", settings.public_base_url),
+        clock, settings.calendar_months_ahead))
     app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
     app.include_router(eido_http.create_router(reference, publisher, clock, settings.intake_publish_timeout_seconds,
                                                settings.event_time_window))

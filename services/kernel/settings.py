@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     overdose_report_key: SecretStr | None = None
     metrics_token: SecretStr | None = None  # Prometheus scrapes /metrics with this bearer token
     ack_link_ttl_minutes: int = Field(24 * 60, ge=1)
+    calendar_months_ahead: int = Field(3, ge=1, le=12, description="how far the on-call calendar feeds reach")
     escalation_tick_seconds: float = Field(1.0, gt=0)
     intake_warning_hours: float = Field(48, gt=0, description="warn this long before an intake deadline")
 
