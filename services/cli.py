@@ -6,6 +6,7 @@
     handoff topics create             create every topic with its partition count
     handoff schemas register|check    register schemas with the registry / check BACKWARD compatibility
     handoff reference check|load      validate reference data / publish it to the reference topic
+    handoff reference roster DIR      import a district's OneRoster files (which school each child attends)
     handoff hwc close|reopen          a run-time school closure (snow day)
     handoff dlq list|show|resubmit    what was dead-lettered and why; one in full; send one back, as it was or corrected
     handoff hwc due --school --at     when a Handle With Care notice is due (--explain says why)
@@ -163,15 +164,80 @@ def reference_load(config: ConfigDir = None) -> None:
         await ensure_topics(s)
         current = await read_reference(s)
         keep_closures = not (directory / "closures.toml").exists()
+        keep_rosters = not (directory / "rosters").exists()  # imported by `reference roster`, not kept in files
         have = {(sec, key): body for sec, key, body in current.records()}
         want = {(sec, key): body for sec, key, body in wanted.records()}
         if keep_closures:
             want.update({k: v for k, v in have.items() if k[0] == "closures"})
+        if keep_rosters:
+            want.update({k: v for k, v in have.items() if k[0] == "rosters"})
         changes = [(sec, key, body) for (sec, key), body in want.items() if have.get((sec, key)) != body]
         changes += [(sec, key, None) for (sec, key) in have if (sec, key) not in want]
         return await publish_reference(s, changes)
 
     typer.echo(f"published {asyncio.run(go())} change(s) to the reference topic")
+
+
+@reference_cli.command("roster")
+def reference_roster(folder: Annotated[Path, typer.Argument(help="the district's OneRoster 1.1/1.2 CSV bulk files")],
+                     district: Annotated[str, typer.Option("--district", help="the district they come from")],
+                     config: ConfigDir = None) -> None:
+    """Import a district's roster (which school each student attends) for Handle With Care, replacing the last.
+
+    Only a keyed hash of each student's name and date of birth and the school are kept (HANDOFF_ROSTER_KEY,
+    else the link-signing key): no names, no dates. Published to the reference topic, or written to
+    the reference directory's rosters/ when the workers read files.
+    """
+    import json
+    import os
+    from datetime import date
+    from functools import partial
+
+    from services.handle_with_care.domain.roster import read_roster
+    from services.handle_with_care.entrypoints.worker import roster_secret
+    from services.kernel.errors import Rejected
+    from services.kernel.identity import roster_key
+    from services.kernel.reference import ReferenceDataError, build_reference_data, load_reference_data
+    from services.messaging.reference_feed import publish_reference, read_reference
+
+    s = settings()
+    secret = roster_secret(s)
+    if not secret:
+        raise typer.BadParameter("set HANDOFF_ROSTER_KEY (or HANDOFF_LINK_SIGNING_KEY) first", param_hint="--district")
+    directory = config or s.reference_dir
+    from_topic = s.reference_source == "kafka" and config is None
+    try:
+        reference = build_reference_data(asyncio.run(read_reference(s))) if from_topic \
+            else load_reference_data(directory)
+    except ReferenceDataError as exc:
+        typer.echo(f"reference data invalid: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if district not in reference.districts:
+        raise typer.BadParameter(f"unknown district {district!r}", param_hint="--district")
+    files = {p.name: p.read_text(encoding="utf-8-sig") for p in Path(folder).glob("*.csv")}
+    schools = [school for school in reference.schools.values() if school.district_id == district]
+    try:
+        roster = read_roster(files, schools, date.today(), partial(roster_key, secret))
+    except Rejected as exc:
+        typer.echo(f"not imported: {exc.field}: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    if from_topic:
+        current = asyncio.run(read_reference(s)).rosters
+        mine = {k: v for k, v in current.items() if k.startswith(f"{district}/")}
+        want = {f"{district}/{key}": school_id for key, school_id in roster.entries.items()}
+        changes = [("rosters", k, v) for k, v in want.items() if mine.get(k) != v]
+        changes += [("rosters", k, None) for k in mine if k not in want]  # replaced, not accumulated
+        asyncio.run(publish_reference(s, changes))
+    else:
+        target = Path(directory) / "rosters" / f"{district}.json"
+        target.parent.mkdir(exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_text(json.dumps(roster.entries, sort_keys=True))
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, target)  # replaced whole, never merged
+    typer.echo(f"{district}: {len(roster.entries)} students placed at {len(set(roster.entries.values()))} schools; "
+               f"left out: {roster.without_birth_date} without a date of birth, {roster.at_unknown_schools} at schools "
+               f"not in the directory, {roster.ambiguous} enrolled at several schools with no primary one")
 
 
 @dlq_cli.command("list")

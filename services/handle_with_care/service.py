@@ -48,6 +48,7 @@ from services.kernel.events import (
     RecipientRole,
     age_on,
 )
+from services.kernel.identity import roster_key
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import Contact, ReferenceData, School
 from services.kernel.store import KeyValueStore
@@ -100,8 +101,10 @@ class HandleWithCare:
     def __init__(self, reference: ReferenceData, calendars: CalendarDirectory, notices: KeyValueStore,
                  delivery: IdempotentDelivery, links: AckLinks, publisher: Publisher,
                  clock: Clock, leads: EscalationLeads, disclose_agency: bool = False,
-                 window: EventTimeWindow = EventTimeWindow(), retention: timedelta = timedelta(days=30)) -> None:
+                 window: EventTimeWindow = EventTimeWindow(), retention: timedelta = timedelta(days=30),
+                 roster_secret: bytes = b"") -> None:
         self.reference = reference
+        self.roster_secret = roster_secret  # keys the district rosters' entries (kernel.identity.roster_key)
         self.window = window
         self.retention = retention  # how long a notice's state outlives its deadline or acknowledgement
         self.calendars = calendars
@@ -120,6 +123,12 @@ class HandleWithCare:
     async def on_encounter(self, encounter: CadChildEncountered) -> HwcNoticeRequested | None:
         self.window.check("encountered_at", encounter.encountered_at, self.clock.now())
         school = self._school_for(encounter)
+        enrolled = None if encounter.home_educated else self._roster_school(encounter)
+        if school is not None and enrolled is not None and enrolled.school_id != school.school_id:
+            # The officer named one school, the district's roster another: a person decides, seeing both.
+            await self._send_to_triage(encounter, enrolled)
+            return None
+        school = school or enrolled
         if school is None:
             await self._send_to_triage(encounter)
             return None
@@ -137,11 +146,21 @@ class HandleWithCare:
             return self.reference.schools.get(la) if la else None
         return self.reference.schools.get(encounter.school_id) if encounter.school_id else None
 
+    def _roster_school(self, encounter: CadChildEncountered) -> School | None:
+        """The school the district's roster has the child at (name and date of birth), if any."""
+        district = self._district_of(encounter)
+        roster = self.reference.rosters.get(district.district_id) if district and self.roster_secret else None
+        if not roster:
+            return None
+        child = encounter.child
+        school_id = roster.get(roster_key(self.roster_secret, child.first_name, child.last_name, child.date_of_birth))
+        return self.reference.schools.get(school_id) if school_id else None
+
     def _district_of(self, encounter: CadChildEncountered):
         agency = self.reference.agencies.get(encounter.agency_id)
         return self.reference.districts.get(agency.hwc_district_id) if agency and agency.hwc_district_id else None
 
-    async def _send_to_triage(self, encounter: CadChildEncountered) -> None:
+    async def _send_to_triage(self, encounter: CadChildEncountered, enrolled: School | None = None) -> None:
         district = self._district_of(encounter)
         # The soonest any of the district's schools the child could attend starts: the coordinator must
         # place the child by then (day cares too for a child under five, who may be at one).
@@ -156,7 +175,7 @@ class HandleWithCare:
             district_id=district.district_id if district else None, child=encounter.child,
             school_name_hint=encounter.school_name_hint, encountered_at=encounter.encountered_at,
             opened_at=self.clock.now(), school_id_given=None if encounter.home_educated else encounter.school_id,
-            due_at=due_at))
+            due_at=due_at, roster_school_id=enrolled.school_id if enrolled else None))
         log.warning("hwc_encounter_needs_triage", cad_event_id=encounter.cad_event_id,
                     district_id=district.district_id if district else None)
 

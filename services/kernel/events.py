@@ -844,11 +844,14 @@ class HwcTriageOpened(Event):
     opened_at: Instant
     """When it entered the queue."""
     school_id_given: str | None = None  # what the officer typed, when no school has that id
-    """The school id the officer gave, when it is not in the directory (kept so the coordinator sees what was typed)."""
+    """The school id the officer gave, when it is not in the directory or the roster names another school (kept so the
+    coordinator sees what was typed)."""
     due_at: Instant | None = None  # the earliest deadline among the district's schools
     """The earliest next-school-day start among the district's schools: the coordinator is reminded before it if the child
     is still unplaced.
     """
+    roster_school_id: str | None = None
+    """The school the district's roster has the child at, when the officer named another."""
 
 
 class HwcTriageStillUnplaced(Event):

@@ -4,6 +4,7 @@ child, school and day) and LEAD (a participant police meet again)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 from datetime import date
@@ -23,3 +24,10 @@ def person_key(first_name: str, last_name: str, date_of_birth: date | None) -> s
         return None
     text = f"{normalize_name(first_name)}|{normalize_name(last_name)}|{date_of_birth.isoformat()}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def roster_key(secret: bytes, first_name: str, last_name: str, date_of_birth: date) -> str:
+    """A keyed one-way key for a district roster entry: the roster at rest holds no names, and without the
+    key nobody can test a name and date of birth against it."""
+    text = f"{normalize_name(first_name)}|{normalize_name(last_name)}|{date_of_birth.isoformat()}"
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]

@@ -336,6 +336,8 @@ class School(_Model):
     school_days: tuple[int, ...] = Field((0, 1, 2, 3, 4), description="weekdays open, 0=Monday; day cares may open more")
     primary_contact: Contact
     backup_contact: Contact | None = None
+    roster_ids: tuple[str, ...] = Field((), description="the school's org sourcedId or identifier in the district's "
+                                                       "OneRoster files, when it is not the school_id")
 
     _tz = field_validator("timezone")(_zone)
 
@@ -349,6 +351,9 @@ class ReferenceData(_Model):
     volunteers: dict[str, Volunteer] = {}
     calendars: dict[str, str] = {}                   # file name -> RFC 5545 text
     closures: dict[str, dict[date, str]] = {}        # school id -> day -> reason (snow days, added at run time)
+    # district id -> roster key (keyed hash of a student's name and date of birth) -> school id: from the
+    # district's OneRoster files (handoff reference roster), replaced whole on each import.
+    rosters: dict[str, dict[str, str]] = {}
     directory: Path | None = None
 
     def site(self, site_id: str) -> Site | None:
@@ -377,6 +382,7 @@ class RawReference:
     sections: dict[str, dict[str, dict]] = field(default_factory=lambda: {s: {} for s in SECTIONS})
     calendars: dict[str, str] = field(default_factory=dict)
     closures: dict[str, dict] = field(default_factory=dict)  # "<school>/<date>" -> {school_id, date, reason}
+    rosters: dict[str, str] = field(default_factory=dict)  # "<district>/<roster key>" -> school id
 
     def records(self) -> Iterator[tuple[str, str, str]]:
         """(section, key, body) for every entry: how it is published to the reference topic."""
@@ -387,15 +393,17 @@ class RawReference:
             yield "calendars", name, text
         for key, body in self.closures.items():
             yield "closures", key, json.dumps(body, default=str, sort_keys=True)
+        for key, school_id in self.rosters.items():
+            yield "rosters", key, school_id
 
     def put(self, section: str, key: str, body: str | None) -> None:
         """Apply one record; ``None`` deletes the entry."""
         target = self.calendars if section == "calendars" else self.closures if section == "closures" \
-            else self.sections.setdefault(section, {})
+            else self.rosters if section == "rosters" else self.sections.setdefault(section, {})
         if body is None:
             target.pop(key, None)
         else:
-            target[key] = body if section == "calendars" else json.loads(body)
+            target[key] = body if section in ("calendars", "rosters") else json.loads(body)
 
 
 def read_reference_directory(directory: Path) -> RawReference:
@@ -409,6 +417,12 @@ def read_reference_directory(directory: Path) -> RawReference:
             raw.sections[section] = dict(_toml(path).get(section, {}))
     for path in sorted((directory / "calendars").glob("*.ics")):
         raw.calendars[path.name] = path.read_text()
+    for path in sorted((directory / "rosters").glob("*.json")):
+        try:
+            entries = json.loads(path.read_text())
+        except ValueError:
+            raise ReferenceDataError(f"rosters/{path.name}: not JSON") from None
+        raw.rosters.update({f"{path.stem}/{key}": str(school) for key, school in entries.items()})
     closures_file = directory / "closures.toml"
     if closures_file.exists():
         for entry in _toml(closures_file).get("closures", []):
@@ -441,7 +455,12 @@ def build_reference_data(raw: RawReference, directory: Path | None = None) -> Re
             closures.setdefault(str(body["school_id"]), {})[day] = str(body.get("reason") or "closed")
         except (KeyError, ValueError):
             raise ReferenceDataError(f"closures [{key}]: needs school_id and an ISO date") from None
-    data = ReferenceData(**sections, calendars=dict(raw.calendars), closures=closures, directory=directory)
+    rosters: dict[str, dict[str, str]] = {}
+    for key, school_id in raw.rosters.items():
+        district_id, _, roster_key = key.partition("/")
+        rosters.setdefault(district_id, {})[roster_key] = school_id
+    data = ReferenceData(**sections, calendars=dict(raw.calendars), closures=closures, rosters=rosters,
+                         directory=directory)
     _check_references(data)
     return data
 

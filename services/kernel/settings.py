@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     link_signing_key: SecretStr | None = None
     # Keys the ids of the de-identified overdose reports, so a CAD event id cannot be matched to one.
     overdose_report_key: SecretStr | None = None
+    # Keys the district rosters' entries (a student's name and date of birth, hashed); unset: the link key.
+    roster_key: SecretStr | None = None
     metrics_token: SecretStr | None = None  # Prometheus scrapes /metrics with this bearer token
     ack_link_ttl_minutes: int = Field(24 * 60, ge=1)
     calendar_months_ahead: int = Field(3, ge=1, le=12, description="how far the on-call calendar feeds reach")

@@ -73,7 +73,8 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadMo
         district = viewer.district
         schools = [s for s in reference.schools.values() if s.district_id == district.district_id]
         zone = schools[0].timezone if schools else "UTC"
-        items = [{"cad_event_id": opened.cad_event_id, "child": opened.child, "school_given": _school_given(opened),
+        items = [{"cad_event_id": opened.cad_event_id, "child": opened.child,
+                  "school_given": _school_given(opened, reference.schools),
                   "encountered": _local(opened.encountered_at, zone),
                   "due": _local(opened.due_at, zone) if opened.due_at else None}
                  for opened in model.open_triage(district.district_id)]
@@ -109,11 +110,18 @@ def hwc_rates_chart(model: HwcReadModel, district_ids: set[str], now) -> Markup:
         maximum=100)
 
 
-def _school_given(opened) -> str:
-    """What the officer gave: an id the directory does not know, a name, both, or nothing."""
-    given = [f'id "{opened.school_id_given}" (not in the directory)' if opened.school_id_given else "",
+def _school_given(opened, schools: dict | None = None) -> str:
+    """What the officer gave (an id the directory does not know, a name, both, or nothing), and where the
+    district's roster has the child when it disagrees."""
+    known = (schools or {}).get(opened.school_id_given) if opened.school_id_given else None
+    given = [(f'"{known.name}"' if known else f'id "{opened.school_id_given}" (not in the directory)')
+             if opened.school_id_given else "",
              f'"{opened.school_name_hint}"' if opened.school_name_hint else ""]
-    return ", ".join(g for g in given if g) or "none"
+    said = ", ".join(g for g in given if g) or "none"
+    roster = (schools or {}).get(opened.roster_school_id) if opened.roster_school_id else None
+    if opened.roster_school_id:
+        said += f'; the district roster says "{roster.name if roster else opened.roster_school_id}"'
+    return said
 
 
 def _local(at, zone: str) -> str:

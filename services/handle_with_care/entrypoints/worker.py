@@ -25,6 +25,12 @@ SUBSCRIPTIONS = (
 )
 
 
+def roster_secret(settings: Settings) -> bytes:
+    """The key of the district rosters' entries: the one ``handoff reference roster`` imported them with."""
+    key = settings.roster_key or settings.link_signing_key
+    return key.get_secret_value().encode() if key else b""
+
+
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
                  channels: dict[str, Channel] | None = None) -> Worker:
     kit = WorkerKit.create(SERVICE, settings)
@@ -38,7 +44,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
                         timedelta(minutes=settings.hwc_coordinator_lead_minutes),
                         timedelta(minutes=settings.hwc_late_step_minutes)),
         disclose_agency=settings.hwc_disclose_agency, window=settings.event_time_window,
-        retention=timedelta(days=settings.child_data_retention_days))
+        retention=timedelta(days=settings.child_data_retention_days), roster_secret=roster_secret(settings))
     kit.every(settings.escalation_tick_seconds, hwc.publish_due_escalations)
     # Triage items (keyed by CAD event id) and their alerts, on the triage topic's partitions.
     alerts = kit.delivery(kit.outbox_table("triage-deliveries"), HWC_TRIAGE, channels,
