@@ -54,8 +54,8 @@ from services.quick_response.entrypoints import worker as qrt_worker
 from services.referral_intake.adapters.metrics import LeadCollector
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.entrypoints import console as lead_console
+from services.referral_intake.entrypoints import fhir_api, staff_api
 from services.referral_intake.entrypoints import http_api as intake_http
-from services.referral_intake.entrypoints import staff_api
 from services.referral_intake.entrypoints import worker as intake_worker
 from services.self_referral.domain.figures import WalkInReadModel
 from services.self_referral.entrypoints import console as walk_in_console
@@ -180,6 +180,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         reference, publisher, settings.intake_publish_timeout_seconds, clock=clock, window=settings.event_time_window,
         known_fingerprint=lambda referral_id: getattr(read_model.views.get(referral_id), "cad_fingerprint", None)))
     app.include_router(staff_api.create_router(reference, read_model, publisher, clock, handoff_details))
+    app.include_router(fhir_api.create_router(reference, read_model, handoff_details, publisher, clock,
+                                              settings.public_base_url))
     app.include_router(notifier_http.create_router(
         links, publisher, clock, reference=reference, handoff_details=handoff_details,
         page_for_reply=lambda cm, code: read_model.page_for_reply(cm, code, links.reply_code),

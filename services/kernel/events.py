@@ -932,6 +932,8 @@ class DisclosedRecord(str, Enum):
     walk_in_page = "walk_in_page"  # a volunteer paged for a walk-in (station and time only)
     walk_in_alert = "walk_in_alert"  # a coordinator told a walk-in is unanswered or not placed in time (ids only)
     walk_in_details = "walk_in_details"  # the person's first name, shown to the volunteer who took the walk-in
+    lead_fhir_task = "lead_fhir_task"  # a referral read as a FHIR Task or ServiceRequest by a case-management organisation
+    lead_fhir_notification = "lead_fhir_notification"  # an id-only Task notification to an organisation's endpoint
     cad_feed_alert = "cad_feed_alert"  # program staff told an agency's CAD feed went silent, or came back (no one named)
     lead_location_update = "lead_location_update"  # a case manager told where their referred person is now
     qrt_state_report = "qrt_state_report"  # the state's 24-hour overdose report fields, read by program staff

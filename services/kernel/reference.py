@@ -8,6 +8,7 @@ worker shares it and an update (a new school, a snow day) needs no restart:
 - ``sites.toml``: each LEAD site's accepted referral routes, intake deadline, on-call rotation,
   overrides and escalation policy.
 - ``case_managers.toml``: who can be paged and on which channels.
+- ``organizations.toml``: case-management organisations reading referrals as FHIR Tasks.
 - ``volunteers.toml``: self-referral volunteers, when they can go and how far they are from each station.
 - ``districts.toml``: Handle With Care coordinators and the local authority for home-educated children.
 - ``schools.toml`` plus ``calendars/*.ics``: schools and day cares, their start times, contacts and calendars.
@@ -342,6 +343,22 @@ class School(_Model):
     _tz = field_validator("timezone")(_zone)
 
 
+class Organization(_Model):
+    """A case-management organisation that reads and updates LEAD referrals as FHIR Tasks (the SDOH
+    Clinical Care referral pattern). It sees a referral only when the person's 42 CFR Part 2 consent
+    names its ``consent_role``."""
+
+    organization_id: str
+    name: str
+    sites: frozenset[str] = Field(min_length=1)
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="FHIR API token hash")
+    consent_role: ConsentRole = ConsentRole.case_manager
+    subscription_url: str | None = Field(None, description="rest-hook endpoint for id-only Task notifications")
+
+    def token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(hash_token(token), self.token_sha256)
+
+
 class ReferenceData(_Model):
     agencies: dict[str, Agency] = {}
     sites: dict[str, Site] = {}
@@ -349,6 +366,7 @@ class ReferenceData(_Model):
     schools: dict[str, School] = {}
     districts: dict[str, District] = {}
     volunteers: dict[str, Volunteer] = {}
+    organizations: dict[str, Organization] = {}
     calendars: dict[str, str] = {}                   # file name -> RFC 5545 text
     closures: dict[str, dict[date, str]] = {}        # school id -> day -> reason (snow days, added at run time)
     # district id -> roster key (keyed hash of a student's name and date of birth) -> school id: from the
@@ -372,7 +390,8 @@ class ReferenceData(_Model):
 
 SECTIONS = {"agencies": (Agency, "agency_id"), "sites": (Site, "site_id"),
             "case_managers": (CaseManager, "case_manager_id"), "schools": (School, "school_id"),
-            "districts": (District, "district_id"), "volunteers": (Volunteer, "volunteer_id")}
+            "districts": (District, "district_id"), "volunteers": (Volunteer, "volunteer_id"),
+            "organizations": (Organization, "organization_id")}
 
 
 @dataclass
@@ -518,6 +537,10 @@ def _check_references(data: ReferenceData) -> None:
             if unknown_coordinators:
                 raise ReferenceDataError(
                     f"sites.toml [sites.{site.site_id}.self_referral]: unknown coordinators {unknown_coordinators}")
+    for org in data.organizations.values():
+        unknown_sites = sorted(set(org.sites) - set(data.sites))
+        if unknown_sites:
+            raise ReferenceDataError(f"organizations.toml [organizations.{org.organization_id}]: unknown sites {unknown_sites}")
     for volunteer in data.volunteers.values():
         where = f"volunteers.toml [volunteers.{volunteer.volunteer_id}]"
         unknown_sites = sorted(set(volunteer.sites) - set(data.sites))

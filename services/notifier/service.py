@@ -58,6 +58,7 @@ from services.notifier.domain.escalation import (
     open_page,
     stop,
 )
+from services.notifier.domain.fhir_notification import notification
 from services.notifier.domain.messages import (
     NO_REDISCLOSURE,
     render_deadline_warning,
@@ -77,6 +78,7 @@ FALLBACK_STEP = -2  # ... of what is sent when every step went unacknowledged
 REENGAGEMENT_STEP = -3  # ... of a re-engagement alert
 PROSECUTOR_STEP = -4  # ... of an officer intervention's notice to the prosecutor
 MOVED_STEP = -5  # ... of a location update (CAD says the person moved)
+FHIR_STEP = -6  # ... of a FHIR Task notification to a case-management organisation
 OFFICER_TARGET = "officer"
 
 
@@ -153,6 +155,7 @@ class Notifier:
             put_if_changed(self.pages, event.referral_id, {**record, "closed": event.status not in OPEN_STATUSES})
         if event.status is ReferralStatus.completed:
             await self.tell_prosecutor(event.referral_id, completed=True)
+        await self.notify_organizations(event.referral_id, event.site_id, event.changed_at)
 
     async def tell_prosecutor(self, referral_id: str, completed: bool) -> None:
         """Officer intervention: the prosecutor's contact hears that the treatment plan was completed,
@@ -188,6 +191,26 @@ class Notifier:
     async def on_engagement(self, event: EngagementRecorded) -> None:
         if event.milestone in MILESTONES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"milestone {event.milestone.value}", event.recorded_at)
+        await self.notify_organizations(event.referral_id, event.site_id, event.recorded_at)
+
+    async def notify_organizations(self, referral_id: str, site_id: str, at: datetime) -> None:
+        """The referral's FHIR Task changed: each case-management organisation subscribed at the site gets
+        an id-only notification (R4 Subscriptions Backport), once per change, within the person's consent
+        (outside it the refusal is audited and nothing is sent)."""
+        loaded = self._load(referral_id)
+        if loaded is None:
+            return
+        state = replace(loaded[0], step_index=FHIR_STEP)
+        base = f"{self.links.base_url}/fhir"
+        number = int(at.timestamp() * 1000)
+        for org in self.reference.organizations.values():
+            if not org.subscription_url or site_id not in org.sites:
+                continue
+            bundle = notification(org.organization_id, referral_id, number, base, at)
+            outgoing = Outgoing(f"{referral_id}/fhir/{org.organization_id}/{number}", org.subscription_url, "", "", "",
+                                bundle.model_dump(mode="json", exclude_none=True))
+            await self._deliver_once(state, org.organization_id, Channel.webhook, outgoing, Disclosure(
+                DisclosedRecord.lead_fhir_notification, referral_id, org.organization_id, org.consent_role.value))
 
     def stop_paging(self, referral_id: str, because: str, at: datetime) -> None:
         """The referral has a case manager, or needs none any more: no further step is paged (a

@@ -37,8 +37,10 @@ def reference_for(inbox_url: str) -> ReferenceData:
     schools = {k: s.model_copy(update={"primary_contact": moved(s.primary_contact),
                                        "backup_contact": moved(s.backup_contact) if s.backup_contact else None})
                for k, s in data.schools.items()}
+    organizations = {k: o.model_copy(update={"subscription_url": o.subscription_url.replace(LOCAL_INBOX, inbox_url)})
+                     if o.subscription_url else o for k, o in data.organizations.items()}
     return data.model_copy(update={"case_managers": {k: moved(v) for k, v in data.case_managers.items()},
-                                   "schools": schools})
+                                   "schools": schools, "organizations": organizations})
 
 
 @dataclass

@@ -19,6 +19,7 @@ SIGNED_LINKS = re.compile(r"^/(ack|walk-in)/")  # the signed, expiring, single-p
 SIGNED_BY_PROVIDER = {"/v1/sms/inbound"}  # the SMS provider's request signature (X-Twilio-Signature)
 LIVENESS = {"/healthz"}  # answers {"status": "ok"} and nothing else, for orchestrators' probes
 SIGN_IN_FORM = {("GET", "/console/login")}  # the console's sign-in page: where credentials are given
+PUBLIC_METADATA = {"/fhir/metadata"}  # FHIR clients read the CapabilityStatement before they authenticate
 SECRET_FEEDS = {"/calendar/{token}.ics"}  # a calendar app sends no token: the signed URL is the credential (404 if not)
 
 
@@ -34,7 +35,7 @@ def endpoints(routes, prefix: str = "") -> list[tuple[str, str]]:
         if isinstance(route, (APIRoute, Route)):
             found += [(method, prefix + route.path) for method in sorted(route.methods - {"HEAD", "OPTIONS"})]
         elif hasattr(route, "original_router"):  # an included router (FastAPI resolves them lazily)
-            found += endpoints(route.original_router.routes, prefix + getattr(route.original_router, "prefix", ""))
+            found += endpoints(route.original_router.routes, prefix)  # its routes' paths carry its prefix
     return found
 
 
@@ -47,6 +48,8 @@ async def test_every_endpoint_refuses_a_caller_without_credentials(app) -> None:
                 resp = await client.request(method, url, headers=headers, json={} if method == "POST" else None)
                 if SIGNED_LINKS.match(path):
                     assert resp.status_code == 410, (method, path)  # an unsigned token is not a valid link
+                elif path in PUBLIC_METADATA:
+                    assert resp.status_code == 200 and resp.json()["resourceType"] == "CapabilityStatement"
                 elif path in SECRET_FEEDS:
                     assert resp.status_code == 404, (method, path)
                 elif path in SIGNED_BY_PROVIDER:

@@ -55,6 +55,7 @@ class ReferralView:
     cad_fingerprint: str | None = None
     handoff_missed_at: datetime | None = None
     legal_deadline: datetime | None = None  # officer intervention: charges held until then
+    updated_at: datetime | None = None  # the last change a case-management system would see (FHIR _lastUpdated)
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> ReferralView:
@@ -63,6 +64,11 @@ class ReferralView:
 
     # --- fold -------------------------------------------------------------------------------------
     def apply(self, event) -> None:
+        at = (event.changed_at if isinstance(event, ReferralStatusChanged) else event.recorded_at
+              if isinstance(event, EngagementRecorded) else event.acknowledged_at
+              if isinstance(event, PageAcknowledged) else None)
+        if at is not None:
+            self.updated_at = max(filter(None, [self.updated_at, at]))
         if isinstance(event, ReferralStatusChanged):
             self.status = event.status.value
         elif isinstance(event, EngagementRecorded):

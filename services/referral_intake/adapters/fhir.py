@@ -1,0 +1,116 @@
+"""LEAD referrals as FHIR resources, the HL7 SDOH Clinical Care referral pattern (Gravity): a ``Task``
+(TaskForReferralManagement) whose ``focus`` is the ``ServiceRequest``; ``Task.status`` is the
+referral's status, ``Task.businessStatus`` its latest LEAD milestone. Built and validated with
+fhir.resources' R4B models (FHIR 4.3: R4 with technical corrections; every element used here is the
+same in R4 4.0.1, which the CapabilityStatement names for the guide's clients).
+
+Notifications of a changed Task are the notifier's (``services/notifier/domain/fhir_notification.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
+
+from services.kernel.events import Milestone, ReferredPerson
+from services.kernel.reference import Organization, Site
+from services.referral_intake.domain.views import ReferralView
+
+SDOH_TASK_PROFILE = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"
+SDOH_SR_PROFILE = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-ServiceRequest"
+MILESTONES = "http://handoff.example.org/fhir/CodeSystem/lead-milestone"
+ROUTES = "http://handoff.example.org/fhir/CodeSystem/lead-referral-type"
+ORDER = [m.value for m in Milestone]
+
+
+def fhir_code(value: str) -> str:
+    return value.replace("_", "-")
+
+
+def event_code(value: str) -> str:
+    return value.replace("-", "_")
+
+
+def latest_milestone(view: ReferralView) -> str | None:
+    if not view.milestones:
+        return None
+    return max(view.milestones, key=lambda m: (view.milestones[m], ORDER.index(m) if m in ORDER else 0))
+
+
+def task_for(view: ReferralView, owner: Organization, person: ReferredPerson | None, base_url: str) -> Task:
+    milestone = latest_milestone(view)
+    data: dict = {
+        "resourceType": "Task", "id": view.referral_id,
+        "meta": {"profile": [SDOH_TASK_PROFILE], "lastUpdated": _instant(view.updated_at or view.referred_at)},
+        "status": fhir_code(view.status), "intent": "order", "priority": "routine",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+        "focus": {"reference": f"ServiceRequest/{view.referral_id}"},
+        "authoredOn": _instant(view.referred_at), "lastModified": _instant(view.updated_at or view.referred_at),
+        "requester": {"display": f"LEAD site {view.site_id}"},
+        "owner": {"reference": f"Organization/{owner.organization_id}", "display": owner.name},
+        "restriction": {"period": {"end": _instant(view.intake_due_at)}},
+    }
+    if milestone:
+        data["businessStatus"] = {"coding": [{"system": MILESTONES, "code": fhir_code(milestone)}],
+                                  "text": milestone.replace("_", " ")}
+    if person is not None:
+        data["for"] = {"display": f"{person.first_name} {person.last_name}"}
+    return Task.model_validate(data)
+
+
+def service_request_for(view: ReferralView, site: Site, person: ReferredPerson | None) -> ServiceRequest:
+    data: dict = {
+        "resourceType": "ServiceRequest", "id": view.referral_id, "meta": {"profile": [SDOH_SR_PROFILE]},
+        "status": "active" if view.is_open else ("completed" if view.status == "completed" else "revoked"),
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes",
+                                  "code": "sdoh-category-unspecified"}], "text": "LEAD diversion"}],
+        "code": {"coding": [{"system": ROUTES, "code": fhir_code(view.referral_type)}],
+                 "text": f"LEAD referral: {view.referral_type.replace('_', ' ')}"},
+        "subject": {"display": f"{person.first_name} {person.last_name}" if person else "not disclosed"},
+        "authoredOn": _instant(view.referred_at),
+        "requester": {"display": site.name},
+        "occurrencePeriod": {"start": _instant(view.referred_at), "end": _instant(view.intake_due_at)},
+    }
+    return ServiceRequest.model_validate(data)
+
+
+def searchset(tasks: list[Task], self_url: str, base_url: str) -> Bundle:
+    return Bundle.model_validate({
+        "resourceType": "Bundle", "type": "searchset", "total": len(tasks),
+        "link": [{"relation": "self", "url": self_url}],
+        "entry": [{"fullUrl": f"{base_url}/Task/{t.id}", "resource": t.model_dump(mode="json", exclude_none=True),
+                   "search": {"mode": "match"}} for t in tasks]})
+
+
+def capability_statement(base_url: str, now: datetime) -> CapabilityStatement:
+    return CapabilityStatement.model_validate({
+        "resourceType": "CapabilityStatement", "status": "active", "date": _instant(now), "kind": "instance",
+        "fhirVersion": "4.0.1", "format": ["application/fhir+json"],
+        "software": {"name": "Handoff"}, "implementation": {"description": "Handoff LEAD referrals", "url": base_url},
+        "instantiates": ["http://hl7.org/fhir/us/sdoh-clinicalcare/CapabilityStatement/SDOHCC-ReferralRecipient"],
+        "rest": [{"mode": "server", "security": {"description": "Bearer token per organisation; 42 CFR Part 2 consent "
+                                                                "scope decides which Tasks it may read"},
+                  "resource": [
+                      {"type": "Task", "profile": SDOH_TASK_PROFILE,
+                       "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "update"}],
+                       "searchParam": [{"name": "owner", "type": "reference"}, {"name": "status", "type": "token"},
+                                       {"name": "_lastUpdated", "type": "date"}, {"name": "_id", "type": "token"}]},
+                      {"type": "ServiceRequest", "profile": SDOH_SR_PROFILE, "interaction": [{"code": "read"}]},
+                      {"type": "Subscription", "interaction": [{"code": "read"}]}]}]})
+
+
+def outcome(code: str, diagnostics: str, severity: str = "error") -> dict:
+    return OperationOutcome.model_validate({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}).model_dump(mode="json",
+                                                                                             exclude_none=True)
+
+
+def _instant(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")

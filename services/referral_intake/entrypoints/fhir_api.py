@@ -1,0 +1,193 @@
+"""FHIR R4 referral API for case-management systems (HL7 SDOH Clinical Care: TaskForReferralManagement
+with a ServiceRequest focus), for the organisations in ``organizations.toml`` (bearer token each).
+
+- ``GET /fhir/metadata``: the CapabilityStatement.
+- ``GET /fhir/Task?owner=Organization/ID&status=requested&_lastUpdated=gt2026-11-20T00:00:00Z``: a
+  searchset Bundle (recipients poll at least daily, at most every 15 minutes, per the guide).
+- ``GET /fhir/Task/{id}``, ``GET /fhir/ServiceRequest/{id}``: one referral.
+- ``PUT /fhir/Task/{id}``: a new ``status`` and/or ``businessStatus`` (a LEAD milestone), under the same
+  lifecycle rules as the staff API: an illegal move is 409 with an OperationOutcome naming both.
+
+An organisation sees a referral only at its sites and only when the person's 42 CFR Part 2 consent
+names its role (otherwise: 404, as if it did not exist); every read that names the person is audited.
+Errors are OperationOutcomes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from fhir.resources.R4B.task import Task
+from pydantic import ValidationError
+
+from services.kernel.clock import Clock
+from services.kernel.events import Consent, DisclosedRecord, DisclosureChannel, Milestone, ReferralStatus, StatusReason
+from services.kernel.reference import Organization, ReferenceData
+from services.messaging.kafka import Publisher
+from services.messaging.outbox import audit_shown
+from services.referral_intake.adapters.fhir import (
+    capability_statement,
+    event_code,
+    latest_milestone,
+    outcome,
+    searchset,
+    service_request_for,
+    task_for,
+)
+from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
+from services.referral_intake.domain.lifecycle import MILESTONE_STATUS, IllegalTransition
+from services.referral_intake.domain.views import ReferralView
+from services.referral_intake.service import ChangeStatus, RecordEngagement, handle_staff_command
+from services.web.web import bearer_principal
+
+FHIR_JSON = "application/fhir+json"
+MAX_RESULTS = 500
+
+
+def fhir(body: dict, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
+
+
+def create_router(reference: ReferenceData, model: LeadReadModel, details: HandoffDetails, publisher: Publisher,
+                  clock: Clock, public_base_url: str) -> APIRouter:
+    api = APIRouter(prefix="/fhir", tags=["FHIR R4 (SDOH Clinical Care referrals)"])
+    base = f"{public_base_url.rstrip('/')}/fhir"
+    organization = bearer_principal(lambda: reference.organizations.values(), "a case-management organisation")
+
+    def visible(org: Organization, view: ReferralView | None) -> bool:
+        """At the organisation's sites, and within the person's consent (the site's standard scope if none)."""
+        if view is None or view.site_id not in org.sites:
+            return False
+        consent: Consent | None = details.people.get(view.referral_id, (None, None))[1]
+        if consent is None:
+            site = reference.site(view.site_id)
+            return site is not None and org.consent_role in site.default_consent_roles
+        return consent.permits(org.consent_role.value, clock.now())
+
+    async def shown(org: Organization, view: ReferralView) -> None:
+        await audit_shown(publisher, clock, DisclosedRecord.lead_fhir_task, view.referral_id, org.organization_id,
+                          org.consent_role.value, DisclosureChannel.api)
+
+    def person_of(view: ReferralView):
+        return details.people.get(view.referral_id, (None, None))[0]
+
+    def not_found(what: str) -> JSONResponse:
+        return fhir(outcome("not-found", f"{what}: no such resource, or not one you may read"), 404)
+
+    @api.get("/metadata", summary="CapabilityStatement")
+    async def metadata() -> JSONResponse:
+        return fhir(capability_statement(base, clock.now()).model_dump(mode="json", exclude_none=True))
+
+    @api.get("/Task", summary="Search Tasks (owner, status, _lastUpdated, _id)")
+    async def search_tasks(request: Request, org: Organization = Depends(organization)) -> JSONResponse:
+        params = request.query_params
+        owner = params.get("owner")
+        if owner and owner.removeprefix("Organization/") != org.organization_id:
+            return fhir(searchset([], str(request.url), base).model_dump(mode="json", exclude_none=True))
+        statuses = {event_code(s) for s in params.get("status", "").split(",") if s}
+        try:
+            since = [_date_filter(v) for v in params.getlist("_lastUpdated")]
+        except ValueError as exc:
+            return fhir(outcome("invalid", f"_lastUpdated: {exc}"), 400)
+        ids = set(params.get("_id", "").split(",")) - {""}
+        found = []
+        for view in sorted(model.views.values(), key=lambda v: v.updated_at or v.referred_at):
+            updated = view.updated_at or view.referred_at
+            if (not visible(org, view) or (statuses and view.status not in statuses) or (ids and view.referral_id not in ids)
+                    or not all(check(updated) for check in since)):
+                continue
+            found.append(view)
+            if len(found) >= MAX_RESULTS:
+                break
+        for view in found:
+            await shown(org, view)
+        tasks = [task_for(v, org, person_of(v), base) for v in found]
+        return fhir(searchset(tasks, str(request.url), base).model_dump(mode="json", exclude_none=True))
+
+    @api.get("/Task/{task_id}", summary="Read a Task")
+    async def read_task(task_id: str, org: Organization = Depends(organization)) -> JSONResponse:
+        view = model.views.get(task_id)
+        if not visible(org, view):
+            return not_found(f"Task/{task_id}")
+        await shown(org, view)
+        return fhir(task_for(view, org, person_of(view), base).model_dump(mode="json", exclude_none=True))
+
+    @api.get("/ServiceRequest/{request_id}", summary="Read a ServiceRequest")
+    async def read_service_request(request_id: str, org: Organization = Depends(organization)) -> JSONResponse:
+        view = model.views.get(request_id)
+        if not visible(org, view):
+            return not_found(f"ServiceRequest/{request_id}")
+        await shown(org, view)
+        return fhir(service_request_for(view, reference.sites[view.site_id], person_of(view)).model_dump(
+            mode="json", exclude_none=True))
+
+    @api.put("/Task/{task_id}", summary="Update a Task's status or businessStatus (a LEAD milestone)")
+    async def update_task(task_id: str, request: Request, org: Organization = Depends(organization)) -> JSONResponse:
+        view = model.views.get(task_id)
+        if not visible(org, view):
+            return not_found(f"Task/{task_id}")
+        try:
+            task = Task.model_validate_json(await request.body())
+        except (ValidationError, ValueError) as exc:
+            return fhir(outcome("structure", f"not a valid FHIR Task: {str(exc).splitlines()[0]}"), 400)
+        if task.id not in (None, task_id):
+            return fhir(outcome("invalid", "Task.id: does not match the URL"), 400)
+        by = f"org:{org.organization_id}"
+        try:
+            reason = _reason(task)
+            milestone = _milestone(task)
+            if milestone is not None and milestone.value != latest_milestone(view):
+                await handle_staff_command(RecordEngagement(task_id, milestone, by, reason,
+                                                            idempotency_key=f"fhir/{milestone.value}"), view,
+                                           publisher, clock)
+            wanted = ReferralStatus(event_code(task.status))
+            if wanted.value != view.status and not (milestone is not None and _implies(milestone, wanted)):
+                await handle_staff_command(ChangeStatus(task_id, wanted, by, reason), view, publisher, clock)
+        except IllegalTransition as exc:
+            return fhir(outcome("business-rule", f"{exc.field}: {exc.detail}"), 409)
+        except ValueError as exc:
+            return fhir(outcome("code-invalid", str(exc)), 422)
+        await shown(org, view)
+        current = task_for(view, org, person_of(view), base).model_dump(mode="json", exclude_none=True)
+        current["status"] = task.status  # as requested: applied by the lifecycle's owner in a moment
+        if task.businessStatus is not None:
+            current["businessStatus"] = task.businessStatus.model_dump(mode="json", exclude_none=True)
+        return fhir(current)
+
+    return api
+
+
+def _date_filter(value: str):
+    prefixes = {"gt": lambda a, b: a > b, "ge": lambda a, b: a >= b, "lt": lambda a, b: a < b,
+                "le": lambda a, b: a <= b, "eq": lambda a, b: a == b}
+    prefix, text = (value[:2], value[2:]) if value[:2] in prefixes else ("eq", value)
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError("needs a time zone (e.g. 2026-11-20T00:00:00Z)")
+    return lambda updated: prefixes[prefix](updated, at)
+
+
+def _milestone(task: Task) -> Milestone | None:
+    coding = task.businessStatus.coding if task.businessStatus and task.businessStatus.coding else []
+    if not coding:
+        return None
+    try:
+        return Milestone(event_code(coding[0].code or ""))
+    except ValueError:
+        raise ValueError(f"Task.businessStatus: {coding[0].code!r} is not a LEAD milestone") from None
+
+
+def _reason(task: Task) -> StatusReason | None:
+    coding = task.statusReason.coding if task.statusReason and task.statusReason.coding else []
+    if not coding:
+        return None
+    try:
+        return StatusReason(event_code(coding[0].code or ""))
+    except ValueError:
+        raise ValueError(f"Task.statusReason: {coding[0].code!r} is not a known reason") from None
+
+
+def _implies(milestone: Milestone, status: ReferralStatus) -> bool:
+    return MILESTONE_STATUS.get(milestone) is status

@@ -1,0 +1,132 @@
+"""LEAD referrals over FHIR R4 for case-management systems (SDOH Clinical Care referral pattern): the
+CapabilityStatement, Task search by owner, status and _lastUpdated, Task and ServiceRequest reads,
+status and milestone updates under the lifecycle's rules (409 OperationOutcome when illegal), consent
+scope deciding what an organisation sees, every read audited; each answer validated by fhir.resources."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
+from pydantic import SecretStr
+
+from services import runtime
+from services.kernel.clock import FakeClock
+from services.kernel.events import (
+    AcknowledgedVia,
+    Consent,
+    ConsentRole,
+    DisclosedRecord,
+    DisclosureAudited,
+    EngagementRecorded,
+    PageAcknowledged,
+    ReferralStatusChanged,
+)
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
+from services.referral_intake.adapters.read_model import LeadReadModel
+from services.referral_intake.domain.model import open_referral
+from tests.factories import NOW, cad_referral
+
+REF = load_reference_data(REPO_ROOT / "config" / "local")
+ORG = {"Authorization": "Bearer local-dev-token-org-abq-cm"}
+
+
+@pytest.fixture
+def publisher() -> InMemoryPublisher:
+    return InMemoryPublisher()
+
+
+@pytest.fixture
+async def client(memory_settings, publisher):
+    model = LeadReadModel()
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k"), "public_base_url": "http://t"})
+    app = runtime.build_http_app(settings, REF, publisher, FakeClock(NOW + timedelta(hours=2)), model,
+                                 follow_topics=False)
+    referrals = [open_referral(cad_referral("CAD-F1", occurred_at=NOW), REF.sites["abq"], REF.agencies["apd"], NOW),
+                 open_referral(cad_referral("CAD-F2", occurred_at=NOW + timedelta(minutes=30)), REF.sites["abq"],
+                               REF.agencies["apd"], NOW + timedelta(minutes=30)),
+                 open_referral(cad_referral("CAD-F3", occurred_at=NOW, consent=Consent(
+                     recipient_roles=[ConsentRole.outreach])), REF.sites["abq"], REF.agencies["apd"], NOW)]
+    for r in referrals:
+        model.apply(r)
+        app.state.handoff_details.apply(r)
+    first = referrals[0].referral_id
+    model.apply(PageAcknowledged(page_id="p", referral_id=first, acknowledged_by="cm-ana", via=AcknowledgedVia.link,
+                                 acknowledged_at=NOW + timedelta(minutes=5)))
+    model.apply(ReferralStatusChanged(referral_id=first, site_id="abq", status="accepted", previous_status="requested",
+                                      changed_at=NOW + timedelta(minutes=5), changed_by="cm-ana"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        c.referrals = referrals
+        yield c
+
+
+async def test_the_capability_statement_names_the_guide(client) -> None:
+    statement = CapabilityStatement.model_validate((await client.get("/fhir/metadata")).json())
+    assert statement.fhirVersion == "4.0.1" and {r.type for r in statement.rest[0].resource} >= {"Task",
+                                                                                                 "ServiceRequest"}
+
+
+async def test_search_finds_the_organisations_tasks_within_consent(client, publisher) -> None:
+    first, second, outside = (r.referral_id for r in client.referrals)
+    everything = Bundle.model_validate((await client.get("/fhir/Task", params={"owner": "Organization/abq-cm"},
+                                                         headers=ORG)).json())
+    assert {e.resource.id for e in everything.entry} == {first, second}  # the third's consent names outreach only
+    requested = Bundle.model_validate((await client.get("/fhir/Task", params={"status": "requested"},
+                                                        headers=ORG)).json())
+    assert [e.resource.id for e in requested.entry] == [second]
+    both = Bundle.model_validate((await client.get("/fhir/Task", params={"status": "requested,accepted"},
+                                                   headers=ORG)).json())
+    assert {e.resource.id for e in both.entry} == {first, second}
+    later = Bundle.model_validate((await client.get("/fhir/Task", headers=ORG, params={
+        "_lastUpdated": "gt" + (NOW + timedelta(minutes=20)).isoformat()})).json())
+    assert [e.resource.id for e in later.entry] == [second]  # created 30 minutes in; the first last changed at 5
+    other = Bundle.model_validate((await client.get("/fhir/Task", params={"owner": "Organization/elsewhere"},
+                                                    headers=ORG)).json())
+    assert other.total == 0
+    audits = [a for a in publisher.events(DisclosureAudited) if a.record_kind is DisclosedRecord.lead_fhir_task]
+    assert audits and all(a.recipient_id == "abq-cm" for a in audits)
+    bad = await client.get("/fhir/Task", params={"_lastUpdated": "gt2026-11-20T00:00:00"}, headers=ORG)
+    assert bad.status_code == 400 and OperationOutcome.model_validate(bad.json()).issue[0].code == "invalid"
+    assert (await client.get("/fhir/Task")).status_code == 401
+
+
+async def test_reads_return_valid_task_and_service_request_and_hide_what_consent_does_not_allow(client) -> None:
+    first, _, outside = (r.referral_id for r in client.referrals)
+    task = Task.model_validate((await client.get(f"/fhir/Task/{first}", headers=ORG)).json())
+    assert task.status == "accepted" and task.focus.reference == f"ServiceRequest/{first}"
+    assert task.businessStatus.coding[0].code == "acknowledged" and task.for_fhir.display == "Zebulon Featherstonehaugh"
+    request = ServiceRequest.model_validate((await client.get(f"/fhir/ServiceRequest/{first}", headers=ORG)).json())
+    assert request.status == "active" and request.code.coding[0].code == "arrest-diversion"
+    hidden = await client.get(f"/fhir/Task/{outside}", headers=ORG)
+    assert hidden.status_code == 404 and OperationOutcome.model_validate(hidden.json())
+    assert (await client.get("/fhir/Task/nope", headers=ORG)).status_code == 404
+
+
+async def test_updates_follow_the_lifecycle_and_refuse_illegal_moves(client, publisher) -> None:
+    first, second, _ = (r.referral_id for r in client.referrals)
+    task = (await client.get(f"/fhir/Task/{first}", headers=ORG)).json()
+    moved = await client.put(f"/fhir/Task/{first}", headers={**ORG, "Content-Type": "application/fhir+json"},
+                             json={**task, "businessStatus": {"coding": [{"code": "contacted"}]},
+                                   "status": "in-progress"})
+    assert moved.status_code == 200 and Task.model_validate(moved.json()).status == "in-progress"
+    [engagement] = publisher.events(EngagementRecorded)
+    assert engagement.milestone.value == "contacted" and engagement.recorded_by == "org:abq-cm"
+    assert publisher.events(ReferralStatusChanged) == []  # "contacted" implies in progress: one event, not two
+    pending = (await client.get(f"/fhir/Task/{second}", headers=ORG)).json()
+    illegal = await client.put(f"/fhir/Task/{second}", headers=ORG, json={**pending, "status": "completed"})
+    assert illegal.status_code == 409
+    issue = OperationOutcome.model_validate(illegal.json()).issue[0]
+    assert issue.code == "business-rule" and "requested" in issue.diagnostics and "completed" in issue.diagnostics
+    garbage = await client.put(f"/fhir/Task/{second}", headers=ORG, json={"resourceType": "Task", "status": "sleepy"})
+    assert garbage.status_code == 400
+    wrong = await client.put(f"/fhir/Task/{second}", headers=ORG,
+                             json={**pending, "businessStatus": {"coding": [{"code": "arrested"}]}})
+    assert wrong.status_code == 422 and "businessStatus" in wrong.text
