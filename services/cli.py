@@ -12,6 +12,7 @@
     handoff hwc due --school --at     when a Handle With Care notice is due (--explain says why)
     handoff agency-token AGENCY       a new API token for an agency and the hash for agencies.toml
     handoff connect watch DIR         ingest a CAD's file drop (--agency, --format eido|csv|xml, --layout)
+    handoff connect eido-ws URL       subscribe to an agency's EIDO server (NENA-STA-024) --agency ID
 """
 
 from __future__ import annotations
@@ -412,6 +413,42 @@ def connect_watch(folder: Annotated[Path, typer.Argument(help="the CAD's landing
                     typer.echo(f"{outcome.file}: {outcome.result}" + (f" ({outcome.reason})" if outcome.reason else ""))
             else:
                 await drop.watch(interval, stop)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(main())
+
+
+@connect_cli.command("eido-ws")
+def connect_eido_ws(url: Annotated[str, typer.Argument(help="the agency's EIDO server (wss://.../IncidentData/ent)")],
+                    agency: Annotated[str, typer.Option("--agency", help="the agency that runs it")],
+                    expires: Annotated[int, typer.Option(help="subscription lifetime in seconds (renewed before)")] = 3600,
+                    ca_file: Annotated[str | None, typer.Option(help="CA bundle the server's certificate chains to")] = None,
+                    client_cert: Annotated[str | None, typer.Option(help="Handoff's certificate (mutual TLS)")] = None,
+                    client_key: Annotated[str | None, typer.Option(help="its private key")] = None) -> None:
+    """Subscribe to an agency's EIDO server (NENA-STA-024) and map each EIDO it sends, until Ctrl-C."""
+    from services import runtime
+    from services.cad_gateway.entrypoints.eido_subscriber import EidoSubscriber, tls_context
+    from services.kernel.clock import SystemClock
+    from services.messaging.avro import AvroCodec, registry_from_url
+    from services.messaging.kafka import KafkaPublisher
+
+    s = settings()
+    configure_logging(s.log_level, s.log_format, service="eido-subscriber")
+    reference = runtime.reference_data(s)
+    if agency not in reference.agencies:
+        raise typer.BadParameter(f"unknown agency {agency!r}", param_hint="--agency")
+
+    async def main() -> None:
+        publisher = KafkaPublisher(s, AvroCodec(registry_from_url(s.schema_registry_url)))
+        await publisher.start()
+        subscriber = EidoSubscriber(url, agency, reference, publisher, SystemClock(), s.event_time_window, expires,
+                                    tls_context(ca_file, client_cert, client_key))
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        try:
+            await subscriber.run(stop)
         finally:
             await publisher.stop()
 
