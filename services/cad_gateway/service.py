@@ -19,8 +19,6 @@ from services.kernel.clock import Clock
 from services.kernel.events import (
     CadFeedResumed,
     CadFeedSilent,
-    Channel,
-    DeliveryOutcome,
     DisclosedRecord,
     FeedAlertSent,
 )
@@ -29,7 +27,7 @@ from services.kernel.reference import Agency, ReferenceData
 from services.kernel.store import KeyValueStore
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, FEED_HEALTH, TopicSpec
 from services.messaging.kafka import Publisher
-from services.messaging.outbox import AttemptReporter, Dispatch, IdempotentDelivery, message_each
+from services.messaging.outbox import IdempotentDelivery, MessageAttempts, message_each
 
 log = get_logger(__name__)
 
@@ -46,16 +44,9 @@ async def publish_mapped(mapped: Mapped, publisher: Publisher) -> list[dict[str,
     return published
 
 
-class FeedAlerts(AttemptReporter):
-    """Publishes each try of a feed alert as ``FeedAlertSent`` (the outbox's report)."""
-
-    async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
-                       final: bool) -> None:
-        c = dispatch.context
-        await self.publisher.publish(FEED_HEALTH, c["agency_id"], FeedAlertSent(
-            agency_id=c["agency_id"], attempt_id=dispatch.attempt_id, recipient_id=c["recipient_id"],
-            channel=Channel(dispatch.channel), outcome=outcome, attempt=attempt, error=error, final=final,
-            sent_at=self.clock.now()))
+def feed_alerts(publisher: Publisher, clock: Clock) -> MessageAttempts:
+    """Each try of a feed alert, as ``FeedAlertSent`` (the outbox's report)."""
+    return MessageAttempts(publisher, clock, FEED_HEALTH, FeedAlertSent, "agency_id")
 
 
 class FeedWatch:

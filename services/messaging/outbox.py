@@ -22,6 +22,7 @@ records the outcome. So every table write happens in the stream context, and:
 from __future__ import annotations
 
 import asyncio
+import collections
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -34,6 +35,7 @@ from services.kernel.clock import Clock
 from services.kernel.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.store import JsonForm, KeyValueStore
+from services.kernel.topics import TopicSpec
 from services.messaging.kafka import Publisher
 
 log = get_logger(__name__)
@@ -94,6 +96,25 @@ class AttemptReporter:
         self.clock = clock
 
 
+class MessageAttempts(AttemptReporter):
+    """The report of a service whose attempt events have one shape: the subject's id (``key``, taken from
+    the dispatch's context), attempt_id, recipient_id, channel, outcome, attempt, error, final, sent_at
+    (``FollowUpAlertSent``, ``WalkInMessageSent``, ``FeedAlertSent``): published on ``topic``, keyed
+    by the subject."""
+
+    def __init__(self, publisher: Publisher, clock: Clock, topic: TopicSpec, event_type: type, key: str) -> None:
+        super().__init__(publisher, clock)
+        self.topic, self.event_type, self.key = topic, event_type, key
+
+    async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
+                       final: bool) -> None:
+        subject = dispatch.context[self.key]
+        await self.publisher.publish(self.topic, subject, self.event_type(**{
+            self.key: subject, "attempt_id": dispatch.attempt_id, "recipient_id": dispatch.context["recipient_id"],
+            "channel": dispatch.channel, "outcome": outcome, "attempt": attempt, "error": error, "final": final,
+            "sent_at": self.clock.now()}))
+
+
 class IdempotentDelivery:
     def __init__(self, channels: dict[str, Channel], deliveries: KeyValueStore, attempts: int = 3,
                  backoff_seconds: float = 0.5, audit: Audit | None = None, service: str = "handoff",
@@ -109,9 +130,16 @@ class IdempotentDelivery:
         self.audit = audit
         self.service = service
         self.report = report  # publishes the service's attempt event (PageSent, HwcNoticeDelivered, ...)
-        self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: dict[str, asyncio.Task] = {}
-        self._partition_of: dict[str, int | None] = {}  # attempt id in flight -> its source partition
+        # A backlog of deliveries is a queue of attempt ids (the message stays in the table, as bytes),
+        # worked by ``concurrency`` senders: a task per waiting delivery held its message and a coroutine
+        # each, hundreds of megabytes at 100,000 notices.
+        self.concurrency = concurrency
+        self._queue: collections.deque[tuple[str, str | None]] = collections.deque()  # (attempt id, correlation id)
+        self._senders: set[asyncio.Task] = set()  # at most ``concurrency``; each ends when the queue is empty
+        self._in_flight: dict[str, int | None] = {}  # attempt id queued or being sent -> its source partition
+        self._sending: dict[str, asyncio.Task] = {}  # attempt id being sent -> its task (cancellable)
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # --- called in the stream context ---------------------------------------------------------
     def status(self, attempt_id: str) -> str | None:
@@ -127,7 +155,7 @@ class IdempotentDelivery:
         self.deliveries[dispatch.attempt_id] = {"outcome": PENDING, "dispatch": dispatch.to_dict(),
                                                 "partition": source_partition.get(),
                                                 "correlation_id": current_correlation_id()}
-        self._start(dispatch, current_correlation_id(), source_partition.get())
+        self._start(dispatch.attempt_id, current_correlation_id(), source_partition.get())
         return True
 
     async def refuse(self, dispatch: Dispatch, reason: str) -> None:
@@ -168,7 +196,7 @@ class IdempotentDelivery:
             if among is not None and attempt_id not in among:
                 continue
             if owns_partition(record.get("partition")):
-                self._start(Dispatch.from_dict(record["dispatch"]), record.get("correlation_id"), record.get("partition"))
+                self._start(attempt_id, record.get("correlation_id"), record.get("partition"))
                 resumed += 1
         if resumed:
             log.info("deliveries_resumed", count=resumed)
@@ -180,55 +208,77 @@ class IdempotentDelivery:
         return len(self._in_flight)
 
     async def drain(self) -> None:
-        """Wait until nothing is in flight (tests; a clean stop)."""
+        """Wait until nothing is queued or being sent (tests; a clean stop)."""
         while self._in_flight:
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            await self._idle.wait()
 
     async def close(self) -> None:
         """Stop sending; what was pending stays pending in the table, to be resumed."""
         await self._cancel(list(self._in_flight))
+        self._queue.clear()
 
     async def cancel(self, partitions: set[int]) -> None:
         """Stop sending what was requested on ``partitions`` (revoked: their new owner resumes it)."""
-        await self._cancel([key for key, partition in self._partition_of.items() if partition in partitions])
+        await self._cancel([key for key, partition in self._in_flight.items() if partition in partitions])
 
     async def _cancel(self, attempt_ids: list[str]) -> None:
-        tasks = [self._in_flight[key] for key in attempt_ids if key in self._in_flight]
+        tasks = [self._sending[key] for key in attempt_ids if key in self._sending]
+        for key in attempt_ids:  # queued ones are skipped when their turn comes
+            self._done(key)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _start(self, dispatch: Dispatch, correlation_id: str | None, partition: int | None) -> None:
-        key = dispatch.attempt_id
-        task = asyncio.get_running_loop().create_task(self._send(dispatch, correlation_id), name=f"deliver {key}")
-        self._in_flight[key] = task
-        self._partition_of[key] = partition
+    def _start(self, attempt_id: str, correlation_id: str | None, partition: int | None) -> None:
+        self._in_flight[attempt_id] = partition
+        self._idle.clear()
+        self._queue.append((attempt_id, correlation_id))
+        if len(self._senders) < self.concurrency:
+            sender = asyncio.get_running_loop().create_task(self._sender(), name="delivery sender")
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
 
-        def forget(_task: asyncio.Task) -> None:
-            if self._in_flight.get(key) is _task:
-                del self._in_flight[key]
-                del self._partition_of[key]
+    def _done(self, attempt_id: str) -> None:
+        self._in_flight.pop(attempt_id, None)
+        if not self._in_flight:
+            self._idle.set()
 
-        task.add_done_callback(forget)
+    async def _sender(self) -> None:
+        while self._queue:
+            attempt_id, correlation_id = self._queue.popleft()
+            if attempt_id not in self._in_flight or attempt_id in self._sending:
+                continue  # cancelled (its partition was revoked), or already being sent
+            record = self.deliveries.get(attempt_id)
+            if not record or record.get("outcome") != PENDING:
+                self._done(attempt_id)
+                continue  # settled or forgotten meanwhile
+            task = asyncio.get_running_loop().create_task(
+                self._send(Dispatch.from_dict(record["dispatch"]), correlation_id), name=f"deliver {attempt_id}")
+            self._sending[attempt_id] = task
+            try:
+                await asyncio.gather(task, return_exceptions=True)
+            finally:
+                if self._sending.get(attempt_id) is task:
+                    del self._sending[attempt_id]
+                    self._done(attempt_id)
 
     async def _send(self, dispatch: Dispatch, correlation_id: str | None) -> None:
         with correlation_scope(correlation_id):
             try:
-                if self.written is not None:  # before taking a slot: waiting for the broker is not sending
+                if self.written is not None:  # a delivery goes out only once its pending record is on the broker
                     await self.written(dispatch.attempt_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivery_record_not_written", attempt_id=dispatch.attempt_id)
                 return  # stays pending: resumed after the next recovery
-            async with self._slots:
-                try:
-                    await self._try_all(dispatch)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # Reporting failed (the broker is away): the delivery stays pending and is resumed.
-                    log.exception("delivery_report_failed", attempt_id=dispatch.attempt_id)
+            try:
+                await self._try_all(dispatch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Reporting failed (the broker is away): the delivery stays pending and is resumed.
+                log.exception("delivery_report_failed", attempt_id=dispatch.attempt_id)
 
     async def _try_all(self, dispatch: Dispatch) -> None:
         outcome, error = DeliveryOutcome.failed, None

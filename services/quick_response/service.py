@@ -23,7 +23,6 @@ from services.kernel.events import (
     AttemptOutcome,
     CadOverdoseResponded,
     Channel,
-    DeliveryOutcome,
     DisclosedRecord,
     DisclosureChannel,
     FollowUpAlertSent,
@@ -38,7 +37,7 @@ from services.kernel.store import KeyValueStore, put_if_changed
 from services.kernel.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
-from services.messaging.outbox import AttemptReporter, Dispatch, IdempotentDelivery, audit_shown, message_each
+from services.messaging.outbox import IdempotentDelivery, MessageAttempts, audit_shown, message_each
 from services.quick_response.domain.deidentify import deidentify
 from services.quick_response.domain.follow_up import (
     FollowUp,
@@ -56,16 +55,9 @@ def _alert_key(task_id: str, overdue: bool = False) -> str:
     return f"{task_id}/{'overdue' if overdue else 'warn'}"
 
 
-class FollowUpAlerts(AttemptReporter):
-    """Publishes each try of a team-lead alert as ``FollowUpAlertSent`` (the outbox's report)."""
-
-    async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
-                       final: bool) -> None:
-        c = dispatch.context
-        await self.publisher.publish(QRT_FOLLOW_UPS, c["task_id"], FollowUpAlertSent(
-            task_id=c["task_id"], attempt_id=dispatch.attempt_id, recipient_id=c["recipient_id"],
-            channel=Channel(dispatch.channel), outcome=outcome, attempt=attempt, error=error, final=final,
-            sent_at=self.clock.now()))
+def follow_up_alerts(publisher: Publisher, clock: Clock) -> MessageAttempts:
+    """Each try of a team-lead alert, as ``FollowUpAlertSent`` (the outbox's report)."""
+    return MessageAttempts(publisher, clock, QRT_FOLLOW_UPS, FollowUpAlertSent, "task_id")
 
 
 class QuickResponse:

@@ -24,7 +24,6 @@ from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.events import (
     CadWalkInReported,
     Channel,
-    DeliveryOutcome,
     DisclosedRecord,
     EscalationReason,
     ExpenseKind,
@@ -43,7 +42,7 @@ from services.kernel.store import KeyValueStore, put_if_changed
 from services.kernel.topics import WALK_INS
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
-from services.messaging.outbox import AttemptReporter, Dispatch, IdempotentDelivery, message_each
+from services.messaging.outbox import IdempotentDelivery, MessageAttempts, message_each
 from services.self_referral.domain.walk_in import (
     WalkIn,
     accept,
@@ -62,16 +61,9 @@ log = get_logger(__name__)
 PAGE, TAKEN = "page", "taken"
 
 
-class WalkInMessages(AttemptReporter):
-    """Publishes each try of a walk-in's message as ``WalkInMessageSent`` (the outbox's report)."""
-
-    async def __call__(self, dispatch: Dispatch, attempt: int, outcome: DeliveryOutcome, error: str | None,
-                       final: bool) -> None:
-        c = dispatch.context
-        await self.publisher.publish(WALK_INS, c["case_id"], WalkInMessageSent(
-            case_id=c["case_id"], attempt_id=dispatch.attempt_id, recipient_id=c["recipient_id"],
-            channel=Channel(dispatch.channel), outcome=outcome, attempt=attempt, error=error, final=final,
-            sent_at=self.clock.now()))
+def walk_in_messages(publisher: Publisher, clock: Clock) -> MessageAttempts:
+    """Each try of a walk-in's message, as ``WalkInMessageSent`` (the outbox's report)."""
+    return MessageAttempts(publisher, clock, WALK_INS, WalkInMessageSent, "case_id")
 
 
 class SelfReferrals:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -14,7 +15,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.kernel.errors import CommandRefused, describe_errors
+from services.kernel.clock import EventTimeWindow
+from services.kernel.errors import CommandRefused, Rejected, describe_errors
 from services.kernel.logs import get_logger
 from services.web.render import render_page
 
@@ -204,3 +206,16 @@ def csv_cell(value) -> str:
     """A value as a CSV cell: one a spreadsheet would run as a formula (=, +, -, @) is quoted as text."""
     text = "" if value is None else str(value)
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def time_given(field: str, given: datetime | None, now: datetime, window: EventTimeWindow) -> datetime:
+    """A time a person entered for something that happened (an attempt, a milestone): now when left out,
+    422 naming the field when it has no UTC offset or is further from now than the window allows."""
+    at = given or now
+    if at.tzinfo is None:
+        raise ApiError(422, field, "must carry a UTC offset")
+    try:
+        window.check(field, at, now)
+    except Rejected as exc:
+        raise ApiError(422, exc.field, exc.detail) from None
+    return at

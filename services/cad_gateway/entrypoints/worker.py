@@ -3,7 +3,7 @@ partition), and owns the feed-health topic's partitions: who was told of which s
 
 from __future__ import annotations
 
-from services.cad_gateway.service import FeedAlerts, FeedWatch
+from services.cad_gateway.service import FeedWatch, feed_alerts
 from services.delivery.channels import Channel
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
@@ -24,7 +24,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     kit = WorkerKit.create(SERVICE, settings)
     clock = clock or SystemClock()
     alerts = kit.delivery(kit.outbox_table("feed-alert-deliveries"), FEED_HEALTH, channels,
-                          report=FeedAlerts(kit.publisher, clock))
+                          report=feed_alerts(kit.publisher, clock))
     watch = FeedWatch(reference, kit.table("feeds"), alerts, kit.publisher, clock)
     kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), CAD_TOPICS,
                              watch.seen))

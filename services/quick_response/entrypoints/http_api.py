@@ -45,7 +45,7 @@ from services.quick_response.domain.follow_up import check_overdose, plan, task_
 from services.quick_response.domain.state_report import COLUMNS as STATE_COLUMNS
 from services.quick_response.domain.state_report import StateReportRow
 from services.quick_response.service import audit_list_read, log_attempt
-from services.web.web import ApiError, bearer_principal, csv_cell, published_or_503
+from services.web.web import ApiError, bearer_principal, csv_cell, published_or_503, time_given
 
 log = get_logger(__name__)
 CSV_COLUMNS = ("task_id", "kind", "due_at", "occurred_at", "name", "contact_address", "address_source", "phone",
@@ -147,14 +147,7 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
         if view is None:
             raise ApiError(404, "task_id", "no such follow-up")
         site_of(person, view.opened.site_id)
-        now = clock.now()
-        attempted_at = body.attempted_at or now
-        if attempted_at.tzinfo is None:
-            raise ApiError(422, "attempted_at", "must carry a UTC offset")
-        try:
-            window.check("attempted_at", attempted_at, now)
-        except Rejected as exc:
-            raise ApiError(422, exc.field, exc.detail) from None
+        attempted_at = time_given("attempted_at", body.attempted_at, clock.now(), window)
         attempt_id = await published_or_503(log_attempt(task_id, view.opened.site_id, body.outcome,
                                                         person.case_manager_id, attempted_at, idempotency_key,
                                                         publisher), publish_timeout_seconds, "qrt")

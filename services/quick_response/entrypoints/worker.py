@@ -12,7 +12,7 @@ from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
 from services.kernel.topics import CAD_OVERDOSES, QRT_FOLLOW_UPS
 from services.messaging.streams import Worker, WorkerKit
-from services.quick_response.service import FollowUpAlerts, QuickResponse
+from services.quick_response.service import QuickResponse, follow_up_alerts
 
 SERVICE = "quick-response"
 SUBSCRIPTIONS = (
@@ -27,7 +27,7 @@ def build_worker(settings: Settings, reference: ReferenceData, report_key: bytes
     clock = clock or SystemClock()
     # Follow-ups and their alerts live on the follow-up topic's partitions (keyed by task id).
     alerts = kit.delivery(kit.outbox_table("alert-deliveries"), QRT_FOLLOW_UPS, channels,
-                          report=FollowUpAlerts(kit.publisher, clock))
+                          report=follow_up_alerts(kit.publisher, clock))
     qrt = QuickResponse(reference, kit.table("follow-ups"), alerts, kit.publisher, clock, report_key,
                         settings.public_base_url, timedelta(days=settings.qrt_data_retention_days),
                         settings.event_time_window)

@@ -33,7 +33,7 @@ from services.messaging.kafka import Publisher
 from services.self_referral.domain.figures import WalkInReadModel, WalkInView, month_of
 from services.self_referral.domain.walk_in import case_id_for, check_walk_in
 from services.self_referral.service import log_milestone
-from services.web.web import ApiError, bearer_principal, csv_cell, published_or_503
+from services.web.web import ApiError, bearer_principal, csv_cell, published_or_503, time_given
 
 log = get_logger(__name__)
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -145,14 +145,7 @@ def create_router(reference: ReferenceData, model: WalkInReadModel, publisher: P
         if view is None:
             raise ApiError(404, "case_id", "no such walk-in")
         site_of(person, view.opened.site_id)
-        now = clock.now()
-        at = body.at or now
-        if at.tzinfo is None:
-            raise ApiError(422, "at", "must carry a UTC offset")
-        try:
-            window.check("at", at, now)
-        except Rejected as exc:
-            raise ApiError(422, exc.field, exc.detail) from None
+        at = time_given("at", body.at, clock.now(), window)
         milestone_id = await published_or_503(
             log_milestone(case_id, view.opened.site_id, body.milestone, person.case_manager_id, at, idempotency_key,
                           publisher), publish_timeout_seconds, "walk_in")

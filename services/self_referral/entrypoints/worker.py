@@ -13,7 +13,7 @@ from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
 from services.kernel.topics import CAD_WALK_INS, WALK_INS
 from services.messaging.streams import Worker, WorkerKit
-from services.self_referral.service import SelfReferrals, WalkInMessages
+from services.self_referral.service import SelfReferrals, walk_in_messages
 
 SERVICE = "self-referral"
 SUBSCRIPTIONS = (
@@ -28,7 +28,7 @@ def build_worker(settings: Settings, reference: ReferenceData, link_for: Callabl
     clock = clock or SystemClock()
     # Cases and their messages live on the walk-in topic's partitions (keyed by case id).
     messages = kit.delivery(kit.outbox_table("message-deliveries"), WALK_INS, channels,
-                            report=WalkInMessages(kit.publisher, clock))
+                            report=walk_in_messages(kit.publisher, clock))
     walk_ins = SelfReferrals(reference, kit.table("walk-ins"), messages, kit.publisher, clock, link_for,
                              settings.public_base_url, timedelta(days=settings.walk_in_data_retention_days),
                              settings.event_time_window)

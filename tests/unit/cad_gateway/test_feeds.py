@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from services.cad_gateway.domain.feeds import active_hours_between, is_silent
-from services.cad_gateway.service import FeedAlerts, FeedWatch
+from services.cad_gateway.service import FeedWatch, feed_alerts
 from services.kernel.clock import FakeClock
 from services.kernel.events import CadFeedResumed, CadFeedSilent, FeedAlertSent
 from services.kernel.reference import FeedExpectation, load_reference_data
@@ -35,7 +35,7 @@ class Watch:
         self.clock, self.publisher, self.channels = FakeClock(start), InMemoryPublisher(), recording_channels()
         self.table: dict = {}
         delivery = IdempotentDelivery(self.channels, {}, attempts=1, backoff_seconds=0,
-                                      report=FeedAlerts(self.publisher, self.clock))
+                                      report=feed_alerts(self.publisher, self.clock))
         service = FeedWatch(REF, self.table, delivery, self.publisher, self.clock)
         self.watch = SettledCalls(service, delivery, self.publisher, FeedAlertSent, self.handle)
         self.service = service

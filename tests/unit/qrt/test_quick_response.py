@@ -24,7 +24,7 @@ from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.quick_response.domain.follow_up import task_id_for
-from services.quick_response.service import FollowUpAlerts, QuickResponse
+from services.quick_response.service import QuickResponse, follow_up_alerts
 from tests.factories import NOW, overdose
 from tests.fakes import SettledCalls, recording_channels
 
@@ -35,7 +35,7 @@ class Team:
     def __init__(self, reference=REF) -> None:
         self.clock, self.publisher, self.channels = FakeClock(NOW), InMemoryPublisher(), recording_channels()
         delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0,
-                                      report=FollowUpAlerts(self.publisher, self.clock))
+                                      report=follow_up_alerts(self.publisher, self.clock))
         self.store: dict = {}
         service = QuickResponse(reference, self.store, delivery, self.publisher, self.clock, b"test-key",
                                 "https://handoff.test")

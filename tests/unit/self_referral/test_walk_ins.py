@@ -25,7 +25,7 @@ from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.self_referral.domain.walk_in import case_id_for
-from services.self_referral.service import SelfReferrals, WalkInMessages
+from services.self_referral.service import SelfReferrals, walk_in_messages
 from tests.factories import NOW, walk_in
 from tests.fakes import SettledCalls, recording_channels
 
@@ -40,7 +40,7 @@ class Program:
         self.clock, self.publisher, self.channels = FakeClock(NOW), InMemoryPublisher(), recording_channels()
         self.deliveries: dict = {}
         delivery = IdempotentDelivery(self.channels, self.deliveries, attempts=2, backoff_seconds=0,
-                                      report=WalkInMessages(self.publisher, self.clock))
+                                      report=walk_in_messages(self.publisher, self.clock))
         self.store: dict = {}
         service = SelfReferrals(reference, self.store, delivery, self.publisher, self.clock,
                                 lambda case_id, volunteer_id: f"https://handoff.test/walk-in/{case_id}.{volunteer_id}",
