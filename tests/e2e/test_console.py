@@ -251,7 +251,10 @@ async def test_a_volunteer_accepts_a_walk_in_on_a_phone_and_the_coordinator_sees
     await dana.get_by_test_id("first-name").wait_for(timeout=15000)  # refreshed once the acceptance is recorded
     await dana.get_by_role("button", name="I'm here").click()
     await dana.get_by_text("Recorded.").wait_for()
-    assert "I'm here" in await dana.locator("ul").first.inner_text()
+    # The step shows once the API's read model has the event (a moment after the redirect): reload then.
+    await eventually(lambda: any(v.reached for v in model.open_list("abq")))
+    await dana.reload()
+    assert "I'm here" in await dana.get_by_test_id("done-so-far").inner_text()
     assert await fits_the_screen(dana)
     await screenshot(dana, "walk-in-volunteer-accepted-phone")
 
