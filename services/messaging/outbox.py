@@ -22,7 +22,6 @@ records the outcome. So every table write happens in the stream context, and:
 from __future__ import annotations
 
 import asyncio
-import collections
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -130,16 +129,9 @@ class IdempotentDelivery:
         self.audit = audit
         self.service = service
         self.report = report  # publishes the service's attempt event (PageSent, HwcNoticeDelivered, ...)
-        # A backlog of deliveries is a queue of attempt ids (the message stays in the table, as bytes),
-        # worked by ``concurrency`` senders: a task per waiting delivery held its message and a coroutine
-        # each, hundreds of megabytes at 100,000 notices.
-        self.concurrency = concurrency
-        self._queue: collections.deque[tuple[str, str | None]] = collections.deque()  # (attempt id, correlation id)
-        self._senders: set[asyncio.Task] = set()  # at most ``concurrency``; each ends when the queue is empty
-        self._in_flight: dict[str, int | None] = {}  # attempt id queued or being sent -> its source partition
-        self._sending: dict[str, asyncio.Task] = {}  # attempt id being sent -> its task (cancellable)
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: dict[str, asyncio.Task] = {}
+        self._partition_of: dict[str, int | None] = {}  # attempt id in flight -> its source partition
 
     # --- called in the stream context ---------------------------------------------------------
     def status(self, attempt_id: str) -> str | None:
@@ -155,7 +147,7 @@ class IdempotentDelivery:
         self.deliveries[dispatch.attempt_id] = {"outcome": PENDING, "dispatch": dispatch.to_dict(),
                                                 "partition": source_partition.get(),
                                                 "correlation_id": current_correlation_id()}
-        self._start(dispatch.attempt_id, current_correlation_id(), source_partition.get())
+        self._start(dispatch, current_correlation_id(), source_partition.get())
         return True
 
     async def refuse(self, dispatch: Dispatch, reason: str) -> None:
@@ -196,7 +188,7 @@ class IdempotentDelivery:
             if among is not None and attempt_id not in among:
                 continue
             if owns_partition(record.get("partition")):
-                self._start(attempt_id, record.get("correlation_id"), record.get("partition"))
+                self._start(Dispatch.from_dict(record["dispatch"]), record.get("correlation_id"), record.get("partition"))
                 resumed += 1
         if resumed:
             log.info("deliveries_resumed", count=resumed)
@@ -208,77 +200,55 @@ class IdempotentDelivery:
         return len(self._in_flight)
 
     async def drain(self) -> None:
-        """Wait until nothing is queued or being sent (tests; a clean stop)."""
+        """Wait until nothing is in flight (tests; a clean stop)."""
         while self._in_flight:
-            await self._idle.wait()
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     async def close(self) -> None:
         """Stop sending; what was pending stays pending in the table, to be resumed."""
         await self._cancel(list(self._in_flight))
-        self._queue.clear()
 
     async def cancel(self, partitions: set[int]) -> None:
         """Stop sending what was requested on ``partitions`` (revoked: their new owner resumes it)."""
-        await self._cancel([key for key, partition in self._in_flight.items() if partition in partitions])
+        await self._cancel([key for key, partition in self._partition_of.items() if partition in partitions])
 
     async def _cancel(self, attempt_ids: list[str]) -> None:
-        tasks = [self._sending[key] for key in attempt_ids if key in self._sending]
-        for key in attempt_ids:  # queued ones are skipped when their turn comes
-            self._done(key)
+        tasks = [self._in_flight[key] for key in attempt_ids if key in self._in_flight]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _start(self, attempt_id: str, correlation_id: str | None, partition: int | None) -> None:
-        self._in_flight[attempt_id] = partition
-        self._idle.clear()
-        self._queue.append((attempt_id, correlation_id))
-        if len(self._senders) < self.concurrency:
-            sender = asyncio.get_running_loop().create_task(self._sender(), name="delivery sender")
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+    def _start(self, dispatch: Dispatch, correlation_id: str | None, partition: int | None) -> None:
+        key = dispatch.attempt_id
+        task = asyncio.get_running_loop().create_task(self._send(dispatch, correlation_id), name=f"deliver {key}")
+        self._in_flight[key] = task
+        self._partition_of[key] = partition
 
-    def _done(self, attempt_id: str) -> None:
-        self._in_flight.pop(attempt_id, None)
-        if not self._in_flight:
-            self._idle.set()
+        def forget(_task: asyncio.Task) -> None:
+            if self._in_flight.get(key) is _task:
+                del self._in_flight[key]
+                del self._partition_of[key]
 
-    async def _sender(self) -> None:
-        while self._queue:
-            attempt_id, correlation_id = self._queue.popleft()
-            if attempt_id not in self._in_flight or attempt_id in self._sending:
-                continue  # cancelled (its partition was revoked), or already being sent
-            record = self.deliveries.get(attempt_id)
-            if not record or record.get("outcome") != PENDING:
-                self._done(attempt_id)
-                continue  # settled or forgotten meanwhile
-            task = asyncio.get_running_loop().create_task(
-                self._send(Dispatch.from_dict(record["dispatch"]), correlation_id), name=f"deliver {attempt_id}")
-            self._sending[attempt_id] = task
-            try:
-                await asyncio.gather(task, return_exceptions=True)
-            finally:
-                if self._sending.get(attempt_id) is task:
-                    del self._sending[attempt_id]
-                    self._done(attempt_id)
+        task.add_done_callback(forget)
 
     async def _send(self, dispatch: Dispatch, correlation_id: str | None) -> None:
         with correlation_scope(correlation_id):
             try:
-                if self.written is not None:  # a delivery goes out only once its pending record is on the broker
+                if self.written is not None:  # before taking a slot: waiting for the broker is not sending
                     await self.written(dispatch.attempt_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivery_record_not_written", attempt_id=dispatch.attempt_id)
                 return  # stays pending: resumed after the next recovery
-            try:
-                await self._try_all(dispatch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Reporting failed (the broker is away): the delivery stays pending and is resumed.
-                log.exception("delivery_report_failed", attempt_id=dispatch.attempt_id)
+            async with self._slots:
+                try:
+                    await self._try_all(dispatch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Reporting failed (the broker is away): the delivery stays pending and is resumed.
+                    log.exception("delivery_report_failed", attempt_id=dispatch.attempt_id)
 
     async def _try_all(self, dispatch: Dispatch) -> None:
         outcome, error = DeliveryOutcome.failed, None

@@ -139,21 +139,6 @@ async def test_concurrency_is_bounded() -> None:
     assert len(hung.sent) == 10
 
 
-async def test_a_backlog_waits_as_ids_not_as_a_task_each() -> None:
-    hung = SlowChannel("sms")
-    delivery = IdempotentDelivery({"sms": hung}, {}, attempts=1, concurrency=3)
-    before = len(asyncio.all_tasks())
-    for n in range(2000):
-        await delivery.request(dispatch(f"b{n}"))
-    await asyncio.wait_for(_until(lambda: hung.waiting == 3), 2)
-    # Three senders, each with the one delivery it sends: the 1,997 waiting are ids in a queue, their
-    # messages only in the table (as the table holds them: bytes, in the worker).
-    assert len(asyncio.all_tasks()) - before <= 6 and delivery.in_flight == 2000
-    hung.release.set()
-    await delivery.drain()
-    assert len(hung.sent) == 2000 and len(asyncio.all_tasks()) - before <= 0
-
-
 def test_a_dispatch_round_trips_through_json() -> None:
     import json
 
