@@ -12,6 +12,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
+from services.kernel.logs import current_correlation_id
+
 KeyValueStore = MutableMapping[str, Any]
 T = TypeVar("T")
 
@@ -23,6 +25,13 @@ def put_if_changed(store: KeyValueStore, key: str, value: dict[str, Any]) -> boo
         return False
     store[key] = value
     return True
+
+
+def put_state(store: KeyValueStore, key: str, state: dict[str, Any]) -> bool:
+    """Keep ``state`` under ``key`` (as ``{"state": ..., "correlation_id": ...}``), with the correlation id of
+    the event that first wrote it, so the events its timer makes later carry that id too."""
+    record = store.get(key) or {"correlation_id": current_correlation_id()}
+    return put_if_changed(store, key, {**record, "state": state})
 
 
 class JsonForm(Generic[T]):

@@ -31,9 +31,9 @@ from services.kernel.events import (
     FollowUpExpired,
     FollowUpOpened,
 )
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import CaseManager, ReferenceData
-from services.kernel.store import KeyValueStore, put_if_changed
+from services.kernel.store import KeyValueStore, put_state
 from services.kernel.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
@@ -206,8 +206,7 @@ class QuickResponse:
         return FollowUp.from_dict(record["state"]) if record else None
 
     def _save(self, follow_up: FollowUp) -> None:
-        record = self.follow_ups.get(follow_up.task_id) or {"correlation_id": current_correlation_id()}
-        put_if_changed(self.follow_ups, follow_up.task_id, {**record, "state": follow_up.to_dict()})
+        put_state(self.follow_ups, follow_up.task_id, follow_up.to_dict())
 
 
 # --- the team's commands (the API and the console) -----------------------------------------------------

@@ -36,9 +36,9 @@ from services.kernel.events import (
     WalkInMilestoneRecorded,
     WalkInOpened,
 )
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import ReferenceData, SelfReferralPathway
-from services.kernel.store import KeyValueStore, put_if_changed
+from services.kernel.store import KeyValueStore, put_state
 from services.kernel.topics import WALK_INS
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
@@ -247,8 +247,7 @@ class SelfReferrals:
         return WalkIn.from_dict(record["state"]) if record else None
 
     def _save(self, walk_in: WalkIn) -> None:
-        record = self.walk_ins.get(walk_in.case_id) or {"correlation_id": current_correlation_id()}
-        put_if_changed(self.walk_ins, walk_in.case_id, {**record, "state": walk_in.to_dict()})
+        put_state(self.walk_ins, walk_in.case_id, walk_in.to_dict())
 
 
 # --- what volunteers and staff record (the volunteer's link, the API, the console) --------------------------

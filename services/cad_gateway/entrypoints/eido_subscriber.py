@@ -49,7 +49,6 @@ class EidoSubscriber:
         self.tls = tls
         self.backoff = backoff
         self.subscription_id: str | None = None
-        self.received = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -135,7 +134,6 @@ class EidoSubscriber:
         if agency is None:
             return 500, "unknown agency"
         for document in documents if isinstance(documents, list) else []:
-            self.received += 1
             try:
                 mapped = map_call(read_eido(document), agency, self.reference.sites, self.clock.now(), self.window)
             except NothingToMap as nothing:

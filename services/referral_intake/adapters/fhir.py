@@ -42,7 +42,7 @@ def latest_milestone(view: ReferralView) -> str | None:
     return max(view.milestones, key=lambda m: (view.milestones[m], ORDER.index(m) if m in ORDER else 0))
 
 
-def task_for(view: ReferralView, owner: Organization, person: ReferredPerson | None, base_url: str) -> Task:
+def task_for(view: ReferralView, owner: Organization, person: ReferredPerson | None) -> Task:
     milestone = latest_milestone(view)
     data: dict = {
         "resourceType": "Task", "id": view.referral_id,

@@ -103,7 +103,7 @@ def create_router(reference: ReferenceData, model: LeadReadModel, details: Hando
                 break
         for view in found:
             await shown(org, view)
-        tasks = [task_for(v, org, person_of(v), base) for v in found]
+        tasks = [task_for(v, org, person_of(v)) for v in found]
         return fhir(searchset(tasks, str(request.url), base).model_dump(mode="json", exclude_none=True))
 
     @api.get("/Task/{task_id}", summary="Read a Task")
@@ -112,7 +112,7 @@ def create_router(reference: ReferenceData, model: LeadReadModel, details: Hando
         if not visible(org, view):
             return not_found(f"Task/{task_id}")
         await shown(org, view)
-        return fhir(task_for(view, org, person_of(view), base).model_dump(mode="json", exclude_none=True))
+        return fhir(task_for(view, org, person_of(view)).model_dump(mode="json", exclude_none=True))
 
     @api.get("/ServiceRequest/{request_id}", summary="Read a ServiceRequest")
     async def read_service_request(request_id: str, org: Organization = Depends(organization)) -> JSONResponse:
@@ -150,7 +150,7 @@ def create_router(reference: ReferenceData, model: LeadReadModel, details: Hando
         except ValueError as exc:
             return fhir(outcome("code-invalid", str(exc)), 422)
         await shown(org, view)
-        current = task_for(view, org, person_of(view), base).model_dump(mode="json", exclude_none=True)
+        current = task_for(view, org, person_of(view)).model_dump(mode="json", exclude_none=True)
         current["status"] = task.status  # as requested: applied by the lifecycle's owner in a moment
         if task.businessStatus is not None:
             current["businessStatus"] = task.businessStatus.model_dump(mode="json", exclude_none=True)
