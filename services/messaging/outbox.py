@@ -9,8 +9,9 @@ At most ``concurrency`` sends are in flight at once.
 Each try is reported through ``report``, given by the worker (it publishes the service's attempt
 event: ``PageSent``, ``HwcNoticeDelivered``, ``HwcTriageAlerted``) and to ``audit`` as a ``DisclosureAudited`` record (kind of record,
 recipient, channel, outcome; never the content). The last try is reported with ``final=True``;
-when the service's handler sees that event on the owning partition it calls ``settle``, which
-records the outcome. So every table write happens in the stream context, and:
+once that event is on the broker the outcome is recorded (``settle``, written on the partition
+that asked for the delivery), and the service's handler calls ``settle`` again when it reads the
+event back on the owning partition, which changes nothing unless another worker sent it. So:
 
 - a delivery already delivered (or pending) is not sent again: replays, retries, duplicates;
 - a failed one is sent again when asked again (a replay completes what a crash interrupted);
@@ -22,6 +23,7 @@ records the outcome. So every table write happens in the stream context, and:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -158,8 +160,10 @@ class IdempotentDelivery:
         log.warning("disclosure_refused", attempt_id=dispatch.attempt_id, reason=reason)
 
     def settle(self, attempt_id: str, outcome: DeliveryOutcome) -> None:
-        """Record a delivery's final outcome (from its final attempt event, on the owning partition)."""
-        self.deliveries[attempt_id] = {"outcome": outcome.value}
+        """Record a delivery's final outcome (once its final attempt event is on the broker, and again
+        when the owning partition reads that event back: written only the first time)."""
+        if self.status(attempt_id) != outcome.value:
+            self.deliveries[attempt_id] = {"outcome": outcome.value}
 
     def forget(self, attempt_ids: list[str]) -> int:
         """Delete the records of these deliveries (their subject's retention ended); those in flight
@@ -220,7 +224,11 @@ class IdempotentDelivery:
 
     def _start(self, dispatch: Dispatch, correlation_id: str | None, partition: int | None) -> None:
         key = dispatch.attempt_id
-        task = asyncio.get_running_loop().create_task(self._send(dispatch, correlation_id), name=f"deliver {key}")
+        # A context of its own: the send outlives the record that asked for it, so it must neither add
+        # its events to that record's sends (left unawaited once the record was acknowledged) nor
+        # write to the table as if it were handling that record.
+        task = asyncio.get_running_loop().create_task(self._send(dispatch, correlation_id, partition),
+                                                      name=f"deliver {key}", context=contextvars.Context())
         self._in_flight[key] = task
         self._partition_of[key] = partition
 
@@ -231,7 +239,8 @@ class IdempotentDelivery:
 
         task.add_done_callback(forget)
 
-    async def _send(self, dispatch: Dispatch, correlation_id: str | None) -> None:
+    async def _send(self, dispatch: Dispatch, correlation_id: str | None, partition: int | None) -> None:
+        source_partition.set(partition)  # where the outcome is written (this task's own context)
         with correlation_scope(correlation_id):
             try:
                 if self.written is not None:  # before taking a slot: waiting for the broker is not sending
@@ -261,6 +270,10 @@ class IdempotentDelivery:
                 outcome, error, permanent = DeliveryOutcome.failed, exc.reason, exc.permanent
             final = outcome is DeliveryOutcome.delivered or permanent or attempt == self.attempts
             await self._report(dispatch, attempt, outcome, error, final)
+            if final:
+                # Recorded now, not only when the stream reads the final event back: behind a backlog
+                # that takes minutes, and until then every delivery would wait in memory as pending.
+                self.settle(dispatch.attempt_id, outcome)
             await self._audit(dispatch, attempt, outcome)
             if final:
                 break

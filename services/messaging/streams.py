@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.streams import current_event
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from services.kernel.bus import Subscription, dispatch
@@ -700,6 +701,14 @@ class OutboxTable(faust.Table):
         self._last_write[key] = sent
         sent.add_done_callback(lambda done: self._last_write.pop(key, None) if self._last_write.get(key) is done else None)
         return sent
+
+    def partition_for_key(self, key: Any) -> int | None:
+        # A delivery records its outcome off the stream (no current event): on the partition whose
+        # record asked for it, which its task carries (a revoked partition's deliveries are cancelled
+        # before it goes, so this worker still owns it).
+        if current_event() is None and (partition := source_partition.get()) is not None:
+            return partition
+        return super().partition_for_key(key)
 
     async def written(self, key: str) -> None:
         """Returns once ``key``'s last write is acknowledged by the broker (raises if it failed)."""

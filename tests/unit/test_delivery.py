@@ -1,13 +1,20 @@
-"""The delivery outbox: concurrent sends, settling by event, resume after a crash."""
+"""The delivery outbox: concurrent sends, settling once the final try is published, resume after a crash."""
 
 from __future__ import annotations
 
 import asyncio
 
+import faust
+import pytest
+
 from services.delivery.channels import Outgoing
-from services.kernel.events import DeliveryOutcome, DisclosedRecord
+from services.kernel.events import DeliveryOutcome, DisclosedRecord, PageSent
+from services.kernel.topics import PAGES
 from services.messaging.outbox import PENDING, Disclosure, Dispatch, IdempotentDelivery, source_partition
+from services.messaging.streams import OutboxTable, sends_awaited_together
+from tests.factories import one_of_each
 from tests.fakes import RecordingChannel
+from tests.unit.test_record_processor import HeldProducer, faust_publisher
 
 
 class SlowChannel(RecordingChannel):
@@ -103,9 +110,9 @@ async def test_after_recovery_only_what_was_pending_then_and_is_still_pending_is
     recovered = after.pending()
     assert recovered == {"settled-meanwhile", "in-flight"}
     after.settle("settled-meanwhile", DeliveryOutcome.delivered)  # its final attempt event, read while catching up
-    await after.request(dispatch("new"))  # requested since recovery and sent; its final event not read yet
+    await after.request(dispatch("new"))  # requested since recovery and sent
     await after.drain()
-    assert after.status("new") == PENDING
+    assert after.status("new") == DeliveryOutcome.delivered.value  # recorded once its final event was published
     assert after.resume(among=recovered) == 1
     await after.drain()
     assert sorted(m.attempt_id for m in channel.sent) == ["in-flight", "new"]  # each once
@@ -171,10 +178,6 @@ async def test_nothing_is_sent_before_its_pending_record_is_on_the_broker() -> N
 
 
 async def test_the_outbox_table_knows_when_a_write_is_on_the_broker(monkeypatch) -> None:
-    import faust
-
-    from services.messaging.streams import OutboxTable
-
     acks: list[asyncio.Future] = []
 
     def send_changelog(self, partition, key, value, key_serializer=None, value_serializer=None):
@@ -204,3 +207,58 @@ async def test_a_delivery_keeps_and_sends_only_the_form_its_channel_sends() -> N
             "sms": ("", "t", "", {}), "email": ("s", "", "b", {}), "webhook": ("", "", "", {"k": 1})}[name]
     await delivery.drain()
     assert [channels[name].sent[0].text for name in ("sms", "email")] == ["t", ""]
+
+
+async def test_the_outcome_is_recorded_once_the_final_report_is_published_and_only_once() -> None:
+    published = asyncio.Event()
+    writes: list[str] = []
+
+    class Store(dict):
+        def __setitem__(self, key, value) -> None:
+            writes.append(value["outcome"])
+            super().__setitem__(key, value)
+
+    async def report(d: Dispatch, attempt: int, outcome: DeliveryOutcome, error, final: bool) -> None:
+        await published.wait()
+
+    delivery = IdempotentDelivery({"sms": RecordingChannel("sms")}, Store(), attempts=1, report=report)
+    await delivery.request(dispatch("a"))
+    await asyncio.sleep(0.01)
+    assert delivery.status("a") == PENDING  # sent, but its final event is not on the broker yet
+    published.set()
+    await delivery.drain()
+    assert delivery.status("a") == DeliveryOutcome.delivered.value  # not waiting for the stream to read it back
+    delivery.settle("a", DeliveryOutcome.delivered)  # the stream reads the final event back: nothing to write
+    assert writes == [PENDING, DeliveryOutcome.delivered.value]
+
+
+async def test_a_delivery_awaits_its_own_reports_not_the_record_that_asked_for_it() -> None:
+    producer = HeldProducer()
+    publisher = faust_publisher(producer)
+
+    async def report(d: Dispatch, attempt: int, outcome: DeliveryOutcome, error, final: bool) -> None:
+        await publisher.publish(PAGES, d.attempt_id, next(e for e in one_of_each() if isinstance(e, PageSent)))
+
+    delivery = IdempotentDelivery({"sms": RecordingChannel("sms")}, {}, attempts=1, report=report)
+    record_sends: list = []
+    async with sends_awaited_together(handing_on_to=record_sends):  # a record asks for the delivery
+        await delivery.request(dispatch("a"))
+    await _until(lambda: producer.futures)
+    assert record_sends == []  # the record is acknowledged without the delivery's report...
+    await asyncio.sleep(0.01)
+    assert delivery.in_flight == 1 and delivery.status("a") == PENDING  # ...which the delivery itself waits for
+    producer.futures[0].set_result(None)
+    await delivery.drain()
+    assert delivery.status("a") == DeliveryOutcome.delivered.value
+
+
+def test_the_outbox_table_writes_off_the_stream_on_the_partition_that_asked() -> None:
+    app = faust.App("outbox-partition-check", broker="kafka://127.0.0.1:1", store="memory://")
+    table = OutboxTable(app, name="deliveries", default=None, beacon=app.tables.beacon)
+    token = source_partition.set(3)  # a delivery's task carries the partition of the record that asked
+    try:
+        assert table.partition_for_key("a") == 3
+    finally:
+        source_partition.reset(token)
+    with pytest.raises(TypeError):  # anywhere else, as any table: only from a stream
+        table.partition_for_key("a")
