@@ -381,6 +381,7 @@ class OffsetGuard:
         self.next_offset: dict[tuple[str, int], int] = {}
         self.handled_to: dict[tuple[str, int], int] = {}  # the offset after the last record handled
         self.recovered = 0
+        self.handled_total = 0  # records handled by every agent, ever: the tail check's sign of a busy worker
         self.topics: set[str] = set()  # the topics whose partitions the tail check watches
 
     async def missing_before(self, raw: RawRecord) -> list[RawRecord]:
@@ -400,6 +401,7 @@ class OffsetGuard:
     def handled(self, raw: RawRecord) -> None:
         tp = (raw.topic, raw.partition)
         self.handled_to[tp] = max(self.handled_to.get(tp, 0), raw.offset + 1)
+        self.handled_total += 1
 
     async def wait_until_handled(self, topic: str, partitions: set[int], poll_seconds: float = 0.05) -> None:
         """Until the stream has handled every record that is on ``partitions`` of ``topic`` now."""
@@ -510,18 +512,54 @@ class BrokerGapReader:
                 await admin.close()
 
 
+class StallWatch:
+    """Which partitions the tail check seeks back: those with records past what was handled and no
+    progress over a whole interval in which the worker handled nothing at all.
+
+    Records are dropped only around a rebalance, and a drop is found at once when a later record
+    arrives on the partition (``OffsetGuard.missing_before``); what is left is a partition whose last
+    records were dropped. A partition that merely waits its turn looks the same from here (its
+    records fetched and queued behind other partitions and topics, for many seconds in a backlog),
+    and seeking it back threw its fetched records away to fetch them again, over and over, and held
+    both copies in memory at once. So a partition is taken as stalled only while the worker is idle:
+    a busy worker reaches every queued record by itself, and once it is idle a dropped tail is sought
+    back within two intervals."""
+
+    def __init__(self) -> None:
+        self._last: dict[Any, tuple[int, int]] = {}
+        self._handled_before: int | None = None
+
+    def interval_ended(self, handled_total: int) -> bool:
+        """Call once per check: True when the worker handled nothing since the last check."""
+        idle = handled_total == self._handled_before
+        self._handled_before = handled_total
+        return idle
+
+    def should_seek(self, tp: Any, expected: int | None, end: int | None, idle: bool) -> bool:
+        if end is None or expected is None or end <= expected:
+            self._last.pop(tp, None)
+            return False
+        if idle and self._last.get(tp) == (expected, end):  # no progress over a whole idle interval
+            self._last.pop(tp, None)
+            return True
+        self._last[tp] = (expected, end)
+        return False
+
+
 def offset_guard(app: faust.App, settings: Settings) -> OffsetGuard:
     """The app's one guard (its ``WorkerKit`` makes it once and passes it to every agent).
 
     A gap is seen when a later record arrives; records dropped at the tail of a partition (nothing
-    after them yet) are caught by a check every few seconds: a partition whose end is beyond what
-    was processed, with no progress since the last check, is sought back to the first record not
-    processed, so the stream delivers them again (in the stream context, as usual)."""
+    after them yet) are caught by a check every few seconds (``StallWatch``): such a partition is
+    sought back to the first record not processed, so the stream delivers them again (in the stream
+    context, as usual)."""
     reader = BrokerGapReader(settings, app.conf.id)
     guard = OffsetGuard(reader.fetch, reader.baseline, reader.end_offsets)
-    stalled_at: dict = {}
+    watch = StallWatch()
+
     @app.timer(TAIL_CHECK_SECONDS, on_leader=False, name="offset-guard-tail-check")
     async def _tail_check() -> None:
+        idle = watch.interval_ended(guard.handled_total)
         for tp in list(app.consumer.assignment()):
             if tp.topic not in guard.topics:
                 continue
@@ -536,16 +574,10 @@ def offset_guard(app: faust.App, settings: Settings) -> OffsetGuard:
             except Exception:
                 log.warning("offset_guard_tail_check_failed", topic=tp.topic, partition=tp.partition)
                 continue
-            if end is None or expected is None or end <= expected:
-                stalled_at.pop(tp, None)
-                continue
-            if stalled_at.get(tp) == (expected, end):  # no progress over a whole interval
+            if watch.should_seek(tp, expected, end, idle):
                 log.warning("partition_stalled_sought_back", topic=tp.topic, partition=tp.partition,
                             offset=expected, end=end)
                 await app.consumer.seek(tp, expected)
-                stalled_at.pop(tp, None)
-            else:
-                stalled_at[tp] = (expected, end)
 
     @app.on_partitions_revoked.connect
     async def _forget(_app, revoked, **_kw) -> None:

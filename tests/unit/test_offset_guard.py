@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.messaging.streams import OffsetGuard, RawRecord
+from services.messaging.streams import OffsetGuard, RawRecord, StallWatch
 
 
 class Log:
@@ -88,3 +88,25 @@ async def test_waiting_until_handled_ends_when_the_stream_has_handled_what_was_t
         assert not waiting.done()  # offset 5 is still to be handled
     guard.handled(record(5))
     await asyncio.wait_for(waiting, 1)
+
+
+def test_a_partition_is_sought_back_only_after_a_whole_idle_interval_without_progress() -> None:
+    watch = StallWatch()
+    tp = ("encounters", 2)
+    handled = 100
+    assert not watch.should_seek(tp, 7, 9, watch.interval_ended(handled))  # first sight of records past 7
+    handled += 50  # the worker is busy elsewhere: the partition waits its turn, its records are not re-fetched
+    assert not watch.should_seek(tp, 7, 9, watch.interval_ended(handled))
+    assert not watch.should_seek(tp, 7, 9, watch.interval_ended(handled + 1))
+    # Idle for a whole interval, and the partition still holds records nobody handed over: a dropped tail.
+    assert watch.should_seek(tp, 7, 9, watch.interval_ended(handled + 1))
+
+
+def test_progress_or_nothing_left_is_never_a_stall() -> None:
+    watch = StallWatch()
+    tp = ("notices", 0)
+    assert not watch.should_seek(tp, 7, 9, watch.interval_ended(0))
+    assert not watch.should_seek(tp, 8, 9, watch.interval_ended(0))  # it moved on
+    assert not watch.should_seek(tp, 9, 9, watch.interval_ended(0))  # all handled
+    assert not watch.should_seek(tp, 9, 9, watch.interval_ended(0))
+    assert not watch.should_seek(tp, None, 9, watch.interval_ended(0))  # nothing known yet
