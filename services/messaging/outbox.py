@@ -186,7 +186,8 @@ class IdempotentDelivery:
         (after recovery from the changelog, i.e. after a crash or a rebalance); ``among``: only those
         of these attempts (what was pending at recovery: a delivery requested since is this worker's own)."""
         resumed = 0
-        for attempt_id, record in list(self.deliveries.items()):
+        for attempt_id in list(self.deliveries):  # keys only: one record decoded at a time
+            record = self.deliveries.get(attempt_id)
             if not record or record.get("outcome") != PENDING or attempt_id in self._in_flight:
                 continue
             if among is not None and attempt_id not in among:

@@ -263,6 +263,10 @@ def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:
         datadir=str(settings.data_dir / service),
         web_enabled=False,
         broker_commit_interval=1.0,
+        # Faust turns every record one poll returns into objects at once and holds them until its
+        # agents take them: unbounded, a backlog's first poll held 50,000 records in memory. The rest
+        # wait in aiokafka as fetched bytes (at most ``consumer_max_fetch_size`` per partition).
+        broker_max_poll_records=1000,
         # A SIGKILLed worker keeps its partitions until its session expires: keep that short.
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_seconds / 3),
