@@ -4,7 +4,8 @@ faust-streaming is thinly maintained, and ``services/messaging/streams.py`` (the
 it) uses some of its internals: the OffsetGuard marks recovered offsets through the consumer's gap
 bookkeeping and seeks a stalled partition, the outbox asks the assignor what this worker owns,
 topic creation names the tables' changelogs, an agent acknowledges its records itself (in order, after their writes), an outbox's table hands out the future of each
-changelog write (so a delivery waits for its pending record to be on the broker), and after recovery the unread changelog partitions are
+changelog write (so a delivery waits for its pending record to be on the broker) and is written off the stream on the partition a
+delivery carries (its outcome, once the final try is published), and after recovery the unread changelog partitions are
 paused in the aiokafka consumer under Faust's consumer thread. The version is pinned exactly in pyproject.toml; a
 new one must pass this test first, which fails naming the internal that moved.
 """
@@ -52,6 +53,13 @@ def test_an_internal_handoff_uses_is_where_it_was(owner, name, parameters) -> No
     member = getattr(owner, name, None)
     assert member is not None, f"faust moved {owner.__name__}.{name}"
     assert list(inspect.signature(member).parameters) == parameters, f"faust changed {owner.__name__}.{name}"
+
+
+def test_a_table_write_asks_partition_for_key_and_off_a_stream_there_is_no_current_event() -> None:
+    from faust.streams import current_event
+
+    assert "self.partition_for_key(key)" in inspect.getsource(faust.Table.on_key_set)
+    assert current_event() is None
 
 
 def test_a_tables_changelog_topic_is_named_as_topic_creation_expects() -> None:
