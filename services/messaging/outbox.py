@@ -244,38 +244,43 @@ class IdempotentDelivery:
         source_partition.set(partition)  # where the outcome is written (this task's own context)
         with correlation_scope(correlation_id):
             try:
-                if self.written is not None:  # before taking a slot: waiting for the broker is not sending
+                if self.written is not None:  # waiting for the broker is not sending: no slot taken
                     await self.written(dispatch.attempt_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivery_record_not_written", attempt_id=dispatch.attempt_id)
                 return  # stays pending: resumed after the next recovery
-            async with self._slots:
-                try:
-                    await self._try_all(dispatch)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # Reporting failed (the broker is away): the delivery stays pending and is resumed.
-                    log.exception("delivery_report_failed", attempt_id=dispatch.attempt_id)
+            try:
+                await self._try_all(dispatch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Reporting failed (the broker is away): the delivery stays pending and is resumed.
+                log.exception("delivery_report_failed", attempt_id=dispatch.attempt_id)
 
     async def _try_all(self, dispatch: Dispatch) -> None:
+        channel = self.channels[dispatch.channel]
         outcome, error = DeliveryOutcome.failed, None
         for attempt in range(1, self.attempts + 1):
             permanent = False
-            try:
-                await self.channels[dispatch.channel].send(dispatch.outgoing)
-                outcome, error = DeliveryOutcome.delivered, None
-            except DeliveryFailed as exc:
-                outcome, error, permanent = DeliveryOutcome.failed, exc.reason, exc.permanent
+            # A slot bounds the sends to recipients; writing the outcome and waiting to try again hold none.
+            async with self._slots:
+                try:
+                    await channel.send(dispatch.outgoing)
+                    outcome, error = DeliveryOutcome.delivered, None
+                except DeliveryFailed as exc:
+                    outcome, error, permanent = DeliveryOutcome.failed, exc.reason, exc.permanent
             final = outcome is DeliveryOutcome.delivered or permanent or attempt == self.attempts
-            await self._report(dispatch, attempt, outcome, error, final)
-            if final:
+            reported, audited = await asyncio.gather(self._report(dispatch, attempt, outcome, error, final),
+                                                     self._audit(dispatch, attempt, outcome), return_exceptions=True)
+            if final and not isinstance(reported, BaseException):
                 # Recorded now, not only when the stream reads the final event back: behind a backlog
                 # that takes minutes, and until then every delivery would wait in memory as pending.
                 self.settle(dispatch.attempt_id, outcome)
-            await self._audit(dispatch, attempt, outcome)
+            for result in (reported, audited):
+                if isinstance(result, BaseException):
+                    raise result
             if final:
                 break
             await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))

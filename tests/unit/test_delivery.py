@@ -262,3 +262,24 @@ def test_the_outbox_table_writes_off_the_stream_on_the_partition_that_asked() ->
         source_partition.reset(token)
     with pytest.raises(TypeError):  # anywhere else, as any table: only from a stream
         table.partition_for_key("a")
+
+
+async def test_waiting_to_try_again_or_to_write_the_outcome_holds_no_sending_slot() -> None:
+    down, up = RecordingChannel("sms", fail_times=1), RecordingChannel("email")
+    writing = asyncio.Event()
+
+    async def report(d: Dispatch, attempt: int, outcome: DeliveryOutcome, error, final: bool) -> None:
+        if d.attempt_id == "slow-write":
+            await writing.wait()  # the broker is slow to take this one's attempt event
+
+    delivery = IdempotentDelivery({"sms": down, "email": up}, {}, attempts=2, backoff_seconds=30, concurrency=1,
+                                  report=report)
+    await delivery.request(dispatch("retrying", "sms"))  # fails, then waits 30 s to try again
+    await delivery.request(dispatch("slow-write", "email"))
+    await delivery.request(dispatch("next", "email"))
+    # One slot, and both went out while the first waits to try again and the second for its write.
+    await asyncio.wait_for(_until(lambda: [m.attempt_id for m in up.sent] == ["slow-write", "next"]), 2)
+    assert delivery.status("retrying") == delivery.status("slow-write") == PENDING
+    writing.set()
+    await asyncio.wait_for(_until(lambda: delivery.status("slow-write") == DeliveryOutcome.delivered.value), 2)
+    await delivery.close()
