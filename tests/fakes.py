@@ -1,10 +1,14 @@
-"""Test doubles for the outside world: channels that record instead of sending."""
+"""Test doubles for the outside world: channels that record instead of sending, a producer that acknowledges on cue."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from types import SimpleNamespace
 
 from services.delivery.channels import DeliveryFailed, Outgoing
+from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
+from services.messaging.streams import FaustPublisher
 
 
 class RecordingChannel:
@@ -66,3 +70,21 @@ class SettledCalls:
             for record in unfed:
                 self._fed.add(id(record))
                 await self._handle(record.event)
+
+
+class HeldProducer:
+    """A producer whose sends complete only when the test says so."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.futures: list = []
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        self.sent.append((topic, key))
+        future = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+
+def faust_publisher(producer: HeldProducer):
+    return FaustPublisher(SimpleNamespace(producer=producer), AvroCodec(InMemorySchemaRegistry()))

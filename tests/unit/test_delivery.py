@@ -13,8 +13,7 @@ from services.kernel.topics import PAGES
 from services.messaging.outbox import PENDING, Disclosure, Dispatch, IdempotentDelivery, source_partition
 from services.messaging.streams import OutboxTable, sends_awaited_together
 from tests.factories import one_of_each
-from tests.fakes import RecordingChannel
-from tests.unit.test_record_processor import HeldProducer, faust_publisher
+from tests.fakes import HeldProducer, RecordingChannel, faust_publisher
 
 
 class SlowChannel(RecordingChannel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from types import SimpleNamespace
 
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
@@ -15,8 +14,9 @@ from services.kernel.logs import CORRELATION_HEADER
 from services.kernel.topics import REFERRALS
 from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
 from services.messaging.kafka import InMemoryPublisher
-from services.messaging.streams import DeadLetterSink, FaustPublisher, RawRecord, RecordProcessor
+from services.messaging.streams import DeadLetterSink, RawRecord, RecordProcessor
 from tests.factories import cad_referral
+from tests.fakes import HeldProducer, faust_publisher
 
 
 @pytest.fixture
@@ -161,24 +161,6 @@ async def test_a_dead_letter_whose_write_keeps_failing_is_written_reduced(broker
     assert (dead.original_value or b"") == record[:prefix]
     assert sink.count == sink.reduced == 1
     assert processor.counts[("handoff.cad.referrals", "dead_lettered")] == 1
-
-
-class HeldProducer:
-    """A producer whose sends complete only when the test says so."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-        self.futures: list = []
-
-    async def send(self, topic, key, value, partition, timestamp, headers):
-        self.sent.append((topic, key))
-        future = asyncio.get_running_loop().create_future()
-        self.futures.append(future)
-        return future
-
-
-def faust_publisher(producer: HeldProducer):
-    return FaustPublisher(SimpleNamespace(producer=producer), AvroCodec(InMemorySchemaRegistry()))
 
 
 async def test_a_records_events_are_sent_together_and_all_written_before_it_is_done(processor) -> None:
