@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from services.cad_gateway.domain.calls import Mapped
 from services.cad_gateway.domain.feeds import event_time, is_silent
 from services.kernel.bus import Handlers
-from services.kernel.clock import Clock
+from services.kernel.clock import Clock, spoken_time
 from services.kernel.events import (
     CadFeedResumed,
     CadFeedSilent,
@@ -111,8 +111,9 @@ class FeedWatch:
         if agency is None or agency.feed is None:
             return
         zone = ZoneInfo(agency.feed.timezone)
-        last = (f"its last event was at {event.last_event_at.astimezone(zone):%a %d %b %H:%M}"
-                if event.last_event_at else f"nothing since Handoff started at {event.silent_since.astimezone(zone):%a %d %b %H:%M}")
+        now = self.clock.now()
+        last = (f"its last event was at {spoken_time(event.last_event_at, zone, now)}" if event.last_event_at
+                else f"nothing since Handoff started at {spoken_time(event.silent_since, zone, now)}")
         text = (f"Handoff: no CAD events from {agency.name} for more than {agency.feed.every_hours:g} hours of its "
                 f"{agency.feed.from_hour:02d}:00-{agency.feed.until_hour:02d}:00 window ({last}). A broken CAD "
                 "integration must not look like a quiet night: please check the connection.")
@@ -131,7 +132,7 @@ class FeedWatch:
             return
         zone = ZoneInfo(agency.feed.timezone)
         text = (f"Handoff: CAD events from {agency.name} are arriving again (the first at "
-                f"{event.resumed_at.astimezone(zone):%a %d %b %H:%M}).")
+                f"{spoken_time(event.resumed_at, zone, self.clock.now())}).")
         await self._tell(agency, f"feed/{event.agency_id}/{since}/resumed", "CAD feed back", text,
                          {"type": "feed.resumed", "agency_id": event.agency_id, "silent_since": since})
         log.info("cad_feed_resumed", agency_id=event.agency_id)

@@ -12,7 +12,7 @@ school before one deadline, possibly from several incidents or agencies:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
@@ -31,12 +31,15 @@ from services.handle_with_care.domain.escalation import (
     take_stage,
 )
 from services.handle_with_care.domain.notice import render_notice, request_notice
+from services.handle_with_care.triage import DISPUTED, UNKNOWN_SCHOOL
 from services.kernel.bus import Handlers, dispatch
 from services.kernel.clock import Clock, EventTimeWindow
+from services.kernel.errors import Rejected
 from services.kernel.events import (
     AcknowledgedVia,
     CadChildEncountered,
     Channel,
+    Child,
     DeliveryOutcome,
     DisclosedRecord,
     HwcNoticeAcknowledged,
@@ -45,6 +48,7 @@ from services.kernel.events import (
     HwcNoticeExpired,
     HwcNoticeRequested,
     HwcTriageOpened,
+    HwcTriageResolved,
     RecipientRole,
     age_on,
 )
@@ -81,8 +85,8 @@ class CalendarDirectory:
                                         self.reference.closures.get(school.school_id, {}).items()},
                               closed_in_range=ics_closures(text) if text else None)
 
-    def deadline(self, school: School, encounter: CadChildEncountered) -> Deadline:
-        return next_school_day_start(self.calendar(school), encounter.encountered_at)
+    def deadline(self, school: School, encountered_at: datetime) -> Deadline:
+        return next_school_day_start(self.calendar(school), encountered_at)
 
 
 class NoticeAttempts(AttemptReporter):
@@ -132,11 +136,29 @@ class HandleWithCare:
         if school is None:
             await self._send_to_triage(encounter)
             return None
-        deadline = self.calendars.deadline(school, encounter)
-        request = request_notice(encounter, school.school_id, deadline.due_at, self.clock.now(), self.disclose_agency)
+        return await self._request(encounter.cad_event_id, encounter.child, encounter.agency_id,
+                                   encounter.encountered_at, school)
+
+    async def place(self, placed: HwcTriageResolved) -> HwcNoticeRequested:
+        """A coordinator placed a triaged child: the notice goes to that school. The roster is not asked
+        again (the coordinator decided, seeing both schools), and the encounter's time is not checked
+        against the event-time window again (it was at intake; triage may take days). ``Rejected`` when
+        the school cannot be sent to, so that the item goes back to triage with the reason."""
+        if placed.child is None or placed.encountered_at is None or placed.agency_id is None:
+            raise Rejected("child", "the placement does not carry the triage item's child")
+        school = self.reference.schools.get(placed.school_id)
+        if school is None:
+            raise Rejected("school_id", f"school {placed.school_id!r} is no longer in the directory")
+        return await self._request(placed.cad_event_id, placed.child, placed.agency_id, placed.encountered_at, school)
+
+    async def _request(self, cad_event_id: str, child: Child, agency_id: str, encountered_at: datetime,
+                       school: School) -> HwcNoticeRequested:
+        deadline = self.calendars.deadline(school, encountered_at)
+        request = request_notice(child, agency_id, school.school_id, deadline.due_at, self.clock.now(),
+                                 self.disclose_agency)
         await self.publisher.publish(HWC_NOTICES, request.notice_id, request)
         log.info("hwc_notice_requested", notice_id=request.notice_id, school_id=school.school_id,
-                 due_at=deadline.due_at.isoformat(), cad_event_id=encounter.cad_event_id)
+                 due_at=deadline.due_at.isoformat(), cad_event_id=cad_event_id)
         return request
 
     def _school_for(self, encounter: CadChildEncountered) -> School | None:
@@ -168,14 +190,21 @@ class HandleWithCare:
         kinds = {"school", "day_care"} if age < 5 else {"school"}
         schools = [school for school in self.reference.schools.values()
                    if district and school.district_id == district.district_id and school.kind in kinds]
-        due_at = min((self.calendars.deadline(school, encounter).due_at for school in schools), default=None)
+        due_at = min((self.calendars.deadline(school, encounter.encountered_at).due_at for school in schools),
+                     default=None)
+        if enrolled is not None:
+            reason = DISPUTED
+        elif encounter.home_educated:
+            reason = "home-educated, and the district names no local authority contact"
+        else:
+            reason = UNKNOWN_SCHOOL
         # Only what placing the child needs: never the incident.
         await self.publisher.publish(HWC_TRIAGE, encounter.cad_event_id, HwcTriageOpened(
             cad_event_id=encounter.cad_event_id, agency_id=encounter.agency_id,
             district_id=district.district_id if district else None, child=encounter.child,
             school_name_hint=encounter.school_name_hint, encountered_at=encounter.encountered_at,
             opened_at=self.clock.now(), school_id_given=None if encounter.home_educated else encounter.school_id,
-            due_at=due_at, roster_school_id=enrolled.school_id if enrolled else None))
+            due_at=due_at, roster_school_id=enrolled.school_id if enrolled else None, reason=reason))
         log.warning("hwc_encounter_needs_triage", cad_event_id=encounter.cad_event_id,
                     district_id=district.district_id if district else None)
 

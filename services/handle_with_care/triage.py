@@ -8,7 +8,10 @@ miss its school day. So, on the triage topic's partition that owns the encounter
 - if the child is still unplaced ``coordinator_lead`` before the earliest deadline among the
   district's schools, the timer publishes ``HwcTriageStillUnplaced`` and the coordinator is told
   again;
-- placing the child (``HwcTriageResolved``) ends both.
+- placing the child (``HwcTriageResolved``) ends both, and sends the notice to the school placed at
+  (``place``, HandleWithCare's). A placement that cannot be sent opens the item again with the reason
+  (``HwcTriageOpened``, ``reopened``), and the coordinator is told: a coordinator who placed a child
+  must never be left believing the school was told when it was not.
 
 The alerts name no child and nothing of the incident: only that a child waits, the deadline and
 the console's triage queue, behind sign-in. Each is sent once (attempt ids), and audited.
@@ -16,17 +19,17 @@ the console's triage queue, behind sign-in. Each is sent once (attempt ids), and
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import ClassVar
-from zoneinfo import ZoneInfo
 
 from services.delivery.channels import Outgoing
+from services.handle_with_care.domain.calendar import NoSchoolDayFound
 from services.handle_with_care.domain.figures import HwcReadModel
 from services.kernel.bus import Handlers, dispatch
-from services.kernel.clock import Clock
-from services.kernel.errors import CommandRefused
+from services.kernel.clock import Clock, spoken_time
+from services.kernel.errors import CommandRefused, Rejected
 from services.kernel.events import (
-    CadChildEncountered,
     Channel,
     DeliveryOutcome,
     DisclosedRecord,
@@ -39,13 +42,19 @@ from services.kernel.events import (
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import District, ReferenceData
 from services.kernel.store import KeyValueStore
-from services.kernel.topics import CAD_CHILD_ENCOUNTERS, HWC_TRIAGE
+from services.kernel.topics import HWC_TRIAGE
 from services.messaging.due import DueTable
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 
 log = get_logger(__name__)
-OPENED, REMINDER = "opened", "reminder"
+OPENED, REMINDER, REOPENED = "opened", "reminder", "reopened"
+# Why a child waits in triage (HwcTriageOpened.reason): the coordinator's alert says which.
+UNKNOWN_SCHOOL = "the officer gave no school in the directory"
+DISPUTED = "the officer's school and the district roster's disagree"
+
+
+Place = Callable[[HwcTriageResolved], Awaitable[object]]
 
 
 def remind_at(record: dict, lead: timedelta) -> datetime | None:
@@ -69,15 +78,18 @@ class TriageAlertAttempts(AttemptReporter):
 
 class TriageDesk:
     def __init__(self, reference: ReferenceData, items: KeyValueStore, delivery: IdempotentDelivery,
-                 publisher: Publisher, clock: Clock, console_url: str, coordinator_lead: timedelta) -> None:
+                 publisher: Publisher, clock: Clock, console_url: str, coordinator_lead: timedelta,
+                 place: Place) -> None:
         self.reference = reference
         self.lead = coordinator_lead
-        # cad event id -> {"district_id", "due_at", "resolved", "reminded", "correlation_id"}: ids and times only
+        # cad event id -> {"district_id", "due_at", "reason", "resolved", "reminded", "correlation_id"}:
+        # ids, times and the reason only
         self.items = DueTable(items, lambda record: remind_at(record, self.lead))
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
         self.console_url = console_url.rstrip("/")
+        self.place = place
         self._requested: set[str] = set()
 
     # --- event handlers (on the triage item's partition) -------------------------------------------
@@ -89,7 +101,33 @@ class TriageDesk:
         await dispatch(self, self.TRIAGE_EVENTS, event)
 
     async def resolved(self, event: HwcTriageResolved) -> None:
-        self._update(event.cad_event_id, resolved=True)
+        """The coordinator placed the child: send the notice there, under the encounter's correlation id.
+        A replay after the item was settled does nothing; one before (a crash in between) places again,
+        and the notice's owner merges the copy."""
+        record = self.items.get(event.cad_event_id)
+        if record is not None and record["resolved"]:
+            return
+        if event.child is None:  # placed before placements carried the child: the encounter was sent again then
+            self._update(event.cad_event_id, resolved=True)
+            return
+        with correlation_scope((record or {}).get("correlation_id") or current_correlation_id()):
+            try:
+                await self.place(event)
+            except (Rejected, NoSchoolDayFound) as refused:  # not a broker error: those are retried as any record's
+                detail = refused.detail if isinstance(refused, Rejected) else str(refused)
+                await self._reopen(event, record, f"placing the child at {event.school_id} failed: {detail}")
+                return
+            self._update(event.cad_event_id, resolved=True)
+            log.info("hwc_triage_placed", cad_event_id=event.cad_event_id, school_id=event.school_id)
+
+    async def _reopen(self, placed: HwcTriageResolved, record: dict | None, reason: str) -> None:
+        record = record or {}
+        await self.publisher.publish(HWC_TRIAGE, placed.cad_event_id, HwcTriageOpened(
+            cad_event_id=placed.cad_event_id, agency_id=placed.agency_id or "", district_id=record.get("district_id"),
+            child=placed.child, encountered_at=placed.encountered_at, opened_at=self.clock.now(),
+            due_at=datetime.fromisoformat(record["due_at"]) if record.get("due_at") else None,
+            reason=reason, reopened=True))
+        log.error("hwc_triage_placement_failed", cad_event_id=placed.cad_event_id, school_id=placed.school_id)
 
     async def apply_settled_alert(self, event: HwcTriageAlerted) -> None:
         if event.final:
@@ -99,10 +137,14 @@ class TriageDesk:
         record = self.items.get(opened.cad_event_id)
         if record is None:
             record = {"district_id": opened.district_id, "due_at": opened.due_at.isoformat() if opened.due_at else None,
-                      "resolved": False, "reminded": False, "correlation_id": current_correlation_id()}
+                      "reason": opened.reason, "resolved": False, "reminded": False,
+                      "correlation_id": current_correlation_id()}
             self.items[opened.cad_event_id] = record
+        elif opened.reopened:  # a placement that could not be sent: unplaced again (a replayed encounter is not)
+            record = self._update(opened.cad_event_id, reason=opened.reason, resolved=False)
+        kind = f"{REOPENED}-{opened.opened_at:%Y%m%dT%H%M%S.%f}" if opened.reopened else OPENED
         if not record["resolved"]:  # a replay completes an alert a crash interrupted
-            await self._alert(opened.cad_event_id, record, OPENED)
+            await self._alert(opened.cad_event_id, record, kind)
 
     async def remind(self, event: HwcTriageStillUnplaced) -> None:
         self._requested.discard(event.cad_event_id)
@@ -152,11 +194,19 @@ class TriageDesk:
     def _render(self, record: dict, kind: str, district) -> tuple[str, str]:
         due = datetime.fromisoformat(record["due_at"]) if record.get("due_at") else None
         school = next((s for s in self.reference.schools.values() if s.district_id == district.district_id), None)
-        when = due.astimezone(ZoneInfo(school.timezone)).strftime("%a %d %b %H:%M") if due and school else None
+        when = spoken_time(due, school.timezone, self.clock.now()) if due and school else None
         by = f" before school starts ({when})" if when else " as soon as you can"
+        reason = record.get("reason")
         if kind == REMINDER:
             subject = "Handle With Care: a child is still waiting for a school"
             text = f"A child in the Handle With Care triage queue is still unplaced. Place the child{by}"
+        elif kind.startswith(REOPENED):
+            subject = "Handle With Care: a child you placed was not sent to the school"
+            text = f"The notice for a child you placed could not be sent ({reason}). Place the child again{by}"
+        elif reason == DISPUTED:
+            subject = "Handle With Care: a child needs a school"
+            text = ("Police reported a child at a school the district roster does not have the child at. "
+                    f"Choose the school{by}")
         else:
             subject = "Handle With Care: a child needs a school"
             text = f"Police reported a child whose school is not known. Place the child{by}"
@@ -165,7 +215,8 @@ class TriageDesk:
 
 async def resolve_triage_item(cad_event_id: str, school_id: str, district: District, model: HwcReadModel,
                               reference: ReferenceData, publisher: Publisher, clock: Clock) -> None:
-    """Place a triaged child at a school of the coordinator's district: the notice then goes out as usual."""
+    """Place a triaged child at a school of the coordinator's district. The worker that owns the item
+    sends the notice from this placement (or opens the item again, saying why it could not)."""
     item = model.triage.get(cad_event_id)
     if item is None:
         raise CommandRefused("not_found", "cad_event_id", "no such triage item")
@@ -173,14 +224,14 @@ async def resolve_triage_item(cad_event_id: str, school_id: str, district: Distr
         raise CommandRefused("forbidden", "district_id", "not your district")
     if item.resolved is not None:
         raise CommandRefused("conflict", "cad_event_id", "already resolved")
-    if school_id not in reference.schools:
+    school = reference.schools.get(school_id)
+    if school is None:
         raise CommandRefused("invalid", "school_id", "unknown school")
+    if school.district_id != district.district_id:
+        raise CommandRefused("invalid", "school_id", "not a school of your district")
     opened = item.opened
     with correlation_scope():
         await publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageResolved(
             cad_event_id=cad_event_id, school_id=school_id, resolved_by=district.coordinator.contact_id,
-            resolved_at=clock.now()))
-        # The encounter again, now placed: the usual path computes the deadline from the encounter time.
-        await publisher.publish(CAD_CHILD_ENCOUNTERS, cad_event_id, CadChildEncountered(
-            cad_event_id=cad_event_id, agency_id=opened.agency_id, incident_id=f"triage:{cad_event_id}",
-            encountered_at=opened.encountered_at, child=opened.child, school_id=school_id))
+            resolved_at=clock.now(), agency_id=opened.agency_id, child=opened.child,
+            encountered_at=opened.encountered_at))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from services.kernel.errors import Rejected
 
@@ -60,3 +61,13 @@ def iso_week(at: datetime) -> str:
     """The ISO week of ``at``, e.g. 2026-W47: the period every weekly figure is grouped by."""
     year, week, _ = at.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def spoken_time(at: datetime, zone: tzinfo | str, now: datetime | None = None) -> str:
+    """A time as a message says it to a person: 'Tue 19 Jan 07:45 MST' in ``zone``, whose abbreviation
+    it names (the reader may be elsewhere), and with the year when that is not ``now``'s year there
+    ('Sat 02 Jan 2027 23:59 MST'); always with the year when ``now`` is not known."""
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+    local = at.astimezone(zone)
+    same_year = now is not None and now.astimezone(zone).year == local.year
+    return f"{local:%a %d %b}{'' if same_year else f' {local.year}'} {local:%H:%M %Z}"

@@ -852,6 +852,12 @@ class HwcTriageOpened(Event):
     """
     roster_school_id: str | None = None
     """The school the district's roster has the child at, when the officer named another."""
+    reason: str | None = None
+    """Why the child waits, in plain words and without personal data: no school known, the officer's school and the
+    roster's disagree, or a placement that could not be sent (the item is then open again)."""
+    reopened: bool = False
+    """Open again: the coordinator's placement could not be sent (``reason`` says why). Only this reopens a placed item;
+    a replayed encounter does not."""
 
 
 class HwcTriageStillUnplaced(Event):
@@ -897,7 +903,9 @@ class HwcTriageAlerted(Event):
 
 
 class HwcTriageResolved(Event):
-    """A coordinator placed a triaged child at a school; the notice follows. Keyed by cad_event_id."""
+    """A coordinator placed a triaged child at a school. The worker that owns the item sends the notice to that school
+    from this event (the roster is not asked again: the coordinator decided, seeing both), or opens the item again
+    with the reason it could not. Keyed by cad_event_id."""
 
     avro_schema: ClassVar[str] = "hwc_triage_resolved"
     avro_namespace: ClassVar[str] = "org.handoff.hwc"
@@ -909,6 +917,12 @@ class HwcTriageResolved(Event):
     """Coordinator contact id."""
     resolved_at: Instant
     """When."""
+    agency_id: str | None = None
+    """The agency that encountered the child (only whether it is disclosed follows it; never in a notice)."""
+    child: Child | None = None
+    """The child, as the triage item has it: the worker sends the notice from this placement itself."""
+    encountered_at: Instant | None = None
+    """When the encounter happened: the deadline counts from it."""
 
 
 # --- operations ---------------------------------------------------------------------------------

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from services.delivery.channels import Outgoing
 from services.delivery.links import AckLinks
 from services.kernel.bus import Handlers, dispatch
-from services.kernel.clock import Clock
+from services.kernel.clock import Clock, spoken_time
 from services.kernel.events import (
     OPEN_STATUSES,
     Channel,
@@ -262,7 +262,7 @@ class Notifier:
         state = loaded[0] if loaded else open_page(page_id_for(seen.referral_id), seen.referral_id, seen.site_id,
                                                    seen.seen_at)
         people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids if site else ())
-        text = render_reengagement(seen.referral_id, seen.seen_at.astimezone(site.zone) if site else seen.seen_at,
+        text = render_reengagement(seen.referral_id, spoken_time(seen.seen_at, site.zone if site else UTC, self.clock.now()),
                                    seen.location_description)
         await self._tell_staff(replace(state, step_index=REENGAGEMENT_STEP), people, f"seen/{seen.cad_event_id}",
                                "LEAD participant seen by police", text,
@@ -282,7 +282,8 @@ class Notifier:
             return
         state = loaded[0]
         people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids)
-        text = render_moved(moved.referral_id, moved.updated_at.astimezone(site.zone), moved.location_description)
+        text = render_moved(moved.referral_id, spoken_time(moved.updated_at, site.zone, self.clock.now()),
+                            moved.location_description)
         key = f"moved/{hashlib.sha256(moved.location_description.encode()).hexdigest()[:12]}"
         await self._tell_staff(replace(state, step_index=MOVED_STEP), people, key, "LEAD referral: the person moved",
                                text, {"type": "lead.location_updated", "referral_id": moved.referral_id,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 from services.kernel.bus import Handlers, dispatch
-from services.kernel.clock import Clock, EventTimeWindow
+from services.kernel.clock import Clock, EventTimeWindow, spoken_time
 from services.kernel.events import (
     AttemptOutcome,
     CadOverdoseResponded,
@@ -131,7 +131,7 @@ class QuickResponse:
         site = self.reference.site(follow_up.site_id)
         if site is None or site.quick_response is None:
             return
-        closes = follow_up.due_at.astimezone(site.zone).strftime("%a %d %b %H:%M")
+        closes = spoken_time(follow_up.due_at, site.zone, self.clock.now())
         where = f"The team's list: {self.console_url}/console/qrt (sign in)."
         if event.overdue:
             recipients = list(dict.fromkeys((*site.program_manager_ids, *site.quick_response.team_lead_ids)))

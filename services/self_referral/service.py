@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import ClassVar
 
 from services.kernel.bus import Handlers, dispatch
-from services.kernel.clock import Clock, EventTimeWindow
+from services.kernel.clock import Clock, EventTimeWindow, spoken_time
 from services.kernel.events import (
     CadWalkInReported,
     Channel,
@@ -164,7 +164,7 @@ class SelfReferrals:
         if site is None or pathway is None:
             return
         station = pathway.stations[walk_in.station_id].name
-        since = walk_in.occurred_at.astimezone(site.zone).strftime("%a %d %b %H:%M")
+        since = spoken_time(walk_in.occurred_at, site.zone, self.clock.now())
         where = f"Open walk-ins: {self.console_url}/console/walk-ins (sign in)."
         subject, text = {
             EscalationReason.no_volunteer: ("Walk-in: no volunteer could be paged",

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup
 
+from services.kernel.clock import spoken_time
 from services.kernel.errors import CommandRefused
 from services.kernel.events import PageRequested
 from services.kernel.reference import CaseManager, Contact, District, ReferenceData, School
@@ -241,10 +242,11 @@ def page(template: str, title: str, viewer: Viewer | None, *, status: int = 200,
 
 
 def local_time(at: datetime, zone: ZoneInfo | str | None) -> str:
-    """A time as people read it where they are: 'Fri 20 Nov 10:05' in ``zone`` (ISO 8601 without one)."""
+    """A time as people read it where they are: 'Fri 20 Nov 10:05 MST' in ``zone``, with the year when it
+    is not this year (``spoken_time``); ISO 8601 without a zone."""
     if zone is None:
         return at.isoformat()
-    return at.astimezone(ZoneInfo(zone) if isinstance(zone, str) else zone).strftime("%a %d %b %H:%M")
+    return spoken_time(at, zone, datetime.now(UTC))
 
 
 def handoff_html(page_request: PageRequested | None, zone: ZoneInfo | None) -> Markup:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -84,6 +84,48 @@ async def test_unknown_school_goes_to_triage_and_the_coordinator_places_the_chil
     for _ in range(5):
         await eventually(lambda: True, interval=0.2)
     assert len([m for m in system.messages("email") if m.to == "hwc-coordinator@district.example.org"]) == 1
+
+
+async def test_a_disputed_child_placed_at_either_school_is_noticed_there(system_factory) -> None:
+    """The officer names Lincoln, the district's roster has the child at Sunrise: triage, with both shown and
+    the coordinator told why. Whichever school the coordinator places the child at is the one told."""
+    from services.handle_with_care.entrypoints.worker import roster_secret
+    from services.kernel.identity import roster_key
+
+    coordinator = {"Authorization": "Bearer local-dev-token-coord-abq"}
+    twins = [("Philippa", "CAD-D1", "lincoln-es", "counselor@lincoln.example.org"),   # the officer's school
+             ("Ottoline", "CAD-D2", "sunrise-dc", "director@sunrise.example.org")]    # the roster's
+    system = await system_factory("handle-with-care", now=FRIDAY_NIGHT + timedelta(minutes=2), reference_changes={
+        "rosters": {"abq-ps": {roster_key(b"integration-key", name, "Quackenbush", date(2016, 9, 2)): "sunrise-dc"
+                               for name, *_ in twins}}})
+    assert roster_secret(system.settings) == b"integration-key"
+    for name, cad_id, _school, _to in twins:
+        body = encounter(cad_id, first_name=name)
+        assert (await system.http.post("/v1/child-encounters", json=body, headers=TOKEN)).status_code == 202
+
+    async def queue():
+        return (await system.http.get("/v1/districts/abq-ps/triage", headers=coordinator)).json()
+
+    items = await eventually(lambda: _at_least(queue, 2))
+    assert {(i["school_id_given"], i["roster_school_id"]) for i in items} == {("lincoln-es", "sunrise-dc")}
+    alerts = await eventually(lambda: [m for m in system.messages("email") if m.to == "hwc-coordinator@district.example.org"]
+                              if len(system.messages("email")) >= 2 else None)
+    assert all("roster does not have the child at" in a.body and "not known" not in a.body for a in alerts)
+    for _name, cad_id, school_id, _to in twins:
+        resp = await system.http.post(f"/v1/triage/{cad_id}/resolve", json={"school_id": school_id}, headers=coordinator)
+        assert resp.status_code == 202
+    for name, _cad_id, _school_id, to in twins:
+        [notice] = await eventually(lambda to=to: [m for m in system.messages("email") if m.to == to])
+        assert name in notice.body
+    await eventually(lambda: _empty(queue))
+    hwc = system.apps["handle-with-care"].services["hwc"]
+    assert len(hwc.notices) == 2  # and nothing went back to triage
+    assert len([m for m in system.messages("email") if m.to == "hwc-coordinator@district.example.org"]) == 2
+
+
+async def _at_least(probe, n: int):
+    found = await probe()
+    return found if len(found) >= n else None
 
 
 async def test_a_child_still_unplaced_before_the_deadline_brings_a_reminder(system_factory) -> None:

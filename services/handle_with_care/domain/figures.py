@@ -83,7 +83,9 @@ class HwcReadModel:
         elif isinstance(event, HwcNoticeExpired):
             self.requests.pop(event.notice_id, None)  # the child's data goes; the figures stay
         elif isinstance(event, HwcTriageOpened):
-            self.triage.setdefault(event.cad_event_id, TriageItem(event))
+            # A placement that could not be sent is back in the queue, with its reason; a replayed encounter is not.
+            if event.reopened or event.cad_event_id not in self.triage:
+                self.triage[event.cad_event_id] = TriageItem(event)
         elif isinstance(event, HwcTriageResolved):
             item = self.triage.get(event.cad_event_id)
             if item is not None and item.resolved is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.kernel.events import CadChildEncountered, Child, HwcNoticeRequested, RecipientRole
+from services.kernel.events import Child, HwcNoticeRequested, RecipientRole
 from services.kernel.identity import normalize_name
 from services.kernel.reference import School
 
@@ -31,12 +31,12 @@ def notice_id_for(child: Child, school_id: str, due_at: datetime) -> str:
     return str(uuid.uuid5(NOTICE_NAMESPACE, f"{merge_key(child, school_id)}|{due_at.isoformat()}"))
 
 
-def request_notice(encounter: CadChildEncountered, school_id: str, due_at: datetime, now: datetime,
+def request_notice(child: Child, agency_id: str, school_id: str, due_at: datetime, now: datetime,
                    disclose_agency: bool = False) -> HwcNoticeRequested:
-    """The notice for an encounter: the child and the school, nothing of the incident."""
-    return HwcNoticeRequested(notice_id=notice_id_for(encounter.child, school_id, due_at), child=encounter.child,
+    """The notice for a child encountered: the child and the school, nothing of the incident."""
+    return HwcNoticeRequested(notice_id=notice_id_for(child, school_id, due_at), child=child,
                               school_id=school_id, due_at=due_at, requested_at=now,
-                              sending_agency=encounter.agency_id if disclose_agency else None)
+                              sending_agency=agency_id if disclose_agency else None)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def render_notice(notice: HwcNoticeRequested, school: School, ack_url: str,
     late = is_late(notice)
     lines = [f"{WORDS} (LATE)" if late else WORDS, ""]
     if late:
-        when = notice.due_at.astimezone(ZoneInfo(school.timezone)).strftime("%A %d %B at %H:%M")
+        when = notice.due_at.astimezone(ZoneInfo(school.timezone)).strftime("%A %d %B at %H:%M %Z")
         lines += [f"This notice is late: it was for the school day that began {when}. Please act on it today.", ""]
     if role in WHY:
         lines += [WHY[role], ""]

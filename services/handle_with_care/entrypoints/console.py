@@ -74,7 +74,8 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadMo
         schools = [s for s in reference.schools.values() if s.district_id == district.district_id]
         zone = schools[0].timezone if schools else "UTC"
         items = [{"cad_event_id": opened.cad_event_id, "child": opened.child,
-                  "school_given": _school_given(opened, reference.schools),
+                  "school_given": _school_given(opened, reference.schools), "reason": opened.reason,
+                  "reopened": opened.reopened,
                   "encountered": _local(opened.encountered_at, zone),
                   "due": _local(opened.due_at, zone) if opened.due_at else None}
                  for opened in model.open_triage(district.district_id)]

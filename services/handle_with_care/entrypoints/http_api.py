@@ -67,7 +67,7 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
         own(district, district_id)
         return [{"cad_event_id": o.cad_event_id, "child": o.child.model_dump(mode="json"),
                  "school_name_hint": o.school_name_hint, "school_id_given": o.school_id_given,
-                 "roster_school_id": o.roster_school_id,
+                 "roster_school_id": o.roster_school_id, "reason": o.reason, "reopened": o.reopened,
                  "encountered_at": o.encountered_at.isoformat(), "due_at": o.due_at.isoformat() if o.due_at else None,
                  "agency_id": o.agency_id} for o in model.open_triage(district_id)]
 

@@ -51,7 +51,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
                           report=TriageAlertAttempts(kit.publisher, clock))
     desk = TriageDesk(reference, kit.table("triage"), alerts,
                       kit.publisher, clock, settings.public_base_url,
-                      timedelta(minutes=settings.hwc_coordinator_lead_minutes))
+                      timedelta(minutes=settings.hwc_coordinator_lead_minutes), place=hwc.place)
     kit.subscribe(SUBSCRIPTIONS, {"hwc": hwc, "triage": desk})
     kit.every(settings.escalation_tick_seconds, desk.publish_due_reminders)
     return kit.worker()

@@ -57,16 +57,16 @@ def render_deadline_warning(referral_id: str, flag: str, due_local) -> str:
             f"and no intake is recorded. Open the referral in the console. {NO_REDISCLOSURE_SHORT}")
 
 
-def render_reengagement(referral_id: str, seen_local, where: str) -> str:
-    """To the case manager of an inactive participant police met again: where and when, to go and find them."""
-    when = seen_local.strftime("%a %d %b %H:%M")
+def render_reengagement(referral_id: str, when: str, where: str) -> str:
+    """To the case manager of an inactive participant police met again: where and when (``spoken_time``), to
+    go and find them."""
     return (f"Handoff: police met your inactive LEAD participant (referral {referral_id[:8]}) {when} at {where}. "
             f"A chance to re-engage; open the referral in the console. {NO_REDISCLOSURE_SHORT}")
 
 
-def render_moved(referral_id: str, updated_local, where: str) -> str:
-    """To the case manager of an open referral whose call CAD updated: where the person is now."""
-    when = updated_local.strftime("%a %d %b %H:%M")
+def render_moved(referral_id: str, when: str, where: str) -> str:
+    """To the case manager of an open referral whose call CAD updated: where the person is now (``when``:
+    ``spoken_time``)."""
     return (f"Handoff: CAD updated LEAD referral {referral_id[:8]} {when}: the person is now at {where}. "
             f"{NO_REDISCLOSURE_SHORT}")
 

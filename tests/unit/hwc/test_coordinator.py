@@ -100,9 +100,9 @@ async def test_coordinator_sees_and_resolves_the_triage_queue(client, publisher)
     ok = await client.post("/v1/triage/cad-9/resolve", json={"school_id": "lincoln-es"}, headers=COORD)
     assert ok.status_code == 202
     [resolved] = publisher.events(HwcTriageResolved)
-    [encounter] = publisher.events(CadChildEncountered)
-    assert resolved.resolved_by == "coord-abq"
-    assert (encounter.school_id, encounter.encountered_at, encounter.incident) == ("lincoln-es", DUE - timedelta(hours=12), None)
+    assert not publisher.events(CadChildEncountered)  # a placement is no CAD event: the worker sends from it
+    assert resolved.resolved_by == "coord-abq" and resolved.child == child()
+    assert (resolved.school_id, resolved.encountered_at, resolved.agency_id) == ("lincoln-es", DUE - timedelta(hours=12), "apd")
 
 
 async def test_coordinator_figures_and_metrics(client) -> None:
@@ -124,3 +124,15 @@ async def test_the_console_triage_keeps_what_the_officer_gave_and_preselects_no_
                             encountered_at=DUE - timedelta(hours=12), opened_at=DUE - timedelta(hours=12),
                             school_id_given="zzz-unknown", due_at=DUE)
     assert _school_given(given) == 'id "zzz-unknown" (not in the directory)'
+
+
+def test_a_placement_that_could_not_be_sent_is_back_in_the_queue_and_a_replayed_encounter_is_not(model) -> None:
+    [item] = model.open_triage("abq-ps")
+    model.apply(HwcTriageResolved(cad_event_id="cad-9", school_id="lincoln-es", resolved_by="coord-abq", resolved_at=DUE))
+    assert model.open_triage("abq-ps") == []
+    model.apply(item)  # the encounter again (a CAD retry): the child stays placed
+    assert model.open_triage("abq-ps") == []
+    reopened = item.model_copy(update={"reopened": True, "reason": "placing the child at lincoln-es failed: gone",
+                                       "opened_at": DUE})
+    model.apply(reopened)
+    assert model.open_triage("abq-ps") == [reopened]

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from services.cli import cli
 from services.handle_with_care.domain.roster import read_roster
 from services.kernel.errors import Rejected
-from services.kernel.events import Child, HwcNoticeRequested, HwcTriageOpened
+from services.kernel.events import Child, HwcNoticeRequested, HwcTriageOpened, HwcTriageResolved
 from services.kernel.identity import roster_key
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
@@ -94,3 +94,23 @@ def test_each_import_replaces_the_last(tmp_path, monkeypatch) -> None:
     assert second.exit_code == 0, second.output
     assert load_reference_data(reference).rosters.get("abq-ps", {}) == {}  # replaced, not accumulated
     assert "Ottoline" not in (reference / "rosters" / "abq-ps.json").read_text()
+
+
+async def test_a_coordinator_placing_a_disputed_child_at_either_school_sends_the_notice_there() -> None:
+    h = Harness()
+    h.hwc.reference = with_roster((OTTOLINE, "lincoln-es"))
+    h.hwc.roster_secret = SECRET
+    night = datetime(2027, 1, 15, 22, 31, tzinfo=ZoneInfo("America/Denver"))
+    await h.encounter(cad_child("cad-r5", school_id="sunrise-dc", child=OTTOLINE, encountered_at=night))
+    [triage] = h.publisher.events(HwcTriageOpened)
+    for school_id in ("sunrise-dc", "lincoln-es"):  # the officer's school, then the roster's
+        request = await h.hwc.place(HwcTriageResolved(
+            cad_event_id=triage.cad_event_id, school_id=school_id, resolved_by="coord-abq", resolved_at=night,
+            agency_id=triage.agency_id, child=triage.child, encountered_at=triage.encountered_at))
+        assert request.school_id == school_id
+    assert [r.school_id for r in h.publisher.events(HwcNoticeRequested)] == ["sunrise-dc", "lincoln-es"]
+    assert len(h.publisher.events(HwcTriageOpened)) == 1  # the roster sent neither placement back to triage
+    gone = HwcTriageResolved(cad_event_id="cad-r5", school_id="closed-es", resolved_by="coord-abq", resolved_at=night,
+                             agency_id="apd", child=OTTOLINE, encountered_at=night)
+    with pytest.raises(Rejected, match="no longer in the directory"):
+        await h.hwc.place(gone)

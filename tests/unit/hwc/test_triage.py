@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.handle_with_care.triage import TriageAlertAttempts, TriageDesk
+from services.handle_with_care.triage import DISPUTED, TriageAlertAttempts, TriageDesk
 from services.kernel.clock import FakeClock
+from services.kernel.errors import Rejected
 from services.kernel.events import HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
@@ -28,12 +29,30 @@ def opened(cad_event_id: str = "CAD-T") -> HwcTriageOpened:
                            opened_at=FRIDAY_NIGHT, school_id_given="zzz-unknown", due_at=TUESDAY_START)
 
 
-def desk() -> tuple[TriageDesk, FakeClock, InMemoryPublisher, dict]:
+class Placements(list):
+    """HandleWithCare.place as the desk sees it: records each placement, or refuses it as a school gone would."""
+
+    refuse: str | None = None
+
+    async def __call__(self, placed: HwcTriageResolved) -> None:
+        if self.refuse:
+            raise Rejected("school_id", self.refuse)
+        self.append(placed)
+
+
+def desk(place: Placements | None = None) -> tuple[TriageDesk, FakeClock, InMemoryPublisher, dict]:
     clock, publisher, channels = FakeClock(FRIDAY_NIGHT), InMemoryPublisher(), recording_channels()
     delivery = IdempotentDelivery(channels, {}, attempts=2, backoff_seconds=0,
                                   report=TriageAlertAttempts(publisher, clock))
-    service = TriageDesk(REF, {}, delivery, publisher, clock, "https://handoff.test", timedelta(minutes=45))
+    service = TriageDesk(REF, {}, delivery, publisher, clock, "https://handoff.test", timedelta(minutes=45),
+                         place=place if place is not None else Placements())
     return SettledCalls(service, delivery, publisher, HwcTriageAlerted, service.on_triage_event), clock, publisher, channels
+
+
+def placed(school_id: str = "lincoln-es") -> HwcTriageResolved:
+    return HwcTriageResolved(cad_event_id="CAD-T", school_id=school_id, resolved_by="coord-abq",
+                             resolved_at=FRIDAY_NIGHT + timedelta(hours=1), agency_id="apd", child=child(),
+                             encountered_at=FRIDAY_NIGHT)
 
 
 async def feed(d, publisher) -> None:
@@ -47,7 +66,8 @@ async def test_the_coordinator_is_told_at_once_and_reminded_once_before_the_dead
         await d.on_triage_event(opened())
     [alert] = channels["email"].sent
     assert alert.address == "hwc-coordinator@district.example.org" and alert.subject.endswith("needs a school")
-    assert "https://handoff.test/console/triage" in alert.body and "Tue 19 Jan 07:45" in alert.body
+    assert "https://handoff.test/console/triage" in alert.body and "Tue 19 Jan 07:45 MST" in alert.body
+    assert "school is not known" in alert.body
     assert alert.text == "" and alert.payload == {}  # an email carries only what email sends
     for private in ("Philippa", "Quackenbush", "2016", "park", "zzz-unknown"):
         assert private not in alert.subject + alert.body
@@ -64,11 +84,45 @@ async def test_the_coordinator_is_told_at_once_and_reminded_once_before_the_dead
     assert await d.publish_due_reminders() == 0
 
 
-async def test_a_placed_child_brings_no_reminder() -> None:
-    d, clock, publisher, channels = desk()
+async def test_a_placed_child_is_sent_once_and_brings_no_reminder() -> None:
+    placements = Placements()
+    d, clock, publisher, channels = desk(placements)
     await d.on_triage_event(opened())
-    await d.on_triage_event(HwcTriageResolved(cad_event_id="CAD-T", school_id="lincoln-es", resolved_by="coord-abq",
-                                              resolved_at=FRIDAY_NIGHT + timedelta(hours=1)))
+    for _ in range(2):  # a replay places nothing twice
+        await d.on_triage_event(placed())
+    assert [p.school_id for p in placements] == ["lincoln-es"]
     clock.set(TUESDAY_START)
     assert await d.publish_due_reminders() == 0
     assert len(channels["email"].sent) == 1
+
+
+async def test_a_disputed_school_says_so_to_the_coordinator() -> None:
+    d, _clock, _publisher, channels = desk()
+    await d.on_triage_event(opened().model_copy(update={"school_id_given": "lincoln-es", "roster_school_id": "sunrise-dc",
+                                                        "reason": DISPUTED}))
+    [alert] = channels["email"].sent
+    assert "not known" not in alert.body and "roster does not have the child at" in alert.body
+    assert "Lincoln" not in alert.body and "Sunrise" not in alert.body  # which schools: behind sign-in
+
+
+async def test_a_placement_that_cannot_be_sent_goes_back_to_triage_with_the_reason() -> None:
+    placements = Placements()
+    placements.refuse = "school 'lincoln-es' is no longer in the directory"
+    d, clock, publisher, channels = desk(placements)
+    await d.on_triage_event(opened())
+    await d.on_triage_event(placed())
+    [reopened] = [e for e in publisher.events(HwcTriageOpened) if e.reopened]
+    assert "no longer in the directory" in reopened.reason and reopened.child == child()
+    assert reopened.due_at == TUESDAY_START
+    await d.on_triage_event(reopened)
+    await d.on_triage_event(reopened)  # a replay tells nobody twice
+    emails = channels["email"].sent
+    assert [m.subject for m in emails][1:] == ["Handle With Care: a child you placed was not sent to the school"]
+    assert "no longer in the directory" in emails[1].body and "Philippa" not in emails[1].body
+    clock.set(TUESDAY_START - timedelta(minutes=45))  # still unplaced: the reminder comes as for any item
+    assert await d.publish_due_reminders() == 1
+    placements.refuse = None
+    await d.on_triage_event(placed("sunrise-dc"))  # placed again, elsewhere: sent
+    assert [p.school_id for p in placements] == ["sunrise-dc"]
+    await d.on_triage_event(opened())  # the encounter replayed by CAD does not reopen a placed child
+    assert len(channels["email"].sent) == 2
