@@ -19,6 +19,9 @@ class TopicSpec:
     doc: str
     partitions: int | None = None  # None: settings.topic_partitions
     config: dict[str, str] = field(default_factory=dict)
+    # Its records leave the de-identified boundary (a public feed): no correlation id and no header, so that
+    # nothing on them leads back to the event they came from (the publishers honour this).
+    deidentified: bool = False
 
     def qualified(self, prefix: str = "") -> str:
         """The name on the broker: ``prefix`` isolates an environment (or a test) on a shared cluster."""
@@ -54,7 +57,8 @@ QRT_FOLLOW_UPS = TopicSpec(
     "then FollowUpExpired deletes them); key: task_id.", config={"retention.ms": str(90 * DAY_MS)})
 OVERDOSE_REPORTS = TopicSpec(
     "handoff.public.overdose-reports", "OverdoseReported: overdose responses de-identified for public-health "
-    "mapping; key: report_id.", config={"retention.ms": str(400 * DAY_MS)})
+    "mapping, with no header; key: report_id (keyed, unlinkable to the event).",
+    config={"retention.ms": str(400 * DAY_MS)}, deidentified=True)
 CAD_WALK_INS = TopicSpec(
     "handoff.cad.walk-ins", "CadWalkInReported from CAD and station integrations and the HTTP intake; key: "
     "walk_in_event_id.", config={"retention.ms": str(7 * DAY_MS)})

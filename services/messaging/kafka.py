@@ -110,7 +110,11 @@ async def topic_partition_counts(settings: Settings, names: list[str], timeout: 
         await admin.close()
 
 
-def correlation_headers(extra: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:
+def correlation_headers(topic: TopicSpec, extra: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:
+    """The headers of a record on ``topic``: ``extra`` and the current correlation id, or none at all on a
+    de-identified topic (a correlation id there would link a public report back to its event)."""
+    if topic.deidentified:
+        return []
     headers = list(extra or [])
     cid = current_correlation_id()
     if cid and not any(k == CORRELATION_HEADER for k, _ in headers):
@@ -145,12 +149,12 @@ class KafkaPublisher:
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
         value = await self.codec.encode(event)
         await self.producer.send_and_wait(topic.qualified(self.prefix), value=value, key=key.encode(),
-                                          headers=correlation_headers())
+                                          headers=correlation_headers(topic))
 
     async def send_raw(self, topic: TopicSpec, value: bytes | None, key: bytes | None = None,
                        headers: list[tuple[str, bytes]] | None = None) -> None:
         await self.producer.send_and_wait(topic.qualified(self.prefix), value=value, key=key,
-                                          headers=correlation_headers(headers))
+                                          headers=correlation_headers(topic, headers))
 
 
 @dataclass
@@ -168,7 +172,7 @@ class InMemoryPublisher:
         self.records: list[PublishedRecord] = []
 
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
-        self.records.append(PublishedRecord(topic.name, key, event, correlation_headers()))
+        self.records.append(PublishedRecord(topic.name, key, event, correlation_headers(topic)))
 
     def events(self, cls: type | None = None) -> list[Any]:
         return [r.event for r in self.records if cls is None or isinstance(r.event, cls)]

@@ -229,7 +229,7 @@ class FaustPublisher:
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
         value = await self.codec.encode(event)
         sent = await self.app.producer.send(topic.qualified(self.prefix), key.encode(), value, None, None,
-                                            correlation_headers())
+                                            correlation_headers(topic))
         pending = _sends_in_flight.get()
         if pending is None:
             await sent

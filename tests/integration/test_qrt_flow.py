@@ -73,3 +73,35 @@ async def test_an_overdose_is_followed_up_within_its_window_and_the_lead_warned_
     system.clock.set(OCCURRED + timedelta(hours=71))
     assert await qrt.publish_due_warnings() == 0
     assert len(system.messages("sms")) == 1  # told once, across the restart
+
+
+async def test_the_public_report_carries_nothing_that_leads_back_to_its_event(system_factory):
+    """No correlation id, no header at all, and an id that neither the CAD event id nor the state report's id
+    matches: what EMS was answered (the correlation id, its own event id) finds nothing on the public topic."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from services.kernel.topics import OVERDOSE_REPORTS
+    from services.messaging.kafka import client_options
+
+    system = await system_factory("quick-response", now=OCCURRED + timedelta(minutes=20))
+    answer = await system.http.post("/v1/overdoses", json=overdose("EMS-7790", occurred_at=OCCURRED).model_dump(mode="json"),
+                                    headers=APD)
+    assert answer.status_code == 202
+    correlation_id = answer.json()["correlation_id"]
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **client_options(system.settings))
+    await consumer.start()
+    try:
+        topic = OVERDOSE_REPORTS.qualified(system.settings.topic_prefix)
+        consumer.assign([TopicPartition(topic, p) for p in range(system.settings.topic_partitions)])
+
+        async def fetched():
+            return [r for records in (await consumer.getmany(timeout_ms=500)).values() for r in records]
+
+        [record] = await eventually(fetched)
+    finally:
+        await consumer.stop()
+    assert not record.headers
+    for linked in (correlation_id, "EMS-7790"):
+        assert linked.encode() not in record.value and linked.encode() not in record.key
+    state = (await system.http.get("/v1/qrt/state-report", params={"site_id": "abq"}, headers=CRUZ))
+    assert state.status_code == 200 and record.key.decode() not in state.text

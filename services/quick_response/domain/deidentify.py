@@ -12,9 +12,12 @@ from services.kernel.events import CadOverdoseResponded, OverdoseReported
 COORDINATE_DECIMALS = 2
 
 
-def report_id_for(overdose_event_id: str, key: bytes) -> str:
-    """Keyed, so that a CAD event id (which a records clerk can look up) cannot be matched to its report."""
-    return "od-" + hmac.new(key, overdose_event_id.encode(), hashlib.sha256).hexdigest()[:24]
+def report_id_for(overdose_event_id: str, key: bytes, report: str = "public") -> str:
+    """Keyed, so that a CAD event id (which a records clerk can look up) cannot be matched to its report; and
+    one id per report, so that the public report cannot be matched to the state's (which has the minute, the
+    agency and the place to 100 m) either. The same event always gives the same id: a replay is dropped."""
+    prefix = "od-" if report == "public" else f"{report[:2]}-"
+    return prefix + hmac.new(key, f"{report}\x1f{overdose_event_id}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def deidentify(event: CadOverdoseResponded, key: bytes) -> OverdoseReported:

@@ -46,7 +46,7 @@ def state_row(event: CadOverdoseResponded, key: bytes) -> StateReportRow:
 
     minute = event.occurred_at.replace(second=0, microsecond=0)
     return StateReportRow(
-        report_id_for(event.overdose_event_id, key), event.site_id, event.agency_id, minute, minute + REPORT_WITHIN,
+        report_id_for(event.overdose_event_id, key, "state"), event.site_id, event.agency_id, minute, minute + REPORT_WITHIN,
         approximate(event.latitude), approximate(event.longitude), event.naloxone_given, event.naloxone_doses,
         event.fatal, event.sex.value, event.age_range, event.suspected_substance,
         (event.drug_type.value if event.drug_type else "unknown"), event.prior_overdose)

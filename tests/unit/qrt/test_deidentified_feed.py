@@ -31,3 +31,11 @@ def test_the_report_names_nobody_and_places_no_one_precisely() -> None:
 def test_a_report_id_is_stable_but_cannot_be_matched_without_the_key() -> None:
     assert report_id_for("od-7", b"key") == report_id_for("od-7", b"key")
     assert report_id_for("od-7", b"key") != report_id_for("od-7", b"other key")
+
+
+def test_the_public_report_cannot_be_matched_to_the_state_report_of_the_same_overdose() -> None:
+    from services.quick_response.domain.state_report import state_row
+
+    event = overdose("EMS-1")
+    public, state = deidentify(event, b"key"), state_row(event, b"key")
+    assert public.report_id != state.report_id and public.report_id.startswith("od-")

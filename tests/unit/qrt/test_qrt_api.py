@@ -161,7 +161,7 @@ async def test_the_states_24_hour_report_has_its_fields_and_names_no_one(app, cl
     assert (row["naloxone_given"], row["naloxone_doses"], row["fatal"], row["sex"], row["age_range"],
             row["suspected_substance"], row["drug_type"], row["prior_overdose"]) == \
         (True, 2, False, "male", "25-34", "fentanyl", "opioid", True)
-    assert row["report_id"].startswith("od-") and "od-7" not in answer.text  # a keyed id, not the CAD event's
+    assert row["report_id"].startswith("st-") and "od-7" not in answer.text  # a keyed id, not the CAD event's nor the public one
     for private in ("Bartholomew", "Quackenbush", "1994", "Central", "+15055550177", "motel"):
         assert private not in answer.text
     csv = await client.get("/v1/qrt/state-report", params={"site_id": "abq", "last_hours": 48},
