@@ -295,14 +295,37 @@ def stop_fetching_unread_changelogs(app: faust.App) -> None:
     nobody reads holds back the next fetch from that broker (aiokafka's ``prefetch_backoff``,
     100 ms): on one broker, every topic waits. It happened at the first write to each changelog
     partition after a start or rebalance. A rebalance gives aiokafka a fresh assignment (nothing
-    paused), so the next recovery reads its changelogs as usual and this runs again after it."""
+    paused), so the next recovery reads its changelogs as usual and this runs again after it.
+
+    Faust's livelock detector then finds those partitions unfetched and logs "Aiokafka has not sent
+    fetch request for TP(...-changelog...)" at ERROR every few seconds, all night: alerting on ERROR
+    would page an operator for what is meant. The check skips the partitions paused here, and still
+    checks every other one (``skip_in_liveness_check``)."""
+    paused: set[Any] = set()
 
     @app.on_rebalance_complete.connect
     async def _pause_unread(_app: Any, **_kw: Any) -> None:
         unread = unread_changelogs(app)
+        paused.clear()
         if unread:
             await app.consumer._thread.call_thread(_pause_in_aiokafka, app.consumer._thread._ensure_consumer(), unread)
+            paused.update(unread)
+            skip_in_liveness_check(app.consumer._thread, paused)
             log.debug("changelog_fetches_paused", partitions=len(unread))
+
+
+def skip_in_liveness_check(thread: Any, partitions: set[Any]) -> None:
+    """Make the consumer thread's ``verify_event_path`` (the livelock detector's check of one partition)
+    pass over ``partitions`` (a set this worker keeps current): nobody fetches them, on purpose."""
+    if getattr(thread, "_handoff_skips", None) is partitions:
+        return
+    check = type(thread).verify_event_path.__get__(thread)
+
+    def verify_event_path(now: float, tp: Any) -> None:
+        return None if tp in partitions else check(now, tp)
+
+    thread.verify_event_path = verify_event_path
+    thread._handoff_skips = partitions
 
 
 async def _pause_in_aiokafka(consumer: Any, partitions: set[Any]) -> None:

@@ -38,3 +38,37 @@ async def test_workers_stop_fetching_their_changelogs_after_recovery(system_fact
     await submit(system, "CAD-FETCH-2")
     await eventually(lambda: len(system.messages("sms")) >= 2)
     _assert_fetches_only_what_it_reads(notifier)
+
+
+async def test_five_idle_minutes_log_no_error_for_the_changelogs_paused_on_purpose(system_factory, caplog) -> None:
+    """Faust's livelock detector, run as if the worker had started and last fetched its changelogs five minutes
+    ago (a fake clock: the recovery's fetch times moved back), finds nothing that needs a person. Before, each
+    paused changelog partition logged "Aiokafka has not sent fetch request" at ERROR on every check."""
+    import logging
+
+    system = await system_factory("referral-intake", "notifier", now=NOW)
+    await submit(system, "CAD-IDLE-1")
+    await eventually(lambda: system.messages("sms") and system.messages("email"))
+    five_minutes = 301.0
+    for worker in system.apps.values():
+        await eventually(lambda worker=worker: fetch_state(worker.app) == (set(), set()) and unread_changelogs(worker.app))
+        thread = worker.app.consumer._thread
+        consumer = thread._ensure_consumer()
+        assignment = consumer._fetcher._subscriptions.subscription.assignment
+        thread.time_started -= five_minutes
+        for tp in unread_changelogs(worker.app):
+            state = assignment.state_value(_aiokafka_tp(tp))
+            if state is not None and state.timestamp:
+                state.timestamp -= five_minutes * 1000
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        for worker in system.apps.values():
+            await worker.app.consumer.verify_all_partitions_active()
+    errors = [r.getMessage()[:120] for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+
+def _aiokafka_tp(tp):
+    from aiokafka import TopicPartition
+
+    return TopicPartition(tp.topic, tp.partition)
