@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import unicodedata
 from datetime import date
 
 
 def normalize_name(name: str) -> str:
-    """Case, accents, punctuation and spacing do not make a different person ("José  O'Neil" == "jose oneil")."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", letters.casefold())).strip()
+    """Case, accents, spaces, hyphens, apostrophes and other punctuation do not make a different person:
+    "José O'Neil-Smith", "jose oneil smith" and "JoseOneilsmith" are one name ("joseoneilsmith"). A CAD,
+    an officer and a district roster each write a compound name their own way ("Two Schools",
+    "Twoschools"); only the letters and digits, in order, are compared."""
+    # Dotless ı is a Turkish i: its capital is I, which every other alphabet folds to i.
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", name).casefold().replace("ı", "i"))
+    return "".join(c for c in folded if c.isalnum() and not unicodedata.combining(c))
 
 
 def person_key(first_name: str, last_name: str, date_of_birth: date | None) -> str | None:
