@@ -4,8 +4,9 @@ Kafka and Apicurio Registry from the local launcher; topics and schemas; the dev
 SMS/webhook/SMTP receivers); the HTTP API and the three workers as separate processes; then the
 sample CAD events from config/local/demo. Secrets (link signing key, webhook secret, SMS auth token)
 are made on the first run and kept in the work dir (``secrets/``, mode 0600, outside the repo), so
-links and SMS reply codes sent before a restart still work after it. The reference data is loaded
-from a copy whose receiver URLs point at this run's dev inbox port.
+links and SMS reply codes sent before a restart still work after it. The reference data
+(``reference_dir``: config/local unless ``HANDOFF_REFERENCE_DIR`` or ``--reference-dir`` names
+another) is loaded from a copy whose receiver URLs point at this run's dev inbox port.
 Ctrl-C stops everything, workers first, and leaves no JVM behind.
 """
 
@@ -36,7 +37,8 @@ def _say(message: str) -> None:
 
 
 def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_port: int = 8080, inbox_port: int = 8025,
-                     smtp_port: int = 8026, demo: bool = True, work_dir: Path = Path("var/local-stack")) -> int:
+                     smtp_port: int = 8026, demo: bool = True, work_dir: Path = Path("var/local-stack"),
+                     reference_dir: Path = REPO_ROOT / "config" / "local") -> int:
     started = time.monotonic()
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -51,15 +53,14 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         registry_url = registry.start()
         keys = local_secrets(work_dir / "secrets")
         webhook_secret = keys["webhook_signing_secret"].read_text()
-        reference_dir = reference_for_inbox(REPO_ROOT / "config" / "local", work_dir / "reference",
-                                            f"http://127.0.0.1:{inbox_port}")
+        reference_copy = reference_for_inbox(reference_dir, work_dir / "reference", f"http://127.0.0.1:{inbox_port}")
         env = {**os.environ,
                "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HANDOFF_SCHEMA_REGISTRY_URL": registry_url,
                "HANDOFF_DATA_DIR": str(work_dir / "data"), "HANDOFF_HTTP_PORT": str(http_port),
                "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
                "HANDOFF_SMS_API_BASE_URL": f"http://127.0.0.1:{inbox_port}", "HANDOFF_SMTP_PORT": str(smtp_port),
                **{f"HANDOFF_{name.upper()}_FILE": str(path) for name, path in keys.items()},
-               "HANDOFF_REFERENCE_DIR": str(reference_dir),
+               "HANDOFF_REFERENCE_DIR": str(reference_copy),
                "HANDOFF_LOG_FORMAT": "json", "HANDOFF_REFERENCE_SOURCE": "kafka"}
         for name in keys:  # the files, not a stale value from the caller's environment
             env.pop(f"HANDOFF_{name.upper()}", None)
@@ -137,6 +138,8 @@ def reference_for_inbox(source: Path, target: Path, inbox_url: str) -> Path:
     """A copy of the reference directory ``source`` whose receiver URLs point at ``inbox_url``."""
     import shutil
 
+    if source.resolve() == target.resolve():
+        raise ValueError(f"the reference directory {source} is this run's own copy: name the one it was made from")
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("demo"))
     for path in target.rglob("*.toml"):

@@ -468,7 +468,11 @@ def agency_token(agency: str) -> None:
 @stack_cli.command("up")
 def stack_up(kafka_port: int = 9092, registry_port: int = 8081, http_port: int = 8080, inbox_port: int = 8025,
              smtp_port: int = 8026, demo: Annotated[bool, typer.Option(help="send sample CAD events")] = True,
-             work_dir: Annotated[Path, typer.Option(help="state kept between runs")] = Path("var/local-stack")) -> None:
+             work_dir: Annotated[Path, typer.Option(help="state kept between runs")] = Path("var/local-stack"),
+             reference_dir: Annotated[Path, typer.Option(
+                 envvar="HANDOFF_REFERENCE_DIR", exists=True, file_okay=False,
+                 help="the reference data to run with (a copy, its receiver URLs pointed at the dev inbox)")]
+             = REPO_ROOT / "config" / "local") -> None:
     """Run everything locally until Ctrl-C: Kafka, registry, the services, a dev inbox and sample events."""
     if not (REPO_ROOT / "deploy").is_dir():
         raise typer.BadParameter("runs from a checkout of Handoff (make run): deploy/ is not installed")
@@ -477,7 +481,8 @@ def stack_up(kafka_port: int = 9092, registry_port: int = 8081, http_port: int =
 
     configure_logging("INFO", "console")
     raise typer.Exit(run_local_system(kafka_port=kafka_port, registry_port=registry_port, http_port=http_port,
-                                      inbox_port=inbox_port, smtp_port=smtp_port, demo=demo, work_dir=work_dir))
+                                      inbox_port=inbox_port, smtp_port=smtp_port, demo=demo, work_dir=work_dir,
+                                      reference_dir=reference_dir))
 
 
 def main() -> None:

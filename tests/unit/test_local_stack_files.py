@@ -64,3 +64,27 @@ async def test_a_text_back_from_the_dev_inbox_acknowledges_the_page(memory_setti
     assert resp.status_code == 200 and "acknowledged" in resp.text
     [ack] = publisher.events(PageAcknowledged)
     assert ack.acknowledged_by == "cm-ana"
+
+
+def test_stack_up_runs_with_the_reference_directory_handoff_reference_dir_names(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    import pytest
+    from typer.testing import CliRunner
+
+    import deploy.local_system
+    from services.cli import cli
+
+    mine = tmp_path / "county"
+    shutil.copytree(REPO_ROOT / "config" / "local", mine)
+    asked: dict = {}
+    monkeypatch.setattr(deploy.local_system, "run_local_system", lambda **kw: asked.update(kw) or 0)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["stack", "up"], env={"HANDOFF_REFERENCE_DIR": str(mine)}).exit_code == 0
+    assert asked["reference_dir"] == mine
+    assert runner.invoke(cli, ["stack", "up"], env={"HANDOFF_REFERENCE_DIR": ""}).exit_code == 0
+    assert asked["reference_dir"] == REPO_ROOT / "config" / "local"  # unset: the embedded default
+    missing = runner.invoke(cli, ["stack", "up"], env={"HANDOFF_REFERENCE_DIR": str(tmp_path / "nowhere")})
+    assert missing.exit_code == 2  # a usage error naming the option, before anything starts
+    with pytest.raises(ValueError, match="own copy"):
+        reference_for_inbox(tmp_path / "copy", tmp_path / "copy", "http://127.0.0.1:9")

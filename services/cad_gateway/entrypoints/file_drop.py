@@ -124,7 +124,11 @@ class FileDrop:
         digest = hashlib.sha256(data).hexdigest()
         if digest in self.seen:
             first = self.seen[digest]
-            return self._move(path, self.done, "duplicate", f"the same content as {first} (already ingested)")
+            if first == path.name and not (self.done / path.name).exists():
+                # Published, then a crash before the move: this is the file itself, not a copy of it.
+                return self._move(path, self.done, "ingested", "published before a restart; moved now, not published again")
+            earlier = "an earlier upload of this name" if first == path.name else first
+            return self._move(path, self.done, "duplicate", f"the same content as {earlier} (already ingested)")
         try:
             call = self.reader(data)
             mapped = map_call(call, self.agency, self.reference.sites, self.clock.now(), self.window)

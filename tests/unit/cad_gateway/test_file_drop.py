@@ -5,6 +5,7 @@ file for the next round."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tomllib
@@ -12,9 +13,10 @@ from datetime import timedelta
 
 import pytest
 
-from services.cad_gateway.domain.calls import event_id_for
+from services.cad_gateway.domain.calls import event_id_for, map_call
 from services.cad_gateway.domain.layouts import Layout
 from services.cad_gateway.entrypoints.file_drop import FileDrop, reader_for
+from services.cad_gateway.service import publish_mapped
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
 from services.kernel.events import CadOverdoseResponded, CadReferralMade
@@ -97,10 +99,24 @@ async def test_each_call_is_ingested_once_through_duplicates_and_a_restart(tmp_p
     assert "missing columns" in (tmp_path / "rejected" / "garbage.csv.reason.txt").read_text()
     assert "already ingested" in (tmp_path / "done" / "call-1 (copy).csv.reason.txt").read_text()
 
-    # A restart after publishing but before the file was moved: the ledger knows it.
+    # The same file uploaded again under its own name, after it was moved: a duplicate of that upload.
     folder.put("call-1.csv", CSV)
     restarted = Folder(tmp_path, publisher=folder.publisher)
     assert [o.result for o in await restarted.drop.run_once()] == ["duplicate"]
+    assert "an earlier upload of this name" in (tmp_path / "done" / "call-1.1.csv.reason.txt").read_text()
+    assert len(folder.publisher.events(CadReferralMade)) == 1
+
+
+async def test_a_file_published_before_a_crash_is_moved_as_ingested_not_as_its_own_duplicate(tmp_path) -> None:
+    folder = Folder(tmp_path)
+    folder.put("call-2.csv", CSV, age_seconds=30)
+    published = await publish_mapped(map_call(folder.drop.reader(CSV.encode()), folder.drop.agency, REF.sites, NOW),
+                                      folder.publisher)
+    folder.drop._remember(hashlib.sha256(CSV.encode()).hexdigest(), "call-2.csv", published)  # then the crash
+    restarted = Folder(tmp_path, publisher=folder.publisher)
+    [outcome] = await restarted.drop.run_once()
+    assert outcome.result == "ingested" and "call-2.csv" not in outcome.reason
+    assert "not published again" in (tmp_path / "done" / "call-2.csv.reason.txt").read_text()
     assert len(folder.publisher.events(CadReferralMade)) == 1
 
 
