@@ -74,6 +74,25 @@ def moved(document: dict, at: datetime, civic_street: str = "Copper") -> dict:
     return update
 
 
+def with_children(document: dict, at: datetime) -> dict:
+    """The same incident with a child at the scene (role Child), and a second incident component of the
+    same call: a domestic disturbance (DV) with another child, a witness."""
+    tracking = document["incidentTrackingIdentifier"]
+    both = copy.deepcopy(document)
+    first = both["incidentComponent"][0]
+    first["personReference"].append({"$ref": f"{tracking}:person:child-1"})
+    second = {**prologue(f"{tracking}:incident:1", at), "incidentTypeInternalCode": "DV",
+              "incidentTypeInternalText": "DOMESTIC DISTURBANCE", "personReference": [{"$ref": f"{tracking}:person:child-2"}],
+              "locationReference": [{"$ref": f"{tracking}:location:0"}]}
+    both["incidentComponent"].append(second)
+    for n, role, (given, family), born in ((1, "Child", ("Philippa", "Quackenbush"), "2016-09-02"),
+                                           (2, "Witness", ("Ottoline", "Quill"), "2018-05-05")):
+        both["personInformationComponent"].append({
+            **prologue(f"{tracking}:person:child-{n}", at), "personIncidentRoleRegistryText": [role],
+            "ncPersonComponent": {"name": [{"givenName": [given], "surName": [family]}], "birthDate": [{"date": born}]}})
+    return both
+
+
 def call_transfer(at: datetime) -> dict:
     """A call handed from one PSAP to another: call, callback, agency, agent and person; no incident."""
     call_id = "urn:emergency:uid:callid:91bd:psap.abq.example.gov"

@@ -65,6 +65,9 @@ class CallTypeRule(_Model):
                                                           "default roles of what it maps to)")
     fatal: bool = Field(False, description="overdose: this disposition means the person died")
     naloxone_given: bool = Field(False, description="overdose: this disposition means naloxone was given")
+    children_get_handle_with_care: bool = Field(
+        False, description="a child present at such a call (in a child's role: child, juvenile, witness, victim) also "
+                           "gets a Handle With Care notice, whatever the call maps to")
 
     @model_validator(mode="after")
     def _complete(self) -> CallTypeRule:

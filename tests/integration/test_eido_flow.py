@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import eventually
-from tests.eido_documents import call_transfer, eido, moved
+from tests.eido_documents import call_transfer, eido, moved, with_children
 from tests.integration.test_lead_flow import NOW, TOKEN, on_call
 
 pytestmark = pytest.mark.integration
@@ -43,3 +43,24 @@ async def test_an_eido_opens_a_referral_and_its_update_reaches_the_case_manager_
     assert [m.to for m in told] == [cm.phone] and "600 Copper Ave SW" in told[0].body
     await eventually(lambda: True, interval=1.0)
     assert len([m for m in system.messages("sms") if "now at" in m.body]) == 1  # told once
+
+
+async def test_children_at_an_eido_incident_reach_handle_with_care_and_nobody_is_dropped_unsaid(system_factory) -> None:
+    """A LEAD incident with a child at the scene, and a second incident component (DV) with another child: the
+    referral is paged, and both children are Handle With Care encounters (here: triage, as EIDO names no school);
+    the caller, who becomes nothing, is listed in ``skipped`` with the reason."""
+    system = await system_factory("referral-intake", "notifier", "handle-with-care", now=NOW)
+    answer = await system.http.post("/v1/eido", json=with_children(eido(NOW - timedelta(minutes=3)), NOW), headers=TOKEN)
+    assert answer.status_code == 202, answer.text
+    assert sorted(e["kind"] for e in answer.json()["events"]) == ["child_encountered", "child_encountered", "referral"]
+    [skipped] = answer.json()["skipped"]
+    assert ":person:caller (Caller): role not one of" in skipped
+    await eventually(lambda: [m for m in system.messages("sms") if m.to == on_call(system).phone])
+
+    async def queue():
+        items = (await system.http.get("/v1/districts/abq-ps/triage",
+                                       headers={"Authorization": "Bearer local-dev-token-coord-abq"})).json()
+        return items if len(items) == 2 else None
+
+    items = await eventually(queue)
+    assert {i["child"]["first_name"] for i in items} == {"Philippa", "Ottoline"}

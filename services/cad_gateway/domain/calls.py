@@ -10,6 +10,7 @@ behind drop the copies, and a referral whose person moved is an update, not a ne
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -39,7 +40,9 @@ class CallPerson:
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One call: its own id (EIDO's incidentTrackingIdentifier, a file's event id), when, what and where."""
+    """One incident of a call: the call's own id (EIDO's incidentTrackingIdentifier, a file's event id),
+    when, what and where, and who. A call with several incidents (an EIDO with several incident
+    components) is several records with the same ``call_id``."""
 
     call_id: str
     occurred_at: datetime
@@ -50,18 +53,39 @@ class CallRecord:
     latitude: float | None = None
     longitude: float | None = None
     officer: str | None = None
+    incident_component_id: str = ""  # which incident of the call, in what the CAD is told
+    unattached_persons: tuple[CallPerson, ...] = ()  # persons of the call no incident refers to (ids and roles)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Mapped:
-    """What a call became: events (kind, key, event), and why anything in it was left out."""
+    """What a call became: events (kind, key, event), and why anything in it was left out. Every incident
+    and every person that became no event is in ``skipped`` with the reason, so that the CAD is told;
+    a person one incident leaves out and another maps (a child present at both) is not."""
 
     events: list[tuple[str, str, object]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # about an incident as a whole
+    # person component id -> (the person as the CAD is told: component id and roles, never a name; why no event)
+    persons_left: dict[str, tuple[str, str]] = field(default_factory=dict)
+    persons_mapped: set[str] = field(default_factory=set)
+
+    @property
+    def skipped(self) -> list[str]:
+        return [*self.reasons, *(f"person {label}: {why}" for person, (label, why) in self.persons_left.items()
+                                 if person not in self.persons_mapped)]
 
     @property
     def nothing(self) -> bool:
         return not self.events
+
+    def add(self, kind: str, key: str, event: object, person: str) -> None:
+        if all((k, i) != (kind, key) for k, i, _ in self.events):  # a person two incidents map the same way
+            self.events.append((kind, key, event))
+        self.persons_mapped.add(person)
+
+    def leave_out(self, person: CallPerson, why: str) -> None:
+        roles = f" ({', '.join(person.roles)})" if person.roles else ""
+        self.persons_left.setdefault(person.component_id, (f"{person.component_id or '(none)'}{roles}", why))
 
 
 def event_id_for(call_id: str, component_id: str = "") -> str:
@@ -71,44 +95,73 @@ def event_id_for(call_id: str, component_id: str = "") -> str:
     return f"cad-{digest}"
 
 
-def map_call(call: CallRecord, agency: Agency, sites: dict[str, Site], now: datetime,
-             window: EventTimeWindow = EventTimeWindow()) -> Mapped:
-    """The events a call becomes under the agency's call-type table; ``Rejected`` (naming the field) when
-    the call itself cannot be right (a time from a broken CAD clock)."""
-    window.check("occurred_at", call.occurred_at, now)
-    rule = agency.rule_for(call.incident_type, call.dispositions)
-    if call.incident_type is None:
-        return Mapped(skipped=["no incident type: nothing to map"])
-    if rule is None:
-        return Mapped(skipped=[f"incident type {call.incident_type!r} is not in the agency's call-type table"])
-    if rule.maps_to == "ignore":
-        return Mapped(skipped=[f"incident type {call.incident_type!r}: ignored by the agency's call-type table"])
-    site = sites.get(rule.site_id) if rule.site_id else None
-    if rule.referral_type is not None and (site is None or rule.referral_type not in site.accepted_referral_types):
-        return Mapped(skipped=[f"site {rule.site_id!r} does not accept {rule.referral_type.value} referrals"])
-    roles = {r.casefold() for r in (rule.person_roles or DEFAULT_ROLES[rule.maps_to])}
-    persons = [p for p in call.persons if roles & {r.casefold() for r in p.roles}]
+def map_calls(calls: Sequence[CallRecord], agency: Agency, sites: dict[str, Site], now: datetime,
+              window: EventTimeWindow = EventTimeWindow()) -> Mapped:
+    """The events a call's incidents become under the agency's call-type table; ``Rejected`` (naming the
+    field) when the call itself cannot be right (a time from a broken CAD clock)."""
     mapped = Mapped()
-    if rule.maps_to == "overdose" and not persons:
-        persons = [CallPerson("")]  # an overdose is reported even when nobody is named
-    if not persons:
-        mapped.skipped.append(f"no person in the roles {sorted(roles)}")
-    for person in persons:
-        try:
-            event = _event(rule, call, person, agency)
-        except (ValidationError, ValueError) as exc:
-            reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-            mapped.skipped.append(f"person {person.component_id or '(none)'}: {reason}")
-            continue
-        if event is not None:
-            mapped.events.append(event)
+    for call in calls:
+        _map_incident(call, agency, sites, now, window, mapped)
     return mapped
 
 
-def _event(rule: CallTypeRule, call: CallRecord, person: CallPerson, agency: Agency) -> tuple[str, str, object] | None:
+def _map_incident(call: CallRecord, agency: Agency, sites: dict[str, Site], now: datetime, window: EventTimeWindow,
+                  mapped: Mapped) -> None:
+    window.check("occurred_at", call.occurred_at, now)
+    for person in call.unattached_persons:
+        mapped.leave_out(person, "no incident component refers to this person")
+    incident = f"incident {call.incident_component_id}: " if call.incident_component_id else ""
+    rule = agency.rule_for(call.incident_type, call.dispositions)
+    why_not = None
+    if call.incident_type is None:
+        why_not = "no incident type: nothing to map"
+    elif rule is None:
+        why_not = f"incident type {call.incident_type!r} is not in the agency's call-type table"
+    elif rule.maps_to == "ignore":
+        why_not = f"incident type {call.incident_type!r}: ignored by the agency's call-type table"
+    elif rule.referral_type is not None and ((site := sites.get(rule.site_id or "")) is None
+                                             or rule.referral_type not in site.accepted_referral_types):
+        why_not = f"site {rule.site_id!r} does not accept {rule.referral_type.value} referrals"
+    if why_not is not None or rule is None:
+        mapped.reasons.append(f"{incident}{why_not}")
+        for person in call.persons:
+            mapped.leave_out(person, "its incident maps to nothing")
+        return
+    roles = {r.casefold() for r in (rule.person_roles or DEFAULT_ROLES[rule.maps_to])}
+    child_roles = {r.casefold() for r in DEFAULT_ROLES["child_encountered"]}
+    persons = [p for p in call.persons if roles & {r.casefold() for r in p.roles}]
+    if rule.maps_to == "overdose" and not persons:
+        persons = [CallPerson("")]  # an overdose is reported even when nobody is named
+    if not persons:
+        mapped.reasons.append(f"{incident}no person in the roles {sorted(roles)}")
+    for person in persons:
+        _map_person(rule, rule.maps_to, call, person, agency, mapped)
+    for person in call.persons:
+        if person in persons:
+            continue
+        if rule.children_get_handle_with_care and child_roles & {r.casefold() for r in person.roles}:
+            _map_person(rule, "child_encountered", call, person, agency, mapped)  # a child present, as the table says
+        elif child_roles & {r.casefold() for r in person.roles} and rule.maps_to != "child_encountered":
+            mapped.leave_out(person, f"a {rule.maps_to} call: the agency's call-type table sends no Handle With Care "
+                                     "notice for children at it (children_get_handle_with_care)")
+        else:
+            mapped.leave_out(person, f"role not one of {sorted(roles)} for a {rule.maps_to}")
+
+
+def _map_person(rule: CallTypeRule, kind: str, call: CallRecord, person: CallPerson, agency: Agency,
+                mapped: Mapped) -> None:
+    try:
+        made = _event(rule, kind, call, person, agency)
+    except (ValidationError, ValueError) as exc:
+        mapped.leave_out(person, describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc))
+        return
+    mapped.add(*made, person=person.component_id)
+
+
+def _event(rule: CallTypeRule, kind: str, call: CallRecord, person: CallPerson, agency: Agency) -> tuple[str, str, object]:
     event_id = event_id_for(call.call_id, person.component_id)
     # Built from plain values through validation: what the HTTP intakes would refuse, this refuses too.
-    if rule.maps_to == "referral":
+    if kind == "referral":
         referral = CadReferralMade.model_validate({
             "cad_event_id": event_id, "agency_id": agency.agency_id, "site_id": rule.site_id,
             "referral_type": rule.referral_type, "occurred_at": call.occurred_at,
@@ -118,7 +171,7 @@ def _event(rule: CallTypeRule, call: CallRecord, person: CallPerson, agency: Age
             "location": {"description": _where(call), "latitude": call.latitude, "longitude": call.longitude},
             "submitted_by": "cad-gateway"})
         return "referral", event_id, referral
-    if rule.maps_to == "overdose":
+    if kind == "overdose":
         named = person.first_name or person.last_name or person.date_of_birth
         overdose = CadOverdoseResponded.model_validate({
             "overdose_event_id": event_id, "agency_id": agency.agency_id, "site_id": rule.site_id,
@@ -131,7 +184,7 @@ def _event(rule: CallTypeRule, call: CallRecord, person: CallPerson, agency: Age
     if person.date_of_birth is None:
         raise ValueError("date_of_birth: needed to know a child (and their school)")
     if years_between(person.date_of_birth, call.occurred_at.date()) >= CHILD_MAX_AGE:
-        return None  # an adult in a child's role: not Handle With Care's
+        raise ValueError(f"{CHILD_MAX_AGE} or over: not a child for Handle With Care")
     child = CadChildEncountered.model_validate({
         "cad_event_id": event_id, "agency_id": agency.agency_id, "incident_id": event_id_for(call.call_id),
         "encountered_at": call.occurred_at,

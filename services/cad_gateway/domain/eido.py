@@ -14,6 +14,7 @@ A document with no incident component (a call transfer between PSAPs) has nothin
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -34,7 +35,9 @@ class NothingToMap(Exception):
         self.reason = reason
 
 
-def read_eido(document: Any) -> CallRecord:
+def read_eido(document: Any) -> list[CallRecord]:
+    """One ``CallRecord`` per incident component, each with its own persons; persons no incident refers to
+    are named on the first (``unattached_persons``), so that the answer says they were left out."""
     if not isinstance(document, dict):
         raise Rejected("eido", "must be a JSON object (an Emergency Incident Data Object)")
     doc = _Doc(document)
@@ -44,7 +47,15 @@ def read_eido(document: Any) -> CallRecord:
     incidents = doc.components("incidentComponent")
     if not incidents:
         raise NothingToMap("no incident component (a call transfer or a call-only update): nothing to map")
-    incident = incidents[0]
+    calls = [_incident(doc, document, tracking, incident, len(incidents) > 1) for incident in incidents]
+    referred = {p.component_id for call in calls for p in call.persons}
+    unattached = tuple(CallPerson(str(p["$id"]), tuple(doc.texts(p, "personIncidentRoleRegistryText")))
+                       for p in doc.components("personInformationComponent", "personComponent")
+                       if p.get("$id") and str(p["$id"]) not in referred)
+    return [replace(calls[0], unattached_persons=unattached), *calls[1:]]
+
+
+def _incident(doc: _Doc, document: dict, tracking: str, incident: dict, several: bool) -> CallRecord:
     occurred = (_time(doc.text(incident, "lastUpdateTimeStamp")) or _time(doc.text(document, "lastUpdateTimeStamp")))
     if occurred is None:
         raise Rejected("lastUpdateTimeStamp", "the incident needs a time with a UTC offset")
@@ -63,7 +74,8 @@ def read_eido(document: Any) -> CallRecord:
                                                                                  "incidentTypeCommonRegistryText"),
         dispositions=tuple(d for d in (*dispositions, *statuses) if d),
         persons=tuple(_person(doc, p) for p in persons), location_text=text, latitude=lat, longitude=lon,
-        officer=doc.text(responders[0], "agentIdentification") if responders else None)
+        officer=doc.text(responders[0], "agentIdentification") if responders else None,
+        incident_component_id=str(incident.get("$id") or "") if several else "")
 
 
 class _Doc:

@@ -21,7 +21,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from services.cad_gateway.domain.calls import map_call
+from services.cad_gateway.domain.calls import map_calls
 from services.cad_gateway.domain.eido import NothingToMap, read_eido
 from services.cad_gateway.service import publish_mapped
 from services.kernel.clock import Clock, EventTimeWindow
@@ -135,7 +135,7 @@ class EidoSubscriber:
             return 500, "unknown agency"
         for document in documents if isinstance(documents, list) else []:
             try:
-                mapped = map_call(read_eido(document), agency, self.reference.sites, self.clock.now(), self.window)
+                mapped = map_calls(read_eido(document), agency, self.reference.sites, self.clock.now(), self.window)
             except NothingToMap as nothing:
                 log.info("eido_nothing_to_map", agency_id=self.agency_id, reason=nothing.reason)
                 continue

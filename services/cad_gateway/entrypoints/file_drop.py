@@ -27,7 +27,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.cad_gateway.domain.calls import CallRecord, map_call
+from services.cad_gateway.domain.calls import CallRecord, map_calls
 from services.cad_gateway.domain.eido import NothingToMap, read_eido
 from services.cad_gateway.domain.layouts import MAX_FILE_BYTES, Layout
 from services.cad_gateway.service import publish_mapped
@@ -48,7 +48,7 @@ class Outcome:
     reason: str = ""
 
 
-def eido_reader(data: bytes) -> CallRecord:
+def eido_reader(data: bytes) -> list[CallRecord]:
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -57,7 +57,7 @@ def eido_reader(data: bytes) -> CallRecord:
 
 
 class FileDrop:
-    def __init__(self, folder: Path, agency_id: str, reader: Callable[[bytes], CallRecord], reference: ReferenceData,
+    def __init__(self, folder: Path, agency_id: str, reader: Callable[[bytes], list[CallRecord]], reference: ReferenceData,
                  publisher: Publisher, clock: Clock, window: EventTimeWindow = EventTimeWindow(),
                  settle_seconds: float = 2.0, registry: CollectorRegistry | None = None) -> None:
         self.inbox = Path(folder)
@@ -130,8 +130,7 @@ class FileDrop:
             earlier = "an earlier upload of this name" if first == path.name else first
             return self._move(path, self.done, "duplicate", f"the same content as {earlier} (already ingested)")
         try:
-            call = self.reader(data)
-            mapped = map_call(call, self.agency, self.reference.sites, self.clock.now(), self.window)
+            mapped = map_calls(self.reader(data), self.agency, self.reference.sites, self.clock.now(), self.window)
         except NothingToMap as nothing:
             return self._move(path, self.done, "nothing_to_map", nothing.reason)
         except Rejected as exc:
@@ -192,7 +191,7 @@ def _read_bounded(path: Path) -> bytes | None:
     return None if len(data) > MAX_FILE_BYTES else data
 
 
-def reader_for(fmt: str, layout_file: Path | None) -> Callable[[bytes], CallRecord]:
+def reader_for(fmt: str, layout_file: Path | None) -> Callable[[bytes], list[CallRecord]]:
     """EIDO needs no layout; CSV and XML read through the agency's mapping file."""
     if fmt == "eido":
         return eido_reader
@@ -203,4 +202,4 @@ def reader_for(fmt: str, layout_file: Path | None) -> Callable[[bytes], CallReco
     layout = Layout.model_validate(tomllib.loads(Path(layout_file).read_text()))
     if layout.format != fmt:
         raise ValueError(f"the layout file describes {layout.format}, not {fmt}")
-    return layout.read
+    return lambda data: [layout.read(data)]

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
-from services.cad_gateway.domain.calls import map_call
+from services.cad_gateway.domain.calls import map_calls
 from services.cad_gateway.domain.eido import NothingToMap, read_eido
 from services.cad_gateway.service import publish_mapped
 from services.kernel.clock import Clock, EventTimeWindow
@@ -37,8 +37,7 @@ def create_router(reference: ReferenceData, publisher: Publisher, clock: Clock, 
               summary="A NENA EIDO (NENA-STA-021 JSON): mapped through the agency's call-type table")
     async def submit_eido(document: Any = EIDO_BODY, agency: Agency = Depends(agency_principal)) -> JSONResponse:
         try:
-            call = read_eido(document)
-            mapped = map_call(call, agency, reference.sites, clock.now(), window)
+            mapped = map_calls(read_eido(document), agency, reference.sites, clock.now(), window)
         except NothingToMap as nothing:
             log.info("eido_nothing_to_map", agency_id=agency.agency_id)
             return JSONResponse({"status": "nothing_to_map", "reasons": [nothing.reason]}, status_code=200)

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
-from services.cad_gateway.domain.calls import event_id_for, map_call
+from services.cad_gateway.domain.calls import event_id_for, map_calls
 from services.cad_gateway.domain.eido import NothingToMap, read_eido
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
@@ -19,7 +19,7 @@ from services.kernel.events import CadChildEncountered, CadOverdoseResponded, Ca
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
-from tests.eido_documents import TRACKING, call_transfer, eido, moved
+from tests.eido_documents import TRACKING, call_transfer, eido, moved, with_children
 from tests.factories import NOW
 
 REF = load_reference_data(REPO_ROOT / "config" / "local")
@@ -29,7 +29,7 @@ TOKEN = {"Authorization": "Bearer local-dev-token-apd"}
 
 
 def mapped(document: dict):
-    return map_call(read_eido(document), APD, REF.sites, NOW)
+    return map_calls(read_eido(document), APD, REF.sites, NOW)
 
 
 def test_a_diverted_disturbance_becomes_a_lead_referral_of_the_subject_only() -> None:
@@ -92,7 +92,7 @@ def test_hostile_xml_in_a_location_expands_nothing() -> None:
     external = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
                 '<presence xmlns="urn:ietf:params:xml:ns:pidf"><A3>&xxe;</A3></presence>')
     for xml in (bomb, external, "<not xml"):
-        call = read_eido(eido(AT, location=xml))
+        [call] = read_eido(eido(AT, location=xml))
         assert call.location_text is None  # the caller's point is still there
         assert (call.latitude, call.longitude) == (35.0844, -106.6504)
 
@@ -124,3 +124,36 @@ async def test_the_endpoint_answers_what_the_call_became_and_never_a_500(client)
     assert late.status_code == 422 and "occurred_at" in late.text
     assert (await client.post("/v1/eido", json=eido(AT))).status_code == 401
     assert len(client.publisher.records) == 1
+
+
+def test_every_person_and_incident_becomes_an_event_or_a_reason() -> None:
+    """A LEAD incident with a child at the scene, and a second incident component (DV) with another child: the
+    referral, a Handle With Care encounter for each child, and the caller named as left out, with why."""
+    result = mapped(with_children(eido(AT), AT))
+    kinds = {key: kind for kind, key, _ in result.events}
+    assert kinds == {event_id_for(TRACKING, f"{TRACKING}:person:1"): "referral",
+                     event_id_for(TRACKING, f"{TRACKING}:person:child-1"): "child_encountered",
+                     event_id_for(TRACKING, f"{TRACKING}:person:child-2"): "child_encountered"}
+    children = [e for kind, _, e in result.events if kind == "child_encountered"]
+    assert {c.child.first_name for c in children} == {"Philippa", "Ottoline"}
+    assert result.skipped == [f"person {TRACKING}:person:caller (Caller): role not one of "
+                              "['involved', 'subject', 'suspect'] for a referral"]
+    assert not any("Philippa" in s or "Morgan" in s for s in result.skipped)  # ids and roles, never names
+
+    quiet = APD.model_copy(update={"call_types": [r.model_copy(update={"children_get_handle_with_care": False})
+                                                  for r in APD.call_types]})
+    without = map_calls(read_eido(with_children(eido(AT), AT)), quiet, REF.sites, NOW)
+    assert [kind for kind, *_ in without.events] == ["referral", "child_encountered"]  # the DV incident's child
+    assert any(f"{TRACKING}:person:child-1 (Child): a referral call" in s and "children_get_handle_with_care" in s
+               for s in without.skipped)
+
+
+def test_persons_no_incident_refers_to_and_adults_in_a_childs_role_are_named_as_left_out() -> None:
+    document = with_children(eido(AT), AT)
+    document["personInformationComponent"].append({"$id": "stray", "personIncidentRoleRegistryText": ["Caller"]})
+    document["personInformationComponent"][3]["ncPersonComponent"]["birthDate"] = [{"date": "1990-01-01"}]
+    result = mapped(document)
+    assert "person stray (Caller): no incident component refers to this person" in result.skipped
+    assert f"person {TRACKING}:person:child-2 (Witness): 18 or over: not a child for Handle With Care" in result.skipped
+    ignored = mapped(eido(AT, "415", ("GOA",)))
+    assert ignored.nothing and len(ignored.skipped) == 3  # the incident, and each of its two persons

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.cad_gateway.domain.calls import event_id_for, map_call
+from services.cad_gateway.domain.calls import event_id_for, map_calls
 from services.cad_gateway.domain.layouts import Layout
 from services.cad_gateway.entrypoints.file_drop import FileDrop, reader_for
 from services.cad_gateway.service import publish_mapped
@@ -110,7 +110,7 @@ async def test_each_call_is_ingested_once_through_duplicates_and_a_restart(tmp_p
 async def test_a_file_published_before_a_crash_is_moved_as_ingested_not_as_its_own_duplicate(tmp_path) -> None:
     folder = Folder(tmp_path)
     folder.put("call-2.csv", CSV, age_seconds=30)
-    published = await publish_mapped(map_call(folder.drop.reader(CSV.encode()), folder.drop.agency, REF.sites, NOW),
+    published = await publish_mapped(map_calls(folder.drop.reader(CSV.encode()), folder.drop.agency, REF.sites, NOW),
                                       folder.publisher)
     folder.drop._remember(hashlib.sha256(CSV.encode()).hexdigest(), "call-2.csv", published)  # then the crash
     restarted = Folder(tmp_path, publisher=folder.publisher)
