@@ -6,6 +6,7 @@ The only module that knows every service; the CLI, the local stack and the tests
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import hmac
 import signal
@@ -179,7 +180,10 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app.include_router(intake_http.create_router(
         reference, publisher, settings.intake_publish_timeout_seconds, clock=clock, window=settings.event_time_window,
         known_fingerprint=lambda referral_id: getattr(read_model.views.get(referral_id), "cad_fingerprint", None)))
-    app.include_router(staff_api.create_router(reference, read_model, publisher, clock, handoff_details))
+    app.include_router(staff_api.create_router(
+        reference, read_model, publisher, clock, handoff_details,
+        children_at_incident=lambda agency_id, incident_id: [
+            dataclasses.asdict(outcome) for outcome in hwc_model.for_incident(agency_id, incident_id)]))
     app.include_router(fhir_api.create_router(reference, read_model, handoff_details, publisher, clock,
                                               settings.public_base_url))
     app.include_router(notifier_http.create_router(

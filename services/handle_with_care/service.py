@@ -137,7 +137,7 @@ class HandleWithCare:
             await self._send_to_triage(encounter)
             return None
         return await self._request(encounter.cad_event_id, encounter.child, encounter.agency_id,
-                                   encounter.encountered_at, school)
+                                   encounter.encountered_at, school, encounter.incident_id)
 
     async def place(self, placed: HwcTriageResolved) -> HwcNoticeRequested:
         """A coordinator placed a triaged child: the notice goes to that school. The roster is not asked
@@ -149,13 +149,14 @@ class HandleWithCare:
         school = self.reference.schools.get(placed.school_id)
         if school is None:
             raise Rejected("school_id", f"school {placed.school_id!r} is no longer in the directory")
-        return await self._request(placed.cad_event_id, placed.child, placed.agency_id, placed.encountered_at, school)
+        return await self._request(placed.cad_event_id, placed.child, placed.agency_id, placed.encountered_at, school,
+                                   placed.incident_id)
 
     async def _request(self, cad_event_id: str, child: Child, agency_id: str, encountered_at: datetime,
-                       school: School) -> HwcNoticeRequested:
+                       school: School, incident_id: str | None) -> HwcNoticeRequested:
         deadline = self.calendars.deadline(school, encountered_at)
         request = request_notice(child, agency_id, school.school_id, deadline.due_at, self.clock.now(),
-                                 self.disclose_agency)
+                                 self.disclose_agency, incident_id)
         await self.publisher.publish(HWC_NOTICES, request.notice_id, request)
         log.info("hwc_notice_requested", notice_id=request.notice_id, school_id=school.school_id,
                  due_at=deadline.due_at.isoformat(), cad_event_id=cad_event_id)
@@ -204,7 +205,8 @@ class HandleWithCare:
             district_id=district.district_id if district else None, child=encounter.child,
             school_name_hint=encounter.school_name_hint, encountered_at=encounter.encountered_at,
             opened_at=self.clock.now(), school_id_given=None if encounter.home_educated else encounter.school_id,
-            due_at=due_at, roster_school_id=enrolled.school_id if enrolled else None, reason=reason))
+            due_at=due_at, roster_school_id=enrolled.school_id if enrolled else None, reason=reason,
+            incident_id=encounter.incident_id))
         log.warning("hwc_encounter_needs_triage", cad_event_id=encounter.cad_event_id,
                     district_id=district.district_id if district else None)
 

@@ -39,7 +39,7 @@ from services.kernel.events import (
     HwcTriageStillUnplaced,
     RecipientRole,
 )
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.logs import correlation_of, correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import District, ReferenceData
 from services.kernel.store import KeyValueStore
 from services.kernel.topics import HWC_TRIAGE
@@ -126,7 +126,7 @@ class TriageDesk:
             cad_event_id=placed.cad_event_id, agency_id=placed.agency_id or "", district_id=record.get("district_id"),
             child=placed.child, encountered_at=placed.encountered_at, opened_at=self.clock.now(),
             due_at=datetime.fromisoformat(record["due_at"]) if record.get("due_at") else None,
-            reason=reason, reopened=True))
+            reason=reason, reopened=True, incident_id=placed.incident_id))
         log.error("hwc_triage_placement_failed", cad_event_id=placed.cad_event_id, school_id=placed.school_id)
 
     async def apply_settled_alert(self, event: HwcTriageAlerted) -> None:
@@ -230,8 +230,8 @@ async def resolve_triage_item(cad_event_id: str, school_id: str, district: Distr
     if school.district_id != district.district_id:
         raise CommandRefused("invalid", "school_id", "not a school of your district")
     opened = item.opened
-    with correlation_scope():
+    with correlation_scope(correlation_of(opened)):  # the encounter's incident: one id for its notice
         await publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageResolved(
             cad_event_id=cad_event_id, school_id=school_id, resolved_by=district.coordinator.contact_id,
             resolved_at=clock.now(), agency_id=opened.agency_id, child=opened.child,
-            encountered_at=opened.encountered_at))
+            encountered_at=opened.encountered_at, incident_id=opened.incident_id))

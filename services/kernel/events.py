@@ -367,6 +367,9 @@ class CadReferralMade(InboundEvent):
     """The person's consent, if CAD has it; otherwise the site's standard scope applies."""
     charges_held_until: Timestamp | None = None
     """Officer intervention only: the legal deadline by which the treatment plan must be complete."""
+    incident_id: str | None = Field(None, min_length=1, max_length=128)
+    """CAD incident number: a referral and a child encountered at the same call share it (and so their correlation id,
+    and one view of the incident's outcomes)."""
 
     @model_validator(mode="after")
     def _born_before_the_referral(self) -> CadReferralMade:
@@ -497,6 +500,8 @@ class ReferralCreated(Event):
     """
     legal_deadline: Instant | None = None
     """Officer intervention: when the charges held in abeyance fall due unless the treatment plan is complete."""
+    incident_id: str | None = None
+    """The CAD incident it came from, when CAD named it (with agency_id: one view of the incident's outcomes)."""
 
 
 class ReferralStatusChanged(Event):
@@ -748,6 +753,10 @@ class HwcNoticeRequested(Event):
     """When the notice was opened."""
     sending_agency: str | None = None
     """Sending agency, only where the program chooses to disclose it."""
+    agency_id: str | None = None
+    """The agency whose encounter asked for it (never in the notice: ``sending_agency`` is what the school sees)."""
+    incident_id: str | None = None
+    """The CAD incident of that encounter (never in the notice: only for the program's view of one incident)."""
 
 
 class HwcNoticeDelivered(Event):
@@ -852,6 +861,8 @@ class HwcTriageOpened(Event):
     """
     roster_school_id: str | None = None
     """The school the district's roster has the child at, when the officer named another."""
+    incident_id: str | None = None
+    """The CAD incident of the encounter (for the program's view of one incident; never in a notice or an alert)."""
     reason: str | None = None
     """Why the child waits, in plain words and without personal data: no school known, the officer's school and the
     roster's disagree, or a placement that could not be sent (the item is then open again)."""
@@ -923,6 +934,8 @@ class HwcTriageResolved(Event):
     """The child, as the triage item has it: the worker sends the notice from this placement itself."""
     encountered_at: Instant | None = None
     """When the encounter happened: the deadline counts from it."""
+    incident_id: str | None = None
+    """The CAD incident of the encounter."""
 
 
 # --- operations ---------------------------------------------------------------------------------
@@ -1157,6 +1170,8 @@ class CadOverdoseResponded(InboundEvent):
     """A known earlier overdose."""
     person: OverdosePerson | None = None
     """Who, when known."""
+    incident_id: str | None = Field(None, min_length=1, max_length=128)
+    """CAD incident number, when the call has one: every intake about one incident shares its correlation id."""
 
     @model_validator(mode="after")
     def _consistent(self) -> CadOverdoseResponded:
@@ -1353,6 +1368,8 @@ class CadWalkInReported(InboundEvent):
     """When the person asked for help."""
     first_name: str | None = Field(None, max_length=100)
     """How the volunteer may greet them (shown only to the volunteer who takes it)."""
+    incident_id: str | None = Field(None, min_length=1, max_length=128)
+    """CAD incident number, when the call has one: every intake about one incident shares its correlation id."""
 
 
 class WalkInOpened(Event):

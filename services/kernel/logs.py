@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import logging.config
 import re
@@ -41,6 +42,18 @@ _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=N
 
 def new_correlation_id() -> str:
     return uuid.uuid4().hex
+
+
+def incident_correlation_id(agency_id: str, incident_id: str) -> str:
+    """One CAD incident's correlation id, the same from every intake (HTTP, Kafka, EIDO, a file): the page
+    for an adult referred and the notice for a child met at the same call carry one id."""
+    return hashlib.sha256(f"incident\x1f{agency_id}\x1f{incident_id}".encode()).hexdigest()[:32]
+
+
+def correlation_of(event: Any) -> str | None:
+    """The correlation id an inbound CAD event implies: its incident's, when it names one."""
+    agency_id, incident_id = getattr(event, "agency_id", None), getattr(event, "incident_id", None)
+    return incident_correlation_id(agency_id, incident_id) if agency_id and incident_id else None
 
 
 def current_correlation_id() -> str | None:

@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_atte
 from services.kernel.bus import Subscription, dispatch
 from services.kernel.errors import InvalidRecord
 from services.kernel.events import DeadLetterRecorded, Header
-from services.kernel.logs import correlation_from_headers, correlation_scope, get_logger
+from services.kernel.logs import correlation_from_headers, correlation_of, correlation_scope, get_logger
 from services.kernel.settings import Settings
 from services.kernel.store import CompactValues
 from services.kernel.topics import DEAD_LETTER, TopicSpec
@@ -162,9 +162,13 @@ class RecordProcessor:
 
     async def _process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None,
                        sends: list[Awaitable[Any]] | None) -> bool:
-        with correlation_scope(correlation_from_headers(raw.headers)) as cid:
+        given = correlation_from_headers(raw.headers)
+        with contextlib.ExitStack() as scopes:
+            cid = scopes.enter_context(correlation_scope(given))
             try:
                 event = await self.codec.decode(raw.value, expected)
+                if given is None and (implied := correlation_of(event)):  # a CAD's own record: its incident's id
+                    cid = scopes.enter_context(correlation_scope(implied))
                 async for attempt in AsyncRetrying(
                         retry=retry_if_not_exception_type(InvalidRecord), stop=stop_after_attempt(self.retries + 1),
                         wait=wait_exponential(multiplier=self.retry_base_seconds, max=10), reraise=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TypeVar
@@ -17,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.kernel.clock import EventTimeWindow
 from services.kernel.errors import CommandRefused, Rejected, describe_errors
-from services.kernel.logs import get_logger
+from services.kernel.logs import correlation_of, get_logger
 from services.web.render import render_page
 
 T = TypeVar("T")
@@ -200,6 +201,25 @@ def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, questio
     @api.post(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Acknowledge a {purpose}")
     async def submit(token: str) -> HTMLResponse:
         return await respond(token, act=True)
+
+
+# A caller's own correlation id (X-Correlation-ID), or a W3C trace context's trace id (traceparent).
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}$")
+_TRACEPARENT = re.compile(r"^(?!ff)[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def correlation_id_for(request: Request, event=None) -> str | None:
+    """The correlation id of an intake: the caller's ``X-Correlation-ID`` when well formed (8 to 128 letters,
+    digits and ``._:-``), else the trace id of a well-formed W3C ``traceparent``, else the one the event's CAD
+    incident implies (``correlation_of``), else None (a new one). A malformed header is ignored, not refused:
+    it must not cost a referral."""
+    given = request.headers.get("x-correlation-id", "").strip()
+    if _CORRELATION_ID.match(given):
+        return given
+    trace = _TRACEPARENT.match(request.headers.get("traceparent", "").strip().lower())
+    if trace:
+        return trace.group(1)
+    return correlation_of(event) if event is not None else None
 
 
 def csv_cell(value) -> str:

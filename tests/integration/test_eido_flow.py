@@ -9,8 +9,10 @@ from datetime import timedelta
 
 import pytest
 
+from services.cad_gateway.domain.calls import event_id_for
+from services.kernel.logs import incident_correlation_id
 from tests.conftest import eventually
-from tests.eido_documents import call_transfer, eido, moved, with_children
+from tests.eido_documents import TRACKING, call_transfer, eido, moved, with_children
 from tests.integration.test_lead_flow import NOW, TOKEN, on_call
 
 pytestmark = pytest.mark.integration
@@ -55,6 +57,8 @@ async def test_children_at_an_eido_incident_reach_handle_with_care_and_nobody_is
     assert sorted(e["kind"] for e in answer.json()["events"]) == ["child_encountered", "child_encountered", "referral"]
     [skipped] = answer.json()["skipped"]
     assert ":person:caller (Caller): role not one of" in skipped
+    incident = event_id_for(TRACKING)  # every event of the call names it: one correlation id, one view
+    assert answer.json()["correlation_id"] == incident_correlation_id("apd", incident)
     await eventually(lambda: [m for m in system.messages("sms") if m.to == on_call(system).phone])
 
     async def queue():

@@ -114,3 +114,30 @@ async def test_openapi_is_published_to_authenticated_callers(client) -> None:
     spec = (await client.get("/openapi.json", headers=APD)).json()
     assert {"/v1/referrals", "/v1/child-encounters"} <= set(spec["paths"])
     assert (await client.get("/docs", headers=APD)).status_code == 200
+
+
+async def test_one_incident_gives_one_correlation_id_and_a_callers_own_id_is_honoured(client, publisher) -> None:
+    """A referral and a child encounter naming the same CAD incident carry one correlation id; a well-formed
+    X-Correlation-ID or traceparent is the caller's to set; a malformed one is ignored, never refused."""
+    from services.kernel.logs import incident_correlation_id
+
+    child = {**json.loads((DEMO / "child-encounter.json").read_text()), "incident_id": "INC-2026-4411"}
+    adult = await client.post("/v1/referrals", json=referral(incident_id="INC-2026-4411"), headers=APD)
+    met = await client.post("/v1/child-encounters", json=child, headers=APD)
+    assert adult.status_code == met.status_code == 202, adult.text
+    assert adult.json()["correlation_id"] == met.json()["correlation_id"] == incident_correlation_id("apd", "INC-2026-4411")
+    assert publisher.records[0].event.incident_id == "INC-2026-4411"
+    assert {dict(r.headers)["correlation_id"].decode() for r in publisher.records} == {adult.json()["correlation_id"]}
+
+    own = await client.post("/v1/referrals", json=referral(cad_event_id="DEMO-OWN-1"),
+                            headers={**APD, "X-Correlation-ID": "cad-trace-0001"})
+    assert own.json()["correlation_id"] == "cad-trace-0001"
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = await client.post("/v1/referrals", json=referral(cad_event_id="DEMO-OWN-2"),
+                               headers={**APD, "traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+    assert traced.json()["correlation_id"] == trace
+    for bad in ({"X-Correlation-ID": "x y\n<script>"}, {"X-Correlation-ID": "short"},
+                {"traceparent": f"00-{'0' * 32}-00f067aa0ba902b7-01"}, {"traceparent": "ff-" + trace + "-00f067aa0ba902b7-01"}):
+        ignored = await client.post("/v1/referrals", json=referral(cad_event_id="DEMO-OWN-3"), headers={**APD, **bad})
+        assert ignored.status_code == 202 and len(ignored.json()["correlation_id"]) == 32
+        assert ignored.json()["correlation_id"] not in str(bad)

@@ -48,6 +48,22 @@ async def test_valid_record_reaches_handler_with_its_correlation_id(processor, p
     assert publisher.records == []
 
 
+async def test_a_cads_own_record_without_a_header_takes_its_incidents_correlation_id(processor) -> None:
+    from services.kernel.logs import current_correlation_id, incident_correlation_id
+
+    seen = []
+
+    async def handler(event):
+        seen.append(current_correlation_id())
+
+    await processor.process(raw(await processor.codec.encode(cad_referral(incident_id="INC-5"))), handler)
+    await processor.process(raw(await processor.codec.encode(cad_referral(incident_id="INC-5")),
+                                headers=[(CORRELATION_HEADER, b"c-given")]), handler)
+    await processor.process(raw(await processor.codec.encode(cad_referral())), handler)
+    assert seen[:2] == [incident_correlation_id("apd", "INC-5"), "c-given"]  # a header given is kept
+    assert len(seen[2]) == 32 and seen[2] != seen[0]  # no incident: a new id
+
+
 async def test_malformed_bytes_are_dead_lettered_with_original_bytes(processor, publisher) -> None:
     async def handler(event):
         raise AssertionError("must not be called")

@@ -160,6 +160,7 @@ def _map_person(rule: CallTypeRule, kind: str, call: CallRecord, person: CallPer
 
 def _event(rule: CallTypeRule, kind: str, call: CallRecord, person: CallPerson, agency: Agency) -> tuple[str, str, object]:
     event_id = event_id_for(call.call_id, person.component_id)
+    incident_id = event_id_for(call.call_id)  # one for every event of the call: one correlation id, one incident view
     # Built from plain values through validation: what the HTTP intakes would refuse, this refuses too.
     if kind == "referral":
         referral = CadReferralMade.model_validate({
@@ -169,7 +170,7 @@ def _event(rule: CallTypeRule, kind: str, call: CallRecord, person: CallPerson, 
             "person": {"first_name": person.first_name, "last_name": person.last_name,
                        "date_of_birth": person.date_of_birth},
             "location": {"description": _where(call), "latitude": call.latitude, "longitude": call.longitude},
-            "submitted_by": "cad-gateway"})
+            "submitted_by": "cad-gateway", "incident_id": incident_id})
         return "referral", event_id, referral
     if kind == "overdose":
         named = person.first_name or person.last_name or person.date_of_birth
@@ -179,14 +180,14 @@ def _event(rule: CallTypeRule, kind: str, call: CallRecord, person: CallPerson, 
             "longitude": call.longitude, "fatal": rule.fatal, "naloxone_given": rule.naloxone_given,
             "age_range": age_range(person.date_of_birth, call.occurred_at), "sex": _sex(person.sex),
             "person": {"first_name": person.first_name, "last_name": person.last_name,
-                       "date_of_birth": person.date_of_birth} if named else None})
+                       "date_of_birth": person.date_of_birth} if named else None, "incident_id": incident_id})
         return "overdose", event_id, overdose
     if person.date_of_birth is None:
         raise ValueError("date_of_birth: needed to know a child (and their school)")
     if years_between(person.date_of_birth, call.occurred_at.date()) >= CHILD_MAX_AGE:
         raise ValueError(f"{CHILD_MAX_AGE} or over: not a child for Handle With Care")
     child = CadChildEncountered.model_validate({
-        "cad_event_id": event_id, "agency_id": agency.agency_id, "incident_id": event_id_for(call.call_id),
+        "cad_event_id": event_id, "agency_id": agency.agency_id, "incident_id": incident_id,
         "encountered_at": call.occurred_at,
         "child": {"first_name": person.first_name, "last_name": person.last_name,
                   "date_of_birth": person.date_of_birth}})

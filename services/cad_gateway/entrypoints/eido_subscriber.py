@@ -26,7 +26,7 @@ from services.cad_gateway.domain.eido import NothingToMap, read_eido
 from services.cad_gateway.service import publish_mapped
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.logs import correlation_of, correlation_scope, get_logger
 from services.kernel.reference import ReferenceData
 from services.messaging.kafka import Publisher
 
@@ -143,7 +143,7 @@ class EidoSubscriber:
                 log.warning("eido_rejected", agency_id=self.agency_id, field=exc.field, reason=exc.detail)
                 continue
             try:
-                with correlation_scope(None):
+                with correlation_scope(correlation_of(mapped.events[0][2]) if mapped.events else None):
                     published = await publish_mapped(mapped, self.publisher)
             except Exception as exc:  # the broker is away: the server sends the event again
                 log.warning("eido_publish_failed", agency_id=self.agency_id, error=type(exc).__name__)

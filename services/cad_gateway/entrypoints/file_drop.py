@@ -33,7 +33,7 @@ from services.cad_gateway.domain.layouts import MAX_FILE_BYTES, Layout
 from services.cad_gateway.service import publish_mapped
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.logs import correlation_of, correlation_scope, get_logger
 from services.kernel.reference import Agency, ReferenceData
 from services.messaging.kafka import Publisher
 
@@ -138,7 +138,7 @@ class FileDrop:
         if mapped.nothing:
             return self._move(path, self.done, "nothing_to_map", "; ".join(mapped.skipped))
         try:
-            with correlation_scope(None):
+            with correlation_scope(correlation_of(mapped.events[0][2])):  # the incident's
                 published = await publish_mapped(mapped, self.publisher)
         except Exception as exc:  # the broker is away: the file stays and is tried again next round
             log.warning("file_drop_publish_failed", agency_id=self.agency_id, file=path.name,

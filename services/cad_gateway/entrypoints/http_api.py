@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
 from services.cad_gateway.domain.calls import map_calls
@@ -22,7 +22,7 @@ from services.kernel.errors import Rejected
 from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, ReferenceData
 from services.messaging.kafka import Publisher
-from services.web.web import ApiError, bearer_principal, published_or_503
+from services.web.web import ApiError, bearer_principal, correlation_id_for, published_or_503
 
 log = get_logger(__name__)
 EIDO_BODY = Body(..., description="an Emergency Incident Data Object (JSON)")
@@ -35,7 +35,8 @@ def create_router(reference: ReferenceData, publisher: Publisher, clock: Clock, 
 
     @api.post("/v1/eido", status_code=202, responses={200: {}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}},
               summary="A NENA EIDO (NENA-STA-021 JSON): mapped through the agency's call-type table")
-    async def submit_eido(document: Any = EIDO_BODY, agency: Agency = Depends(agency_principal)) -> JSONResponse:
+    async def submit_eido(request: Request, document: Any = EIDO_BODY,
+                          agency: Agency = Depends(agency_principal)) -> JSONResponse:
         try:
             mapped = map_calls(read_eido(document), agency, reference.sites, clock.now(), window)
         except NothingToMap as nothing:
@@ -46,7 +47,7 @@ def create_router(reference: ReferenceData, publisher: Publisher, clock: Clock, 
         if mapped.nothing:
             log.info("eido_nothing_to_map", agency_id=agency.agency_id)
             return JSONResponse({"status": "nothing_to_map", "reasons": mapped.skipped}, status_code=200)
-        with correlation_scope(None) as cid:
+        with correlation_scope(correlation_id_for(request, mapped.events[0][2])) as cid:  # the incident's
             published = await published_or_503(publish_mapped(mapped, publisher), publish_timeout_seconds, "eido")
         log.info("eido_mapped", agency_id=agency.agency_id, events=len(published), skipped=len(mapped.skipped))
         return JSONResponse({"status": "accepted", "correlation_id": cid, "events": published,

@@ -54,6 +54,16 @@ class TriageItem:
 
 
 @dataclass(frozen=True)
+class EncounterOutcome:
+    """What became of one child met at an incident, as a program manager may see it: no name, no school."""
+
+    state: str  # "in_triage", "notice_requested", "notice_delivered", "notice_acknowledged"
+    due_at: datetime | None
+    notice_id: str | None = None
+    acknowledged_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class HwcFigures:
     district_id: str
     week: str            # ISO week of the deadline
@@ -73,6 +83,8 @@ class HwcReadModel:
         # The notice itself (the child's name, school, deadline), shown only to its school's contacts.
         self.requests: dict[str, HwcNoticeRequested] = {}
         self.triage: dict[str, TriageItem] = {}
+        # (agency id, CAD incident id) -> the notices its encounters asked for; ids only, kept with the figures
+        self.incidents: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._district_of_school = district_of_school  # school id -> district id
 
     def apply(self, event) -> None:
@@ -80,6 +92,8 @@ class HwcReadModel:
             self.notices.setdefault(event.notice_id, NoticeView(event.notice_id, event.school_id, event.due_at,
                                                                  event.requested_at))
             self.requests.setdefault(event.notice_id, event)
+            if event.agency_id and event.incident_id:  # every encounter's request, merged ones too
+                self.incidents[(event.agency_id, event.incident_id)].add(event.notice_id)
         elif isinstance(event, HwcNoticeExpired):
             self.requests.pop(event.notice_id, None)  # the child's data goes; the figures stay
         elif isinstance(event, HwcTriageOpened):
@@ -92,6 +106,21 @@ class HwcReadModel:
                 item.resolved = event
         elif hasattr(event, "notice_id") and event.notice_id in self.notices:
             self.notices[event.notice_id].apply(event)
+
+    def for_incident(self, agency_id: str, incident_id: str) -> list[EncounterOutcome]:
+        """Each child met at one incident: waiting in triage, or their notice's course (a placed child's notice
+        is listed as the notice)."""
+        outcomes = []
+        for item in self.triage.values():
+            if item.resolved is None and (item.opened.agency_id, item.opened.incident_id) == (agency_id, incident_id):
+                outcomes.append(EncounterOutcome("in_triage", item.opened.due_at))
+        for notice_id in sorted(self.incidents.get((agency_id, incident_id), ())):
+            view = self.notices.get(notice_id)
+            if view is not None:
+                state = ("notice_acknowledged" if view.acknowledged_at else
+                         "notice_delivered" if view.first_delivered_at else "notice_requested")
+                outcomes.append(EncounterOutcome(state, view.due_at, notice_id, view.acknowledged_at))
+        return outcomes
 
     def open_triage(self, district_id: str) -> list[HwcTriageOpened]:
         return sorted((i.opened for i in self.triage.values() if i.resolved is None and i.opened.district_id == district_id),

@@ -32,11 +32,13 @@ def notice_id_for(child: Child, school_id: str, due_at: datetime) -> str:
 
 
 def request_notice(child: Child, agency_id: str, school_id: str, due_at: datetime, now: datetime,
-                   disclose_agency: bool = False) -> HwcNoticeRequested:
-    """The notice for a child encountered: the child and the school, nothing of the incident."""
+                   disclose_agency: bool = False, incident_id: str | None = None) -> HwcNoticeRequested:
+    """The notice for a child encountered: the child and the school, nothing of the incident (its id stays
+    inside Handoff, for the program's view of the incident, and is never rendered)."""
     return HwcNoticeRequested(notice_id=notice_id_for(child, school_id, due_at), child=child,
                               school_id=school_id, due_at=due_at, requested_at=now,
-                              sending_agency=agency_id if disclose_agency else None)
+                              sending_agency=agency_id if disclose_agency else None, agency_id=agency_id,
+                              incident_id=incident_id)
 
 
 @dataclass(frozen=True)

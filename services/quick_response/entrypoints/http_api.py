@@ -22,7 +22,7 @@ import csv
 import io
 from datetime import date, datetime, timedelta
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
@@ -45,7 +45,7 @@ from services.quick_response.domain.follow_up import check_overdose, plan, task_
 from services.quick_response.domain.state_report import COLUMNS as STATE_COLUMNS
 from services.quick_response.domain.state_report import StateReportRow
 from services.quick_response.service import audit_list_read, log_attempt
-from services.web.web import ApiError, bearer_principal, csv_cell, published_or_503, time_given
+from services.web.web import ApiError, bearer_principal, correlation_id_for, csv_cell, published_or_503, time_given
 
 log = get_logger(__name__)
 CSV_COLUMNS = ("task_id", "kind", "due_at", "occurred_at", "name", "contact_address", "address_source", "phone",
@@ -101,7 +101,7 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
     @api.post("/v1/overdoses", status_code=202, response_model=OverdoseAccepted,
               responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 503: {}},
               summary="Report an overdose response (naloxone plus: opens the team's follow-up)")
-    async def submit_overdose(overdose: CadOverdoseResponded,
+    async def submit_overdose(overdose: CadOverdoseResponded, request: Request,
                               agency: Agency = Depends(agency_principal)) -> OverdoseAccepted:
         if overdose.agency_id != agency.agency_id:
             raise ApiError(403, "agency_id", "does not match the authenticated agency")
@@ -109,7 +109,7 @@ def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publ
             site = check_overdose(overdose, reference.site(overdose.site_id), agency, clock.now(), window)
         except Rejected as exc:
             raise ApiError(403 if exc.field == "site_id" else 422, exc.field, exc.detail) from None
-        with correlation_scope(None) as cid:
+        with correlation_scope(correlation_id_for(request, overdose)) as cid:
             await published_or_503(publisher.publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose),
                                    publish_timeout_seconds, "qrt")
         kind = plan(overdose, site.quick_response)[0] if site.quick_response else None

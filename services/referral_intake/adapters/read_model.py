@@ -29,6 +29,11 @@ class LeadReadModel:
     def for_site(self, site_id: str) -> list[ReferralView]:
         return [v for v in self.views.values() if v.site_id == site_id]
 
+    def for_incident(self, agency_id: str, incident_id: str) -> list[ReferralView]:
+        """The referrals CAD made at one incident (one per person referred)."""
+        return sorted((v for v in self.views.values() if v.incident == (agency_id, incident_id)),
+                      key=lambda v: v.referred_at)
+
     def outreach_worklist(self, site_id: str) -> list[ReferralView]:
         """Open referrals someone must go and find: no contact for too long, or intake at risk."""
         flagged = [v for v in self.for_site(site_id) if v.is_open and v.flags]

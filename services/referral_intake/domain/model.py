@@ -21,7 +21,7 @@ def referral_id_for(site_id: str, agency_id: str, cad_event_id: str) -> str:
 
 # Fields added to CadReferralMade after referrals were fingerprinted: left out while unset, so a CAD
 # system's retry of an older referral still matches its fingerprint.
-_LATER_FIELDS = frozenset({"charges_held_until"})
+_LATER_FIELDS = frozenset({"charges_held_until", "incident_id"})
 
 
 def cad_fingerprint(cad: CadReferralMade) -> str:
@@ -77,4 +77,5 @@ def open_referral(cad: CadReferralMade, site: Site | None, agency: Agency | None
         agency_id=cad.agency_id, site_id=cad.site_id, referral_type=cad.referral_type, referred_at=cad.occurred_at,
         created_at=now, intake_due_at=intake_due_at(cad.occurred_at, site), officer=cad.officer, person=cad.person,
         location=cad.location, cad_fingerprint=cad_fingerprint(cad), legal_deadline=cad.charges_held_until,
+        incident_id=cad.incident_id,
         consent=cad.consent or Consent(recipient_roles=sorted(site.default_consent_roles, key=lambda r: r.value)))

@@ -56,11 +56,13 @@ class ReferralView:
     handoff_missed_at: datetime | None = None
     legal_deadline: datetime | None = None  # officer intervention: charges held until then
     updated_at: datetime | None = None  # the last change a case-management system would see (FHIR _lastUpdated)
+    incident: tuple[str, str] | None = None  # (agency id, CAD incident id), when CAD named the incident
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> ReferralView:
         return cls(event.referral_id, event.site_id, event.referral_type.value, event.referred_at, event.intake_due_at,
-                   cad_fingerprint=event.cad_fingerprint, legal_deadline=event.legal_deadline)
+                   cad_fingerprint=event.cad_fingerprint, legal_deadline=event.legal_deadline,
+                   incident=(event.agency_id, event.incident_id) if event.incident_id else None)
 
     # --- fold -------------------------------------------------------------------------------------
     def apply(self, event) -> None:

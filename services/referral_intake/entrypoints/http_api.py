@@ -4,7 +4,9 @@ Validated by the same pydantic models as the Kafka intake, then published to the
 so one worker path handles both. Each agency authenticates with its own bearer token and may
 only submit for its own sites. Answers:
 
-- 202 with the referral id (deterministic: a retried POST gets the same id, and no second page);
+- 202 with the referral id (deterministic: a retried POST gets the same id, and no second page) and the
+  correlation id: the caller's ``X-Correlation-ID`` or ``traceparent`` when well formed, else the CAD
+  incident's (``incident_id``: a referral and a child met at one call share it), else a new one;
 - 400 for a body that is not JSON (naming where it breaks), 413 for a body over the size limit,
   415 for another content type (``services.web.web.RequestLimits``);
 - 401 without a valid token, 403 for another agency's data or a site the agency does not serve;
@@ -28,7 +30,7 @@ from services.kernel.reference import Agency, ReferenceData
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 from services.messaging.kafka import Publisher
 from services.referral_intake.domain.model import cad_fingerprint, check_referral, referral_id_for
-from services.web.web import ApiError, bearer_principal, published_or_503
+from services.web.web import ApiError, bearer_principal, correlation_id_for, published_or_503
 
 log = get_logger(__name__)
 
@@ -67,7 +69,8 @@ def create_router(reference: ReferenceData, publisher: Publisher, publish_timeou
     @api.post("/v1/referrals", status_code=202, response_model=ReferralAccepted,
               responses={400: {}, 401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}},
               summary="Submit a LEAD diversion referral")
-    async def submit_referral(referral: CadReferralMade, agency: Agency = Depends(authenticated_agency)) -> ReferralAccepted:
+    async def submit_referral(referral: CadReferralMade, request: Request,
+                              agency: Agency = Depends(authenticated_agency)) -> ReferralAccepted:
         own_agency(agency, referral.agency_id)
         try:
             check_referral(referral, reference.site(referral.site_id), agency, clock.now(), window)
@@ -79,7 +82,7 @@ def create_router(reference: ReferenceData, publisher: Publisher, publish_timeou
             log.warning("cad_event_id_reused_with_other_body", referral_id=referral_id, agency_id=agency.agency_id)
             raise ApiError(409, "cad_event_id", "already received with a different body; a changed or new referral "
                                                 "needs a new cad_event_id")
-        with correlation_scope() as cid:
+        with correlation_scope(correlation_id_for(request, referral)) as cid:
             await publish(CAD_REFERRALS, referral.cad_event_id, referral)
             log.info("referral_received", referral_id=referral_id, agency_id=agency.agency_id, duplicate=known is not None)
         return ReferralAccepted(referral_id=referral_id, correlation_id=cid, duplicate=known is not None)
@@ -95,7 +98,7 @@ def create_router(reference: ReferenceData, publisher: Publisher, publish_timeou
         except Rejected as exc:
             raise ApiError(422, exc.field, exc.detail) from None
         ignored = unknown_fields(CadChildEncountered, await request.json())
-        with correlation_scope() as cid:
+        with correlation_scope(correlation_id_for(request, encounter)) as cid:
             await publish(CAD_CHILD_ENCOUNTERS, encounter.cad_event_id, encounter)
             log.info("child_encounter_received", cad_event_id=encounter.cad_event_id, agency_id=agency.agency_id,
                      ignored_fields=len(ignored))

@@ -7,6 +7,7 @@ the worker, which owns the lifecycle, checks again when it applies the event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated
 
@@ -21,7 +22,7 @@ from services.kernel.events import (
     ReferredPerson,
     StatusReason,
 )
-from services.kernel.logs import get_logger
+from services.kernel.logs import get_logger, incident_correlation_id
 from services.kernel.reference import CaseManager, ReferenceData
 from services.messaging.kafka import Publisher
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
@@ -84,7 +85,10 @@ class ReferralOut(BaseModel):
 
 
 def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock,
-                  details: HandoffDetails | None = None) -> APIRouter:
+                  details: HandoffDetails | None = None,
+                  children_at_incident: Callable[[str, str], list[dict]] = lambda _agency, _incident: []) -> APIRouter:
+    """``children_at_incident(agency_id, incident_id)``: what became of each child Handle With Care heard of
+    at that incident (states and times, no names), for the program's view of one incident."""
     api = APIRouter(tags=["LEAD staff"])
     details = details or HandoffDetails()
     staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
@@ -130,6 +134,20 @@ def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Pub
         site_of(person, site_id)
         return {"site_id": site_id, "enrollment_target": ENROLLMENT_TARGET, "engagement_target": ENGAGEMENT_TARGET,
                 "rows": [row.__dict__ for row in funnel(model.for_site(site_id))]}
+
+    @api.get("/v1/agencies/{agency_id}/incidents/{incident_id}", summary="One CAD incident's outcomes, LEAD and "
+             "Handle With Care together (program managers)")
+    async def incident(agency_id: str, incident_id: str, person: CaseManager = Depends(staff)) -> dict:
+        agency = reference.agencies.get(agency_id)
+        if person.role not in ("program_manager", "administrator"):
+            raise ApiError(403, "role", "for program managers")
+        if agency is None or not any(person.sees_site(site_id) for site_id in agency.sites):
+            raise ApiError(403, "agency_id", "no agency of your sites")
+        return {"agency_id": agency_id, "incident_id": incident_id,
+                "correlation_id": incident_correlation_id(agency_id, incident_id),
+                "referrals": [ReferralOut.of(v).model_dump(mode="json") for v in model.for_incident(agency_id, incident_id)
+                              if person.sees_site(v.site_id)],
+                "handle_with_care": children_at_incident(agency_id, incident_id)}
 
     @api.get("/v1/sites/{site_id}/outreach-worklist", response_model=list[ReferralOut],
              summary="Open referrals with no recent contact or an intake deadline at risk")

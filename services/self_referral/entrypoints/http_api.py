@@ -19,7 +19,7 @@ import io
 import re
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
@@ -33,7 +33,7 @@ from services.messaging.kafka import Publisher
 from services.self_referral.domain.figures import WalkInReadModel, WalkInView, month_of
 from services.self_referral.domain.walk_in import case_id_for, check_walk_in
 from services.self_referral.service import log_milestone
-from services.web.web import ApiError, bearer_principal, csv_cell, published_or_503, time_given
+from services.web.web import ApiError, bearer_principal, correlation_id_for, csv_cell, published_or_503, time_given
 
 log = get_logger(__name__)
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -118,7 +118,7 @@ def create_router(reference: ReferenceData, model: WalkInReadModel, publisher: P
     @api.post("/v1/walk-ins", status_code=202, response_model=WalkInAcceptedReply,
               responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 503: {}},
               summary="Someone asked the police for help (self-referral: pages the volunteer pool)")
-    async def submit_walk_in(walk_in: CadWalkInReported,
+    async def submit_walk_in(walk_in: CadWalkInReported, request: Request,
                              agency: Agency = Depends(agency_principal)) -> WalkInAcceptedReply:
         if walk_in.agency_id != agency.agency_id:
             raise ApiError(403, "agency_id", "does not match the authenticated agency")
@@ -126,7 +126,7 @@ def create_router(reference: ReferenceData, model: WalkInReadModel, publisher: P
             site, _ = check_walk_in(walk_in, reference.site(walk_in.site_id), agency, clock.now(), window)
         except Rejected as exc:
             raise ApiError(403 if exc.field == "site_id" else 422, exc.field, exc.detail) from None
-        with correlation_scope(None) as cid:
+        with correlation_scope(correlation_id_for(request, walk_in)) as cid:
             await published_or_503(publisher.publish(CAD_WALK_INS, walk_in.walk_in_event_id, walk_in),
                                    publish_timeout_seconds, "walk_in")
         log.info("walk_in_accepted_for_paging", agency_id=agency.agency_id, site_id=site.site_id)

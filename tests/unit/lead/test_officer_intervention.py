@@ -53,7 +53,10 @@ def test_an_intervention_needs_its_deadline_and_nothing_else_has_one() -> None:
 def test_a_referral_without_a_deadline_keeps_the_fingerprint_it_had_before_the_field_existed() -> None:
     cad = cad_referral("CAD-OLD", occurred_at=T0)
     assert "charges_held_until" not in cad.model_dump_json(exclude={"charges_held_until"})
-    assert cad_fingerprint(cad) == hashlib.sha256(cad.model_dump_json(exclude={"charges_held_until"}).encode()).hexdigest()
+    older = {"charges_held_until", "incident_id"}  # the fields added since, unset
+    assert cad_fingerprint(cad) == hashlib.sha256(cad.model_dump_json(exclude=older).encode()).hexdigest()
+    named = cad.model_copy(update={"incident_id": "INC-1"})
+    assert cad_fingerprint(named) != cad_fingerprint(cad)  # an incident id, once sent, is part of what CAD said
     moved = intervention().model_copy(update={"charges_held_until": DEADLINE + timedelta(days=1)})
     assert cad_fingerprint(intervention()) != cad_fingerprint(moved)  # the deadline is part of what CAD said
 
