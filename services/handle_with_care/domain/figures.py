@@ -83,8 +83,9 @@ class HwcReadModel:
         # The notice itself (the child's name, school, deadline), shown only to its school's contacts.
         self.requests: dict[str, HwcNoticeRequested] = {}
         self.triage: dict[str, TriageItem] = {}
-        # (agency id, CAD incident id) -> the notices its encounters asked for; ids only, kept with the figures
+        # (agency id, CAD incident id) -> the notices its encounters asked for, and back; until the notice expires
         self.incidents: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._incidents_of: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._district_of_school = district_of_school  # school id -> district id
 
     def apply(self, event) -> None:
@@ -94,8 +95,13 @@ class HwcReadModel:
             self.requests.setdefault(event.notice_id, event)
             if event.agency_id and event.incident_id:  # every encounter's request, merged ones too
                 self.incidents[(event.agency_id, event.incident_id)].add(event.notice_id)
+                self._incidents_of[event.notice_id].add((event.agency_id, event.incident_id))
         elif isinstance(event, HwcNoticeExpired):
-            self.requests.pop(event.notice_id, None)  # the child's data goes; the figures stay
+            self.requests.pop(event.notice_id, None)  # the child's data goes, and its tie to the incident; the figures stay
+            for incident in self._incidents_of.pop(event.notice_id, ()):
+                self.incidents[incident].discard(event.notice_id)
+                if not self.incidents[incident]:
+                    del self.incidents[incident]
         elif isinstance(event, HwcTriageOpened):
             # A placement that could not be sent is back in the queue, with its reason; a replayed encounter is not.
             if event.reopened or event.cad_event_id not in self.triage:

@@ -136,3 +136,18 @@ def test_a_placement_that_could_not_be_sent_is_back_in_the_queue_and_a_replayed_
                                        "opened_at": DUE})
     model.apply(reopened)
     assert model.open_triage("abq-ps") == [reopened]
+
+
+def test_one_incidents_children_are_seen_by_state_and_forgotten_with_their_notice() -> None:
+    from services.kernel.events import HwcNoticeExpired, HwcNoticeRequested
+
+    model = HwcReadModel(district_of)
+    request = HwcNoticeRequested(notice_id="n-1", child=child(), school_id="lincoln-es", due_at=DUE, requested_at=DUE,
+                                 agency_id="apd", incident_id="INC-1")
+    model.apply(request)
+    model.apply(HwcTriageOpened(cad_event_id="cad-2", agency_id="apd", district_id="abq-ps", child=child(),
+                                encountered_at=DUE, opened_at=DUE, due_at=DUE, incident_id="INC-1"))
+    assert sorted(o.state for o in model.for_incident("apd", "INC-1")) == ["in_triage", "notice_requested"]
+    assert model.for_incident("apd", "INC-2") == [] and model.for_incident("other", "INC-1") == []
+    model.apply(HwcNoticeExpired(notice_id="n-1", expired_at=DUE))
+    assert [o.state for o in model.for_incident("apd", "INC-1")] == ["in_triage"] and not model.incidents
