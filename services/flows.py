@@ -17,9 +17,24 @@ from dataclasses import dataclass
 from services.cad_gateway.entrypoints import worker as gateway_worker
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.bus import Subscription
-from services.kernel.events import DeadLetterRecorded, DisclosureAudited, OverdoseReported, ReferenceDataPublished
+from services.kernel.events import (
+    AccessAudited,
+    ConsoleSessionEnded,
+    DeadLetterRecorded,
+    DisclosureAudited,
+    OverdoseReported,
+    ReferenceDataPublished,
+)
 from services.kernel.settings import REPO_ROOT
-from services.kernel.topics import ALL_TOPICS, AUDIT, DEAD_LETTER, OVERDOSE_REPORTS, REFERENCE_DATA, TopicSpec
+from services.kernel.topics import (
+    ALL_TOPICS,
+    AUDIT,
+    CONSOLE_SESSIONS,
+    DEAD_LETTER,
+    OVERDOSE_REPORTS,
+    REFERENCE_DATA,
+    TopicSpec,
+)
 from services.messaging.contract import avro_schema_of
 from services.notifier.entrypoints import worker as notifier_worker
 from services.quick_response.entrypoints import worker as qrt_worker
@@ -31,7 +46,8 @@ SERVICES: dict[str, tuple[Subscription, ...]] = {
     for module in (intake_worker, notifier_worker, hwc_worker, qrt_worker, walk_in_worker, gateway_worker)}
 # Topics no worker follows: read by operators, auditors and every process's reference feed.
 OTHER_READERS: dict[str, tuple[str, tuple[type, ...]]] = {
-    AUDIT.name: ("auditors", (DisclosureAudited,)),
+    AUDIT.name: ("auditors (handoff audit)", (AccessAudited, DisclosureAudited)),
+    CONSOLE_SESSIONS.name: ("the API (every replica refuses an ended session)", (ConsoleSessionEnded,)),
     DEAD_LETTER.name: ("operators (handoff dlq)", (DeadLetterRecorded,)),
     REFERENCE_DATA.name: ("every worker and the API (reference feed)", (ReferenceDataPublished,)),
     OVERDOSE_REPORTS.name: ("the API's de-identified feed (public-health maps)", (OverdoseReported,)),

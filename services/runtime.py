@@ -12,6 +12,7 @@ import hmac
 import signal
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Response
@@ -33,6 +34,7 @@ from services.kernel.reference import ReferenceData, load_reference_data
 from services.kernel.settings import Settings
 from services.kernel.topics import (
     CAD_OVERDOSES,
+    CONSOLE_SESSIONS,
     HWC_NOTICES,
     HWC_TRIAGE,
     OVERDOSE_REPORTS,
@@ -140,6 +142,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     hwc_model = HwcReadModel(lambda school_id: getattr(reference.schools.get(school_id), "district_id", None))
     qrt_model = QrtReadModel(overdose_report_key(settings))
     walk_in_model = WalkInReadModel()
+    sessions = console_sessions(settings, reference, clock)
     owned = publisher is None
     if owned:
         publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
@@ -148,7 +151,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         for topics, apply in (((REFERRALS, PAGES), both(read_model.apply, handoff_details.apply)),
                               ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply),
                               ((QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_OVERDOSES), qrt_model.apply),
-                              ((WALK_INS,), walk_in_model.apply))
+                              ((WALK_INS,), walk_in_model.apply),
+                              ((CONSOLE_SESSIONS,), sessions.apply))
     ] if follow_topics else []
 
     @asynccontextmanager
@@ -203,11 +207,11 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app.include_router(walk_in_http.create_router(reference, walk_in_model, publisher, clock,
                                                   settings.intake_publish_timeout_seconds, settings.event_time_window))
     app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
-    add_console(app, settings, reference, read_model, handoff_details, hwc_model, qrt_model, walk_in_model, publisher,
-                clock)
+    add_console(app, settings, sessions, reference, read_model, handoff_details, hwc_model, qrt_model, walk_in_model,
+                publisher, clock)
     app.state.read_model, app.state.hwc_model, app.state.followers = read_model, hwc_model, followers
     app.state.qrt_model, app.state.walk_in_model = qrt_model, walk_in_model
-    app.state.handoff_details = handoff_details
+    app.state.handoff_details, app.state.sessions = handoff_details, sessions
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -223,14 +227,20 @@ def both(*appliers: Callable) -> Callable:
     return apply
 
 
-def add_console(app: FastAPI, settings: Settings, reference: ReferenceData, read_model: LeadReadModel,
-                handoff_details: HandoffDetails, hwc_model: HwcReadModel, qrt_model: QrtReadModel,
-                walk_in_model: WalkInReadModel, publisher: Publisher, clock: Clock) -> None:
-    """The web console: sign-in, then each role's views, behind the same credentials as the API."""
+def console_sessions(settings: Settings, reference: ReferenceData, clock: Clock) -> console.Sessions:
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
-    sessions = console.Sessions(f"console:{key}", reference, secure_cookies=settings.public_base_url.startswith("https"))
-    console.install_console_handlers(app, sessions)
-    app.include_router(console.create_router(sessions))
+    return console.Sessions(f"console:{key}", reference, secure_cookies=settings.public_base_url.startswith("https"),
+                            clock=clock, idle=timedelta(minutes=settings.console_idle_minutes),
+                            lifetime=timedelta(hours=settings.console_session_hours))
+
+
+def add_console(app: FastAPI, settings: Settings, sessions: console.Sessions, reference: ReferenceData,
+                read_model: LeadReadModel, handoff_details: HandoffDetails, hwc_model: HwcReadModel,
+                qrt_model: QrtReadModel, walk_in_model: WalkInReadModel, publisher: Publisher, clock: Clock) -> None:
+    """The web console: sign-in, then each role's views, behind the same credentials as the API."""
+    access = console.AccessLog(publisher, clock, settings.intake_publish_timeout_seconds)
+    console.install_console_handlers(app, sessions, access)
+    app.include_router(console.create_router(sessions, access))
     app.include_router(lead_console.create_router(
         sessions, reference, read_model, handoff_details, publisher, clock,
         hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now()),

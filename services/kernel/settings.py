@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     roster_key: SecretStr | None = None
     metrics_token: SecretStr | None = None  # Prometheus scrapes /metrics with this bearer token
     ack_link_ttl_minutes: int = Field(24 * 60, ge=1)
+    # CJIS: a session locks after at most 30 minutes idle; and none outlives a shift.
+    console_idle_minutes: int = Field(15, ge=1, le=30, description="a console session ends after this long unused")
+    console_session_hours: float = Field(12, gt=0, le=24, description="and after this long whatever its use")
     calendar_months_ahead: int = Field(3, ge=1, le=12, description="how far the on-call calendar feeds reach")
     escalation_tick_seconds: float = Field(1.0, gt=0)
     intake_warning_hours: float = Field(48, gt=0, description="warn this long before an intake deadline")

@@ -76,15 +76,20 @@ REFERENCE_DATA = TopicSpec(
     partitions=1, config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"})
 AUDIT = TopicSpec(
     "handoff.ops.audit", "DisclosureAudited: every disclosure and attempt, without personal data; key: subject id. "
+    "AccessAudited: every sign-in, refused sign-in, sign-out, expired session and denied access; key: user id. "
     "Retention: settings.audit_retention_days (CJIS asks for at least a year).",
     config={"retention.ms": str(400 * DAY_MS)})
+CONSOLE_SESSIONS = TopicSpec(
+    "handoff.ops.console-sessions", "ConsoleSessionEnded: console sessions ended before their time (signed out), which "
+    "every API replica refuses from then on; key: session_key (a hash). Kept longer than a session can live.",
+    config={"retention.ms": str(2 * DAY_MS)})
 DEAD_LETTER = TopicSpec(
     "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes.",
     partitions=1, config={"retention.ms": str(30 * DAY_MS)})
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, HWC_TRIAGE,
                                      CAD_OVERDOSES, QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_WALK_INS, WALK_INS,
-                                     FEED_HEALTH, REFERENCE_DATA, AUDIT, DEAD_LETTER)
+                                     FEED_HEALTH, REFERENCE_DATA, AUDIT, CONSOLE_SESSIONS, DEAD_LETTER)
 
 # Topics holding children's data; their retention follows settings.child_data_retention_days.
 # (CAD_CHILD_ENCOUNTERS keeps its own 7 days: it still holds the incident details CAD sent.)

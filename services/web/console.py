@@ -14,28 +14,34 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 
-from services.kernel.clock import spoken_time
+from services.kernel.clock import Clock, SystemClock, spoken_time
 from services.kernel.errors import CommandRefused
-from services.kernel.events import PageRequested
+from services.kernel.events import AccessAudited, AccessEvent, ConsoleSessionEnded, PageRequested
+from services.kernel.logs import get_logger
 from services.kernel.reference import CaseManager, Contact, District, ReferenceData, School
+from services.kernel.topics import AUDIT, CONSOLE_SESSIONS
+from services.messaging.kafka import Publisher
 from services.web.render import SHARED, fragment, render_page
-from services.web.web import ApiError, api_error_response, as_api_error
+from services.web.web import ApiError, api_error_response, as_api_error, published_or_503
 
+log = get_logger(__name__)
 SESSION_COOKIE = "handoff_session"
-SESSION_SECONDS = 10 * 3600  # a shift
+REFRESH_AFTER = timedelta(minutes=1)  # the cookie's "last used" is renewed at most this often
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class Viewer:
     district: District | None = None
     school: School | None = None
     csrf: str = ""
+    session_id: str = ""
+    signed_in_at: datetime | None = None
+    principal: str = ""  # who signed in, as the audit names them: staff id, district id, school/contact id
 
 
 def find_principal(reference: ReferenceData, token: str) -> tuple[str, str] | None:
@@ -68,40 +77,84 @@ def find_principal(reference: ReferenceData, token: str) -> tuple[str, str] | No
     return None
 
 
+def session_key(session_id: str) -> str:
+    """What the session topic and the ledger of ended sessions hold instead of the session's id."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 class Sessions:
-    def __init__(self, secret: str, reference: ReferenceData, secure_cookies: bool) -> None:
-        self.serializer = URLSafeTimedSerializer(secret, salt="handoff-console-session")
+    """Console sessions: a signed cookie naming the person, the session's id, when it began and when it
+    was last used. It ends ``idle`` after its last use (CJIS: at most 30 minutes) and ``lifetime`` after
+    it began, whatever its use; signing out ends it at once on every API replica (``ConsoleSessionEnded``
+    on the sessions topic, which each replica follows into ``ended``); a person the live directory no
+    longer has is out at once. What the person may see is looked up on every request, never kept."""
+
+    def __init__(self, secret: str, reference: ReferenceData, secure_cookies: bool, *, clock: Clock | None = None,
+                 idle: timedelta = timedelta(minutes=15), lifetime: timedelta = timedelta(hours=12)) -> None:
+        self.serializer = URLSafeSerializer(secret, salt="handoff-console-session-2")
         self.secret = secret.encode()
         self.reference = reference
         self.secure_cookies = secure_cookies
+        self.clock = clock or SystemClock()
+        self.idle, self.lifetime = idle, lifetime
+        self.ended: dict[str, datetime] = {}  # session key -> when it would have ended anyway
 
     def cookie_for(self, kind: str, principal_id: str) -> str:
-        return self.serializer.dumps([kind, principal_id])
+        now = self.clock.now().timestamp()
+        return self.serializer.dumps([kind, principal_id, secrets.token_urlsafe(18), now, now])
+
+    def apply(self, event: ConsoleSessionEnded) -> None:
+        """An ended session, from the sessions topic (this replica's own sign-outs too)."""
+        now = self.clock.now()
+        if len(self.ended) > 1000:  # forget what would have ended anyway
+            self.ended = {k: until for k, until in self.ended.items() if until > now}
+        self.ended[event.session_key] = event.lasts_until
+
+    def ended_event(self, viewer: Viewer, reason: str) -> ConsoleSessionEnded:
+        return ConsoleSessionEnded(session_key=session_key(viewer.session_id), user_id=viewer.id, reason=reason,
+                                   ended_at=self.clock.now(),
+                                   lasts_until=(viewer.signed_in_at or self.clock.now()) + self.lifetime)
 
     def viewer(self, request: Request) -> Viewer | None:
         raw = request.cookies.get(SESSION_COOKIE)
         if not raw:
             return None
         try:
-            kind, principal_id = self.serializer.loads(raw, max_age=SESSION_SECONDS)
+            kind, principal_id, session_id, began, used = self.serializer.loads(raw)
+            began_at, used_at = (datetime.fromtimestamp(float(t), UTC) for t in (began, used))
         except (BadSignature, ValueError, TypeError):
             return None
-        csrf = hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()[:32]
+        now = self.clock.now()
+        ended = ("ended" if session_key(str(session_id)) in self.ended else
+                 "lifetime" if now - began_at > self.lifetime else "idle" if now - used_at > self.idle else None)
+        if ended is not None:
+            request.state.session_ended = (ended, kind, principal_id)
+            return None
+        viewer = self._who(str(kind), str(principal_id))
+        if viewer is None:  # removed from the reference data since: out at once
+            request.state.session_ended = ("not_in_directory", kind, principal_id)
+            return None
+        if now - used_at >= REFRESH_AFTER:  # still in use: renewed on the way out (install_console_handlers)
+            request.state.session_cookie = self.serializer.dumps([kind, principal_id, session_id, began, now.timestamp()])
+        csrf = hmac.new(self.secret, str(session_id).encode(), hashlib.sha256).hexdigest()[:32]
+        return replace(viewer, csrf=csrf, session_id=str(session_id), signed_in_at=began_at, principal=str(principal_id))
+
+    def _who(self, kind: str, principal_id: str) -> Viewer | None:
         ref = self.reference
         if kind == "staff" and principal_id in ref.case_managers:
             person = ref.case_managers[principal_id]
-            return Viewer(kind, principal_id, person.display_name, person.role, staff=person, csrf=csrf)
+            return Viewer(kind, principal_id, person.display_name, person.role, staff=person)
         if kind == "coordinator" and principal_id in ref.districts:
             district = ref.districts[principal_id]
             return Viewer(kind, district.coordinator.contact_id, district.coordinator.display_name, "coordinator",
-                          district=district, csrf=csrf)
-        if kind == "school":
+                          district=district)
+        if kind == "school" and "/" in principal_id:
             school_id, contact_id = principal_id.split("/", 1)
             school = ref.schools.get(school_id)
             contact = _contact(school, contact_id) if school else None
             if contact is not None:
-                return Viewer(kind, contact_id, contact.display_name, "school_contact", school=school, csrf=csrf)
-        return None  # removed from the reference data since: out at once
+                return Viewer(kind, contact_id, contact.display_name, "school_contact", school=school)
+        return None
 
     def require(self, request: Request, *roles: str) -> Viewer:
         """The signed-in viewer if their role is one of ``roles``; 401 or 403 otherwise."""
@@ -159,7 +212,32 @@ class SignInLimiter:
         return recent
 
 
-def create_router(sessions: Sessions, sign_ins: SignInLimiter | None = None) -> APIRouter:
+class AccessLog:
+    """Every door event as ``AccessAudited`` on the audit topic (CJIS 5.4.1.1): when, where, what, who, the
+    outcome and why; never a credential, a participant or a child."""
+
+    def __init__(self, publisher: Publisher, clock: Clock, timeout_seconds: float = 5.0) -> None:
+        self.publisher, self.clock, self.timeout_seconds = publisher, clock, timeout_seconds
+
+    async def record(self, request: Request, event_type: AccessEvent, success: bool, *, user_id: str | None = None,
+                     user_kind: str | None = None, reason: str | None = None) -> None:
+        client = request.client.host if request.client else None
+        audited = AccessAudited(audit_id=uuid.uuid4().hex, event_type=event_type, component="console", user_id=user_id,
+                                user_kind=user_kind, success=success, reason=reason, client_address=client,
+                                occurred_at=self.clock.now())
+        # An access that cannot be audited does not happen: 503, and the person tries again.
+        await published_or_503(self.publisher.publish(AUDIT, user_id or client or "unknown", audited),
+                               self.timeout_seconds, "audit")
+        log.info("console_access", event_type=event_type.value, success=success, user_id=user_id, reason=reason)
+
+
+ENDED_SAYS = {"idle": "Your session ended after {idle} minutes without use. Please sign in again.",
+              "lifetime": "Your session reached its {hours} hour limit. Please sign in again.",
+              "ended": "You signed out. Please sign in again.",
+              "not_in_directory": "Your account is no longer in the directory."}
+
+
+def create_router(sessions: Sessions, access: AccessLog, sign_ins: SignInLimiter | None = None) -> APIRouter:
     api = APIRouter(include_in_schema=False)
     sign_ins = sign_ins or SignInLimiter()
 
@@ -172,21 +250,29 @@ def create_router(sessions: Sessions, sign_ins: SignInLimiter | None = None) -> 
         client = request.client.host if request.client else "unknown"
         wait = sign_ins.blocked_for(client)
         if wait:
+            await access.record(request, AccessEvent.sign_in_refused, False, reason="too many tries")
             return page("login.html", "Sign in", None, status=429, headers={"Retry-After": str(wait)},
                         error="Too many tries. Wait a few minutes, then try again.")
         found = find_principal(sessions.reference, token.strip())
         if found is None:
             sign_ins.failed(client)
+            await access.record(request, AccessEvent.sign_in_refused, False, reason="access code not valid")
             return page("login.html", "Sign in", None, status=401, error="That access code is not valid.")
+        kind, principal_id = found
+        await access.record(request, AccessEvent.signed_in, True, user_id=principal_id, user_kind=kind)
         response = RedirectResponse("/console", status_code=303)
-        response.set_cookie(SESSION_COOKIE, sessions.cookie_for(*found), max_age=SESSION_SECONDS, httponly=True,
-                            samesite="strict", secure=sessions.secure_cookies, path="/")
+        set_session_cookie(response, sessions, sessions.cookie_for(kind, principal_id))
         return response
 
     @api.post("/console/logout")
     async def logout(request: Request, csrf_token: str = Form("")) -> Response:
         viewer = sessions.require(request)
         sessions.check_csrf(viewer, csrf_token)
+        ended = sessions.ended_event(viewer, "signed_out")
+        await published_or_503(access.publisher.publish(CONSOLE_SESSIONS, ended.session_key, ended),
+                               access.timeout_seconds, "sessions")
+        sessions.apply(ended)  # at once here; every other replica as it reads the topic
+        await access.record(request, AccessEvent.signed_out, True, user_id=viewer.principal, user_kind=viewer.kind)
         response = RedirectResponse("/console/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -199,12 +285,41 @@ def create_router(sessions: Sessions, sign_ins: SignInLimiter | None = None) -> 
     return api
 
 
-def install_console_handlers(app, sessions: Sessions) -> None:
-    """Not signed in: the sign-in page. A refusal inside the console: a page saying why (the API
-    keeps its JSON errors)."""
+def set_session_cookie(response: Response, sessions: Sessions, value: str) -> None:
+    # The browser may keep it for the session's lifetime; the server ends it sooner when it is idle.
+    response.set_cookie(SESSION_COOKIE, value, max_age=int(sessions.lifetime.total_seconds()), httponly=True,
+                        samesite="strict", secure=sessions.secure_cookies, path="/")
+
+
+def install_console_handlers(app, sessions: Sessions, access: AccessLog) -> None:
+    """Not signed in: the sign-in page, saying why a session ended (and audited). A refusal inside the
+    console: a page saying why (the API keeps its JSON errors). A session in use: its cookie renewed."""
+    @app.middleware("http")
+    async def _renew_session(request: Request, call_next):
+        response = await call_next(request)
+        renewed = getattr(request.state, "session_cookie", None)
+        if renewed and SESSION_COOKIE not in response.headers.get("set-cookie", ""):
+            set_session_cookie(response, sessions, renewed)
+        return response
+
     @app.exception_handler(ConsoleSignIn)
-    async def _sign_in(_request: Request, _exc: ConsoleSignIn) -> HTMLResponse:
-        return page("login.html", "Sign in", None, status=401, error="Please sign in to continue.")
+    async def _sign_in(request: Request, _exc: ConsoleSignIn) -> HTMLResponse:
+        ended = getattr(request.state, "session_ended", None)
+        error = "Please sign in to continue."
+        if ended is not None:
+            why, kind, principal_id = ended
+            error = ENDED_SAYS[why].format(idle=int(sessions.idle.total_seconds() // 60),
+                                           hours=f"{sessions.lifetime.total_seconds() / 3600:g}")
+            expired = why in ("idle", "lifetime")
+            try:
+                await access.record(request, AccessEvent.session_expired if expired else AccessEvent.access_denied,
+                                    False, user_id=str(principal_id), user_kind=str(kind), reason=why)
+            except ApiError:
+                pass  # the broker is away: the access is refused all the same (and the log has it)
+        response = page("login.html", "Sign in", None, status=401, error=error)
+        if ended is not None:
+            response.delete_cookie(SESSION_COOKIE, path="/")  # told once, audited once
+        return response
 
     @app.exception_handler(CommandRefused)
     async def _command_refused(request: Request, exc: CommandRefused) -> Response:

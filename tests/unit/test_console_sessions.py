@@ -117,3 +117,113 @@ def test_the_sign_in_limit_lifts_after_its_window() -> None:
     assert limiter.blocked_for("10.0.0.1") == 61 and limiter.blocked_for("10.0.0.2") == 0
     now[0] = 60.5
     assert limiter.blocked_for("10.0.0.1") == 0
+
+
+class Console:
+    """One API replica on a fake clock, its publisher's records at hand."""
+
+    def __init__(self, settings, reference=None) -> None:
+        from datetime import UTC, datetime
+
+        from services.kernel.clock import FakeClock
+
+        self.clock = FakeClock(datetime(2026, 11, 20, 17, 0, tzinfo=UTC))
+        self.publisher = InMemoryPublisher()
+        self.app = runtime.build_http_app(settings, reference, self.publisher, self.clock, follow_topics=False)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://t")
+
+    def audited(self) -> list[tuple[str, bool, str | None, str | None]]:
+        from services.kernel.events import AccessAudited
+
+        return [(a.event_type.value, a.success, a.user_id, a.reason) for a in self.publisher.events(AccessAudited)]
+
+
+@pytest.fixture
+def settings(memory_settings):
+    return memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
+
+
+async def test_a_session_ends_after_fifteen_idle_minutes_but_not_while_in_use(settings) -> None:
+    replica = Console(settings)
+    async with replica.client() as c:
+        await sign_in(c, "local-dev-token-cm-ana")
+        for _ in range(6):  # an hour of use, a look every 14 minutes: the cookie is renewed each time
+            replica.clock.advance(minutes=14)
+            assert (await c.get("/console/my-referrals")).status_code == 200
+        replica.clock.advance(minutes=15, seconds=1)
+        ended = await c.get("/console/my-referrals")
+        assert ended.status_code == 401 and "ended after 15 minutes without use" in ended.text
+        assert "handoff_session" not in c.cookies  # told once
+    assert replica.audited() == [("signed_in", True, "cm-ana", None), ("session_expired", False, "cm-ana", "idle")]
+
+
+async def test_no_session_outlives_its_lifetime_however_busy(settings) -> None:
+    replica = Console(settings.model_copy(update={"console_session_hours": 12}))
+    async with replica.client() as c:
+        await sign_in(c, "local-dev-token-pm-abq")
+        for _ in range(12 * 6):
+            replica.clock.advance(minutes=10)
+            assert (await c.get("/console/dashboard")).status_code == 200
+        replica.clock.advance(minutes=1)
+        late = await c.get("/console/dashboard")
+    assert late.status_code == 401 and "12 hour limit" in late.text
+    assert replica.audited()[-1] == ("session_expired", False, "pm-abq", "lifetime")
+
+
+async def test_signing_out_ends_the_session_on_every_replica_and_the_old_cookie_opens_nothing(settings) -> None:
+    from services.kernel.events import ConsoleSessionEnded
+
+    here, there = Console(settings), Console(settings)
+    async with here.client() as c:
+        await sign_in(c, "local-dev-token-cm-ana")
+        kept = c.cookies["handoff_session"]
+        page = (await c.get("/console/my-referrals")).text
+        token = page.split('name="csrf_token" value="')[1].split('"')[0]
+        assert (await c.post("/console/logout", data={"csrf_token": token})).status_code == 303
+        c.cookies.set("handoff_session", kept)  # the cookie copied before signing out
+        again = await c.get("/console/my-referrals")
+        assert again.status_code == 401 and "You signed out" in again.text
+    [ended] = here.publisher.events(ConsoleSessionEnded)
+    assert kept not in repr(ended) and ended.user_id == "cm-ana"
+    async with there.client() as other:  # another API replica, once it has read the sessions topic
+        other.cookies.set("handoff_session", kept)
+        assert (await other.get("/console/my-referrals")).status_code == 200
+        there.app.state.sessions.apply(ended)
+        assert (await other.get("/console/my-referrals")).status_code == 401
+    assert [e[0] for e in here.audited()] == ["signed_in", "signed_out", "access_denied"]
+
+
+async def test_a_person_removed_from_the_directory_is_out_at_once_and_audited(settings) -> None:
+    from services.kernel.reference import load_reference_data
+    from services.kernel.settings import REPO_ROOT
+
+    reference = load_reference_data(REPO_ROOT / "config" / "local")
+    replica = Console(settings, reference)
+    async with replica.client() as c:
+        await sign_in(c, "local-dev-token-cm-ana")
+        assert (await c.get("/console/my-referrals")).status_code == 200
+        del reference.case_managers["cm-ana"]  # the live directory drops her
+        gone = await c.get("/console/my-referrals")
+    assert gone.status_code == 401 and "no longer in the directory" in gone.text
+    assert replica.audited()[-1] == ("access_denied", False, "cm-ana", "not_in_directory")
+
+
+async def test_every_sign_in_is_audited_without_the_code_and_forms_survive_a_renewed_cookie(settings) -> None:
+    from services.kernel.events import AccessAudited
+
+    replica = Console(settings)
+    async with replica.client() as c:
+        await sign_in(c, "not-a-code-at-all")
+        await sign_in(c, "local-dev-token-cm-ana")
+        page = (await c.get("/console/my-referrals")).text
+        token = page.split('name="csrf_token" value="')[1].split('"')[0]
+        replica.clock.advance(minutes=5)
+        assert (await c.get("/console/my-referrals")).status_code == 200  # renewed: a new cookie value
+        assert (await c.post("/console/logout", data={"csrf_token": token})).status_code == 303
+    assert [e[:3] for e in replica.audited()] == [("sign_in_refused", False, None), ("signed_in", True, "cm-ana"),
+                                                  ("signed_out", True, "cm-ana")]
+    records = replica.publisher.events(AccessAudited)
+    assert all(r.component == "console" and r.occurred_at and r.client_address for r in records)
+    assert "not-a-code-at-all" not in repr(records) and "local-dev-token" not in repr(records)
