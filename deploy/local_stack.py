@@ -1,4 +1,4 @@
-"""Run Apache Kafka (KRaft) and Apicurio Registry on loopback from Maven Central artifacts.
+"""Run Apache Kafka (KRaft), Apicurio Registry and Keycloak on loopback from Maven Central artifacts.
 
 No Docker needed: Maven resolves the broker jars and the registry's runnable archive into a cache
 outside the repo (``~/.cache/handoff`` or ``$HANDOFF_CACHE_DIR``) and later runs reuse it. Versions
@@ -6,7 +6,8 @@ live in ``deploy/local/pom.xml`` only.
 
     python -m deploy.local_stack up [--port 9092] [--registry-port 8081] [--brokers 3]
 
-Used by the test fixtures (``tests/conftest.py``), by ``handoff stack up`` and by the benchmarks.
+Used by the test fixtures (``tests/conftest.py``), by ``handoff stack up`` and by the benchmarks;
+Keycloak (``LocalKeycloak``, the demo realm of deploy/local/keycloak) by the sign-in tests.
 Every JVM started here runs in its own process group and is killed if its parent dies, so a
 crashed test run leaves no stray broker behind.
 """
@@ -24,6 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
@@ -102,6 +104,30 @@ def registry_app() -> Path:
         unpacked = tmp / "app"
         with tarfile.open(archives[0]) as tar:
             tar.extractall(unpacked, filter="data")
+        shutil.rmtree(home, ignore_errors=True)
+        unpacked.rename(home)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return home
+
+
+def keycloak_dist() -> Path:
+    """Keycloak's unpacked distribution (bin/kc.sh), resolved once through Maven and cached."""
+    import zipfile
+
+    version = pinned_versions()["keycloak.version"]
+    home = cache_dir() / f"keycloak-{version}"
+    if not (home / "bin" / "kc.sh").exists():
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix="keycloak-"))
+        _mvn("-P", "keycloak", "dependency:copy-dependencies", "-DincludeTypes=zip", f"-DoutputDirectory={tmp}",
+             log=cache_dir() / "mvn-keycloak.log")
+        archives = list(tmp.glob("keycloak-quarkus-dist-*.zip"))
+        if not archives:
+            raise LocalStackError(f"Maven resolved no Keycloak archive into {tmp}")
+        with zipfile.ZipFile(archives[0]) as archive:
+            archive.extractall(tmp / "unpacked")
+        [unpacked] = list((tmp / "unpacked").iterdir())
+        for script in (unpacked / "bin").glob("*.sh"):
+            script.chmod(0o755)  # zip entries lose their mode
         shutil.rmtree(home, ignore_errors=True)
         unpacked.rename(home)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -411,6 +437,100 @@ class LocalRegistry:
         self.stop()
 
 
+KEYCLOAK_REALM_FILE = POM.parent / "keycloak" / "handoff-realm.json"
+
+
+@dataclass
+class LocalKeycloak:
+    """Keycloak on 127.0.0.1 (in-memory database, the demo realm imported at each start): the identity
+    provider the local stack and the sign-in tests use. One user per role, each with TOTP enrolled.
+
+    Keycloak puts the authentication methods a sign-in used in the ID token's ``amr`` only where the
+    realm's browser flow names them; a realm import cannot configure the built-in flow's steps, so
+    ``start`` names them through the admin API: the password form ``pwd``, the OTP form ``otp``."""
+
+    port: int | None = None
+    work_dir: Path | None = None
+    heap: str = "512m"
+    realm: str = "handoff"
+    process: subprocess.Popen | None = None
+    admin_password: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.base_url}/realms/{self.realm}"
+
+    def start(self, timeout: float = 180.0) -> str:
+        home = keycloak_dist()
+        self.port = self.port or free_port()
+        self.work_dir = self.work_dir or Path(tempfile.mkdtemp(prefix="handoff-keycloak-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        imports = home / "data" / "import"  # where --import-realm looks; the database itself is in memory
+        imports.mkdir(parents=True, exist_ok=True)
+        shutil.copy(KEYCLOAK_REALM_FILE, imports / KEYCLOAK_REALM_FILE.name)
+        java = java_at_least(REGISTRY_MIN_JAVA)
+        env = {**os.environ, "JAVA_HOME": str(Path(java).parents[1]), "JAVA_OPTS_KC_HEAP": f"-Xmx{self.heap}",
+               "KC_BOOTSTRAP_ADMIN_USERNAME": "admin", "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password}
+        log = (self.work_dir / "keycloak.log").open("ab")
+        self.process = subprocess.Popen(
+            [str(home / "bin" / "kc.sh"), "start-dev", "--db=dev-mem", "--http-host=127.0.0.1",
+             f"--http-port={self.port}", f"--http-management-port={free_port()}", "--import-realm"],
+            cwd=self.work_dir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        discovery = f"{self.issuer}/.well-known/openid-configuration"
+        while True:
+            if self.process.poll() is not None:
+                raise LocalStackError(f"Keycloak exited with {self.process.returncode}; see {self.work_dir / 'keycloak.log'}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(discovery, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise LocalStackError(f"Keycloak not ready after {timeout}s; see {self.work_dir / 'keycloak.log'}")
+            time.sleep(0.5)
+        self._name_authentication_methods()
+        return self.issuer
+
+    def _name_authentication_methods(self) -> None:
+        import json
+
+        def call(method: str, path: str, body: dict | None = None, token: str | None = None, form: dict | None = None):
+            data = (urllib.parse.urlencode(form).encode() if form is not None else
+                    json.dumps(body).encode() if body is not None else None)
+            request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method, headers={
+                **({"Authorization": f"Bearer {token}"} if token else {}),
+                "Content-Type": "application/x-www-form-urlencoded" if form is not None else "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                text = resp.read()
+                return json.loads(text) if text else None
+
+        token = call("POST", "/realms/master/protocol/openid-connect/token", form={
+            "grant_type": "password", "client_id": "admin-cli", "username": "admin",
+            "password": self.admin_password})["access_token"]
+        flows = f"/admin/realms/{self.realm}/authentication"
+        for execution in call("GET", f"{flows}/flows/browser/executions", token=token):
+            reference = {"auth-username-password-form": "pwd", "auth-otp-form": "otp"}.get(execution.get("providerId"))
+            if reference and not execution.get("authenticationConfig"):
+                call("POST", f"{flows}/executions/{execution['id']}/config", {
+                    "alias": f"amr-{reference}", "config": {"default.reference.value": reference}}, token)
+
+    def stop(self) -> None:
+        _stop_process(self.process)
+
+    def __enter__(self) -> LocalKeycloak:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def _kraft_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints)."""
     import base64
@@ -439,8 +559,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m deploy.local_stack", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", help="resolve the broker and registry into the cache, then exit")
-    fetch.set_defaults(fn=lambda a: (print(kafka_libs()), print(registry_app())))
+    fetch = sub.add_parser("fetch", help="resolve the broker, the registry and Keycloak into the cache, then exit")
+    fetch.set_defaults(fn=lambda a: (print(kafka_libs()), print(registry_app()), print(keycloak_dist())))
     up = sub.add_parser("up", help="run the broker (and registry) until Ctrl-C")
     up.add_argument("--port", type=int, default=9092)
     up.add_argument("--registry-port", type=int, default=8081)

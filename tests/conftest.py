@@ -64,6 +64,19 @@ def schema_registry_url() -> Iterator[str]:
             yield registry.url
 
 
+@pytest.fixture(scope="session")
+def keycloak_issuer() -> Iterator[str]:
+    """A real identity provider: ``KEYCLOAK_ISSUER`` if set (a realm imported from
+    deploy/local/keycloak/handoff-realm.json), else Keycloak from Maven Central on loopback."""
+    if os.environ.get("KEYCLOAK_ISSUER"):
+        yield os.environ["KEYCLOAK_ISSUER"]
+    else:
+        from deploy.local_stack import LocalKeycloak
+
+        with LocalKeycloak() as keycloak:
+            yield keycloak.issuer
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
