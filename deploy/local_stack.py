@@ -453,6 +453,7 @@ class LocalKeycloak:
     work_dir: Path | None = None
     heap: str = "512m"
     realm: str = "handoff"
+    client_secret: str | None = None  # the console client's secret, set at start; else the realm file's demo one
     process: subprocess.Popen | None = None
     admin_password: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -494,10 +495,10 @@ class LocalKeycloak:
             if time.monotonic() > deadline:
                 raise LocalStackError(f"Keycloak not ready after {timeout}s; see {self.work_dir / 'keycloak.log'}")
             time.sleep(0.5)
-        self._name_authentication_methods()
+        self._configure()
         return self.issuer
 
-    def _name_authentication_methods(self) -> None:
+    def _configure(self) -> None:
         import json
 
         def call(method: str, path: str, body: dict | None = None, token: str | None = None, form: dict | None = None):
@@ -513,6 +514,10 @@ class LocalKeycloak:
         token = call("POST", "/realms/master/protocol/openid-connect/token", form={
             "grant_type": "password", "client_id": "admin-cli", "username": "admin",
             "password": self.admin_password})["access_token"]
+        if self.client_secret:
+            [client] = call("GET", f"/admin/realms/{self.realm}/clients?clientId=handoff-console", token=token)
+            call("PUT", f"/admin/realms/{self.realm}/clients/{client['id']}", {**client, "secret": self.client_secret},
+                 token)
         flows = f"/admin/realms/{self.realm}/authentication"
         for execution in call("GET", f"{flows}/flows/browser/executions", token=token):
             reference = {"auth-username-password-form": "pwd", "auth-otp-form": "otp"}.get(execution.get("providerId"))

@@ -1,6 +1,7 @@
 """The whole system on one machine, no Docker: what ``handoff stack up`` runs.
 
-Kafka and Apicurio Registry from the local launcher; topics and schemas; the dev inbox (local
+Kafka, Apicurio Registry and Keycloak (the identity provider, on 127.0.0.1:8180, the client secret
+set from ``secrets/``) from the local launcher; topics and schemas; the dev inbox (local
 SMS/webhook/SMTP receivers); the HTTP API and the three workers as separate processes; then the
 sample CAD events from config/local/demo. Secrets (link signing key, webhook secret, SMS auth token)
 are made on the first run and kept in the work dir (``secrets/``, mode 0600, outside the repo), so
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.local_stack import LocalKafka, LocalRegistry, _die_with_parent, _stop_process
+from deploy.local_stack import LocalKafka, LocalKeycloak, LocalRegistry, _die_with_parent, _stop_process
 from services.kernel.settings import REPO_ROOT
 from services.runtime import WORKERS  # the composition root names every worker once
 
@@ -45,6 +46,7 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # handled below, once we're up
     kafka = LocalKafka(port=kafka_port, work_dir=work_dir / "kafka")
     registry = LocalRegistry(port=registry_port, work_dir=work_dir / "registry")
+    keycloak = LocalKeycloak(port=KEYCLOAK_PORT, work_dir=work_dir / "keycloak")
     children: list[tuple[str, subprocess.Popen]] = []
     try:
         _say("starting Kafka (first run downloads it from Maven Central) ...")
@@ -52,6 +54,9 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         _say(f"Kafka ready on {bootstrap}; starting Apicurio Registry ...")
         registry_url = registry.start()
         keys = local_secrets(work_dir / "secrets")
+        _say("starting Keycloak, the identity provider people sign in with (first run downloads it) ...")
+        keycloak.client_secret = keys["oidc_secret_keycloak_local"].read_text()
+        _say(f"Keycloak ready: {keycloak.start()} (README: the demo users and their TOTP seeds)")
         webhook_secret = keys["webhook_signing_secret"].read_text()
         reference_copy = reference_for_inbox(reference_dir, work_dir / "reference", f"http://127.0.0.1:{inbox_port}")
         env = {**os.environ,
@@ -110,12 +115,15 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         _say("stopping ...")
         for _name, proc in reversed(children):
             _stop_process(proc, timeout=20)
+        keycloak.stop()
         registry.stop()
         kafka.stop()
         _say("stopped")
 
 
-SECRETS = {"link_signing_key": 32, "webhook_signing_secret": 16, "sms_auth_token": 16}  # name -> bytes of entropy
+# name -> bytes of entropy; the last is Handoff's client secret at the local Keycloak (identity_providers.toml)
+SECRETS = {"link_signing_key": 32, "webhook_signing_secret": 16, "sms_auth_token": 16, "oidc_secret_keycloak_local": 24}
+KEYCLOAK_PORT = 8180  # config/local/identity_providers.toml names this issuer
 
 
 def local_secrets(directory: Path) -> dict[str, Path]:

@@ -64,7 +64,7 @@ from services.self_referral.domain.figures import WalkInReadModel
 from services.self_referral.entrypoints import console as walk_in_console
 from services.self_referral.entrypoints import http_api as walk_in_http
 from services.self_referral.entrypoints import worker as walk_in_worker
-from services.web import console
+from services.web import console, sso
 from services.web.web import ApiError, RequestLimits, install_error_handlers
 
 log = get_logger(__name__)
@@ -169,6 +169,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         finally:
             for follower in followers:
                 await follower.stop()
+            await app.state.sso.http.aclose()
             if owned:
                 await publisher.stop()
             if feed:
@@ -231,7 +232,8 @@ def console_sessions(settings: Settings, reference: ReferenceData, clock: Clock)
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
     return console.Sessions(f"console:{key}", reference, secure_cookies=settings.public_base_url.startswith("https"),
                             clock=clock, idle=timedelta(minutes=settings.console_idle_minutes),
-                            lifetime=timedelta(hours=settings.console_session_hours))
+                            lifetime=timedelta(hours=settings.console_session_hours),
+                            access_codes=settings.console_access_codes)
 
 
 def add_console(app: FastAPI, settings: Settings, sessions: console.Sessions, reference: ReferenceData,
@@ -241,6 +243,9 @@ def add_console(app: FastAPI, settings: Settings, sessions: console.Sessions, re
     access = console.AccessLog(publisher, clock, settings.intake_publish_timeout_seconds)
     console.install_console_handlers(app, sessions, access)
     app.include_router(console.create_router(sessions, access))
+    key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
+    app.state.sso = sso.SingleSignOn(sessions, access, settings.public_base_url, clock, f"sso:{key}")
+    app.include_router(sso.create_router(app.state.sso))
     app.include_router(lead_console.create_router(
         sessions, reference, read_model, handoff_details, publisher, clock,
         hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now()),

@@ -46,7 +46,8 @@ class ProviderSignIn:
         return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
 
     async def get(self, url: str, **params) -> httpx.Response:
-        return await self._keep(await self.http.get(url, params=params, headers=self._cookie()))
+        # httpx drops a URL's own query when given params, even empty ones
+        return await self._keep(await self.http.get(url, params=params or None, headers=self._cookie()))
 
     async def submit(self, page: httpx.Response, **fields) -> httpx.Response:
         action = html.unescape(re.search(r'<form[^>]*action="([^"]+)"', page.text).group(1))

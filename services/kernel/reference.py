@@ -131,6 +131,8 @@ class CaseManager(_Model):
     webhook_url: str | None = None
     channels: tuple[Channel, ...] = (Channel.sms,)
     max_caseload: int = Field(25, ge=1, le=25)  # domain brief: never over 25
+    accounts: tuple[str, ...] = Field((), description="sign-in accounts: '<provider id>:sub:<subject>' or "
+                                                     "'<provider id>:email:<verified email>'")
 
     def token_matches(self, token: str) -> bool:
         return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
@@ -298,6 +300,8 @@ class Contact(_Model):
     email: str | None = None
     webhook_url: str | None = None
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="console/API token hash")
+    accounts: tuple[str, ...] = Field((), description="sign-in accounts: '<provider id>:sub:<subject>' or "
+                                                     "'<provider id>:email:<verified email>'")
 
     def token_matches(self, token: str) -> bool:
         return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
@@ -346,6 +350,28 @@ class School(_Model):
     _tz = field_validator("timezone")(_zone)
 
 
+class IdentityProvider(_Model):
+    """An OpenID Connect provider whose people sign in to the console (an agency's or the program's Entra
+    ID, Okta, Google or Keycloak): its issuer, Handoff's client there, and what counts as MFA. Who may sign
+    in and as whom is the directory's (``accounts``), never a claim taken as it is. The client secret is
+    not here: ``HANDOFF_OIDC_SECRET_<PROVIDER_ID>`` names it, or ``..._FILE`` a file holding it."""
+
+    provider_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(description="on the sign-in button, e.g. 'Albuquerque Police (Entra ID)'")
+    issuer: str = Field(pattern=r"^(https://|http://127\.0\.0\.1[:/])", description="exactly as discovery states it")
+    client_id: str
+    organization: str = Field(description="whose people sign in there (an agency, the district, the program)")
+    scopes: tuple[str, ...] = ("openid", "email")
+    require_mfa: bool = Field(True, description="refuse a sign-in whose token shows no second factor")
+    mfa_methods: tuple[str, ...] = Field(("mfa", "otp", "hwk", "swk", "sc", "fpt", "face"),
+                                         description="amr values (RFC 8176) that are a second factor here")
+    mfa_acr_values: tuple[str, ...] = Field((), description="acr values that mean MFA here, where it says so in acr")
+
+    @property
+    def secret_variable(self) -> str:
+        return "HANDOFF_OIDC_SECRET_" + self.provider_id.upper().replace("-", "_")
+
+
 class Organization(_Model):
     """A case-management organisation that reads and updates LEAD referrals as FHIR Tasks (the SDOH
     Clinical Care referral pattern). It sees a referral only when the person's 42 CFR Part 2 consent
@@ -370,6 +396,7 @@ class ReferenceData(_Model):
     districts: dict[str, District] = {}
     volunteers: dict[str, Volunteer] = {}
     organizations: dict[str, Organization] = {}
+    identity_providers: dict[str, IdentityProvider] = {}
     calendars: dict[str, str] = {}                   # file name -> RFC 5545 text
     closures: dict[str, dict[date, str]] = {}        # school id -> day -> reason (snow days, added at run time)
     # district id -> roster key (keyed hash of a student's name and date of birth) -> school id: from the
@@ -394,7 +421,8 @@ class ReferenceData(_Model):
 SECTIONS = {"agencies": (Agency, "agency_id"), "sites": (Site, "site_id"),
             "case_managers": (CaseManager, "case_manager_id"), "schools": (School, "school_id"),
             "districts": (District, "district_id"), "volunteers": (Volunteer, "volunteer_id"),
-            "organizations": (Organization, "organization_id")}
+            "organizations": (Organization, "organization_id"),
+            "identity_providers": (IdentityProvider, "provider_id")}
 
 
 @dataclass
@@ -507,6 +535,18 @@ class LiveReference:
 
 
 def _check_references(data: ReferenceData) -> None:
+    people = [(f"case_managers.toml [case_managers.{p.case_manager_id}]", p.accounts) for p in data.case_managers.values()]
+    people += [(f"districts.toml [districts.{d.district_id}.coordinator]", d.coordinator.accounts)
+               for d in data.districts.values()]
+    people += [(f"schools.toml [schools.{s.school_id}]", c.accounts) for s in data.schools.values()
+               for c in (s.primary_contact, s.backup_contact) if c is not None]
+    for where, accounts in people:
+        for account in accounts:
+            provider, _, rest = account.partition(":")
+            kind, _, value = rest.partition(":")
+            if provider not in data.identity_providers or kind not in ("sub", "email") or not value:
+                raise ReferenceDataError(f"{where}: account {account!r} is not '<provider id>:sub:<subject>' or "
+                                         "'<provider id>:email:<address>' of a provider in identity_providers.toml")
     for agency in data.agencies.values():
         for site_id in agency.sites:
             if site_id not in data.sites:

@@ -77,6 +77,29 @@ def find_principal(reference: ReferenceData, token: str) -> tuple[str, str] | No
     return None
 
 
+def find_account(reference: ReferenceData, provider_id: str, claims: dict) -> tuple[str, str] | None:
+    """(kind, id) of the directory's person whose ``accounts`` name this provider's subject, or its verified
+    email; None for an account the directory does not know (roles and sites are the directory's)."""
+    wanted = {f"{provider_id}:sub:{claims.get('sub')}"}
+    if claims.get("email") and claims.get("email_verified") is True:
+        wanted.add(f"{provider_id}:email:{str(claims['email']).casefold()}")
+
+    def known(accounts: tuple[str, ...]) -> bool:
+        return bool(wanted & {a if ":sub:" in a else a.casefold() for a in accounts})
+
+    for person in reference.case_managers.values():
+        if known(person.accounts):
+            return "staff", person.case_manager_id
+    for district in reference.districts.values():
+        if known(district.coordinator.accounts):
+            return "coordinator", district.district_id
+    for school in reference.schools.values():
+        for contact in (school.primary_contact, school.backup_contact):
+            if contact is not None and known(contact.accounts):
+                return "school", f"{school.school_id}/{contact.contact_id}"
+    return None
+
+
 def session_key(session_id: str) -> str:
     """What the session topic and the ledger of ended sessions hold instead of the session's id."""
     return hashlib.sha256(session_id.encode()).hexdigest()
@@ -90,13 +113,15 @@ class Sessions:
     longer has is out at once. What the person may see is looked up on every request, never kept."""
 
     def __init__(self, secret: str, reference: ReferenceData, secure_cookies: bool, *, clock: Clock | None = None,
-                 idle: timedelta = timedelta(minutes=15), lifetime: timedelta = timedelta(hours=12)) -> None:
+                 idle: timedelta = timedelta(minutes=15), lifetime: timedelta = timedelta(hours=12),
+                 access_codes: bool = True) -> None:
         self.serializer = URLSafeSerializer(secret, salt="handoff-console-session-2")
         self.secret = secret.encode()
         self.reference = reference
         self.secure_cookies = secure_cookies
         self.clock = clock or SystemClock()
         self.idle, self.lifetime = idle, lifetime
+        self.access_codes = access_codes  # sign-in by access code (a development setting once OIDC is everywhere)
         self.ended: dict[str, datetime] = {}  # session key -> when it would have ended anyway
 
     def cookie_for(self, kind: str, principal_id: str) -> str:
@@ -243,21 +268,24 @@ def create_router(sessions: Sessions, access: AccessLog, sign_ins: SignInLimiter
 
     @api.get("/console/login", response_class=HTMLResponse)
     async def login_form(error: str = "") -> HTMLResponse:
-        return page("login.html", "Sign in", None, status=401 if error else 200, error=error)
+        return sign_in_page(sessions, error, status=401 if error else 200)
 
     @api.post("/console/login")
     async def login(request: Request, token: str = Form("")) -> Response:
+        if not sessions.access_codes:
+            await access.record(request, AccessEvent.sign_in_refused, False, reason="access codes are off")
+            return sign_in_page(sessions, "Sign in with your agency's account.", status=403)
         client = request.client.host if request.client else "unknown"
         wait = sign_ins.blocked_for(client)
         if wait:
             await access.record(request, AccessEvent.sign_in_refused, False, reason="too many tries")
-            return page("login.html", "Sign in", None, status=429, headers={"Retry-After": str(wait)},
-                        error="Too many tries. Wait a few minutes, then try again.")
+            return sign_in_page(sessions, "Too many tries. Wait a few minutes, then try again.", status=429,
+                                headers={"Retry-After": str(wait)})
         found = find_principal(sessions.reference, token.strip())
         if found is None:
             sign_ins.failed(client)
             await access.record(request, AccessEvent.sign_in_refused, False, reason="access code not valid")
-            return page("login.html", "Sign in", None, status=401, error="That access code is not valid.")
+            return sign_in_page(sessions, "That access code is not valid.")
         kind, principal_id = found
         await access.record(request, AccessEvent.signed_in, True, user_id=principal_id, user_kind=kind)
         response = RedirectResponse("/console", status_code=303)
@@ -283,6 +311,14 @@ def create_router(sessions: Sessions, access: AccessLog, sign_ins: SignInLimiter
         return RedirectResponse(HOME_BY_ROLE[viewer.role], status_code=303)
 
     return api
+
+
+def sign_in_page(sessions: Sessions, error: str = "", *, status: int = 401,
+                 headers: dict[str, str] | None = None) -> HTMLResponse:
+    """The sign-in page: a button per identity provider, and the access-code form where codes are allowed."""
+    providers = sorted(sessions.reference.identity_providers.values(), key=lambda p: p.name)
+    return page("login.html", "Sign in", None, status=status, headers=headers, error=error, providers=providers,
+                access_codes=sessions.access_codes)
 
 
 def set_session_cookie(response: Response, sessions: Sessions, value: str) -> None:
@@ -316,7 +352,7 @@ def install_console_handlers(app, sessions: Sessions, access: AccessLog) -> None
                                     False, user_id=str(principal_id), user_kind=str(kind), reason=why)
             except ApiError:
                 pass  # the broker is away: the access is refused all the same (and the log has it)
-        response = page("login.html", "Sign in", None, status=401, error=error)
+        response = sign_in_page(sessions, error)
         if ended is not None:
             response.delete_cookie(SESSION_COOKIE, path="/")  # told once, audited once
         return response

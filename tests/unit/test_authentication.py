@@ -19,6 +19,9 @@ SIGNED_LINKS = re.compile(r"^/(ack|walk-in)/")  # the signed, expiring, single-p
 SIGNED_BY_PROVIDER = {"/v1/sms/inbound"}  # the SMS provider's request signature (X-Twilio-Signature)
 LIVENESS = {"/healthz"}  # answers {"status": "ok"} and nothing else, for orchestrators' probes
 SIGN_IN_FORM = {("GET", "/console/login")}  # the console's sign-in page: where credentials are given
+# Where a sign-in leaves for the identity provider (it names one: "x" is none, 404); the way back
+# (/console/signed-in) needs the sign-in's own cookie, and answers the sign-in page without it.
+TO_THE_PROVIDER = {("GET", "/console/sign-in/{provider_id}")}
 PUBLIC_METADATA = {"/fhir/metadata"}  # FHIR clients read the CapabilityStatement before they authenticate
 SECRET_FEEDS = {"/calendar/{token}.ics"}  # a calendar app sends no token: the signed URL is the credential (404 if not)
 
@@ -56,6 +59,8 @@ async def test_every_endpoint_refuses_a_caller_without_credentials(app) -> None:
                     assert resp.status_code == 403, (method, path)
                 elif path in LIVENESS:
                     assert resp.json() == {"status": "ok"}
+                elif (method, path) in TO_THE_PROVIDER:
+                    assert resp.status_code == 404 and "no such identity provider" in resp.text
                 elif (method, path) in SIGN_IN_FORM:
                     assert resp.status_code == 200 and "access code" in resp.text
                 elif path.startswith("/console"):  # browsers: a session cookie, else the sign-in page

@@ -227,3 +227,26 @@ async def test_every_sign_in_is_audited_without_the_code_and_forms_survive_a_ren
     records = replica.publisher.events(AccessAudited)
     assert all(r.component == "console" and r.occurred_at and r.client_address for r in records)
     assert "not-a-code-at-all" not in repr(records) and "local-dev-token" not in repr(records)
+
+
+async def test_the_sign_in_page_offers_each_identity_provider_and_access_codes_only_where_allowed(settings) -> None:
+    replica = Console(settings)
+    async with replica.client() as c:
+        page = (await c.get("/console/login")).text
+        assert 'href="/console/sign-in/keycloak-local"' in page and 'name="token"' in page
+    closed = Console(settings.model_copy(update={"console_access_codes": False}))
+    async with closed.client() as c:
+        page = (await c.get("/console/login")).text
+        assert 'href="/console/sign-in/keycloak-local"' in page and 'name="token"' not in page
+        refused = await sign_in(c, "local-dev-token-cm-ana")
+        assert refused.status_code == 403 and "handoff_session" not in c.cookies
+    assert closed.audited() == [("sign_in_refused", False, None, "access codes are off")]
+
+
+async def test_a_sign_in_answer_without_its_cookie_or_for_an_unknown_provider_is_refused(settings) -> None:
+    replica = Console(settings)
+    async with replica.client() as c:
+        assert (await c.get("/console/sign-in/nobody")).status_code == 404
+        stale = await c.get("/console/signed-in", params={"code": "c", "state": "s"})
+        assert stale.status_code == 401 and "expired or was started elsewhere" in stale.text
+    assert [a[0] for a in replica.audited()] == ["sign_in_refused", "sign_in_refused"]

@@ -1,0 +1,154 @@
+"""Console sign-in with the person's own identity provider: OpenID Connect's authorization code flow
+with PKCE, ``state`` and ``nonce`` (OIDC Core 3.1).
+
+1. ``/console/sign-in/{provider}``: a fresh state, nonce and PKCE verifier go into a short-lived signed
+   cookie (SameSite=Lax: it must come back on the provider's redirect), and the person goes to the
+   provider.
+2. ``/console/signed-in``: the state must match the cookie's, the code is exchanged once (with the
+   verifier and Handoff's client secret), the ID token must pass ``oidc.check_id_token`` with the
+   cookie's nonce, the sign-in must show a second factor where the provider is set to require it, and
+   the account must be one the directory names. Then the console session begins; anything else is a
+   sign-in page saying why, and an ``AccessAudited`` record.
+
+The provider's discovery document and keys are fetched once per provider and reused; when the provider
+cannot be reached, sign-in says so and the sessions already open carry on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from services.kernel.clock import Clock
+from services.kernel.events import AccessEvent
+from services.kernel.reference import IdentityProvider
+from services.web.console import AccessLog, Sessions, find_account, set_session_cookie, sign_in_page
+from services.web.oidc import IdTokenRefused, Provider, ProviderKeys, ProviderUnavailable, check_id_token, mfa_used
+
+SIGN_IN_COOKIE = "handoff_sign_in"
+SIGN_IN_SECONDS = 600  # from leaving for the provider to coming back
+
+
+class SingleSignOn:
+    def __init__(self, sessions: Sessions, access: AccessLog, public_base_url: str, clock: Clock, secret: str,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self.sessions, self.access, self.clock = sessions, access, clock
+        self.redirect_uri = f"{public_base_url.rstrip('/')}/console/signed-in"
+        self.serializer = URLSafeTimedSerializer(secret, salt="handoff-console-sign-in")
+        self.http = http or httpx.AsyncClient(timeout=10)
+        self._providers: dict[str, tuple[Provider, ProviderKeys]] = {}
+
+    async def provider(self, config: IdentityProvider) -> tuple[Provider, ProviderKeys]:
+        known = self._providers.get(config.provider_id)
+        if known is None or known[0].issuer != config.issuer:
+            provider = await Provider.discover(config.issuer, self.http)
+            known = self._providers[config.provider_id] = (provider, ProviderKeys(provider.jwks_uri, self.http))
+        return known
+
+
+def client_secret(config: IdentityProvider) -> str:
+    """Handoff's secret at this provider, from the environment (or the file it names): never from the repo."""
+    if os.environ.get(config.secret_variable):
+        return os.environ[config.secret_variable]
+    path = os.environ.get(f"{config.secret_variable}_FILE")
+    return Path(path).read_text().strip() if path else ""
+
+
+def create_router(sso: SingleSignOn) -> APIRouter:
+    api = APIRouter(include_in_schema=False)
+    sessions, access = sso.sessions, sso.access
+
+    async def refused(request: Request, why: str, *, status: int = 401, provider: str | None = None,
+                      user_id: str | None = None) -> Response:
+        await access.record(request, AccessEvent.sign_in_refused, False, user_id=user_id,
+                            reason=f"{provider}: {why}" if provider else why)
+        response = sign_in_page(sessions, f"Sign-in refused: {why}.", status=status)
+        response.delete_cookie(SIGN_IN_COOKIE, path="/console")
+        return response
+
+    @api.get("/console/sign-in/{provider_id}")
+    async def start(request: Request, provider_id: str) -> Response:
+        config = sessions.reference.identity_providers.get(provider_id)
+        if config is None:
+            return await refused(request, "no such identity provider", status=404)
+        try:
+            provider, _keys = await sso.provider(config)
+        except ProviderUnavailable:
+            return await refused(request, f"{config.name} cannot be reached just now; try again in a few minutes",
+                                 status=503, provider=provider_id)
+        state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = urlencode({"response_type": "code", "client_id": config.client_id, "redirect_uri": sso.redirect_uri,
+                           "scope": " ".join(config.scopes), "state": state, "nonce": nonce,
+                           "code_challenge": challenge, "code_challenge_method": "S256"})
+        response = RedirectResponse(f"{provider.authorization_endpoint}?{query}", status_code=303)
+        response.set_cookie(SIGN_IN_COOKIE, sso.serializer.dumps([provider_id, state, nonce, verifier]),
+                            max_age=SIGN_IN_SECONDS, httponly=True, samesite="lax", secure=sessions.secure_cookies,
+                            path="/console")
+        return response
+
+    @api.get("/console/signed-in")
+    async def signed_in(request: Request, code: str = "", state: str = "", error: str = "") -> Response:
+        try:
+            provider_id, expected_state, nonce, verifier = sso.serializer.loads(
+                request.cookies.get(SIGN_IN_COOKIE, ""), max_age=SIGN_IN_SECONDS)
+        except (BadSignature, ValueError, TypeError):
+            return await refused(request, "this sign-in expired or was started elsewhere; please start again")
+        config = sessions.reference.identity_providers.get(provider_id)
+        if config is None:
+            return await refused(request, "no such identity provider", provider=provider_id)
+        if not hmac.compare_digest(str(expected_state), state):
+            return await refused(request, "the answer is not for this sign-in (state)", provider=provider_id)
+        if error or not code:
+            return await refused(request, f"{config.name} did not sign you in ({error or 'no code'})",
+                                 provider=provider_id)
+        try:
+            provider, keys = await sso.provider(config)
+            answer = await sso.http.post(provider.token_endpoint, data={
+                "grant_type": "authorization_code", "code": code, "redirect_uri": sso.redirect_uri,
+                "code_verifier": verifier, "client_id": config.client_id, "client_secret": client_secret(config)})
+        except (ProviderUnavailable, httpx.HTTPError):
+            return await refused(request, f"{config.name} cannot be reached just now; try again in a few minutes",
+                                 status=503, provider=provider_id)
+        if answer.status_code != 200:
+            said = answer.json().get("error", answer.status_code) if "json" in answer.headers.get(
+                "content-type", "") else answer.status_code
+            return await refused(request, f"{config.name} refused the code ({said})", provider=provider_id)
+        try:
+            claims = await check_id_token(str(answer.json().get("id_token", "")), issuer=config.issuer,
+                                          client_id=config.client_id, keys=keys, nonce=str(nonce),
+                                          now=sso.clock.now())
+        except IdTokenRefused as exc:
+            return await refused(request, exc.reason, provider=provider_id)
+        except ProviderUnavailable:
+            return await refused(request, f"{config.name} cannot be reached just now", status=503, provider=provider_id)
+        if config.require_mfa and not mfa_used(claims, config.mfa_methods, config.mfa_acr_values):
+            return await refused(request, "your sign-in did not use a second factor (an authenticator app or key); "
+                                          "Handoff requires one to show anyone's identity", status=403,
+                                 provider=provider_id)
+        found = find_account(sessions.reference, provider_id, claims)
+        if found is None:
+            return await refused(request, "your account is not in Handoff's directory; ask your program's "
+                                          "administrator", status=403, provider=provider_id)
+        kind, principal_id = found
+        await access.record(request, AccessEvent.signed_in, True, user_id=principal_id, user_kind=kind,
+                            reason=f"via {provider_id}")
+        # A page, not a redirect: the session cookie is SameSite=Strict, and a browser would not send it on a
+        # redirect that a cross-site navigation (the provider's) began.
+        response = HTMLResponse('<!doctype html><meta http-equiv="refresh" content="0;url=/console">'
+                                '<title>Signed in</title><p><a href="/console">Continue</a></p>')
+        set_session_cookie(response, sessions, sessions.cookie_for(kind, principal_id))
+        response.delete_cookie(SIGN_IN_COOKIE, path="/console")
+        return response
+
+    return api

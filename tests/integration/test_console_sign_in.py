@@ -1,0 +1,105 @@
+"""The console's sign-in with the person's identity provider, against a real Keycloak: password and TOTP at
+the provider, then a console session for the person the directory names, in their role. Refused, each with
+a page saying why and an audit record: an answer for another sign-in (state), a code used twice, a sign-in
+without a second factor, an account the directory does not know, a provider that cannot be reached."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import httpx
+import pyotp
+import pytest
+from pydantic import SecretStr
+
+from services import runtime
+from services.kernel.events import AccessAudited
+from services.kernel.reference import load_reference_data
+from services.kernel.settings import REPO_ROOT
+from services.messaging.kafka import InMemoryPublisher
+from services.web.sso import SIGN_IN_COOKIE
+from tests.identity import PASSWORD, ProviderSignIn, totp_seed
+
+pytestmark = pytest.mark.integration
+BASE = "http://127.0.0.1:8080"  # the console's public address: the provider sends people back to it
+
+
+@pytest.fixture
+def console(memory_settings, keycloak_issuer, monkeypatch):
+    monkeypatch.setenv("HANDOFF_OIDC_SECRET_KEYCLOAK_LOCAL", "local-dev-console-secret")
+    reference = load_reference_data(REPO_ROOT / "config" / "local")
+    provider = reference.identity_providers["keycloak-local"].model_copy(update={"issuer": keycloak_issuer})
+    reference = reference.model_copy(update={"identity_providers": {"keycloak-local": provider}})
+    publisher = InMemoryPublisher()
+    settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k"), "public_base_url": BASE})
+    app = runtime.build_http_app(settings, reference, publisher, follow_topics=False)
+    app.state.publisher = publisher
+    return app
+
+
+async def at_provider(start: httpx.Response, user: str, otp: bool = True) -> str:
+    """The person at the provider's pages; the path and query the provider sends them back to."""
+    async with httpx.AsyncClient(follow_redirects=False, timeout=20) as http:
+        person = ProviderSignIn(http, {})
+        login = await person.get(start.headers["location"])
+        page = await person.submit(login, username=user, password=PASSWORD)
+        if otp:
+            page = await person.submit(page, otp=pyotp.TOTP(totp_seed(user)).now())
+        location = page.headers["location"]
+        assert location.startswith(f"{BASE}/console/signed-in?"), (page.status_code, location[:80])
+        parsed = urlparse(location)
+        return f"{parsed.path}?{parsed.query}"
+
+
+def audited(app) -> list[tuple[str, bool, str | None, str | None]]:
+    return [(a.event_type.value, a.success, a.user_id, a.reason) for a in app.state.publisher.events(AccessAudited)]
+
+
+async def test_a_person_signs_in_at_their_provider_with_totp_and_lands_in_their_role(console) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url=BASE) as c:
+        login = await c.get("/console/login")
+        assert 'href="/console/sign-in/keycloak-local"' in login.text
+        start = await c.get("/console/sign-in/keycloak-local")
+        assert start.status_code == 303 and "code_challenge_method=S256" in start.headers["location"]
+        kept = c.cookies[SIGN_IN_COOKIE]
+        back = await at_provider(start, "coord-abq")
+        done = await c.get(back)
+        assert done.status_code == 200 and "/console" in done.text and "handoff_session" in c.cookies
+        assert (await c.get("/console")).headers["location"] == "/console/triage"
+        assert (await c.get("/console/triage")).status_code == 200
+
+        c.cookies.set(SIGN_IN_COOKIE, kept, path="/console")  # the same answer again: its code is spent
+        again = await c.get(back)
+        assert again.status_code == 401 and "refused the code (invalid_grant)" in again.text
+        c.cookies.set(SIGN_IN_COOKIE, kept, path="/console")
+        forged = await c.get(back.replace("state=", "state=x"))
+        assert forged.status_code == 401 and "(state)" in forged.text
+    assert audited(console)[0] == ("signed_in", True, "abq-ps", "via keycloak-local")
+    assert [a[0] for a in audited(console)[1:]] == ["sign_in_refused", "sign_in_refused"]
+
+
+async def test_no_second_factor_or_an_account_the_directory_lacks_opens_nothing(console) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url=BASE) as c:
+        start = await c.get("/console/sign-in/keycloak-local")
+        refused = await c.get(await at_provider(start, "no-mfa", otp=False))
+        assert refused.status_code == 403 and "second factor" in refused.text
+        start = await c.get("/console/sign-in/keycloak-local")
+        stranger = await c.get(await at_provider(start, "stranger"))
+        assert stranger.status_code == 403 and "your account is not in Handoff" in stranger.text
+        assert "handoff_session" not in c.cookies
+        assert (await c.get("/console/triage")).status_code == 401
+    reasons = [a[3] for a in audited(console)]
+    assert all(not a[1] for a in audited(console)) and any("second factor" in r for r in reasons)
+    assert any("directory" in r for r in reasons)
+
+
+async def test_a_provider_that_cannot_be_reached_is_said_so(console) -> None:
+    from deploy.local_stack import free_port
+
+    reference = console.state.sessions.reference
+    gone = reference.identity_providers["keycloak-local"].model_copy(
+        update={"issuer": f"http://127.0.0.1:{free_port()}/realms/handoff"})
+    console.state.sessions.reference = reference.model_copy(update={"identity_providers": {"keycloak-local": gone}})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url=BASE) as c:
+        start = await c.get("/console/sign-in/keycloak-local")
+    assert start.status_code == 503 and "cannot be reached" in start.text
