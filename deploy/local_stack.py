@@ -414,17 +414,8 @@ class LocalRegistry:
             cwd=self.work_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise LocalStackError(f"Apicurio Registry exited with {self.process.returncode}; see {self.work_dir / 'registry.log'}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self.url
-            if time.monotonic() > deadline:
-                raise LocalStackError(f"Apicurio Registry not ready after {timeout}s; see {self.work_dir / 'registry.log'}")
-            time.sleep(0.3)
+        _wait_for_http(self.process, f"{self.url}/subjects", "Apicurio Registry", self.work_dir / "registry.log", timeout)
+        return self.url
 
     def stop(self) -> None:
         _stop_process(self.process)
@@ -483,18 +474,8 @@ class LocalKeycloak:
             cwd=self.work_dir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
-        deadline = time.monotonic() + timeout
-        discovery = f"{self.issuer}/.well-known/openid-configuration"
-        while True:
-            if self.process.poll() is not None:
-                raise LocalStackError(f"Keycloak exited with {self.process.returncode}; see {self.work_dir / 'keycloak.log'}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(discovery, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise LocalStackError(f"Keycloak not ready after {timeout}s; see {self.work_dir / 'keycloak.log'}")
-            time.sleep(0.5)
+        _wait_for_http(self.process, f"{self.issuer}/.well-known/openid-configuration", "Keycloak",
+                       self.work_dir / "keycloak.log", timeout)
         self._configure()
         return self.issuer
 
@@ -534,6 +515,21 @@ class LocalKeycloak:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _wait_for_http(process: subprocess.Popen, url: str, name: str, log: Path, timeout: float) -> None:
+    """Until ``url`` answers 200; ``LocalStackError`` (naming the log) if ``process`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise LocalStackError(f"{name} exited with {process.returncode}; see {log}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        if time.monotonic() > deadline:
+            raise LocalStackError(f"{name} not ready after {timeout}s; see {log}")
+        time.sleep(0.3)
 
 
 def _kraft_cluster_id() -> str:
