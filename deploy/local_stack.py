@@ -438,7 +438,8 @@ class LocalKeycloak:
 
     Keycloak puts the authentication methods a sign-in used in the ID token's ``amr`` only where the
     realm's browser flow names them; a realm import cannot configure the built-in flow's steps, so
-    ``start`` names them through the admin API: the password form ``pwd``, the OTP form ``otp``."""
+    ``start`` names them through the admin API: the password form ``pwd``, the OTP form ``otp``, each
+    counted for the realm's session lifetime after the step (``maxAge``)."""
 
     port: int | None = None
     work_dir: Path | None = None
@@ -503,8 +504,11 @@ class LocalKeycloak:
         for execution in call("GET", f"{flows}/flows/browser/executions", token=token):
             reference = {"auth-username-password-form": "pwd", "auth-otp-form": "otp"}.get(execution.get("providerId"))
             if reference and not execution.get("authenticationConfig"):
+                # maxAge: how long after the step its method still counts in a token (unset, 0: only a token
+                # issued in the same second would name it)
                 call("POST", f"{flows}/executions/{execution['id']}/config", {
-                    "alias": f"amr-{reference}", "config": {"default.reference.value": reference}}, token)
+                    "alias": f"amr-{reference}", "config": {"default.reference.value": reference,
+                                                           "default.reference.maxAge": "43200"}}, token)
 
     def stop(self) -> None:
         _stop_process(self.process)

@@ -242,9 +242,9 @@ def add_console(app: FastAPI, settings: Settings, sessions: console.Sessions, re
     """The web console: sign-in, then each role's views, behind the same credentials as the API."""
     access = console.AccessLog(publisher, clock, settings.intake_publish_timeout_seconds)
     console.install_console_handlers(app, sessions, access)
-    app.include_router(console.create_router(sessions, access))
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
     app.state.sso = sso.SingleSignOn(sessions, access, settings.public_base_url, clock, f"sso:{key}")
+    app.include_router(console.create_router(sessions, access, sign_out_there=app.state.sso.end_session_url))
     app.include_router(sso.create_router(app.state.sso))
     app.include_router(lead_console.create_router(
         sessions, reference, read_model, handoff_details, publisher, clock,

@@ -18,7 +18,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,6 +60,7 @@ class Viewer:
     session_id: str = ""
     signed_in_at: datetime | None = None
     principal: str = ""  # who signed in, as the audit names them: staff id, district id, school/contact id
+    signed_in_with: tuple[str, str] | None = None  # (identity provider id, its ID token): to sign out there too
 
 
 def find_principal(reference: ReferenceData, token: str) -> tuple[str, str] | None:
@@ -124,9 +125,12 @@ class Sessions:
         self.access_codes = access_codes  # sign-in by access code (a development setting once OIDC is everywhere)
         self.ended: dict[str, datetime] = {}  # session key -> when it would have ended anyway
 
-    def cookie_for(self, kind: str, principal_id: str) -> str:
+    def cookie_for(self, kind: str, principal_id: str, signed_in_with: tuple[str, str] | None = None) -> str:
+        """A new session's cookie; ``signed_in_with``: (provider id, ID token) of an OIDC sign-in, kept to end
+        the provider's session too when the person signs out."""
         now = self.clock.now().timestamp()
-        return self.serializer.dumps([kind, principal_id, secrets.token_urlsafe(18), now, now])
+        return self.serializer.dumps([kind, principal_id, secrets.token_urlsafe(18), now, now,
+                                      list(signed_in_with) if signed_in_with else None])
 
     def apply(self, event: ConsoleSessionEnded) -> None:
         """An ended session, from the sessions topic (this replica's own sign-outs too)."""
@@ -145,8 +149,9 @@ class Sessions:
         if not raw:
             return None
         try:
-            kind, principal_id, session_id, began, used = self.serializer.loads(raw)
+            kind, principal_id, session_id, began, used, provider = self.serializer.loads(raw)
             began_at, used_at = (datetime.fromtimestamp(float(t), UTC) for t in (began, used))
+            signed_in_with = (str(provider[0]), str(provider[1])) if provider else None
         except (BadSignature, ValueError, TypeError):
             return None
         now = self.clock.now()
@@ -160,9 +165,11 @@ class Sessions:
             request.state.session_ended = ("not_in_directory", kind, principal_id)
             return None
         if now - used_at >= REFRESH_AFTER:  # still in use: renewed on the way out (install_console_handlers)
-            request.state.session_cookie = self.serializer.dumps([kind, principal_id, session_id, began, now.timestamp()])
+            request.state.session_cookie = self.serializer.dumps([kind, principal_id, session_id, began, now.timestamp(),
+                                                                  provider])
         csrf = hmac.new(self.secret, str(session_id).encode(), hashlib.sha256).hexdigest()[:32]
-        return replace(viewer, csrf=csrf, session_id=str(session_id), signed_in_at=began_at, principal=str(principal_id))
+        return replace(viewer, csrf=csrf, session_id=str(session_id), signed_in_at=began_at, principal=str(principal_id),
+                       signed_in_with=signed_in_with)
 
     def _who(self, kind: str, principal_id: str) -> Viewer | None:
         ref = self.reference
@@ -262,7 +269,17 @@ ENDED_SAYS = {"idle": "Your session ended after {idle} minutes without use. Plea
               "not_in_directory": "Your account is no longer in the directory."}
 
 
-def create_router(sessions: Sessions, access: AccessLog, sign_ins: SignInLimiter | None = None) -> APIRouter:
+SignOutThere = Callable[[Viewer], Awaitable[str | None]]
+
+
+async def _nowhere(_viewer: Viewer) -> str | None:
+    return None
+
+
+def create_router(sessions: Sessions, access: AccessLog, sign_ins: SignInLimiter | None = None,
+                  sign_out_there: SignOutThere = _nowhere) -> APIRouter:
+    """``sign_out_there(viewer)``: where to send a person signing out so that their identity provider ends its
+    session too (RP-initiated logout), or None."""
     api = APIRouter(include_in_schema=False)
     sign_ins = sign_ins or SignInLimiter()
 
@@ -301,7 +318,7 @@ def create_router(sessions: Sessions, access: AccessLog, sign_ins: SignInLimiter
                                access.timeout_seconds, "sessions")
         sessions.apply(ended)  # at once here; every other replica as it reads the topic
         await access.record(request, AccessEvent.signed_out, True, user_id=viewer.principal, user_kind=viewer.kind)
-        response = RedirectResponse("/console/login", status_code=303)
+        response = RedirectResponse(await sign_out_there(viewer) or "/console/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 

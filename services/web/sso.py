@@ -32,7 +32,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from services.kernel.clock import Clock
 from services.kernel.events import AccessEvent
 from services.kernel.reference import IdentityProvider
-from services.web.console import AccessLog, Sessions, find_account, set_session_cookie, sign_in_page
+from services.web.console import AccessLog, Sessions, Viewer, find_account, set_session_cookie, sign_in_page
 from services.web.oidc import IdTokenRefused, Provider, ProviderKeys, ProviderUnavailable, check_id_token, mfa_used
 
 SIGN_IN_COOKIE = "handoff_sign_in"
@@ -47,6 +47,23 @@ class SingleSignOn:
         self.serializer = URLSafeTimedSerializer(secret, salt="handoff-console-sign-in")
         self.http = http or httpx.AsyncClient(timeout=10)
         self._providers: dict[str, tuple[Provider, ProviderKeys]] = {}
+
+    async def end_session_url(self, viewer: Viewer) -> str | None:
+        """Where a person who signed in at a provider goes on signing out, so that the provider ends its
+        session too (OIDC RP-Initiated Logout): else the next sign-in there would need no password."""
+        if viewer.signed_in_with is None:
+            return None
+        provider_id, id_token = viewer.signed_in_with
+        config = self.sessions.reference.identity_providers.get(provider_id)
+        try:
+            provider = (await self.provider(config))[0] if config else None
+        except ProviderUnavailable:
+            return None  # signed out here all the same; the provider's own session ends on its own timeout
+        if provider is None or not provider.end_session_endpoint:
+            return None
+        return f"{provider.end_session_endpoint}?" + urlencode({
+            "id_token_hint": id_token, "client_id": config.client_id,
+            "post_logout_redirect_uri": self.redirect_uri.replace("/console/signed-in", "/console/login")})
 
     async def provider(self, config: IdentityProvider) -> tuple[Provider, ProviderKeys]:
         known = self._providers.get(config.provider_id)
@@ -125,7 +142,8 @@ def create_router(sso: SingleSignOn) -> APIRouter:
                 "content-type", "") else answer.status_code
             return await refused(request, f"{config.name} refused the code ({said})", provider=provider_id)
         try:
-            claims = await check_id_token(str(answer.json().get("id_token", "")), issuer=config.issuer,
+            id_token = str(answer.json().get("id_token", ""))
+            claims = await check_id_token(id_token, issuer=config.issuer,
                                           client_id=config.client_id, keys=keys, nonce=str(nonce),
                                           now=sso.clock.now())
         except IdTokenRefused as exc:
@@ -147,7 +165,7 @@ def create_router(sso: SingleSignOn) -> APIRouter:
         # redirect that a cross-site navigation (the provider's) began.
         response = HTMLResponse('<!doctype html><meta http-equiv="refresh" content="0;url=/console">'
                                 '<title>Signed in</title><p><a href="/console">Continue</a></p>')
-        set_session_cookie(response, sessions, sessions.cookie_for(kind, principal_id))
+        set_session_cookie(response, sessions, sessions.cookie_for(kind, principal_id, (provider_id, id_token)))
         response.delete_cookie(SIGN_IN_COOKIE, path="/console")
         return response
 

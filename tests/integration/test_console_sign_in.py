@@ -64,7 +64,7 @@ async def test_a_person_signs_in_at_their_provider_with_totp_and_lands_in_their_
         kept = c.cookies[SIGN_IN_COOKIE]
         back = await at_provider(start, "coord-abq")
         done = await c.get(back)
-        assert done.status_code == 200 and "/console" in done.text and "handoff_session" in c.cookies
+        assert done.status_code == 200 and "/console" in done.text and "handoff_session" in c.cookies, audited(console)
         assert (await c.get("/console")).headers["location"] == "/console/triage"
         assert (await c.get("/console/triage")).status_code == 200
 
@@ -85,7 +85,7 @@ async def test_no_second_factor_or_an_account_the_directory_lacks_opens_nothing(
         assert refused.status_code == 403 and "second factor" in refused.text
         start = await c.get("/console/sign-in/keycloak-local")
         stranger = await c.get(await at_provider(start, "stranger"))
-        assert stranger.status_code == 403 and "your account is not in Handoff" in stranger.text
+        assert stranger.status_code == 403 and "your account is not in Handoff" in stranger.text, stranger.text.split("alert")[1][:300]
         assert "handoff_session" not in c.cookies
         assert (await c.get("/console/triage")).status_code == 401
     reasons = [a[3] for a in audited(console)]
@@ -103,3 +103,33 @@ async def test_a_provider_that_cannot_be_reached_is_said_so(console) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url=BASE) as c:
         start = await c.get("/console/sign-in/keycloak-local")
     assert start.status_code == 503 and "cannot be reached" in start.text
+
+
+async def test_signing_out_ends_the_session_at_the_provider_too(console) -> None:
+    """Before signing out, the provider's own session signs the person in again without a password; after, it
+    asks for the password: signing out of Handoff ended both sessions (OIDC RP-Initiated Logout)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url=BASE) as c, \
+            httpx.AsyncClient(follow_redirects=False, timeout=20) as http:
+        person = ProviderSignIn(http, {})
+
+        async def leave_for_the_provider() -> httpx.Response:
+            return await person.get((await c.get("/console/sign-in/keycloak-local")).headers["location"])
+
+        login = await leave_for_the_provider()
+        page = await person.submit(login, username="cm-cruz", password=PASSWORD)
+        page = await person.submit(page, otp=pyotp.TOTP(totp_seed("cm-cruz")).now())
+        back = urlparse(page.headers["location"])
+        assert (await c.get(f"{back.path}?{back.query}")).status_code == 200, audited(console)
+        assert (await c.get("/console/worklist")).status_code == 200
+        again = await leave_for_the_provider()  # the provider still knows the person: straight back, no password
+        assert again.status_code == 302 and again.headers["location"].startswith(f"{BASE}/console/signed-in?")
+
+        worklist = (await c.get("/console/worklist")).text
+        token = worklist.split('name="csrf_token" value="')[1].split('"')[0]
+        out = await c.post("/console/logout", data={"csrf_token": token})
+        assert out.status_code == 303 and "/protocol/openid-connect/logout?id_token_hint=" in out.headers["location"]
+        ended = await person.get(out.headers["location"])
+        assert ended.status_code == 302 and ended.headers["location"] == f"{BASE}/console/login"
+        assert (await c.get("/console/worklist")).status_code == 401
+        after = await leave_for_the_provider()
+        assert after.status_code == 200 and 'name="password"' in after.text  # the provider asks again
