@@ -9,6 +9,7 @@
     handoff reference roster DIR      import a district's OneRoster files (which school each child attends)
     handoff hwc close|reopen          a run-time school closure (snow day)
     handoff dlq list|show|resubmit    what was dead-lettered and why; one in full; send one back, as it was or corrected
+    handoff audit export --from --to  the audit trail (sign-ins, denials, disclosures) as CSV for an auditor
     handoff hwc due --school --at     when a Handle With Care notice is due (--explain says why)
     handoff agency-token AGENCY       a new API token for an agency and the hash for agencies.toml
     handoff connect watch DIR         ingest a CAD's file drop (--agency, --format eido|csv|xml, --layout)
@@ -36,11 +37,12 @@ topics_cli = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 schemas_cli = typer.Typer(help="Avro schemas and the registry.", no_args_is_help=True)
 reference_cli = typer.Typer(help="Reference data.", no_args_is_help=True)
 dlq_cli = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
+audit_cli = typer.Typer(help="The audit trail (CJIS 5.4.1.1).", no_args_is_help=True)
 hwc_cli = typer.Typer(help="Handle With Care operator tasks.", no_args_is_help=True)
 stack_cli = typer.Typer(help="The local, Docker-free stack.", no_args_is_help=True)
 connect_cli = typer.Typer(help="Connectors to the systems agencies run (CAD file drops).", no_args_is_help=True)
 for sub, name in ((topics_cli, "topics"), (schemas_cli, "schemas"), (reference_cli, "reference"), (dlq_cli, "dlq"),
-                  (hwc_cli, "hwc"), (stack_cli, "stack"), (connect_cli, "connect")):
+                  (audit_cli, "audit"), (hwc_cli, "hwc"), (stack_cli, "stack"), (connect_cli, "connect")):
     cli.add_typer(sub, name=name)
 
 ConfigDir = Annotated[Path | None, typer.Option("--config", help="reference data directory (default: settings)")]
@@ -239,6 +241,34 @@ def reference_roster(folder: Annotated[Path, typer.Argument(help="the district's
     typer.echo(f"{district}: {len(roster.entries)} students placed at {len(set(roster.entries.values()))} schools; "
                f"left out: {roster.without_birth_date} without a date of birth, {roster.at_unknown_schools} at schools "
                f"not in the directory, {roster.ambiguous} enrolled at several schools with no primary one")
+
+
+@audit_cli.command("export")
+def audit_export(since: Annotated[datetime, typer.Option("--from", help="from this time, UTC: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS")],
+                 until: Annotated[datetime, typer.Option("--to", help="to this time, not included")],
+                 out: Annotated[Path | None, typer.Option(help="write the CSV here (default: standard output)")] = None,
+                 ) -> None:
+    """The audit trail between two times as CSV for an agency's auditor: every sign-in and its failures,
+    sign-out, expired session, denied access and disclosure, with when, component, event, user, outcome,
+    reason and where from. Ids only: no participant's or child's data is in the trail to export."""
+    import csv
+    from datetime import UTC
+
+    from services.ops import AUDIT_COLUMNS, read_audit
+
+    since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
+    if until <= since:
+        raise typer.BadParameter("--to must be after --from")
+    rows = asyncio.run(read_audit(settings(), since, until))
+    target = out.open("w", newline="") if out else sys.stdout
+    try:
+        writer = csv.DictWriter(target, fieldnames=AUDIT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    finally:
+        if out:
+            target.close()
+    typer.echo(f"{len(rows)} audit record(s) from {since.isoformat()} to {until.isoformat()}", err=True)
 
 
 @dlq_cli.command("list")

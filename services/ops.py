@@ -5,14 +5,22 @@ topic it came from."""
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from services.kernel.errors import describe_validation_error
-from services.kernel.events import CadChildEncountered, CadReferralMade, DeadLetterRecorded, EngagementRecorded
+from services.kernel.events import (
+    AccessAudited,
+    CadChildEncountered,
+    CadReferralMade,
+    DeadLetterRecorded,
+    DisclosureAudited,
+    EngagementRecorded,
+)
 from services.kernel.settings import Settings
-from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS, DEAD_LETTER, REFERRALS, by_name
+from services.kernel.topics import AUDIT, CAD_CHILD_ENCOUNTERS, CAD_REFERRALS, DEAD_LETTER, REFERRALS, by_name
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
 
@@ -52,6 +60,55 @@ async def _behind(consumer, partitions, ends) -> bool:
         if await consumer.position(tp) < ends[tp]:
             return True
     return False
+
+
+AUDIT_COLUMNS = ("when", "component", "event", "user", "user_kind", "outcome", "reason", "where_from", "record",
+                 "subject", "audit_id")
+
+
+async def read_audit(settings: Settings, since: datetime, until: datetime) -> list[dict[str, str]]:
+    """Every audit record (sign-ins, sign-outs, expiries, denials and disclosures) that happened in
+    [``since``, ``until``), oldest first, as CJIS 5.4.1.1 reads them: when, which component, what event,
+    which user, the outcome and why, where from. Reads from the records written since an hour before
+    ``since`` (a record is written as it happens), to the topic's end as it is when called."""
+    topic = AUDIT.qualified(settings.topic_prefix)
+    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    counts = await topic_partition_counts(settings, [topic])
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(counts[topic])]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.offsets_for_times(
+            {tp: int((since - timedelta(hours=1)).timestamp() * 1000) for tp in partitions})
+        for tp in partitions:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
+        rows = []
+        while await _behind(consumer, partitions, ends):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    event = await codec.decode(record.value, (AccessAudited, DisclosureAudited))
+                    row = _audit_row(event)
+                    if since <= datetime.fromisoformat(row["when"]) < until:
+                        rows.append(row)
+        return sorted(rows, key=lambda row: row["when"])
+    finally:
+        await consumer.stop()
+        await codec.registry.close()
+
+
+def _audit_row(event: AccessAudited | DisclosureAudited) -> dict[str, str]:
+    if isinstance(event, AccessAudited):
+        return {"when": event.occurred_at.isoformat(), "component": event.component, "event": event.event_type.value,
+                "user": event.user_id or "", "user_kind": event.user_kind or "",
+                "outcome": "success" if event.success else "failure", "reason": event.reason or "",
+                "where_from": event.client_address or "", "record": "", "subject": "", "audit_id": event.audit_id}
+    return {"when": event.disclosed_at.isoformat(), "component": event.service, "event": "disclosure",
+            "user": event.recipient_id, "user_kind": event.recipient_role, "outcome": event.outcome.value,
+            "reason": event.channel.value, "where_from": "", "record": event.record_kind.value,
+            "subject": event.subject_id, "audit_id": event.audit_id}
 
 
 class ResubmitError(ValueError):
