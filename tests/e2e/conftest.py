@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -11,10 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import _die_with_parent, _stop_process, free_port
 from services.kernel.settings import REPO_ROOT
+from tests.conftest import eventually
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import LOCAL_INBOX, system_factory  # noqa: F401  (the browser tests use it)
 
 WEBHOOK_SECRET = "e2e-webhook-secret"
@@ -82,3 +86,32 @@ def process_system(kafka_settings, tmp_path):
     finally:
         system.stop_all()
         inbox.stop()
+
+
+@pytest.fixture
+async def browser():
+    """Debian's Chromium, headless, driven by Playwright (which downloads no browser here)."""
+    playwright_api = pytest.importorskip("playwright.async_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Debian's chromium is not installed at {CHROMIUM}: make test installs it (apt-get install chromium)")
+    async with playwright_api.async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def served():
+    """``await serve(app, port)`` runs the HTTP app on 127.0.0.1 in this test's loop until the test ends."""
+    servers = []
+
+    async def serve(app, port: int) -> str:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+        servers.append((server, asyncio.create_task(server.serve())))
+        await eventually(lambda: server.started, timeout=20)
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for server, task in servers:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

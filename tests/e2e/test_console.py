@@ -4,71 +4,20 @@ desktop width under docs/console/, which the README links to."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 
 from deploy.local_stack import free_port
-from services.kernel.settings import REPO_ROOT
 from tests.conftest import eventually
+from tests.e2e.browser import DESKTOP, PHONE, fits_the_screen, screenshot
 from tests.integration.test_hwc_flow import FRIDAY_NIGHT, encounter
 from tests.integration.test_lead_flow import on_call, submit
 
-playwright_api = pytest.importorskip("playwright.async_api")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = REPO_ROOT / "docs" / "console"
-PHONE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 900}
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("America/Denver"))
 AGENCY = {"Authorization": "Bearer local-dev-token-apd"}
-# The flags Chromium needs in a sandbox without a network: no background calls home, no GPU.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture
-async def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Debian's chromium is not installed at {CHROMIUM}: make test installs it (apt-get install chromium)")
-    async with playwright_api.async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def served():
-    """``await serve(app, port)`` runs the HTTP app on 127.0.0.1 in this test's loop until the test ends."""
-    servers = []
-
-    async def serve(app, port: int) -> str:
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-        servers.append((server, asyncio.create_task(server.serve())))
-        await eventually(lambda: server.started, timeout=20)
-        return f"http://127.0.0.1:{port}"
-
-    yield serve
-    for server, task in servers:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-
-
-async def screenshot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-async def fits_the_screen(page) -> bool:
-    """Usable at the viewport's width: nothing scrolls sideways."""
-    return await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
 
 async def sign_in(context, base: str, token: str):
     """By keyboard only: the label finds the field, Enter submits."""
