@@ -96,8 +96,8 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         _say(f"all services up in {time.monotonic() - started:.0f}s; logs in {logs}")
         _say(f"  API: http://127.0.0.1:{http_port}  (OpenAPI at /docs with a bearer token)    "
              f"dev inbox: http://127.0.0.1:{inbox_port}/")
-        _say(f"  console: http://127.0.0.1:{http_port}/console  (demo access codes: local-dev-token-cm-ben, "
-             "-pm-abq, -coord-abq, -lincoln-counselor)")
+        _say(f"  console: http://127.0.0.1:{http_port}/console  (sign in with a demo user, e.g. cm-ben, password "
+             "local-dev-password, and the code of its TOTP seed: README)")
         if demo:
             _send_demo(http_port)
             _watch_inbox(inbox_port, children)

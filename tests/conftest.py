@@ -85,7 +85,10 @@ def topic_prefix() -> str:
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str, schema_registry_url: str, topic_prefix: str, tmp_path) -> Settings:
     """Settings for one integration test: the shared broker and registry, private topics."""
+    # console_access_codes: the development setting the console's browser tests sign in with (the identity
+    # provider's sign-in has its own tests, against a real Keycloak)
     return Settings(kafka_bootstrap_servers=kafka_bootstrap, schema_registry_url=schema_registry_url,
+                    console_access_codes=True,
                     topic_prefix=topic_prefix, topic_partitions=2, data_dir=tmp_path / "var",
                     processing_retry_base_seconds=0.01)
 
@@ -93,7 +96,8 @@ def kafka_settings(kafka_bootstrap: str, schema_registry_url: str, topic_prefix:
 @pytest.fixture
 def memory_settings(tmp_path) -> Settings:
     """Settings for unit tests: no broker, in-memory registry."""
-    return Settings(schema_registry_url="memory://", data_dir=tmp_path / "var", processing_retry_base_seconds=0.001)
+    return Settings(schema_registry_url="memory://", data_dir=tmp_path / "var", processing_retry_base_seconds=0.001,
+                    console_access_codes=True)
 
 
 async def eventually(predicate, timeout: float = 30.0, interval: float = 0.05):

@@ -4,11 +4,13 @@ the demo realm enrolls). The browser tests do the same in Chromium."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import html
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
@@ -21,6 +23,21 @@ CONSOLE_CLIENT, CONSOLE_SECRET, PASSWORD = "handoff-console", "local-dev-console
 def totp_seed(user: str) -> str:
     """The base32 seed an authenticator app takes for a demo user (deploy/local/keycloak/handoff-realm.json)."""
     return base64.b32encode(f"handoff-demo-totp-{user}".encode()).decode().rstrip("=")
+
+
+_typed: dict[str, str] = {}  # user -> the last code typed in this test session
+
+
+async def totp_code(user: str) -> str:
+    """The code ``user``'s authenticator app shows now; if that one was typed already in this session, the next
+    one (the provider refuses a code used twice, as it should, and tests sign in the same people)."""
+    totp = pyotp.TOTP(totp_seed(user))
+    code = totp.now()
+    while code == _typed.get(user):
+        await asyncio.sleep(totp.interval - time.time() % totp.interval + 0.2)
+        code = totp.now()
+    _typed[user] = code
+    return code
 
 
 def pkce() -> tuple[str, str]:
@@ -63,7 +80,7 @@ async def authorization_code(issuer: str, user: str, redirect_uri: str, *, state
                                  scope="openid email", redirect_uri=redirect_uri, state=state, nonce=nonce,
                                  code_challenge=challenge, code_challenge_method="S256")
         second = await person.submit(login, username=user, password=PASSWORD)
-        done = await person.submit(second, otp=otp or pyotp.TOTP(totp_seed(user)).now())
+        done = await person.submit(second, otp=otp or await totp_code(user))
         location = done.headers.get("location", "")
         assert location.startswith(redirect_uri), f"the provider did not send the person back ({done.status_code})"
         query = parse_qs(urlparse(location).query)

@@ -121,9 +121,9 @@ class Settings(BaseSettings):
     # CJIS: a session locks after at most 30 minutes idle; and none outlives a shift.
     console_idle_minutes: int = Field(15, ge=1, le=30, description="a console session ends after this long unused")
     console_session_hours: float = Field(12, gt=0, le=24, description="and after this long whatever its use")
-    # Access codes open the console beside the identity providers' sign-in (identity_providers.toml) while
-    # the browser tests still sign in with them; off, only OIDC sign-in opens it.
-    console_access_codes: bool = True
+    # A development setting: access codes open the console beside the identity providers' sign-in
+    # (identity_providers.toml). Off by default, and in the local stack: people sign in at their provider.
+    console_access_codes: bool = False
     calendar_months_ahead: int = Field(3, ge=1, le=12, description="how far the on-call calendar feeds reach")
     escalation_tick_seconds: float = Field(1.0, gt=0)
     intake_warning_hours: float = Field(48, gt=0, description="warn this long before an intake deadline")

@@ -115,14 +115,14 @@ class Sessions:
 
     def __init__(self, secret: str, reference: ReferenceData, secure_cookies: bool, *, clock: Clock | None = None,
                  idle: timedelta = timedelta(minutes=15), lifetime: timedelta = timedelta(hours=12),
-                 access_codes: bool = True) -> None:
+                 access_codes: bool = False) -> None:
         self.serializer = URLSafeSerializer(secret, salt="handoff-console-session-2")
         self.secret = secret.encode()
         self.reference = reference
         self.secure_cookies = secure_cookies
         self.clock = clock or SystemClock()
         self.idle, self.lifetime = idle, lifetime
-        self.access_codes = access_codes  # sign-in by access code (a development setting once OIDC is everywhere)
+        self.access_codes = access_codes  # sign-in by access code: a development setting (people sign in at their IdP)
         self.ended: dict[str, datetime] = {}  # session key -> when it would have ended anyway
 
     def cookie_for(self, kind: str, principal_id: str, signed_in_with: tuple[str, str] | None = None) -> str:

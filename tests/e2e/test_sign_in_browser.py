@@ -4,7 +4,6 @@ view for their role; then signing out, which ends the provider's session too."""
 
 from __future__ import annotations
 
-import pyotp
 import pytest
 from pydantic import SecretStr
 
@@ -14,7 +13,7 @@ from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from tests.e2e.browser import PHONE, screenshot
-from tests.identity import PASSWORD, totp_seed
+from tests.identity import PASSWORD, totp_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 ROLES = [("cm-ana", "/console/my-referrals"), ("cm-cruz", "/console/worklist"), ("pm-abq", "/console/dashboard"),
@@ -41,7 +40,7 @@ async def test_each_role_signs_in_with_password_and_totp_and_signs_out_at_both_e
         await page.locator("#username").fill(user)
         await page.locator("#password").fill(PASSWORD)
         await page.locator("#kc-login").click()
-        await page.locator("#otp").fill(pyotp.TOTP(totp_seed(user)).now())
+        await page.locator("#otp").fill(await totp_code(user))
         async with page.expect_navigation(url=f"{base}{home}*"):
             await page.locator("#kc-login").click()
         assert page.url.startswith(f"{base}{home}"), (user, page.url)

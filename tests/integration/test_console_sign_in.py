@@ -8,7 +8,6 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import httpx
-import pyotp
 import pytest
 from pydantic import SecretStr
 
@@ -18,7 +17,7 @@ from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.web.sso import SIGN_IN_COOKIE
-from tests.identity import PASSWORD, ProviderSignIn, totp_seed
+from tests.identity import PASSWORD, ProviderSignIn, totp_code
 
 pytestmark = pytest.mark.integration
 BASE = "http://127.0.0.1:8080"  # the console's public address: the provider sends people back to it
@@ -44,7 +43,7 @@ async def at_provider(start: httpx.Response, user: str, otp: bool = True) -> str
         login = await person.get(start.headers["location"])
         page = await person.submit(login, username=user, password=PASSWORD)
         if otp:
-            page = await person.submit(page, otp=pyotp.TOTP(totp_seed(user)).now())
+            page = await person.submit(page, otp=await totp_code(user))
         location = page.headers["location"]
         assert location.startswith(f"{BASE}/console/signed-in?"), (page.status_code, location[:80])
         parsed = urlparse(location)
@@ -117,7 +116,7 @@ async def test_signing_out_ends_the_session_at_the_provider_too(console) -> None
 
         login = await leave_for_the_provider()
         page = await person.submit(login, username="cm-cruz", password=PASSWORD)
-        page = await person.submit(page, otp=pyotp.TOTP(totp_seed("cm-cruz")).now())
+        page = await person.submit(page, otp=await totp_code("cm-cruz"))
         back = urlparse(page.headers["location"])
         assert (await c.get(f"{back.path}?{back.query}")).status_code == 200, audited(console)
         assert (await c.get("/console/worklist")).status_code == 200

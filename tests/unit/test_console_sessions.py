@@ -234,6 +234,9 @@ async def test_the_sign_in_page_offers_each_identity_provider_and_access_codes_o
     async with replica.client() as c:
         page = (await c.get("/console/login")).text
         assert 'href="/console/sign-in/keycloak-local"' in page and 'name="token"' in page
+    from services.kernel.settings import Settings
+
+    assert Settings().console_access_codes is False  # a development setting: off unless set
     closed = Console(settings.model_copy(update={"console_access_codes": False}))
     async with closed.client() as c:
         page = (await c.get("/console/login")).text
