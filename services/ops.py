@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -20,7 +21,15 @@ from services.kernel.events import (
     EngagementRecorded,
 )
 from services.kernel.settings import Settings
-from services.kernel.topics import AUDIT, CAD_CHILD_ENCOUNTERS, CAD_REFERRALS, DEAD_LETTER, REFERRALS, by_name
+from services.kernel.topics import (
+    AUDIT,
+    CAD_CHILD_ENCOUNTERS,
+    CAD_REFERRALS,
+    DEAD_LETTER,
+    REFERRALS,
+    TopicSpec,
+    by_name,
+)
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
 
@@ -32,7 +41,17 @@ async def read_dead_letters(settings: Settings, limit: int = 100) -> list[DeadLe
 
 async def read_dead_letters_with_offsets(settings: Settings, limit: int = 100) -> list[tuple[int, DeadLetterRecorded]]:
     """(offset on the dead-letter topic, letter) for the latest ``limit`` dead letters, oldest first."""
-    topic = DEAD_LETTER.qualified(settings.topic_prefix)
+    async def last_ones(_consumer, partitions, ends) -> dict:
+        return {tp: max(0, ends[tp] - limit) for tp in partitions}
+
+    letters = await read_topic(settings, DEAD_LETTER, (DeadLetterRecorded,), last_ones)
+    return sorted(letters, key=lambda pair: pair[1].failed_at)[-limit:]
+
+
+async def read_topic(settings: Settings, spec: TopicSpec, expected: tuple[type, ...], starts) -> list[tuple[int, Any]]:
+    """(offset, event) of every record of ``spec``'s partitions from ``await starts(consumer, partitions, ends)``
+    (partition -> offset) to the end each partition has when called: what an operator's command reads."""
+    topic = spec.qualified(settings.topic_prefix)
     codec = AvroCodec(registry_from_url(settings.schema_registry_url))
     counts = await topic_partition_counts(settings, [topic])
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
@@ -41,15 +60,14 @@ async def read_dead_letters_with_offsets(settings: Settings, limit: int = 100) -
         partitions = [TopicPartition(topic, p) for p in range(counts[topic])]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, max(0, ends[tp] - limit))
-        letters: list[tuple[int, DeadLetterRecorded]] = []
+        for tp, offset in (await starts(consumer, partitions, ends)).items():
+            consumer.seek(tp, offset)
+        found: list[tuple[int, Any]] = []
         while await _behind(consumer, partitions, ends):
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in records:
-                    letters.append((record.offset, await codec.decode(record.value, (DeadLetterRecorded,))))
-        return sorted(letters, key=lambda pair: pair[1].failed_at)[-limit:]
+                    found.append((record.offset, await codec.decode(record.value, expected)))
+        return found
     finally:
         await consumer.stop()
         await codec.registry.close()
@@ -71,32 +89,14 @@ async def read_audit(settings: Settings, since: datetime, until: datetime) -> li
     [``since``, ``until``), oldest first, as CJIS 5.4.1.1 reads them: when, which component, what event,
     which user, the outcome and why, where from. Reads from the records written since an hour before
     ``since`` (a record is written as it happens), to the topic's end as it is when called."""
-    topic = AUDIT.qualified(settings.topic_prefix)
-    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
-    counts = await topic_partition_counts(settings, [topic])
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(counts[topic])]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.offsets_for_times(
+    async def from_since(consumer, partitions, ends) -> dict:
+        found = await consumer.offsets_for_times(
             {tp: int((since - timedelta(hours=1)).timestamp() * 1000) for tp in partitions})
-        for tp in partitions:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found is not None else ends[tp])
-        rows = []
-        while await _behind(consumer, partitions, ends):
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for record in records:
-                    event = await codec.decode(record.value, (AccessAudited, DisclosureAudited))
-                    row = _audit_row(event)
-                    if since <= datetime.fromisoformat(row["when"]) < until:
-                        rows.append(row)
-        return sorted(rows, key=lambda row: row["when"])
-    finally:
-        await consumer.stop()
-        await codec.registry.close()
+        return {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in partitions}
+
+    rows = [_audit_row(event) for _offset, event in
+            await read_topic(settings, AUDIT, (AccessAudited, DisclosureAudited), from_since)]
+    return sorted((row for row in rows if since <= datetime.fromisoformat(row["when"]) < until), key=lambda r: r["when"])
 
 
 def _audit_row(event: AccessAudited | DisclosureAudited) -> dict[str, str]:
