@@ -18,7 +18,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,19 +63,21 @@ class Viewer:
     signed_in_with: tuple[str, str] | None = None  # (identity provider id, its ID token): to sign out there too
 
 
-def find_principal(reference: ReferenceData, token: str) -> tuple[str, str] | None:
-    """(kind, id) of whoever holds ``token``; agencies' CAD tokens do not open the console."""
+def _people(reference: ReferenceData) -> Iterator[tuple[str, str, CaseManager | Contact]]:
+    """(kind, id, entry) of everyone who may open the console: staff, district coordinators, school contacts."""
     for person in reference.case_managers.values():
-        if person.token_matches(token):
-            return "staff", person.case_manager_id
+        yield "staff", person.case_manager_id, person
     for district in reference.districts.values():
-        if district.coordinator.token_matches(token):
-            return "coordinator", district.district_id
+        yield "coordinator", district.district_id, district.coordinator
     for school in reference.schools.values():
         for contact in (school.primary_contact, school.backup_contact):
-            if contact is not None and contact.token_matches(token):
-                return "school", f"{school.school_id}/{contact.contact_id}"
-    return None
+            if contact is not None:
+                yield "school", f"{school.school_id}/{contact.contact_id}", contact
+
+
+def find_principal(reference: ReferenceData, token: str) -> tuple[str, str] | None:
+    """(kind, id) of whoever holds ``token``; agencies' CAD tokens do not open the console."""
+    return next(((kind, id_) for kind, id_, entry in _people(reference) if entry.token_matches(token)), None)
 
 
 def find_account(reference: ReferenceData, provider_id: str, claims: dict) -> tuple[str, str] | None:
@@ -84,21 +86,8 @@ def find_account(reference: ReferenceData, provider_id: str, claims: dict) -> tu
     wanted = {f"{provider_id}:sub:{claims.get('sub')}"}
     if claims.get("email") and claims.get("email_verified") is True:
         wanted.add(f"{provider_id}:email:{str(claims['email']).casefold()}")
-
-    def known(accounts: tuple[str, ...]) -> bool:
-        return bool(wanted & {a if ":sub:" in a else a.casefold() for a in accounts})
-
-    for person in reference.case_managers.values():
-        if known(person.accounts):
-            return "staff", person.case_manager_id
-    for district in reference.districts.values():
-        if known(district.coordinator.accounts):
-            return "coordinator", district.district_id
-    for school in reference.schools.values():
-        for contact in (school.primary_contact, school.backup_contact):
-            if contact is not None and known(contact.accounts):
-                return "school", f"{school.school_id}/{contact.contact_id}"
-    return None
+    return next(((kind, id_) for kind, id_, entry in _people(reference)
+                 if wanted & {a if ":sub:" in a else a.casefold() for a in entry.accounts}), None)
 
 
 def session_key(session_id: str) -> str:

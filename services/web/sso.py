@@ -44,6 +44,7 @@ class SingleSignOn:
                  http: httpx.AsyncClient | None = None) -> None:
         self.sessions, self.access, self.clock = sessions, access, clock
         self.redirect_uri = f"{public_base_url.rstrip('/')}/console/signed-in"
+        self.signed_out_uri = f"{public_base_url.rstrip('/')}/console/login"  # where the provider sends them back
         self.serializer = URLSafeTimedSerializer(secret, salt="handoff-console-sign-in")
         self.http = http or httpx.AsyncClient(timeout=10)
         self._providers: dict[str, tuple[Provider, ProviderKeys]] = {}
@@ -63,7 +64,7 @@ class SingleSignOn:
             return None
         return f"{provider.end_session_endpoint}?" + urlencode({
             "id_token_hint": id_token, "client_id": config.client_id,
-            "post_logout_redirect_uri": self.redirect_uri.replace("/console/signed-in", "/console/login")})
+            "post_logout_redirect_uri": self.signed_out_uri})
 
     async def provider(self, config: IdentityProvider) -> tuple[Provider, ProviderKeys]:
         known = self._providers.get(config.provider_id)
