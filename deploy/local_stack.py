@@ -445,7 +445,11 @@ class LocalKeycloak:
     work_dir: Path | None = None
     heap: str = "512m"
     realm: str = "handoff"
-    client_secret: str | None = None  # the console client's secret, set at start; else the realm file's demo one
+    # Set at start: clients' secrets (else the realm file's demo ones), the public JWKS of each private_key_jwt
+    # client (SMART Backend Services), and the scopes each such client may ask for.
+    client_secrets: dict[str, str] = field(default_factory=dict)
+    client_keys: dict[str, dict] = field(default_factory=dict)
+    client_scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     admin_password: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -496,10 +500,31 @@ class LocalKeycloak:
         token = call("POST", "/realms/master/protocol/openid-connect/token", form={
             "grant_type": "password", "client_id": "admin-cli", "username": "admin",
             "password": self.admin_password})["access_token"]
-        if self.client_secret:
-            [client] = call("GET", f"/admin/realms/{self.realm}/clients?clientId=handoff-console", token=token)
-            call("PUT", f"/admin/realms/{self.realm}/clients/{client['id']}", {**client, "secret": self.client_secret},
-                 token)
+        admin = f"/admin/realms/{self.realm}"
+
+        def client(client_id: str) -> dict:
+            [found] = call("GET", f"{admin}/clients?clientId={client_id}", token=token)
+            return found
+
+        for client_id, secret in self.client_secrets.items():
+            found = client(client_id)
+            call("PUT", f"{admin}/clients/{found['id']}", {**found, "secret": secret}, token)
+        for client_id, jwks in self.client_keys.items():
+            found = client(client_id)
+            attributes = {**found.get("attributes", {}), "use.jwks.string": "true", "jwks.string": json.dumps(jwks)}
+            call("PUT", f"{admin}/clients/{found['id']}", {**found, "attributes": attributes}, token)
+        # Scopes a client asks for by name (SMART's system/Task.rs): optional client scopes, made here so that
+        # the realm keeps Keycloak's built-in ones (a realm file that lists scopes replaces them all).
+        existing = {scope["name"]: scope["id"] for scope in call("GET", f"{admin}/client-scopes", token=token)}
+        for client_id, scopes in self.client_scopes.items():
+            found = client(client_id)
+            for name in scopes:
+                if name not in existing:
+                    call("POST", f"{admin}/client-scopes", {
+                        "name": name, "protocol": "openid-connect",
+                        "attributes": {"include.in.token.scope": "true", "display.on.consent.screen": "false"}}, token)
+                    existing = {scope["name"]: scope["id"] for scope in call("GET", f"{admin}/client-scopes", token=token)}
+                call("PUT", f"{admin}/clients/{found['id']}/optional-client-scopes/{existing[name]}", token=token)
         flows = f"/admin/realms/{self.realm}/authentication"
         for execution in call("GET", f"{flows}/flows/browser/executions", token=token):
             reference = {"auth-username-password-form": "pwd", "auth-otp-form": "otp"}.get(execution.get("providerId"))

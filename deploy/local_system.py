@@ -27,6 +27,7 @@ import httpx
 
 from deploy.local_stack import LocalKafka, LocalKeycloak, LocalRegistry, _die_with_parent, _stop_process
 from services.kernel.settings import REPO_ROOT
+from services.referral_intake.entrypoints.fhir_api import SYSTEM_SCOPES
 from services.runtime import WORKERS  # the composition root names every worker once
 
 DEMO_DIR = REPO_ROOT / "config" / "local" / "demo"
@@ -55,7 +56,11 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         registry_url = registry.start()
         keys = local_secrets(work_dir / "secrets")
         _say("starting Keycloak, the identity provider people sign in with (first run downloads it) ...")
-        keycloak.client_secret = keys["oidc_secret_keycloak_local"].read_text()
+        keycloak.client_secrets = {"handoff-console": keys["oidc_secret_keycloak_local"].read_text(),
+                                   "cad-apd": keys["cad_client_secret"].read_text()}
+        smart_key = signing_key(work_dir / "secrets" / f"{SMART_CLIENT}.jwk")
+        keycloak.client_keys = {SMART_CLIENT: {"keys": [smart_key.as_dict(private=False)]}}
+        keycloak.client_scopes = {SMART_CLIENT: SYSTEM_SCOPES}
         _say(f"Keycloak ready: {keycloak.start()} (README: the demo users and their TOTP seeds)")
         webhook_secret = keys["webhook_signing_secret"].read_text()
         reference_copy = reference_for_inbox(reference_dir, work_dir / "reference", f"http://127.0.0.1:{inbox_port}")
@@ -122,7 +127,9 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
 
 
 # name -> bytes of entropy; the last is Handoff's client secret at the local Keycloak (identity_providers.toml)
-SECRETS = {"link_signing_key": 32, "webhook_signing_secret": 16, "sms_auth_token": 16, "oidc_secret_keycloak_local": 24}
+SECRETS = {"link_signing_key": 32, "webhook_signing_secret": 16, "sms_auth_token": 16, "oidc_secret_keycloak_local": 24,
+           "cad_client_secret": 24}  # the demo CAD's client-credentials secret at the local Keycloak (client cad-apd)
+SMART_CLIENT = "fhir-abq-cm"  # the demo case-management system's SMART Backend Services client (organizations.toml)
 KEYCLOAK_PORT = 8180  # config/local/identity_providers.toml names this issuer
 
 
@@ -137,6 +144,26 @@ def local_secrets(directory: Path) -> dict[str, Path]:
             path.touch(mode=0o600)
             path.write_text(secrets.token_hex(size))
     return paths
+
+
+def new_signing_key(kid: str):
+    """A SMART Backend Services client's private key: EC P-384 for ES384, which every SMART server accepts."""
+    from joserfc.jwk import ECKey
+
+    return ECKey.generate_key("P-384", parameters={"kid": kid, "use": "sig", "alg": "ES384"}, private=True)
+
+
+def signing_key(path: Path):
+    """The demo client's key, made once and kept in ``path`` as a JWK: what a case-management system would
+    hold; Keycloak gets only its public half."""
+    from joserfc.jwk import ECKey
+
+    if path.exists():
+        return ECKey.import_key(json.loads(path.read_text()))
+    key = new_signing_key(f"{path.stem}-1")
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(key.as_dict(private=True)))
+    return key
 
 
 LOCAL_INBOX = "http://127.0.0.1:8025"  # where config/local's webhook URLs point

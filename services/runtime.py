@@ -64,7 +64,7 @@ from services.self_referral.domain.figures import WalkInReadModel
 from services.self_referral.entrypoints import console as walk_in_console
 from services.self_referral.entrypoints import http_api as walk_in_http
 from services.self_referral.entrypoints import worker as walk_in_worker
-from services.web import console, sso
+from services.web import console, machine_clients, oidc, sso
 from services.web.web import ApiError, RequestLimits, install_error_handlers
 
 log = get_logger(__name__)
@@ -169,7 +169,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         finally:
             for follower in followers:
                 await follower.stop()
-            await app.state.sso.http.aclose()
+            await app.state.providers.close()
             if owned:
                 await publisher.stop()
             if feed:
@@ -179,6 +179,11 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app = FastAPI(title="Handoff", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   description="CAD intake for LEAD referrals and Handle With Care encounters; acknowledgement links.")
     install_error_handlers(app)
+    # Who calls: the identity providers' keys (people's sign-in, machine clients' access tokens) and the audit
+    # of every door, shared by the console and the APIs.
+    app.state.providers = oidc.KnownProviders()
+    app.state.access_tokens = machine_clients.AccessTokens(reference, app.state.providers, clock)
+    app.state.access_log = console.AccessLog(publisher, clock, settings.intake_publish_timeout_seconds)
     app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes, json_route=takes_json)
     add_api_docs(app, reference)
     links = ack_links(settings)
@@ -240,10 +245,11 @@ def add_console(app: FastAPI, settings: Settings, sessions: console.Sessions, re
                 read_model: LeadReadModel, handoff_details: HandoffDetails, hwc_model: HwcReadModel,
                 qrt_model: QrtReadModel, walk_in_model: WalkInReadModel, publisher: Publisher, clock: Clock) -> None:
     """The web console: sign-in, then each role's views, behind the same credentials as the API."""
-    access = console.AccessLog(publisher, clock, settings.intake_publish_timeout_seconds)
+    access = app.state.access_log
     console.install_console_handlers(app, sessions, access)
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
-    app.state.sso = sso.SingleSignOn(sessions, access, settings.public_base_url, clock, f"sso:{key}")
+    app.state.sso = sso.SingleSignOn(sessions, access, settings.public_base_url, clock, f"sso:{key}",
+                                     app.state.providers)
     app.include_router(console.create_router(sessions, access, sign_out_there=app.state.sso.end_session_url))
     app.include_router(sso.create_router(app.state.sso))
     app.include_router(lead_console.create_router(

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.kernel.settings import Settings
+from tests.identity import LocalIdentityProvider
 
 APICURIO_IMAGE = "apicurio/apicurio-registry:3.3.3"
 
@@ -65,16 +66,23 @@ def schema_registry_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def keycloak_issuer() -> Iterator[str]:
-    """A real identity provider: ``KEYCLOAK_ISSUER`` if set (a realm imported from
-    deploy/local/keycloak/handoff-realm.json), else Keycloak from Maven Central on loopback."""
-    if os.environ.get("KEYCLOAK_ISSUER"):
-        yield os.environ["KEYCLOAK_ISSUER"]
-    else:
-        from deploy.local_stack import LocalKeycloak
+def identity_provider() -> Iterator[LocalIdentityProvider]:
+    """A real identity provider for the session: Keycloak from Maven Central on loopback, the demo realm
+    (deploy/local/keycloak/handoff-realm.json) imported, and the SMART Backend Services client's public key,
+    made here, registered (its private half stays with the tests)."""
+    from deploy.local_stack import LocalKeycloak
+    from deploy.local_system import SMART_CLIENT, new_signing_key
+    from services.referral_intake.entrypoints.fhir_api import SYSTEM_SCOPES
 
-        with LocalKeycloak() as keycloak:
-            yield keycloak.issuer
+    key = new_signing_key(f"tests-{uuid.uuid4().hex[:8]}")
+    with LocalKeycloak(client_keys={SMART_CLIENT: {"keys": [key.as_dict(private=False)]}},
+                       client_scopes={SMART_CLIENT: SYSTEM_SCOPES}) as keycloak:
+        yield LocalIdentityProvider(keycloak.issuer, SMART_CLIENT, key)
+
+
+@pytest.fixture(scope="session")
+def keycloak_issuer(identity_provider) -> str:
+    return identity_provider.issuer
 
 
 @pytest.fixture

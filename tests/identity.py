@@ -16,8 +16,25 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pyotp
+from joserfc.jwk import ECKey
 
 CONSOLE_CLIENT, CONSOLE_SECRET, PASSWORD = "handoff-console", "local-dev-console-secret", "local-dev-password"
+CAD_CLIENT, CAD_SECRET = "cad-apd", "local-dev-cad-secret"  # the demo realm's; make run sets its own
+
+
+@dataclass(frozen=True)
+class LocalIdentityProvider:
+    """The session's Keycloak: its issuer, and the SMART Backend Services client whose private key the tests hold."""
+
+    issuer: str
+    smart_client: str
+    smart_key: ECKey
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/protocol/openid-connect/token"
+
+
 
 
 def totp_seed(user: str) -> str:

@@ -104,6 +104,8 @@ class Agency(_Model):
     dispatch_phone: str | None = Field(None, pattern=r"^\+?[0-9 ()\-.]{3,32}$",
                                        description="who a case manager calls back when the CAD names no officer's phone")
     feed: FeedExpectation | None = None
+    clients: tuple[str, ...] = Field((), description="OAuth clients that act as this agency (client credentials): "
+                                                     "'<provider id>:<client id>'")
 
     def rule_for(self, incident_type: str | None, dispositions: tuple[str, ...]) -> CallTypeRule | None:
         """The rule for a call: one naming its disposition first, then one for the incident type alone."""
@@ -117,13 +119,18 @@ class Agency(_Model):
         return hmac.compare_digest(hash_token(token), self.token_sha256)
 
 
+StaffRole = Literal["case_manager", "outreach", "program_manager", "administrator"]
+# Who may open the console: staff in their role, a district's coordinator, a school's contact.
+ConsoleRole = Literal["case_manager", "outreach", "program_manager", "administrator", "coordinator", "school_contact"]
+
+
 class CaseManager(_Model):
     """Program staff: case managers, outreach coordinators and program managers (who are paged or warned,
     and who may use the staff API for their sites)."""
 
     case_manager_id: str
     display_name: str
-    role: Literal["case_manager", "outreach", "program_manager", "administrator"] = "case_manager"
+    role: StaffRole = "case_manager"
     sites: frozenset[str] = frozenset()
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="staff API token hash")
     phone: str | None = None
@@ -366,10 +373,25 @@ class IdentityProvider(_Model):
     mfa_methods: tuple[str, ...] = Field(("mfa", "otp", "hwk", "swk", "sc", "fpt", "face"),
                                          description="amr values (RFC 8176) that are a second factor here")
     mfa_acr_values: tuple[str, ...] = Field((), description="acr values that mean MFA here, where it says so in acr")
+    groups_claim: str = Field("groups", description="the ID token claim that lists the person's groups there")
+    group_roles: dict[str, ConsoleRole] = Field(
+        {}, description="when set, a group there -> the Handoff role it grants: the directory's role must be one "
+                        "the person's groups grant (a group not listed grants nothing)")
+    api_audience: str = Field("handoff-api", description="the aud an access token from here must name for Handoff's "
+                                                         "APIs (machine clients: CAD, SMART Backend Services)")
 
     @property
     def secret_variable(self) -> str:
         return "HANDOFF_OIDC_SECRET_" + self.provider_id.upper().replace("-", "_")
+
+    def roles_granted(self, claims: dict) -> frozenset[str] | None:
+        """The roles the token's groups grant through ``group_roles``; None where roles are the directory's alone."""
+        if not self.group_roles:
+            return None
+        groups = claims.get(self.groups_claim) or []
+        groups = [groups] if isinstance(groups, str) else groups
+        # Exact names only (a Keycloak full path is a different name): a near match grants nothing.
+        return frozenset(self.group_roles[g] for g in groups if isinstance(g, str) and g in self.group_roles)
 
 
 class Organization(_Model):
@@ -380,12 +402,14 @@ class Organization(_Model):
     organization_id: str
     name: str
     sites: frozenset[str] = Field(min_length=1)
-    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="FHIR API token hash")
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="FHIR API token hash")
     consent_role: ConsentRole = ConsentRole.case_manager
     subscription_url: str | None = Field(None, description="rest-hook endpoint for id-only Task notifications")
+    clients: tuple[str, ...] = Field((), description="SMART Backend Services clients that act as this organisation: "
+                                                     "'<provider id>:<client id>'")
 
     def token_matches(self, token: str) -> bool:
-        return hmac.compare_digest(hash_token(token), self.token_sha256)
+        return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
 
 
 class ReferenceData(_Model):

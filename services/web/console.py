@@ -90,6 +90,13 @@ def find_account(reference: ReferenceData, provider_id: str, claims: dict) -> tu
                  if wanted & {a if ":sub:" in a else a.casefold() for a in entry.accounts}), None)
 
 
+def role_of(reference: ReferenceData, kind: str, principal_id: str) -> str:
+    """The directory's role for a (kind, id) that ``find_account`` or ``find_principal`` named."""
+    if kind == "staff":
+        return reference.case_managers[principal_id].role
+    return "coordinator" if kind == "coordinator" else "school_contact"
+
+
 def session_key(session_id: str) -> str:
     """What the session topic and the ledger of ended sessions hold instead of the session's id."""
     return hashlib.sha256(session_id.encode()).hexdigest()
@@ -241,15 +248,16 @@ class AccessLog:
         self.publisher, self.clock, self.timeout_seconds = publisher, clock, timeout_seconds
 
     async def record(self, request: Request, event_type: AccessEvent, success: bool, *, user_id: str | None = None,
-                     user_kind: str | None = None, reason: str | None = None) -> None:
+                     user_kind: str | None = None, reason: str | None = None, component: str = "console") -> None:
         client = request.client.host if request.client else None
-        audited = AccessAudited(audit_id=uuid.uuid4().hex, event_type=event_type, component="console", user_id=user_id,
+        audited = AccessAudited(audit_id=uuid.uuid4().hex, event_type=event_type, component=component, user_id=user_id,
                                 user_kind=user_kind, success=success, reason=reason, client_address=client,
                                 occurred_at=self.clock.now())
         # An access that cannot be audited does not happen: 503, and the person tries again.
         await published_or_503(self.publisher.publish(AUDIT, user_id or client or "unknown", audited),
                                self.timeout_seconds, "audit")
-        log.info("console_access", event_type=event_type.value, success=success, user_id=user_id, reason=reason)
+        log.info("access_audited", component=component, event_type=event_type.value, success=success, user_id=user_id,
+                 reason=reason)
 
 
 ENDED_SAYS = {"idle": "Your session ended after {idle} minutes without use. Please sign in again.",

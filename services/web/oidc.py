@@ -10,7 +10,11 @@ our own).
 - ``check_id_token``: signature by a published key with an asymmetric algorithm (never ``none``, never
   HS256 signed with the public key), ``iss``, ``aud`` (and ``azp`` when there are several audiences),
   ``exp``, ``nbf`` and ``iat`` with a small clock-skew allowance, and the ``nonce`` this sign-in sent.
-  Any failure is ``IdTokenRefused`` with a reason a sign-in page and the audit can show.
+  Any failure is ``TokenRefused`` with a reason a sign-in page and the audit can show.
+- ``check_access_token``: a machine client's access token (CAD client credentials, SMART Backend
+  Services), by the same signature checks, for Handoff's API audience; ``client_of`` and ``scopes_of``
+  say whose it is and what it grants.
+- ``KnownProviders``: discovery and keys per provider, shared by sign-in and the APIs.
 - ``mfa_used``: whether the sign-in used a second factor, by ``amr`` (RFC 8176) or ``acr``, as each
   provider is configured to say it.
 """
@@ -18,6 +22,7 @@ our own).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,8 +44,8 @@ CLOCK_SKEW_SECONDS = 60
 MAX_TOKEN_AGE_SECONDS = 600  # an ID token issued longer ago than this is not from the sign-in under way
 
 
-class IdTokenRefused(Exception):
-    """The ID token cannot be taken: ``reason`` says why, in words for the page and the audit."""
+class TokenRefused(Exception):
+    """An ID or access token cannot be taken: ``reason`` says why, in words for the page and the audit."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -94,7 +99,7 @@ class ProviderKeys:
                 await self._fetch()
         assert self.keys is not None
         if not self._has(kid):
-            raise IdTokenRefused("the token's key id is not one the identity provider publishes")
+            raise TokenRefused("the token's key id is not one the identity provider publishes")
         return self.keys
 
     def _has(self, kid: str | None) -> bool:
@@ -115,40 +120,119 @@ class ProviderKeys:
         self._fetched_at = self.monotonic()
 
 
-async def check_id_token(token: str, *, issuer: str, client_id: str, keys: ProviderKeys, nonce: str,
-                         now: datetime) -> dict[str, Any]:
-    """The ID token's claims, when every check holds; ``IdTokenRefused`` naming the first that does not."""
+async def _signed_claims(token: str, keys: ProviderKeys) -> dict[str, Any]:
+    """The claims of a token signed by one of ``keys`` with an asymmetric algorithm; ``TokenRefused`` otherwise."""
     try:
         header = dict(jws.extract_compact(token.encode()).protected)
     except (DecodeError, ValueError) as exc:
-        raise IdTokenRefused(f"not a signed token ({type(exc).__name__})") from None
+        raise TokenRefused(f"not a signed token ({type(exc).__name__})") from None
     algorithm = header.get("alg")
     if algorithm not in SIGNING_ALGORITHMS:
-        raise IdTokenRefused(f"signing algorithm {algorithm!r} is not accepted")
+        raise TokenRefused(f"signing algorithm {algorithm!r} is not accepted")
     key_set = await keys.for_key_id(header.get("kid"))
     try:
         decoded = jwt.decode(token, key_set, algorithms=list(SIGNING_ALGORITHMS))
     except BadSignatureError:
-        raise IdTokenRefused("the signature does not verify") from None
+        raise TokenRefused("the signature does not verify") from None
     except JoseError as exc:
-        raise IdTokenRefused(f"not a valid token ({type(exc).__name__})") from None
-    claims = dict(decoded.claims)
-    registry = jwt.JWTClaimsRegistry(
-        now=int(now.timestamp()), leeway=CLOCK_SKEW_SECONDS,
-        iss={"essential": True, "value": issuer}, sub={"essential": True}, exp={"essential": True},
-        iat={"essential": True}, nonce={"essential": True, "value": nonce})
+        raise TokenRefused(f"not a valid token ({type(exc).__name__})") from None
+    return dict(decoded.claims)
+
+
+def _validate(claims: dict[str, Any], now: datetime, **expected: dict) -> None:
+    registry = jwt.JWTClaimsRegistry(now=int(now.timestamp()), leeway=CLOCK_SKEW_SECONDS, **expected)
     try:
         registry.validate(claims)
     except ClaimError as exc:
-        raise IdTokenRefused(_claim_reason(exc)) from None
-    audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+        raise TokenRefused(_claim_reason(exc)) from None
+
+
+def _audiences(claims: dict[str, Any]) -> list:
+    return claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+
+
+async def check_id_token(token: str, *, issuer: str, client_id: str, keys: ProviderKeys, nonce: str,
+                         now: datetime) -> dict[str, Any]:
+    """The ID token's claims, when every check holds; ``TokenRefused`` naming the first that does not."""
+    claims = await _signed_claims(token, keys)
+    _validate(claims, now, iss={"essential": True, "value": issuer}, sub={"essential": True},
+              exp={"essential": True}, iat={"essential": True}, nonce={"essential": True, "value": nonce})
+    audiences = _audiences(claims)
     if client_id not in audiences:
-        raise IdTokenRefused("the token is for another client (aud)")
+        raise TokenRefused("the token is for another client (aud)")
     if len(audiences) > 1 and claims.get("azp") != client_id:
-        raise IdTokenRefused("the token names several audiences and another authorized party (azp)")
+        raise TokenRefused("the token names several audiences and another authorized party (azp)")
     if int(claims["iat"]) < now.timestamp() - MAX_TOKEN_AGE_SECONDS - CLOCK_SKEW_SECONDS:
-        raise IdTokenRefused("the token was issued too long ago for this sign-in (iat)")
+        raise TokenRefused("the token was issued too long ago for this sign-in (iat)")
     return claims
+
+
+async def check_access_token(token: str, *, issuer: str, audience: str, keys: ProviderKeys,
+                             now: datetime) -> dict[str, Any]:
+    """A machine client's access token (RFC 9068 where the provider follows it): signed by the provider, from
+    ``issuer``, for ``audience`` (Handoff's APIs, not any API the provider serves), within its lifetime."""
+    claims = await _signed_claims(token, keys)
+    _validate(claims, now, iss={"essential": True, "value": issuer}, exp={"essential": True})
+    if audience not in _audiences(claims):
+        raise TokenRefused("the token is for another API (aud)")
+    return claims
+
+
+def unverified_issuer(token: str) -> str | None:
+    """The ``iss`` a compact JWT claims, read only to pick whose keys check it; None when not a JWT."""
+    try:
+        payload = json.loads(jws.extract_compact(token.encode()).payload)
+    except (DecodeError, ValueError):
+        return None
+    return payload.get("iss") if isinstance(payload, dict) and isinstance(payload.get("iss"), str) else None
+
+
+def client_of(claims: dict[str, Any]) -> str | None:
+    """Which client an access token was issued to: ``azp`` (Keycloak, Entra v2), ``client_id`` (RFC 9068,
+    Okta ``cid``), or Entra v1's ``appid``."""
+    for claim in ("client_id", "azp", "cid", "appid"):
+        if isinstance(claims.get(claim), str):
+            return claims[claim]
+    return None
+
+
+def scopes_of(claims: dict[str, Any]) -> frozenset[str]:
+    """What an access token grants: ``scope`` (space-separated, RFC 9068), ``scp``, or Entra's app ``roles``."""
+    granted: set[str] = set()
+    for claim in ("scope", "scp", "roles"):
+        value = claims.get(claim)
+        granted.update(value.split() if isinstance(value, str) else (v for v in value or () if isinstance(v, str)))
+    return frozenset(granted)
+
+
+class KnownProviders:
+    """Each identity provider's discovery document and keys, fetched when first needed and reused (again when
+    its configured issuer changes), for sign-in and for the APIs' access tokens alike."""
+
+    def __init__(self, timeout_seconds: float = 10.0) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._http: httpx.AsyncClient | None = None
+        self._known: dict[str, tuple[Provider, ProviderKeys]] = {}
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """One connection pool, opened when first needed (and again after ``close``, as an app restarts)."""
+        if self._http is None or self._http.is_closed:
+            self._http = httpx.AsyncClient(timeout=self.timeout_seconds)
+            self._known.clear()  # their keys' client was the closed one
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def get(self, provider_id: str, issuer: str) -> tuple[Provider, ProviderKeys]:
+        http = self.http
+        known = self._known.get(provider_id)
+        if known is None or known[0].issuer != issuer:
+            provider = await Provider.discover(issuer, http)
+            known = self._known[provider_id] = (provider, ProviderKeys(provider.jwks_uri, http))
+        return known
 
 
 def _claim_reason(exc: ClaimError) -> str:

@@ -32,8 +32,24 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from services.kernel.clock import Clock
 from services.kernel.events import AccessEvent
 from services.kernel.reference import IdentityProvider
-from services.web.console import AccessLog, Sessions, Viewer, find_account, set_session_cookie, sign_in_page
-from services.web.oidc import IdTokenRefused, Provider, ProviderKeys, ProviderUnavailable, check_id_token, mfa_used
+from services.web.console import (
+    AccessLog,
+    Sessions,
+    Viewer,
+    find_account,
+    role_of,
+    set_session_cookie,
+    sign_in_page,
+)
+from services.web.oidc import (
+    KnownProviders,
+    Provider,
+    ProviderKeys,
+    ProviderUnavailable,
+    TokenRefused,
+    check_id_token,
+    mfa_used,
+)
 
 SIGN_IN_COOKIE = "handoff_sign_in"
 SIGN_IN_SECONDS = 600  # from leaving for the provider to coming back
@@ -41,13 +57,11 @@ SIGN_IN_SECONDS = 600  # from leaving for the provider to coming back
 
 class SingleSignOn:
     def __init__(self, sessions: Sessions, access: AccessLog, public_base_url: str, clock: Clock, secret: str,
-                 http: httpx.AsyncClient | None = None) -> None:
-        self.sessions, self.access, self.clock = sessions, access, clock
+                 providers: KnownProviders) -> None:
+        self.sessions, self.access, self.clock, self.providers = sessions, access, clock, providers
         self.redirect_uri = f"{public_base_url.rstrip('/')}/console/signed-in"
         self.signed_out_uri = f"{public_base_url.rstrip('/')}/console/login"  # where the provider sends them back
         self.serializer = URLSafeTimedSerializer(secret, salt="handoff-console-sign-in")
-        self.http = http or httpx.AsyncClient(timeout=10)
-        self._providers: dict[str, tuple[Provider, ProviderKeys]] = {}
 
     async def end_session_url(self, viewer: Viewer) -> str | None:
         """Where a person who signed in at a provider goes on signing out, so that the provider ends its
@@ -67,11 +81,7 @@ class SingleSignOn:
             "post_logout_redirect_uri": self.signed_out_uri})
 
     async def provider(self, config: IdentityProvider) -> tuple[Provider, ProviderKeys]:
-        known = self._providers.get(config.provider_id)
-        if known is None or known[0].issuer != config.issuer:
-            provider = await Provider.discover(config.issuer, self.http)
-            known = self._providers[config.provider_id] = (provider, ProviderKeys(provider.jwks_uri, self.http))
-        return known
+        return await self.providers.get(config.provider_id, config.issuer)
 
 
 def client_secret(config: IdentityProvider) -> str:
@@ -132,7 +142,7 @@ def create_router(sso: SingleSignOn) -> APIRouter:
                                  provider=provider_id)
         try:
             provider, keys = await sso.provider(config)
-            answer = await sso.http.post(provider.token_endpoint, data={
+            answer = await sso.providers.http.post(provider.token_endpoint, data={
                 "grant_type": "authorization_code", "code": code, "redirect_uri": sso.redirect_uri,
                 "code_verifier": verifier, "client_id": config.client_id, "client_secret": client_secret(config)})
         except (ProviderUnavailable, httpx.HTTPError):
@@ -147,7 +157,7 @@ def create_router(sso: SingleSignOn) -> APIRouter:
             claims = await check_id_token(id_token, issuer=config.issuer,
                                           client_id=config.client_id, keys=keys, nonce=str(nonce),
                                           now=sso.clock.now())
-        except IdTokenRefused as exc:
+        except TokenRefused as exc:
             return await refused(request, exc.reason, provider=provider_id)
         except ProviderUnavailable:
             return await refused(request, f"{config.name} cannot be reached just now", status=503, provider=provider_id)
@@ -160,6 +170,13 @@ def create_router(sso: SingleSignOn) -> APIRouter:
             return await refused(request, "your account is not in Handoff's directory; ask your program's "
                                           "administrator", status=403, provider=provider_id)
         kind, principal_id = found
+        role = role_of(sessions.reference, kind, principal_id)
+        granted = config.roles_granted(claims)
+        if granted is not None and role not in granted:
+            # Roles are the directory's; where a provider's groups are mapped, they must grant it too.
+            return await refused(request, f"your groups at {config.name} do not grant the role "
+                                          f"{role.replace('_', ' ')}; ask your administrator", status=403,
+                                 provider=provider_id, user_id=principal_id)
         await access.record(request, AccessEvent.signed_in, True, user_id=principal_id, user_kind=kind,
                             reason=f"via {provider_id}")
         # A page, not a redirect: the session cookie is SameSite=Strict, and a browser would not send it on a

@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -145,21 +145,53 @@ async def published_or_503(publishing: Awaitable[T], timeout_seconds: float, wha
                        {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
 
-def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callable[..., T]:
-    """A FastAPI dependency: the one of ``candidates()`` whose ``token_matches`` the bearer token, else 401.
+def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callable[..., Awaitable[T]]:
+    """A FastAPI dependency: the one of ``candidates()`` that the bearer token names, else 401 (audited).
 
+    A static API token names the candidate whose ``token_matches`` it. An access token from an identity provider
+    (the app's ``access_tokens``: ``machine_clients.AccessTokens``) names the candidate whose ``clients`` list its
+    client; its scopes are kept in ``request.state.granted_scopes`` for the routes that narrow by them.
     ``candidates`` is called per request, so live reference data is always current.
     """
-    bearer = HTTPBearer(auto_error=False, description=f"{who}'s API token")
+    from services.web.oidc import ProviderUnavailable, TokenRefused
 
-    def principal(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> T:
-        if creds is not None:
+    bearer = HTTPBearer(auto_error=False, description=f"{who}'s API token, or an access token from its identity provider")
+
+    async def principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> T:
+        given = creds.credentials if creds is not None else ""
+        tokens = getattr(request.app.state, "access_tokens", None)
+        if given and tokens is not None and tokens.looks_like_one(given):
+            try:
+                client = await tokens.client(given)
+            except TokenRefused as exc:
+                await denied(request, 401, exc.reason, 'Bearer error="invalid_token"')
+            except ProviderUnavailable:
+                raise ApiError(503, "authorization", "the identity provider cannot be reached to check the token; "
+                               "retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+            found = next((c for c in candidates() if client.account in getattr(c, "clients", ())), None)
+            if found is None:
+                await denied(request, 403, f"client {client.account} is not registered as {who}",
+                             'Bearer error="invalid_token"', user_id=client.account)
+            request.state.granted_scopes = client.scopes
+            return found
+        if given:
             for candidate in candidates():
-                if candidate.token_matches(creds.credentials):
+                if candidate.token_matches(given):
                     return candidate
-        raise ApiError(401, "authorization", f"a valid bearer token of {who} is required", {"WWW-Authenticate": "Bearer"})
+        await denied(request, 401, f"a valid bearer token of {who} is required", "Bearer")
 
     return principal
+
+
+async def denied(request: Request, status: int, reason: str, challenge: str, user_id: str | None = None) -> NoReturn:
+    """Refuse an API request, with an ``AccessAudited`` record where the app keeps an ``access_log``."""
+    from services.kernel.events import AccessEvent
+
+    access_log = getattr(request.app.state, "access_log", None)
+    if access_log is not None:
+        await access_log.record(request, AccessEvent.access_denied, False, user_id=user_id, component="api",
+                                reason=f"{request.method} {request.url.path}: {reason}")
+    raise ApiError(status, "authorization", reason, {"WWW-Authenticate": challenge})
 
 
 def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, question: str, done: str,

@@ -1,7 +1,8 @@
 """The console's sign-in with the person's identity provider, against a real Keycloak: password and TOTP at
 the provider, then a console session for the person the directory names, in their role. Refused, each with
 a page saying why and an audit record: an answer for another sign-in (state), a code used twice, a sign-in
-without a second factor, an account the directory does not know, a provider that cannot be reached."""
+without a second factor, an account the directory does not know, a role the provider's groups do not grant,
+a provider that cannot be reached."""
 
 from __future__ import annotations
 
@@ -90,6 +91,24 @@ async def test_no_second_factor_or_an_account_the_directory_lacks_opens_nothing(
     reasons = [a[3] for a in audited(console)]
     assert all(not a[1] for a in audited(console)) and any("second factor" in r for r in reasons)
     assert any("directory" in r for r in reasons)
+
+
+async def test_a_role_the_providers_groups_do_not_grant_is_refused(console) -> None:
+    """The demo realm's groups are mapped (identity_providers.toml): Ana is a case manager in the directory and in
+    the case managers' group. Where the mapping grants that group another role only, her sign-in is refused:
+    roles are the directory's, and a mapped provider's groups must grant them too."""
+    reference = console.state.sessions.reference
+    provider = reference.identity_providers["keycloak-local"]
+    assert provider.group_roles["handoff-case-managers"] == "case_manager"
+    narrowed = provider.model_copy(update={"group_roles": {"handoff-case-managers": "outreach"}})
+    console.state.sessions.reference = reference.model_copy(update={"identity_providers": {"keycloak-local": narrowed}})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url=BASE) as c:
+        start = await c.get("/console/sign-in/keycloak-local")
+        refused = await c.get(await at_provider(start, "cm-ana"))
+        assert refused.status_code == 403 and "do not grant the role case manager" in refused.text
+        assert "handoff_session" not in c.cookies
+    [(event, success, user, reason)] = audited(console)
+    assert (event, success, user) == ("sign_in_refused", False, "cm-ana") and "do not grant" in reason
 
 
 async def test_a_provider_that_cannot_be_reached_is_said_so(console) -> None:

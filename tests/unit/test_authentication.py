@@ -23,6 +23,8 @@ SIGN_IN_FORM = {("GET", "/console/login")}  # the console's sign-in page: where 
 # (/console/signed-in) needs the sign-in's own cookie, and answers the sign-in page without it.
 TO_THE_PROVIDER = {("GET", "/console/sign-in/{provider_id}")}
 PUBLIC_METADATA = {"/fhir/metadata"}  # FHIR clients read the CapabilityStatement before they authenticate
+# ... and the SMART discovery document, to learn where to get a token (here the demo Keycloak is not running)
+SMART_DISCOVERY = {"/fhir/.well-known/smart-configuration"}
 SECRET_FEEDS = {"/calendar/{token}.ics"}  # a calendar app sends no token: the signed URL is the credential (404 if not)
 
 
@@ -53,6 +55,8 @@ async def test_every_endpoint_refuses_a_caller_without_credentials(app) -> None:
                     assert resp.status_code == 410, (method, path)  # an unsigned token is not a valid link
                 elif path in PUBLIC_METADATA:
                     assert resp.status_code == 200 and resp.json()["resourceType"] == "CapabilityStatement"
+                elif path in SMART_DISCOVERY:
+                    assert resp.status_code == 503 and "identity provider cannot be reached" in resp.text
                 elif path in SECRET_FEEDS:
                     assert resp.status_code == 404, (method, path)
                 elif path in SIGNED_BY_PROVIDER:

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.events import CadChildEncountered, CadReferralMade
+from services.kernel.events import AccessAudited, AccessEvent, CadChildEncountered, CadReferralMade
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from tests.factories import DEMO_NOW
@@ -61,7 +61,10 @@ async def test_missing_or_wrong_token_is_401(client, publisher, headers) -> None
     assert resp.status_code == 401
     assert resp.headers["WWW-Authenticate"] == "Bearer"
     assert resp.json()["errors"][0]["field"] == "authorization"
-    assert publisher.records == []
+    [audited] = publisher.events(AccessAudited)  # CJIS 5.4.1.1: a refused access is audited, and nothing else happens
+    assert (audited.event_type, audited.component, audited.success) == (AccessEvent.access_denied, "api", False)
+    assert audited.reason == "POST /v1/referrals: a valid bearer token of an agency is required"
+    assert [r.topic for r in publisher.records] == ["handoff.ops.audit"]
 
 
 async def test_agency_cannot_submit_as_another_agency_or_for_another_site(client) -> None:

@@ -9,7 +9,7 @@ import httpx
 from pydantic import SecretStr
 
 from deploy.dev_inbox import forward_sms_reply
-from deploy.local_system import local_secrets, reference_for_inbox
+from deploy.local_system import SECRETS, local_secrets, reference_for_inbox
 from services import runtime
 from services.kernel.clock import FakeClock
 from services.kernel.events import PageAcknowledged, PageRequested, PageSent
@@ -24,7 +24,7 @@ from tests.factories import cad_referral
 def test_secrets_are_made_once_and_kept_across_runs(tmp_path) -> None:
     first = {name: path.read_text() for name, path in local_secrets(tmp_path / "secrets").items()}
     again = {name: path.read_text() for name, path in local_secrets(tmp_path / "secrets").items()}
-    assert first == again and len(set(first.values())) == 4
+    assert first == again and len(set(first.values())) == len(SECRETS)
     assert all((tmp_path / "secrets" / name).stat().st_mode & 0o077 == 0 for name in first)
     links = runtime.ack_links(Settings(link_signing_key=SecretStr(first["link_signing_key"])))
     token = links.token("page", "r-1", "cm-ana")

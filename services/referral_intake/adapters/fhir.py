@@ -94,8 +94,11 @@ def capability_statement(base_url: str, now: datetime) -> CapabilityStatement:
         "fhirVersion": "4.0.1", "format": ["application/fhir+json"],
         "software": {"name": "Handoff"}, "implementation": {"description": "Handoff LEAD referrals", "url": base_url},
         "instantiates": ["http://hl7.org/fhir/us/sdoh-clinicalcare/CapabilityStatement/SDOHCC-ReferralRecipient"],
-        "rest": [{"mode": "server", "security": {"description": "Bearer token per organisation; 42 CFR Part 2 consent "
-                                                                "scope decides which Tasks it may read"},
+        "rest": [{"mode": "server", "security": {
+                      "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                               "code": "SMART-on-FHIR"}]}],
+                      "description": "SMART Backend Services (see .well-known/smart-configuration) or a bearer token "
+                                     "per organisation; 42 CFR Part 2 consent scope decides which Tasks it may read"},
                   "resource": [
                       {"type": "Task", "profile": SDOH_TASK_PROFILE,
                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "update"}],

@@ -1,5 +1,8 @@
 """FHIR R4 referral API for case-management systems (HL7 SDOH Clinical Care: TaskForReferralManagement
-with a ServiceRequest focus), for the organisations in ``organizations.toml`` (bearer token each).
+with a ServiceRequest focus), for the organisations in ``organizations.toml``: a static bearer token each, or
+an access token from SMART Backend Services (``/fhir/.well-known/smart-configuration`` says where), whose
+system scopes narrow what it may do (``system/Task.rs`` to search and read Tasks, ``system/Task.u`` to update
+them, ``system/ServiceRequest.rs`` to read ServiceRequests).
 
 - ``GET /fhir/metadata``: the CapabilityStatement.
 - ``GET /fhir/Task?owner=Organization/ID&status=requested&_lastUpdated=gt2026-11-20T00:00:00Z``: a
@@ -40,9 +43,13 @@ from services.referral_intake.adapters.read_model import HandoffDetails, LeadRea
 from services.referral_intake.domain.lifecycle import MILESTONE_STATUS, IllegalTransition
 from services.referral_intake.domain.views import ReferralView
 from services.referral_intake.service import ChangeStatus, RecordEngagement, handle_staff_command
-from services.web.web import bearer_principal
+from services.web import smart
+from services.web.oidc import ProviderUnavailable
+from services.web.web import bearer_principal, denied
 
 FHIR_JSON = "application/fhir+json"
+# What a SMART Backend Services client may ask for here (and what each route needs: ``allowed``).
+SYSTEM_SCOPES = ("system/Task.rs", "system/Task.u", "system/ServiceRequest.rs")
 MAX_RESULTS = 500
 
 
@@ -55,6 +62,21 @@ def create_router(reference: ReferenceData, model: LeadReadModel, details: Hando
     api = APIRouter(prefix="/fhir", tags=["FHIR R4 (SDOH Clinical Care referrals)"])
     base = f"{public_base_url.rstrip('/')}/fhir"
     organization = bearer_principal(lambda: reference.organizations.values(), "a case-management organisation")
+
+    def allowed(resource: str, interaction: str):
+        """The organisation, when its credential allows ``interaction`` on ``resource``: a SMART client's token
+        must carry a system scope that grants it (``smart.permits``); a static token may do all this API does."""
+        async def org_allowed(request: Request, org: Organization = Depends(organization)) -> Organization:
+            scopes = getattr(request.state, "granted_scopes", None)
+            if scopes is not None and not smart.permits(scopes, resource, interaction):
+                needed = f"system/{resource}.{interaction}"
+                await denied(request, 403, f"the token's scopes do not include {needed}",
+                             f'Bearer error="insufficient_scope", scope="{needed}"', user_id=f"org:{org.organization_id}")
+            return org
+        return org_allowed
+
+    may_search_tasks, may_read_tasks, may_update_tasks = (allowed("Task", i) for i in "sru")
+    may_read_service_requests = allowed("ServiceRequest", "r")
 
     def visible(org: Organization, view: ReferralView | None) -> bool:
         """At the organisation's sites, and within the person's consent (the site's standard scope if none)."""
@@ -76,12 +98,25 @@ def create_router(reference: ReferenceData, model: LeadReadModel, details: Hando
     def not_found(what: str) -> JSONResponse:
         return fhir(outcome("not-found", f"{what}: no such resource, or not one you may read"), 404)
 
+    @api.get("/.well-known/smart-configuration", include_in_schema=False)  # a well-known document, not an operation
+    async def smart_configuration(request: Request) -> JSONResponse:
+        tokens = getattr(request.app.state, "access_tokens", None)
+        try:
+            endpoint = await tokens.token_endpoint_for_organizations() if tokens else None
+        except ProviderUnavailable:
+            return JSONResponse({"errors": [{"field": "token_endpoint", "reason": "the identity provider cannot be "
+                                             "reached just now"}]}, status_code=503, headers={"Retry-After": "30"})
+        if endpoint is None:
+            return JSONResponse({"errors": [{"field": "token_endpoint", "reason": "no organisation here signs in "
+                                             "with SMART Backend Services"}]}, status_code=404)
+        return JSONResponse(smart.smart_configuration(endpoint, SYSTEM_SCOPES))
+
     @api.get("/metadata", summary="CapabilityStatement")
     async def metadata() -> JSONResponse:
         return fhir(capability_statement(base, clock.now()).model_dump(mode="json", exclude_none=True))
 
     @api.get("/Task", summary="Search Tasks (owner, status, _lastUpdated, _id)")
-    async def search_tasks(request: Request, org: Organization = Depends(organization)) -> JSONResponse:
+    async def search_tasks(request: Request, org: Organization = Depends(may_search_tasks)) -> JSONResponse:
         params = request.query_params
         owner = params.get("owner")
         if owner and owner.removeprefix("Organization/") != org.organization_id:
@@ -107,7 +142,7 @@ def create_router(reference: ReferenceData, model: LeadReadModel, details: Hando
         return fhir(searchset(tasks, str(request.url), base).model_dump(mode="json", exclude_none=True))
 
     @api.get("/Task/{task_id}", summary="Read a Task")
-    async def read_task(task_id: str, org: Organization = Depends(organization)) -> JSONResponse:
+    async def read_task(task_id: str, org: Organization = Depends(may_read_tasks)) -> JSONResponse:
         view = model.views.get(task_id)
         if not visible(org, view):
             return not_found(f"Task/{task_id}")
@@ -115,7 +150,8 @@ def create_router(reference: ReferenceData, model: LeadReadModel, details: Hando
         return fhir(task_for(view, org, person_of(view)).model_dump(mode="json", exclude_none=True))
 
     @api.get("/ServiceRequest/{request_id}", summary="Read a ServiceRequest")
-    async def read_service_request(request_id: str, org: Organization = Depends(organization)) -> JSONResponse:
+    async def read_service_request(request_id: str,
+                                   org: Organization = Depends(may_read_service_requests)) -> JSONResponse:
         view = model.views.get(request_id)
         if not visible(org, view):
             return not_found(f"ServiceRequest/{request_id}")
@@ -124,7 +160,8 @@ def create_router(reference: ReferenceData, model: LeadReadModel, details: Hando
             mode="json", exclude_none=True))
 
     @api.put("/Task/{task_id}", summary="Update a Task's status or businessStatus (a LEAD milestone)")
-    async def update_task(task_id: str, request: Request, org: Organization = Depends(organization)) -> JSONResponse:
+    async def update_task(task_id: str, request: Request,
+                          org: Organization = Depends(may_update_tasks)) -> JSONResponse:
         view = model.views.get(task_id)
         if not visible(org, view):
             return not_found(f"Task/{task_id}")

@@ -123,7 +123,7 @@ async def test_the_endpoint_answers_what_the_call_became_and_never_a_500(client)
     late = await client.post("/v1/eido", json=eido(NOW - timedelta(days=90)), headers=TOKEN)
     assert late.status_code == 422 and "occurred_at" in late.text
     assert (await client.post("/v1/eido", json=eido(AT))).status_code == 401
-    assert len(client.publisher.records) == 1
+    assert [r.topic for r in client.publisher.records] == ["handoff.cad.referrals", "handoff.ops.audit"]
 
 
 def test_every_person_and_incident_becomes_an_event_or_a_reason() -> None:
