@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from deploy.local_stack import LocalKafka, LocalKeycloak, LocalRegistry, _die_with_parent, _stop_process
+from deploy.supervisor import GaveUp, Supervisor
 from services.kernel.settings import REPO_ROOT
 from services.referral_intake.entrypoints.fhir_api import SYSTEM_SCOPES
 from services.runtime import WORKERS  # the composition root names every worker once
@@ -48,7 +49,15 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
     kafka = LocalKafka(port=kafka_port, work_dir=work_dir / "kafka")
     registry = LocalRegistry(port=registry_port, work_dir=work_dir / "registry")
     keycloak = LocalKeycloak(port=KEYCLOAK_PORT, work_dir=work_dir / "keycloak")
-    children: list[tuple[str, subprocess.Popen]] = []
+    logs = work_dir / "logs"
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen:
+        out = (logs / f"{name}.log").open("ab")
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent)
+
+    services = Supervisor(start, _say)
+    env: dict[str, str] = {}
     try:
         _say("starting Kafka (first run downloads it from Maven Central) ...")
         bootstrap = kafka.start()
@@ -64,14 +73,14 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         _say(f"Keycloak ready: {keycloak.start()} (README: the demo users and their TOTP seeds)")
         webhook_secret = keys["webhook_signing_secret"].read_text()
         reference_copy = reference_for_inbox(reference_dir, work_dir / "reference", f"http://127.0.0.1:{inbox_port}")
-        env = {**os.environ,
+        env.update({**os.environ,
                "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HANDOFF_SCHEMA_REGISTRY_URL": registry_url,
                "HANDOFF_DATA_DIR": str(work_dir / "data"), "HANDOFF_HTTP_PORT": str(http_port),
                "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
                "HANDOFF_SMS_API_BASE_URL": f"http://127.0.0.1:{inbox_port}", "HANDOFF_SMTP_PORT": str(smtp_port),
                **{f"HANDOFF_{name.upper()}_FILE": str(path) for name, path in keys.items()},
                "HANDOFF_REFERENCE_DIR": str(reference_copy),
-               "HANDOFF_LOG_FORMAT": "json", "HANDOFF_REFERENCE_SOURCE": "kafka"}
+               "HANDOFF_LOG_FORMAT": "json", "HANDOFF_REFERENCE_SOURCE": "kafka"})
         for name in keys:  # the files, not a stale value from the caller's environment
             env.pop(f"HANDOFF_{name.upper()}", None)
         handoff = [sys.executable, "-m", "services.cli"]
@@ -79,14 +88,8 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
             subprocess.run([*handoff, *step], env=env, check=True, stdout=subprocess.DEVNULL)
         _say(f"registry ready on {registry_url}; topics created, schemas registered, reference data loaded")
 
-        logs = work_dir / "logs"
         logs.mkdir(exist_ok=True)
-
-        def spawn(name: str, argv: list[str]) -> None:
-            out = (logs / f"{name}.log").open("ab")
-            children.append((name, subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                    stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)))
-
+        spawn = services.add
         spawn("inbox", [sys.executable, "-m", "deploy.dev_inbox", "--http-port", str(inbox_port), "--smtp-port",
                         str(smtp_port), "--webhook-secret", webhook_secret, "--out-dir", str(work_dir / "inbox"),
                         "--sms-replies-to", f"http://127.0.0.1:{http_port}",
@@ -97,7 +100,7 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
             (ready_dir / f"{worker}.ready").unlink(missing_ok=True)
             spawn(worker, [*handoff, "run", worker])
         _wait_until(lambda: _http_ok(f"http://127.0.0.1:{http_port}/healthz") and _http_ok(f"http://127.0.0.1:{inbox_port}/messages")
-                    and all((ready_dir / f"{w}.ready").exists() for w in WORKERS), children, timeout=90)
+                    and all((ready_dir / f"{w}.ready").exists() for w in WORKERS), services.processes, timeout=90)
         _say(f"all services up in {time.monotonic() - started:.0f}s; logs in {logs}")
         _say(f"  API: http://127.0.0.1:{http_port}  (OpenAPI at /docs with a bearer token)    "
              f"dev inbox: http://127.0.0.1:{inbox_port}/")
@@ -105,21 +108,21 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
              "local-dev-password, and the code of its TOTP seed: README)")
         if demo:
             _send_demo(http_port)
-            _watch_inbox(inbox_port, children)
+            _watch_inbox(inbox_port, services.processes)
         _say("running; press Ctrl-C to stop")
         while True:
             received = signal.sigtimedwait({signal.SIGINT, signal.SIGTERM}, 1.0)
             if received is not None:
                 break
-            dead = [name for name, proc in children if proc.poll() is not None]
-            if dead:
-                _say(f"stopped unexpectedly: {', '.join(dead)}; see {logs}")
+            try:
+                services.check()  # a crashed service is restarted (with backoff), as a deployment's would be
+            except GaveUp as exc:
+                _say(f"{exc}; see {logs}")
                 return 1
         return 0
     finally:
         _say("stopping ...")
-        for _name, proc in reversed(children):
-            _stop_process(proc, timeout=20)
+        services.stop_all(lambda proc: _stop_process(proc, timeout=20))
         keycloak.stop()
         registry.stop()
         kafka.stop()
