@@ -81,6 +81,8 @@ def one_of_each() -> list[ev.Event]:
         ev.HwcNoticeAcknowledged(notice_id="n-1", contact_id="c-1", via=ev.AcknowledgedVia.link, acknowledged_at=NOW),
         ev.HwcNoticeEscalated(notice_id="n-1", to_role=ev.RecipientRole.backup, escalated_at=NOW),
         ev.HwcNoticeExpired(notice_id="n-1", expired_at=NOW),
+        ev.HwcNoticeRescheduled(notice_id="n-1", due_at=NOW.replace(day=NOW.day + 1), previous_due_at=NOW,
+                                reason="closure: snow day", rescheduled_at=NOW),
         ev.HwcTriageStillUnplaced(cad_event_id="cad-2002", due_at=NOW, reminded_at=NOW),
         ev.HwcTriageAlerted(cad_event_id="cad-2002", attempt_id="triage/cad-2002/opened/coord/email", contact_id="coord",
                             channel=ev.Channel.email, outcome=ev.DeliveryOutcome.delivered, attempt=1, alerted_at=NOW),

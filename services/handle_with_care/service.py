@@ -12,6 +12,7 @@ school before one deadline, possibly from several incidents or agencies:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -47,6 +48,7 @@ from services.kernel.events import (
     HwcNoticeEscalated,
     HwcNoticeExpired,
     HwcNoticeRequested,
+    HwcNoticeRescheduled,
     HwcTriageOpened,
     HwcTriageResolved,
     RecipientRole,
@@ -63,6 +65,16 @@ from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, Ide
 
 log = get_logger(__name__)
 EXPIRED = "expired"  # the marker of a published HwcNoticeExpired, beside the escalation stages
+
+
+def _moved_to(due_at: datetime) -> str:
+    """The marker of a published HwcNoticeRescheduled, beside the escalation stages."""
+    return f"due:{due_at.isoformat()}"
+
+
+def _may_move(state: NoticeState) -> bool:
+    """Until it is acknowledged or reported overdue, a notice's deadline follows the school's calendar."""
+    return state.acknowledged_at is None and OVERDUE not in state.stages_done
 
 
 def _attempt_id(notice_id: str, role: RecipientRole, contact_id: str, channel) -> str:
@@ -115,13 +127,16 @@ class HandleWithCare:
         self.leads = leads
         # notice id -> {"state": ..., "request": ...}, indexed by when the next escalation stage or the
         # end of its retention falls due
-        self.notices = DueTable(notices, self._next_due_at)
+        self.notices = DueTable(notices, self._next_due_at, follows=reference)
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
         self.clock = clock
         self.disclose_agency = disclose_agency
         self._escalations_requested: set[tuple[str, str]] = set()
+        # (school id, deadline) -> the deadline the calendar gives now; many notices share one school day
+        self._deadlines: dict[tuple[str, datetime], Deadline] = {}
+        self._deadlines_of: object = None  # the reference data they were computed with
 
     # --- step 1: encounter -> notice request ------------------------------------------------------
     async def on_encounter(self, encounter: CadChildEncountered) -> HwcNoticeRequested | None:
@@ -215,6 +230,7 @@ class HandleWithCare:
     NOTICE_EVENTS: ClassVar[Handlers] = {
         HwcNoticeRequested: "open", HwcNoticeDelivered: "apply_settled_delivery",
         HwcNoticeAcknowledged: "apply_acknowledgement", HwcNoticeEscalated: "apply_escalation",
+        HwcNoticeRescheduled: "apply_reschedule",
         HwcNoticeExpired: "forget"}
 
     async def on_notice_event(self, event) -> None:
@@ -297,6 +313,19 @@ class HandleWithCare:
         if contact is not None:
             await self._deliver_to(request, event.to_role, contact)
 
+    async def apply_reschedule(self, event: HwcNoticeRescheduled) -> None:
+        """The school day it was due is closed now: the stages count to the new deadline."""
+        record = self.notices.get(event.notice_id)
+        self._escalations_requested.discard((event.notice_id, _moved_to(event.due_at)))
+        if record is None:
+            return
+        state = NoticeState.from_dict(record["state"])
+        if state.due_at != event.previous_due_at or not _may_move(state):
+            return  # moved already (a replay), or settled meanwhile
+        self.notices[event.notice_id] = {**record, "state": replace(state, due_at=event.due_at).to_dict()}
+        log.info("hwc_notice_rescheduled", notice_id=event.notice_id, due_at=event.due_at.isoformat(),
+                 previous_due_at=event.previous_due_at.isoformat())
+
     def _contact_for(self, school: School, role: RecipientRole) -> Contact | None:
         if role is RecipientRole.backup:
             return school.backup_contact
@@ -318,6 +347,16 @@ class HandleWithCare:
                             notice_id=notice_id, expired_at=now))
                     published += 1
                 continue
+            moved = self._moved_deadline(state)
+            if moved is not None:
+                if (notice_id, _moved_to(moved.due_at)) not in self._escalations_requested:
+                    self._escalations_requested.add((notice_id, _moved_to(moved.due_at)))
+                    with correlation_scope(record.get("correlation_id")):
+                        await self.publisher.publish(HWC_NOTICES, notice_id, HwcNoticeRescheduled(
+                            notice_id=notice_id, due_at=moved.due_at, previous_due_at=state.due_at,
+                            reason=next((why for day, why in moved.skipped), None), rescheduled_at=now))
+                    published += 1
+                continue  # its stages wait for the owner to apply the new deadline
             stage = next_due_stage(state, self.leads_for(state.school_id), now)
             if stage is None or (notice_id, stage) in self._escalations_requested:
                 continue
@@ -332,8 +371,29 @@ class HandleWithCare:
 
     def _next_due_at(self, record: dict):
         state = NoticeState.from_dict(record["state"])
+        if self._moved_deadline(state) is not None:
+            return state.opened_at or state.due_at  # due now: the timer publishes the new deadline first
         return min(filter(None, (next_stage_at(state, self.leads_for(state.school_id)),
                                  retention_ends_at(state, self.retention))))
+
+    def _moved_deadline(self, state: NoticeState) -> Deadline | None:
+        """The notice's deadline as the school's calendar now has it, when that is no longer the one it has: a
+        closure added for the day it was due moves it to the next school day. (A closure taken back does not move
+        it earlier: the notice keeps the later deadline it was given.)"""
+        if not _may_move(state):
+            return None
+        school = self.reference.schools.get(state.school_id)
+        if school is None:
+            return None
+        key, current = (state.school_id, state.due_at), getattr(self.reference, "current", self.reference)
+        if self._deadlines_of is not current or key not in self._deadlines:
+            if self._deadlines_of is not current:  # live reference data replaced: compute afresh
+                self._deadlines, self._deadlines_of = {}, current
+            # The first school day start strictly after the instant before the old deadline: the same one if
+            # that day is still a school day.
+            self._deadlines[key] = self.calendars.deadline(school, state.due_at - timedelta(microseconds=1))
+        deadline = self._deadlines[key]
+        return deadline if deadline.due_at > state.due_at else None
 
     def leads_for(self, school_id: str) -> EscalationLeads:
         """The lead times of the school's district where it sets them, else the defaults."""

@@ -84,7 +84,7 @@ class TriageDesk:
         self.lead = coordinator_lead
         # cad event id -> {"district_id", "due_at", "reason", "resolved", "reminded", "correlation_id"}:
         # ids, times and the reason only
-        self.items = DueTable(items, lambda record: remind_at(record, self.lead))
+        self.items = DueTable(items, lambda record: remind_at(record, self.lead), follows=reference)
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock

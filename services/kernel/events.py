@@ -831,6 +831,24 @@ class HwcNoticeExpired(Event):
     """When its retention ended."""
 
 
+class HwcNoticeRescheduled(Event):
+    """A notice's deadline moved because the school calendar it was read from changed (a closure added for the day it
+    was due): its escalation stages, the console and the on-time figures follow the new deadline. Keyed by notice_id."""
+
+    avro_schema: ClassVar[str] = "hwc_notice_rescheduled"
+    avro_namespace: ClassVar[str] = "org.handoff.hwc"
+    notice_id: str
+    """The notice."""
+    due_at: Instant
+    """The new deadline: the start of the first school day the calendar now has."""
+    previous_due_at: Instant
+    """The deadline it had."""
+    reason: str | None = None
+    """Why the day it was due is no longer a school day (the closure's words, e.g. 'closure: snow day')."""
+    rescheduled_at: Instant
+    """When."""
+
+
 class HwcTriageOpened(Event):
     """A child encounter named no known school: it waits in the district coordinator's triage queue. Holds no incident
     details. Keyed by cad_event_id.
@@ -1629,6 +1647,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
     PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
     HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired, HwcTriageOpened,
+    HwcNoticeRescheduled,
     HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
     ParticipantSeen, CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired,
     OverdoseReported, CadWalkInReported, WalkInOpened, WalkInAccepted, WalkInEscalated, WalkInMilestoneRecorded,

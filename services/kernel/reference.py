@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -550,9 +550,16 @@ class LiveReference:
 
     def __init__(self, data: ReferenceData) -> None:
         self.current = data
+        self._on_replace: list[Callable[[], None]] = []
 
     def replace(self, data: ReferenceData) -> None:
         self.current = data
+        for changed in self._on_replace:
+            changed()
+
+    def on_replace(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` after each replacement (timers whose due times read the reference data re-index)."""
+        self._on_replace.append(changed)
 
     def __getattr__(self, name: str):
         return getattr(self.current, name)

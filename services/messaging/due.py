@@ -6,9 +6,9 @@ Faust table in the worker, a dict in unit tests) and keeps a heap of when each r
 the timer, updated on every write through it. A tick takes only what is due.
 
 What the heap cannot see is caught by a full re-index: after every recovery of the table (start,
-crash, rebalance: records that came from the changelog, not through a write) and every
-``reindex_seconds`` (a policy changed in the reference data moves deadlines without a write).
-So a record is looked at when it falls due, or at worst one re-index interval later.
+crash, rebalance: records that came from the changelog, not through a write), at the next tick after
+the live reference data it ``follows`` changes (a policy or a school closure moves deadlines without a
+write), and every ``reindex_seconds`` besides. So a record is looked at when it falls due.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ NextDue = Callable[[Any], datetime | None]  # a record -> when the timer must lo
 
 class DueTable(MutableMapping):
     def __init__(self, table: MutableMapping, next_due: NextDue, reindex_seconds: float = 60.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, follows: Any = None) -> None:
         self.table = table
         self.next_due = next_due
         self.reindex_seconds = reindex_seconds
@@ -36,6 +36,8 @@ class DueTable(MutableMapping):
         self._indexed_at: float | None = None  # never: the first ``due`` indexes everything
         if hasattr(table, "on_recover"):
             table.on_recover(self._on_recover)
+        if hasattr(follows, "on_replace"):  # live reference data: its changes move due times at once
+            follows.on_replace(self.invalidate)
 
     # --- the mapping: reads pass through, writes also schedule --------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -95,6 +97,10 @@ class DueTable(MutableMapping):
         for key in list(self.table):
             self._schedule(key, self.table.get(key))
         self._indexed_at = self.monotonic()
+
+    def invalidate(self) -> None:
+        """Re-index at the next ``due``: what ``next_due`` reads, besides the record, has changed."""
+        self._indexed_at = None
 
     @property
     def scheduled(self) -> int:

@@ -118,7 +118,7 @@ class Notifier:
                  publisher: Publisher, clock: Clock, caseload=lambda _cm: 0) -> None:
         self.reference = reference
         self.caseload = caseload  # case manager id -> open referrals they took (domain brief: never over 25)
-        self.pages = DueTable(pages, self._next_escalation_at)  # indexed by when the current step runs out
+        self.pages = DueTable(pages, self._next_escalation_at, follows=reference)  # indexed by when the current step runs out
         self.delivery = delivery
         self.links = links
         self.publisher = publisher

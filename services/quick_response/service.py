@@ -67,7 +67,7 @@ class QuickResponse:
         self.reference = reference
         self.window = window
         self.retention = retention
-        self.follow_ups = DueTable(follow_ups, self._next_due)  # the team lead's warning, then the deletion
+        self.follow_ups = DueTable(follow_ups, self._next_due, follows=reference)  # the team lead's warning, then the deletion
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock

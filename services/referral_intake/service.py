@@ -236,7 +236,7 @@ class EngagementTracker:
                  warn_before: timedelta = timedelta(days=2)) -> None:
         self.reference = reference
         # referral id -> {"view": ReferralView.to_dict(), ...}, indexed by when its next flag falls due
-        self.views = DueTable(views, self._next_flag_at)
+        self.views = DueTable(views, self._next_flag_at, follows=reference)
         self.publisher = publisher
         self.clock = clock
         self.warn_before = warn_before

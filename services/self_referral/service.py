@@ -71,7 +71,7 @@ class SelfReferrals:
                  publisher: Publisher, clock: Clock, link_for: Callable[[str, str], str], console_url: str,
                  retention: timedelta = timedelta(days=60), window: EventTimeWindow = EventTimeWindow()) -> None:
         self.reference = reference
-        self.walk_ins = DueTable(walk_ins, self._next_due)
+        self.walk_ins = DueTable(walk_ins, self._next_due, follows=reference)
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock

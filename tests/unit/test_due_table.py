@@ -115,3 +115,19 @@ def test_referral_next_flag_at_agrees_with_due_flags(flags, milestones, contact,
     warn, quiet = timedelta(days=2), timedelta(days=7)
     at = view.next_flag_at(warn, quiet)
     assert bool(view.due_flags(now, warn, quiet)) == (at is not None and now >= at)
+
+
+def test_a_change_of_the_live_reference_data_it_follows_moves_due_times_at_the_next_tick() -> None:
+    """A due time that reads the reference data (a policy's lead time) follows it at once, not a re-index later."""
+    from services.kernel.reference import LiveReference, ReferenceData
+
+    live = LiveReference(ReferenceData())
+    lead = {"minutes": 30}
+    table = DueTable({}, lambda record: record["at"] + timedelta(minutes=lead["minutes"]), reindex_seconds=3600,
+                     monotonic=Seconds(), follows=live)
+    table["a"] = {"at": T0}
+    assert table.due(T0 + timedelta(minutes=10)) == []
+    lead["minutes"] = 5  # what a reference change does to the due time
+    assert table.due(T0 + timedelta(minutes=10)) == []  # unseen: the index was made before the change
+    live.replace(ReferenceData())
+    assert [key for key, _ in table.due(T0 + timedelta(minutes=10))] == ["a"]

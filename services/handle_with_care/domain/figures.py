@@ -17,6 +17,7 @@ from services.kernel.events import (
     HwcNoticeDelivered,
     HwcNoticeEscalated,
     HwcNoticeExpired,
+    HwcNoticeRescheduled,
     HwcNoticeRequested,
     HwcTriageOpened,
     HwcTriageResolved,
@@ -96,6 +97,12 @@ class HwcReadModel:
             if event.agency_id and event.incident_id:  # every encounter's request, merged ones too
                 self.incidents[(event.agency_id, event.incident_id)].add(event.notice_id)
                 self._incidents_of[event.notice_id].add((event.agency_id, event.incident_id))
+        elif isinstance(event, HwcNoticeRescheduled):
+            # The console and the on-time figures follow the deadline the school's calendar now gives.
+            if event.notice_id in self.notices:
+                self.notices[event.notice_id].due_at = event.due_at
+            if event.notice_id in self.requests:
+                self.requests[event.notice_id] = self.requests[event.notice_id].model_copy(update={"due_at": event.due_at})
         elif isinstance(event, HwcNoticeExpired):
             self.requests.pop(event.notice_id, None)  # the child's data goes, and its tie to the incident; the figures stay
             for incident in self._incidents_of.pop(event.notice_id, ()):

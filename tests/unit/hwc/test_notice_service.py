@@ -39,14 +39,14 @@ INCIDENT_WORDS = ["DOMESTIC", "WEAPON", "Mockingbird", "1313", "broken glass", "
 
 
 class Harness:
-    def __init__(self, disclose_agency: bool = False) -> None:
+    def __init__(self, disclose_agency: bool = False, reference=REF) -> None:
         self.clock = FakeClock(FRIDAY_NIGHT + timedelta(minutes=1))
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels()
         delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0,
                                       report=NoticeAttempts(self.publisher, self.clock))
         hwc = HandleWithCare(
-            REF, CalendarDirectory(REF), {}, delivery, AckLinks("k", "https://h.test", 3600),
+            reference, CalendarDirectory(reference), {}, delivery, AckLinks("k", "https://h.test", 3600),
             self.publisher, self.clock, EscalationLeads(timedelta(minutes=90), timedelta(minutes=45)),
             disclose_agency=disclose_agency)
         self.hwc = SettledCalls(hwc, delivery, self.publisher, HwcNoticeDelivered, hwc.on_notice_event)
@@ -249,3 +249,61 @@ async def test_a_district_sets_its_own_lead_times() -> None:
     await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))
     h.clock.set(TUESDAY_START - timedelta(minutes=600))
     assert await h.hwc.publish_due_escalations() == 1  # ten hours before, not the default ninety minutes
+
+
+async def test_a_closure_added_after_the_notice_moves_its_deadline_and_every_stage_with_it() -> None:
+    """Tuesday is made a snow day after the notice for Tuesday was sent: the timer publishes the new deadline
+    (Wednesday) before any stage, the owner applies it, the backup contact is told on Wednesday's schedule, and
+    the read model (the console, the on-time figures) shows Wednesday."""
+    from services.handle_with_care.domain.figures import HwcReadModel
+    from services.kernel.events import HwcNoticeRescheduled
+    from services.kernel.reference import LiveReference
+
+    live = LiveReference(REF.model_copy(update={"closures": {}}))
+    h = Harness(reference=live)
+    await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))
+    [request] = h.publisher.events(HwcNoticeRequested)
+    assert request.due_at == TUESDAY_START
+    h.clock.set(FRIDAY_NIGHT + timedelta(hours=2))
+    assert await h.hwc.publish_due_escalations() == 0
+
+    live.replace(live.current.model_copy(update={"closures": {"lincoln-es": {date(2027, 1, 19): "snow day"}}}))
+    wednesday = TUESDAY_START + timedelta(days=1)
+    assert await h.hwc.publish_due_escalations() == 1
+    [moved] = h.publisher.events(HwcNoticeRescheduled)
+    assert (moved.notice_id, moved.due_at, moved.previous_due_at, moved.reason) == (
+        request.notice_id, wednesday, TUESDAY_START, "closure: snow day")
+    assert await h.hwc.publish_due_escalations() == 0  # published once, until its owner applies it
+    await h.hwc.on_notice_event(moved)
+    await h.hwc.on_notice_event(moved)  # a replay moves nothing further
+
+    h.clock.set(TUESDAY_START - timedelta(minutes=90))  # the old schedule's backup time: nothing now
+    assert await h.hwc.publish_due_escalations() == 0
+    h.clock.set(wednesday - timedelta(minutes=91))
+    assert await h.hwc.publish_due_escalations() == 0
+    h.clock.set(wednesday - timedelta(minutes=90))
+    assert await h.hwc.publish_due_escalations() == 1
+    [escalated] = h.publisher.events(HwcNoticeEscalated)
+    assert escalated.to_role is RecipientRole.backup and not escalated.overdue
+
+    model = HwcReadModel(lambda school_id: "abq-ps")
+    for event in h.publisher.events():
+        model.apply(event)
+    assert model.notices[request.notice_id].due_at == wednesday
+    assert model.requests[request.notice_id].due_at == wednesday
+
+
+async def test_an_acknowledged_notice_keeps_its_deadline_when_a_closure_is_added() -> None:
+    from services.kernel.events import HwcNoticeRescheduled
+    from services.kernel.reference import LiveReference
+
+    live = LiveReference(REF.model_copy(update={"closures": {}}))
+    h = Harness(reference=live)
+    await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))
+    [request] = h.publisher.events(HwcNoticeRequested)
+    await h.hwc.on_notice_event(HwcNoticeAcknowledged(notice_id=request.notice_id, contact_id="lincoln-counselor",
+                                                      via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
+    live.replace(live.current.model_copy(update={"closures": {"lincoln-es": {date(2027, 1, 19): "snow day"}}}))
+    h.clock.set(TUESDAY_START)
+    await h.hwc.publish_due_escalations()
+    assert h.publisher.events(HwcNoticeRescheduled) == []
