@@ -59,7 +59,7 @@ from services.kernel.logs import correlation_scope, current_correlation_id, get_
 from services.kernel.reference import Contact, ReferenceData, School
 from services.kernel.store import KeyValueStore
 from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE
-from services.messaging.due import DueTable
+from services.messaging.due import Due, ScheduledRecords
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 
@@ -127,13 +127,12 @@ class HandleWithCare:
         self.leads = leads
         # notice id -> {"state": ..., "request": ...}, indexed by when the next escalation stage or the
         # end of its retention falls due
-        self.notices = DueTable(notices, self._next_due_at, follows=reference)
+        self.notices = ScheduledRecords(notices, self._next_due_at, self._due, publisher, follows=reference)
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
         self.clock = clock
         self.disclose_agency = disclose_agency
-        self._escalations_requested: set[tuple[str, str]] = set()
         # (school id, deadline) -> the deadline the calendar gives now; many notices share one school day
         self._deadlines: dict[tuple[str, datetime], Deadline] = {}
         self._deadlines_of: object = None  # the reference data they were computed with
@@ -248,7 +247,7 @@ class HandleWithCare:
         if record is None:
             return
         request = HwcNoticeRequested.model_validate(record["request"])
-        self._escalations_requested.discard((event.notice_id, EXPIRED))
+        self.notices.applied(event.notice_id, EXPIRED)
         if event.expired_at < retention_ends_at(NoticeState.from_dict(record["state"]), self.retention):
             return  # acknowledged meanwhile, which moved the end of its retention
         del self.notices[event.notice_id]
@@ -300,7 +299,7 @@ class HandleWithCare:
             return
         state = NoticeState.from_dict(record["state"])
         stage = OVERDUE if event.overdue else event.to_role.value
-        self._escalations_requested.discard((event.notice_id, stage))
+        self.notices.applied(event.notice_id, stage)
         if stage in state.stages_done or state.acknowledged_at is not None:
             return  # duplicate, or acknowledged meanwhile
         self.notices[event.notice_id] = {**record, "state": take_stage(state, stage).to_dict()}
@@ -316,7 +315,7 @@ class HandleWithCare:
     async def apply_reschedule(self, event: HwcNoticeRescheduled) -> None:
         """The school day it was due is closed now: the stages count to the new deadline."""
         record = self.notices.get(event.notice_id)
-        self._escalations_requested.discard((event.notice_id, _moved_to(event.due_at)))
+        self.notices.applied(event.notice_id, _moved_to(event.due_at))
         if record is None:
             return
         state = NoticeState.from_dict(record["state"])
@@ -336,38 +335,25 @@ class HandleWithCare:
 
     # --- timer ------------------------------------------------------------------------------------
     async def publish_due_escalations(self) -> int:
-        now, published = self.clock.now(), 0
-        for notice_id, record in self.notices.due(now):
-            state = NoticeState.from_dict(record["state"])
-            if now >= retention_ends_at(state, self.retention):
-                if (notice_id, EXPIRED) not in self._escalations_requested:
-                    self._escalations_requested.add((notice_id, EXPIRED))
-                    with correlation_scope(record.get("correlation_id")):
-                        await self.publisher.publish(HWC_NOTICES, notice_id, HwcNoticeExpired(
-                            notice_id=notice_id, expired_at=now))
-                    published += 1
-                continue
-            moved = self._moved_deadline(state)
-            if moved is not None:
-                if (notice_id, _moved_to(moved.due_at)) not in self._escalations_requested:
-                    self._escalations_requested.add((notice_id, _moved_to(moved.due_at)))
-                    with correlation_scope(record.get("correlation_id")):
-                        await self.publisher.publish(HWC_NOTICES, notice_id, HwcNoticeRescheduled(
-                            notice_id=notice_id, due_at=moved.due_at, previous_due_at=state.due_at,
-                            reason=next((why for day, why in moved.skipped), None), rescheduled_at=now))
-                    published += 1
-                continue  # its stages wait for the owner to apply the new deadline
-            stage = next_due_stage(state, self.leads_for(state.school_id), now)
-            if stage is None or (notice_id, stage) in self._escalations_requested:
-                continue
-            self._escalations_requested.add((notice_id, stage))
-            overdue = stage == OVERDUE
-            with correlation_scope(record.get("correlation_id")):
-                await self.publisher.publish(HWC_NOTICES, notice_id, HwcNoticeEscalated(
-                    notice_id=notice_id, to_role=RecipientRole.coordinator if overdue else RecipientRole(stage),
-                    escalated_at=now, overdue=overdue))
-            published += 1
-        return published
+        return await self.notices.tick(self.clock.now())
+
+    def _due(self, notice_id: str, record: dict, now: datetime) -> list[Due]:
+        """Retention's end first, then a deadline the calendar moved (its stages wait for it), then a stage."""
+        state = NoticeState.from_dict(record["state"])
+        if now >= retention_ends_at(state, self.retention):
+            return [Due(HWC_NOTICES, EXPIRED, HwcNoticeExpired(notice_id=notice_id, expired_at=now))]
+        moved = self._moved_deadline(state)
+        if moved is not None:
+            return [Due(HWC_NOTICES, _moved_to(moved.due_at), HwcNoticeRescheduled(
+                notice_id=notice_id, due_at=moved.due_at, previous_due_at=state.due_at,
+                reason=next((why for _day, why in moved.skipped), None), rescheduled_at=now))]
+        stage = next_due_stage(state, self.leads_for(state.school_id), now)
+        if stage is None:
+            return []
+        overdue = stage == OVERDUE
+        return [Due(HWC_NOTICES, stage, HwcNoticeEscalated(
+            notice_id=notice_id, to_role=RecipientRole.coordinator if overdue else RecipientRole(stage),
+            escalated_at=now, overdue=overdue))]
 
     def _next_due_at(self, record: dict):
         state = NoticeState.from_dict(record["state"])

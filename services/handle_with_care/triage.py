@@ -43,7 +43,7 @@ from services.kernel.logs import correlation_of, correlation_scope, current_corr
 from services.kernel.reference import District, ReferenceData
 from services.kernel.store import KeyValueStore
 from services.kernel.topics import HWC_TRIAGE
-from services.messaging.due import DueTable
+from services.messaging.due import Due, ScheduledRecords
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 
@@ -84,13 +84,13 @@ class TriageDesk:
         self.lead = coordinator_lead
         # cad event id -> {"district_id", "due_at", "reason", "resolved", "reminded", "correlation_id"}:
         # ids, times and the reason only
-        self.items = DueTable(items, lambda record: remind_at(record, self.lead), follows=reference)
+        self.items = ScheduledRecords(items, lambda record: remind_at(record, self.lead), self._due, publisher,
+                                      follows=reference)
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
         self.console_url = console_url.rstrip("/")
         self.place = place
-        self._requested: set[str] = set()
 
     # --- event handlers (on the triage item's partition) -------------------------------------------
     TRIAGE_EVENTS: ClassVar[Handlers] = {
@@ -147,7 +147,7 @@ class TriageDesk:
             await self._alert(opened.cad_event_id, record, kind)
 
     async def remind(self, event: HwcTriageStillUnplaced) -> None:
-        self._requested.discard(event.cad_event_id)
+        self.items.applied(event.cad_event_id, REMINDER)
         record = self.items.get(event.cad_event_id)
         if record is None or record["resolved"]:
             return
@@ -157,16 +157,13 @@ class TriageDesk:
 
     # --- timer -------------------------------------------------------------------------------------
     async def publish_due_reminders(self) -> int:
-        now, published = self.clock.now(), 0
-        for cad_event_id, record in self.items.due(now):
-            if cad_event_id in self._requested or remind_at(record, self.lead) is None:
-                continue
-            self._requested.add(cad_event_id)
-            with correlation_scope(record.get("correlation_id")):
-                await self.publisher.publish(HWC_TRIAGE, cad_event_id, HwcTriageStillUnplaced(
-                    cad_event_id=cad_event_id, due_at=datetime.fromisoformat(record["due_at"]), reminded_at=now))
-            published += 1
-        return published
+        return await self.items.tick(self.clock.now())
+
+    def _due(self, cad_event_id: str, record: dict, now: datetime) -> list[Due]:
+        if remind_at(record, self.lead) is None:
+            return []
+        return [Due(HWC_TRIAGE, REMINDER, HwcTriageStillUnplaced(
+            cad_event_id=cad_event_id, due_at=datetime.fromisoformat(record["due_at"]), reminded_at=now))]
 
     # --- delivery ----------------------------------------------------------------------------------
     def _update(self, cad_event_id: str, **changes) -> dict:

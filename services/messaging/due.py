@@ -9,6 +9,9 @@ What the heap cannot see is caught by a full re-index: after every recovery of t
 crash, rebalance: records that came from the changelog, not through a write), at the next tick after
 the live reference data it ``follows`` changes (a policy or a school closure moves deadlines without a
 write), and every ``reindex_seconds`` besides. So a record is looked at when it falls due.
+
+``ScheduledRecords`` adds the timer, the one every service with deadlines declares: what is due for a
+record (``decide``), published once until its owner applies it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.topics import TopicSpec
+
+log = get_logger(__name__)
 NextDue = Callable[[Any], datetime | None]  # a record -> when the timer must look at it next, or never
 
 
@@ -118,3 +126,52 @@ class DueTable(MutableMapping):
 
     async def _on_recover(self) -> None:
         self.reindex()
+
+
+@dataclass(frozen=True)
+class Due:
+    """What a due record asks the timer to publish: ``event`` on ``topic``, once per ``marker`` (a step, a
+    flag, "expired") until the record's owner applies it."""
+
+    topic: TopicSpec
+    marker: str
+    event: Any
+
+
+# (key, record, now) -> what is due for the record now (none, one, or several things)
+Decide = Callable[[str, Any, datetime], Iterable[Due]]
+
+
+class ScheduledRecords(DueTable):
+    """The records a process owns with deadlines, and their timer: one mechanism for every service. The timer
+    looks only at what is due, publishes what ``decide`` asks for under the record's correlation id, and
+    publishes each (key, marker) once until the owner, applying the event on the record's partition, says
+    ``applied``. The timer never changes a record: its owner does, so the changelog has one writer."""
+
+    def __init__(self, table: MutableMapping, next_due: NextDue, decide: Decide, publisher: Any, *,
+                 follows: Any = None, **options: Any) -> None:
+        super().__init__(table, next_due, follows=follows, **options)
+        self.publisher, self.decide = publisher, decide
+        self._requested: set[tuple[str, str]] = set()
+
+    async def tick(self, now: datetime) -> int:
+        published = 0
+        for key, record in self.due(now):
+            for due in self.decide(key, record, now):
+                with correlation_scope(record.get("correlation_id") if isinstance(record, dict) else None):
+                    published += await self.request(key, due)
+        return published
+
+    async def request(self, key: str, due: Due) -> bool:
+        """Publish ``due`` for ``key`` unless it is published and not yet applied (also for an owner that
+        must not wait for the tick, e.g. a step nobody can be reached at)."""
+        if (key, due.marker) in self._requested:
+            return False
+        self._requested.add((key, due.marker))
+        await self.publisher.publish(due.topic, key, due.event)
+        log.info("timer_published", event_type=type(due.event).__name__, key=key, marker=due.marker)
+        return True
+
+    def applied(self, key: str, marker: str) -> None:
+        """The owner applied the event for (key, marker): if it falls due again, publish it again."""
+        self._requested.discard((key, marker))

@@ -39,11 +39,11 @@ from services.kernel.events import (
     ReferralStatus,
     ReferralStatusChanged,
 )
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.logs import current_correlation_id, get_logger
 from services.kernel.reference import CaseManager, ReferenceData, Site
 from services.kernel.store import KeyValueStore, put_if_changed
 from services.kernel.topics import PAGES
-from services.messaging.due import DueTable
+from services.messaging.due import Due, ScheduledRecords
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 from services.notifier.domain.escalation import (
@@ -82,6 +82,11 @@ FHIR_STEP = -6  # ... of a FHIR Task notification to a case-management organisat
 OFFICER_TARGET = "officer"
 
 
+def _step_of(state: PageState) -> str:
+    """The marker of the escalation out of the page's current step (and loop)."""
+    return f"{state.step_index}/{state.loop}"
+
+
 def page_id_for(referral_id: str) -> str:
     """One page per referral: the referral id is the page's dedup key."""
     return f"pg-{referral_id}"
@@ -118,12 +123,11 @@ class Notifier:
                  publisher: Publisher, clock: Clock, caseload=lambda _cm: 0) -> None:
         self.reference = reference
         self.caseload = caseload  # case manager id -> open referrals they took (domain brief: never over 25)
-        self.pages = DueTable(pages, self._next_escalation_at, follows=reference)  # indexed by when the current step runs out
+        self.pages = ScheduledRecords(pages, self._next_escalation_at, self._due, publisher, follows=reference)  # indexed by when the current step runs out
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
         self.clock = clock
-        self._escalations_requested: set[tuple[str, int, int]] = set()
 
     # --- event handlers (called on the page's partition) -----------------------------------------
     REFERRAL_EVENTS: ClassVar[Handlers] = {
@@ -347,7 +351,7 @@ class Notifier:
                 steps=len(site.escalation.steps), loops=site.escalation.loops, opened_at=state.opened_at,
                 exhausted_at=event.escalated_at))
         self._save(expected, request)
-        self._escalations_requested.discard((state.referral_id, state.step_index, state.loop))
+        self.pages.applied(state.referral_id, _step_of(state))
         if expected.exhausted:
             log.warning("page_unacknowledged_after_all_steps", page_id=state.page_id, referral_id=state.referral_id)
             return
@@ -407,33 +411,26 @@ class Notifier:
     # --- timer ------------------------------------------------------------------------------------
     async def publish_due_escalations(self) -> int:
         """Publish ``PageEscalated`` for every open page past its step deadline. Writes no state."""
-        now = self.clock.now()
-        published = 0
-        for _referral_id, record in self.pages.due(now):
-            state = PageState.from_dict(record["state"])
-            site = self.reference.site(state.site_id)
-            marker = (state.referral_id, state.step_index, state.loop)
-            if site is None or not due_escalation(state, site.escalation, now) or marker in self._escalations_requested:
-                continue
-            with correlation_scope(record.get("correlation_id")):
-                await self._publish_escalation(state, site)
-            published += 1
-        return published
+        return await self.pages.tick(self.clock.now())
+
+    def _due(self, _referral_id: str, record: dict, now: datetime) -> list[Due]:
+        state = PageState.from_dict(record["state"])
+        site = self.reference.site(state.site_id)
+        if site is None or not due_escalation(state, site.escalation, now):
+            return []
+        return [self._escalation(state, site, now)]
 
     def _next_escalation_at(self, record: dict):
         state = PageState.from_dict(record["state"])
         site = self.reference.site(state.site_id)
         return next_escalation_at(state, site.escalation) if site is not None else None
 
-    async def _publish_escalation(self, state: PageState, site: Site) -> None:
-        marker = (state.referral_id, state.step_index, state.loop)
-        if marker in self._escalations_requested:
-            return
-        nxt = escalate(state, site.escalation, self.clock.now())
-        self._escalations_requested.add(marker)
-        await self.publisher.publish(PAGES, state.referral_id, PageEscalated(
+    @staticmethod
+    def _escalation(state: PageState, site: Site, now: datetime) -> Due:
+        nxt = escalate(state, site.escalation, now)
+        return Due(PAGES, _step_of(state), PageEscalated(
             page_id=state.page_id, referral_id=state.referral_id, from_step=state.step_index,
-            to_step=nxt.step_index, loop=nxt.loop, escalated_at=self.clock.now(), exhausted=nxt.exhausted))
+            to_step=nxt.step_index, loop=nxt.loop, escalated_at=now, exhausted=nxt.exhausted))
 
     # --- delivery ---------------------------------------------------------------------------------
     async def _notify_step(self, state: PageState, request: PageRequested, site: Site) -> None:
@@ -457,7 +454,7 @@ class Notifier:
         settled = {DeliveryOutcome.failed.value, DeliveryOutcome.skipped.value}
         if all(status in settled for status in statuses):
             log.warning("page_step_undeliverable", page_id=state.page_id, step=state.step_index)
-            await self._publish_escalation(state, site)
+            await self.pages.request(state.referral_id, self._escalation(state, site, self.clock.now()))
 
     async def _deliver_page(self, state: PageState, request: PageRequested, cm: CaseManager, channel: Channel) -> None:
         message = render_page(request, self.links.url("page", request.referral_id, cm.case_manager_id),

@@ -31,11 +31,11 @@ from services.kernel.events import (
     FollowUpExpired,
     FollowUpOpened,
 )
-from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.logs import get_logger
 from services.kernel.reference import CaseManager, ReferenceData
 from services.kernel.store import KeyValueStore, put_state
 from services.kernel.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
-from services.messaging.due import DueTable
+from services.messaging.due import Due, ScheduledRecords
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, audit_shown, message_each
 from services.quick_response.domain.deidentify import deidentify
@@ -49,6 +49,7 @@ from services.quick_response.domain.follow_up import (
 )
 
 log = get_logger(__name__)
+WARNING, EXPIRED = "warning", "expired"  # what the timer publishes for a follow-up, until its owner applies it
 
 
 def _alert_key(task_id: str, overdue: bool = False) -> str:
@@ -67,14 +68,12 @@ class QuickResponse:
         self.reference = reference
         self.window = window
         self.retention = retention
-        self.follow_ups = DueTable(follow_ups, self._next_due, follows=reference)  # the team lead's warning, then the deletion
+        self.follow_ups = ScheduledRecords(follow_ups, self._next_due, self._due, publisher, follows=reference)  # the team lead's warning, then the deletion
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
         self.report_key = report_key
         self.console_url = console_url.rstrip("/")
-        self._warnings_requested: set[str] = set()
-        self._expiries_requested: set[str] = set()
 
     OVERDOSE_EVENTS: ClassVar[Handlers] = {CadOverdoseResponded: "on_overdose"}
     FOLLOW_UP_EVENTS: ClassVar[Handlers] = {
@@ -123,7 +122,7 @@ class QuickResponse:
     async def tell_team_lead(self, event: FollowUpEscalated) -> None:
         """Before the window closes, the team leads; once it has closed with nobody engaged, the
         site's program managers and the team leads: somebody who can send someone owns it."""
-        self._warnings_requested.discard(event.task_id)
+        self.follow_ups.applied(event.task_id, WARNING)
         follow_up = self._load(event.task_id)
         if follow_up is None or not follow_up.is_open:
             return  # closed meanwhile: nobody needs telling
@@ -156,7 +155,7 @@ class QuickResponse:
 
     async def forget(self, event: FollowUpExpired) -> None:
         """Retention ended: delete the follow-up and its alerts' records (tombstones in the changelogs)."""
-        self._expiries_requested.discard(event.task_id)
+        self.follow_ups.applied(event.task_id, EXPIRED)
         follow_up = self._load(event.task_id)
         if follow_up is None or event.expired_at < follow_up.expires_at(self.retention):
             return
@@ -171,26 +170,18 @@ class QuickResponse:
     async def publish_due_warnings(self) -> int:
         """The timer: a window about to close, or closed with nobody engaged (``FollowUpEscalated``), a
         retention ended (``FollowUpExpired``); the follow-up's owner applies them."""
-        now, published = self.clock.now(), 0
-        for task_id, record in self.follow_ups.due(now):
-            follow_up = FollowUp.from_dict(record["state"])
-            alert_at = self._alert_at(record)
-            with correlation_scope(record.get("correlation_id")):
-                if alert_at is not None and alert_at <= now:
-                    if task_id in self._warnings_requested:
-                        continue
-                    self._warnings_requested.add(task_id)
-                    await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpEscalated(
-                        task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now,
-                        overdue=follow_up.next_alert_is_overdue))
-                elif follow_up.expires_at(self.retention) <= now and task_id not in self._expiries_requested:
-                    self._expiries_requested.add(task_id)
-                    await self.publisher.publish(QRT_FOLLOW_UPS, task_id, FollowUpExpired(task_id=task_id,
-                                                                                          expired_at=now))
-                else:
-                    continue
-            published += 1
-        return published
+        return await self.follow_ups.tick(self.clock.now())
+
+    def _due(self, task_id: str, record: dict, now: datetime) -> list[Due]:
+        follow_up = FollowUp.from_dict(record["state"])
+        alert_at = self._alert_at(record)
+        if alert_at is not None and alert_at <= now:
+            return [Due(QRT_FOLLOW_UPS, WARNING, FollowUpEscalated(
+                task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now,
+                overdue=follow_up.next_alert_is_overdue))]
+        if follow_up.expires_at(self.retention) <= now:
+            return [Due(QRT_FOLLOW_UPS, EXPIRED, FollowUpExpired(task_id=task_id, expired_at=now))]
+        return []
 
     # --- state --------------------------------------------------------------------------------------------
     def _alert_at(self, record: dict) -> datetime | None:

@@ -49,7 +49,7 @@ from services.kernel.logs import correlation_scope, current_correlation_id, get_
 from services.kernel.reference import ReferenceData
 from services.kernel.store import KeyValueStore, put_if_changed
 from services.kernel.topics import AUDIT, REFERRALS
-from services.messaging.due import DueTable
+from services.messaging.due import Due, ScheduledRecords
 from services.messaging.kafka import Publisher
 from services.referral_intake.domain.lifecycle import apply_milestone, check_milestone_order, transition
 from services.referral_intake.domain.model import (
@@ -235,12 +235,12 @@ class EngagementTracker:
     def __init__(self, reference: ReferenceData, views: KeyValueStore, publisher: Publisher, clock: Clock,
                  warn_before: timedelta = timedelta(days=2)) -> None:
         self.reference = reference
-        # referral id -> {"view": ReferralView.to_dict(), ...}, indexed by when its next flag falls due
-        self.views = DueTable(views, self._next_flag_at, follows=reference)
+        # referral id -> {"view": ReferralView.to_dict(), ...}, indexed by when its next flag falls due. Each
+        # flag is published once per worker's life: a flag is a warning, not a state its owner applies.
+        self.views = ScheduledRecords(views, self._next_flag_at, self._due, publisher, follows=reference)
         self.publisher = publisher
         self.clock = clock
         self.warn_before = warn_before
-        self._flags_requested: set[tuple[str, str]] = set()
 
     # One fold for every event of a referral's life, so every type goes to ``on_event``.
     REFERRAL_EVENTS: ClassVar[Handlers] = {
@@ -285,24 +285,17 @@ class EngagementTracker:
                                  timedelta(days=site.legal_warning_days)) if site else None
 
     async def publish_due_flags(self) -> int:
-        now, published = self.clock.now(), 0
-        for referral_id, record in self.views.due(now):
-            view = ReferralView.from_dict(record["view"])
-            site = self.reference.site(view.site_id)
-            if site is None:
-                continue
-            for flag in view.due_flags(now, self.warn_before, timedelta(days=site.no_contact_flag_days),
-                                       timedelta(days=site.legal_warning_days)):
-                if (referral_id, flag.value) in self._flags_requested:
-                    continue
-                self._flags_requested.add((referral_id, flag.value))
-                with correlation_scope(record.get("correlation_id")):
-                    await self.publisher.publish(REFERRALS, referral_id, ReferralFlagged(
-                        referral_id=referral_id, site_id=view.site_id, flag=flag, flagged_at=now,
-                        due_at=_flag_due_at(view, flag)))
-                log.info("referral_flagged", referral_id=referral_id, flag=flag.value)
-                published += 1
-        return published
+        return await self.views.tick(self.clock.now())
+
+    def _due(self, referral_id: str, record: dict, now: datetime) -> list[Due]:
+        view = ReferralView.from_dict(record["view"])
+        site = self.reference.site(view.site_id)
+        if site is None:
+            return []
+        return [Due(REFERRALS, flag.value, ReferralFlagged(referral_id=referral_id, site_id=view.site_id, flag=flag,
+                                                           flagged_at=now, due_at=_flag_due_at(view, flag)))
+                for flag in view.due_flags(now, self.warn_before, timedelta(days=site.no_contact_flag_days),
+                                           timedelta(days=site.legal_warning_days))]
 
 
 def _flag_due_at(view: ReferralView, flag: ReferralFlag) -> datetime | None:

@@ -36,11 +36,11 @@ from services.kernel.events import (
     WalkInMilestoneRecorded,
     WalkInOpened,
 )
-from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, SelfReferralPathway
 from services.kernel.store import KeyValueStore, put_state
 from services.kernel.topics import WALK_INS
-from services.messaging.due import DueTable
+from services.messaging.due import Due, ScheduledRecords
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, message_each
 from services.self_referral.domain.walk_in import (
@@ -59,6 +59,7 @@ log = get_logger(__name__)
 
 #: Each message a walk-in sends, by key: the page, "taken", and one per coordinator alert.
 PAGE, TAKEN = "page", "taken"
+EXPIRED = "expired"  # what the timer publishes when a case's retention ends, beside its escalation reasons
 
 
 def walk_in_messages(publisher: Publisher, clock: Clock) -> MessageAttempts:
@@ -71,7 +72,7 @@ class SelfReferrals:
                  publisher: Publisher, clock: Clock, link_for: Callable[[str, str], str], console_url: str,
                  retention: timedelta = timedelta(days=60), window: EventTimeWindow = EventTimeWindow()) -> None:
         self.reference = reference
-        self.walk_ins = DueTable(walk_ins, self._next_due, follows=reference)
+        self.walk_ins = ScheduledRecords(walk_ins, self._next_due, self._due, publisher, follows=reference)
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
@@ -79,7 +80,6 @@ class SelfReferrals:
         self.console_url = console_url.rstrip("/")
         self.retention = retention
         self.window = window
-        self._requested: set[tuple[str, str]] = set()  # (case id, what) published by the timer, not yet applied
 
     WALK_IN_EVENTS: ClassVar[Handlers] = {CadWalkInReported: "on_walk_in"}
     CASE_EVENTS: ClassVar[Handlers] = {
@@ -152,7 +152,7 @@ class SelfReferrals:
                            walk_in.case_id, {"case_id": walk_in.case_id})
 
     async def tell_coordinators(self, event: WalkInEscalated) -> None:
-        self._requested.discard((event.case_id, event.reason.value))
+        self.walk_ins.applied(event.case_id, event.reason.value)
         walk_in = self._load(event.case_id)
         if walk_in is None or not walk_in.is_open or event.reason in walk_in.escalations:
             return
@@ -196,7 +196,7 @@ class SelfReferrals:
 
     async def forget(self, event: WalkInExpired) -> None:
         """Retention ended: delete the walk-in and its messages' records (tombstones in the changelogs)."""
-        self._requested.discard((event.case_id, "expired"))
+        self.walk_ins.applied(event.case_id, EXPIRED)
         walk_in = self._load(event.case_id)
         if walk_in is None or event.expired_at < walk_in.expires_at(self.retention):
             return
@@ -213,24 +213,17 @@ class SelfReferrals:
     async def publish_due(self) -> int:
         """The timer: a coordinator's alert due (``WalkInEscalated``), a retention ended (``WalkInExpired``);
         the case's owner applies them."""
-        now, published = self.clock.now(), 0
-        for case_id, record in self.walk_ins.due(now):
-            walk_in = WalkIn.from_dict(record["state"])
-            step = walk_in.next_escalation()
-            with correlation_scope(record.get("correlation_id")):
-                if step is not None and step[1] <= now:
-                    if (case_id, step[0].value) in self._requested:
-                        continue
-                    self._requested.add((case_id, step[0].value))
-                    await self.publisher.publish(WALK_INS, case_id, WalkInEscalated(
-                        case_id=case_id, site_id=walk_in.site_id, reason=step[0], escalated_at=now))
-                elif walk_in.expires_at(self.retention) <= now and (case_id, "expired") not in self._requested:
-                    self._requested.add((case_id, "expired"))
-                    await self.publisher.publish(WALK_INS, case_id, WalkInExpired(case_id=case_id, expired_at=now))
-                else:
-                    continue
-            published += 1
-        return published
+        return await self.walk_ins.tick(self.clock.now())
+
+    def _due(self, case_id: str, record: dict, now: datetime) -> list[Due]:
+        walk_in = WalkIn.from_dict(record["state"])
+        step = walk_in.next_escalation()
+        if step is not None and step[1] <= now:
+            return [Due(WALK_INS, step[0].value, WalkInEscalated(
+                case_id=case_id, site_id=walk_in.site_id, reason=step[0], escalated_at=now))]
+        if walk_in.expires_at(self.retention) <= now:
+            return [Due(WALK_INS, EXPIRED, WalkInExpired(case_id=case_id, expired_at=now))]
+        return []
 
     # --- state --------------------------------------------------------------------------------------------
     def _pathway(self, site_id: str) -> SelfReferralPathway | None:

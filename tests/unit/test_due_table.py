@@ -131,3 +131,34 @@ def test_a_change_of_the_live_reference_data_it_follows_moves_due_times_at_the_n
     assert table.due(T0 + timedelta(minutes=10)) == []  # unseen: the index was made before the change
     live.replace(ReferenceData())
     assert [key for key, _ in table.due(T0 + timedelta(minutes=10))] == ["a"]
+
+
+async def test_the_timer_publishes_what_is_due_once_until_its_owner_applies_it() -> None:
+    """ScheduledRecords: each (key, marker) once, under the record's correlation id, again only after ``applied``;
+    a record that is not due is not asked."""
+    from services.kernel.events import HwcNoticeExpired
+    from services.kernel.logs import current_correlation_id
+    from services.kernel.topics import HWC_NOTICES
+    from services.messaging.due import Due, ScheduledRecords
+    from services.messaging.kafka import InMemoryPublisher
+
+    asked, seen_ids = [], []
+
+    class Publisher(InMemoryPublisher):
+        async def publish(self, topic, key, event):
+            seen_ids.append(current_correlation_id())
+            await super().publish(topic, key, event)
+
+    def decide(key, record, now):
+        asked.append(key)
+        return [Due(HWC_NOTICES, "expired", HwcNoticeExpired(notice_id=key, expired_at=now))]
+
+    publisher = Publisher()
+    records = ScheduledRecords({}, lambda record: record["at"], decide, publisher, monotonic=Seconds())
+    records["n-1"] = {"at": T0, "correlation_id": "corr-0001"}
+    records["n-2"] = {"at": T0 + timedelta(hours=1), "correlation_id": "corr-0002"}
+    assert await records.tick(T0) == 1 and asked == ["n-1"] and seen_ids == ["corr-0001"]
+    assert await records.tick(T0 + timedelta(minutes=1)) == 0  # published, not yet applied
+    records.applied("n-1", "expired")
+    assert await records.tick(T0 + timedelta(minutes=2)) == 1  # still due after its owner applied it: again
+    assert [e.notice_id for e in publisher.events(HwcNoticeExpired)] == ["n-1", "n-1"]

@@ -17,8 +17,8 @@ from services.kernel.events import (
     HwcNoticeDelivered,
     HwcNoticeEscalated,
     HwcNoticeExpired,
-    HwcNoticeRescheduled,
     HwcNoticeRequested,
+    HwcNoticeRescheduled,
     HwcTriageOpened,
     HwcTriageResolved,
 )
