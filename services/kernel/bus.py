@@ -24,6 +24,12 @@ async def dispatch(owner: Any, handlers: Handlers, event: Any) -> Any:
     return await getattr(owner, name)(event) if name else None
 
 
+def fold(owner: Any, handlers: Handlers, event: Any) -> Any:
+    """``dispatch`` for a read model: its fold of each event type is a plain method, named in ``handlers``."""
+    name = handlers.get(type(event))
+    return getattr(owner, name)(event) if name else None
+
+
 @dataclass(frozen=True)
 class Subscription:
     """A service's worker follows ``topic``: each event type there goes to ``owner``'s handler."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar
 
+from services.kernel.bus import Handlers, fold
 from services.kernel.clock import iso_week
 from services.kernel.events import (
     DeliveryOutcome,
@@ -36,16 +38,27 @@ class NoticeView:
     reported_overdue: bool = False
 
     def apply(self, event) -> None:
-        if isinstance(event, HwcNoticeDelivered) and event.outcome is DeliveryOutcome.delivered:
-            if self.first_delivered_at is None or event.delivered_at < self.first_delivered_at:
-                self.first_delivered_at = event.delivered_at
-        elif isinstance(event, HwcNoticeAcknowledged):
-            self.acknowledged_at = min(filter(None, [self.acknowledged_at, event.acknowledged_at]))
-        elif isinstance(event, HwcNoticeEscalated):
-            if event.overdue:
-                self.reported_overdue = True
-            elif event.to_role.value not in self.escalated_to:
-                self.escalated_to.append(event.to_role.value)
+        fold(self, self.FOLDS, event)
+
+    def _delivered(self, event: HwcNoticeDelivered) -> None:
+        if event.outcome is DeliveryOutcome.delivered and (
+                self.first_delivered_at is None or event.delivered_at < self.first_delivered_at):
+            self.first_delivered_at = event.delivered_at
+
+    def _acknowledged(self, event: HwcNoticeAcknowledged) -> None:
+        self.acknowledged_at = min(filter(None, [self.acknowledged_at, event.acknowledged_at]))
+
+    def _escalated(self, event: HwcNoticeEscalated) -> None:
+        if event.overdue:
+            self.reported_overdue = True
+        elif event.to_role.value not in self.escalated_to:
+            self.escalated_to.append(event.to_role.value)
+
+    def _rescheduled(self, event: HwcNoticeRescheduled) -> None:
+        self.due_at = event.due_at  # the console and the on-time figures follow the calendar's new deadline
+
+    FOLDS: ClassVar[Handlers] = {HwcNoticeDelivered: "_delivered", HwcNoticeAcknowledged: "_acknowledged",
+                                 HwcNoticeEscalated: "_escalated", HwcNoticeRescheduled: "_rescheduled"}
 
 
 @dataclass
@@ -90,35 +103,43 @@ class HwcReadModel:
         self._district_of_school = district_of_school  # school id -> district id
 
     def apply(self, event) -> None:
-        if isinstance(event, HwcNoticeRequested):
-            self.notices.setdefault(event.notice_id, NoticeView(event.notice_id, event.school_id, event.due_at,
-                                                                 event.requested_at))
-            self.requests.setdefault(event.notice_id, event)
-            if event.agency_id and event.incident_id:  # every encounter's request, merged ones too
-                self.incidents[(event.agency_id, event.incident_id)].add(event.notice_id)
-                self._incidents_of[event.notice_id].add((event.agency_id, event.incident_id))
-        elif isinstance(event, HwcNoticeRescheduled):
-            # The console and the on-time figures follow the deadline the school's calendar now gives.
-            if event.notice_id in self.notices:
-                self.notices[event.notice_id].due_at = event.due_at
-            if event.notice_id in self.requests:
-                self.requests[event.notice_id] = self.requests[event.notice_id].model_copy(update={"due_at": event.due_at})
-        elif isinstance(event, HwcNoticeExpired):
-            self.requests.pop(event.notice_id, None)  # the child's data goes, and its tie to the incident; the figures stay
-            for incident in self._incidents_of.pop(event.notice_id, ()):
-                self.incidents[incident].discard(event.notice_id)
-                if not self.incidents[incident]:
-                    del self.incidents[incident]
-        elif isinstance(event, HwcTriageOpened):
-            # A placement that could not be sent is back in the queue, with its reason; a replayed encounter is not.
-            if event.reopened or event.cad_event_id not in self.triage:
-                self.triage[event.cad_event_id] = TriageItem(event)
-        elif isinstance(event, HwcTriageResolved):
-            item = self.triage.get(event.cad_event_id)
-            if item is not None and item.resolved is None:
-                item.resolved = event
-        elif hasattr(event, "notice_id") and event.notice_id in self.notices:
-            self.notices[event.notice_id].apply(event)
+        fold(self, self.FOLDS, event)
+        view = self.notices.get(getattr(event, "notice_id", None) or "")
+        if view is not None:  # the notice's own figures (delivery, acknowledgement, escalation, deadline)
+            view.apply(event)
+
+    def _requested(self, event: HwcNoticeRequested) -> None:
+        self.notices.setdefault(event.notice_id, NoticeView(event.notice_id, event.school_id, event.due_at,
+                                                             event.requested_at))
+        self.requests.setdefault(event.notice_id, event)
+        if event.agency_id and event.incident_id:  # every encounter's request, merged ones too
+            self.incidents[(event.agency_id, event.incident_id)].add(event.notice_id)
+            self._incidents_of[event.notice_id].add((event.agency_id, event.incident_id))
+
+    def _rescheduled(self, event: HwcNoticeRescheduled) -> None:
+        if event.notice_id in self.requests:  # the school's page shows the new deadline
+            self.requests[event.notice_id] = self.requests[event.notice_id].model_copy(update={"due_at": event.due_at})
+
+    def _expired(self, event: HwcNoticeExpired) -> None:
+        self.requests.pop(event.notice_id, None)  # the child's data goes, and its tie to the incident; the figures stay
+        for incident in self._incidents_of.pop(event.notice_id, ()):
+            self.incidents[incident].discard(event.notice_id)
+            if not self.incidents[incident]:
+                del self.incidents[incident]
+
+    def _triage_opened(self, event: HwcTriageOpened) -> None:
+        # A placement that could not be sent is back in the queue, with its reason; a replayed encounter is not.
+        if event.reopened or event.cad_event_id not in self.triage:
+            self.triage[event.cad_event_id] = TriageItem(event)
+
+    def _triage_resolved(self, event: HwcTriageResolved) -> None:
+        item = self.triage.get(event.cad_event_id)
+        if item is not None and item.resolved is None:
+            item.resolved = event
+
+    FOLDS: ClassVar[Handlers] = {HwcNoticeRequested: "_requested", HwcNoticeRescheduled: "_rescheduled",
+                                 HwcNoticeExpired: "_expired", HwcTriageOpened: "_triage_opened",
+                                 HwcTriageResolved: "_triage_resolved"}
 
     def for_incident(self, agency_id: str, incident_id: str) -> list[EncounterOutcome]:
         """Each child met at one incident: waiting in triage, or their notice's course (a placed child's notice

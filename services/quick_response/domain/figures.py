@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from typing import ClassVar
 
+from services.kernel.bus import Handlers, fold
 from services.kernel.events import (
     AttemptOutcome,
     CadOverdoseResponded,
@@ -64,27 +66,38 @@ class QrtReadModel:
         self.state_rows: dict[str, StateReportRow] = {}  # report id -> the state's fields (no one named)
 
     def apply(self, event) -> None:
-        if isinstance(event, CadOverdoseResponded):
-            if self.report_key:
-                row = state_row(event, self.report_key)
-                self.state_rows.setdefault(row.report_id, row)
-                oldest = row.occurred_at - self.STATE_ROWS_KEPT
-                if len(self.state_rows) % 256 == 0:  # now and then: drop what the topic no longer holds either
-                    self.state_rows = {k: r for k, r in self.state_rows.items() if r.occurred_at >= oldest}
-        elif isinstance(event, FollowUpOpened):
-            self.follow_ups.setdefault(event.task_id, FollowUpView(event))
-        elif isinstance(event, FollowUpAttempted):
-            view = self.follow_ups.get(event.task_id)
-            if view is not None:
-                view.attempts[event.attempt_id] = event
-        elif isinstance(event, FollowUpEscalated):
-            view = self.follow_ups.get(event.task_id)
-            if view is not None:
-                view.warned = True
-        elif isinstance(event, FollowUpExpired):
-            self.follow_ups.pop(event.task_id, None)  # who and where, gone with its retention
-        elif isinstance(event, OverdoseReported):
-            self.reports[event.report_id] = event
+        fold(self, self.FOLDS, event)
+
+    def _overdose(self, event: CadOverdoseResponded) -> None:
+        if self.report_key:
+            row = state_row(event, self.report_key)
+            self.state_rows.setdefault(row.report_id, row)
+            oldest = row.occurred_at - self.STATE_ROWS_KEPT
+            if len(self.state_rows) % 256 == 0:  # now and then: drop what the topic no longer holds either
+                self.state_rows = {k: r for k, r in self.state_rows.items() if r.occurred_at >= oldest}
+
+    def _opened(self, event: FollowUpOpened) -> None:
+        self.follow_ups.setdefault(event.task_id, FollowUpView(event))
+
+    def _attempted(self, event: FollowUpAttempted) -> None:
+        view = self.follow_ups.get(event.task_id)
+        if view is not None:
+            view.attempts[event.attempt_id] = event
+
+    def _escalated(self, event: FollowUpEscalated) -> None:
+        view = self.follow_ups.get(event.task_id)
+        if view is not None:
+            view.warned = True
+
+    def _expired(self, event: FollowUpExpired) -> None:
+        self.follow_ups.pop(event.task_id, None)  # who and where, gone with its retention
+
+    def _reported(self, event: OverdoseReported) -> None:
+        self.reports[event.report_id] = event
+
+    FOLDS: ClassVar[Handlers] = {
+        CadOverdoseResponded: "_overdose", FollowUpOpened: "_opened", FollowUpAttempted: "_attempted",
+        FollowUpEscalated: "_escalated", FollowUpExpired: "_expired", OverdoseReported: "_reported"}
 
     def open_list(self, site_id: str) -> list[FollowUpView]:
         """The team's list: open follow-ups of the site, the one due first on top."""

@@ -11,7 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
+from typing import ClassVar
 
+from services.kernel.bus import Handlers, fold
 from services.kernel.clock import iso_week
 from services.kernel.events import (
     OPEN_STATUSES,
@@ -66,39 +68,54 @@ class ReferralView:
 
     # --- fold -------------------------------------------------------------------------------------
     def apply(self, event) -> None:
-        at = (event.changed_at if isinstance(event, ReferralStatusChanged) else event.recorded_at
-              if isinstance(event, EngagementRecorded) else event.acknowledged_at
-              if isinstance(event, PageAcknowledged) else None)
-        if at is not None:
-            self.updated_at = max(filter(None, [self.updated_at, at]))
-        if isinstance(event, ReferralStatusChanged):
-            self.status = event.status.value
-        elif isinstance(event, EngagementRecorded):
-            self._milestone(event.milestone.value, event.occurred_at)
-            if event.milestone.value in CONTACT_MILESTONES:
-                self.last_contact_at = max(filter(None, [self.last_contact_at, event.occurred_at]))
-                self.flags = [f for f in self.flags if f != ReferralFlag.no_contact.value]
-        elif isinstance(event, PageRequested):
-            self.paged_at = self.paged_at or event.requested_at
-            self._milestone(Milestone.paged.value, event.requested_at)
-        elif isinstance(event, PageSent):
-            if event.target_id not in self.paged_case_managers and event.target_id != "officer":
-                self.paged_case_managers.append(event.target_id)
-        elif isinstance(event, PageAcknowledged):
-            if self.acknowledged_at is None:
-                self.acknowledged_at, self.acknowledged_by = event.acknowledged_at, event.acknowledged_by
-            self._milestone(Milestone.acknowledged.value, event.acknowledged_at)
-        elif isinstance(event, ReferralFlagged):
-            if event.flag.value not in self.flags:
-                self.flags.append(event.flag.value)
-            if event.flag is ReferralFlag.intake_deadline_missed:  # "near" is overtaken, not kept beside it
-                self.flags = [f for f in self.flags if f != ReferralFlag.intake_deadline_near.value]
-            if event.flag is ReferralFlag.legal_deadline_passed:
-                self.flags = [f for f in self.flags if f != ReferralFlag.legal_deadline_near.value]
-        elif isinstance(event, PageExhausted):
-            self.handoff_missed_at = self.handoff_missed_at or event.exhausted_at
-            if HANDOFF_MISSED not in self.flags:
-                self.flags.insert(0, HANDOFF_MISSED)
+        fold(self, self.FOLDS, event)
+
+    def _touched(self, at: datetime) -> None:
+        """What a case-management system sees as a change (FHIR ``_lastUpdated``)."""
+        self.updated_at = max(filter(None, [self.updated_at, at]))
+
+    def _status_changed(self, event: ReferralStatusChanged) -> None:
+        self._touched(event.changed_at)
+        self.status = event.status.value
+
+    def _engagement_recorded(self, event: EngagementRecorded) -> None:
+        self._touched(event.recorded_at)
+        self._milestone(event.milestone.value, event.occurred_at)
+        if event.milestone.value in CONTACT_MILESTONES:
+            self.last_contact_at = max(filter(None, [self.last_contact_at, event.occurred_at]))
+            self.flags = [f for f in self.flags if f != ReferralFlag.no_contact.value]
+
+    def _page_requested(self, event: PageRequested) -> None:
+        self.paged_at = self.paged_at or event.requested_at
+        self._milestone(Milestone.paged.value, event.requested_at)
+
+    def _page_sent(self, event: PageSent) -> None:
+        if event.target_id not in self.paged_case_managers and event.target_id != "officer":
+            self.paged_case_managers.append(event.target_id)
+
+    def _page_acknowledged(self, event: PageAcknowledged) -> None:
+        self._touched(event.acknowledged_at)
+        if self.acknowledged_at is None:
+            self.acknowledged_at, self.acknowledged_by = event.acknowledged_at, event.acknowledged_by
+        self._milestone(Milestone.acknowledged.value, event.acknowledged_at)
+
+    def _flagged(self, event: ReferralFlagged) -> None:
+        if event.flag.value not in self.flags:
+            self.flags.append(event.flag.value)
+        if event.flag is ReferralFlag.intake_deadline_missed:  # "near" is overtaken, not kept beside it
+            self.flags = [f for f in self.flags if f != ReferralFlag.intake_deadline_near.value]
+        if event.flag is ReferralFlag.legal_deadline_passed:
+            self.flags = [f for f in self.flags if f != ReferralFlag.legal_deadline_near.value]
+
+    def _page_exhausted(self, event: PageExhausted) -> None:
+        self.handoff_missed_at = self.handoff_missed_at or event.exhausted_at
+        if HANDOFF_MISSED not in self.flags:
+            self.flags.insert(0, HANDOFF_MISSED)
+
+    FOLDS: ClassVar[Handlers] = {
+        ReferralStatusChanged: "_status_changed", EngagementRecorded: "_engagement_recorded",
+        PageRequested: "_page_requested", PageSent: "_page_sent", PageAcknowledged: "_page_acknowledged",
+        ReferralFlagged: "_flagged", PageExhausted: "_page_exhausted"}
 
     def _milestone(self, name: str, at: datetime) -> None:
         if name not in self.milestones or at < self.milestones[name]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
+from typing import ClassVar
 
+from services.kernel.bus import Handlers, fold
 from services.kernel.events import (
     VolunteerExpenseClaimed,
     WalkInAccepted,
@@ -79,23 +81,35 @@ class WalkInReadModel:
         self.expenses: dict[str, VolunteerExpenseClaimed] = {}
 
     def apply(self, event) -> None:
-        view = self.walk_ins.get(getattr(event, "case_id", ""))
-        if isinstance(event, WalkInOpened):
-            self.walk_ins.setdefault(event.case_id, WalkInView(event))
-        elif isinstance(event, VolunteerExpenseClaimed):
-            self.expenses.setdefault(event.expense_id, event)
-        elif isinstance(event, WalkInExpired):
-            self.walk_ins.pop(event.case_id, None)
-        elif view is None:
-            return
-        elif isinstance(event, WalkInAccepted):
-            if view.accepted is None and view.closed_by is None:
-                view.accepted = event
-        elif isinstance(event, WalkInMilestoneRecorded):
+        fold(self, self.FOLDS, event)
+
+    def _opened(self, event: WalkInOpened) -> None:
+        self.walk_ins.setdefault(event.case_id, WalkInView(event))
+
+    def _expense(self, event: VolunteerExpenseClaimed) -> None:
+        self.expenses.setdefault(event.expense_id, event)
+
+    def _expired(self, event: WalkInExpired) -> None:
+        self.walk_ins.pop(event.case_id, None)
+
+    def _accepted(self, event: WalkInAccepted) -> None:
+        view = self.walk_ins.get(event.case_id)
+        if view is not None and view.accepted is None and view.closed_by is None:
+            view.accepted = event
+
+    def _milestone(self, event: WalkInMilestoneRecorded) -> None:
+        view = self.walk_ins.get(event.case_id)
+        if view is not None:
             view.milestones.setdefault(event.milestone_id, event)
-        elif isinstance(event, WalkInEscalated):
-            if event.reason.value not in view.escalated:
-                view.escalated.append(event.reason.value)
+
+    def _escalated(self, event: WalkInEscalated) -> None:
+        view = self.walk_ins.get(event.case_id)
+        if view is not None and event.reason.value not in view.escalated:
+            view.escalated.append(event.reason.value)
+
+    FOLDS: ClassVar[Handlers] = {
+        WalkInOpened: "_opened", VolunteerExpenseClaimed: "_expense", WalkInExpired: "_expired",
+        WalkInAccepted: "_accepted", WalkInMilestoneRecorded: "_milestone", WalkInEscalated: "_escalated"}
 
     def open_list(self, site_id: str) -> list[WalkInView]:
         """The site's open walk-ins, those nobody has taken first, then the oldest."""
