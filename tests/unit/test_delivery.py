@@ -11,7 +11,8 @@ from services.delivery.channels import Outgoing
 from services.kernel.events import DeliveryOutcome, DisclosedRecord, PageSent
 from services.kernel.topics import PAGES
 from services.messaging.outbox import PENDING, Disclosure, Dispatch, IdempotentDelivery, source_partition
-from services.messaging.streams import OutboxTable, sends_awaited_together
+from services.messaging.records import sends_awaited_together
+from services.messaging.streams import OutboxTable
 from tests.factories import one_of_each
 from tests.fakes import HeldProducer, RecordingChannel, faust_publisher
 

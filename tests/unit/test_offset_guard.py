@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.messaging.streams import OffsetGuard, RawRecord, StallWatch
+from services.messaging.records import OffsetGuard, RawRecord, StallWatch
 
 
 class Log:

@@ -14,7 +14,7 @@ from services.kernel.logs import CORRELATION_HEADER
 from services.kernel.topics import REFERRALS
 from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
 from services.messaging.kafka import InMemoryPublisher
-from services.messaging.streams import DeadLetterSink, RawRecord, RecordProcessor
+from services.messaging.records import DeadLetterSink, RawRecord, RecordProcessor
 from tests.factories import cad_referral
 from tests.fakes import HeldProducer, faust_publisher
 

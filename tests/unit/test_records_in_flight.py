@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from services.messaging.streams import RawRecord, RecordsInFlight
+from services.messaging.records import RawRecord, RecordsInFlight
 
 
 def record(offset: int) -> RawRecord:
