@@ -90,13 +90,14 @@ def topics_create() -> None:
 def schemas_register() -> None:
     """Register every schema under its record name and set the registry to BACKWARD compatibility."""
     from services.messaging.avro import AvroCodec, HttpSchemaRegistry, registry_from_url
+    from services.runtime import EVENTS
 
     async def go() -> dict:
         registry = registry_from_url(settings().schema_registry_url)
         try:
             if isinstance(registry, HttpSchemaRegistry):
                 await registry.set_compatibility("BACKWARD")
-            return await AvroCodec(registry).register_all()
+            return await AvroCodec(registry, EVENTS).register_all()
         finally:
             await registry.close()
 
@@ -107,11 +108,11 @@ def schemas_register() -> None:
 @schemas_cli.command("check")
 def schemas_check(against: Annotated[Path, typer.Argument(help="directory of the previous .avsc files")]) -> None:
     """Check every event's schema (generated from its model) against its previous version in AGAINST (BACKWARD)."""
-    from services.kernel.events import ALL_EVENTS
     from services.messaging.contract import avro_schema_of, backward_incompatibilities
+    from services.runtime import EVENTS
 
     failed = 0
-    for cls in ALL_EVENTS:
+    for cls in EVENTS:
         old = against / f"{cls.avro_schema}.avsc"
         if old.exists():
             problems = backward_incompatibilities(avro_schema_of(cls), json.loads(old.read_text()))
@@ -123,10 +124,11 @@ def schemas_check(against: Annotated[Path, typer.Argument(help="directory of the
 
 @schemas_cli.command("write")
 def schemas_write() -> None:
-    """Write schemas/*.avsc from the event models (the files are generated: edit services/kernel/events.py)."""
+    """Write schemas/*.avsc from the event models (the files are generated: edit the events modules)."""
     from services.messaging.contract import main as write
+    from services.runtime import EVENTS
 
-    raise typer.Exit(write([]))
+    raise typer.Exit(write([], EVENTS))
 
 
 @reference_cli.command("check")
@@ -516,6 +518,7 @@ def stack_up(kafka_port: int = 9092, registry_port: int = 8081, http_port: int =
 
 
 def main() -> None:
+    import services.runtime  # noqa: F401  the composition root: every service's events known to every command
     cli()
 
 

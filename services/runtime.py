@@ -29,6 +29,7 @@ from services.handle_with_care.entrypoints import console as hwc_console
 from services.handle_with_care.entrypoints import http_api as hwc_http
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.clock import Clock, SystemClock
+from services.kernel.events import all_events
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, load_reference_data
 from services.kernel.settings import Settings
@@ -68,6 +69,9 @@ from services.web import console, machine_clients, oidc, sso
 from services.web.web import ApiError, RequestLimits, install_error_handlers
 
 log = get_logger(__name__)
+# Every wire event: the kernel's and each service's own, all registered by the imports above (the schema files,
+# the registry and every operator's command that reads a topic use this list).
+EVENTS = all_events()
 
 WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response", "self-referral", "cad-gateway")
 STOP_TIMEOUT_SECONDS = 30

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from services.kernel import events as ev
+from services.quick_response import events as qrt_ev
 
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
 # Just after the sample CAD events in config/local/demo happened: the intake refuses event times far from now.
@@ -99,14 +100,14 @@ def one_of_each() -> list[ev.Event]:
                               original_value=b"\x00\x01garbage", original_headers=[ev.Header(key="correlation_id", value=b"c")],
                               error_type="decode", error="not Avro", service="referral-intake", failed_at=NOW),
         overdose(),
-        ev.FollowUpOpened(task_id="fu-od-1", overdose_event_id="od-1", site_id="abq", kind=ev.FollowUpKind.outreach,
+        qrt_ev.FollowUpOpened(task_id="fu-od-1", overdose_event_id="od-1", site_id="abq", kind=ev.FollowUpKind.outreach,
                           occurred_at=NOW, due_at=NOW, opened_at=NOW, person=overdose().person,
                           location_description="motel parking lot"),
-        ev.FollowUpAttempted(attempt_id="fu-od-1/cm-cruz/k1", task_id="fu-od-1", site_id="abq",
+        qrt_ev.FollowUpAttempted(attempt_id="fu-od-1/cm-cruz/k1", task_id="fu-od-1", site_id="abq",
                              outcome=ev.AttemptOutcome.not_home, recorded_by="cm-cruz", attempted_at=NOW),
-        ev.FollowUpEscalated(task_id="fu-od-1", site_id="abq", due_at=NOW, escalated_at=NOW),
-        ev.FollowUpExpired(task_id="fu-od-1", expired_at=NOW),
-        ev.FollowUpAlertSent(task_id="fu-od-1", attempt_id="fu-od-1/warn/cm-cruz/sms", recipient_id="cm-cruz",
+        qrt_ev.FollowUpEscalated(task_id="fu-od-1", site_id="abq", due_at=NOW, escalated_at=NOW),
+        qrt_ev.FollowUpExpired(task_id="fu-od-1", expired_at=NOW),
+        qrt_ev.FollowUpAlertSent(task_id="fu-od-1", attempt_id="fu-od-1/warn/cm-cruz/sms", recipient_id="cm-cruz",
                              channel=ev.Channel.sms, outcome=ev.DeliveryOutcome.delivered, attempt=1, sent_at=NOW),
         ev.OverdoseReported(report_id="od-abc", site_id="abq", hour=NOW, latitude=35.08, longitude=-106.65, fatal=False,
                             naloxone_given=True, naloxone_doses=2, suspected_substance="fentanyl", age_range="25-34",

@@ -80,9 +80,14 @@ def wire_enum(*, name: str | None = None, default: str | None = None) -> Callabl
     return decorate
 
 
+# Every wire event, by Avro name, as its class is defined: the kernel's and each service's own (a service's
+# events module registers them when the service is imported; the composition root imports every service).
+_REGISTRY: dict[str, type[Event]] = {}
+
+
 class Event(BaseModel):
     """Base of every wire event: ``avro_schema`` is its file stem in ``schemas/``, ``avro_namespace`` its
-    Avro namespace; its Avro name is the class name."""
+    Avro namespace; its Avro name is the class name. Defining one registers it (``all_events``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, use_attribute_docstrings=True)
     avro_schema: ClassVar[str]
@@ -91,6 +96,21 @@ class Event(BaseModel):
     @classmethod
     def avro_name(cls) -> str:
         return f"{cls.avro_namespace}.{cls.__name__}"
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "avro_schema" in cls.__dict__:  # a concrete event, not a base such as InboundEvent
+            known = _REGISTRY.setdefault(cls.avro_name(), cls)
+            if known is not cls and known.__qualname__ != cls.__qualname__:
+                raise TypeError(f"two events named {cls.avro_name()}")
+            _REGISTRY[cls.avro_name()] = cls
+
+
+def all_events() -> tuple[type[Event], ...]:
+    """Every wire event registered so far: the kernel's, and those of the services imported (a worker imports
+    its own; the composition root, ``services.runtime``, imports them all)."""
+    return tuple(_REGISTRY.values())
 
 
 class InboundEvent(Event):
@@ -1263,106 +1283,6 @@ class CadOverdoseResponded(InboundEvent):
         return self
 
 
-class FollowUpOpened(Event):
-    """A Quick Response Team follow-up is due. Keyed by task_id."""
-
-    avro_schema: ClassVar[str] = "follow_up_opened"
-    avro_namespace: ClassVar[str] = "org.handoff.qrt"
-    task_id: str
-    """Follow-up id (one per overdose event)."""
-    overdose_event_id: str
-    """The overdose response it follows."""
-    site_id: str
-    """Site whose team follows it up."""
-    kind: FollowUpKind
-    """The person, or the family."""
-    occurred_at: Instant
-    """When the overdose response happened."""
-    due_at: Instant
-    """End of the site's follow-up window."""
-    opened_at: Instant
-    """When Handoff opened it."""
-    person: OverdosePerson | None = None
-    """Who to visit and where, when known."""
-    location_description: str | None = None
-    """Where the response happened."""
-
-
-class FollowUpAttempted(Event):
-    """The team logged an attempt. Keyed by task_id."""
-
-    avro_schema: ClassVar[str] = "follow_up_attempted"
-    avro_namespace: ClassVar[str] = "org.handoff.qrt"
-    attempt_id: str
-    """Unique per attempt (a retried submission is the same attempt)."""
-    task_id: str
-    """Follow-up id."""
-    site_id: str
-    """Site."""
-    outcome: AttemptOutcome
-    """What happened."""
-    recorded_by: str
-    """Staff id of the team member."""
-    attempted_at: Instant
-    """When."""
-
-
-class FollowUpEscalated(Event):
-    """A follow-up's window is closing with nobody engaged: its team lead is told; or it closed so, and the site's
-    program managers are told too. Keyed by task_id."""
-
-    avro_schema: ClassVar[str] = "follow_up_escalated"
-    avro_namespace: ClassVar[str] = "org.handoff.qrt"
-    task_id: str
-    """Follow-up id."""
-    site_id: str
-    """Site."""
-    due_at: Instant
-    """When the window closes."""
-    escalated_at: Instant
-    """When."""
-    overdue: bool = False
-    """True when the window has closed with nobody engaged."""
-
-
-class FollowUpExpired(Event):
-    """A follow-up's retention ended (qrt_data_retention_days after its window closed): it is deleted wherever it is
-    kept, the worker's tables (tombstones in their changelogs) and the team's list. Keyed by task_id.
-    """
-
-    avro_schema: ClassVar[str] = "follow_up_expired"
-    avro_namespace: ClassVar[str] = "org.handoff.qrt"
-    task_id: str
-    """Follow-up id."""
-    expired_at: Instant
-    """When its retention ended."""
-
-
-class FollowUpAlertSent(Event):
-    """One delivery attempt of a closing-window alert to a team lead. Keyed by task_id."""
-
-    avro_schema: ClassVar[str] = "follow_up_alert_sent"
-    avro_namespace: ClassVar[str] = "org.handoff.qrt"
-    task_id: str
-    """Follow-up id."""
-    attempt_id: str
-    """Idempotency key of this delivery (task, team lead, channel)."""
-    recipient_id: str
-    """Staff id of the team lead."""
-    channel: Channel
-    """Channel used."""
-    outcome: DeliveryOutcome
-    """Result."""
-    attempt: Int32
-    """Try number (1-based)."""
-    error: str | None = None
-    """Error, when failed (no personal data)."""
-    final: bool = True
-    """True on the last attempt of this delivery."""
-    sent_at: Instant
-    """When the attempt finished."""
-
-
 class OverdoseReported(Event):
     """An overdose response, de-identified for public-health mapping (ODMAP-style) and the state's report: no name,
     date of birth, address or free text; the time to the hour and the place to about a kilometre. Keyed by report_id.
@@ -1641,16 +1561,3 @@ class FeedAlertSent(Event):
     """True on the last attempt of this delivery."""
     sent_at: Instant
     """When the attempt finished."""
-
-
-ALL_EVENTS: tuple[type[Event], ...] = (
-    CadReferralMade, CadChildEncountered, ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged,
-    PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted,
-    HwcNoticeRequested, HwcNoticeDelivered, HwcNoticeAcknowledged, HwcNoticeEscalated, HwcNoticeExpired, HwcTriageOpened,
-    HwcNoticeRescheduled,
-    HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted, ReferenceDataPublished, DisclosureAudited, DeadLetterRecorded,
-    ParticipantSeen, CadOverdoseResponded, FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired,
-    OverdoseReported, CadWalkInReported, WalkInOpened, WalkInAccepted, WalkInEscalated, WalkInMilestoneRecorded,
-    VolunteerExpenseClaimed, WalkInMessageSent, WalkInExpired, ReferralLocationUpdated, CadFeedSilent, CadFeedResumed,
-    FeedAlertSent, AccessAudited, ConsoleSessionEnded,
-)

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from services.kernel.errors import InvalidRecord, describe_validation_error
-from services.kernel.events import ALL_EVENTS
+from services.kernel.events import all_events
 from services.messaging.contract import avro_schema_of, parsed_schema
 
 MAGIC_BYTE = 0
@@ -125,9 +125,13 @@ class AvroCodec:
                  max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self.registry = registry
         self.max_record_bytes = max_record_bytes
-        self._events = {cls.avro_name(): cls for cls in (events or ALL_EVENTS)}
+        self._given = events
+        self._events = self._known()
         self._ids: dict[type, int] = {}
         self._writers: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    def _known(self) -> dict[str, type]:
+        return {cls.avro_name(): cls for cls in (self._given or all_events())}
 
     async def register_all(self) -> dict[str, int]:
         """Register every known event schema (at start-up, so the first message pays nothing)."""
@@ -170,6 +174,9 @@ class AvroCodec:
         _, schema_id = _HEADER.unpack_from(data)
         writer_name, writer = await self._writer_schema(schema_id)
         cls = self._events.get(writer_name)
+        if cls is None and self._given is None:  # a service's event registered since: look again
+            self._events = self._known()
+            cls = self._events.get(writer_name)
         if cls is None or (expected and cls not in expected):
             raise InvalidRecord("decode", f"event type {writer_name} is not expected on this topic")
         try:

@@ -12,7 +12,7 @@ committed version of them.
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import fastavro
 from pydantic_avro.to_avro.types import AvroTypeConverter
 
-from services.kernel.events import ALL_EVENTS, Event
+from services.kernel.events import Event
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"  # in a checkout; the runtime never reads it
 
@@ -92,9 +92,10 @@ def schema_files() -> list[Path]:
     return sorted(SCHEMA_DIR.glob("*.avsc"))
 
 
-def stale_schema_files() -> list[str]:
-    """The files in ``schemas/`` that differ from the models, or are missing, or name no event."""
-    expected = {schema_path(cls): schema_text(cls) for cls in ALL_EVENTS}
+def stale_schema_files(events: Iterable[type[Event]]) -> list[str]:
+    """The files in ``schemas/`` that differ from ``events``' models (every event: the composition root's
+    ``services.runtime.EVENTS``), or are missing, or name no event."""
+    expected = {schema_path(cls): schema_text(cls) for cls in events}
     stale = [p.name for p, text in expected.items() if not p.exists() or p.read_text() != text]
     return stale + [p.name for p in schema_files() if p not in expected]
 
@@ -114,20 +115,17 @@ def backward_incompatibilities(new_schema: dict[str, Any], old_schema: dict[str,
     return [f"{'/'.join(loc) or '/'}: {msg}" for loc, msg in zip(result.locations, result.messages, strict=False)] or ["incompatible"]
 
 
-def main(argv: list[str]) -> int:
-    """``python -m services.messaging.contract [--check]``: write ``schemas/`` from the models, or check it."""
+def main(argv: list[str], events: Iterable[type[Event]]) -> int:
+    """``handoff schemas write [--check]``: write ``schemas/`` from ``events``' models, or check it."""
+    events = tuple(events)
     if "--check" in argv:
-        stale = stale_schema_files()
+        stale = stale_schema_files(events)
         for name in stale:
-            print(f"schemas/{name} differs from the models: run python -m services.messaging.contract")
+            print(f"schemas/{name} differs from the models: run handoff schemas write")
         return 1 if stale else 0
     for path in schema_files():
         path.unlink()
-    for cls in ALL_EVENTS:
+    for cls in events:
         schema_path(cls).write_text(schema_text(cls))
-    print(f"wrote {len(ALL_EVENTS)} schemas to {SCHEMA_DIR}")
+    print(f"wrote {len(events)} schemas to {SCHEMA_DIR}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

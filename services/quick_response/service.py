@@ -25,11 +25,6 @@ from services.kernel.events import (
     Channel,
     DisclosedRecord,
     DisclosureChannel,
-    FollowUpAlertSent,
-    FollowUpAttempted,
-    FollowUpEscalated,
-    FollowUpExpired,
-    FollowUpOpened,
 )
 from services.kernel.logs import get_logger
 from services.kernel.reference import CaseManager, ReferenceData
@@ -46,6 +41,13 @@ from services.quick_response.domain.follow_up import (
     record_attempt,
     task_id_for,
     warned,
+)
+from services.quick_response.events import (
+    FollowUpAlertSent,
+    FollowUpAttempted,
+    FollowUpEscalated,
+    FollowUpExpired,
+    FollowUpOpened,
 )
 
 log = get_logger(__name__)

@@ -11,16 +11,13 @@ from services.kernel.bus import Handlers, fold
 from services.kernel.events import (
     AttemptOutcome,
     CadOverdoseResponded,
-    FollowUpAttempted,
-    FollowUpEscalated,
-    FollowUpExpired,
-    FollowUpOpened,
     OverdoseReported,
 )
 from services.kernel.pathways import PathwayFigures, ratio
 from services.kernel.reference import QuickResponsePathway
 from services.quick_response.domain.follow_up import CLOSING, CONTACTED, ENGAGED
 from services.quick_response.domain.state_report import StateReportRow, state_row
+from services.quick_response.events import FollowUpAttempted, FollowUpEscalated, FollowUpExpired, FollowUpOpened
 
 
 @dataclass

@@ -14,11 +14,10 @@ from services.kernel.clock import FakeClock
 from services.kernel.events import (
     CadOverdoseResponded,
     DisclosureAudited,
-    FollowUpAttempted,
-    FollowUpOpened,
 )
 from services.messaging.kafka import InMemoryPublisher
 from services.quick_response.domain.deidentify import deidentify
+from services.quick_response.events import FollowUpAttempted, FollowUpOpened
 from tests.factories import NOW, overdose
 
 APD = {"Authorization": "Bearer local-dev-token-apd"}

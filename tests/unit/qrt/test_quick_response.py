@@ -12,11 +12,7 @@ from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
 from services.kernel.events import (
     AttemptOutcome,
-    FollowUpAlertSent,
-    FollowUpAttempted,
-    FollowUpEscalated,
     FollowUpKind,
-    FollowUpOpened,
     OverdoseReported,
 )
 from services.kernel.reference import load_reference_data
@@ -24,6 +20,7 @@ from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.quick_response.domain.follow_up import task_id_for
+from services.quick_response.events import FollowUpAlertSent, FollowUpAttempted, FollowUpEscalated, FollowUpOpened
 from services.quick_response.service import QuickResponse, follow_up_alerts
 from tests.factories import NOW, overdose
 from tests.fakes import SettledCalls, recording_channels
@@ -125,7 +122,7 @@ async def test_a_site_without_a_team_still_reports_and_an_unknown_site_is_refuse
 
 
 async def test_a_follow_up_is_deleted_with_its_alerts_when_its_retention_ends() -> None:
-    from services.kernel.events import FollowUpExpired
+    from services.quick_response.events import FollowUpExpired
 
     team = Team()
     await team.overdose()

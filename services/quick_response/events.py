@@ -1,0 +1,118 @@
+"""Quick Response's own events: the follow-up a team owns, from opening to expiry, on its topic
+(``handoff.qrt.follow-ups``). What it shares with other services (the CAD's ``CadOverdoseResponded``,
+the public ``OverdoseReported``) stays in the kernel."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from services.kernel.events import (
+    AttemptOutcome,
+    Channel,
+    DeliveryOutcome,
+    Event,
+    FollowUpKind,
+    Instant,
+    Int32,
+    OverdosePerson,
+)
+
+
+class FollowUpOpened(Event):
+    """A Quick Response Team follow-up is due. Keyed by task_id."""
+
+    avro_schema: ClassVar[str] = "follow_up_opened"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    task_id: str
+    """Follow-up id (one per overdose event)."""
+    overdose_event_id: str
+    """The overdose response it follows."""
+    site_id: str
+    """Site whose team follows it up."""
+    kind: FollowUpKind
+    """The person, or the family."""
+    occurred_at: Instant
+    """When the overdose response happened."""
+    due_at: Instant
+    """End of the site's follow-up window."""
+    opened_at: Instant
+    """When Handoff opened it."""
+    person: OverdosePerson | None = None
+    """Who to visit and where, when known."""
+    location_description: str | None = None
+    """Where the response happened."""
+
+
+class FollowUpAttempted(Event):
+    """The team logged an attempt. Keyed by task_id."""
+
+    avro_schema: ClassVar[str] = "follow_up_attempted"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    attempt_id: str
+    """Unique per attempt (a retried submission is the same attempt)."""
+    task_id: str
+    """Follow-up id."""
+    site_id: str
+    """Site."""
+    outcome: AttemptOutcome
+    """What happened."""
+    recorded_by: str
+    """Staff id of the team member."""
+    attempted_at: Instant
+    """When."""
+
+
+class FollowUpEscalated(Event):
+    """A follow-up's window is closing with nobody engaged: its team lead is told; or it closed so, and the site's
+    program managers are told too. Keyed by task_id."""
+
+    avro_schema: ClassVar[str] = "follow_up_escalated"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    task_id: str
+    """Follow-up id."""
+    site_id: str
+    """Site."""
+    due_at: Instant
+    """When the window closes."""
+    escalated_at: Instant
+    """When."""
+    overdue: bool = False
+    """True when the window has closed with nobody engaged."""
+
+
+class FollowUpExpired(Event):
+    """A follow-up's retention ended (qrt_data_retention_days after its window closed): it is deleted wherever it is
+    kept, the worker's tables (tombstones in their changelogs) and the team's list. Keyed by task_id.
+    """
+
+    avro_schema: ClassVar[str] = "follow_up_expired"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    task_id: str
+    """Follow-up id."""
+    expired_at: Instant
+    """When its retention ended."""
+
+
+class FollowUpAlertSent(Event):
+    """One delivery attempt of a closing-window alert to a team lead. Keyed by task_id."""
+
+    avro_schema: ClassVar[str] = "follow_up_alert_sent"
+    avro_namespace: ClassVar[str] = "org.handoff.qrt"
+    task_id: str
+    """Follow-up id."""
+    attempt_id: str
+    """Idempotency key of this delivery (task, team lead, channel)."""
+    recipient_id: str
+    """Staff id of the team lead."""
+    channel: Channel
+    """Channel used."""
+    outcome: DeliveryOutcome
+    """Result."""
+    attempt: Int32
+    """Try number (1-based)."""
+    error: str | None = None
+    """Error, when failed (no personal data)."""
+    final: bool = True
+    """True on the last attempt of this delivery."""
+    sent_at: Instant
+    """When the attempt finished."""
