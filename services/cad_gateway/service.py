@@ -14,13 +14,11 @@ from zoneinfo import ZoneInfo
 
 from services.cad_gateway.domain.calls import Mapped
 from services.cad_gateway.domain.feeds import event_time, is_silent
+from services.cad_gateway.events import CadFeedResumed, CadFeedSilent, FeedAlertSent
 from services.kernel.bus import Handlers
 from services.kernel.clock import Clock, spoken_time
 from services.kernel.events import (
-    CadFeedResumed,
-    CadFeedSilent,
     DisclosedRecord,
-    FeedAlertSent,
 )
 from services.kernel.logs import get_logger
 from services.kernel.reference import Agency, ReferenceData

@@ -32,6 +32,16 @@ from services.handle_with_care.domain.escalation import (
     take_stage,
 )
 from services.handle_with_care.domain.notice import render_notice, request_notice
+from services.handle_with_care.events import (
+    HwcNoticeAcknowledged,
+    HwcNoticeDelivered,
+    HwcNoticeEscalated,
+    HwcNoticeExpired,
+    HwcNoticeRequested,
+    HwcNoticeRescheduled,
+    HwcTriageOpened,
+    HwcTriageResolved,
+)
 from services.handle_with_care.triage import DISPUTED, UNKNOWN_SCHOOL
 from services.kernel.bus import Handlers, dispatch
 from services.kernel.clock import Clock, EventTimeWindow
@@ -43,14 +53,6 @@ from services.kernel.events import (
     Child,
     DeliveryOutcome,
     DisclosedRecord,
-    HwcNoticeAcknowledged,
-    HwcNoticeDelivered,
-    HwcNoticeEscalated,
-    HwcNoticeExpired,
-    HwcNoticeRequested,
-    HwcNoticeRescheduled,
-    HwcTriageOpened,
-    HwcTriageResolved,
     RecipientRole,
     age_on,
 )

@@ -26,6 +26,12 @@ from typing import ClassVar
 from services.delivery.channels import Outgoing
 from services.handle_with_care.domain.calendar import NoSchoolDayFound
 from services.handle_with_care.domain.figures import HwcReadModel
+from services.handle_with_care.events import (
+    HwcTriageAlerted,
+    HwcTriageOpened,
+    HwcTriageResolved,
+    HwcTriageStillUnplaced,
+)
 from services.kernel.bus import Handlers, dispatch
 from services.kernel.clock import Clock, spoken_time
 from services.kernel.errors import CommandRefused, Rejected
@@ -33,10 +39,6 @@ from services.kernel.events import (
     Channel,
     DeliveryOutcome,
     DisclosedRecord,
-    HwcTriageAlerted,
-    HwcTriageOpened,
-    HwcTriageResolved,
-    HwcTriageStillUnplaced,
     RecipientRole,
 )
 from services.kernel.logs import correlation_of, correlation_scope, current_correlation_id, get_logger

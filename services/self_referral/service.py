@@ -27,14 +27,7 @@ from services.kernel.events import (
     DisclosedRecord,
     EscalationReason,
     ExpenseKind,
-    VolunteerExpenseClaimed,
-    WalkInAccepted,
-    WalkInEscalated,
-    WalkInExpired,
-    WalkInMessageSent,
     WalkInMilestone,
-    WalkInMilestoneRecorded,
-    WalkInOpened,
 )
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, SelfReferralPathway
@@ -53,6 +46,15 @@ from services.self_referral.domain.walk_in import (
     mileage_cents,
     plan,
     record_milestone,
+)
+from services.self_referral.events import (
+    VolunteerExpenseClaimed,
+    WalkInAccepted,
+    WalkInEscalated,
+    WalkInExpired,
+    WalkInMessageSent,
+    WalkInMilestoneRecorded,
+    WalkInOpened,
 )
 
 log = get_logger(__name__)

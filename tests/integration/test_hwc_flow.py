@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.kernel.events import HwcNoticeRequested
+from services.handle_with_care.events import HwcNoticeRequested
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,13 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
+from services.handle_with_care.events import HwcNoticeAcknowledged
 from services.kernel.clock import FakeClock
-from services.kernel.events import AcknowledgedVia, HwcNoticeAcknowledged, PageAcknowledged, PageRequested
+from services.kernel.events import (
+    AcknowledgedVia,
+    PageAcknowledged,
+    PageRequested,
+)
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
@@ -63,7 +68,7 @@ async def test_a_page_link_is_private_offers_the_next_steps_and_says_when_it_was
 async def test_a_notice_link_says_when_it_was_already_acknowledged(system) -> None:
     app, _model, publisher, client, links, _referral = system
     hwc = app.state.hwc_model
-    from services.kernel.events import HwcNoticeRequested
+    from services.handle_with_care.events import HwcNoticeRequested
 
     [request] = [e for e in one_of_each() if isinstance(e, HwcNoticeRequested)]
     hwc.apply(request)

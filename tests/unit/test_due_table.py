@@ -136,7 +136,7 @@ def test_a_change_of_the_live_reference_data_it_follows_moves_due_times_at_the_n
 async def test_the_timer_publishes_what_is_due_once_until_its_owner_applies_it() -> None:
     """ScheduledRecords: each (key, marker) once, under the record's correlation id, again only after ``applied``;
     a record that is not due is not asked."""
-    from services.kernel.events import HwcNoticeExpired
+    from services.handle_with_care.events import HwcNoticeExpired
     from services.kernel.logs import current_correlation_id
     from services.kernel.topics import HWC_NOTICES
     from services.messaging.due import Due, ScheduledRecords

@@ -12,16 +12,13 @@ from pydantic import SecretStr
 
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.events import (
-    WalkInMilestoneRecorded,
-    WalkInOpened,
-)
 from services.kernel.pathways import pathways_of
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.quick_response.domain.deidentify import deidentify
 from services.quick_response.events import FollowUpAttempted, FollowUpOpened
+from services.self_referral.events import WalkInMilestoneRecorded, WalkInOpened
 from tests.factories import NOW, overdose
 
 REF = load_reference_data(REPO_ROOT / "config" / "local")

@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-from services.kernel.bus import Handlers, fold
-from services.kernel.clock import iso_week
-from services.kernel.events import (
-    DeliveryOutcome,
+from services.handle_with_care.events import (
     HwcNoticeAcknowledged,
     HwcNoticeDelivered,
     HwcNoticeEscalated,
@@ -23,6 +20,11 @@ from services.kernel.events import (
     HwcNoticeRescheduled,
     HwcTriageOpened,
     HwcTriageResolved,
+)
+from services.kernel.bus import Handlers, fold
+from services.kernel.clock import iso_week
+from services.kernel.events import (
+    DeliveryOutcome,
 )
 
 

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.kernel.events import Child, HwcNoticeRequested, RecipientRole
+from services.handle_with_care.events import HwcNoticeRequested
+from services.kernel.events import (
+    Child,
+    RecipientRole,
+)
 from services.kernel.identity import normalize_name
 from services.kernel.reference import School
 

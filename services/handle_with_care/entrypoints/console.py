@@ -15,10 +15,13 @@ from markupsafe import Markup
 
 from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints.pages import TEMPLATES, notice_html
+from services.handle_with_care.events import HwcNoticeRequested
 from services.handle_with_care.service import acknowledge_notice
 from services.handle_with_care.triage import resolve_triage_item
 from services.kernel.clock import Clock
-from services.kernel.events import AcknowledgedVia, HwcNoticeRequested
+from services.kernel.events import (
+    AcknowledgedVia,
+)
 from services.kernel.reference import ReferenceData
 from services.messaging.kafka import Publisher
 from services.web.console import Sessions, Viewer, bar_chart, local_time, page

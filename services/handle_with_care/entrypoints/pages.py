@@ -5,7 +5,7 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from services.handle_with_care.domain.notice import CONFIDENTIALITY, WORDS, is_late
-from services.kernel.events import HwcNoticeRequested
+from services.handle_with_care.events import HwcNoticeRequested
 from services.kernel.reference import School
 from services.web.render import fragment
 

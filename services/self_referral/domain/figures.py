@@ -11,17 +11,19 @@ from typing import ClassVar
 
 from services.kernel.bus import Handlers, fold
 from services.kernel.events import (
-    VolunteerExpenseClaimed,
-    WalkInAccepted,
-    WalkInEscalated,
-    WalkInExpired,
     WalkInMilestone,
-    WalkInMilestoneRecorded,
-    WalkInOpened,
 )
 from services.kernel.pathways import PathwayFigures, ratio
 from services.kernel.reference import SelfReferralPathway
 from services.self_referral.domain.walk_in import CLOSING
+from services.self_referral.events import (
+    VolunteerExpenseClaimed,
+    WalkInAccepted,
+    WalkInEscalated,
+    WalkInExpired,
+    WalkInMilestoneRecorded,
+    WalkInOpened,
+)
 
 
 @dataclass

@@ -11,18 +11,20 @@ from pydantic import SecretStr
 from services import runtime
 from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints.console import _school_given
-from services.kernel.clock import FakeClock
-from services.kernel.events import (
-    AcknowledgedVia,
-    CadChildEncountered,
-    Channel,
-    DeliveryOutcome,
+from services.handle_with_care.events import (
     HwcNoticeAcknowledged,
     HwcNoticeDelivered,
     HwcNoticeEscalated,
     HwcNoticeRequested,
     HwcTriageOpened,
     HwcTriageResolved,
+)
+from services.kernel.clock import FakeClock
+from services.kernel.events import (
+    AcknowledgedVia,
+    CadChildEncountered,
+    Channel,
+    DeliveryOutcome,
     RecipientRole,
 )
 from services.kernel.reference import load_reference_data
@@ -139,7 +141,7 @@ def test_a_placement_that_could_not_be_sent_is_back_in_the_queue_and_a_replayed_
 
 
 def test_one_incidents_children_are_seen_by_state_and_forgotten_with_their_notice() -> None:
-    from services.kernel.events import HwcNoticeExpired, HwcNoticeRequested
+    from services.handle_with_care.events import HwcNoticeExpired, HwcNoticeRequested
 
     model = HwcReadModel(district_of)
     request = HwcNoticeRequested(notice_id="n-1", child=child(), school_id="lincoln-es", due_at=DUE, requested_at=DUE,

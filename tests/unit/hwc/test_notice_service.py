@@ -10,16 +10,18 @@ import pytest
 from services.delivery.links import AckLinks
 from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.domain.notice import notice_id_for
-from services.handle_with_care.service import CalendarDirectory, HandleWithCare, NoticeAttempts
-from services.kernel.clock import FakeClock
-from services.kernel.events import (
-    AcknowledgedVia,
-    Child,
+from services.handle_with_care.events import (
     HwcNoticeAcknowledged,
     HwcNoticeDelivered,
     HwcNoticeEscalated,
     HwcNoticeRequested,
     HwcTriageOpened,
+)
+from services.handle_with_care.service import CalendarDirectory, HandleWithCare, NoticeAttempts
+from services.kernel.clock import FakeClock
+from services.kernel.events import (
+    AcknowledgedVia,
+    Child,
     RecipientRole,
 )
 from services.kernel.identity import normalize_name
@@ -191,7 +193,7 @@ async def test_replay_after_a_partial_delivery_completes_it_without_resending(h)
 
 
 async def test_a_notice_is_forgotten_when_its_retention_ends_after_the_deadline_or_a_later_acknowledgement(h) -> None:
-    from services.kernel.events import HwcNoticeExpired
+    from services.handle_with_care.events import HwcNoticeExpired
 
     await h.encounter(cad_child(encountered_at=FRIDAY_NIGHT))
     [notice_id] = list(h.hwc.notices.keys())
@@ -256,7 +258,7 @@ async def test_a_closure_added_after_the_notice_moves_its_deadline_and_every_sta
     (Wednesday) before any stage, the owner applies it, the backup contact is told on Wednesday's schedule, and
     the read model (the console, the on-time figures) shows Wednesday."""
     from services.handle_with_care.domain.figures import HwcReadModel
-    from services.kernel.events import HwcNoticeRescheduled
+    from services.handle_with_care.events import HwcNoticeRescheduled
     from services.kernel.reference import LiveReference
 
     live = LiveReference(REF.model_copy(update={"closures": {}}))
@@ -294,7 +296,7 @@ async def test_a_closure_added_after_the_notice_moves_its_deadline_and_every_sta
 
 
 async def test_an_acknowledged_notice_keeps_its_deadline_when_a_closure_is_added() -> None:
-    from services.kernel.events import HwcNoticeRescheduled
+    from services.handle_with_care.events import HwcNoticeRescheduled
     from services.kernel.reference import LiveReference
 
     live = LiveReference(REF.model_copy(update={"closures": {}}))

@@ -15,8 +15,11 @@ from typer.testing import CliRunner
 
 from services.cli import cli
 from services.handle_with_care.domain.roster import read_roster
+from services.handle_with_care.events import HwcNoticeRequested, HwcTriageOpened, HwcTriageResolved
 from services.kernel.errors import Rejected
-from services.kernel.events import Child, HwcNoticeRequested, HwcTriageOpened, HwcTriageResolved
+from services.kernel.events import (
+    Child,
+)
 from services.kernel.identity import roster_key
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT

@@ -6,10 +6,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from services.handle_with_care.events import (
+    HwcTriageAlerted,
+    HwcTriageOpened,
+    HwcTriageResolved,
+    HwcTriageStillUnplaced,
+)
 from services.handle_with_care.triage import DISPUTED, TriageAlertAttempts, TriageDesk
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.events import HwcTriageAlerted, HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher

@@ -15,13 +15,10 @@ from services.kernel.clock import FakeClock
 from services.kernel.events import (
     CadWalkInReported,
     DisclosureAudited,
-    VolunteerExpenseClaimed,
-    WalkInAccepted,
-    WalkInMilestoneRecorded,
-    WalkInOpened,
 )
 from services.messaging.kafka import InMemoryPublisher
 from services.self_referral.entrypoints.console import link_for
+from services.self_referral.events import VolunteerExpenseClaimed, WalkInAccepted, WalkInMilestoneRecorded, WalkInOpened
 from tests.factories import NOW, walk_in
 
 APD = {"Authorization": "Bearer local-dev-token-apd"}

@@ -12,19 +12,21 @@ from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
 from services.kernel.events import (
     EscalationReason,
-    WalkInAccepted,
-    WalkInEscalated,
-    WalkInExpired,
-    WalkInMessageSent,
     WalkInMilestone,
-    WalkInMilestoneRecorded,
-    WalkInOpened,
 )
 from services.kernel.reference import Availability, load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.self_referral.domain.walk_in import case_id_for
+from services.self_referral.events import (
+    WalkInAccepted,
+    WalkInEscalated,
+    WalkInExpired,
+    WalkInMessageSent,
+    WalkInMilestoneRecorded,
+    WalkInOpened,
+)
 from services.self_referral.service import SelfReferrals, walk_in_messages
 from tests.factories import NOW, walk_in
 from tests.fakes import SettledCalls, recording_channels
