@@ -566,6 +566,19 @@ class LiveReference:
 
 
 def _check_references(data: ReferenceData) -> None:
+    """Every id one file names is defined in the file that holds it: the first that is not is the error."""
+    for check in (_check_accounts, _check_agencies, _check_sites, _check_staff_and_partners, _check_schools):
+        check(data)
+
+
+def _refuse_unknown(where: str, what: str, named, known) -> None:
+    unknown = sorted(set(named) - set(known))
+    if unknown:
+        raise ReferenceDataError(f"{where}: unknown {what} {unknown}")
+
+
+def _check_accounts(data: ReferenceData) -> None:
+    """People's sign-in accounts and machine clients name a provider in identity_providers.toml."""
     people = [(f"case_managers.toml [case_managers.{p.case_manager_id}]", p.accounts) for p in data.case_managers.values()]
     people += [(f"districts.toml [districts.{d.district_id}.coordinator]", d.coordinator.accounts)
                for d in data.districts.values()]
@@ -578,59 +591,67 @@ def _check_references(data: ReferenceData) -> None:
             if provider not in data.identity_providers or kind not in ("sub", "email") or not value:
                 raise ReferenceDataError(f"{where}: account {account!r} is not '<provider id>:sub:<subject>' or "
                                          "'<provider id>:email:<address>' of a provider in identity_providers.toml")
+    clients = [(f"agencies.toml [agencies.{a.agency_id}]", a.clients) for a in data.agencies.values()]
+    clients += [(f"organizations.toml [organizations.{o.organization_id}]", o.clients)
+                for o in data.organizations.values()]
+    for where, named in clients:
+        for client in named:
+            provider, _, client_id = client.partition(":")
+            if provider not in data.identity_providers or not client_id:
+                raise ReferenceDataError(f"{where}: client {client!r} is not '<provider id>:<client id>' of a provider "
+                                         "in identity_providers.toml")
+
+
+def _check_agencies(data: ReferenceData) -> None:
     for agency in data.agencies.values():
+        where = f"agencies.toml [agencies.{agency.agency_id}]"
         for site_id in agency.sites:
             if site_id not in data.sites:
-                raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}]: unknown site {site_id!r}")
+                raise ReferenceDataError(f"{where}: unknown site {site_id!r}")
         for rule in agency.call_types:
             if rule.site_id and rule.site_id not in agency.sites:
-                raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}] call type "
-                                         f"{rule.incident_type!r}: site {rule.site_id!r} is not one the agency serves")
+                raise ReferenceDataError(f"{where} call type {rule.incident_type!r}: site {rule.site_id!r} is not one "
+                                         "the agency serves")
             if rule.maps_to == "referral" and not agency.dispatch_phone:
-                raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}]: dispatch_phone is required "
-                                         "when call types map to referrals (a case manager must be able to call back)")
-        unknown_tell = sorted(set(agency.feed.tell if agency.feed else ()) - set(data.case_managers))
-        if unknown_tell:
-            raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}.feed]: unknown staff {unknown_tell}")
+                raise ReferenceDataError(f"{where}: dispatch_phone is required when call types map to referrals (a "
+                                         "case manager must be able to call back)")
+        _refuse_unknown(f"{where[:-1]}.feed]", "staff", agency.feed.tell if agency.feed else (), data.case_managers)
+        if agency.hwc_district_id and agency.hwc_district_id not in data.districts:
+            raise ReferenceDataError(f"{where}: unknown district {agency.hwc_district_id!r}")
+
+
+def _check_sites(data: ReferenceData) -> None:
     for site in data.sites.values():
+        where = f"sites.toml [sites.{site.site_id}"
         named = set(site.on_call.members) | {o.case_manager_id for o in site.on_call.overrides}
         named |= {t for step in site.escalation.steps for t in step.targets if t != "on_call"}
-        unknown = sorted(named - set(data.case_managers))
-        if unknown:
-            raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown case managers {unknown}")
-        unknown_pms = sorted((set(site.program_manager_ids) | set(site.fallback_ids)) - set(data.case_managers))
-        if unknown_pms:
-            raise ReferenceDataError(f"sites.toml [sites.{site.site_id}]: unknown program managers {unknown_pms}")
+        _refuse_unknown(f"{where}]", "case managers", named, data.case_managers)
+        _refuse_unknown(f"{where}]", "program managers", (*site.program_manager_ids, *site.fallback_ids),
+                        data.case_managers)
         if site.quick_response is not None:
-            unknown_leads = sorted(set(site.quick_response.team_lead_ids) - set(data.case_managers))
-            if unknown_leads:
-                raise ReferenceDataError(
-                    f"sites.toml [sites.{site.site_id}.quick_response]: unknown team leads {unknown_leads}")
+            _refuse_unknown(f"{where}.quick_response]", "team leads", site.quick_response.team_lead_ids,
+                            data.case_managers)
         if site.self_referral is not None:
-            unknown_coordinators = sorted(set(site.self_referral.coordinator_ids) - set(data.case_managers))
-            if unknown_coordinators:
-                raise ReferenceDataError(
-                    f"sites.toml [sites.{site.site_id}.self_referral]: unknown coordinators {unknown_coordinators}")
+            _refuse_unknown(f"{where}.self_referral]", "coordinators", site.self_referral.coordinator_ids,
+                            data.case_managers)
+
+
+def _check_staff_and_partners(data: ReferenceData) -> None:
     for org in data.organizations.values():
-        unknown_sites = sorted(set(org.sites) - set(data.sites))
-        if unknown_sites:
-            raise ReferenceDataError(f"organizations.toml [organizations.{org.organization_id}]: unknown sites {unknown_sites}")
+        _refuse_unknown(f"organizations.toml [organizations.{org.organization_id}]", "sites", org.sites, data.sites)
     for volunteer in data.volunteers.values():
         where = f"volunteers.toml [volunteers.{volunteer.volunteer_id}]"
-        unknown_sites = sorted(set(volunteer.sites) - set(data.sites))
-        if unknown_sites:
-            raise ReferenceDataError(f"{where}: unknown sites {unknown_sites}")
+        _refuse_unknown(where, "sites", volunteer.sites, data.sites)
         stations = {s for site_id in volunteer.sites if (p := data.sites[site_id].self_referral) for s in p.stations}
         unknown_stations = sorted(set(volunteer.travel_minutes) - stations)
         if unknown_stations:
             raise ReferenceDataError(f"{where}: travel_minutes names unknown stations {unknown_stations}")
     for person in data.case_managers.values():
-        unknown_sites = sorted(set(person.sites) - set(data.sites))
-        if unknown_sites:
-            raise ReferenceDataError(f"case_managers.toml [case_managers.{person.case_manager_id}]: unknown sites {unknown_sites}")
-    for agency in data.agencies.values():
-        if agency.hwc_district_id and agency.hwc_district_id not in data.districts:
-            raise ReferenceDataError(f"agencies.toml [agencies.{agency.agency_id}]: unknown district {agency.hwc_district_id!r}")
+        _refuse_unknown(f"case_managers.toml [case_managers.{person.case_manager_id}]", "sites", person.sites,
+                        data.sites)
+
+
+def _check_schools(data: ReferenceData) -> None:
     for district in data.districts.values():
         la = district.local_authority_school_id
         if la and la not in data.schools:

@@ -59,3 +59,16 @@ def test_live_reference_reads_through_to_the_latest_data() -> None:
     live.replace(build_reference_data(raw))
     assert live.closures["sunrise-dc"] == {date(2026, 12, 1): "closed"}
     assert live.site("abq") == first.site("abq")
+
+
+@pytest.mark.parametrize("section, key, change, message", [
+    ("agencies", "apd", {"clients": ["nowhere:cad-apd"]}, "agencies.toml [agencies.apd]: client 'nowhere:cad-apd'"),
+    ("organizations", "abq-cm", {"clients": ["keycloak-local"]}, "client 'keycloak-local' is not"),
+    ("case_managers", "cm-ana", {"accounts": ["keycloak-local:phone:5550100"]}, "account 'keycloak-local:phone"),
+])
+def test_accounts_and_machine_clients_name_a_known_identity_provider(section, key, change, message) -> None:
+    raw = read_reference_directory(DIRECTORY)
+    body = json.loads(dict(((s, k), b) for s, k, b in raw.records())[(section, key)])
+    raw.put(section, key, json.dumps({**body, **change}))
+    with pytest.raises(ReferenceDataError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        build_reference_data(raw)

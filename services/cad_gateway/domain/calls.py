@@ -112,24 +112,14 @@ def _map_incident(call: CallRecord, agency: Agency, sites: dict[str, Site], now:
         mapped.leave_out(person, "no incident component refers to this person")
     incident = f"incident {call.incident_component_id}: " if call.incident_component_id else ""
     rule = agency.rule_for(call.incident_type, call.dispositions)
-    why_not = None
-    if call.incident_type is None:
-        why_not = "no incident type: nothing to map"
-    elif rule is None:
-        why_not = f"incident type {call.incident_type!r} is not in the agency's call-type table"
-    elif rule.maps_to == "ignore":
-        why_not = f"incident type {call.incident_type!r}: ignored by the agency's call-type table"
-    elif rule.referral_type is not None and ((site := sites.get(rule.site_id or "")) is None
-                                             or rule.referral_type not in site.accepted_referral_types):
-        why_not = f"site {rule.site_id!r} does not accept {rule.referral_type.value} referrals"
+    why_not = _maps_to_nothing(call, rule, sites)
     if why_not is not None or rule is None:
         mapped.reasons.append(f"{incident}{why_not}")
         for person in call.persons:
             mapped.leave_out(person, "its incident maps to nothing")
         return
-    roles = {r.casefold() for r in (rule.person_roles or DEFAULT_ROLES[rule.maps_to])}
-    child_roles = {r.casefold() for r in DEFAULT_ROLES["child_encountered"]}
-    persons = [p for p in call.persons if roles & {r.casefold() for r in p.roles}]
+    roles = _folded(rule.person_roles or DEFAULT_ROLES[rule.maps_to])
+    persons = [p for p in call.persons if roles & _folded(p.roles)]
     if rule.maps_to == "overdose" and not persons:
         persons = [CallPerson("")]  # an overdose is reported even when nobody is named
     if not persons:
@@ -137,15 +127,40 @@ def _map_incident(call: CallRecord, agency: Agency, sites: dict[str, Site], now:
     for person in persons:
         _map_person(rule, rule.maps_to, call, person, agency, mapped)
     for person in call.persons:
-        if person in persons:
-            continue
-        if rule.children_get_handle_with_care and child_roles & {r.casefold() for r in person.roles}:
-            _map_person(rule, "child_encountered", call, person, agency, mapped)  # a child present, as the table says
-        elif child_roles & {r.casefold() for r in person.roles} and rule.maps_to != "child_encountered":
-            mapped.leave_out(person, f"a {rule.maps_to} call: the agency's call-type table sends no Handle With Care "
-                                     "notice for children at it (children_get_handle_with_care)")
-        else:
-            mapped.leave_out(person, f"role not one of {sorted(roles)} for a {rule.maps_to}")
+        if person not in persons:
+            _map_bystander(rule, roles, call, person, agency, mapped)
+
+
+def _maps_to_nothing(call: CallRecord, rule: CallTypeRule | None, sites: dict[str, Site]) -> str | None:
+    """Why a call's incident becomes no event under the agency's call-type table, or None when it does."""
+    if call.incident_type is None:
+        return "no incident type: nothing to map"
+    if rule is None:
+        return f"incident type {call.incident_type!r} is not in the agency's call-type table"
+    if rule.maps_to == "ignore":
+        return f"incident type {call.incident_type!r}: ignored by the agency's call-type table"
+    site = sites.get(rule.site_id or "")
+    if rule.referral_type is not None and (site is None or rule.referral_type not in site.accepted_referral_types):
+        return f"site {rule.site_id!r} does not accept {rule.referral_type.value} referrals"
+    return None
+
+
+def _map_bystander(rule: CallTypeRule, roles: set[str], call: CallRecord, person: CallPerson, agency: Agency,
+                   mapped: Mapped) -> None:
+    """A person at the incident outside the rule's roles: a child gets a Handle With Care notice where the table says
+    so; anyone else is left out, with the reason."""
+    is_child = bool(_folded(DEFAULT_ROLES["child_encountered"]) & _folded(person.roles))
+    if is_child and rule.children_get_handle_with_care:
+        _map_person(rule, "child_encountered", call, person, agency, mapped)  # a child present, as the table says
+    elif is_child and rule.maps_to != "child_encountered":
+        mapped.leave_out(person, f"a {rule.maps_to} call: the agency's call-type table sends no Handle With Care "
+                                 "notice for children at it (children_get_handle_with_care)")
+    else:
+        mapped.leave_out(person, f"role not one of {sorted(roles)} for a {rule.maps_to}")
+
+
+def _folded(roles) -> set[str]:
+    return {r.casefold() for r in roles}
 
 
 def _map_person(rule: CallTypeRule, kind: str, call: CallRecord, person: CallPerson, agency: Agency,

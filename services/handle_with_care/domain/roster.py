@@ -40,14 +40,38 @@ def read_roster(files: Mapping[str, str], schools: list[School], today: date,
     if missing:
         raise Rejected("roster", f"missing {', '.join(missing)} (OneRoster CSV bulk files)")
     orgs = {r["sourcedId"]: r for r in _rows(files, "orgs.csv") if _active(r)}
-    by_roster_id = {rid: s.school_id for s in schools for rid in (s.school_id, *s.roster_ids)}
-    school_of_org = {}
-    for sourced_id, org in orgs.items():
-        if org.get("type", "school") in ("school", ""):
-            school_id = by_roster_id.get(sourced_id) or by_roster_id.get(org.get("identifier") or "")
-            school_of_org[sourced_id] = school_id
+    school_of_org = _schools_of_orgs(orgs, schools)
     students = _students(files)
     births = {r["sourcedId"]: r.get("birthDate", "") for r in _rows(files, "demographics.csv") if _active(r)}
+    enrolled = _enrollments(files, students, orgs, today)
+    result = RosterImport()
+    for user_id, (given, family) in students.items():
+        if user_id not in enrolled:
+            continue
+        result.students += 1
+        attends = _attends(enrolled[user_id])
+        born = _date(births.get(user_id, ""))
+        school_id = school_of_org.get(attends) if attends is not None else None
+        if attends is None:
+            result.ambiguous += 1
+        elif born is None or not given or not family:
+            result.without_birth_date += 1
+        elif school_id is None:
+            result.at_unknown_schools += 1
+        else:
+            result.entries[key_of(given, family, born)] = school_id
+    return result
+
+
+def _schools_of_orgs(orgs: dict[str, dict], schools: list[School]) -> dict[str, str | None]:
+    """OneRoster school org -> the directory's school (by its id, a roster id, or the org's identifier)."""
+    by_roster_id = {rid: s.school_id for s in schools for rid in (s.school_id, *s.roster_ids)}
+    return {sourced_id: by_roster_id.get(sourced_id) or by_roster_id.get(org.get("identifier") or "")
+            for sourced_id, org in orgs.items() if org.get("type", "school") in ("school", "")}
+
+
+def _enrollments(files: Mapping[str, str], students: dict, orgs: dict, today: date) -> dict[str, list[tuple[str, bool]]]:
+    """Student -> (school org, is it their primary) of each active student enrollment covering ``today``."""
     enrolled: dict[str, list[tuple[str, bool]]] = {}
     for r in _rows(files, "enrollments.csv"):
         if not _active(r) or r.get("role", "student") != "student" or r.get("userSourcedId") not in students:
@@ -55,27 +79,14 @@ def read_roster(files: Mapping[str, str], schools: list[School], today: date,
         if not _covers(r.get("beginDate"), r.get("endDate"), today) or r.get("schoolSourcedId") not in orgs:
             continue
         enrolled.setdefault(r["userSourcedId"], []).append((r["schoolSourcedId"], r.get("primary") == "true"))
-    result = RosterImport()
-    for user_id, (given, family) in students.items():
-        orgs_of = list(dict.fromkeys(o for o, _ in enrolled.get(user_id, [])))
-        if not orgs_of:
-            continue
-        result.students += 1
-        primary = [o for o, is_primary in enrolled[user_id] if is_primary]
-        attends = orgs_of[0] if len(orgs_of) == 1 else (primary[0] if len(set(primary)) == 1 else None)
-        if attends is None:
-            result.ambiguous += 1
-            continue
-        born = _date(births.get(user_id, ""))
-        if born is None or not given or not family:
-            result.without_birth_date += 1
-            continue
-        school_id = school_of_org.get(attends)
-        if school_id is None:
-            result.at_unknown_schools += 1
-            continue
-        result.entries[key_of(given, family, born)] = school_id
-    return result
+    return enrolled
+
+
+def _attends(enrollments: list[tuple[str, bool]]) -> str | None:
+    """The one school a student attends: the only one, or the one primary; None when that is not clear."""
+    orgs_of = list(dict.fromkeys(o for o, _ in enrollments))
+    primary = [o for o, is_primary in enrollments if is_primary]
+    return orgs_of[0] if len(orgs_of) == 1 else (primary[0] if len(set(primary)) == 1 else None)
 
 
 def _students(files: Mapping[str, str]) -> dict[str, tuple[str, str]]:
