@@ -11,23 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from services.kernel.topics import TopicSpec
 
-# event type -> the name of the method that handles it; None: accepted on the topic, nothing to do
+# event type -> the name of the method that handles it ("part.method": a method of one of the owner's parts, a use
+# case of its own); None: accepted on the topic, nothing to do
 Handlers = Mapping[type, str | None]
 
 
 async def dispatch(owner: Any, handlers: Handlers, event: Any) -> Any:
     name = handlers.get(type(event))
-    return await getattr(owner, name)(event) if name else None
+    return await attrgetter(name)(owner)(event) if name else None
 
 
 def fold(owner: Any, handlers: Handlers, event: Any) -> Any:
     """``dispatch`` for a read model: its fold of each event type is a plain method, named in ``handlers``."""
     name = handlers.get(type(event))
-    return getattr(owner, name)(event) if name else None
+    return attrgetter(name)(owner)(event) if name else None
 
 
 @dataclass(frozen=True)

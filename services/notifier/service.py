@@ -9,20 +9,18 @@ duplicate, which no longer matches the page's step, is ignored).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import ClassVar
 
 from services.delivery.channels import Outgoing
 from services.delivery.links import AckLinks
 from services.kernel.bus import Handlers, dispatch
-from services.kernel.clock import Clock, spoken_time
+from services.kernel.clock import Clock
 from services.kernel.events import (
     OPEN_STATUSES,
     Channel,
     Consent,
-    ConsentRole,
     DeliveryOutcome,
     DisclosedRecord,
     EngagementRecorded,
@@ -33,7 +31,6 @@ from services.kernel.events import (
     PageSent,
     ParticipantSeen,
     ReferralCreated,
-    ReferralFlag,
     ReferralFlagged,
     ReferralLocationUpdated,
     ReferralStatus,
@@ -47,6 +44,7 @@ from services.messaging.due import Due, ScheduledRecords
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 from services.notifier.domain.escalation import (
+    FALLBACK_STEP,
     MILESTONES_THAT_STOP_PAGING,
     STATUSES_THAT_STOP_PAGING,
     PageState,
@@ -56,40 +54,27 @@ from services.notifier.domain.escalation import (
     escalate,
     next_escalation_at,
     open_page,
+    page_id_for,
     stop,
 )
-from services.notifier.domain.fhir_notification import notification
 from services.notifier.domain.messages import (
     NO_REDISCLOSURE,
-    render_deadline_warning,
     render_handoff_missed,
-    render_moved,
     render_officer_confirmation,
     render_officer_no_case_manager,
     render_page,
-    render_reengagement,
 )
 from services.notifier.domain.schedule import on_call_with_capacity
+from services.notifier.updates import ReferralUpdates
 
 log = get_logger(__name__)
 ON_CALL = "on_call"
-WARNING_STEP = -1  # PageSent.step_index of a deadline warning, outside the escalation steps
-FALLBACK_STEP = -2  # ... of what is sent when every step went unacknowledged
-REENGAGEMENT_STEP = -3  # ... of a re-engagement alert
-PROSECUTOR_STEP = -4  # ... of an officer intervention's notice to the prosecutor
-MOVED_STEP = -5  # ... of a location update (CAD says the person moved)
-FHIR_STEP = -6  # ... of a FHIR Task notification to a case-management organisation
 OFFICER_TARGET = "officer"
 
 
 def _step_of(state: PageState) -> str:
     """The marker of the escalation out of the page's current step (and loop)."""
     return f"{state.step_index}/{state.loop}"
-
-
-def page_id_for(referral_id: str) -> str:
-    """One page per referral: the referral id is the page's dedup key."""
-    return f"pg-{referral_id}"
 
 
 def resolve_targets(targets: tuple[str, ...], site: Site, at: datetime,
@@ -119,6 +104,8 @@ class PageAttempts(AttemptReporter):
 
 
 class Notifier:
+    updates: ReferralUpdates  # who else hears about the referral: a use case of its own, on the page's record
+
     def __init__(self, reference: ReferenceData, pages: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks,
                  publisher: Publisher, clock: Clock, caseload=lambda _cm: 0) -> None:
         self.reference = reference
@@ -128,12 +115,13 @@ class Notifier:
         self.links = links
         self.publisher = publisher
         self.clock = clock
+        self.updates = ReferralUpdates(self)  # who else hears about the referral, through this page's record
 
     # --- event handlers (called on the page's partition) -----------------------------------------
     REFERRAL_EVENTS: ClassVar[Handlers] = {
-        ReferralCreated: "open", ReferralFlagged: "on_flag", ReferralStatusChanged: "on_status_changed",
-        EngagementRecorded: "on_engagement", ParticipantSeen: "tell_reengagement",
-        ReferralLocationUpdated: "tell_moved"}
+        ReferralCreated: "open", ReferralFlagged: "updates.on_flag", ReferralStatusChanged: "on_status_changed",
+        EngagementRecorded: "on_engagement", ParticipantSeen: "updates.tell_reengagement",
+        ReferralLocationUpdated: "updates.tell_moved"}
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageRequested: None, PageSent: "apply_settled_delivery", PageAcknowledged: "apply_acknowledgement",
         PageEscalated: "apply_escalation", PageExhausted: "tell_fallback"}
@@ -144,12 +132,6 @@ class Notifier:
     async def on_page_event(self, event) -> None:
         await dispatch(self, self.PAGE_EVENTS, event)
 
-    async def on_flag(self, flag: ReferralFlagged) -> None:
-        if flag.flag is not ReferralFlag.no_contact:  # outreach's flag, not a deadline
-            await self.warn_intake_deadline(flag)
-        if flag.flag is ReferralFlag.legal_deadline_passed:
-            await self.tell_prosecutor(flag.referral_id, completed=False)
-
     async def on_status_changed(self, event: ReferralStatusChanged) -> None:
         if event.status in STATUSES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"status {event.status.value}", event.changed_at)
@@ -158,68 +140,18 @@ class Notifier:
             # Whether the referral is still open decides who may hear about the person later.
             put_if_changed(self.pages, event.referral_id, {**record, "closed": event.status not in OPEN_STATUSES})
         if event.status is ReferralStatus.completed:
-            await self.tell_prosecutor(event.referral_id, completed=True)
-        await self.notify_organizations(event.referral_id, event.site_id, event.changed_at)
-
-    async def tell_prosecutor(self, referral_id: str, completed: bool) -> None:
-        """Officer intervention: the prosecutor's contact hears that the treatment plan was completed,
-        or that the legal deadline passed without it: the CAD event and the deadline, nothing else,
-        and only within the person's consent (outside it the refusal is audited, nothing is sent)."""
-        record = self.pages.get(referral_id) or {}
-        case = record.get("case")
-        site = self.reference.site(record.get("state", {}).get("site_id", ""))
-        loaded = self._load(referral_id)
-        if not case or site is None or site.prosecutor is None or loaded is None:
-            return  # not an officer intervention, or nobody to tell (the site has no prosecutor contact)
-        state, _request = loaded
-        contact = site.prosecutor
-        deadline = datetime.fromisoformat(case["legal_deadline"]).astimezone(site.zone).strftime("%d %b %Y")
-        outcome = "completed" if completed else "deadline_passed"
-        text = (f"LEAD officer intervention, CAD event {case['cad_event_id']}: the participant completed the "
-                f"treatment plan (deadline {deadline})." if completed else
-                f"LEAD officer intervention, CAD event {case['cad_event_id']}: the legal deadline {deadline} passed "
-                "without a completed treatment plan.")
-        for channel in (Channel.email, Channel.webhook):
-            address = contact.address_for(channel)
-            if address is None:
-                continue
-            outgoing = Outgoing(f"{referral_id}/prosecutor/{outcome}/{channel.value}", address,
-                                "LEAD officer intervention", text, f"{text}\n\n{NO_REDISCLOSURE}",
-                                {"type": "lead.officer_intervention", "cad_event_id": case["cad_event_id"],
-                                 "outcome": outcome, "legal_deadline": case["legal_deadline"],
-                                 "redisclosure_notice": NO_REDISCLOSURE})
-            await self._deliver_once(replace(state, step_index=PROSECUTOR_STEP), contact.contact_id, channel, outgoing,
-                                     Disclosure(DisclosedRecord.lead_prosecutor_notice, referral_id, contact.contact_id,
-                                                ConsentRole.prosecutor.value))
+            await self.updates.tell_prosecutor(event.referral_id, completed=True)
+        await self.updates.notify_organizations(event.referral_id, event.site_id, event.changed_at)
 
     async def on_engagement(self, event: EngagementRecorded) -> None:
         if event.milestone in MILESTONES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"milestone {event.milestone.value}", event.recorded_at)
-        await self.notify_organizations(event.referral_id, event.site_id, event.recorded_at)
-
-    async def notify_organizations(self, referral_id: str, site_id: str, at: datetime) -> None:
-        """The referral's FHIR Task changed: each case-management organisation subscribed at the site gets
-        an id-only notification (R4 Subscriptions Backport), once per change, within the person's consent
-        (outside it the refusal is audited and nothing is sent)."""
-        loaded = self._load(referral_id)
-        if loaded is None:
-            return
-        state = replace(loaded[0], step_index=FHIR_STEP)
-        base = f"{self.links.base_url}/fhir"
-        number = int(at.timestamp() * 1000)
-        for org in self.reference.organizations.values():
-            if not org.subscription_url or site_id not in org.sites:
-                continue
-            bundle = notification(org.organization_id, referral_id, number, base, at)
-            outgoing = Outgoing(f"{referral_id}/fhir/{org.organization_id}/{number}", org.subscription_url, "", "", "",
-                                bundle.model_dump(mode="json", exclude_none=True))
-            await self._deliver_once(state, org.organization_id, Channel.webhook, outgoing, Disclosure(
-                DisclosedRecord.lead_fhir_notification, referral_id, org.organization_id, org.consent_role.value))
+        await self.updates.notify_organizations(event.referral_id, event.site_id, event.recorded_at)
 
     def stop_paging(self, referral_id: str, because: str, at: datetime) -> None:
         """The referral has a case manager, or needs none any more: no further step is paged (a
         re-page would only repeat the person's whereabouts to more people: minimum necessary)."""
-        loaded = self._load(referral_id)
+        loaded = self.load(referral_id)
         if loaded is None:
             return
         state, request = loaded
@@ -228,80 +160,12 @@ class Notifier:
             self._save(stopped, request)
             log.info("page_stopped", page_id=state.page_id, referral_id=referral_id, because=because)
 
-    async def warn_intake_deadline(self, flag: ReferralFlagged) -> None:
-        """Tell the acknowledging case manager and the site's program managers; no personal data."""
-        site = self.reference.site(flag.site_id)
-        loaded = self._load(flag.referral_id)
-        state = loaded[0] if loaded else open_page(page_id_for(flag.referral_id), flag.referral_id, flag.site_id,
-                                                   flag.flagged_at)
-        people = [state.acknowledged_by] if state.acknowledged_by else []
-        people += [pm for pm in (site.program_manager_ids if site else ()) if pm not in people]
-        text = render_deadline_warning(flag.referral_id, flag.flag.value, flag.due_at.astimezone(site.zone) if site else flag.due_at)
-        subject = "LEAD legal deadline" if flag.flag.value.startswith("legal") else "LEAD intake deadline"
-        await self._tell_staff(replace(state, step_index=WARNING_STEP), people, flag.flag.value, subject, text,
-                               {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value},
-                               DisclosedRecord.lead_deadline_warning)
-
-    async def _tell_staff(self, state: PageState, people: list[str], key: str, subject: str, text: str,
-                          payload: dict, kind: DisclosedRecord) -> None:
-        """A message about ``state``'s referral to each of ``people`` (staff ids) on each of their channels,
-        once per ``key`` (attempt ids), within the person's consent, with the no-redisclosure notice."""
-        for person_id in people:
-            person = self.reference.case_managers.get(person_id)
-            if person is None:
-                continue
-            for channel in person.channels:
-                outgoing = Outgoing(f"{state.referral_id}/{key}/{person_id}/{channel.value}",
-                                    person.address_for(channel), subject, text, f"{text}\n\n{NO_REDISCLOSURE}",
-                                    {**payload, "redisclosure_notice": NO_REDISCLOSURE})
-                await self._deliver_once(state, person_id, channel, outgoing,
-                                         Disclosure(kind, state.referral_id, person_id, person.role))
-
-    async def tell_reengagement(self, seen: ParticipantSeen) -> None:
-        """Police met an inactive participant: the case manager who took the referral hears where and
-        when (nobody took it: the site's program managers), each once per CAD event, within the
-        person's consent (outside it the refusal is audited and nothing is sent)."""
-        site = self.reference.site(seen.site_id)
-        loaded = self._load(seen.referral_id)
-        state = loaded[0] if loaded else open_page(page_id_for(seen.referral_id), seen.referral_id, seen.site_id,
-                                                   seen.seen_at)
-        people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids if site else ())
-        text = render_reengagement(seen.referral_id, spoken_time(seen.seen_at, site.zone if site else UTC, self.clock.now()),
-                                   seen.location_description)
-        await self._tell_staff(replace(state, step_index=REENGAGEMENT_STEP), people, f"seen/{seen.cad_event_id}",
-                               "LEAD participant seen by police", text,
-                               {"type": "lead.participant_seen", "referral_id": seen.referral_id,
-                                "seen_at": seen.seen_at.isoformat(), "where": seen.location_description},
-                               DisclosedRecord.lead_reengagement)
-        log.info("reengagement_alert_requested", referral_id=seen.referral_id, recipients=len(people))
-
-    async def tell_moved(self, moved: ReferralLocationUpdated) -> None:
-        """CAD updated an open referral's call: the person moved. The case manager who took it hears
-        where (nobody took it yet: the site's program managers), once per update, within consent. A
-        closed referral's person is nobody's to follow any more: nothing is sent."""
-        loaded = self._load(moved.referral_id)
-        record = self.pages.get(moved.referral_id) or {}
-        site = self.reference.site(moved.site_id)
-        if loaded is None or record.get("closed") or site is None:
-            return
-        state = loaded[0]
-        people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids)
-        text = render_moved(moved.referral_id, spoken_time(moved.updated_at, site.zone, self.clock.now()),
-                            moved.location_description)
-        key = f"moved/{hashlib.sha256(moved.location_description.encode()).hexdigest()[:12]}"
-        await self._tell_staff(replace(state, step_index=MOVED_STEP), people, key, "LEAD referral: the person moved",
-                               text, {"type": "lead.location_updated", "referral_id": moved.referral_id,
-                                      "updated_at": moved.updated_at.isoformat(),
-                                      "where": moved.location_description},
-                               DisclosedRecord.lead_location_update)
-        log.info("location_update_requested", referral_id=moved.referral_id, recipients=len(people))
-
     async def apply_settled_delivery(self, event: PageSent) -> None:
         """Record a delivery's outcome; if it was the current step's last hope, escalate now."""
         if not event.final:
             return  # a try that will be tried again
         self.delivery.settle(event.attempt_id, event.outcome)
-        loaded = self._load(event.referral_id)
+        loaded = self.load(event.referral_id)
         if loaded is None or event.outcome is DeliveryOutcome.delivered:
             return
         state, request = loaded
@@ -310,7 +174,7 @@ class Notifier:
 
     async def open(self, referral: ReferralCreated) -> PageState | None:
         site = self.reference.site(referral.site_id)
-        existing = self._load(referral.referral_id)
+        existing = self.load(referral.referral_id)
         if existing is not None:
             # A repeat trigger joins the open page. Re-running its current step completes any
             # delivery a crash interrupted; those already delivered are skipped by attempt id.
@@ -333,7 +197,7 @@ class Notifier:
         return state
 
     async def apply_escalation(self, event: PageEscalated) -> None:
-        loaded = self._load(event.referral_id)
+        loaded = self.load(event.referral_id)
         if loaded is None:
             return
         state, request = loaded
@@ -359,7 +223,7 @@ class Notifier:
         await self._notify_step(expected, request, site)
 
     async def apply_acknowledgement(self, event: PageAcknowledged) -> None:
-        loaded = self._load(event.referral_id)
+        loaded = self.load(event.referral_id)
         if loaded is None:
             log.warning("acknowledgement_for_unknown_page", referral_id=event.referral_id)
             return
@@ -375,14 +239,14 @@ class Notifier:
         outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
                             "LEAD referral acknowledged", text, text,
                             {"referral_id": state.referral_id, "acknowledged": True, "redisclosure_notice": NO_REDISCLOSURE})
-        await self._deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
+        await self.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
                                  Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
                                             OFFICER_TARGET))
 
     async def tell_fallback(self, event: PageExhausted) -> None:
         """A missed warm handoff: the site's fallback people get the page to take or follow up, and the
         officer hears that nobody is coming yet and what happens next. Each send once (attempt ids)."""
-        loaded = self._load(event.referral_id)
+        loaded = self.load(event.referral_id)
         if loaded is None:
             return
         state, request = loaded
@@ -397,14 +261,14 @@ class Notifier:
                            "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
                 outgoing = Outgoing(f"{state.page_id}/missed/{person.case_manager_id}/{channel.value}",
                                     person.address_for(channel), message.subject, message.text, message.body, payload)
-                await self._deliver_once(replace(state, step_index=FALLBACK_STEP), person.case_manager_id, channel,
+                await self.deliver_once(replace(state, step_index=FALLBACK_STEP), person.case_manager_id, channel,
                                          outgoing, Disclosure(DisclosedRecord.lead_handoff_missed, request.referral_id,
                                                               person.case_manager_id, person.role))
         text = render_officer_no_case_manager()
         outgoing = Outgoing(f"{state.page_id}/officer-no-case-manager", request.officer_callback_phone,
                             "LEAD referral: no case manager yet", text, text,
                             {"referral_id": state.referral_id, "acknowledged": False, "redisclosure_notice": NO_REDISCLOSURE})
-        await self._deliver_once(replace(state, step_index=FALLBACK_STEP), OFFICER_TARGET, Channel.sms, outgoing,
+        await self.deliver_once(replace(state, step_index=FALLBACK_STEP), OFFICER_TARGET, Channel.sms, outgoing,
                                  Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
                                             OFFICER_TARGET))
 
@@ -465,10 +329,10 @@ class Notifier:
                    "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
         outgoing = Outgoing(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),
                             address, message.subject, message.text, message.body, payload)
-        await self._deliver_once(state, cm.case_manager_id, channel, outgoing,
+        await self.deliver_once(state, cm.case_manager_id, channel, outgoing,
                                  Disclosure(DisclosedRecord.lead_page, request.referral_id, cm.case_manager_id, cm.role))
 
-    async def _deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing,
+    async def deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing,
                             disclosure: Disclosure) -> None:
         """Queue a delivery, unless the person's consent does not cover this recipient (42 CFR Part 2)."""
         dispatch = Dispatch(channel.value, outgoing, disclosure, {
@@ -493,7 +357,7 @@ class Notifier:
         return person is None or self.caseload(cm_id) < person.max_caseload
 
     # --- state ------------------------------------------------------------------------------------
-    def _load(self, referral_id: str) -> tuple[PageState, PageRequested] | None:
+    def load(self, referral_id: str) -> tuple[PageState, PageRequested] | None:
         record = self.pages.get(referral_id)
         if record is None:
             return None

@@ -26,7 +26,7 @@ def test_every_handler_a_subscription_names_exists_on_its_owner() -> None:
     for subscriptions in SERVICES.values():
         for sub in subscriptions:
             for handler in sub.handlers.values():
-                assert handler is None or callable(getattr(OWNERS[sub.owner], handler, None)), (sub.owner, handler)
+                assert handler is None or callable(_method(OWNERS[sub.owner], handler)), (sub.owner, handler)
 
 
 def test_every_event_travels_on_a_declared_topic_that_is_created() -> None:
@@ -45,3 +45,13 @@ def test_the_architecture_flow_table_names_every_event_of_each_topic() -> None:
         [row] = [line for line in text.splitlines() if line.startswith(f"| `{topic.name}` |")]
         listed = set(re.findall(r"\b[A-Z][A-Za-z]+\b", row.split("|")[2]))
         assert {cls.__name__ for cls in events_on(topic)} <= listed, topic.name
+
+
+def _method(owner: type, dotted: str):
+    """``owner``'s handler ``dotted``: a method, or ("part.method") a method of the part its annotations name."""
+    from typing import get_type_hints
+
+    *parts, name = dotted.split(".")
+    for part in parts:
+        owner = get_type_hints(owner)[part]
+    return getattr(owner, name, None)

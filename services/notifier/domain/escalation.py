@@ -15,6 +15,20 @@ from services.kernel.events import Milestone, ReferralStatus
 from services.kernel.reference import EscalationPolicyConfig
 from services.kernel.store import JsonForm
 
+# PageSent.step_index of what a page's record sends outside its escalation steps (each its own idempotency keys)
+WARNING_STEP = -1  # a deadline warning
+FALLBACK_STEP = -2  # what is sent when every step went unacknowledged
+REENGAGEMENT_STEP = -3  # a re-engagement alert
+PROSECUTOR_STEP = -4  # an officer intervention's notice to the prosecutor
+MOVED_STEP = -5  # a location update (CAD says the person moved)
+FHIR_STEP = -6  # a FHIR Task notification to a case-management organisation
+
+
+def page_id_for(referral_id: str) -> str:
+    """One page per referral: the referral id is the page's dedup key."""
+    return f"pg-{referral_id}"
+
+
 # A page asks for a case manager. Once the referral has one, or needs none any more, paging stops,
 # whichever service records it first (acknowledgement here, a status or milestone in the lifecycle):
 # every status but "requested" (accepted, rejected, cancelled, entered-in-error, in progress, ...)

@@ -1,0 +1,200 @@
+"""Who else hears about a referral besides the page's targets, each once and within the person's consent
+(42 CFR Part 2): deadline warnings to the case manager and the program managers, the prosecutor's notice of
+an officer intervention, the FHIR subscribers' id-only notifications, a participant seen by police again,
+and a person who moved. Each goes through the page's record (``paging.load``, ``paging.deliver_once``): the
+same consent, the same idempotency keys, the same partition."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import MutableMapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from services.delivery.channels import Outgoing
+from services.delivery.links import AckLinks
+from services.kernel.clock import Clock, spoken_time
+from services.kernel.events import (
+    Channel,
+    ConsentRole,
+    DisclosedRecord,
+    PageRequested,
+    ParticipantSeen,
+    ReferralFlag,
+    ReferralFlagged,
+    ReferralLocationUpdated,
+)
+from services.kernel.logs import get_logger
+from services.kernel.reference import ReferenceData
+from services.messaging.outbox import Disclosure
+from services.notifier.domain.escalation import (
+    FHIR_STEP,
+    MOVED_STEP,
+    PROSECUTOR_STEP,
+    REENGAGEMENT_STEP,
+    WARNING_STEP,
+    PageState,
+    open_page,
+    page_id_for,
+)
+from services.notifier.domain.fhir_notification import notification
+from services.notifier.domain.messages import (
+    NO_REDISCLOSURE,
+    render_deadline_warning,
+    render_moved,
+    render_reengagement,
+)
+
+log = get_logger(__name__)
+
+
+class PageRecords(Protocol):
+    """What the updates use of the page's owner (``Notifier``): its records, and delivery within consent."""
+
+    reference: ReferenceData
+    clock: Clock
+    links: AckLinks
+    pages: MutableMapping
+
+    def load(self, referral_id: str) -> tuple[PageState, PageRequested] | None: ...
+
+    async def deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing,
+                           disclosure: Disclosure) -> None: ...
+
+
+class ReferralUpdates:
+    def __init__(self, paging: PageRecords) -> None:
+        self.paging = paging
+
+    @property
+    def reference(self):
+        return self.paging.reference
+
+    @property
+    def clock(self):
+        return self.paging.clock
+
+    async def on_flag(self, flag: ReferralFlagged) -> None:
+        if flag.flag is not ReferralFlag.no_contact:  # outreach's flag, not a deadline
+            await self.warn_intake_deadline(flag)
+        if flag.flag is ReferralFlag.legal_deadline_passed:
+            await self.tell_prosecutor(flag.referral_id, completed=False)
+
+    async def tell_prosecutor(self, referral_id: str, completed: bool) -> None:
+        """Officer intervention: the prosecutor's contact hears that the treatment plan was completed,
+        or that the legal deadline passed without it: the CAD event and the deadline, nothing else,
+        and only within the person's consent (outside it the refusal is audited, nothing is sent)."""
+        record = self.paging.pages.get(referral_id) or {}
+        case = record.get("case")
+        site = self.reference.site(record.get("state", {}).get("site_id", ""))
+        loaded = self.paging.load(referral_id)
+        if not case or site is None or site.prosecutor is None or loaded is None:
+            return  # not an officer intervention, or nobody to tell (the site has no prosecutor contact)
+        state, _request = loaded
+        contact = site.prosecutor
+        deadline = datetime.fromisoformat(case["legal_deadline"]).astimezone(site.zone).strftime("%d %b %Y")
+        outcome = "completed" if completed else "deadline_passed"
+        text = (f"LEAD officer intervention, CAD event {case['cad_event_id']}: the participant completed the "
+                f"treatment plan (deadline {deadline})." if completed else
+                f"LEAD officer intervention, CAD event {case['cad_event_id']}: the legal deadline {deadline} passed "
+                "without a completed treatment plan.")
+        for channel in (Channel.email, Channel.webhook):
+            address = contact.address_for(channel)
+            if address is None:
+                continue
+            outgoing = Outgoing(f"{referral_id}/prosecutor/{outcome}/{channel.value}", address,
+                                "LEAD officer intervention", text, f"{text}\n\n{NO_REDISCLOSURE}",
+                                {"type": "lead.officer_intervention", "cad_event_id": case["cad_event_id"],
+                                 "outcome": outcome, "legal_deadline": case["legal_deadline"],
+                                 "redisclosure_notice": NO_REDISCLOSURE})
+            await self.paging.deliver_once(replace(state, step_index=PROSECUTOR_STEP), contact.contact_id, channel, outgoing,
+                                     Disclosure(DisclosedRecord.lead_prosecutor_notice, referral_id, contact.contact_id,
+                                                ConsentRole.prosecutor.value))
+
+    async def notify_organizations(self, referral_id: str, site_id: str, at: datetime) -> None:
+        """The referral's FHIR Task changed: each case-management organisation subscribed at the site gets
+        an id-only notification (R4 Subscriptions Backport), once per change, within the person's consent
+        (outside it the refusal is audited and nothing is sent)."""
+        loaded = self.paging.load(referral_id)
+        if loaded is None:
+            return
+        state = replace(loaded[0], step_index=FHIR_STEP)
+        base = f"{self.paging.links.base_url}/fhir"
+        number = int(at.timestamp() * 1000)
+        for org in self.reference.organizations.values():
+            if not org.subscription_url or site_id not in org.sites:
+                continue
+            bundle = notification(org.organization_id, referral_id, number, base, at)
+            outgoing = Outgoing(f"{referral_id}/fhir/{org.organization_id}/{number}", org.subscription_url, "", "", "",
+                                bundle.model_dump(mode="json", exclude_none=True))
+            await self.paging.deliver_once(state, org.organization_id, Channel.webhook, outgoing, Disclosure(
+                DisclosedRecord.lead_fhir_notification, referral_id, org.organization_id, org.consent_role.value))
+
+    async def warn_intake_deadline(self, flag: ReferralFlagged) -> None:
+        """Tell the acknowledging case manager and the site's program managers; no personal data."""
+        site = self.reference.site(flag.site_id)
+        loaded = self.paging.load(flag.referral_id)
+        state = loaded[0] if loaded else open_page(page_id_for(flag.referral_id), flag.referral_id, flag.site_id,
+                                                   flag.flagged_at)
+        people = [state.acknowledged_by] if state.acknowledged_by else []
+        people += [pm for pm in (site.program_manager_ids if site else ()) if pm not in people]
+        text = render_deadline_warning(flag.referral_id, flag.flag.value, flag.due_at.astimezone(site.zone) if site else flag.due_at)
+        subject = "LEAD legal deadline" if flag.flag.value.startswith("legal") else "LEAD intake deadline"
+        await self._tell_staff(replace(state, step_index=WARNING_STEP), people, flag.flag.value, subject, text,
+                               {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value},
+                               DisclosedRecord.lead_deadline_warning)
+
+    async def _tell_staff(self, state: PageState, people: list[str], key: str, subject: str, text: str,
+                          payload: dict, kind: DisclosedRecord) -> None:
+        """A message about ``state``'s referral to each of ``people`` (staff ids) on each of their channels,
+        once per ``key`` (attempt ids), within the person's consent, with the no-redisclosure notice."""
+        for person_id in people:
+            person = self.reference.case_managers.get(person_id)
+            if person is None:
+                continue
+            for channel in person.channels:
+                outgoing = Outgoing(f"{state.referral_id}/{key}/{person_id}/{channel.value}",
+                                    person.address_for(channel), subject, text, f"{text}\n\n{NO_REDISCLOSURE}",
+                                    {**payload, "redisclosure_notice": NO_REDISCLOSURE})
+                await self.paging.deliver_once(state, person_id, channel, outgoing,
+                                         Disclosure(kind, state.referral_id, person_id, person.role))
+
+    async def tell_reengagement(self, seen: ParticipantSeen) -> None:
+        """Police met an inactive participant: the case manager who took the referral hears where and
+        when (nobody took it: the site's program managers), each once per CAD event, within the
+        person's consent (outside it the refusal is audited and nothing is sent)."""
+        site = self.reference.site(seen.site_id)
+        loaded = self.paging.load(seen.referral_id)
+        state = loaded[0] if loaded else open_page(page_id_for(seen.referral_id), seen.referral_id, seen.site_id,
+                                                   seen.seen_at)
+        people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids if site else ())
+        text = render_reengagement(seen.referral_id, spoken_time(seen.seen_at, site.zone if site else UTC, self.clock.now()),
+                                   seen.location_description)
+        await self._tell_staff(replace(state, step_index=REENGAGEMENT_STEP), people, f"seen/{seen.cad_event_id}",
+                               "LEAD participant seen by police", text,
+                               {"type": "lead.participant_seen", "referral_id": seen.referral_id,
+                                "seen_at": seen.seen_at.isoformat(), "where": seen.location_description},
+                               DisclosedRecord.lead_reengagement)
+        log.info("reengagement_alert_requested", referral_id=seen.referral_id, recipients=len(people))
+
+    async def tell_moved(self, moved: ReferralLocationUpdated) -> None:
+        """CAD updated an open referral's call: the person moved. The case manager who took it hears
+        where (nobody took it yet: the site's program managers), once per update, within consent. A
+        closed referral's person is nobody's to follow any more: nothing is sent."""
+        loaded = self.paging.load(moved.referral_id)
+        record = self.paging.pages.get(moved.referral_id) or {}
+        site = self.reference.site(moved.site_id)
+        if loaded is None or record.get("closed") or site is None:
+            return
+        state = loaded[0]
+        people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids)
+        text = render_moved(moved.referral_id, spoken_time(moved.updated_at, site.zone, self.clock.now()),
+                            moved.location_description)
+        key = f"moved/{hashlib.sha256(moved.location_description.encode()).hexdigest()[:12]}"
+        await self._tell_staff(replace(state, step_index=MOVED_STEP), people, key, "LEAD referral: the person moved",
+                               text, {"type": "lead.location_updated", "referral_id": moved.referral_id,
+                                      "updated_at": moved.updated_at.isoformat(),
+                                      "where": moved.location_description},
+                               DisclosedRecord.lead_location_update)
+        log.info("location_update_requested", referral_id=moved.referral_id, recipients=len(people))
