@@ -180,6 +180,8 @@ async def check_access_token(token: str, *, issuer: str, audience: str, keys: Pr
 
 def unverified_issuer(token: str) -> str | None:
     """The ``iss`` a compact JWT claims, read only to pick whose keys check it; None when not a JWT."""
+    if token.count(".") != 2:  # a static API token: no parse attempt on every request
+        return None
     try:
         payload = json.loads(jws.extract_compact(token.encode()).payload)
     except (DecodeError, ValueError):
