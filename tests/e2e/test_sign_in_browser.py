@@ -5,6 +5,7 @@ view for their role; then signing out, which ends the provider's session too."""
 from __future__ import annotations
 
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from pydantic import SecretStr
 
 from deploy.local_stack import free_port
@@ -41,8 +42,16 @@ async def test_each_role_signs_in_with_password_and_totp_and_signs_out_at_both_e
         await page.locator("#password").fill(PASSWORD)
         await page.locator("#kc-login").click()
         await page.locator("#otp").fill(await totp_code(user))
-        async with page.expect_navigation(url=f"{base}{home}*"):
+        await page.locator("#kc-login").click()
+        try:
+            await page.wait_for_url(f"{base}{home}*", timeout=15_000)
+        except PlaywrightTimeout:
+            # The provider took the code as stale (typed at the edge of its 30 seconds) and asks again, as it
+            # would ask a person: the next code, once. A second refusal fails the test.
+            assert "/realms/" in page.url and await page.locator("#otp").count() == 1, (user, page.url)
+            await page.locator("#otp").fill(await totp_code(user))
             await page.locator("#kc-login").click()
+            await page.wait_for_url(f"{base}{home}*", timeout=15_000)
         assert page.url.startswith(f"{base}{home}"), (user, page.url)
         await page.get_by_role("button", name="Sign out").click()
         await page.wait_for_url(f"{base}/console/login*")
