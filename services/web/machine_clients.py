@@ -27,14 +27,12 @@ class AccessTokens:
     def __init__(self, reference: ReferenceData, providers: KnownProviders, clock: Clock) -> None:
         self.reference, self.providers, self.clock = reference, providers, clock
 
-    @staticmethod
-    def looks_like_one(token: str) -> bool:
-        """A JWT with an issuer (static API tokens are not): which check a bearer token gets."""
-        return unverified_issuer(token) is not None
-
-    async def client(self, token: str) -> MachineClient:
-        """The client a valid access token was issued to; ``TokenRefused`` (or ``ProviderUnavailable``)."""
+    async def client(self, token: str) -> MachineClient | None:
+        """The client a valid access token was issued to; None for a token that is no JWT with an issuer (a static
+        API token, checked elsewhere); ``TokenRefused`` (or ``ProviderUnavailable``) for one that fails a check."""
         issuer = unverified_issuer(token)
+        if issuer is None:
+            return None
         config = next((p for p in self.reference.identity_providers.values() if p.issuer == issuer), None)
         if config is None:
             raise TokenRefused("tokens from this issuer are not accepted")

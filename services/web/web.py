@@ -160,14 +160,14 @@ def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callabl
     async def principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> T:
         given = creds.credentials if creds is not None else ""
         tokens = getattr(request.app.state, "access_tokens", None)
-        if given and tokens is not None and tokens.looks_like_one(given):
-            try:
-                client = await tokens.client(given)
-            except TokenRefused as exc:
-                await denied(request, 401, exc.reason, 'Bearer error="invalid_token"')
-            except ProviderUnavailable:
-                raise ApiError(503, "authorization", "the identity provider cannot be reached to check the token; "
-                               "retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        try:
+            client = await tokens.client(given) if given and tokens is not None else None
+        except TokenRefused as exc:
+            await denied(request, 401, exc.reason, 'Bearer error="invalid_token"')
+        except ProviderUnavailable:
+            raise ApiError(503, "authorization", "the identity provider cannot be reached to check the token; "
+                           "retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        if client is not None:
             found = next((c for c in candidates() if client.account in getattr(c, "clients", ())), None)
             if found is None:
                 await denied(request, 403, f"client {client.account} is not registered as {who}",
