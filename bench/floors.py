@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.delivery.channels import Outgoing, build_channels, delivery_http_client
-from services.kernel.events import CadChildEncountered, CadReferralMade
+from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.settings import Settings
 from services.messaging.avro import AvroCodec, registry_from_url
 

@@ -61,7 +61,10 @@ from deploy.local_stack import (
     free_port,
     pinned_versions,
 )
-from services.kernel.events import CadChildEncountered, CadReferralMade, Child
+from services.kernel.cad import CadChildEncountered, CadReferralMade
+from services.kernel.events import (
+    Child,
+)
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT, Settings
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS

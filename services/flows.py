@@ -17,29 +17,17 @@ from dataclasses import dataclass
 from services.cad_gateway.entrypoints import worker as gateway_worker
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.bus import Subscription
-from services.kernel.events import (
-    AccessAudited,
-    ConsoleSessionEnded,
-    DeadLetterRecorded,
-    DisclosureAudited,
-    OverdoseReported,
-    ReferenceDataPublished,
-)
 from services.kernel.settings import REPO_ROOT
-from services.kernel.topics import (
-    ALL_TOPICS,
-    AUDIT,
-    CONSOLE_SESSIONS,
-    DEAD_LETTER,
-    OVERDOSE_REPORTS,
-    REFERENCE_DATA,
-    TopicSpec,
-)
+from services.kernel.topics import AUDIT, CONSOLE_SESSIONS, DEAD_LETTER, REFERENCE_DATA, TopicSpec, all_topics
 from services.messaging.contract import avro_schema_of
+from services.messaging.events import DeadLetterRecorded, DisclosureAudited, ReferenceDataPublished
 from services.notifier.entrypoints import worker as notifier_worker
 from services.quick_response.entrypoints import worker as qrt_worker
+from services.quick_response.events import OverdoseReported
+from services.quick_response.topics import OVERDOSE_REPORTS
 from services.referral_intake.entrypoints import worker as intake_worker
 from services.self_referral.entrypoints import worker as walk_in_worker
+from services.web.events import AccessAudited, ConsoleSessionEnded
 
 SERVICES: dict[str, tuple[Subscription, ...]] = {
     module.SERVICE: module.SUBSCRIPTIONS
@@ -83,11 +71,11 @@ def asyncapi() -> dict:
         "contentType": "application/vnd.confluent.avro",
         "payload": {"schemaFormat": "application/vnd.apache.avro+json;version=1.9.0",
                     "schema": avro_schema_of(cls)}}
-        for topic in ALL_TOPICS for cls in events_on(topic)}
+        for topic in all_topics() for cls in events_on(topic)}
     channels = {topic.name: {
         "address": topic.name, "description": topic.doc,
         "messages": {cls.__name__: {"$ref": f"#/components/messages/{cls.__name__}"} for cls in events_on(topic)}}
-        for topic in ALL_TOPICS}
+        for topic in all_topics()}
     operations = {}
     for service, subscriptions in SERVICES.items():
         for sub in subscriptions:

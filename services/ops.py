@@ -11,15 +11,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.errors import describe_validation_error
-from services.kernel.events import (
-    AccessAudited,
-    CadChildEncountered,
-    CadReferralMade,
-    DeadLetterRecorded,
-    DisclosureAudited,
-    EngagementRecorded,
-)
+from services.kernel.lead import EngagementRecorded
 from services.kernel.settings import Settings
 from services.kernel.topics import (
     AUDIT,
@@ -31,7 +25,9 @@ from services.kernel.topics import (
     by_name,
 )
 from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.events import DeadLetterRecorded, DisclosureAudited
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
+from services.web.events import AccessAudited
 
 
 async def read_dead_letters(settings: Settings, limit: int = 100) -> list[DeadLetterRecorded]:

@@ -28,22 +28,14 @@ from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints import console as hwc_console
 from services.handle_with_care.entrypoints import http_api as hwc_http
 from services.handle_with_care.entrypoints import worker as hwc_worker
+from services.handle_with_care.topics import HWC_NOTICES, HWC_TRIAGE
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.events import all_events
 from services.kernel.logs import get_logger
-from services.kernel.reference import ReferenceData, load_reference_data
+from services.kernel.pathways import Pathway
+from services.kernel.reference import ReferenceData, Site, load_reference_data
 from services.kernel.settings import Settings
-from services.kernel.topics import (
-    CAD_OVERDOSES,
-    CONSOLE_SESSIONS,
-    HWC_NOTICES,
-    HWC_TRIAGE,
-    OVERDOSE_REPORTS,
-    PAGES,
-    QRT_FOLLOW_UPS,
-    REFERRALS,
-    WALK_INS,
-)
+from services.kernel.topics import CAD_OVERDOSES, CONSOLE_SESSIONS, PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
@@ -51,20 +43,25 @@ from services.messaging.streams import Worker, prepare_and_start
 from services.notifier.entrypoints import calendar as notifier_calendar
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
+from services.quick_response.domain import figures as qrt_figures
 from services.quick_response.domain.figures import QrtReadModel
 from services.quick_response.entrypoints import console as qrt_console
 from services.quick_response.entrypoints import http_api as qrt_http
 from services.quick_response.entrypoints import worker as qrt_worker
+from services.quick_response.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 from services.referral_intake.adapters.metrics import LeadCollector
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
+from services.referral_intake.domain.pathways import lead_pathways
 from services.referral_intake.entrypoints import console as lead_console
 from services.referral_intake.entrypoints import fhir_api, staff_api
 from services.referral_intake.entrypoints import http_api as intake_http
 from services.referral_intake.entrypoints import worker as intake_worker
+from services.self_referral.domain import figures as walk_in_figures
 from services.self_referral.domain.figures import WalkInReadModel
 from services.self_referral.entrypoints import console as walk_in_console
 from services.self_referral.entrypoints import http_api as walk_in_http
 from services.self_referral.entrypoints import worker as walk_in_worker
+from services.self_referral.topics import WALK_INS
 from services.web import console, machine_clients, oidc, sso
 from services.web.web import ApiError, RequestLimits, install_error_handlers
 
@@ -263,11 +260,18 @@ def add_console(app: FastAPI, settings: Settings, sessions: console.Sessions, re
             *([qrt_model.month_figures(site.site_id, month, site.zone, site.quick_response)]
               if site.quick_response else []),
             *([walk_in_model.month_figures(site.site_id, month, site.zone, site.self_referral)]
-              if site.self_referral else [])]))
+              if site.self_referral else [])],
+        catalogue=pathway_catalogue))
     app.include_router(hwc_console.create_router(sessions, reference, hwc_model, publisher, clock))
     app.include_router(qrt_console.create_router(sessions, reference, qrt_model, publisher, clock))
     app.include_router(walk_in_console.create_router(walk_in_links(settings), sessions, reference, walk_in_model,
                                                      publisher, clock))
+
+
+def pathway_catalogue(site: Site) -> list[Pathway]:
+    """Every pathway the site runs, as the dashboard lists them: LEAD's routes, then each other service's."""
+    others = (qrt_figures.pathway_of(site), walk_in_figures.pathway_of(site))
+    return lead_pathways(site) + [p for p in others if p is not None]
 
 
 def add_api_docs(app: FastAPI, reference: ReferenceData) -> None:

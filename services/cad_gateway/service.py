@@ -15,15 +15,14 @@ from zoneinfo import ZoneInfo
 from services.cad_gateway.domain.calls import Mapped
 from services.cad_gateway.domain.feeds import event_time, is_silent
 from services.cad_gateway.events import CadFeedResumed, CadFeedSilent, FeedAlertSent
+from services.cad_gateway.topics import FEED_HEALTH
 from services.kernel.bus import Handlers
 from services.kernel.clock import Clock, spoken_time
-from services.kernel.events import (
-    DisclosedRecord,
-)
 from services.kernel.logs import get_logger
 from services.kernel.reference import Agency, ReferenceData
 from services.kernel.store import KeyValueStore
-from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, FEED_HEALTH, TopicSpec
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, TopicSpec
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, message_each
 

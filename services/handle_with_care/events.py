@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import ClassVar
 
 from services.kernel.events import (
@@ -13,7 +14,6 @@ from services.kernel.events import (
     Event,
     Instant,
     Int32,
-    RecipientRole,
 )
 
 
@@ -240,3 +240,15 @@ class HwcTriageResolved(Event):
 
 
 # --- operations ---------------------------------------------------------------------------------
+
+
+class RecipientRole(str, Enum):
+    """Which contact received it."""
+
+    primary = "primary"
+    backup = "backup"
+    coordinator = "coordinator"
+    local_authority = "local_authority"
+
+
+# --- nested records -----------------------------------------------------------------------------

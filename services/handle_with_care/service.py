@@ -41,27 +41,27 @@ from services.handle_with_care.events import (
     HwcNoticeRescheduled,
     HwcTriageOpened,
     HwcTriageResolved,
+    RecipientRole,
 )
+from services.handle_with_care.topics import HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.triage import DISPUTED, UNKNOWN_SCHOOL
 from services.kernel.bus import Handlers, dispatch
+from services.kernel.cad import CadChildEncountered
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
 from services.kernel.events import (
     AcknowledgedVia,
-    CadChildEncountered,
     Channel,
     Child,
     DeliveryOutcome,
-    DisclosedRecord,
-    RecipientRole,
     age_on,
 )
 from services.kernel.identity import roster_key
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import Contact, ReferenceData, School
 from services.kernel.store import KeyValueStore
-from services.kernel.topics import HWC_NOTICES, HWC_TRIAGE
 from services.messaging.due import Due, ScheduledRecords
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 

@@ -31,21 +31,21 @@ from services.handle_with_care.events import (
     HwcTriageOpened,
     HwcTriageResolved,
     HwcTriageStillUnplaced,
+    RecipientRole,
 )
+from services.handle_with_care.topics import HWC_TRIAGE
 from services.kernel.bus import Handlers, dispatch
 from services.kernel.clock import Clock, spoken_time
 from services.kernel.errors import CommandRefused, Rejected
 from services.kernel.events import (
     Channel,
     DeliveryOutcome,
-    DisclosedRecord,
-    RecipientRole,
 )
 from services.kernel.logs import correlation_of, correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import District, ReferenceData
 from services.kernel.store import KeyValueStore
-from services.kernel.topics import HWC_TRIAGE
 from services.messaging.due import Due, ScheduledRecords
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 

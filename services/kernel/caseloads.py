@@ -9,7 +9,10 @@ made that O(referrals).
 
 from __future__ import annotations
 
-from services.kernel.events import OPEN_STATUSES, PageAcknowledged, ReferralCreated, ReferralStatusChanged
+from services.kernel.events import (
+    OPEN_STATUSES,
+)
+from services.kernel.lead import PageAcknowledged, ReferralCreated, ReferralStatusChanged
 
 
 class Caseloads:

@@ -1,4 +1,6 @@
-"""Every Kafka topic Handoff uses: the single source of truth for names, partitions and configs.
+"""Kafka topics: each one's name, partitions and configs, written once where it is defined. The kernel
+defines the topics services share; a service defines its own (``services/<service>/topics.py``).
+Declaring a topic (``topic``) registers it (``all_topics``), as defining an event does.
 
 Topics are created explicitly (``handoff topics create``, the test fixtures, the local stack):
 auto-created topics get the broker's partition count and Faust then fails with
@@ -9,8 +11,11 @@ so that they stay in order on one partition.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 DAY_MS = 24 * 3600 * 1000
+
+_REGISTRY: dict[str, TopicSpec] = {}
 
 
 @dataclass(frozen=True)
@@ -22,90 +27,75 @@ class TopicSpec:
     # Its records leave the de-identified boundary (a public feed): no correlation id and no header, so that
     # nothing on them leads back to the event they came from (the publishers honour this).
     deidentified: bool = False
+    # Holds children's data: its retention follows settings.child_data_retention_days.
+    child_data: bool = False
 
     def qualified(self, prefix: str = "") -> str:
         """The name on the broker: ``prefix`` isolates an environment (or a test) on a shared cluster."""
         return f"{prefix}{self.name}"
 
 
-CAD_REFERRALS = TopicSpec(
+def topic(name: str, doc: str, **options: Any) -> TopicSpec:
+    """A topic Handoff writes and reads, registered so that every process creates and knows it."""
+    spec = TopicSpec(name, doc, **options)
+    if _REGISTRY.setdefault(name, spec) != spec:
+        raise ValueError(f"two topics named {name}")
+    return spec
+
+CAD_REFERRALS = topic(
     "handoff.cad.referrals", "CadReferralMade from CAD integrations and the HTTP intake; key: cad_event_id.",
     config={"retention.ms": str(30 * DAY_MS)})
-CAD_CHILD_ENCOUNTERS = TopicSpec(
+CAD_CHILD_ENCOUNTERS = topic(
     "handoff.cad.child-encounters", "CadChildEncountered (holds incident details: short retention); key: cad_event_id.",
     config={"retention.ms": str(7 * DAY_MS)})
-REFERRALS = TopicSpec(
+REFERRALS = topic(
     "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged, ParticipantSeen, "
     "ReferralLocationUpdated; key: referral_id.",
     config={"retention.ms": str(400 * DAY_MS)})
-PAGES = TopicSpec(
+PAGES = topic(
     "handoff.paging.pages", "PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted; key: referral_id (co-partitioned with REFERRALS).",
     config={"retention.ms": str(400 * DAY_MS)})
-HWC_NOTICES = TopicSpec(
-    "handoff.hwc.notices", "HwcNotice* events (child data: shorter retention; HwcNoticeExpired ends a notice's state); key: notice_id.",
-    config={"retention.ms": str(90 * DAY_MS)})
-HWC_TRIAGE = TopicSpec(
-    "handoff.hwc.triage", "HwcTriageOpened, HwcTriageResolved, HwcTriageStillUnplaced, HwcTriageAlerted: encounters with no known "
-    "school, and the coordinator's alerts; key: cad_event_id.",
-    config={"retention.ms": str(30 * DAY_MS)})
-CAD_OVERDOSES = TopicSpec(
+CAD_OVERDOSES = topic(
     "handoff.cad.overdoses", "CadOverdoseResponded from CAD and EMS integrations and the HTTP intake; key: "
     "overdose_event_id.", config={"retention.ms": str(7 * DAY_MS)})
-QRT_FOLLOW_UPS = TopicSpec(
-    "handoff.qrt.follow-ups", "FollowUpOpened, FollowUpAttempted, FollowUpEscalated, FollowUpAlertSent, FollowUpExpired: Quick Response "
-    "Team follow-ups after an overdose (who to visit and where: settings.qrt_data_retention_days after the window, "
-    "then FollowUpExpired deletes them); key: task_id.", config={"retention.ms": str(90 * DAY_MS)})
-OVERDOSE_REPORTS = TopicSpec(
-    "handoff.public.overdose-reports", "OverdoseReported: overdose responses de-identified for public-health "
-    "mapping, with no header; key: report_id (keyed, unlinkable to the event).",
-    config={"retention.ms": str(400 * DAY_MS)}, deidentified=True)
-CAD_WALK_INS = TopicSpec(
+CAD_WALK_INS = topic(
     "handoff.cad.walk-ins", "CadWalkInReported from CAD and station integrations and the HTTP intake; key: "
     "walk_in_event_id.", config={"retention.ms": str(7 * DAY_MS)})
-WALK_INS = TopicSpec(
-    "handoff.self-referral.walk-ins", "WalkInOpened, WalkInAccepted, WalkInEscalated, WalkInMilestoneRecorded, "
-    "VolunteerExpenseClaimed, WalkInMessageSent, WalkInExpired: self-referrals, their volunteers and expenses (a "
-    "first name: settings.walk_in_data_retention_days, then WalkInExpired deletes them); key: case_id.",
-    config={"retention.ms": str(90 * DAY_MS)})
-FEED_HEALTH = TopicSpec(
-    "handoff.ops.feed-health", "CadFeedSilent, CadFeedResumed, FeedAlertSent: agencies' CAD feeds gone silent within "
-    "their expected hours, and back; key: agency_id.", config={"retention.ms": str(90 * DAY_MS)})
-REFERENCE_DATA = TopicSpec(
+REFERENCE_DATA = topic(
     "handoff.reference.data", "ReferenceDataPublished: agencies, sites, staff, schools, calendars, closures; "
     "key: section/key (compacted: the latest record per key is the entry).",
     partitions=1, config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"})
-AUDIT = TopicSpec(
+AUDIT = topic(
     "handoff.ops.audit", "DisclosureAudited: every disclosure and attempt, without personal data; key: subject id. "
     "AccessAudited: every sign-in, refused sign-in, sign-out, expired session and denied access; key: user id. "
     "Retention: settings.audit_retention_days (CJIS asks for at least a year).",
     config={"retention.ms": str(400 * DAY_MS)})
-CONSOLE_SESSIONS = TopicSpec(
+CONSOLE_SESSIONS = topic(
     "handoff.ops.console-sessions", "ConsoleSessionEnded: console sessions ended before their time (signed out), which "
     "every API replica refuses from then on; key: session_key (a hash). Kept longer than a session can live.",
     config={"retention.ms": str(2 * DAY_MS)})
-DEAD_LETTER = TopicSpec(
+DEAD_LETTER = topic(
     "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes.",
     partitions=1, config={"retention.ms": str(30 * DAY_MS)})
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, REFERRALS, PAGES, HWC_NOTICES, HWC_TRIAGE,
-                                     CAD_OVERDOSES, QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_WALK_INS, WALK_INS,
-                                     FEED_HEALTH, REFERENCE_DATA, AUDIT, CONSOLE_SESSIONS, DEAD_LETTER)
 
-# Topics holding children's data; their retention follows settings.child_data_retention_days.
-# (CAD_CHILD_ENCOUNTERS keeps its own 7 days: it still holds the incident details CAD sent.)
-CHILD_DATA_TOPICS: tuple[TopicSpec, ...] = (HWC_NOTICES, HWC_TRIAGE)
+def all_topics() -> tuple[TopicSpec, ...]:
+    """Every topic defined so far: the kernel's, and those of the services imported (the composition root,
+    ``services.runtime``, imports them all)."""
+    return tuple(_REGISTRY.values())
 
 
 def retention_overrides(audit_days: int, child_data_days: int) -> dict[str, dict[str, str]]:
     """Per-topic config overrides for the configurable retentions."""
     overrides = {AUDIT.name: {"retention.ms": str(audit_days * DAY_MS)}}
-    for spec in CHILD_DATA_TOPICS:
-        overrides[spec.name] = {"retention.ms": str(child_data_days * DAY_MS)}
+    for spec in all_topics():
+        if spec.child_data:
+            overrides[spec.name] = {"retention.ms": str(child_data_days * DAY_MS)}
     return overrides
 
 
 def by_name(name: str, prefix: str = "") -> TopicSpec:
-    for spec in ALL_TOPICS:
+    for spec in all_topics():
         if spec.qualified(prefix) == name or spec.name == name:
             return spec
     raise KeyError(f"unknown topic {name!r}")

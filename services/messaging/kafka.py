@@ -19,7 +19,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from services.kernel.logs import CORRELATION_HEADER, current_correlation_id, get_logger
 from services.kernel.settings import Settings
-from services.kernel.topics import ALL_TOPICS, TopicSpec, retention_overrides
+from services.kernel.topics import TopicSpec, all_topics, retention_overrides
 from services.messaging.avro import AvroCodec
 
 log = get_logger(__name__)
@@ -45,12 +45,13 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return opts
 
 
-async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS, qualify: bool = True) -> list[str]:
+async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] | None = None, qualify: bool = True) -> list[str]:
     """Create missing topics with their partition counts and configs; refuse a partition mismatch.
 
     ``qualify=False`` takes the names as they are (Faust's own topics already carry the prefix).
     Returns the names of the topics it created.
     """
+    specs = all_topics() if specs is None else specs
     prefix = settings.topic_prefix if qualify else ""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()

@@ -33,10 +33,14 @@ from typing import Any, Protocol
 
 from services.delivery.channels import Channel, DeliveryFailed, Outgoing
 from services.kernel.clock import Clock
-from services.kernel.events import DeliveryOutcome, DisclosedRecord, DisclosureAudited, DisclosureChannel
+from services.kernel.events import (
+    DeliveryOutcome,
+    DisclosureChannel,
+)
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.store import JsonForm, KeyValueStore
 from services.kernel.topics import TopicSpec
+from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import Publisher
 
 log = get_logger(__name__)

@@ -26,10 +26,13 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from services.kernel.errors import InvalidRecord
-from services.kernel.events import DeadLetterRecorded, Header
+from services.kernel.events import (
+    Header,
+)
 from services.kernel.logs import correlation_from_headers, correlation_of, correlation_scope, get_logger
 from services.kernel.topics import DEAD_LETTER
 from services.messaging.avro import AvroCodec
+from services.messaging.events import DeadLetterRecorded
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import source_partition
 

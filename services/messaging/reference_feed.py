@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.kernel.events import ReferenceDataPublished
 from services.kernel.logs import get_logger
 from services.kernel.reference import (
     LiveReference,
@@ -18,6 +17,7 @@ from services.kernel.reference import (
 from services.kernel.settings import Settings
 from services.kernel.topics import REFERENCE_DATA
 from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.events import ReferenceDataPublished
 from services.messaging.kafka import KafkaPublisher, TopicFollower
 
 log = get_logger(__name__)

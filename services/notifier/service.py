@@ -22,7 +22,9 @@ from services.kernel.events import (
     Channel,
     Consent,
     DeliveryOutcome,
-    DisclosedRecord,
+    ReferralStatus,
+)
+from services.kernel.lead import (
     EngagementRecorded,
     PageAcknowledged,
     PageEscalated,
@@ -33,7 +35,6 @@ from services.kernel.events import (
     ReferralCreated,
     ReferralFlagged,
     ReferralLocationUpdated,
-    ReferralStatus,
     ReferralStatusChanged,
 )
 from services.kernel.logs import current_correlation_id, get_logger
@@ -41,6 +42,7 @@ from services.kernel.reference import CaseManager, ReferenceData, Site
 from services.kernel.store import KeyValueStore, put_if_changed
 from services.kernel.topics import PAGES
 from services.messaging.due import Due, ScheduledRecords
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 from services.notifier.domain.escalation import (

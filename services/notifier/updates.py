@@ -18,15 +18,12 @@ from services.kernel.clock import Clock, spoken_time
 from services.kernel.events import (
     Channel,
     ConsentRole,
-    DisclosedRecord,
-    PageRequested,
-    ParticipantSeen,
     ReferralFlag,
-    ReferralFlagged,
-    ReferralLocationUpdated,
 )
+from services.kernel.lead import PageRequested, ParticipantSeen, ReferralFlagged, ReferralLocationUpdated
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData
+from services.messaging.events import DisclosedRecord
 from services.messaging.outbox import Disclosure
 from services.notifier.domain.escalation import (
     FHIR_STEP,

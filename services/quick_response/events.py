@@ -1,20 +1,20 @@
 """Quick Response's own events: the follow-up a team owns, from opening to expiry, on its topic
-(``handoff.qrt.follow-ups``). What it shares with other services (the CAD's ``CadOverdoseResponded``,
-the public ``OverdoseReported``) stays in the kernel."""
+(``handoff.qrt.follow-ups``), and the de-identified ``OverdoseReported`` it publishes for public health.
+The CAD's ``CadOverdoseResponded``, which the gateway writes and this service reads, is the kernel's."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import ClassVar
 
+from services.kernel.cad import DrugType, OverdosePerson, Sex
 from services.kernel.events import (
-    AttemptOutcome,
     Channel,
     DeliveryOutcome,
     Event,
-    FollowUpKind,
     Instant,
     Int32,
-    OverdosePerson,
+    wire_enum,
 )
 
 
@@ -116,3 +116,61 @@ class FollowUpAlertSent(Event):
     """True on the last attempt of this delivery."""
     sent_at: Instant
     """When the attempt finished."""
+
+
+class FollowUpKind(str, Enum):
+    """Who the team follows up: the person, or (after a fatal overdose, where the site offers it) the family."""
+
+    outreach = "outreach"
+    family_support = "family_support"
+
+
+@wire_enum(default="other")
+class AttemptOutcome(str, Enum):
+    """One follow-up attempt, as the team logs it in one tap."""
+
+    visited = "visited"
+    not_home = "not_home"
+    wrong_address = "wrong_address"
+    refused = "refused"
+    engaged = "engaged"
+    referred_to_treatment = "referred_to_treatment"
+    other = "other"
+
+
+class OverdoseReported(Event):
+    """An overdose response, de-identified for public-health mapping (ODMAP-style) and the state's report: no name,
+    date of birth, address or free text; the time to the hour and the place to about a kilometre. Keyed by report_id.
+    """
+
+    avro_schema: ClassVar[str] = "overdose_reported"
+    avro_namespace: ClassVar[str] = "org.handoff.public"
+    report_id: str
+    """Opaque id (a keyed hash of the event id): the same overdose always has the same id."""
+    site_id: str
+    """Site."""
+    hour: Instant
+    """Start of the hour it happened in."""
+    latitude: float | None = None
+    """Latitude rounded to two decimals."""
+    longitude: float | None = None
+    """Longitude rounded to two decimals."""
+    fatal: bool
+    """The person died."""
+    naloxone_given: bool
+    """An opioid antagonist was given."""
+    naloxone_doses: Int32
+    """How many doses."""
+    suspected_substance: str | None = None
+    """Suspected drug."""
+    drug_type: DrugType | None = None
+    """Suspected drug class."""
+    age_range: str
+    """Approximate age."""
+    sex: Sex
+    """Sex."""
+    prior_overdose: bool | None = None
+    """A known earlier overdose."""
+
+
+# --- Self-referral (Angel / PAARI: a person asks the police for help; a volunteer pool is paged) -----

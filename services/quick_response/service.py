@@ -18,19 +18,17 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 from services.kernel.bus import Handlers, dispatch
+from services.kernel.cad import CadOverdoseResponded
 from services.kernel.clock import Clock, EventTimeWindow, spoken_time
 from services.kernel.events import (
-    AttemptOutcome,
-    CadOverdoseResponded,
     Channel,
-    DisclosedRecord,
     DisclosureChannel,
 )
 from services.kernel.logs import get_logger
 from services.kernel.reference import CaseManager, ReferenceData
 from services.kernel.store import KeyValueStore, put_state
-from services.kernel.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 from services.messaging.due import Due, ScheduledRecords
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, audit_shown, message_each
 from services.quick_response.domain.deidentify import deidentify
@@ -43,12 +41,14 @@ from services.quick_response.domain.follow_up import (
     warned,
 )
 from services.quick_response.events import (
+    AttemptOutcome,
     FollowUpAlertSent,
     FollowUpAttempted,
     FollowUpEscalated,
     FollowUpExpired,
     FollowUpOpened,
 )
+from services.quick_response.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 
 log = get_logger(__name__)
 WARNING, EXPIRED = "warning", "expired"  # what the timer publishes for a follow-up, until its owner applies it

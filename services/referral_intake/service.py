@@ -17,18 +17,22 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 from services.kernel.bus import Handlers
+from services.kernel.cad import CadOverdoseResponded, CadReferralMade
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
 from services.kernel.events import (
-    CadOverdoseResponded,
-    CadReferralMade,
     ConsentRole,
     DeliveryOutcome,
-    DisclosedRecord,
-    DisclosureAudited,
     DisclosureChannel,
-    EngagementRecorded,
     Milestone,
+    ReferralFlag,
+    ReferralStatus,
+    ReferredPerson,
+    StatusReason,
+)
+from services.kernel.identity import person_key
+from services.kernel.lead import (
+    EngagementRecorded,
     PageAcknowledged,
     PageEscalated,
     PageExhausted,
@@ -36,20 +40,16 @@ from services.kernel.events import (
     PageSent,
     ParticipantSeen,
     ReferralCreated,
-    ReferralFlag,
     ReferralFlagged,
     ReferralLocationUpdated,
-    ReferralStatus,
     ReferralStatusChanged,
-    ReferredPerson,
-    StatusReason,
 )
-from services.kernel.identity import person_key
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import ReferenceData
 from services.kernel.store import KeyValueStore, put_if_changed
 from services.kernel.topics import AUDIT, REFERRALS
 from services.messaging.due import Due, ScheduledRecords
+from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import Publisher
 from services.referral_intake.domain.lifecycle import apply_milestone, check_milestone_order, transition
 from services.referral_intake.domain.model import (

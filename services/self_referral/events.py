@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 from datetime import date
+from enum import Enum
 from typing import ClassVar
 
 from services.kernel.events import (
     Channel,
     DeliveryOutcome,
-    EscalationReason,
     Event,
-    ExpenseKind,
     Instant,
     Int32,
-    WalkInMilestone,
 )
 
 
@@ -156,3 +154,30 @@ class WalkInExpired(Event):
 
 
 # --- CAD feed health (a silent feed is a broken integration, not a quiet night) -------------------------
+
+
+class WalkInMilestone(str, Enum):
+    """A walk-in's way to treatment, as the volunteer or the coordinator records it."""
+
+    volunteer_arrived = "volunteer_arrived"
+    assessed = "assessed"
+    placement_found = "placement_found"
+    transported = "transported"
+    placed = "placed"
+    declined = "declined"
+
+
+class ExpenseKind(str, Enum):
+    """What a volunteer paid up front and claims back."""
+
+    mileage = "mileage"
+    meals = "meals"
+    other = "other"
+
+
+class EscalationReason(str, Enum):
+    """Why a walk-in's coordinators are told."""
+
+    no_volunteer = "no_volunteer"  # nobody in the pool could be paged (none available, eligible or near)
+    unanswered = "unanswered"  # nobody accepted within the site's minutes
+    placement_overdue = "placement_overdue"  # not placed within the site's target

@@ -20,20 +20,16 @@ from datetime import date, datetime, timedelta
 from typing import ClassVar
 
 from services.kernel.bus import Handlers, dispatch
+from services.kernel.cad import CadWalkInReported
 from services.kernel.clock import Clock, EventTimeWindow, spoken_time
 from services.kernel.events import (
-    CadWalkInReported,
     Channel,
-    DisclosedRecord,
-    EscalationReason,
-    ExpenseKind,
-    WalkInMilestone,
 )
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, SelfReferralPathway
 from services.kernel.store import KeyValueStore, put_state
-from services.kernel.topics import WALK_INS
 from services.messaging.due import Due, ScheduledRecords
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, message_each
 from services.self_referral.domain.walk_in import (
@@ -48,14 +44,18 @@ from services.self_referral.domain.walk_in import (
     record_milestone,
 )
 from services.self_referral.events import (
+    EscalationReason,
+    ExpenseKind,
     VolunteerExpenseClaimed,
     WalkInAccepted,
     WalkInEscalated,
     WalkInExpired,
     WalkInMessageSent,
+    WalkInMilestone,
     WalkInMilestoneRecorded,
     WalkInOpened,
 )
+from services.self_referral.topics import WALK_INS
 
 log = get_logger(__name__)
 

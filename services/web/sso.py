@@ -30,7 +30,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from services.kernel.clock import Clock
-from services.kernel.events import AccessEvent
 from services.kernel.reference import IdentityProvider
 from services.web.console import (
     AccessLog,
@@ -41,6 +40,7 @@ from services.web.console import (
     set_session_cookie,
     sign_in_page,
 )
+from services.web.events import AccessEvent
 from services.web.oidc import (
     KnownProviders,
     Provider,

@@ -185,7 +185,7 @@ def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callabl
 
 async def denied(request: Request, status: int, reason: str, challenge: str, user_id: str | None = None) -> NoReturn:
     """Refuse an API request, with an ``AccessAudited`` record where the app keeps an ``access_log``."""
-    from services.kernel.events import AccessEvent
+    from services.web.events import AccessEvent
 
     access_log = getattr(request.app.state, "access_log", None)
     if access_log is not None:

@@ -14,16 +14,14 @@ from typer.testing import CliRunner
 
 from services.cli import cli
 from services.kernel.events import (
-    AccessAudited,
-    AccessEvent,
     DeliveryOutcome,
-    DisclosedRecord,
-    DisclosureAudited,
     DisclosureChannel,
 )
 from services.kernel.topics import AUDIT
 from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import KafkaPublisher, ensure_topics
+from services.web.events import AccessAudited, AccessEvent
 
 pytestmark = pytest.mark.integration
 DAY = datetime(2026, 11, 20, tzinfo=UTC)

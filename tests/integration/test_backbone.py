@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.kernel.events import CadReferralMade, DeadLetterRecorded
+from services.kernel.cad import CadReferralMade
 from services.kernel.logs import CORRELATION_HEADER, correlation_scope
-from services.kernel.topics import ALL_TOPICS, CAD_REFERRALS, DEAD_LETTER
+from services.kernel.topics import CAD_REFERRALS, DEAD_LETTER, all_topics
 from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.events import DeadLetterRecorded
 from services.messaging.kafka import KafkaPublisher, TopicMismatch, client_options, ensure_topics
 from services.messaging.streams import WorkerKit
 from services.ops import read_dead_letters
@@ -39,7 +40,7 @@ async def _drain(consumer, records, count) -> bool:
 
 async def test_topics_are_created_with_their_partition_counts(kafka_settings) -> None:
     created = await ensure_topics(kafka_settings)
-    assert set(created) == {s.qualified(kafka_settings.topic_prefix) for s in ALL_TOPICS}
+    assert set(created) == {s.qualified(kafka_settings.topic_prefix) for s in all_topics()}
     assert await ensure_topics(kafka_settings) == []  # idempotent
     other = kafka_settings.model_copy(update={"topic_partitions": 3})
     with pytest.raises(TopicMismatch, match="has 2 partitions"):

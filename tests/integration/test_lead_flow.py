@@ -126,7 +126,7 @@ async def _funnel_enrolled(system, headers):
 
 
 async def test_same_cad_record_replayed_three_times_on_kafka_is_one_page(system_factory) -> None:
-    from services.kernel.events import CadReferralMade
+    from services.kernel.cad import CadReferralMade
     from services.kernel.topics import CAD_REFERRALS
     from services.messaging.avro import AvroCodec, registry_from_url
     from services.messaging.kafka import KafkaPublisher

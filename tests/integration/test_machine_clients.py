@@ -22,12 +22,16 @@ from pydantic import SecretStr
 
 from services import runtime
 from services.kernel.clock import SystemClock
-from services.kernel.events import AccessAudited, Consent, ConsentRole
+from services.kernel.events import (
+    Consent,
+    ConsentRole,
+)
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral
+from services.web.events import AccessAudited
 from tests.factories import NOW, cad_referral
 from tests.identity import CAD_CLIENT, CAD_SECRET
 from tests.integration.test_lead_flow import referral_body

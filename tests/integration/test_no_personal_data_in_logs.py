@@ -129,8 +129,8 @@ async def read_audit(settings) -> tuple[bytes, list]:
     """Every audit record so far: the raw bytes (to search) and the decoded events."""
     from aiokafka import AIOKafkaConsumer
 
-    from services.kernel.events import DisclosureAudited
     from services.messaging.avro import AvroCodec, registry_from_url
+    from services.messaging.events import DisclosureAudited
     from services.messaging.kafka import client_options
 
     consumer = AIOKafkaConsumer(AUDIT.qualified(settings.topic_prefix), auto_offset_reset="earliest",

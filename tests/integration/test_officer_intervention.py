@@ -8,7 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from services.kernel.events import DeliveryOutcome, DisclosedRecord
+from services.kernel.events import (
+    DeliveryOutcome,
+)
+from services.messaging.events import DisclosedRecord
 from tests.conftest import eventually
 from tests.integration.test_lead_flow import NOW, TOKEN, on_call, referral_body
 from tests.integration.test_no_personal_data_in_logs import read_audit

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS, DEAD_LETTER, HWC_NOTICES, PAGES, REFERRALS
+from services.handle_with_care.topics import HWC_NOTICES
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS, DEAD_LETTER, PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.ops import original_value, read_dead_letters

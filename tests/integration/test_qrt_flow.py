@@ -80,8 +80,8 @@ async def test_the_public_report_carries_nothing_that_leads_back_to_its_event(sy
     matches: what EMS was answered (the correlation id, its own event id) finds nothing on the public topic."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from services.kernel.topics import OVERDOSE_REPORTS
     from services.messaging.kafka import client_options
+    from services.quick_response.topics import OVERDOSE_REPORTS
 
     system = await system_factory("quick-response", now=OCCURRED + timedelta(minutes=20))
     answer = await system.http.post("/v1/overdoses", json=overdose("EMS-7790", occurred_at=OCCURRED).model_dump(mode="json"),

@@ -14,9 +14,8 @@ from services.handle_with_care.events import HwcNoticeAcknowledged
 from services.kernel.clock import FakeClock
 from services.kernel.events import (
     AcknowledgedVia,
-    PageAcknowledged,
-    PageRequested,
 )
+from services.kernel.lead import PageAcknowledged, PageRequested
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher

@@ -6,8 +6,9 @@ import struct
 
 import pytest
 
+from services.kernel.cad import CadReferralMade
 from services.kernel.errors import InvalidRecord
-from services.kernel.events import CadReferralMade, PageAcknowledged
+from services.kernel.lead import PageAcknowledged
 from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
 from tests.factories import cad_referral, one_of_each
 

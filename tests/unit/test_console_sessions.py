@@ -72,9 +72,13 @@ async def test_the_referral_page_names_the_person_only_for_the_case_manager_who_
     from datetime import UTC, datetime
 
     from services.kernel.clock import FakeClock
-    from services.kernel.events import AcknowledgedVia, DisclosureAudited, PageAcknowledged
+    from services.kernel.events import (
+        AcknowledgedVia,
+    )
+    from services.kernel.lead import PageAcknowledged
     from services.kernel.reference import load_reference_data
     from services.kernel.settings import REPO_ROOT
+    from services.messaging.events import DisclosureAudited
     from services.referral_intake.adapters.read_model import LeadReadModel
     from services.referral_intake.domain.model import open_referral
     from tests.factories import cad_referral
@@ -135,7 +139,7 @@ class Console:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://t")
 
     def audited(self) -> list[tuple[str, bool, str | None, str | None]]:
-        from services.kernel.events import AccessAudited
+        from services.web.events import AccessAudited
 
         return [(a.event_type.value, a.success, a.user_id, a.reason) for a in self.publisher.events(AccessAudited)]
 
@@ -173,7 +177,7 @@ async def test_no_session_outlives_its_lifetime_however_busy(settings) -> None:
 
 
 async def test_signing_out_ends_the_session_on_every_replica_and_the_old_cookie_opens_nothing(settings) -> None:
-    from services.kernel.events import ConsoleSessionEnded
+    from services.web.events import ConsoleSessionEnded
 
     here, there = Console(settings), Console(settings)
     async with here.client() as c:
@@ -211,7 +215,7 @@ async def test_a_person_removed_from_the_directory_is_out_at_once_and_audited(se
 
 
 async def test_every_sign_in_is_audited_without_the_code_and_forms_survive_a_renewed_cookie(settings) -> None:
-    from services.kernel.events import AccessAudited
+    from services.web.events import AccessAudited
 
     replica = Console(settings)
     async with replica.client() as c:

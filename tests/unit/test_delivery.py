@@ -8,8 +8,12 @@ import faust
 import pytest
 
 from services.delivery.channels import Outgoing
-from services.kernel.events import DeliveryOutcome, DisclosedRecord, PageSent
+from services.kernel.events import (
+    DeliveryOutcome,
+)
+from services.kernel.lead import PageSent
 from services.kernel.topics import PAGES
+from services.messaging.events import DisclosedRecord
 from services.messaging.outbox import PENDING, Disclosure, Dispatch, IdempotentDelivery, source_partition
 from services.messaging.records import sends_awaited_together
 from services.messaging.streams import OutboxTable

@@ -10,10 +10,11 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
 from services import runtime
+from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.clock import FakeClock
-from services.kernel.events import AccessAudited, AccessEvent, CadChildEncountered, CadReferralMade
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.web.events import AccessAudited, AccessEvent
 from tests.factories import DEMO_NOW
 
 DEMO = REPO_ROOT / "config" / "local" / "demo"

@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
+from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.clock import FakeClock
-from services.kernel.events import CadChildEncountered, CadReferralMade
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel

@@ -12,7 +12,6 @@ from pydantic import SecretStr
 
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.pathways import pathways_of
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
@@ -24,14 +23,15 @@ from tests.factories import NOW, overdose
 REF = load_reference_data(REPO_ROOT / "config" / "local")
 
 
+
 def test_each_site_lists_the_pathways_it_runs_lead_routes_first() -> None:
-    abq = [p.key for p in pathways_of(REF.sites["abq"])]
+    abq = [p.key for p in runtime.pathway_catalogue(REF.sites["abq"])]
     assert abq == ["arrest_diversion", "social_contact", "community", "officer_intervention", "officer_prevention",
                    "quick_response", "self_referral"]
-    assert [p.key for p in pathways_of(REF.sites["santa-fe"])] == ["arrest_diversion", "social_contact"]
-    qrt = next(p for p in pathways_of(REF.sites["abq"]) if p.key == "quick_response")
+    assert [p.key for p in runtime.pathway_catalogue(REF.sites["santa-fe"])] == ["arrest_diversion", "social_contact"]
+    qrt = next(p for p in runtime.pathway_catalogue(REF.sites["abq"]) if p.key == "quick_response")
     assert qrt.clock == "follow-up within 72 hours of the overdose" and qrt.target == "contacted 50% of follow-ups"
-    intervention = next(p for p in pathways_of(REF.sites["abq"]) if p.key == "officer_intervention")
+    intervention = next(p for p in runtime.pathway_catalogue(REF.sites["abq"]) if p.key == "officer_intervention")
     assert "legal deadline warned 14 days before" in intervention.clock
 
 

@@ -8,11 +8,12 @@ import hashlib
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
+from services.kernel.cad import CadReferralMade
 from services.kernel.errors import Rejected
-from services.kernel.events import CadReferralMade, DeadLetterRecorded
 from services.kernel.logs import CORRELATION_HEADER
 from services.kernel.topics import REFERRALS
 from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
+from services.messaging.events import DeadLetterRecorded
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.records import DeadLetterSink, RawRecord, RecordProcessor
 from tests.factories import cad_referral

@@ -10,7 +10,7 @@ import subprocess
 import fastavro
 import pytest
 
-from services.kernel.events import PageAcknowledged
+from services.kernel.lead import PageAcknowledged
 from services.messaging.avro import to_avro_datum
 from services.messaging.contract import (
     SCHEMA_DIR,

@@ -16,9 +16,9 @@ from datetime import date, datetime
 
 from pydantic import ValidationError
 
+from services.kernel.cad import CadChildEncountered, CadOverdoseResponded, CadReferralMade, Sex
 from services.kernel.clock import EventTimeWindow
 from services.kernel.errors import describe_validation_error
-from services.kernel.events import CadChildEncountered, CadOverdoseResponded, CadReferralMade, Sex
 from services.kernel.reference import Agency, CallTypeRule, Site
 
 #: Whose records a rule takes when it names no roles (NENA person-role registry words, any case).

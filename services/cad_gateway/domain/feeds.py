@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from services.kernel.events import CadChildEncountered, CadOverdoseResponded, CadReferralMade, CadWalkInReported
+from services.kernel.cad import CadChildEncountered, CadOverdoseResponded, CadReferralMade, CadWalkInReported
 from services.kernel.reference import FeedExpectation
 
 

@@ -4,12 +4,13 @@ partition), and owns the feed-health topic's partitions: who was told of which s
 from __future__ import annotations
 
 from services.cad_gateway.service import FeedWatch, feed_alerts
+from services.cad_gateway.topics import FEED_HEALTH
 from services.delivery.channels import Channel
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
-from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, CAD_WALK_INS, FEED_HEALTH
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, CAD_WALK_INS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit

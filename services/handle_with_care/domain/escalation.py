@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.kernel.events import RecipientRole
+from services.handle_with_care.events import RecipientRole
 from services.kernel.store import JsonForm
 
 OVERDUE = "overdue"

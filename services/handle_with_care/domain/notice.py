@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.handle_with_care.events import HwcNoticeRequested
+from services.handle_with_care.events import HwcNoticeRequested, RecipientRole
 from services.kernel.events import (
     Child,
-    RecipientRole,
 )
 from services.kernel.identity import normalize_name
 from services.kernel.reference import School

@@ -9,12 +9,13 @@ from services.delivery.channels import Channel
 from services.delivery.links import AckLinks
 from services.handle_with_care.domain.escalation import EscalationLeads
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare, NoticeAttempts
+from services.handle_with_care.topics import HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.triage import TriageAlertAttempts, TriageDesk
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
-from services.kernel.topics import CAD_CHILD_ENCOUNTERS, HWC_NOTICES, HWC_TRIAGE
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS
 from services.messaging.streams import Worker, WorkerKit
 
 SERVICE = "handle-with-care"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kernel.events import PageRequested
+from services.kernel.lead import PageRequested
 
 ROUTE_LABEL = {"arrest_diversion": "Arrest diversion", "social_contact": "Social contact", "community": "Community",
                "officer_intervention": "Officer intervention", "officer_prevention": "Officer prevention"}

@@ -16,7 +16,10 @@ from markupsafe import Markup
 from services.delivery.channels import twilio_signature
 from services.delivery.links import AckLinks
 from services.kernel.clock import Clock, SystemClock
-from services.kernel.events import AcknowledgedVia, PageAcknowledged
+from services.kernel.events import (
+    AcknowledgedVia,
+)
+from services.kernel.lead import PageAcknowledged
 from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import ReferenceData
 from services.kernel.topics import PAGES

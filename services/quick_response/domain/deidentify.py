@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from services.kernel.events import CadOverdoseResponded, OverdoseReported
+from services.kernel.cad import CadOverdoseResponded
+from services.quick_response.events import OverdoseReported
 
 COORDINATE_DECIMALS = 2
 

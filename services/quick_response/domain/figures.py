@@ -8,16 +8,31 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import ClassVar
 
 from services.kernel.bus import Handlers, fold
-from services.kernel.events import (
-    AttemptOutcome,
-    CadOverdoseResponded,
-    OverdoseReported,
-)
-from services.kernel.pathways import PathwayFigures, ratio
-from services.kernel.reference import QuickResponsePathway
+from services.kernel.cad import CadOverdoseResponded
+from services.kernel.pathways import Pathway, PathwayFigures, ratio
+from services.kernel.reference import QuickResponsePathway, Site
 from services.quick_response.domain.follow_up import CLOSING, CONTACTED, ENGAGED
 from services.quick_response.domain.state_report import StateReportRow, state_row
-from services.quick_response.events import FollowUpAttempted, FollowUpEscalated, FollowUpExpired, FollowUpOpened
+from services.quick_response.events import (
+    AttemptOutcome,
+    FollowUpAttempted,
+    FollowUpEscalated,
+    FollowUpExpired,
+    FollowUpOpened,
+    OverdoseReported,
+)
+
+
+def pathway_of(site: Site) -> Pathway | None:
+    """What the site's Quick Response Team promises, when it runs one."""
+    if (qrt := site.quick_response) is None:
+        return None
+    return Pathway("quick_response", "Quick Response Team (naloxone plus)",
+                   f"follow-up within {qrt.follow_up_hours} hours of the overdose",
+                   f"the team's list; team leads warned {qrt.warn_before_hours:g} hours before the window closes",
+                   tuple(o.value for o in AttemptOutcome if o is not AttemptOutcome.other),
+                   ("overdose calls", "follow-ups", "contacted", "engaged", "referred to treatment"),
+                   f"contacted {qrt.contact_target:.0%} of follow-ups")
 
 
 @dataclass

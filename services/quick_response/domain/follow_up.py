@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.kernel.cad import CadOverdoseResponded
 from services.kernel.clock import EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.events import AttemptOutcome, CadOverdoseResponded, FollowUpKind
 from services.kernel.reference import Agency, QuickResponsePathway, Site
 from services.kernel.store import JsonForm
+from services.quick_response.events import AttemptOutcome, FollowUpKind
 
 #: Outcomes that end the follow-up: the person was engaged or referred, or said no.
 CLOSING = frozenset({AttemptOutcome.engaged, AttemptOutcome.referred_to_treatment, AttemptOutcome.refused})

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from services.kernel.events import CadOverdoseResponded
+from services.kernel.cad import CadOverdoseResponded
 from services.quick_response.domain.deidentify import report_id_for
 
 APPROXIMATE_DECIMALS = 3

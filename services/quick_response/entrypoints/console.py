@@ -11,10 +11,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.kernel.clock import Clock
-from services.kernel.events import AttemptOutcome, DisclosureChannel
+from services.kernel.events import (
+    DisclosureChannel,
+)
 from services.kernel.reference import ReferenceData
 from services.messaging.kafka import Publisher
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
+from services.quick_response.events import AttemptOutcome
 from services.quick_response.service import audit_list_read, log_attempt
 from services.web.console import Sessions, local_time, page
 from services.web.web import ApiError

@@ -26,24 +26,23 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
+from services.kernel.cad import CadOverdoseResponded
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
 from services.kernel.events import (
-    AttemptOutcome,
-    CadOverdoseResponded,
-    DisclosedRecord,
     DisclosureChannel,
-    OverdoseReported,
 )
 from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, CaseManager, ReferenceData
 from services.kernel.topics import CAD_OVERDOSES
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import audit_shown
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
 from services.quick_response.domain.follow_up import check_overdose, plan, task_id_for
 from services.quick_response.domain.state_report import COLUMNS as STATE_COLUMNS
 from services.quick_response.domain.state_report import StateReportRow
+from services.quick_response.events import AttemptOutcome, OverdoseReported
 from services.quick_response.service import audit_list_read, log_attempt
 from services.web.web import ApiError, bearer_principal, correlation_id_for, csv_cell, published_or_503, time_given
 

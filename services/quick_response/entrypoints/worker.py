@@ -10,9 +10,10 @@ from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.settings import Settings
-from services.kernel.topics import CAD_OVERDOSES, QRT_FOLLOW_UPS
+from services.kernel.topics import CAD_OVERDOSES
 from services.messaging.streams import Worker, WorkerKit
 from services.quick_response.service import QuickResponse, follow_up_alerts
+from services.quick_response.topics import QRT_FOLLOW_UPS
 
 SERVICE = "quick-response"
 SUBSCRIPTIONS = (

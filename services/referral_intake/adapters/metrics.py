@@ -8,7 +8,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from services.referral_intake.adapters.read_model import LeadReadModel
-from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, funnel
+from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
+from services.referral_intake.domain.views import funnel
 
 HANDOFF_BUCKETS = (60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)  # the 30-minute target sits at 1800 s
 

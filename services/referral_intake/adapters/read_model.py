@@ -8,7 +8,11 @@ carry ids, statuses and times only.
 from __future__ import annotations
 
 from services.kernel.caseloads import Caseloads
-from services.kernel.events import Consent, PageRequested, ReferralCreated, ReferredPerson
+from services.kernel.events import (
+    Consent,
+    ReferredPerson,
+)
+from services.kernel.lead import PageRequested, ReferralCreated
 from services.referral_intake.domain.views import ReferralView
 
 

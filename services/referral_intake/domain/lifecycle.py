@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.kernel.errors import Rejected
-from services.kernel.events import OPEN_STATUSES, Milestone, ReferralStatus, ReferralStatusChanged, StatusReason
+from services.kernel.events import (
+    OPEN_STATUSES,
+    Milestone,
+    ReferralStatus,
+    StatusReason,
+)
+from services.kernel.lead import ReferralStatusChanged
 
 S = ReferralStatus
 FINAL = frozenset(ReferralStatus) - OPEN_STATUSES

@@ -6,9 +6,13 @@ import hashlib
 import uuid
 from datetime import datetime, timedelta
 
+from services.kernel.cad import CadReferralMade
 from services.kernel.clock import EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.events import CadReferralMade, Consent, ReferralCreated
+from services.kernel.events import (
+    Consent,
+)
+from services.kernel.lead import ReferralCreated
 from services.kernel.reference import Agency, Site
 
 REFERRAL_NAMESPACE = uuid.UUID("6f1c2b1e-58b4-4d8e-9a57-2f3c4d5e6a70")

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kernel.events import OPEN_STATUSES, EngagementRecorded, Milestone, ReferralCreated, ReferralStatusChanged
+from services.kernel.events import (
+    OPEN_STATUSES,
+    Milestone,
+)
 from services.kernel.identity import person_key
+from services.kernel.lead import EngagementRecorded, ReferralCreated, ReferralStatusChanged
 
 
 @dataclass

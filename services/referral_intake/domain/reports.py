@@ -12,9 +12,10 @@ from datetime import datetime, tzinfo
 from statistics import median
 
 from services.kernel.events import ReferralType
-from services.kernel.pathways import LEAD_TITLES, PathwayFigures
+from services.kernel.pathways import PathwayFigures
 from services.kernel.reference import Site
-from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView
+from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, LEAD_TITLES
+from services.referral_intake.domain.views import ReferralView
 
 HANDOFF_TARGET_SECONDS = 30 * 60  # domain brief: the warm handoff within 30 minutes
 

@@ -17,20 +17,22 @@ from services.kernel.bus import Handlers, fold
 from services.kernel.clock import iso_week
 from services.kernel.events import (
     OPEN_STATUSES,
-    EngagementRecorded,
     Milestone,
+    ReferralFlag,
+    ReferralStatus,
+)
+from services.kernel.lead import (
+    EngagementRecorded,
     PageAcknowledged,
     PageExhausted,
     PageRequested,
     PageSent,
     ReferralCreated,
-    ReferralFlag,
     ReferralFlagged,
-    ReferralStatus,
     ReferralStatusChanged,
 )
-from services.kernel.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
 from services.kernel.store import JsonForm
+from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
 
 CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.value, Milestone.enrolled.value,
                       Milestone.engaged.value}

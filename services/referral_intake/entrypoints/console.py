@@ -19,11 +19,12 @@ from markupsafe import Markup
 
 from services.kernel.clock import Clock
 from services.kernel.events import DisclosureChannel, Milestone
-from services.kernel.pathways import PathwayFigures, pathways_of
+from services.kernel.pathways import Pathway, PathwayFigures
 from services.kernel.reference import ReferenceData, Site
 from services.messaging.kafka import Publisher
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.lifecycle import IllegalTransition
+from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, lead_pathways
 from services.referral_intake.domain.reports import (
     month_of,
     monthly_report,
@@ -34,7 +35,7 @@ from services.referral_intake.domain.reports import (
     time_to_acknowledge,
     time_to_contact,
 )
-from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView
+from services.referral_intake.domain.views import ReferralView
 from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
 from services.web.console import Sessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
 from services.web.render import fragment, percent
@@ -50,9 +51,10 @@ TEMPLATES = "services.referral_intake.entrypoints"  # its templates/ folder
 
 def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadModel, details: HandoffDetails,
                   publisher: Publisher, clock: Clock, hwc_rates: Callable[[set[str]], Markup] | None = None,
-                  other_pathways: Callable[[Site, str], list[PathwayFigures]] | None = None) -> APIRouter:
+                  other_pathways: Callable[[Site, str], list[PathwayFigures]] | None = None,
+                  catalogue: Callable[[Site], list[Pathway]] = lead_pathways) -> APIRouter:
     """``other_pathways(site, month)``: the figures of the site's pathways other services run (Quick
-    Response, self-referral), shown beside LEAD's routes."""
+    Response, self-referral), shown beside LEAD's routes; ``catalogue(site)``: what every pathway the site runs promises."""
     api = APIRouter(include_in_schema=False)
     field_roles = ("case_manager", "outreach")
     figure_roles = ("program_manager", "administrator")
@@ -166,7 +168,7 @@ def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadM
         month = month_of(clock.now(), chosen.zone)
         return page("lead/dashboard.html", "Dashboard", viewer, package=TEMPLATES, sites=mine, chosen=chosen,
                     live=live_figures(chosen), month=month, refresh_ms=DASHBOARD_REFRESH_SECONDS * 1000,
-                    pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=pathways_of(chosen),
+                    pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=catalogue(chosen),
                                       figures=every_pathway(chosen, month), month=month))
 
     def every_pathway(site: Site, month: str) -> list[PathwayFigures]:

@@ -26,8 +26,15 @@ from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
 from services.kernel.clock import Clock
-from services.kernel.events import Consent, DisclosedRecord, DisclosureChannel, Milestone, ReferralStatus, StatusReason
+from services.kernel.events import (
+    Consent,
+    DisclosureChannel,
+    Milestone,
+    ReferralStatus,
+    StatusReason,
+)
 from services.kernel.reference import Organization, ReferenceData
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import audit_shown
 from services.referral_intake.adapters.fhir import (

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from services.kernel.cad import CadChildEncountered, CadReferralMade, unknown_fields
 from services.kernel.clock import Clock, EventTimeWindow, SystemClock
 from services.kernel.errors import Rejected
-from services.kernel.events import CadChildEncountered, CadReferralMade, unknown_fields
 from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, ReferenceData
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS

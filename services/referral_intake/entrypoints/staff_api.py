@@ -29,7 +29,8 @@ from services.referral_intake.adapters.read_model import HandoffDetails, LeadRea
 from services.referral_intake.domain.lifecycle import (
     IllegalTransition,
 )
-from services.referral_intake.domain.views import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, ReferralView, funnel
+from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
+from services.referral_intake.domain.views import ReferralView, funnel
 from services.referral_intake.service import ChangeStatus, RecordEngagement, disclose_identity, handle_staff_command
 from services.web.web import ApiError, bearer_principal
 

@@ -10,20 +10,30 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import ClassVar
 
 from services.kernel.bus import Handlers, fold
-from services.kernel.events import (
-    WalkInMilestone,
-)
-from services.kernel.pathways import PathwayFigures, ratio
-from services.kernel.reference import SelfReferralPathway
+from services.kernel.pathways import Pathway, PathwayFigures, ratio
+from services.kernel.reference import SelfReferralPathway, Site
 from services.self_referral.domain.walk_in import CLOSING
 from services.self_referral.events import (
     VolunteerExpenseClaimed,
     WalkInAccepted,
     WalkInEscalated,
     WalkInExpired,
+    WalkInMilestone,
     WalkInMilestoneRecorded,
     WalkInOpened,
 )
+
+
+def pathway_of(site: Site) -> Pathway | None:
+    """What the site's volunteer pool promises, when it runs one."""
+    if (angel := site.self_referral) is None:
+        return None
+    return Pathway("self_referral", "Self-referral (volunteer pool)",
+                   f"a volunteer accepts within {angel.accept_within_minutes:g} minutes; placement within "
+                   f"{angel.placement_target_hours:g} hours",
+                   f"the {angel.page_at_once} nearest available volunteers, then the coordinators",
+                   tuple(m.value for m in WalkInMilestone), ("walk-ins", "accepted", "volunteer on scene", "placed"),
+                   f"placed within {angel.placement_target_hours:g} hours: {angel.placement_target:.0%} of walk-ins")
 
 
 @dataclass

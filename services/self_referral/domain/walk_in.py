@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.kernel.cad import CadWalkInReported
 from services.kernel.clock import EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.events import CadWalkInReported, EscalationReason, WalkInMilestone
 from services.kernel.reference import Agency, SelfReferralPathway, Site, Volunteer
 from services.kernel.store import JsonForm
+from services.self_referral.events import EscalationReason, WalkInMilestone
 
 #: Milestones that end a walk-in: the person is in treatment, or said no.
 CLOSING = frozenset({WalkInMilestone.placed, WalkInMilestone.declined})

@@ -18,12 +18,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.delivery.links import AckLinks, InvalidLink
 from services.kernel.clock import Clock
-from services.kernel.events import DisclosedRecord, DisclosureChannel, ExpenseKind, WalkInMilestone
+from services.kernel.events import (
+    DisclosureChannel,
+)
 from services.kernel.reference import ReferenceData, Volunteer
+from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import audit_shown
 from services.self_referral.domain.figures import WalkInReadModel, WalkInView, month_of
 from services.self_referral.entrypoints.http_api import MONTH, expenses_csv
+from services.self_referral.events import ExpenseKind, WalkInMilestone
 from services.self_referral.service import claim_expense, log_milestone, volunteer_accepts
 from services.web.console import Sessions, local_time, page
 from services.web.render import render_page

@@ -23,19 +23,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
+from services.kernel.cad import CadWalkInReported
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.events import (
-    CadWalkInReported,
-    WalkInMilestone,
-)
 from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, CaseManager, ReferenceData
 from services.kernel.topics import CAD_WALK_INS
 from services.messaging.kafka import Publisher
 from services.self_referral.domain.figures import WalkInReadModel, WalkInView, month_of
 from services.self_referral.domain.walk_in import case_id_for, check_walk_in
-from services.self_referral.events import VolunteerExpenseClaimed
+from services.self_referral.events import VolunteerExpenseClaimed, WalkInMilestone
 from services.self_referral.service import log_milestone
 from services.web.web import ApiError, bearer_principal, correlation_id_for, csv_cell, published_or_503, time_given
 

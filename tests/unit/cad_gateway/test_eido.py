@@ -13,9 +13,12 @@ from pydantic import SecretStr
 from services import runtime
 from services.cad_gateway.domain.calls import event_id_for, map_calls
 from services.cad_gateway.domain.eido import NothingToMap, read_eido
+from services.kernel.cad import CadChildEncountered, CadOverdoseResponded, CadReferralMade
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.events import CadChildEncountered, CadOverdoseResponded, CadReferralMade, ReferralType
+from services.kernel.events import (
+    ReferralType,
+)
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher

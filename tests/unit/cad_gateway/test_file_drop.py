@@ -17,9 +17,9 @@ from services.cad_gateway.domain.calls import event_id_for, map_calls
 from services.cad_gateway.domain.layouts import Layout
 from services.cad_gateway.entrypoints.file_drop import FileDrop, reader_for
 from services.cad_gateway.service import publish_mapped
+from services.kernel.cad import CadOverdoseResponded, CadReferralMade
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.events import CadOverdoseResponded, CadReferralMade
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher

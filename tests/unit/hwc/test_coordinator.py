@@ -18,14 +18,14 @@ from services.handle_with_care.events import (
     HwcNoticeRequested,
     HwcTriageOpened,
     HwcTriageResolved,
+    RecipientRole,
 )
+from services.kernel.cad import CadChildEncountered
 from services.kernel.clock import FakeClock
 from services.kernel.events import (
     AcknowledgedVia,
-    CadChildEncountered,
     Channel,
     DeliveryOutcome,
-    RecipientRole,
 )
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT

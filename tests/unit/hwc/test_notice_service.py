@@ -16,13 +16,13 @@ from services.handle_with_care.events import (
     HwcNoticeEscalated,
     HwcNoticeRequested,
     HwcTriageOpened,
+    RecipientRole,
 )
 from services.handle_with_care.service import CalendarDirectory, HandleWithCare, NoticeAttempts
 from services.kernel.clock import FakeClock
 from services.kernel.events import (
     AcknowledgedVia,
     Child,
-    RecipientRole,
 )
 from services.kernel.identity import normalize_name
 from services.kernel.reference import load_reference_data

@@ -12,17 +12,19 @@ from services.kernel.events import (
     AcknowledgedVia,
     Channel,
     DeliveryOutcome,
-    EngagementRecorded,
     Milestone,
+    ReferralFlag,
+    ReferralStatus,
+    ReferralType,
+    StatusReason,
+)
+from services.kernel.lead import (
+    EngagementRecorded,
     PageAcknowledged,
     PageEscalated,
     PageSent,
-    ReferralFlag,
     ReferralFlagged,
-    ReferralStatus,
     ReferralStatusChanged,
-    ReferralType,
-    StatusReason,
 )
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT

@@ -22,14 +22,11 @@ from services.kernel.events import (
     AcknowledgedVia,
     Consent,
     ConsentRole,
-    DisclosedRecord,
-    DisclosureAudited,
-    EngagementRecorded,
-    PageAcknowledged,
-    ReferralStatusChanged,
 )
+from services.kernel.lead import EngagementRecorded, PageAcknowledged, ReferralStatusChanged
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
+from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral

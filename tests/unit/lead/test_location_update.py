@@ -3,7 +3,10 @@ per update, within consent; a closed referral's person is nobody's to follow, so
 
 from __future__ import annotations
 
-from services.kernel.events import ReferralLocationUpdated, ReferralStatus, ReferralStatusChanged
+from services.kernel.events import (
+    ReferralStatus,
+)
+from services.kernel.lead import ReferralLocationUpdated, ReferralStatusChanged
 from tests.unit.lead.test_notifier_service import Harness, with_consent
 from tests.unit.lead.test_reengagement import acknowledged
 

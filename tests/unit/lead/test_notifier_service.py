@@ -11,22 +11,23 @@ from services.kernel.clock import FakeClock
 from services.kernel.events import (
     AcknowledgedVia,
     DeliveryOutcome,
-    DisclosedRecord,
-    DisclosureAudited,
-    EngagementRecorded,
     Milestone,
+    ReferralStatus,
+    StatusReason,
+)
+from services.kernel.lead import (
+    EngagementRecorded,
     PageAcknowledged,
     PageEscalated,
     PageExhausted,
     PageRequested,
     PageSent,
-    ReferralStatus,
     ReferralStatusChanged,
-    StatusReason,
 )
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import AUDIT
+from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.notifier.domain.schedule import on_call_at
@@ -183,7 +184,10 @@ async def test_timer_made_escalation_carries_the_referrals_correlation_id(h) -> 
 
 
 async def test_intake_deadline_warning_goes_to_the_acknowledging_cm_and_program_managers(h) -> None:
-    from services.kernel.events import ReferralFlag, ReferralFlagged
+    from services.kernel.events import (
+        ReferralFlag,
+    )
+    from services.kernel.lead import ReferralFlagged
 
     await h.notifier.on_referral_event(h.referral)
     await h.notifier.on_page_event(PageAcknowledged(
@@ -210,7 +214,7 @@ async def test_case_manager_at_the_caseload_limit_is_passed_over() -> None:
 
 
 async def test_every_delivery_attempt_is_audited_without_personal_data() -> None:
-    from services.kernel.events import DisclosedRecord, DisclosureAudited
+    from services.messaging.events import DisclosedRecord, DisclosureAudited
 
     h = Harness(sms=1)
     await h.notifier.on_referral_event(h.referral)
@@ -237,7 +241,10 @@ async def test_referral_gets_the_sites_standard_consent_when_cad_sends_none(h) -
 
 
 async def test_officer_outside_consent_gets_no_confirmation_and_the_refusal_is_audited() -> None:
-    from services.kernel.events import DeliveryOutcome, DisclosureAudited
+    from services.kernel.events import (
+        DeliveryOutcome,
+    )
+    from services.messaging.events import DisclosureAudited
 
     h = Harness()
     with_consent(h, "case_manager", "outreach")

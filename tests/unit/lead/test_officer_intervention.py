@@ -14,15 +14,12 @@ from pydantic import ValidationError
 from services.kernel.events import (
     AcknowledgedVia,
     DeliveryOutcome,
-    DisclosedRecord,
-    DisclosureAudited,
-    PageAcknowledged,
     ReferralFlag,
-    ReferralFlagged,
     ReferralStatus,
-    ReferralStatusChanged,
     ReferralType,
 )
+from services.kernel.lead import PageAcknowledged, ReferralFlagged, ReferralStatusChanged
+from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.notifier.service import page_id_for
 from services.referral_intake.domain.model import cad_fingerprint, open_referral
 from services.referral_intake.domain.views import ReferralView

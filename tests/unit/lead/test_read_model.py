@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.kernel.events import AcknowledgedVia, PageAcknowledged, ReferralStatus, ReferralStatusChanged
+from services.kernel.events import (
+    AcknowledgedVia,
+    ReferralStatus,
+)
+from services.kernel.lead import PageAcknowledged, ReferralStatusChanged
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.referral_intake.adapters.read_model import LeadReadModel
@@ -39,7 +43,10 @@ def test_caseload_follows_acknowledgements_and_closures() -> None:
 def test_a_missed_handoff_tops_the_outreach_worklist_and_is_counted_per_site_and_week() -> None:
     from zoneinfo import ZoneInfo
 
-    from services.kernel.events import PageExhausted, ReferralFlag, ReferralFlagged
+    from services.kernel.events import (
+        ReferralFlag,
+    )
+    from services.kernel.lead import PageExhausted, ReferralFlagged
     from services.referral_intake.domain.reports import monthly_report
     from services.referral_intake.domain.views import funnel
 
@@ -68,7 +75,10 @@ def test_a_missed_handoff_tops_the_outreach_worklist_and_is_counted_per_site_and
 
 
 def test_a_missed_intake_deadline_replaces_the_near_flag() -> None:
-    from services.kernel.events import ReferralFlag, ReferralFlagged
+    from services.kernel.events import (
+        ReferralFlag,
+    )
+    from services.kernel.lead import ReferralFlagged
 
     model = LeadReadModel()
     referral = open_referral(cad_referral("CAD-F-1"), REF.sites["abq"], REF.agencies["apd"], T0)

@@ -10,17 +10,13 @@ from services.kernel.clock import FakeClock
 from services.kernel.events import (
     AcknowledgedVia,
     DeliveryOutcome,
-    DisclosedRecord,
-    DisclosureAudited,
-    EngagementRecorded,
     Milestone,
-    PageAcknowledged,
-    ParticipantSeen,
     ReferralStatus,
-    ReferralStatusChanged,
     ReferredPerson,
 )
 from services.kernel.identity import person_key
+from services.kernel.lead import EngagementRecorded, PageAcknowledged, ParticipantSeen, ReferralStatusChanged
+from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
 from services.notifier.service import page_id_for
 from services.referral_intake.domain.model import open_referral

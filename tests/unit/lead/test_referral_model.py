@@ -62,7 +62,10 @@ async def test_the_worker_refuses_a_reused_cad_event_id_with_another_body_and_a_
     from datetime import timedelta
 
     from services.kernel.clock import FakeClock
-    from services.kernel.events import Location, ReferralLocationUpdated
+    from services.kernel.events import (
+        Location,
+    )
+    from services.kernel.lead import ReferralLocationUpdated
     from services.messaging.kafka import InMemoryPublisher
     from services.referral_intake.service import ReferralIntake
 

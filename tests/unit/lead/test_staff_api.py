@@ -13,14 +13,16 @@ from services.delivery.channels import twilio_signature
 from services.delivery.links import AckLinks
 from services.kernel.clock import FakeClock
 from services.kernel.events import (
-    EngagementRecorded,
     Milestone,
+    ReferralFlag,
+    ReferralStatus,
+)
+from services.kernel.lead import (
+    EngagementRecorded,
     PageAcknowledged,
     PageRequested,
     PageSent,
-    ReferralFlag,
     ReferralFlagged,
-    ReferralStatus,
     ReferralStatusChanged,
 )
 from services.kernel.reference import load_reference_data
@@ -148,11 +150,10 @@ async def test_the_person_is_shown_only_to_the_case_manager_who_took_the_referra
         memory_settings, model, referral, publisher) -> None:
     from services.kernel.events import (
         AcknowledgedVia,
-        DisclosedRecord,
-        DisclosureAudited,
         DisclosureChannel,
-        PageAcknowledged,
     )
+    from services.kernel.lead import PageAcknowledged
+    from services.messaging.events import DisclosedRecord, DisclosureAudited
 
     settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k"), "public_base_url": "http://t"})
     app = runtime.build_http_app(settings, REF, publisher, FakeClock(T0 + timedelta(hours=1)), model, follow_topics=False)
@@ -179,9 +180,9 @@ async def test_the_person_is_not_shown_outside_their_consent(memory_settings, mo
         Consent,
         ConsentRole,
         DeliveryOutcome,
-        DisclosureAudited,
-        PageAcknowledged,
     )
+    from services.kernel.lead import PageAcknowledged
+    from services.messaging.events import DisclosureAudited
 
     narrow = open_referral(cad_referral("CAD-CONSENT", occurred_at=T0,
                                         consent=Consent(recipient_roles=[ConsentRole.outreach])),
@@ -199,7 +200,10 @@ async def test_the_person_is_not_shown_outside_their_consent(memory_settings, mo
 
 
 async def test_fhir_spellings_are_accepted_as_well(client, referral, model) -> None:
-    from services.kernel.events import AcknowledgedVia, PageAcknowledged, ReferralStatusChanged
+    from services.kernel.events import (
+        AcknowledgedVia,
+    )
+    from services.kernel.lead import PageAcknowledged, ReferralStatusChanged
 
     model.apply(PageAcknowledged(page_id="pg", referral_id=referral.referral_id, acknowledged_by="cm-ana",
                                  via=AcknowledgedVia.link, acknowledged_at=T0))

@@ -10,11 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
+from services.kernel.cad import CadOverdoseResponded
 from services.kernel.clock import FakeClock
-from services.kernel.events import (
-    CadOverdoseResponded,
-    DisclosureAudited,
-)
+from services.messaging.events import DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
 from services.quick_response.domain.deidentify import deidentify
 from services.quick_response.events import FollowUpAttempted, FollowUpOpened
@@ -147,7 +145,7 @@ async def test_the_console_list_shows_who_and_where_due_first_and_takes_an_attem
 
 
 async def test_the_states_24_hour_report_has_its_fields_and_names_no_one(app, client, publisher) -> None:
-    from services.kernel.events import DrugType
+    from services.kernel.cad import DrugType
 
     model = app.state.qrt_model
     model.apply(overdose("od-7", drug_type=DrugType.opioid, occurred_at=NOW.replace(second=41)))

@@ -10,17 +10,20 @@ import pytest
 
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.events import (
-    AttemptOutcome,
-    FollowUpKind,
-    OverdoseReported,
-)
 from services.kernel.reference import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.quick_response.domain.follow_up import task_id_for
-from services.quick_response.events import FollowUpAlertSent, FollowUpAttempted, FollowUpEscalated, FollowUpOpened
+from services.quick_response.events import (
+    AttemptOutcome,
+    FollowUpAlertSent,
+    FollowUpAttempted,
+    FollowUpEscalated,
+    FollowUpKind,
+    FollowUpOpened,
+    OverdoseReported,
+)
 from services.quick_response.service import QuickResponse, follow_up_alerts
 from tests.factories import NOW, overdose
 from tests.fakes import SettledCalls, recording_channels

@@ -11,11 +11,9 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
+from services.kernel.cad import CadWalkInReported
 from services.kernel.clock import FakeClock
-from services.kernel.events import (
-    CadWalkInReported,
-    DisclosureAudited,
-)
+from services.messaging.events import DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
 from services.self_referral.entrypoints.console import link_for
 from services.self_referral.events import VolunteerExpenseClaimed, WalkInAccepted, WalkInMilestoneRecorded, WalkInOpened

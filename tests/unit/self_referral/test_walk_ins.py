@@ -10,20 +10,18 @@ import pytest
 
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.events import (
-    EscalationReason,
-    WalkInMilestone,
-)
 from services.kernel.reference import Availability, load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.self_referral.domain.walk_in import case_id_for
 from services.self_referral.events import (
+    EscalationReason,
     WalkInAccepted,
     WalkInEscalated,
     WalkInExpired,
     WalkInMessageSent,
+    WalkInMilestone,
     WalkInMilestoneRecorded,
     WalkInOpened,
 )
