@@ -65,7 +65,7 @@ from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.events import (
     Child,
 )
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT, Settings
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url

@@ -134,7 +134,10 @@ def schemas_write() -> None:
 @reference_cli.command("check")
 def reference_check(config: ConfigDir = None) -> None:
     """Validate the reference data directory and summarise it."""
-    from services.kernel.reference import ReferenceDataError, load_reference_data
+    from services.kernel.reference import (
+        ReferenceDataError,
+    )
+    from services.kernel.reference_files import load_reference_data
 
     try:
         data = load_reference_data(config or settings().reference_dir)
@@ -152,7 +155,10 @@ def reference_load(config: ConfigDir = None) -> None:
     Entries the directory no longer has are removed; run-time closures are kept unless the
     directory has a closures.toml.
     """
-    from services.kernel.reference import ReferenceDataError, build_reference_data, read_reference_directory
+    from services.kernel.reference import (
+        ReferenceDataError,
+    )
+    from services.kernel.reference_files import build_reference_data, read_reference_directory
     from services.messaging.kafka import ensure_topics
     from services.messaging.reference_feed import publish_reference, read_reference
 
@@ -202,7 +208,10 @@ def reference_roster(folder: Annotated[Path, typer.Argument(help="the district's
     from services.handle_with_care.entrypoints.worker import roster_secret
     from services.kernel.errors import Rejected
     from services.kernel.identity import roster_key
-    from services.kernel.reference import ReferenceDataError, build_reference_data, load_reference_data
+    from services.kernel.reference import (
+        ReferenceDataError,
+    )
+    from services.kernel.reference_files import build_reference_data, load_reference_data
     from services.messaging.reference_feed import publish_reference, read_reference
 
     s = settings()
@@ -345,7 +354,10 @@ def hwc_due(school: Annotated[str, typer.Option("--school", help="school or day 
     at run time by ``handoff hwc close``) when HANDOFF_REFERENCE_SOURCE=kafka, else the directory."""
     from services.handle_with_care.domain.calendar import next_school_day_start
     from services.handle_with_care.service import CalendarDirectory
-    from services.kernel.reference import ReferenceDataError, build_reference_data, load_reference_data
+    from services.kernel.reference import (
+        ReferenceDataError,
+    )
+    from services.kernel.reference_files import build_reference_data, load_reference_data
 
     s = settings()
     try:

@@ -33,7 +33,11 @@ from services.kernel.clock import Clock, SystemClock
 from services.kernel.events import all_events
 from services.kernel.logs import get_logger
 from services.kernel.pathways import Pathway
-from services.kernel.reference import ReferenceData, Site, load_reference_data
+from services.kernel.reference import (
+    ReferenceData,
+    Site,
+)
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import Settings
 from services.kernel.topics import CAD_OVERDOSES, CONSOLE_SESSIONS, PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url

@@ -9,11 +9,10 @@ from datetime import UTC, datetime
 from services.kernel.logs import get_logger
 from services.kernel.reference import (
     LiveReference,
-    RawReference,
     ReferenceData,
     ReferenceDataError,
-    build_reference_data,
 )
+from services.kernel.reference_files import RawReference, build_reference_data
 from services.kernel.settings import Settings
 from services.kernel.topics import REFERENCE_DATA
 from services.messaging.avro import AvroCodec, registry_from_url

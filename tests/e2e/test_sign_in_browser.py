@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from deploy.local_stack import free_port
 from services import runtime
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from tests.e2e.browser import PHONE, screenshot

@@ -17,7 +17,10 @@ from deploy.local_stack import free_port
 from deploy.local_system import LOCAL_INBOX
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.reference import ReferenceData, load_reference_data
+from services.kernel.reference import (
+    ReferenceData,
+)
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT, Settings
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, ensure_topics

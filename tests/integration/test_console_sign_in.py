@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.web.events import AccessAudited

@@ -18,7 +18,7 @@ from deploy.local_stack import free_port
 from services import runtime
 from services.handle_with_care.events import HwcNoticeRequested
 from services.kernel.clock import FakeClock
-from services.kernel.reference import read_reference_directory
+from services.kernel.reference_files import read_reference_directory
 from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS
 from services.messaging.avro import AvroCodec, registry_from_url

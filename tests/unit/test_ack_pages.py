@@ -16,7 +16,7 @@ from services.kernel.events import (
     AcknowledgedVia,
 )
 from services.kernel.lead import PageAcknowledged, PageRequested
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel

@@ -76,7 +76,7 @@ async def test_the_referral_page_names_the_person_only_for_the_case_manager_who_
         AcknowledgedVia,
     )
     from services.kernel.lead import PageAcknowledged
-    from services.kernel.reference import load_reference_data
+    from services.kernel.reference_files import load_reference_data
     from services.kernel.settings import REPO_ROOT
     from services.messaging.events import DisclosureAudited
     from services.referral_intake.adapters.read_model import LeadReadModel
@@ -200,7 +200,7 @@ async def test_signing_out_ends_the_session_on_every_replica_and_the_old_cookie_
 
 
 async def test_a_person_removed_from_the_directory_is_out_at_once_and_audited(settings) -> None:
-    from services.kernel.reference import load_reference_data
+    from services.kernel.reference_files import load_reference_data
     from services.kernel.settings import REPO_ROOT
 
     reference = load_reference_data(REPO_ROOT / "config" / "local")

@@ -173,7 +173,7 @@ async def test_unknown_encounter_fields_are_dropped_and_named_not_refused(client
 
 
 async def test_a_reused_cad_event_id_with_another_body_is_409(client, publisher, read_model) -> None:
-    from services.kernel.reference import load_reference_data
+    from services.kernel.reference_files import load_reference_data
 
     ref = load_reference_data(REPO_ROOT / "config" / "local")
     first = CadReferralMade.model_validate(referral())

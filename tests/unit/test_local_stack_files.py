@@ -13,7 +13,7 @@ from deploy.local_system import SECRETS, local_secrets, reference_for_inbox
 from services import runtime
 from services.kernel.clock import FakeClock
 from services.kernel.lead import PageAcknowledged, PageRequested, PageSent
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT, Settings
 from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel

@@ -9,11 +9,9 @@ import pytest
 
 from services.kernel.reference import (
     LiveReference,
-    RawReference,
     ReferenceDataError,
-    build_reference_data,
-    read_reference_directory,
 )
+from services.kernel.reference_files import RawReference, build_reference_data, read_reference_directory
 from services.kernel.settings import REPO_ROOT
 
 DIRECTORY = REPO_ROOT / "config" / "local"

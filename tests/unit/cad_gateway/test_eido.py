@@ -19,7 +19,7 @@ from services.kernel.errors import Rejected
 from services.kernel.events import (
     ReferralType,
 )
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from tests.eido_documents import TRACKING, call_transfer, eido, moved, with_children

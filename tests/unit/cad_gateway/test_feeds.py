@@ -9,7 +9,10 @@ from services.cad_gateway.domain.feeds import active_hours_between, is_silent
 from services.cad_gateway.events import CadFeedResumed, CadFeedSilent, FeedAlertSent
 from services.cad_gateway.service import FeedWatch, feed_alerts
 from services.kernel.clock import FakeClock
-from services.kernel.reference import FeedExpectation, load_reference_data
+from services.kernel.reference import (
+    FeedExpectation,
+)
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery

@@ -20,7 +20,7 @@ from services.cad_gateway.service import publish_mapped
 from services.kernel.cad import CadOverdoseResponded, CadReferralMade
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from tests.eido_documents import call_transfer, eido

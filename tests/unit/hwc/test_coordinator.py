@@ -27,7 +27,7 @@ from services.kernel.events import (
     Channel,
     DeliveryOutcome,
 )
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from tests.factories import child

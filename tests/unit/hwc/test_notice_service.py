@@ -25,7 +25,7 @@ from services.kernel.events import (
     Child,
 )
 from services.kernel.identity import normalize_name
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery

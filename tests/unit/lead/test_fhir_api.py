@@ -24,7 +24,7 @@ from services.kernel.events import (
     ConsentRole,
 )
 from services.kernel.lead import EngagementRecorded, PageAcknowledged, ReferralStatusChanged
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher

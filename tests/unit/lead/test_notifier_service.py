@@ -24,7 +24,7 @@ from services.kernel.lead import (
     PageSent,
     ReferralStatusChanged,
 )
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import AUDIT
 from services.messaging.events import DisclosedRecord, DisclosureAudited

@@ -13,7 +13,10 @@ from pydantic import SecretStr
 
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.reference import Override, load_reference_data
+from services.kernel.reference import (
+    Override,
+)
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.notifier.domain.schedule import on_call_at, shifts_between

@@ -9,7 +9,7 @@ from services.kernel.events import (
     ReferralStatus,
 )
 from services.kernel.lead import PageAcknowledged, ReferralStatusChanged
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral

@@ -25,7 +25,7 @@ from services.kernel.lead import (
     ReferralFlagged,
     ReferralStatusChanged,
 )
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.referral_intake.adapters.read_model import LeadReadModel

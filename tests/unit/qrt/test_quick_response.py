@@ -10,7 +10,7 @@ import pytest
 
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.reference import load_reference_data
+from services.kernel.reference_files import load_reference_data
 from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
