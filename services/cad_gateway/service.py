@@ -8,19 +8,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from services.cad_gateway.domain.calls import Mapped
-from services.cad_gateway.domain.feeds import event_time, is_silent
+from services.cad_gateway.domain.feeds import FeedSilence, event_time, is_silent
 from services.cad_gateway.events import CadFeedResumed, CadFeedSilent, FeedAlertSent
 from services.cad_gateway.topics import FEED_HEALTH
 from services.kernel.bus import Handlers
 from services.kernel.clock import Clock, spoken_time
 from services.kernel.logs import get_logger
 from services.kernel.reference import Agency, ReferenceData
-from services.kernel.store import KeyValueStore
+from services.kernel.store import KeyValueStore, TypedRecords
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, TopicSpec
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
@@ -56,7 +57,7 @@ class FeedWatch:
     def __init__(self, reference: ReferenceData, feeds: KeyValueStore, delivery: IdempotentDelivery,
                  publisher: Publisher, clock: Clock) -> None:
         self.reference = reference
-        self.feeds = feeds  # agency id -> {"silent_since", "told", "resumed_at"}
+        self.feeds = TypedRecords(feeds, FeedSilence)  # agency id -> the silence told of
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
@@ -82,13 +83,12 @@ class FeedWatch:
                 continue
             last = self.last_event.get(agency.agency_id)
             since = last or self.started_at  # never heard from since the start: measured from the start
-            told = self.feeds.get(agency.agency_id) or {}
-            told_since = told.get("silent_since")
-            if told_since and not told.get("resumed_at") and last and last > datetime.fromisoformat(told_since):
-                if (agency.agency_id, f"resumed/{told_since}") not in self._requested:
-                    self._requested.add((agency.agency_id, f"resumed/{told_since}"))
+            told = self.feeds.get(agency.agency_id)
+            if told is not None and told.resumed_at is None and last and last > told.silent_since:
+                if (agency.agency_id, f"resumed/{told.silent_since.isoformat()}") not in self._requested:
+                    self._requested.add((agency.agency_id, f"resumed/{told.silent_since.isoformat()}"))
                     await self.publisher.publish(FEED_HEALTH, agency.agency_id, CadFeedResumed(
-                        agency_id=agency.agency_id, silent_since=datetime.fromisoformat(told_since), resumed_at=last))
+                        agency_id=agency.agency_id, silent_since=told.silent_since, resumed_at=last))
                     published += 1
             elif is_silent(since, now, agency.feed) and (agency.agency_id, since.isoformat()) not in self._requested:
                 self._requested.add((agency.agency_id, since.isoformat()))
@@ -99,11 +99,11 @@ class FeedWatch:
 
     # --- on the agency's partition --------------------------------------------------------------------------
     async def tell_silent(self, event: CadFeedSilent) -> None:
-        record = self.feeds.get(event.agency_id) or {}
+        record = self.feeds.get(event.agency_id)
         since = event.silent_since.isoformat()
-        if record.get("silent_since") == since:
+        if record is not None and record.silent_since == event.silent_since:
             return  # told of this silence already (another worker's timer, or a replay)
-        self.feeds[event.agency_id] = {"silent_since": since, "resumed_at": None}
+        self.feeds[event.agency_id] = FeedSilence(event.silent_since)
         agency = self.reference.agencies.get(event.agency_id)
         if agency is None or agency.feed is None:
             return
@@ -119,11 +119,11 @@ class FeedWatch:
         log.warning("cad_feed_silent", agency_id=event.agency_id, silent_since=since)
 
     async def tell_resumed(self, event: CadFeedResumed) -> None:
-        record = self.feeds.get(event.agency_id) or {}
+        record = self.feeds.get(event.agency_id)
         since = event.silent_since.isoformat()
-        if record.get("silent_since") != since or record.get("resumed_at"):
+        if record is None or record.silent_since != event.silent_since or record.resumed_at is not None:
             return
-        self.feeds[event.agency_id] = {**record, "resumed_at": event.resumed_at.isoformat()}
+        self.feeds[event.agency_id] = replace(record, resumed_at=event.resumed_at)
         agency = self.reference.agencies.get(event.agency_id)
         if agency is None or agency.feed is None:
             return

@@ -24,6 +24,7 @@ from services.handle_with_care.domain.calendar import Deadline, SchoolCalendar, 
 from services.handle_with_care.domain.escalation import (
     OVERDUE,
     EscalationLeads,
+    NoticeRecord,
     NoticeState,
     acknowledge,
     next_due_stage,
@@ -129,7 +130,8 @@ class HandleWithCare:
         self.leads = leads
         # notice id -> {"state": ..., "request": ...}, indexed by when the next escalation stage or the
         # end of its retention falls due
-        self.notices = ScheduledRecords(notices, self._next_due_at, self._due, publisher, follows=reference)
+        self.notices = ScheduledRecords(notices, NoticeRecord, self._next_due_at, self._due, publisher,
+                                        follows=reference)
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
@@ -248,9 +250,9 @@ class HandleWithCare:
         record = self.notices.get(event.notice_id)
         if record is None:
             return
-        request = HwcNoticeRequested.model_validate(record["request"])
+        request = record.request
         self.notices.applied(event.notice_id, EXPIRED)
-        if event.expired_at < retention_ends_at(NoticeState.from_dict(record["state"]), self.retention):
+        if event.expired_at < retention_ends_at(record.state, self.retention):
             return  # acknowledged meanwhile, which moved the end of its retention
         del self.notices[event.notice_id]
         self.delivery.forget(self._attempt_ids(request))
@@ -270,13 +272,12 @@ class HandleWithCare:
         record = self.notices.get(request.notice_id)
         if record is None:
             state = NoticeState(request.notice_id, request.school_id, request.due_at, opened_at=request.requested_at)
-            self.notices[request.notice_id] = {"state": state.to_dict(), "request": request.model_dump(mode="json"),
-                                               "correlation_id": current_correlation_id()}
+            self.notices[request.notice_id] = NoticeRecord(state, request, current_correlation_id())
         else:
-            state = NoticeState.from_dict(record["state"])
+            state = record.state
             merged = NoticeState(**{**state.__dict__, "merged_encounters": state.merged_encounters + 1})
-            self.notices[request.notice_id] = {**record, "state": merged.to_dict()}
-            request = HwcNoticeRequested.model_validate(record["request"])  # the first request is the notice
+            self.notices[request.notice_id] = replace(record, state=merged)
+            request = record.request  # the first request is the notice
             log.info("hwc_notice_merged", notice_id=request.notice_id, encounters=merged.merged_encounters)
         # Always: a retry or a merge after a crash mid-delivery completes what is missing, and
         # IdempotentDelivery skips what was already delivered.
@@ -288,10 +289,10 @@ class HandleWithCare:
         if record is None:
             log.warning("hwc_ack_for_unknown_notice", notice_id=event.notice_id)
             return
-        state = NoticeState.from_dict(record["state"])
+        state = record.state
         acked = acknowledge(state, event.contact_id, event.acknowledged_at)
         if acked is not state:
-            self.notices[event.notice_id] = {**record, "state": acked.to_dict()}
+            self.notices[event.notice_id] = replace(record, state=acked)
             log.info("hwc_notice_acknowledged", notice_id=event.notice_id, by=event.contact_id,
                      before_deadline=event.acknowledged_at <= state.due_at)
 
@@ -299,13 +300,13 @@ class HandleWithCare:
         record = self.notices.get(event.notice_id)
         if record is None:
             return
-        state = NoticeState.from_dict(record["state"])
+        state = record.state
         stage = OVERDUE if event.overdue else event.to_role.value
         self.notices.applied(event.notice_id, stage)
         if stage in state.stages_done or state.acknowledged_at is not None:
             return  # duplicate, or acknowledged meanwhile
-        self.notices[event.notice_id] = {**record, "state": take_stage(state, stage).to_dict()}
-        request = HwcNoticeRequested.model_validate(record["request"])
+        self.notices[event.notice_id] = replace(record, state=take_stage(state, stage))
+        request = record.request
         school = self.reference.schools[request.school_id]
         if stage == OVERDUE:
             log.warning("hwc_notice_overdue_unacknowledged", notice_id=event.notice_id, school_id=school.school_id)
@@ -320,10 +321,10 @@ class HandleWithCare:
         self.notices.applied(event.notice_id, _moved_to(event.due_at))
         if record is None:
             return
-        state = NoticeState.from_dict(record["state"])
+        state = record.state
         if state.due_at != event.previous_due_at or not _may_move(state):
             return  # moved already (a replay), or settled meanwhile
-        self.notices[event.notice_id] = {**record, "state": replace(state, due_at=event.due_at).to_dict()}
+        self.notices[event.notice_id] = replace(record, state=replace(state, due_at=event.due_at))
         log.info("hwc_notice_rescheduled", notice_id=event.notice_id, due_at=event.due_at.isoformat(),
                  previous_due_at=event.previous_due_at.isoformat())
 
@@ -339,9 +340,9 @@ class HandleWithCare:
     async def publish_due_escalations(self) -> int:
         return await self.notices.tick(self.clock.now())
 
-    def _due(self, notice_id: str, record: dict, now: datetime) -> list[Due]:
+    def _due(self, notice_id: str, record: NoticeRecord, now: datetime) -> list[Due]:
         """Retention's end first, then a deadline the calendar moved (its stages wait for it), then a stage."""
-        state = NoticeState.from_dict(record["state"])
+        state = record.state
         if now >= retention_ends_at(state, self.retention):
             return [Due(HWC_NOTICES, EXPIRED, HwcNoticeExpired(notice_id=notice_id, expired_at=now))]
         moved = self._moved_deadline(state)
@@ -357,8 +358,8 @@ class HandleWithCare:
             notice_id=notice_id, to_role=RecipientRole.coordinator if overdue else RecipientRole(stage),
             escalated_at=now, overdue=overdue))]
 
-    def _next_due_at(self, record: dict):
-        state = NoticeState.from_dict(record["state"])
+    def _next_due_at(self, record: NoticeRecord) -> datetime:
+        state = record.state
         if self._moved_deadline(state) is not None:
             return state.opened_at or state.due_at  # due now: the timer publishes the new deadline first
         return min(filter(None, (next_stage_at(state, self.leads_for(state.school_id)),

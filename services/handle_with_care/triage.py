@@ -20,12 +20,14 @@ the console's triage queue, behind sign-in. Each is sent once (attempt ids), and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from services.delivery.channels import Outgoing
 from services.handle_with_care.domain.calendar import NoSchoolDayFound
 from services.handle_with_care.domain.figures import HwcReadModel
+from services.handle_with_care.domain.triage import TriageItem
 from services.handle_with_care.events import (
     HwcTriageAlerted,
     HwcTriageOpened,
@@ -59,13 +61,6 @@ DISPUTED = "the officer's school and the district roster's disagree"
 Place = Callable[[HwcTriageResolved], Awaitable[object]]
 
 
-def remind_at(record: dict, lead: timedelta) -> datetime | None:
-    """When the coordinator is reminded of a triage item (None: never, it is placed or was reminded)."""
-    if record.get("resolved") or record.get("reminded") or not record.get("due_at"):
-        return None
-    return datetime.fromisoformat(record["due_at"]) - lead
-
-
 class TriageAlertAttempts(AttemptReporter):
     """Publishes each try of a coordinator alert as ``HwcTriageAlerted`` (the outbox's report)."""
 
@@ -84,10 +79,8 @@ class TriageDesk:
                  place: Place) -> None:
         self.reference = reference
         self.lead = coordinator_lead
-        # cad event id -> {"district_id", "due_at", "reason", "resolved", "reminded", "correlation_id"}:
-        # ids, times and the reason only
-        self.items = ScheduledRecords(items, lambda record: remind_at(record, self.lead), self._due, publisher,
-                                      follows=reference)
+        self.items = ScheduledRecords(items, TriageItem, lambda item: item.remind_at(self.lead), self._due, publisher,
+                                      follows=reference)  # cad event id -> the child waiting
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
@@ -107,12 +100,12 @@ class TriageDesk:
         A replay after the item was settled does nothing; one before (a crash in between) places again,
         and the notice's owner merges the copy."""
         record = self.items.get(event.cad_event_id)
-        if record is not None and record["resolved"]:
+        if record is not None and record.resolved:
             return
         if event.child is None:  # placed before placements carried the child: the encounter was sent again then
             self._update(event.cad_event_id, resolved=True)
             return
-        with correlation_scope((record or {}).get("correlation_id") or current_correlation_id()):
+        with correlation_scope((record.correlation_id if record else None) or current_correlation_id()):
             try:
                 await self.place(event)
             except (Rejected, NoSchoolDayFound) as refused:  # not a broker error: those are retried as any record's
@@ -122,12 +115,11 @@ class TriageDesk:
             self._update(event.cad_event_id, resolved=True)
             log.info("hwc_triage_placed", cad_event_id=event.cad_event_id, school_id=event.school_id)
 
-    async def _reopen(self, placed: HwcTriageResolved, record: dict | None, reason: str) -> None:
-        record = record or {}
+    async def _reopen(self, placed: HwcTriageResolved, record: TriageItem | None, reason: str) -> None:
         await self.publisher.publish(HWC_TRIAGE, placed.cad_event_id, HwcTriageOpened(
-            cad_event_id=placed.cad_event_id, agency_id=placed.agency_id or "", district_id=record.get("district_id"),
-            child=placed.child, encountered_at=placed.encountered_at, opened_at=self.clock.now(),
-            due_at=datetime.fromisoformat(record["due_at"]) if record.get("due_at") else None,
+            cad_event_id=placed.cad_event_id, agency_id=placed.agency_id or "",
+            district_id=record.district_id if record else None, child=placed.child,
+            encountered_at=placed.encountered_at, opened_at=self.clock.now(), due_at=record.due_at if record else None,
             reason=reason, reopened=True, incident_id=placed.incident_id))
         log.error("hwc_triage_placement_failed", cad_event_id=placed.cad_event_id, school_id=placed.school_id)
 
@@ -138,22 +130,21 @@ class TriageDesk:
     async def open(self, opened: HwcTriageOpened) -> None:
         record = self.items.get(opened.cad_event_id)
         if record is None:
-            record = {"district_id": opened.district_id, "due_at": opened.due_at.isoformat() if opened.due_at else None,
-                      "reason": opened.reason, "resolved": False, "reminded": False,
-                      "correlation_id": current_correlation_id()}
+            record = TriageItem(opened.district_id, opened.due_at, opened.reason,
+                                correlation_id=current_correlation_id())
             self.items[opened.cad_event_id] = record
         elif opened.reopened:  # a placement that could not be sent: unplaced again (a replayed encounter is not)
             record = self._update(opened.cad_event_id, reason=opened.reason, resolved=False)
         kind = f"{REOPENED}-{opened.opened_at:%Y%m%dT%H%M%S.%f}" if opened.reopened else OPENED
-        if not record["resolved"]:  # a replay completes an alert a crash interrupted
+        if not record.resolved:  # a replay completes an alert a crash interrupted
             await self._alert(opened.cad_event_id, record, kind)
 
     async def remind(self, event: HwcTriageStillUnplaced) -> None:
         self.items.applied(event.cad_event_id, REMINDER)
         record = self.items.get(event.cad_event_id)
-        if record is None or record["resolved"]:
+        if record is None or record.resolved:
             return
-        if not record["reminded"]:
+        if not record.reminded:
             record = self._update(event.cad_event_id, reminded=True)
         await self._alert(event.cad_event_id, record, REMINDER)
 
@@ -161,20 +152,20 @@ class TriageDesk:
     async def publish_due_reminders(self) -> int:
         return await self.items.tick(self.clock.now())
 
-    def _due(self, cad_event_id: str, record: dict, now: datetime) -> list[Due]:
-        if remind_at(record, self.lead) is None:
+    def _due(self, cad_event_id: str, record: TriageItem, now: datetime) -> list[Due]:
+        if record.remind_at(self.lead) is None or record.due_at is None:
             return []
         return [Due(HWC_TRIAGE, REMINDER, HwcTriageStillUnplaced(
-            cad_event_id=cad_event_id, due_at=datetime.fromisoformat(record["due_at"]), reminded_at=now))]
+            cad_event_id=cad_event_id, due_at=record.due_at, reminded_at=now))]
 
     # --- delivery ----------------------------------------------------------------------------------
-    def _update(self, cad_event_id: str, **changes) -> dict:
-        record = {**(self.items.get(cad_event_id) or {}), **changes}
+    def _update(self, cad_event_id: str, **changes: Any) -> TriageItem:
+        record = replace(self.items.get(cad_event_id) or TriageItem(None, None), **changes)
         self.items[cad_event_id] = record
         return record
 
-    async def _alert(self, cad_event_id: str, record: dict, kind: str) -> None:
-        district = self.reference.districts.get(record.get("district_id") or "")
+    async def _alert(self, cad_event_id: str, record: TriageItem, kind: str) -> None:
+        district = self.reference.districts.get(record.district_id or "")
         if district is None:
             log.error("hwc_triage_without_coordinator", cad_event_id=cad_event_id)
             return
@@ -190,12 +181,12 @@ class TriageDesk:
                            RecipientRole.coordinator.value),
                 {"cad_event_id": cad_event_id, "contact_id": contact.contact_id}))
 
-    def _render(self, record: dict, kind: str, district) -> tuple[str, str]:
-        due = datetime.fromisoformat(record["due_at"]) if record.get("due_at") else None
+    def _render(self, record: TriageItem, kind: str, district: District) -> tuple[str, str]:
+        due = record.due_at
         school = next((s for s in self.reference.schools.values() if s.district_id == district.district_id), None)
         when = spoken_time(due, school.timezone, self.clock.now()) if due and school else None
         by = f" before school starts ({when})" if when else " as soon as you can"
-        reason = record.get("reason")
+        reason = record.reason
         if kind == REMINDER:
             subject = "Handle With Care: a child is still waiting for a school"
             text = f"A child in the Handle With Care triage queue is still unplaced. Place the child{by}"

@@ -8,30 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
-from services.kernel.logs import current_correlation_id
-
 KeyValueStore = MutableMapping[str, Any]
 T = TypeVar("T")
-
-
-def put_if_changed(store: KeyValueStore, key: str, value: dict[str, Any]) -> bool:
-    """Write ``value`` unless ``key`` already holds it: every write to a table is a changelog record,
-    and most events (a second channel's delivery, an escalation) change nothing a table keeps."""
-    if store.get(key) == value:
-        return False
-    store[key] = value
-    return True
-
-
-def put_state(store: KeyValueStore, key: str, state: dict[str, Any]) -> bool:
-    """Keep ``state`` under ``key`` (as ``{"state": ..., "correlation_id": ...}``), with the correlation id of
-    the event that first wrote it, so the events its timer makes later carry that id too."""
-    record = store.get(key) or {"correlation_id": current_correlation_id()}
-    return put_if_changed(store, key, {**record, "state": state})
 
 
 class JsonForm(Generic[T]):
@@ -47,6 +30,49 @@ class JsonForm(Generic[T]):
 
     def load(self, data: dict[str, Any]) -> T:
         return self._adapter.validate_python(data)
+
+
+@dataclass(frozen=True)
+class Owned(Generic[T]):
+    """A record a process owns: its typed state, and the correlation id of the event that first wrote it,
+    so that the events its timer makes later carry that id too. Stored as ``{"state": ..., "correlation_id": ...}``."""
+
+    state: T
+    correlation_id: str | None = None
+
+
+class TypedRecords(MutableMapping[str, T]):
+    """A table of typed records (a dataclass or a pydantic model each), kept as their JSON form
+    (``JsonForm``) so the changelog stays readable: services read and write records, never dicts."""
+
+    def __init__(self, table: KeyValueStore, record_type: Any) -> None:
+        self.table = table
+        self.form: JsonForm[T] = JsonForm(record_type)
+
+    def __getitem__(self, key: str) -> T:
+        return self.form.load(self.table[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        data = self.table.get(key)
+        return default if data is None else self.form.load(data)
+
+    def __setitem__(self, key: str, value: T) -> None:
+        self.table[key] = self.form.dump(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getattr__(self, name: str) -> Any:  # on_recover, written, name: the underlying table's
+        return getattr(self.__dict__["table"], name)
 
 
 class CompactValues(MutableMapping[str, Any]):

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.kernel.logs import correlation_scope, get_logger
+from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
+from services.kernel.store import Owned, TypedRecords
 from services.kernel.topics import TopicSpec
 
 log = get_logger(__name__)
@@ -60,6 +61,14 @@ class DueTable(MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         self.table[key] = value
         self._schedule(key, value)
+
+    def put(self, key: str, value: Any) -> bool:
+        """Write ``value`` unless ``key`` already holds it: every write to a table is a changelog record,
+        and most events (a second channel's delivery, a replay) change nothing a record keeps."""
+        if self.table.get(key) == value:
+            return False
+        self[key] = value
+        return True
 
     def __delitem__(self, key: str) -> None:
         del self.table[key]
@@ -143,22 +152,37 @@ Decide = Callable[[str, Any, datetime], Iterable[Due]]
 
 
 class ScheduledRecords(DueTable):
-    """The records a process owns with deadlines, and their timer: one mechanism for every service. The timer
-    looks only at what is due, publishes what ``decide`` asks for under the record's correlation id, and
-    publishes each (key, marker) once until the owner, applying the event on the record's partition, says
-    ``applied``. The timer never changes a record: its owner does, so the changelog has one writer."""
+    """The records a process owns with deadlines, and their timer: one mechanism for every service.
 
-    def __init__(self, table: MutableMapping, next_due: NextDue, decide: Decide, publisher: Any, *,
+    Records are typed (``record_type``: a dataclass or model, ``Owned[State]`` for most), kept in the table
+    as their JSON form; services read and write records, never dicts. The timer looks only at what is due,
+    publishes what ``decide`` asks for under the record's correlation id, and publishes each (key, marker)
+    once until the owner, applying the event on the record's partition, says ``applied``. The timer never
+    changes a record: its owner does, so the changelog has one writer."""
+
+    def __init__(self, table: MutableMapping, record_type: Any, next_due: NextDue, decide: Decide, publisher: Any, *,
                  follows: Any = None, **options: Any) -> None:
-        super().__init__(table, next_due, follows=follows, **options)
+        super().__init__(TypedRecords(table, record_type), next_due, follows=follows, **options)
         self.publisher, self.decide = publisher, decide
         self._requested: set[tuple[str, str]] = set()
+
+    # --- records of the form Owned[State] ---------------------------------------------------------------
+    def state(self, key: str) -> Any:
+        """The state kept under ``key``, or None."""
+        record = self.get(key)
+        return None if record is None else record.state
+
+    def keep(self, key: str, state: Any) -> bool:
+        """Keep ``state`` under ``key``, with the correlation id of the event that first wrote the record
+        (the current one for a new record); False when it held that already."""
+        prior = self.get(key)
+        return self.put(key, Owned(state, prior.correlation_id if prior is not None else current_correlation_id()))
 
     async def tick(self, now: datetime) -> int:
         published = 0
         for key, record in self.due(now):
             for due in self.decide(key, record, now):
-                with correlation_scope(record.get("correlation_id") if isinstance(record, dict) else None):
+                with correlation_scope(getattr(record, "correlation_id", None)):
                     published += await self.request(key, due)
         return published
 

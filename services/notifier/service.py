@@ -39,7 +39,7 @@ from services.kernel.lead import (
 )
 from services.kernel.logs import current_correlation_id, get_logger
 from services.kernel.reference import CaseManager, ReferenceData, Site
-from services.kernel.store import KeyValueStore, put_if_changed
+from services.kernel.store import KeyValueStore
 from services.kernel.topics import PAGES
 from services.messaging.due import Due, ScheduledRecords
 from services.messaging.events import DisclosedRecord
@@ -49,6 +49,8 @@ from services.notifier.domain.escalation import (
     FALLBACK_STEP,
     MILESTONES_THAT_STOP_PAGING,
     STATUSES_THAT_STOP_PAGING,
+    OfficerCase,
+    PageRecord,
     PageState,
     acknowledge,
     attempt_id,
@@ -112,7 +114,8 @@ class Notifier:
                  publisher: Publisher, clock: Clock, caseload=lambda _cm: 0) -> None:
         self.reference = reference
         self.caseload = caseload  # case manager id -> open referrals they took (domain brief: never over 25)
-        self.pages = ScheduledRecords(pages, self._next_escalation_at, self._due, publisher, follows=reference)  # indexed by when the current step runs out
+        # indexed by when the current step runs out
+        self.pages = ScheduledRecords(pages, PageRecord, self._next_escalation_at, self._due, publisher, follows=reference)
         self.delivery = delivery
         self.links = links
         self.publisher = publisher
@@ -138,9 +141,8 @@ class Notifier:
         if event.status in STATUSES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"status {event.status.value}", event.changed_at)
         record = self.pages.get(event.referral_id)
-        if record is not None and (event.status not in OPEN_STATUSES) != bool(record.get("closed")):
-            # Whether the referral is still open decides who may hear about the person later.
-            put_if_changed(self.pages, event.referral_id, {**record, "closed": event.status not in OPEN_STATUSES})
+        if record is not None:  # whether the referral is still open decides who may hear about the person later
+            self.pages.put(event.referral_id, replace(record, closed=event.status not in OPEN_STATUSES))
         if event.status is ReferralStatus.completed:
             await self.updates.tell_prosecutor(event.referral_id, completed=True)
         await self.updates.notify_organizations(event.referral_id, event.site_id, event.changed_at)
@@ -279,15 +281,15 @@ class Notifier:
         """Publish ``PageEscalated`` for every open page past its step deadline. Writes no state."""
         return await self.pages.tick(self.clock.now())
 
-    def _due(self, _referral_id: str, record: dict, now: datetime) -> list[Due]:
-        state = PageState.from_dict(record["state"])
+    def _due(self, _referral_id: str, record: PageRecord, now: datetime) -> list[Due]:
+        state = record.state
         site = self.reference.site(state.site_id)
         if site is None or not due_escalation(state, site.escalation, now):
             return []
         return [self._escalation(state, site, now)]
 
-    def _next_escalation_at(self, record: dict):
-        state = PageState.from_dict(record["state"])
+    def _next_escalation_at(self, record: PageRecord) -> datetime | None:
+        state = record.state
         site = self.reference.site(state.site_id)
         return next_escalation_at(state, site.escalation) if site is not None else None
 
@@ -347,12 +349,11 @@ class Notifier:
 
 
     def _consent_permits(self, referral_id: str, role: str) -> bool:
-        record = self.pages.get(referral_id) or {}
-        consent = record.get("consent")
-        if consent is None:  # pages opened before consent was recorded: the site's standard scope
-            site = self.reference.site(record.get("state", {}).get("site_id", ""))
+        record = self.pages.get(referral_id)
+        if record is None or record.consent is None:  # consent not recorded: the site's standard scope
+            site = self.reference.site(record.state.site_id) if record else None
             return site is None or role in {r.value for r in site.default_consent_roles}
-        return Consent.model_validate(consent).permits(role, self.clock.now())
+        return record.consent.permits(role, self.clock.now())
 
     def _has_capacity(self, cm_id: str) -> bool:
         person = self.reference.case_managers.get(cm_id)
@@ -361,28 +362,20 @@ class Notifier:
     # --- state ------------------------------------------------------------------------------------
     def load(self, referral_id: str) -> tuple[PageState, PageRequested] | None:
         record = self.pages.get(referral_id)
-        if record is None:
-            return None
-        return PageState.from_dict(record["state"]), PageRequested.model_validate(record["request"])
+        return None if record is None else (record.state, record.request)
 
     def _save(self, state: PageState, request: PageRequested, consent: Consent | None = None,
-              case: dict | None = None) -> None:
-        previous = self.pages.get(state.referral_id) or {}
-        # The CAD event's correlation id stays with the page, so timer-made events carry it too;
-        # the consent scope stays with it so that every later disclosure is checked against it;
-        # an officer intervention's case (CAD event, legal deadline) for the prosecutor's notice.
-        record = {"state": state.to_dict(), "request": request.model_dump(mode="json"),
-                  "correlation_id": previous.get("correlation_id") or current_correlation_id(),
-                  "consent": consent.model_dump(mode="json") if consent else previous.get("consent")}
-        if case or previous.get("case"):
-            record["case"] = case or previous["case"]
-        if previous.get("closed"):
-            record["closed"] = previous["closed"]
-        put_if_changed(self.pages, state.referral_id, record)
+              case: OfficerCase | None = None) -> None:
+        previous = self.pages.get(state.referral_id)
+        if previous is None:
+            self.pages.put(state.referral_id, PageRecord(state, request, current_correlation_id(), consent, case))
+        else:
+            self.pages.put(state.referral_id, replace(previous, state=state, request=request,
+                                                      consent=consent or previous.consent, case=case or previous.case))
 
 
-def _case_of(referral: ReferralCreated) -> dict | None:
+def _case_of(referral: ReferralCreated) -> OfficerCase | None:
     """What the prosecutor's notice names of an officer intervention: its CAD event and deadline."""
     if referral.legal_deadline is None:
         return None
-    return {"cad_event_id": referral.cad_event_id, "legal_deadline": referral.legal_deadline.isoformat()}
+    return OfficerCase(referral.cad_event_id, referral.legal_deadline)

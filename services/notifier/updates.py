@@ -82,19 +82,18 @@ class ReferralUpdates:
         """Officer intervention: the prosecutor's contact hears that the treatment plan was completed,
         or that the legal deadline passed without it: the CAD event and the deadline, nothing else,
         and only within the person's consent (outside it the refusal is audited, nothing is sent)."""
-        record = self.paging.pages.get(referral_id) or {}
-        case = record.get("case")
-        site = self.reference.site(record.get("state", {}).get("site_id", ""))
-        loaded = self.paging.load(referral_id)
-        if not case or site is None or site.prosecutor is None or loaded is None:
+        record = self.paging.pages.get(referral_id)
+        case = record.case if record else None
+        site = self.reference.site(record.state.site_id) if record else None
+        if case is None or site is None or site.prosecutor is None:
             return  # not an officer intervention, or nobody to tell (the site has no prosecutor contact)
-        state, _request = loaded
+        state = record.state
         contact = site.prosecutor
-        deadline = datetime.fromisoformat(case["legal_deadline"]).astimezone(site.zone).strftime("%d %b %Y")
+        deadline = case.legal_deadline.astimezone(site.zone).strftime("%d %b %Y")
         outcome = "completed" if completed else "deadline_passed"
-        text = (f"LEAD officer intervention, CAD event {case['cad_event_id']}: the participant completed the "
+        text = (f"LEAD officer intervention, CAD event {case.cad_event_id}: the participant completed the "
                 f"treatment plan (deadline {deadline})." if completed else
-                f"LEAD officer intervention, CAD event {case['cad_event_id']}: the legal deadline {deadline} passed "
+                f"LEAD officer intervention, CAD event {case.cad_event_id}: the legal deadline {deadline} passed "
                 "without a completed treatment plan.")
         for channel in (Channel.email, Channel.webhook):
             address = contact.address_for(channel)
@@ -102,8 +101,8 @@ class ReferralUpdates:
                 continue
             outgoing = Outgoing(f"{referral_id}/prosecutor/{outcome}/{channel.value}", address,
                                 "LEAD officer intervention", text, f"{text}\n\n{NO_REDISCLOSURE}",
-                                {"type": "lead.officer_intervention", "cad_event_id": case["cad_event_id"],
-                                 "outcome": outcome, "legal_deadline": case["legal_deadline"],
+                                {"type": "lead.officer_intervention", "cad_event_id": case.cad_event_id,
+                                 "outcome": outcome, "legal_deadline": case.legal_deadline.isoformat(),
                                  "redisclosure_notice": NO_REDISCLOSURE})
             await self.paging.deliver_once(replace(state, step_index=PROSECUTOR_STEP), contact.contact_id, channel, outgoing,
                                      Disclosure(DisclosedRecord.lead_prosecutor_notice, referral_id, contact.contact_id,
@@ -179,12 +178,11 @@ class ReferralUpdates:
         """CAD updated an open referral's call: the person moved. The case manager who took it hears
         where (nobody took it yet: the site's program managers), once per update, within consent. A
         closed referral's person is nobody's to follow any more: nothing is sent."""
-        loaded = self.paging.load(moved.referral_id)
-        record = self.paging.pages.get(moved.referral_id) or {}
+        record = self.paging.pages.get(moved.referral_id)
         site = self.reference.site(moved.site_id)
-        if loaded is None or record.get("closed") or site is None:
+        if record is None or record.closed or site is None:
             return
-        state = loaded[0]
+        state = record.state
         people = [state.acknowledged_by] if state.acknowledged_by else list(site.program_manager_ids)
         text = render_moved(moved.referral_id, spoken_time(moved.updated_at, site.zone, self.clock.now()),
                             moved.location_description)

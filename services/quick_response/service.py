@@ -26,7 +26,7 @@ from services.kernel.events import (
 )
 from services.kernel.logs import get_logger
 from services.kernel.reference import CaseManager, ReferenceData
-from services.kernel.store import KeyValueStore, put_state
+from services.kernel.store import KeyValueStore, Owned
 from services.messaging.due import Due, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
@@ -70,7 +70,8 @@ class QuickResponse:
         self.reference = reference
         self.window = window
         self.retention = retention
-        self.follow_ups = ScheduledRecords(follow_ups, self._next_due, self._due, publisher, follows=reference)  # the team lead's warning, then the deletion
+        self.follow_ups = ScheduledRecords(follow_ups, Owned[FollowUp], self._next_due, self._due, publisher,
+                                           follows=reference)  # the team lead's warning, then the deletion
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
@@ -174,9 +175,9 @@ class QuickResponse:
         retention ended (``FollowUpExpired``); the follow-up's owner applies them."""
         return await self.follow_ups.tick(self.clock.now())
 
-    def _due(self, task_id: str, record: dict, now: datetime) -> list[Due]:
-        follow_up = FollowUp.from_dict(record["state"])
-        alert_at = self._alert_at(record)
+    def _due(self, task_id: str, record: Owned[FollowUp], now: datetime) -> list[Due]:
+        follow_up = record.state
+        alert_at = self._alert_at(follow_up)
         if alert_at is not None and alert_at <= now:
             return [Due(QRT_FOLLOW_UPS, WARNING, FollowUpEscalated(
                 task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now,
@@ -186,20 +187,18 @@ class QuickResponse:
         return []
 
     # --- state --------------------------------------------------------------------------------------------
-    def _alert_at(self, record: dict) -> datetime | None:
-        follow_up = FollowUp.from_dict(record["state"])
+    def _alert_at(self, follow_up: FollowUp) -> datetime | None:
         site = self.reference.site(follow_up.site_id)
         return follow_up.alert_at(site.quick_response) if site and site.quick_response else None
 
-    def _next_due(self, record: dict) -> datetime:
-        return self._alert_at(record) or FollowUp.from_dict(record["state"]).expires_at(self.retention)
+    def _next_due(self, record: Owned[FollowUp]) -> datetime:
+        return self._alert_at(record.state) or record.state.expires_at(self.retention)
 
     def _load(self, task_id: str) -> FollowUp | None:
-        record = self.follow_ups.get(task_id)
-        return FollowUp.from_dict(record["state"]) if record else None
+        return self.follow_ups.state(task_id)
 
     def _save(self, follow_up: FollowUp) -> None:
-        put_state(self.follow_ups, follow_up.task_id, follow_up.to_dict())
+        self.follow_ups.keep(follow_up.task_id, follow_up)
 
 
 # --- the team's commands (the API and the console) -----------------------------------------------------

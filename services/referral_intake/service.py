@@ -46,7 +46,7 @@ from services.kernel.lead import (
 )
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import ReferenceData
-from services.kernel.store import KeyValueStore, put_if_changed
+from services.kernel.store import KeyValueStore
 from services.kernel.topics import AUDIT, REFERRALS
 from services.messaging.due import Due, ScheduledRecords
 from services.messaging.events import DisclosedRecord, DisclosureAudited
@@ -58,7 +58,7 @@ from services.referral_intake.domain.model import (
     referral_id_for,
     subject_fingerprint,
 )
-from services.referral_intake.domain.views import ReferralView
+from services.referral_intake.domain.views import ReferralView, TrackedReferral
 
 log = get_logger(__name__)
 
@@ -235,9 +235,10 @@ class EngagementTracker:
     def __init__(self, reference: ReferenceData, views: KeyValueStore, publisher: Publisher, clock: Clock,
                  warn_before: timedelta = timedelta(days=2)) -> None:
         self.reference = reference
-        # referral id -> {"view": ReferralView.to_dict(), ...}, indexed by when its next flag falls due. Each
-        # flag is published once per worker's life: a flag is a warning, not a state its owner applies.
-        self.views = ScheduledRecords(views, self._next_flag_at, self._due, publisher, follows=reference)
+        # Indexed by when a referral's next flag falls due. Each flag is published once per worker's life:
+        # a flag is a warning, not a state its owner applies.
+        self.views = ScheduledRecords(views, TrackedReferral, self._next_flag_at, self._due, publisher,
+                                      follows=reference)
         self.publisher = publisher
         self.clock = clock
         self.warn_before = warn_before
@@ -252,15 +253,14 @@ class EngagementTracker:
     async def on_event(self, event) -> None:
         if isinstance(event, ReferralCreated):
             if event.referral_id not in self.views:
-                self.views[event.referral_id] = {"view": ReferralView.opened(event).to_dict(),
-                                                 "correlation_id": current_correlation_id()}
+                self.views[event.referral_id] = TrackedReferral(ReferralView.opened(event), current_correlation_id())
             return
         record = self.views.get(event.referral_id)
         if record is None:
             if isinstance(event, EngagementRecorded):
                 raise Rejected("referral_id", "no such referral")
             return  # a page event racing its referral: the view is informational only
-        view = ReferralView.from_dict(record["view"])
+        view = record.view
         change = None
         if isinstance(event, EngagementRecorded):
             check_milestone_order(view.milestones, event.milestone, event.occurred_at)
@@ -272,14 +272,14 @@ class EngagementTracker:
         view.apply(event)
         if change is not None:
             view.apply(change)
-        put_if_changed(self.views, view.referral_id, {**record, "view": view.to_dict()})
+        self.views.put(view.referral_id, record)  # the view as applied (unchanged: nothing written)
         if change is not None:
             await self.publisher.publish(REFERRALS, view.referral_id, change)
             log.info("referral_status_changed", referral_id=view.referral_id, status=change.status.value,
                      previous=change.previous_status.value if change.previous_status else None)
 
-    def _next_flag_at(self, record: dict):
-        view = ReferralView.from_dict(record["view"])
+    def _next_flag_at(self, record: TrackedReferral) -> datetime | None:
+        view = record.view
         site = self.reference.site(view.site_id)
         return view.next_flag_at(self.warn_before, timedelta(days=site.no_contact_flag_days),
                                  timedelta(days=site.legal_warning_days)) if site else None
@@ -287,8 +287,8 @@ class EngagementTracker:
     async def publish_due_flags(self) -> int:
         return await self.views.tick(self.clock.now())
 
-    def _due(self, referral_id: str, record: dict, now: datetime) -> list[Due]:
-        view = ReferralView.from_dict(record["view"])
+    def _due(self, referral_id: str, record: TrackedReferral, now: datetime) -> list[Due]:
+        view = record.view
         site = self.reference.site(view.site_id)
         if site is None:
             return []

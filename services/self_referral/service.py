@@ -27,7 +27,7 @@ from services.kernel.events import (
 )
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, SelfReferralPathway
-from services.kernel.store import KeyValueStore, put_state
+from services.kernel.store import KeyValueStore, Owned
 from services.messaging.due import Due, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
@@ -74,7 +74,7 @@ class SelfReferrals:
                  publisher: Publisher, clock: Clock, link_for: Callable[[str, str], str], console_url: str,
                  retention: timedelta = timedelta(days=60), window: EventTimeWindow = EventTimeWindow()) -> None:
         self.reference = reference
-        self.walk_ins = ScheduledRecords(walk_ins, self._next_due, self._due, publisher, follows=reference)
+        self.walk_ins = ScheduledRecords(walk_ins, Owned[WalkIn], self._next_due, self._due, publisher, follows=reference)
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
@@ -217,8 +217,8 @@ class SelfReferrals:
         the case's owner applies them."""
         return await self.walk_ins.tick(self.clock.now())
 
-    def _due(self, case_id: str, record: dict, now: datetime) -> list[Due]:
-        walk_in = WalkIn.from_dict(record["state"])
+    def _due(self, case_id: str, record: Owned[WalkIn], now: datetime) -> list[Due]:
+        walk_in = record.state
         step = walk_in.next_escalation()
         if step is not None and step[1] <= now:
             return [Due(WALK_INS, step[0].value, WalkInEscalated(
@@ -232,17 +232,16 @@ class SelfReferrals:
         site = self.reference.site(site_id)
         return site.self_referral if site else None
 
-    def _next_due(self, record: dict) -> datetime:
-        walk_in = WalkIn.from_dict(record["state"])
+    def _next_due(self, record: Owned[WalkIn]) -> datetime:
+        walk_in = record.state
         step = walk_in.next_escalation()
         return min(step[1], walk_in.expires_at(self.retention)) if step else walk_in.expires_at(self.retention)
 
     def _load(self, case_id: str) -> WalkIn | None:
-        record = self.walk_ins.get(case_id)
-        return WalkIn.from_dict(record["state"]) if record else None
+        return self.walk_ins.state(case_id)
 
     def _save(self, walk_in: WalkIn) -> None:
-        put_state(self.walk_ins, walk_in.case_id, walk_in.to_dict())
+        self.walk_ins.keep(walk_in.case_id, walk_in)
 
 
 # --- what volunteers and staff record (the volunteer's link, the API, the console) --------------------------

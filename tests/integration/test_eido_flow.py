@@ -34,7 +34,7 @@ async def test_an_eido_opens_a_referral_and_its_update_reaches_the_case_manager_
     link = sms[0].body.split("Ack: ")[1].split(" ")[0].replace("http://handoff.test", "")
     assert (await system.http.post(link)).status_code == 200
     notifier = system.apps["notifier"].services["notifier"]
-    await eventually(lambda: any(record["state"]["acknowledged_by"] for record in notifier.pages.values()))
+    await eventually(lambda: any(record.state.acknowledged_by for record in notifier.pages.values()))
     before = len(system.messages("sms"))
 
     update = moved(document, NOW)

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.handle_with_care.events import HwcNoticeRequested
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -42,8 +41,8 @@ async def test_friday_night_encounter_is_noticed_for_tuesday_and_acknowledged(sy
     assert payload["words"] == "Handle With Care" and payload["school_id"] == "lincoln-es"
     hwc = system.apps["handle-with-care"].services["hwc"]
     [record] = await eventually(lambda: list(hwc.notices.values()) if any(
-        r["state"]["merged_encounters"] == 2 for r in hwc.notices.values()) else None)
-    request = HwcNoticeRequested.model_validate(record["request"])
+        r.state.merged_encounters == 2 for r in hwc.notices.values()) else None)
+    request = record.request
     assert request.due_at == TUESDAY_START
     assert request.due_at.astimezone(DENVER).isoformat() == "2027-01-19T07:45:00-07:00"
     for text in (mail[0].body, hook[0].body):
@@ -52,7 +51,7 @@ async def test_friday_night_encounter_is_noticed_for_tuesday_and_acknowledged(sy
 
     link = payload["acknowledge_url"].replace("http://handoff.test", "")
     assert (await system.http.post(link)).status_code == 200
-    await eventually(lambda: list(hwc.notices.values())[0]["state"]["acknowledged_at"])
+    await eventually(lambda: list(hwc.notices.values())[0].state.acknowledged_at)
 
     system.clock.set(TUESDAY_START + timedelta(hours=1))  # past backup, coordinator and deadline times
     assert await hwc.publish_due_escalations() == 0

@@ -50,7 +50,7 @@ async def test_referral_pages_by_sms_and_email_and_acknowledgement_stops_escalat
 
     system.clock.advance(minutes=30)  # well past every step's deadline
     notifier = system.apps["notifier"].services["notifier"]
-    await eventually(lambda: all(not r["state"]["exhausted"] and r["state"]["acknowledged_at"]
+    await eventually(lambda: all(not r.state.exhausted and r.state.acknowledged_at
                                  for r in notifier.pages.values()))
     assert await notifier.publish_due_escalations() == 0
     assert not [m for m in system.messages("sms") if m.to == system.reference.case_managers["cm-cruz"].phone]

@@ -62,11 +62,11 @@ async def test_a_rejected_referral_stops_paging_and_stays_stopped_across_a_resta
                                   json={"status": "rejected", "reason": "ineligible"})
     assert resp.status_code == 202, resp.text
     notifier = system.apps["notifier"].services["notifier"]
-    await eventually(lambda: [r for r in notifier.pages.values() if r["state"]["stopped_because"] == "status rejected"])
+    await eventually(lambda: [r for r in notifier.pages.values() if r.state.stopped_because == "status rejected"])
 
     await system.restart("notifier")
     notifier = system.apps["notifier"].services["notifier"]
-    await eventually(lambda: [r for r in notifier.pages.values() if r["state"]["stopped_at"]])
+    await eventually(lambda: [r for r in notifier.pages.values() if r.state.stopped_at])
     sent = len(system.inbox.inbox.messages)
     system.clock.advance(minutes=31)
     for _ in range(10):  # timer ticks well past every step
@@ -88,7 +88,7 @@ async def test_a_contact_after_escalation_stops_the_next_loop_across_a_restart(s
                                   headers=staff)
     assert resp.status_code == 202, resp.text
     await eventually(lambda: [r for r in system.apps["notifier"].services["notifier"].pages.values()
-                              if r["state"]["stopped_because"] == "milestone contacted"])
+                              if r.state.stopped_because == "milestone contacted"])
     await system.restart("notifier")
     sent = len(system.inbox.inbox.messages)
     system.clock.advance(minutes=31)

@@ -29,7 +29,7 @@ async def test_an_overdose_is_followed_up_within_its_window_and_the_lead_warned_
 
     qrt = system.apps["quick-response"].services["qrt"]
     record = await eventually(lambda: qrt.follow_ups.get(task_id))
-    assert datetime.fromisoformat(record["state"]["due_at"]) == OCCURRED + timedelta(hours=72)
+    assert record.state.due_at == OCCURRED + timedelta(hours=72)
 
     async def listed():
         rows = (await system.http.get("/v1/qrt/follow-ups", params={"site_id": "abq"}, headers=CRUZ)).json()
@@ -41,7 +41,7 @@ async def test_an_overdose_is_followed_up_within_its_window_and_the_lead_warned_
     tap = await system.http.post(f"/v1/qrt/follow-ups/{task_id}/attempts", json={"outcome": "not_home"},
                                  headers={**CRUZ, "Idempotency-Key": "first-visit"})
     assert tap.status_code == 202
-    await eventually(lambda: qrt.follow_ups[task_id]["state"]["attempts"] == ["not_home"])
+    await eventually(lambda: qrt.follow_ups[task_id].state.attempts == ("not_home",))
 
     system.clock.set(OCCURRED + timedelta(hours=60, seconds=-1))  # 12 hours before it closes, less a second
     assert await qrt.publish_due_warnings() == 0
@@ -57,7 +57,7 @@ async def test_an_overdose_is_followed_up_within_its_window_and_the_lead_warned_
 
     await system.http.post(f"/v1/qrt/follow-ups/{task_id}/attempts", json={"outcome": "referred_to_treatment"},
                            headers=CRUZ)
-    await eventually(lambda: qrt.follow_ups[task_id]["state"]["closed_by"] == "referred_to_treatment")
+    await eventually(lambda: qrt.follow_ups[task_id].state.closed_by == "referred_to_treatment")
 
     async def funnel():
         figures = (await system.http.get("/v1/qrt/funnel", params={"site_id": "abq", "week": "2027-03-01"},

@@ -16,7 +16,6 @@ from pydantic import SecretStr
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import free_port
 from services import runtime
-from services.handle_with_care.events import HwcNoticeRequested
 from services.kernel.clock import FakeClock
 from services.kernel.reference_files import read_reference_directory
 from services.kernel.settings import REPO_ROOT
@@ -56,7 +55,7 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
             await producer.publish(CAD_CHILD_ENCOUNTERS, "c-1", cad_child("c-1", encountered_at=TUESDAY_MORNING))
             notices = worker.services["hwc"].notices
             await eventually(lambda: len(list(notices.values())) == 1)
-            first = HwcNoticeRequested.model_validate(next(iter(notices.values()))["request"])
+            first = next(iter(notices.values())).request
             assert first.due_at == datetime(2026, 11, 18, 7, 45, tzinfo=DENVER)
 
             snow = json.dumps({"date": "2026-11-18", "reason": "snow day", "school_id": "lincoln-es"}, sort_keys=True)
@@ -67,7 +66,7 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
             await producer.publish(CAD_CHILD_ENCOUNTERS, "c-2",
                                    cad_child("c-2", child=other, encountered_at=TUESDAY_MORNING + timedelta(hours=1)))
             await eventually(lambda: len(list(notices.values())) == 2)
-            dues = sorted(HwcNoticeRequested.model_validate(r["request"]).due_at for r in notices.values())
+            dues = sorted(r.request.due_at for r in notices.values())
             assert dues == [datetime(2026, 11, 18, 7, 45, tzinfo=DENVER), datetime(2026, 11, 19, 7, 45, tzinfo=DENVER)]
 
             # The operator's `handoff hwc due` sees the run-time closure exactly as the worker did.

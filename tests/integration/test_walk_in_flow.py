@@ -47,7 +47,7 @@ async def test_a_walk_in_pages_three_volunteers_the_first_to_accept_takes_it_and
 
     await eventually(lambda: shown("vol-eli", "I can go"))  # the API's read model has the walk-in
     assert (await system.http.post(links["vol-eli"], data={"action": "accept"})).status_code == 303
-    await eventually(lambda: service.walk_ins[case_id]["state"]["accepted_by"] == "vol-eli")
+    await eventually(lambda: service.walk_ins[case_id].state.accepted_by == "vol-eli")
     mine = await eventually(lambda: shown("vol-eli", "Claim an expense"))
     assert 'data-testid="first-name">Sam<' in mine
 
@@ -60,7 +60,7 @@ async def test_a_walk_in_pages_three_volunteers_the_first_to_accept_takes_it_and
         system.clock.set(OCCURRED + timedelta(minutes=25 if milestone == "volunteer_arrived" else 9 * 60))
         await system.http.post(links["vol-eli"], data={"action": "milestone", "milestone": milestone,
                                                        "tap": f"t-{milestone}"})
-    await eventually(lambda: service.walk_ins[case_id]["state"]["closed_by"] == "placed")
+    await eventually(lambda: service.walk_ins[case_id].state.closed_by == "placed")
     await system.http.post(links["vol-eli"], data={"action": "expense", "kind": "mileage", "miles": "18",
                                                    "incurred_on": "2027-03-01", "tap": "t-exp"})
 
@@ -95,4 +95,4 @@ async def test_a_walk_in_nobody_accepts_tells_the_coordinator(system_factory):
     system.clock.set(OCCURRED + timedelta(minutes=12))  # ten minutes after it opened, nobody accepted
     told = await eventually(lambda: [m for m in system.messages("sms") if m.to == "+15055550103"] or None)
     assert case_id in told[0].body and "nobody accepted" in told[0].body and "Sam" not in told[0].body
-    assert "unanswered" in service.walk_ins[case_id]["state"]["escalations"]
+    assert "unanswered" in service.walk_ins[case_id].state.escalations

@@ -139,6 +139,7 @@ async def test_the_timer_publishes_what_is_due_once_until_its_owner_applies_it()
     from services.handle_with_care.events import HwcNoticeExpired
     from services.handle_with_care.topics import HWC_NOTICES
     from services.kernel.logs import current_correlation_id
+    from services.kernel.store import Owned
     from services.messaging.due import Due, ScheduledRecords
     from services.messaging.kafka import InMemoryPublisher
 
@@ -154,9 +155,10 @@ async def test_the_timer_publishes_what_is_due_once_until_its_owner_applies_it()
         return [Due(HWC_NOTICES, "expired", HwcNoticeExpired(notice_id=key, expired_at=now))]
 
     publisher = Publisher()
-    records = ScheduledRecords({}, lambda record: record["at"], decide, publisher, monotonic=Seconds())
-    records["n-1"] = {"at": T0, "correlation_id": "corr-0001"}
-    records["n-2"] = {"at": T0 + timedelta(hours=1), "correlation_id": "corr-0002"}
+    records = ScheduledRecords({}, Owned[datetime], lambda record: record.state, decide, publisher, monotonic=Seconds())
+    assert records.keep("n-1", T0) and records.keep("n-2", T0 + timedelta(hours=1))  # no correlation id yet
+    records["n-1"], records["n-2"] = Owned(T0, "corr-0001"), Owned(T0 + timedelta(hours=1), "corr-0002")
+    assert records.state("n-1") == T0 and records.state("missing") is None
     assert await records.tick(T0) == 1 and asked == ["n-1"] and seen_ids == ["corr-0001"]
     assert await records.tick(T0 + timedelta(minutes=1)) == 0  # published, not yet applied
     records.applied("n-1", "expired")

@@ -5,6 +5,7 @@ quiet all afternoon is. Pure: times in, answers out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -41,3 +42,12 @@ def active_hours_between(start: datetime, end: datetime, expectation: FeedExpect
 
 def is_silent(silent_since: datetime, now: datetime, expectation: FeedExpectation) -> bool:
     return active_hours_between(silent_since, now, expectation) > expectation.every_hours
+
+
+@dataclass(frozen=True)
+class FeedSilence:
+    """What the owner of an agency's feed-health partition keeps: the silence it told of, and when the
+    feed came back (None: still silent)."""
+
+    silent_since: datetime
+    resumed_at: datetime | None = None

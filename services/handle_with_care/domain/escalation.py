@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.handle_with_care.events import RecipientRole
-from services.kernel.store import JsonForm
+from services.handle_with_care.events import HwcNoticeRequested, RecipientRole
 
 OVERDUE = "overdue"
 STAGES = (RecipientRole.backup.value, RecipientRole.coordinator.value, OVERDUE)
@@ -44,20 +43,21 @@ class NoticeState:
     merged_encounters: int = 1
     opened_at: datetime | None = None  # None in notices opened before it was kept: stages by deadline only
 
-    def to_dict(self) -> dict:
-        return _NOTICE_STATE.dump(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> NoticeState:
-        return _NOTICE_STATE.load(d)
-
     @property
     def late(self) -> bool:
         """Opened when the school day it was for had already started."""
         return self.opened_at is not None and self.opened_at >= self.due_at
 
 
-_NOTICE_STATE = JsonForm(NoticeState)
+
+@dataclass(frozen=True)
+class NoticeRecord:
+    """What the notice's owner keeps: its state, the request that opened it (the notice itself: a merged
+    encounter's request adds nothing), and the correlation id of that request."""
+
+    state: NoticeState
+    request: HwcNoticeRequested
+    correlation_id: str | None = None
 
 
 def pending_stage(state: NoticeState) -> str | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.kernel.events import Milestone, ReferralStatus
+from services.kernel.events import Consent, Milestone, ReferralStatus
+from services.kernel.lead import PageRequested
 from services.kernel.reference import EscalationPolicyConfig
-from services.kernel.store import JsonForm
 
 # PageSent.step_index of what a page's record sends outside its escalation steps (each its own idempotency keys)
 WARNING_STEP = -1  # a deadline warning
@@ -56,15 +56,28 @@ class PageState:
     def is_open(self) -> bool:
         return self.acknowledged_at is None and not self.exhausted and self.stopped_at is None
 
-    def to_dict(self) -> dict:
-        return _PAGE_STATE.dump(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> PageState:
-        return _PAGE_STATE.load(data)
+@dataclass(frozen=True)
+class OfficerCase:
+    """An officer intervention, as the prosecutor's notice names it: its CAD event and legal deadline."""
+
+    cad_event_id: str
+    legal_deadline: datetime
 
 
-_PAGE_STATE = JsonForm(PageState)
+@dataclass(frozen=True)
+class PageRecord:
+    """What the page's owner keeps of a referral: the page, the request that opened it, the CAD event's
+    correlation id (so timer-made events carry it too), the person's consent scope (every later disclosure is
+    checked against it), an officer intervention's case, and whether the referral is closed (who may hear
+    about the person later)."""
+
+    state: PageState
+    request: PageRequested
+    correlation_id: str | None = None
+    consent: Consent | None = None
+    case: OfficerCase | None = None
+    closed: bool = False
 
 
 def open_page(page_id: str, referral_id: str, site_id: str, now: datetime) -> PageState:

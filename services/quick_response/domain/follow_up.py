@@ -10,7 +10,6 @@ from services.kernel.cad import CadOverdoseResponded
 from services.kernel.clock import EventTimeWindow
 from services.kernel.errors import Rejected
 from services.kernel.reference import Agency, QuickResponsePathway, Site
-from services.kernel.store import JsonForm
 from services.quick_response.events import AttemptOutcome, FollowUpKind
 
 #: Outcomes that end the follow-up: the person was engaged or referred, or said no.
@@ -83,16 +82,6 @@ class FollowUp:
     @property
     def next_alert_is_overdue(self) -> bool:
         return self.warned_at is not None
-
-    def to_dict(self) -> dict:
-        return _FOLLOW_UP.dump(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> FollowUp:
-        return _FOLLOW_UP.load(data)
-
-
-_FOLLOW_UP = JsonForm(FollowUp)
 
 
 def record_attempt(follow_up: FollowUp, attempt_id: str, outcome: AttemptOutcome) -> FollowUp:

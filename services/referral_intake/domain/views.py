@@ -31,7 +31,6 @@ from services.kernel.lead import (
     ReferralFlagged,
     ReferralStatusChanged,
 )
-from services.kernel.store import JsonForm
 from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
 
 CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.value, Milestone.enrolled.value,
@@ -188,16 +187,14 @@ class ReferralView:
             candidates.append((self.last_contact_at or self.referred_at) + no_contact_after)
         return min(candidates, default=None)
 
-    # --- storage ----------------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return _REFERRAL_VIEW.dump(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> ReferralView:
-        return _REFERRAL_VIEW.load(d)
+@dataclass
+class TrackedReferral:
+    """What intake's tracker keeps of a referral: its view (no personal data), and the correlation id of
+    the CAD event that opened it, which the flags its timer raises carry too."""
 
-
-_REFERRAL_VIEW = JsonForm(ReferralView)
+    view: ReferralView
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)

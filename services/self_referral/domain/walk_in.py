@@ -17,7 +17,6 @@ from services.kernel.cad import CadWalkInReported
 from services.kernel.clock import EventTimeWindow
 from services.kernel.errors import Rejected
 from services.kernel.reference import Agency, SelfReferralPathway, Site, Volunteer
-from services.kernel.store import JsonForm
 from services.self_referral.events import EscalationReason, WalkInMilestone
 
 #: Milestones that end a walk-in: the person is in treatment, or said no.
@@ -93,16 +92,6 @@ class WalkIn:
         if EscalationReason.placement_overdue not in self.escalations:
             return EscalationReason.placement_overdue, self.placement_due_at
         return None
-
-    def to_dict(self) -> dict:
-        return _WALK_IN.dump(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> WalkIn:
-        return _WALK_IN.load(data)
-
-
-_WALK_IN = JsonForm(WalkIn)
 
 
 def plan(occurred_at: datetime, opened_at: datetime, pathway: SelfReferralPathway, paged: list[str]) \

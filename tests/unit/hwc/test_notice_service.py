@@ -115,7 +115,7 @@ async def test_same_child_from_two_incidents_before_one_deadline_is_one_notice(h
     assert len({e.notice_id for e in h.publisher.events(HwcNoticeRequested)}) == 1
     assert len(h.channels["email"].sent) == 1
     [record] = h.hwc.notices.values()
-    assert record["state"]["merged_encounters"] == 2
+    assert record.state.merged_encounters == 2
 
 
 async def test_replay_sends_nothing_twice(h) -> None:

@@ -56,7 +56,7 @@ class Harness:
             await self.tracker.on_event(record.event)
 
     def view(self) -> ReferralView:
-        return ReferralView.from_dict(self.tracker.views[self.referral.referral_id]["view"])
+        return self.tracker.views[self.referral.referral_id].view
 
     def statuses(self) -> list[str]:
         return [e.status.value for e in self.publisher.events(ReferralStatusChanged)]

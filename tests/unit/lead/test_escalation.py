@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from services.kernel.reference import EscalationPolicyConfig, EscalationStepConfig
-from services.notifier.domain.escalation import acknowledge, due_escalation, escalate, open_page
+from services.kernel.store import JsonForm
+from services.notifier.domain.escalation import PageState, acknowledge, due_escalation, escalate, open_page
 
 T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 POLICY = EscalationPolicyConfig(loops=2, steps=(EscalationStepConfig(targets=("on_call",), escalate_after_minutes=5),
@@ -39,6 +41,7 @@ def test_acknowledged_page_never_escalates_and_keeps_first_ack() -> None:
     assert again is page and again.acknowledged_by == "cm-ana"
 
 
-def test_state_round_trips_through_dict() -> None:
+def test_state_round_trips_through_its_stored_form() -> None:
     page = acknowledge(escalate(open_page("p", "r", "abq", T0), POLICY, T0), "x", T0)
-    assert type(page).from_dict(page.to_dict()) == page
+    form = JsonForm(PageState)
+    assert form.load(json.loads(json.dumps(form.dump(page)))) == page

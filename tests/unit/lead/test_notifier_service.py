@@ -348,7 +348,7 @@ async def test_escalation_stops_when_the_referral_no_longer_waits_for_a_case_man
     assert h.publisher.events(PageEscalated) == [] and h.publisher.events(PageExhausted) == []
     assert sum(len(c.sent) for c in h.channels.values()) == sent
     [record] = h.notifier.pages.values()
-    assert record["state"]["stopped_because"].endswith(stopper)
+    assert record.state.stopped_because.endswith(stopper)
 
 
 async def test_an_escalation_already_in_flight_when_the_referral_is_rejected_sends_nothing(h) -> None:
@@ -368,4 +368,4 @@ async def test_a_rejection_after_an_acknowledgement_keeps_the_acknowledgement(h)
         via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
     await h.notifier.on_referral_event(status_changed(h, ReferralStatus.rejected, h.clock.now()))
     [record] = h.notifier.pages.values()
-    assert record["state"]["acknowledged_by"] == "cm-ana" and record["state"]["stopped_at"] is None
+    assert record.state.acknowledged_by == "cm-ana" and record.state.stopped_at is None
