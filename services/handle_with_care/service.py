@@ -61,13 +61,12 @@ from services.kernel.identity import roster_key
 from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import Contact, ReferenceData, School
 from services.kernel.store import KeyValueStore
-from services.messaging.due import Due, ScheduledRecords
+from services.messaging.due import Due, Retention, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 
 log = get_logger(__name__)
-EXPIRED = "expired"  # the marker of a published HwcNoticeExpired, beside the escalation stages
 
 
 def _moved_to(due_at: datetime) -> str:
@@ -78,6 +77,10 @@ def _moved_to(due_at: datetime) -> str:
 def _may_move(state: NoticeState) -> bool:
     """Until it is acknowledged or reported overdue, a notice's deadline follows the school's calendar."""
     return state.acknowledged_at is None and OVERDUE not in state.stages_done
+
+
+def _expired(notice_id: str, now: datetime) -> HwcNoticeExpired:
+    return HwcNoticeExpired(notice_id=notice_id, expired_at=now)
 
 
 def _attempt_id(notice_id: str, role: RecipientRole, contact_id: str, channel) -> str:
@@ -128,9 +131,9 @@ class HandleWithCare:
         self.retention = retention  # how long a notice's state outlives its deadline or acknowledgement
         self.calendars = calendars
         self.leads = leads
-        # notice id -> {"state": ..., "request": ...}, indexed by when the next escalation stage or the
-        # end of its retention falls due
+        # Indexed by when the next escalation stage or the end of its retention (the child's name) falls due.
         self.notices = ScheduledRecords(notices, NoticeRecord, self._next_due_at, self._due, publisher,
+                                        retention=Retention(HWC_NOTICES, self._retention_ends_at, _expired),
                                         follows=reference)
         self.delivery = delivery
         self.links = links
@@ -247,15 +250,10 @@ class HandleWithCare:
         """Retention ended: delete the notice's state and its deliveries. In the worker these are
         table deletions, i.e. tombstones in the changelogs, which compaction then removes: a
         compacted changelog would otherwise keep the child's name for ever."""
-        record = self.notices.get(event.notice_id)
+        record = self.notices.expire(event.notice_id, event.expired_at)
         if record is None:
-            return
-        request = record.request
-        self.notices.applied(event.notice_id, EXPIRED)
-        if event.expired_at < retention_ends_at(record.state, self.retention):
-            return  # acknowledged meanwhile, which moved the end of its retention
-        del self.notices[event.notice_id]
-        self.delivery.forget(self._attempt_ids(request))
+            return  # gone already, or acknowledged meanwhile, which moved the end of its retention
+        self.delivery.forget(self._attempt_ids(record.request))
         log.info("hwc_notice_expired", notice_id=event.notice_id)
 
     def _attempt_ids(self, request: HwcNoticeRequested) -> list[str]:
@@ -341,10 +339,9 @@ class HandleWithCare:
         return await self.notices.tick(self.clock.now())
 
     def _due(self, notice_id: str, record: NoticeRecord, now: datetime) -> list[Due]:
-        """Retention's end first, then a deadline the calendar moved (its stages wait for it), then a stage."""
+        """A deadline the calendar moved first (its stages wait for it), then a stage. (Retention's end, before
+        either, is the runtime's.)"""
         state = record.state
-        if now >= retention_ends_at(state, self.retention):
-            return [Due(HWC_NOTICES, EXPIRED, HwcNoticeExpired(notice_id=notice_id, expired_at=now))]
         moved = self._moved_deadline(state)
         if moved is not None:
             return [Due(HWC_NOTICES, _moved_to(moved.due_at), HwcNoticeRescheduled(
@@ -358,12 +355,14 @@ class HandleWithCare:
             notice_id=notice_id, to_role=RecipientRole.coordinator if overdue else RecipientRole(stage),
             escalated_at=now, overdue=overdue))]
 
-    def _next_due_at(self, record: NoticeRecord) -> datetime:
+    def _next_due_at(self, record: NoticeRecord) -> datetime | None:
         state = record.state
         if self._moved_deadline(state) is not None:
             return state.opened_at or state.due_at  # due now: the timer publishes the new deadline first
-        return min(filter(None, (next_stage_at(state, self.leads_for(state.school_id)),
-                                 retention_ends_at(state, self.retention))))
+        return next_stage_at(state, self.leads_for(state.school_id))
+
+    def _retention_ends_at(self, record: NoticeRecord) -> datetime:
+        return retention_ends_at(record.state, self.retention)
 
     def _moved_deadline(self, state: NoticeState) -> Deadline | None:
         """The notice's deadline as the school's calendar now has it, when that is no longer the one it has: a

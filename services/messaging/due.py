@@ -10,8 +10,9 @@ crash, rebalance: records that came from the changelog, not through a write), at
 the live reference data it ``follows`` changes (a policy or a school closure moves deadlines without a
 write), and every ``reindex_seconds`` besides. So a record is looked at when it falls due.
 
-``ScheduledRecords`` adds the timer, the one every service with deadlines declares: what is due for a
-record (``decide``), published once until its owner applies it.
+``ScheduledRecords`` adds the timer, the one every service with deadlines declares: its record type, what is
+due for a record (``decide``), published once until its owner applies it, and how long a record is kept
+(``Retention``): the end of a record's retention is one mechanism, not one per service.
 """
 
 from __future__ import annotations
@@ -149,6 +150,18 @@ class Due:
 
 # (key, record, now) -> what is due for the record now (none, one, or several things)
 Decide = Callable[[str, Any, datetime], Iterable[Due]]
+EXPIRED = "expired"  # the marker of a published retention end
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long a record is kept, and the event that says its time is up. The timer publishes ``ended`` (once)
+    when ``ends_at(record)`` has passed, before anything else due for it; the owner, applying that event,
+    calls ``expire``, which deletes the record (a tombstone in its changelog) unless its end moved meanwhile."""
+
+    topic: TopicSpec
+    ends_at: Callable[[Any], datetime]
+    ended: Callable[[str, datetime], Any]  # (key, now) -> the event that ends the record
 
 
 class ScheduledRecords(DueTable):
@@ -161,10 +174,35 @@ class ScheduledRecords(DueTable):
     changes a record: its owner does, so the changelog has one writer."""
 
     def __init__(self, table: MutableMapping, record_type: Any, next_due: NextDue, decide: Decide, publisher: Any, *,
-                 follows: Any = None, **options: Any) -> None:
-        super().__init__(TypedRecords(table, record_type), next_due, follows=follows, **options)
-        self.publisher, self.decide = publisher, decide
+                 retention: Retention | None = None, follows: Any = None, **options: Any) -> None:
+        super().__init__(TypedRecords(table, record_type), self._with_retention(next_due, retention), follows=follows,
+                         **options)
+        self.publisher, self.decide, self.retention = publisher, decide, retention
         self._requested: set[tuple[str, str]] = set()
+
+    @staticmethod
+    def _with_retention(next_due: NextDue, retention: Retention | None) -> NextDue:
+        if retention is None:
+            return next_due
+
+        def next_due_or_end(record: Any) -> datetime:
+            return min(filter(None, (next_due(record), retention.ends_at(record))))
+        return next_due_or_end
+
+    def _due_now(self, key: str, record: Any, now: datetime) -> Iterable[Due]:
+        if self.retention is not None and self.retention.ends_at(record) <= now:
+            return [Due(self.retention.topic, EXPIRED, self.retention.ended(key, now))]  # nothing else is due then
+        return self.decide(key, record, now)
+
+    def expire(self, key: str, at: datetime) -> Any:
+        """Apply a retention's end published ``at``: delete the record and return it, or None when there is none
+        or its end moved past ``at`` meanwhile (an acknowledgement, say): the timer publishes it again then."""
+        self.applied(key, EXPIRED)
+        record = self.get(key)
+        if record is None or self.retention is None or at < self.retention.ends_at(record):
+            return None
+        del self[key]
+        return record
 
     # --- records of the form Owned[State] ---------------------------------------------------------------
     def state(self, key: str) -> Any:
@@ -181,7 +219,7 @@ class ScheduledRecords(DueTable):
     async def tick(self, now: datetime) -> int:
         published = 0
         for key, record in self.due(now):
-            for due in self.decide(key, record, now):
+            for due in self._due_now(key, record, now):
                 with correlation_scope(getattr(record, "correlation_id", None)):
                     published += await self.request(key, due)
         return published

@@ -27,7 +27,7 @@ from services.kernel.events import (
 from services.kernel.logs import get_logger
 from services.kernel.reference import CaseManager, ReferenceData
 from services.kernel.store import KeyValueStore, Owned
-from services.messaging.due import Due, ScheduledRecords
+from services.messaging.due import Due, Retention, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, audit_shown, message_each
@@ -51,7 +51,7 @@ from services.quick_response.events import (
 from services.quick_response.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 
 log = get_logger(__name__)
-WARNING, EXPIRED = "warning", "expired"  # what the timer publishes for a follow-up, until its owner applies it
+WARNING = "warning"  # what the timer publishes for a follow-up, until its owner applies it (besides its expiry)
 
 
 def _alert_key(task_id: str, overdue: bool = False) -> str:
@@ -70,7 +70,9 @@ class QuickResponse:
         self.reference = reference
         self.window = window
         self.retention = retention
-        self.follow_ups = ScheduledRecords(follow_ups, Owned[FollowUp], self._next_due, self._due, publisher,
+        # The team lead's warning, the program managers' alert, then the deletion (who to visit and where).
+        self.follow_ups = ScheduledRecords(follow_ups, Owned[FollowUp], self._alert_at, self._due, publisher,
+                                           retention=Retention(QRT_FOLLOW_UPS, self._expires_at, _expired),
                                            follows=reference)  # the team lead's warning, then the deletion
         self.delivery = delivery
         self.publisher = publisher
@@ -158,11 +160,10 @@ class QuickResponse:
 
     async def forget(self, event: FollowUpExpired) -> None:
         """Retention ended: delete the follow-up and its alerts' records (tombstones in the changelogs)."""
-        self.follow_ups.applied(event.task_id, EXPIRED)
-        follow_up = self._load(event.task_id)
-        if follow_up is None or event.expired_at < follow_up.expires_at(self.retention):
+        record = self.follow_ups.expire(event.task_id, event.expired_at)
+        if record is None:
             return
-        del self.follow_ups[event.task_id]
+        follow_up = record.state
         site = self.reference.site(follow_up.site_id)
         told = (*site.program_manager_ids, *site.quick_response.team_lead_ids) if site and site.quick_response else ()
         self.delivery.forget([f"{_alert_key(event.task_id, overdue)}/{person}/{channel.value}" for person in told
@@ -177,28 +178,30 @@ class QuickResponse:
 
     def _due(self, task_id: str, record: Owned[FollowUp], now: datetime) -> list[Due]:
         follow_up = record.state
-        alert_at = self._alert_at(follow_up)
-        if alert_at is not None and alert_at <= now:
-            return [Due(QRT_FOLLOW_UPS, WARNING, FollowUpEscalated(
-                task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now,
-                overdue=follow_up.next_alert_is_overdue))]
-        if follow_up.expires_at(self.retention) <= now:
-            return [Due(QRT_FOLLOW_UPS, EXPIRED, FollowUpExpired(task_id=task_id, expired_at=now))]
-        return []
+        alert_at = self._alert_at(record)
+        if alert_at is None or alert_at > now:
+            return []
+        return [Due(QRT_FOLLOW_UPS, WARNING, FollowUpEscalated(
+            task_id=task_id, site_id=follow_up.site_id, due_at=follow_up.due_at, escalated_at=now,
+            overdue=follow_up.next_alert_is_overdue))]
 
     # --- state --------------------------------------------------------------------------------------------
-    def _alert_at(self, follow_up: FollowUp) -> datetime | None:
-        site = self.reference.site(follow_up.site_id)
-        return follow_up.alert_at(site.quick_response) if site and site.quick_response else None
+    def _alert_at(self, record: Owned[FollowUp]) -> datetime | None:
+        site = self.reference.site(record.state.site_id)
+        return record.state.alert_at(site.quick_response) if site and site.quick_response else None
 
-    def _next_due(self, record: Owned[FollowUp]) -> datetime:
-        return self._alert_at(record.state) or record.state.expires_at(self.retention)
+    def _expires_at(self, record: Owned[FollowUp]) -> datetime:
+        return record.state.expires_at(self.retention)
 
     def _load(self, task_id: str) -> FollowUp | None:
         return self.follow_ups.state(task_id)
 
     def _save(self, follow_up: FollowUp) -> None:
         self.follow_ups.keep(follow_up.task_id, follow_up)
+
+
+def _expired(task_id: str, now: datetime) -> FollowUpExpired:
+    return FollowUpExpired(task_id=task_id, expired_at=now)
 
 
 # --- the team's commands (the API and the console) -----------------------------------------------------

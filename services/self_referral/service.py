@@ -28,7 +28,7 @@ from services.kernel.events import (
 from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, SelfReferralPathway
 from services.kernel.store import KeyValueStore, Owned
-from services.messaging.due import Due, ScheduledRecords
+from services.messaging.due import Due, Retention, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, message_each
@@ -61,7 +61,6 @@ log = get_logger(__name__)
 
 #: Each message a walk-in sends, by key: the page, "taken", and one per coordinator alert.
 PAGE, TAKEN = "page", "taken"
-EXPIRED = "expired"  # what the timer publishes when a case's retention ends, beside its escalation reasons
 
 
 def walk_in_messages(publisher: Publisher, clock: Clock) -> MessageAttempts:
@@ -74,7 +73,9 @@ class SelfReferrals:
                  publisher: Publisher, clock: Clock, link_for: Callable[[str, str], str], console_url: str,
                  retention: timedelta = timedelta(days=60), window: EventTimeWindow = EventTimeWindow()) -> None:
         self.reference = reference
-        self.walk_ins = ScheduledRecords(walk_ins, Owned[WalkIn], self._next_due, self._due, publisher, follows=reference)
+        # A coordinator's alert at each escalation, then the deletion (a first name, a station).
+        self.walk_ins = ScheduledRecords(walk_ins, Owned[WalkIn], self._next_due, self._due, publisher,
+                                         retention=Retention(WALK_INS, self._expires_at, _expired), follows=reference)
         self.delivery = delivery
         self.publisher = publisher
         self.clock = clock
@@ -198,11 +199,10 @@ class SelfReferrals:
 
     async def forget(self, event: WalkInExpired) -> None:
         """Retention ended: delete the walk-in and its messages' records (tombstones in the changelogs)."""
-        self.walk_ins.applied(event.case_id, EXPIRED)
-        walk_in = self._load(event.case_id)
-        if walk_in is None or event.expired_at < walk_in.expires_at(self.retention):
+        record = self.walk_ins.expire(event.case_id, event.expired_at)
+        if record is None:
             return
-        del self.walk_ins[event.case_id]
+        walk_in = record.state
         pathway = self._pathway(walk_in.site_id)
         keys = [f"{event.case_id}/{PAGE}/{v}" for v in walk_in.paged]
         keys += [f"{event.case_id}/{TAKEN}/{v}" for v in walk_in.paged]
@@ -220,28 +220,32 @@ class SelfReferrals:
     def _due(self, case_id: str, record: Owned[WalkIn], now: datetime) -> list[Due]:
         walk_in = record.state
         step = walk_in.next_escalation()
-        if step is not None and step[1] <= now:
-            return [Due(WALK_INS, step[0].value, WalkInEscalated(
-                case_id=case_id, site_id=walk_in.site_id, reason=step[0], escalated_at=now))]
-        if walk_in.expires_at(self.retention) <= now:
-            return [Due(WALK_INS, EXPIRED, WalkInExpired(case_id=case_id, expired_at=now))]
-        return []
+        if step is None or step[1] > now:
+            return []
+        return [Due(WALK_INS, step[0].value, WalkInEscalated(
+            case_id=case_id, site_id=walk_in.site_id, reason=step[0], escalated_at=now))]
 
     # --- state --------------------------------------------------------------------------------------------
     def _pathway(self, site_id: str) -> SelfReferralPathway | None:
         site = self.reference.site(site_id)
         return site.self_referral if site else None
 
-    def _next_due(self, record: Owned[WalkIn]) -> datetime:
-        walk_in = record.state
-        step = walk_in.next_escalation()
-        return min(step[1], walk_in.expires_at(self.retention)) if step else walk_in.expires_at(self.retention)
+    def _next_due(self, record: Owned[WalkIn]) -> datetime | None:
+        step = record.state.next_escalation()
+        return step[1] if step else None
+
+    def _expires_at(self, record: Owned[WalkIn]) -> datetime:
+        return record.state.expires_at(self.retention)
 
     def _load(self, case_id: str) -> WalkIn | None:
         return self.walk_ins.state(case_id)
 
     def _save(self, walk_in: WalkIn) -> None:
         self.walk_ins.keep(walk_in.case_id, walk_in)
+
+
+def _expired(case_id: str, now: datetime) -> WalkInExpired:
+    return WalkInExpired(case_id=case_id, expired_at=now)
 
 
 # --- what volunteers and staff record (the volunteer's link, the API, the console) --------------------------

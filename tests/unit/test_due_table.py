@@ -164,3 +164,35 @@ async def test_the_timer_publishes_what_is_due_once_until_its_owner_applies_it()
     records.applied("n-1", "expired")
     assert await records.tick(T0 + timedelta(minutes=2)) == 1  # still due after its owner applied it: again
     assert [e.notice_id for e in publisher.events(HwcNoticeExpired)] == ["n-1", "n-1"]
+
+
+async def test_a_retention_end_is_published_before_anything_else_and_expire_deletes_only_a_record_still_due() -> None:
+    from services.handle_with_care.events import HwcNoticeEscalated, HwcNoticeExpired, RecipientRole
+    from services.handle_with_care.topics import HWC_NOTICES
+    from services.kernel.store import Owned
+    from services.messaging.due import Due, Retention, ScheduledRecords
+    from services.messaging.kafka import InMemoryPublisher
+
+    kept = {"n-1": timedelta(days=30)}  # how long after its time the record is kept (an acknowledgement moves it)
+
+    def escalate(key, record, now):
+        return [Due(HWC_NOTICES, "backup", HwcNoticeEscalated(notice_id=key, to_role=RecipientRole.backup,
+                                                              escalated_at=now))]
+
+    publisher = InMemoryPublisher()
+    records = ScheduledRecords({}, Owned[datetime], lambda record: record.state, escalate, publisher,
+                               retention=Retention(HWC_NOTICES, lambda record: record.state + kept["n-1"],
+                                                   lambda key, now: HwcNoticeExpired(notice_id=key, expired_at=now)),
+                               monotonic=Seconds())
+    records["n-1"] = Owned(T0)
+    assert await records.tick(T0) == 1 and publisher.events(HwcNoticeExpired) == []
+    end = T0 + timedelta(days=30)
+    assert await records.tick(end) == 1  # the stage still pending is not published again: the end is
+    [expired] = publisher.events(HwcNoticeExpired)
+    kept["n-1"] = timedelta(days=31)  # acknowledged meanwhile: its retention moved
+    assert records.expire("n-1", expired.expired_at) is None and "n-1" in records
+    records["n-1"] = Owned(T0)  # a write re-indexes it at its new end
+    assert await records.tick(end + timedelta(days=1)) == 1
+    [_, again] = publisher.events(HwcNoticeExpired)
+    assert records.expire("n-1", again.expired_at) == Owned(T0) and "n-1" not in records
+    assert records.expire("n-1", again.expired_at) is None  # a replay: gone already
