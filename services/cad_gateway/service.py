@@ -54,6 +54,8 @@ class FeedWatch:
     The owner of the agency's partition on the feed-health topic tells its program staff, once per
     silence (its table keeps the silence it told of), and once when the feed is back."""
 
+    delivery: IdempotentDelivery  # its channels: attempt events read back settle through it ("delivery.apply_attempt")
+
     def __init__(self, reference: ReferenceData, feeds: KeyValueStore, delivery: IdempotentDelivery,
                  publisher: Publisher, clock: Clock) -> None:
         self.reference = reference
@@ -66,7 +68,7 @@ class FeedWatch:
         self._requested: set[tuple[str, str]] = set()
 
     EVENTS: ClassVar[Handlers] = {CadFeedSilent: "tell_silent", CadFeedResumed: "tell_resumed",
-                                  FeedAlertSent: "apply_settled_alert"}
+                                  FeedAlertSent: "delivery.apply_attempt"}
 
     def seen(self, event) -> None:
         found = event_time(event)
@@ -134,9 +136,6 @@ class FeedWatch:
                          {"type": "feed.resumed", "agency_id": event.agency_id, "silent_since": since})
         log.info("cad_feed_resumed", agency_id=event.agency_id)
 
-    async def apply_settled_alert(self, event: FeedAlertSent) -> None:
-        if event.final:
-            self.delivery.settle(event.attempt_id, event.outcome)
 
     async def _tell(self, agency: Agency, key: str, subject: str, text: str, payload: dict) -> None:
         ids = agency.feed.tell if agency.feed and agency.feed.tell else tuple(dict.fromkeys(

@@ -120,6 +120,8 @@ class NoticeAttempts(AttemptReporter):
 
 
 class HandleWithCare:
+    delivery: IdempotentDelivery  # its channels: attempt events read back settle through it ("delivery.apply_attempt")
+
     def __init__(self, reference: ReferenceData, calendars: CalendarDirectory, notices: KeyValueStore,
                  delivery: IdempotentDelivery, links: AckLinks, publisher: Publisher,
                  clock: Clock, leads: EscalationLeads, disclose_agency: bool = False,
@@ -234,7 +236,7 @@ class HandleWithCare:
     # --- step 2: the notice's owner ----------------------------------------------------------------
     ENCOUNTER_EVENTS: ClassVar[Handlers] = {CadChildEncountered: "on_encounter"}
     NOTICE_EVENTS: ClassVar[Handlers] = {
-        HwcNoticeRequested: "open", HwcNoticeDelivered: "apply_settled_delivery",
+        HwcNoticeRequested: "open", HwcNoticeDelivered: "delivery.apply_attempt",
         HwcNoticeAcknowledged: "apply_acknowledgement", HwcNoticeEscalated: "apply_escalation",
         HwcNoticeRescheduled: "apply_reschedule",
         HwcNoticeExpired: "forget"}
@@ -242,9 +244,6 @@ class HandleWithCare:
     async def on_notice_event(self, event) -> None:
         await dispatch(self, self.NOTICE_EVENTS, event)
 
-    async def apply_settled_delivery(self, event: HwcNoticeDelivered) -> None:
-        if event.final:  # the delivery's last try: record its outcome
-            self.delivery.settle(event.attempt_id, event.outcome)
 
     async def forget(self, event: HwcNoticeExpired) -> None:
         """Retention ended: delete the notice's state and its deliveries. In the worker these are

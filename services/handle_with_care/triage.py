@@ -74,6 +74,8 @@ class TriageAlertAttempts(AttemptReporter):
 
 
 class TriageDesk:
+    delivery: IdempotentDelivery  # its channels: attempt events read back settle through it ("delivery.apply_attempt")
+
     def __init__(self, reference: ReferenceData, items: KeyValueStore, delivery: IdempotentDelivery,
                  publisher: Publisher, clock: Clock, console_url: str, coordinator_lead: timedelta,
                  place: Place) -> None:
@@ -90,7 +92,7 @@ class TriageDesk:
     # --- event handlers (on the triage item's partition) -------------------------------------------
     TRIAGE_EVENTS: ClassVar[Handlers] = {
         HwcTriageOpened: "open", HwcTriageResolved: "resolved", HwcTriageStillUnplaced: "remind",
-        HwcTriageAlerted: "apply_settled_alert"}
+        HwcTriageAlerted: "delivery.apply_attempt"}
 
     async def on_triage_event(self, event) -> None:
         await dispatch(self, self.TRIAGE_EVENTS, event)
@@ -123,9 +125,6 @@ class TriageDesk:
             reason=reason, reopened=True, incident_id=placed.incident_id))
         log.error("hwc_triage_placement_failed", cad_event_id=placed.cad_event_id, school_id=placed.school_id)
 
-    async def apply_settled_alert(self, event: HwcTriageAlerted) -> None:
-        if event.final:
-            self.delivery.settle(event.attempt_id, event.outcome)
 
     async def open(self, opened: HwcTriageOpened) -> None:
         record = self.items.get(opened.cad_event_id)

@@ -169,6 +169,13 @@ class IdempotentDelivery:
         if self.status(attempt_id) != outcome.value:
             self.deliveries[attempt_id] = {"outcome": outcome.value}
 
+    async def apply_attempt(self, event: Any) -> None:
+        """An attempt event (``PageSent``, ``HwcNoticeDelivered``, ...) read back on the owner's partition: a
+        final try settles its delivery (a try that will be tried again changes nothing). A service's handler
+        table names it as ``"delivery.apply_attempt"``."""
+        if event.final:
+            self.settle(event.attempt_id, event.outcome)
+
     def forget(self, attempt_ids: list[str]) -> int:
         """Delete the records of these deliveries (their subject's retention ended); those in flight
         are left to finish and settle. Returns how many were deleted."""

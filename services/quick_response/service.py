@@ -64,6 +64,8 @@ def follow_up_alerts(publisher: Publisher, clock: Clock) -> MessageAttempts:
 
 
 class QuickResponse:
+    delivery: IdempotentDelivery  # its channels: attempt events read back settle through it ("delivery.apply_attempt")
+
     def __init__(self, reference: ReferenceData, follow_ups: KeyValueStore, delivery: IdempotentDelivery,
                  publisher: Publisher, clock: Clock, report_key: bytes, console_url: str,
                  retention: timedelta = timedelta(days=60), window: EventTimeWindow = EventTimeWindow()) -> None:
@@ -83,7 +85,7 @@ class QuickResponse:
     OVERDOSE_EVENTS: ClassVar[Handlers] = {CadOverdoseResponded: "on_overdose"}
     FOLLOW_UP_EVENTS: ClassVar[Handlers] = {
         FollowUpOpened: "open", FollowUpAttempted: "apply_attempt", FollowUpEscalated: "tell_team_lead",
-        FollowUpAlertSent: "apply_settled_alert", FollowUpExpired: "forget"}
+        FollowUpAlertSent: "delivery.apply_attempt", FollowUpExpired: "forget"}
 
     async def on_overdose_event(self, event) -> None:
         await dispatch(self, self.OVERDOSE_EVENTS, event)
@@ -154,9 +156,6 @@ class QuickResponse:
                             "due_at": follow_up.due_at.isoformat()},
                            DisclosedRecord.qrt_follow_up_due, follow_up.task_id, {"task_id": follow_up.task_id})
 
-    async def apply_settled_alert(self, event: FollowUpAlertSent) -> None:
-        if event.final:
-            self.delivery.settle(event.attempt_id, event.outcome)
 
     async def forget(self, event: FollowUpExpired) -> None:
         """Retention ended: delete the follow-up and its alerts' records (tombstones in the changelogs)."""

@@ -69,6 +69,8 @@ def walk_in_messages(publisher: Publisher, clock: Clock) -> MessageAttempts:
 
 
 class SelfReferrals:
+    delivery: IdempotentDelivery  # its channels: attempt events read back settle through it ("delivery.apply_attempt")
+
     def __init__(self, reference: ReferenceData, walk_ins: KeyValueStore, delivery: IdempotentDelivery,
                  publisher: Publisher, clock: Clock, link_for: Callable[[str, str], str], console_url: str,
                  retention: timedelta = timedelta(days=60), window: EventTimeWindow = EventTimeWindow()) -> None:
@@ -87,7 +89,7 @@ class SelfReferrals:
     WALK_IN_EVENTS: ClassVar[Handlers] = {CadWalkInReported: "on_walk_in"}
     CASE_EVENTS: ClassVar[Handlers] = {
         WalkInOpened: "open", WalkInAccepted: "apply_acceptance", WalkInEscalated: "tell_coordinators",
-        WalkInMilestoneRecorded: "apply_milestone", WalkInMessageSent: "apply_settled_message",
+        WalkInMilestoneRecorded: "apply_milestone", WalkInMessageSent: "delivery.apply_attempt",
         VolunteerExpenseClaimed: None, WalkInExpired: "forget"}
 
     async def on_walk_in_event(self, event) -> None:
@@ -193,9 +195,6 @@ class SelfReferrals:
         if walk_in is not None:
             self._save(record_milestone(walk_in, event.milestone_id, event.milestone))
 
-    async def apply_settled_message(self, event: WalkInMessageSent) -> None:
-        if event.final:
-            self.delivery.settle(event.attempt_id, event.outcome)
 
     async def forget(self, event: WalkInExpired) -> None:
         """Retention ended: delete the walk-in and its messages' records (tombstones in the changelogs)."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from services.cad_gateway.domain.feeds import active_hours_between, is_silent
 from services.cad_gateway.events import CadFeedResumed, CadFeedSilent, FeedAlertSent
 from services.cad_gateway.service import FeedWatch, feed_alerts
+from services.kernel.bus import dispatch
 from services.kernel.clock import FakeClock
 from services.kernel.reference import (
     FeedExpectation,
@@ -44,9 +45,7 @@ class Watch:
         self.service = service
 
     async def handle(self, event) -> None:
-        name = FeedWatch.EVENTS.get(type(event))
-        if name:
-            await getattr(self.service, name)(event)
+        await dispatch(self.service, FeedWatch.EVENTS, event)
 
     async def tick(self) -> list:
         before = len(self.publisher.records)
