@@ -33,8 +33,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.delivery.channels import Outgoing, build_channels, delivery_http_client
 from services.kernel.cad import CadChildEncountered, CadReferralMade
-from services.kernel.settings import Settings
 from services.messaging.avro import AvroCodec, registry_from_url
+from services.platform.settings import Settings
 
 # What one item costs Handoff (counted on the real workers: docs/benchmarks.md says how).
 WRITES_PER_REFERRAL = 16      # referral, lifecycle, page, its state, pending and settled per channel, audits, ...

@@ -65,11 +65,11 @@ from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.events import (
     Child,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT, Settings
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import ensure_topics
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT, Settings
 
 RESULTS = REPO_ROOT / "bench" / "results"
 REPORT = REPO_ROOT / "docs" / "benchmarks.md"

@@ -27,7 +27,7 @@ import httpx
 
 from deploy.local_stack import LocalKafka, LocalKeycloak, LocalRegistry, _die_with_parent, _stop_process
 from deploy.supervisor import GaveUp, Supervisor
-from services.kernel.settings import REPO_ROOT
+from services.platform.settings import REPO_ROOT
 from services.referral_intake.entrypoints.fhir_api import SYSTEM_SCOPES
 from services.runtime import WORKERS  # the composition root names every worker once
 

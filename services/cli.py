@@ -29,8 +29,8 @@ from typing import Annotated
 
 import typer
 
-from services.kernel.logs import configure_logging
-from services.kernel.settings import REPO_ROOT, Settings
+from services.platform.logs import configure_logging
+from services.platform.settings import REPO_ROOT, Settings
 
 cli = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
 topics_cli = typer.Typer(help="Kafka topics.", no_args_is_help=True)
@@ -137,7 +137,7 @@ def reference_check(config: ConfigDir = None) -> None:
     from services.kernel.reference import (
         ReferenceDataError,
     )
-    from services.kernel.reference_files import load_reference_data
+    from services.platform.reference_files import load_reference_data
 
     try:
         data = load_reference_data(config or settings().reference_dir)
@@ -158,9 +158,9 @@ def reference_load(config: ConfigDir = None) -> None:
     from services.kernel.reference import (
         ReferenceDataError,
     )
-    from services.kernel.reference_files import build_reference_data, read_reference_directory
     from services.messaging.kafka import ensure_topics
     from services.messaging.reference_feed import publish_reference, read_reference
+    from services.platform.reference_files import build_reference_data, read_reference_directory
 
     s = settings()
     directory = config or s.reference_dir
@@ -211,8 +211,8 @@ def reference_roster(folder: Annotated[Path, typer.Argument(help="the district's
     from services.kernel.reference import (
         ReferenceDataError,
     )
-    from services.kernel.reference_files import build_reference_data, load_reference_data
     from services.messaging.reference_feed import publish_reference, read_reference
+    from services.platform.reference_files import build_reference_data, load_reference_data
 
     s = settings()
     secret = roster_secret(s)
@@ -357,7 +357,7 @@ def hwc_due(school: Annotated[str, typer.Option("--school", help="school or day 
     from services.kernel.reference import (
         ReferenceDataError,
     )
-    from services.kernel.reference_files import build_reference_data, load_reference_data
+    from services.platform.reference_files import build_reference_data, load_reference_data
 
     s = settings()
     try:

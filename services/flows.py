@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from services.cad_gateway.entrypoints import worker as gateway_worker
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.bus import Subscription
-from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import AUDIT, CONSOLE_SESSIONS, DEAD_LETTER, REFERENCE_DATA, TopicSpec, all_topics
 from services.messaging.contract import avro_schema_of
 from services.messaging.events import DeadLetterRecorded, DisclosureAudited, ReferenceDataPublished
 from services.notifier.entrypoints import worker as notifier_worker
+from services.platform.settings import REPO_ROOT
 from services.quick_response.entrypoints import worker as qrt_worker
 from services.quick_response.events import OverdoseReported
 from services.quick_response.topics import OVERDOSE_REPORTS

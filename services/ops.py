@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.errors import describe_validation_error
 from services.kernel.lead import EngagementRecorded
-from services.kernel.settings import Settings
 from services.kernel.topics import (
     AUDIT,
     CAD_CHILD_ENCOUNTERS,
@@ -27,6 +26,7 @@ from services.kernel.topics import (
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.events import DeadLetterRecorded, DisclosureAudited
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
+from services.platform.settings import Settings
 from services.web.events import AccessAudited
 
 

@@ -31,14 +31,11 @@ from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.handle_with_care.topics import HWC_NOTICES, HWC_TRIAGE
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.events import all_events
-from services.kernel.logs import get_logger
 from services.kernel.pathways import Pathway
 from services.kernel.reference import (
     ReferenceData,
     Site,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import Settings
 from services.kernel.topics import CAD_OVERDOSES, CONSOLE_SESSIONS, PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
@@ -47,6 +44,9 @@ from services.messaging.streams import Worker, prepare_and_start
 from services.notifier.entrypoints import calendar as notifier_calendar
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
+from services.platform.logs import get_logger
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import Settings
 from services.quick_response.domain import figures as qrt_figures
 from services.quick_response.domain.figures import QrtReadModel
 from services.quick_response.entrypoints import console as qrt_console

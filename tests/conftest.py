@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.kernel.settings import Settings
+from services.platform.settings import Settings
 from tests.identity import LocalIdentityProvider
 
 APICURIO_IMAGE = "apicurio/apicurio-registry:3.3.3"

@@ -19,13 +19,13 @@ from services.cad_gateway.events import CadFeedResumed, CadFeedSilent, FeedAlert
 from services.cad_gateway.topics import FEED_HEALTH
 from services.kernel.bus import Handlers
 from services.kernel.clock import Clock, spoken_time
-from services.kernel.logs import get_logger
 from services.kernel.reference import Agency, ReferenceData
 from services.kernel.store import KeyValueStore, TypedRecords
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, TopicSpec
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, message_each
+from services.platform.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import aiosmtplib
 import httpx
 
-from services.kernel.settings import Settings
+from services.platform.settings import Settings
 
 
 class DeliveryFailed(Exception):

@@ -58,13 +58,13 @@ from services.kernel.events import (
     age_on,
 )
 from services.kernel.identity import roster_key
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import Contact, ReferenceData, School
 from services.kernel.store import KeyValueStore
 from services.messaging.due import Due, Retention, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
+from services.platform.logs import correlation_scope, current_correlation_id, get_logger
 
 log = get_logger(__name__)
 

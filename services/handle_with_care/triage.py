@@ -43,13 +43,13 @@ from services.kernel.events import (
     Channel,
     DeliveryOutcome,
 )
-from services.kernel.logs import correlation_of, correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import District, ReferenceData
 from services.kernel.store import KeyValueStore
 from services.messaging.due import Due, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
+from services.platform.logs import correlation_of, correlation_scope, current_correlation_id, get_logger
 
 log = get_logger(__name__)
 OPENED, REMINDER, REOPENED = "opened", "reminder", "reopened"

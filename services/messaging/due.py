@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.store import Owned, TypedRecords
 from services.kernel.topics import TopicSpec
+from services.platform.logs import correlation_scope, current_correlation_id, get_logger
 
 log = get_logger(__name__)
 NextDue = Callable[[Any], datetime | None]  # a record -> when the timer must look at it next, or never

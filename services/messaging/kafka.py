@@ -17,10 +17,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from services.kernel.logs import CORRELATION_HEADER, current_correlation_id, get_logger
-from services.kernel.settings import Settings
 from services.kernel.topics import TopicSpec, all_topics, retention_overrides
 from services.messaging.avro import AvroCodec
+from services.platform.logs import CORRELATION_HEADER, current_correlation_id, get_logger
+from services.platform.settings import Settings
 
 log = get_logger(__name__)
 
@@ -214,7 +214,7 @@ class TopicFollower:
 
     async def _run(self, ends) -> None:
         from services.kernel.errors import InvalidRecord
-        from services.kernel.logs import correlation_from_headers, correlation_scope
+        from services.platform.logs import correlation_from_headers, correlation_scope
 
         pending = {tp for tp, end in ends.items() if end > 0}
         if not pending:

@@ -37,11 +37,11 @@ from services.kernel.events import (
     DeliveryOutcome,
     DisclosureChannel,
 )
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.store import JsonForm, KeyValueStore
 from services.kernel.topics import TopicSpec
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import Publisher
+from services.platform.logs import correlation_scope, current_correlation_id, get_logger
 
 log = get_logger(__name__)
 

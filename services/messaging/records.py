@@ -29,12 +29,12 @@ from services.kernel.errors import InvalidRecord
 from services.kernel.events import (
     Header,
 )
-from services.kernel.logs import correlation_from_headers, correlation_of, correlation_scope, get_logger
 from services.kernel.topics import DEAD_LETTER
 from services.messaging.avro import AvroCodec
 from services.messaging.events import DeadLetterRecorded
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import source_partition
+from services.platform.logs import correlation_from_headers, correlation_of, correlation_scope, get_logger
 
 log = get_logger(__name__)
 

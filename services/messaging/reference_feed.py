@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.kernel.logs import get_logger
 from services.kernel.reference import (
     LiveReference,
     ReferenceData,
     ReferenceDataError,
 )
-from services.kernel.reference_files import RawReference, build_reference_data
-from services.kernel.settings import Settings
 from services.kernel.topics import REFERENCE_DATA
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.events import ReferenceDataPublished
 from services.messaging.kafka import KafkaPublisher, TopicFollower
+from services.platform.logs import get_logger
+from services.platform.reference_files import RawReference, build_reference_data
+from services.platform.settings import Settings
 
 log = get_logger(__name__)
 

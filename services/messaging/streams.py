@@ -20,8 +20,6 @@ from faust.streams import current_event
 from tenacity import AsyncRetrying, stop_never, wait_exponential
 
 from services.kernel.bus import Subscription, dispatch
-from services.kernel.logs import get_logger
-from services.kernel.settings import Settings
 from services.kernel.store import CompactValues
 from services.kernel.topics import TopicSpec
 from services.messaging.avro import AvroCodec
@@ -36,6 +34,8 @@ from services.messaging.records import (
     StallWatch,
     sends_in_flight,
 )
+from services.platform.logs import get_logger
+from services.platform.settings import Settings
 
 log = get_logger(__name__)
 

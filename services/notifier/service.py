@@ -37,7 +37,6 @@ from services.kernel.lead import (
     ReferralLocationUpdated,
     ReferralStatusChanged,
 )
-from services.kernel.logs import current_correlation_id, get_logger
 from services.kernel.reference import CaseManager, ReferenceData, Site
 from services.kernel.store import KeyValueStore
 from services.kernel.topics import PAGES
@@ -70,6 +69,7 @@ from services.notifier.domain.messages import (
 )
 from services.notifier.domain.schedule import on_call_with_capacity
 from services.notifier.updates import ReferralUpdates
+from services.platform.logs import current_correlation_id, get_logger
 
 log = get_logger(__name__)
 ON_CALL = "on_call"

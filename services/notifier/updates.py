@@ -21,7 +21,6 @@ from services.kernel.events import (
     ReferralFlag,
 )
 from services.kernel.lead import PageRequested, ParticipantSeen, ReferralFlagged, ReferralLocationUpdated
-from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData
 from services.messaging.events import DisclosedRecord
 from services.messaging.outbox import Disclosure
@@ -42,6 +41,7 @@ from services.notifier.domain.messages import (
     render_moved,
     render_reengagement,
 )
+from services.platform.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -24,13 +24,13 @@ from services.kernel.events import (
     Channel,
     DisclosureChannel,
 )
-from services.kernel.logs import get_logger
 from services.kernel.reference import CaseManager, ReferenceData
 from services.kernel.store import KeyValueStore, Owned
 from services.messaging.due import Due, Retention, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, audit_shown, message_each
+from services.platform.logs import get_logger
 from services.quick_response.domain.deidentify import deidentify
 from services.quick_response.domain.follow_up import (
     FollowUp,

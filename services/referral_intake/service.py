@@ -44,13 +44,13 @@ from services.kernel.lead import (
     ReferralLocationUpdated,
     ReferralStatusChanged,
 )
-from services.kernel.logs import correlation_scope, current_correlation_id, get_logger
 from services.kernel.reference import ReferenceData
 from services.kernel.store import KeyValueStore
 from services.kernel.topics import AUDIT, REFERRALS
 from services.messaging.due import Due, ScheduledRecords
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import Publisher
+from services.platform.logs import correlation_scope, current_correlation_id, get_logger
 from services.referral_intake.domain.lifecycle import apply_milestone, check_milestone_order, transition
 from services.referral_intake.domain.model import (
     cad_fingerprint,

@@ -25,13 +25,13 @@ from services.kernel.clock import Clock, EventTimeWindow, spoken_time
 from services.kernel.events import (
     Channel,
 )
-from services.kernel.logs import get_logger
 from services.kernel.reference import ReferenceData, SelfReferralPathway
 from services.kernel.store import KeyValueStore, Owned
 from services.messaging.due import Due, Retention, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import IdempotentDelivery, MessageAttempts, message_each
+from services.platform.logs import get_logger
 from services.self_referral.domain.walk_in import (
     WalkIn,
     accept,

@@ -32,10 +32,10 @@ from markupsafe import Markup
 from services.kernel.clock import Clock, SystemClock, spoken_time
 from services.kernel.errors import CommandRefused
 from services.kernel.lead import PageRequested
-from services.kernel.logs import get_logger
 from services.kernel.reference import CaseManager, Contact, District, ReferenceData, School
 from services.kernel.topics import AUDIT, CONSOLE_SESSIONS
 from services.messaging.kafka import Publisher
+from services.platform.logs import get_logger
 from services.web.events import AccessAudited, AccessEvent, ConsoleSessionEnded
 from services.web.render import SHARED, fragment, render_page
 from services.web.web import ApiError, api_error_response, as_api_error, published_or_503

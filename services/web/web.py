@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.kernel.clock import EventTimeWindow
 from services.kernel.errors import CommandRefused, Rejected, describe_errors
-from services.kernel.logs import correlation_of, get_logger
+from services.platform.logs import correlation_of, get_logger
 from services.web.render import render_page
 
 T = TypeVar("T")

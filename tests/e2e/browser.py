@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 
-from services.kernel.settings import REPO_ROOT
+from services.platform.settings import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO_ROOT / "docs" / "console"

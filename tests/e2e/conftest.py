@@ -16,7 +16,7 @@ import uvicorn
 
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import _die_with_parent, _stop_process, free_port
-from services.kernel.settings import REPO_ROOT
+from services.platform.settings import REPO_ROOT
 from tests.conftest import eventually
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import LOCAL_INBOX, system_factory  # noqa: F401  (the browser tests use it)

@@ -10,9 +10,9 @@ from pydantic import SecretStr
 
 from deploy.local_stack import free_port
 from services import runtime
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.e2e.browser import PHONE, screenshot
 from tests.identity import PASSWORD, totp_code
 

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.kernel.events import Child
-from services.kernel.settings import Settings
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.ops import read_dead_letters
+from services.platform.settings import Settings
 from tests.conftest import eventually
 from tests.factories import cad_child, cad_referral
 

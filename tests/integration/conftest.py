@@ -20,11 +20,11 @@ from services.kernel.clock import FakeClock
 from services.kernel.reference import (
     ReferenceData,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT, Settings
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.messaging.streams import prepare_and_start
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT, Settings
 
 WEBHOOK_SECRET = "integration-webhook-secret"
 

@@ -6,13 +6,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.kernel.cad import CadReferralMade
-from services.kernel.logs import CORRELATION_HEADER, correlation_scope
 from services.kernel.topics import CAD_REFERRALS, DEAD_LETTER, all_topics
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.events import DeadLetterRecorded
 from services.messaging.kafka import KafkaPublisher, TopicMismatch, client_options, ensure_topics
 from services.messaging.streams import WorkerKit
 from services.ops import read_dead_letters
+from services.platform.logs import CORRELATION_HEADER, correlation_scope
 from tests.conftest import eventually
 from tests.factories import cad_referral
 

@@ -13,9 +13,9 @@ import pytest
 from pydantic import SecretStr
 
 from services import runtime
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.web.events import AccessAudited
 from services.web.sso import SIGN_IN_COOKIE
 from tests.identity import PASSWORD, ProviderSignIn, totp_code

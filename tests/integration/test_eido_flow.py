@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from services.cad_gateway.domain.calls import event_id_for
-from services.kernel.logs import incident_correlation_id
+from services.platform.logs import incident_correlation_id
 from tests.conftest import eventually
 from tests.eido_documents import TRACKING, call_transfer, eido, moved, with_children
 from tests.integration.test_lead_flow import NOW, TOKEN, on_call

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from services.cad_gateway.entrypoints.file_drop import FileDrop, reader_for
-from services.kernel.settings import REPO_ROOT
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher
+from services.platform.settings import REPO_ROOT
 from tests.conftest import eventually
 from tests.integration.test_lead_flow import NOW, on_call
 from tests.unit.cad_gateway.test_file_drop import CSV

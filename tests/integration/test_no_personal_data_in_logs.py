@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.kernel.logs import configure_logging
 from services.kernel.topics import AUDIT
+from services.platform.logs import configure_logging
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.kernel.logs import incident_correlation_id
+from services.platform.logs import incident_correlation_id
 from tests.conftest import eventually
 from tests.integration.test_hwc_flow import encounter
 from tests.integration.test_lead_flow import NOW, TOKEN, on_call, referral_body

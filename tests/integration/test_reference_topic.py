@@ -17,13 +17,13 @@ from deploy.dev_inbox import DevInbox
 from deploy.local_stack import free_port
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.reference_files import read_reference_directory
-from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed, publish_reference, read_reference
 from services.messaging.streams import prepare_and_start
+from services.platform.reference_files import read_reference_directory
+from services.platform.settings import REPO_ROOT
 from tests.conftest import eventually
 from tests.factories import cad_child, child
 from tests.integration.conftest import LOCAL_INBOX

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local_stack import LocalKafka
-from services.kernel.settings import Settings
+from services.platform.settings import Settings
 from tests.conftest import eventually
 from tests.integration.test_lead_flow import on_call, submit
 

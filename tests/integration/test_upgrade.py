@@ -21,9 +21,9 @@ from deploy.dev_inbox import DevInbox
 from deploy.local_stack import free_port
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import client_options, ensure_topics
 from services.messaging.streams import internal_topics, prepare_and_start
+from services.platform.settings import REPO_ROOT
 from tests.conftest import eventually
 from tests.integration.conftest import reference_for
 

@@ -8,7 +8,7 @@ import os
 
 from importlinter.cli import lint_imports
 
-from services.kernel.settings import REPO_ROOT
+from services.platform.settings import REPO_ROOT
 
 
 def test_the_import_contracts_hold() -> None:

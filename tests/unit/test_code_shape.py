@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from radon.complexity import cc_rank, cc_visit
 
-from services.kernel.settings import REPO_ROOT
+from services.platform.settings import REPO_ROOT
 
 
 def _blocks(blocks):

@@ -76,9 +76,9 @@ async def test_the_referral_page_names_the_person_only_for_the_case_manager_who_
         AcknowledgedVia,
     )
     from services.kernel.lead import PageAcknowledged
-    from services.kernel.reference_files import load_reference_data
-    from services.kernel.settings import REPO_ROOT
     from services.messaging.events import DisclosureAudited
+    from services.platform.reference_files import load_reference_data
+    from services.platform.settings import REPO_ROOT
     from services.referral_intake.adapters.read_model import LeadReadModel
     from services.referral_intake.domain.model import open_referral
     from tests.factories import cad_referral
@@ -200,8 +200,8 @@ async def test_signing_out_ends_the_session_on_every_replica_and_the_old_cookie_
 
 
 async def test_a_person_removed_from_the_directory_is_out_at_once_and_audited(settings) -> None:
-    from services.kernel.reference_files import load_reference_data
-    from services.kernel.settings import REPO_ROOT
+    from services.platform.reference_files import load_reference_data
+    from services.platform.settings import REPO_ROOT
 
     reference = load_reference_data(REPO_ROOT / "config" / "local")
     replica = Console(settings, reference)
@@ -238,7 +238,7 @@ async def test_the_sign_in_page_offers_each_identity_provider_and_access_codes_o
     async with replica.client() as c:
         page = (await c.get("/console/login")).text
         assert 'href="/console/sign-in/keycloak-local"' in page and 'name="token"' in page
-    from services.kernel.settings import Settings
+    from services.platform.settings import Settings
 
     assert Settings().console_access_codes is False  # a development setting: off unless set
     closed = Console(settings.model_copy(update={"console_access_codes": False}))

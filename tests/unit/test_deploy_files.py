@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from deploy.tls_certs import make_broker_certificates
-from services.kernel.settings import REPO_ROOT, Settings
+from services.platform.settings import REPO_ROOT, Settings
 
 
 def compose(name: str) -> dict:

@@ -138,10 +138,10 @@ async def test_the_timer_publishes_what_is_due_once_until_its_owner_applies_it()
     a record that is not due is not asked."""
     from services.handle_with_care.events import HwcNoticeExpired
     from services.handle_with_care.topics import HWC_NOTICES
-    from services.kernel.logs import current_correlation_id
     from services.kernel.store import Owned
     from services.messaging.due import Due, ScheduledRecords
     from services.messaging.kafka import InMemoryPublisher
+    from services.platform.logs import current_correlation_id
 
     asked, seen_ids = [], []
 

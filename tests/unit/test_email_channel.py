@@ -9,7 +9,7 @@ from aiosmtpd.controller import Controller
 from deploy.dev_inbox import Inbox, _SmtpHandler
 from deploy.local_stack import free_port
 from services.delivery.channels import DeliveryFailed, EmailChannel, Outgoing
-from services.kernel.settings import Settings
+from services.platform.settings import Settings
 
 
 def mail(i: int) -> Outgoing:

@@ -26,7 +26,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from services.kernel.settings import REPO_ROOT
+from services.platform.settings import REPO_ROOT
 
 
 def test_the_installed_faust_is_the_pinned_one() -> None:
@@ -84,8 +84,8 @@ def test_a_stream_reads_enable_acks_for_each_event() -> None:
 
 
 def test_a_tables_value_serializer_set_after_it_is_made_is_the_one_its_changelog_uses() -> None:
-    from services.kernel.settings import Settings
     from services.messaging.streams import WorkerKit
+    from services.platform.settings import Settings
 
     kit = WorkerKit.create("internals-check-values", Settings(kafka_bootstrap_servers="127.0.0.1:1"))
     for table in (kit.table("notices").raw, kit.outbox_table("deliveries").raw):

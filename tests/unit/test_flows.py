@@ -9,9 +9,9 @@ from services.cad_gateway.service import FeedWatch
 from services.flows import ASYNCAPI_FILE, SERVICES, events_on, flows, render_asyncapi
 from services.handle_with_care.service import HandleWithCare
 from services.handle_with_care.triage import TriageDesk
-from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import all_topics
 from services.notifier.service import Notifier
+from services.platform.settings import REPO_ROOT
 from services.quick_response.service import QuickResponse
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 from services.runtime import EVENTS as ALL_EVENTS

@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from services import runtime
 from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.clock import FakeClock
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.settings import REPO_ROOT
 from services.web.events import AccessAudited, AccessEvent
 from tests.factories import DEMO_NOW
 
@@ -123,7 +123,7 @@ async def test_openapi_is_published_to_authenticated_callers(client) -> None:
 async def test_one_incident_gives_one_correlation_id_and_a_callers_own_id_is_honoured(client, publisher) -> None:
     """A referral and a child encounter naming the same CAD incident carry one correlation id; a well-formed
     X-Correlation-ID or traceparent is the caller's to set; a malformed one is ignored, never refused."""
-    from services.kernel.logs import incident_correlation_id
+    from services.platform.logs import incident_correlation_id
 
     child = {**json.loads((DEMO / "child-encounter.json").read_text()), "incident_id": "INC-2026-4411"}
     adult = await client.post("/v1/referrals", json=referral(incident_id="INC-2026-4411"), headers=APD)

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.settings import REPO_ROOT, Settings
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.settings import REPO_ROOT, Settings
 from tests.factories import DEMO_NOW
 
 VALID = json.loads((REPO_ROOT / "config" / "local" / "demo" / "referral.json").read_text())

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from services import runtime
 from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.kernel.clock import FakeClock
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.settings import REPO_ROOT
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral
 from tests.factories import DEMO_NOW
@@ -173,7 +173,7 @@ async def test_unknown_encounter_fields_are_dropped_and_named_not_refused(client
 
 
 async def test_a_reused_cad_event_id_with_another_body_is_409(client, publisher, read_model) -> None:
-    from services.kernel.reference_files import load_reference_data
+    from services.platform.reference_files import load_reference_data
 
     ref = load_reference_data(REPO_ROOT / "config" / "local")
     first = CadReferralMade.model_validate(referral())

@@ -13,9 +13,9 @@ from deploy.local_system import SECRETS, local_secrets, reference_for_inbox
 from services import runtime
 from services.kernel.clock import FakeClock
 from services.kernel.lead import PageAcknowledged, PageRequested, PageSent
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT, Settings
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT, Settings
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral
 from tests.factories import cad_referral

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from services.kernel.logs import REDACTED, configure_logging, correlation_scope, get_logger, redact_personal_data
+from services.platform.logs import REDACTED, configure_logging, correlation_scope, get_logger, redact_personal_data
 
 
 def test_personal_keys_are_redacted_at_any_depth() -> None:

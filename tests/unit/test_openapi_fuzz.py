@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 
 from services import runtime
-from services.kernel.settings import Settings
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.settings import Settings
 
 APP = runtime.build_http_app(Settings(schema_registry_url="memory://", link_signing_key=SecretStr("k")),
                              publisher=InMemoryPublisher(), follow_topics=False)

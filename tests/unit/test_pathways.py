@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from services import runtime
 from services.kernel.clock import FakeClock
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.quick_response.domain.deidentify import deidentify
 from services.quick_response.events import FollowUpAttempted, FollowUpOpened
 from services.self_referral.events import WalkInMilestoneRecorded, WalkInOpened

@@ -10,12 +10,12 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from services.kernel.cad import CadReferralMade
 from services.kernel.errors import Rejected
-from services.kernel.logs import CORRELATION_HEADER
 from services.kernel.topics import REFERRALS
 from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
 from services.messaging.events import DeadLetterRecorded
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.records import DeadLetterSink, RawRecord, RecordProcessor
+from services.platform.logs import CORRELATION_HEADER
 from tests.factories import cad_referral
 from tests.fakes import HeldProducer, faust_publisher
 
@@ -36,7 +36,7 @@ def raw(value: bytes | None, offset: int = 7, headers=None) -> RawRecord:
 
 
 async def test_valid_record_reaches_handler_with_its_correlation_id(processor, publisher) -> None:
-    from services.kernel.logs import current_correlation_id
+    from services.platform.logs import current_correlation_id
 
     seen = []
 
@@ -50,7 +50,7 @@ async def test_valid_record_reaches_handler_with_its_correlation_id(processor, p
 
 
 async def test_a_cads_own_record_without_a_header_takes_its_incidents_correlation_id(processor) -> None:
-    from services.kernel.logs import current_correlation_id, incident_correlation_id
+    from services.platform.logs import current_correlation_id, incident_correlation_id
 
     seen = []
 

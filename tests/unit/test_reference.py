@@ -11,8 +11,8 @@ from services.kernel.reference import (
     LiveReference,
     ReferenceDataError,
 )
-from services.kernel.reference_files import RawReference, build_reference_data, read_reference_directory
-from services.kernel.settings import REPO_ROOT
+from services.platform.reference_files import RawReference, build_reference_data, read_reference_directory
+from services.platform.settings import REPO_ROOT
 
 DIRECTORY = REPO_ROOT / "config" / "local"
 

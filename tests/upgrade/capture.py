@@ -38,11 +38,11 @@ async def capture(out: Path, commit: str) -> None:
     from services import runtime
     from services.kernel.clock import FakeClock
     from services.kernel.events import Child
-    from services.kernel.settings import Settings
     from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
     from services.messaging.avro import AvroCodec, registry_from_url
     from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
     from services.messaging.streams import internal_topics, prepare_and_start
+    from services.platform.settings import Settings
     from tests.factories import cad_child, cad_referral
     from tests.integration.conftest import reference_for
 

@@ -26,9 +26,9 @@ from services.cad_gateway.domain.eido import NothingToMap, read_eido
 from services.cad_gateway.service import publish_mapped
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.logs import correlation_of, correlation_scope, get_logger
 from services.kernel.reference import ReferenceData
 from services.messaging.kafka import Publisher
+from services.platform.logs import correlation_of, correlation_scope, get_logger
 
 log = get_logger(__name__)
 SUBPROTOCOL = "emergency-ent1.0"

@@ -33,9 +33,9 @@ from services.cad_gateway.domain.layouts import MAX_FILE_BYTES, Layout
 from services.cad_gateway.service import publish_mapped
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.logs import correlation_of, correlation_scope, get_logger
 from services.kernel.reference import Agency, ReferenceData
 from services.messaging.kafka import Publisher
+from services.platform.logs import correlation_of, correlation_scope, get_logger
 
 log = get_logger(__name__)
 STATE_DIR = ".handoff"

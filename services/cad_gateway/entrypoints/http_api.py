@@ -19,9 +19,9 @@ from services.cad_gateway.domain.eido import NothingToMap, read_eido
 from services.cad_gateway.service import publish_mapped
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, ReferenceData
 from services.messaging.kafka import Publisher
+from services.platform.logs import correlation_scope, get_logger
 from services.web.web import ApiError, bearer_principal, correlation_id_for, published_or_503
 
 log = get_logger(__name__)

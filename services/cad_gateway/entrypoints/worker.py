@@ -9,11 +9,11 @@ from services.delivery.channels import Channel
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.settings import Settings
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, CAD_WALK_INS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
+from services.platform.settings import Settings
 
 SERVICE = "cad-gateway"
 SUBSCRIPTIONS = (Subscription(FEED_HEALTH, "feeds", FeedWatch.EVENTS),)

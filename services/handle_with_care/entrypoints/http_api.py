@@ -18,9 +18,9 @@ from services.handle_with_care.entrypoints.pages import notice_html
 from services.handle_with_care.service import acknowledge_notice
 from services.handle_with_care.triage import resolve_triage_item
 from services.kernel.clock import Clock, SystemClock
-from services.kernel.logs import get_logger
 from services.kernel.reference import District, ReferenceData
 from services.messaging.kafka import Publisher
+from services.platform.logs import get_logger
 from services.web.console import local_time
 from services.web.web import ApiError, add_ack_link_routes, bearer_principal
 

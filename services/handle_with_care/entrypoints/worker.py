@@ -14,9 +14,9 @@ from services.handle_with_care.triage import TriageAlertAttempts, TriageDesk
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.settings import Settings
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS
 from services.messaging.streams import Worker, WorkerKit
+from services.platform.settings import Settings
 
 SERVICE = "handle-with-care"
 SUBSCRIPTIONS = (

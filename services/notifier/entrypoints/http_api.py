@@ -20,11 +20,11 @@ from services.kernel.events import (
     AcknowledgedVia,
 )
 from services.kernel.lead import PageAcknowledged
-from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import ReferenceData
 from services.kernel.topics import PAGES
 from services.messaging.kafka import Publisher
 from services.notifier.service import page_id_for
+from services.platform.logs import correlation_scope, get_logger
 from services.web.console import handoff_html, local_time
 from services.web.render import fragment
 from services.web.web import add_ack_link_routes

@@ -8,12 +8,12 @@ from services.kernel.bus import Subscription
 from services.kernel.caseloads import Caseloads
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.settings import Settings
 from services.kernel.topics import PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
 from services.notifier.service import Notifier, PageAttempts
+from services.platform.settings import Settings
 
 SERVICE = "notifier"
 SUBSCRIPTIONS = (

@@ -32,12 +32,12 @@ from services.kernel.errors import Rejected
 from services.kernel.events import (
     DisclosureChannel,
 )
-from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, CaseManager, ReferenceData
 from services.kernel.topics import CAD_OVERDOSES
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import audit_shown
+from services.platform.logs import correlation_scope, get_logger
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
 from services.quick_response.domain.follow_up import check_overdose, plan, task_id_for
 from services.quick_response.domain.state_report import COLUMNS as STATE_COLUMNS

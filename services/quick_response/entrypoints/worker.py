@@ -9,9 +9,9 @@ from services.delivery.channels import Channel
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.settings import Settings
 from services.kernel.topics import CAD_OVERDOSES
 from services.messaging.streams import Worker, WorkerKit
+from services.platform.settings import Settings
 from services.quick_response.service import QuickResponse, follow_up_alerts
 from services.quick_response.topics import QRT_FOLLOW_UPS
 

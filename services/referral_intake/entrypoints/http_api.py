@@ -25,10 +25,10 @@ from pydantic import BaseModel
 from services.kernel.cad import CadChildEncountered, CadReferralMade, unknown_fields
 from services.kernel.clock import Clock, EventTimeWindow, SystemClock
 from services.kernel.errors import Rejected
-from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, ReferenceData
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 from services.messaging.kafka import Publisher
+from services.platform.logs import correlation_scope, get_logger
 from services.referral_intake.domain.model import cad_fingerprint, check_referral, referral_id_for
 from services.web.web import ApiError, bearer_principal, correlation_id_for, published_or_503
 

@@ -22,9 +22,9 @@ from services.kernel.events import (
     ReferredPerson,
     StatusReason,
 )
-from services.kernel.logs import get_logger, incident_correlation_id
 from services.kernel.reference import CaseManager, ReferenceData
 from services.messaging.kafka import Publisher
+from services.platform.logs import get_logger, incident_correlation_id
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.lifecycle import (
     IllegalTransition,

@@ -7,11 +7,11 @@ from datetime import timedelta
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.settings import Settings
 from services.kernel.topics import CAD_OVERDOSES, CAD_REFERRALS, PAGES, REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
+from services.platform.settings import Settings
 from services.referral_intake.domain.participants import InactiveParticipants
 from services.referral_intake.service import EngagementTracker, ReferralIntake
 

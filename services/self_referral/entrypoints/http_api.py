@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict
 from services.kernel.cad import CadWalkInReported
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.logs import correlation_scope, get_logger
 from services.kernel.reference import Agency, CaseManager, ReferenceData
 from services.kernel.topics import CAD_WALK_INS
 from services.messaging.kafka import Publisher
+from services.platform.logs import correlation_scope, get_logger
 from services.self_referral.domain.figures import WalkInReadModel, WalkInView, month_of
 from services.self_referral.domain.walk_in import case_id_for, check_walk_in
 from services.self_referral.events import VolunteerExpenseClaimed, WalkInMilestone

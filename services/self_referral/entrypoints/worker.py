@@ -10,9 +10,9 @@ from services.delivery.channels import Channel
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.settings import Settings
 from services.kernel.topics import CAD_WALK_INS
 from services.messaging.streams import Worker, WorkerKit
+from services.platform.settings import Settings
 from services.self_referral.service import SelfReferrals, walk_in_messages
 from services.self_referral.topics import WALK_INS
 

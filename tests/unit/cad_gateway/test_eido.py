@@ -19,9 +19,9 @@ from services.kernel.errors import Rejected
 from services.kernel.events import (
     ReferralType,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.eido_documents import TRACKING, call_transfer, eido, moved, with_children
 from tests.factories import NOW
 

@@ -15,9 +15,9 @@ from deploy.local_stack import free_port
 from services.cad_gateway.entrypoints.eido_subscriber import SUBPROTOCOL, EidoSubscriber
 from services.kernel.cad import CadReferralMade
 from services.kernel.clock import FakeClock
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.conftest import eventually
 from tests.eido_documents import call_transfer, eido
 from tests.factories import NOW

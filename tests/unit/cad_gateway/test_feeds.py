@@ -13,10 +13,10 @@ from services.kernel.clock import FakeClock
 from services.kernel.reference import (
     FeedExpectation,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.factories import cad_referral
 from tests.fakes import SettledCalls, recording_channels
 

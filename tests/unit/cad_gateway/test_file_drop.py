@@ -20,9 +20,9 @@ from services.cad_gateway.service import publish_mapped
 from services.kernel.cad import CadOverdoseResponded, CadReferralMade
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.eido_documents import call_transfer, eido
 from tests.factories import NOW
 

@@ -9,7 +9,7 @@ import pytest
 
 from services.handle_with_care.adapters.calendars import IcsClosures
 from services.handle_with_care.domain.calendar import NoSchoolDayFound, SchoolCalendar, next_school_day_start
-from services.kernel.settings import REPO_ROOT
+from services.platform.settings import REPO_ROOT
 
 DENVER = ZoneInfo("America/Denver")
 CALENDARS = REPO_ROOT / "config" / "local" / "calendars"

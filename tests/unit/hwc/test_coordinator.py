@@ -27,9 +27,9 @@ from services.kernel.events import (
     Channel,
     DeliveryOutcome,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.factories import child
 
 REF = load_reference_data(REPO_ROOT / "config" / "local")

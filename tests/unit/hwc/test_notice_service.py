@@ -25,10 +25,10 @@ from services.kernel.events import (
     Child,
 )
 from services.kernel.identity import normalize_name
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.factories import cad_child, child
 from tests.fakes import SettledCalls, recording_channels
 

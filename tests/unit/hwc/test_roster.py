@@ -21,8 +21,8 @@ from services.kernel.events import (
     Child,
 )
 from services.kernel.identity import roster_key
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.factories import cad_child
 from tests.unit.hwc.test_notice_service import REF, Harness
 

@@ -15,10 +15,10 @@ from services.handle_with_care.events import (
 from services.handle_with_care.triage import DISPUTED, TriageAlertAttempts, TriageDesk
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from tests.factories import child
 from tests.fakes import SettledCalls, recording_channels
 

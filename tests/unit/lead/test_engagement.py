@@ -26,9 +26,9 @@ from services.kernel.lead import (
     ReferralFlagged,
     ReferralStatusChanged,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.referral_intake.domain.model import open_referral
 from services.referral_intake.domain.views import ReferralView, funnel, iso_week
 from services.referral_intake.service import EngagementTracker

@@ -24,10 +24,10 @@ from services.kernel.events import (
     ConsentRole,
 )
 from services.kernel.lead import EngagementRecorded, PageAcknowledged, ReferralStatusChanged
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral
 from tests.factories import NOW, cad_referral

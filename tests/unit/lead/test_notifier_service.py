@@ -24,14 +24,14 @@ from services.kernel.lead import (
     PageSent,
     ReferralStatusChanged,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.kernel.topics import AUDIT
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
 from services.notifier.domain.schedule import on_call_at
 from services.notifier.service import Notifier, PageAttempts, page_id_for
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.referral_intake.domain.model import open_referral
 from tests.factories import cad_referral
 from tests.fakes import SettledCalls, recording_channels
@@ -173,7 +173,7 @@ async def test_replay_after_a_partial_delivery_completes_it_without_resending() 
 
 
 async def test_timer_made_escalation_carries_the_referrals_correlation_id(h) -> None:
-    from services.kernel.logs import correlation_scope
+    from services.platform.logs import correlation_scope
 
     with correlation_scope("corr-from-cad"):
         await h.notifier.on_referral_event(h.referral)

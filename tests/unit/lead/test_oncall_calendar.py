@@ -16,10 +16,10 @@ from services.kernel.clock import FakeClock
 from services.kernel.reference import (
     Override,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.notifier.domain.schedule import on_call_at, shifts_between
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 
 NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 REF = load_reference_data(REPO_ROOT / "config" / "local")

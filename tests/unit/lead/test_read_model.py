@@ -9,8 +9,8 @@ from services.kernel.events import (
     ReferralStatus,
 )
 from services.kernel.lead import PageAcknowledged, ReferralStatusChanged
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import open_referral
 from tests.factories import cad_referral

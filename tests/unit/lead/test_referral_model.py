@@ -6,8 +6,8 @@ import pytest
 
 from services.kernel.errors import Rejected
 from services.kernel.events import ReferralType
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.referral_intake.domain.model import intake_due_at, open_referral, referral_id_for
 from tests.factories import cad_referral
 

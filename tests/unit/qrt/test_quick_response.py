@@ -10,10 +10,10 @@ import pytest
 
 from services.kernel.clock import FakeClock
 from services.kernel.errors import Rejected
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.quick_response.domain.follow_up import task_id_for
 from services.quick_response.events import (
     AttemptOutcome,

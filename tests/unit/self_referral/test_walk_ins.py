@@ -13,10 +13,10 @@ from services.kernel.errors import Rejected
 from services.kernel.reference import (
     Availability,
 )
-from services.kernel.reference_files import load_reference_data
-from services.kernel.settings import REPO_ROOT
 from services.messaging.kafka import InMemoryPublisher
 from services.messaging.outbox import IdempotentDelivery
+from services.platform.reference_files import load_reference_data
+from services.platform.settings import REPO_ROOT
 from services.self_referral.domain.walk_in import case_id_for
 from services.self_referral.events import (
     EscalationReason,
