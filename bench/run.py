@@ -70,6 +70,7 @@ from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import ensure_topics
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import REPO_ROOT, Settings
+from services.runtime import TOPICS
 
 RESULTS = REPO_ROOT / "bench" / "results"
 REPORT = REPO_ROOT / "docs" / "benchmarks.md"
@@ -493,7 +494,7 @@ SCENARIOS = ("floor", "receivers", "http_floor", "cold_start", "steady", "burst"
 
 async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
     """Every scenario (or those in ``only``, while working on one of them)."""
-    await ensure_topics(settings)
+    await ensure_topics(settings, TOPICS)
     codec = AvroCodec(registry_from_url(settings.schema_registry_url))
     payload = await codec.encode(CadReferralMade.model_validate(
         {**DEMO, "cad_event_id": "FLOOR-1", "occurred_at": datetime.now(UTC).isoformat()}))

@@ -79,10 +79,11 @@ def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier 
 
 @topics_cli.command("create")
 def topics_create() -> None:
-    """Create every topic in services/kernel/topics.py that does not exist yet."""
+    """Create every topic Handoff uses (the kernel's and each service's) that does not exist yet."""
+    from services import runtime
     from services.messaging.kafka import ensure_topics
 
-    created = asyncio.run(ensure_topics(settings()))
+    created = asyncio.run(ensure_topics(settings(), runtime.TOPICS))
     typer.echo(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
 
 
@@ -172,7 +173,9 @@ def reference_load(config: ConfigDir = None) -> None:
         raise typer.Exit(1) from None
 
     async def go() -> int:
-        await ensure_topics(s)
+        from services import runtime
+
+        await ensure_topics(s, runtime.TOPICS)
         current = await read_reference(s)
         keep_closures = not (directory / "closures.toml").exists()
         keep_rosters = not (directory / "rosters").exists()  # imported by `reference roster`, not kept in files

@@ -36,7 +36,7 @@ from services.kernel.reference import (
     ReferenceData,
     Site,
 )
-from services.kernel.topics import CAD_OVERDOSES, CONSOLE_SESSIONS, PAGES, REFERRALS
+from services.kernel.topics import CAD_OVERDOSES, CONSOLE_SESSIONS, PAGES, REFERRALS, all_topics
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
@@ -73,6 +73,7 @@ log = get_logger(__name__)
 # Every wire event: the kernel's and each service's own, all registered by the imports above (the schema files,
 # the registry and every operator's command that reads a topic use this list).
 EVENTS = all_events()
+TOPICS = all_topics()  # every topic, each service's own among them: this module imports them all
 
 WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response", "self-referral", "cad-gateway")
 STOP_TIMEOUT_SECONDS = 30
@@ -333,7 +334,7 @@ async def serve(service: str, settings: Settings, ready: Callable[[], None] | No
     """Run one worker with its reference data from files or, live, from the reference topic."""
     feed = None
     if settings.reference_source == "kafka":
-        await ensure_topics(settings)
+        await ensure_topics(settings, TOPICS)
         feed = ReferenceFeed(settings)
         reference = await feed.start()
     else:
@@ -369,7 +370,7 @@ async def serve_worker(worker: Worker, settings: Settings, ready: Callable[[], N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await prepare_and_start(worker, settings)
+    await prepare_and_start(worker, settings, TOPICS)
     log.info("worker_started", app=app.conf.id)
     freeze_start_up_objects()
     if ready:

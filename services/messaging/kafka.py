@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from services.kernel.topics import TopicSpec, all_topics, retention_overrides
+from services.kernel.topics import TopicSpec, retention_overrides
 from services.messaging.avro import AvroCodec
 from services.platform.logs import CORRELATION_HEADER, current_correlation_id, get_logger
 from services.platform.settings import Settings
@@ -45,13 +46,14 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return opts
 
 
-async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] | None = None, qualify: bool = True) -> list[str]:
-    """Create missing topics with their partition counts and configs; refuse a partition mismatch.
+async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec], qualify: bool = True) -> list[str]:
+    """Create missing topics with their partition counts and configs; refuse a partition mismatch. ``specs``:
+    every topic of the system comes from the composition root (``services.runtime.TOPICS``), which imports
+    every service and so knows every topic; a process that imported fewer would create fewer.
 
     ``qualify=False`` takes the names as they are (Faust's own topics already carry the prefix).
     Returns the names of the topics it created.
     """
-    specs = all_topics() if specs is None else specs
     prefix = settings.topic_prefix if qualify else ""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,15 +183,15 @@ def internal_topics(app: faust.App, settings: Settings) -> tuple[TopicSpec, ...]
     return tuple(specs)
 
 
-async def prepare_and_start(worker: Worker, settings: Settings) -> None:
-    """Create our topics and the app's changelog topics with their partition counts, catch up the
-    worker's read models, then start its app.
+async def prepare_and_start(worker: Worker, settings: Settings, topics: Iterable[TopicSpec]) -> None:
+    """Create our ``topics`` (every topic of the system: the composition root's) and the app's changelog topics
+    with their partition counts, catch up the worker's read models, then start its app.
 
     Faust would declare its changelogs itself, but a table written in the moment after creation,
     while metadata still shows no partitions, fails with PartitionsMismatch.
     """
     app, followers = worker.app, worker.followers
-    await ensure_topics(settings)
+    await ensure_topics(settings, topics)
     await ensure_topics(settings, internal_topics(app, settings), qualify=False)
     for follower in followers:
         await follower.start()

@@ -16,6 +16,7 @@ from deploy.supervisor import Supervisor
 from services.kernel.topics import CAD_REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, ensure_topics
+from services.runtime import TOPICS
 from tests.conftest import eventually
 from tests.factories import cad_referral
 
@@ -34,7 +35,7 @@ async def test_an_escalation_resumes_on_time_after_the_notifier_is_killed(proces
     sites = system.reference / "sites.toml"
     sites.write_text(sites.read_text().replace("escalate_after_minutes = 60", f"escalate_after_minutes = {STEP_SECONDS / 60}",
                                                1))
-    await ensure_topics(kafka_settings)
+    await ensure_topics(kafka_settings, TOPICS)
     said: list[str] = []
     supervisor = Supervisor(lambda name, _argv: system.start(name), said.append)
     for service in ("referral-intake", "notifier"):

@@ -15,6 +15,7 @@ from services.kernel.topics import CAD_REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.ops import read_dead_letters
+from services.runtime import TOPICS
 from tests.conftest import eventually
 from tests.factories import cad_referral
 
@@ -35,7 +36,7 @@ async def test_second_worker_takes_over_and_timers_fire_once(process_system, kaf
     sites.write_text(sites.read_text().replace("escalate_after_minutes = 60", "escalate_after_minutes = 0.1", 1)
                      .replace("escalate_after_minutes = 10", "escalate_after_minutes = 60").replace("loops = 2", "loops = 1"))
     system.env["HANDOFF_ESCALATION_TICK_SECONDS"] = "0.2"
-    await ensure_topics(kafka_settings)
+    await ensure_topics(kafka_settings, TOPICS)
     system.start("referral-intake")
     system.start("notifier", "notifier-a")
     system.start("notifier", "notifier-b")

@@ -20,6 +20,7 @@ from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.ops import read_dead_letters
 from services.platform.settings import Settings
+from services.runtime import TOPICS
 from tests.conftest import eventually
 from tests.factories import cad_child, cad_referral
 
@@ -37,7 +38,7 @@ async def wait_ready(system, *services: str, timeout: float = 90) -> None:
 
 async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(process_system, kafka_settings) -> None:
     system = process_system
-    await ensure_topics(kafka_settings)
+    await ensure_topics(kafka_settings, TOPICS)
     for service in ("referral-intake", "notifier", "handle-with-care"):
         system.start(service)
     await wait_ready(system, "referral-intake", "notifier", "handle-with-care")

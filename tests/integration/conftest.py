@@ -25,6 +25,7 @@ from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.messaging.streams import prepare_and_start
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import REPO_ROOT, Settings
+from services.runtime import TOPICS
 
 WEBHOOK_SECRET = "integration-webhook-secret"
 
@@ -66,7 +67,7 @@ class RunningSystem:
         as after a deploy or a crash (the state on disk is the broker's, not the process's)."""
         await self.apps[name].stop()
         worker = runtime.build_worker(name, self.settings, self.reference, self.clock)
-        await prepare_and_start(worker, self.settings)
+        await prepare_and_start(worker, self.settings, TOPICS)
         self.started.append(worker.stop)
         self.apps[name] = worker
         return worker
@@ -90,7 +91,7 @@ async def system_factory(kafka_settings) -> AsyncIterator:
         publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
         await publisher.start()
         started.append(publisher.stop)
-        await ensure_topics(settings)
+        await ensure_topics(settings, TOPICS)
         app = runtime.build_http_app(settings, reference, publisher=publisher, clock=clock)
         for follower in app.state.followers:  # ASGITransport runs no lifespan: start the read models' feeds here
             await follower.start()
@@ -100,7 +101,7 @@ async def system_factory(kafka_settings) -> AsyncIterator:
         system = RunningSystem(settings, reference, clock, inbox, http, app=app, started=started)
         for name in workers:
             worker = runtime.build_worker(name, settings, reference, clock)
-            await prepare_and_start(worker, settings)
+            await prepare_and_start(worker, settings, TOPICS)
             started.append(worker.stop)
             system.apps[name] = worker
         built.append(system)

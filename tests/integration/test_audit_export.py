@@ -21,6 +21,7 @@ from services.kernel.topics import AUDIT
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import KafkaPublisher, ensure_topics
+from services.runtime import TOPICS
 from services.web.events import AccessAudited, AccessEvent
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ def test_the_period_asked_for_is_exported_whole_and_nothing_else(kafka_settings)
                door(AccessEvent.signed_in, DAY + timedelta(days=1), "pm-abq", True)]
 
     async def write() -> None:
-        await ensure_topics(kafka_settings)
+        await ensure_topics(kafka_settings, TOPICS)
         publisher = KafkaPublisher(kafka_settings, AvroCodec(registry_from_url(kafka_settings.schema_registry_url)))
         await publisher.start()
         try:

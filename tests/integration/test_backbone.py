@@ -13,6 +13,7 @@ from services.messaging.kafka import KafkaPublisher, TopicMismatch, client_optio
 from services.messaging.streams import WorkerKit
 from services.ops import read_dead_letters
 from services.platform.logs import CORRELATION_HEADER, correlation_scope
+from services.runtime import TOPICS
 from tests.conftest import eventually
 from tests.factories import cad_referral
 
@@ -39,16 +40,16 @@ async def _drain(consumer, records, count) -> bool:
 
 
 async def test_topics_are_created_with_their_partition_counts(kafka_settings) -> None:
-    created = await ensure_topics(kafka_settings)
+    created = await ensure_topics(kafka_settings, TOPICS)
     assert set(created) == {s.qualified(kafka_settings.topic_prefix) for s in all_topics()}
-    assert await ensure_topics(kafka_settings) == []  # idempotent
+    assert await ensure_topics(kafka_settings, TOPICS) == []  # idempotent
     other = kafka_settings.model_copy(update={"topic_partitions": 3})
     with pytest.raises(TopicMismatch, match="has 2 partitions"):
-        await ensure_topics(other)
+        await ensure_topics(other, TOPICS)
 
 
 async def test_avro_event_crosses_the_broker_with_its_correlation_id(kafka_settings) -> None:
-    await ensure_topics(kafka_settings)
+    await ensure_topics(kafka_settings, TOPICS)
     codec = AvroCodec(registry_from_url(kafka_settings.schema_registry_url))
     publisher = KafkaPublisher(kafka_settings, codec)
     await publisher.start()
@@ -67,7 +68,7 @@ async def test_avro_event_crosses_the_broker_with_its_correlation_id(kafka_setti
 
 
 async def test_worker_dead_letters_malformed_records_and_keeps_flowing(kafka_settings) -> None:
-    await ensure_topics(kafka_settings)
+    await ensure_topics(kafka_settings, TOPICS)
     codec = AvroCodec(registry_from_url(kafka_settings.schema_registry_url))
     kit = WorkerKit.create("backbone-test", kafka_settings)
     app, processor = kit.app, kit.processor
@@ -110,7 +111,7 @@ async def test_operator_resubmits_a_corrected_dead_letter(kafka_settings) -> Non
     from services.kernel.errors import Rejected
     from services.ops import ResubmitError, read_dead_letters_with_offsets, resubmit_dead_letter
 
-    await ensure_topics(kafka_settings)
+    await ensure_topics(kafka_settings, TOPICS)
     codec = AvroCodec(registry_from_url(kafka_settings.schema_registry_url))
     kit = WorkerKit.create("resubmit-test", kafka_settings)
     app, processor = kit.app, kit.processor

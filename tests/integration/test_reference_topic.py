@@ -24,6 +24,7 @@ from services.messaging.reference_feed import ReferenceFeed, publish_reference, 
 from services.messaging.streams import prepare_and_start
 from services.platform.reference_files import read_reference_directory
 from services.platform.settings import REPO_ROOT
+from services.runtime import TOPICS
 from tests.conftest import eventually
 from tests.factories import cad_child, child
 from tests.integration.conftest import LOCAL_INBOX
@@ -37,7 +38,7 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
     with DevInbox(free_port(), free_port()) as inbox:
         settings = kafka_settings.model_copy(update={"sms_api_base_url": inbox.base_url, "smtp_port": inbox.smtp_port,
                                                      "reference_source": "kafka", "link_signing_key": SecretStr("k")})
-        await ensure_topics(settings)
+        await ensure_topics(settings, TOPICS)
         raw = read_reference_directory(REPO_ROOT / "config" / "local")
         records = [(sec, key, body.replace(LOCAL_INBOX, inbox.base_url)) for sec, key, body in raw.records()]
         await publish_reference(settings, records)
@@ -48,7 +49,7 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
         assert "lincoln-es" in live.schools and live.schools["lincoln-es"].primary_contact.webhook_url.startswith(inbox.base_url)
         clock = FakeClock(TUESDAY_MORNING)
         worker = runtime.build_worker("handle-with-care", settings, live, clock)
-        await prepare_and_start(worker, settings)
+        await prepare_and_start(worker, settings, TOPICS)
         producer = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
         await producer.start()
         try:

@@ -24,6 +24,7 @@ from services.kernel.clock import FakeClock
 from services.messaging.kafka import client_options, ensure_topics
 from services.messaging.streams import internal_topics, prepare_and_start
 from services.platform.settings import REPO_ROOT
+from services.runtime import TOPICS
 from tests.conftest import eventually
 from tests.integration.conftest import reference_for
 
@@ -61,7 +62,7 @@ async def test_this_release_resumes_the_state_a_previous_release_kept(kafka_sett
         finally:
             await producer.stop()
         for worker in workers:
-            await prepare_and_start(worker, settings)
+            await prepare_and_start(worker, settings, TOPICS)
 
         clock.set(paged_at + timedelta(minutes=5))  # the first step runs out: step 2, the outreach coordinator
         [step_two] = await eventually(lambda: sent(inbox, "sms", "/0/1/cm-cruz/"), timeout=60, interval=0.1)

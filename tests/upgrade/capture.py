@@ -25,6 +25,8 @@ import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from services.runtime import TOPICS
+
 T0 = datetime(2027, 2, 9, 18, 0, tzinfo=UTC)  # a Tuesday, 11:00 in Albuquerque: the notice is due Wednesday
 WORKERS = ("referral-intake", "notifier", "handle-with-care")
 
@@ -57,7 +59,7 @@ async def capture(out: Path, commit: str) -> None:
     reference, clock = reference_for(inbox.base_url), FakeClock(T0)
     workers = [runtime.build_worker(name, settings, reference, clock) for name in WORKERS]
     for worker in workers:
-        await prepare_and_start(worker, settings)
+        await prepare_and_start(worker, settings, TOPICS)
     publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
     await publisher.start()
     await publisher.publish(CAD_REFERRALS, "CAD-UPGRADE-1", cad_referral("CAD-UPGRADE-1", occurred_at=T0))
