@@ -9,9 +9,10 @@ made that O(referrals).
 
 from __future__ import annotations
 
-from services.kernel.events import (
-    OPEN_STATUSES,
-)
+from typing import ClassVar
+
+from services.kernel.bus import Handlers, fold
+from services.kernel.events import OPEN_STATUSES
 from services.kernel.lead import PageAcknowledged, ReferralCreated, ReferralStatusChanged
 
 
@@ -21,15 +22,21 @@ class Caseloads:
         self._open: dict[str, bool] = {}
         self._open_taken: dict[str, set[str]] = {}  # case manager id -> open referrals they took
 
+    FOLDS: ClassVar[Handlers] = {ReferralCreated: "opened", PageAcknowledged: "taken", ReferralStatusChanged: "moved"}
+
     def apply(self, event) -> None:
-        if isinstance(event, ReferralCreated):
-            self._open.setdefault(event.referral_id, True)
-        elif isinstance(event, PageAcknowledged):
-            self._taken_by.setdefault(event.referral_id, event.acknowledged_by)
-        elif isinstance(event, ReferralStatusChanged):
-            self._open[event.referral_id] = event.status in OPEN_STATUSES
-        else:
-            return
+        fold(self, self.FOLDS, event)
+
+    def opened(self, event: ReferralCreated) -> None:
+        self._open.setdefault(event.referral_id, True)
+        self._index(event.referral_id)
+
+    def taken(self, event: PageAcknowledged) -> None:
+        self._taken_by.setdefault(event.referral_id, event.acknowledged_by)
+        self._index(event.referral_id)
+
+    def moved(self, event: ReferralStatusChanged) -> None:
+        self._open[event.referral_id] = event.status in OPEN_STATUSES
         self._index(event.referral_id)
 
     def _index(self, referral_id: str) -> None:

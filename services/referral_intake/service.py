@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from services.kernel.bus import Handlers
+from services.kernel.bus import Handlers, dispatch
 from services.kernel.cad import CadOverdoseResponded, CadReferralMade
 from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
@@ -243,32 +243,48 @@ class EngagementTracker:
         self.clock = clock
         self.warn_before = warn_before
 
-    # One fold for every event of a referral's life, so every type goes to ``on_event``.
+    # Every event of a referral's life folds into its view; an engagement and an acknowledgement may move its status.
     REFERRAL_EVENTS: ClassVar[Handlers] = {
-        **dict.fromkeys((ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged), "on_event"),
-        ParticipantSeen: None, ReferralLocationUpdated: None}  # the notifier's to act on
-    PAGE_EVENTS: ClassVar[Handlers] = dict.fromkeys(
-        (PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted), "on_event")
+        ReferralCreated: "open", EngagementRecorded: "record_engagement", ReferralStatusChanged: "fold",
+        ReferralFlagged: "fold", ParticipantSeen: None, ReferralLocationUpdated: None}  # the notifier's to act on
+    PAGE_EVENTS: ClassVar[Handlers] = {
+        PageAcknowledged: "accept_on_acknowledgement",
+        **dict.fromkeys((PageRequested, PageSent, PageEscalated, PageExhausted), "fold")}
 
     async def on_event(self, event) -> None:
-        if isinstance(event, ReferralCreated):
-            if event.referral_id not in self.views:
-                self.views[event.referral_id] = TrackedReferral(ReferralView.opened(event), current_correlation_id())
-            return
+        """Any event of a referral or of its pages, to its handler."""
+        await dispatch(self, {**self.REFERRAL_EVENTS, **self.PAGE_EVENTS}, event)
+
+    async def open(self, event: ReferralCreated) -> None:
+        if event.referral_id not in self.views:
+            self.views[event.referral_id] = TrackedReferral(ReferralView.opened(event), current_correlation_id())
+
+    async def record_engagement(self, event: EngagementRecorded) -> None:
         record = self.views.get(event.referral_id)
         if record is None:
-            if isinstance(event, EngagementRecorded):
-                raise Rejected("referral_id", "no such referral")
+            raise Rejected("referral_id", "no such referral")
+        view = record.view
+        check_milestone_order(view.milestones, event.milestone, event.occurred_at)
+        await self._fold(record, event, apply_milestone(
+            view.referral_id, view.site_id, ReferralStatus(view.status), event.milestone, event.occurred_at,
+            event.recorded_by, event.reason).status_change)
+
+    async def accept_on_acknowledgement(self, event: PageAcknowledged) -> None:
+        record = self.views.get(event.referral_id)
+        if record is None:
             return  # a page event racing its referral: the view is informational only
         view = record.view
-        change = None
-        if isinstance(event, EngagementRecorded):
-            check_milestone_order(view.milestones, event.milestone, event.occurred_at)
-            change = apply_milestone(view.referral_id, view.site_id, ReferralStatus(view.status), event.milestone,
-                                     event.occurred_at, event.recorded_by, event.reason).status_change
-        elif isinstance(event, PageAcknowledged) and view.status == ReferralStatus.requested.value:
-            change = transition(view.referral_id, view.site_id, ReferralStatus.requested, ReferralStatus.accepted,
-                                event.acknowledged_at, event.acknowledged_by)
+        await self._fold(record, event, transition(
+            view.referral_id, view.site_id, ReferralStatus.requested, ReferralStatus.accepted, event.acknowledged_at,
+            event.acknowledged_by) if view.status == ReferralStatus.requested.value else None)
+
+    async def fold(self, event) -> None:
+        record = self.views.get(event.referral_id)
+        if record is not None:  # else a page event racing its referral: the view is informational only
+            await self._fold(record, event, None)
+
+    async def _fold(self, record: TrackedReferral, event, change: ReferralStatusChanged | None) -> None:
+        view = record.view
         view.apply(event)
         if change is not None:
             view.apply(change)

@@ -7,6 +7,9 @@ carry ids, statuses and times only.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from services.kernel.bus import Handlers, fold
 from services.kernel.caseloads import Caseloads
 from services.kernel.events import (
     Consent,
@@ -23,11 +26,9 @@ class LeadReadModel:
 
     def apply(self, event) -> None:
         self.caseloads.apply(event)
-        if isinstance(event, ReferralCreated):
+        if type(event) is ReferralCreated:  # a view opens; every other event of the referral folds into it
             self.views.setdefault(event.referral_id, ReferralView.opened(event))
-            return
-        view = self.views.get(event.referral_id)
-        if view is not None:
+        elif (view := self.views.get(event.referral_id)) is not None:
             view.apply(event)
 
     def for_site(self, site_id: str) -> list[ReferralView]:
@@ -68,8 +69,13 @@ class HandoffDetails:
         self.pages: dict[str, PageRequested] = {}
         self.people: dict[str, tuple[ReferredPerson, Consent | None]] = {}
 
+    FOLDS: ClassVar[Handlers] = {PageRequested: "paged", ReferralCreated: "opened"}
+
     def apply(self, event) -> None:
-        if isinstance(event, PageRequested):
-            self.pages.setdefault(event.referral_id, event)
-        elif isinstance(event, ReferralCreated):
-            self.people.setdefault(event.referral_id, (event.person, event.consent))
+        fold(self, self.FOLDS, event)
+
+    def paged(self, event: PageRequested) -> None:
+        self.pages.setdefault(event.referral_id, event)
+
+    def opened(self, event: ReferralCreated) -> None:
+        self.people.setdefault(event.referral_id, (event.person, event.consent))

@@ -10,7 +10,9 @@ out when their referral closes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+from services.kernel.bus import Handlers, fold
 from services.kernel.events import (
     OPEN_STATUSES,
     Milestone,
@@ -32,18 +34,27 @@ class InactiveParticipants:
         self._by_referral: dict[str, _Participant] = {}
         self._inactive: dict[tuple[str, str], str] = {}  # (site id, person key) -> referral id
 
+    FOLDS: ClassVar[Handlers] = {ReferralCreated: "opened", EngagementRecorded: "engaged",
+                                 ReferralStatusChanged: "moved"}
+
     def apply(self, event) -> None:
-        if isinstance(event, ReferralCreated):
-            p = event.person
-            self._by_referral.setdefault(event.referral_id, _Participant(
-                event.site_id, person_key(p.first_name, p.last_name, p.date_of_birth)))
-        elif isinstance(event, EngagementRecorded) and event.referral_id in self._by_referral:
-            self._by_referral[event.referral_id].inactive = event.milestone is Milestone.inactive
-        elif isinstance(event, ReferralStatusChanged) and event.referral_id in self._by_referral:
-            self._by_referral[event.referral_id].open = event.status in OPEN_STATUSES
-        else:
-            return
+        fold(self, self.FOLDS, event)
+
+    def opened(self, event: ReferralCreated) -> None:
+        p = event.person
+        self._by_referral.setdefault(event.referral_id, _Participant(
+            event.site_id, person_key(p.first_name, p.last_name, p.date_of_birth)))
         self._index(event.referral_id)
+
+    def engaged(self, event: EngagementRecorded) -> None:
+        if event.referral_id in self._by_referral:
+            self._by_referral[event.referral_id].inactive = event.milestone is Milestone.inactive
+            self._index(event.referral_id)
+
+    def moved(self, event: ReferralStatusChanged) -> None:
+        if event.referral_id in self._by_referral:
+            self._by_referral[event.referral_id].open = event.status in OPEN_STATUSES
+            self._index(event.referral_id)
 
     def _index(self, referral_id: str) -> None:
         participant = self._by_referral[referral_id]
