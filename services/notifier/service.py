@@ -45,7 +45,6 @@ from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 from services.notifier.domain.escalation import (
-    FALLBACK_STEP,
     MILESTONES_THAT_STOP_PAGING,
     STATUSES_THAT_STOP_PAGING,
     OfficerCase,
@@ -62,9 +61,6 @@ from services.notifier.domain.escalation import (
 )
 from services.notifier.domain.messages import (
     NO_REDISCLOSURE,
-    render_handoff_missed,
-    render_officer_confirmation,
-    render_officer_no_case_manager,
     render_page,
 )
 from services.notifier.domain.schedule import on_call_with_capacity
@@ -73,7 +69,6 @@ from services.platform.logs import current_correlation_id, get_logger
 
 log = get_logger(__name__)
 ON_CALL = "on_call"
-OFFICER_TARGET = "officer"
 
 
 def _step_of(state: PageState) -> str:
@@ -129,7 +124,7 @@ class Notifier:
         ReferralLocationUpdated: "updates.tell_moved"}
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageRequested: None, PageSent: "apply_settled_delivery", PageAcknowledged: "apply_acknowledgement",
-        PageEscalated: "apply_escalation", PageExhausted: "tell_fallback"}
+        PageEscalated: "apply_escalation", PageExhausted: "updates.tell_fallback"}
 
     async def on_referral_event(self, event) -> None:
         await dispatch(self, self.REFERRAL_EVENTS, event)
@@ -238,43 +233,7 @@ class Notifier:
         self._save(acknowledged, request)
         log.info("page_acknowledged", page_id=state.page_id, by=event.acknowledged_by, via=event.via.value,
                  seconds_to_ack=(event.acknowledged_at - request.requested_at).total_seconds())
-        cm = self.reference.case_managers.get(event.acknowledged_by)
-        text = render_officer_confirmation(cm.display_name if cm else "on call")
-        outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
-                            "LEAD referral acknowledged", text, text,
-                            {"referral_id": state.referral_id, "acknowledged": True, "redisclosure_notice": NO_REDISCLOSURE})
-        await self.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
-                                 Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
-                                            OFFICER_TARGET))
-
-    async def tell_fallback(self, event: PageExhausted) -> None:
-        """A missed warm handoff: the site's fallback people get the page to take or follow up, and the
-        officer hears that nobody is coming yet and what happens next. Each send once (attempt ids)."""
-        loaded = self.load(event.referral_id)
-        if loaded is None:
-            return
-        state, request = loaded
-        people = self.reference.handoff_fallback(event.site_id)
-        if not people:
-            log.error("handoff_missed_without_fallback", referral_id=event.referral_id, site_id=event.site_id)
-        for person in people:
-            message = render_handoff_missed(request, self.links.url("page", request.referral_id, person.case_manager_id),
-                                            event.steps, event.loops)
-            for channel in person.channels:
-                payload = {"type": "lead.handoff_missed", "page_id": request.page_id, "referral_id": request.referral_id,
-                           "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
-                outgoing = Outgoing(f"{state.page_id}/missed/{person.case_manager_id}/{channel.value}",
-                                    person.address_for(channel), message.subject, message.text, message.body, payload)
-                await self.deliver_once(replace(state, step_index=FALLBACK_STEP), person.case_manager_id, channel,
-                                         outgoing, Disclosure(DisclosedRecord.lead_handoff_missed, request.referral_id,
-                                                              person.case_manager_id, person.role))
-        text = render_officer_no_case_manager()
-        outgoing = Outgoing(f"{state.page_id}/officer-no-case-manager", request.officer_callback_phone,
-                            "LEAD referral: no case manager yet", text, text,
-                            {"referral_id": state.referral_id, "acknowledged": False, "redisclosure_notice": NO_REDISCLOSURE})
-        await self.deliver_once(replace(state, step_index=FALLBACK_STEP), OFFICER_TARGET, Channel.sms, outgoing,
-                                 Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
-                                            OFFICER_TARGET))
+        await self.updates.confirm_to_officer(state, request, event.acknowledged_by)
 
     # --- timer ------------------------------------------------------------------------------------
     async def publish_due_escalations(self) -> int:

@@ -1,5 +1,6 @@
 """Who else hears about a referral besides the page's targets, each once and within the person's consent
-(42 CFR Part 2): deadline warnings to the case manager and the program managers, the prosecutor's notice of
+(42 CFR Part 2): the officer (a case manager took it; nobody did), the fallback people of a missed warm
+handoff, deadline warnings to the case manager and the program managers, the prosecutor's notice of
 an officer intervention, the FHIR subscribers' id-only notifications, a participant seen by police again,
 and a person who moved. Each goes through the page's record (``paging.load``, ``paging.deliver_once``): the
 same consent, the same idempotency keys, the same partition."""
@@ -20,13 +21,21 @@ from services.kernel.events import (
     ConsentRole,
     ReferralFlag,
 )
-from services.kernel.lead import PageRequested, ParticipantSeen, ReferralFlagged, ReferralLocationUpdated
+from services.kernel.lead import (
+    PageExhausted,
+    PageRequested,
+    ParticipantSeen,
+    ReferralFlagged,
+    ReferralLocationUpdated,
+)
 from services.kernel.reference import ReferenceData
 from services.messaging.events import DisclosedRecord
 from services.messaging.outbox import Disclosure
 from services.notifier.domain.escalation import (
+    FALLBACK_STEP,
     FHIR_STEP,
     MOVED_STEP,
+    OFFICER_TARGET,
     PROSECUTOR_STEP,
     REENGAGEMENT_STEP,
     WARNING_STEP,
@@ -38,7 +47,10 @@ from services.notifier.domain.fhir_notification import notification
 from services.notifier.domain.messages import (
     NO_REDISCLOSURE,
     render_deadline_warning,
+    render_handoff_missed,
     render_moved,
+    render_officer_confirmation,
+    render_officer_no_case_manager,
     render_reengagement,
 )
 from services.platform.logs import get_logger
@@ -71,6 +83,46 @@ class ReferralUpdates:
     @property
     def clock(self):
         return self.paging.clock
+
+    async def confirm_to_officer(self, state: PageState, request: PageRequested, acknowledged_by: str) -> None:
+        """The officer who referred hears that a case manager took the page (by display name, nothing else)."""
+        cm = self.reference.case_managers.get(acknowledged_by)
+        text = render_officer_confirmation(cm.display_name if cm else "on call")
+        outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
+                            "LEAD referral acknowledged", text, text,
+                            {"referral_id": state.referral_id, "acknowledged": True, "redisclosure_notice": NO_REDISCLOSURE})
+        await self.paging.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
+                                       Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id,
+                                                  OFFICER_TARGET, OFFICER_TARGET))
+
+    async def tell_fallback(self, event: PageExhausted) -> None:
+        """A missed warm handoff: the site's fallback people get the page to take or follow up, and the
+        officer hears that nobody is coming yet and what happens next. Each send once (attempt ids)."""
+        loaded = self.paging.load(event.referral_id)
+        if loaded is None:
+            return
+        state, request = loaded
+        people = self.reference.handoff_fallback(event.site_id)
+        if not people:
+            log.error("handoff_missed_without_fallback", referral_id=event.referral_id, site_id=event.site_id)
+        for person in people:
+            message = render_handoff_missed(request, self.paging.links.url("page", request.referral_id, person.case_manager_id),
+                                            event.steps, event.loops)
+            for channel in person.channels:
+                payload = {"type": "lead.handoff_missed", "page_id": request.page_id, "referral_id": request.referral_id,
+                           "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
+                outgoing = Outgoing(f"{state.page_id}/missed/{person.case_manager_id}/{channel.value}",
+                                    person.address_for(channel), message.subject, message.text, message.body, payload)
+                await self.paging.deliver_once(replace(state, step_index=FALLBACK_STEP), person.case_manager_id, channel,
+                                         outgoing, Disclosure(DisclosedRecord.lead_handoff_missed, request.referral_id,
+                                                              person.case_manager_id, person.role))
+        text = render_officer_no_case_manager()
+        outgoing = Outgoing(f"{state.page_id}/officer-no-case-manager", request.officer_callback_phone,
+                            "LEAD referral: no case manager yet", text, text,
+                            {"referral_id": state.referral_id, "acknowledged": False, "redisclosure_notice": NO_REDISCLOSURE})
+        await self.paging.deliver_once(replace(state, step_index=FALLBACK_STEP), OFFICER_TARGET, Channel.sms, outgoing,
+                                 Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
+                                            OFFICER_TARGET))
 
     async def on_flag(self, flag: ReferralFlagged) -> None:
         if flag.flag is not ReferralFlag.no_contact:  # outreach's flag, not a deadline
