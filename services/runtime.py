@@ -8,16 +8,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-import hmac
 import signal
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.cad_gateway.entrypoints import http_api as eido_http
 from services.cad_gateway.entrypoints import worker as gateway_worker
@@ -31,6 +30,7 @@ from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.handle_with_care.topics import HWC_NOTICES, HWC_TRIAGE
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.events import all_events
+from services.kernel.lead import PageRequested
 from services.kernel.pathways import Pathway
 from services.kernel.reference import (
     ReferenceData,
@@ -66,8 +66,9 @@ from services.self_referral.entrypoints import console as walk_in_console
 from services.self_referral.entrypoints import http_api as walk_in_http
 from services.self_referral.entrypoints import worker as walk_in_worker
 from services.self_referral.topics import WALK_INS
-from services.web import console, machine_clients, oidc, sso
-from services.web.web import ApiError, RequestLimits, install_error_handlers
+from services.web import api_docs, console, machine_clients, metrics, oidc, sso
+from services.web.deps import IntakeLimits
+from services.web.web import RequestLimits, install_error_handlers
 
 log = get_logger(__name__)
 # Every wire event: the kernel's and each service's own, all registered by the imports above (the schema files,
@@ -75,6 +76,11 @@ log = get_logger(__name__)
 EVENTS = all_events()
 TOPICS = all_topics()  # every topic, each service's own among them: this module imports them all
 
+# Every HTTP router, each service's own and the shared ones (the console's sign-in, the API docs, /metrics).
+ROUTERS = (api_docs.router, intake_http.router, staff_api.router, fhir_api.router, notifier_http.router,
+           notifier_calendar.router, hwc_http.router, eido_http.router, qrt_http.router, walk_in_http.router,
+           metrics.router, console.router, sso.router, lead_console.router, hwc_console.router, qrt_console.router,
+           walk_in_console.router)
 WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response", "self-referral", "cad-gateway")
 STOP_TIMEOUT_SECONDS = 30
 
@@ -119,9 +125,25 @@ def build_worker(name: str, settings: Settings, reference: ReferenceData | None 
     raise ValueError(f"unknown service {name!r}; one of {', '.join(WORKERS)}")
 
 
-def _acknowledgement(read_model: LeadReadModel, referral_id: str):
-    view = read_model.views.get(referral_id)
-    return (view.acknowledged_by, view.acknowledged_at) if view is not None and view.acknowledged_at else None
+@dataclass(frozen=True)
+class LeadPagesRead:
+    """The notifier's acknowledgement routes read the LEAD pages (``notifier_http.PagesRead``) through the read
+    models intake keeps: the composition root joins the two services, neither imports the other."""
+
+    read_model: LeadReadModel
+    details: HandoffDetails
+    links: AckLinks
+
+    def request_of(self, referral_id: str) -> PageRequested | None:
+        return self.details.pages.get(referral_id)
+
+    def acknowledgement_of(self, referral_id: str) -> tuple[str, datetime] | None:
+        view = self.read_model.views.get(referral_id)
+        return (view.acknowledged_by, view.acknowledged_at) if view is not None and view.acknowledged_at else None
+
+    def page_for_reply(self, case_manager_id: str, code: str) -> str | None:
+        view = self.read_model.page_for_reply(case_manager_id, code, self.links.reply_code)
+        return view.referral_id if view is not None else None
 
 
 def takes_json(path: str) -> bool:
@@ -185,45 +207,42 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app = FastAPI(title="Handoff", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   description="CAD intake for LEAD referrals and Handle With Care encounters; acknowledgement links.")
     install_error_handlers(app)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes, json_route=takes_json)
+    # What the routes depend on (services.web.deps): the routers are module-level and read these per request.
+    state = app.state
+    state.reference, state.clock, state.publisher = reference, clock, publisher
+    state.limits = IntakeLimits(settings.intake_publish_timeout_seconds, settings.event_time_window)
+    state.read_model, state.handoff_details, state.hwc_model = read_model, handoff_details, hwc_model
+    state.qrt_model, state.walk_in_model, state.sessions, state.followers = qrt_model, walk_in_model, sessions, followers
     # Who calls: the identity providers' keys (people's sign-in, machine clients' access tokens) and the audit
     # of every door, shared by the console and the APIs.
-    app.state.providers = oidc.KnownProviders()
-    app.state.access_tokens = machine_clients.AccessTokens(reference, app.state.providers, clock)
-    app.state.access_log = console.AccessLog(publisher, clock, settings.intake_publish_timeout_seconds)
-    app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes, json_route=takes_json)
-    add_api_docs(app, reference)
-    links = ack_links(settings)
-    app.include_router(intake_http.create_router(
-        reference, publisher, settings.intake_publish_timeout_seconds, clock=clock, window=settings.event_time_window,
-        known_fingerprint=lambda referral_id: getattr(read_model.views.get(referral_id), "cad_fingerprint", None)))
-    app.include_router(staff_api.create_router(
-        reference, read_model, publisher, clock, handoff_details,
-        children_at_incident=lambda agency_id, incident_id: [
-            dataclasses.asdict(outcome) for outcome in hwc_model.for_incident(agency_id, incident_id)]))
-    app.include_router(fhir_api.create_router(reference, read_model, handoff_details, publisher, clock,
-                                              settings.public_base_url))
-    app.include_router(notifier_http.create_router(
-        links, publisher, clock, reference=reference, handoff_details=handoff_details,
-        page_for_reply=lambda cm, code: read_model.page_for_reply(cm, code, links.reply_code),
-        sms_auth_token=settings.sms_auth_token.get_secret_value(), public_base_url=settings.public_base_url,
-        acknowledgement_of=lambda referral_id: _acknowledgement(read_model, referral_id)))
-    app.include_router(notifier_calendar.create_router(
-        reference, notifier_calendar.CalendarLinks(settings.link_signing_key.get_secret_value()
-                                                   if settings.link_signing_key else "", settings.public_base_url),
-        clock, settings.calendar_months_ahead))
-    app.include_router(hwc_http.create_router(links, publisher, clock, reference=reference, model=hwc_model))
-    app.include_router(eido_http.create_router(reference, publisher, clock, settings.intake_publish_timeout_seconds,
-                                               settings.event_time_window))
-    app.include_router(qrt_http.create_router(reference, qrt_model, publisher, clock,
-                                              settings.intake_publish_timeout_seconds, settings.event_time_window))
-    app.include_router(walk_in_http.create_router(reference, walk_in_model, publisher, clock,
-                                                  settings.intake_publish_timeout_seconds, settings.event_time_window))
-    app.include_router(metrics_router(settings, reference, read_model, hwc_model, clock))
-    add_console(app, settings, sessions, reference, read_model, handoff_details, hwc_model, qrt_model, walk_in_model,
-                publisher, clock)
-    app.state.read_model, app.state.hwc_model, app.state.followers = read_model, hwc_model, followers
-    app.state.qrt_model, app.state.walk_in_model = qrt_model, walk_in_model
-    app.state.handoff_details, app.state.sessions = handoff_details, sessions
+    state.providers = oidc.KnownProviders()
+    state.access_tokens = machine_clients.AccessTokens(reference, state.providers, clock)
+    state.access_log = console.AccessLog(publisher, clock, settings.intake_publish_timeout_seconds)
+    key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
+    state.sso = sso.SingleSignOn(sessions, state.access_log, settings.public_base_url, clock, f"sso:{key}",
+                                 state.providers)
+    state.sign_ins, state.sign_out_there = console.SignInLimiter(), state.sso.end_session_url
+    state.ack_links, state.walk_in_links = ack_links(settings), walk_in_links(settings)
+    state.calendar_links = notifier_calendar.CalendarLinks(key, settings.public_base_url, settings.calendar_months_ahead)
+    state.sms_webhook = notifier_http.SmsWebhook(settings.sms_auth_token.get_secret_value(), settings.public_base_url)
+    state.fhir_base = f"{settings.public_base_url.rstrip('/')}/fhir"
+    state.metrics = metrics_scrape(settings, read_model, hwc_model, clock)
+    # Where one service's pages show another's figures: joined here, so that no service imports another.
+    state.pages_read = LeadPagesRead(read_model, handoff_details, state.ack_links)
+    state.children_at_incident = lambda agency_id, incident_id: [
+        dataclasses.asdict(outcome) for outcome in hwc_model.for_incident(agency_id, incident_id)]
+    state.beside_lead = lead_console.BesideLead(
+        hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now()),
+        other_pathways=lambda site, month: [
+            *([qrt_model.month_figures(site.site_id, month, site.zone, site.quick_response)]
+              if site.quick_response else []),
+            *([walk_in_model.month_figures(site.site_id, month, site.zone, site.self_referral)]
+              if site.self_referral else [])],
+        catalogue=pathway_catalogue)
+    console.install_console_handlers(app, sessions, state.access_log)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -247,87 +266,18 @@ def console_sessions(settings: Settings, reference: ReferenceData, clock: Clock)
                             access_codes=settings.console_access_codes)
 
 
-def add_console(app: FastAPI, settings: Settings, sessions: console.Sessions, reference: ReferenceData,
-                read_model: LeadReadModel, handoff_details: HandoffDetails, hwc_model: HwcReadModel,
-                qrt_model: QrtReadModel, walk_in_model: WalkInReadModel, publisher: Publisher, clock: Clock) -> None:
-    """The web console: sign-in, then each role's views, behind the same credentials as the API."""
-    access = app.state.access_log
-    console.install_console_handlers(app, sessions, access)
-    key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
-    app.state.sso = sso.SingleSignOn(sessions, access, settings.public_base_url, clock, f"sso:{key}",
-                                     app.state.providers)
-    app.include_router(console.create_router(sessions, access, sign_out_there=app.state.sso.end_session_url))
-    app.include_router(sso.create_router(app.state.sso))
-    app.include_router(lead_console.create_router(
-        sessions, reference, read_model, handoff_details, publisher, clock,
-        hwc_rates=lambda districts: hwc_console.hwc_rates_chart(hwc_model, districts, clock.now()),
-        other_pathways=lambda site, month: [
-            *([qrt_model.month_figures(site.site_id, month, site.zone, site.quick_response)]
-              if site.quick_response else []),
-            *([walk_in_model.month_figures(site.site_id, month, site.zone, site.self_referral)]
-              if site.self_referral else [])],
-        catalogue=pathway_catalogue))
-    app.include_router(hwc_console.create_router(sessions, reference, hwc_model, publisher, clock))
-    app.include_router(qrt_console.create_router(sessions, reference, qrt_model, publisher, clock))
-    app.include_router(walk_in_console.create_router(walk_in_links(settings), sessions, reference, walk_in_model,
-                                                     publisher, clock))
-
-
 def pathway_catalogue(site: Site) -> list[Pathway]:
     """Every pathway the site runs, as the dashboard lists them: LEAD's routes, then each other service's."""
     others = (qrt_figures.pathway_of(site), walk_in_figures.pathway_of(site))
     return lead_pathways(site) + [p for p in others if p is not None]
 
 
-def add_api_docs(app: FastAPI, reference: ReferenceData) -> None:
-    """/openapi.json and /docs for anyone with a Handoff credential: agencies' CAD integrators,
-    staff, coordinators and school contacts. The schema is no secret, but every endpoint asks who calls."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-
-    from services.web.web import bearer_principal
-
-    def everyone():
-        yield from reference.agencies.values()
-        yield from reference.case_managers.values()
-        for district in reference.districts.values():
-            yield district.coordinator
-        for school in reference.schools.values():
-            yield from (c for c in (school.primary_contact, school.backup_contact) if c is not None)
-
-    principal = bearer_principal(everyone, "an agency, staff member or school contact")
-
-    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(principal)])
-    async def openapi() -> dict:
-        return app.openapi()
-
-    @app.get("/docs", include_in_schema=False, dependencies=[Depends(principal)])
-    async def docs() -> Response:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Handoff API")
-
-
-def metrics_router(settings: Settings, reference: ReferenceData, lead: LeadReadModel, hwc: HwcReadModel,
-                   clock: Clock) -> APIRouter:
-    """/metrics for Prometheus: the metrics token, a program manager's or a coordinator's bearer token."""
+def metrics_scrape(settings: Settings, lead: LeadReadModel, hwc: HwcReadModel, clock: Clock) -> metrics.Scrape:
+    """What /metrics reads: the LEAD and HWC collectors in one registry, and the metrics token."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LeadCollector(lead))
     registry.register(HwcCollector(hwc, clock.now))
-    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-    router = APIRouter()
-    bearer = HTTPBearer(auto_error=False)
-
-    @router.get("/metrics", include_in_schema=False)
-    async def metrics(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
-        given = creds.credentials if creds else ""
-        allowed = bool(given) and (
-            (token is not None and hmac.compare_digest(given, token))
-            or any(p.role == "program_manager" and p.token_matches(given) for p in reference.case_managers.values())
-            or any(d.coordinator.token_matches(given) for d in reference.districts.values()))
-        if not allowed:
-            raise ApiError(401, "authorization", "the metrics token or a program manager's or coordinator's token",
-                           {"WWW-Authenticate": "Bearer"})
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return router
+    return metrics.Scrape(registry, settings.metrics_token.get_secret_value() if settings.metrics_token else None)
 
 
 async def serve(service: str, settings: Settings, ready: Callable[[], None] | None = None) -> None:

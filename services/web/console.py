@@ -21,10 +21,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
@@ -36,6 +36,7 @@ from services.kernel.reference import CaseManager, Contact, District, ReferenceD
 from services.kernel.topics import AUDIT, CONSOLE_SESSIONS
 from services.messaging.kafka import Publisher
 from services.platform.logs import get_logger
+from services.web.deps import app_state
 from services.web.events import AccessAudited, AccessEvent, ConsoleSessionEnded
 from services.web.render import SHARED, fragment, render_page
 from services.web.web import ApiError, api_error_response, as_api_error, published_or_503
@@ -274,58 +275,63 @@ async def _nowhere(_viewer: Viewer) -> str | None:
     return None
 
 
-def create_router(sessions: Sessions, access: AccessLog, sign_ins: SignInLimiter | None = None,
-                  sign_out_there: SignOutThere = _nowhere) -> APIRouter:
-    """``sign_out_there(viewer)``: where to send a person signing out so that their identity provider ends its
-    session too (RP-initiated logout), or None."""
-    api = APIRouter(include_in_schema=False)
-    sign_ins = sign_ins or SignInLimiter()
+router = APIRouter(include_in_schema=False)
+ConsoleSessions = Annotated[Sessions, Depends(app_state("sessions"))]
+Access = Annotated[AccessLog, Depends(app_state("access_log"))]
+SignIns = Annotated[SignInLimiter, Depends(app_state("sign_ins"))]
+# Where to send a person signing out so that their identity provider ends its session too (RP-initiated
+# logout), or None: the single sign-on's, where the app has one.
+SignOut = Annotated[SignOutThere, Depends(app_state("sign_out_there"))]
 
-    @api.get("/console/login", response_class=HTMLResponse)
-    async def login_form(error: str = "") -> HTMLResponse:
-        return sign_in_page(sessions, error, status=401 if error else 200)
 
-    @api.post("/console/login")
-    async def login(request: Request, token: str = Form("")) -> Response:
-        if not sessions.access_codes:
-            await access.record(request, AccessEvent.sign_in_refused, False, reason="access codes are off")
-            return sign_in_page(sessions, "Sign in with your agency's account.", status=403)
-        client = request.client.host if request.client else "unknown"
-        wait = sign_ins.blocked_for(client)
-        if wait:
-            await access.record(request, AccessEvent.sign_in_refused, False, reason="too many tries")
-            return sign_in_page(sessions, "Too many tries. Wait a few minutes, then try again.", status=429,
-                                headers={"Retry-After": str(wait)})
-        found = find_principal(sessions.reference, token.strip())
-        if found is None:
-            sign_ins.failed(client)
-            await access.record(request, AccessEvent.sign_in_refused, False, reason="access code not valid")
-            return sign_in_page(sessions, "That access code is not valid.")
-        kind, principal_id = found
-        await access.record(request, AccessEvent.signed_in, True, user_id=principal_id, user_kind=kind)
-        response = RedirectResponse("/console", status_code=303)
-        set_session_cookie(response, sessions, sessions.cookie_for(kind, principal_id))
-        return response
+@router.get("/console/login", response_class=HTMLResponse)
+async def login_form(sessions: ConsoleSessions, error: str = "") -> HTMLResponse:
+    return sign_in_page(sessions, error, status=401 if error else 200)
 
-    @api.post("/console/logout")
-    async def logout(request: Request, csrf_token: str = Form("")) -> Response:
-        viewer = sessions.require(request)
-        sessions.check_csrf(viewer, csrf_token)
-        ended = sessions.ended_event(viewer, "signed_out")
-        await published_or_503(access.publisher.publish(CONSOLE_SESSIONS, ended.session_key, ended),
-                               access.timeout_seconds, "sessions")
-        sessions.apply(ended)  # at once here; every other replica as it reads the topic
-        await access.record(request, AccessEvent.signed_out, True, user_id=viewer.principal, user_kind=viewer.kind)
-        response = RedirectResponse(await sign_out_there(viewer) or "/console/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
 
-    @api.get("/console")
-    async def home(request: Request) -> Response:
-        viewer = sessions.require(request)
-        return RedirectResponse(HOME_BY_ROLE[viewer.role], status_code=303)
+@router.post("/console/login")
+async def login(request: Request, access: Access, sessions: ConsoleSessions, sign_ins: SignIns,
+                token: str = Form("")) -> Response:
+    if not sessions.access_codes:
+        await access.record(request, AccessEvent.sign_in_refused, False, reason="access codes are off")
+        return sign_in_page(sessions, "Sign in with your agency's account.", status=403)
+    client = request.client.host if request.client else "unknown"
+    wait = sign_ins.blocked_for(client)
+    if wait:
+        await access.record(request, AccessEvent.sign_in_refused, False, reason="too many tries")
+        return sign_in_page(sessions, "Too many tries. Wait a few minutes, then try again.", status=429,
+                            headers={"Retry-After": str(wait)})
+    found = find_principal(sessions.reference, token.strip())
+    if found is None:
+        sign_ins.failed(client)
+        await access.record(request, AccessEvent.sign_in_refused, False, reason="access code not valid")
+        return sign_in_page(sessions, "That access code is not valid.")
+    kind, principal_id = found
+    await access.record(request, AccessEvent.signed_in, True, user_id=principal_id, user_kind=kind)
+    response = RedirectResponse("/console", status_code=303)
+    set_session_cookie(response, sessions, sessions.cookie_for(kind, principal_id))
+    return response
 
-    return api
+
+@router.post("/console/logout")
+async def logout(request: Request, access: Access, sessions: ConsoleSessions, sign_out_there: SignOut,
+                 csrf_token: str = Form("")) -> Response:
+    viewer = sessions.require(request)
+    sessions.check_csrf(viewer, csrf_token)
+    ended = sessions.ended_event(viewer, "signed_out")
+    await published_or_503(access.publisher.publish(CONSOLE_SESSIONS, ended.session_key, ended),
+                           access.timeout_seconds, "sessions")
+    sessions.apply(ended)  # at once here; every other replica as it reads the topic
+    await access.record(request, AccessEvent.signed_out, True, user_id=viewer.principal, user_kind=viewer.kind)
+    response = RedirectResponse(await sign_out_there(viewer) or "/console/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/console")
+async def home(request: Request, sessions: ConsoleSessions) -> Response:
+    viewer = sessions.require(request)
+    return RedirectResponse(HOME_BY_ROLE[viewer.role], status_code=303)
 
 
 def sign_in_page(sessions: Sessions, error: str = "", *, status: int = 401,

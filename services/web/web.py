@@ -7,10 +7,11 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -145,8 +146,9 @@ async def published_or_503(publishing: Awaitable[T], timeout_seconds: float, wha
                        {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
 
-def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callable[..., Awaitable[T]]:
-    """A FastAPI dependency: the one of ``candidates()`` that the bearer token names, else 401 (audited).
+def bearer_principal(candidates: Callable[[Any], Iterable[T]], who: str) -> Callable[..., Awaitable[T]]:
+    """A FastAPI dependency: the one of ``candidates(reference)`` that the bearer token names, else 401 (audited);
+    ``reference`` is the app's live reference data (``app.state.reference``).
 
     A static API token names the candidate whose ``token_matches`` it. An access token from an identity provider
     (the app's ``access_tokens``: ``machine_clients.AccessTokens``) names the candidate whose ``clients`` list its
@@ -168,14 +170,15 @@ def bearer_principal(candidates: Callable[[], Iterable[T]], who: str) -> Callabl
             raise ApiError(503, "authorization", "the identity provider cannot be reached to check the token; "
                            "retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         if client is not None:
-            found = next((c for c in candidates() if client.account in getattr(c, "clients", ())), None)
+            found = next((c for c in candidates(request.app.state.reference)
+                          if client.account in getattr(c, "clients", ())), None)
             if found is None:
                 await denied(request, 403, f"client {client.account} is not registered as {who}",
                              'Bearer error="invalid_token"', user_id=client.account)
             request.state.granted_scopes = client.scopes
             return found
         if given:
-            for candidate in candidates():
+            for candidate in candidates(request.app.state.reference):
                 if candidate.token_matches(given):
                     return candidate
         await denied(request, 401, f"a valid bearer token of {who} is required", "Bearer")
@@ -194,45 +197,45 @@ async def denied(request: Request, status: int, reason: str, challenge: str, use
     raise ApiError(status, "authorization", reason, {"WWW-Authenticate": challenge})
 
 
-def add_ack_link_routes(api: APIRouter, links, purpose: str, title: str, question: str, done: str,
-                        acknowledge: Callable[[str, str], Awaitable[None]],
-                        details: Callable[[str, str], str] | None = None,
-                        acknowledged: Callable[[str], str | None] | None = None,
-                        next_steps: Callable[[str, str], str] | None = None) -> None:
-    """GET /ack/{purpose}/{token} shows what is acknowledged (``details(subject id, recipient id)``, HTML)
-    and a confirmation button; POST acknowledges through ``acknowledge``. Only POST acts: mail
-    scanners and link previews fetch GET links. ``acknowledged(subject id)`` says by whom and when,
-    once it was (then the page says so instead of offering the button again); ``next_steps``
-    (HTML) follows an acknowledgement."""
+@dataclass(frozen=True)
+class AckFlow:
+    """An acknowledgement by signed link (``/ack/{purpose}/{token}``): what the page asks and says, and what it
+    does. ``acknowledge(subject id, recipient id)`` records it; ``details`` (HTML) shows what is acknowledged;
+    ``acknowledged(subject id)`` says by whom and when, once it was (then the page says so instead of offering
+    the button again); ``next_steps`` (HTML) follows an acknowledgement."""
+
+    purpose: str
+    title: str
+    question: str
+    done: str
+    acknowledge: Callable[[str, str], Awaitable[None]]
+    details: Callable[[str, str], str] | None = None
+    acknowledged: Callable[[str], str | None] | None = None
+    next_steps: Callable[[str, str], str] | None = None
+
+
+async def ack_link_page(links: Any, flow: AckFlow, token: str, act: bool) -> HTMLResponse:
+    """GET (``act`` False) shows what is acknowledged and a confirmation button; POST acknowledges. Only POST
+    acts: mail scanners and link previews fetch GET links. After the fact, both say so."""
     from services.delivery.links import InvalidLink
 
-    async def respond(token: str, act: bool) -> HTMLResponse:
-        """GET (``act`` False) shows the form, POST acknowledges; after the fact, both say so."""
-        try:
-            subject_id, recipient_id = links.verify(purpose, token)
-        except InvalidLink as exc:
-            return render_page("message.html", title="Link not valid", narrow=True, status=410,
-                               paragraphs=[str(exc)], alert=False, back=None)
-        shown = details(subject_id, recipient_id) if details and not act else ""
-        after = next_steps(subject_id, recipient_id) if next_steps else ""
-        earlier = acknowledged(subject_id) if acknowledged else None
-        if earlier:
-            return render_page("ack.html", title="Already acknowledged", narrow=True,
-                               said=f"Already acknowledged {earlier}.", details=shown, question=None, next_steps=after)
-        if not act:
-            return render_page("ack.html", title=title, narrow=True, said=None, details=shown, question=question,
-                               next_steps="")
-        await acknowledge(subject_id, recipient_id)
-        return render_page("ack.html", title="Acknowledged", narrow=True, said=done, details="", question=None,
-                           next_steps=after)
-
-    @api.get(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Show the {purpose} acknowledgement form")
-    async def show(token: str) -> HTMLResponse:
-        return await respond(token, act=False)
-
-    @api.post(f"/ack/{purpose}/{{token}}", response_class=HTMLResponse, summary=f"Acknowledge a {purpose}")
-    async def submit(token: str) -> HTMLResponse:
-        return await respond(token, act=True)
+    try:
+        subject_id, recipient_id = links.verify(flow.purpose, token)
+    except InvalidLink as exc:
+        return render_page("message.html", title="Link not valid", narrow=True, status=410,
+                           paragraphs=[str(exc)], alert=False, back=None)
+    shown = flow.details(subject_id, recipient_id) if flow.details and not act else ""
+    after = flow.next_steps(subject_id, recipient_id) if flow.next_steps else ""
+    earlier = flow.acknowledged(subject_id) if flow.acknowledged else None
+    if earlier:
+        return render_page("ack.html", title="Already acknowledged", narrow=True,
+                           said=f"Already acknowledged {earlier}.", details=shown, question=None, next_steps=after)
+    if not act:
+        return render_page("ack.html", title=flow.title, narrow=True, said=None, details=shown, question=flow.question,
+                           next_steps="")
+    await flow.acknowledge(subject_id, recipient_id)
+    return render_page("ack.html", title="Acknowledged", narrow=True, said=flow.done, details="", question=None,
+                       next_steps=after)
 
 
 # A caller's own correlation id (X-Correlation-ID), or a W3C trace context's trace id (traceparent).

@@ -31,7 +31,7 @@ async def test_a_referral_and_a_child_at_one_incident_share_its_id_and_one_view(
     hwc = system.apps["handle-with-care"].services["hwc"]
     [page] = await eventually(lambda: list(notifier.pages.values()))
     [notice] = await eventually(lambda: list(hwc.notices.values()))
-    assert page["correlation_id"] == notice["correlation_id"] == expected  # every derived event carries it
+    assert page.correlation_id == notice.correlation_id == expected  # every derived event carries it
 
     async def view():
         answer = await system.http.get("/v1/agencies/apd/incidents/INC-9001", headers=PM)

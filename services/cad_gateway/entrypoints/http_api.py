@@ -17,40 +17,36 @@ from fastapi.responses import JSONResponse
 from services.cad_gateway.domain.calls import map_calls
 from services.cad_gateway.domain.eido import NothingToMap, read_eido
 from services.cad_gateway.service import publish_mapped
-from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
-from services.kernel.reference import Agency, ReferenceData
-from services.messaging.kafka import Publisher
+from services.kernel.reference import Agency
 from services.platform.logs import correlation_scope, get_logger
+from services.web.deps import AppClock, Events, Limits, Reference
 from services.web.web import ApiError, bearer_principal, correlation_id_for, published_or_503
 
 log = get_logger(__name__)
 EIDO_BODY = Body(..., description="an Emergency Incident Data Object (JSON)")
 
 
-def create_router(reference: ReferenceData, publisher: Publisher, clock: Clock, publish_timeout_seconds: float = 5.0,
-                  window: EventTimeWindow = EventTimeWindow()) -> APIRouter:
-    api = APIRouter(tags=["CAD gateway"])
-    agency_principal = bearer_principal(lambda: reference.agencies.values(), "an agency")
+router = APIRouter(tags=["CAD gateway"])
+agency_principal = bearer_principal(lambda reference: reference.agencies.values(), "an agency")
 
-    @api.post("/v1/eido", status_code=202, responses={200: {}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}},
-              summary="A NENA EIDO (NENA-STA-021 JSON): mapped through the agency's call-type table")
-    async def submit_eido(request: Request, document: Any = EIDO_BODY,
-                          agency: Agency = Depends(agency_principal)) -> JSONResponse:
-        try:
-            mapped = map_calls(read_eido(document), agency, reference.sites, clock.now(), window)
-        except NothingToMap as nothing:
-            log.info("eido_nothing_to_map", agency_id=agency.agency_id)
-            return JSONResponse({"status": "nothing_to_map", "reasons": [nothing.reason]}, status_code=200)
-        except Rejected as exc:
-            raise ApiError(422, exc.field, exc.detail) from None
-        if mapped.nothing:
-            log.info("eido_nothing_to_map", agency_id=agency.agency_id)
-            return JSONResponse({"status": "nothing_to_map", "reasons": mapped.skipped}, status_code=200)
-        with correlation_scope(correlation_id_for(request, mapped.events[0][2])) as cid:  # the incident's
-            published = await published_or_503(publish_mapped(mapped, publisher), publish_timeout_seconds, "eido")
-        log.info("eido_mapped", agency_id=agency.agency_id, events=len(published), skipped=len(mapped.skipped))
-        return JSONResponse({"status": "accepted", "correlation_id": cid, "events": published,
-                             "skipped": mapped.skipped}, status_code=202)
 
-    return api
+@router.post("/v1/eido", status_code=202, responses={200: {}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+             summary="A NENA EIDO (NENA-STA-021 JSON): mapped through the agency's call-type table")
+async def submit_eido(request: Request, reference: Reference, clock: AppClock, publisher: Events, limits: Limits,
+                      document: Any = EIDO_BODY, agency: Agency = Depends(agency_principal)) -> JSONResponse:
+    try:
+        mapped = map_calls(read_eido(document), agency, reference.sites, clock.now(), limits.window)
+    except NothingToMap as nothing:
+        log.info("eido_nothing_to_map", agency_id=agency.agency_id)
+        return JSONResponse({"status": "nothing_to_map", "reasons": [nothing.reason]}, status_code=200)
+    except Rejected as exc:
+        raise ApiError(422, exc.field, exc.detail) from None
+    if mapped.nothing:
+        log.info("eido_nothing_to_map", agency_id=agency.agency_id)
+        return JSONResponse({"status": "nothing_to_map", "reasons": mapped.skipped}, status_code=200)
+    with correlation_scope(correlation_id_for(request, mapped.events[0][2])) as cid:  # the incident's
+        published = await published_or_503(publish_mapped(mapped, publisher), limits.publish_timeout_seconds, "eido")
+    log.info("eido_mapped", agency_id=agency.agency_id, events=len(published), skipped=len(mapped.skipped))
+    return JSONResponse({"status": "accepted", "correlation_id": cid, "events": published,
+                         "skipped": mapped.skipped}, status_code=202)

@@ -14,93 +14,96 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from services.handle_with_care.domain.figures import HwcReadModel
+from services.handle_with_care.entrypoints.http_api import HwcModel
 from services.handle_with_care.entrypoints.pages import TEMPLATES, notice_html
 from services.handle_with_care.events import HwcNoticeRequested
 from services.handle_with_care.service import acknowledge_notice
 from services.handle_with_care.triage import resolve_triage_item
-from services.kernel.clock import Clock
 from services.kernel.events import (
     AcknowledgedVia,
 )
-from services.kernel.reference import ReferenceData
-from services.messaging.kafka import Publisher
-from services.web.console import Sessions, Viewer, bar_chart, local_time, page
+from services.web.console import ConsoleSessions, Viewer, bar_chart, local_time, page
+from services.web.deps import AppClock, Events, Reference
 from services.web.render import percent
 from services.web.web import ApiError
 
+router = APIRouter(include_in_schema=False)
 
-def create_router(sessions: Sessions, reference: ReferenceData, model: HwcReadModel, publisher: Publisher,
-                  clock: Clock) -> APIRouter:
-    api = APIRouter(include_in_schema=False)
 
-    def own_notice(viewer: Viewer, notice_id: str) -> HwcNoticeRequested:
-        request = model.requests.get(notice_id)
-        if request is None:
-            raise ApiError(404, "notice_id", "no such notice")
-        if request.school_id != viewer.school.school_id:
-            raise ApiError(403, "notice_id", "this notice is for another school")
-        return request
+def own_notice(model: HwcReadModel, viewer: Viewer, notice_id: str) -> HwcNoticeRequested:
+    request = model.requests.get(notice_id)
+    if request is None:
+        raise ApiError(404, "notice_id", "no such notice")
+    if request.school_id != viewer.school.school_id:
+        raise ApiError(403, "notice_id", "this notice is for another school")
+    return request
 
-    @api.get("/console/notices", response_class=HTMLResponse)
-    async def notices(request: Request) -> HTMLResponse:
-        viewer = sessions.require(request, "school_contact")
-        mine = sorted((r for r in model.requests.values() if r.school_id == viewer.school.school_id),
-                      key=lambda r: r.due_at, reverse=True)
-        zone = reference.schools[viewer.school.school_id].timezone
-        listed = [{"notice_id": r.notice_id, "child": f"{r.child.first_name} {r.child.last_name}",
-                   "due": _local(r.due_at, zone), "acknowledged": model.notices[r.notice_id].acknowledged_at is not None}
-                  for r in mine]
-        return page("hwc/notices.html", f"Handle With Care notices: {viewer.school.name}", viewer, package=TEMPLATES,
-                    notices=listed)
 
-    @api.get("/console/notices/{notice_id}", response_class=HTMLResponse)
-    async def notice(request: Request, notice_id: str, done: str = "") -> HTMLResponse:
-        viewer = sessions.require(request, "school_contact")
-        notice_request = own_notice(viewer, notice_id)
-        view = model.notices[notice_id]
-        acked = view.acknowledged_at is not None or done == "acknowledged"
-        return page("hwc/notice.html", "Handle With Care notice", viewer, package=TEMPLATES, notice_id=notice_id,
-                    details=notice_html(notice_request, viewer.school), acknowledged=acked)
+@router.get("/console/notices", response_class=HTMLResponse)
+async def notices(request: Request, model: HwcModel, reference: Reference, sessions: ConsoleSessions) -> HTMLResponse:
+    viewer = sessions.require(request, "school_contact")
+    mine = sorted((r for r in model.requests.values() if r.school_id == viewer.school.school_id),
+                  key=lambda r: r.due_at, reverse=True)
+    zone = reference.schools[viewer.school.school_id].timezone
+    listed = [{"notice_id": r.notice_id, "child": f"{r.child.first_name} {r.child.last_name}",
+               "due": _local(r.due_at, zone), "acknowledged": model.notices[r.notice_id].acknowledged_at is not None}
+              for r in mine]
+    return page("hwc/notices.html", f"Handle With Care notices: {viewer.school.name}", viewer, package=TEMPLATES,
+                notices=listed)
 
-    @api.post("/console/notices/{notice_id}/acknowledge")
-    async def acknowledge(request: Request, notice_id: str, csrf_token: str = Form("")) -> Response:
-        viewer = sessions.require(request, "school_contact")
-        sessions.check_csrf(viewer, csrf_token)
-        own_notice(viewer, notice_id)
-        await acknowledge_notice(notice_id, viewer.id, publisher, clock, AcknowledgedVia.link)
-        return RedirectResponse(f"/console/notices/{notice_id}?done=acknowledged", status_code=303)
 
-    @api.get("/console/triage", response_class=HTMLResponse)
-    async def triage(request: Request, done: str = "") -> HTMLResponse:
-        viewer = sessions.require(request, "coordinator")
-        district = viewer.district
-        schools = [s for s in reference.schools.values() if s.district_id == district.district_id]
-        zone = schools[0].timezone if schools else "UTC"
-        items = [{"cad_event_id": opened.cad_event_id, "child": opened.child,
-                  "school_given": _school_given(opened, reference.schools), "reason": opened.reason,
-                  "reopened": opened.reopened,
-                  "encountered": _local(opened.encountered_at, zone),
-                  "due": _local(opened.due_at, zone) if opened.due_at else None}
-                 for opened in model.open_triage(district.district_id)]
-        figures = model.figures(clock.now(), district.district_id)
-        notices = sum(r.notices for r in figures)
-        chart = bar_chart("Notices this term", [
-            ("on time", sum(r.on_time for r in figures), f"{sum(r.on_time for r in figures)} of {notices}"),
-            ("acknowledged", sum(r.acknowledged for r in figures), f"{sum(r.acknowledged for r in figures)} of {notices}"),
-            ("escalated", sum(r.escalated for r in figures), str(sum(r.escalated for r in figures))),
-        ], maximum=max(notices, 1))
-        return page("hwc/triage.html", f"Triage queue: {district.name}", viewer, package=TEMPLATES, placed=bool(done),
-                    items=items, schools=schools, chart=chart)
+@router.get("/console/notices/{notice_id}", response_class=HTMLResponse)
+async def notice(request: Request, notice_id: str, model: HwcModel, sessions: ConsoleSessions, done: str = "") -> HTMLResponse:
+    viewer = sessions.require(request, "school_contact")
+    notice_request = own_notice(model, viewer, notice_id)
+    view = model.notices[notice_id]
+    acked = view.acknowledged_at is not None or done == "acknowledged"
+    return page("hwc/notice.html", "Handle With Care notice", viewer, package=TEMPLATES, notice_id=notice_id,
+                details=notice_html(notice_request, viewer.school), acknowledged=acked)
 
-    @api.post("/console/triage/{cad_event_id}/resolve")
-    async def resolve(request: Request, cad_event_id: str, school_id: str = Form(""),
-                      csrf_token: str = Form("")) -> Response:
-        viewer = sessions.require(request, "coordinator")
-        sessions.check_csrf(viewer, csrf_token)
-        await resolve_triage_item(cad_event_id, school_id, viewer.district, model, reference, publisher, clock)
-        return RedirectResponse("/console/triage?done=1", status_code=303)
 
-    return api
+@router.post("/console/notices/{notice_id}/acknowledge")
+async def acknowledge(request: Request, notice_id: str, clock: AppClock, model: HwcModel, publisher: Events,
+                      sessions: ConsoleSessions, csrf_token: str = Form("")) -> Response:
+    viewer = sessions.require(request, "school_contact")
+    sessions.check_csrf(viewer, csrf_token)
+    own_notice(model, viewer, notice_id)
+    await acknowledge_notice(notice_id, viewer.id, publisher, clock, AcknowledgedVia.link)
+    return RedirectResponse(f"/console/notices/{notice_id}?done=acknowledged", status_code=303)
+
+
+@router.get("/console/triage", response_class=HTMLResponse)
+async def triage(request: Request, clock: AppClock, model: HwcModel, reference: Reference,
+                 sessions: ConsoleSessions, done: str = "") -> HTMLResponse:
+    viewer = sessions.require(request, "coordinator")
+    district = viewer.district
+    schools = [s for s in reference.schools.values() if s.district_id == district.district_id]
+    zone = schools[0].timezone if schools else "UTC"
+    items = [{"cad_event_id": opened.cad_event_id, "child": opened.child,
+              "school_given": _school_given(opened, reference.schools), "reason": opened.reason,
+              "reopened": opened.reopened,
+              "encountered": _local(opened.encountered_at, zone),
+              "due": _local(opened.due_at, zone) if opened.due_at else None}
+             for opened in model.open_triage(district.district_id)]
+    figures = model.figures(clock.now(), district.district_id)
+    notices = sum(r.notices for r in figures)
+    chart = bar_chart("Notices this term", [
+        ("on time", sum(r.on_time for r in figures), f"{sum(r.on_time for r in figures)} of {notices}"),
+        ("acknowledged", sum(r.acknowledged for r in figures), f"{sum(r.acknowledged for r in figures)} of {notices}"),
+        ("escalated", sum(r.escalated for r in figures), str(sum(r.escalated for r in figures))),
+    ], maximum=max(notices, 1))
+    return page("hwc/triage.html", f"Triage queue: {district.name}", viewer, package=TEMPLATES, placed=bool(done),
+                items=items, schools=schools, chart=chart)
+
+
+@router.post("/console/triage/{cad_event_id}/resolve")
+async def resolve(request: Request, cad_event_id: str, clock: AppClock, model: HwcModel, publisher: Events,
+                  reference: Reference, sessions: ConsoleSessions, school_id: str = Form(""),
+                  csrf_token: str = Form("")) -> Response:
+    viewer = sessions.require(request, "coordinator")
+    sessions.check_csrf(viewer, csrf_token)
+    await resolve_triage_item(cad_event_id, school_id, viewer.district, model, reference, publisher, clock)
+    return RedirectResponse("/console/triage?done=1", status_code=303)
 
 
 def hwc_rates_chart(model: HwcReadModel, district_ids: set[str], now) -> Markup:

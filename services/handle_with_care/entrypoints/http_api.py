@@ -8,7 +8,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict
 
@@ -17,72 +20,91 @@ from services.handle_with_care.domain.figures import HwcReadModel
 from services.handle_with_care.entrypoints.pages import notice_html
 from services.handle_with_care.service import acknowledge_notice
 from services.handle_with_care.triage import resolve_triage_item
-from services.kernel.clock import Clock, SystemClock
-from services.kernel.reference import District, ReferenceData
+from services.kernel.clock import Clock
+from services.kernel.reference import Contact, District, ReferenceData
 from services.messaging.kafka import Publisher
 from services.platform.logs import get_logger
 from services.web.console import local_time
-from services.web.web import ApiError, add_ack_link_routes, bearer_principal
+from services.web.deps import AppClock, Events, Reference, app_state
+from services.web.web import AckFlow, ApiError, ack_link_page, bearer_principal
 
 log = get_logger(__name__)
 
 
-def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,
-                  reference: ReferenceData | None = None, model: HwcReadModel | None = None) -> APIRouter:
-    clock = clock or SystemClock()
-    api = APIRouter(tags=["Handle With Care"])
+router = APIRouter(tags=["Handle With Care"])
+NoticeLinks = Annotated[AckLinks, Depends(app_state("ack_links"))]
+HwcModel = Annotated[HwcReadModel, Depends(app_state("hwc_model"))]
+coordinator_of = bearer_principal(lambda reference: [d.coordinator for d in reference.districts.values()],
+                                  "a district coordinator")
+
+
+def notice_flow(model: HwcReadModel, reference: ReferenceData, publisher: Publisher, clock: Clock) -> AckFlow:
+    """A school's contact acknowledges a notice by its signed link."""
 
     async def acknowledge(notice_id: str, contact_id: str) -> None:
         await acknowledge_notice(notice_id, contact_id, publisher, clock)
 
     def notice_details(notice_id: str, _contact_id: str) -> Markup | str:
         """The notice itself, for the holder of its signed link (the school's contact)."""
-        request = model.requests.get(notice_id) if model is not None else None
-        school = reference.schools.get(request.school_id) if request and reference else None
+        request = model.requests.get(notice_id)
+        school = reference.schools.get(request.school_id) if request else None
         return notice_html(request, school) if school else ""
 
     def acknowledged(notice_id: str) -> str | None:
-        view = model.notices.get(notice_id) if model is not None else None
+        view = model.notices.get(notice_id)
         if view is None or view.acknowledged_at is None:
             return None
-        school = reference.schools.get(view.school_id) if reference else None
+        school = reference.schools.get(view.school_id)
         return f"by your school at {local_time(view.acknowledged_at, school.timezone if school else None)}"
 
-    add_ack_link_routes(api, links, "notice", "Handle With Care", "Confirm that your school has received this notice.",
-                        "Thank you. The notice is recorded as received.", acknowledge, details=notice_details,
-                        acknowledged=acknowledged)
+    return AckFlow("notice", "Handle With Care", "Confirm that your school has received this notice.",
+                   "Thank you. The notice is recorded as received.", acknowledge, details=notice_details,
+                   acknowledged=acknowledged)
 
-    coordinator_of = bearer_principal(lambda: [d.coordinator for d in (reference.districts.values() if reference else ())],
-                                      "a district coordinator")
 
-    def coordinator(contact=Depends(coordinator_of)) -> District:
-        return next(d for d in reference.districts.values() if d.coordinator.contact_id == contact.contact_id)
+@router.get("/ack/notice/{token}", response_class=HTMLResponse, summary="Show the notice acknowledgement form")
+async def show_notice(token: str, links: NoticeLinks, model: HwcModel, reference: Reference, publisher: Events,
+                      clock: AppClock) -> HTMLResponse:
+    return await ack_link_page(links, notice_flow(model, reference, publisher, clock), token, act=False)
 
-    def own(district: District, district_id: str) -> None:
-        if district.district_id != district_id:
-            raise ApiError(403, "district_id", "not your district")
 
-    @api.get("/v1/districts/{district_id}/triage", summary="Encounters with no known school, oldest first")
-    async def triage_queue(district_id: str, district: District = Depends(coordinator)) -> list[dict]:
-        own(district, district_id)
-        return [{"cad_event_id": o.cad_event_id, "child": o.child.model_dump(mode="json"),
-                 "school_name_hint": o.school_name_hint, "school_id_given": o.school_id_given,
-                 "roster_school_id": o.roster_school_id, "reason": o.reason, "reopened": o.reopened,
-                 "encountered_at": o.encountered_at.isoformat(), "due_at": o.due_at.isoformat() if o.due_at else None,
-                 "agency_id": o.agency_id} for o in model.open_triage(district_id)]
+@router.post("/ack/notice/{token}", response_class=HTMLResponse, summary="Acknowledge a notice")
+async def acknowledge_notice_link(token: str, links: NoticeLinks, model: HwcModel, reference: Reference,
+                                  publisher: Events, clock: AppClock) -> HTMLResponse:
+    return await ack_link_page(links, notice_flow(model, reference, publisher, clock), token, act=True)
 
-    @api.post("/v1/triage/{cad_event_id}/resolve", status_code=202, summary="Place a triaged child at a school")
-    async def resolve_triage(cad_event_id: str, body: TriageResolution,
-                             district: District = Depends(coordinator)) -> dict:
-        await resolve_triage_item(cad_event_id, body.school_id, district, model, reference, publisher, clock)
-        return {"status": "accepted"}
 
-    @api.get("/v1/districts/{district_id}/hwc-figures", summary="Notices sent, on time, acknowledged, escalated, unresolved")
-    async def hwc_figures(district_id: str, district: District = Depends(coordinator)) -> dict:
-        own(district, district_id)
-        return {"district_id": district_id, "rows": [r.__dict__ for r in model.figures(clock.now(), district_id)]}
+def coordinator(reference: Reference, contact: Contact = Depends(coordinator_of)) -> District:
+    return next(d for d in reference.districts.values() if d.coordinator.contact_id == contact.contact_id)
 
-    return api
+
+def own(district: District, district_id: str) -> None:
+    if district.district_id != district_id:
+        raise ApiError(403, "district_id", "not your district")
+
+
+@router.get("/v1/districts/{district_id}/triage", summary="Encounters with no known school, oldest first")
+async def triage_queue(district_id: str, model: HwcModel, district: District = Depends(coordinator)) -> list[dict]:
+    own(district, district_id)
+    return [{"cad_event_id": o.cad_event_id, "child": o.child.model_dump(mode="json"),
+             "school_name_hint": o.school_name_hint, "school_id_given": o.school_id_given,
+             "roster_school_id": o.roster_school_id, "reason": o.reason, "reopened": o.reopened,
+             "encountered_at": o.encountered_at.isoformat(), "due_at": o.due_at.isoformat() if o.due_at else None,
+             "agency_id": o.agency_id} for o in model.open_triage(district_id)]
+
+
+@router.post("/v1/triage/{cad_event_id}/resolve", status_code=202, summary="Place a triaged child at a school")
+async def resolve_triage(cad_event_id: str, body: TriageResolution, model: HwcModel, reference: Reference,
+                         publisher: Events, clock: AppClock, district: District = Depends(coordinator)) -> dict:
+    await resolve_triage_item(cad_event_id, body.school_id, district, model, reference, publisher, clock)
+    return {"status": "accepted"}
+
+
+@router.get("/v1/districts/{district_id}/hwc-figures", summary="Notices sent, on time, acknowledged, escalated, unresolved")
+async def hwc_figures(district_id: str, model: HwcModel, clock: AppClock,
+                      district: District = Depends(coordinator)) -> dict:
+    own(district, district_id)
+    return {"district_id": district_id, "rows": [r.__dict__ for r in model.figures(clock.now(), district_id)]}
 
 
 class TriageResolution(BaseModel):

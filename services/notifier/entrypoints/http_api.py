@@ -9,37 +9,65 @@ from __future__ import annotations
 
 import hmac
 import html
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from services.delivery.channels import twilio_signature
 from services.delivery.links import AckLinks
-from services.kernel.clock import Clock, SystemClock
+from services.kernel.clock import Clock
 from services.kernel.events import (
     AcknowledgedVia,
 )
-from services.kernel.lead import PageAcknowledged
+from services.kernel.lead import PageAcknowledged, PageRequested
 from services.kernel.reference import ReferenceData
 from services.kernel.topics import PAGES
 from services.messaging.kafka import Publisher
 from services.notifier.service import page_id_for
 from services.platform.logs import correlation_scope, get_logger
 from services.web.console import handoff_html, local_time
+from services.web.deps import AppClock, Events, Reference, app_state
 from services.web.render import fragment
-from services.web.web import add_ack_link_routes
+from services.web.web import AckFlow, ack_link_page
 
 log = get_logger(__name__)
 TEMPLATES = "services.notifier.entrypoints"  # its templates/ folder
 
 
-def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = None, *,
-                  reference: ReferenceData | None = None, page_for_reply=None, sms_auth_token: str = "",
-                  public_base_url: str = "", handoff_details=None, acknowledgement_of=None) -> APIRouter:
-    """``page_for_reply(case_manager_id, code)`` finds the open page an SMS reply code answers;
-    ``acknowledgement_of(referral_id)`` is (who, when) once its page was acknowledged."""
-    clock = clock or SystemClock()
-    api = APIRouter(tags=["LEAD paging"])
+class PagesRead(Protocol):
+    """What the acknowledgement routes read of the LEAD pages: the API's read models, which another service
+    keeps (the composition root adapts them to this)."""
+
+    def request_of(self, referral_id: str) -> PageRequested | None:
+        """The page's warm-handoff details (officer, callback number, where, who to look for)."""
+
+    def acknowledgement_of(self, referral_id: str) -> tuple[str, datetime] | None:
+        """(who, when) once the page was acknowledged."""
+
+    def page_for_reply(self, case_manager_id: str, code: str) -> str | None:
+        """The referral whose open page a case manager's SMS reply code answers."""
+
+
+@dataclass(frozen=True)
+class SmsWebhook:
+    """The SMS provider's webhook: its auth token signs each request to the public URL (Twilio's scheme)."""
+
+    auth_token: str = ""
+    public_base_url: str = ""
+
+
+router = APIRouter(tags=["LEAD paging"])
+PageLinks = Annotated[AckLinks, Depends(app_state("ack_links"))]
+Pages = Annotated[PagesRead, Depends(app_state("pages_read"))]
+Sms = Annotated[SmsWebhook, Depends(app_state("sms_webhook"))]
+
+
+def page_flow(pages: PagesRead, reference: ReferenceData, publisher: Publisher, clock: Clock) -> AckFlow:
+    """A paged case manager acknowledges by the page's signed link; the officer is then told."""
 
     async def acknowledge(referral_id: str, case_manager_id: str) -> None:
         with correlation_scope():
@@ -50,52 +78,62 @@ def create_router(links: AckLinks, publisher: Publisher, clock: Clock | None = N
 
     def page_details(referral_id: str, _case_manager_id: str) -> Markup | str:
         """The warm-handoff details, for the holder of the signed link (the paged case manager)."""
-        if handoff_details is None or reference is None:
-            return ""
-        request = handoff_details.pages.get(referral_id)
+        request = pages.request_of(referral_id)
         site = reference.site(request.site_id) if request else None
         return handoff_html(request, site.zone if site else None) if request else ""
 
     def acknowledged(referral_id: str) -> str | None:
-        known = acknowledgement_of(referral_id) if acknowledgement_of else None
+        known = pages.acknowledgement_of(referral_id)
         if known is None:
             return None
         who, when = known
-        person = reference.case_managers.get(who) if reference else None
-        request = handoff_details.pages.get(referral_id) if handoff_details else None
-        site = reference.site(request.site_id) if reference and request else None
+        person = reference.case_managers.get(who)
+        request = pages.request_of(referral_id)
+        site = reference.site(request.site_id) if request else None
         return f"by {person.display_name if person else 'a case manager'} at {local_time(when, site.zone if site else None)}"
 
     def next_steps(referral_id: str, _case_manager_id: str) -> Markup:
         """What the case manager does next: call the officer, open the referral (after signing in)."""
-        request = handoff_details.pages.get(referral_id) if handoff_details else None
-        return fragment("paging/next_steps.html", TEMPLATES, page=request, referral_id=referral_id)
+        return fragment("paging/next_steps.html", TEMPLATES, page=pages.request_of(referral_id),
+                        referral_id=referral_id)
 
-    add_ack_link_routes(api, links, "page", "Acknowledge LEAD page",
-                        "Acknowledge this warm-handoff page? The officer will be told you are on the way.",
-                        "Thank you. Escalation has stopped and the officer is being told.", acknowledge,
-                        details=page_details, acknowledged=acknowledged, next_steps=next_steps)
+    return AckFlow("page", "Acknowledge LEAD page",
+                   "Acknowledge this warm-handoff page? The officer will be told you are on the way.",
+                   "Thank you. Escalation has stopped and the officer is being told.", acknowledge,
+                   details=page_details, acknowledged=acknowledged, next_steps=next_steps)
 
-    @api.post("/v1/sms/inbound", summary="SMS provider webhook: 'ACK 123456' acknowledges a page",
-              response_class=Response)
-    async def sms_inbound(request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
-        expected = twilio_signature(sms_auth_token, f"{public_base_url}/v1/sms/inbound", form)
-        if not sms_auth_token or not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
-            return Response(status_code=403)
-        code = "".join(ch for ch in form.get("Body", "") if ch.isdigit())
-        sender = next((p for p in reference.case_managers.values() if p.phone == form.get("From")), None)
-        view = page_for_reply(sender.case_manager_id, code) if sender and len(code) == 6 else None
-        if view is None:
-            return _twiml("Handoff: no open page matches that code.")
-        with correlation_scope():
-            await publisher.publish(PAGES, view.referral_id, PageAcknowledged(
-                page_id=page_id_for(view.referral_id), referral_id=view.referral_id,
-                acknowledged_by=sender.case_manager_id, via=AcknowledgedVia.sms_reply, acknowledged_at=clock.now()))
-            log.info("page_ack_received", referral_id=view.referral_id, by=sender.case_manager_id, via="sms_reply")
-        return _twiml("Handoff: acknowledged. The officer is being told.")
 
-    return api
+@router.get("/ack/page/{token}", response_class=HTMLResponse, summary="Show the page acknowledgement form")
+async def show_page(token: str, links: PageLinks, pages: Pages, reference: Reference, publisher: Events,
+                    clock: AppClock) -> HTMLResponse:
+    return await ack_link_page(links, page_flow(pages, reference, publisher, clock), token, act=False)
+
+
+@router.post("/ack/page/{token}", response_class=HTMLResponse, summary="Acknowledge a page")
+async def acknowledge_page(token: str, links: PageLinks, pages: Pages, reference: Reference, publisher: Events,
+                           clock: AppClock) -> HTMLResponse:
+    return await ack_link_page(links, page_flow(pages, reference, publisher, clock), token, act=True)
+
+
+@router.post("/v1/sms/inbound", summary="SMS provider webhook: 'ACK 123456' acknowledges a page",
+             response_class=Response)
+async def sms_inbound(request: Request, sms: Sms, pages: Pages, reference: Reference, publisher: Events,
+                      clock: AppClock) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    expected = twilio_signature(sms.auth_token, f"{sms.public_base_url}/v1/sms/inbound", form)
+    if not sms.auth_token or not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
+        return Response(status_code=403)
+    code = "".join(ch for ch in form.get("Body", "") if ch.isdigit())
+    sender = next((p for p in reference.case_managers.values() if p.phone == form.get("From")), None)
+    referral_id = pages.page_for_reply(sender.case_manager_id, code) if sender and len(code) == 6 else None
+    if referral_id is None:
+        return _twiml("Handoff: no open page matches that code.")
+    with correlation_scope():
+        await publisher.publish(PAGES, referral_id, PageAcknowledged(
+            page_id=page_id_for(referral_id), referral_id=referral_id,
+            acknowledged_by=sender.case_manager_id, via=AcknowledgedVia.sms_reply, acknowledged_at=clock.now()))
+        log.info("page_ack_received", referral_id=referral_id, by=sender.case_manager_id, via="sms_reply")
+    return _twiml("Handoff: acknowledged. The officer is being told.")
 
 
 def _twiml(text: str) -> Response:

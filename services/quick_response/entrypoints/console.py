@@ -7,19 +7,21 @@ tap per attempt. The list names people, so each showing is audited, as in the AP
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.kernel.clock import Clock
 from services.kernel.events import (
     DisclosureChannel,
 )
-from services.kernel.reference import ReferenceData
-from services.messaging.kafka import Publisher
-from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
+from services.quick_response.domain.figures import FollowUpView, week_of
+from services.quick_response.entrypoints.http_api import QrtModel
 from services.quick_response.events import AttemptOutcome
 from services.quick_response.service import audit_list_read, log_attempt
-from services.web.console import Sessions, local_time, page
+from services.web.console import ConsoleSessions, local_time, page
+from services.web.deps import AppClock, Events, Reference
 from services.web.web import ApiError
 
 TEMPLATES = "services.quick_response.entrypoints"  # its templates/ folder
@@ -29,48 +31,49 @@ LABELS = {AttemptOutcome.visited: "Visited", AttemptOutcome.not_home: "Not home"
           AttemptOutcome.engaged: "Engaged", AttemptOutcome.referred_to_treatment: "Referred to treatment"}
 
 
-def create_router(sessions: Sessions, reference: ReferenceData, model: QrtReadModel, publisher: Publisher,
-                  clock: Clock) -> APIRouter:
-    api = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    def card(v: FollowUpView, zone) -> dict:
-        o, p = v.opened, v.opened.person
-        return {"task_id": o.task_id, "kind": o.kind.value, "name": (p.display_name if p else None) or "name not known",
-                "address": (p.contact_address if p else None) or "no address", "phone": p.phone if p else None,
-                "source": p.address_source.value if p else "unknown", "location": o.location_description,
-                "due": local_time(o.due_at, zone), "overdue": o.due_at <= clock.now(),
-                "attempts": [LABELS.get(a, a.value) for a in v.outcomes], "warned": v.warned}
 
-    @api.get("/console/qrt", response_class=HTMLResponse)
-    async def follow_ups(request: Request, done: str = "") -> HTMLResponse:
-        viewer = sessions.require(request, *TEAM_ROLES)
-        sites = [s for s in reference.sites.values() if s.quick_response and s.site_id in viewer.staff.sites]
-        now = clock.now()
-        lists = []
-        for site in sites:
-            await audit_list_read(site.site_id, viewer.staff, DisclosureChannel.console, publisher, clock)
-            lists.append({"site": site.name, "cards": [card(v, site.zone) for v in model.open_list(site.site_id)],
-                          "funnel": model.funnel(site.site_id, week_of(now)).__dict__})
-        recorded = next((label for outcome, label in LABELS.items() if outcome.value == done), "")
-        return page("qrt/follow_ups.html", "Overdose follow-ups", viewer, package=TEMPLATES, lists=lists,
-                    done=recorded, buttons=list(LABELS.items()))
+def card(v: FollowUpView, zone: ZoneInfo, now: datetime) -> dict:
+    o, p = v.opened, v.opened.person
+    return {"task_id": o.task_id, "kind": o.kind.value, "name": (p.display_name if p else None) or "name not known",
+            "address": (p.contact_address if p else None) or "no address", "phone": p.phone if p else None,
+            "source": p.address_source.value if p else "unknown", "location": o.location_description,
+            "due": local_time(o.due_at, zone), "overdue": o.due_at <= now,
+            "attempts": [LABELS.get(a, a.value) for a in v.outcomes], "warned": v.warned}
 
-    @api.post("/console/qrt/{task_id}/attempts")
-    async def attempt(request: Request, task_id: str, outcome: str = Form(""), tap: str = Form(""),
-                      csrf_token: str = Form("")) -> Response:
-        viewer = sessions.require(request, *TEAM_ROLES)
-        sessions.check_csrf(viewer, csrf_token)
-        view = model.follow_ups.get(task_id)
-        if view is None:
-            raise ApiError(404, "task_id", "no such follow-up")
-        if view.opened.site_id not in viewer.staff.sites:
-            raise ApiError(403, "task_id", "not a follow-up of your sites")
-        try:
-            chosen = AttemptOutcome(outcome)
-        except ValueError:
-            raise ApiError(422, "outcome", "not an attempt outcome") from None
-        # ``tap`` is the page's own nonce: a double tap or a resubmitted form is one attempt.
-        await log_attempt(task_id, view.opened.site_id, chosen, viewer.id, clock.now(), tap[:64] or None, publisher)
-        return RedirectResponse(f"/console/qrt?done={chosen.value}", status_code=303)
 
-    return api
+@router.get("/console/qrt", response_class=HTMLResponse)
+async def follow_ups(request: Request, clock: AppClock, model: QrtModel, publisher: Events, reference: Reference,
+                     sessions: ConsoleSessions, done: str = "") -> HTMLResponse:
+    viewer = sessions.require(request, *TEAM_ROLES)
+    sites = [s for s in reference.sites.values() if s.quick_response and s.site_id in viewer.staff.sites]
+    now = clock.now()
+    lists = []
+    for site in sites:
+        await audit_list_read(site.site_id, viewer.staff, DisclosureChannel.console, publisher, clock)
+        lists.append({"site": site.name, "cards": [card(v, site.zone, now) for v in model.open_list(site.site_id)],
+                      "funnel": model.funnel(site.site_id, week_of(now)).__dict__})
+    recorded = next((label for outcome, label in LABELS.items() if outcome.value == done), "")
+    return page("qrt/follow_ups.html", "Overdose follow-ups", viewer, package=TEMPLATES, lists=lists,
+                done=recorded, buttons=list(LABELS.items()))
+
+
+@router.post("/console/qrt/{task_id}/attempts")
+async def attempt(request: Request, task_id: str, clock: AppClock, model: QrtModel, publisher: Events,
+                  sessions: ConsoleSessions, outcome: str = Form(""), tap: str = Form(""),
+                  csrf_token: str = Form("")) -> Response:
+    viewer = sessions.require(request, *TEAM_ROLES)
+    sessions.check_csrf(viewer, csrf_token)
+    view = model.follow_ups.get(task_id)
+    if view is None:
+        raise ApiError(404, "task_id", "no such follow-up")
+    if view.opened.site_id not in viewer.staff.sites:
+        raise ApiError(403, "task_id", "not a follow-up of your sites")
+    try:
+        chosen = AttemptOutcome(outcome)
+    except ValueError:
+        raise ApiError(422, "outcome", "not an attempt outcome") from None
+    # ``tap`` is the page's own nonce: a double tap or a resubmitted form is one attempt.
+    await log_attempt(task_id, view.opened.site_id, chosen, viewer.id, clock.now(), tap[:64] or None, publisher)
+    return RedirectResponse(f"/console/qrt?done={chosen.value}", status_code=303)

@@ -21,21 +21,20 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from services.kernel.cad import CadOverdoseResponded
-from services.kernel.clock import Clock, EventTimeWindow
 from services.kernel.errors import Rejected
 from services.kernel.events import (
     DisclosureChannel,
 )
-from services.kernel.reference import Agency, CaseManager, ReferenceData
+from services.kernel.reference import Agency, CaseManager
 from services.kernel.topics import CAD_OVERDOSES
 from services.messaging.events import DisclosedRecord
-from services.messaging.kafka import Publisher
 from services.messaging.outbox import audit_shown
 from services.platform.logs import correlation_scope, get_logger
 from services.quick_response.domain.figures import FollowUpView, QrtReadModel, week_of
@@ -44,6 +43,7 @@ from services.quick_response.domain.state_report import COLUMNS as STATE_COLUMNS
 from services.quick_response.domain.state_report import StateReportRow
 from services.quick_response.events import AttemptOutcome, OverdoseReported
 from services.quick_response.service import audit_list_read, log_attempt
+from services.web.deps import AppClock, Events, Limits, Reference, app_state
 from services.web.web import ApiError, bearer_principal, correlation_id_for, csv_cell, published_or_503, time_given
 
 log = get_logger(__name__)
@@ -87,109 +87,117 @@ class FollowUpOut(BaseModel):
                    location=o.location_description, attempts=[a.value for a in v.outcomes], warned=v.warned)
 
 
-def create_router(reference: ReferenceData, model: QrtReadModel, publisher: Publisher, clock: Clock,
-                  publish_timeout_seconds: float = 5.0, window: EventTimeWindow = EventTimeWindow()) -> APIRouter:
-    api = APIRouter(tags=["Quick Response Teams"])
-    agency_principal = bearer_principal(lambda: reference.agencies.values(), "an agency")
-    staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
+router = APIRouter(tags=["Quick Response Teams"])
+agency_principal = bearer_principal(lambda reference: reference.agencies.values(), "an agency")
+staff = bearer_principal(lambda reference: reference.case_managers.values(), "a staff member")
+QrtModel = Annotated[QrtReadModel, Depends(app_state("qrt_model"))]
 
-    def site_of(person: CaseManager, site_id: str) -> None:
-        if site_id not in person.sites:
-            raise ApiError(403, "site_id", "not one of your sites")
 
-    @api.post("/v1/overdoses", status_code=202, response_model=OverdoseAccepted,
-              responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 503: {}},
-              summary="Report an overdose response (naloxone plus: opens the team's follow-up)")
-    async def submit_overdose(overdose: CadOverdoseResponded, request: Request,
-                              agency: Agency = Depends(agency_principal)) -> OverdoseAccepted:
-        if overdose.agency_id != agency.agency_id:
-            raise ApiError(403, "agency_id", "does not match the authenticated agency")
-        try:
-            site = check_overdose(overdose, reference.site(overdose.site_id), agency, clock.now(), window)
-        except Rejected as exc:
-            raise ApiError(403 if exc.field == "site_id" else 422, exc.field, exc.detail) from None
-        with correlation_scope(correlation_id_for(request, overdose)) as cid:
-            await published_or_503(publisher.publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose),
-                                   publish_timeout_seconds, "qrt")
-        kind = plan(overdose, site.quick_response)[0] if site.quick_response else None
-        log.info("overdose_accepted", agency_id=agency.agency_id, site_id=site.site_id)
-        return OverdoseAccepted(correlation_id=cid, overdose_event_id=overdose.overdose_event_id,
-                                task_id=task_id_for(overdose.overdose_event_id) if kind else None)
+def site_of(person: CaseManager, site_id: str) -> None:
+    if site_id not in person.sites:
+        raise ApiError(403, "site_id", "not one of your sites")
 
-    @api.get("/v1/qrt/follow-ups", response_model=list[FollowUpOut],
-             summary="The team's list: open follow-ups (or the last hours' overdoses), due first on top")
-    async def follow_ups(site_id: str, last_hours: int | None = Query(None, ge=1, le=24 * 14),
-                         accept: str | None = Header(None), person: CaseManager = Depends(staff)) -> Response | list:
+
+@router.post("/v1/overdoses", status_code=202, response_model=OverdoseAccepted,
+             responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+             summary="Report an overdose response (naloxone plus: opens the team's follow-up)")
+async def submit_overdose(overdose: CadOverdoseResponded, request: Request, clock: AppClock, publisher: Events,
+                          reference: Reference, limits: Limits, agency: Agency = Depends(agency_principal)) -> OverdoseAccepted:
+    if overdose.agency_id != agency.agency_id:
+        raise ApiError(403, "agency_id", "does not match the authenticated agency")
+    try:
+        site = check_overdose(overdose, reference.site(overdose.site_id), agency, clock.now(), limits.window)
+    except Rejected as exc:
+        raise ApiError(403 if exc.field == "site_id" else 422, exc.field, exc.detail) from None
+    with correlation_scope(correlation_id_for(request, overdose)) as cid:
+        await published_or_503(publisher.publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose),
+                               limits.publish_timeout_seconds, "qrt")
+    kind = plan(overdose, site.quick_response)[0] if site.quick_response else None
+    log.info("overdose_accepted", agency_id=agency.agency_id, site_id=site.site_id)
+    return OverdoseAccepted(correlation_id=cid, overdose_event_id=overdose.overdose_event_id,
+                            task_id=task_id_for(overdose.overdose_event_id) if kind else None)
+
+
+@router.get("/v1/qrt/follow-ups", response_model=list[FollowUpOut],
+            summary="The team's list: open follow-ups (or the last hours' overdoses), due first on top")
+async def follow_ups(site_id: str, clock: AppClock, model: QrtModel, publisher: Events, limits: Limits,
+                     last_hours: int | None = Query(None, ge=1, le=24 * 14), accept: str | None = Header(None),
+                     person: CaseManager = Depends(staff)) -> Response | list:
+    site_of(person, site_id)
+    now = clock.now()
+    views = model.recent(site_id, now, hours=last_hours) if last_hours else model.open_list(site_id)
+    rows = [FollowUpOut.of(v) for v in views]
+    await published_or_503(audit_list_read(site_id, person, DisclosureChannel.api, publisher, clock),
+                           limits.publish_timeout_seconds, "qrt")
+    if accept and "text/csv" in accept:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            writer.writerow([csv_cell(v) for v in (r.task_id, r.kind, r.due_at.isoformat(), r.occurred_at.isoformat(),
+                                                r.name, r.contact_address, r.address_source, r.phone, r.location,
+                                                " ".join(r.attempts), r.warned)])
+        return Response(out.getvalue(), media_type="text/csv",
+                        headers={"Cache-Control": "no-store",
+                                 "Content-Disposition": f'attachment; filename="qrt-{site_id}.csv"'})
+    return rows
+
+
+@router.post("/v1/qrt/follow-ups/{task_id}/attempts", status_code=202, summary="Log one follow-up attempt")
+async def record_attempt(task_id: str, body: AttemptIn, clock: AppClock, model: QrtModel, publisher: Events,
+                         limits: Limits, person: CaseManager = Depends(staff),
+                         idempotency_key: str | None = Header(None, max_length=128)) -> dict:
+    view = model.follow_ups.get(task_id)
+    if view is None:
+        raise ApiError(404, "task_id", "no such follow-up")
+    site_of(person, view.opened.site_id)
+    attempted_at = time_given("attempted_at", body.attempted_at, clock.now(), limits.window)
+    attempt_id = await published_or_503(log_attempt(task_id, view.opened.site_id, body.outcome,
+                                                    person.case_manager_id, attempted_at, idempotency_key,
+                                                    publisher), limits.publish_timeout_seconds, "qrt")
+    return {"status": "accepted", "attempt_id": attempt_id}
+
+
+@router.get("/v1/qrt/funnel", summary="Overdose calls -> follow-ups -> contacted -> engaged -> referred, one week")
+async def funnel(site_id: str, clock: AppClock, model: QrtModel, week: date | None = None,
+                 person: CaseManager = Depends(staff)) -> dict:
+    site_of(person, site_id)
+    monday = week_of(datetime.combine(week, datetime.min.time())) if week else week_of(clock.now())
+    return {"site_id": site_id, "week": monday.isoformat(), **model.funnel(site_id, monday).__dict__}
+
+
+@router.get("/v1/qrt/state-report", response_model=list[StateReportRow], summary="The state's 24-hour overdose report fields (where the site enables it)")
+async def state_report(site_id: str, clock: AppClock, model: QrtModel, publisher: Events, reference: Reference,
+                       limits: Limits, last_hours: int = Query(24, ge=1, le=24 * 7),
+                       accept: str | None = Header(None), person: CaseManager = Depends(staff)) -> Response | list:
+    site_of(person, site_id)
+    site = reference.site(site_id)
+    if site is None or site.quick_response is None or not site.quick_response.state_report:
+        raise ApiError(404, "site_id", "the site does not report overdoses to the state through Handoff")
+    agencies = frozenset(a.agency_id for a in reference.agencies.values() if site_id in a.sites)
+    rows = model.state_report(site_id, clock.now() - timedelta(hours=last_hours), agencies)
+    # No one is named, but time, place, age and sex together can point at someone: reads are audited.
+    await published_or_503(audit_shown(publisher, clock, DisclosedRecord.qrt_state_report, site_id,
+                                       person.case_manager_id, person.role, DisclosureChannel.api),
+                           limits.publish_timeout_seconds, "qrt")
+    if accept and "text/csv" in accept:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(STATE_COLUMNS)
+        for r in rows:
+            writer.writerow([csv_cell(v.isoformat() if isinstance(v, datetime) else v)
+                             for v in r.as_dict().values()])
+        return Response(out.getvalue(), media_type="text/csv",
+                        headers={"Cache-Control": "no-store",
+                                 "Content-Disposition": f'attachment; filename="state-report-{site_id}.csv"'})
+    return rows
+
+
+@router.get("/v1/public/overdoses", response_model=list[OverdoseReported],
+            summary="De-identified overdose responses for public-health maps")
+async def public_feed(model: QrtModel, site_id: str | None = None, since: datetime | None = None,
+                      person: CaseManager = Depends(staff)) -> list[OverdoseReported]:
+    if site_id is not None:
         site_of(person, site_id)
-        now = clock.now()
-        views = model.recent(site_id, now, hours=last_hours) if last_hours else model.open_list(site_id)
-        rows = [FollowUpOut.of(v) for v in views]
-        await published_or_503(audit_list_read(site_id, person, DisclosureChannel.api, publisher, clock),
-                               publish_timeout_seconds, "qrt")
-        if accept and "text/csv" in accept:
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(CSV_COLUMNS)
-            for r in rows:
-                writer.writerow([csv_cell(v) for v in (r.task_id, r.kind, r.due_at.isoformat(), r.occurred_at.isoformat(),
-                                                    r.name, r.contact_address, r.address_source, r.phone, r.location,
-                                                    " ".join(r.attempts), r.warned)])
-            return Response(out.getvalue(), media_type="text/csv",
-                            headers={"Cache-Control": "no-store",
-                                     "Content-Disposition": f'attachment; filename="qrt-{site_id}.csv"'})
-        return rows
-
-    @api.post("/v1/qrt/follow-ups/{task_id}/attempts", status_code=202, summary="Log one follow-up attempt")
-    async def record_attempt(task_id: str, body: AttemptIn, person: CaseManager = Depends(staff),
-                             idempotency_key: str | None = Header(None, max_length=128)) -> dict:
-        view = model.follow_ups.get(task_id)
-        if view is None:
-            raise ApiError(404, "task_id", "no such follow-up")
-        site_of(person, view.opened.site_id)
-        attempted_at = time_given("attempted_at", body.attempted_at, clock.now(), window)
-        attempt_id = await published_or_503(log_attempt(task_id, view.opened.site_id, body.outcome,
-                                                        person.case_manager_id, attempted_at, idempotency_key,
-                                                        publisher), publish_timeout_seconds, "qrt")
-        return {"status": "accepted", "attempt_id": attempt_id}
-
-    @api.get("/v1/qrt/funnel", summary="Overdose calls -> follow-ups -> contacted -> engaged -> referred, one week")
-    async def funnel(site_id: str, week: date | None = None, person: CaseManager = Depends(staff)) -> dict:
-        site_of(person, site_id)
-        monday = week_of(datetime.combine(week, datetime.min.time())) if week else week_of(clock.now())
-        return {"site_id": site_id, "week": monday.isoformat(), **model.funnel(site_id, monday).__dict__}
-
-    @api.get("/v1/qrt/state-report", response_model=list[StateReportRow], summary="The state's 24-hour overdose report fields (where the site enables it)")
-    async def state_report(site_id: str, last_hours: int = Query(24, ge=1, le=24 * 7),
-                           accept: str | None = Header(None), person: CaseManager = Depends(staff)) -> Response | list:
-        site_of(person, site_id)
-        site = reference.site(site_id)
-        if site is None or site.quick_response is None or not site.quick_response.state_report:
-            raise ApiError(404, "site_id", "the site does not report overdoses to the state through Handoff")
-        agencies = frozenset(a.agency_id for a in reference.agencies.values() if site_id in a.sites)
-        rows = model.state_report(site_id, clock.now() - timedelta(hours=last_hours), agencies)
-        # No one is named, but time, place, age and sex together can point at someone: reads are audited.
-        await published_or_503(audit_shown(publisher, clock, DisclosedRecord.qrt_state_report, site_id,
-                                           person.case_manager_id, person.role, DisclosureChannel.api),
-                               publish_timeout_seconds, "qrt")
-        if accept and "text/csv" in accept:
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(STATE_COLUMNS)
-            for r in rows:
-                writer.writerow([csv_cell(v.isoformat() if isinstance(v, datetime) else v)
-                                 for v in r.as_dict().values()])
-            return Response(out.getvalue(), media_type="text/csv",
-                            headers={"Cache-Control": "no-store",
-                                     "Content-Disposition": f'attachment; filename="state-report-{site_id}.csv"'})
-        return rows
-
-    @api.get("/v1/public/overdoses", response_model=list[OverdoseReported],
-             summary="De-identified overdose responses for public-health maps")
-    async def public_feed(site_id: str | None = None, since: datetime | None = None,
-                          person: CaseManager = Depends(staff)) -> list[OverdoseReported]:
-        if site_id is not None:
-            site_of(person, site_id)
-        return [r for r in model.feed(site_id, since) if r.site_id in person.sites]
-
-    return api
+    return [r for r in model.feed(site_id, since) if r.site_id in person.sites]
 

@@ -11,17 +11,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from services.kernel.clock import Clock
-from services.kernel.events import DisclosureChannel, Milestone
+from services.kernel.events import DisclosureChannel, Milestone, ReferredPerson
 from services.kernel.pathways import Pathway, PathwayFigures
 from services.kernel.reference import ReferenceData, Site
-from services.messaging.kafka import Publisher
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.lifecycle import IllegalTransition
 from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, lead_pathways
@@ -36,8 +37,11 @@ from services.referral_intake.domain.reports import (
     time_to_contact,
 )
 from services.referral_intake.domain.views import ReferralView
+from services.referral_intake.entrypoints.http_api import ReadModel
+from services.referral_intake.entrypoints.staff_api import Details
 from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
-from services.web.console import Sessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
+from services.web.console import ConsoleSessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
+from services.web.deps import AppClock, Events, Reference, app_state
 from services.web.render import fragment, percent
 from services.web.web import ApiError
 
@@ -46,170 +50,198 @@ ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_sc
 LABELS = {Milestone.contact_attempted: "Tried to reach", Milestone.contacted: "Contacted",
           Milestone.intake_scheduled: "Intake scheduled", Milestone.enrolled: "Enrolled", Milestone.engaged: "Engaged"}
 DASHBOARD_REFRESH_SECONDS = 5
+FIELD_ROLES = ("case_manager", "outreach")
+FIGURE_ROLES = ("program_manager", "administrator")
+
+
+@dataclass(frozen=True)
+class BesideLead:
+    """What the LEAD dashboard and report show of other services: the HWC rates of the site's districts, the
+    figures of the pathways others run (Quick Response, self-referral) beside LEAD's routes, and what every
+    pathway the site runs promises. The composition root joins them; no service imports another."""
+
+    hwc_rates: Callable[[set[str]], Markup | str] = lambda _districts: ""
+    other_pathways: Callable[[Site, str], list[PathwayFigures]] = lambda _site, _month: []
+    catalogue: Callable[[Site], list[Pathway]] = lead_pathways
 TEMPLATES = "services.referral_intake.entrypoints"  # its templates/ folder
 
 
-def create_router(sessions: Sessions, reference: ReferenceData, model: LeadReadModel, details: HandoffDetails,
-                  publisher: Publisher, clock: Clock, hwc_rates: Callable[[set[str]], Markup] | None = None,
-                  other_pathways: Callable[[Site, str], list[PathwayFigures]] | None = None,
-                  catalogue: Callable[[Site], list[Pathway]] = lead_pathways) -> APIRouter:
-    """``other_pathways(site, month)``: the figures of the site's pathways other services run (Quick
-    Response, self-referral), shown beside LEAD's routes; ``catalogue(site)``: what every pathway the site runs promises."""
-    api = APIRouter(include_in_schema=False)
-    field_roles = ("case_manager", "outreach")
-    figure_roles = ("program_manager", "administrator")
+router = APIRouter(include_in_schema=False)
+Beside = Annotated[BesideLead, Depends(app_state("beside_lead"))]
 
-    def referral_for(viewer: Viewer, referral_id: str) -> ReferralView:
-        view = model.views.get(referral_id)
-        if view is None:
-            raise ApiError(404, "referral_id", "no such referral")
-        if view.site_id not in viewer.staff.sites:
-            raise ApiError(403, "referral_id", "not a referral of your sites")
-        return view
 
-    def card(view: ReferralView, person=None) -> dict:
-        """A referral in a list: who (for the case manager who took it) or how to recognise them and where
-        they were seen (for outreach), so that three cards never read the same."""
-        site = reference.site(view.site_id)
-        kind = f'{view.referral_type.replace("_", " ").capitalize()} · {site.name}'
-        seen = details.pages.get(view.referral_id) if not person else None
-        return {"referral_id": view.referral_id, "status": view.status, "flags": view.flags,
-                "title": f"{person.first_name} {person.last_name} · {kind}" if person else kind,
-                "look_for": (seen.person_description or "see officer") if seen else None,
-                "seen_at": seen.location_description if seen else None,
-                "referred": _local(view.referred_at, site), "due": _local(view.intake_due_at, site)}
+def referral_for(model: LeadReadModel, viewer: Viewer, referral_id: str) -> ReferralView:
+    view = model.views.get(referral_id)
+    if view is None:
+        raise ApiError(404, "referral_id", "no such referral")
+    if view.site_id not in viewer.staff.sites:
+        raise ApiError(403, "referral_id", "not a referral of your sites")
+    return view
 
-    @api.get("/console/my-referrals", response_class=HTMLResponse)
-    async def my_referrals(request: Request) -> HTMLResponse:
-        viewer = sessions.require(request, "case_manager")
-        mine = [v for v in model.views.values() if v.acknowledged_by == viewer.id]
-        mine.sort(key=lambda v: (not v.is_open, v.intake_due_at))
-        cards = [card(v, await disclose_identity(v, viewer.id, details.people, publisher, clock,
-                                                 DisclosureChannel.console)) for v in mine]
-        return page("lead/referrals.html", "My referrals", viewer, package=TEMPLATES, cards=cards,
-                    empty="No referrals yet. Pages you acknowledge appear here.")
 
-    @api.get("/console/worklist", response_class=HTMLResponse)
-    async def worklist(request: Request) -> HTMLResponse:
-        viewer = sessions.require(request, *field_roles, "program_manager")
-        flagged = [v for site_id in sorted(viewer.staff.sites) for v in model.outreach_worklist(site_id)]
-        return page("lead/referrals.html", "Outreach worklist", viewer, package=TEMPLATES,
-                    cards=[card(v) for v in flagged], empty="Nobody needs finding right now.")
+def card(reference: ReferenceData, details: HandoffDetails, view: ReferralView,
+         person: ReferredPerson | None = None) -> dict:
+    """A referral in a list: who (for the case manager who took it) or how to recognise them and where
+    they were seen (for outreach), so that three cards never read the same."""
+    site = reference.site(view.site_id)
+    kind = f'{view.referral_type.replace("_", " ").capitalize()} · {site.name}'
+    seen = details.pages.get(view.referral_id) if not person else None
+    return {"referral_id": view.referral_id, "status": view.status, "flags": view.flags,
+            "title": f"{person.first_name} {person.last_name} · {kind}" if person else kind,
+            "look_for": (seen.person_description or "see officer") if seen else None,
+            "seen_at": seen.location_description if seen else None,
+            "referred": _local(view.referred_at, site), "due": _local(view.intake_due_at, site)}
 
-    @api.get("/console/referrals/{referral_id}", response_class=HTMLResponse)
-    async def referral(request: Request, referral_id: str, done: str = "") -> HTMLResponse:
-        viewer = sessions.require(request, *field_roles)
-        view = referral_for(viewer, referral_id)
-        site = reference.site(view.site_id)
-        person = await disclose_identity(view, viewer.id, details.people, publisher, clock, DisclosureChannel.console)
-        return page("lead/referral.html", "Referral", viewer, package=TEMPLATES, referral_id=referral_id, done=done,
-                    referral_status=view.status, due=_local(view.intake_due_at, site), person=person,
-                    handoff=handoff_html(details.pages.get(referral_id), site.zone if site else None),
-                    buttons=[(m, LABELS[m]) for m in ONE_TAP],
-                    milestones=[(name, _local(at, site)) for name, at in sorted(view.milestones.items(),
-                                                                                 key=lambda kv: kv[1])])
 
-    @api.post("/console/referrals/{referral_id}/milestones")
-    async def record(request: Request, referral_id: str, milestone: str = Form(""),
-                     csrf_token: str = Form("")) -> Response:
-        viewer = sessions.require(request, *field_roles)
-        sessions.check_csrf(viewer, csrf_token)
-        view = referral_for(viewer, referral_id)
-        try:
-            chosen = Milestone(milestone)
-        except ValueError:
-            raise ApiError(422, "milestone", "not a milestone") from None
-        try:
-            await handle_staff_command(RecordEngagement.one_tap(referral_id, chosen, viewer.id, clock.now()), view,
-                                       publisher, clock)
-        except IllegalTransition as exc:
-            raise ApiError(409, exc.field, exc.detail) from None
-        return RedirectResponse(f"/console/referrals/{referral_id}?done={chosen.value}", status_code=303)
+@router.get("/console/my-referrals", response_class=HTMLResponse)
+async def my_referrals(request: Request, clock: AppClock, details: Details, model: ReadModel, publisher: Events,
+                       reference: Reference, sessions: ConsoleSessions) -> HTMLResponse:
+    viewer = sessions.require(request, "case_manager")
+    mine = [v for v in model.views.values() if v.acknowledged_by == viewer.id]
+    mine.sort(key=lambda v: (not v.is_open, v.intake_due_at))
+    cards = [card(reference, details, v, await disclose_identity(v, viewer.id, details.people, publisher, clock,
+                                             DisclosureChannel.console)) for v in mine]
+    return page("lead/referrals.html", "My referrals", viewer, package=TEMPLATES, cards=cards,
+                empty="No referrals yet. Pages you acknowledge appear here.")
 
-    # --- figures ------------------------------------------------------------------------------------
-    def sites_of(viewer: Viewer) -> list[Site]:
-        return [s for s in reference.sites.values() if viewer.staff.sees_site(s.site_id)]
 
-    def site_for(viewer: Viewer, site_id: str) -> Site:
-        site = reference.site(site_id)
-        if site is None or not viewer.staff.sees_site(site_id):
-            raise ApiError(403, "site_id", "not one of your sites")
-        return site
+@router.get("/console/worklist", response_class=HTMLResponse)
+async def worklist(request: Request, details: Details, model: ReadModel, reference: Reference,
+                   sessions: ConsoleSessions) -> HTMLResponse:
+    viewer = sessions.require(request, *FIELD_ROLES, "program_manager")
+    flagged = [v for site_id in sorted(viewer.staff.sites) for v in model.outreach_worklist(site_id)]
+    return page("lead/referrals.html", "Outreach worklist", viewer, package=TEMPLATES,
+                cards=[card(reference, details, v) for v in flagged], empty="Nobody needs finding right now.")
 
-    def live_figures(site: Site) -> Markup:
-        views = model.for_site(site.site_id)
-        s = summarize(views)
-        funnel = bar_chart(f"Funnel, {site.name}", [
-            ("referred", s.referrals, str(s.referrals)), ("contacted", s.contacted, f"{s.contacted} ({percent(s.contact_rate)})"),
-            ("enrolled", s.enrolled, f"{s.enrolled} ({percent(s.enrollment_rate)})"),
-            ("engaged", s.engaged, f"{s.engaged} ({percent(s.engagement_rate)} of enrolled)")],
-            targets=[("60% enrol", ENROLLMENT_TARGET * s.referrals), ("75% engage", ENGAGEMENT_TARGET * s.enrolled)])
-        verdicts = []
-        for name, rate, target in (("Enrollment", s.enrollment_rate, ENROLLMENT_TARGET),
-                                   ("Engagement", s.engagement_rate, ENGAGEMENT_TARGET)):
-            state = "no data yet" if rate is None else (
-                f"{percent(rate)}, {'meets' if rate >= target else 'below'}")
-            verdicts.append(f"{name}: {state} (target {target:.0%})")
-        districts = {a.hwc_district_id for a in reference.agencies.values()
-                     if site.site_id in a.sites and a.hwc_district_id}
-        return fragment("lead/live_figures.html", TEMPLATES, funnel=funnel, verdicts=verdicts, contacted=s.contacted,
-                        referrals=s.referrals, handoffs_missed=s.handoffs_missed,
-                        time_to_acknowledge=histogram("Time to acknowledge a page", time_to_acknowledge(views)),
-                        time_to_contact=histogram("Time from referral to first contact", time_to_contact(views)),
-                        hwc=hwc_rates(districts) if hwc_rates else "", updated=_local(clock.now(), site))
 
-    @api.get("/console/dashboard", response_class=HTMLResponse)
-    async def dashboard(request: Request, site: str = "") -> HTMLResponse:
-        viewer = sessions.require(request, *figure_roles)
-        mine = sites_of(viewer)
-        if not mine:
-            return page("message.html", "Dashboard", viewer, paragraphs=["No sites."], alert=False, back=None)
-        chosen = site_for(viewer, site or mine[0].site_id)
-        month = month_of(clock.now(), chosen.zone)
-        return page("lead/dashboard.html", "Dashboard", viewer, package=TEMPLATES, sites=mine, chosen=chosen,
-                    live=live_figures(chosen), month=month, refresh_ms=DASHBOARD_REFRESH_SECONDS * 1000,
-                    pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=catalogue(chosen),
-                                      figures=every_pathway(chosen, month), month=month))
+@router.get("/console/referrals/{referral_id}", response_class=HTMLResponse)
+async def referral(request: Request, referral_id: str, clock: AppClock, details: Details, model: ReadModel,
+                   publisher: Events, reference: Reference, sessions: ConsoleSessions, done: str = "") -> HTMLResponse:
+    viewer = sessions.require(request, *FIELD_ROLES)
+    view = referral_for(model, viewer, referral_id)
+    site = reference.site(view.site_id)
+    person = await disclose_identity(view, viewer.id, details.people, publisher, clock, DisclosureChannel.console)
+    return page("lead/referral.html", "Referral", viewer, package=TEMPLATES, referral_id=referral_id, done=done,
+                referral_status=view.status, due=_local(view.intake_due_at, site), person=person,
+                handoff=handoff_html(details.pages.get(referral_id), site.zone if site else None),
+                buttons=[(m, LABELS[m]) for m in ONE_TAP],
+                milestones=[(name, _local(at, site)) for name, at in sorted(view.milestones.items(),
+                                                                             key=lambda kv: kv[1])])
 
-    def every_pathway(site: Site, month: str) -> list[PathwayFigures]:
-        return route_figures(model.views.values(), site, month) + (other_pathways(site, month) if other_pathways
-                                                                   else [])
 
-    @api.get("/console/reports/{site_id}/{month}/pathways.csv", response_class=PlainTextResponse)
-    async def pathways_report(request: Request, site_id: str, month: str) -> Response:
-        viewer = sessions.require(request, *figure_roles)
-        if not _is_month(month):
-            raise ApiError(422, "month", "expected YYYY-MM")
-        site = site_for(viewer, site_id)
-        return PlainTextResponse(pathways_csv(every_pathway(site, month), site_id), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="handoff-{site_id}-{month}-pathways.csv"'})
+@router.post("/console/referrals/{referral_id}/milestones")
+async def record(request: Request, referral_id: str, clock: AppClock, model: ReadModel, publisher: Events,
+                 sessions: ConsoleSessions, milestone: str = Form(""), csrf_token: str = Form("")) -> Response:
+    viewer = sessions.require(request, *FIELD_ROLES)
+    sessions.check_csrf(viewer, csrf_token)
+    view = referral_for(model, viewer, referral_id)
+    try:
+        chosen = Milestone(milestone)
+    except ValueError:
+        raise ApiError(422, "milestone", "not a milestone") from None
+    try:
+        await handle_staff_command(RecordEngagement.one_tap(referral_id, chosen, viewer.id, clock.now()), view,
+                                   publisher, clock)
+    except IllegalTransition as exc:
+        raise ApiError(409, exc.field, exc.detail) from None
+    return RedirectResponse(f"/console/referrals/{referral_id}?done={chosen.value}", status_code=303)
 
-    @api.get("/console/dashboard/live", response_class=HTMLResponse)
-    async def dashboard_live(request: Request, site: str = "") -> HTMLResponse:
-        viewer = sessions.require(request, *figure_roles)
-        return HTMLResponse(live_figures(site_for(viewer, site)), headers={"Cache-Control": "no-store"})
 
-    @api.get("/console/reports/{site_id}/{month}", response_class=HTMLResponse)
-    async def report(request: Request, site_id: str, month: str) -> Response:
-        viewer = sessions.require(request, *figure_roles)
-        as_csv = month.endswith(".csv")
-        month = month.removesuffix(".csv")
-        if not _is_month(month):
-            raise ApiError(422, "month", "expected YYYY-MM")
-        site = site_for(viewer, site_id)
-        rows = monthly_report(model.views.values(), site_id, month, site.zone)
-        if as_csv:
-            return PlainTextResponse(report_csv(rows), media_type="text/csv", headers={
-                "Content-Disposition": f'attachment; filename="handoff-{site_id}-{month}.csv"'})
-        return page("lead/report.html", f"Monthly report: {site.name}, {month}", viewer, package=TEMPLATES,
-                    month=month, enrollment_target=ENROLLMENT_TARGET, engagement_target=ENGAGEMENT_TARGET,
-                    pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=[],
-                                      figures=every_pathway(site, month), month=month),
-                    pathways_csv=f"/console/reports/{site_id}/{month}/pathways.csv",
-                    columns=list(rows[0].__dataclass_fields__),
-                    rows=[["" if v is None else v for v in row.__dict__.values()] for row in rows])
+def sites_of(reference: ReferenceData, viewer: Viewer) -> list[Site]:
+    return [s for s in reference.sites.values() if viewer.staff.sees_site(s.site_id)]
 
-    return api
+
+def site_for(reference: ReferenceData, viewer: Viewer, site_id: str) -> Site:
+    site = reference.site(site_id)
+    if site is None or not viewer.staff.sees_site(site_id):
+        raise ApiError(403, "site_id", "not one of your sites")
+    return site
+
+
+def live_figures(reference: ReferenceData, model: LeadReadModel, clock: Clock, beside: BesideLead,
+                 site: Site) -> Markup:
+    views = model.for_site(site.site_id)
+    s = summarize(views)
+    funnel = bar_chart(f"Funnel, {site.name}", [
+        ("referred", s.referrals, str(s.referrals)), ("contacted", s.contacted, f"{s.contacted} ({percent(s.contact_rate)})"),
+        ("enrolled", s.enrolled, f"{s.enrolled} ({percent(s.enrollment_rate)})"),
+        ("engaged", s.engaged, f"{s.engaged} ({percent(s.engagement_rate)} of enrolled)")],
+        targets=[("60% enrol", ENROLLMENT_TARGET * s.referrals), ("75% engage", ENGAGEMENT_TARGET * s.enrolled)])
+    verdicts = []
+    for name, rate, target in (("Enrollment", s.enrollment_rate, ENROLLMENT_TARGET),
+                               ("Engagement", s.engagement_rate, ENGAGEMENT_TARGET)):
+        state = "no data yet" if rate is None else (
+            f"{percent(rate)}, {'meets' if rate >= target else 'below'}")
+        verdicts.append(f"{name}: {state} (target {target:.0%})")
+    districts = {a.hwc_district_id for a in reference.agencies.values()
+                 if site.site_id in a.sites and a.hwc_district_id}
+    return fragment("lead/live_figures.html", TEMPLATES, funnel=funnel, verdicts=verdicts, contacted=s.contacted,
+                    referrals=s.referrals, handoffs_missed=s.handoffs_missed,
+                    time_to_acknowledge=histogram("Time to acknowledge a page", time_to_acknowledge(views)),
+                    time_to_contact=histogram("Time from referral to first contact", time_to_contact(views)),
+                    hwc=beside.hwc_rates(districts), updated=_local(clock.now(), site))
+
+
+@router.get("/console/dashboard", response_class=HTMLResponse)
+async def dashboard(request: Request, beside: Beside, clock: AppClock, model: ReadModel, reference: Reference,
+                    sessions: ConsoleSessions, site: str = "") -> HTMLResponse:
+    viewer = sessions.require(request, *FIGURE_ROLES)
+    mine = sites_of(reference, viewer)
+    if not mine:
+        return page("message.html", "Dashboard", viewer, paragraphs=["No sites."], alert=False, back=None)
+    chosen = site_for(reference, viewer, site or mine[0].site_id)
+    month = month_of(clock.now(), chosen.zone)
+    return page("lead/dashboard.html", "Dashboard", viewer, package=TEMPLATES, sites=mine, chosen=chosen,
+                live=live_figures(reference, model, clock, beside, chosen), month=month,
+                refresh_ms=DASHBOARD_REFRESH_SECONDS * 1000,
+                pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=beside.catalogue(chosen),
+                                  figures=every_pathway(model, beside, chosen, month), month=month))
+
+
+def every_pathway(model: LeadReadModel, beside: BesideLead, site: Site, month: str) -> list[PathwayFigures]:
+    return route_figures(model.views.values(), site, month) + beside.other_pathways(site, month)
+
+
+@router.get("/console/reports/{site_id}/{month}/pathways.csv", response_class=PlainTextResponse)
+async def pathways_report(request: Request, site_id: str, month: str, beside: Beside, model: ReadModel,
+                          reference: Reference, sessions: ConsoleSessions) -> Response:
+    viewer = sessions.require(request, *FIGURE_ROLES)
+    if not _is_month(month):
+        raise ApiError(422, "month", "expected YYYY-MM")
+    site = site_for(reference, viewer, site_id)
+    return PlainTextResponse(pathways_csv(every_pathway(model, beside, site, month), site_id), media_type="text/csv",
+                             headers={"Content-Disposition":
+                                      f'attachment; filename="handoff-{site_id}-{month}-pathways.csv"'})
+
+
+@router.get("/console/dashboard/live", response_class=HTMLResponse)
+async def dashboard_live(request: Request, beside: Beside, clock: AppClock, model: ReadModel, reference: Reference,
+                         sessions: ConsoleSessions, site: str = "") -> HTMLResponse:
+    viewer = sessions.require(request, *FIGURE_ROLES)
+    return HTMLResponse(live_figures(reference, model, clock, beside, site_for(reference, viewer, site)),
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/console/reports/{site_id}/{month}", response_class=HTMLResponse)
+async def report(request: Request, site_id: str, month: str, beside: Beside, model: ReadModel, reference: Reference,
+                 sessions: ConsoleSessions) -> Response:
+    viewer = sessions.require(request, *FIGURE_ROLES)
+    as_csv = month.endswith(".csv")
+    month = month.removesuffix(".csv")
+    if not _is_month(month):
+        raise ApiError(422, "month", "expected YYYY-MM")
+    site = site_for(reference, viewer, site_id)
+    rows = monthly_report(model.views.values(), site_id, month, site.zone)
+    if as_csv:
+        return PlainTextResponse(report_csv(rows), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="handoff-{site_id}-{month}.csv"'})
+    return page("lead/report.html", f"Monthly report: {site.name}, {month}", viewer, package=TEMPLATES,
+                month=month, enrollment_target=ENROLLMENT_TARGET, engagement_target=ENGAGEMENT_TARGET,
+                pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=[],
+                                  figures=every_pathway(model, beside, site, month), month=month),
+                pathways_csv=f"/console/reports/{site_id}/{month}/pathways.csv",
+                columns=list(rows[0].__dataclass_fields__),
+                rows=[["" if v is None else v for v in row.__dict__.values()] for row in rows])
 
 
 def _is_month(text: str) -> bool:

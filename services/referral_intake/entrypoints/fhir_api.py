@@ -19,6 +19,7 @@ Errors are OperationOutcomes.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -31,6 +32,7 @@ from services.kernel.events import (
     DisclosureChannel,
     Milestone,
     ReferralStatus,
+    ReferredPerson,
     StatusReason,
 )
 from services.kernel.reference import Organization, ReferenceData
@@ -46,11 +48,14 @@ from services.referral_intake.adapters.fhir import (
     service_request_for,
     task_for,
 )
-from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
+from services.referral_intake.adapters.read_model import HandoffDetails
 from services.referral_intake.domain.lifecycle import MILESTONE_STATUS, IllegalTransition
 from services.referral_intake.domain.views import ReferralView
+from services.referral_intake.entrypoints.http_api import ReadModel
+from services.referral_intake.entrypoints.staff_api import Details
 from services.referral_intake.service import ChangeStatus, RecordEngagement, handle_staff_command
 from services.web import smart
+from services.web.deps import AppClock, Events, Reference, app_state
 from services.web.oidc import ProviderUnavailable
 from services.web.web import bearer_principal, denied
 
@@ -64,143 +69,157 @@ def fhir(body: dict, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
 
 
-def create_router(reference: ReferenceData, model: LeadReadModel, details: HandoffDetails, publisher: Publisher,
-                  clock: Clock, public_base_url: str) -> APIRouter:
-    api = APIRouter(prefix="/fhir", tags=["FHIR R4 (SDOH Clinical Care referrals)"])
-    base = f"{public_base_url.rstrip('/')}/fhir"
-    organization = bearer_principal(lambda: reference.organizations.values(), "a case-management organisation")
+router = APIRouter(prefix="/fhir", tags=["FHIR R4 (SDOH Clinical Care referrals)"])
+organization = bearer_principal(lambda reference: reference.organizations.values(), "a case-management organisation")
+FhirBase = Annotated[str, Depends(app_state("fhir_base"))]  # the API's public base URL, ".../fhir"
 
-    def allowed(resource: str, interaction: str):
-        """The organisation, when its credential allows ``interaction`` on ``resource``: a SMART client's token
-        must carry a system scope that grants it (``smart.permits``); a static token may do all this API does."""
-        async def org_allowed(request: Request, org: Organization = Depends(organization)) -> Organization:
-            scopes = getattr(request.state, "granted_scopes", None)
-            if scopes is not None and not smart.permits(scopes, resource, interaction):
-                needed = f"system/{resource}.{interaction}"
-                await denied(request, 403, f"the token's scopes do not include {needed}",
-                             f'Bearer error="insufficient_scope", scope="{needed}"', user_id=f"org:{org.organization_id}")
-            return org
-        return org_allowed
 
-    may_search_tasks, may_read_tasks, may_update_tasks = (allowed("Task", i) for i in "sru")
-    may_read_service_requests = allowed("ServiceRequest", "r")
+def allowed(resource: str, interaction: str):
+    """The organisation, when its credential allows ``interaction`` on ``resource``: a SMART client's token
+    must carry a system scope that grants it (``smart.permits``); a static token may do all this API does."""
+    async def org_allowed(request: Request, org: Organization = Depends(organization)) -> Organization:
+        scopes = getattr(request.state, "granted_scopes", None)
+        if scopes is not None and not smart.permits(scopes, resource, interaction):
+            needed = f"system/{resource}.{interaction}"
+            await denied(request, 403, f"the token's scopes do not include {needed}",
+                         f'Bearer error="insufficient_scope", scope="{needed}"', user_id=f"org:{org.organization_id}")
+        return org
+    return org_allowed
 
-    def visible(org: Organization, view: ReferralView | None) -> bool:
-        """At the organisation's sites, and within the person's consent (the site's standard scope if none)."""
-        if view is None or view.site_id not in org.sites:
-            return False
-        consent: Consent | None = details.people.get(view.referral_id, (None, None))[1]
-        if consent is None:
-            site = reference.site(view.site_id)
-            return site is not None and org.consent_role in site.default_consent_roles
-        return consent.permits(org.consent_role.value, clock.now())
 
-    async def shown(org: Organization, view: ReferralView) -> None:
-        await audit_shown(publisher, clock, DisclosedRecord.lead_fhir_task, view.referral_id, org.organization_id,
-                          org.consent_role.value, DisclosureChannel.api)
+may_search_tasks, may_read_tasks, may_update_tasks = (allowed("Task", i) for i in "sru")
 
-    def person_of(view: ReferralView):
-        return details.people.get(view.referral_id, (None, None))[0]
 
-    def not_found(what: str) -> JSONResponse:
-        return fhir(outcome("not-found", f"{what}: no such resource, or not one you may read"), 404)
+may_read_service_requests = allowed("ServiceRequest", "r")
 
-    @api.get("/.well-known/smart-configuration", include_in_schema=False)  # a well-known document, not an operation
-    async def smart_configuration(request: Request) -> JSONResponse:
-        tokens = getattr(request.app.state, "access_tokens", None)
-        try:
-            endpoint = await tokens.token_endpoint_for_organizations() if tokens else None
-        except ProviderUnavailable:
-            return JSONResponse({"errors": [{"field": "token_endpoint", "reason": "the identity provider cannot be "
-                                             "reached just now"}]}, status_code=503, headers={"Retry-After": "30"})
-        if endpoint is None:
-            return JSONResponse({"errors": [{"field": "token_endpoint", "reason": "no organisation here signs in "
-                                             "with SMART Backend Services"}]}, status_code=404)
-        return JSONResponse(smart.smart_configuration(endpoint, SYSTEM_SCOPES))
 
-    @api.get("/metadata", summary="CapabilityStatement")
-    async def metadata() -> JSONResponse:
-        return fhir(capability_statement(base, clock.now()).model_dump(mode="json", exclude_none=True))
+def visible(reference: ReferenceData, details: HandoffDetails, clock: Clock, org: Organization,
+            view: ReferralView | None) -> bool:
+    """At the organisation's sites, and within the person's consent (the site's standard scope if none)."""
+    if view is None or view.site_id not in org.sites:
+        return False
+    consent: Consent | None = details.people.get(view.referral_id, (None, None))[1]
+    if consent is None:
+        site = reference.site(view.site_id)
+        return site is not None and org.consent_role in site.default_consent_roles
+    return consent.permits(org.consent_role.value, clock.now())
 
-    @api.get("/Task", summary="Search Tasks (owner, status, _lastUpdated, _id)")
-    async def search_tasks(request: Request, org: Organization = Depends(may_search_tasks)) -> JSONResponse:
-        params = request.query_params
-        owner = params.get("owner")
-        if owner and owner.removeprefix("Organization/") != org.organization_id:
-            return fhir(searchset([], str(request.url), base).model_dump(mode="json", exclude_none=True))
-        statuses = {event_code(s) for s in params.get("status", "").split(",") if s}
-        try:
-            since = [_date_filter(v) for v in params.getlist("_lastUpdated")]
-        except ValueError as exc:
-            return fhir(outcome("invalid", f"_lastUpdated: {exc}"), 400)
-        ids = set(params.get("_id", "").split(",")) - {""}
-        found = []
-        for view in sorted(model.views.values(), key=lambda v: v.updated_at or v.referred_at):
-            updated = view.updated_at or view.referred_at
-            if (not visible(org, view) or (statuses and view.status not in statuses) or (ids and view.referral_id not in ids)
-                    or not all(check(updated) for check in since)):
-                continue
-            found.append(view)
-            if len(found) >= MAX_RESULTS:
-                break
-        for view in found:
-            await shown(org, view)
-        tasks = [task_for(v, org, person_of(v)) for v in found]
-        return fhir(searchset(tasks, str(request.url), base).model_dump(mode="json", exclude_none=True))
 
-    @api.get("/Task/{task_id}", summary="Read a Task")
-    async def read_task(task_id: str, org: Organization = Depends(may_read_tasks)) -> JSONResponse:
-        view = model.views.get(task_id)
-        if not visible(org, view):
-            return not_found(f"Task/{task_id}")
-        await shown(org, view)
-        return fhir(task_for(view, org, person_of(view)).model_dump(mode="json", exclude_none=True))
+async def shown(publisher: Publisher, clock: Clock, org: Organization, view: ReferralView) -> None:
+    await audit_shown(publisher, clock, DisclosedRecord.lead_fhir_task, view.referral_id, org.organization_id,
+                      org.consent_role.value, DisclosureChannel.api)
 
-    @api.get("/ServiceRequest/{request_id}", summary="Read a ServiceRequest")
-    async def read_service_request(request_id: str,
-                                   org: Organization = Depends(may_read_service_requests)) -> JSONResponse:
-        view = model.views.get(request_id)
-        if not visible(org, view):
-            return not_found(f"ServiceRequest/{request_id}")
-        await shown(org, view)
-        return fhir(service_request_for(view, reference.sites[view.site_id], person_of(view)).model_dump(
-            mode="json", exclude_none=True))
 
-    @api.put("/Task/{task_id}", summary="Update a Task's status or businessStatus (a LEAD milestone)")
-    async def update_task(task_id: str, request: Request,
-                          org: Organization = Depends(may_update_tasks)) -> JSONResponse:
-        view = model.views.get(task_id)
-        if not visible(org, view):
-            return not_found(f"Task/{task_id}")
-        try:
-            task = Task.model_validate_json(await request.body())
-        except (ValidationError, ValueError) as exc:
-            return fhir(outcome("structure", f"not a valid FHIR Task: {str(exc).splitlines()[0]}"), 400)
-        if task.id not in (None, task_id):
-            return fhir(outcome("invalid", "Task.id: does not match the URL"), 400)
-        by = f"org:{org.organization_id}"
-        try:
-            reason = _reason(task)
-            milestone = _milestone(task)
-            if milestone is not None and milestone.value != latest_milestone(view):
-                await handle_staff_command(RecordEngagement(task_id, milestone, by, reason,
-                                                            idempotency_key=f"fhir/{milestone.value}"), view,
-                                           publisher, clock)
-            wanted = ReferralStatus(event_code(task.status))
-            if wanted.value != view.status and not (milestone is not None and _implies(milestone, wanted)):
-                await handle_staff_command(ChangeStatus(task_id, wanted, by, reason), view, publisher, clock)
-        except IllegalTransition as exc:
-            return fhir(outcome("business-rule", f"{exc.field}: {exc.detail}"), 409)
-        except ValueError as exc:
-            return fhir(outcome("code-invalid", str(exc)), 422)
-        await shown(org, view)
-        current = task_for(view, org, person_of(view)).model_dump(mode="json", exclude_none=True)
-        current["status"] = task.status  # as requested: applied by the lifecycle's owner in a moment
-        if task.businessStatus is not None:
-            current["businessStatus"] = task.businessStatus.model_dump(mode="json", exclude_none=True)
-        return fhir(current)
+def person_of(details: HandoffDetails, view: ReferralView) -> ReferredPerson | None:
+    return details.people.get(view.referral_id, (None, None))[0]
 
-    return api
+
+def not_found(what: str) -> JSONResponse:
+    return fhir(outcome("not-found", f"{what}: no such resource, or not one you may read"), 404)
+
+
+@router.get("/.well-known/smart-configuration", include_in_schema=False)  # a well-known document, not an operation
+async def smart_configuration(request: Request) -> JSONResponse:
+    tokens = getattr(request.app.state, "access_tokens", None)
+    try:
+        endpoint = await tokens.token_endpoint_for_organizations() if tokens else None
+    except ProviderUnavailable:
+        return JSONResponse({"errors": [{"field": "token_endpoint", "reason": "the identity provider cannot be "
+                                         "reached just now"}]}, status_code=503, headers={"Retry-After": "30"})
+    if endpoint is None:
+        return JSONResponse({"errors": [{"field": "token_endpoint", "reason": "no organisation here signs in "
+                                         "with SMART Backend Services"}]}, status_code=404)
+    return JSONResponse(smart.smart_configuration(endpoint, SYSTEM_SCOPES))
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+async def metadata(base: FhirBase, clock: AppClock) -> JSONResponse:
+    return fhir(capability_statement(base, clock.now()).model_dump(mode="json", exclude_none=True))
+
+
+@router.get("/Task", summary="Search Tasks (owner, status, _lastUpdated, _id)")
+async def search_tasks(request: Request, base: FhirBase, clock: AppClock, details: Details, model: ReadModel,
+                       publisher: Events, reference: Reference, org: Organization = Depends(may_search_tasks)) -> JSONResponse:
+    params = request.query_params
+    owner = params.get("owner")
+    if owner and owner.removeprefix("Organization/") != org.organization_id:
+        return fhir(searchset([], str(request.url), base).model_dump(mode="json", exclude_none=True))
+    statuses = {event_code(s) for s in params.get("status", "").split(",") if s}
+    try:
+        since = [_date_filter(v) for v in params.getlist("_lastUpdated")]
+    except ValueError as exc:
+        return fhir(outcome("invalid", f"_lastUpdated: {exc}"), 400)
+    ids = set(params.get("_id", "").split(",")) - {""}
+    found = []
+    for view in sorted(model.views.values(), key=lambda v: v.updated_at or v.referred_at):
+        updated = view.updated_at or view.referred_at
+        if (not visible(reference, details, clock, org, view) or (statuses and view.status not in statuses) or (ids and view.referral_id not in ids)
+                or not all(check(updated) for check in since)):
+            continue
+        found.append(view)
+        if len(found) >= MAX_RESULTS:
+            break
+    for view in found:
+        await shown(publisher, clock, org, view)
+    tasks = [task_for(v, org, person_of(details, v)) for v in found]
+    return fhir(searchset(tasks, str(request.url), base).model_dump(mode="json", exclude_none=True))
+
+
+@router.get("/Task/{task_id}", summary="Read a Task")
+async def read_task(task_id: str, clock: AppClock, details: Details, model: ReadModel, publisher: Events,
+                    reference: Reference, org: Organization = Depends(may_read_tasks)) -> JSONResponse:
+    view = model.views.get(task_id)
+    if not visible(reference, details, clock, org, view):
+        return not_found(f"Task/{task_id}")
+    await shown(publisher, clock, org, view)
+    return fhir(task_for(view, org, person_of(details, view)).model_dump(mode="json", exclude_none=True))
+
+
+@router.get("/ServiceRequest/{request_id}", summary="Read a ServiceRequest")
+async def read_service_request(request_id: str, clock: AppClock, details: Details, model: ReadModel,
+                               publisher: Events, reference: Reference,
+                               org: Organization = Depends(may_read_service_requests)) -> JSONResponse:
+    view = model.views.get(request_id)
+    if not visible(reference, details, clock, org, view):
+        return not_found(f"ServiceRequest/{request_id}")
+    await shown(publisher, clock, org, view)
+    return fhir(service_request_for(view, reference.sites[view.site_id], person_of(details, view)).model_dump(
+        mode="json", exclude_none=True))
+
+
+@router.put("/Task/{task_id}", summary="Update a Task's status or businessStatus (a LEAD milestone)")
+async def update_task(task_id: str, request: Request, clock: AppClock, details: Details, model: ReadModel,
+                      publisher: Events, reference: Reference, org: Organization = Depends(may_update_tasks)) -> JSONResponse:
+    view = model.views.get(task_id)
+    if not visible(reference, details, clock, org, view):
+        return not_found(f"Task/{task_id}")
+    try:
+        task = Task.model_validate_json(await request.body())
+    except (ValidationError, ValueError) as exc:
+        return fhir(outcome("structure", f"not a valid FHIR Task: {str(exc).splitlines()[0]}"), 400)
+    if task.id not in (None, task_id):
+        return fhir(outcome("invalid", "Task.id: does not match the URL"), 400)
+    by = f"org:{org.organization_id}"
+    try:
+        reason = _reason(task)
+        milestone = _milestone(task)
+        if milestone is not None and milestone.value != latest_milestone(view):
+            await handle_staff_command(RecordEngagement(task_id, milestone, by, reason,
+                                                        idempotency_key=f"fhir/{milestone.value}"), view,
+                                       publisher, clock)
+        wanted = ReferralStatus(event_code(task.status))
+        if wanted.value != view.status and not (milestone is not None and _implies(milestone, wanted)):
+            await handle_staff_command(ChangeStatus(task_id, wanted, by, reason), view, publisher, clock)
+    except IllegalTransition as exc:
+        return fhir(outcome("business-rule", f"{exc.field}: {exc.detail}"), 409)
+    except ValueError as exc:
+        return fhir(outcome("code-invalid", str(exc)), 422)
+    await shown(publisher, clock, org, view)
+    current = task_for(view, org, person_of(details, view)).model_dump(mode="json", exclude_none=True)
+    current["status"] = task.status  # as requested: applied by the lifecycle's owner in a moment
+    if task.businessStatus is not None:
+        current["businessStatus"] = task.businessStatus.model_dump(mode="json", exclude_none=True)
+    return fhir(current)
 
 
 def _date_filter(value: str):

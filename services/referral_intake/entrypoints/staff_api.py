@@ -22,7 +22,7 @@ from services.kernel.events import (
     ReferredPerson,
     StatusReason,
 )
-from services.kernel.reference import CaseManager, ReferenceData
+from services.kernel.reference import CaseManager
 from services.messaging.kafka import Publisher
 from services.platform.logs import get_logger, incident_correlation_id
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
@@ -31,7 +31,9 @@ from services.referral_intake.domain.lifecycle import (
 )
 from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
 from services.referral_intake.domain.views import ReferralView, funnel
+from services.referral_intake.entrypoints.http_api import ReadModel
 from services.referral_intake.service import ChangeStatus, RecordEngagement, disclose_identity, handle_staff_command
+from services.web.deps import AppClock, Events, Reference, app_state
 from services.web.web import ApiError, bearer_principal
 
 log = get_logger(__name__)
@@ -85,75 +87,85 @@ class ReferralOut(BaseModel):
                                     date_of_birth=person.date_of_birth) if person else None)
 
 
-def create_router(reference: ReferenceData, model: LeadReadModel, publisher: Publisher, clock: Clock,
-                  details: HandoffDetails | None = None,
-                  children_at_incident: Callable[[str, str], list[dict]] = lambda _agency, _incident: []) -> APIRouter:
-    """``children_at_incident(agency_id, incident_id)``: what became of each child Handle With Care heard of
-    at that incident (states and times, no names), for the program's view of one incident."""
-    api = APIRouter(tags=["LEAD staff"])
-    details = details or HandoffDetails()
-    staff = bearer_principal(lambda: reference.case_managers.values(), "a staff member")
+router = APIRouter(tags=["LEAD staff"])
+staff = bearer_principal(lambda reference: reference.case_managers.values(), "a staff member")
+Details = Annotated[HandoffDetails, Depends(app_state("handoff_details"))]
+# What became of each child Handle With Care heard of at an incident (states and times, no names), for the
+# program's view of one incident: another service's, joined by the composition root.
+ChildrenAtIncident = Annotated[Callable[[str, str], list[dict]], Depends(app_state("children_at_incident"))]
 
-    def site_of(person: CaseManager, site_id: str) -> None:
-        if site_id not in person.sites:
-            raise ApiError(403, "site_id", "not one of your sites")
 
-    async def handle(command, view: ReferralView) -> str:
-        try:
-            return await handle_staff_command(command, view, publisher, clock)
-        except IllegalTransition as exc:
-            raise ApiError(409, exc.field, exc.detail) from None
+def site_of(person: CaseManager, site_id: str) -> None:
+    if site_id not in person.sites:
+        raise ApiError(403, "site_id", "not one of your sites")
 
-    def referral(person: CaseManager, referral_id: str) -> ReferralView:
-        view = model.views.get(referral_id)
-        if view is None:
-            raise ApiError(404, "referral_id", "no such referral")
-        site_of(person, view.site_id)
-        return view
 
-    @api.get("/v1/referrals/{referral_id}", response_model=ReferralOut, summary="A referral's lifecycle and clock")
-    async def get_referral(referral_id: str, person: CaseManager = Depends(staff)) -> ReferralOut:
-        view = referral(person, referral_id)
-        return ReferralOut.of(view, await disclose_identity(view, person.case_manager_id, details.people, publisher, clock,
-                                                            DisclosureChannel.api))
+async def handle(publisher: Publisher, clock: Clock, command: RecordEngagement | ChangeStatus,
+                 view: ReferralView) -> str:
+    try:
+        return await handle_staff_command(command, view, publisher, clock)
+    except IllegalTransition as exc:
+        raise ApiError(409, exc.field, exc.detail) from None
 
-    @api.post("/v1/referrals/{referral_id}/engagement", status_code=202, summary="Record a contact or milestone")
-    async def record_engagement_route(referral_id: str, body: EngagementIn, person: CaseManager = Depends(staff),
-                                      idempotency_key: str | None = Header(None)) -> dict:
-        command = RecordEngagement(referral_id, body.milestone, person.case_manager_id, body.reason, body.occurred_at,
-                                   idempotency_key)
-        return {"status": "accepted", "engagement_id": await handle(command, referral(person, referral_id))}
 
-    @api.post("/v1/referrals/{referral_id}/status", status_code=202, summary="Change a referral's status")
-    async def change_status(referral_id: str, body: StatusIn, person: CaseManager = Depends(staff)) -> dict:
-        await handle(ChangeStatus(referral_id, body.status, person.case_manager_id, body.reason),
-                     referral(person, referral_id))
-        return {"status": "accepted"}
+def referral(model: LeadReadModel, person: CaseManager, referral_id: str) -> ReferralView:
+    view = model.views.get(referral_id)
+    if view is None:
+        raise ApiError(404, "referral_id", "no such referral")
+    site_of(person, view.site_id)
+    return view
 
-    @api.get("/v1/sites/{site_id}/funnel", summary="Referrals, contact, enrollment, engagement by type and week")
-    async def site_funnel(site_id: str, person: CaseManager = Depends(staff)) -> dict:
-        site_of(person, site_id)
-        return {"site_id": site_id, "enrollment_target": ENROLLMENT_TARGET, "engagement_target": ENGAGEMENT_TARGET,
-                "rows": [row.__dict__ for row in funnel(model.for_site(site_id))]}
 
-    @api.get("/v1/agencies/{agency_id}/incidents/{incident_id}", summary="One CAD incident's outcomes, LEAD and "
-             "Handle With Care together (program managers)")
-    async def incident(agency_id: str, incident_id: str, person: CaseManager = Depends(staff)) -> dict:
-        agency = reference.agencies.get(agency_id)
-        if person.role not in ("program_manager", "administrator"):
-            raise ApiError(403, "role", "for program managers")
-        if agency is None or not any(person.sees_site(site_id) for site_id in agency.sites):
-            raise ApiError(403, "agency_id", "no agency of your sites")
-        return {"agency_id": agency_id, "incident_id": incident_id,
-                "correlation_id": incident_correlation_id(agency_id, incident_id),
-                "referrals": [ReferralOut.of(v).model_dump(mode="json") for v in model.for_incident(agency_id, incident_id)
-                              if person.sees_site(v.site_id)],
-                "handle_with_care": children_at_incident(agency_id, incident_id)}
+@router.get("/v1/referrals/{referral_id}", response_model=ReferralOut, summary="A referral's lifecycle and clock")
+async def get_referral(referral_id: str, clock: AppClock, details: Details, model: ReadModel, publisher: Events,
+                       person: CaseManager = Depends(staff)) -> ReferralOut:
+    view = referral(model, person, referral_id)
+    return ReferralOut.of(view, await disclose_identity(view, person.case_manager_id, details.people, publisher, clock,
+                                                        DisclosureChannel.api))
 
-    @api.get("/v1/sites/{site_id}/outreach-worklist", response_model=list[ReferralOut],
-             summary="Open referrals with no recent contact or an intake deadline at risk")
-    async def outreach_worklist(site_id: str, person: CaseManager = Depends(staff)) -> list[ReferralOut]:
-        site_of(person, site_id)
-        return [ReferralOut.of(v) for v in model.outreach_worklist(site_id)]
 
-    return api
+@router.post("/v1/referrals/{referral_id}/engagement", status_code=202, summary="Record a contact or milestone")
+async def record_engagement_route(referral_id: str, body: EngagementIn, clock: AppClock, model: ReadModel,
+                                  publisher: Events, person: CaseManager = Depends(staff),
+                                  idempotency_key: str | None = Header(None)) -> dict:
+    command = RecordEngagement(referral_id, body.milestone, person.case_manager_id, body.reason, body.occurred_at,
+                               idempotency_key)
+    return {"status": "accepted", "engagement_id": await handle(publisher, clock, command, referral(model, person, referral_id))}
+
+
+@router.post("/v1/referrals/{referral_id}/status", status_code=202, summary="Change a referral's status")
+async def change_status(referral_id: str, body: StatusIn, clock: AppClock, model: ReadModel, publisher: Events,
+                        person: CaseManager = Depends(staff)) -> dict:
+    await handle(publisher, clock, ChangeStatus(referral_id, body.status, person.case_manager_id, body.reason),
+                 referral(model, person, referral_id))
+    return {"status": "accepted"}
+
+
+@router.get("/v1/sites/{site_id}/funnel", summary="Referrals, contact, enrollment, engagement by type and week")
+async def site_funnel(site_id: str, model: ReadModel, person: CaseManager = Depends(staff)) -> dict:
+    site_of(person, site_id)
+    return {"site_id": site_id, "enrollment_target": ENROLLMENT_TARGET, "engagement_target": ENGAGEMENT_TARGET,
+            "rows": [row.__dict__ for row in funnel(model.for_site(site_id))]}
+
+
+@router.get("/v1/agencies/{agency_id}/incidents/{incident_id}", summary="One CAD incident's outcomes, LEAD and "
+            "Handle With Care together (program managers)")
+async def incident(agency_id: str, incident_id: str, children_at_incident: ChildrenAtIncident, model: ReadModel,
+                   reference: Reference, person: CaseManager = Depends(staff)) -> dict:
+    agency = reference.agencies.get(agency_id)
+    if person.role not in ("program_manager", "administrator"):
+        raise ApiError(403, "role", "for program managers")
+    if agency is None or not any(person.sees_site(site_id) for site_id in agency.sites):
+        raise ApiError(403, "agency_id", "no agency of your sites")
+    return {"agency_id": agency_id, "incident_id": incident_id,
+            "correlation_id": incident_correlation_id(agency_id, incident_id),
+            "referrals": [ReferralOut.of(v).model_dump(mode="json") for v in model.for_incident(agency_id, incident_id)
+                          if person.sees_site(v.site_id)],
+            "handle_with_care": children_at_incident(agency_id, incident_id)}
+
+
+@router.get("/v1/sites/{site_id}/outreach-worklist", response_model=list[ReferralOut],
+            summary="Open referrals with no recent contact or an intake deadline at risk")
+async def outreach_worklist(site_id: str, model: ReadModel, person: CaseManager = Depends(staff)) -> list[ReferralOut]:
+    site_of(person, site_id)
+    return [ReferralOut.of(v) for v in model.outreach_worklist(site_id)]
