@@ -332,7 +332,8 @@ class RecordsInFlight:
     nothing. ``lock`` keeps the agent's next record out while that happens."""
 
     def __init__(self, acknowledge: Callable[[Any, RawRecord], Awaitable[None]],
-                 redo: Callable[[RawRecord], Awaitable[Any]], limit: int = 256) -> None:
+                 redo: Callable[[Any, RawRecord], Awaitable[Any]], limit: int = 256) -> None:
+        """``redo(event, raw)`` handles a record again (the engine's event, and its bytes)."""
         self._acknowledge = acknowledge
         self._redo = redo
         self._queue: asyncio.Queue[tuple[Any, RawRecord, list[Awaitable[Any]]]] = asyncio.Queue(limit)
@@ -383,6 +384,6 @@ class RecordsInFlight:
             log.warning("sends_failed_records_handled_again", topic=raw.topic, partition=raw.partition,
                         first=raw.offset, count=len(again))
             for failed_event, failed_raw in again:
-                await self._redo(failed_raw)
+                await self._redo(failed_event, failed_raw)
                 await self._acknowledge(failed_event, failed_raw)
             self.redone += len(again)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.streams import current_event
+from faust.streams import _current_event, current_event
 from tenacity import AsyncRetrying, stop_never, wait_exponential
 
 from services.kernel.bus import Subscription, dispatch
@@ -358,8 +359,17 @@ def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: Reco
             await stream.ack(event)
             guard.handled(raw)
 
-        in_flight = RecordsInFlight(acknowledge, lambda raw: processor.process(raw, handler, expected),
-                                    settings.records_in_flight)
+        async def handled_again(event: Any, raw: RawRecord) -> bool:
+            # Records are handled again in the acknowledging task, whose Faust current event is the one
+            # current when that task started: a table written then would take that record's partition (or,
+            # its event gone, refuse the write). It is this record's while it is handled again.
+            token = _current_event.set(weakref.ref(event))
+            try:
+                return await processor.process(raw, handler, expected)
+            finally:
+                _current_event.reset(token)
+
+        in_flight = RecordsInFlight(acknowledge, handled_again, settings.records_in_flight)
         stream.enable_acks = False  # acknowledged by ``in_flight``, after the record's writes
         try:
             async for event in stream.events():

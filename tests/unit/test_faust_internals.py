@@ -91,3 +91,22 @@ def test_a_tables_value_serializer_set_after_it_is_made_is_the_one_its_changelog
     for table in (kit.table("notices").raw, kit.outbox_table("deliveries").raw):
         assert table.changelog_topic.value_serializer == "raw"  # CompactValues writes the JSON bytes itself
         assert table._to_value(b'{"a":1}') == b'{"a":1}'  # recovery hands the store the bytes as written
+
+
+def test_faust_keeps_the_current_event_as_a_weak_reference_in_a_context_variable() -> None:
+    """A record handled again after its sends failed runs in the acknowledging task; ``consume`` sets Faust's
+    current event to that record's (``faust.streams._current_event``), so its table writes take its partition."""
+    import weakref
+
+    from faust.streams import _current_event, current_event
+
+    class Event:  # Faust asks nothing of it but to be weakly referenced
+        pass
+
+    event = Event()
+    token = _current_event.set(weakref.ref(event))
+    try:
+        assert current_event() is event
+    finally:
+        _current_event.reset(token)
+    assert current_event() is None

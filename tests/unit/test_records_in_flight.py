@@ -6,6 +6,7 @@ after it, as a restart would."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ class Agent:
         assert event == f"event-{raw.offset}"
         self.acknowledged.append(raw.offset)
 
-    async def redo(self, raw: RawRecord) -> bool:
+    async def redo(self, _event: Any, raw: RawRecord) -> bool:
         self.redone.append(raw.offset)
         return True
 
@@ -80,7 +81,7 @@ async def test_the_next_record_waits_while_records_are_redone() -> None:
     redo_may_finish = asyncio.Event()
     agent = Agent()
 
-    async def slow_redo(raw: RawRecord) -> bool:
+    async def slow_redo(_event: Any, raw: RawRecord) -> bool:
         agent.redone.append(raw.offset)
         await redo_may_finish.wait()
         return True
