@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
@@ -44,7 +42,14 @@ from services.quick_response.domain.state_report import StateReportRow
 from services.quick_response.events import AttemptOutcome, OverdoseReported
 from services.quick_response.service import audit_list_read, log_attempt
 from services.web.deps import AppClock, Events, Limits, Reference, app_state
-from services.web.web import ApiError, bearer_principal, correlation_id_for, csv_cell, published_or_503, time_given
+from services.web.web import (
+    ApiError,
+    bearer_principal,
+    correlation_id_for,
+    csv_download,
+    published_or_503,
+    time_given,
+)
 
 log = get_logger(__name__)
 CSV_COLUMNS = ("task_id", "kind", "due_at", "occurred_at", "name", "contact_address", "address_source", "phone",
@@ -130,16 +135,9 @@ async def follow_ups(site_id: str, clock: AppClock, model: QrtModel, publisher: 
     await published_or_503(audit_list_read(site_id, person, DisclosureChannel.api, publisher, clock),
                            limits.publish_timeout_seconds, "qrt")
     if accept and "text/csv" in accept:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_COLUMNS)
-        for r in rows:
-            writer.writerow([csv_cell(v) for v in (r.task_id, r.kind, r.due_at.isoformat(), r.occurred_at.isoformat(),
-                                                r.name, r.contact_address, r.address_source, r.phone, r.location,
-                                                " ".join(r.attempts), r.warned)])
-        return Response(out.getvalue(), media_type="text/csv",
-                        headers={"Cache-Control": "no-store",
-                                 "Content-Disposition": f'attachment; filename="qrt-{site_id}.csv"'})
+        return csv_download(CSV_COLUMNS, ((r.task_id, r.kind, r.due_at, r.occurred_at, r.name, r.contact_address,
+                                           r.address_source, r.phone, r.location, " ".join(r.attempts), r.warned)
+                                          for r in rows), f"qrt-{site_id}.csv")
     return rows
 
 
@@ -181,15 +179,7 @@ async def state_report(site_id: str, clock: AppClock, model: QrtModel, publisher
                                        person.case_manager_id, person.role, DisclosureChannel.api),
                            limits.publish_timeout_seconds, "qrt")
     if accept and "text/csv" in accept:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(STATE_COLUMNS)
-        for r in rows:
-            writer.writerow([csv_cell(v.isoformat() if isinstance(v, datetime) else v)
-                             for v in r.as_dict().values()])
-        return Response(out.getvalue(), media_type="text/csv",
-                        headers={"Cache-Control": "no-store",
-                                 "Content-Disposition": f'attachment; filename="state-report-{site_id}.csv"'})
+        return csv_download(STATE_COLUMNS, (r.as_dict().values() for r in rows), f"state-report-{site_id}.csv")
     return rows
 
 
