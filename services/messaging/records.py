@@ -52,6 +52,13 @@ class RawRecord:
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+           headers: Any) -> RawRecord:
+        """From a client's message, whose headers are a mapping or a list of pairs (or None)."""
+        items = headers.items() if hasattr(headers, "items") else headers or ()
+        return cls(topic, partition, offset, key, value, [(k, v) for k, v in items])
+
 
 # A letter copies the record whole up to this size: the broker's default max.message.bytes (1 MiB)
 # less room for the letter's own fields. Past it the letter would be refused: it goes reduced at once.

@@ -374,7 +374,7 @@ def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: Reco
         try:
             async for event in stream.events():
                 msg = event.message
-                raw = RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _header_list(msg.headers))
+                raw = RawRecord.of(msg.topic, msg.partition, msg.offset, msg.key, msg.value, msg.headers)
                 async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.5, max=30), stop=stop_never,
                                                    reraise=True, before_sleep=lambda s: log.warning(
                                                        "offset_guard_retry", attempt=s.attempt_number)):
@@ -405,13 +405,6 @@ async def acknowledge_recovered(consumer: Any, topic: str, partition: int, first
     from faust.types import TP
 
     await consumer._add_gap(TP(topic, partition), first, last)
-
-
-def _header_list(headers: Any) -> list[tuple[str, bytes]]:
-    if not headers:
-        return []
-    items = headers.items() if hasattr(headers, "items") else headers
-    return [(k, v) for k, v in items]
 
 
 class OutboxTable(faust.Table):
