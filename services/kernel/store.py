@@ -1,7 +1,8 @@
 """Key-value state behind the service layer: a Faust table in workers, a dict in unit tests.
 
 Faust tables are dict-like and backed by a changelog topic, so the service code is the same
-either way; values are JSON-able dicts so that the changelog is readable.
+either way. Services keep typed records (``TypedRecords``, ``Owned``); the table holds each as its
+JSON form, so that the changelog is readable and a record written by older code still reads.
 """
 
 from __future__ import annotations
