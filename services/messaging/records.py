@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -63,6 +63,7 @@ class RawRecord:
 # A letter copies the record whole up to this size: the broker's default max.message.bytes (1 MiB)
 # less room for the letter's own fields. Past it the letter would be refused: it goes reduced at once.
 DEAD_LETTER_MAX_VALUE_BYTES = 1_000_000 - 32 * 1024
+LETTERED_REMEMBERED = 10_000  # how many letters a sink remembers, to write none twice
 
 
 class DeadLetterSink:
@@ -90,6 +91,10 @@ class DeadLetterSink:
         self.retry_base_seconds = retry_base_seconds
         self.count = 0
         self.reduced = 0
+        # The records this worker dead-lettered lately, by where they are: a record read again (a rebalance
+        # before its offset was committed, a gap recovered) is not lettered twice, as no side effect is.
+        self._lettered: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+        self.lettered_again = 0
 
     def _letter(self, raw: RawRecord, error_type: str, reason: str, correlation_id: str | None,
                 prefix: int | None) -> DeadLetterRecorded:
@@ -113,6 +118,11 @@ class DeadLetterSink:
         return size <= self.max_value_bytes
 
     async def record(self, raw: RawRecord, error_type: str, reason: str, correlation_id: str | None) -> None:
+        where = (raw.topic, raw.partition, raw.offset)
+        if where in self._lettered:
+            self.lettered_again += 1
+            log.info("dead_letter_already_written", topic=raw.topic, partition=raw.partition, offset=raw.offset)
+            return
         key = (raw.key or f"{raw.topic}:{raw.partition}:{raw.offset}".encode())[:256].decode("utf-8", "replace")
         # Whole if it fits; then reduced with a prefix; then reduced to where it is and why, which is
         # retried until it lands (see the class docstring).
@@ -127,6 +137,9 @@ class DeadLetterSink:
                 continue
             self.count += 1
             self.reduced += prefix is not None
+            self._lettered[where] = None
+            if len(self._lettered) > LETTERED_REMEMBERED:
+                self._lettered.popitem(last=False)
             log.warning("record_dead_lettered", topic=raw.topic, partition=raw.partition, offset=raw.offset,
                         error_type=error_type, reason=reason, reduced=prefix is not None)
             return

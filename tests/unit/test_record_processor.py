@@ -77,6 +77,19 @@ async def test_malformed_bytes_are_dead_lettered_with_original_bytes(processor, 
     assert dead.service == "unit"
 
 
+async def test_a_record_read_again_is_dead_lettered_once(processor, publisher) -> None:
+    """A rebalance before its offset was committed, or a gap recovered, hands the worker a record again: a
+    dead letter is a side effect, written once per record."""
+    async def handler(event):
+        raise AssertionError("must not be called")
+
+    for _ in range(2):
+        assert await processor.process(raw(b"\xde\xad", offset=12), handler) is False
+    assert await processor.process(raw(b"\xde\xad", offset=13), handler) is False  # another record: lettered
+    assert [d.offset for d in publisher.events(DeadLetterRecorded)] == [12, 13]
+    assert processor.dead_letters.lettered_again == 1
+
+
 async def test_transient_failure_is_retried_then_succeeds(processor, publisher) -> None:
     calls = []
 
