@@ -271,10 +271,6 @@ ENDED_SAYS = {"idle": "Your session ended after {idle} minutes without use. Plea
 SignOutThere = Callable[[Viewer], Awaitable[str | None]]
 
 
-async def _nowhere(_viewer: Viewer) -> str | None:
-    return None
-
-
 router = APIRouter(include_in_schema=False)
 ConsoleSessions = Annotated[Sessions, Depends(app_state("sessions"))]
 Access = Annotated[AccessLog, Depends(app_state("access_log"))]
