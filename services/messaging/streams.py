@@ -115,30 +115,75 @@ def unread_changelogs(app: faust.App) -> set[Any]:
 
 
 def stop_fetching_unread_changelogs(app: faust.App) -> None:
-    """After every recovery, pause the unread changelog partitions in aiokafka itself.
+    """Make Faust's pause and resume of its changelog partitions reach aiokafka.
 
-    Faust assigns a worker its tables' changelog partitions and, once recovered, stops reading them,
-    but its pause never reaches aiokafka: the fetcher goes on fetching them, and a fetched record
-    nobody reads holds back the next fetch from that broker (aiokafka's ``prefetch_backoff``,
-    100 ms): on one broker, every topic waits. It happened at the first write to each changelog
-    partition after a start or rebalance. A rebalance gives aiokafka a fresh assignment (nothing
-    paused), so the next recovery reads its changelogs as usual and this runs again after it.
+    Faust pauses a changelog partition once it has recovered it (and resumes it to recover it again
+    after a rebalance), but only in its own bookkeeping: the aiokafka fetcher goes on fetching it, and a
+    fetched record nobody reads holds back the next fetch from that broker (aiokafka's
+    ``prefetch_backoff``, 100 ms): on one broker, every topic waits. It happened at the first write to
+    each changelog partition after a start or rebalance.
 
-    Faust's livelock detector then finds those partitions unfetched and logs "Aiokafka has not sent
+    So every time Faust pauses or resumes partitions, and when a recovery ends, the aiokafka consumer is
+    brought to the same state, in its own thread (``_match_faust_pauses``): a changelog partition is
+    paused there exactly while Faust has it paused. The state is read when the change is made, not when
+    it was asked for: a pause asked for at the end of one recovery and carried out after the next
+    rebalance began cannot keep the next recovery from reading (it did: a worker that took over a
+    stopped worker's partitions waited for its changelogs for minutes, its timers with it), because the
+    next recovery's resume brings the state back.
+
+    Faust's livelock detector would find the paused partitions unfetched and log "Aiokafka has not sent
     fetch request for TP(...-changelog...)" at ERROR every few seconds, all night: alerting on ERROR
     would page an operator for what is meant. The check skips the partitions paused here, and still
     checks every other one (``skip_in_liveness_check``)."""
+    consumer = app.consumer
     paused: set[Any] = set()
+    syncs: set[asyncio.Future[Any]] = set()
+
+    async def match() -> None:
+        thread = consumer._thread
+        try:
+            await thread.call_thread(_match_faust_pauses, app, thread._ensure_consumer(), paused)
+        except Exception as exc:  # not started, or stopping: the next pause, resume or recovery matches again
+            log.debug("changelog_pauses_not_matched", error=type(exc).__name__)
+            return
+        skip_in_liveness_check(thread, paused)
+
+    def match_soon() -> None:
+        sync = asyncio.ensure_future(match())
+        syncs.add(sync)
+        sync.add_done_callback(syncs.discard)
+
+    def matched(change: Callable[[Iterable[Any]], None]) -> Callable[[Iterable[Any]], None]:
+        def change_then_match(tps: Iterable[Any]) -> None:
+            change(tps)
+            match_soon()
+        return change_then_match
+
+    consumer.pause_partitions = matched(consumer.pause_partitions)
+    consumer.resume_partitions = matched(consumer.resume_partitions)
 
     @app.on_rebalance_complete.connect
-    async def _pause_unread(_app: Any, **_kw: Any) -> None:
-        unread = unread_changelogs(app)
-        paused.clear()
-        if unread:
-            await app.consumer._thread.call_thread(_pause_in_aiokafka, app.consumer._thread._ensure_consumer(), unread)
-            paused.update(unread)
-            skip_in_liveness_check(app.consumer._thread, paused)
-            log.debug("changelog_fetches_paused", partitions=len(unread))
+    async def _match_after_recovery(_app: Any, **_kw: Any) -> None:
+        await match()
+
+
+async def _match_faust_pauses(app: faust.App, consumer: Any, paused: set[Any]) -> None:
+    """In the consumer's thread: pause in aiokafka the changelog partitions Faust has paused (dropping
+    what was fetched of them already), resume the others, and leave ``paused`` naming the paused ones.
+    Nothing here awaits: it sees one state of the assignment and of Faust's bookkeeping."""
+    recovery = app.tables.recovery
+    faust_paused = set(app.consumer._paused_partitions)
+    already = consumer.paused()
+    changelogs = [tp for tp in consumer.assignment() if recovery._is_changelog_tp(tp)]
+    want = {tp for tp in changelogs if tp in faust_paused and tp not in recovery.standby_tps}
+    for tp in changelogs:
+        if tp in want and tp not in already:
+            consumer.pause(tp)
+            consumer._fetcher._records.pop(tp, None)
+        elif tp not in want and tp in already:
+            consumer.resume(tp)
+    paused.clear()
+    paused.update(want)
 
 
 def skip_in_liveness_check(thread: Any, partitions: set[Any]) -> None:
@@ -153,16 +198,6 @@ def skip_in_liveness_check(thread: Any, partitions: set[Any]) -> None:
 
     thread.verify_event_path = verify_event_path
     thread._handoff_skips = partitions
-
-
-async def _pause_in_aiokafka(consumer: Any, partitions: set[Any]) -> None:
-    """In the consumer's thread: pause ``partitions`` and drop what was fetched of them already."""
-    from aiokafka import TopicPartition
-
-    tps = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-    consumer.pause(*tps)
-    for tp in tps:
-        consumer._fetcher._records.pop(tp, None)
 
 
 def fetch_state(app: faust.App) -> tuple[set[Any], set[Any]]:

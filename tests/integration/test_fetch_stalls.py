@@ -4,6 +4,7 @@ Faust assigns each worker its tables' changelog partitions and stops reading the
 if aiokafka went on fetching them, a fetched record nobody reads would hold back every fetch from
 the broker for up to 100 ms (its prefetch backoff). After recovery each worker pauses them in
 aiokafka, and after a restart (a new assignment) recovery reads them again and pauses them again.
+Faust's resume reaches aiokafka too: a pause carried out late never keeps a recovery from reading.
 """
 
 from __future__ import annotations
@@ -38,6 +39,35 @@ async def test_workers_stop_fetching_their_changelogs_after_recovery(system_fact
     await submit(system, "CAD-FETCH-2")
     await eventually(lambda: len(system.messages("sms")) >= 2)
     _assert_fetches_only_what_it_reads(notifier)
+
+
+async def test_a_pause_carried_out_late_is_undone_when_faust_resumes_the_partition_to_recover_it(system_factory) -> None:
+    """A worker that took over a stopped worker's partitions waited minutes for its changelogs, and its timers
+    with it: the pause asked for at the end of one recovery was carried out in aiokafka after the next rebalance
+    had begun, and Faust's resume (to recover) never reached aiokafka. Here that late pause is made on purpose."""
+    system = await system_factory("referral-intake", "notifier", now=NOW)
+    await submit(system, "CAD-LATE-1")
+    await eventually(lambda: system.messages("sms") and system.messages("email"))
+    app = system.apps["notifier"].app
+    await eventually(lambda: fetch_state(app) == (set(), set()) and unread_changelogs(app))
+    thread = app.consumer._thread
+    consumer = thread._ensure_consumer()
+    changelog = next(iter(unread_changelogs(app)))
+    aiokafka_tp = _aiokafka_tp(changelog)
+
+    app.consumer.resume_partitions({changelog})  # as a recovery does, to read it again
+    await eventually(lambda: aiokafka_tp not in consumer.paused())
+
+    async def pause_late(consumer) -> None:
+        consumer.pause(aiokafka_tp)
+
+    await thread.call_thread(pause_late, consumer)  # the late pause: aiokafka stops fetching what Faust reads
+    assert aiokafka_tp in consumer.paused()
+    app.consumer.resume_partitions({changelog})  # the next recovery's resume
+    await eventually(lambda: aiokafka_tp not in consumer.paused())
+
+    app.consumer.pause_partitions({changelog})  # recovered: Faust stops reading it, and so does aiokafka
+    await eventually(lambda: fetch_state(app) == (set(), set()))
 
 
 async def test_five_idle_minutes_log_no_error_for_the_changelogs_paused_on_purpose(system_factory, caplog) -> None:

@@ -5,8 +5,8 @@ it) uses some of its internals: the OffsetGuard marks recovered offsets through 
 bookkeeping and seeks a stalled partition, the outbox asks the assignor what this worker owns,
 topic creation names the tables' changelogs, an agent acknowledges its records itself (in order, after their writes), an outbox's table hands out the future of each
 changelog write (so a delivery waits for its pending record to be on the broker) and is written off the stream on the partition a
-delivery carries (its outcome, once the final try is published), and after recovery the unread changelog partitions are
-paused in the aiokafka consumer under Faust's consumer thread (and its livelock check passes over them). The version is pinned exactly in pyproject.toml; a
+delivery carries (its outcome, once the final try is published), and Faust's pause and resume of its changelog partitions are
+carried into the aiokafka consumer under Faust's consumer thread (and its livelock check passes over the paused ones). The version is pinned exactly in pyproject.toml; a
 new one must pass this test first, which fails naming the internal that moved.
 """
 
@@ -45,6 +45,9 @@ def test_the_installed_faust_is_the_pinned_one() -> None:
     (AIOKafkaConsumerThread, "_ensure_consumer", ["self"]),                # ... reaching aiokafka's consumer
     (AIOKafkaConsumerThread, "call_thread", ["self", "fun", "args", "kwargs"]),  # ... and pausing in its thread
     (AIOKafkaConsumer, "pause", ["self", "partitions"]),
+    (AIOKafkaConsumer, "resume", ["self", "partitions"]),
+    (Consumer, "pause_partitions", ["self", "tps"]),                       # ... wrapped, so each change reaches aiokafka
+    (Consumer, "resume_partitions", ["self", "tps"]),
     (faust.Table, "send_changelog", ["self", "partition", "key", "value", "key_serializer", "value_serializer"]),
     (AIOKafkaConsumer, "paused", ["self"]),
     (Stream, "ack", ["self", "event"]),                                    # RecordsInFlight acknowledges in order
@@ -74,6 +77,7 @@ def test_what_stop_fetching_unread_changelogs_reaches_is_there() -> None:
     assert hasattr(app, "on_rebalance_complete")  # sent when recovery ends, before streams resume
     assert isinstance(app.consumer, ThreadDelegateConsumer) and isinstance(app.consumer._thread, AIOKafkaConsumerThread)
     assert isinstance(app.tables.recovery.standby_tps, set)
+    assert isinstance(app.consumer._paused_partitions, set)  # Faust's own record of what it has paused
     assert "_records" in inspect.getsource(Fetcher.__init__)  # the fetched, not yet consumed records per partition
 
 
