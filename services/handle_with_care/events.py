@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from services.kernel.events import (
+    PERSONAL,
     AcknowledgedVia,
     Channel,
     Child,
@@ -26,7 +27,7 @@ class HwcNoticeRequested(Event):
     avro_namespace: ClassVar[str] = "org.handoff.hwc"
     notice_id: str
     """Notice id: derived from normalized child name, date of birth, school and deadline."""
-    child: Child
+    child: Annotated[Child, PERSONAL]
     """The child."""
     school_id: str
     """School or day care (or local authority) that receives it."""
@@ -145,9 +146,9 @@ class HwcTriageOpened(Event):
     """Agency that reported it (for the coordinator only; never in a notice)."""
     district_id: str | None = None
     """District whose coordinator triages it."""
-    child: Child
+    child: Annotated[Child, PERSONAL]
     """The child."""
-    school_name_hint: str | None = None
+    school_name_hint: Annotated[str | None, PERSONAL] = None
     """School name as the officer gave it."""
     encountered_at: Instant
     """When the encounter happened (the deadline counts from it)."""
@@ -231,7 +232,7 @@ class HwcTriageResolved(Event):
     """When."""
     agency_id: str | None = None
     """The agency that encountered the child (only whether it is disclosed follows it; never in a notice)."""
-    child: Child | None = None
+    child: Annotated[Child | None, PERSONAL] = None
     """The child, as the triage item has it: the worker sends the notice from this placement itself."""
     encountered_at: Instant | None = None
     """When the encounter happened: the deadline counts from it."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, Field, StrictBool, model_validator
 
 from services.kernel.events import (
     CHILD_MAX_AGE_YEARS,
     MAX_AGE_YEARS,
+    PERSONAL,
     Child,
     Consent,
     DateOfBirth,
@@ -50,9 +51,9 @@ class CadReferralMade(InboundEvent):
     """When the officer made the referral."""
     officer: Officer
     """The referring officer."""
-    person: ReferredPerson
+    person: Annotated[ReferredPerson, PERSONAL]
     """The person referred."""
-    location: Location
+    location: Annotated[Location, PERSONAL]
     """Where the person is."""
     submitted_by: str | None = Field(None, max_length=128)
     """Dispatch center that sent on the officer's behalf, if any."""
@@ -92,11 +93,11 @@ class CadChildEncountered(InboundEvent):
     """CAD incident number; several children may share one."""
     encountered_at: Timestamp
     """When the encounter happened."""
-    child: Child
+    child: Annotated[Child, PERSONAL]
     """The child."""
     school_id: str | None = Field(None, max_length=128)
     """School or day care id from the directory, if the officer knows it."""
-    school_name_hint: str | None = Field(None, max_length=200)
+    school_name_hint: Annotated[str | None, PERSONAL] = Field(None, max_length=200)
     """School name as the officer gave it, when the id is unknown."""
     home_educated: StrictBool = False  # "yes" is not true: it would send the notice away from the named school
     """Home-educated: goes to the local authority contact."""
@@ -190,17 +191,17 @@ AGE_RANGE = Field(pattern=r"^(0-17|18-24|25-34|35-44|45-54|55-64|65\+|unknown)$"
 class OverdosePerson(Record):
     """Who overdosed, when the responders know: for the team's visit only, never in the public feed."""
 
-    first_name: str | None = Field(None, max_length=100)
+    first_name: Annotated[str | None, PERSONAL] = Field(None, max_length=100)
     """Given name."""
-    last_name: str | None = Field(None, max_length=100)
+    last_name: Annotated[str | None, PERSONAL] = Field(None, max_length=100)
     """Family name."""
-    date_of_birth: DateOfBirth | None = None
+    date_of_birth: Annotated[DateOfBirth | None, PERSONAL] = None
     """Date of birth."""
-    contact_address: str | None = Field(None, max_length=300)
+    contact_address: Annotated[str | None, PERSONAL] = Field(None, max_length=300)
     """Where the team may find them."""
     address_source: AddressSource = AddressSource.unknown
     """Where that address came from."""
-    phone: str | None = Field(None, max_length=32)
+    phone: Annotated[str | None, PERSONAL] = Field(None, max_length=32)
     """A number the team may call."""
 
     @property
@@ -224,7 +225,7 @@ class CadOverdoseResponded(InboundEvent):
     """The program site whose team follows it up."""
     occurred_at: Timestamp
     """When the overdose response happened."""
-    location_description: str | None = Field(None, max_length=300)
+    location_description: Annotated[str | None, PERSONAL] = Field(None, max_length=300)
     """Approximate place, as the responder wrote it (never in the public feed)."""
     latitude: float | None = Field(None, ge=-90, le=90)
     """Latitude of the response (rounded before it leaves Handoff)."""
@@ -246,7 +247,7 @@ class CadOverdoseResponded(InboundEvent):
     """Sex."""
     prior_overdose: bool | None = None
     """A known earlier overdose."""
-    person: OverdosePerson | None = None
+    person: Annotated[OverdosePerson | None, PERSONAL] = None
     """Who, when known."""
     incident_id: str | None = Field(None, min_length=1, max_length=128)
     """CAD incident number, when the call has one: every intake about one incident shares its correlation id."""
@@ -280,7 +281,7 @@ class CadWalkInReported(InboundEvent):
     """Where the person waits: one of the site's stations."""
     occurred_at: Timestamp
     """When the person asked for help."""
-    first_name: str | None = Field(None, max_length=100)
+    first_name: Annotated[str | None, PERSONAL] = Field(None, max_length=100)
     """How the volunteer may greet them (shown only to the volunteer who takes it)."""
     incident_id: str | None = Field(None, min_length=1, max_length=128)
     """CAD incident number, when the call has one: every intake about one incident shares its correlation id."""

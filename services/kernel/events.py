@@ -46,6 +46,20 @@ def _not_a_number(value):
     return value
 
 
+# A personal value: a field that names, dates, locates, reaches or describes a person (a participant, a
+# child, a walk-in, an officer). Marked once, here on the model, as ``Annotated[T, PERSONAL]``: the Avro schema
+# tags it PII (``confluent:tags``, as Confluent's field-level encryption reads tags), and ``personal_fields``
+# tells code which fields of a model hold personal data.
+PERSONAL = Field(json_schema_extra={"personal": True})
+PII_TAG = "PII"
+
+
+def personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` marked ``PERSONAL``."""
+    return tuple(name for name, f in model.model_fields.items()
+                 if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("personal"))
+
+
 # An instant with its offset; Avro ``timestamp-millis`` on the wire (``avro_type`` tells the generator).
 Instant = Annotated[AwareDatetime, WithJsonSchema({"type": "string", "format": "date-time",
                                                    "avro_type": "timestamp-millis"})]
@@ -249,11 +263,11 @@ class AcknowledgedVia(str, Enum):
 class Officer(Record):
     """The referring officer, for the warm-handoff callback."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, PERSONAL] = Field(min_length=1, max_length=200)
     """Officer's display name."""
     badge_number: str | None = Field(None, max_length=50)
     """Badge or employee number."""
-    callback_phone: str = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()\-.]{3,32}$")
+    callback_phone: Annotated[str, PERSONAL] = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()\-.]{3,32}$")
     """Number the case manager calls back (E.164 preferred)."""
 
     _blank = field_validator("name")(_not_blank)
@@ -262,13 +276,13 @@ class Officer(Record):
 class ReferredPerson(Record):
     """The person referred. Personal data: never logged."""
 
-    first_name: str = Field(min_length=1, max_length=100)
+    first_name: Annotated[str, PERSONAL] = Field(min_length=1, max_length=100)
     """Given name."""
-    last_name: str = Field(min_length=1, max_length=100)
+    last_name: Annotated[str, PERSONAL] = Field(min_length=1, max_length=100)
     """Family name."""
-    date_of_birth: DateOfBirth | None = None
+    date_of_birth: Annotated[DateOfBirth | None, PERSONAL] = None
     """Date of birth, if known."""
-    description: str | None = Field(None, max_length=1000)
+    description: Annotated[str | None, PERSONAL] = Field(None, max_length=1000)
     """What helps find the person on scene: clothing, appearance, companions."""
 
     _blank = field_validator("first_name", "last_name")(_not_blank)
@@ -277,7 +291,7 @@ class ReferredPerson(Record):
 class Location(Record):
     """Where the person is now, for the case manager to find them."""
 
-    description: str = Field(min_length=1, max_length=500)
+    description: Annotated[str, PERSONAL] = Field(min_length=1, max_length=500)
     """Free text a person can follow: address, cross streets, landmark."""
     latitude: float | None = Field(None, ge=-90, le=90)
     """WGS84 latitude."""
@@ -288,11 +302,11 @@ class Location(Record):
 class Child(Record):
     """A child named in a Handle With Care notice. Personal data: never logged."""
 
-    first_name: str = Field(min_length=1, max_length=100)
+    first_name: Annotated[str, PERSONAL] = Field(min_length=1, max_length=100)
     """Given name."""
-    last_name: str = Field(min_length=1, max_length=100)
+    last_name: Annotated[str, PERSONAL] = Field(min_length=1, max_length=100)
     """Family name."""
-    date_of_birth: DateOfBirth
+    date_of_birth: Annotated[DateOfBirth, PERSONAL]
     """Date of birth."""
     grade: str | None = Field(None, max_length=20)
     """Grade, if known (e.g. 'K', '3', 'pre-K')."""
@@ -323,13 +337,13 @@ class IncidentDetails(Record):
 
     incident_type: str | None = Field(None, max_length=100)
     """Call type."""
-    address: str | None = Field(None, max_length=500)
+    address: Annotated[str | None, PERSONAL] = Field(None, max_length=500)
     """Where it happened."""
-    narrative: str | None = Field(None, max_length=4000)
+    narrative: Annotated[str | None, PERSONAL] = Field(None, max_length=4000)
     """Officer's narrative."""
     other_people: list[Annotated[str, Field(max_length=200)]] = Field([], max_length=50)
     """Others involved."""
-    officer_name: str | None = Field(None, max_length=200)
+    officer_name: Annotated[str | None, PERSONAL] = Field(None, max_length=200)
     """Responding officer."""
 
 

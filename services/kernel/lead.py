@@ -3,11 +3,12 @@ notifier writes the pages and intake folds them into the referral's view. Shared
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
 from services.kernel.events import (
+    PERSONAL,
     AcknowledgedVia,
     Channel,
     Consent,
@@ -49,9 +50,9 @@ class ReferralCreated(Event):
     """Deadline for intake/assessment under the site's rule."""
     officer: Officer
     """The referring officer."""
-    person: ReferredPerson
+    person: Annotated[ReferredPerson, PERSONAL]
     """The person referred."""
-    location: Location
+    location: Annotated[Location, PERSONAL]
     """Where the person is."""
     consent: Consent | None = None
     """The consent scope in force for this referral (CAD's, or the site's standard one)."""
@@ -144,7 +145,7 @@ class ParticipantSeen(Event):
     """The CAD event that named them."""
     seen_at: Instant
     """When police met them."""
-    location_description: str = Field(max_length=500)
+    location_description: Annotated[str, PERSONAL] = Field(max_length=500)
     """Where, as the officer described it: where outreach may find them."""
 
 
@@ -162,7 +163,7 @@ class ReferralLocationUpdated(Event):
     """The CAD event that was updated."""
     updated_at: Instant
     """When CAD updated it."""
-    location_description: str = Field(max_length=500)
+    location_description: Annotated[str, PERSONAL] = Field(max_length=500)
     """Where the person is now, as CAD describes it."""
 
 
@@ -185,13 +186,13 @@ class PageRequested(Event):
     """LEAD site (tenant)."""
     referral_type: ReferralType
     """Referral route."""
-    officer_name: str
+    officer_name: Annotated[str, PERSONAL]
     """Officer to call back."""
-    officer_callback_phone: str
+    officer_callback_phone: Annotated[str, PERSONAL]
     """Officer's callback number."""
-    location_description: str
+    location_description: Annotated[str, PERSONAL]
     """Where the person is."""
-    person_description: str | None = None
+    person_description: Annotated[str | None, PERSONAL] = None
     """How to recognise the person."""
     requested_at: Instant
     """When the page opened: the start of the handoff clock."""

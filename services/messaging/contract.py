@@ -2,7 +2,8 @@
 
 pydantic-avro turns each model's JSON schema into Avro (types, unions, nested records and enums,
 ``timestamp-millis`` where the model says ``avro_type``); this module completes what it leaves out
-(the namespace, and the docs and enum defaults of named types) and orders keys as people read them.
+(the namespace, the docs and enum defaults of named types, and the PII tag of each field the model marks
+``PERSONAL``) and orders keys as people read them.
 The codec encodes and decodes with these schemas; ``schemas/*.avsc`` are the same schemas written out
 for other systems (``python -m services.messaging.contract`` rewrites them, ``--check`` compares), and
 ``tests/unit/test_schemas.py`` keeps the files equal to the models and BACKWARD compatible with every
@@ -20,12 +21,12 @@ from typing import Any
 import fastavro
 from pydantic_avro.to_avro.types import AvroTypeConverter
 
-from services.kernel.events import Event
+from services.kernel.events import PII_TAG, Event
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"  # in a checkout; the runtime never reads it
 
 _RECORD_KEYS = ("type", "name", "namespace", "doc", "symbols", "default", "fields", "items", "values")
-_FIELD_KEYS = ("name", "type", "default", "doc")
+_FIELD_KEYS = ("name", "type", "default", "doc", "confluent:tags")
 
 
 def _doc(text: str | None) -> str | None:
@@ -38,6 +39,7 @@ def avro_schema_of(cls: type[Event]) -> dict[str, Any]:
     """The Avro schema of a wire event, as a JSON-ready dict."""
     json_schema = cls.model_json_schema(mode="serialization")
     named = {d.get("title", key): d for key, d in json_schema.get("$defs", {}).items()}
+    named[cls.__name__] = json_schema
     fields = AvroTypeConverter(json_schema).fields_to_avro_dicts(json_schema)
     schema = {"type": "record", "name": cls.__name__, "namespace": cls.avro_namespace,
               "doc": _doc(json_schema.get("description")), "fields": fields}
@@ -45,7 +47,7 @@ def avro_schema_of(cls: type[Event]) -> dict[str, Any]:
 
 
 def _complete(node: Any, named: dict[str, dict[str, Any]]) -> Any:
-    """Docs and enum defaults on named types, keys in reading order, no empty docs."""
+    """Docs and enum defaults on named types, PII tags on personal fields, keys in reading order, no empty docs."""
     if isinstance(node, list):
         return [_complete(n, named) for n in node]
     if not isinstance(node, dict):
@@ -57,14 +59,17 @@ def _complete(node: Any, named: dict[str, dict[str, Any]]) -> Any:
             node["default"] = definition["avro_default"]
         node = {k: _complete(node[k], named) for k in _RECORD_KEYS if k in node and node[k] is not None}
         if "fields" in node:
-            node["fields"] = [_field(f) for f in node["fields"]]
+            properties = definition.get("properties", {})
+            node["fields"] = [_field(f, properties.get(f["name"], {})) for f in node["fields"]]
         return node
     if set(node) == {"type"} and isinstance(node["type"], str):
         return node["type"]  # {"type": "string"} is "string"
     return {k: _complete(v, named) for k, v in node.items()}
 
 
-def _field(field: dict[str, Any]) -> dict[str, Any]:
+def _field(field: dict[str, Any], model_field: dict[str, Any]) -> dict[str, Any]:
+    if model_field.get("personal"):
+        field["confluent:tags"] = [PII_TAG]
     union = field["type"]
     if isinstance(union, list) and "null" in union and field.get("default") is None:
         field["type"] = ["null", *(t for t in union if t != "null")]  # a union without a default reads null first

@@ -5,10 +5,11 @@ The CAD's ``CadOverdoseResponded``, which the gateway writes and this service re
 from __future__ import annotations
 
 from enum import Enum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from services.kernel.cad import DrugType, OverdosePerson, Sex
 from services.kernel.events import (
+    PERSONAL,
     Channel,
     DeliveryOutcome,
     Event,
@@ -37,9 +38,9 @@ class FollowUpOpened(Event):
     """End of the site's follow-up window."""
     opened_at: Instant
     """When Handoff opened it."""
-    person: OverdosePerson | None = None
+    person: Annotated[OverdosePerson | None, PERSONAL] = None
     """Who to visit and where, when known."""
-    location_description: str | None = None
+    location_description: Annotated[str | None, PERSONAL] = None
     """Where the response happened."""
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import date
 from enum import Enum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from services.kernel.events import (
+    PERSONAL,
     Channel,
     DeliveryOutcome,
     Event,
@@ -39,7 +40,7 @@ class WalkInOpened(Event):
     """When the coordinators are told if nobody has accepted."""
     placement_due_at: Instant
     """The site's target for placement in treatment."""
-    first_name: str | None = None
+    first_name: Annotated[str | None, PERSONAL] = None
     """For the volunteer who takes it."""
 
 
