@@ -41,8 +41,11 @@ audit_cli = typer.Typer(help="The audit trail (CJIS 5.4.1.1).", no_args_is_help=
 hwc_cli = typer.Typer(help="Handle With Care operator tasks.", no_args_is_help=True)
 stack_cli = typer.Typer(help="The local, Docker-free stack.", no_args_is_help=True)
 connect_cli = typer.Typer(help="Connectors to the systems agencies run (CAD file drops).", no_args_is_help=True)
+keys_cli = typer.Typer(help="Key-encryption keys (envelope encryption of personal data).", no_args_is_help=True)
+erasure_cli = typer.Typer(help="Erasure receipts, for counsel.", no_args_is_help=True)
 for sub, name in ((topics_cli, "topics"), (schemas_cli, "schemas"), (reference_cli, "reference"), (dlq_cli, "dlq"),
-                  (audit_cli, "audit"), (hwc_cli, "hwc"), (stack_cli, "stack"), (connect_cli, "connect")):
+                  (audit_cli, "audit"), (hwc_cli, "hwc"), (stack_cli, "stack"), (connect_cli, "connect"),
+                  (keys_cli, "keys"), (erasure_cli, "erasure")):
     cli.add_typer(sub, name=name)
 
 ConfigDir = Annotated[Path | None, typer.Option("--config", help="reference data directory (default: settings)")]
@@ -283,6 +286,77 @@ def audit_export(since: Annotated[datetime, typer.Option("--from", help="from th
         if out:
             target.close()
     typer.echo(f"{len(rows)} audit record(s) from {since.isoformat()} to {until.isoformat()}", err=True)
+
+
+async def _with_subject_keys(s: Settings, use):
+    from services.messaging.subject_keys import SubjectKeys
+    from services.platform.crypto import key_provider
+
+    keys = SubjectKeys(s, key_provider(s))
+    await keys.start()
+    try:
+        return await use(keys)
+    finally:
+        await keys.stop()
+
+
+@cli.command("erase")
+def erase(subject: Annotated[str, typer.Argument(help="the subject's id: a referral, child notice or walk-in id")],
+          reason: Annotated[str, typer.Option("--reason", help="the grounds (a ticket or order number): no names")],
+          by: Annotated[str, typer.Option("--by", help="your staff id, for the receipt")]) -> None:
+    """Destroy SUBJECT's data keys: every value sealed under them, wherever a copy of it is, reads as erased from
+    now on. Writes an erasure receipt per key to the audit topic and prints its id."""
+    from services.messaging.events import ErasureReason
+
+    receipts = asyncio.run(_with_subject_keys(settings(), lambda keys: keys.destroy(
+        subject, ErasureReason.erasure_requested, requested_by=by, note=reason)))
+    if not receipts:
+        typer.echo(f"{subject}: no live data key (never issued, or erased before)", err=True)
+        raise typer.Exit(1)
+    for receipt in receipts:
+        typer.echo(f"erased: key {receipt.key_id} ({receipt.covers}); receipt {receipt.receipt_id}")
+
+
+@erasure_cli.command("show")
+def erasure_show(receipt_id: Annotated[str, typer.Argument(help="the receipt's id (handoff erase prints it)")]) -> None:
+    """Print an erasure receipt: who asked, when, why, which key and what it covered."""
+    from services.ops import erasure_receipt
+
+    receipt = asyncio.run(erasure_receipt(settings(), receipt_id))
+    if receipt is None:
+        typer.echo(f"no erasure receipt {receipt_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(receipt.model_dump(mode="json"), indent=2))
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Make a new key-encryption key and re-wrap every live data key under it: no data record is touched. The
+    previous key still opens what a worker has not re-read yet; retire it after (handoff keys retire)."""
+    async def rotate(keys) -> tuple[str, str, int]:
+        old = keys.provider.current
+        new = keys.provider.rotate()
+        return old, new, await keys.rewrap()
+
+    old, new, count = asyncio.run(_with_subject_keys(settings(), rotate))
+    typer.echo(f"key-encryption key {new} is current; {count} data key(s) re-wrapped. Retire the previous one "
+               f"once every worker has read them: handoff keys retire {old}")
+
+
+@keys_cli.command("retire")
+def keys_retire(kek_id: Annotated[str, typer.Argument(help="a previous key-encryption key's id")]) -> None:
+    """Destroy a previous key-encryption key; refused while a live data key is still wrapped under it."""
+    async def retire(keys) -> int:
+        still = keys.wrapped_under(kek_id)
+        if not still:
+            keys.provider.retire(kek_id)
+        return still
+
+    still = asyncio.run(_with_subject_keys(settings(), retire))
+    if still:
+        typer.echo(f"{still} live data key(s) are still wrapped under {kek_id}: run handoff keys rotate first", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"key-encryption key {kek_id} retired")
 
 
 @dlq_cli.command("list")

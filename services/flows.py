@@ -17,9 +17,24 @@ from dataclasses import dataclass
 from services.cad_gateway.entrypoints import worker as gateway_worker
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.bus import Subscription
-from services.kernel.topics import AUDIT, CONSOLE_SESSIONS, DEAD_LETTER, REFERENCE_DATA, TopicSpec, all_topics
+from services.kernel.topics import (
+    AUDIT,
+    CONSOLE_SESSIONS,
+    DEAD_LETTER,
+    REFERENCE_DATA,
+    SUBJECT_KEYS,
+    TopicSpec,
+    all_topics,
+)
 from services.messaging.contract import avro_schema_of
-from services.messaging.events import DeadLetterRecorded, DisclosureAudited, ReferenceDataPublished
+from services.messaging.events import (
+    DeadLetterRecorded,
+    DisclosureAudited,
+    ErasureReceipted,
+    ReferenceDataPublished,
+    SubjectKeyDestroyed,
+    SubjectKeyIssued,
+)
 from services.notifier.entrypoints import worker as notifier_worker
 from services.platform.settings import REPO_ROOT
 from services.quick_response.entrypoints import worker as qrt_worker
@@ -34,7 +49,9 @@ SERVICES: dict[str, tuple[Subscription, ...]] = {
     for module in (intake_worker, notifier_worker, hwc_worker, qrt_worker, walk_in_worker, gateway_worker)}
 # Topics no worker follows: read by operators, auditors and every process's reference feed.
 OTHER_READERS: dict[str, tuple[str, tuple[type, ...]]] = {
-    AUDIT.name: ("auditors (handoff audit)", (AccessAudited, DisclosureAudited)),
+    AUDIT.name: ("auditors (handoff audit) and counsel (handoff erasure show)",
+                 (AccessAudited, DisclosureAudited, ErasureReceipted)),
+    SUBJECT_KEYS.name: ("every process that opens personal values (subject keys)", (SubjectKeyIssued, SubjectKeyDestroyed)),
     CONSOLE_SESSIONS.name: ("the API (every replica refuses an ended session)", (ConsoleSessionEnded,)),
     DEAD_LETTER.name: ("operators (handoff dlq)", (DeadLetterRecorded,)),
     REFERENCE_DATA.name: ("every worker and the API (reference feed)", (ReferenceDataPublished,)),

@@ -24,7 +24,7 @@ from services.kernel.topics import (
     by_name,
 )
 from services.messaging.avro import AvroCodec, registry_from_url
-from services.messaging.events import DeadLetterRecorded, DisclosureAudited
+from services.messaging.events import DeadLetterRecorded, DisclosureAudited, ErasureReceipted
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
 from services.platform.settings import Settings
 from services.web.events import AccessAudited
@@ -91,11 +91,27 @@ async def read_audit(settings: Settings, since: datetime, until: datetime) -> li
         return {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in partitions}
 
     rows = [_audit_row(event) for _offset, event in
-            await read_topic(settings, AUDIT, (AccessAudited, DisclosureAudited), from_since)]
+            await read_topic(settings, AUDIT, (AccessAudited, DisclosureAudited, ErasureReceipted), from_since)]
     return sorted((row for row in rows if since <= datetime.fromisoformat(row["when"]) < until), key=lambda r: r["when"])
 
 
-def _audit_row(event: AccessAudited | DisclosureAudited) -> dict[str, str]:
+async def erasure_receipt(settings: Settings, receipt_id: str) -> ErasureReceipted | None:
+    """The receipt ``receipt_id`` from the audit topic (read from its start: erasures are rare, receipts kept)."""
+    async def from_start(_consumer, partitions, _ends) -> dict:
+        return dict.fromkeys(partitions, 0)
+
+    for _offset, event in await read_topic(settings, AUDIT, (AccessAudited, DisclosureAudited, ErasureReceipted),
+                                           from_start):
+        if isinstance(event, ErasureReceipted) and event.receipt_id == receipt_id:
+            return event
+    return None
+
+
+def _audit_row(event: AccessAudited | DisclosureAudited | ErasureReceipted) -> dict[str, str]:
+    if isinstance(event, ErasureReceipted):
+        return {"when": event.erased_at.isoformat(), "component": "keys", "event": "erasure",
+                "user": event.requested_by, "user_kind": "", "outcome": "success", "reason": event.reason.value,
+                "where_from": "", "record": event.covers, "subject": event.subject_id, "audit_id": event.receipt_id}
     if isinstance(event, AccessAudited):
         return {"when": event.occurred_at.isoformat(), "component": event.component, "event": event.event_type.value,
                 "user": event.user_id or "", "user_kind": event.user_kind or "",

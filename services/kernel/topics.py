@@ -68,12 +68,19 @@ REFERENCE_DATA = topic(
 AUDIT = topic(
     "handoff.ops.audit", "DisclosureAudited: every disclosure and attempt, without personal data; key: subject id. "
     "AccessAudited: every sign-in, refused sign-in, sign-out, expired session and denied access; key: user id. "
+    "ErasureReceipted: each erasure's receipt (a data key destroyed); key: subject id. "
     "Retention: settings.audit_retention_days (CJIS asks for at least a year).",
     config={"retention.ms": str(400 * DAY_MS)})
 CONSOLE_SESSIONS = topic(
     "handoff.ops.console-sessions", "ConsoleSessionEnded: console sessions ended before their time (signed out), which "
     "every API replica refuses from then on; key: session_key (a hash). Kept longer than a session can live.",
     config={"retention.ms": str(2 * DAY_MS)})
+SUBJECT_KEYS = topic(
+    "handoff.ops.subject-keys", "SubjectKeyIssued: each subject's data key, wrapped by a key-encryption key; "
+    "SubjectKeyDestroyed: its erasure, which replaces it. Key: subject id (compacted, and compacted soon: a destroyed "
+    "key's wrapped copy is gone from the log within the compaction lag).", partitions=1,
+    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(DAY_MS),
+            "segment.ms": str(DAY_MS // 4), "delete.retention.ms": str(DAY_MS)})
 DEAD_LETTER = topic(
     "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes.",
     partitions=1, config={"retention.ms": str(30 * DAY_MS)})

@@ -131,3 +131,76 @@ class DeadLetterRecorded(Event):
 
 
 # --- Quick Response Teams (naloxone plus: follow-up after an overdose) -------------------------------
+
+
+@wire_enum(default="other")
+class ErasureReason(str, Enum):
+    """Why a subject's data key was destroyed."""
+
+    retention_ended = "retention_ended"  # the subject's data reached the end of its retention
+    consent_revoked = "consent_revoked"  # the person revoked the consent that covered it
+    erasure_requested = "erasure_requested"  # an administrator's erasure request (handoff erase)
+    other = "other"
+
+
+class SubjectKeyIssued(Event):
+    """A subject's data key, wrapped by a key-encryption key: what every worker reads to open that subject's personal
+    values. Keyed by subject_id on a compacted topic; a later record for the subject (re-wrapped, or destroyed) replaces
+    it. Never the key in the clear."""
+
+    avro_schema: ClassVar[str] = "subject_key_issued"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
+    subject_id: str
+    """The subject's id (a referral, child notice or walk-in id), never a name."""
+    key_id: str
+    """The data key's id: random, and in every value sealed under it."""
+    covers: str
+    """What the key seals: the kind of subject (lead_referral, hwc_child, qrt_follow_up, walk_in, dead_letter)."""
+    kek_id: str
+    """The key-encryption key that wraps it."""
+    wrapped_key: bytes
+    """The data key, sealed under that key-encryption key (AES-256-GCM, bound to key_id)."""
+    issued_at: Instant
+    """When the data key was made (re-wrapping keeps it)."""
+
+
+class SubjectKeyDestroyed(Event):
+    """A subject's data key was destroyed: every value sealed under it, on every topic, changelog, dead letter and
+    backup, reads as erased from now on. It replaces the wrapped key on the compacted key topic, and never goes back."""
+
+    avro_schema: ClassVar[str] = "subject_key_destroyed"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
+    subject_id: str
+    """The subject's id, never a name."""
+    key_id: str
+    """The destroyed data key's id."""
+    covers: str
+    """What the key sealed."""
+    reason: ErasureReason
+    """Why."""
+    destroyed_at: Instant
+    """When."""
+
+
+class ErasureReceipted(Event):
+    """The receipt of one erasure, for counsel: who asked, when, why, which key and what it covered. No personal data:
+    the subject is named by its id. Written to the audit topic, kept as long as the audit trail."""
+
+    avro_schema: ClassVar[str] = "erasure_receipted"
+    avro_namespace: ClassVar[str] = "org.handoff.ops"
+    receipt_id: str
+    """The receipt's id (handoff erasure show ID)."""
+    subject_id: str
+    """The subject's id, never a name."""
+    key_id: str
+    """The destroyed data key's id."""
+    covers: str
+    """What the key sealed."""
+    reason: ErasureReason
+    """Why."""
+    requested_by: str
+    """A staff member's id, or the service whose retention timer ended it."""
+    note: str = ""
+    """The request's grounds as its requester wrote them (a ticket or court order number), without personal data."""
+    erased_at: Instant
+    """When the key was destroyed."""

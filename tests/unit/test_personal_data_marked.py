@@ -27,6 +27,9 @@ NOT_PERSONAL = {
     ("CadWalkInReported", "occurred_at"): "a time", ("WalkInOpened", "occurred_at"): "a time",
     ("CadWalkInReported", "station_id"): "a police station's id", ("WalkInOpened", "station_id"): "a station's id",
     ("DeadLetterRecorded", "error"): "names fields, never values",
+    **{(m, field): why for m in ("SubjectKeyIssued", "SubjectKeyDestroyed", "ErasureReceipted")
+       for field, why in (("subject_id", "a subject's id, never a name"), ("covers", "the kind of subject"))},
+    ("ErasureReceipted", "note"): "the grounds' reference (a ticket or order number); handoff erase asks for no names",
     ("DisclosureAudited", "channel"): "a channel", ("DisclosureAudited", "subject_id"): "an id, never a name",
     ("FollowUpOpened", "kind"): "the person or the family: a kind",
     ("Header", "key"): "a header's name", ("ReferenceDataPublished", "key"): "a directory entry's id",

@@ -1,0 +1,143 @@
+"""Every subject's data key, kept wrapped on the compacted key topic (``handoff.ops.subject-keys``) that every
+worker follows, opened through the ``KeyProvider`` on first use and held in memory a short while (so opening
+a value costs no broker round trip, and a destroyed key leaves memory within that while everywhere).
+
+A subject may have more than one key (two workers issuing at once, or a new one after an old one's end):
+each is its own entry, ``subject/key_id``, and every sealed value names its key. Erasure destroys them all,
+and writes its receipt to the audit topic.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from services.kernel.topics import AUDIT, SUBJECT_KEYS
+from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.events import ErasureReason, ErasureReceipted, SubjectKeyDestroyed, SubjectKeyIssued
+from services.messaging.kafka import KafkaPublisher, TopicFollower
+from services.platform.crypto import KeyProvider, KeyUnavailable, WrappedKey, new_data_key
+from services.platform.logs import get_logger
+from services.platform.settings import Settings
+
+log = get_logger(__name__)
+
+KeyRecord = SubjectKeyIssued | SubjectKeyDestroyed
+
+
+@dataclass(frozen=True)
+class DataKey:
+    subject_id: str
+    key_id: str
+    key: bytes
+
+
+class SubjectKeys:
+    """The key topic as this process knows it, and the one way to issue, open, destroy and re-wrap data keys."""
+
+    def __init__(self, settings: Settings, provider: KeyProvider, *, cache_seconds: float = 300.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+        self.provider = provider
+        self.cache_seconds = cache_seconds
+        self.monotonic = monotonic
+        self._records: dict[str, KeyRecord] = {}  # subject/key_id -> its latest record
+        self._opened: dict[str, tuple[float, bytes]] = {}  # key_id -> (opened at, key)
+        self._publisher = KafkaPublisher(settings, codec)
+        self._follower = TopicFollower(settings, codec, (SUBJECT_KEYS,), self._apply)
+
+    async def start(self) -> None:
+        await self._publisher.start()
+        await self._follower.start()
+        await self._follower.caught_up.wait()
+
+    async def stop(self) -> None:
+        await self._follower.stop()
+        await self._publisher.stop()
+
+    def _apply(self, record: KeyRecord) -> None:
+        self._records[f"{record.subject_id}/{record.key_id}"] = record
+        if isinstance(record, SubjectKeyDestroyed):
+            self._opened.pop(record.key_id, None)
+
+    def keys_of(self, subject_id: str) -> list[KeyRecord]:
+        return [r for r in self._records.values() if r.subject_id == subject_id]
+
+    async def _write(self, record: KeyRecord) -> None:
+        await self._publisher.publish(SUBJECT_KEYS, f"{record.subject_id}/{record.key_id}", record)
+        self._apply(record)
+
+    async def issue(self, subject_id: str, covers: str) -> DataKey:
+        """The subject's live data key, made (and published wrapped) if it has none. An erased subject gets none:
+        ``KeyUnavailable`` (a replay of its intake must not seal its name again under a new key)."""
+        records = self.keys_of(subject_id)
+        for record in records:
+            if isinstance(record, SubjectKeyIssued):
+                return DataKey(subject_id, record.key_id, self.open(subject_id, record.key_id))
+        if records:
+            raise KeyUnavailable("erased")
+        key, key_id = new_data_key(), secrets.token_hex(12)
+        wrapped = self.provider.wrap(key, key_id)
+        await self._write(SubjectKeyIssued(subject_id=subject_id, key_id=key_id, covers=covers, kek_id=wrapped.kek_id,
+                                           wrapped_key=wrapped.wrapped, issued_at=datetime.now(UTC)))
+        self._opened[key_id] = (self.monotonic(), key)
+        return DataKey(subject_id, key_id, key)
+
+    def open(self, subject_id: str, key_id: str) -> bytes:
+        """The data key ``key_id`` of ``subject_id``; ``KeyUnavailable`` when it is unknown or destroyed."""
+        record = self._records.get(f"{subject_id}/{key_id}")
+        if not isinstance(record, SubjectKeyIssued):
+            self._opened.pop(key_id, None)
+            raise KeyUnavailable("destroyed" if record else "unknown")
+        cached = self._opened.get(key_id)
+        if cached and self.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        key = self.provider.unwrap(WrappedKey(record.kek_id, record.wrapped_key), key_id)
+        self._opened[key_id] = (self.monotonic(), key)
+        return key
+
+    def forget_expired(self) -> None:
+        """Drop the opened keys held longer than the cache allows (called on a timer, and by ``open``)."""
+        now = self.monotonic()
+        for key_id, (opened_at, _key) in list(self._opened.items()):
+            if now - opened_at >= self.cache_seconds:
+                del self._opened[key_id]
+
+    async def destroy(self, subject_id: str, reason: ErasureReason, requested_by: str, note: str = "",
+                      now: datetime | None = None) -> list[ErasureReceipted]:
+        """Destroy every live data key of the subject, and write a receipt of each to the audit topic."""
+        now = now or datetime.now(UTC)
+        receipts = []
+        for record in self.keys_of(subject_id):
+            if not isinstance(record, SubjectKeyIssued):
+                continue
+            await self._write(SubjectKeyDestroyed(subject_id=subject_id, key_id=record.key_id, covers=record.covers,
+                                                  reason=reason, destroyed_at=now))
+            receipt = ErasureReceipted(receipt_id=f"er-{secrets.token_hex(8)}", subject_id=subject_id,
+                                       key_id=record.key_id, covers=record.covers, reason=reason,
+                                       requested_by=requested_by, note=note, erased_at=now)
+            await self._publisher.publish(AUDIT, subject_id, receipt)
+            receipts.append(receipt)
+            log.info("subject_key_destroyed", key_id=record.key_id, covers=record.covers, reason=reason.value)
+        return receipts
+
+    def wrapped_under(self, kek_id: str) -> int:
+        """How many live data keys the key-encryption key ``kek_id`` still wraps."""
+        return sum(1 for r in self._records.values() if isinstance(r, SubjectKeyIssued) and r.kek_id == kek_id)
+
+    async def rewrap(self) -> int:
+        """Wrap every live data key under the provider's current key-encryption key (after ``rotate``): the keys and
+        every value sealed under them stay as they are. Returns how many were re-wrapped."""
+        count = 0
+        for record in list(self._records.values()):
+            if not isinstance(record, SubjectKeyIssued) or record.kek_id == self.provider.current:
+                continue
+            key = self.provider.unwrap(WrappedKey(record.kek_id, record.wrapped_key), record.key_id)
+            wrapped = self.provider.wrap(key, record.key_id)
+            await self._write(record.model_copy(update={"kek_id": wrapped.kek_id, "wrapped_key": wrapped.wrapped}))
+            count += 1
+        log.info("subject_keys_rewrapped", count=count, kek_id=self.provider.current)
+        return count
