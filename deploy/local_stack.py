@@ -231,6 +231,10 @@ class LocalKafka:
     work_dir: Path | None = None
     heap: str = "768m"
     tls: bool = False  # also listen with TLS (a private CA made in work_dir/tls: see deploy.tls_certs)
+    # name -> password: the TLS listener asks for SASL/SCRAM-SHA-512 and the broker authorizes every request
+    # (KRaft's StandardAuthorizer: nothing without an ACL). The plain listener stays for the broker's own
+    # traffic on loopback, as a super user; clients use the TLS one. "admin" is a super user too.
+    scram_users: dict[str, str] | None = None
     nodes: list[KafkaNode] = field(default_factory=list)
     certificates: BrokerCertificates | None = None
     _owns_work_dir: bool = False
@@ -254,7 +258,9 @@ class LocalKafka:
             for i in range(self.brokers):
                 port = first_port if i == 0 else free_port()
                 self.nodes.append(KafkaNode(i + 1, port, free_port(), self.work_dir / f"node-{i + 1}",
-                                            tls_port=free_port() if self.tls else None))
+                                            tls_port=free_port() if self.tls or self.scram_users else None))
+        if self.scram_users:
+            self.tls = True
         if self.tls and self.certificates is None:
             self.certificates = make_broker_certificates(self.work_dir / "tls")
         cluster_id_file = self.work_dir / "cluster.id"
@@ -275,7 +281,8 @@ class LocalKafka:
         quorum = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         replication = min(3, len(self.nodes))
         min_isr = 2 if len(self.nodes) >= 3 else 1
-        tls = f",SSL://127.0.0.1:{node.tls_port}" if node.tls_port else ""
+        secure = "SASL_SSL" if self.scram_users else "SSL"
+        tls = f",{secure}://127.0.0.1:{node.tls_port}" if node.tls_port else ""
         props = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
@@ -286,7 +293,7 @@ class LocalKafka:
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}" + tls,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL",
             "log.dirs": node.data_dir / "data",
             # Topics are created explicitly with their partition counts (Faust rejects mismatches).
             "auto.create.topics.enable": "false",
@@ -303,6 +310,15 @@ class LocalKafka:
         }
         if self.certificates is not None:  # Kafka reads PEM directly: no JKS, no passwords in files
             props |= {"ssl.keystore.type": "PEM", "ssl.keystore.location": self.certificates.keystore_file}
+        if self.scram_users:
+            props |= {
+                "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users": "User:ANONYMOUS;User:admin",
+                "allow.everyone.if.no.acl.found": "false",
+            }
         node.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         _log4j2_config(node.data_dir / "log4j2.xml", node.log_file)
 
@@ -319,6 +335,8 @@ class LocalKafka:
                          "-c", str(node.config_file), "--ignore-formatted")
         if len(self.nodes) == 1:
             cmd.append("--standalone")
+        for name, password in (self.scram_users or {}).items():  # SCRAM credentials live in the cluster metadata
+            cmd += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise LocalStackError(f"formatting KRaft storage for node {node.node_id} failed: {result.stdout}{result.stderr}")

@@ -80,6 +80,22 @@ def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier 
         ready_file.unlink(missing_ok=True)
 
 
+@topics_cli.command("acls")
+def topics_acls(show: Annotated[bool, typer.Option("--show", help="print the grants, change nothing")] = False) -> None:
+    """Grant each service's principal (User:<service>) its ACLs: read what it subscribes to and follows, write
+    what it writes, and its own group and internal topics. Run as the broker's administrator, after topics create."""
+    from services.access import service_access
+    from services.messaging.kafka import create_acls
+
+    s = settings()
+    grants = [grant for access in service_access().values() for grant in access.grants(s.topic_prefix)]
+    if show:
+        for g in grants:
+            typer.echo(f"{g.principal}\tALLOW {g.operation.name}\t{g.resource.name} {g.pattern.name} {g.name}")
+        return
+    typer.echo(f"granted {asyncio.run(create_acls(s, grants))} ACL(s) to {len(service_access())} principals")
+
+
 @topics_cli.command("create")
 def topics_create() -> None:
     """Create every topic Handoff uses (the kernel's and each service's) that does not exist yet."""

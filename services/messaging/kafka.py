@@ -24,10 +24,15 @@ from services.platform.logs import CORRELATION_HEADER, current_correlation_id, g
 from services.platform.settings import Settings
 
 log = get_logger(__name__)
+TOPIC_AUTHORIZATION_FAILED = 29  # the Kafka protocol's error code
 
 
 class TopicMismatch(RuntimeError):
     pass
+
+
+class TopicAccessRefused(TopicMismatch):
+    """The broker refused this process's principal a topic: not one of its service's (see services.access)."""
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -59,6 +64,7 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec], qualify:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        specs = list(specs)
         overrides = retention_overrides(settings.audit_retention_days, settings.child_data_retention_days)
         wanted = [
             NewTopic(spec.qualified(prefix), spec.partitions or settings.topic_partitions,
@@ -67,24 +73,63 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec], qualify:
                                     **overrides.get(spec.name, {})})
             for spec in specs if spec.qualified(prefix) not in existing
         ]
-        if wanted:
-            try:
-                response = await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                response = None  # another process created them first
-            for name, code, *rest in getattr(response, "topic_errors", []):
-                if code not in (0, TopicAlreadyExistsError.errno):
-                    raise TopicMismatch(f"creating topic {name} failed: error {code} {rest[-1] if rest else ''}")
+        refused = await _create(admin, wanted)
+        specs = [spec for spec in specs if spec.qualified(prefix) not in refused]
         counts = await _partition_counts(admin, [s.qualified(prefix) for s in specs])
         for spec in specs:
             expected = spec.partitions or settings.topic_partitions
             name = spec.qualified(prefix)
             if counts[name] != expected:
                 raise TopicMismatch(f"topic {name} has {counts[name]} partitions; settings say {expected}")
-        created = [t.name for t in wanted]
+        created = [t.name for t in wanted if t.name not in refused]
         if created:
             log.info("topics_created", topics=created)
         return created
+    finally:
+        await admin.close()
+
+
+async def _create(admin: AIOKafkaAdminClient, wanted: list[NewTopic]) -> set[str]:
+    """Create ``wanted``; return those the broker refused this principal. Under ACLs a service may neither see nor
+    create another service's topics: the administrator creates them (handoff topics create), and this process
+    checks its own."""
+    if not wanted:
+        return set()
+    try:
+        response = await admin.create_topics(wanted)
+    except TopicAlreadyExistsError:
+        response = None  # another process created them first
+    refused = set()
+    for name, code, *rest in getattr(response, "topic_errors", []):
+        if code == TOPIC_AUTHORIZATION_FAILED:
+            refused.add(name)
+        elif code not in (0, TopicAlreadyExistsError.errno):
+            raise TopicMismatch(f"creating topic {name} failed: error {code} {rest[-1] if rest else ''}")
+    if refused:
+        log.info("topics_left_to_the_administrator", topics=sorted(refused))
+    return refused
+
+
+async def create_acls(settings: Settings, grants: Iterable[Any]) -> int:
+    """Grant each ``grant`` (principal, resource, name, pattern, operation: ``services.access.Grant``) as an ALLOW
+    ACL, as the broker's administrator (``settings`` carry its credentials). aiokafka has no ACL API: this sends
+    the protocol's CreateAcls request (API 30, version 1, prefixed patterns) that it defines. Returns the count."""
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    allow, any_host = 3, "*"
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    count = 0
+    try:
+        for grant in grants:
+            response = await admin._send_request(CreateAclsRequest(
+                int(grant.resource), grant.name, int(grant.pattern), grant.principal, any_host, int(grant.operation),
+                allow))
+            for code, message in response.creation_responses:
+                if code:
+                    raise RuntimeError(f"granting {grant} failed: error {code} {message}")
+            count += 1
+        return count
     finally:
         await admin.close()
 
@@ -94,6 +139,10 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str], timeou
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         described = await admin.describe_topics(names)
+        refused = sorted(t["topic"] for t in described if t["error_code"] == TOPIC_AUTHORIZATION_FAILED)
+        if refused:
+            log.warning("topic_access_refused", topics=refused, action="describe")
+            raise TopicAccessRefused(f"the broker refuses this principal the topics {refused}")
         counts = {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0 and t["partitions"]}
         if len(counts) == len(names) or asyncio.get_running_loop().time() > deadline:
             missing = set(names) - set(counts)

@@ -18,6 +18,8 @@ from services.platform.settings import Settings
 SERVICE = "cad-gateway"
 SUBSCRIPTIONS = (Subscription(FEED_HEALTH, "feeds", FeedWatch.EVENTS),)
 CAD_TOPICS = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_WALK_INS)
+FOLLOWS = CAD_TOPICS  # every agency feed, to see when one goes silent
+WRITES = (FEED_HEALTH,)
 
 
 def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None,
@@ -27,8 +29,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     alerts = kit.delivery(kit.outbox_table("feed-alert-deliveries"), FEED_HEALTH, channels,
                           report=feed_alerts(kit.publisher, clock))
     watch = FeedWatch(reference, kit.table("feeds"), alerts, kit.publisher, clock)
-    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), CAD_TOPICS,
-                             watch.seen))
+    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), FOLLOWS, watch.seen))
     kit.subscribe(SUBSCRIPTIONS, {"feeds": watch})
     kit.every(settings.escalation_tick_seconds, watch.check)
     return kit.worker()

@@ -14,7 +14,7 @@ from services.handle_with_care.triage import TriageAlertAttempts, TriageDesk
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.topics import CAD_CHILD_ENCOUNTERS
+from services.kernel.topics import CAD_CHILD_ENCOUNTERS, TopicSpec
 from services.messaging.streams import Worker, WorkerKit
 from services.platform.settings import Settings
 
@@ -24,6 +24,8 @@ SUBSCRIPTIONS = (
     Subscription(HWC_NOTICES, "hwc", HandleWithCare.NOTICE_EVENTS),
     Subscription(HWC_TRIAGE, "triage", TriageDesk.TRIAGE_EVENTS, name="triage"),
 )
+FOLLOWS: tuple[TopicSpec, ...] = ()
+WRITES = (HWC_NOTICES, HWC_TRIAGE)
 
 
 def roster_secret(settings: Settings) -> bytes:

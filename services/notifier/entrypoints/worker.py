@@ -20,6 +20,8 @@ SUBSCRIPTIONS = (
     Subscription(REFERRALS, "notifier", Notifier.REFERRAL_EVENTS),
     Subscription(PAGES, "notifier", Notifier.PAGE_EVENTS),
 )
+FOLLOWS = (REFERRALS, PAGES)  # caseloads span every partition
+WRITES = (PAGES,)
 
 
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
@@ -31,8 +33,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     delivery = kit.delivery(kit.outbox_table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock))
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
     caseloads = Caseloads()
-    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), (REFERRALS, PAGES),
-                             caseloads.apply))
+    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), FOLLOWS, caseloads.apply))
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock,
                         caseloads.caseload)
     kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier})

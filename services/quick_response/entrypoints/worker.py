@@ -9,17 +9,19 @@ from services.delivery.channels import Channel
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.topics import CAD_OVERDOSES
+from services.kernel.topics import CAD_OVERDOSES, TopicSpec
 from services.messaging.streams import Worker, WorkerKit
 from services.platform.settings import Settings
 from services.quick_response.service import QuickResponse, follow_up_alerts
-from services.quick_response.topics import QRT_FOLLOW_UPS
+from services.quick_response.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
 
 SERVICE = "quick-response"
 SUBSCRIPTIONS = (
     Subscription(CAD_OVERDOSES, "qrt", QuickResponse.OVERDOSE_EVENTS),
     Subscription(QRT_FOLLOW_UPS, "qrt", QuickResponse.FOLLOW_UP_EVENTS),
 )
+FOLLOWS: tuple[TopicSpec, ...] = ()
+WRITES = (QRT_FOLLOW_UPS, OVERDOSE_REPORTS)
 
 
 def build_worker(settings: Settings, reference: ReferenceData, report_key: bytes, clock: Clock | None = None,

@@ -23,6 +23,8 @@ SUBSCRIPTIONS = (
     Subscription(REFERRALS, "tracker", EngagementTracker.REFERRAL_EVENTS, name="lifecycle"),
     Subscription(PAGES, "tracker", EngagementTracker.PAGE_EVENTS, name="lifecycle-pages"),
 )
+FOLLOWS = (REFERRALS,)  # inactive participants span every partition
+WRITES = (REFERRALS,)
 
 
 def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | None = None) -> Worker:
@@ -32,8 +34,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     # one CAD event id lands on one partition, so one worker owns each referral id.
     # Inactive participants span every partition: the intake follows the whole referral history.
     participants = InactiveParticipants()
-    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), (REFERRALS,),
-                             participants.apply))
+    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), FOLLOWS, participants.apply))
     intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock, settings.event_time_window,
                             participants.match)
     # Lifecycle: its own table, written only from the referral and page topics (both keyed by

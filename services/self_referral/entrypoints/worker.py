@@ -10,7 +10,7 @@ from services.delivery.channels import Channel
 from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
-from services.kernel.topics import CAD_WALK_INS
+from services.kernel.topics import CAD_WALK_INS, TopicSpec
 from services.messaging.streams import Worker, WorkerKit
 from services.platform.settings import Settings
 from services.self_referral.service import SelfReferrals, walk_in_messages
@@ -21,6 +21,8 @@ SUBSCRIPTIONS = (
     Subscription(CAD_WALK_INS, "walk_ins", SelfReferrals.WALK_IN_EVENTS),
     Subscription(WALK_INS, "walk_ins", SelfReferrals.CASE_EVENTS),
 )
+FOLLOWS: tuple[TopicSpec, ...] = ()
+WRITES = (WALK_INS,)
 
 
 def build_worker(settings: Settings, reference: ReferenceData, link_for: Callable[[str, str], str],
