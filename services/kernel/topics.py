@@ -27,7 +27,7 @@ class TopicSpec:
     # Its records leave the de-identified boundary (a public feed): no correlation id and no header, so that
     # nothing on them leads back to the event they came from (the publishers honour this).
     deidentified: bool = False
-    # Holds children's data: its retention follows settings.child_data_retention_days.
+    # May hold children's data: kept no longer than settings.child_data_retention_days.
     child_data: bool = False
 
     def qualified(self, prefix: str = "") -> str:
@@ -47,7 +47,7 @@ CAD_REFERRALS = topic(
     config={"retention.ms": str(30 * DAY_MS)})
 CAD_CHILD_ENCOUNTERS = topic(
     "handoff.cad.child-encounters", "CadChildEncountered (holds incident details: short retention); key: cad_event_id.",
-    config={"retention.ms": str(7 * DAY_MS)})
+    config={"retention.ms": str(7 * DAY_MS)}, child_data=True)
 REFERRALS = topic(
     "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged, ParticipantSeen, "
     "ReferralLocationUpdated; key: referral_id.",
@@ -82,8 +82,9 @@ SUBJECT_KEYS = topic(
     config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(DAY_MS),
             "segment.ms": str(DAY_MS // 4), "delete.retention.ms": str(DAY_MS)})
 DEAD_LETTER = topic(
-    "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes.",
-    partitions=1, config={"retention.ms": str(30 * DAY_MS)})
+    "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes (a child's "
+    "encounter or notice among them: kept no longer than children's data).",
+    partitions=1, config={"retention.ms": str(30 * DAY_MS)}, child_data=True)
 
 
 def all_topics() -> tuple[TopicSpec, ...]:
@@ -96,8 +97,9 @@ def retention_overrides(audit_days: int, child_data_days: int) -> dict[str, dict
     """Per-topic config overrides for the configurable retentions."""
     overrides = {AUDIT.name: {"retention.ms": str(audit_days * DAY_MS)}}
     for spec in all_topics():
-        if spec.child_data:
-            overrides[spec.name] = {"retention.ms": str(child_data_days * DAY_MS)}
+        if spec.child_data:  # its own retention, or the children's data retention when that is shorter
+            own = int(spec.config.get("retention.ms", child_data_days * DAY_MS))
+            overrides[spec.name] = {"retention.ms": str(min(own, child_data_days * DAY_MS))}
     return overrides
 
 
