@@ -267,12 +267,17 @@ class TopicFollower:
         from services.kernel.errors import InvalidRecord
         from services.platform.logs import correlation_from_headers, correlation_scope
 
-        pending = {tp for tp, end in ends.items() if end > 0}
-        if not pending:
-            self.caught_up.set()
+        # Caught up by position, not by the offset of the last record read: a compacted or retention-trimmed
+        # partition may have no record left at its last offsets (a follower waited for them for ever).
+        pending = set(ends)
         while True:
+            for tp in list(pending):
+                if await self._consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+            if not pending and not self.caught_up.is_set():
+                self.caught_up.set()
             batch = await self._consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
+            for records in batch.values():
                 for record in records:
                     try:
                         event = await self.codec.decode(record.value)
@@ -280,12 +285,8 @@ class TopicFollower:
                         continue
                     with correlation_scope(correlation_from_headers(record.headers)):
                         self.on_event(event)
-                if tp in pending and records[-1].offset + 1 >= ends[tp]:
-                    pending.discard(tp)
             if self.on_idle is not None and batch:
                 self.on_idle()
-            if not pending and not self.caught_up.is_set():
-                self.caught_up.set()
 
     async def stop(self) -> None:
         if self._task:
