@@ -17,7 +17,8 @@ WORKDIR /app
 COPY services ./services
 COPY config ./config
 RUN printf '#!/bin/sh\nexec python -m services.cli "$@"\n' > /usr/local/bin/handoff && chmod 755 /usr/local/bin/handoff \
-    && useradd --system --home /var/lib/handoff handoff && mkdir -p /var/lib/handoff && chown handoff /var/lib/handoff
+    && useradd --system --home /var/lib/handoff handoff && mkdir -p /var/lib/handoff/keys \
+    && chown -R handoff /var/lib/handoff && chmod 700 /var/lib/handoff/keys
 USER handoff
 # Healthy: a worker has written its ready file, or the API answers /healthz.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 CMD python -c "import glob, os, sys, urllib.request; \

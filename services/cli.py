@@ -390,6 +390,8 @@ def dlq_list(limit: int = 100, show_bytes: Annotated[bool, typer.Option(help="pr
 
 def _letter_line(dlq_offset: int, letter) -> str:
     reduced = f"  reduced: {letter.original_size} bytes, sha256 {letter.original_sha256}" if letter.original_truncated else ""
+    if letter.sealed_under and letter.original_value is None:
+        reduced += "  original erased: its key is gone"
     return (f"#{dlq_offset}  {letter.failed_at.isoformat()}  {letter.original_topic}[{letter.partition}]@{letter.offset}"
             f"  {letter.service}  {letter.error_type}: {letter.error}  correlation={letter.correlation_id}{reduced}")
 

@@ -19,6 +19,7 @@ from services.kernel.topics import (
     CAD_CHILD_ENCOUNTERS,
     CAD_REFERRALS,
     DEAD_LETTER,
+    DEAD_LETTER_KEYS,
     REFERRALS,
     TopicSpec,
     by_name,
@@ -26,6 +27,8 @@ from services.kernel.topics import (
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.events import DeadLetterRecorded, DisclosureAudited, ErasureReceipted
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
+from services.messaging.subject_keys import SubjectKeys, opened_letter
+from services.platform.crypto import key_provider
 from services.platform.settings import Settings
 from services.web.events import AccessAudited
 
@@ -36,12 +39,21 @@ async def read_dead_letters(settings: Settings, limit: int = 100) -> list[DeadLe
 
 
 async def read_dead_letters_with_offsets(settings: Settings, limit: int = 100) -> list[tuple[int, DeadLetterRecorded]]:
-    """(offset on the dead-letter topic, letter) for the latest ``limit`` dead letters, oldest first."""
+    """(offset on the dead-letter topic, letter) for the latest ``limit`` dead letters, oldest first, their original
+    bytes opened (``original_value`` None when the letter's key is gone)."""
     async def last_ones(_consumer, partitions, ends) -> dict:
         return {tp: max(0, ends[tp] - limit) for tp in partitions}
 
-    letters = await read_topic(settings, DEAD_LETTER, (DeadLetterRecorded,), last_ones)
-    return sorted(letters, key=lambda pair: pair[1].failed_at)[-limit:]
+    letters = sorted(await read_topic(settings, DEAD_LETTER, (DeadLetterRecorded,), last_ones),
+                     key=lambda pair: pair[1].failed_at)[-limit:]
+    if not any(letter.sealed_under for _offset, letter in letters):
+        return letters
+    keys = SubjectKeys(settings, key_provider(settings), topic=DEAD_LETTER_KEYS)
+    await keys.start()
+    try:
+        return [(offset, opened_letter(keys, letter)) for offset, letter in letters]
+    finally:
+        await keys.stop()
 
 
 async def read_topic(settings: Settings, spec: TopicSpec, expected: tuple[type, ...], starts) -> list[tuple[int, Any]]:

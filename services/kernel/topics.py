@@ -81,6 +81,11 @@ SUBJECT_KEYS = topic(
     "key's wrapped copy is gone from the log within the compaction lag).", partitions=1,
     config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "max.compaction.lag.ms": str(DAY_MS),
             "segment.ms": str(DAY_MS // 4), "delete.retention.ms": str(DAY_MS)})
+DEAD_LETTER_KEYS = topic(
+    "handoff.ops.dead-letter-keys", "SubjectKeyIssued: each dead letter's own data key, wrapped (it seals the letter's "
+    "original bytes); key: topic/partition/offset of the record lettered. Kept as long as the dead letters, no longer: "
+    "when a letter goes, so does the only key that opened it, in every copy.",
+    partitions=1, config={"retention.ms": str(30 * DAY_MS)}, child_data=True)
 DEAD_LETTER = topic(
     "handoff.ops.dead-letter", "DeadLetterRecorded: what could not be processed, with the original bytes (a child's "
     "encounter or notice among them: kept no longer than children's data).",

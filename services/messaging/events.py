@@ -128,6 +128,9 @@ class DeadLetterRecorded(Event):
     """Size of the original value in bytes."""
     original_sha256: str | None = None
     """SHA-256 (hex) of the original value, to check a copy fetched by offset."""
+    sealed_under: str | None = None
+    """The id of the letter's own data key when original_value is sealed under it (AES-256-GCM; the key is on the
+    dead-letter key topic, which is kept no longer than the letters). None: original_value is as received."""
 
 
 # --- Quick Response Teams (naloxone plus: follow-up after an overdose) -------------------------------

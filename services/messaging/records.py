@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
 
@@ -66,6 +66,12 @@ DEAD_LETTER_MAX_VALUE_BYTES = 1_000_000 - 32 * 1024
 LETTERED_REMEMBERED = 10_000  # how many letters a sink remembers, to write none twice
 
 
+class LetterSealing(Protocol):
+    """Seals a letter's original bytes (``subject_keys.LetterSealer``)."""
+
+    async def sealed(self, letter: DeadLetterRecorded) -> DeadLetterRecorded: ...
+
+
 class DeadLetterSink:
     """Writes ``DeadLetterRecorded`` events, and never holds a partition because of the record itself.
 
@@ -77,12 +83,16 @@ class DeadLetterSink:
     That last letter is a few hundred bytes, so its write fails only while the broker is
     unreachable, when nothing else can be written either: it is retried until it lands, so that no
     record disappears without a trace.
+
+    With a ``sealer`` (every worker has one), the original bytes in a letter are sealed under a key of the
+    letter's own, which goes when the letter goes (``subject_keys.LetterSealer``).
     """
 
     def __init__(self, publisher: Publisher, service: str, max_wait_seconds: float = 30.0, *,
                  max_value_bytes: int = DEAD_LETTER_MAX_VALUE_BYTES, full_attempts: int = 5, prefix_bytes: int = 1024,
-                 retry_base_seconds: float = 0.5) -> None:
+                 retry_base_seconds: float = 0.5, sealer: LetterSealing | None = None) -> None:
         self.publisher = publisher
+        self.sealer = sealer
         self.service = service
         self.max_wait_seconds = max_wait_seconds
         self.max_value_bytes = max_value_bytes
@@ -130,7 +140,8 @@ class DeadLetterSink:
         attempts += [(self.prefix_bytes, stop_after_attempt(self.full_attempts)), (0, stop_never)]
         for prefix, stop in attempts:
             try:
-                await self._write(key, self._letter(raw, error_type, reason, correlation_id, prefix), stop)
+                letter = self._letter(raw, error_type, reason, correlation_id, prefix)
+                await self._write(key, await self.sealer.sealed(letter) if self.sealer else letter, stop)
             except Exception as exc:
                 log.warning("dead_letter_write_failed", topic=raw.topic, partition=raw.partition, offset=raw.offset,
                             reduced=prefix is not None, error_type=type(exc).__name__)

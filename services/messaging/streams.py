@@ -35,6 +35,8 @@ from services.messaging.records import (
     StallWatch,
     sends_in_flight,
 )
+from services.messaging.subject_keys import LetterSealer
+from services.platform.crypto import key_provider
 from services.platform.logs import get_logger
 from services.platform.settings import Settings
 
@@ -512,7 +514,8 @@ class WorkerKit:
         app = create_app(service, settings)
         codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
         publisher = FaustPublisher(app, codec, settings.topic_prefix)
-        dead_letters = DeadLetterSink(publisher, service, retry_base_seconds=settings.processing_retry_base_seconds)
+        dead_letters = DeadLetterSink(publisher, service, retry_base_seconds=settings.processing_retry_base_seconds,
+                                      sealer=LetterSealer(publisher, key_provider(settings)))
         processor = RecordProcessor(codec, dead_letters, retries=settings.processing_retries,
                                     retry_base_seconds=settings.processing_retry_base_seconds)
         return cls(service, settings, app, codec, publisher, processor, offset_guard(app, settings))

@@ -15,17 +15,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.kernel.topics import AUDIT, SUBJECT_KEYS
+from services.kernel.topics import AUDIT, DEAD_LETTER, DEAD_LETTER_KEYS, SUBJECT_KEYS, TopicSpec
 from services.messaging.avro import AvroCodec, registry_from_url
-from services.messaging.events import ErasureReason, ErasureReceipted, SubjectKeyDestroyed, SubjectKeyIssued
-from services.messaging.kafka import KafkaPublisher, TopicFollower
-from services.platform.crypto import KeyProvider, KeyUnavailable, WrappedKey, new_data_key
+from services.messaging.events import (
+    DeadLetterRecorded,
+    ErasureReason,
+    ErasureReceipted,
+    SubjectKeyDestroyed,
+    SubjectKeyIssued,
+)
+from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower
+from services.platform.crypto import (
+    KeyProvider,
+    KeyUnavailable,
+    SealBroken,
+    WrappedKey,
+    binding,
+    new_data_key,
+    open_sealed,
+    seal,
+)
 from services.platform.logs import get_logger
 from services.platform.settings import Settings
 
 log = get_logger(__name__)
 
 KeyRecord = SubjectKeyIssued | SubjectKeyDestroyed
+OPENED_HELD = 10_000  # opened keys held at most before the expired ones are dropped (each is 32 bytes)
 
 
 @dataclass(frozen=True)
@@ -39,15 +55,16 @@ class SubjectKeys:
     """The key topic as this process knows it, and the one way to issue, open, destroy and re-wrap data keys."""
 
     def __init__(self, settings: Settings, provider: KeyProvider, *, cache_seconds: float = 300.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, topic: TopicSpec = SUBJECT_KEYS) -> None:
         codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+        self.topic = topic
         self.provider = provider
         self.cache_seconds = cache_seconds
         self.monotonic = monotonic
         self._records: dict[str, KeyRecord] = {}  # subject/key_id -> its latest record
         self._opened: dict[str, tuple[float, bytes]] = {}  # key_id -> (opened at, key)
         self._publisher = KafkaPublisher(settings, codec)
-        self._follower = TopicFollower(settings, codec, (SUBJECT_KEYS,), self._apply)
+        self._follower = TopicFollower(settings, codec, (topic,), self._apply)
 
     async def start(self) -> None:
         await self._publisher.start()
@@ -67,7 +84,7 @@ class SubjectKeys:
         return [r for r in self._records.values() if r.subject_id == subject_id]
 
     async def _write(self, record: KeyRecord) -> None:
-        await self._publisher.publish(SUBJECT_KEYS, f"{record.subject_id}/{record.key_id}", record)
+        await self._publisher.publish(self.topic, f"{record.subject_id}/{record.key_id}", record)
         self._apply(record)
 
     async def issue(self, subject_id: str, covers: str) -> DataKey:
@@ -88,6 +105,8 @@ class SubjectKeys:
 
     def open(self, subject_id: str, key_id: str) -> bytes:
         """The data key ``key_id`` of ``subject_id``; ``KeyUnavailable`` when it is unknown or destroyed."""
+        if len(self._opened) > OPENED_HELD:
+            self.forget_expired()
         record = self._records.get(f"{subject_id}/{key_id}")
         if not isinstance(record, SubjectKeyIssued):
             self._opened.pop(key_id, None)
@@ -141,3 +160,48 @@ class SubjectKeys:
             count += 1
         log.info("subject_keys_rewrapped", count=count, kek_id=self.provider.current)
         return count
+
+
+# --- dead letters: a key per letter, gone with the letters -----------------------------------------------------
+def letter_subject(topic: str, partition: int, offset: int) -> str:
+    """A dead letter's subject: where the record it holds was."""
+    return f"{topic}/{partition}/{offset}"
+
+
+class LetterSealer:
+    """Seals a dead letter's original bytes under a data key of its own, published wrapped to the dead-letter key
+    topic, whose retention is the dead letters' (no longer than children's data): when a letter leaves the
+    broker, the only key that opens any copy of it (a backup, a consumer's cache) leaves with it. Dead letters
+    hold records as received: CAD's plain text among them."""
+
+    def __init__(self, publisher: Publisher, provider: KeyProvider) -> None:
+        self.publisher = publisher
+        self.provider = provider
+
+    async def sealed(self, letter: DeadLetterRecorded) -> DeadLetterRecorded:
+        if letter.original_value is None:
+            return letter
+        subject = letter_subject(letter.original_topic, letter.partition, letter.offset)
+        key, key_id = new_data_key(), secrets.token_hex(12)
+        wrapped = self.provider.wrap(key, key_id)
+        await self.publisher.publish(DEAD_LETTER_KEYS, f"{subject}/{key_id}", SubjectKeyIssued(
+            subject_id=subject, key_id=key_id, covers="dead_letter", kek_id=wrapped.kek_id,
+            wrapped_key=wrapped.wrapped, issued_at=datetime.now(UTC)))
+        return letter.model_copy(update={"sealed_under": key_id, "original_value": seal(
+            key, letter.original_value, binding(DEAD_LETTER.name, "original_value", subject))})
+
+
+def opened_letter(keys: SubjectKeys, letter: DeadLetterRecorded) -> DeadLetterRecorded:
+    """``letter`` with its original bytes opened; ``original_value`` None when its key is gone (the letter is past
+    the dead letters' retention, or was tampered with: ``sealed_under`` still says it was sealed)."""
+    if letter.sealed_under is None or letter.original_value is None:
+        return letter
+    subject = letter_subject(letter.original_topic, letter.partition, letter.offset)
+    try:
+        value = open_sealed(keys.open(subject, letter.sealed_under), letter.original_value,
+                            binding(DEAD_LETTER.name, "original_value", subject))
+    except (KeyUnavailable, SealBroken) as exc:
+        log.warning("dead_letter_unreadable", topic=letter.original_topic, partition=letter.partition,
+                    offset=letter.offset, reason=type(exc).__name__)
+        value = None
+    return letter.model_copy(update={"original_value": value})

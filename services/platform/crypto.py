@@ -104,13 +104,12 @@ class LocalKeyProvider:
     wraps new data keys. For a single machine and the tests: a deployment uses a KMS or Vault (see above)."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not (directory / "current").exists():
-            self.rotate()
+        self.directory = directory  # made, with the first KEK, when a key is first wrapped
 
     @property
     def current(self) -> str:
+        if not (self.directory / "current").exists():
+            return self.rotate()
         return (self.directory / "current").read_text().strip()
 
     def _kek(self, kek_id: str) -> bytes:
@@ -127,6 +126,7 @@ class LocalKeyProvider:
         return open_sealed(self._kek(wrapped.kek_id), wrapped.wrapped, binding("data-key", wrapped.kek_id, key_id))
 
     def rotate(self) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         kek_id = f"kek-{secrets.token_hex(4)}"
         path = self.directory / f"{kek_id}.kek"
         path.touch(mode=0o600, exist_ok=False)

@@ -76,7 +76,9 @@ def process_system(kafka_settings, tmp_path):
            "HANDOFF_REFERENCE_DIR": str(reference), "HANDOFF_SMS_API_BASE_URL": inbox.base_url,
            "HANDOFF_SMTP_PORT": str(inbox.smtp_port), "HANDOFF_LINK_SIGNING_KEY": "e2e-key",
            "HANDOFF_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET, "HANDOFF_LOG_LEVEL": os.environ.get("HANDOFF_E2E_LOG_LEVEL", "WARNING"),
-           "HANDOFF_DELIVERY_BACKOFF_SECONDS": "0.05"}
+           "HANDOFF_DELIVERY_BACKOFF_SECONDS": "0.05",
+           # one key provider for every process (and this test's reads), as a KMS would be
+           "HANDOFF_KEK_DIRECTORY": str(s.kek_directory or s.data_dir / "keys")}
     # Escalation an hour out, so that however long a test runs, only what it sets up fires.
     sites = reference / "sites.toml"
     sites.write_text(sites.read_text().replace("escalate_after_minutes = 5", "escalate_after_minutes = 60"))

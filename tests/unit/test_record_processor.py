@@ -253,3 +253,26 @@ async def test_a_records_sends_can_be_handed_on_unawaited_and_still_fail_it_late
     producer.futures[0].set_exception(MessageSizeTooLargeError())
     with pytest.raises(MessageSizeTooLargeError):  # the caller sees the failure (RecordsInFlight redoes it)
         await asyncio.gather(*sends)
+
+
+async def test_a_dead_letters_original_bytes_are_sealed_under_a_key_of_its_own(publisher, tmp_path) -> None:
+    """A CAD record arrives in plain text; its dead letter holds it sealed, and the letter's own key (wrapped) is on the
+    dead-letter key topic, which is kept no longer than the letters."""
+    from services.kernel.topics import DEAD_LETTER, DEAD_LETTER_KEYS
+    from services.messaging.events import SubjectKeyIssued
+    from services.messaging.subject_keys import LetterSealer, letter_subject
+    from services.platform.crypto import LocalKeyProvider, WrappedKey, binding, open_sealed
+
+    provider = LocalKeyProvider(tmp_path / "keys")
+    sink = DeadLetterSink(publisher, "unit", sealer=LetterSealer(publisher, provider))
+    plain = b"\x00\x00\x00\x00\x01 Dana Whitfield, 1990-04-02"
+    await sink.record(raw(plain, offset=9), "decode", "not Avro", None)
+
+    [letter] = publisher.events(DeadLetterRecorded)
+    [issued] = publisher.events(SubjectKeyIssued)
+    assert b"Dana" not in letter.original_value and letter.sealed_under == issued.key_id
+    assert [r.topic for r in publisher.records] == [DEAD_LETTER_KEYS.name, DEAD_LETTER.name]
+    assert DEAD_LETTER_KEYS.child_data and issued.covers == "dead_letter"
+    subject = letter_subject("handoff.cad.referrals", 0, 9)
+    key = provider.unwrap(WrappedKey(issued.kek_id, issued.wrapped_key), issued.key_id)
+    assert open_sealed(key, letter.original_value, binding(DEAD_LETTER.name, "original_value", subject)) == plain
