@@ -21,13 +21,34 @@ from services.kernel.reference import (
     ReferenceData,
 )
 from services.messaging.avro import AvroCodec, registry_from_url
-from services.messaging.kafka import KafkaPublisher, ensure_topics
+from services.messaging.kafka import KafkaPublisher, client_options, ensure_topics, topic_partition_counts
 from services.messaging.streams import prepare_and_start
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import REPO_ROOT, Settings
 from services.runtime import TOPICS
 
 WEBHOOK_SECRET = "integration-webhook-secret"
+
+
+async def raw_values(settings: Settings, spec) -> list[bytes | None]:
+    """Every value on ``spec``'s partitions as the broker holds it (what its disks and backups hold), undecoded."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    name = spec.qualified(settings.topic_prefix)
+    partitions = [TopicPartition(name, p) for p in range((await topic_partition_counts(settings, [name]))[name])]
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        values: list[bytes | None] = []
+        for tp in partitions:
+            while await consumer.position(tp) < ends[tp]:
+                values += [r.value for r in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])]
+        return values
+    finally:
+        await consumer.stop()
 
 
 def reference_for(inbox_url: str) -> ReferenceData:

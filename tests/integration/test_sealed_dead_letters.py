@@ -19,27 +19,12 @@ from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, client_options
 from services.ops import read_dead_letters
 from tests.conftest import eventually
+from tests.integration.conftest import raw_values
 from tests.integration.test_lead_flow import NOW
 
 pytestmark = pytest.mark.integration
 
 NAME = "Whitfield-Oyelaran"
-
-
-async def raw_values(settings, spec) -> list[bytes]:
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
-    await consumer.start()
-    try:
-        tp = TopicPartition(spec.qualified(settings.topic_prefix), 0)
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        end = (await consumer.end_offsets([tp]))[tp]
-        values = []
-        while await consumer.position(tp) < end:
-            values += [r.value for r in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])]
-        return values
-    finally:
-        await consumer.stop()
 
 
 async def retention_passes(settings, spec) -> None:

@@ -7,16 +7,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
 from services.cli import cli
 from services.kernel.topics import SUBJECT_KEYS
-from services.messaging.kafka import client_options, ensure_topics
+from services.messaging.kafka import ensure_topics
 from services.messaging.subject_keys import SubjectKeys
 from services.platform.crypto import KeyUnavailable, binding, key_provider, open_sealed, seal
 from services.runtime import TOPICS
 from tests.conftest import eventually
+from tests.integration.conftest import raw_values
 
 pytestmark = pytest.mark.integration
 
@@ -38,22 +38,6 @@ async def started(settings) -> SubjectKeys:
     keys = SubjectKeys(settings, key_provider(settings))
     await keys.start()
     return keys
-
-
-async def raw_key_topic(settings) -> list[bytes]:
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
-    await consumer.start()
-    try:
-        tp = TopicPartition(SUBJECT_KEYS.qualified(settings.topic_prefix), 0)
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        end = (await consumer.end_offsets([tp]))[tp]
-        values = []
-        while await consumer.position(tp) < end:
-            values += [r.value for r in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])]
-        return values
-    finally:
-        await consumer.stop()
 
 
 async def test_a_key_issued_by_one_worker_opens_in_another_and_an_erasure_closes_it_everywhere(kafka_settings) -> None:
@@ -101,7 +85,7 @@ async def test_a_key_issued_by_one_worker_opens_in_another_and_an_erasure_closes
     for expected in (receipt_id, '"subject_id": "REF-1"', issued.key_id, '"covers": "lead_referral"',
                      '"reason": "erasure_requested"', '"requested_by": "admin-ana"', "ticket 4711"):
         assert expected in shown.output
-    raw = b"".join(v or b"" for v in await raw_key_topic(kafka_settings))
+    raw = b"".join(v or b"" for v in await raw_values(kafka_settings, SUBJECT_KEYS))
     assert issued.key not in raw and other.key not in raw
 
 
