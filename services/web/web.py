@@ -41,6 +41,17 @@ def as_api_error(exc: CommandRefused) -> ApiError:
     return ApiError(exc.status, exc.field, exc.reason)
 
 
+def own_agency(signed_in: str, given: str) -> None:
+    """An intake's body names the agency it comes from: the one that signed in, or 403."""
+    if given != signed_in:
+        raise ApiError(403, "agency_id", "does not match the authenticated agency")
+
+
+def intake_refused(exc: Rejected, forbidden: tuple[str, ...] = ()) -> ApiError:
+    """An intake rule's refusal: 403 when its field says who may send there (``forbidden``), else 422."""
+    return ApiError(403 if exc.field in forbidden else 422, exc.field, exc.detail)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error_response)
 

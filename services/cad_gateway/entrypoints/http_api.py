@@ -21,7 +21,7 @@ from services.kernel.errors import Rejected
 from services.kernel.reference import Agency
 from services.platform.logs import correlation_scope, get_logger
 from services.web.deps import AppClock, Events, Limits, Reference
-from services.web.web import ApiError, bearer_principal, correlation_id_for, published_or_503
+from services.web.web import bearer_principal, correlation_id_for, intake_refused, published_or_503
 
 log = get_logger(__name__)
 EIDO_BODY = Body(..., description="an Emergency Incident Data Object (JSON)")
@@ -41,7 +41,7 @@ async def submit_eido(request: Request, reference: Reference, clock: AppClock, p
         log.info("eido_nothing_to_map", agency_id=agency.agency_id)
         return JSONResponse({"status": "nothing_to_map", "reasons": [nothing.reason]}, status_code=200)
     except Rejected as exc:
-        raise ApiError(422, exc.field, exc.detail) from None
+        raise intake_refused(exc) from None
     if mapped.nothing:
         log.info("eido_nothing_to_map", agency_id=agency.agency_id)
         return JSONResponse({"status": "nothing_to_map", "reasons": mapped.skipped}, status_code=200)

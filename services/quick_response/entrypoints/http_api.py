@@ -47,6 +47,8 @@ from services.web.web import (
     bearer_principal,
     correlation_id_for,
     csv_download,
+    intake_refused,
+    own_agency,
     published_or_503,
     time_given,
 )
@@ -108,12 +110,11 @@ def site_of(person: CaseManager, site_id: str) -> None:
              summary="Report an overdose response (naloxone plus: opens the team's follow-up)")
 async def submit_overdose(overdose: CadOverdoseResponded, request: Request, clock: AppClock, publisher: Events,
                           reference: Reference, limits: Limits, agency: Agency = Depends(agency_principal)) -> OverdoseAccepted:
-    if overdose.agency_id != agency.agency_id:
-        raise ApiError(403, "agency_id", "does not match the authenticated agency")
+    own_agency(agency.agency_id, overdose.agency_id)
     try:
         site = check_overdose(overdose, reference.site(overdose.site_id), agency, clock.now(), limits.window)
     except Rejected as exc:
-        raise ApiError(403 if exc.field == "site_id" else 422, exc.field, exc.detail) from None
+        raise intake_refused(exc, ("site_id",)) from None
     with correlation_scope(correlation_id_for(request, overdose)) as cid:
         await published_or_503(publisher.publish(CAD_OVERDOSES, overdose.overdose_event_id, overdose),
                                limits.publish_timeout_seconds, "qrt")

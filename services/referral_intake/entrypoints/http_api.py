@@ -32,7 +32,14 @@ from services.platform.logs import correlation_scope, get_logger
 from services.referral_intake.adapters.read_model import LeadReadModel
 from services.referral_intake.domain.model import cad_fingerprint, check_referral, referral_id_for
 from services.web.deps import AppClock, Events, IntakeLimits, Limits, Reference, app_state
-from services.web.web import ApiError, bearer_principal, correlation_id_for, published_or_503
+from services.web.web import (
+    ApiError,
+    bearer_principal,
+    correlation_id_for,
+    intake_refused,
+    own_agency,
+    published_or_503,
+)
 
 log = get_logger(__name__)
 
@@ -62,22 +69,17 @@ async def publish(publisher: Publisher, limits: IntakeLimits, topic: TopicSpec, 
                            topic=topic.name)
 
 
-def own_agency(agency: Agency, agency_id: str) -> None:
-    if agency_id != agency.agency_id:
-        raise ApiError(403, "agency_id", "does not match the authenticated agency")
-
-
 @router.post("/v1/referrals", status_code=202, response_model=ReferralAccepted,
              responses={400: {}, 401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}},
              summary="Submit a LEAD diversion referral")
 async def submit_referral(referral: CadReferralMade, request: Request, reference: Reference, clock: AppClock,
                           publisher: Events, limits: Limits, model: ReadModel,
                           agency: Agency = Depends(authenticated_agency)) -> ReferralAccepted:
-    own_agency(agency, referral.agency_id)
+    own_agency(agency.agency_id, referral.agency_id)
     try:
         check_referral(referral, reference.site(referral.site_id), agency, clock.now(), limits.window)
     except Rejected as exc:
-        raise ApiError(403 if exc.field in ("agency_id", "site_id") else 422, exc.field, exc.detail) from None
+        raise intake_refused(exc, ("agency_id", "site_id")) from None
     referral_id = referral_id_for(referral.site_id, referral.agency_id, referral.cad_event_id)
     # The CAD body fingerprint of a referral already opened, if any: the same id with another body is refused.
     known = getattr(model.views.get(referral_id), "cad_fingerprint", None)
@@ -97,11 +99,11 @@ async def submit_referral(referral: CadReferralMade, request: Request, reference
 async def submit_child_encounter(encounter: CadChildEncountered, request: Request, clock: AppClock,
                                  publisher: Events, limits: Limits,
                                  agency: Agency = Depends(authenticated_agency)) -> EncounterAccepted:
-    own_agency(agency, encounter.agency_id)
+    own_agency(agency.agency_id, encounter.agency_id)
     try:
         limits.window.check("encountered_at", encounter.encountered_at, clock.now())
     except Rejected as exc:
-        raise ApiError(422, exc.field, exc.detail) from None
+        raise intake_refused(exc) from None
     ignored = unknown_fields(CadChildEncountered, await request.json())
     with correlation_scope(correlation_id_for(request, encounter)) as cid:
         await publish(publisher, limits, CAD_CHILD_ENCOUNTERS, encounter.cad_event_id, encounter)

@@ -35,7 +35,16 @@ from services.self_referral.domain.walk_in import case_id_for, check_walk_in
 from services.self_referral.events import VolunteerExpenseClaimed, WalkInMilestone
 from services.self_referral.service import log_milestone
 from services.web.deps import AppClock, Events, Limits, Reference, app_state
-from services.web.web import ApiError, bearer_principal, correlation_id_for, csv_cell, published_or_503, time_given
+from services.web.web import (
+    ApiError,
+    bearer_principal,
+    correlation_id_for,
+    csv_cell,
+    intake_refused,
+    own_agency,
+    published_or_503,
+    time_given,
+)
 
 log = get_logger(__name__)
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -124,12 +133,11 @@ def month_or_now(clock: Clock, month: str | None) -> str:
              summary="Someone asked the police for help (self-referral: pages the volunteer pool)")
 async def submit_walk_in(walk_in: CadWalkInReported, request: Request, clock: AppClock, publisher: Events,
                          reference: Reference, limits: Limits, agency: Agency = Depends(agency_principal)) -> WalkInAcceptedReply:
-    if walk_in.agency_id != agency.agency_id:
-        raise ApiError(403, "agency_id", "does not match the authenticated agency")
+    own_agency(agency.agency_id, walk_in.agency_id)
     try:
         site, _ = check_walk_in(walk_in, reference.site(walk_in.site_id), agency, clock.now(), limits.window)
     except Rejected as exc:
-        raise ApiError(403 if exc.field == "site_id" else 422, exc.field, exc.detail) from None
+        raise intake_refused(exc, ("site_id",)) from None
     with correlation_scope(correlation_id_for(request, walk_in)) as cid:
         await published_or_503(publisher.publish(CAD_WALK_INS, walk_in.walk_in_event_id, walk_in),
                                limits.publish_timeout_seconds, "walk_in")
