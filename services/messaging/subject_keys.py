@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from services.kernel.topics import AUDIT, DEAD_LETTER, DEAD_LETTER_KEYS, SUBJECT_KEYS, TopicSpec
 from services.messaging.avro import AvroCodec, registry_from_url
@@ -61,13 +62,13 @@ class SubjectKeys:
         self.provider = provider
         self.cache_seconds = cache_seconds
         self.monotonic = monotonic
-        self._records: dict[str, KeyRecord] = {}  # subject/key_id -> its latest record
+        self._records: dict[str, dict[str, KeyRecord]] = {}  # subject -> key_id -> its latest record
         self._opened: dict[str, tuple[float, bytes]] = {}  # key_id -> (opened at, key)
-        self._publisher = KafkaPublisher(settings, codec)
+        self._publisher = KafkaPublisher(settings, codec)  # started on the first write: most processes only read
+        self._writing = False
         self._follower = TopicFollower(settings, codec, (topic,), self._apply)
 
     async def start(self) -> None:
-        await self._publisher.start()
         await self._follower.start()
         await self._follower.caught_up.wait()
 
@@ -76,15 +77,24 @@ class SubjectKeys:
         await self._publisher.stop()
 
     def _apply(self, record: KeyRecord) -> None:
-        self._records[f"{record.subject_id}/{record.key_id}"] = record
+        self._records.setdefault(record.subject_id, {})[record.key_id] = record
         if isinstance(record, SubjectKeyDestroyed):
             self._opened.pop(record.key_id, None)
 
+    def _live(self) -> list[SubjectKeyIssued]:
+        return [r for keys in self._records.values() for r in keys.values() if isinstance(r, SubjectKeyIssued)]
+
     def keys_of(self, subject_id: str) -> list[KeyRecord]:
-        return [r for r in self._records.values() if r.subject_id == subject_id]
+        return list(self._records.get(subject_id, {}).values())
+
+    async def _publish(self, topic: TopicSpec, key: str, event: Any) -> None:
+        if not self._writing:
+            await self._publisher.start()
+            self._writing = True
+        await self._publisher.publish(topic, key, event)
 
     async def _write(self, record: KeyRecord) -> None:
-        await self._publisher.publish(self.topic, f"{record.subject_id}/{record.key_id}", record)
+        await self._publish(self.topic, f"{record.subject_id}/{record.key_id}", record)
         self._apply(record)
 
     async def issue(self, subject_id: str, covers: str) -> DataKey:
@@ -107,7 +117,7 @@ class SubjectKeys:
         """The data key ``key_id`` of ``subject_id``; ``KeyUnavailable`` when it is unknown or destroyed."""
         if len(self._opened) > OPENED_HELD:
             self.forget_expired()
-        record = self._records.get(f"{subject_id}/{key_id}")
+        record = self._records.get(subject_id, {}).get(key_id)
         if not isinstance(record, SubjectKeyIssued):
             self._opened.pop(key_id, None)
             raise KeyUnavailable("destroyed" if record else "unknown")
@@ -138,21 +148,21 @@ class SubjectKeys:
             receipt = ErasureReceipted(receipt_id=f"er-{secrets.token_hex(8)}", subject_id=subject_id,
                                        key_id=record.key_id, covers=record.covers, reason=reason,
                                        requested_by=requested_by, note=note, erased_at=now)
-            await self._publisher.publish(AUDIT, subject_id, receipt)
+            await self._publish(AUDIT, subject_id, receipt)
             receipts.append(receipt)
             log.info("subject_key_destroyed", key_id=record.key_id, covers=record.covers, reason=reason.value)
         return receipts
 
     def wrapped_under(self, kek_id: str) -> int:
         """How many live data keys the key-encryption key ``kek_id`` still wraps."""
-        return sum(1 for r in self._records.values() if isinstance(r, SubjectKeyIssued) and r.kek_id == kek_id)
+        return sum(1 for r in self._live() if r.kek_id == kek_id)
 
     async def rewrap(self) -> int:
         """Wrap every live data key under the provider's current key-encryption key (after ``rotate``): the keys and
         every value sealed under them stay as they are. Returns how many were re-wrapped."""
         count = 0
-        for record in list(self._records.values()):
-            if not isinstance(record, SubjectKeyIssued) or record.kek_id == self.provider.current:
+        for record in self._live():
+            if record.kek_id == self.provider.current:
                 continue
             key = self.provider.unwrap(WrappedKey(record.kek_id, record.wrapped_key), record.key_id)
             wrapped = self.provider.wrap(key, record.key_id)
