@@ -244,6 +244,11 @@ class LocalKafka:
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     @property
+    def log_dirs(self) -> list[Path]:
+        """Where each broker keeps its log segments (what a test reads to see what is on disk)."""
+        return [n.data_dir / "data" for n in self.nodes]
+
+    @property
     def tls_bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{n.tls_port}" for n in self.nodes)
 

@@ -2,7 +2,7 @@
 write only its own topics and groups (KRaft's ``StandardAuthorizer`` refuses the rest). What a service reads is
 what it subscribes to and follows (its worker module's ``SUBSCRIPTIONS`` and ``FOLLOWS``); what it writes, its
 ``WRITES``; and every process reads the reference data and the subject keys and writes audit records, dead
-letters and subject keys. ``handoff acls apply`` grants them, as the broker's administrator."""
+letters (with their keys) and subject keys. ``handoff acls apply`` grants them, as the broker's administrator."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from enum import IntEnum
 
 from services.cad_gateway.entrypoints import worker as gateway_worker
 from services.handle_with_care.entrypoints import worker as hwc_worker
-from services.kernel.topics import AUDIT, DEAD_LETTER, REFERENCE_DATA, SUBJECT_KEYS, TopicSpec
+from services.kernel.topics import AUDIT, DEAD_LETTER, DEAD_LETTER_KEYS, REFERENCE_DATA, SUBJECT_KEYS, TopicSpec
 from services.notifier.entrypoints import worker as notifier_worker
 from services.quick_response.entrypoints import worker as qrt_worker
 from services.referral_intake.entrypoints import worker as intake_worker
@@ -19,7 +19,7 @@ from services.self_referral.entrypoints import worker as walk_in_worker
 
 WORKERS = (intake_worker, notifier_worker, hwc_worker, qrt_worker, walk_in_worker, gateway_worker)
 EVERY_PROCESS_READS = (REFERENCE_DATA, SUBJECT_KEYS)
-EVERY_PROCESS_WRITES = (AUDIT, DEAD_LETTER, SUBJECT_KEYS)
+EVERY_PROCESS_WRITES = (AUDIT, DEAD_LETTER, DEAD_LETTER_KEYS, SUBJECT_KEYS)
 
 
 # The Kafka protocol's codes (org.apache.kafka.common.acl / resource).

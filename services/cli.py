@@ -520,8 +520,8 @@ def connect_watch(folder: Annotated[Path, typer.Argument(help="the CAD's landing
     from services import runtime
     from services.cad_gateway.entrypoints.file_drop import FileDrop, reader_for
     from services.kernel.clock import SystemClock
-    from services.messaging.avro import AvroCodec, registry_from_url
     from services.messaging.kafka import KafkaPublisher
+    from services.messaging.subject_keys import sealing_codec
 
     if fmt not in ("eido", "csv", "xml"):
         raise typer.BadParameter("eido, csv or xml", param_hint="--format")
@@ -536,7 +536,10 @@ def connect_watch(folder: Annotated[Path, typer.Argument(help="the CAD's landing
         raise typer.BadParameter(str(exc), param_hint="--layout") from None
 
     async def main() -> None:
-        publisher = KafkaPublisher(s, AvroCodec(registry_from_url(s.schema_registry_url)))
+        async with sealing_codec(s) as codec:
+            await drop_files(KafkaPublisher(s, codec))
+
+    async def drop_files(publisher: KafkaPublisher) -> None:
         await publisher.start()
         drop = FileDrop(folder, agency, reader, reference, publisher, SystemClock(), s.event_time_window)
         if metrics_port:
@@ -569,8 +572,8 @@ def connect_eido_ws(url: Annotated[str, typer.Argument(help="the agency's EIDO s
     from services import runtime
     from services.cad_gateway.entrypoints.eido_subscriber import EidoSubscriber, tls_context
     from services.kernel.clock import SystemClock
-    from services.messaging.avro import AvroCodec, registry_from_url
     from services.messaging.kafka import KafkaPublisher
+    from services.messaging.subject_keys import sealing_codec
 
     s = settings()
     configure_logging(s.log_level, s.log_format, service="eido-subscriber")
@@ -579,7 +582,10 @@ def connect_eido_ws(url: Annotated[str, typer.Argument(help="the agency's EIDO s
         raise typer.BadParameter(f"unknown agency {agency!r}", param_hint="--agency")
 
     async def main() -> None:
-        publisher = KafkaPublisher(s, AvroCodec(registry_from_url(s.schema_registry_url)))
+        async with sealing_codec(s) as codec:
+            await subscribe(KafkaPublisher(s, codec))
+
+    async def subscribe(publisher: KafkaPublisher) -> None:
         await publisher.start()
         subscriber = EidoSubscriber(url, agency, reference, publisher, SystemClock(), s.event_time_window, expires,
                                     tls_context(ca_file, client_cert, client_key))

@@ -27,7 +27,8 @@ from services.kernel.topics import (
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.events import DeadLetterRecorded, DisclosureAudited, ErasureReceipted
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
-from services.messaging.subject_keys import SubjectKeys, opened_letter
+from services.messaging.sealing import personal_leaves
+from services.messaging.subject_keys import SubjectKeys, opened_letter, sealing_codec
 from services.platform.crypto import key_provider
 from services.platform.settings import Settings
 from services.web.events import AccessAudited
@@ -59,8 +60,15 @@ async def read_dead_letters_with_offsets(settings: Settings, limit: int = 100) -
 async def read_topic(settings: Settings, spec: TopicSpec, expected: tuple[type, ...], starts) -> list[tuple[int, Any]]:
     """(offset, event) of every record of ``spec``'s partitions from ``await starts(consumer, partitions, ends)``
     (partition -> offset) to the end each partition has when called: what an operator's command reads."""
+    if any(personal_leaves(cls) for cls in expected):  # sealed values: opened, or "erased" (None) once erased
+        async with sealing_codec(settings) as codec:
+            return await _read_topic(settings, spec, expected, starts, codec)
+    return await _read_topic(settings, spec, expected, starts, AvroCodec(registry_from_url(settings.schema_registry_url)))
+
+
+async def _read_topic(settings: Settings, spec: TopicSpec, expected: tuple[type, ...], starts,
+                      codec: AvroCodec) -> list[tuple[int, Any]]:
     topic = spec.qualified(settings.topic_prefix)
-    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
     counts = await topic_partition_counts(settings, [topic])
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
     await consumer.start()
@@ -74,7 +82,9 @@ async def read_topic(settings: Settings, spec: TopicSpec, expected: tuple[type, 
         while await _behind(consumer, partitions, ends):
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in records:
-                    found.append((record.offset, await codec.decode(record.value, expected)))
+                    found.append((record.offset, await codec.decode(
+                        record.value, expected, topic, record.key.decode("utf-8", "replace") if record.key else None,
+                        erased_ok=True)))
         return found
     finally:
         await consumer.stop()
@@ -188,7 +198,12 @@ async def resubmit_dead_letter(settings: Settings, dlq_offset: int, corrected_js
     Returns the topic it went to."""
     letter = await dead_letter_at(settings, dlq_offset)
     spec = by_name(letter.original_topic, settings.topic_prefix)
-    codec = AvroCodec(registry_from_url(settings.schema_registry_url))
+    async with sealing_codec(settings) as codec:
+        return await _resubmit(settings, letter, dlq_offset, spec, codec, corrected_json)
+
+
+async def _resubmit(settings: Settings, letter: DeadLetterRecorded, dlq_offset: int, spec: TopicSpec,
+                    codec: AvroCodec, corrected_json: str | None) -> str:
     if corrected_json is None:
         try:
             value = await original_value(settings, letter)
@@ -199,7 +214,8 @@ async def resubmit_dead_letter(settings: Settings, dlq_offset: int, corrected_js
         if model is None:
             raise ResubmitError(f"records of {spec.name} cannot be corrected by hand; re-submit them as they were")
         try:
-            value = await codec.encode(model.model_validate_json(corrected_json))
+            value = await codec.encode(model.model_validate_json(corrected_json), spec.qualified(settings.topic_prefix),
+                                       (letter.original_key or b"").decode("utf-8", "replace") or None)
         except ValidationError as exc:
             raise ResubmitError(describe_validation_error(exc)) from None
     headers = [(h.key, h.value) for h in letter.original_headers if h.key != RESUBMITTED_HEADER and h.value is not None]

@@ -40,10 +40,13 @@ from services.kernel.topics import CAD_OVERDOSES, CONSOLE_SESSIONS, PAGES, REFER
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
+from services.messaging.sealing import Sealer
 from services.messaging.streams import Worker, prepare_and_start
+from services.messaging.subject_keys import SubjectKeys
 from services.notifier.entrypoints import calendar as notifier_calendar
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
+from services.platform.crypto import key_provider
 from services.platform.logs import get_logger
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import Settings
@@ -172,10 +175,15 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     walk_in_model = WalkInReadModel()
     sessions = console_sessions(settings, reference, clock)
     owned = publisher is None
+    # The subject keys: what the intakes write is sealed, what the read models read is opened.
+    keys = SubjectKeys(settings, key_provider(settings)) if (owned or follow_topics) and settings.seal_personal_values \
+        else None
+    codec = AvroCodec(registry_from_url(settings.schema_registry_url),
+                      sealer=Sealer(keys, settings.topic_prefix) if keys else None)
     if owned:
-        publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
+        publisher = KafkaPublisher(settings, codec)
     followers = [
-        TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), topics, apply)
+        TopicFollower(settings, codec, topics, apply)
         for topics, apply in (((REFERRALS, PAGES), both(read_model.apply, handoff_details.apply)),
                               ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply),
                               ((QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_OVERDOSES), qrt_model.apply),
@@ -187,6 +195,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     async def lifespan(_app: FastAPI):
         if feed:
             await feed.start()
+        if keys:
+            await keys.start()
         if owned:
             await publisher.start()
         for follower in followers:
@@ -200,6 +210,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
             await app.state.providers.close()
             if owned:
                 await publisher.stop()
+            if keys:
+                await keys.stop()
             if feed:
                 await feed.stop()
 
@@ -214,6 +226,9 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     state.limits = IntakeLimits(settings.intake_publish_timeout_seconds, settings.event_time_window)
     state.read_model, state.handoff_details, state.hwc_model = read_model, handoff_details, hwc_model
     state.qrt_model, state.walk_in_model, state.sessions, state.followers = qrt_model, walk_in_model, sessions, followers
+    state.keys = keys  # started in the lifespan (or by a test that serves the app without one)
+    if keys:
+        keys.on_destroyed.append(handoff_details.erase)
     # Who calls: the identity providers' keys (people's sign-in, machine clients' access tokens) and the audit
     # of every door, shared by the console and the APIs.
     state.providers = oidc.KnownProviders()

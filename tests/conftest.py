@@ -12,6 +12,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,20 @@ def kafka_bootstrap() -> Iterator[str]:
         from deploy.local_stack import LocalKafka
 
         with LocalKafka() as kafka:
+            _LOG_DIRS[:] = kafka.log_dirs
             yield kafka.bootstrap_servers
+
+
+_LOG_DIRS: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def kafka_log_dirs(kafka_bootstrap: str) -> list[Path]:
+    """The session broker's log directories: the local broker's, or ``KAFKA_LOG_DIRS`` for one started apart."""
+    dirs = [Path(d) for d in os.environ.get("KAFKA_LOG_DIRS", "").split(os.pathsep) if d] or _LOG_DIRS
+    if not dirs:
+        pytest.skip("the broker's log directories are not on this machine (a container's): set KAFKA_LOG_DIRS")
+    return dirs
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
+from pydantic_core import core_schema
 
 # Characters that must never reach an SMS, email, webhook or page: C0 and C1 controls (NUL, bell,
 # escape sequences) except tab and newline, and the bidirectional overrides, embeddings and isolates
@@ -48,16 +50,37 @@ def _not_a_number(value):
 
 # A personal value: a field that names, dates, locates, reaches or describes a person (a participant, a
 # child, a walk-in, an officer). Marked once, here on the model, as ``Annotated[T, PERSONAL]``: the Avro schema
-# tags it PII (``confluent:tags``, as Confluent's field-level encryption reads tags), and ``personal_fields``
-# tells code which fields of a model hold personal data.
-PERSONAL = Field(json_schema_extra={"personal": True})
+# tags it PII (``confluent:tags``, as Confluent's field-level encryption reads tags), the codec seals it under
+# its subject's data key (``services.messaging.sealing``), and ``personal_fields`` tells code which fields of a
+# model hold personal data.
+class PersonalMark:
+    """The mark. A value whose subject was erased (its key destroyed) reads back as ``None``, whatever the
+    field's type, when the model is validated with ``ERASED_CONTEXT``: the record is still read (its status and
+    times count in figures), its personal values are gone."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        def erased_or(value: Any, validate: Any, info: ValidationInfo) -> Any:
+            if value is None and info.context and info.context.get(ERASED):
+                return None
+            return validate(value)
+
+        return core_schema.with_info_wrap_validator_function(erased_or, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        found = handler(schema)
+        found["personal"] = True
+        return found
+
+
+PERSONAL = PersonalMark()
 PII_TAG = "PII"
+ERASED = "erased"
+ERASED_CONTEXT = {ERASED: True}  # model_validate(..., context=ERASED_CONTEXT): erased personal values read as None
 
 
 def personal_fields(model: type[BaseModel]) -> tuple[str, ...]:
     """The fields of ``model`` marked ``PERSONAL``."""
-    return tuple(name for name, f in model.model_fields.items()
-                 if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("personal"))
+    return tuple(name for name, f in model.model_fields.items() if any(m is PERSONAL for m in f.metadata))
 
 
 # An instant with its offset; Avro ``timestamp-millis`` on the wire (``avro_type`` tells the generator).
@@ -140,7 +163,9 @@ class Record(BaseModel):
     _clean = field_validator("*", mode="before")(clean_text)
 
 
-def _not_blank(value: str) -> str:
+def _not_blank(value: str | None) -> str | None:
+    if value is None:  # erased (PersonalMark): nothing is left to be blank
+        return None
     if not value.strip():
         raise ValueError("must not be blank")
     return value.strip()

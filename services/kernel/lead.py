@@ -169,6 +169,24 @@ class ReferralLocationUpdated(Event):
 
 
 
+class ConsentRevoked(Event):
+    """The person revoked their 42 CFR Part 2 consent: nothing of them is disclosed from now on, and what the
+    consent covered (the referral's personal values, on every topic, table and backup) is erased by destroying
+    their data keys. The referral itself (its status and times, no personal data) still counts in the figures.
+    Keyed by referral_id."""
+
+    avro_schema: ClassVar[str] = "consent_revoked"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
+    referral_id: str
+    """The referral."""
+    site_id: str
+    """LEAD site (tenant)."""
+    revoked_at: Instant
+    """When the revocation was recorded."""
+    recorded_by: str
+    """The case manager who recorded it (an id)."""
+
+
 class PageRequested(Event):
     """A page was opened for a warm handoff. Carries only what the case manager needs to find the person. Keyed by
     referral_id (the dedup key), co-partitioned with the referral topic.

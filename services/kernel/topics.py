@@ -29,6 +29,9 @@ class TopicSpec:
     deidentified: bool = False
     # May hold children's data: kept no longer than settings.child_data_retention_days.
     child_data: bool = False
+    # Written by agencies' systems too (CAD, EMS, a station's kiosk): their records hold personal values in plain
+    # text for this topic's short retention (what Handoff writes here is sealed, as everywhere else).
+    plain_from_outside: bool = False
 
     def qualified(self, prefix: str = "") -> str:
         """The name on the broker: ``prefix`` isolates an environment (or a test) on a shared cluster."""
@@ -44,23 +47,23 @@ def topic(name: str, doc: str, **options: Any) -> TopicSpec:
 
 CAD_REFERRALS = topic(
     "handoff.cad.referrals", "CadReferralMade from CAD integrations and the HTTP intake; key: cad_event_id.",
-    config={"retention.ms": str(30 * DAY_MS)})
+    config={"retention.ms": str(30 * DAY_MS)}, plain_from_outside=True)
 CAD_CHILD_ENCOUNTERS = topic(
     "handoff.cad.child-encounters", "CadChildEncountered (holds incident details: short retention); key: cad_event_id.",
-    config={"retention.ms": str(7 * DAY_MS)}, child_data=True)
+    config={"retention.ms": str(7 * DAY_MS)}, child_data=True, plain_from_outside=True)
 REFERRALS = topic(
     "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged, ParticipantSeen, "
-    "ReferralLocationUpdated; key: referral_id.",
+    "ReferralLocationUpdated, ConsentRevoked; key: referral_id.",
     config={"retention.ms": str(400 * DAY_MS)})
 PAGES = topic(
     "handoff.paging.pages", "PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted; key: referral_id (co-partitioned with REFERRALS).",
     config={"retention.ms": str(400 * DAY_MS)})
 CAD_OVERDOSES = topic(
     "handoff.cad.overdoses", "CadOverdoseResponded from CAD and EMS integrations and the HTTP intake; key: "
-    "overdose_event_id.", config={"retention.ms": str(7 * DAY_MS)})
+    "overdose_event_id.", config={"retention.ms": str(7 * DAY_MS)}, plain_from_outside=True)
 CAD_WALK_INS = topic(
     "handoff.cad.walk-ins", "CadWalkInReported from CAD and station integrations and the HTTP intake; key: "
-    "walk_in_event_id.", config={"retention.ms": str(7 * DAY_MS)})
+    "walk_in_event_id.", config={"retention.ms": str(7 * DAY_MS)}, plain_from_outside=True)
 REFERENCE_DATA = topic(
     "handoff.reference.data", "ReferenceDataPublished: agencies, sites, staff, schools, calendars, closures; "
     "key: section/key (compacted: the latest record per key is the entry).",

@@ -22,8 +22,9 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from services.kernel.errors import InvalidRecord, describe_validation_error
-from services.kernel.events import all_events
+from services.kernel.events import ERASED_CONTEXT, all_events
 from services.messaging.contract import avro_schema_of, parsed_schema
+from services.messaging.sealing import sealed_key_ids
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
@@ -118,12 +119,21 @@ def to_avro_datum(event: Any) -> dict[str, Any]:
     return event.model_dump(mode="python")
 
 
+class DatumSealer(Protocol):
+    async def seal(self, model: type, datum: dict[str, Any], topic: str, subject: str) -> None: ...
+
+    async def open(self, model: type, datum: dict[str, Any], topic: str, subject: str, erased_ok: bool) -> bool: ...
+
+
 class AvroCodec:
     """Encodes events to Confluent-framed Avro and decodes them back, caching schema ids."""
 
     def __init__(self, registry: SchemaRegistry, events: tuple[type, ...] | None = None,
-                 max_record_bytes: int = MAX_RECORD_BYTES) -> None:
+                 max_record_bytes: int = MAX_RECORD_BYTES, sealer: DatumSealer | None = None) -> None:
         self.registry = registry
+        # Seals personal values on the way out and opens them on the way in (``sealing.Sealer``). Without one, a
+        # codec writes plain text (as a CAD system does) and refuses sealed values.
+        self.sealer = sealer
         self.max_record_bytes = max_record_bytes
         self._given = events
         self._events = self._known()
@@ -144,11 +154,16 @@ class AvroCodec:
             self._ids[cls] = schema_id
         return schema_id
 
-    async def encode(self, event: Any) -> bytes:
+    async def encode(self, event: Any, topic: str | None = None, subject: str | None = None) -> bytes:
+        """The record's value. Given the topic it goes to and its key (its subject), its personal values are
+        sealed (when the codec has a sealer)."""
         schema_id = await self.schema_id(type(event))
+        datum = to_avro_datum(event)
+        if self.sealer is not None and topic is not None and subject is not None:
+            await self.sealer.seal(type(event), datum, topic, subject)
         buf = io.BytesIO()
         buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
-        fastavro.schemaless_writer(buf, parsed_schema(type(event)), to_avro_datum(event))
+        fastavro.schemaless_writer(buf, parsed_schema(type(event)), datum)
         return buf.getvalue()
 
     async def _writer_schema(self, schema_id: int) -> tuple[str, dict[str, Any]]:
@@ -163,8 +178,11 @@ class AvroCodec:
             self._writers[schema_id] = cached
         return cached
 
-    async def decode(self, data: bytes | None, expected: tuple[type, ...] | None = None) -> Any:
-        """Bytes -> event. Raises ``InvalidRecord`` with a reason when the bytes are not a valid event."""
+    async def decode(self, data: bytes | None, expected: tuple[type, ...] | None = None, topic: str | None = None,
+                     subject: str | None = None, erased_ok: bool = False) -> Any:
+        """Bytes -> event. Raises ``InvalidRecord`` with a reason when the bytes are not a valid event. Given the
+        topic the record was on and its key, sealed values are opened; with ``erased_ok`` (a reader that shows
+        what it has, not a worker that acts on it) those of an erased subject read as ``None``."""
         if not data:
             raise InvalidRecord("decode", "empty record value")
         if len(data) > self.max_record_bytes:
@@ -183,7 +201,12 @@ class AvroCodec:
             datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), writer, parsed_schema(cls))
         except Exception as exc:  # fastavro raises many types for truncated or corrupt bodies
             raise InvalidRecord("decode", f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from None
+        erased = False
+        if self.sealer is not None and topic is not None:
+            erased = await self.sealer.open(cls, datum, topic, subject or "", erased_ok)
+        elif sealed_key_ids(datum, cls):  # never let a sealed value pass as text (pydantic would read bytes as str)
+            raise InvalidRecord("sealing", "personal values sealed, and this reader holds no keys")
         try:
-            return cls.model_validate(datum)
+            return cls.model_validate(datum, context=ERASED_CONTEXT if erased else None)
         except ValidationError as exc:
             raise InvalidRecord("validation", describe_validation_error(exc)) from None

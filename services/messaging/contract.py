@@ -67,12 +67,30 @@ def _complete(node: Any, named: dict[str, dict[str, Any]]) -> Any:
     return {k: _complete(v, named) for k, v in node.items()}
 
 
+def _is_leaf(avro_type: Any) -> bool:
+    """A personal value sealed whole: text, or a date."""
+    return avro_type == "string" or (isinstance(avro_type, dict) and avro_type.get("logicalType") == "date")
+
+
+def sealable(avro_type: Any) -> Any:
+    """A personal leaf's type with ``bytes`` beside it, for its sealed form. The plain type stays first: a record
+    written before (or by a CAD system, in plain text) resolves to it, and Avro reads it as it always did."""
+    if _is_leaf(avro_type):
+        return [avro_type, "bytes"]
+    if isinstance(avro_type, list) and len(avro_type) == 2 and "null" in avro_type:
+        [plain] = [t for t in avro_type if t != "null"]
+        if _is_leaf(plain):
+            return ["null", plain, "bytes"]
+    return avro_type
+
+
 def _field(field: dict[str, Any], model_field: dict[str, Any]) -> dict[str, Any]:
-    if model_field.get("personal"):
-        field["confluent:tags"] = [PII_TAG]
     union = field["type"]
     if isinstance(union, list) and "null" in union and field.get("default") is None:
         field["type"] = ["null", *(t for t in union if t != "null")]  # a union without a default reads null first
+    if model_field.get("personal"):
+        field["confluent:tags"] = [PII_TAG]
+        field["type"] = sealable(field["type"])
     if field.get("doc"):
         field["doc"] = _doc(field["doc"])
     return {k: field[k] for k in _FIELD_KEYS if k in field and (k != "doc" or field[k])}

@@ -178,6 +178,9 @@ class ScheduledRecords(DueTable):
         super().__init__(TypedRecords(table, record_type), self._with_retention(next_due, retention), follows=follows,
                          **options)
         self.publisher, self.decide, self.retention = publisher, decide, retention
+        # A sealed table (sealing.SealedValues) erases a subject: at a retention's end its data key is destroyed,
+        # so every copy of the record (the topics, the changelog, backups) is unreadable, not only this one gone.
+        self._erase_subject = getattr(table, "erase_soon", None)
         self._requested: set[tuple[str, str]] = set()
 
     @staticmethod
@@ -202,6 +205,8 @@ class ScheduledRecords(DueTable):
         if record is None or self.retention is None or at < self.retention.ends_at(record):
             return None
         del self[key]
+        if self._erase_subject is not None:
+            self._erase_subject(key)
         return record
 
     # --- records of the form Owned[State] ---------------------------------------------------------------

@@ -165,6 +165,9 @@ class SubjectKeyIssued(Event):
     """The data key, sealed under that key-encryption key (AES-256-GCM, bound to key_id)."""
     issued_at: Instant
     """When the data key was made (re-wrapping keeps it)."""
+    part_of: str | None = None
+    """The subject whose record was being handled when this one's key was made (the CAD event a referral or a
+    child's notice came from): an erasure of either reaches the other, so no copy of the person stays readable."""
 
 
 class SubjectKeyDestroyed(Event):

@@ -199,7 +199,7 @@ class KafkaPublisher:
             self.producer = None
 
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
-        value = await self.codec.encode(event)
+        value = await self.codec.encode(event, topic.qualified(self.prefix), key)
         await self.producer.send_and_wait(topic.qualified(self.prefix), value=value, key=key.encode(),
                                           headers=correlation_headers(topic))
 
@@ -248,6 +248,7 @@ class TopicFollower:
         self.caught_up = asyncio.Event()
         self._consumer = None
         self._task: asyncio.Task | None = None
+        self._handing_on = False  # a batch taken from the consumer is being handed on
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -260,12 +261,25 @@ class TopicFollower:
         partitions = [TopicPartition(name, p) for name in self.names for p in range(counts[name])]
         self._consumer.assign(partitions)
         await self._consumer.seek_to_beginning(*partitions)
+        self._partitions = partitions
         ends = await self._consumer.end_offsets(partitions)
         self._task = asyncio.create_task(self._run(ends))
 
+    async def sync(self, timeout: float = 10.0) -> bool:
+        """Wait until everything written to the topics before this call has been handed on (False if that took
+        longer than ``timeout``): a record that names another just written (a key) finds it here."""
+        ends = await self._consumer.end_offsets(self._partitions)
+        deadline = asyncio.get_running_loop().time() + timeout
+        for tp, end in ends.items():
+            while self._handing_on or await self._consumer.position(tp) < end:
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await asyncio.sleep(0.01)
+        return True
+
     async def _run(self, ends) -> None:
         from services.kernel.errors import InvalidRecord
-        from services.platform.logs import correlation_from_headers, correlation_scope
+        from services.platform.logs import correlation_from_headers, correlation_scope, get_logger
 
         # Caught up by position, not by the offset of the last record read: a compacted or retention-trimmed
         # partition may have no record left at its last offsets (a follower waited for them for ever).
@@ -277,14 +291,26 @@ class TopicFollower:
             if not pending and not self.caught_up.is_set():
                 self.caught_up.set()
             batch = await self._consumer.getmany(timeout_ms=500)
+            self._handing_on = True  # set as the positions move past the batch: sync waits for its end
             for records in batch.values():
                 for record in records:
                     try:
-                        event = await self.codec.decode(record.value)
+                        event = await self.codec.decode(record.value, topic=record.topic,
+                                                        subject=record.key.decode("utf-8", "replace") if record.key else None,
+                                                        erased_ok=True)
                     except InvalidRecord:
                         continue
+                    except Exception as exc:  # a reader that stops reads nothing more: log it and go on
+                        get_logger(__name__).error("follower_record_unreadable", topic=record.topic,
+                                                   offset=record.offset, error_type=type(exc).__name__)
+                        continue
                     with correlation_scope(correlation_from_headers(record.headers)):
-                        self.on_event(event)
+                        try:
+                            self.on_event(event)
+                        except Exception as exc:  # one record a read model cannot take must not stop its feed
+                            get_logger(__name__).error("follower_record_not_applied", topic=record.topic,
+                                                       offset=record.offset, error_type=type(exc).__name__)
+            self._handing_on = False
             if self.on_idle is not None and batch:
                 self.on_idle()
 

@@ -34,6 +34,7 @@ from services.messaging.avro import AvroCodec
 from services.messaging.events import DeadLetterRecorded
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import source_partition
+from services.messaging.sealing import handled_subject
 from services.platform.logs import correlation_from_headers, correlation_of, correlation_scope, get_logger
 
 log = get_logger(__name__)
@@ -186,9 +187,11 @@ class RecordProcessor:
         With ``sends``, the events the handler published are left there unawaited (see
         ``RecordsInFlight``); without it they are all on the broker when this returns."""
         partition_token = source_partition.set(raw.partition)
+        subject_token = handled_subject.set(raw.key.decode("utf-8", "replace") if raw.key else None)
         try:
             return await self._process(raw, handler, expected, sends)
         finally:
+            handled_subject.reset(subject_token)
             source_partition.reset(partition_token)
 
     async def _process(self, raw: RawRecord, handler: Handler, expected: tuple[type, ...] | None,
@@ -197,7 +200,7 @@ class RecordProcessor:
         with contextlib.ExitStack() as scopes:
             cid = scopes.enter_context(correlation_scope(given))
             try:
-                event = await self.codec.decode(raw.value, expected)
+                event = await self.codec.decode(raw.value, expected, raw.topic, raw.key.decode("utf-8", "replace") if raw.key else None)
                 if given is None and (implied := correlation_of(event)):  # a CAD's own record: its incident's id
                     cid = scopes.enter_context(correlation_scope(implied))
                 async for attempt in AsyncRetrying(

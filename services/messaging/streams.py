@@ -35,7 +35,8 @@ from services.messaging.records import (
     StallWatch,
     sends_in_flight,
 )
-from services.messaging.subject_keys import LetterSealer
+from services.messaging.sealing import SealedValues, Sealer
+from services.messaging.subject_keys import LetterSealer, SubjectKeys
 from services.platform.crypto import key_provider
 from services.platform.logs import get_logger
 from services.platform.settings import Settings
@@ -56,7 +57,7 @@ class FaustPublisher:
         self.prefix = prefix
 
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
-        value = await self.codec.encode(event)
+        value = await self.codec.encode(event, topic.qualified(self.prefix), key)
         sent = await self.app.producer.send(topic.qualified(self.prefix), key.encode(), value, None, None,
                                             correlation_headers(topic))
         pending = sends_in_flight.get()
@@ -504,6 +505,7 @@ class WorkerKit:
     publisher: FaustPublisher
     processor: RecordProcessor
     guard: OffsetGuard
+    keys: SubjectKeys
     followers: list[Any] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
 
@@ -512,13 +514,22 @@ class WorkerKit:
         from services.messaging.avro import registry_from_url
 
         app = create_app(service, settings)
-        codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes)
+        provider = key_provider(settings)
+        keys = SubjectKeys(settings, provider)  # followed first: every record read or written may need a key
+        codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes,
+                          sealer=Sealer(keys, settings.topic_prefix) if settings.seal_personal_values else None)
         publisher = FaustPublisher(app, codec, settings.topic_prefix)
         dead_letters = DeadLetterSink(publisher, service, retry_base_seconds=settings.processing_retry_base_seconds,
-                                      sealer=LetterSealer(publisher, key_provider(settings)))
+                                      sealer=LetterSealer(publisher, provider))
         processor = RecordProcessor(codec, dead_letters, retries=settings.processing_retries,
                                     retry_base_seconds=settings.processing_retry_base_seconds)
-        return cls(service, settings, app, codec, publisher, processor, offset_guard(app, settings))
+
+        @app.on_before_shutdown.connect
+        async def _stop_keys(_app, **_kw) -> None:  # prepare_and_start stops them too; a bare test's app does not
+            await keys.stop()
+
+        return cls(service, settings, app, codec, publisher, processor, offset_guard(app, settings), keys,
+                   followers=[keys])
 
     def worker(self) -> Worker:
         return Worker(self.app, self.processor, self.followers, self.services)
@@ -527,19 +538,23 @@ class WorkerKit:
         """A read model this worker's services consult: caught up before the worker starts, stopped with it."""
         self.followers.append(follower)
 
-    def table(self, name: str) -> CompactValues:
+    def table(self, name: str, personal: bool = True) -> CompactValues:
         """A changelog-backed table, partitioned like the topics (JSON keys and values, the values
-        held in memory as their JSON bytes)."""
+        held in memory as their JSON bytes), sealed when it holds ``personal`` values: a table of states and
+        times only (figures, which an erasure leaves as they are) is not."""
         # value_type=bytes: the changelog takes the values as they are. They are the JSON bytes Faust's
         # JSON serializer wrote for the dicts before, so changelogs written before still recover.
-        return CompactValues(self.app.Table(name, default=None, partitions=self.settings.topic_partitions,
-                                            value_type=bytes))
+        table = self.app.Table(name, default=None, partitions=self.settings.topic_partitions, value_type=bytes)
+        return self._sealed(table, name) if personal else CompactValues(table)
+
+    def _sealed(self, table: Any, name: str) -> CompactValues:
+        return SealedValues(table, self.keys, name) if self.settings.seal_personal_values else CompactValues(table)
 
     def outbox_table(self, name: str) -> CompactValues:
         """The table of an outbox (``delivery``): one that can tell when a write is on the broker."""
-        return CompactValues(self.app.tables.add(OutboxTable(
+        return self._sealed(self.app.tables.add(OutboxTable(
             self.app, name=name, default=None, beacon=self.app.tables.beacon,
-            partitions=self.settings.topic_partitions, value_type=bytes)))
+            partitions=self.settings.topic_partitions, value_type=bytes)), name)
 
     def consume(self, spec: TopicSpec, handler: Handler, expected: tuple[type, ...], name: str | None = None) -> Any:
         return consume(self.app, spec, self.settings, self.processor, self.guard, handler, expected, name)

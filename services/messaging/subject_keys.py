@@ -9,12 +9,16 @@ and writes its receipt to the audit topic.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from tenacity import AsyncRetrying, stop_never, wait_exponential
 
 from services.kernel.topics import AUDIT, DEAD_LETTER, DEAD_LETTER_KEYS, SUBJECT_KEYS, TopicSpec
 from services.messaging.avro import AvroCodec, registry_from_url
@@ -26,12 +30,15 @@ from services.messaging.events import (
     SubjectKeyIssued,
 )
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower
+from services.messaging.records import sends_in_flight
+from services.messaging.sealing import Sealer, handled_subject
 from services.platform.crypto import (
     KeyProvider,
     KeyUnavailable,
     SealBroken,
     WrappedKey,
     binding,
+    key_provider,
     new_data_key,
     open_sealed,
     seal,
@@ -64,22 +71,54 @@ class SubjectKeys:
         self.monotonic = monotonic
         self._records: dict[str, dict[str, KeyRecord]] = {}  # subject -> key_id -> its latest record
         self._opened: dict[str, tuple[float, bytes]] = {}  # key_id -> (opened at, key)
+        self.on_destroyed: list[Callable[[str], None]] = []  # called with each subject whose key is destroyed
+        self._parts: dict[str, set[str]] = {}  # subject -> the subjects whose keys were made while it was handled
+        self._writes_in_background: set[asyncio.Task] = set()
         self._publisher = KafkaPublisher(settings, codec)  # started on the first write: most processes only read
         self._writing = False
         self._follower = TopicFollower(settings, codec, (topic,), self._apply)
+        self._following = False
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
-        await self._follower.start()
+        async with self._starting:  # read models and handlers may all ask at once
+            if not self._following:
+                await self._follower.start()
+                self._following = True
         await self._follower.caught_up.wait()
 
+    @property
+    def caught_up(self) -> asyncio.Event:
+        return self._follower.caught_up
+
     async def stop(self) -> None:
-        await self._follower.stop()
+        if self._writes_in_background:
+            await asyncio.gather(*self._writes_in_background, return_exceptions=True)
+        if self._following:
+            self._following = False
+            await self._follower.stop()
         await self._publisher.stop()
+
+    async def sync(self) -> None:
+        """Read the key topic to its end: a key issued elsewhere just now (before the record sealed under it was
+        written) is known after this."""
+        await self.start()  # a process that had no reason to read keys before (a test's bare app) does now
+        await self._follower.sync()
+
+    def knows(self, subject_id: str, key_id: str) -> bool:
+        return key_id in self._records.get(subject_id, {})
+
+    def destroyed(self, subject_id: str, key_id: str) -> bool:
+        return isinstance(self._records.get(subject_id, {}).get(key_id), SubjectKeyDestroyed)
 
     def _apply(self, record: KeyRecord) -> None:
         self._records.setdefault(record.subject_id, {})[record.key_id] = record
+        if isinstance(record, SubjectKeyIssued) and record.part_of:
+            self._parts.setdefault(record.part_of, set()).add(record.subject_id)
         if isinstance(record, SubjectKeyDestroyed):
             self._opened.pop(record.key_id, None)
+            for forget in self.on_destroyed:  # what a read model holds of the subject already goes too
+                forget(record.subject_id)
 
     def _live(self) -> list[SubjectKeyIssued]:
         return [r for keys in self._records.values() for r in keys.values() if isinstance(r, SubjectKeyIssued)]
@@ -97,21 +136,73 @@ class SubjectKeys:
         await self._publish(self.topic, f"{record.subject_id}/{record.key_id}", record)
         self._apply(record)
 
-    async def issue(self, subject_id: str, covers: str) -> DataKey:
-        """The subject's live data key, made (and published wrapped) if it has none. An erased subject gets none:
-        ``KeyUnavailable`` (a replay of its intake must not seal its name again under a new key)."""
+    def _held(self, subject_id: str) -> DataKey | None:
         records = self.keys_of(subject_id)
         for record in records:
             if isinstance(record, SubjectKeyIssued):
                 return DataKey(subject_id, record.key_id, self.open(subject_id, record.key_id))
         if records:
             raise KeyUnavailable("erased")
+        return None
+
+    def _made(self, subject_id: str, covers: str) -> tuple[DataKey, SubjectKeyIssued]:
         key, key_id = new_data_key(), secrets.token_hex(12)
         wrapped = self.provider.wrap(key, key_id)
-        await self._write(SubjectKeyIssued(subject_id=subject_id, key_id=key_id, covers=covers, kek_id=wrapped.kek_id,
-                                           wrapped_key=wrapped.wrapped, issued_at=datetime.now(UTC)))
+        part_of = handled_subject.get()
         self._opened[key_id] = (self.monotonic(), key)
-        return DataKey(subject_id, key_id, key)
+        return DataKey(subject_id, key_id, key), SubjectKeyIssued(
+            subject_id=subject_id, key_id=key_id, covers=covers, kek_id=wrapped.kek_id, wrapped_key=wrapped.wrapped,
+            issued_at=datetime.now(UTC), part_of=part_of if part_of != subject_id else None)
+
+    async def issue(self, subject_id: str, covers: str) -> DataKey:
+        """The subject's live data key, made (and published wrapped, before anything is sealed under it) if it has
+        none. An erased subject gets none: ``KeyUnavailable`` (a replay of its intake must not seal its name again
+        under a new key)."""
+        await self.start()  # the keys issued before (elsewhere) are known before one is made
+        held = self._held(subject_id)
+        if held is not None:
+            return held
+        made, record = self._made(subject_id, covers)
+        await self._write(record)
+        return made
+
+    def issue_now(self, subject_id: str, covers: str) -> DataKey:
+        """``issue`` for a caller that cannot wait (a table's write): a new key is usable at once and published in
+        the background, among the sends of the record being handled (its offset is committed once the key is on
+        the broker: a crash before that handles the record again)."""
+        held = self._held(subject_id)
+        if held is not None:
+            return held
+        made, record = self._made(subject_id, covers)
+        self._apply(record)
+        self._in_background(self._write_until_written(record))
+        return made
+
+    def erase_soon(self, subject_id: str, reason: ErasureReason = ErasureReason.retention_ended,
+                   requested_by: str = "handoff (retention)") -> None:
+        """``destroy`` from a caller that cannot wait (a table's owner applying a retention's end, a handler
+        applying a consent's revocation): among the sends of the record being handled, as ``issue_now``."""
+        self._in_background(self._erase_until_erased(subject_id, reason, requested_by))
+
+    async def _erase_until_erased(self, subject_id: str, reason: ErasureReason, requested_by: str) -> None:
+        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=10), stop=stop_never,
+                                           reraise=True):
+            with attempt:
+                await self.destroy(subject_id, reason, requested_by)
+
+    def _in_background(self, write: Any) -> None:
+        task = asyncio.get_running_loop().create_task(write)
+        self._writes_in_background.add(task)
+        task.add_done_callback(self._writes_in_background.discard)
+        pending = sends_in_flight.get()
+        if pending is not None:
+            pending.append(task)
+
+    async def _write_until_written(self, record: SubjectKeyIssued) -> None:
+        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=10), stop=stop_never,
+                                           reraise=True):
+            with attempt:  # a key lost is every value sealed under it lost: keep trying while the broker is away
+                await self._write(record)
 
     def open(self, subject_id: str, key_id: str) -> bytes:
         """The data key ``key_id`` of ``subject_id``; ``KeyUnavailable`` when it is unknown or destroyed."""
@@ -135,10 +226,37 @@ class SubjectKeys:
             if now - opened_at >= self.cache_seconds:
                 del self._opened[key_id]
 
+    def linked(self, subject_id: str) -> list[str]:
+        """The subject, the subjects made while it was handled (a referral from a CAD event, a child's notice from
+        an encounter), theirs in turn, and the subjects it was made from (the record that first named the person):
+        not those made beside it (a sibling's notice), which share no record with it."""
+        found = [subject_id]
+        below = [subject_id]
+        while below:
+            for part in sorted(self._parts.get(below.pop(), ())):
+                if part not in found:
+                    found.append(part)
+                    below.append(part)
+        above = [r.part_of for r in self.keys_of(subject_id) if isinstance(r, SubjectKeyIssued) and r.part_of]
+        while above:
+            parent = above.pop()
+            if parent not in found:
+                found.append(parent)
+                above += [r.part_of for r in self.keys_of(parent) if isinstance(r, SubjectKeyIssued) and r.part_of]
+        return found
+
     async def destroy(self, subject_id: str, reason: ErasureReason, requested_by: str, note: str = "",
                       now: datetime | None = None) -> list[ErasureReceipted]:
-        """Destroy every live data key of the subject, and write a receipt of each to the audit topic."""
+        """Destroy every live data key of the subject and of the subjects linked to it (``linked``), and write a
+        receipt of each to the audit topic."""
         now = now or datetime.now(UTC)
+        receipts = []
+        for linked in self.linked(subject_id):
+            receipts += await self._destroy_one(linked, reason, requested_by, note, now)
+        return receipts
+
+    async def _destroy_one(self, subject_id: str, reason: ErasureReason, requested_by: str, note: str,
+                           now: datetime) -> list[ErasureReceipted]:
         receipts = []
         for record in self.keys_of(subject_id):
             if not isinstance(record, SubjectKeyIssued):
@@ -170,6 +288,19 @@ class SubjectKeys:
             count += 1
         log.info("subject_keys_rewrapped", count=count, kek_id=self.provider.current)
         return count
+
+
+@asynccontextmanager
+async def sealing_codec(settings: Settings, max_record_bytes: int | None = None) -> AsyncIterator[AvroCodec]:
+    """A codec that seals what it writes and opens what it reads, with this process's view of the subject keys
+    (followed while the block runs): for a process that is not a worker (a command, a file drop, a subscriber)."""
+    keys = SubjectKeys(settings, key_provider(settings))
+    await keys.start()
+    try:
+        yield AvroCodec(registry_from_url(settings.schema_registry_url), sealer=Sealer(keys, settings.topic_prefix),
+                        **({"max_record_bytes": max_record_bytes} if max_record_bytes else {}))
+    finally:
+        await keys.stop()
 
 
 # --- dead letters: a key per letter, gone with the letters -----------------------------------------------------

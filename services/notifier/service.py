@@ -25,6 +25,7 @@ from services.kernel.events import (
     ReferralStatus,
 )
 from services.kernel.lead import (
+    ConsentRevoked,
     EngagementRecorded,
     PageAcknowledged,
     PageEscalated,
@@ -121,7 +122,7 @@ class Notifier:
     REFERRAL_EVENTS: ClassVar[Handlers] = {
         ReferralCreated: "open", ReferralFlagged: "updates.on_flag", ReferralStatusChanged: "on_status_changed",
         EngagementRecorded: "on_engagement", ParticipantSeen: "updates.tell_reengagement",
-        ReferralLocationUpdated: "updates.tell_moved"}
+        ReferralLocationUpdated: "updates.tell_moved", ConsentRevoked: None}  # its keys' end stops what was paged
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageRequested: None, PageSent: "apply_settled_delivery", PageAcknowledged: "apply_acknowledgement",
         PageEscalated: "apply_escalation", PageExhausted: "updates.tell_fallback"}

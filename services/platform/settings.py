@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     kek_directory: Path | None = Field(
         None, description="the local key provider's key-encryption keys (default: data_dir/keys); outside the repo")
+    seal_personal_values: bool = Field(
+        True, description="seal personal values under their subjects' keys; off only for the benchmark's comparison "
+                          "(a worker that seals nothing refuses nothing plain, and reads no sealed value)")
     processing_retries: int = Field(3, ge=0, description="retries of an unexpected handler failure before dead-lettering")
     max_record_bytes: int = Field(512 * 1024, ge=1024, le=1_000_000, description="larger records are dead-lettered")
     processing_retry_base_seconds: float = Field(0.2, gt=0)

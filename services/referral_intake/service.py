@@ -32,6 +32,7 @@ from services.kernel.events import (
 )
 from services.kernel.identity import person_key
 from services.kernel.lead import (
+    ConsentRevoked,
     EngagementRecorded,
     PageAcknowledged,
     PageEscalated,
@@ -175,6 +176,15 @@ class ChangeStatus:
     reason: StatusReason | None = None
 
 
+async def record_consent_revoked(view: ReferralView, recorded_by: str, publisher: Publisher, clock: Clock) -> None:
+    """The person revoked their consent: ``ConsentRevoked`` on the referral's topic, which the tracker applies by
+    erasing what the consent covered."""
+    with correlation_scope():
+        await publisher.publish(REFERRALS, view.referral_id, ConsentRevoked(
+            referral_id=view.referral_id, site_id=view.site_id, revoked_at=clock.now(), recorded_by=recorded_by))
+    log.info("consent_revocation_recorded", referral_id=view.referral_id)
+
+
 async def handle_staff_command(command: RecordEngagement | ChangeStatus, view: ReferralView, publisher: Publisher,
                                clock: Clock) -> str:
     """Check ``command`` against the referral as the read model has it (``IllegalTransition`` names
@@ -233,8 +243,9 @@ class EngagementTracker:
     """
 
     def __init__(self, reference: ReferenceData, views: KeyValueStore, publisher: Publisher, clock: Clock,
-                 warn_before: timedelta = timedelta(days=2)) -> None:
+                 warn_before: timedelta = timedelta(days=2), erase: Callable[[str], None] | None = None) -> None:
         self.reference = reference
+        self.erase = erase  # destroys a referral's data keys (the worker's subject keys); none in unit tests
         # Indexed by when a referral's next flag falls due. Each flag is published once per worker's life:
         # a flag is a warning, not a state its owner applies.
         self.views = ScheduledRecords(views, TrackedReferral, self._next_flag_at, self._due, publisher,
@@ -246,7 +257,8 @@ class EngagementTracker:
     # Every event of a referral's life folds into its view; an engagement and an acknowledgement may move its status.
     REFERRAL_EVENTS: ClassVar[Handlers] = {
         ReferralCreated: "open", EngagementRecorded: "record_engagement", ReferralStatusChanged: "fold",
-        ReferralFlagged: "fold", ParticipantSeen: None, ReferralLocationUpdated: None}  # the notifier's to act on
+        ReferralFlagged: "fold", ParticipantSeen: None, ReferralLocationUpdated: None,  # the notifier's to act on
+        ConsentRevoked: "revoke_consent"}
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageAcknowledged: "accept_on_acknowledgement",
         **dict.fromkeys((PageRequested, PageSent, PageEscalated, PageExhausted), "fold")}
@@ -258,6 +270,13 @@ class EngagementTracker:
     async def open(self, event: ReferralCreated) -> None:
         if event.referral_id not in self.views:
             self.views[event.referral_id] = TrackedReferral(ReferralView.opened(event), current_correlation_id())
+
+    async def revoke_consent(self, event: ConsentRevoked) -> None:
+        """What the consent covered goes: the referral's personal values, wherever a copy of them is (its data key
+        and its CAD event's are destroyed). Its lifecycle, which names no one, stays."""
+        if self.erase is not None:
+            self.erase(event.referral_id)
+        log.info("consent_revoked", referral_id=event.referral_id)
 
     async def record_engagement(self, event: EngagementRecorded) -> None:
         record = self.views.get(event.referral_id)

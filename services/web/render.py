@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from services.kernel.events import ERASED
+
 SHARED = "services.web"
 
 # Every page that can show a person (console, acknowledgement links): never cached (a shared phone, a
@@ -36,13 +38,18 @@ def words(value: Any) -> str:
     return str(getattr(value, "value", value)).replace("_", " ")
 
 
+def personal(value: Any) -> Any:
+    """A personal value as shown: "erased" once its subject's key is destroyed (it reads back as None)."""
+    return ERASED if value is None else value
+
+
 @cache
 def environment(package: str = SHARED) -> Environment:
     """The templates of ``package`` (its ``templates/`` folder), then the shared ones."""
     loaders = [PackageLoader(package, "templates")] if package != SHARED else []
     env = Environment(loader=ChoiceLoader([*loaders, PackageLoader(SHARED, "templates")]), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(percent=percent, words=words)
+    env.filters.update(percent=percent, words=words, personal=personal)
     macros = env.get_template("macros.html").module
     env.globals.update(csrf_field=macros.csrf_field, post_button=macros.post_button)  # type: ignore[attr-defined]
     return env

@@ -22,7 +22,10 @@ from services.kernel.reference import (
 )
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, client_options, ensure_topics, topic_partition_counts
+from services.messaging.sealing import Sealer
 from services.messaging.streams import prepare_and_start
+from services.messaging.subject_keys import SubjectKeys
+from services.platform.crypto import key_provider
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import REPO_ROOT, Settings
 from services.runtime import TOPICS
@@ -109,12 +112,16 @@ async def system_factory(kafka_settings) -> AsyncIterator:
             "escalation_tick_seconds": 0.1, "delivery_backoff_seconds": 0.05, **overrides})
         reference = reference_for(inbox.base_url).model_copy(update=reference_changes or {})
         clock = FakeClock(now)
-        publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url)))
+        await ensure_topics(settings, TOPICS)
+        keys = SubjectKeys(settings, key_provider(settings))  # the intakes seal what they write, as in production
+        await keys.start()
+        started.append(keys.stop)
+        publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url),
+                                                       sealer=Sealer(keys, settings.topic_prefix)))
         await publisher.start()
         started.append(publisher.stop)
-        await ensure_topics(settings, TOPICS)
         app = runtime.build_http_app(settings, reference, publisher=publisher, clock=clock)
-        for follower in app.state.followers:  # ASGITransport runs no lifespan: start the read models' feeds here
+        for follower in [app.state.keys, *app.state.followers]:  # ASGITransport runs no lifespan: start them here
             await follower.start()
             started.append(follower.stop)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")

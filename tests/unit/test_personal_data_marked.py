@@ -29,6 +29,7 @@ NOT_PERSONAL = {
     ("DeadLetterRecorded", "error"): "names fields, never values",
     **{(m, field): why for m in ("SubjectKeyIssued", "SubjectKeyDestroyed", "ErasureReceipted")
        for field, why in (("subject_id", "a subject's id, never a name"), ("covers", "the kind of subject"))},
+    ("SubjectKeyIssued", "part_of"): "another subject's id",
     ("ErasureReceipted", "note"): "the grounds' reference (a ticket or order number); handoff erase asks for no names",
     ("DisclosureAudited", "channel"): "a channel", ("DisclosureAudited", "subject_id"): "an id, never a name",
     ("FollowUpOpened", "kind"): "the person or the family: a kind",

@@ -10,7 +10,6 @@ from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_REFERRALS, CAD_WALK_INS
-from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
 from services.platform.settings import Settings
@@ -28,8 +27,8 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     clock = clock or SystemClock()
     alerts = kit.delivery(kit.outbox_table("feed-alert-deliveries"), FEED_HEALTH, channels,
                           report=feed_alerts(kit.publisher, clock))
-    watch = FeedWatch(reference, kit.table("feeds"), alerts, kit.publisher, clock)
-    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), FOLLOWS, watch.seen))
+    watch = FeedWatch(reference, kit.table("feeds", personal=False), alerts, kit.publisher, clock)
+    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, watch.seen))
     kit.subscribe(SUBSCRIPTIONS, {"feeds": watch})
     kit.every(settings.escalation_tick_seconds, watch.check)
     return kit.worker()

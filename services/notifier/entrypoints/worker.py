@@ -9,7 +9,6 @@ from services.kernel.caseloads import Caseloads
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.topics import PAGES, REFERRALS
-from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
 from services.notifier.service import Notifier, PageAttempts
@@ -33,7 +32,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     delivery = kit.delivery(kit.outbox_table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock))
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
     caseloads = Caseloads()
-    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), FOLLOWS, caseloads.apply))
+    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, caseloads.apply))
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock,
                         caseloads.caseload)
     kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier})

@@ -16,6 +16,7 @@ from services.kernel.events import (
     ReferredPerson,
 )
 from services.kernel.lead import PageRequested, ReferralCreated
+from services.messaging.sealing import erased_copy
 from services.referral_intake.domain.views import ReferralView
 
 
@@ -79,3 +80,11 @@ class HandoffDetails:
 
     def opened(self, event: ReferralCreated) -> None:
         self.people.setdefault(event.referral_id, (event.person, event.consent))
+
+    def erase(self, referral_id: str) -> None:
+        """The referral's subject was erased: what is held of it reads "erased" from now on (as after a restart)."""
+        if referral_id in self.pages:
+            self.pages[referral_id] = erased_copy(self.pages[referral_id])
+        if referral_id in self.people:
+            person, consent = self.people[referral_id]
+            self.people[referral_id] = (erased_copy(person), consent)

@@ -42,7 +42,7 @@ from services.referral_intake.entrypoints.staff_api import Details
 from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
 from services.web.console import ConsoleSessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
 from services.web.deps import AppClock, Events, Reference, app_state
-from services.web.render import fragment, percent
+from services.web.render import fragment, percent, personal
 from services.web.web import ApiError
 
 ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_scheduled, Milestone.enrolled,
@@ -87,7 +87,7 @@ def card(reference: ReferenceData, details: HandoffDetails, view: ReferralView,
     kind = f'{view.referral_type.replace("_", " ").capitalize()} · {site.name}'
     seen = details.pages.get(view.referral_id) if not person else None
     return {"referral_id": view.referral_id, "status": view.status, "flags": view.flags,
-            "title": f"{person.first_name} {person.last_name} · {kind}" if person else kind,
+            "title": f"{personal(person.first_name)} {personal(person.last_name)} · {kind}" if person else kind,
             "look_for": (seen.person_description or "see officer") if seen else None,
             "seen_at": seen.location_description if seen else None,
             "referred": _local(view.referred_at, site), "due": _local(view.intake_due_at, site)}

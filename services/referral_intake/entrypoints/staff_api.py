@@ -32,7 +32,13 @@ from services.referral_intake.domain.lifecycle import (
 from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
 from services.referral_intake.domain.views import ReferralView, funnel
 from services.referral_intake.entrypoints.http_api import ReadModel
-from services.referral_intake.service import ChangeStatus, RecordEngagement, disclose_identity, handle_staff_command
+from services.referral_intake.service import (
+    ChangeStatus,
+    RecordEngagement,
+    disclose_identity,
+    handle_staff_command,
+    record_consent_revoked,
+)
 from services.web.deps import AppClock, Events, Reference, app_state
 from services.web.web import ApiError, bearer_principal
 
@@ -58,8 +64,10 @@ class StatusIn(BaseModel):
 
 
 class PersonOut(BaseModel):
-    first_name: str
-    last_name: str
+    """Who the referral is about; each value null once erased (the person's data key destroyed)."""
+
+    first_name: str | None
+    last_name: str | None
     date_of_birth: date | None
 
 
@@ -138,6 +146,17 @@ async def change_status(referral_id: str, body: StatusIn, clock: AppClock, model
                         person: CaseManager = Depends(staff)) -> dict:
     await handle(publisher, clock, ChangeStatus(referral_id, body.status, person.case_manager_id, body.reason),
                  referral(model, person, referral_id))
+    return {"status": "accepted"}
+
+
+@router.post("/v1/referrals/{referral_id}/consent/revoke", status_code=202,
+             summary="Record the person's revocation of their consent: what it covered is erased")
+async def revoke_consent(referral_id: str, clock: AppClock, model: ReadModel, publisher: Events,
+                         person: CaseManager = Depends(staff)) -> dict:
+    """42 CFR Part 2: the person revoked their consent. Nothing of them is disclosed from now on, and their
+    personal values are erased wherever a copy is (their data keys are destroyed, with a receipt on the audit
+    topic); the referral's states and times stay in the figures."""
+    await record_consent_revoked(referral(model, person, referral_id), person.case_manager_id, publisher, clock)
     return {"status": "accepted"}
 
 

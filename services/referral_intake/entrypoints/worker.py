@@ -8,7 +8,7 @@ from services.kernel.bus import Subscription
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.reference import ReferenceData
 from services.kernel.topics import CAD_OVERDOSES, CAD_REFERRALS, PAGES, REFERRALS
-from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.events import ErasureReason
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
 from services.platform.settings import Settings
@@ -34,13 +34,16 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     # one CAD event id lands on one partition, so one worker owns each referral id.
     # Inactive participants span every partition: the intake follows the whole referral history.
     participants = InactiveParticipants()
-    kit.follow(TopicFollower(settings, AvroCodec(registry_from_url(settings.schema_registry_url)), FOLLOWS, participants.apply))
+    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, participants.apply))
     intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock, settings.event_time_window,
                             participants.match)
-    # Lifecycle: its own table, written only from the referral and page topics (both keyed by
+    def erase_on_revocation(referral_id: str) -> None:
+        kit.keys.erase_soon(referral_id, ErasureReason.consent_revoked, requested_by="handoff (consent revoked)")
+
+    # Lifecycle (states and times, no personal data: an erasure leaves the figures as they are): its own table, written only from the referral and page topics (both keyed by
     # referral id), so one worker owns each referral's lifecycle.
-    tracker = EngagementTracker(reference, kit.table("lifecycle"), kit.publisher, clock,
-                                timedelta(hours=settings.intake_warning_hours))
+    tracker = EngagementTracker(reference, kit.table("lifecycle", personal=False), kit.publisher, clock,
+                                timedelta(hours=settings.intake_warning_hours), erase=erase_on_revocation)
     kit.subscribe(SUBSCRIPTIONS, {"intake": intake, "tracker": tracker})
     kit.every(settings.escalation_tick_seconds, tracker.publish_due_flags)
     return kit.worker()

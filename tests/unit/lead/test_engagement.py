@@ -19,6 +19,7 @@ from services.kernel.events import (
     StatusReason,
 )
 from services.kernel.lead import (
+    ConsentRevoked,
     EngagementRecorded,
     PageAcknowledged,
     PageEscalated,
@@ -67,6 +68,16 @@ async def h() -> Harness:
     h = Harness()
     await h.tracker.on_event(h.referral)
     return h
+
+
+async def test_a_consent_revocation_erases_the_referral_and_keeps_its_lifecycle(h) -> None:
+    erased: list[str] = []
+    h.tracker.erase = erased.append
+    await h.tracker.on_event(h.referral)
+    await h.tracker.on_event(ConsentRevoked(referral_id=h.referral.referral_id, site_id="abq", revoked_at=T0,
+                                            recorded_by="cm-ana"))
+    assert erased == [h.referral.referral_id]
+    assert h.view().status == ReferralStatus.requested.value  # the figures keep it
 
 
 async def test_acknowledged_page_accepts_the_referral(h) -> None:

@@ -18,6 +18,7 @@ from services.kernel.events import (
     ReferralStatus,
 )
 from services.kernel.lead import (
+    ConsentRevoked,
     EngagementRecorded,
     PageAcknowledged,
     PageRequested,
@@ -93,6 +94,18 @@ async def test_recording_a_contact_publishes_engagement(client, referral, publis
     same = await client.post(f"/v1/referrals/{referral.referral_id}/engagement", json={"milestone": "contacted"},
                              headers={**ANA, "Idempotency-Key": "tap-1"})
     assert again.json()["engagement_id"] == same.json()["engagement_id"]
+
+
+async def test_a_consent_revocation_is_recorded_for_the_tracker_to_erase_what_it_covered(client, referral,
+                                                                                         publisher) -> None:
+    url = f"/v1/referrals/{referral.referral_id}/consent/revoke"
+    agency = {"Authorization": "Bearer local-dev-token-apd"}  # an agency token is not a staff token
+    assert (await client.post(url, json={}, headers=agency)).status_code == 401
+    assert (await client.post("/v1/referrals/unknown/consent/revoke", json={}, headers=ANA)).status_code == 404
+    resp = await client.post(url, json={}, headers=ANA)
+    assert resp.status_code == 202, resp.text
+    [event] = publisher.events(ConsentRevoked)
+    assert (event.referral_id, event.site_id, event.recorded_by) == (referral.referral_id, "abq", "cm-ana")
 
 
 async def test_illegal_moves_are_409_naming_both_statuses(client, referral, model) -> None:
