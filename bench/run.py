@@ -84,7 +84,9 @@ AGENCY = {"Authorization": "Bearer local-dev-token-apd"}
 DEMO = json.loads((REPO_ROOT / "config" / "local" / "demo" / "referral.json").read_text())
 # The goals of issue #15, each a ratio to the floor measured in the same run (or a bound).
 TARGETS = {"p99_vs_http_floor": 2.0, "p99_vs_bare_floor": 3.0, "throughput_vs_fair_floor": 0.8,
-           "backlog_vs_fair_floor": 0.8, "backlog_mib": 512.0, "burst_p99_ms": 1500.0}
+           "backlog_vs_fair_floor": 0.8, "backlog_mib": 512.0, "burst_p99_ms": 1500.0,
+           "throughput_sealed_vs_plain": 0.9}
+PERCENT_TARGETS = {"throughput_vs_fair_floor", "backlog_vs_fair_floor", "throughput_sealed_vs_plain"}
 
 
 @dataclass
@@ -164,7 +166,7 @@ class System:
             self.stop(service)
 
 
-def make_system(settings: Settings, work: Path, stack: ExitStack) -> System:
+def make_system(settings: Settings, work: Path, stack: ExitStack, env_changes: dict[str, str] | None = None) -> System:
     inbox = DevInbox(free_port(), free_port(), WEBHOOK_SECRET).start()
     stack.callback(inbox.stop)
     reference = work / "reference"
@@ -177,11 +179,12 @@ def make_system(settings: Settings, work: Path, stack: ExitStack) -> System:
     env = {**os.environ, "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "HANDOFF_SCHEMA_REGISTRY_URL": settings.schema_registry_url, "HANDOFF_TOPIC_PREFIX": settings.topic_prefix,
            "HANDOFF_TOPIC_PARTITIONS": str(settings.topic_partitions), "HANDOFF_DATA_DIR": str(work / "data"),
+           "HANDOFF_KEK_DIRECTORY": str(work / "keys"),  # one key-encryption key for every worker, as in a deployment
            "HANDOFF_REFERENCE_DIR": str(reference), "HANDOFF_SMS_API_BASE_URL": inbox.base_url,
            "HANDOFF_SMTP_PORT": str(inbox.smtp_port), "HANDOFF_LINK_SIGNING_KEY": "bench-key",
            "HANDOFF_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET, "HANDOFF_HTTP_PORT": str(http_port),
            "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}", "HANDOFF_LOG_LEVEL": os.environ.get("BENCH_SERVICE_LOG_LEVEL", "WARNING")}
-    system = System(settings, env, inbox, work, http_port)
+    system = System(settings, {**env, **(env_changes or {})}, inbox, work, http_port)
     stack.callback(system.stop_all)
     return system
 
@@ -489,7 +492,7 @@ class GroupLag:
 
 # --- the run --------------------------------------------------------------------------------------
 SCENARIOS = ("floor", "receivers", "http_floor", "cold_start", "steady", "burst", "throughput", "fair_floor",
-             "throughput2", "backlog")
+             "throughput2", "backlog", "sealing_off")
 
 
 async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
@@ -530,7 +533,29 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
             results["throughput_two_workers"] = await with_second_workers(system, codec, counts.throughput)
         if "backlog" in only:
             results["hwc_backlog"] = await hwc_backlog(system, codec, counts.backlog)
+        system.stop_all()
+        if "sealing_off" in only:
+            results["sealing_off"] = await sealing_off(settings, counts, work, stack)
     return results
+
+
+async def sealing_off(settings: Settings, counts: Counts, work: Path, stack: ExitStack) -> dict[str, Any]:
+    """The steady and throughput scenarios again, on a system that seals no personal value (its own topics, the
+    other system stopped): what sealing costs, measured in the same run (issue #26: within 10% of throughput)."""
+    off = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}off."})
+    await ensure_topics(off, TOPICS)
+    (work / "sealing-off").mkdir(parents=True, exist_ok=True)
+    system = make_system(off, work / "sealing-off", stack, {"HANDOFF_SEAL_PERSONAL_VALUES": "false"})
+    codec = AvroCodec(registry_from_url(off.schema_registry_url))
+    await cold_start(system)
+    await wait_groups_settled(off, 1)
+    await warm_up(system, codec)
+    try:
+        return {"referral_to_page_steady": await referral_to_page(system, counts.steady, counts.steady_rate,
+                                                                  "steady-off"),
+                "throughput": await throughput(system, codec, counts.throughput, children_from=5_000_000)}
+    finally:
+        system.stop_all()
 
 
 def machine() -> dict[str, Any]:
@@ -560,10 +585,15 @@ def verdicts(results: dict[str, Any]) -> dict[str, Any]:
         "backlog_mib": (backlog["peak_rss_mib"], "<", "MiB peak (at 100,000)"),
         "burst_p99_ms": (burst["p99_ms"], "<", "ms, 200 referrals at once"),
     }
+    if "sealing_off" in results:  # the same run, one worker each, sealing on (the system above) and off
+        figures["throughput_sealed_vs_plain"] = (
+            _ratio(results["throughput"]["messages_per_second"],
+                   results["sealing_off"]["throughput"]["messages_per_second"]), ">=",
+            "of the throughput with sealing off (one worker per service)")
     out = {}
     for name, (value, op, what) in figures.items():
         target = TARGETS[name]
-        shown = f"{target:.0%}" if name.endswith("fair_floor") else f"{target:g}"
+        shown = f"{target:.0%}" if name in PERCENT_TARGETS else f"{target:g}"
         met = value is not None and (value <= target if op == "<=" else value >= target if op == ">=" else value < target)
         out[name] = {"value": value, "target": f"{op} {shown} {what}", "met": met}
     return out
@@ -613,6 +643,16 @@ def markdown(report: dict[str, Any]) -> str:
         *([throughput_row("two workers per service", r["throughput_two_workers"])]
           if "throughput_two_workers" in r else []), "",
     ]
+    if "sealing_off" in r:
+        off = r["sealing_off"]
+        lines += ["## What sealing personal values costs", "",
+                  "The same run, one worker per service: the system above (every personal value sealed) and one that "
+                  "seals nothing (`HANDOFF_SEAL_PERSONAL_VALUES=false`, its own topics).", "",
+                  "| | referral to page p99 (ms), steady | throughput (per second) |", "|---|---|---|",
+                  f"| sealed | {r['referral_to_page_steady']['p99_ms']:.1f} | "
+                  f"{r['throughput']['messages_per_second']:.0f} |",
+                  f"| not sealed | {off['referral_to_page_steady']['p99_ms']:.1f} | "
+                  f"{off['throughput']['messages_per_second']:.0f} |", ""]
     if "receivers_ceiling" in r:
         c = r["receivers_ceiling"]
         lines += [f"The receivers' own ceiling (the channel classes alone, {c['sends_per_channel']:,} sends each): "

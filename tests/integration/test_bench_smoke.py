@@ -32,7 +32,10 @@ def test_benchmark_smoke_run_reports_every_scenario(kafka_bootstrap, schema_regi
     assert set(results["receivers_ceiling"]["per_second"]) == {"sms", "email", "webhook"}
     assert "unwritten" not in results["warm_up"]  # every changelog partition written before anything is timed
     assert results["hwc_backlog"]["seconds"] >= results["hwc_backlog"]["last_notice_seconds"]
+    off = results["sealing_off"]  # the same scenarios on a system that seals nothing
+    assert off["throughput"]["messages_per_second"] > 0 and off["referral_to_page_steady"]["n"] == bench.Counts.smoke().steady
     assert set(report["verdicts"]) == set(bench.TARGETS)
     markdown = (tmp_path / "bench.md").read_text()
     assert "## Against the goals" in markdown and "two workers per service" in markdown
+    assert "## What sealing personal values costs" in markdown
     assert "fair floor" in markdown and "latency floor: HTTP in, two hops, HTTP out" in markdown

@@ -20,6 +20,10 @@ def full_report() -> dict:
     report["results"]["http_latency_floor"] = {**report["results"]["floor_steady"], "p99_ms": 20.0}
     report["results"]["receivers_ceiling"] = {"sends_per_channel": 2000, "per_second": {"sms": 900.0, "email": 1000.0,
                                               "webhook": 520.0}, "pages_per_second": 473.7, "notices_per_second": 520.0}
+    report["results"]["sealing_off"] = {
+        "referral_to_page_steady": {**report["results"]["referral_to_page_steady"], "p99_ms": 30.0},
+        "throughput": {**report["results"]["throughput"],
+                       "messages_per_second": report["results"]["throughput"]["messages_per_second"] * 1.25}}
     report["verdicts"] = bench.verdicts(report["results"])
     return report
 
@@ -40,6 +44,16 @@ def test_every_goal_is_a_ratio_to_the_floor_of_the_same_run() -> None:
     backlog = results["hwc_backlog"]
     assert v["backlog_vs_fair_floor"]["value"] == backlog["encounters"] / backlog["seconds"] / 400.0
     assert set(v) == set(bench.TARGETS)
+    assert round(v["throughput_sealed_vs_plain"]["value"], 6) == 0.8 and v["throughput_sealed_vs_plain"]["met"] is False
+    assert v["throughput_sealed_vs_plain"]["target"].startswith(">= 90% of the throughput with sealing off")
+
+
+def test_report_shows_what_sealing_costs_beside_the_same_run_without_it() -> None:
+    report = full_report()
+    text = bench.markdown(report)
+    on = report["results"]["throughput"]["messages_per_second"]
+    assert "## What sealing personal values costs" in text
+    assert f"| not sealed | 30.0 | {on * 1.25:.0f} |" in text and f"{on:.0f} |" in text
 
 
 def test_report_shows_both_worker_counts_and_compares_with_the_baseline() -> None:
