@@ -25,6 +25,7 @@ from services.kernel.errors import InvalidRecord, describe_validation_error
 from services.kernel.events import ERASED_CONTEXT, all_events
 from services.messaging.contract import avro_schema_of, parsed_schema
 from services.messaging.sealing import sealed_key_ids
+from services.platform.crypto import SealBroken
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
@@ -119,6 +120,13 @@ def to_avro_datum(event: Any) -> dict[str, Any]:
     return event.model_dump(mode="python")
 
 
+def _holds_bytes(datum: dict[str, Any], cls: type) -> bool:
+    try:
+        return bool(sealed_key_ids(datum, cls))
+    except SealBroken:  # bytes where a personal value is, but not even a sealed one
+        return True
+
+
 class DatumSealer(Protocol):
     async def seal(self, model: type, datum: dict[str, Any], topic: str, subject: str) -> None: ...
 
@@ -204,7 +212,7 @@ class AvroCodec:
         erased = False
         if self.sealer is not None and topic is not None:
             erased = await self.sealer.open(cls, datum, topic, subject or "", erased_ok)
-        elif sealed_key_ids(datum, cls):  # never let a sealed value pass as text (pydantic would read bytes as str)
+        elif _holds_bytes(datum, cls):  # never let a sealed value pass as text (pydantic would read bytes as str)
             raise InvalidRecord("sealing", "personal values sealed, and this reader holds no keys")
         try:
             return cls.model_validate(datum, context=ERASED_CONTEXT if erased else None)

@@ -60,6 +60,11 @@ class RawRecord:
         items = headers.items() if hasattr(headers, "items") else headers or ()
         return cls(topic, partition, offset, key, value, [(k, v) for k, v in items])
 
+    @property
+    def subject(self) -> str | None:
+        """Who the record is about: its key (a referral, CAD event, notice, follow-up or walk-in id)."""
+        return self.key.decode("utf-8", "replace") if self.key else None
+
 
 # A letter copies the record whole up to this size: the broker's default max.message.bytes (1 MiB)
 # less room for the letter's own fields. Past it the letter would be refused: it goes reduced at once.
@@ -187,7 +192,7 @@ class RecordProcessor:
         With ``sends``, the events the handler published are left there unawaited (see
         ``RecordsInFlight``); without it they are all on the broker when this returns."""
         partition_token = source_partition.set(raw.partition)
-        subject_token = handled_subject.set(raw.key.decode("utf-8", "replace") if raw.key else None)
+        subject_token = handled_subject.set(raw.subject)
         try:
             return await self._process(raw, handler, expected, sends)
         finally:
@@ -200,7 +205,7 @@ class RecordProcessor:
         with contextlib.ExitStack() as scopes:
             cid = scopes.enter_context(correlation_scope(given))
             try:
-                event = await self.codec.decode(raw.value, expected, raw.topic, raw.key.decode("utf-8", "replace") if raw.key else None)
+                event = await self.codec.decode(raw.value, expected, raw.topic, raw.subject)
                 if given is None and (implied := correlation_of(event)):  # a CAD's own record: its incident's id
                     cid = scopes.enter_context(correlation_scope(implied))
                 async for attempt in AsyncRetrying(

@@ -5,15 +5,19 @@ The keys here are held in memory; tests/integration/test_sealed_topics.py runs t
 
 from __future__ import annotations
 
+import io
 import secrets
+import struct
 from dataclasses import dataclass, field
 
+import fastavro
 import pytest
 
 from services.kernel.errors import InvalidRecord
 from services.kernel.lead import ReferralCreated
 from services.kernel.store import TypedRecords
-from services.messaging.avro import AvroCodec, InMemorySchemaRegistry
+from services.messaging.avro import AvroCodec, InMemorySchemaRegistry, to_avro_datum
+from services.messaging.contract import parsed_schema
 from services.messaging.sealing import SealedValues, Sealer, handled_subject
 from services.platform.crypto import KeyUnavailable, SealBroken, new_data_key
 from tests.factories import cad_referral, one_of_each
@@ -144,6 +148,19 @@ async def test_a_reader_without_keys_refuses_sealed_values_rather_than_read_byte
     value = await codec.encode(event, REFERRALS, event.referral_id)
     with pytest.raises(InvalidRecord, match="holds no keys"):
         await AvroCodec(codec.registry).decode(value)
+
+
+async def test_bytes_that_are_not_even_a_sealed_value_are_refused_with_a_reason(codec: AvroCodec) -> None:
+    event = referral()
+    datum = to_avro_datum(event)
+    datum["person"]["first_name"] = b"\x00not sealed"
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, parsed_schema(ReferralCreated), datum)
+    frame = struct.pack(">bI", 0, await codec.schema_id(ReferralCreated)) + body.getvalue()
+    with pytest.raises(InvalidRecord, match="holds no keys"):
+        await AvroCodec(codec.registry).decode(frame)
+    with pytest.raises(InvalidRecord, match="tampered with, or moved"):
+        await codec.decode(frame, None, REFERRALS, event.referral_id)
 
 
 async def test_every_event_with_personal_values_round_trips_sealed(codec: AvroCodec) -> None:
