@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import AsyncRetrying, stop_never, wait_exponential
+from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_never, wait_exponential
 
 from services.kernel.topics import AUDIT, DEAD_LETTER, DEAD_LETTER_KEYS, SUBJECT_KEYS, TopicSpec
 from services.messaging.avro import AvroCodec, registry_from_url
@@ -49,6 +49,7 @@ from services.platform.settings import Settings
 log = get_logger(__name__)
 
 KeyRecord = SubjectKeyIssued | SubjectKeyDestroyed
+BACKGROUND_WRITES_SECONDS = 10.0  # how long stopping waits for keys and erasures still being written
 OPENED_HELD = 10_000  # opened keys held at most before the expired ones are dropped (each is 32 bytes)
 
 
@@ -76,6 +77,8 @@ class SubjectKeys:
         self._writes_in_background: set[asyncio.Task] = set()
         self._publisher = KafkaPublisher(settings, codec)  # started on the first write: most processes only read
         self._writing = False
+        self._stopped = False
+        self._first_write = asyncio.Lock()
         self._follower = TopicFollower(settings, codec, (topic,), self._apply)
         self._following = False
         self._starting = asyncio.Lock()
@@ -92,12 +95,16 @@ class SubjectKeys:
         return self._follower.caught_up
 
     async def stop(self) -> None:
-        if self._writes_in_background:
-            await asyncio.gather(*self._writes_in_background, return_exceptions=True)
+        if self._writes_in_background:  # a key on its way is every value sealed under it: give it time to land
+            _done, pending = await asyncio.wait(set(self._writes_in_background), timeout=BACKGROUND_WRITES_SECONDS)
+            for task in pending:
+                task.cancel()
         if self._following:
             self._following = False
             await self._follower.stop()
-        await self._publisher.stop()
+        async with self._first_write:
+            self._stopped = True  # a write asked for now (a worker shutting down) must not start a producer again
+            await self._publisher.stop()
 
     async def sync(self) -> None:
         """Read the key topic to its end: a key issued elsewhere just now (before the record sealed under it was
@@ -127,9 +134,12 @@ class SubjectKeys:
         return list(self._records.get(subject_id, {}).values())
 
     async def _publish(self, topic: TopicSpec, key: str, event: Any) -> None:
-        if not self._writing:
-            await self._publisher.start()
-            self._writing = True
+        async with self._first_write:  # two first writes at once (a background key, a handler's) start one producer
+            if self._stopped:
+                raise KeyUnavailable("stopped")
+            if not self._writing:
+                await self._publisher.start()
+                self._writing = True
         await self._publisher.publish(topic, key, event)
 
     async def _write(self, record: KeyRecord) -> None:
@@ -186,7 +196,7 @@ class SubjectKeys:
 
     async def _erase_until_erased(self, subject_id: str, reason: ErasureReason, requested_by: str) -> None:
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=10), stop=stop_never,
-                                           reraise=True):
+                                           retry=retry_if_not_exception_type(KeyUnavailable), reraise=True):
             with attempt:
                 await self.destroy(subject_id, reason, requested_by)
 
@@ -200,7 +210,7 @@ class SubjectKeys:
 
     async def _write_until_written(self, record: SubjectKeyIssued) -> None:
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=10), stop=stop_never,
-                                           reraise=True):
+                                           retry=retry_if_not_exception_type(KeyUnavailable), reraise=True):
             with attempt:  # a key lost is every value sealed under it lost: keep trying while the broker is away
                 await self._write(record)
 
