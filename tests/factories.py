@@ -147,6 +147,7 @@ def one_of_each() -> list[ev.Event]:
         lead_ev.ReferralLocationUpdated(referral_id="r-1", site_id="abq", cad_event_id="cad-1001", updated_at=NOW,
                                    location_description="library steps, 5th and Copper"),
         lead_ev.ConsentRevoked(referral_id="r-1", site_id="abq", revoked_at=NOW, recorded_by="cm-ana"),
+        lead_ev.ReferralRetentionEnded(referral_id="r-1", site_id="abq", ended_at=NOW),
         web_ev.AccessAudited(audit_id="a-1", event_type=web_ev.AccessEvent.signed_in, component="console", user_id="cm-ana",
                          user_kind="staff", success=True, client_address="127.0.0.1", occurred_at=NOW),
         web_ev.ConsoleSessionEnded(session_key="0" * 64, user_id="cm-ana", reason="signed_out", ended_at=NOW,

@@ -187,6 +187,21 @@ class ConsentRevoked(Event):
     """The case manager who recorded it (an id)."""
 
 
+class ReferralRetentionEnded(Event):
+    """A closed referral's retention ended (participant_data_retention_days after it closed): the person's values
+    are erased everywhere by destroying their data keys, and intake stops tracking it. Its statuses and times,
+    which name no one, still count in the figures. Keyed by referral_id."""
+
+    avro_schema: ClassVar[str] = "referral_retention_ended"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
+    referral_id: str
+    """The referral."""
+    site_id: str
+    """LEAD site (tenant)."""
+    ended_at: Instant
+    """When its retention ended."""
+
+
 class PageRequested(Event):
     """A page was opened for a warm handoff. Carries only what the case manager needs to find the person. Keyed by
     referral_id (the dedup key), co-partitioned with the referral topic.

@@ -160,8 +160,12 @@ class Retention:
     calls ``expire``, which deletes the record (a tombstone in its changelog) unless its end moved meanwhile."""
 
     topic: TopicSpec
-    ends_at: Callable[[Any], datetime]
+    ends_at: Callable[[Any], datetime | None]  # None: not yet known (a referral's ends only once it is closed)
     ended: Callable[[str, datetime], Any]  # (key, now) -> the event that ends the record
+
+    def has_ended(self, record: Any, at: datetime) -> bool:
+        end = self.ends_at(record)
+        return end is not None and end <= at
 
 
 class ScheduledRecords(DueTable):
@@ -188,12 +192,12 @@ class ScheduledRecords(DueTable):
         if retention is None:
             return next_due
 
-        def next_due_or_end(record: Any) -> datetime:
-            return min(filter(None, (next_due(record), retention.ends_at(record))))
+        def next_due_or_end(record: Any) -> datetime | None:
+            return min(filter(None, (next_due(record), retention.ends_at(record))), default=None)
         return next_due_or_end
 
     def _due_now(self, key: str, record: Any, now: datetime) -> Iterable[Due]:
-        if self.retention is not None and self.retention.ends_at(record) <= now:
+        if self.retention is not None and self.retention.has_ended(record, now):
             return [Due(self.retention.topic, EXPIRED, self.retention.ended(key, now))]  # nothing else is due then
         return self.decide(key, record, now)
 
@@ -202,7 +206,7 @@ class ScheduledRecords(DueTable):
         or its end moved past ``at`` meanwhile (an acknowledgement, say): the timer publishes it again then."""
         self.applied(key, EXPIRED)
         record = self.get(key)
-        if record is None or self.retention is None or at < self.retention.ends_at(record):
+        if record is None or self.retention is None or not self.retention.has_ended(record, at):
             return None
         del self[key]
         if self._erase_subject is not None:

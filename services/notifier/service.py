@@ -36,6 +36,7 @@ from services.kernel.lead import (
     ReferralCreated,
     ReferralFlagged,
     ReferralLocationUpdated,
+    ReferralRetentionEnded,
     ReferralStatusChanged,
 )
 from services.kernel.reference import CaseManager, ReferenceData, Site
@@ -122,7 +123,8 @@ class Notifier:
     REFERRAL_EVENTS: ClassVar[Handlers] = {
         ReferralCreated: "open", ReferralFlagged: "updates.on_flag", ReferralStatusChanged: "on_status_changed",
         EngagementRecorded: "on_engagement", ParticipantSeen: "updates.tell_reengagement",
-        ReferralLocationUpdated: "updates.tell_moved", ConsentRevoked: None}  # its keys' end stops what was paged
+        ReferralLocationUpdated: "updates.tell_moved",
+        **dict.fromkeys((ConsentRevoked, ReferralRetentionEnded))}  # its keys' end stops what was paged
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageRequested: None, PageSent: "apply_settled_delivery", PageAcknowledged: "apply_acknowledgement",
         PageEscalated: "apply_escalation", PageExhausted: "updates.tell_fallback"}

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     walk_in_data_retention_days: int = Field(
         60, ge=1, le=85, description="a self-referral (a first name, its volunteers and expenses) is deleted this long "
                                      "after the walk-in (the walk-in topic keeps 90 days): export expenses monthly")
+    participant_data_retention_days: int = Field(
+        365, ge=1, le=10 * 365, description="a closed referral's personal values (who, where, what was said) are erased "
+                                            "this long after it closed; its statuses and times stay in the figures")
     walk_in_link_hours: int = Field(
         48, ge=1, le=14 * 24, description="how long a volunteer's link works: accept, then milestones and expenses")
     records_in_flight: int = Field(

@@ -43,13 +43,14 @@ from services.kernel.lead import (
     ReferralCreated,
     ReferralFlagged,
     ReferralLocationUpdated,
+    ReferralRetentionEnded,
     ReferralStatusChanged,
 )
 from services.kernel.reference import ReferenceData
 from services.kernel.store import KeyValueStore
 from services.kernel.topics import AUDIT, REFERRALS
-from services.messaging.due import Due, ScheduledRecords
-from services.messaging.events import DisclosedRecord, DisclosureAudited
+from services.messaging.due import Due, Retention, ScheduledRecords
+from services.messaging.events import DisclosedRecord, DisclosureAudited, ErasureReason
 from services.messaging.kafka import Publisher
 from services.platform.logs import correlation_scope, current_correlation_id, get_logger
 from services.referral_intake.domain.lifecycle import apply_milestone, check_milestone_order, transition
@@ -62,6 +63,7 @@ from services.referral_intake.domain.model import (
 from services.referral_intake.domain.views import ReferralView, TrackedReferral
 
 log = get_logger(__name__)
+Erase = Callable[[str, ErasureReason], None]  # (referral id, why): destroys the referral's data keys
 
 
 class ReferralIntake:
@@ -243,13 +245,16 @@ class EngagementTracker:
     """
 
     def __init__(self, reference: ReferenceData, views: KeyValueStore, publisher: Publisher, clock: Clock,
-                 warn_before: timedelta = timedelta(days=2), erase: Callable[[str], None] | None = None) -> None:
+                 warn_before: timedelta = timedelta(days=2), erase: Erase | None = None,
+                 retention: timedelta = timedelta(days=365)) -> None:
         self.reference = reference
         self.erase = erase  # destroys a referral's data keys (the worker's subject keys); none in unit tests
-        # Indexed by when a referral's next flag falls due. Each flag is published once per worker's life:
-        # a flag is a warning, not a state its owner applies.
+        self.retention = retention  # a closed referral's personal values are kept this long after it closed
+        # Indexed by when a referral's next flag (or its retention's end) falls due. Each flag is published once per
+        # worker's life: a flag is a warning, not a state its owner applies.
         self.views = ScheduledRecords(views, TrackedReferral, self._next_flag_at, self._due, publisher,
-                                      follows=reference)
+                                      follows=reference, retention=Retention(REFERRALS, self._retention_ends_at,
+                                                                             self._retention_ended))
         self.publisher = publisher
         self.clock = clock
         self.warn_before = warn_before
@@ -258,7 +263,7 @@ class EngagementTracker:
     REFERRAL_EVENTS: ClassVar[Handlers] = {
         ReferralCreated: "open", EngagementRecorded: "record_engagement", ReferralStatusChanged: "fold",
         ReferralFlagged: "fold", ParticipantSeen: None, ReferralLocationUpdated: None,  # the notifier's to act on
-        ConsentRevoked: "revoke_consent"}
+        ConsentRevoked: "revoke_consent", ReferralRetentionEnded: "end_retention"}
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageAcknowledged: "accept_on_acknowledgement",
         **dict.fromkeys((PageRequested, PageSent, PageEscalated, PageExhausted), "fold")}
@@ -275,8 +280,25 @@ class EngagementTracker:
         """What the consent covered goes: the referral's personal values, wherever a copy of them is (its data key
         and its CAD event's are destroyed). Its lifecycle, which names no one, stays."""
         if self.erase is not None:
-            self.erase(event.referral_id)
+            self.erase(event.referral_id, ErasureReason.consent_revoked)
         log.info("consent_revoked", referral_id=event.referral_id)
+
+    async def end_retention(self, event: ReferralRetentionEnded) -> None:
+        """A closed referral's time is up: its personal values go everywhere (its data keys are destroyed) and intake
+        stops tracking it. Its statuses and times stay in the figures, which name no one."""
+        if self.views.expire(event.referral_id, event.ended_at) is None:
+            return  # already gone, or not ended after all: nothing to erase
+        if self.erase is not None:
+            self.erase(event.referral_id, ErasureReason.retention_ended)
+        log.info("referral_retention_ended", referral_id=event.referral_id)
+
+    def _retention_ends_at(self, record: TrackedReferral) -> datetime | None:
+        closed_at = record.view.closed_at
+        return None if closed_at is None else closed_at + self.retention
+
+    def _retention_ended(self, referral_id: str, now: datetime) -> ReferralRetentionEnded:
+        return ReferralRetentionEnded(referral_id=referral_id, site_id=self.views[referral_id].view.site_id,
+                                      ended_at=now)
 
     async def record_engagement(self, event: EngagementRecorded) -> None:
         record = self.views.get(event.referral_id)

@@ -66,6 +66,14 @@ class InactiveParticipants:
         elif self._inactive.get(slot) == referral_id:
             del self._inactive[slot]
 
+    def forget(self, referral_id: str) -> None:
+        """The referral's person was erased (their data keys destroyed): their one-way key goes too."""
+        participant = self._by_referral.pop(referral_id, None)
+        if participant is not None and participant.key is not None:
+            slot = (participant.site_id, participant.key)
+            if self._inactive.get(slot) == referral_id:
+                del self._inactive[slot]
+
     def match(self, site_id: str, key: str | None) -> str | None:
         """The referral of the site's inactive participant with this person key, if any."""
         return self._inactive.get((site_id, key)) if key else None

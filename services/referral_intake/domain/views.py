@@ -60,6 +60,7 @@ class ReferralView:
     legal_deadline: datetime | None = None  # officer intervention: charges held until then
     updated_at: datetime | None = None  # the last change a case-management system would see (FHIR _lastUpdated)
     incident: tuple[str, str] | None = None  # (agency id, CAD incident id), when CAD named the incident
+    closed_at: datetime | None = None  # when a final status ended it: its personal values' retention runs from then
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> ReferralView:
@@ -78,6 +79,8 @@ class ReferralView:
     def _status_changed(self, event: ReferralStatusChanged) -> None:
         self._touched(event.changed_at)
         self.status = event.status.value
+        if not self.is_open:
+            self.closed_at = self.closed_at or event.changed_at
 
     def _engagement_recorded(self, event: EngagementRecorded) -> None:
         self._touched(event.recorded_at)

@@ -37,13 +37,17 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, participants.apply))
     intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock, settings.event_time_window,
                             participants.match)
-    def erase_on_revocation(referral_id: str) -> None:
-        kit.keys.erase_soon(referral_id, ErasureReason.consent_revoked, requested_by="handoff (consent revoked)")
+    kit.keys.on_destroyed.append(participants.forget)  # an erased person is matched no more
 
-    # Lifecycle (states and times, no personal data: an erasure leaves the figures as they are): its own table, written only from the referral and page topics (both keyed by
-    # referral id), so one worker owns each referral's lifecycle.
+    def erase(referral_id: str, reason: ErasureReason) -> None:
+        kit.keys.erase_soon(referral_id, reason, requested_by=f"handoff ({reason.value.replace('_', ' ')})")
+
+    # Lifecycle (states and times, no personal data: an erasure leaves the figures as they are): its own table,
+    # written only from the referral and page topics (both keyed by referral id), so one worker owns each
+    # referral's lifecycle, and the end of its retention once it is closed.
     tracker = EngagementTracker(reference, kit.table("lifecycle", personal=False), kit.publisher, clock,
-                                timedelta(hours=settings.intake_warning_hours), erase=erase_on_revocation)
+                                timedelta(hours=settings.intake_warning_hours), erase=erase,
+                                retention=timedelta(days=settings.participant_data_retention_days))
     kit.subscribe(SUBSCRIPTIONS, {"intake": intake, "tracker": tracker})
     kit.every(settings.escalation_tick_seconds, tracker.publish_due_flags)
     return kit.worker()

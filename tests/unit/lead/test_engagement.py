@@ -25,8 +25,10 @@ from services.kernel.lead import (
     PageEscalated,
     PageSent,
     ReferralFlagged,
+    ReferralRetentionEnded,
     ReferralStatusChanged,
 )
+from services.messaging.events import ErasureReason
 from services.messaging.kafka import InMemoryPublisher
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import REPO_ROOT
@@ -71,13 +73,41 @@ async def h() -> Harness:
 
 
 async def test_a_consent_revocation_erases_the_referral_and_keeps_its_lifecycle(h) -> None:
-    erased: list[str] = []
-    h.tracker.erase = erased.append
+    erased: list[tuple[str, ErasureReason]] = []
+    h.tracker.erase = lambda subject, reason: erased.append((subject, reason))
     await h.tracker.on_event(h.referral)
     await h.tracker.on_event(ConsentRevoked(referral_id=h.referral.referral_id, site_id="abq", revoked_at=T0,
                                             recorded_by="cm-ana"))
-    assert erased == [h.referral.referral_id]
+    assert erased == [(h.referral.referral_id, ErasureReason.consent_revoked)]
     assert h.view().status == ReferralStatus.requested.value  # the figures keep it
+
+
+async def test_a_closed_referral_is_erased_when_its_retention_ends_and_an_open_one_never(h) -> None:
+    erased: list[tuple[str, ErasureReason]] = []
+    h.tracker.erase = lambda subject, reason: erased.append((subject, reason))
+    rid = h.referral.referral_id
+    h.clock.advance(days=900)  # open: however long it stays open, its retention has not begun
+    await h.tracker.publish_due_flags()
+    assert h.publisher.events(ReferralRetentionEnded) == []
+
+    closed_at = h.clock.now()
+    await h.tracker.on_event(ReferralStatusChanged(referral_id=rid, site_id="abq", status=ReferralStatus.cancelled,
+                                                   previous_status=ReferralStatus.requested,
+                                                   reason=StatusReason.other, changed_at=closed_at))
+    assert h.view().closed_at == closed_at
+    h.clock.advance(seconds=(h.tracker.retention - timedelta(minutes=1)).total_seconds())
+    await h.tracker.publish_due_flags()
+    assert h.publisher.events(ReferralRetentionEnded) == []
+
+    h.clock.advance(minutes=1)
+    await h.tracker.publish_due_flags()
+    [ended] = h.publisher.events(ReferralRetentionEnded)
+    assert (ended.referral_id, ended.ended_at) == (rid, closed_at + h.tracker.retention)
+    await h.tracker.on_event(ended)
+    assert erased == [(rid, ErasureReason.retention_ended)]
+    assert rid not in h.tracker.views
+    await h.tracker.on_event(ended)  # a replay erases nothing twice
+    assert len(erased) == 1
 
 
 async def test_acknowledged_page_accepts_the_referral(h) -> None:

@@ -58,6 +58,17 @@ def test_a_participant_matches_only_while_inactive_and_open() -> None:
     assert person_key("Zebulon", "Featherstonehaugh", None) is None  # a name alone matches nobody
 
 
+def test_an_erased_participant_is_matched_no_more() -> None:
+    index = InactiveParticipants()
+    index.apply(created(first_name="Zebulon", last_name="Featherstonehaugh", date_of_birth=date(1987, 3, 14)))
+    index.apply(milestone("r-old", Milestone.inactive, 1))
+    assert index.match("abq", KEY) == "r-old"
+    index.forget("r-old")  # their data keys were destroyed (consent revoked, retention ended)
+    assert index.match("abq", KEY) is None
+    index.apply(milestone("r-old", Milestone.inactive, 2))  # what comes after names no one it could match
+    assert index.match("abq", KEY) is None
+
+
 async def test_a_cad_referral_naming_an_inactive_participant_tells_their_referral_and_nothing_else() -> None:
     publisher = InMemoryPublisher()
     intake = ReferralIntake(REF, {}, publisher, FakeClock(T0), inactive_participant=lambda site, key: (
