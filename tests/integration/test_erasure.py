@@ -156,3 +156,30 @@ async def test_a_revoked_consent_erases_what_it_covered_and_keeps_the_referral_i
     opened = await eventually(erased)
     assert receipts(opened) == {referral_id, "CAD-REVOKE-1"}  # its key and its CAD event's, each with a receipt
     assert system.app.state.read_model.views[referral_id].status  # the figures keep the referral
+
+
+async def test_a_closed_referral_past_its_retention_is_erased_and_stays_in_the_figures(system_factory) -> None:
+    system = await system_factory("referral-intake", now=NOW)
+    referral_id = await submit(system, "CAD-CLOSED-1")
+    name = referral_body("CAD-CLOSED-1")["person"]["last_name"]
+    await eventually(lambda: system.app.state.read_model.views.get(referral_id))
+    answer = await system.http.post(f"/v1/referrals/{referral_id}/status", json={"status": "rejected",
+                                    "reason": "ineligible"}, headers={"Authorization": "Bearer local-dev-token-pm-abq"})
+    assert answer.status_code == 202, answer.text
+    lifecycle = system.apps["referral-intake"].services["tracker"].views
+    await eventually(lambda: lifecycle.get(referral_id) and lifecycle[referral_id].view.closed_at)
+    assert name in repr(await opened_of(system.settings, {referral_id}))
+
+    system.clock.set(NOW + timedelta(days=system.settings.participant_data_retention_days, hours=1))
+    await eventually(lambda: referral_id not in lifecycle)
+
+    def receipts(opened: list) -> set[str]:
+        return {e.subject_id for e in opened
+                if isinstance(e, ErasureReceipted) and e.reason is ErasureReason.retention_ended}
+
+    async def erased():
+        opened = await opened_of(system.settings, {referral_id, "CAD-CLOSED-1"})
+        return opened if name not in repr(opened) and len(receipts(opened)) == 2 else None
+    opened = await eventually(erased)
+    assert receipts(opened) == {referral_id, "CAD-CLOSED-1"}
+    assert system.app.state.read_model.views[referral_id].status == "rejected"  # the figures keep it
