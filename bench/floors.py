@@ -34,6 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from services.delivery.channels import Outgoing, build_channels, delivery_http_client
 from services.kernel.cad import CadChildEncountered, CadReferralMade
 from services.messaging.avro import AvroCodec, registry_from_url
+from services.messaging.kafka import client_options
 from services.platform.settings import Settings
 
 # What one item costs Handoff (counted on the real workers: docs/benchmarks.md says how).
@@ -65,7 +66,7 @@ async def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 async def create_topics(settings: Settings, *names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in names])
@@ -86,9 +87,9 @@ async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
     out = f"{settings.topic_prefix}fair-floor-{uuid.uuid4().hex[:6]}.out"
     await create_topics(settings, out)
     inputs = config["inputs"]  # its own copies of the CAD topics: Handoff's workers must not see these items
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"fair-floor-{out}",
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=f"fair-floor-{out}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     http = delivery_http_client(settings)
     channels = build_channels(settings, http)
     slots = asyncio.Semaphore(settings.delivery_concurrency)
@@ -147,12 +148,12 @@ class TwoHops:
         run = uuid.uuid4().hex[:8]
         self.settings, self.relay_waits = settings, relay_waits
         self.hop1, self.hop2 = f"{settings.topic_prefix}{name}-{run}.hop1", f"{settings.topic_prefix}{name}-{run}.hop2"
-        servers = settings.kafka_bootstrap_servers
-        self.producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
-        self.relay_out = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
+        servers = client_options(settings)  # the broker, and how to sign in to it
+        self.producer = AIOKafkaProducer(**servers, acks="all", linger_ms=0)
+        self.relay_out = AIOKafkaProducer(**servers, acks="all", linger_ms=0)
         # Assigned partitions rather than groups: no join, no metadata wait; a floor is a lower bound.
-        self.relay_in = AIOKafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False)
-        self.sink = AIOKafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False)
+        self.relay_in = AIOKafkaConsumer(**servers, auto_offset_reset="earliest", enable_auto_commit=False)
+        self.sink = AIOKafkaConsumer(**servers, auto_offset_reset="earliest", enable_auto_commit=False)
         self._relay: asyncio.Task | None = None
 
     @property

@@ -67,7 +67,7 @@ from services.kernel.events import (
 )
 from services.kernel.topics import CAD_CHILD_ENCOUNTERS, CAD_REFERRALS
 from services.messaging.avro import AvroCodec, registry_from_url
-from services.messaging.kafka import ensure_topics
+from services.messaging.kafka import client_options, ensure_topics
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import REPO_ROOT, Settings
 from services.runtime import TOPICS
@@ -245,7 +245,7 @@ async def throughput(system: System, codec: AvroCodec, n: int, children_from: in
     encounters = [await codec.encode(encounter(f"TPC-{run}-{i}", children_from + i, now)) for i in range(n // 4)]
     pages = FirstPages(system.inbox)
     before_pages, before_notices = len(pages.update()), system.inbox.inbox.count("webhook")
-    producer = AIOKafkaProducer(bootstrap_servers=system.settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(system.settings), acks="all")
     await producer.start()
     started = time.monotonic()
     try:
@@ -276,7 +276,7 @@ async def wait_groups_settled(settings: Settings, members: int, timeout: float =
     """Until every worker's consumer group is Stable with ``members`` members: the rebalance that a
     joining worker causes is over."""
     ids = [f"{settings.topic_prefix}handoff-{service}" for service in WORKERS]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     deadline = time.monotonic() + timeout
     seen: Any = None
@@ -327,7 +327,7 @@ async def hwc_backlog(system: System, codec: AvroCodec, n: int) -> dict[str, Any
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:6]
     before = system.inbox.inbox.count("webhook")
-    producer = AIOKafkaProducer(bootstrap_servers=system.settings.kafka_bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**client_options(system.settings), acks="all",
                                 linger_ms=20, max_batch_size=256 * 1024)
     await producer.start()
     try:
@@ -406,7 +406,7 @@ async def fair_floor(system: System, codec: AvroCodec, n_referrals: int, n_encou
     inputs = [f"{settings.topic_prefix}fair-in-{run}.referrals", f"{settings.topic_prefix}fair-in-{run}.encounters"]
     await create_topics(settings, *inputs)
     now = datetime.now(UTC)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         for i in range(n_referrals):
@@ -441,7 +441,7 @@ async def floor_process(kind: str, system: System, config: dict[str, Any], timeo
 
 async def changelog_partitions_unwritten(settings: Settings) -> list[str]:
     """The changelog partitions of this run's workers that hold no record yet."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     try:
         topics = [t for t in await consumer.topics()
@@ -470,8 +470,8 @@ class GroupLag:
 
     def __init__(self, settings: Settings, group_id: str) -> None:
         self.group_id = group_id
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        self.admin = AIOKafkaAdminClient(**client_options(settings))
+        self.consumer = AIOKafkaConsumer(**client_options(settings))
 
     async def __aenter__(self) -> GroupLag:
         await self.admin.start()

@@ -231,9 +231,10 @@ class LocalKafka:
     work_dir: Path | None = None
     heap: str = "768m"
     tls: bool = False  # also listen with TLS (a private CA made in work_dir/tls: see deploy.tls_certs)
-    # name -> password: the TLS listener asks for SASL/SCRAM-SHA-512 and the broker authorizes every request
-    # (KRaft's StandardAuthorizer: nothing without an ACL). The plain listener stays for the broker's own
-    # traffic on loopback, as a super user; clients use the TLS one. "admin" is a super user too.
+    # name -> password: the broker listens with TLS and SASL/SCRAM-SHA-512 only and authorizes every request
+    # (KRaft's StandardAuthorizer: nothing without an ACL). Brokers talk to each other on that listener too, as
+    # "admin", the one super user; no plain listener is open to clients. Only the KRaft controller listener
+    # (which serves no produce, fetch or ACL request) stays plain on loopback.
     scram_users: dict[str, str] | None = None
     nodes: list[KafkaNode] = field(default_factory=list)
     certificates: BrokerCertificates | None = None
@@ -262,8 +263,8 @@ class LocalKafka:
             first_port = self.port or free_port()
             for i in range(self.brokers):
                 port = first_port if i == 0 else free_port()
-                self.nodes.append(KafkaNode(i + 1, port, free_port(), self.work_dir / f"node-{i + 1}",
-                                            tls_port=free_port() if self.tls or self.scram_users else None))
+                tls_port = port if self.scram_users else free_port() if self.tls else None
+                self.nodes.append(KafkaNode(i + 1, port, free_port(), self.work_dir / f"node-{i + 1}", tls_port=tls_port))
         if self.scram_users:
             self.tls = True
         if self.tls and self.certificates is None:
@@ -286,18 +287,21 @@ class LocalKafka:
         quorum = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         replication = min(3, len(self.nodes))
         min_isr = 2 if len(self.nodes) >= 3 else 1
-        secure = "SASL_SSL" if self.scram_users else "SSL"
-        tls = f",{secure}://127.0.0.1:{node.tls_port}" if node.tls_port else ""
+        if self.scram_users:  # one listener, TLS and SCRAM, for clients and brokers alike
+            client_listeners = f"SASL_SSL://127.0.0.1:{node.port}"
+        else:
+            client_listeners = f"PLAINTEXT://127.0.0.1:{node.port}" + (
+                f",SSL://127.0.0.1:{node.tls_port}" if node.tls_port else "")
         props = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             # One node: a dynamic quorum of itself (formatted --standalone). Clusters: static voters.
             **({"controller.quorum.bootstrap.servers": f"127.0.0.1:{node.controller_port}"}
                if len(self.nodes) == 1 else {"controller.quorum.voters": quorum}),
-            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}" + tls,
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}" + tls,
+            "listeners": f"{client_listeners},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": client_listeners,
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": "SASL_SSL" if self.scram_users else "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL",
             "log.dirs": node.data_dir / "data",
             # Topics are created explicitly with their partition counts (Faust rejects mismatches).
@@ -313,17 +317,24 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": 0,
             "log.retention.check.interval.ms": 60000,
         }
-        if self.certificates is not None:  # Kafka reads PEM directly: no JKS, no passwords in files
-            props |= {"ssl.keystore.type": "PEM", "ssl.keystore.location": self.certificates.keystore_file}
+        if self.certificates is not None:  # Kafka reads PEM directly: no JKS
+            props |= {"ssl.keystore.type": "PEM", "ssl.keystore.location": self.certificates.keystore_file,
+                      "ssl.truststore.type": "PEM", "ssl.truststore.location": self.certificates.ca_file}
         if self.scram_users:
+            admin = self.scram_users["admin"]
             props |= {
                 "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
                 "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                    f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" '
+                    f'password="{admin}";',
                 "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                # ANONYMOUS: what the plain controller listener's peers are (the controllers and brokers of this
+                # cluster, on loopback); clients never reach that listener with a data request.
                 "super.users": "User:ANONYMOUS;User:admin",
                 "allow.everyone.if.no.acl.found": "false",
             }
+        node.config_file.touch(mode=0o600)  # the administrator's password is in it
         node.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         _log4j2_config(node.data_dir / "log4j2.xml", node.log_file)
 

@@ -2,7 +2,8 @@
 write only its own topics and groups (KRaft's ``StandardAuthorizer`` refuses the rest). What a service reads is
 what it subscribes to and follows (its worker module's ``SUBSCRIPTIONS`` and ``FOLLOWS``); what it writes, its
 ``WRITES``; and every process reads the reference data and the subject keys and writes audit records, dead
-letters (with their keys) and subject keys. ``handoff acls apply`` grants them, as the broker's administrator."""
+letters (with their keys) and subject keys. The API (``runtime.API``) reads what its read models follow and writes
+what its routes publish. ``handoff topics acls`` grants them, as the broker's administrator."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from services.kernel.topics import AUDIT, DEAD_LETTER, DEAD_LETTER_KEYS, REFEREN
 from services.notifier.entrypoints import worker as notifier_worker
 from services.quick_response.entrypoints import worker as qrt_worker
 from services.referral_intake.entrypoints import worker as intake_worker
+from services.runtime import API, API_FOLLOWS, API_WRITES
 from services.self_referral.entrypoints import worker as walk_in_worker
 
 WORKERS = (intake_worker, notifier_worker, hwc_worker, qrt_worker, walk_in_worker, gateway_worker)
@@ -75,12 +77,16 @@ class ServiceAccess:
 
 
 def service_access() -> dict[str, ServiceAccess]:
-    return {
+    """Every service's access: each worker's, and the API's (its read models and what its routes write)."""
+    workers = {
         module.SERVICE: ServiceAccess(
             module.SERVICE,
             reads=_unique((*(s.topic for s in module.SUBSCRIPTIONS), *module.FOLLOWS, *EVERY_PROCESS_READS)),
             writes=_unique((*module.WRITES, *EVERY_PROCESS_WRITES)))
         for module in WORKERS}
+    api = ServiceAccess(API, reads=_unique((*API_FOLLOWS, *EVERY_PROCESS_READS)),
+                        writes=_unique((*API_WRITES, *EVERY_PROCESS_WRITES)))
+    return {**workers, API: api}
 
 
 def _unique(specs: tuple[TopicSpec, ...]) -> tuple[TopicSpec, ...]:

@@ -36,7 +36,17 @@ from services.kernel.reference import (
     ReferenceData,
     Site,
 )
-from services.kernel.topics import CAD_OVERDOSES, CONSOLE_SESSIONS, PAGES, REFERRALS, all_topics
+from services.kernel.topics import (
+    AUDIT,
+    CAD_CHILD_ENCOUNTERS,
+    CAD_OVERDOSES,
+    CAD_REFERRALS,
+    CAD_WALK_INS,
+    CONSOLE_SESSIONS,
+    PAGES,
+    REFERRALS,
+    all_topics,
+)
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, ensure_topics
 from services.messaging.reference_feed import ReferenceFeed
@@ -78,6 +88,15 @@ log = get_logger(__name__)
 # the registry and every operator's command that reads a topic use this list).
 EVENTS = all_events()
 TOPICS = all_topics()  # every topic, each service's own among them: this module imports them all
+API = "api"  # the HTTP app's service name: its broker principal (services.access)
+# The API's read models, each with what it follows; and what its routes write (the intakes, staff commands,
+# acknowledgements, sessions, audit). Its principal is granted these and nothing else.
+API_READ_MODELS = {"lead": (REFERRALS, PAGES), "hwc": (HWC_NOTICES, HWC_TRIAGE),
+                   "qrt": (QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_OVERDOSES), "walk_ins": (WALK_INS,),
+                   "sessions": (CONSOLE_SESSIONS,)}
+API_FOLLOWS = tuple(spec for topics in API_READ_MODELS.values() for spec in topics)
+API_WRITES = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_WALK_INS, REFERRALS, PAGES, HWC_NOTICES,
+              HWC_TRIAGE, QRT_FOLLOW_UPS, WALK_INS, CONSOLE_SESSIONS, AUDIT)
 
 # Every HTTP router, each service's own and the shared ones (the console's sign-in, the API docs, /metrics).
 ROUTERS = (api_docs.router, intake_http.router, staff_api.router, fhir_api.router, notifier_http.router,
@@ -184,11 +203,11 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         publisher = KafkaPublisher(settings, codec)
     followers = [
         TopicFollower(settings, codec, topics, apply)
-        for topics, apply in (((REFERRALS, PAGES), both(read_model.apply, handoff_details.apply)),
-                              ((HWC_NOTICES, HWC_TRIAGE), hwc_model.apply),
-                              ((QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_OVERDOSES), qrt_model.apply),
-                              ((WALK_INS,), walk_in_model.apply),
-                              ((CONSOLE_SESSIONS,), sessions.apply))
+        for topics, apply in ((API_READ_MODELS["lead"], both(read_model.apply, handoff_details.apply)),
+                              (API_READ_MODELS["hwc"], hwc_model.apply),
+                              (API_READ_MODELS["qrt"], qrt_model.apply),
+                              (API_READ_MODELS["walk_ins"], walk_in_model.apply),
+                              (API_READ_MODELS["sessions"], sessions.apply))
     ] if follow_topics else []
 
     @asynccontextmanager

@@ -110,26 +110,38 @@ async def _create(admin: AIOKafkaAdminClient, wanted: list[NewTopic]) -> set[str
     return refused
 
 
-async def create_acls(settings: Settings, grants: Iterable[Any]) -> int:
+async def create_acls(settings: Settings, grants: Iterable[Any], timeout: float = 30.0) -> int:
     """Grant each ``grant`` (principal, resource, name, pattern, operation: ``services.access.Grant``) as an ALLOW
     ACL, as the broker's administrator (``settings`` carry its credentials). aiokafka has no ACL API: this sends
-    the protocol's CreateAcls request (API 30, version 1, prefixed patterns) that it defines. Returns the count."""
-    from aiokafka.protocol.admin import CreateAclsRequest
+    the protocol's CreateAcls request (API 30, version 1 up: prefixed patterns) that it defines, all the grants in
+    one request (one at a time, each waits for its own commit to the cluster metadata), then waits until the
+    broker's authorizer applies them (DescribeAcls shows the last), so that a service started next is not
+    refused. Returns the count."""
+    from aiokafka.protocol.admin import CreateAclsRequest, DescribeAclsRequest
 
     allow, any_host = 3, "*"
+    creations = [(int(g.resource), g.name, int(g.pattern), g.principal, any_host, int(g.operation), allow)
+                 for g in grants]
+
+    class CreateAclsAtOnce(CreateAclsRequest):
+        def build(self, request_struct_class):
+            return request_struct_class(creations)
+
+    if not creations:
+        return 0
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
-    count = 0
     try:
-        for grant in grants:
-            response = await admin._send_request(CreateAclsRequest(
-                int(grant.resource), grant.name, int(grant.pattern), grant.principal, any_host, int(grant.operation),
-                allow))
-            for code, message in response.creation_responses:
-                if code:
-                    raise RuntimeError(f"granting {grant} failed: error {code} {message}")
-            count += 1
-        return count
+        response = await admin._send_request(CreateAclsAtOnce(*creations[0]))
+        for creation, (code, message) in zip(creations, response.creation_responses, strict=True):
+            if code:
+                raise RuntimeError(f"granting {creation} failed: error {code} {message}")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not (await admin._send_request(DescribeAclsRequest(*creations[-1]))).resources:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the broker had not applied the grants after {timeout}s")
+            await asyncio.sleep(0.05)
+        return len(creations)
     finally:
         await admin.close()
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import uvicorn
 
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import _die_with_parent, _stop_process, free_port
+from services.messaging.kafka import ensure_topics
 from services.platform.settings import REPO_ROOT
-from tests.conftest import eventually
+from services.runtime import TOPICS
+from tests.conftest import broker_env, eventually
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import LOCAL_INBOX, system_factory  # noqa: F401  (the browser tests use it)
 
@@ -30,13 +33,15 @@ class ProcessSystem:
     inbox: DevInbox
     work: Path
     reference: Path
+    signs_in_as: Callable[[str], dict[str, str]] = dict  # a service -> how it reaches the broker, as itself
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
 
     def start(self, service: str, instance: str | None = None) -> subprocess.Popen:
-        """Start ``service``; a second ``instance`` name runs another worker of it (own data dir)."""
+        """Start ``service`` under its own principal; a second ``instance`` name runs another worker of it (own
+        data dir)."""
         name = instance or service
-        env = {**self.env, "HANDOFF_DATA_DIR": str(self._data(name))}
+        env = {**self.env, **self.signs_in_as(service), "HANDOFF_DATA_DIR": str(self._data(name))}
         log = (self.work / f"{name}.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
@@ -63,14 +68,16 @@ class ProcessSystem:
 
 
 @pytest.fixture
-def process_system(kafka_settings, tmp_path):
+async def process_system(kafka_settings, broker_access, tmp_path):
     inbox = DevInbox(free_port(), free_port(), WEBHOOK_SECRET).start()
     reference = tmp_path / "reference"
     shutil.copytree(REPO_ROOT / "config" / "local", reference)
     for path in reference.glob("*.toml"):
         path.write_text(path.read_text().replace(LOCAL_INBOX, inbox.base_url))
     s = kafka_settings
-    env = {**os.environ, "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+    await ensure_topics(s, TOPICS)  # as the administrator, who grants each service its topics
+    await broker_access.grant(s)
+    env = {**os.environ, **broker_env(s),
            "HANDOFF_SCHEMA_REGISTRY_URL": s.schema_registry_url, "HANDOFF_TOPIC_PREFIX": s.topic_prefix,
            "HANDOFF_TOPIC_PARTITIONS": str(s.topic_partitions),
            "HANDOFF_REFERENCE_DIR": str(reference), "HANDOFF_SMS_API_BASE_URL": inbox.base_url,
@@ -82,7 +89,8 @@ def process_system(kafka_settings, tmp_path):
     # Escalation an hour out, so that however long a test runs, only what it sets up fires.
     sites = reference / "sites.toml"
     sites.write_text(sites.read_text().replace("escalate_after_minutes = 5", "escalate_after_minutes = 60"))
-    system = ProcessSystem(env, inbox, tmp_path, reference)
+    system = ProcessSystem(env, inbox, tmp_path, reference,
+                           signs_in_as=lambda service: broker_env(broker_access.as_principal(s, service)))
     try:
         yield system
     finally:

@@ -3,6 +3,7 @@ a real SMTP server, Twilio-shaped SMS API and webhook receiver on free ports."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from services.platform.crypto import key_provider
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import REPO_ROOT, Settings
 from services.runtime import TOPICS
+from tests.conftest import Broker
 
 WEBHOOK_SECRET = "integration-webhook-secret"
 
@@ -82,6 +84,11 @@ class RunningSystem:
     app: object = None  # the HTTP app, for tests that serve it on a real port (the browser tests)
     expect_dead_letters: bool = False  # a test that feeds bad records on purpose sets this
     started: list = field(default_factory=list)  # what the fixture stops after the test
+    broker: Broker = None  # how each process signs in (``settings`` are the administrator's)
+
+    def settings_of(self, name: str) -> Settings:
+        """The settings a service (or the API) runs with: its own principal on a broker with sign-in."""
+        return self.broker.as_principal(self.settings, name)
 
     def messages(self, kind: str):
         return self.inbox.inbox.of(kind)
@@ -90,15 +97,16 @@ class RunningSystem:
         """Stop a worker and start a new one in its place: its tables recover from their changelogs,
         as after a deploy or a crash (the state on disk is the broker's, not the process's)."""
         await self.apps[name].stop()
-        worker = runtime.build_worker(name, self.settings, self.reference, self.clock)
-        await prepare_and_start(worker, self.settings, TOPICS)
+        settings = self.settings_of(name)
+        worker = runtime.build_worker(name, settings, self.reference, self.clock)
+        await prepare_and_start(worker, settings, TOPICS)
         self.started.append(worker.stop)
         self.apps[name] = worker
         return worker
 
 
 @pytest.fixture
-async def system_factory(kafka_settings) -> AsyncIterator:
+async def system_factory(kafka_settings, broker_access) -> AsyncIterator:
     """``await start(*workers, now=...)`` -> a RunningSystem; everything it started is stopped after the test."""
     started: list = []
     built: list[RunningSystem] = []
@@ -112,24 +120,26 @@ async def system_factory(kafka_settings) -> AsyncIterator:
             "escalation_tick_seconds": 0.1, "delivery_backoff_seconds": 0.05, **overrides})
         reference = reference_for(inbox.base_url).model_copy(update=reference_changes or {})
         clock = FakeClock(now)
-        await ensure_topics(settings, TOPICS)
-        keys = SubjectKeys(settings, key_provider(settings))  # the intakes seal what they write, as in production
+        await ensure_topics(settings, TOPICS)  # as the administrator, who then grants each service its topics
+        await broker_access.grant(settings)
+        api = broker_access.as_principal(settings, runtime.API)
+        keys = SubjectKeys(api, key_provider(api))  # the intakes seal what they write, as in production
         await keys.start()
         started.append(keys.stop)
-        publisher = KafkaPublisher(settings, AvroCodec(registry_from_url(settings.schema_registry_url),
-                                                       sealer=Sealer(keys, settings.topic_prefix)))
+        publisher = KafkaPublisher(api, AvroCodec(registry_from_url(api.schema_registry_url),
+                                                  sealer=Sealer(keys, api.topic_prefix)))
         await publisher.start()
         started.append(publisher.stop)
-        app = runtime.build_http_app(settings, reference, publisher=publisher, clock=clock)
+        app = runtime.build_http_app(api, reference, publisher=publisher, clock=clock)
         for follower in [app.state.keys, *app.state.followers]:  # ASGITransport runs no lifespan: start them here
             await follower.start()
             started.append(follower.stop)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
         started.append(http.aclose)
-        system = RunningSystem(settings, reference, clock, inbox, http, app=app, started=started)
+        system = RunningSystem(settings, reference, clock, inbox, http, app=app, started=started, broker=broker_access)
         for name in workers:
-            worker = runtime.build_worker(name, settings, reference, clock)
-            await prepare_and_start(worker, settings, TOPICS)
+            worker = runtime.build_worker(name, system.settings_of(name), reference, clock)
+            await prepare_and_start(worker, system.settings_of(name), TOPICS)
             started.append(worker.stop)
             system.apps[name] = worker
         built.append(system)
@@ -138,9 +148,11 @@ async def system_factory(kafka_settings) -> AsyncIterator:
     yield start
     systems_dead_letters = {name: app.processor.dead_letters.count for system in built if not system.expect_dead_letters
                             for name, app in system.apps.items()}
+    # Everything asynchronous at once: closing a TLS connection waits for the broker's reply to a fetch in flight
+    # (up to Faust's 1.5 s), and one after another that adds up to seconds a test. Then the rest (the inbox).
+    await asyncio.gather(*(stop() for stop in reversed(started) if inspect.iscoroutinefunction(stop)))
     for stop in reversed(started):
-        result = stop()
-        if inspect.isawaitable(result):
-            await result
+        if not inspect.iscoroutinefunction(stop):
+            stop()
     # A flow test feeds only good records: anything dead-lettered is a bug the test would otherwise hide.
     assert not any(systems_dead_letters.values()), f"records were dead-lettered: {systems_dead_letters}"

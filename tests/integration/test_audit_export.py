@@ -23,6 +23,7 @@ from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import KafkaPublisher, ensure_topics
 from services.runtime import TOPICS
 from services.web.events import AccessAudited, AccessEvent
+from tests.conftest import broker_env
 
 pytestmark = pytest.mark.integration
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -55,7 +56,7 @@ def test_the_period_asked_for_is_exported_whole_and_nothing_else(kafka_settings)
             await publisher.stop()
 
     asyncio.run(write())
-    env = {"HANDOFF_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.kafka_bootstrap_servers,
+    env = {**broker_env(kafka_settings),
            "HANDOFF_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
            "HANDOFF_TOPIC_PREFIX": kafka_settings.topic_prefix}
     result = CliRunner().invoke(cli, ["audit", "export", "--from", "2026-11-20", "--to", "2026-11-21"], env=env)

@@ -8,12 +8,15 @@ import json
 import pytest
 
 from bench import run as bench
+from tests.conftest import broker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def test_benchmark_smoke_run_reports_every_scenario(kafka_bootstrap, schema_registry_url, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+def test_benchmark_smoke_run_reports_every_scenario(kafka_settings, schema_registry_url, tmp_path, monkeypatch) -> None:
+    for name, value in broker_env(kafka_settings).items():  # the shared broker, as its administrator
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_settings.kafka_bootstrap_servers)
     monkeypatch.setenv("SCHEMA_REGISTRY_URL", schema_registry_url)
     assert bench.main(["--smoke", "--out", str(tmp_path / "results"), "--report", str(tmp_path / "bench.md")]) == 0
     [result_file] = (tmp_path / "results").glob("*-smoke.json")

@@ -1,85 +1,56 @@
-"""The broker lets each service reach only its own topics: TLS and SASL/SCRAM-SHA-512 on the client listener,
-one principal per service, and ACLs from ``services.access`` (KRaft's StandardAuthorizer refuses the rest).
+"""The broker lets each service reach only its own topics: TLS and SASL/SCRAM-SHA-512 on its only client listener,
+one principal per service and one for the API, and ACLs from ``services.access`` (KRaft's StandardAuthorizer refuses
+the rest). The shared test broker is set up so (tests/conftest.py); every flow test runs so too.
 The referral intake and the notifier, each under its own principal, still turn a referral into a page; the
 notifier's principal is refused the Handle With Care notices, and the refusal is logged."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
-from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from deploy.local_stack import LocalKafka
-from services import runtime
-from services.access import service_access
 from services.handle_with_care.events import HwcNoticeRequested
 from services.handle_with_care.topics import HWC_NOTICES
 from services.kernel.lead import PageRequested
 from services.kernel.topics import PAGES
 from services.messaging.avro import AvroCodec, registry_from_url
-from services.messaging.kafka import KafkaPublisher, TopicAccessRefused, create_acls, ensure_topics
-from services.messaging.streams import prepare_and_start
+from services.messaging.kafka import KafkaPublisher, TopicAccessRefused, ensure_topics
 from services.ops import read_topic
-from services.platform.settings import Settings
 from services.runtime import TOPICS
-from tests.conftest import eventually
+from tests.conftest import Broker, eventually
 from tests.integration.test_lead_flow import on_call, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("America/Denver"))
-PASSWORDS = {name: secrets.token_urlsafe(18) for name in ("admin", *service_access())}
 
 
-@pytest.fixture(scope="module")
-def acl_broker(tmp_path_factory):
-    with LocalKafka(scram_users=PASSWORDS, work_dir=tmp_path_factory.mktemp("acl-kafka"), heap="384m") as kafka:
-        yield kafka
-
-
-def as_principal(broker: LocalKafka, name: str, settings: Settings) -> Settings:
-    return settings.model_copy(update={
-        "kafka_bootstrap_servers": broker.tls_bootstrap_servers, "kafka_security_protocol": "SASL_SSL",
-        "kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": name,
-        "kafka_sasl_password": SecretStr(PASSWORDS[name]), "kafka_ssl_cafile": broker.certificates.ca_file})
-
-
-@pytest.fixture
-async def kafka_settings(acl_broker, schema_registry_url, topic_prefix, tmp_path) -> Settings:
-    """Overrides the shared broker: the administrator's settings (the HTTP app runs as it: the API has no
-    principal of its own yet). Creates the topics and grants every service its ACLs."""
-    admin = as_principal(acl_broker, "admin", Settings(
-        schema_registry_url=schema_registry_url, topic_prefix=topic_prefix, topic_partitions=2,
-        data_dir=tmp_path / "var", processing_retry_base_seconds=0.01))
-    await ensure_topics(admin, TOPICS)
-    await create_acls(admin, [grant for access in service_access().values() for grant in access.grants(topic_prefix)])
-    return admin
+@pytest.fixture(autouse=True)
+def broker_with_sign_in(broker_access: Broker) -> None:
+    if not broker_access.passwords:
+        pytest.skip("the broker was started apart, without sign-in (KAFKA_BOOTSTRAP_SERVERS or a container)")
 
 
 async def from_start(_consumer, partitions, _ends) -> dict:
     return dict.fromkeys(partitions, 0)
 
 
-async def test_each_service_under_its_own_principal_turns_a_referral_into_a_page(system_factory, acl_broker) -> None:
-    system = await system_factory(now=NOW)
-    for name in ("referral-intake", "notifier"):
-        settings = as_principal(acl_broker, name, system.settings)
-        worker = runtime.build_worker(name, settings, system.reference, system.clock)
-        await prepare_and_start(worker, settings, TOPICS)  # creates and checks only what its principal may
-        system.started.append(worker.stop)
-        system.apps[name] = worker
+async def test_each_service_under_its_own_principal_turns_a_referral_into_a_page(system_factory) -> None:
+    system = await system_factory("referral-intake", "notifier", now=NOW)  # each under its principal, the API too
+    assert system.settings_of("notifier").kafka_sasl_username == "notifier"
     await submit(system, "CAD-ACL-1")
     sms = await eventually(lambda: system.messages("sms"), timeout=60)
     assert sms[0].to == on_call(system).phone
 
 
 async def test_the_notifier_is_refused_the_notices_of_handle_with_care_and_the_refusal_is_logged(
-        kafka_settings, acl_broker) -> None:
-    notifier = as_principal(acl_broker, "notifier", kafka_settings)
+        kafka_settings, broker_access) -> None:
+    await ensure_topics(kafka_settings, TOPICS)
+    await broker_access.grant(kafka_settings)
+    notifier = broker_access.as_principal(kafka_settings, "notifier")
     assert await read_topic(notifier, PAGES, (PageRequested,), from_start) == []  # its own topic
 
     with capture_logs() as logs, pytest.raises(TopicAccessRefused):
@@ -97,7 +68,7 @@ async def test_the_notifier_is_refused_the_notices_of_handle_with_care_and_the_r
     finally:
         await publisher.stop()
 
-    hwc = as_principal(acl_broker, "handle-with-care", kafka_settings)
+    hwc = broker_access.as_principal(kafka_settings, "handle-with-care")
     assert await read_topic(hwc, HWC_NOTICES, (HwcNoticeRequested,), from_start) == []  # whose notices they are
 
 

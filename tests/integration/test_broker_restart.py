@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from deploy.local_stack import LocalKafka
-from tests.conftest import eventually
+from tests.conftest import Broker, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("America/Denver"))
@@ -37,19 +37,22 @@ async def post_until_accepted(system, cad_event_id: str, deadline: float) -> Non
 
 @pytest.fixture
 def own_broker(tmp_path):
-    """A broker of this test's own, to restart. Requested before system_factory, so that it is torn
-    down after the services (which need it to leave their consumer groups cleanly)."""
+    """A broker of this test's own, to restart. The services' fixtures depend on it (``broker_access``), so it
+    is torn down after them (they need it to leave their consumer groups cleanly)."""
     broker = LocalKafka(work_dir=tmp_path / "broker", heap="512m")
     broker.start()
     yield broker
     broker.stop()
 
 
+@pytest.fixture
+def broker_access(own_broker) -> Broker:
+    return Broker(own_broker.bootstrap_servers)
+
+
 async def test_broker_restart_loses_nothing_and_intake_says_503_meanwhile(own_broker, system_factory) -> None:
     broker = own_broker
-    system = await system_factory("referral-intake", "notifier", now=NOW,
-                                  kafka_bootstrap_servers=broker.bootstrap_servers,
-                                  intake_publish_timeout_seconds=2.0)
+    system = await system_factory("referral-intake", "notifier", now=NOW, intake_publish_timeout_seconds=2.0)
     for i in range(5):
         await post_until_accepted(system, f"CAD-BR-{i}", time.monotonic() + 30)
     await eventually(lambda: len(system.messages("sms")) == 5, timeout=60)

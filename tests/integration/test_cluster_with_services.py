@@ -20,7 +20,7 @@ from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher
 from services.ops import read_dead_letters
 from services.platform.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import Broker, eventually
 from tests.factories import cad_child, cad_referral
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -32,6 +32,11 @@ REFERRALS, ENCOUNTERS = 120, 40
 def cluster(tmp_path_factory):
     with LocalKafka(brokers=3, work_dir=tmp_path_factory.mktemp("cluster"), heap="384m") as kafka:
         yield kafka
+
+
+@pytest.fixture
+def broker_access(cluster) -> Broker:
+    return Broker(cluster.bootstrap_servers)
 
 
 @pytest.fixture

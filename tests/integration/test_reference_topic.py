@@ -25,7 +25,7 @@ from services.messaging.streams import prepare_and_start
 from services.platform.reference_files import read_reference_directory
 from services.platform.settings import REPO_ROOT
 from services.runtime import TOPICS
-from tests.conftest import eventually
+from tests.conftest import broker_env, eventually
 from tests.factories import cad_child, child
 from tests.integration.conftest import LOCAL_INBOX
 
@@ -72,7 +72,7 @@ async def test_closure_published_at_run_time_moves_the_next_deadline(kafka_setti
 
             # The operator's `handoff hwc due` sees the run-time closure exactly as the worker did.
             env = {**os.environ, "HANDOFF_REFERENCE_SOURCE": "kafka", "HANDOFF_TOPIC_PREFIX": settings.topic_prefix,
-                   "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+                   **broker_env(settings),
                    "HANDOFF_SCHEMA_REGISTRY_URL": settings.schema_registry_url, "HANDOFF_LOG_LEVEL": "WARNING"}
             due = await asyncio.to_thread(subprocess.run, [
                 sys.executable, "-m", "services.cli", "hwc", "due", "--school", "lincoln-es",

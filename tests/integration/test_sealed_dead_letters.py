@@ -18,7 +18,7 @@ from services.kernel.topics import CAD_REFERRALS, DEAD_LETTER, DEAD_LETTER_KEYS
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import KafkaPublisher, client_options
 from services.ops import read_dead_letters
-from tests.conftest import eventually
+from tests.conftest import broker_env, eventually
 from tests.integration.conftest import raw_values
 from tests.integration.test_lead_flow import NOW
 
@@ -59,7 +59,7 @@ async def test_a_plain_text_record_is_dead_lettered_sealed_and_reads_as_erased_o
     await retention_passes(system.settings, DEAD_LETTER_KEYS)
     [erased] = await read_dead_letters(system.settings)
     assert erased.original_value is None and erased.sealed_under == letters[0].sealed_under
-    env = {"HANDOFF_KAFKA_BOOTSTRAP_SERVERS": system.settings.kafka_bootstrap_servers,
+    env = {**broker_env(system.settings),
            "HANDOFF_SCHEMA_REGISTRY_URL": system.settings.schema_registry_url,
            "HANDOFF_TOPIC_PREFIX": system.settings.topic_prefix, "HANDOFF_DATA_DIR": str(system.settings.data_dir)}
     listed = await asyncio.to_thread(CliRunner().invoke, cli, ["dlq", "list"], env=env)

@@ -15,7 +15,7 @@ from services.messaging.kafka import ensure_topics
 from services.messaging.subject_keys import SubjectKeys
 from services.platform.crypto import KeyUnavailable, binding, key_provider, open_sealed, seal
 from services.runtime import TOPICS
-from tests.conftest import eventually
+from tests.conftest import broker_env, eventually
 from tests.integration.conftest import raw_values
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ WHERE = binding("handoff.lead.referrals", "person.first_name", "REF-1")
 
 
 def cli_env(settings) -> dict[str, str]:
-    return {"HANDOFF_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+    return {**broker_env(settings),
             "HANDOFF_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
             "HANDOFF_TOPIC_PREFIX": settings.topic_prefix, "HANDOFF_DATA_DIR": str(settings.data_dir)}
 

@@ -11,8 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local_stack import LocalKafka
-from services.platform.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import Broker, eventually
 from tests.integration.test_lead_flow import on_call, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,12 +25,9 @@ def tls_broker(tmp_path_factory):
 
 
 @pytest.fixture
-def kafka_settings(tls_broker, schema_registry_url, topic_prefix, tmp_path) -> Settings:
+def broker_access(tls_broker) -> Broker:
     """Overrides the shared broker: this module's clients speak TLS only."""
-    return Settings(kafka_bootstrap_servers=tls_broker.tls_bootstrap_servers, kafka_security_protocol="SSL",
-                    kafka_ssl_cafile=tls_broker.certificates.ca_file, schema_registry_url=schema_registry_url,
-                    topic_prefix=topic_prefix, topic_partitions=2, data_dir=tmp_path / "var",
-                    processing_retry_base_seconds=0.01)
+    return Broker(tls_broker.tls_bootstrap_servers, tls_broker.certificates.ca_file)
 
 
 async def test_referral_to_page_over_tls(system_factory) -> None:
