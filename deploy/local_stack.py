@@ -197,6 +197,13 @@ def _log4j2_config(path: Path, log_file: Path) -> Path:
     return path
 
 
+SCRAM_USERS = "scram-users"  # beside a node's data: the principals its storage was formatted with
+
+
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
 @dataclass
 class KafkaNode:
     node_id: int
@@ -277,6 +284,10 @@ class LocalKafka:
             self._write_config(node)
             if not (node.data_dir / "data" / "meta.properties").exists():
                 self._format(libs, node, cluster_id)
+            elif self.scram_users and not set(self.scram_users) <= set(_read_lines(node.data_dir / SCRAM_USERS)):
+                raise LocalStackError(  # SCRAM credentials are written once, when the storage is formatted
+                    f"the broker in {self.work_dir} was made without sign-in for {sorted(self.scram_users)}: "
+                    f"remove that directory (its topics go with it) and start again")
         for node in self.nodes:
             self._launch(libs, node)
         self.wait_ready(timeout)
@@ -356,6 +367,7 @@ class LocalKafka:
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise LocalStackError(f"formatting KRaft storage for node {node.node_id} failed: {result.stdout}{result.stderr}")
+        (node.data_dir / SCRAM_USERS).write_text("".join(f"{name}\n" for name in self.scram_users or {}))
 
     def _launch(self, libs: Path, node: KafkaNode) -> None:
         out = (node.data_dir / "stdout.log").open("ab")

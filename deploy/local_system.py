@@ -1,8 +1,9 @@
 """The whole system on one machine, no Docker: what ``handoff stack up`` runs.
 
-Kafka, Apicurio Registry and Keycloak (the identity provider, on 127.0.0.1:8180, the client secret
-set from ``secrets/``) from the local launcher; topics and schemas; the dev inbox (local
-SMS/webhook/SMTP receivers); the HTTP API and the three workers as separate processes; then the
+Kafka (TLS and SASL/SCRAM only: each service and the API sign in as themselves, with the ACLs of
+``services.access``; passwords in ``secrets/kafka/``), Apicurio Registry and Keycloak (the identity provider,
+on 127.0.0.1:8180, the client secret set from ``secrets/``) from the local launcher; topics, grants and schemas;
+the dev inbox (local SMS/webhook/SMTP receivers); the HTTP API and the three workers as separate processes; then the
 sample CAD events from config/local/demo. Secrets (link signing key, webhook secret, SMS auth token)
 are made on the first run and kept in the work dir (``secrets/``, mode 0600, outside the repo), so
 links and SMS reply codes sent before a restart still work after it. The reference data
@@ -46,15 +47,24 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # handled below, once we're up
-    kafka = LocalKafka(port=kafka_port, work_dir=work_dir / "kafka")
+    principals = broker_passwords(work_dir / "secrets" / "kafka")
+    # TLS and SASL/SCRAM only, each service (and the API) under its own principal with its ACLs, as in production
+    kafka = LocalKafka(port=kafka_port, work_dir=work_dir / "kafka",
+                       scram_users={name: path.read_text() for name, path in principals.items()})
     registry = LocalRegistry(port=registry_port, work_dir=work_dir / "registry")
     keycloak = LocalKeycloak(port=KEYCLOAK_PORT, work_dir=work_dir / "keycloak")
     logs = work_dir / "logs"
 
     def start(name: str, argv: list[str]) -> subprocess.Popen:
         out = (logs / f"{name}.log").open("ab")
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=_die_with_parent)
+        return subprocess.Popen(argv, env=signed_in_as(name), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+    def signed_in_as(name: str) -> dict[str, str]:
+        """The environment of a process that reaches the broker as ``name`` (the dev inbox does not at all)."""
+        if name not in principals:
+            return {k: v for k, v in env.items() if not k.startswith("HANDOFF_KAFKA_SASL")}
+        return {**env, "HANDOFF_KAFKA_SASL_USERNAME": name, "HANDOFF_KAFKA_SASL_PASSWORD_FILE": str(principals[name])}
 
     services = Supervisor(start, _say)
     env: dict[str, str] = {}
@@ -74,19 +84,23 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         webhook_secret = keys["webhook_signing_secret"].read_text()
         reference_copy = reference_for_inbox(reference_dir, work_dir / "reference", f"http://127.0.0.1:{inbox_port}")
         env.update({**os.environ,
-               "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HANDOFF_SCHEMA_REGISTRY_URL": registry_url,
+               "HANDOFF_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HANDOFF_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+               "HANDOFF_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+               "HANDOFF_KAFKA_SSL_CAFILE": str(kafka.certificates.ca_file),
+               "HANDOFF_SCHEMA_REGISTRY_URL": registry_url,
                "HANDOFF_DATA_DIR": str(work_dir / "data"), "HANDOFF_HTTP_PORT": str(http_port),
                "HANDOFF_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
                "HANDOFF_SMS_API_BASE_URL": f"http://127.0.0.1:{inbox_port}", "HANDOFF_SMTP_PORT": str(smtp_port),
                **{f"HANDOFF_{name.upper()}_FILE": str(path) for name, path in keys.items()},
                "HANDOFF_REFERENCE_DIR": str(reference_copy),
                "HANDOFF_LOG_FORMAT": "json", "HANDOFF_REFERENCE_SOURCE": "kafka"})
-        for name in keys:  # the files, not a stale value from the caller's environment
+        for name in (*keys, "kafka_sasl_password"):  # the files, not a stale value from the caller's environment
             env.pop(f"HANDOFF_{name.upper()}", None)
         handoff = [sys.executable, "-m", "services.cli"]
-        for step in (["topics", "create"], ["schemas", "register"], ["reference", "load"]):
-            subprocess.run([*handoff, *step], env=env, check=True, stdout=subprocess.DEVNULL)
-        _say(f"registry ready on {registry_url}; topics created, schemas registered, reference data loaded")
+        for step in (["topics", "create"], ["topics", "acls"], ["schemas", "register"], ["reference", "load"]):
+            subprocess.run([*handoff, *step], env=signed_in_as("admin"), check=True, stdout=subprocess.DEVNULL)
+        _say(f"registry ready on {registry_url}; topics created and each service granted its own, schemas "
+             "registered, reference data loaded")
 
         logs.mkdir(exist_ok=True)
         spawn = services.add
@@ -146,6 +160,21 @@ def local_secrets(directory: Path) -> dict[str, Path]:
         if not path.exists() or not path.read_text().strip():
             path.touch(mode=0o600)
             path.write_text(secrets.token_hex(size))
+    return paths
+
+
+def broker_passwords(directory: Path) -> dict[str, Path]:
+    """A password file per broker principal (the administrator, each service, the API): made once, kept, since
+    the broker keeps their SCRAM credentials from its first start."""
+    from services.access import service_access
+
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths = {}
+    for name in ("admin", *service_access()):
+        path = paths[name] = directory / name
+        if not path.exists() or not path.read_text().strip():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(24))
     return paths
 
 

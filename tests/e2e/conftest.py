@@ -33,7 +33,7 @@ class ProcessSystem:
     inbox: DevInbox
     work: Path
     reference: Path
-    signs_in_as: Callable[[str], dict[str, str]] = dict  # a service -> how it reaches the broker, as itself
+    signs_in_as: Callable[[str], dict[str, str]] = lambda _service: {}  # a service -> how it reaches the broker
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
 

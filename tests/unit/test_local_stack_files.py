@@ -9,7 +9,9 @@ import httpx
 from pydantic import SecretStr
 
 from deploy.dev_inbox import forward_sms_reply
-from deploy.local_system import SECRETS, local_secrets, reference_for_inbox
+from deploy.local_stack import KafkaNode, LocalKafka
+from deploy.local_system import SECRETS, broker_passwords, local_secrets, reference_for_inbox
+from deploy.tls_certs import BrokerCertificates
 from services import runtime
 from services.kernel.clock import FakeClock
 from services.kernel.lead import PageAcknowledged, PageRequested, PageSent
@@ -30,6 +32,14 @@ def test_secrets_are_made_once_and_kept_across_runs(tmp_path) -> None:
     token = links.token("page", "r-1", "cm-ana")
     restarted = runtime.ack_links(Settings(link_signing_key=SecretStr(again["link_signing_key"])))
     assert restarted.verify("page", token) == ("r-1", "cm-ana")  # a link sent before a restart still works
+
+
+def test_each_broker_principal_has_a_password_made_once_readable_only_by_its_owner(tmp_path) -> None:
+    first = {name: path.read_text() for name, path in broker_passwords(tmp_path / "kafka").items()}
+    again = {name: path.read_text() for name, path in broker_passwords(tmp_path / "kafka").items()}
+    assert first == again  # the broker keeps the SCRAM credentials it was first started with
+    assert set(first) == {"admin", "api", *runtime.WORKERS} and len(set(first.values())) == len(first)
+    assert all((tmp_path / "kafka" / name).stat().st_mode & 0o077 == 0 for name in first)
 
 
 def test_reference_data_points_at_the_inbox_port_of_the_run(tmp_path) -> None:
@@ -88,3 +98,17 @@ def test_stack_up_runs_with_the_reference_directory_handoff_reference_dir_names(
     assert missing.exit_code == 2  # a usage error naming the option, before anything starts
     with pytest.raises(ValueError, match="own copy"):
         reference_for_inbox(tmp_path / "copy", tmp_path / "copy", "http://127.0.0.1:9")
+
+
+def test_a_broker_with_sign_in_opens_no_plain_listener_to_clients(tmp_path) -> None:
+    kafka = LocalKafka(scram_users={"admin": "a-password", "notifier": "n"}, work_dir=tmp_path,
+                       nodes=[KafkaNode(1, 19999, 19998, tmp_path / "node-1", tls_port=19999)],
+                       certificates=BrokerCertificates(tmp_path / "ca.pem", tmp_path / "broker.pem"))
+    node = kafka.nodes[0]
+    kafka._write_config(node)
+    props = dict(line.split("=", 1) for line in node.config_file.read_text().splitlines())
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:19999,CONTROLLER://127.0.0.1:19998"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:19999"  # what clients are told to use
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["allow.everyone.if.no.acl.found"] == "false" and "StandardAuthorizer" in props["authorizer.class.name"]
+    assert node.config_file.stat().st_mode & 0o077 == 0  # it holds the administrator's password
