@@ -27,7 +27,7 @@ from services.kernel.topics import (
 from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.events import DeadLetterRecorded, DisclosureAudited, ErasureReceipted
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
-from services.messaging.sealing import personal_leaves
+from services.messaging.sealing import personal_leaves, subject_of
 from services.messaging.subject_keys import SubjectKeys, opened_letter, sealing_codec
 from services.platform.crypto import key_provider
 from services.platform.settings import Settings
@@ -83,7 +83,7 @@ async def _read_topic(settings: Settings, spec: TopicSpec, expected: tuple[type,
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in records:
                     found.append((record.offset, await codec.decode(
-                        record.value, expected, topic, record.key.decode("utf-8", "replace") if record.key else None,
+                        record.value, expected, topic, subject_of(record.key),
                         erased_ok=True)))
         return found
     finally:
@@ -215,7 +215,7 @@ async def _resubmit(settings: Settings, letter: DeadLetterRecorded, dlq_offset: 
             raise ResubmitError(f"records of {spec.name} cannot be corrected by hand; re-submit them as they were")
         try:
             value = await codec.encode(model.model_validate_json(corrected_json), spec.qualified(settings.topic_prefix),
-                                       (letter.original_key or b"").decode("utf-8", "replace") or None)
+                                       subject_of(letter.original_key))
         except ValidationError as exc:
             raise ResubmitError(describe_validation_error(exc)) from None
     headers = [(h.key, h.value) for h in letter.original_headers if h.key != RESUBMITTED_HEADER and h.value is not None]

@@ -20,6 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from services.kernel.topics import TopicSpec, retention_overrides
 from services.messaging.avro import AvroCodec
+from services.messaging.sealing import subject_of
 from services.platform.logs import CORRELATION_HEADER, current_correlation_id, get_logger
 from services.platform.settings import Settings
 
@@ -308,7 +309,7 @@ class TopicFollower:
                 for record in records:
                     try:
                         event = await self.codec.decode(record.value, topic=record.topic,
-                                                        subject=record.key.decode("utf-8", "replace") if record.key else None,
+                                                        subject=subject_of(record.key),
                                                         erased_ok=True)
                     except InvalidRecord:
                         continue

@@ -34,7 +34,7 @@ from services.messaging.avro import AvroCodec
 from services.messaging.events import DeadLetterRecorded
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import source_partition
-from services.messaging.sealing import handled_subject
+from services.messaging.sealing import handled_subject, subject_of
 from services.platform.logs import correlation_from_headers, correlation_of, correlation_scope, get_logger
 
 log = get_logger(__name__)
@@ -63,7 +63,7 @@ class RawRecord:
     @property
     def subject(self) -> str | None:
         """Who the record is about: its key (a referral, CAD event, notice, follow-up or walk-in id)."""
-        return self.key.decode("utf-8", "replace") if self.key else None
+        return subject_of(self.key)
 
 
 # A letter copies the record whole up to this size: the broker's default max.message.bytes (1 MiB)

@@ -38,6 +38,12 @@ Path = tuple[str, ...]
 M = TypeVar("M", bound=BaseModel)
 
 
+def subject_of(key: bytes | None) -> str | None:
+    """Who a record is about: its key (a referral, CAD event, notice, follow-up or walk-in id), whose data key seals
+    its personal values."""
+    return key.decode("utf-8", "replace") if key else None
+
+
 def _inner(annotation: Any) -> tuple[Any, bool]:
     """(the type inside Optional[...] / list[...] / Annotated[...], whether it is a list)."""
     while typing.get_origin(annotation) is typing.Annotated:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -185,34 +185,31 @@ class SubjectKeys:
             return held
         made, record = self._made(subject_id, covers)
         self._apply(record)
-        self._in_background(self._write_until_written(record))
+        self._in_background(lambda: self._write(record))
         return made
 
     def erase_soon(self, subject_id: str, reason: ErasureReason = ErasureReason.retention_ended,
                    requested_by: str = "handoff (retention)") -> None:
         """``destroy`` from a caller that cannot wait (a table's owner applying a retention's end, a handler
         applying a consent's revocation): among the sends of the record being handled, as ``issue_now``."""
-        self._in_background(self._erase_until_erased(subject_id, reason, requested_by))
+        self._in_background(lambda: self.destroy(subject_id, reason, requested_by))
 
-    async def _erase_until_erased(self, subject_id: str, reason: ErasureReason, requested_by: str) -> None:
-        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=10), stop=stop_never,
-                                           retry=retry_if_not_exception_type(KeyUnavailable), reraise=True):
-            with attempt:
-                await self.destroy(subject_id, reason, requested_by)
+    def _in_background(self, write: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``write`` until it is written, among the sends of the record being handled: a key lost is every value
+        sealed under it lost, and a destruction lost is a person not erased. It keeps trying while the broker is
+        away; only a key that cannot be (``KeyUnavailable``: stopped, already destroyed) ends it."""
+        async def until_written() -> None:
+            async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=10), stop=stop_never,
+                                               retry=retry_if_not_exception_type(KeyUnavailable), reraise=True):
+                with attempt:
+                    await write()
 
-    def _in_background(self, write: Any) -> None:
-        task = asyncio.get_running_loop().create_task(write)
+        task = asyncio.get_running_loop().create_task(until_written())
         self._writes_in_background.add(task)
         task.add_done_callback(self._writes_in_background.discard)
         pending = sends_in_flight.get()
         if pending is not None:
             pending.append(task)
-
-    async def _write_until_written(self, record: SubjectKeyIssued) -> None:
-        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=10), stop=stop_never,
-                                           retry=retry_if_not_exception_type(KeyUnavailable), reraise=True):
-            with attempt:  # a key lost is every value sealed under it lost: keep trying while the broker is away
-                await self._write(record)
 
     def open(self, subject_id: str, key_id: str) -> bytes:
         """The data key ``key_id`` of ``subject_id``; ``KeyUnavailable`` when it is unknown or destroyed."""
