@@ -178,7 +178,7 @@ class Keys(Protocol):
 
     def knows(self, subject_id: str, key_id: str) -> bool: ...
 
-    async def sync(self) -> None: ...
+    async def known(self, subject_id: str, key_id: str) -> bool: ...
 
     def open(self, subject_id: str, key_id: str) -> bytes: ...
 
@@ -218,8 +218,9 @@ class Sealer:
             return False
         spec = self._spec(topic)
         try:
-            if any(not self.keys.knows(subject, key_id) for key_id in sealed_key_ids(datum, model)):
-                await self.keys.sync()  # its issuer wrote the key before the record: read the key topic to its end
+            for key_id in sealed_key_ids(datum, model):
+                if not self.keys.knows(subject, key_id):  # its issuer wrote it before the record: on its way here
+                    await self.keys.known(subject, key_id)
             _, plain, erased = open_datum(datum, model, spec.name, subject,
                                           lambda key_id: self.keys.open(subject, key_id), erased_ok)
         except KeyUnavailable as exc:

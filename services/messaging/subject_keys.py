@@ -50,6 +50,7 @@ log = get_logger(__name__)
 
 KeyRecord = SubjectKeyIssued | SubjectKeyDestroyed
 BACKGROUND_WRITES_SECONDS = 10.0  # how long stopping waits for keys and erasures still being written
+KEY_ON_ITS_WAY_SECONDS = 1.0  # how long a record waits for its key to come by the follower before a full look
 OPENED_HELD = 10_000  # opened keys held at most before the expired ones are dropped (each is 32 bytes)
 
 
@@ -74,6 +75,7 @@ class SubjectKeys:
         self._opened: dict[str, tuple[float, bytes]] = {}  # key_id -> (opened at, key)
         self.on_destroyed: list[Callable[[str], None]] = []  # called with each subject whose key is destroyed
         self._parts: dict[str, set[str]] = {}  # subject -> the subjects whose keys were made while it was handled
+        self._awaited: dict[tuple[str, str], asyncio.Future] = {}  # keys a record waits for: set when they arrive
         self._writes_in_background: set[asyncio.Task] = set()
         self._publisher = KafkaPublisher(settings, codec)  # started on the first write: most processes only read
         self._writing = False
@@ -112,6 +114,29 @@ class SubjectKeys:
         await self.start()  # a process that had no reason to read keys before (a test's bare app) does now
         await self._follower.sync()
 
+    async def known(self, subject_id: str, key_id: str) -> bool:
+        """Whether the key is known, once it can be. A record sealed under a key made elsewhere arrives just after
+        the key was written (its issuer waits for that): the key topic's follower brings it within a fetch, so
+        wait for that first, without a round trip to the broker per record (at a record's pace, one each would
+        cost most of a worker's time). Only a key still missing then is looked for to the topic's end."""
+        if self.knows(subject_id, key_id):
+            return True
+        await self.start()
+        if self.knows(subject_id, key_id):  # it came while the follower started
+            return True
+        wanted = (subject_id, key_id)
+        arrived = self._awaited.get(wanted)
+        if arrived is None:
+            arrived = self._awaited[wanted] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(arrived), timeout=KEY_ON_ITS_WAY_SECONDS)
+        except TimeoutError:
+            await self._follower.sync()
+        finally:
+            if arrived.done() or not self.knows(subject_id, key_id):
+                self._awaited.pop(wanted, None)
+        return self.knows(subject_id, key_id)
+
     def knows(self, subject_id: str, key_id: str) -> bool:
         return key_id in self._records.get(subject_id, {})
 
@@ -120,6 +145,9 @@ class SubjectKeys:
 
     def _apply(self, record: KeyRecord) -> None:
         self._records.setdefault(record.subject_id, {})[record.key_id] = record
+        arrived = self._awaited.pop((record.subject_id, record.key_id), None)
+        if arrived is not None and not arrived.done():
+            arrived.set_result(None)
         if isinstance(record, SubjectKeyIssued) and record.part_of:
             self._parts.setdefault(record.part_of, set()).add(record.subject_id)
         if isinstance(record, SubjectKeyDestroyed):

@@ -52,8 +52,9 @@ class KeysInMemory:
     def knows(self, subject_id: str, key_id: str) -> bool:
         return (subject_id, key_id) in self.keys
 
-    async def sync(self) -> None:
+    async def known(self, subject_id: str, key_id: str) -> bool:
         self.synced += 1
+        return self.knows(subject_id, key_id)
 
     def open(self, subject_id: str, key_id: str) -> bytes:
         if (subject_id, key_id) not in self.keys:
