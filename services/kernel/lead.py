@@ -64,6 +64,10 @@ class ReferralCreated(Event):
     """Officer intervention: when the charges held in abeyance fall due unless the treatment plan is complete."""
     incident_id: str | None = None
     """The CAD incident it came from, when CAD named it (with agency_id: one view of the incident's outcomes)."""
+    late: bool = False
+    """True when it reached intake past the site's warm-handoff window after the officer met the person: nobody is
+    paged (the person is long gone from where the officer was); it goes to the outreach worklist as a late referral,
+    and the officer is told so."""
 
 
 class ReferralStatusChanged(Event):
@@ -229,6 +233,8 @@ class PageRequested(Event):
     """How to recognise the person."""
     requested_at: Instant
     """When the page opened: the start of the handoff clock."""
+    met_at: Instant | None = None
+    """When the officer met the person (the CAD event): what the page tells the case manager, in plain words."""
 
 
 class PageSent(Event):

@@ -260,6 +260,9 @@ class Site(_Model):
     accepted_referral_types: frozenset[ReferralType]
     intake_deadline_days: int = Field(ge=1, le=90)
     no_contact_flag_days: int = Field(7, ge=1, le=90)
+    # A referral that reaches Handoff longer than this after the officer met the person is not a warm handoff:
+    # nobody is paged for it; it goes to the outreach worklist as a late referral.
+    warm_handoff_window_minutes: int = Field(120, ge=15, le=24 * 60)
     on_call: OnCallRotation
     escalation: EscalationPolicyConfig
     program_manager_ids: tuple[str, ...] = ()

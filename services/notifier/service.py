@@ -47,6 +47,7 @@ from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import AttemptReporter, Disclosure, Dispatch, IdempotentDelivery
 from services.notifier.domain.escalation import (
+    LATE_REFERRAL,
     MILESTONES_THAT_STOP_PAGING,
     STATUSES_THAT_STOP_PAGING,
     OfficerCase,
@@ -64,6 +65,7 @@ from services.notifier.domain.escalation import (
 from services.notifier.domain.messages import (
     NO_REDISCLOSURE,
     render_page,
+    when_met,
 )
 from services.notifier.domain.schedule import on_call_with_capacity
 from services.notifier.updates import ReferralUpdates
@@ -184,14 +186,25 @@ class Notifier:
             log.info("page_joined_existing", referral_id=referral.referral_id)
             if state.is_open:
                 await self._notify_step(state, request, site)
+            elif state.stopped_because == LATE_REFERRAL:  # a crash before the officer heard: tell them (once)
+                await self.updates.tell_officer_late(state, request, site)
             return None
         now = self.clock.now()
         request = PageRequested(
             page_id=page_id_for(referral.referral_id), dedup_key=referral.referral_id, referral_id=referral.referral_id,
             site_id=referral.site_id, referral_type=referral.referral_type, officer_name=referral.officer.name,
             officer_callback_phone=referral.officer.callback_phone, location_description=referral.location.description,
-            person_description=referral.person.description, requested_at=now)
+            person_description=referral.person.description, requested_at=now, met_at=referral.referred_at)
         state = open_page(request.page_id, referral.referral_id, referral.site_id, now)
+        if referral.late:
+            # Past the warm-handoff window the person is long gone from where the officer was: waking a case
+            # manager would send them nowhere. No page (none published: the referral was never paged); the
+            # outreach worklist shows it as late, and the officer hears so.
+            state = stop(state, LATE_REFERRAL, now)
+            self._save(state, request, referral.consent, _case_of(referral))
+            log.info("late_referral_not_paged", referral_id=referral.referral_id, site_id=site.site_id)
+            await self.updates.tell_officer_late(state, request, site)
+            return None
         await self.publisher.publish(PAGES, referral.referral_id, request)
         self._save(state, request, referral.consent, _case_of(referral))
         log.info("page_opened", page_id=state.page_id, referral_id=referral.referral_id, site_id=site.site_id)
@@ -287,9 +300,11 @@ class Notifier:
             await self.pages.request(state.referral_id, self._escalation(state, site, self.clock.now()))
 
     async def _deliver_page(self, state: PageState, request: PageRequested, cm: CaseManager, channel: Channel) -> None:
+        site = self.reference.site(request.site_id)
         message = render_page(request, self.links.url("page", request.referral_id, cm.case_manager_id),
                               self.links.reply_code(request.referral_id, cm.case_manager_id),
-                              escalated=state.step_index > 0 or state.loop > 0)
+                              escalated=state.step_index > 0 or state.loop > 0,
+                              met=when_met(request.met_at, site.zone, self.clock.now()) if site else "")
         address = cm.address_for(channel)
         payload = {"type": "lead.page", "page_id": request.page_id, "referral_id": request.referral_id,
                    "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}

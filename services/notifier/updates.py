@@ -28,7 +28,7 @@ from services.kernel.lead import (
     ReferralFlagged,
     ReferralLocationUpdated,
 )
-from services.kernel.reference import ReferenceData
+from services.kernel.reference import ReferenceData, Site
 from services.messaging.events import DisclosedRecord
 from services.messaging.outbox import Disclosure
 from services.notifier.domain.escalation import (
@@ -50,6 +50,7 @@ from services.notifier.domain.messages import (
     render_handoff_missed,
     render_moved,
     render_officer_confirmation,
+    render_officer_late,
     render_officer_no_case_manager,
     render_reengagement,
 )
@@ -91,6 +92,18 @@ class ReferralUpdates:
         outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
                             "LEAD referral acknowledged", text, text,
                             {"referral_id": state.referral_id, "acknowledged": True, "redisclosure_notice": NO_REDISCLOSURE})
+        await self.paging.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
+                                       Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id,
+                                                  OFFICER_TARGET, OFFICER_TARGET))
+
+    async def tell_officer_late(self, state: PageState, request: PageRequested, site: Site) -> None:
+        """The officer whose referral came past the warm-handoff window hears that nobody was paged, and where it
+        went instead (the outreach worklist); nothing about the person."""
+        text = render_officer_late(spoken_time(request.met_at or request.requested_at, site.zone, self.clock.now()),
+                                   site.warm_handoff_window_minutes)
+        outgoing = Outgoing(f"{state.page_id}/officer-late", request.officer_callback_phone,
+                            "LEAD referral: late, no case manager paged", text, text,
+                            {"referral_id": state.referral_id, "late": True, "redisclosure_notice": NO_REDISCLOSURE})
         await self.paging.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
                                        Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id,
                                                   OFFICER_TARGET, OFFICER_TARGET))

@@ -39,7 +39,7 @@ from services.platform.logs import get_logger
 from services.web.deps import app_state
 from services.web.events import AccessAudited, AccessEvent, ConsoleSessionEnded
 from services.web.render import SHARED, fragment, render_page
-from services.web.web import ApiError, api_error_response, as_api_error, published_or_503
+from services.web.web import ApiError, api_error_response, as_api_error, published_or_503, said_to_people
 
 log = get_logger(__name__)
 SESSION_COOKIE = "handoff_session"
@@ -382,7 +382,7 @@ def install_console_handlers(app, sessions: Sessions, access: AccessLog) -> None
     async def _refused(request: Request, exc: ApiError) -> Response:
         if not request.url.path.startswith("/console"):
             return await api_error_response(request, exc)
-        reason = "; ".join(f"{e['field']}: {e['reason']}" for e in exc.errors)
+        reason = said_to_people(exc)  # the field names stay in the API's answers
         title = {403: "Not yours to see", 404: "Not found", 409: "Not possible now"}.get(exc.status, "Refused")
         return page("message.html", title, sessions.viewer(request), status=exc.status, paragraphs=[reason], alert=True,
                     back="/console")

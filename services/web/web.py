@@ -37,6 +37,19 @@ async def api_error_response(_request: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse({"errors": exc.errors}, status_code=exc.status, headers=exc.headers)
 
 
+def sentence(reason: str) -> str:
+    """A refusal's reason as a person reads it: a sentence, without the field name the API answers with."""
+    reason = reason.strip()
+    if not reason:
+        return reason
+    return reason[0].upper() + reason[1:] + ("" if reason.endswith((".", "!", "?")) else ".")
+
+
+def said_to_people(exc: ApiError) -> str:
+    """What a page (not the API) says of a refusal: its reasons as sentences, no field names."""
+    return " ".join(sentence(e["reason"]) for e in exc.errors)
+
+
 def as_api_error(exc: CommandRefused) -> ApiError:
     return ApiError(exc.status, exc.field, exc.reason)
 
@@ -244,7 +257,13 @@ async def ack_link_page(links: Any, flow: AckFlow, token: str, act: bool) -> HTM
     if not act:
         return render_page("ack.html", title=flow.title, narrow=True, said=None, details=shown, question=flow.question,
                            next_steps="")
-    await flow.acknowledge(subject_id, recipient_id)
+    try:
+        await flow.acknowledge(subject_id, recipient_id)
+    except ApiError as exc:  # a person holds this link: a page that says why, in words, not the API's JSON
+        if exc.status >= 500:
+            raise
+        return render_page("message.html", title="Not acknowledged", narrow=True, status=exc.status,
+                           paragraphs=[said_to_people(exc)], alert=True, back=None)
     return render_page("ack.html", title="Acknowledged", narrow=True, said=flow.done, details="", question=None,
                        next_steps=after)
 

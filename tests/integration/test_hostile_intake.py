@@ -89,7 +89,10 @@ async def test_hostile_bodies_and_records_leave_the_system_whole(system_factory)
             return all(counts[svc][(prefix + t, "processed")] + counts[svc][(prefix + t, "dead_lettered")] == n + extra
                        for t, (svc, n) in totals.items())
 
-        await eventually(all_in, timeout=120)
+        try:
+            await eventually(all_in, timeout=120)
+        except AssertionError:  # say which way it is off: a record lost, or one handled twice
+            raise AssertionError(f"handled {dict(counts)}, expected {totals}") from None
         sms_before = len(system.messages("sms"))
         # Now a valid referral and a valid encounter: each must still go through within seconds.
         await producer.publish(CAD_REFERRALS, "CORPUS-VALID", cad_referral("CORPUS-VALID", occurred_at=NOW))

@@ -70,3 +70,7 @@ async def test_the_dashboard_and_the_monthly_report_show_every_pathway_against_i
         assert "2026-11,abq,self_referral,walk-ins,1,placed within 24 h / walk-ins,0.500,0.000,no" in rows
         assert "2026-11,abq,arrest_diversion,referrals,0,enrolled / referrals,0.600,," in rows
         assert (await client.get("/console/reports/abq/11-2026/pathways.csv")).status_code == 422
+        refused = await client.get("/console/reports/abq/11-2026")
+        assert refused.status_code == 422  # a page for people: a sentence, no field name
+        assert "A month is written as year and month, for example 2026-11." in refused.text
+        assert "month:" not in refused.text

@@ -16,6 +16,8 @@ LOOKS_PERSONAL = re.compile(r"person|child|name|birth|phone|address|description|
 
 # (model, field) -> why it is not personal data, though its name or description says one of the words.
 NOT_PERSONAL = {
+    ("ReferralCreated", "late"): "a flag: whether the referral came past the warm-handoff window",
+    ("PageRequested", "met_at"): "the CAD event's time, as referred_at is: a time, no one named",
     ("AccessAudited", "client_address"): "a staff member's network address, kept for the CJIS audit",
     ("AccessAudited", "user_id"): "a directory id",
     ("CadChildEncountered", "agency_id"): "an id", ("CadChildEncountered", "cad_event_id"): "an id",

@@ -36,6 +36,7 @@ def page_id_for(referral_id: str) -> str:
 # and every milestone a case manager records.
 STATUSES_THAT_STOP_PAGING = frozenset(ReferralStatus) - {ReferralStatus.requested}
 MILESTONES_THAT_STOP_PAGING = frozenset(Milestone) - {Milestone.paged}
+LATE_REFERRAL = "late referral"  # why a page was never sent: past the site's warm-handoff window
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ the case manager sees those in the console after acknowledging (42 CFR Part 2 mi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
+from services.kernel.clock import spoken_time
 from services.kernel.lead import PageRequested
 
 ROUTE_LABEL = {"arrest_diversion": "Arrest diversion", "social_contact": "Social contact", "community": "Community",
@@ -24,21 +26,40 @@ class PageMessage:
     body: str  # long form: email and webhook
 
 
-def render_page(page: PageRequested, ack_url: str, reply_code: str, escalated: bool = False) -> PageMessage:
+def when_met(met_at: datetime | None, zone: tzinfo, now: datetime) -> str:
+    """When the officer met the person, as a page says it: 'Fri 04 Dec 10:05 MST, 12 min ago'."""
+    if met_at is None:
+        return ""
+    minutes = max(0, int((now - met_at).total_seconds() // 60))
+    ago = f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min ago"
+    return f"{spoken_time(met_at, zone, now)}, {ago}"
+
+
+def render_page(page: PageRequested, ack_url: str, reply_code: str, escalated: bool = False, met: str = "") -> PageMessage:
+    """``met``: ``when_met`` of the page, said first, so that nobody takes an old event for one happening now."""
     route = ROUTE_LABEL[page.referral_type.value]
     prefix = "ESCALATED " if escalated else ""
     subject = f"{prefix}LEAD warm handoff: {route} referral"
     look_for = f" Look for: {page.person_description}." if page.person_description else ""
-    text = (f"{prefix}LEAD {route}: {page.officer_name} ({page.officer_callback_phone}) is with the person at "
+    met_text = f"met the person {met} at" if met else "is with the person at"
+    text = (f"{prefix}LEAD {route}: {page.officer_name} ({page.officer_callback_phone}) {met_text} "
             f"{page.location_description}.{look_for} Ack: {ack_url} or reply ACK {reply_code}. {NO_REDISCLOSURE_SHORT}")
     body = "\n".join([
         subject, "",
+        *([f"Officer met the person: {met}"] if met else []),
         f"Officer: {page.officer_name}, call back {page.officer_callback_phone}",
         f"Where: {page.location_description}",
         *([f"Look for: {page.person_description}"] if page.person_description else []),
         "", f"Acknowledge: {ack_url}", f"Or reply to the SMS: ACK {reply_code}", "", NO_REDISCLOSURE,
     ])
     return PageMessage(subject, text, body)
+
+
+def render_officer_late(met: str, window_minutes: int) -> str:
+    """To the officer whose referral reached Handoff past the warm-handoff window: nobody was paged, and why."""
+    return (f"Handoff: your LEAD referral for the person you met {met} reached Handoff after the "
+            f"{window_minutes}-minute warm-handoff window, so no case manager was paged to come. It is on the "
+            f"outreach team's worklist as a late referral for follow-up. {NO_REDISCLOSURE_SHORT}")
 
 
 def render_officer_confirmation(case_manager_name: str) -> str:
@@ -76,19 +97,26 @@ def render_handoff_missed(page: PageRequested, ack_url: str, steps: int, loops: 
     route = ROUTE_LABEL[page.referral_type.value]
     subject = f"MISSED LEAD warm handoff: {route} referral, no case manager acknowledged"
     look_for = f" Look for: {page.person_description}." if page.person_description else ""
-    text = (f"MISSED LEAD handoff ({route}): no case manager acknowledged after {steps} step(s) x {loops}. "
+    text = (f"MISSED LEAD handoff ({route}): no case manager answered the page, through {_escalation(steps, loops)}. "
             f"{page.officer_name} ({page.officer_callback_phone}) was with the person at {page.location_description}."
             f"{look_for} Top of the outreach worklist. Take it: {ack_url} {NO_REDISCLOSURE_SHORT}")
     body = "\n".join([
         subject, "",
-        f"Nobody acknowledged the page through {steps} escalation step(s), {loops} time(s) over.",
-        "The referral is open, flagged handoff_missed, at the top of the site's outreach worklist.", "",
+        f"Nobody acknowledged the page, through {_escalation(steps, loops)}.",
+        "The referral is open, marked as a missed handoff, at the top of the site's outreach worklist.", "",
         f"Officer: {page.officer_name}, call back {page.officer_callback_phone}",
         f"Where: {page.location_description}",
         *([f"Look for: {page.person_description}"] if page.person_description else []),
         "", f"Take the referral: {ack_url}", "", NO_REDISCLOSURE,
     ])
     return PageMessage(subject, text, body)
+
+
+def _escalation(steps: int, loops: int) -> str:
+    """'every step of the escalation (2 steps), twice over', as a person would say it."""
+    step_words = "1 step" if steps == 1 else f"{steps} steps"
+    rounds = {1: "once", 2: "twice over"}.get(loops, f"{loops} times over")
+    return f"every step of the escalation ({step_words}), {rounds}"
 
 
 def render_officer_no_case_manager() -> str:

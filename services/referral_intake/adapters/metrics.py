@@ -38,9 +38,11 @@ class LeadCollector(Collector):
                                 value=ENROLLMENT_TARGET)
         yield GaugeMetricFamily("handoff_lead_engagement_target_ratio", "Program target for engaged/enrolled",
                                 value=ENGAGEMENT_TARGET)
-        for name, measure in (("acknowledge", "seconds_to_acknowledge"), ("contact", "seconds_to_contact")):
-            family = HistogramMetricFamily(f"handoff_lead_seconds_to_{name}", f"Referral to first {name}",
-                                           labels=["site"])
+        for metric, measure, what in (
+                ("seconds_to_acknowledge", "seconds_to_acknowledge", "Page to its acknowledgement (the warm handoff)"),
+                ("seconds_to_contact", "seconds_to_contact", "Referral to first contact"),
+                ("seconds_from_event_to_page", "seconds_from_event_to_page", "CAD event to the page (CAD's lag)")):
+            family = HistogramMetricFamily(f"handoff_lead_{metric}", what, labels=["site"])
             by_site: dict[str, list[float]] = {}
             for view in self.model.views.values():
                 value = getattr(view, measure)()

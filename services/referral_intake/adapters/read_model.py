@@ -13,6 +13,7 @@ from services.kernel.bus import Handlers, fold
 from services.kernel.caseloads import Caseloads
 from services.kernel.events import (
     Consent,
+    Location,
     ReferredPerson,
 )
 from services.kernel.lead import PageRequested, ReferralCreated
@@ -42,8 +43,8 @@ class LeadReadModel:
 
     def outreach_worklist(self, site_id: str) -> list[ReferralView]:
         """Open referrals someone must go and find: no contact for too long, or intake at risk."""
-        flagged = [v for v in self.for_site(site_id) if v.is_open and v.flags]
-        # A missed warm handoff comes first: nobody has the person yet, and the trail is freshest now.
+        flagged = [v for v in self.for_site(site_id) if v.is_open and (v.flags or v.awaiting_a_case_manager)]
+        # A missed warm handoff or a late referral comes first: nobody has the person yet.
         return sorted(flagged, key=lambda v: (not v.awaiting_a_case_manager, v.last_contact_at or v.referred_at))
 
     def page_for_reply(self, case_manager_id: str, code: str, reply_code) -> ReferralView | None:
@@ -69,6 +70,7 @@ class HandoffDetails:
     def __init__(self) -> None:
         self.pages: dict[str, PageRequested] = {}
         self.people: dict[str, tuple[ReferredPerson, Consent | None]] = {}
+        self.locations: dict[str, Location] = {}  # where the officer met the person: outreach's, when nobody was paged
 
     FOLDS: ClassVar[Handlers] = {PageRequested: "paged", ReferralCreated: "opened"}
 
@@ -80,11 +82,14 @@ class HandoffDetails:
 
     def opened(self, event: ReferralCreated) -> None:
         self.people.setdefault(event.referral_id, (event.person, event.consent))
+        self.locations.setdefault(event.referral_id, event.location)
 
     def erase(self, referral_id: str) -> None:
         """The referral's subject was erased: what is held of it reads "erased" from now on (as after a restart)."""
         if referral_id in self.pages:
             self.pages[referral_id] = erased_copy(self.pages[referral_id])
+        if referral_id in self.locations:
+            self.locations[referral_id] = erased_copy(self.locations[referral_id])
         if referral_id in self.people:
             person, consent = self.people[referral_id]
             self.people[referral_id] = (erased_copy(person), consent)

@@ -81,5 +81,5 @@ def open_referral(cad: CadReferralMade, site: Site | None, agency: Agency | None
         agency_id=cad.agency_id, site_id=cad.site_id, referral_type=cad.referral_type, referred_at=cad.occurred_at,
         created_at=now, intake_due_at=intake_due_at(cad.occurred_at, site), officer=cad.officer, person=cad.person,
         location=cad.location, cad_fingerprint=cad_fingerprint(cad), legal_deadline=cad.charges_held_until,
-        incident_id=cad.incident_id,
+        incident_id=cad.incident_id, late=now - cad.occurred_at > timedelta(minutes=site.warm_handoff_window_minutes),
         consent=cad.consent or Consent(recipient_roles=sorted(site.default_consent_roles, key=lambda r: r.value)))

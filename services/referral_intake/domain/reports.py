@@ -90,6 +90,7 @@ class ReportRow:
     median_minutes_to_acknowledge: str
     median_hours_to_contact: str
     handoffs_missed: int
+    median_minutes_event_to_page: str  # CAD's lag before the page, apart from the handoff's own clock
 
 
 def month_of(at: datetime, zone: tzinfo) -> str:
@@ -136,13 +137,14 @@ def _row(month: str, site_id: str, kind: str, views: list[ReferralView]) -> Repo
     s = summarize(views)
     acks = [a for v in views if (a := v.seconds_to_acknowledge()) is not None]
     contacts = [c for v in views if (c := v.seconds_to_contact()) is not None]
+    lags = [lag for v in views if (lag := v.seconds_from_event_to_page()) is not None]
     rate = lambda r: "" if r is None else f"{r:.3f}"  # noqa: E731
     meets = lambda r, target: "" if r is None else ("yes" if r >= target else "no")  # noqa: E731
     return ReportRow(month, site_id, kind, s.referrals, s.contacted, s.enrolled, s.engaged, rate(s.enrollment_rate),
                      rate(s.engagement_rate), meets(s.enrollment_rate, ENROLLMENT_TARGET),
                      meets(s.engagement_rate, ENGAGEMENT_TARGET), sum(a <= HANDOFF_TARGET_SECONDS for a in acks),
                      f"{median(acks) / 60:.1f}" if acks else "", f"{median(contacts) / 3600:.1f}" if contacts else "",
-                     s.handoffs_missed)
+                     s.handoffs_missed, f"{median(lags) / 60:.1f}" if lags else "")
 
 
 def report_csv(rows: list[ReportRow]) -> str:

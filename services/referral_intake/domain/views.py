@@ -8,6 +8,7 @@ read model (every referral). Applying an event twice changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
@@ -61,12 +62,13 @@ class ReferralView:
     updated_at: datetime | None = None  # the last change a case-management system would see (FHIR _lastUpdated)
     incident: tuple[str, str] | None = None  # (agency id, CAD incident id), when CAD named the incident
     closed_at: datetime | None = None  # when a final status ended it: its personal values' retention runs from then
+    late: bool = False  # reached Handoff past the warm-handoff window: never paged, outreach's to follow up
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> ReferralView:
         return cls(event.referral_id, event.site_id, event.referral_type.value, event.referred_at, event.intake_due_at,
                    cad_fingerprint=event.cad_fingerprint, legal_deadline=event.legal_deadline,
-                   incident=(event.agency_id, event.incident_id) if event.incident_id else None)
+                   incident=(event.agency_id, event.incident_id) if event.incident_id else None, late=event.late)
 
     # --- fold -------------------------------------------------------------------------------------
     def apply(self, event) -> None:
@@ -135,12 +137,21 @@ class ReferralView:
 
     @property
     def awaiting_a_case_manager(self) -> bool:
-        """Missed handoff and still nobody on it: outreach must go and find the person first."""
-        return (HANDOFF_MISSED in self.flags and self.is_open and self.acknowledged_at is None
+        """Missed handoff, or a late referral nobody was paged for, and still nobody on it: outreach must go and
+        find the person first."""
+        return ((HANDOFF_MISSED in self.flags or self.late) and self.is_open and self.acknowledged_at is None
                 and self.seconds_to_contact() is None)
 
     def seconds_to_acknowledge(self) -> float | None:
-        return (self.acknowledged_at - self.referred_at).total_seconds() if self.acknowledged_at else None
+        """The warm handoff's own clock: from the page to its acknowledgement. (From the CAD event it would count
+        the time CAD took to send the referral against the case manager: ``seconds_from_event_to_page``.)"""
+        if self.acknowledged_at is None or self.paged_at is None:
+            return None
+        return max(0.0, (self.acknowledged_at - self.paged_at).total_seconds())
+
+    def seconds_from_event_to_page(self) -> float | None:
+        """How long after the officer met the person the page went out: CAD's and Handoff's lag, its own figure."""
+        return max(0.0, (self.paged_at - self.referred_at).total_seconds()) if self.paged_at else None
 
     def seconds_to_contact(self) -> float | None:
         first = min((self.milestones[m] for m in CONTACT_MILESTONES if m in self.milestones), default=None)
@@ -216,6 +227,7 @@ class FunnelRow:
     median_seconds_to_acknowledge: float | None
     median_seconds_to_contact: float | None
     handoffs_missed: int = 0      # nobody acknowledged the page through every step ("lack of warm handoff")
+    median_seconds_event_to_page: float | None = None  # from the CAD event to the page (the handoff's is from the page)
 
 
 def funnel(views: list[ReferralView], site_id: str | None = None) -> list[FunnelRow]:
@@ -231,11 +243,17 @@ def funnel(views: list[ReferralView], site_id: str | None = None) -> list[Funnel
         engaged = sum(v.has("engaged") for v in group)
         enrollment = enrolled / len(group) if group else None
         engagement = engaged / enrolled if enrolled else None
-        acks = [s for v in group if (s := v.seconds_to_acknowledge()) is not None]
-        contacts = [s for v in group if (s := v.seconds_to_contact()) is not None]
         rows.append(FunnelRow(site, kind, week, len(group), contacted, enrolled, engaged, enrollment, engagement,
                               None if enrollment is None else enrollment >= ENROLLMENT_TARGET,
                               None if engagement is None else engagement >= ENGAGEMENT_TARGET,
-                              median(acks) if acks else None, median(contacts) if contacts else None,
-                              sum(v.handoff_missed_at is not None for v in group)))
+                              median_of(group, ReferralView.seconds_to_acknowledge),
+                              median_of(group, ReferralView.seconds_to_contact),
+                              sum(v.handoff_missed_at is not None for v in group),
+                              median_of(group, ReferralView.seconds_from_event_to_page)))
     return rows
+
+
+def median_of(views: Iterable[ReferralView], measure: Callable[[ReferralView], float | None]) -> float | None:
+    """The median of a measure over the views that have it (None: none has)."""
+    values = [value for v in views if (value := measure(v)) is not None]
+    return median(values) if values else None

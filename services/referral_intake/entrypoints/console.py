@@ -86,10 +86,15 @@ def card(reference: ReferenceData, details: HandoffDetails, view: ReferralView,
     site = reference.site(view.site_id)
     kind = f'{view.referral_type.replace("_", " ").capitalize()} · {site.name}'
     seen = details.pages.get(view.referral_id) if not person else None
-    return {"referral_id": view.referral_id, "status": view.status, "flags": view.flags,
+    look_for, seen_at = (seen.person_description, seen.location_description) if seen else (None, None)
+    if not person and not seen and view.late:  # never paged: what the officer reported
+        described, where = details.people.get(view.referral_id, (None, None))[0], details.locations.get(view.referral_id)
+        look_for, seen_at = getattr(described, "description", None), getattr(where, "description", None)
+    return {"referral_id": view.referral_id, "status": view.status,
+            "flags": [*view.flags, *(["late_referral"] if view.late else [])],
             "title": f"{personal(person.first_name)} {personal(person.last_name)} · {kind}" if person else kind,
-            "look_for": (seen.person_description or "see officer") if seen else None,
-            "seen_at": seen.location_description if seen else None,
+            "look_for": (look_for or "see officer") if seen_at or seen else None,
+            "seen_at": personal(seen_at) if seen_at else None,
             "referred": _local(view.referred_at, site), "due": _local(view.intake_due_at, site)}
 
 
@@ -207,7 +212,7 @@ async def pathways_report(request: Request, site_id: str, month: str, beside: Be
                           reference: Reference, sessions: ConsoleSessions) -> Response:
     viewer = sessions.require(request, *FIGURE_ROLES)
     if not _is_month(month):
-        raise ApiError(422, "month", "expected YYYY-MM")
+        raise ApiError(422, "month", "a month is written as year and month, for example 2026-11")
     site = site_for(reference, viewer, site_id)
     return PlainTextResponse(pathways_csv(every_pathway(model, beside, site, month), site_id), media_type="text/csv",
                              headers={"Content-Disposition":
@@ -229,7 +234,7 @@ async def report(request: Request, site_id: str, month: str, beside: Beside, mod
     as_csv = month.endswith(".csv")
     month = month.removesuffix(".csv")
     if not _is_month(month):
-        raise ApiError(422, "month", "expected YYYY-MM")
+        raise ApiError(422, "month", "a month is written as year and month, for example 2026-11")
     site = site_for(reference, viewer, site_id)
     rows = monthly_report(model.views.values(), site_id, month, site.zone)
     if as_csv:

@@ -23,6 +23,7 @@ from services.kernel.lead import (
     EngagementRecorded,
     PageAcknowledged,
     PageEscalated,
+    PageRequested,
     PageSent,
     ReferralFlagged,
     ReferralRetentionEnded,
@@ -35,7 +36,7 @@ from services.platform.settings import REPO_ROOT
 from services.referral_intake.domain.model import open_referral
 from services.referral_intake.domain.views import ReferralView, funnel, iso_week
 from services.referral_intake.service import EngagementTracker
-from tests.factories import cad_referral
+from tests.factories import cad_referral, one_of_each
 
 REF = load_reference_data(REPO_ROOT / "config" / "local")
 T0 = datetime(2026, 11, 16, 17, 0, tzinfo=UTC)  # a Monday
@@ -111,10 +112,14 @@ async def test_a_closed_referral_is_erased_when_its_retention_ends_and_an_open_o
 
 
 async def test_acknowledged_page_accepts_the_referral(h) -> None:
+    page = next(e for e in one_of_each() if isinstance(e, PageRequested))
+    await h.tracker.on_event(page.model_copy(update={"referral_id": h.referral.referral_id,
+                                                     "requested_at": T0 + timedelta(minutes=2)}))
     await h.tracker.on_event(PageAcknowledged(page_id="p", referral_id=h.referral.referral_id, acknowledged_by="cm-ana",
                                               via=AcknowledgedVia.link, acknowledged_at=T0 + timedelta(minutes=12)))
     assert h.statuses() == ["accepted"]
-    assert h.view().seconds_to_acknowledge() == 12 * 60
+    assert h.view().seconds_to_acknowledge() == 10 * 60  # from the page, not from the CAD event
+    assert h.view().seconds_from_event_to_page() == 2 * 60
     assert h.view().acknowledged_by == "cm-ana"
 
 

@@ -85,6 +85,28 @@ async def test_new_referral_pages_on_call_cm_on_every_channel(h) -> None:
     assert {e.outcome for e in h.publisher.events(PageSent)} == {DeliveryOutcome.delivered}
 
 
+async def test_a_page_says_when_the_officer_met_the_person_in_plain_words(h) -> None:
+    await h.notifier.on_referral_event(h.referral)  # the CAD event was at 15:30 UTC, the page at 17:00
+    sms, email = h.channels["sms"].sent[0], h.channels["email"].sent[0]
+    assert "met the person Fri 20 Nov 08:30 MST, 90 min ago at bus shelter" in sms.text
+    assert "Officer met the person: Fri 20 Nov 08:30 MST, 90 min ago" in email.body
+
+
+async def test_a_late_referral_wakes_nobody_and_the_officer_is_told_once(h) -> None:
+    late = open_referral(cad_referral("cad-late", occurred_at=T0 - timedelta(days=13)), REF.sites["abq"],
+                         REF.agencies["apd"], T0)
+    assert late.late  # past the site's warm-handoff window (120 minutes)
+    for _ in range(2):  # a replay tells nobody again
+        await h.notifier.on_referral_event(late)
+    assert h.publisher.events(PageRequested) == []  # never paged: the handoff clock never started
+    assert h.sent_to("sms") == ["+15055550143"] and h.sent_to("email") == []  # the officer, once; no case manager
+    text = h.channels["sms"].sent[0].text
+    assert "Sat 07 Nov" in text and "120-minute warm-handoff window" in text and "outreach" in text
+    assert "Zebulon" not in text
+    h.clock.advance(hours=3)
+    assert await h.notifier.publish_due_escalations() == 0
+
+
 async def test_replayed_referral_joins_the_open_page_and_sends_nothing(h) -> None:
     for _ in range(3):
         await h.notifier.on_referral_event(h.referral)

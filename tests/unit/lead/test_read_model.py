@@ -74,6 +74,28 @@ def test_a_missed_handoff_tops_the_outreach_worklist_and_is_counted_per_site_and
     assert [v.referral_id for v in model.outreach_worklist("abq")] == [older.referral_id, missed.referral_id]
 
 
+def test_a_late_referral_tops_the_outreach_worklist_with_where_the_officer_met_the_person() -> None:
+    from services.referral_intake.adapters.read_model import HandoffDetails
+    from services.referral_intake.entrypoints.console import card
+
+    model, details = LeadReadModel(), HandoffDetails()
+    on_time = open_referral(cad_referral("CAD-ON-TIME", occurred_at=T0), REF.sites["abq"], REF.agencies["apd"], T0)
+    late = open_referral(cad_referral("CAD-LATE", occurred_at=T0 - timedelta(hours=5)), REF.sites["abq"],
+                         REF.agencies["apd"], T0)
+    assert (on_time.late, late.late) == (False, True)
+    for referral in (on_time, late):
+        model.apply(referral)
+        details.apply(referral)
+    assert [v.referral_id for v in model.outreach_worklist("abq")] == [late.referral_id]  # nobody was paged for it
+    shown = card(REF, details, model.views[late.referral_id])
+    assert "late_referral" in shown["flags"] and shown["seen_at"] == "bus shelter at 4th St and Gold Ave SW"
+
+    model.apply(PageAcknowledged(page_id=f"pg-{late.referral_id}", referral_id=late.referral_id,
+                                 acknowledged_by="cm-cruz", via=AcknowledgedVia.console,
+                                 acknowledged_at=T0 + timedelta(hours=1)))
+    assert model.outreach_worklist("abq") == []  # someone took it
+
+
 def test_a_missed_intake_deadline_replaces_the_near_flag() -> None:
     from services.kernel.events import (
         ReferralFlag,
