@@ -91,3 +91,15 @@ def test_rotation_keeps_old_wraps_open_until_the_old_key_is_retired(tmp_path) ->
     with pytest.raises(KeyUnavailable):
         provider.unwrap(old, "key-1")
     assert provider.unwrap(new, "key-1") == data_key
+
+
+def test_a_rotation_by_another_process_is_seen_once_the_files_are_read_again(tmp_path) -> None:
+    clock = [0.0]
+    worker = LocalKeyProvider(tmp_path / "keys", cache_seconds=1.0, monotonic=lambda: clock[0])
+    first = worker.current  # made here
+    worker.wrap(new_data_key(), "key-0")  # read back, and held
+    operator = LocalKeyProvider(tmp_path / "keys")  # `handoff keys rotate`, in a process of its own
+    second = operator.rotate()
+    assert worker.current == first  # read at most once a second, not on every wrap
+    clock[0] = 1.0
+    assert worker.current == second and worker.wrap(new_data_key(), "key-1").kek_id == second
