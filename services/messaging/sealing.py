@@ -240,9 +240,11 @@ TABLE_VERSION = b"\x03"
 
 
 class SealedValues(CompactValues):
-    """A table whose values are sealed whole, in memory and on its changelog, under the data key of the subject
-    being handled when written (``handled_subject``; outside a handler, the entry's own key), bound to the table
-    and the entry's key. A stored value is:
+    """A table whose values are sealed whole, in memory and on its changelog, under the data key of the entry's
+    own key when the table is keyed by subject (``keyed_by_subject``: a referral, notice, walk-in, follow-up; the
+    key its events are sealed under too, so an item makes one data key, and erasing one child's notice leaves
+    a sibling's readable), else under the subject being handled when written (``handled_subject``: an outbox,
+    keyed by delivery attempt), bound to the table and the entry's key. A stored value is:
 
         version | length | subject | length | key id | crypto.seal(JSON bytes)
 
@@ -250,10 +252,11 @@ class SealedValues(CompactValues):
     in plain JSON before sealing (a changelog written by older code) read as before, and are sealed when written
     again."""
 
-    def __init__(self, raw: Any, keys: Keys, name: str) -> None:
+    def __init__(self, raw: Any, keys: Keys, name: str, keyed_by_subject: bool = False) -> None:
         super().__init__(raw)
         self.__dict__["subject_keys"] = keys
         self.__dict__["table"] = name
+        self.__dict__["keyed_by_subject"] = keyed_by_subject
 
     def __getitem__(self, key: str) -> Any:
         found = self._opened(key, self.raw[key])
@@ -285,7 +288,7 @@ class SealedValues(CompactValues):
         self.subject_keys.erase_soon(subject)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        subject = handled_subject.get() or key
+        subject = key if self.keyed_by_subject else handled_subject.get() or key
         try:
             data_key = self.subject_keys.issue_now(subject, covers=self.table)
         except KeyUnavailable:

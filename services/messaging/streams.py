@@ -545,10 +545,14 @@ class WorkerKit:
         # value_type=bytes: the changelog takes the values as they are. They are the JSON bytes Faust's
         # JSON serializer wrote for the dicts before, so changelogs written before still recover.
         table = self.app.Table(name, default=None, partitions=self.settings.topic_partitions, value_type=bytes)
-        return self._sealed(table, name) if personal else CompactValues(table)
+        return self._sealed(table, name, keyed_by_subject=True) if personal else CompactValues(table)
 
-    def _sealed(self, table: Any, name: str) -> CompactValues:
-        return SealedValues(table, self.keys, name) if self.settings.seal_personal_values else CompactValues(table)
+    def _sealed(self, table: Any, name: str, keyed_by_subject: bool = False) -> CompactValues:
+        """Sealed, unless the benchmark's comparison turned sealing off. A service's table is keyed by the subject
+        of its entries (a referral, a notice, a walk-in): each entry under that subject's key."""
+        if not self.settings.seal_personal_values:
+            return CompactValues(table)
+        return SealedValues(table, self.keys, name, keyed_by_subject=keyed_by_subject)
 
     def outbox_table(self, name: str) -> CompactValues:
         """The table of an outbox (``delivery``): one that can tell when a write is on the broker."""
