@@ -226,7 +226,8 @@ class AckFlow:
     """An acknowledgement by signed link (``/ack/{purpose}/{token}``): what the page asks and says, and what it
     does. ``acknowledge(subject id, recipient id)`` records it; ``details`` (HTML) shows what is acknowledged;
     ``acknowledged(subject id)`` says by whom and when, once it was (then the page says so instead of offering
-    the button again); ``next_steps`` (HTML) follows an acknowledgement."""
+    the button again); ``next_steps`` (HTML) follows an acknowledgement; ``gone(subject id)`` says why what the
+    link is about is no longer kept (then the page says that, and nothing is acknowledged)."""
 
     purpose: str
     title: str
@@ -236,6 +237,7 @@ class AckFlow:
     details: Callable[[str, str], str] | None = None
     acknowledged: Callable[[str], str | None] | None = None
     next_steps: Callable[[str, str], str] | None = None
+    gone: Callable[[str], str | None] | None = None  # why what the link is about is no longer there, if it is not
 
 
 async def ack_link_page(links: Any, flow: AckFlow, token: str, act: bool) -> HTMLResponse:
@@ -248,6 +250,9 @@ async def ack_link_page(links: Any, flow: AckFlow, token: str, act: bool) -> HTM
     except InvalidLink as exc:
         return render_page("message.html", title="Link not valid", narrow=True, status=410,
                            paragraphs=[str(exc)], alert=False, back=None)
+    if flow.gone and (why := flow.gone(subject_id)):  # nothing to acknowledge: say so, and record nothing
+        return render_page("message.html", title="No longer available", narrow=True, status=410, paragraphs=[why],
+                           alert=False, back=None)
     shown = flow.details(subject_id, recipient_id) if flow.details and not act else ""
     after = flow.next_steps(subject_id, recipient_id) if flow.next_steps else ""
     earlier = flow.acknowledged(subject_id) if flow.acknowledged else None

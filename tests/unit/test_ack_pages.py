@@ -79,3 +79,18 @@ async def test_a_notice_link_says_when_it_was_already_acknowledged(system) -> No
     again = await client.get(url)
     assert "Already acknowledged by your school" in again.text and "<form" not in again.text
     assert publisher.events(HwcNoticeAcknowledged) == []
+
+
+async def test_a_notice_link_past_the_notices_retention_says_so_and_records_nothing(system) -> None:
+    app, _model, publisher, client, links, _referral = system
+    hwc = app.state.hwc_model
+    from services.handle_with_care.events import HwcNoticeExpired, HwcNoticeRequested
+
+    [request] = [e for e in one_of_each() if isinstance(e, HwcNoticeRequested)]
+    hwc.apply(request)
+    hwc.apply(HwcNoticeExpired(notice_id=request.notice_id, expired_at=NOW))
+    url = links.url("notice", request.notice_id, "lincoln-counselor").removeprefix("http://t")
+    for answer in (await client.get(url), await client.post(url)):
+        assert answer.status_code == 410 and "no longer kept" in answer.text
+        assert "<form" not in answer.text and "recorded as received" not in answer.text
+    assert publisher.events(HwcNoticeAcknowledged) == []  # nothing said happened that did not

@@ -57,9 +57,16 @@ def notice_flow(model: HwcReadModel, reference: ReferenceData, publisher: Publis
         school = reference.schools.get(view.school_id)
         return f"by your school at {local_time(view.acknowledged_at, school.timezone if school else None)}"
 
+    def gone(notice_id: str) -> str | None:
+        """A notice whose retention ended: its figures stay, the notice (and the child's name) does not."""
+        if notice_id in model.notices and notice_id not in model.requests:
+            return ("This Handle With Care notice is no longer kept: its time is up, and the child's details were "
+                    "deleted. There is nothing to acknowledge.")
+        return None
+
     return AckFlow("notice", "Handle With Care", "Confirm that your school has received this notice.",
                    "Thank you. The notice is recorded as received.", acknowledge, details=notice_details,
-                   acknowledged=acknowledged)
+                   acknowledged=acknowledged, gone=gone)
 
 
 @router.get("/ack/notice/{token}", response_class=HTMLResponse, summary="Show the notice acknowledgement form")
