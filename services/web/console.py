@@ -208,6 +208,18 @@ class ConsoleSignIn(Exception):
     """Not signed in: the console answers with the sign-in page (401)."""
 
 
+NOT_AFTER_SIGN_IN = ("/console/login", "/console/logout", "/console/sign-in", "/console/signed-in")
+
+
+def after_sign_in(path: str | None) -> str:
+    """Where a sign-in continues: the console page the person was opening (a link's "Open the referral"), if it
+    is one of this console's own pages; else the console's home. Never another site (an open redirect)."""
+    if (not path or not path.startswith("/console/") or path.startswith(NOT_AFTER_SIGN_IN) or "//" in path
+            or "\\" in path or "/.." in path or any(ord(c) < 32 for c in path)):
+        return "/console"
+    return path
+
+
 # --- routes every console has --------------------------------------------------------------------
 HOME_BY_ROLE = {"case_manager": "/console/my-referrals", "outreach": "/console/worklist",
                 "program_manager": "/console/dashboard", "administrator": "/console/dashboard",
@@ -281,13 +293,13 @@ SignOut = Annotated[SignOutThere, Depends(app_state("sign_out_there"))]
 
 
 @router.get("/console/login", response_class=HTMLResponse)
-async def login_form(sessions: ConsoleSessions, error: str = "") -> HTMLResponse:
-    return sign_in_page(sessions, error, status=401 if error else 200)
+async def login_form(sessions: ConsoleSessions, error: str = "", next: str = "") -> HTMLResponse:
+    return sign_in_page(sessions, error, status=401 if error else 200, then=after_sign_in(next))
 
 
 @router.post("/console/login")
 async def login(request: Request, access: Access, sessions: ConsoleSessions, sign_ins: SignIns,
-                token: str = Form("")) -> Response:
+                token: str = Form(""), next: str = Form("")) -> Response:
     if not sessions.access_codes:
         await access.record(request, AccessEvent.sign_in_refused, False, reason="access codes are off")
         return sign_in_page(sessions, "Sign in with your agency's account.", status=403)
@@ -304,7 +316,7 @@ async def login(request: Request, access: Access, sessions: ConsoleSessions, sig
         return sign_in_page(sessions, "That access code is not valid.")
     kind, principal_id = found
     await access.record(request, AccessEvent.signed_in, True, user_id=principal_id, user_kind=kind)
-    response = RedirectResponse("/console", status_code=303)
+    response = RedirectResponse(after_sign_in(next), status_code=303)
     set_session_cookie(response, sessions, sessions.cookie_for(kind, principal_id))
     return response
 
@@ -331,11 +343,12 @@ async def home(request: Request, sessions: ConsoleSessions) -> Response:
 
 
 def sign_in_page(sessions: Sessions, error: str = "", *, status: int = 401,
-                 headers: dict[str, str] | None = None) -> HTMLResponse:
-    """The sign-in page: a button per identity provider, and the access-code form where codes are allowed."""
+                 headers: dict[str, str] | None = None, then: str = "/console") -> HTMLResponse:
+    """The sign-in page: a button per identity provider, and the access-code form where codes are allowed. Both
+    carry ``then``, the page the person was opening, to continue to once signed in."""
     providers = sorted(sessions.reference.identity_providers.values(), key=lambda p: p.name)
     return page("login.html", "Sign in", None, status=status, headers=headers, error=error, providers=providers,
-                access_codes=sessions.access_codes)
+                access_codes=sessions.access_codes, then=then if then != "/console" else "")
 
 
 def set_session_cookie(response: Response, sessions: Sessions, value: str) -> None:
@@ -369,7 +382,8 @@ def install_console_handlers(app, sessions: Sessions, access: AccessLog) -> None
                                     False, user_id=str(principal_id), user_kind=str(kind), reason=why)
             except ApiError:
                 pass  # the broker is away: the access is refused all the same (and the log has it)
-        response = sign_in_page(sessions, error)
+        opening = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response = sign_in_page(sessions, error, then=after_sign_in(opening) if request.method == "GET" else "/console")
         if ended is not None:
             response.delete_cookie(SESSION_COOKIE, path="/")  # told once, audited once
         return response

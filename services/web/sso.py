@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import os
 import secrets
 from pathlib import Path
@@ -36,6 +37,7 @@ from services.web.console import (
     AccessLog,
     Sessions,
     Viewer,
+    after_sign_in,
     find_account,
     role_of,
     set_session_cookie,
@@ -108,7 +110,7 @@ async def refused(sso: SingleSignOn, request: Request, why: str, *, status: int 
 
 
 @router.get("/console/sign-in/{provider_id}")
-async def start(request: Request, provider_id: str, sso: SSO) -> Response:
+async def start(request: Request, provider_id: str, sso: SSO, next: str = "") -> Response:
     config = sso.sessions.reference.identity_providers.get(provider_id)
     if config is None:
         return await refused(sso, request, "no such identity provider", status=404)
@@ -123,7 +125,8 @@ async def start(request: Request, provider_id: str, sso: SSO) -> Response:
                        "scope": " ".join(config.scopes), "state": state, "nonce": nonce,
                        "code_challenge": challenge, "code_challenge_method": "S256"})
     response = RedirectResponse(f"{provider.authorization_endpoint}?{query}", status_code=303)
-    response.set_cookie(SIGN_IN_COOKIE, sso.serializer.dumps([provider_id, state, nonce, verifier]),
+    response.set_cookie(SIGN_IN_COOKIE, sso.serializer.dumps([provider_id, state, nonce, verifier,
+                                                              after_sign_in(next)]),
                         max_age=SIGN_IN_SECONDS, httponly=True, samesite="lax", secure=sso.sessions.secure_cookies,
                         path="/console")
     return response
@@ -132,7 +135,7 @@ async def start(request: Request, provider_id: str, sso: SSO) -> Response:
 @router.get("/console/signed-in")
 async def signed_in(request: Request, sso: SSO, code: str = "", state: str = "", error: str = "") -> Response:
     try:
-        provider_id, expected_state, nonce, verifier = sso.serializer.loads(
+        provider_id, expected_state, nonce, verifier, *then = sso.serializer.loads(
             request.cookies.get(SIGN_IN_COOKIE, ""), max_age=SIGN_IN_SECONDS)
     except (BadSignature, ValueError, TypeError):
         return await refused(sso, request, "this sign-in expired or was started elsewhere; please start again")
@@ -185,8 +188,9 @@ async def signed_in(request: Request, sso: SSO, code: str = "", state: str = "",
                         reason=f"via {provider_id}")
     # A page, not a redirect: the session cookie is SameSite=Strict, and a browser would not send it on a
     # redirect that a cross-site navigation (the provider's) began.
-    response = HTMLResponse('<!doctype html><meta http-equiv="refresh" content="0;url=/console">'
-                            '<title>Signed in</title><p><a href="/console">Continue</a></p>')
+    going = html.escape(after_sign_in(then[0] if then else None))  # where the person was going before signing in
+    response = HTMLResponse(f'<!doctype html><meta http-equiv="refresh" content="0;url={going}">'
+                            f'<title>Signed in</title><p><a href="{going}">Continue</a></p>')
     set_session_cookie(response, sso.sessions, sso.sessions.cookie_for(kind, principal_id, (provider_id, id_token)))
     response.delete_cookie(SIGN_IN_COOKIE, path="/console")
     return response

@@ -78,6 +78,17 @@ async def test_a_person_signs_in_at_their_provider_with_totp_and_lands_in_their_
     assert [a[0] for a in audited(console)[1:]] == ["sign_in_refused", "sign_in_refused"]
 
 
+async def test_signing_in_at_the_provider_from_a_link_lands_on_the_page_the_link_opened(console) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url=BASE) as c:
+        opened = await c.get("/console/my-referrals?from=page")  # a link's page, signed out
+        assert opened.status_code == 401
+        assert 'href="/console/sign-in/keycloak-local?next=/console/my-referrals%3Ffrom%3Dpage"' in opened.text
+        start = await c.get("/console/sign-in/keycloak-local?next=/console/my-referrals%3Ffrom%3Dpage")
+        done = await c.get(await at_provider(start, "cm-ben"))
+        assert done.status_code == 200 and 'content="0;url=/console/my-referrals?from=page"' in done.text
+        assert (await c.get("/console/my-referrals?from=page")).status_code == 200
+
+
 async def test_no_second_factor_or_an_account_the_directory_lacks_opens_nothing(console) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url=BASE) as c:
         start = await c.get("/console/sign-in/keycloak-local")

@@ -33,6 +33,23 @@ async def test_signing_in_sets_a_strict_httponly_session_and_goes_to_the_roles_h
     assert (await client.get("/console/dashboard")).status_code == 200
 
 
+async def test_signing_in_from_a_link_lands_on_the_page_the_link_opened(client) -> None:
+    opened = await client.get("/console/referrals/r-123?done=contacted")  # "Open the referral", signed out
+    assert opened.status_code == 401
+    assert 'name="next" value="/console/referrals/r-123?done=contacted"' in opened.text
+    assert "/console/sign-in/keycloak-local?next=/console/referrals/r-123%3Fdone%3Dcontacted" in opened.text
+    signed_in = await client.post("/console/login", data={"token": "local-dev-token-cm-ana",
+                                                          "next": "/console/referrals/r-123?done=contacted"})
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console/referrals/r-123?done=contacted"
+
+
+async def test_signing_in_never_continues_to_another_site(client) -> None:
+    for elsewhere in ("https://evil.example/", "//evil.example/console/", "/console/../../x", "/consolex",
+                      "/console/login", "/console//evil.example"):
+        resp = await client.post("/console/login", data={"token": "local-dev-token-cm-ana", "next": elsewhere})
+        assert resp.headers["location"] == "/console", elsewhere
+
+
 async def test_a_wrong_code_or_an_agency_code_does_not_open_the_console(client) -> None:
     for token in ("nope", "local-dev-token-apd"):
         assert (await sign_in(client, token)).status_code == 401
