@@ -236,6 +236,9 @@ class Notifier:
             return
         log.info("page_escalated", page_id=state.page_id, to_step=expected.step_index, loop=expected.loop)
         await self._notify_step(expected, request, site)
+        if (state.step_index, state.loop) == (0, 0):  # the first escalation: the officer is not left wondering
+            tried = [cm.display_name for cm, _channel in self._step_recipients(expected, site)]
+            await self.updates.tell_officer_still_trying(expected, request, site, list(dict.fromkeys(tried)))
 
     async def apply_acknowledgement(self, event: PageAcknowledged) -> None:
         loaded = self.load(event.referral_id)

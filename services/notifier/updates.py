@@ -52,6 +52,7 @@ from services.notifier.domain.messages import (
     render_officer_confirmation,
     render_officer_late,
     render_officer_no_case_manager,
+    render_officer_still_trying,
     render_reengagement,
 )
 from services.platform.logs import get_logger
@@ -88,7 +89,8 @@ class ReferralUpdates:
     async def confirm_to_officer(self, state: PageState, request: PageRequested, acknowledged_by: str) -> None:
         """The officer who referred hears that a case manager took the page (by display name, nothing else)."""
         cm = self.reference.case_managers.get(acknowledged_by)
-        text = render_officer_confirmation(cm.display_name if cm else "on call")
+        site = self.reference.site(state.site_id)
+        text = render_officer_confirmation(cm.display_name if cm else "on call", self._met(request, site))
         outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
                             "LEAD referral acknowledged", text, text,
                             {"referral_id": state.referral_id, "acknowledged": True, "redisclosure_notice": NO_REDISCLOSURE})
@@ -96,10 +98,29 @@ class ReferralUpdates:
                                        Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id,
                                                   OFFICER_TARGET, OFFICER_TARGET))
 
+    def _met(self, request: PageRequested, site: Site | None) -> str:
+        """When the officer met the person, as the officer's messages name their referral."""
+        if request.met_at is None or site is None:
+            return ""
+        return spoken_time(request.met_at, site.zone, self.clock.now())
+
+    async def tell_officer_still_trying(self, state: PageState, request: PageRequested, site: Site,
+                                        trying: list[str]) -> None:
+        """The first escalation: the officer hears that the on-call has not answered, and who is paged now."""
+        text = render_officer_still_trying(self._met(request, site), trying)
+        outgoing = Outgoing(f"{state.page_id}/officer-still-trying", request.officer_callback_phone,
+                            "LEAD referral: still finding a case manager", text, text,
+                            {"referral_id": state.referral_id, "acknowledged": False,
+                             "redisclosure_notice": NO_REDISCLOSURE})
+        await self.paging.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
+                                       Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id,
+                                                  OFFICER_TARGET, OFFICER_TARGET))
+
     async def tell_officer_late(self, state: PageState, request: PageRequested, site: Site) -> None:
         """The officer whose referral came past the warm-handoff window hears that nobody was paged, and where it
         went instead (the outreach worklist); nothing about the person."""
-        text = render_officer_late(spoken_time(request.met_at or request.requested_at, site.zone, self.clock.now()),
+        text = render_officer_late(self._met(request, site) or spoken_time(request.requested_at, site.zone,
+                                                                           self.clock.now()),
                                    site.warm_handoff_window_minutes)
         outgoing = Outgoing(f"{state.page_id}/officer-late", request.officer_callback_phone,
                             "LEAD referral: late, no case manager paged", text, text,

@@ -62,9 +62,20 @@ def render_officer_late(met: str, window_minutes: int) -> str:
             f"outreach team's worklist as a late referral for follow-up. {NO_REDISCLOSURE_SHORT}")
 
 
-def render_officer_confirmation(case_manager_name: str) -> str:
-    return (f"Handoff: case manager {case_manager_name} acknowledged your LEAD referral and is on the way or will "
-            f"call you. {NO_REDISCLOSURE_SHORT}")
+def render_officer_confirmation(case_manager_name: str, met: str = "") -> str:
+    """``met``: when the officer met the person (``spoken_time``), so that an officer with two referrals open knows
+    which one this is."""
+    which = f" for the person you met {met}" if met else ""
+    return (f"Handoff: case manager {case_manager_name} acknowledged your LEAD referral{which} and is on the way or "
+            f"will call you. {NO_REDISCLOSURE_SHORT}")
+
+
+def render_officer_still_trying(met: str, trying: list[str]) -> str:
+    """To the officer at the first escalation: the on-call has not answered yet, and who is tried now."""
+    which = f" for the person you met {met}" if met else ""
+    who = ", ".join(trying) if trying else "the backup"
+    return (f"Handoff: the on-call case manager has not answered your LEAD referral{which} yet. Now paging: {who}. "
+            f"You will hear when someone takes it. {NO_REDISCLOSURE_SHORT}")
 
 
 def render_deadline_warning(referral_id: str, flag: str, due_local) -> str:

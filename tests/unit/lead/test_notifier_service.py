@@ -122,6 +122,7 @@ async def test_acknowledged_page_does_not_escalate_and_officer_is_told(h) -> Non
         via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
     assert h.sent_to("sms")[-1] == "+15055550143"  # the officer's callback
     assert "Ana R." in h.channels["sms"].sent[-1].text  # the acknowledging CM's display name
+    assert "for the person you met Fri 20 Nov 08:30 MST" in h.channels["sms"].sent[-1].text  # which referral
     h.clock.advance(hours=3)
     assert await h.notifier.publish_due_escalations() == 0
     assert h.publisher.events(PageEscalated) == []
@@ -137,9 +138,13 @@ async def test_unacknowledged_page_reaches_step_two_on_time(h) -> None:
     await h.feed_published()
     [escalated] = h.publisher.events(PageEscalated)
     assert (escalated.from_step, escalated.to_step, escalated.loop) == (0, 1, 0)
-    assert h.sent_to("sms")[-1] == REF.case_managers["cm-cruz"].phone
+    cruz, officer = h.channels["sms"].sent[-2:]
+    assert cruz.address == REF.case_managers["cm-cruz"].phone and cruz.text.startswith("ESCALATED")
     assert h.channels["webhook"].sent[-1].payload["referral_id"] == h.referral.referral_id
-    assert h.channels["sms"].sent[-1].text.startswith("ESCALATED")
+    # The officer is not left wondering: at the first escalation they hear who is tried now, for which referral.
+    assert officer.address == "+15055550143"
+    assert "has not answered your LEAD referral for the person you met Fri 20 Nov 08:30 MST" in officer.text
+    assert "Now paging: Cruz" in officer.text and "Zebulon" not in officer.text
 
 
 async def test_duplicate_escalation_event_changes_nothing(h) -> None:
@@ -338,7 +343,8 @@ async def test_a_page_nobody_acknowledges_is_a_missed_handoff_that_reaches_the_f
     assert [m for m in h.channels["webhook"].sent if m.payload.get("type") == "lead.handoff_missed"]
     assert outreach.phone in h.sent_to("sms")
     officer = [m for m in h.channels["sms"].sent if m.address == "+15055550143"]
-    assert len(officer) == 1 and "no LEAD case manager has acknowledged" in officer[0].text
+    assert len(officer) == 2  # at the first escalation, then once every step went unanswered
+    assert "has not answered" in officer[0].text and "no LEAD case manager has acknowledged" in officer[1].text
     kinds = {a.record_kind for a in h.publisher.events(DisclosureAudited)}
     assert DisclosedRecord.lead_handoff_missed in kinds
 
