@@ -86,14 +86,12 @@ class ReferralUpdates:
     def clock(self):
         return self.paging.clock
 
-    async def confirm_to_officer(self, state: PageState, request: PageRequested, acknowledged_by: str) -> None:
-        """The officer who referred hears that a case manager took the page (by display name, nothing else)."""
-        cm = self.reference.case_managers.get(acknowledged_by)
-        site = self.reference.site(state.site_id)
-        text = render_officer_confirmation(cm.display_name if cm else "on call", self._met(request, site))
-        outgoing = Outgoing(f"{state.page_id}/officer-confirmation", request.officer_callback_phone,
-                            "LEAD referral acknowledged", text, text,
-                            {"referral_id": state.referral_id, "acknowledged": True, "redisclosure_notice": NO_REDISCLOSURE})
+    async def _tell_officer(self, state: PageState, request: PageRequested, what: str, subject: str, text: str,
+                            **payload: bool) -> None:
+        """One SMS to the referring officer's callback number, once (``what`` names it in the attempt id): about
+        their referral, never about the person."""
+        outgoing = Outgoing(f"{state.page_id}/officer-{what}", request.officer_callback_phone, subject, text, text,
+                            {"referral_id": state.referral_id, **payload, "redisclosure_notice": NO_REDISCLOSURE})
         await self.paging.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
                                        Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id,
                                                   OFFICER_TARGET, OFFICER_TARGET))
@@ -104,30 +102,25 @@ class ReferralUpdates:
             return ""
         return spoken_time(request.met_at, site.zone, self.clock.now())
 
+    async def confirm_to_officer(self, state: PageState, request: PageRequested, acknowledged_by: str) -> None:
+        """The officer who referred hears that a case manager took the page (by display name, nothing else)."""
+        cm = self.reference.case_managers.get(acknowledged_by)
+        text = render_officer_confirmation(cm.display_name if cm else "on call",
+                                           self._met(request, self.reference.site(state.site_id)))
+        await self._tell_officer(state, request, "confirmation", "LEAD referral acknowledged", text, acknowledged=True)
+
     async def tell_officer_still_trying(self, state: PageState, request: PageRequested, site: Site,
                                         trying: list[str]) -> None:
         """The first escalation: the officer hears that the on-call has not answered, and who is paged now."""
-        text = render_officer_still_trying(self._met(request, site), trying)
-        outgoing = Outgoing(f"{state.page_id}/officer-still-trying", request.officer_callback_phone,
-                            "LEAD referral: still finding a case manager", text, text,
-                            {"referral_id": state.referral_id, "acknowledged": False,
-                             "redisclosure_notice": NO_REDISCLOSURE})
-        await self.paging.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
-                                       Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id,
-                                                  OFFICER_TARGET, OFFICER_TARGET))
+        await self._tell_officer(state, request, "still-trying", "LEAD referral: still finding a case manager",
+                                 render_officer_still_trying(self._met(request, site), trying), acknowledged=False)
 
     async def tell_officer_late(self, state: PageState, request: PageRequested, site: Site) -> None:
         """The officer whose referral came past the warm-handoff window hears that nobody was paged, and where it
         went instead (the outreach worklist); nothing about the person."""
-        text = render_officer_late(self._met(request, site) or spoken_time(request.requested_at, site.zone,
-                                                                           self.clock.now()),
-                                   site.warm_handoff_window_minutes)
-        outgoing = Outgoing(f"{state.page_id}/officer-late", request.officer_callback_phone,
-                            "LEAD referral: late, no case manager paged", text, text,
-                            {"referral_id": state.referral_id, "late": True, "redisclosure_notice": NO_REDISCLOSURE})
-        await self.paging.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,
-                                       Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id,
-                                                  OFFICER_TARGET, OFFICER_TARGET))
+        met = self._met(request, site) or spoken_time(request.requested_at, site.zone, self.clock.now())
+        await self._tell_officer(state, request, "late", "LEAD referral: late, no case manager paged",
+                                 render_officer_late(met, site.warm_handoff_window_minutes), late=True)
 
     async def tell_fallback(self, event: PageExhausted) -> None:
         """A missed warm handoff: the site's fallback people get the page to take or follow up, and the
@@ -150,13 +143,9 @@ class ReferralUpdates:
                 await self.paging.deliver_once(replace(state, step_index=FALLBACK_STEP), person.case_manager_id, channel,
                                          outgoing, Disclosure(DisclosedRecord.lead_handoff_missed, request.referral_id,
                                                               person.case_manager_id, person.role))
-        text = render_officer_no_case_manager()
-        outgoing = Outgoing(f"{state.page_id}/officer-no-case-manager", request.officer_callback_phone,
-                            "LEAD referral: no case manager yet", text, text,
-                            {"referral_id": state.referral_id, "acknowledged": False, "redisclosure_notice": NO_REDISCLOSURE})
-        await self.paging.deliver_once(replace(state, step_index=FALLBACK_STEP), OFFICER_TARGET, Channel.sms, outgoing,
-                                 Disclosure(DisclosedRecord.lead_officer_confirmation, state.referral_id, OFFICER_TARGET,
-                                            OFFICER_TARGET))
+        await self._tell_officer(replace(state, step_index=FALLBACK_STEP), request, "no-case-manager",
+                                 "LEAD referral: no case manager yet", render_officer_no_case_manager(),
+                                 acknowledged=False)
 
     async def on_flag(self, flag: ReferralFlagged) -> None:
         if flag.flag is not ReferralFlag.no_contact:  # outreach's flag, not a deadline

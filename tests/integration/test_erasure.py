@@ -135,6 +135,18 @@ async def test_a_walk_in_past_its_retention_is_erased_on_every_topic(system_fact
     assert [e for e in opened if isinstance(e, ErasureReceipted) and e.reason is ErasureReason.retention_ended]
 
 
+async def referral_erased(system, referral_id: str, cad_event_id: str, name: str, reason: ErasureReason) -> bool:
+    """Every topic read from the start opens no ``name`` of the referral or its CAD event, and both keys have their
+    receipt, for ``reason``."""
+    def receipts(opened: list) -> set[str]:
+        return {e.subject_id for e in opened if isinstance(e, ErasureReceipted) and e.reason is reason}
+
+    async def erased():
+        opened = await opened_of(system.settings, {referral_id, cad_event_id})
+        return opened if name not in repr(opened) and receipts(opened) == {referral_id, cad_event_id} else None
+    return bool(await eventually(erased))
+
+
 async def test_a_revoked_consent_erases_what_it_covered_and_keeps_the_referral_in_the_figures(system_factory) -> None:
     system = await system_factory("referral-intake", "notifier", now=NOW)
     referral_id = await submit(system, "CAD-REVOKE-1")
@@ -146,15 +158,8 @@ async def test_a_revoked_consent_erases_what_it_covered_and_keeps_the_referral_i
                                     headers={"Authorization": "Bearer local-dev-token-pm-abq"})
     assert answer.status_code == 202, answer.text
 
-    def receipts(opened: list) -> set[str]:
-        return {e.subject_id for e in opened
-                if isinstance(e, ErasureReceipted) and e.reason is ErasureReason.consent_revoked}
-
-    async def erased():
-        opened = await opened_of(system.settings, {referral_id, "CAD-REVOKE-1"})
-        return opened if name not in repr(opened) and len(receipts(opened)) == 2 else None
-    opened = await eventually(erased)
-    assert receipts(opened) == {referral_id, "CAD-REVOKE-1"}  # its key and its CAD event's, each with a receipt
+    # its key and its CAD event's, each with a receipt
+    assert await referral_erased(system, referral_id, "CAD-REVOKE-1", name, ErasureReason.consent_revoked)
     assert system.app.state.read_model.views[referral_id].status  # the figures keep the referral
 
 
@@ -173,13 +178,5 @@ async def test_a_closed_referral_past_its_retention_is_erased_and_stays_in_the_f
     system.clock.set(NOW + timedelta(days=system.settings.participant_data_retention_days, hours=1))
     await eventually(lambda: referral_id not in lifecycle)
 
-    def receipts(opened: list) -> set[str]:
-        return {e.subject_id for e in opened
-                if isinstance(e, ErasureReceipted) and e.reason is ErasureReason.retention_ended}
-
-    async def erased():
-        opened = await opened_of(system.settings, {referral_id, "CAD-CLOSED-1"})
-        return opened if name not in repr(opened) and len(receipts(opened)) == 2 else None
-    opened = await eventually(erased)
-    assert receipts(opened) == {referral_id, "CAD-CLOSED-1"}
+    assert await referral_erased(system, referral_id, "CAD-CLOSED-1", name, ErasureReason.retention_ended)
     assert system.app.state.read_model.views[referral_id].status == "rejected"  # the figures keep it
