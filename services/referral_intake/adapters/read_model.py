@@ -84,6 +84,14 @@ class HandoffDetails:
         self.people.setdefault(event.referral_id, (event.person, event.consent))
         self.locations.setdefault(event.referral_id, event.location)
 
+    def reported(self, referral_id: str) -> tuple[str | None, str | None] | None:
+        """How to recognise the person and where the officer met them, as CAD reported it (for a referral nobody
+        was paged for); None when the referral is unknown."""
+        if referral_id not in self.people:
+            return None
+        where = self.locations.get(referral_id)
+        return self.people[referral_id][0].description, where.description if where else None
+
     def erase(self, referral_id: str) -> None:
         """The referral's subject was erased: what is held of it reads "erased" from now on (as after a restart)."""
         if referral_id in self.pages:

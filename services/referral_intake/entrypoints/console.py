@@ -86,15 +86,13 @@ def card(reference: ReferenceData, details: HandoffDetails, view: ReferralView,
     site = reference.site(view.site_id)
     kind = f'{view.referral_type.replace("_", " ").capitalize()} · {site.name}'
     seen = details.pages.get(view.referral_id) if not person else None
-    look_for, seen_at = (seen.person_description, seen.location_description) if seen else (None, None)
-    if not person and not seen and view.late:  # never paged: what the officer reported
-        described, where = details.people.get(view.referral_id, (None, None))[0], details.locations.get(view.referral_id)
-        look_for, seen_at = getattr(described, "description", None), getattr(where, "description", None)
+    reported = (seen.person_description, seen.location_description) if seen else (
+        details.reported(view.referral_id) if view.late and not person else None)  # never paged: what CAD said
     return {"referral_id": view.referral_id, "status": view.status,
             "flags": [*view.flags, *(["late_referral"] if view.late else [])],
             "title": f"{personal(person.first_name)} {personal(person.last_name)} · {kind}" if person else kind,
-            "look_for": (look_for or "see officer") if seen_at or seen else None,
-            "seen_at": personal(seen_at) if seen_at else None,
+            "look_for": (reported[0] or "see officer") if reported else None,
+            "seen_at": personal(reported[1]) if reported else None,
             "referred": _local(view.referred_at, site), "due": _local(view.intake_due_at, site)}
 
 
