@@ -167,6 +167,10 @@ class LeadPagesRead:
         view = self.read_model.page_for_reply(case_manager_id, code, self.links.reply_code)
         return view.referral_id if view is not None else None
 
+    def reply_codes_waiting(self, case_manager_id: str) -> list[str]:
+        return [self.links.reply_code(v.referral_id, case_manager_id)
+                for v in self.read_model.pages_waiting_for(case_manager_id)]
+
 
 def takes_json(path: str) -> bool:
     """The routes whose bodies are JSON: the /v1 API, except the SMS provider's form-encoded webhook."""

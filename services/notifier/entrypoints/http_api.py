@@ -51,6 +51,9 @@ class PagesRead(Protocol):
     def page_for_reply(self, case_manager_id: str, code: str) -> str | None:
         """The referral whose open page a case manager's SMS reply code answers."""
 
+    def reply_codes_waiting(self, case_manager_id: str) -> list[str]:
+        """The reply codes of the pages waiting for this case manager's answer, oldest first."""
+
 
 @dataclass(frozen=True)
 class SmsWebhook:
@@ -127,13 +130,23 @@ async def sms_inbound(request: Request, sms: Sms, pages: Pages, reference: Refer
     sender = next((p for p in reference.case_managers.values() if p.phone == form.get("From")), None)
     referral_id = pages.page_for_reply(sender.case_manager_id, code) if sender and len(code) == 6 else None
     if referral_id is None:
-        return _twiml("Handoff: no open page matches that code.")
+        return _twiml(what_to_reply(pages.reply_codes_waiting(sender.case_manager_id) if sender else [], code))
     with correlation_scope():
         await publisher.publish(PAGES, referral_id, PageAcknowledged(
             page_id=page_id_for(referral_id), referral_id=referral_id,
             acknowledged_by=sender.case_manager_id, via=AcknowledgedVia.sms_reply, acknowledged_at=clock.now()))
         log.info("page_ack_received", referral_id=referral_id, by=sender.case_manager_id, via="sms_reply")
     return _twiml("Handoff: acknowledged. The officer is being told.")
+
+
+def what_to_reply(waiting: list[str], code: str) -> str:
+    """The answer to a reply that acknowledges nothing ('ok on my way', a mistyped code): what to send instead."""
+    if not waiting:
+        return "Handoff: no page is waiting for your answer."
+    if len(waiting) == 1:
+        return f"Handoff: {'That code does not match. ' if code else ''}To take the page, reply ACK {waiting[0]}."
+    return (f"Handoff: {len(waiting)} pages are waiting for you. {'That code matches none of them. ' if code else ''}"
+            f"Reply ACK and the code of the one you take: {', '.join(waiting)} (oldest first).")
 
 
 def _twiml(text: str) -> Response:

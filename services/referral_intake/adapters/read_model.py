@@ -47,13 +47,15 @@ class LeadReadModel:
         # A missed warm handoff or a late referral comes first: nobody has the person yet.
         return sorted(flagged, key=lambda v: (not v.awaiting_a_case_manager, v.last_contact_at or v.referred_at))
 
+    def pages_waiting_for(self, case_manager_id: str) -> list[ReferralView]:
+        """The open referrals paged to this case manager that nobody has acknowledged yet, oldest first."""
+        return sorted((v for v in self.views.values() if v.acknowledged_at is None and v.is_open
+                       and case_manager_id in v.paged_case_managers), key=lambda v: v.paged_at or v.referred_at)
+
     def page_for_reply(self, case_manager_id: str, code: str, reply_code) -> ReferralView | None:
         """The unacknowledged page this case manager's reply code answers."""
-        for view in self.views.values():
-            if (view.acknowledged_at is None and case_manager_id in view.paged_case_managers
-                    and reply_code(view.referral_id, case_manager_id) == code):
-                return view
-        return None
+        return next((v for v in self.pages_waiting_for(case_manager_id)
+                     if reply_code(v.referral_id, case_manager_id) == code), None)
 
     def caseload(self, case_manager_id: str) -> int:
         """Open referrals this case manager took (acknowledged)."""

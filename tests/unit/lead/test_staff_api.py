@@ -156,7 +156,22 @@ async def test_sms_reply_code_acknowledges_the_page(client, referral, publisher)
     wrong = {**form, "Body": "ACK 000000" if code != "000000" else "ACK 111111"}
     resp = await client.post("/v1/sms/inbound", data=wrong,
                              headers={"X-Twilio-Signature": twilio_signature(SMS_TOKEN, "http://t/v1/sms/inbound", wrong)})
-    assert "no open page" in resp.text and len(publisher.events(PageAcknowledged)) == 1
+    assert "That code does not match. To take the page, reply ACK " + code in resp.text  # what to send instead
+    assert len(publisher.events(PageAcknowledged)) == 1
+
+
+async def test_a_reply_without_the_code_is_told_what_to_send(client, referral, publisher) -> None:
+    code = AckLinks("k", "http://t", 60).reply_code(referral.referral_id, "cm-ana")
+
+    async def reply(sender: str, body: str) -> str:
+        form = {"From": sender, "Body": body, "MessageSid": "SM2"}
+        signature = twilio_signature(SMS_TOKEN, "http://t/v1/sms/inbound", form)
+        return (await client.post("/v1/sms/inbound", data=form, headers={"X-Twilio-Signature": signature})).text
+
+    said = await reply(REF.case_managers["cm-ana"].phone, "ok on my way")
+    assert f"To take the page, reply ACK {code}." in said and "does not match" not in said
+    assert "no page is waiting" in await reply("+15055550000", "ok")  # a number that is nobody's
+    assert publisher.events(PageAcknowledged) == []
 
 
 async def test_the_person_is_shown_only_to_the_case_manager_who_took_the_referral_and_audited(
@@ -244,3 +259,12 @@ async def test_a_step_cannot_come_before_the_first_time_of_a_step_it_follows(cli
     model.apply(publisher.events(EngagementRecorded)[-1])
     again = {"milestone": "contacted", "occurred_at": (T0 + timedelta(minutes=58)).isoformat()}  # contacts go on
     assert (await client.post(url, json=again, headers=ANA)).status_code == 202
+
+
+def test_with_several_pages_waiting_a_reply_lists_their_codes_oldest_first() -> None:
+    from services.notifier.entrypoints.http_api import what_to_reply
+
+    said = what_to_reply(["111111", "222222"], "")
+    assert said == ("Handoff: 2 pages are waiting for you. Reply ACK and the code of the one you take: "
+                    "111111, 222222 (oldest first).")
+    assert "That code matches none of them." in what_to_reply(["111111", "222222"], "333333")
