@@ -167,6 +167,10 @@ class LeadPagesRead:
         view = self.read_model.page_for_reply(case_manager_id, code, self.links.reply_code)
         return view.referral_id if view is not None else None
 
+    def missed_at(self, referral_id: str) -> datetime | None:
+        view = self.read_model.views.get(referral_id)
+        return view.handoff_missed_at if view is not None and view.acknowledged_at is None else None
+
     def reply_codes_waiting(self, case_manager_id: str) -> list[str]:
         return [self.links.reply_code(v.referral_id, case_manager_id)
                 for v in self.read_model.pages_waiting_for(case_manager_id)]

@@ -238,6 +238,7 @@ class AckFlow:
     acknowledged: Callable[[str], str | None] | None = None
     next_steps: Callable[[str, str], str] | None = None
     gone: Callable[[str], str | None] | None = None  # why what the link is about is no longer there, if it is not
+    wording: Callable[[str], tuple[str, str] | None] | None = None  # (question, done) where a subject needs its own
 
 
 async def ack_link_page(links: Any, flow: AckFlow, token: str, act: bool) -> HTMLResponse:
@@ -259,8 +260,9 @@ async def ack_link_page(links: Any, flow: AckFlow, token: str, act: bool) -> HTM
     if earlier:
         return render_page("ack.html", title="Already acknowledged", narrow=True,
                            said=f"Already acknowledged {earlier}.", details=shown, question=None, next_steps=after)
+    question, done = (flow.wording(subject_id) if flow.wording else None) or (flow.question, flow.done)
     if not act:
-        return render_page("ack.html", title=flow.title, narrow=True, said=None, details=shown, question=flow.question,
+        return render_page("ack.html", title=flow.title, narrow=True, said=None, details=shown, question=question,
                            next_steps="")
     try:
         await flow.acknowledge(subject_id, recipient_id)
@@ -269,7 +271,7 @@ async def ack_link_page(links: Any, flow: AckFlow, token: str, act: bool) -> HTM
             raise
         return render_page("message.html", title="Not acknowledged", narrow=True, status=exc.status,
                            paragraphs=[said_to_people(exc)], alert=True, back=None)
-    return render_page("ack.html", title="Acknowledged", narrow=True, said=flow.done, details="", question=None,
+    return render_page("ack.html", title="Acknowledged", narrow=True, said=done, details="", question=None,
                        next_steps=after)
 
 

@@ -94,3 +94,20 @@ async def test_a_notice_link_past_the_notices_retention_says_so_and_records_noth
         assert answer.status_code == 410 and "no longer kept" in answer.text
         assert "<form" not in answer.text and "recorded as received" not in answer.text
     assert publisher.events(HwcNoticeAcknowledged) == []  # nothing said happened that did not
+
+
+async def test_a_missed_handoffs_link_says_it_was_missed_and_how_long_the_referral_has_waited(system) -> None:
+    from datetime import timedelta
+
+    from services.kernel.lead import PageExhausted
+
+    app, model, publisher, client, links, referral = system
+    model.apply(PageExhausted(page_id="pg", referral_id=referral.referral_id, site_id="abq", steps=2, loops=2,
+                              opened_at=NOW, exhausted_at=NOW + timedelta(minutes=20)))
+    app.state.clock.set(NOW + timedelta(minutes=47))
+    url = links.url("page", referral.referral_id, "pm-abq").removeprefix("http://t")
+    shown = (await client.get(url)).text
+    assert "MISSED warm handoff" in shown and "waited 47 minutes since it was paged" in shown
+    assert "will be told you are on the way" not in shown
+    done = (await client.post(url)).text
+    assert "The referral is yours" in done and len(publisher.events(PageAcknowledged)) == 1

@@ -54,6 +54,9 @@ class PagesRead(Protocol):
     def reply_codes_waiting(self, case_manager_id: str) -> list[str]:
         """The reply codes of the pages waiting for this case manager's answer, oldest first."""
 
+    def missed_at(self, referral_id: str) -> datetime | None:
+        """When the page went unanswered through every step (a missed warm handoff), while nobody has taken it."""
+
 
 @dataclass(frozen=True)
 class SmsWebhook:
@@ -100,10 +103,24 @@ def page_flow(pages: PagesRead, reference: ReferenceData, publisher: Publisher, 
         return fragment("paging/next_steps.html", TEMPLATES, page=pages.request_of(referral_id),
                         referral_id=referral_id)
 
+    def wording(referral_id: str) -> tuple[str, str] | None:
+        """A missed warm handoff is not a page like the others: nobody came, and the person has been waiting."""
+        missed = pages.missed_at(referral_id)
+        request = pages.request_of(referral_id)
+        if missed is None or request is None:
+            return None
+        waited = int((clock.now() - request.requested_at).total_seconds() // 60)
+        waiting = f"{waited} minutes" if waited < 120 else f"{waited // 60} hours {waited % 60} minutes"
+        return (f"MISSED warm handoff: nobody took this page through every escalation step, and the referral has "
+                f"waited {waiting} since it was paged. Take it? You will go and find the person (the officer may "
+                f"have left); the officer will be told you took it.",
+                "Thank you. The referral is yours: it leaves the top of the outreach worklist, and the officer is "
+                "being told.")
+
     return AckFlow("page", "Acknowledge LEAD page",
                    "Acknowledge this warm-handoff page? The officer will be told you are on the way.",
                    "Thank you. Escalation has stopped and the officer is being told.", acknowledge,
-                   details=page_details, acknowledged=acknowledged, next_steps=next_steps)
+                   details=page_details, acknowledged=acknowledged, next_steps=next_steps, wording=wording)
 
 
 @router.get("/ack/page/{token}", response_class=HTMLResponse, summary="Show the page acknowledgement form")

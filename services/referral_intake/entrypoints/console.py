@@ -36,7 +36,7 @@ from services.referral_intake.domain.reports import (
     time_to_acknowledge,
     time_to_contact,
 )
-from services.referral_intake.domain.views import ReferralView
+from services.referral_intake.domain.views import HANDOFF_MISSED, ReferralView
 from services.referral_intake.entrypoints.http_api import ReadModel
 from services.referral_intake.entrypoints.staff_api import Details
 from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
@@ -88,8 +88,12 @@ def card(reference: ReferenceData, details: HandoffDetails, view: ReferralView,
     seen = details.pages.get(view.referral_id) if not person else None
     reported = (seen.person_description, seen.location_description) if seen else (
         details.reported(view.referral_id) if view.late and not person else None)  # never paged: what CAD said
+    taken = view.acknowledged_by is not None  # a missed handoff or a late referral someone took is no longer one
+    taker = reference.case_managers.get(view.acknowledged_by) if taken else None
+    flags = [f for f in view.flags if not (taken and f == HANDOFF_MISSED)]
     return {"referral_id": view.referral_id, "status": view.status,
-            "flags": [*view.flags, *(["late_referral"] if view.late else [])],
+            "flags": [*flags, *(["late_referral"] if view.late and not taken else [])],
+            "taken_by": (taker.display_name if taker else view.acknowledged_by) if taken else None,
             "title": f"{personal(person.first_name)} {personal(person.last_name)} · {kind}" if person else kind,
             "look_for": (reported[0] or "see officer") if reported else None,
             "seen_at": personal(reported[1]) if reported else None,

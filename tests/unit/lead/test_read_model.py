@@ -72,6 +72,11 @@ def test_a_missed_handoff_tops_the_outreach_worklist_and_is_counted_per_site_and
     model.apply(PageAcknowledged(page_id=f"pg-{missed.referral_id}", referral_id=missed.referral_id,
                                  acknowledged_by="cm-cruz", via=AcknowledgedVia.link, acknowledged_at=T0 + timedelta(hours=3)))
     assert [v.referral_id for v in model.outreach_worklist("abq")] == [older.referral_id, missed.referral_id]
+    from services.referral_intake.adapters.read_model import HandoffDetails
+    from services.referral_intake.entrypoints.console import card
+
+    taken = card(REF, HandoffDetails(), model.views[missed.referral_id])  # the card says who, not "missed"
+    assert "handoff_missed" not in taken["flags"] and taken["taken_by"] == REF.case_managers["cm-cruz"].display_name
 
 
 def test_a_late_referral_tops_the_outreach_worklist_with_where_the_officer_met_the_person() -> None:
@@ -94,6 +99,8 @@ def test_a_late_referral_tops_the_outreach_worklist_with_where_the_officer_met_t
                                  acknowledged_by="cm-cruz", via=AcknowledgedVia.console,
                                  acknowledged_at=T0 + timedelta(hours=1)))
     assert model.outreach_worklist("abq") == []  # someone took it
+    taken = card(REF, details, model.views[late.referral_id])
+    assert "late_referral" not in taken["flags"] and taken["taken_by"] == REF.case_managers["cm-cruz"].display_name
 
 
 def test_a_missed_intake_deadline_replaces_the_near_flag() -> None:
