@@ -33,7 +33,7 @@ from services.self_referral.service import claim_expense, log_milestone, volunte
 from services.web.console import ConsoleSessions, local_time, page
 from services.web.deps import AppClock, Events, Reference, app_state
 from services.web.render import render_page
-from services.web.web import ApiError
+from services.web.web import ApiError, sentence
 
 TEMPLATES = "services.self_referral.entrypoints"  # its templates/ folder
 PURPOSE = "walk-in"
@@ -70,7 +70,10 @@ def holder(links: AckLinks, reference: ReferenceData, model: WalkInReadModel,
 
 
 async def show(links: AckLinks, reference: ReferenceData, model: WalkInReadModel, publisher: Publisher, clock: Clock,
-               token: str, done: str = "") -> HTMLResponse:
+               token: str, done: str = "", refused: dict[str, str] | None = None,
+               typed: dict[str, str] | None = None) -> HTMLResponse:
+    """The volunteer's page; after a refused form, again with the reason beside its field (``refused``: field ->
+    sentence) and what was typed kept (``typed``), never the API's JSON."""
     found = holder(links, reference, model, token)
     if isinstance(found, HTMLResponse):
         return found
@@ -85,8 +88,14 @@ async def show(links: AckLinks, reference: ReferenceData, model: WalkInReadModel
     taken = view.accepted is not None and not mine
     said = {"accept": "Thank you: you are recorded as on your way.", "milestone": "Recorded.",
             "expense": "Expense recorded."}.get(done, "")
+    claimed = sorted((e for e in model.expenses.values()
+                      if e.case_id == view.opened.case_id and e.volunteer_id == volunteer.volunteer_id),
+                     key=lambda e: e.claimed_at) if mine else []
     return render_page(
         "walk_ins/volunteer.html", title="Walk-in", package=TEMPLATES, narrow=True, said=said,
+        status=422 if refused else 200, refused=refused or {}, typed=typed or {},
+        claimed=[{"kind": e.kind.value, "miles": e.miles, "amount": f"{e.amount_cents / 100:.2f}",
+                  "day": e.incurred_on.isoformat()} for e in claimed],
         recording=done == "accept" and view.accepted is None,  # the read model has not caught up yet
         station=station, since=local_time(view.opened.occurred_at, site.zone if site else None),
         taken=taken, mine=mine, closed=view.closed_by is not None,
@@ -135,9 +144,12 @@ async def volunteer_acts(token: str, clock: AppClock, links: VolunteerLinks, mod
                 await claim_expense(case_id, site_id, volunteer.volunteer_id, ExpenseKind(kind),
                                     _number("miles", miles), _cents(amount), day, site.self_referral, now,
                                     tap[:64] or None, publisher)
-            except ValueError as exc:
+            except ValueError as exc:  # the page again, the reason beside the field and what was typed kept
                 field, _, reason = str(exc).partition(": ")
-                raise ApiError(422, field if reason else "kind", reason or "not an expense kind") from None
+                field, reason = (FORM_FIELD.get(field, field), reason) if reason else (
+                    "kind", "choose what the expense was for")
+                return await show(links, reference, model, publisher, clock, token, refused={field: sentence(reason)},
+                                  typed={"kind": kind, "miles": miles, "amount": amount, "incurred_on": incurred_on})
         else:
             raise ApiError(422, "action", "one of accept, milestone, expense")
     return RedirectResponse(f"/walk-in/{token}?done={action}", status_code=303)
@@ -183,18 +195,25 @@ async def expenses(request: Request, clock: AppClock, model: WalkInModel, refere
                              "Content-Disposition": f'attachment; filename="expenses-{site_id}-{chosen}.csv"'})
 
 
+FORM_FIELD = {"amount_cents": "amount"}  # the claim's field -> the form's, where they differ
+
+
 def _said(title: str, text: str, status: int) -> HTMLResponse:
     return render_page("message.html", title=title, narrow=True, status=status, paragraphs=[text], alert=status >= 400,
                        back=None)
 
 
 def _number(field: str, text: str) -> float | None:
-    if not text.strip():
+    """A number as people type it: '24.5', '24,5' (a decimal comma), '$12', ' 7 '."""
+    cleaned = text.strip().removeprefix("$").strip()
+    if not cleaned:
         return None
+    if "," in cleaned and "." not in cleaned and cleaned.count(",") == 1:
+        cleaned = cleaned.replace(",", ".")
     try:
-        value = float(text)
+        value = float(cleaned)
     except ValueError:
-        raise ValueError(f"{field}: not a number") from None
+        raise ValueError(f"{field}: write a number, for example 12.5") from None
     if not 0 < value <= 1000:
         raise ValueError(f"{field}: must be above 0 and at most 1000")
     return value

@@ -104,12 +104,28 @@ async def test_the_volunteers_link_accepts_then_records_milestones_and_expenses(
                                   "incurred_on": "2026-11-20", "tap": "n1-exp"})
     [claim] = publisher.events(VolunteerExpenseClaimed)
     assert claim.amount_cents == 875 and claim.volunteer_id == "vol-dana"  # 12.5 miles at 70 cents
-    for form, field in (({"kind": "meals", "amount": "", "incurred_on": "2026-11-20"}, "amount_cents"),
-                        ({"kind": "meals", "amount": "12", "incurred_on": "2026-10-01"}, "incurred_on"),
-                        ({"kind": "mileage", "miles": "-3", "incurred_on": "2026-11-20"}, "miles"),
-                        ({"kind": "yacht", "amount": "12", "incurred_on": "2026-11-20"}, "kind")):
+    for form, field, said in (({"kind": "meals", "amount": "", "incurred_on": "2026-11-20"}, "amount",
+                               "Required for meals and other expenses."),
+                              ({"kind": "meals", "amount": "12", "incurred_on": "2026-10-01"}, "incurred_on",
+                               "Must be between the walk-in and today."),
+                              ({"kind": "mileage", "miles": "lots", "incurred_on": "2026-11-20"}, "miles",
+                               "Write a number, for example 12.5."),
+                              ({"kind": "mileage", "miles": "-3", "incurred_on": "2026-11-20"}, "miles",
+                               "Must be above 0 and at most 1000."),
+                              ({"kind": "yacht", "amount": "12", "incurred_on": "2026-11-20"}, "kind",
+                               "Choose what the expense was for.")):
         refused = await client.post(dana, data={"action": "expense", **form})
-        assert refused.status_code == 422 and field in refused.text, (form, refused.text)
+        # The page again, not JSON: the reason beside its field, and what was typed kept.
+        assert refused.status_code == 422 and "text/html" in refused.headers["content-type"], form
+        assert f'data-testid="{field}-error">{said}<' in refused.text, (form, refused.text)
+        typed = form.get("miles") or form.get("amount")
+        assert not typed or f'value="{typed}"' in refused.text
+    await client.post(dana, data={"action": "expense", "kind": "mileage", "miles": "24,5",  # a decimal comma
+                                  "incurred_on": "2026-11-20", "tap": "n2-exp"})
+    assert [c.miles for c in publisher.events(VolunteerExpenseClaimed)] == [12.5, 24.5]
+    for claimed in publisher.events(VolunteerExpenseClaimed):
+        model.apply(claimed)
+    assert "24.5 miles" in (await client.get(dana)).text  # what she claimed is listed
     eli = await client.get(link(settings, "vol-eli"))
     assert "Another volunteer took this walk-in" in eli.text and "Sam" not in eli.text
     late = await client.post(link(settings, "vol-eli"), data={"action": "accept"})
