@@ -18,7 +18,7 @@ from services.kernel.events import (
 )
 from services.quick_response.domain.figures import FollowUpView, week_of
 from services.quick_response.entrypoints.http_api import QrtModel
-from services.quick_response.events import AttemptOutcome
+from services.quick_response.events import AttemptOutcome, FollowUpKind
 from services.quick_response.service import audit_list_read, log_attempt
 from services.web.console import ConsoleSessions, local_time, page
 from services.web.deps import AppClock, Events, Reference
@@ -29,6 +29,14 @@ TEAM_ROLES = ("outreach", "case_manager", "program_manager")
 LABELS = {AttemptOutcome.visited: "Visited", AttemptOutcome.not_home: "Not home",
           AttemptOutcome.wrong_address: "Wrong address", AttemptOutcome.refused: "Refused",
           AttemptOutcome.engaged: "Engaged", AttemptOutcome.referred_to_treatment: "Referred to treatment"}
+# After a death the team supports the family: no treatment step, and the words say what the visit is for.
+FAMILY_LABELS = {AttemptOutcome.visited: "Visited the family", AttemptOutcome.not_home: "Not home",
+                 AttemptOutcome.wrong_address: "Wrong address", AttemptOutcome.refused: "Support declined",
+                 AttemptOutcome.engaged: "Family supported, resources given"}
+
+
+def labels_for(kind: FollowUpKind) -> dict[AttemptOutcome, str]:
+    return FAMILY_LABELS if kind is FollowUpKind.family_support else LABELS
 
 
 router = APIRouter(include_in_schema=False)
@@ -36,11 +44,13 @@ router = APIRouter(include_in_schema=False)
 
 def card(v: FollowUpView, zone: ZoneInfo, now: datetime) -> dict:
     o, p = v.opened, v.opened.person
+    labels = labels_for(o.kind)
     return {"task_id": o.task_id, "kind": o.kind.value, "name": (p.display_name if p else None) or "name not known",
+            "family": o.kind is FollowUpKind.family_support, "buttons": list(labels.items()),
             "address": (p.contact_address if p else None) or "no address", "phone": p.phone if p else None,
             "source": p.address_source.value if p else "unknown", "location": o.location_description,
             "due": local_time(o.due_at, zone), "overdue": o.due_at <= now,
-            "attempts": [LABELS.get(a, a.value) for a in v.outcomes], "warned": v.warned}
+            "attempts": [labels.get(a, a.value) for a in v.outcomes], "warned": v.warned}
 
 
 @router.get("/console/qrt", response_class=HTMLResponse)
@@ -56,7 +66,7 @@ async def follow_ups(request: Request, clock: AppClock, model: QrtModel, publish
                       "funnel": model.funnel(site.site_id, week_of(now)).__dict__})
     recorded = next((label for outcome, label in LABELS.items() if outcome.value == done), "")
     return page("qrt/follow_ups.html", "Overdose follow-ups", viewer, package=TEMPLATES, lists=lists,
-                done=recorded, buttons=list(LABELS.items()))
+                done=recorded)
 
 
 @router.post("/console/qrt/{task_id}/attempts")
@@ -74,6 +84,8 @@ async def attempt(request: Request, task_id: str, clock: AppClock, model: QrtMod
         chosen = AttemptOutcome(outcome)
     except ValueError:
         raise ApiError(422, "outcome", "not an attempt outcome") from None
+    if chosen not in labels_for(view.opened.kind):
+        raise ApiError(422, "outcome", "a family-support follow-up has no treatment step")
     # ``tap`` is the page's own nonce: a double tap or a resubmitted form is one attempt.
     await log_attempt(task_id, view.opened.site_id, chosen, viewer.id, clock.now(), tap[:64] or None, publisher)
     return RedirectResponse(f"/console/qrt?done={chosen.value}", status_code=303)

@@ -144,6 +144,22 @@ async def test_the_console_list_shows_who_and_where_due_first_and_takes_an_attem
     assert (await client.get("/console/qrt")).status_code == 200
 
 
+async def test_a_fatal_overdoses_card_is_for_the_family_with_no_treatment_step(app, client, publisher) -> None:
+    app.state.qrt_model.apply(FollowUpOpened(
+        task_id="fu-od-9", overdose_event_id="od-9", site_id="abq", kind="family_support", occurred_at=NOW,
+        due_at=NOW + timedelta(hours=72), opened_at=NOW, person=overdose().person, location_description="motel"))
+    assert (await client.post("/console/login", data={"token": "local-dev-token-cm-cruz"})).status_code == 303
+    page = (await client.get("/console/qrt")).text
+    assert "The family of Bartholomew Quackenbush" in page and "died of an overdose" in page
+    assert "bereavement" in page and "Family supported, resources given" in page
+    assert "Referred to treatment" not in page  # the words and the buttons fit what happened
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    refused = await client.post("/console/qrt/fu-od-9/attempts",
+                                data={"csrf_token": csrf, "outcome": "referred_to_treatment", "tap": "t"})
+    assert refused.status_code == 422 and "no treatment step" in refused.text
+    assert publisher.events(FollowUpAttempted) == []
+
+
 async def test_the_states_24_hour_report_has_its_fields_and_names_no_one(app, client, publisher) -> None:
     from services.kernel.cad import DrugType
 
