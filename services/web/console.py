@@ -439,20 +439,29 @@ def handoff_html(page_request: PageRequested | None, zone: ZoneInfo | None) -> M
 
 
 # --- charts (server-rendered SVG, labelled for screen readers) ----------------------------------
-def bar_chart(title: str, bars: Sequence[tuple[str, float, str]], *, targets: Iterable[tuple[str, float]] = (),
-              maximum: float | None = None, unit: str = "") -> Markup:
-    """Horizontal bars (label, value, value text), with optional target lines (label, value)."""
+def bar_chart(title: str, bars: Sequence[tuple[str, float, str]], *,
+              targets: Iterable[tuple[str, float, str]] = (), maximum: float | None = None, unit: str = "") -> Markup:
+    """Horizontal bars (label, value, value text), with targets (label, value, the label of the bar it is for).
+
+    A target is a mark across its own bar only, and its caption a line of its own under the chart: a line
+    across every bar crossed the value labels, and two captions side by side overlapped."""
     targets = list(targets)
-    top = maximum or max([v for _, v, _ in bars] + [t for _, t in targets] + [1])
-    width, left, row = 340, 110, 30
-    height = row * len(bars) + 18 + 12 * max(len(targets), 1)
+    top = maximum or max([v for _, v, _ in bars] + [t for _, t, _ in targets] + [1])
+    width, left, row, caption = 340, 110, 30, 16
+    height = row * len(bars) + 14 + caption * len(targets)
     scale = (width - left - 110) / top  # room to the right for the value text
-    drawn = [{"label": label, "text": text, "y": 10 + i * row, "width": f"{max(value * scale, 1):.1f}",
-              "text_x": f"{left + value * scale + 4:.1f}"} for i, (label, value, text) in enumerate(bars)]
-    lines = [{"label": label, "x": f"{left + value * scale:.1f}", "label_x": f"{left + value * scale + 3:.1f}",
-              "label_y": height - 4 - 12 * i} for i, (label, value) in enumerate(targets)]
+    mark_of = {bar_label: left + value * scale for _, value, bar_label in targets}
+    drawn = []
+    for i, (label, value, text) in enumerate(bars):
+        end = max(left + value * scale, mark_of.get(label, 0))  # the value text starts past its target's mark
+        drawn.append({"label": label, "text": text, "y": 10 + i * row, "width": f"{max(value * scale, 1):.1f}",
+                      "text_x": f"{end + 5:.1f}"})
+    rows = {bar["label"]: bar["y"] for bar in drawn}
+    lines = [{"label": f"┆ {label} (target, on {bar_label})", "x": f"{left + value * scale:.1f}",
+              "y1": rows.get(bar_label, 10) - 4, "y2": rows.get(bar_label, 10) + 24,
+              "label_y": row * len(bars) + 10 + caption * (i + 1) - 4} for i, (label, value, bar_label) in enumerate(targets)]
     described = "; ".join(f"{label}: {text}" for label, _, text in bars)
-    described += "".join(f"; target {label}" for label, _ in targets)
+    described += "".join(f"; target {label} on {bar_label}" for label, _, bar_label in targets)
     return fragment("bar_chart.html", title=title, described=described, width=width, height=height, left=left,
                     max_width=f"{width * 1.6:.0f}", bars=drawn, targets=lines)
 

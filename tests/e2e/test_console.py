@@ -68,7 +68,7 @@ async def test_page_link_to_acknowledgement_to_contact_to_dashboard(system_facto
     dashboard = await sign_in(desktop, base, "local-dev-token-pm-abq")
     assert dashboard.url.endswith("/console/dashboard")
     # Live: the figures refresh on their own; the contact shows without reloading the page.
-    await dashboard.get_by_test_id("contacted").filter(has_text="Contacted: 1 of 1").wait_for(timeout=15000)
+    await dashboard.get_by_test_id("contacted").filter(has_text="Contacted, all to date: 1 of 1").wait_for(timeout=15000)
     await screenshot(dashboard, "dashboard-desktop")
     month = NOW.strftime("%Y-%m")
     csv = await (await desktop.request.get(f"{base}/console/reports/abq/{month}.csv")).text()
@@ -79,6 +79,17 @@ async def test_page_link_to_acknowledgement_to_contact_to_dashboard(system_facto
     report = await desktop.new_page()
     await report.goto(f"{base}/console/reports/abq/{month}")
     await screenshot(report, "monthly-report-desktop")
+    # Printed on Letter portrait (8.5 in at 96 px, less margins), the whole report fits the page's width, every
+    # measure in words, none cut off; the PDF Chromium makes of it is whole too.
+    letter = await (await browser.new_context(viewport={"width": 720, "height": 960})).new_page()
+    await letter.context.add_cookies(await desktop.cookies())
+    await letter.goto(f"{base}/console/reports/abq/{month}")
+    await letter.emulate_media(media="print")
+    assert await fits_the_screen(letter)
+    for label in ("Warm handoffs missed (nobody acknowledged)", "Median minutes from the CAD event to the page",
+                  "Engagement target (75%)"):
+        assert await letter.get_by_role("rowheader", name=label).is_visible(), label
+    assert (await letter.pdf(format="Letter"))[:4] == b"%PDF"
     phone_dashboard = await sign_in(await browser.new_context(viewport=PHONE), base, "local-dev-token-pm-abq")
     assert await fits_the_screen(phone_dashboard)
     await screenshot(phone_dashboard, "dashboard-phone")

@@ -64,6 +64,12 @@ async def test_the_dashboard_and_the_monthly_report_show_every_pathway_against_i
         assert "0%, <strong>below</strong>" in dashboard  # the walk-in was not placed
         report = (await client.get("/console/reports/abq/2026-11")).text
         assert "Quick Response Team (naloxone plus)" in report and "pathways.csv" in report
+        # In words, a measure per line (it prints whole on a page): no CSV column names, no 0.000.
+        for label in ("Enrollment rate (enrolled of referred)", "Warm handoffs missed (nobody acknowledged)",
+                      "Median minutes from page to acknowledgement", "Median minutes from the CAD event to the page",
+                      "All referrals"):
+            assert label in report, label
+        assert "median_minutes" not in report and "0.000" not in report
         rows = (await client.get("/console/reports/abq/2026-11/pathways.csv")).text.splitlines()
         assert rows[0] == "month,site_id,pathway,stage,count,target_measure,target,rate,meets_target"
         assert "2026-11,abq,quick_response,contacted,1,contacted / follow-ups,0.500,1.000,yes" in rows

@@ -169,23 +169,27 @@ def live_figures(reference: ReferenceData, model: LeadReadModel, clock: Clock, b
                  site: Site) -> Markup:
     views = model.for_site(site.site_id)
     s = summarize(views)
-    funnel = bar_chart(f"Funnel, {site.name}", [
+    # Every referral the site has had, from its first: the period said on every figure, beside the month's table.
+    funnel = bar_chart(f"Funnel, {site.name}, all referrals to date", [
         ("referred", s.referrals, str(s.referrals)), ("contacted", s.contacted, f"{s.contacted} ({percent(s.contact_rate)})"),
         ("enrolled", s.enrolled, f"{s.enrolled} ({percent(s.enrollment_rate)})"),
         ("engaged", s.engaged, f"{s.engaged} ({percent(s.engagement_rate)} of enrolled)")],
-        targets=[("60% enrol", ENROLLMENT_TARGET * s.referrals), ("75% engage", ENGAGEMENT_TARGET * s.enrolled)])
+        targets=[("60% enrol", ENROLLMENT_TARGET * s.referrals, "enrolled"),
+                 ("75% engage", ENGAGEMENT_TARGET * s.enrolled, "engaged")])
     verdicts = []
     for name, rate, target in (("Enrollment", s.enrollment_rate, ENROLLMENT_TARGET),
                                ("Engagement", s.engagement_rate, ENGAGEMENT_TARGET)):
         state = "no data yet" if rate is None else (
             f"{percent(rate)}, {'meets' if rate >= target else 'below'}")
-        verdicts.append(f"{name}: {state} (target {target:.0%})")
+        verdicts.append(f"{name}, all referrals to date: {state} (target {target:.0%})")
     districts = {a.hwc_district_id for a in reference.agencies.values()
                  if site.site_id in a.sites and a.hwc_district_id}
     return fragment("lead/live_figures.html", TEMPLATES, funnel=funnel, verdicts=verdicts, contacted=s.contacted,
                     referrals=s.referrals, handoffs_missed=s.handoffs_missed,
-                    time_to_acknowledge=histogram("Time to acknowledge a page", time_to_acknowledge(views)),
-                    time_to_contact=histogram("Time from referral to first contact", time_to_contact(views)),
+                    time_to_acknowledge=histogram("Time from page to acknowledgement, all to date",
+                                                  time_to_acknowledge(views)),
+                    time_to_contact=histogram("Time from referral to first contact, all to date",
+                                              time_to_contact(views)),
                     hwc=beside.hwc_rates(districts), updated=_local(clock.now(), site))
 
 
@@ -247,8 +251,33 @@ async def report(request: Request, site_id: str, month: str, beside: Beside, mod
                 pathways=fragment("lead/pathways.html", TEMPLATES, catalogue=[],
                                   figures=every_pathway(model, beside, site, month), month=month),
                 pathways_csv=f"/console/reports/{site_id}/{month}/pathways.csv",
-                columns=list(rows[0].__dataclass_fields__),
-                rows=[["" if v is None else v for v in row.__dict__.values()] for row in rows])
+                kinds=["All referrals" if r.referral_type == "all" else r.referral_type.replace("_", " ").capitalize()
+                       for r in rows],
+                measures=[(label, [said(getattr(r, name)) for r in rows]) for name, label in REPORT_LABELS.items()])
+
+
+# The monthly report as people read it (and print it): a measure per line, a referral route per column, in
+# words; the CSV keeps the column names.
+REPORT_LABELS = {
+    "referrals": "Referrals", "contacted": "Contacted", "enrolled": "Enrolled", "engaged": "Engaged",
+    "enrollment_rate": "Enrollment rate (enrolled of referred)", "meets_enrollment_target": "Enrollment target (60%)",
+    "engagement_rate": "Engagement rate (engaged of enrolled)", "meets_engagement_target": "Engagement target (75%)",
+    "acknowledged_within_30_min": "Warm handoffs acknowledged within 30 minutes of the page",
+    "median_minutes_to_acknowledge": "Median minutes from page to acknowledgement",
+    "handoffs_missed": "Warm handoffs missed (nobody acknowledged)",
+    "median_hours_to_contact": "Median hours from referral to first contact",
+    "median_minutes_event_to_page": "Median minutes from the CAD event to the page"}
+
+
+def said(value: object) -> str:
+    """A report cell in words: a rate as a percentage, a target as met or below, nothing as a dash."""
+    if value in ("", None):
+        return "—"
+    if value in ("yes", "no"):
+        return "met" if value == "yes" else "below"
+    if isinstance(value, str) and value.startswith(("0.", "1.")) and value.count(".") == 1 and len(value) == 5:
+        return f"{float(value):.0%}"
+    return str(value)
 
 
 def _is_month(text: str) -> bool:
