@@ -45,17 +45,23 @@ def notice_flow(model: HwcReadModel, reference: ReferenceData, publisher: Publis
         await acknowledge_notice(notice_id, contact_id, publisher, clock)
 
     def notice_details(notice_id: str, _contact_id: str) -> Markup | str:
-        """The notice itself, for the holder of its signed link (the school's contact)."""
+        """The notice itself, for the holder of its signed link (the school's contact), until the school has
+        acknowledged it: a link forwarded after that shows no child."""
+        view = model.notices.get(notice_id)
+        if view is not None and view.acknowledged_at is not None:
+            return ""
         request = model.requests.get(notice_id)
         school = reference.schools.get(request.school_id) if request else None
         return notice_html(request, school) if school else ""
 
     def acknowledged(notice_id: str) -> str | None:
+        """By which school and when: the holder of a forwarded link may be at another."""
         view = model.notices.get(notice_id)
         if view is None or view.acknowledged_at is None:
             return None
         school = reference.schools.get(view.school_id)
-        return f"by your school at {local_time(view.acknowledged_at, school.timezone if school else None)}"
+        return (f"by {school.name if school else 'the school'} at "
+                f"{local_time(view.acknowledged_at, school.timezone if school else None)}")
 
     def gone(notice_id: str) -> str | None:
         """A notice whose retention ended: its figures stay, the notice (and the child's name) does not."""
