@@ -254,6 +254,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     state.read_model, state.handoff_details, state.hwc_model = read_model, handoff_details, hwc_model
     state.qrt_model, state.walk_in_model, state.sessions, state.followers = qrt_model, walk_in_model, sessions, followers
     state.keys = keys  # started in the lifespan (or by a test that serves the app without one)
+    state.caught_up = lambda: caught_up(followers)
     if keys:
         keys.on_destroyed.append(handoff_details.erase)
     # Who calls: the identity providers' keys (people's sign-in, machine clients' access tokens) and the audit
@@ -291,6 +292,16 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
         return {"status": "ok"}
 
     return app
+
+
+READ_YOUR_WRITES_SECONDS = 3.0  # a confirmation waits at most this long for the read models to show its effect
+
+
+async def caught_up(followers: list[TopicFollower], timeout: float = READ_YOUR_WRITES_SECONDS) -> bool:
+    """Every read model has everything written before this call (False when that took longer than ``timeout``:
+    the page then says it was recorded and may take a moment to show)."""
+    results = await asyncio.gather(*(f.sync(timeout) for f in followers if f.running))
+    return all(results)
 
 
 def both(*appliers: Callable) -> Callable:

@@ -278,9 +278,14 @@ class TopicFollower:
         ends = await self._consumer.end_offsets(partitions)
         self._task = asyncio.create_task(self._run(ends))
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def sync(self, timeout: float = 10.0) -> bool:
         """Wait until everything written to the topics before this call has been handed on (False if that took
-        longer than ``timeout``): a record that names another just written (a key) finds it here."""
+        longer than ``timeout``): a record that names another just written (a key) finds it here, and a page
+        that confirms an action shows its effect (``runtime.caught_up``)."""
         ends = await self._consumer.end_offsets(self._partitions)
         deadline = asyncio.get_running_loop().time() + timeout
         for tp, end in ends.items():

@@ -8,7 +8,7 @@ with its own clock, publisher or reference data has every route use them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -42,3 +42,6 @@ Reference = Annotated[ReferenceData, Depends(app_state("reference"))]
 AppClock = Annotated[Clock, Depends(app_state("clock"))]
 Events = Annotated[Publisher, Depends(app_state("publisher"))]
 Limits = Annotated[IntakeLimits, Depends(app_state("limits"))]
+# () -> True once every read model has what was written before the call (False after a bounded wait): a page
+# that confirms an action shows its effect, by reading its own write, never by hoping.
+CaughtUp = Annotated[Callable[[], Awaitable[bool]], Depends(app_state("caught_up"))]

@@ -62,6 +62,8 @@ async def test_page_link_to_acknowledgement_to_contact_to_dashboard(system_facto
     await screenshot(page, "referral-phone")
     await page.get_by_role("button", name="Contacted").click()
     await page.get_by_text("Recorded: contacted.").wait_for()
+    # The page that confirms it shows its effect: the status it implies, read from its own write, not a tap behind.
+    assert await page.locator(".badge", has_text="in progress").first.is_visible()
     await eventually(lambda: views[referral_id].has("contacted"))
 
     desktop = await browser.new_context(viewport=DESKTOP)

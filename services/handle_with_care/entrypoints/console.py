@@ -23,7 +23,7 @@ from services.kernel.events import (
     AcknowledgedVia,
 )
 from services.web.console import ConsoleSessions, Viewer, bar_chart, local_time, page
-from services.web.deps import AppClock, Events, Reference
+from services.web.deps import AppClock, CaughtUp, Events, Reference
 from services.web.render import percent
 from services.web.web import ApiError
 
@@ -64,11 +64,12 @@ async def notice(request: Request, notice_id: str, model: HwcModel, sessions: Co
 
 @router.post("/console/notices/{notice_id}/acknowledge")
 async def acknowledge(request: Request, notice_id: str, clock: AppClock, model: HwcModel, publisher: Events,
-                      sessions: ConsoleSessions, csrf_token: str = Form("")) -> Response:
+                      sessions: ConsoleSessions, shown: CaughtUp, csrf_token: str = Form("")) -> Response:
     viewer = sessions.require(request, "school_contact")
     sessions.check_csrf(viewer, csrf_token)
     own_notice(model, viewer, notice_id)
     await acknowledge_notice(notice_id, viewer.id, publisher, clock, AcknowledgedVia.link)
+    await shown()
     return RedirectResponse(f"/console/notices/{notice_id}?done=acknowledged", status_code=303)
 
 
@@ -98,11 +99,12 @@ async def triage(request: Request, clock: AppClock, model: HwcModel, reference: 
 
 @router.post("/console/triage/{cad_event_id}/resolve")
 async def resolve(request: Request, cad_event_id: str, clock: AppClock, model: HwcModel, publisher: Events,
-                  reference: Reference, sessions: ConsoleSessions, school_id: str = Form(""),
+                  reference: Reference, sessions: ConsoleSessions, shown: CaughtUp, school_id: str = Form(""),
                   csrf_token: str = Form("")) -> Response:
     viewer = sessions.require(request, "coordinator")
     sessions.check_csrf(viewer, csrf_token)
     await resolve_triage_item(cad_event_id, school_id, viewer.district, model, reference, publisher, clock)
+    await shown()  # the queue it leads to no longer lists the child it placed
     return RedirectResponse("/console/triage?done=1", status_code=303)
 
 

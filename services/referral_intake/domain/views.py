@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from services.kernel.bus import Handlers, fold
 from services.kernel.clock import iso_week
+from services.kernel.errors import Rejected
 from services.kernel.events import (
     OPEN_STATUSES,
     Milestone,
@@ -32,6 +33,7 @@ from services.kernel.lead import (
     ReferralFlagged,
     ReferralStatusChanged,
 )
+from services.referral_intake.domain.lifecycle import apply_milestone
 from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
 
 CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.value, Milestone.enrolled.value,
@@ -87,6 +89,15 @@ class ReferralView:
     def _engagement_recorded(self, event: EngagementRecorded) -> None:
         self._touched(event.recorded_at)
         self._milestone(event.milestone.value, event.occurred_at)
+        # The status the milestone implies, at once: a page confirming "Contacted" shows "in progress" without
+        # waiting for the tracker's ReferralStatusChanged (the same status, which then changes nothing).
+        try:
+            implied = apply_milestone(self.referral_id, self.site_id, ReferralStatus(self.status), event.milestone,
+                                      event.occurred_at).status_change
+        except Rejected:
+            implied = None  # the tracker refuses it too, and says so
+        if implied is not None:
+            self.status = implied.status.value
         if event.milestone.value in CONTACT_MILESTONES:
             self.last_contact_at = max(filter(None, [self.last_contact_at, event.occurred_at]))
             self.flags = [f for f in self.flags if f != ReferralFlag.no_contact.value]

@@ -41,7 +41,7 @@ from services.referral_intake.entrypoints.http_api import ReadModel
 from services.referral_intake.entrypoints.staff_api import Details
 from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
 from services.web.console import ConsoleSessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
-from services.web.deps import AppClock, Events, Reference, app_state
+from services.web.deps import AppClock, CaughtUp, Events, Reference, app_state
 from services.web.render import fragment, percent, personal
 from services.web.web import ApiError
 
@@ -138,7 +138,8 @@ async def referral(request: Request, referral_id: str, clock: AppClock, details:
 
 @router.post("/console/referrals/{referral_id}/milestones")
 async def record(request: Request, referral_id: str, clock: AppClock, model: ReadModel, publisher: Events,
-                 sessions: ConsoleSessions, milestone: str = Form(""), csrf_token: str = Form("")) -> Response:
+                 sessions: ConsoleSessions, shown: CaughtUp, milestone: str = Form(""),
+                 csrf_token: str = Form("")) -> Response:
     viewer = sessions.require(request, *FIELD_ROLES)
     sessions.check_csrf(viewer, csrf_token)
     view = referral_for(model, viewer, referral_id)
@@ -151,6 +152,7 @@ async def record(request: Request, referral_id: str, clock: AppClock, model: Rea
                                    publisher, clock)
     except IllegalTransition as exc:
         raise ApiError(409, exc.field, exc.detail) from None
+    await shown()  # the page it leads to shows the step (and the status it implies), not the state before it
     return RedirectResponse(f"/console/referrals/{referral_id}?done={chosen.value}", status_code=303)
 
 

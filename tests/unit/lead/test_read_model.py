@@ -115,3 +115,24 @@ def test_a_missed_intake_deadline_replaces_the_near_flag() -> None:
     for flag in (ReferralFlag.intake_deadline_near, ReferralFlag.intake_deadline_missed):
         model.apply(ReferralFlagged(referral_id=referral.referral_id, site_id="abq", flag=flag, flagged_at=T0))
     assert model.views[referral.referral_id].flags == ["intake_deadline_missed"]
+
+
+def test_a_milestone_shows_the_status_it_implies_at_once() -> None:
+    from services.kernel.events import Milestone
+    from services.kernel.lead import EngagementRecorded
+
+    model = LeadReadModel()
+    referral = open_referral(cad_referral("CAD-IMPLIED"), REF.sites["abq"], REF.agencies["apd"], T0)
+    model.apply(referral)
+    model.apply(EngagementRecorded(engagement_id="e-1", referral_id=referral.referral_id, site_id="abq",
+                                   milestone=Milestone.contacted, occurred_at=T0, recorded_at=T0, recorded_by="cm-ana"))
+    view = model.views[referral.referral_id]
+    assert view.status == "in_progress"  # not "requested" until the tracker's status change comes by
+    model.apply(ReferralStatusChanged(referral_id=referral.referral_id, site_id="abq", status=ReferralStatus.in_progress,
+                                      previous_status=ReferralStatus.requested, changed_at=T0, changed_by="cm-ana"))
+    assert view.status == "in_progress"  # the authority's word, the same
+    model.apply(ReferralStatusChanged(referral_id=referral.referral_id, site_id="abq", status=ReferralStatus.completed,
+                                      previous_status=ReferralStatus.in_progress, changed_at=T0, changed_by="cm-ana"))
+    model.apply(EngagementRecorded(engagement_id="e-2", referral_id=referral.referral_id, site_id="abq",
+                                   milestone=Milestone.inactive, occurred_at=T0, recorded_at=T0, recorded_by="cm-ana"))
+    assert view.status == "completed"  # a step the tracker refuses on a closed referral moves nothing
