@@ -36,7 +36,8 @@ def put(folder, name: str, text: str) -> None:
 
 
 async def test_a_folder_with_duplicates_and_a_restart_opens_each_referral_once(system_factory, tmp_path) -> None:
-    system = await system_factory("referral-intake", "notifier", now=NOW + timedelta(minutes=15))
+    # The calls were at 08:10: their file lands an hour later, inside the warm-handoff window (two hours).
+    system = await system_factory("referral-intake", "notifier", now=NOW - timedelta(minutes=45))
     second_call = CSV.replace("P26-004411", "P26-004419").replace("Sam,Example", "Robin,Example")
     put(tmp_path, "0001.csv", CSV)
     put(tmp_path, "0001-again.csv", CSV)
