@@ -88,14 +88,10 @@ async def show(links: AckLinks, reference: ReferenceData, model: WalkInReadModel
     taken = view.accepted is not None and not mine
     said = {"accept": "Thank you: you are recorded as on your way.", "milestone": "Recorded.",
             "expense": "Expense recorded."}.get(done, "")
-    claimed = sorted((e for e in model.expenses.values()
-                      if e.case_id == view.opened.case_id and e.volunteer_id == volunteer.volunteer_id),
-                     key=lambda e: e.claimed_at) if mine else []
     return render_page(
         "walk_ins/volunteer.html", title="Walk-in", package=TEMPLATES, narrow=True, said=said,
         status=422 if refused else 200, refused=refused or {}, typed=typed or {},
-        claimed=[{"kind": e.kind.value, "miles": e.miles, "amount": f"{e.amount_cents / 100:.2f}",
-                  "day": e.incurred_on.isoformat()} for e in claimed],
+        claimed=claimed_by(model, view.opened.case_id, volunteer.volunteer_id) if mine else [],
         recording=done == "accept" and view.accepted is None,  # the read model has not caught up yet
         station=station, since=local_time(view.opened.occurred_at, site.zone if site else None),
         taken=taken, mine=mine, closed=view.closed_by is not None,
@@ -193,6 +189,14 @@ async def expenses(request: Request, clock: AppClock, model: WalkInModel, refere
     return Response(expenses_csv(model.expenses_of(site_id, chosen), reference), media_type="text/csv",
                     headers={"Cache-Control": "no-store",
                              "Content-Disposition": f'attachment; filename="expenses-{site_id}-{chosen}.csv"'})
+
+
+def claimed_by(model: WalkInReadModel, case_id: str, volunteer_id: str) -> list[dict]:
+    """What the volunteer has claimed for this walk-in, in the order claimed."""
+    mine = sorted((e for e in model.expenses.values() if e.case_id == case_id and e.volunteer_id == volunteer_id),
+                  key=lambda e: e.claimed_at)
+    return [{"kind": e.kind.value, "miles": e.miles, "amount": f"{e.amount_cents / 100:.2f}",
+             "day": e.incurred_on.isoformat()} for e in mine]
 
 
 FORM_FIELD = {"amount_cents": "amount"}  # the claim's field -> the form's, where they differ
