@@ -193,28 +193,38 @@ class SubjectKeys:
             issued_at=datetime.now(UTC), part_of=part_of if part_of != subject_id else None)
 
     async def issue(self, subject_id: str, covers: str) -> DataKey:
-        """The subject's live data key, made (and published wrapped, before anything is sealed under it) if it has
-        none. An erased subject gets none: ``KeyUnavailable`` (a replay of its intake must not seal its name again
-        under a new key)."""
+        """The subject's live data key, made if it has none, and published wrapped: before anything is sealed under
+        it, or, while a record is handled, among that record's sends (its offset is committed once the key is on
+        the broker; a reader that sees the sealed record first waits for the key: ``known``). Not waiting for the
+        key's own round trip, one per new subject, keeps it off a worker's path. An erased subject gets none:
+        ``KeyUnavailable`` (a replay of its intake must not seal its name again under a new key)."""
         await self.start()  # the keys issued before (elsewhere) are known before one is made
         held = self._held(subject_id)
         if held is not None:
             return held
         made, record = self._made(subject_id, covers)
-        await self._write(record)
+        if sends_in_flight.get() is None:
+            await self._write(record)
+        else:
+            self._write_among_sends(record)
         return made
 
     def issue_now(self, subject_id: str, covers: str) -> DataKey:
         """``issue`` for a caller that cannot wait (a table's write): a new key is usable at once and published in
-        the background, among the sends of the record being handled (its offset is committed once the key is on
-        the broker: a crash before that handles the record again)."""
+        the background, among the sends of the record being handled."""
         held = self._held(subject_id)
         if held is not None:
             return held
         made, record = self._made(subject_id, covers)
+        self._write_among_sends(record)
+        return made
+
+    def _write_among_sends(self, record: SubjectKeyIssued) -> None:
+        """A crash before the key is on the broker handles the record again, under a new key; a value already
+        written under the lost one reads as erased (a table's entry) or is dead-lettered as under an unknown key
+        (a record on a topic: the replay writes it again)."""
         self._apply(record)
         self._in_background(lambda: self._write(record))
-        return made
 
     def erase_soon(self, subject_id: str, reason: ErasureReason = ErasureReason.retention_ended,
                    requested_by: str = "handoff (retention)") -> None:
