@@ -23,6 +23,7 @@ event back on the owning partition, which changes nothing unless another worker 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 
 from services.delivery.channels import Channel, DeliveryFailed, Outgoing
 from services.kernel.clock import Clock
+from services.kernel.errors import InvalidRecord
 from services.kernel.events import (
     DeliveryOutcome,
     DisclosureChannel,
@@ -41,6 +43,7 @@ from services.kernel.store import JsonForm, KeyValueStore
 from services.kernel.topics import TopicSpec
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import Publisher
+from services.messaging.sealing import handled_subject
 from services.platform.logs import correlation_scope, current_correlation_id, get_logger
 
 log = get_logger(__name__)
@@ -150,9 +153,15 @@ class IdempotentDelivery:
         if self.status(dispatch.attempt_id) in (DeliveryOutcome.delivered.value, PENDING):
             return False
         dispatch = replace(dispatch, outgoing=dispatch.outgoing.only_for(dispatch.channel))
-        self.deliveries[dispatch.attempt_id] = {"outcome": PENDING, "dispatch": dispatch.to_dict(),
-                                                "partition": source_partition.get(),
-                                                "correlation_id": current_correlation_id()}
+        # Sealed under the key of whom it is about (a referral, a notice), from a record or a timer alike: one
+        # data key per subject, not one per delivery.
+        token = handled_subject.set(dispatch.disclosure.subject_id)
+        try:
+            self.deliveries[dispatch.attempt_id] = {"outcome": PENDING, "dispatch": dispatch.to_dict(),
+                                                    "partition": source_partition.get(),
+                                                    "correlation_id": current_correlation_id()}
+        finally:
+            handled_subject.reset(token)
         self._start(dispatch, current_correlation_id(), source_partition.get())
         return True
 
@@ -167,7 +176,11 @@ class IdempotentDelivery:
         """Record a delivery's final outcome (once its final attempt event is on the broker, and again
         when the owning partition reads that event back: written only the first time)."""
         if self.status(attempt_id) != outcome.value:
-            self.deliveries[attempt_id] = {"outcome": outcome.value}
+            try:
+                self.deliveries[attempt_id] = {"outcome": outcome.value}
+            except InvalidRecord:  # its subject was erased meanwhile: nothing more is kept about it
+                with contextlib.suppress(KeyError):
+                    del self.deliveries[attempt_id]
 
     async def apply_attempt(self, event: Any) -> None:
         """An attempt event (``PageSent``, ``HwcNoticeDelivered``, ...) read back on the owner's partition: a
@@ -253,6 +266,7 @@ class IdempotentDelivery:
 
     async def _send(self, dispatch: Dispatch, correlation_id: str | None, partition: int | None) -> None:
         source_partition.set(partition)  # where the outcome is written (this task's own context)
+        handled_subject.set(dispatch.disclosure.subject_id)  # and under whose key it is sealed
         with correlation_scope(correlation_id):
             try:
                 if self.written is not None:  # waiting for the broker is not sending: no slot taken

@@ -8,6 +8,7 @@ import faust
 import pytest
 
 from services.delivery.channels import Outgoing
+from services.kernel.errors import InvalidRecord
 from services.kernel.events import (
     DeliveryOutcome,
 )
@@ -287,3 +288,33 @@ async def test_waiting_to_try_again_or_to_write_the_outcome_holds_no_sending_slo
     writing.set()
     await asyncio.wait_for(_until(lambda: delivery.status("slow-write") == DeliveryOutcome.delivered.value), 2)
     await delivery.close()
+
+
+async def test_a_sealed_outbox_keeps_each_delivery_under_the_key_of_whom_it_is_about() -> None:
+    """Asked from a timer (no record handled) and settled in the send's own task alike: one data key per referral,
+    not one per delivery (each key is a record every process reads), and none once the referral was erased."""
+    from services.messaging.sealing import SealedValues
+    from tests.unit.test_sealing_codec import KeysInMemory
+
+    keys, raw = KeysInMemory(), {}
+    channel = RecordingChannel("sms")
+    delivery = IdempotentDelivery({"sms": channel}, SealedValues(raw, keys, "deliveries"), attempts=1,
+                                  backoff_seconds=0)
+    delivery.report = Reports()
+    for n in range(3):
+        await delivery.request(dispatch(f"pg-1/{n}/sms"))
+    await delivery.drain()
+    assert len(channel.sent) == 3 and {delivery.status(f"pg-1/{n}/sms") for n in range(3)} == {"delivered"}
+    assert [subject for subject, _key_id in keys.keys] == ["r-1"]  # the dispatches' Disclosure subject
+
+    slow = SlowChannel("sms")
+    delivery.channels["sms"] = slow
+    await delivery.request(dispatch("pg-1/3/sms"))
+    await asyncio.wait_for(_until(lambda: slow.waiting == 1), 2)
+    keys.destroy("r-1")  # erased while its last delivery is in flight
+    slow.release.set()
+    await delivery.drain()
+    assert delivery.status("pg-1/3/sms") is None and "pg-1/3/sms" not in raw  # nothing more kept about it
+    with pytest.raises(InvalidRecord, match="erased"):
+        await delivery.request(dispatch("pg-1/4/sms"))  # nothing more is sent about it either
+    assert len(slow.sent) == 1
