@@ -50,7 +50,8 @@ log = get_logger(__name__)
 
 KeyRecord = SubjectKeyIssued | SubjectKeyDestroyed
 BACKGROUND_WRITES_SECONDS = 10.0  # how long stopping waits for keys and erasures still being written
-KEY_ON_ITS_WAY_SECONDS = 1.0  # how long a record waits for its key to come by the follower before a full look
+KEY_ON_ITS_WAY_SECONDS = 1.0  # how long a record looks for its key before it is taken as unknown
+REFRESH_SECONDS = 1.0  # how often the key topic is read when nothing asks: erasures elsewhere reach this process
 OPENED_HELD = 10_000  # opened keys held at most before the expired ones are dropped (each is 32 bytes)
 
 
@@ -75,13 +76,13 @@ class SubjectKeys:
         self._opened: dict[str, tuple[float, bytes]] = {}  # key_id -> (opened at, key)
         self.on_destroyed: list[Callable[[str], None]] = []  # called with each subject whose key is destroyed
         self._parts: dict[str, set[str]] = {}  # subject -> the subjects whose keys were made while it was handled
-        self._awaited: dict[tuple[str, str], asyncio.Future] = {}  # keys a record waits for: set when they arrive
+        self._reading: asyncio.Task | None = None  # the read to the key topic's end under way, if one is
         self._writes_in_background: set[asyncio.Task] = set()
         self._publisher = KafkaPublisher(settings, codec)  # started on the first write: most processes only read
         self._writing = False
         self._stopped = False
         self._first_write = asyncio.Lock()
-        self._follower = TopicFollower(settings, codec, (topic,), self._apply)
+        self._follower = TopicFollower(settings, codec, (topic,), self._apply, fetch_every=REFRESH_SECONDS)
         self._following = False
         self._starting = asyncio.Lock()
 
@@ -101,6 +102,8 @@ class SubjectKeys:
             _done, pending = await asyncio.wait(set(self._writes_in_background), timeout=BACKGROUND_WRITES_SECONDS)
             for task in pending:
                 task.cancel()
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
         if self._following:
             self._following = False
             await self._follower.stop()
@@ -115,27 +118,28 @@ class SubjectKeys:
         await self._follower.sync()
 
     async def known(self, subject_id: str, key_id: str) -> bool:
-        """Whether the key is known, once it can be. A record sealed under a key made elsewhere arrives just after
-        the key was written (its issuer waits for that): the key topic's follower brings it within a fetch, so
-        wait for that first, without a round trip to the broker per record (at a record's pace, one each would
-        cost most of a worker's time). Only a key still missing then is looked for to the topic's end."""
+        """Whether the key is known, once it can be. The key topic is read when a record needs a key not known yet
+        (and every ``REFRESH_SECONDS``, for erasures): one read brings every key written since, so a burst of new
+        subjects costs one read, not a fetch per key in every process. A key written among the sends of the record
+        sealed under it may land just after that record: it is looked for again until ``KEY_ON_ITS_WAY_SECONDS``."""
         if self.knows(subject_id, key_id):
             return True
         await self.start()
-        if self.knows(subject_id, key_id):  # it came while the follower started
-            return True
-        wanted = (subject_id, key_id)
-        arrived = self._awaited.get(wanted)
-        if arrived is None:
-            arrived = self._awaited[wanted] = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(arrived), timeout=KEY_ON_ITS_WAY_SECONDS)
-        except TimeoutError:
-            await self._follower.sync()
-        finally:
-            if arrived.done() or not self.knows(subject_id, key_id):
-                self._awaited.pop(wanted, None)
-        return self.knows(subject_id, key_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + KEY_ON_ITS_WAY_SECONDS
+        while not self.knows(subject_id, key_id):
+            if loop.time() > deadline:
+                return False
+            await self._read_to_end()
+            if not self.knows(subject_id, key_id):
+                await asyncio.sleep(0.01)
+        return True
+
+    async def _read_to_end(self) -> None:
+        """One read of the key topic to its end, shared by every record waiting for a key meanwhile."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.get_running_loop().create_task(self._follower.sync(KEY_ON_ITS_WAY_SECONDS))
+        await asyncio.shield(self._reading)
 
     def knows(self, subject_id: str, key_id: str) -> bool:
         return key_id in self._records.get(subject_id, {})
@@ -145,9 +149,6 @@ class SubjectKeys:
 
     def _apply(self, record: KeyRecord) -> None:
         self._records.setdefault(record.subject_id, {})[record.key_id] = record
-        arrived = self._awaited.pop((record.subject_id, record.key_id), None)
-        if arrived is not None and not arrived.done():
-            arrived.set_result(None)
         if isinstance(record, SubjectKeyIssued) and record.part_of:
             self._parts.setdefault(record.part_of, set()).add(record.subject_id)
         if isinstance(record, SubjectKeyDestroyed):

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.kernel.topics import REFERRALS, all_topics
-from services.messaging.events import ErasureReason, ErasureReceipted
+from services.messaging.events import ErasureReason, ErasureReceipted, SubjectKeyDestroyed
 from services.messaging.kafka import KafkaPublisher, client_options, topic_partition_counts
 from services.messaging.subject_keys import sealing_codec
 from services.ops import read_dead_letters
@@ -68,6 +68,13 @@ async def test_an_erased_referral_opens_nowhere_from_the_start_and_the_console_s
     covered = result.output
     assert "handoff.lead.referrals" in covered and "handoff.cad.referrals" in covered  # the CAD event's key too
 
+    # Every running worker has the erasure within a second: it reads the key topic that often, and whenever a
+    # record needs a key it does not know yet (SubjectKeys.REFRESH_SECONDS).
+    def erased_in(worker) -> bool:
+        records = worker.processor.codec.sealer.keys.keys_of(referral_id)
+        return bool(records) and all(isinstance(r, SubjectKeyDestroyed) for r in records)
+
+    await eventually(lambda: all(erased_in(w) for w in system.apps.values()), timeout=5)
     # A copy from before the erasure (a backup restored, a replay) is refused, not read: dead-lettered.
     system.expect_dead_letters = True
     replay = KafkaPublisher(settings, None)  # raw bytes: no codec needed

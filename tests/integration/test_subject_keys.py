@@ -51,6 +51,9 @@ async def test_a_key_issued_by_one_worker_opens_in_another_and_an_erasure_closes
         await eventually(lambda: worker_b.keys_of("REF-1"))
         assert open_sealed(worker_b.open("REF-1", issued.key_id), sealed, WHERE) == b"Dana"
         other = await worker_a.issue("REF-2", "lead_referral")
+        # worker_b reads the key topic when asked (and once a second): a record sealed under a key just written
+        # finds it at once, by one read to the topic's end.
+        assert await worker_b.known("REF-2", other.key_id)
 
         result = await handoff(kafka_settings, ["erase", "REF-1", "--reason", "ticket 4711", "--by", "admin-ana"])
         assert result.exit_code == 0, result.output
