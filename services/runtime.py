@@ -45,6 +45,7 @@ from services.kernel.topics import (
     CONSOLE_SESSIONS,
     PAGES,
     REFERRALS,
+    TopicSpec,
     all_topics,
 )
 from services.messaging.avro import AvroCodec, registry_from_url
@@ -254,7 +255,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     state.read_model, state.handoff_details, state.hwc_model = read_model, handoff_details, hwc_model
     state.qrt_model, state.walk_in_model, state.sessions, state.followers = qrt_model, walk_in_model, sessions, followers
     state.keys = keys  # started in the lifespan (or by a test that serves the app without one)
-    state.caught_up = lambda: caught_up(followers)
+    state.caught_up = lambda *written: caught_up(followers, written, settings.topic_prefix)
     if keys:
         keys.on_destroyed.append(handoff_details.erase)
     # Who calls: the identity providers' keys (people's sign-in, machine clients' access tokens) and the audit
@@ -297,10 +298,12 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
 READ_YOUR_WRITES_SECONDS = 3.0  # a confirmation waits at most this long for the read models to show its effect
 
 
-async def caught_up(followers: list[TopicFollower], timeout: float = READ_YOUR_WRITES_SECONDS) -> bool:
-    """Every read model has everything written before this call (False when that took longer than ``timeout``:
-    the page then says it was recorded and may take a moment to show)."""
-    results = await asyncio.gather(*(f.sync(timeout) for f in followers if f.running))
+async def caught_up(followers: list[TopicFollower], written: tuple[TopicSpec, ...], prefix: str = "",
+                    timeout: float = READ_YOUR_WRITES_SECONDS) -> bool:
+    """The read models that follow the topics ``written`` have everything written to them before this call (False
+    when that took longer than ``timeout``: the page then shows what they had by then)."""
+    names = {spec.qualified(prefix) for spec in written}
+    results = await asyncio.gather(*(f.sync(timeout) for f in followers if f.running and names & set(f.names)))
     return all(results)
 
 

@@ -44,4 +44,5 @@ Events = Annotated[Publisher, Depends(app_state("publisher"))]
 Limits = Annotated[IntakeLimits, Depends(app_state("limits"))]
 # () -> True once every read model has what was written before the call (False after a bounded wait): a page
 # that confirms an action shows its effect, by reading its own write, never by hoping.
-CaughtUp = Annotated[Callable[[], Awaitable[bool]], Depends(app_state("caught_up"))]
+#: ``await shown(TOPIC, ...)``: the read models that follow what a route just wrote have it (read your own write).
+CaughtUp = Annotated[Callable[..., Awaitable[bool]], Depends(app_state("caught_up"))]

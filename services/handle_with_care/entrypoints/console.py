@@ -18,6 +18,7 @@ from services.handle_with_care.entrypoints.http_api import HwcModel
 from services.handle_with_care.entrypoints.pages import TEMPLATES, notice_html
 from services.handle_with_care.events import HwcNoticeRequested
 from services.handle_with_care.service import acknowledge_notice
+from services.handle_with_care.topics import HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.triage import resolve_triage_item
 from services.kernel.events import (
     AcknowledgedVia,
@@ -69,7 +70,7 @@ async def acknowledge(request: Request, notice_id: str, clock: AppClock, model: 
     sessions.check_csrf(viewer, csrf_token)
     own_notice(model, viewer, notice_id)
     await acknowledge_notice(notice_id, viewer.id, publisher, clock, AcknowledgedVia.link)
-    await shown()
+    await shown(HWC_NOTICES)
     return RedirectResponse(f"/console/notices/{notice_id}?done=acknowledged", status_code=303)
 
 
@@ -104,7 +105,7 @@ async def resolve(request: Request, cad_event_id: str, clock: AppClock, model: H
     viewer = sessions.require(request, "coordinator")
     sessions.check_csrf(viewer, csrf_token)
     await resolve_triage_item(cad_event_id, school_id, viewer.district, model, reference, publisher, clock)
-    await shown()  # the queue it leads to no longer lists the child it placed
+    await shown(HWC_TRIAGE)  # the queue it leads to no longer lists the child it placed
     return RedirectResponse("/console/triage?done=1", status_code=303)
 
 

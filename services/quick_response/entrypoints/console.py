@@ -20,6 +20,7 @@ from services.quick_response.domain.figures import FollowUpView, week_of
 from services.quick_response.entrypoints.http_api import QrtModel
 from services.quick_response.events import AttemptOutcome, FollowUpKind
 from services.quick_response.service import audit_list_read, log_attempt
+from services.quick_response.topics import QRT_FOLLOW_UPS
 from services.web.console import ConsoleSessions, local_time, page
 from services.web.deps import AppClock, CaughtUp, Events, Reference
 from services.web.web import ApiError
@@ -88,5 +89,5 @@ async def attempt(request: Request, task_id: str, clock: AppClock, model: QrtMod
         raise ApiError(422, "outcome", "a family-support follow-up has no treatment step")
     # ``tap`` is the page's own nonce: a double tap or a resubmitted form is one attempt.
     await log_attempt(task_id, view.opened.site_id, chosen, viewer.id, clock.now(), tap[:64] or None, publisher)
-    await shown()  # the list it leads to has the attempt in the card's history
+    await shown(QRT_FOLLOW_UPS)  # the list it leads to has the attempt in the card's history
     return RedirectResponse(f"/console/qrt?done={chosen.value}", status_code=303)

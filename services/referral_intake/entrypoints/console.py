@@ -23,6 +23,7 @@ from services.kernel.clock import Clock
 from services.kernel.events import DisclosureChannel, Milestone, ReferredPerson
 from services.kernel.pathways import Pathway, PathwayFigures
 from services.kernel.reference import ReferenceData, Site
+from services.kernel.topics import REFERRALS
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.lifecycle import IllegalTransition
 from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, lead_pathways
@@ -152,7 +153,7 @@ async def record(request: Request, referral_id: str, clock: AppClock, model: Rea
                                    publisher, clock)
     except IllegalTransition as exc:
         raise ApiError(409, exc.field, exc.detail) from None
-    await shown()  # the page it leads to shows the step (and the status it implies), not the state before it
+    await shown(REFERRALS)  # the page it leads to shows the step (and the status it implies), not the state before it
     return RedirectResponse(f"/console/referrals/{referral_id}?done={chosen.value}", status_code=303)
 
 
