@@ -54,6 +54,7 @@ from services.messaging.reference_feed import ReferenceFeed
 from services.messaging.sealing import Sealer
 from services.messaging.streams import Worker, prepare_and_start
 from services.messaging.subject_keys import SubjectKeys
+from services.notifier.domain.officer_view import HandoffProgress
 from services.notifier.entrypoints import calendar as notifier_calendar
 from services.notifier.entrypoints import http_api as notifier_http
 from services.notifier.entrypoints import worker as notifier_worker
@@ -156,6 +157,7 @@ class LeadPagesRead:
     read_model: LeadReadModel
     details: HandoffDetails
     links: AckLinks
+    reference: ReferenceData
 
     def request_of(self, referral_id: str) -> PageRequested | None:
         return self.details.pages.get(referral_id)
@@ -175,6 +177,24 @@ class LeadPagesRead:
     def reply_codes_waiting(self, case_manager_id: str) -> list[str]:
         return [self.links.reply_code(v.referral_id, case_manager_id)
                 for v in self.read_model.pages_waiting_for(case_manager_id)]
+
+    def progress_of(self, referral_id: str) -> HandoffProgress | None:
+        view = self.read_model.views.get(referral_id)
+        if view is None:
+            return None
+        site = self.reference.site(view.site_id)
+
+        def named(case_manager_id: str) -> str:
+            person = self.reference.case_managers.get(case_manager_id)
+            return person.display_name if person else "a case manager"
+
+        return HandoffProgress(
+            received_at=view.referred_at, paged_at=view.paged_at, tried_now=[named(cm) for cm in view.tried_now],
+            escalated=view.paging_step not in (None, (0, 0)),
+            acknowledged_by=named(view.acknowledged_by) if view.acknowledged_by else None,
+            acknowledged_at=view.acknowledged_at, missed_at=view.handoff_missed_at, late=view.late,
+            window_minutes=site.warm_handoff_window_minutes if site else Site.model_fields[
+                "warm_handoff_window_minutes"].default)
 
 
 def takes_json(path: str) -> bool:
@@ -273,7 +293,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     state.fhir_base = f"{settings.public_base_url.rstrip('/')}/fhir"
     state.metrics = metrics_scrape(settings, read_model, hwc_model, clock)
     # Where one service's pages show another's figures: joined here, so that no service imports another.
-    state.pages_read = LeadPagesRead(read_model, handoff_details, state.ack_links)
+    state.pages_read = LeadPagesRead(read_model, handoff_details, state.ack_links, reference)
     state.children_at_incident = lambda agency_id, incident_id: [
         dataclasses.asdict(outcome) for outcome in hwc_model.for_incident(agency_id, incident_id)]
     state.beside_lead = lead_console.BesideLead(

@@ -29,8 +29,9 @@ class AckLinks:
     def token(self, purpose: str, subject_id: str, recipient_id: str) -> str:
         return self._serializer(purpose).dumps([subject_id, recipient_id])
 
-    def url(self, purpose: str, subject_id: str, recipient_id: str) -> str:
-        return f"{self.base_url}/ack/{purpose}/{self.token(purpose, subject_id, recipient_id)}"
+    def url(self, purpose: str, subject_id: str, recipient_id: str, under: str = "ack") -> str:
+        """``under``: what the link's page does, "ack" (acknowledges) or "status" (shows, acts on nothing)."""
+        return f"{self.base_url}/{under}/{purpose}/{self.token(purpose, subject_id, recipient_id)}"
 
     def verify(self, purpose: str, token: str) -> tuple[str, str]:
         try:

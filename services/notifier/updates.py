@@ -46,6 +46,7 @@ from services.notifier.domain.escalation import (
 from services.notifier.domain.fhir_notification import notification
 from services.notifier.domain.messages import (
     NO_REDISCLOSURE,
+    NO_REDISCLOSURE_SHORT,
     render_deadline_warning,
     render_handoff_missed,
     render_moved,
@@ -89,7 +90,9 @@ class ReferralUpdates:
     async def _tell_officer(self, state: PageState, request: PageRequested, what: str, subject: str, text: str,
                             **payload: bool) -> None:
         """One SMS to the referring officer's callback number, once (``what`` names it in the attempt id): about
-        their referral, never about the person."""
+        their referral, never about the person, with the link to its warm handoff as it stands."""
+        follow = self.paging.links.url(OFFICER_TARGET, state.referral_id, OFFICER_TARGET, "status")
+        text = f"{text.removesuffix(NO_REDISCLOSURE_SHORT).rstrip()} Follow it: {follow} {NO_REDISCLOSURE_SHORT}"
         outgoing = Outgoing(f"{state.page_id}/officer-{what}", request.officer_callback_phone, subject, text, text,
                             {"referral_id": state.referral_id, **payload, "redisclosure_notice": NO_REDISCLOSURE})
         await self.paging.deliver_once(state, OFFICER_TARGET, Channel.sms, outgoing,

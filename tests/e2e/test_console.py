@@ -233,3 +233,57 @@ async def test_a_volunteer_accepts_a_walk_in_on_a_phone_and_the_coordinator_sees
     await phone.goto(f"{base}/console/walk-ins")
     assert await fits_the_screen(phone)
     await screenshot(phone, "walk-ins-phone")
+
+
+async def test_the_officer_follows_the_handoff_on_a_phone_and_a_late_referral_tops_the_worklist(
+        system_factory, served, browser) -> None:
+    import re
+
+    from tests.integration.test_lead_flow import referral_body
+
+    port = free_port()
+    system = await system_factory("referral-intake", "notifier", now=NOW, public_base_url=f"http://127.0.0.1:{port}")
+    base = await served(system.app, port)
+    officer_phone = "+15055550143"
+    referral_id = await submit(system, "CAD-OFFICER-1")
+    await eventually(lambda: [m for m in system.messages("sms") if m.to == on_call(system).phone])
+    system.clock.advance(minutes=5)  # the on-call does not answer: the first escalation
+    told = await eventually(lambda: [m for m in system.messages("sms") if m.to == officer_phone])
+    link = re.search(r"Follow it: (\S+)", told[0].body).group(1)
+    views = system.app.state.read_model.views
+    await eventually(lambda: views[referral_id].tried_now == ["cm-cruz"])
+
+    officer = await (await browser.new_context(viewport=PHONE)).new_page()
+    await officer.goto(link)  # from the SMS, no sign-in: the referral's handoff, nothing about the person
+    main = await officer.inner_text("main")
+    assert "The on-call has not answered. Now paging Cruz M. (outreach)." in main
+    for personal in ("Example", "bus shelter", "1990"):
+        assert personal not in await officer.content()
+    assert await fits_the_screen(officer)
+    await screenshot(officer, "officer-view-phone")
+
+    cruz = await eventually(lambda: [m for m in system.messages("sms") if m.to == system.reference.case_managers[
+        "cm-cruz"].phone])
+    taken = cruz[0].body.split("Ack: ")[1].split()[0]
+    assert (await system.http.post(taken.replace(f"http://127.0.0.1:{port}", ""))).status_code == 200
+    await eventually(lambda: views[referral_id].acknowledged_by == "cm-cruz")
+    await officer.get_by_role("link", name="Refresh").click()
+    await officer.get_by_text("Cruz M. (outreach) took your referral").wait_for()
+    await screenshot(officer, "officer-view-taken-phone")
+
+    # Three hours after the officer met the person it is no warm handoff: nobody is woken, the officer hears so, and
+    # the referral tops the outreach worklist with where the officer met the person.
+    late = {**referral_body("CAD-LATE-1"), "occurred_at": (NOW - timedelta(hours=3)).isoformat()}
+    resp = await system.http.post("/v1/referrals", json=late, headers={"Authorization": "Bearer local-dev-token-apd"})
+    assert resp.status_code == 202, resp.text
+    late_id = resp.json()["referral_id"]
+    told = await eventually(lambda: [m for m in system.messages("sms") if m.to == officer_phone and "window" in m.body])
+    await officer.goto(re.search(r"Follow it: (\S+)", told[0].body).group(1))
+    assert "after the 120-minute warm-handoff window, so nobody was paged" in await officer.inner_text("main")
+    await eventually(lambda: late_id in views and views[late_id].late)
+    outreach = await sign_in(await browser.new_context(viewport=PHONE), base, "local-dev-token-cm-cruz")
+    await outreach.goto(f"{base}/console/worklist")
+    first = await outreach.locator("li.card").first.inner_text()
+    assert "late" in first.lower() and "bus shelter" in first
+    assert await fits_the_screen(outreach)
+    await screenshot(outreach, "worklist-late-referral-phone")

@@ -15,7 +15,7 @@ from services import runtime
 from services.messaging.kafka import InMemoryPublisher
 
 # Authenticated by something other than a bearer token, each on purpose:
-SIGNED_LINKS = re.compile(r"^/(ack|walk-in)/")  # the signed, expiring, single-purpose token in the URL is the credential
+SIGNED_LINKS = re.compile(r"^/(ack|status|walk-in)/")  # the signed, expiring, single-purpose token in the URL is the credential
 SIGNED_BY_PROVIDER = {"/v1/sms/inbound"}  # the SMS provider's request signature (X-Twilio-Signature)
 LIVENESS = {"/healthz"}  # answers {"status": "ok"} and nothing else, for orchestrators' probes
 SIGN_IN_FORM = {("GET", "/console/login")}  # the console's sign-in page: where credentials are given

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import html
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -18,8 +18,8 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from services.delivery.channels import twilio_signature
-from services.delivery.links import AckLinks
-from services.kernel.clock import Clock
+from services.delivery.links import AckLinks, InvalidLink
+from services.kernel.clock import Clock, spoken_time
 from services.kernel.events import (
     AcknowledgedVia,
 )
@@ -27,11 +27,14 @@ from services.kernel.lead import PageAcknowledged, PageRequested
 from services.kernel.reference import ReferenceData
 from services.kernel.topics import PAGES
 from services.messaging.kafka import Publisher
+from services.notifier.domain.escalation import OFFICER_TARGET
+from services.notifier.domain.messages import NO_REDISCLOSURE_SHORT
+from services.notifier.domain.officer_view import HandoffProgress, officer_view
 from services.notifier.service import page_id_for
 from services.platform.logs import correlation_scope, get_logger
 from services.web.console import handoff_html, local_time
 from services.web.deps import AppClock, Events, Reference, app_state
-from services.web.render import fragment
+from services.web.render import fragment, render_page
 from services.web.web import AckFlow, ack_link_page
 
 log = get_logger(__name__)
@@ -56,6 +59,9 @@ class PagesRead(Protocol):
 
     def missed_at(self, referral_id: str) -> datetime | None:
         """When the page went unanswered through every step (a missed warm handoff), while nobody has taken it."""
+
+    def progress_of(self, referral_id: str) -> HandoffProgress | None:
+        """The referral's warm handoff as the referring officer sees it (None: unknown, or erased)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,28 @@ async def show_page(token: str, links: PageLinks, pages: Pages, reference: Refer
 async def acknowledge_page(token: str, links: PageLinks, pages: Pages, reference: Reference, publisher: Events,
                            clock: AppClock) -> HTMLResponse:
     return await ack_link_page(links, page_flow(pages, reference, publisher, clock), token, act=True)
+
+
+@router.get("/status/officer/{token}", response_class=HTMLResponse,
+            summary="The referring officer's view of their referral's warm handoff")
+async def officer_status(token: str, links: PageLinks, pages: Pages, reference: Reference,
+                         clock: AppClock) -> HTMLResponse:
+    try:
+        referral_id, _officer = links.verify(OFFICER_TARGET, token)
+    except InvalidLink as exc:
+        return render_page("message.html", title="Link not valid", narrow=True, status=410,
+                           paragraphs=[str(exc).replace("acknowledgement ", "")], alert=False, back=None)
+    progress = pages.progress_of(referral_id)
+    if progress is None:
+        return render_page("message.html", title="No longer available", narrow=True, status=410, alert=False,
+                           paragraphs=["This referral is no longer kept in Handoff."], back=None)
+    request = pages.request_of(referral_id)
+    site = reference.site(request.site_id) if request else None
+    zone = site.zone if site else UTC
+    now = clock.now()
+    return render_page("paging/officer_status.html", package=TEMPLATES, title="Your LEAD referral", narrow=True,
+                       view=officer_view(progress, zone, now), as_of=spoken_time(now, zone, now),
+                       here=f"/status/officer/{token}", notice=NO_REDISCLOSURE_SHORT)
 
 
 @router.post("/v1/sms/inbound", summary="SMS provider webhook: 'ACK 123456' acknowledges a page",

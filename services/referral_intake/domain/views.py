@@ -65,6 +65,8 @@ class ReferralView:
     incident: tuple[str, str] | None = None  # (agency id, CAD incident id), when CAD named the incident
     closed_at: datetime | None = None  # when a final status ended it: its personal values' retention runs from then
     late: bool = False  # reached Handoff past the warm-handoff window: never paged, outreach's to follow up
+    paging_step: tuple[int, int] | None = None  # (loop, step) of the escalation's latest sends
+    tried_now: list[str] = field(default_factory=list)  # who that step paged: what the officer's view names
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> ReferralView:
@@ -107,8 +109,17 @@ class ReferralView:
         self._milestone(Milestone.paged.value, event.requested_at)
 
     def _page_sent(self, event: PageSent) -> None:
-        if event.target_id not in self.paged_case_managers and event.target_id != "officer":
+        if event.target_id == "officer":
+            return
+        if event.target_id not in self.paged_case_managers:
             self.paged_case_managers.append(event.target_id)
+        if event.step_index < 0:  # a deadline warning or the missed handoff's fallback: not an escalation step
+            return
+        step = (event.loop, event.step_index)
+        if self.paging_step is None or step > self.paging_step:
+            self.paging_step, self.tried_now = step, [event.target_id]
+        elif step == self.paging_step and event.target_id not in self.tried_now:
+            self.tried_now.append(event.target_id)
 
     def _page_acknowledged(self, event: PageAcknowledged) -> None:
         self._touched(event.acknowledged_at)
