@@ -43,15 +43,23 @@ def labels_for(kind: FollowUpKind) -> dict[AttemptOutcome, str]:
 router = APIRouter(include_in_schema=False)
 
 
-def card(v: FollowUpView, zone: ZoneInfo, now: datetime) -> dict:
+def card(v: FollowUpView, zone: ZoneInfo, now: datetime, staff: dict | None = None) -> dict:
+    """A follow-up as the team's list shows it; each attempt with when and by whom (``staff``: id -> person)."""
     o, p = v.opened, v.opened.person
     labels = labels_for(o.kind)
+    staff = staff or {}
+
+    def attempt(a) -> str:
+        by = staff[a.recorded_by].display_name if a.recorded_by in staff else a.recorded_by
+        return f"{labels.get(a.outcome, a.outcome.value)}, {local_time(a.attempted_at, zone)} by {by}"
+
     return {"task_id": o.task_id, "kind": o.kind.value, "name": (p.display_name if p else None) or "name not known",
             "family": o.kind is FollowUpKind.family_support, "buttons": list(labels.items()),
             "address": (p.contact_address if p else None) or "no address", "phone": p.phone if p else None,
             "source": p.address_source.value if p else "unknown", "location": o.location_description,
             "due": local_time(o.due_at, zone), "overdue": o.due_at <= now,
-            "attempts": [labels.get(a, a.value) for a in v.outcomes], "warned": v.warned}
+            "attempts": [attempt(a) for a in sorted(v.attempts.values(), key=lambda a: a.attempted_at)],
+            "warned": v.warned}
 
 
 @router.get("/console/qrt", response_class=HTMLResponse)
@@ -63,7 +71,8 @@ async def follow_ups(request: Request, clock: AppClock, model: QrtModel, publish
     lists = []
     for site in sites:
         await audit_list_read(site.site_id, viewer.staff, DisclosureChannel.console, publisher, clock)
-        lists.append({"site": site.name, "cards": [card(v, site.zone, now) for v in model.open_list(site.site_id)],
+        lists.append({"site": site.name, "cards": [card(v, site.zone, now, reference.case_managers)
+                                                      for v in model.open_list(site.site_id)],
                       "funnel": model.funnel(site.site_id, week_of(now)).__dict__})
     recorded = next((label for outcome, label in LABELS.items() if outcome.value == done), "")
     return page("qrt/follow_ups.html", "Overdose follow-ups", viewer, package=TEMPLATES, lists=lists,

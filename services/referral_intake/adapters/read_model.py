@@ -18,13 +18,14 @@ from services.kernel.events import (
 )
 from services.kernel.lead import PageRequested, ReferralCreated
 from services.messaging.sealing import erased_copy
-from services.referral_intake.domain.views import ReferralView
+from services.referral_intake.domain.views import RecordedStep, ReferralView, recorded_step
 
 
 class LeadReadModel:
     def __init__(self) -> None:
         self.views: dict[str, ReferralView] = {}
         self.caseloads = Caseloads()
+        self.history: dict[str, dict[str, RecordedStep]] = {}  # referral -> its people's steps, by key
 
     def apply(self, event) -> None:
         self.caseloads.apply(event)
@@ -32,6 +33,13 @@ class LeadReadModel:
             self.views.setdefault(event.referral_id, ReferralView.opened(event))
         elif (view := self.views.get(event.referral_id)) is not None:
             view.apply(event)
+            if (step := recorded_step(event)) is not None:
+                self.history.setdefault(event.referral_id, {}).setdefault(step.key, step)
+
+    def steps_of(self, referral_id: str) -> list[RecordedStep]:
+        """What people did about a referral, oldest first: every attempt and milestone, who took the page, a
+        closing and its reason; each with when and by whom."""
+        return sorted(self.history.get(referral_id, {}).values(), key=lambda step: step.at)
 
     def for_site(self, site_id: str) -> list[ReferralView]:
         return [v for v in self.views.values() if v.site_id == site_id]

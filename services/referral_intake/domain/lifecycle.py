@@ -85,6 +85,14 @@ def transition(referral_id: str, site_id: str, current: ReferralStatus, target: 
                                  reason=reason, changed_at=at, changed_by=by)
 
 
+def closing_status(current: ReferralStatus) -> ReferralStatus:
+    """The status a case manager's "close the referral" gives, by where it stands (FHIR Task): rejected when it was
+    never accepted, cancelled when accepted and nothing begun, failed once the work began."""
+    if current is S.requested:
+        return S.rejected
+    return S.cancelled if current is S.accepted else S.failed
+
+
 @dataclass(frozen=True)
 class MilestoneEffect:
     status_change: ReferralStatusChanged | None

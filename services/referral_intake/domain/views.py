@@ -224,6 +224,32 @@ class ReferralView:
         return min(candidates, default=None)
 
 
+@dataclass(frozen=True)
+class RecordedStep:
+    """One line of a referral's history as people read it: when, what (a milestone, who took the page, a status
+    and its reason), by whom (a staff id). ``key`` keeps a step applied twice one line."""
+
+    key: str
+    at: datetime
+    what: str
+    by: str | None = None
+    reason: str | None = None
+
+
+def recorded_step(event) -> RecordedStep | None:
+    """The history line an event makes, if it makes one: a status only when a person ended the referral (the
+    statuses a milestone implies are that milestone's line)."""
+    if isinstance(event, EngagementRecorded):
+        return RecordedStep(event.engagement_id, event.occurred_at, event.milestone.value, event.recorded_by,
+                            event.reason.value if event.reason else None)
+    if isinstance(event, PageAcknowledged):
+        return RecordedStep("acknowledged", event.acknowledged_at, "took_the_page", event.acknowledged_by)
+    if isinstance(event, ReferralStatusChanged) and event.changed_by and event.status.value not in _OPEN:
+        return RecordedStep(f"status/{event.status.value}/{event.changed_at.isoformat()}", event.changed_at,
+                            event.status.value, event.changed_by, event.reason.value if event.reason else None)
+    return None
+
+
 @dataclass
 class TrackedReferral:
     """What intake's tracker keeps of a referral: its view (no personal data), and the correlation id of

@@ -20,12 +20,19 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from markupsafe import Markup
 
 from services.kernel.clock import Clock
-from services.kernel.events import DisclosureChannel, Milestone, ReferredPerson
+from services.kernel.events import (
+    OPEN_STATUSES,
+    DisclosureChannel,
+    Milestone,
+    ReferralStatus,
+    ReferredPerson,
+    StatusReason,
+)
 from services.kernel.pathways import Pathway, PathwayFigures
 from services.kernel.reference import ReferenceData, Site
 from services.kernel.topics import REFERRALS
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
-from services.referral_intake.domain.lifecycle import IllegalTransition
+from services.referral_intake.domain.lifecycle import IllegalTransition, closing_status
 from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET, lead_pathways
 from services.referral_intake.domain.reports import (
     month_of,
@@ -40,16 +47,26 @@ from services.referral_intake.domain.reports import (
 from services.referral_intake.domain.views import HANDOFF_MISSED, ReferralView
 from services.referral_intake.entrypoints.http_api import ReadModel
 from services.referral_intake.entrypoints.staff_api import Details
-from services.referral_intake.service import RecordEngagement, disclose_identity, handle_staff_command
+from services.referral_intake.service import ChangeStatus, RecordEngagement, disclose_identity, handle_staff_command
 from services.web.console import ConsoleSessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
 from services.web.deps import AppClock, CaughtUp, Events, Reference, app_state
 from services.web.render import fragment, percent, personal
-from services.web.web import ApiError
+from services.web.web import ApiError, sentence
 
 ONE_TAP = (Milestone.contact_attempted, Milestone.contacted, Milestone.intake_scheduled, Milestone.enrolled,
            Milestone.engaged)
 LABELS = {Milestone.contact_attempted: "Tried to reach", Milestone.contacted: "Contacted",
           Milestone.intake_scheduled: "Intake scheduled", Milestone.enrolled: "Enrolled", Milestone.engaged: "Engaged"}
+# A referral's history in words: the one-tap steps as their buttons say them, and what else people do.
+STEP_WORDS = {**{m.value: label for m, label in LABELS.items()}, "took_the_page": "Took the page",
+              **{s.value: f"Closed ({s.value.replace('_', ' ')})" for s in ReferralStatus if s not in OPEN_STATUSES}}
+# Why a referral ends, as the closing form offers it (StatusReason).
+REASON_LABELS = {StatusReason.declined_by_client.value: "The person declined",
+                 StatusReason.could_not_contact.value: "Could not reach the person",
+                 StatusReason.ineligible.value: "Not eligible for the program",
+                 StatusReason.no_capacity.value: "No capacity to take them",
+                 StatusReason.declined_by_provider.value: "The program declined",
+                 StatusReason.other.value: "Another reason"}
 DASHBOARD_REFRESH_SECONDS = 5
 FIELD_ROLES = ("case_manager", "outreach")
 FIGURE_ROLES = ("program_manager", "administrator")
@@ -126,15 +143,26 @@ async def worklist(request: Request, details: Details, model: ReadModel, referen
 async def referral(request: Request, referral_id: str, clock: AppClock, details: Details, model: ReadModel,
                    publisher: Events, reference: Reference, sessions: ConsoleSessions, done: str = "") -> HTMLResponse:
     viewer = sessions.require(request, *FIELD_ROLES)
-    view = referral_for(model, viewer, referral_id)
-    site = reference.site(view.site_id)
+    return await referral_page(viewer, referral_for(model, viewer, referral_id), clock, details, model, publisher,
+                               reference, done)
+
+
+async def referral_page(viewer: Viewer, view: ReferralView, clock: Clock, details: HandoffDetails,
+                        model: LeadReadModel, publisher, reference: ReferenceData, done: str = "",
+                        refused: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
+    """A referral for the people who work it: who (to the case manager who took it), the warm handoff, one-tap
+    steps, closing it with a reason, and every step so far with when and by whom. After a refused form, again
+    with the reason beside its field (``refused``: field -> sentence)."""
+    referral_id, site = view.referral_id, reference.site(view.site_id)
     person = await disclose_identity(view, viewer.id, details.people, publisher, clock, DisclosureChannel.console)
+    staff = reference.case_managers
+    steps = [(_local(step.at, site), STEP_WORDS.get(step.what, step.what), REASON_LABELS.get(step.reason or "", ""),
+              staff[step.by].display_name if step.by in staff else step.by) for step in model.steps_of(referral_id)]
     return page("lead/referral.html", "Referral", viewer, package=TEMPLATES, referral_id=referral_id, done=done,
                 referral_status=view.status, due=_local(view.intake_due_at, site), person=person,
                 handoff=handoff_html(details.pages.get(referral_id), site.zone if site else None),
-                buttons=[(m, LABELS[m]) for m in ONE_TAP],
-                milestones=[(name, _local(at, site)) for name, at in sorted(view.milestones.items(),
-                                                                             key=lambda kv: kv[1])])
+                buttons=[(m, LABELS[m]) for m in ONE_TAP] if view.is_open else [], closable=view.is_open,
+                reasons=list(REASON_LABELS.items()), refused=refused or {}, status=status, steps=steps)
 
 
 @router.post("/console/referrals/{referral_id}/milestones")
@@ -155,6 +183,33 @@ async def record(request: Request, referral_id: str, clock: AppClock, model: Rea
         raise ApiError(409, exc.field, exc.detail) from None
     await shown(REFERRALS)  # the page it leads to shows the step (and the status it implies), not the state before it
     return RedirectResponse(f"/console/referrals/{referral_id}?done={chosen.value}", status_code=303)
+
+
+@router.post("/console/referrals/{referral_id}/close")
+async def close(request: Request, referral_id: str, clock: AppClock, details: Details, model: ReadModel,
+                publisher: Events, reference: Reference, sessions: ConsoleSessions, shown: CaughtUp,
+                reason: str = Form(""), csrf_token: str = Form("")) -> Response:
+    """The case manager ends the referral, saying why (the person declined, could not be reached...): the status
+    its stage gives (``closing_status``), with the reason, and who closed it, on the referral's history."""
+    viewer = sessions.require(request, *FIELD_ROLES)
+    sessions.check_csrf(viewer, csrf_token)
+    view = referral_for(model, viewer, referral_id)
+    if not view.is_open:  # closed meanwhile (by someone else, or a form sent twice)
+        return await referral_page(viewer, view, clock, details, model, publisher, reference, status=409,
+                                   refused={"reason": "This referral is already closed: nothing was changed."})
+    try:
+        why = StatusReason(reason)
+    except ValueError:
+        return await referral_page(viewer, view, clock, details, model, publisher, reference, status=422,
+                                   refused={"reason": "Choose why the referral ends."})
+    try:
+        await handle_staff_command(ChangeStatus(referral_id, closing_status(ReferralStatus(view.status)), viewer.id,
+                                                why), view, publisher, clock)
+    except IllegalTransition as exc:
+        return await referral_page(viewer, view, clock, details, model, publisher, reference, status=409,
+                                   refused={"reason": sentence(exc.detail)})
+    await shown(REFERRALS)
+    return RedirectResponse(f"/console/referrals/{referral_id}?done=closed", status_code=303)
 
 
 def sites_of(reference: ReferenceData, viewer: Viewer) -> list[Site]:

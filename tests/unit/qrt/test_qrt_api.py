@@ -16,6 +16,7 @@ from services.messaging.events import DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
 from services.quick_response.domain.deidentify import deidentify
 from services.quick_response.events import FollowUpAttempted, FollowUpOpened
+from services.web.console import local_time
 from tests.factories import NOW, overdose
 
 APD = {"Authorization": "Bearer local-dev-token-apd"}
@@ -137,6 +138,10 @@ async def test_the_console_list_shows_who_and_where_due_first_and_takes_an_attem
         done = await client.post("/console/qrt/fu-od-1/attempts", data=form)
         assert done.status_code == 303 and done.headers["location"] == "/console/qrt?done=not_home"
     assert {a.attempt_id for a in publisher.events(FollowUpAttempted)} == {"fu-od-1/cm-cruz/fu-od-1-0-not_home"}
+    model.apply(publisher.events(FollowUpAttempted)[0])
+    tried = (await client.get("/console/qrt")).text.split('data-testid="attempts">')[1].split("</ul>")[0]
+    when = local_time(publisher.events(FollowUpAttempted)[0].attempted_at, "America/Denver")
+    assert tried == f"<li>Not home, {when} by Cruz M. (outreach)</li>"  # each attempt: when, and by whom
     forged = await client.post("/console/qrt/fu-od-1/attempts", data={**form, "csrf_token": "forged"})
     assert forged.status_code == 403
     client.cookies.clear()
