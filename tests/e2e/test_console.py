@@ -64,6 +64,7 @@ async def test_page_link_to_acknowledgement_to_contact_to_dashboard(system_facto
     await page.get_by_text("Recorded: contacted.").wait_for()
     # The page that confirms it shows its effect: the status it implies, read from its own write, not a tap behind.
     assert await page.locator(".badge", has_text="in progress").first.is_visible()
+    assert f"Contacted by {cm.display_name}" in await page.get_by_test_id("history").inner_text()
     await eventually(lambda: views[referral_id].has("contacted"))
 
     desktop = await browser.new_context(viewport=DESKTOP)
@@ -163,15 +164,24 @@ async def test_the_quick_response_list_on_a_phone_takes_an_attempt_in_one_tap(sy
     port = free_port()
     system = await system_factory("quick-response", now=NOW, public_base_url=f"http://127.0.0.1:{port}")
     base = await served(system.app, port)
-    for event_id, hours_ago in (("EMS-CONSOLE-1", 5), ("EMS-CONSOLE-2", 30)):
-        body = overdose(event_id, occurred_at=NOW - timedelta(hours=hours_ago)).model_dump(mode="json")
+    for event_id, hours_ago, fatal in (("EMS-CONSOLE-1", 5, False), ("EMS-CONSOLE-2", 30, False),
+                                       ("EMS-CONSOLE-3", 2, True)):
+        body = overdose(event_id, occurred_at=NOW - timedelta(hours=hours_ago), fatal=fatal).model_dump(mode="json")
         assert (await system.http.post("/v1/overdoses", json=body, headers=AGENCY)).status_code == 202
     model = system.app.state.qrt_model
-    await eventually(lambda: len(model.open_list("abq")) == 2)
+    await eventually(lambda: len(model.open_list("abq")) == 3)
 
     team = await sign_in(await browser.new_context(viewport=PHONE), base, "local-dev-token-cm-cruz")
     await team.goto(f"{base}/console/qrt")
-    cards = team.get_by_test_id("follow-up")
+    # A death changes the follow-up: the card is for the family, in its words, with no treatment step.
+    family = team.get_by_test_id("follow-up").filter(has_text="The family of")
+    assert await family.count() == 1
+    assert "died of an overdose" in await family.inner_text()
+    assert await family.get_by_role("button", name="Family supported, resources given").is_visible()
+    assert await family.get_by_role("button", name="Referred to treatment").count() == 0
+    await family.scroll_into_view_if_needed()
+    await screenshot(team, "qrt-family-card-phone")
+    cards = team.get_by_test_id("follow-up").filter(has_not_text="The family of")
     assert await cards.count() == 2
     first = await cards.nth(0).inner_text()
     assert "Bartholomew Quackenbush" in first and "4400 Central Ave SE" in first  # the one due first on top
@@ -180,9 +190,11 @@ async def test_the_quick_response_list_on_a_phone_takes_an_attempt_in_one_tap(sy
     await cards.nth(0).get_by_role("button", name="Not home").click()
     await team.get_by_text("Recorded: Not home.").wait_for()
     await eventually(lambda: [v for v in model.open_list("abq") if v.outcomes])
+    # The page that confirms it shows the attempt, with when and by whom.
+    assert "Not home, Fri 20 Nov 10:00 MST by Cruz M. (outreach)" in await team.get_by_test_id("attempts").first.inner_text()
     desktop = await sign_in(await browser.new_context(viewport=DESKTOP), base, "local-dev-token-cm-cruz")
     await desktop.goto(f"{base}/console/qrt")
-    assert "2 follow-ups" in await desktop.get_by_test_id("qrt-funnel").first.inner_text()
+    assert "3 follow-ups" in await desktop.get_by_test_id("qrt-funnel").first.inner_text()
     await screenshot(desktop, "qrt-list-desktop")
 
 
@@ -219,6 +231,17 @@ async def test_a_volunteer_accepts_a_walk_in_on_a_phone_and_the_coordinator_sees
     assert "I'm here" in await dana.get_by_test_id("done-so-far").inner_text()
     assert await fits_the_screen(dana)
     await screenshot(dana, "walk-in-volunteer-accepted-phone")
+    # A number she cannot give as one comes back beside its field, what she typed kept; a decimal comma is a number.
+    await dana.get_by_label("Miles (mileage)").fill("lots")
+    await dana.get_by_role("button", name="Claim").click()
+    await dana.get_by_test_id("miles-error").wait_for()
+    assert "for example 12.5" in await dana.get_by_test_id("miles-error").inner_text()
+    assert await dana.get_by_label("Miles (mileage)").input_value() == "lots"
+    assert await fits_the_screen(dana)
+    await screenshot(dana, "walk-in-expense-refused-phone")
+    await dana.get_by_label("Miles (mileage)").fill("24,5")
+    await dana.get_by_role("button", name="Claim").click()
+    await dana.get_by_text("Expense recorded.").wait_for()
 
     coordinator = await sign_in(await browser.new_context(viewport=DESKTOP), base, "local-dev-token-cm-cruz")
     await coordinator.goto(f"{base}/console/walk-ins")
