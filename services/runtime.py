@@ -189,7 +189,7 @@ class LeadPagesRead:
             return person.display_name if person else "a case manager"
 
         return HandoffProgress(
-            received_at=view.referred_at, paged_at=view.paged_at, tried_now=[named(cm) for cm in view.tried_now],
+            site_id=view.site_id, received_at=view.referred_at, paged_at=view.paged_at, tried_now=[named(cm) for cm in view.tried_now],
             escalated=view.paging_step not in (None, (0, 0)),
             acknowledged_by=named(view.acknowledged_by) if view.acknowledged_by else None,
             acknowledged_at=view.acknowledged_at, missed_at=view.handoff_missed_at, late=view.late,

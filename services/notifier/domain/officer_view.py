@@ -15,6 +15,7 @@ from services.kernel.clock import spoken_time
 class HandoffProgress:
     """A referral's warm handoff, as the API's read models have it (names already the people's display names)."""
 
+    site_id: str  # whose time zone the times are said in
     received_at: datetime  # when the officer met the person (the CAD event)
     paged_at: datetime | None = None
     tried_now: list[str] = field(default_factory=list)  # who the escalation's latest step paged

@@ -154,8 +154,7 @@ async def officer_status(token: str, links: PageLinks, pages: Pages, reference: 
     if progress is None:
         return render_page("message.html", title="No longer available", narrow=True, status=410, alert=False,
                            paragraphs=["This referral is no longer kept in Handoff."], back=None)
-    request = pages.request_of(referral_id)
-    site = reference.site(request.site_id) if request else None
+    site = reference.site(progress.site_id)  # a late referral has no page: its site says the zone
     zone = site.zone if site else UTC
     now = clock.now()
     return render_page("paging/officer_status.html", package=TEMPLATES, title="Your LEAD referral", narrow=True,

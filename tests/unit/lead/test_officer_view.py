@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from services import runtime
 from services.kernel.events import AcknowledgedVia
 from services.kernel.lead import PageAcknowledged, PageEscalated, PageExhausted, PageSent
-from services.kernel.topics import PAGES
+from services.kernel.topics import PAGES, REFERRALS
 from services.notifier.domain.escalation import page_id_for
 from services.notifier.domain.officer_view import HandoffProgress, officer_view
 from services.referral_intake.adapters.read_model import LeadReadModel
@@ -27,7 +27,7 @@ OFFICER_PHONE = "+15055550143"
 
 def test_each_state_is_said_in_a_sentence_with_its_times() -> None:
     met = T0 - timedelta(minutes=20)
-    received = HandoffProgress(received_at=met)
+    received = HandoffProgress(site_id="abq", received_at=met)
     assert officer_view(received, DENVER, T0).headline == ("Handoff has your referral and is finding the on-call "
                                                             "case manager.")
     paged = replace(received, paged_at=T0, tried_now=["Ana R."])
@@ -44,7 +44,7 @@ def test_each_state_is_said_in_a_sentence_with_its_times() -> None:
     assert view.timeline[-1] == ("Fri 20 Nov 10:06 MST", "Cruz took it")
     missed = replace(escalated, missed_at=T0 + timedelta(minutes=30))
     assert officer_view(missed, DENVER, T0).headline.startswith("No case manager has taken your referral.")
-    late = HandoffProgress(received_at=T0 - timedelta(hours=5), late=True, window_minutes=120)
+    late = HandoffProgress(site_id="abq", received_at=T0 - timedelta(hours=5), late=True, window_minutes=120)
     assert "after the 120-minute warm-handoff window, so nobody was paged" in officer_view(late, DENVER, T0).headline
 
 
@@ -144,3 +144,19 @@ async def test_a_link_that_is_not_signed_or_names_an_unknown_referral_shows_noth
     unknown = h.links.url("officer", "no-such-referral", "officer", "status").removeprefix("https://handoff.test")
     gone = await client.get(unknown)
     assert gone.status_code == 410 and "no longer kept" in gone.text
+
+
+async def test_a_late_referrals_view_says_its_times_in_the_sites_zone(officer) -> None:
+    """Nobody was paged for it, so no page names its site: the referral does."""
+    from services.referral_intake.domain.model import open_referral
+    from tests.factories import cad_referral
+
+    h, fold, client = officer
+    late = open_referral(cad_referral(cad_event_id="CAD-LATE", occurred_at=T0 - timedelta(hours=5)),
+                         REF.sites["abq"], REF.agencies["apd"], T0)
+    assert late.late
+    await h.publisher.publish(REFERRALS, late.referral_id, late)
+    fold()
+    shown = await client.get(h.links.url("officer", late.referral_id, "officer", "status").removeprefix(
+        "https://handoff.test"))
+    assert "nobody was paged" in shown.text and "Fri 20 Nov 05:00 MST" in shown.text
