@@ -114,6 +114,50 @@ class EngagementRecorded(Event):
     """Case manager or system id."""
 
 
+class EngagementWithdrawn(Event):
+    """A case manager undid the last step recorded on a referral (a wrong tap): the referral is back where the
+    step found it, and the step stays in its history as undone, with who undid it and when. Keyed by referral_id."""
+
+    avro_schema: ClassVar[str] = "engagement_withdrawn"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
+    engagement_id: str
+    """The step undone (its EngagementRecorded)."""
+    referral_id: str
+    """The referral."""
+    site_id: str
+    """LEAD site (tenant)."""
+    milestone: Milestone
+    """What the undone step had recorded."""
+    withdrawn_at: Instant
+    """When it was undone."""
+    withdrawn_by: str
+    """Who undid it: a case manager id."""
+
+
+NOTE_MAX_LENGTH = 2000  # characters in a referral's note: a page of text, no documents
+
+
+class ReferralNoteWritten(Event):
+    """A case manager or outreach worker wrote a note on a referral (what the person said, where to find them
+    next). Personal: sealed under the referral's data key and erased with it; shown only to its author and to the
+    case manager who took the referral. Keyed by referral_id."""
+
+    avro_schema: ClassVar[str] = "referral_note_written"
+    avro_namespace: ClassVar[str] = "org.handoff.lead"
+    note_id: str
+    """Idempotency key: the same note sent twice is one note."""
+    referral_id: str
+    """The referral."""
+    site_id: str
+    """LEAD site (tenant)."""
+    text: Annotated[str, PERSONAL] = Field(min_length=1, max_length=NOTE_MAX_LENGTH)
+    """The note, as written."""
+    written_at: Instant
+    """When it was written."""
+    written_by: str
+    """Who wrote it: a staff id."""
+
+
 class ReferralFlagged(Event):
     """A referral needs attention: its intake deadline is near or missed, or nobody has contacted the person for too long.
     Keyed by referral_id.

@@ -52,8 +52,9 @@ CAD_CHILD_ENCOUNTERS = topic(
     "handoff.cad.child-encounters", "CadChildEncountered (holds incident details: short retention); key: cad_event_id.",
     config={"retention.ms": str(7 * DAY_MS)}, child_data=True, plain_from_outside=True)
 REFERRALS = topic(
-    "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded, ReferralFlagged, ParticipantSeen, "
-    "ReferralLocationUpdated, ConsentRevoked, ReferralRetentionEnded; key: referral_id.",
+    "handoff.lead.referrals", "ReferralCreated, ReferralStatusChanged, EngagementRecorded, EngagementWithdrawn, "
+    "ReferralNoteWritten, ReferralFlagged, ParticipantSeen, ReferralLocationUpdated, ConsentRevoked, ReferralRetentionEnded; "
+    "key: referral_id.",
     config={"retention.ms": str(400 * DAY_MS)})
 PAGES = topic(
     "handoff.paging.pages", "PageRequested, PageSent, PageAcknowledged, PageEscalated, PageExhausted; key: referral_id (co-partitioned with REFERRALS).",

@@ -27,6 +27,7 @@ from services.kernel.events import (
 from services.kernel.lead import (
     ConsentRevoked,
     EngagementRecorded,
+    EngagementWithdrawn,
     PageAcknowledged,
     PageEscalated,
     PageExhausted,
@@ -36,6 +37,7 @@ from services.kernel.lead import (
     ReferralCreated,
     ReferralFlagged,
     ReferralLocationUpdated,
+    ReferralNoteWritten,
     ReferralRetentionEnded,
     ReferralStatusChanged,
 )
@@ -124,8 +126,10 @@ class Notifier:
     # --- event handlers (called on the page's partition) -----------------------------------------
     REFERRAL_EVENTS: ClassVar[Handlers] = {
         ReferralCreated: "open", ReferralFlagged: "updates.on_flag", ReferralStatusChanged: "on_status_changed",
-        EngagementRecorded: "on_engagement", ParticipantSeen: "updates.tell_reengagement",
+        EngagementRecorded: "on_engagement", EngagementWithdrawn: "on_engagement_withdrawn",
+        ParticipantSeen: "updates.tell_reengagement",
         ReferralLocationUpdated: "updates.tell_moved",
+        ReferralNoteWritten: None,  # never paged: notes stay in the console
         **dict.fromkeys((ConsentRevoked, ReferralRetentionEnded))}  # its keys' end stops what was paged
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageRequested: None, PageSent: "apply_settled_delivery", PageAcknowledged: "apply_acknowledgement",
@@ -151,6 +155,11 @@ class Notifier:
         if event.milestone in MILESTONES_THAT_STOP_PAGING:
             self.stop_paging(event.referral_id, f"milestone {event.milestone.value}", event.recorded_at)
         await self.updates.notify_organizations(event.referral_id, event.site_id, event.recorded_at)
+
+    async def on_engagement_withdrawn(self, event: EngagementWithdrawn) -> None:
+        """A step undone changes the referral as subscribers see it. Paging that a step stopped stays stopped: a
+        re-page would repeat the person's whereabouts to more people for a referral somebody already holds."""
+        await self.updates.notify_organizations(event.referral_id, event.site_id, event.withdrawn_at)
 
     def stop_paging(self, referral_id: str, because: str, at: datetime) -> None:
         """The referral has a case manager, or needs none any more: no further step is paged (a

@@ -34,6 +34,7 @@ from services.kernel.identity import person_key
 from services.kernel.lead import (
     ConsentRevoked,
     EngagementRecorded,
+    EngagementWithdrawn,
     PageAcknowledged,
     PageEscalated,
     PageExhausted,
@@ -43,6 +44,7 @@ from services.kernel.lead import (
     ReferralCreated,
     ReferralFlagged,
     ReferralLocationUpdated,
+    ReferralNoteWritten,
     ReferralRetentionEnded,
     ReferralStatusChanged,
 )
@@ -53,7 +55,12 @@ from services.messaging.due import Due, Retention, ScheduledRecords
 from services.messaging.events import DisclosedRecord, DisclosureAudited, ErasureReason
 from services.messaging.kafka import Publisher
 from services.platform.logs import correlation_scope, current_correlation_id, get_logger
-from services.referral_intake.domain.lifecycle import apply_milestone, check_milestone_order, transition
+from services.referral_intake.domain.lifecycle import (
+    apply_milestone,
+    check_milestone_order,
+    transition,
+    undo_status,
+)
 from services.referral_intake.domain.model import (
     cad_fingerprint,
     open_referral,
@@ -171,11 +178,34 @@ class RecordEngagement:
 
 
 @dataclass(frozen=True)
+class UndoLastStep:
+    """A case manager undoes the last step recorded on a referral (a wrong tap)."""
+
+    referral_id: str
+    engagement_id: str
+    undone_by: str
+
+
+@dataclass(frozen=True)
 class ChangeStatus:
     referral_id: str
     status: ReferralStatus
     changed_by: str
     reason: StatusReason | None = None
+
+
+async def write_note(view: ReferralView, text: str, written_by: str, publisher: Publisher, clock: Clock) -> str:
+    """A note on the referral, sealed under its key like every personal value on its topic; the same text sent
+    twice within a minute (a double tap, a retried form) is one note. Returns the note's id."""
+    now = clock.now()
+    minute = now.replace(second=0, microsecond=0).isoformat()
+    note_id = str(uuid.uuid5(ENGAGEMENT_NAMESPACE, f"{view.referral_id}/note/{written_by}/{minute}/{text}"))
+    with correlation_scope():
+        await publisher.publish(REFERRALS, view.referral_id, ReferralNoteWritten(
+            note_id=note_id, referral_id=view.referral_id, site_id=view.site_id, text=text, written_at=now,
+            written_by=written_by))
+    log.info("referral_note_written", referral_id=view.referral_id)
+    return note_id
 
 
 async def record_consent_revoked(view: ReferralView, recorded_by: str, publisher: Publisher, clock: Clock) -> None:
@@ -187,11 +217,17 @@ async def record_consent_revoked(view: ReferralView, recorded_by: str, publisher
     log.info("consent_revocation_recorded", referral_id=view.referral_id)
 
 
-async def handle_staff_command(command: RecordEngagement | ChangeStatus, view: ReferralView, publisher: Publisher,
-                               clock: Clock) -> str:
+async def handle_staff_command(command: RecordEngagement | ChangeStatus | UndoLastStep, view: ReferralView,
+                               publisher: Publisher, clock: Clock) -> str:
     """Check ``command`` against the referral as the read model has it (``IllegalTransition`` names
     the field and both statuses) and publish its event; returns the event's id."""
     now = clock.now()
+    if isinstance(command, UndoLastStep):
+        withdrawn = view.undo_last_step(command.engagement_id, command.undone_by, now)
+        with correlation_scope():
+            await publisher.publish(REFERRALS, view.referral_id, withdrawn)
+        log.info("engagement_withdrawn", referral_id=view.referral_id, milestone=withdrawn.milestone.value)
+        return command.engagement_id
     if isinstance(command, ChangeStatus):
         event = transition(view.referral_id, view.site_id, ReferralStatus(view.status), command.status, now,
                            command.changed_by, command.reason)
@@ -261,8 +297,10 @@ class EngagementTracker:
 
     # Every event of a referral's life folds into its view; an engagement and an acknowledgement may move its status.
     REFERRAL_EVENTS: ClassVar[Handlers] = {
-        ReferralCreated: "open", EngagementRecorded: "record_engagement", ReferralStatusChanged: "fold",
+        ReferralCreated: "open", EngagementRecorded: "record_engagement", EngagementWithdrawn: "withdraw_engagement",
+        ReferralStatusChanged: "fold",
         ReferralFlagged: "fold", ParticipantSeen: None, ReferralLocationUpdated: None,  # the notifier's to act on
+        ReferralNoteWritten: None,  # people's to read, in the console
         ConsentRevoked: "revoke_consent", ReferralRetentionEnded: "end_retention"}
     PAGE_EVENTS: ClassVar[Handlers] = {
         PageAcknowledged: "accept_on_acknowledgement",
@@ -309,6 +347,18 @@ class EngagementTracker:
         await self._fold(record, event, apply_milestone(
             view.referral_id, view.site_id, ReferralStatus(view.status), event.milestone, event.occurred_at,
             event.recorded_by, event.reason).status_change)
+
+    async def withdraw_engagement(self, event: EngagementWithdrawn) -> None:
+        """The last step undone: the status it implied goes back to the one before it (a correction, on the
+        referral's history with who made it)."""
+        record = self.views.get(event.referral_id)
+        if record is None:
+            raise Rejected("referral_id", "no such referral")
+        view = record.view
+        step = view.undoable(event.engagement_id)  # refused: dead-lettered with the reason
+        current, back_to = ReferralStatus(view.status), ReferralStatus(step.status_before)
+        await self._fold(record, event, None if back_to is current else undo_status(
+            view.referral_id, view.site_id, current, back_to, event.withdrawn_at, event.withdrawn_by))
 
     async def accept_on_acknowledgement(self, event: PageAcknowledged) -> None:
         record = self.views.get(event.referral_id)

@@ -7,6 +7,7 @@ carry ids, statuses and times only.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from services.kernel.bus import Handlers, fold
@@ -16,7 +17,7 @@ from services.kernel.events import (
     Location,
     ReferredPerson,
 )
-from services.kernel.lead import PageRequested, ReferralCreated
+from services.kernel.lead import EngagementWithdrawn, PageRequested, ReferralCreated, ReferralNoteWritten
 from services.messaging.sealing import erased_copy
 from services.referral_intake.domain.views import RecordedStep, ReferralView, recorded_step
 
@@ -32,9 +33,13 @@ class LeadReadModel:
         if type(event) is ReferralCreated:  # a view opens; every other event of the referral folds into it
             self.views.setdefault(event.referral_id, ReferralView.opened(event))
         elif (view := self.views.get(event.referral_id)) is not None:
+            undone = type(event) is EngagementWithdrawn and view.can_undo(event.engagement_id)
             view.apply(event)
+            steps = self.history.setdefault(event.referral_id, {})
             if (step := recorded_step(event)) is not None:
-                self.history.setdefault(event.referral_id, {}).setdefault(step.key, step)
+                steps.setdefault(step.key, step)
+            if undone and (step := steps.get(event.engagement_id)) is not None:
+                steps[step.key] = replace(step, undone=(event.withdrawn_at, event.withdrawn_by))
 
     def steps_of(self, referral_id: str) -> list[RecordedStep]:
         """What people did about a referral, oldest first: every attempt and milestone, who took the page, a
@@ -81,8 +86,9 @@ class HandoffDetails:
         self.pages: dict[str, PageRequested] = {}
         self.people: dict[str, tuple[ReferredPerson, Consent | None]] = {}
         self.locations: dict[str, Location] = {}  # where the officer met the person: outreach's, when nobody was paged
+        self.notes: dict[str, dict[str, ReferralNoteWritten]] = {}  # referral -> its notes, by note id
 
-    FOLDS: ClassVar[Handlers] = {PageRequested: "paged", ReferralCreated: "opened"}
+    FOLDS: ClassVar[Handlers] = {PageRequested: "paged", ReferralCreated: "opened", ReferralNoteWritten: "noted"}
 
     def apply(self, event) -> None:
         fold(self, self.FOLDS, event)
@@ -93,6 +99,16 @@ class HandoffDetails:
     def opened(self, event: ReferralCreated) -> None:
         self.people.setdefault(event.referral_id, (event.person, event.consent))
         self.locations.setdefault(event.referral_id, event.location)
+
+    def noted(self, event: ReferralNoteWritten) -> None:
+        self.notes.setdefault(event.referral_id, {}).setdefault(event.note_id, event)
+
+    def notes_for(self, referral_id: str, viewer_id: str, taken_by: str | None) -> tuple[list[ReferralNoteWritten], int]:
+        """The notes ``viewer_id`` may read, oldest first (the case manager who took the referral reads them all,
+        anyone else their own), and how many others there are."""
+        notes = sorted(self.notes.get(referral_id, {}).values(), key=lambda note: note.written_at)
+        shown = [note for note in notes if viewer_id in (taken_by, note.written_by)]
+        return shown, len(notes) - len(shown)
 
     def reported(self, referral_id: str) -> tuple[str | None, str | None] | None:
         """How to recognise the person and where the officer met them, as CAD reported it (for a referral nobody
@@ -108,6 +124,8 @@ class HandoffDetails:
             self.pages[referral_id] = erased_copy(self.pages[referral_id])
         if referral_id in self.locations:
             self.locations[referral_id] = erased_copy(self.locations[referral_id])
+        for note_id, note in self.notes.get(referral_id, {}).items():
+            self.notes[referral_id][note_id] = erased_copy(note)
         if referral_id in self.people:
             person, consent = self.people[referral_id]
             self.people[referral_id] = (erased_copy(person), consent)

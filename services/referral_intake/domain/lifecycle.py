@@ -93,6 +93,16 @@ def closing_status(current: ReferralStatus) -> ReferralStatus:
     return S.cancelled if current is S.accepted else S.failed
 
 
+def undo_status(referral_id: str, site_id: str, current: ReferralStatus, back_to: ReferralStatus, at: datetime,
+                by: str) -> ReferralStatusChanged:
+    """The status a wrongly recorded milestone moved the referral from, restored when the milestone is undone. A
+    correction, not a step of the lifecycle: in progress goes back to accepted only this way."""
+    if current in FINAL:
+        raise IllegalTransition("status", f"a referral that is {current.value} cannot be corrected")
+    return ReferralStatusChanged(referral_id=referral_id, site_id=site_id, status=back_to, previous_status=current,
+                                 changed_at=at, changed_by=by)
+
+
 @dataclass(frozen=True)
 class MilestoneEffect:
     status_change: ReferralStatusChanged | None

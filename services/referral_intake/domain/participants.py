@@ -18,7 +18,7 @@ from services.kernel.events import (
     Milestone,
 )
 from services.kernel.identity import person_key
-from services.kernel.lead import EngagementRecorded, ReferralCreated, ReferralStatusChanged
+from services.kernel.lead import EngagementRecorded, EngagementWithdrawn, ReferralCreated, ReferralStatusChanged
 
 
 @dataclass
@@ -35,7 +35,7 @@ class InactiveParticipants:
         self._inactive: dict[tuple[str, str], str] = {}  # (site id, person key) -> referral id
 
     FOLDS: ClassVar[Handlers] = {ReferralCreated: "opened", EngagementRecorded: "engaged",
-                                 ReferralStatusChanged: "moved"}
+                                 EngagementWithdrawn: "engagement_undone", ReferralStatusChanged: "moved"}
 
     def apply(self, event) -> None:
         fold(self, self.FOLDS, event)
@@ -49,6 +49,12 @@ class InactiveParticipants:
     def engaged(self, event: EngagementRecorded) -> None:
         if event.referral_id in self._by_referral:
             self._by_referral[event.referral_id].inactive = event.milestone is Milestone.inactive
+            self._index(event.referral_id)
+
+    def engagement_undone(self, event: EngagementWithdrawn) -> None:
+        """"Inactive" tapped by mistake: active again."""
+        if event.milestone is Milestone.inactive and event.referral_id in self._by_referral:
+            self._by_referral[event.referral_id].inactive = False
             self._index(event.referral_id)
 
     def moved(self, event: ReferralStatusChanged) -> None:

@@ -25,6 +25,7 @@ from services.kernel.events import (
 )
 from services.kernel.lead import (
     EngagementRecorded,
+    EngagementWithdrawn,
     PageAcknowledged,
     PageExhausted,
     PageRequested,
@@ -33,7 +34,7 @@ from services.kernel.lead import (
     ReferralFlagged,
     ReferralStatusChanged,
 )
-from services.referral_intake.domain.lifecycle import apply_milestone
+from services.referral_intake.domain.lifecycle import IllegalTransition, apply_milestone
 from services.referral_intake.domain.pathways import ENGAGEMENT_TARGET, ENROLLMENT_TARGET
 
 CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.value, Milestone.enrolled.value,
@@ -41,6 +42,19 @@ CONTACT_MILESTONES = {Milestone.contacted.value, Milestone.intake_scheduled.valu
 INTAKE_MILESTONES = {Milestone.intake_scheduled.value, Milestone.enrolled.value, Milestone.engaged.value}
 _OPEN = {status.value for status in OPEN_STATUSES}
 HANDOFF_MISSED = "handoff_missed"  # a view flag: every escalation step went unacknowledged (PageExhausted)
+
+
+@dataclass
+class LastStep:
+    """The last engagement recorded on a referral, with what it changed: what undoing it puts back."""
+
+    engagement_id: str
+    milestone: str
+    recorded_by: str
+    status_before: str
+    status_after: str
+    milestone_first_before: datetime | None  # the milestone's first time before this step (None: it had none)
+    last_contact_before: datetime | None
 
 
 @dataclass
@@ -67,6 +81,7 @@ class ReferralView:
     late: bool = False  # reached Handoff past the warm-handoff window: never paged, outreach's to follow up
     paging_step: tuple[int, int] | None = None  # (loop, step) of the escalation's latest sends
     tried_now: list[str] = field(default_factory=list)  # who that step paged: what the officer's view names
+    last_step: LastStep | None = None  # the last engagement recorded, while it can still be undone
 
     @classmethod
     def opened(cls, event: ReferralCreated) -> ReferralView:
@@ -89,6 +104,11 @@ class ReferralView:
             self.closed_at = self.closed_at or event.changed_at
 
     def _engagement_recorded(self, event: EngagementRecorded) -> None:
+        step = self.last_step
+        if step is None or step.engagement_id != event.engagement_id:  # (a replay keeps what the first one changed)
+            step = self.last_step = LastStep(event.engagement_id, event.milestone.value, event.recorded_by, self.status,
+                                             self.status, self.milestones.get(event.milestone.value),
+                                             self.last_contact_at)
         self._touched(event.recorded_at)
         self._milestone(event.milestone.value, event.occurred_at)
         # The status the milestone implies, at once: a page confirming "Contacted" shows "in progress" without
@@ -103,6 +123,21 @@ class ReferralView:
         if event.milestone.value in CONTACT_MILESTONES:
             self.last_contact_at = max(filter(None, [self.last_contact_at, event.occurred_at]))
             self.flags = [f for f in self.flags if f != ReferralFlag.no_contact.value]
+        step.status_after = self.status
+
+    def _engagement_withdrawn(self, event: EngagementWithdrawn) -> None:
+        """The last step undone: its milestone, its contact time and the status it implied are what they were before
+        it (a lapsed contact is flagged again by the timer, when due)."""
+        step = self.last_step
+        if step is None or not self.can_undo(event.engagement_id):
+            return  # the tracker refused it too, and says so
+        self._touched(event.withdrawn_at)
+        if step.milestone_first_before is None:
+            self.milestones.pop(step.milestone, None)
+        else:
+            self.milestones[step.milestone] = step.milestone_first_before
+        self.last_contact_at = step.last_contact_before
+        self.status, self.last_step = step.status_before, None
 
     def _page_requested(self, event: PageRequested) -> None:
         self.paged_at = self.paged_at or event.requested_at
@@ -142,7 +177,7 @@ class ReferralView:
 
     FOLDS: ClassVar[Handlers] = {
         ReferralStatusChanged: "_status_changed", EngagementRecorded: "_engagement_recorded",
-        PageRequested: "_page_requested", PageSent: "_page_sent", PageAcknowledged: "_page_acknowledged",
+        EngagementWithdrawn: "_engagement_withdrawn", PageRequested: "_page_requested", PageSent: "_page_sent", PageAcknowledged: "_page_acknowledged",
         ReferralFlagged: "_flagged", PageExhausted: "_page_exhausted"}
 
     def _milestone(self, name: str, at: datetime) -> None:
@@ -156,6 +191,29 @@ class ReferralView:
 
     def has(self, milestone: str) -> bool:
         return milestone in self.milestones
+
+    def can_undo(self, engagement_id: str) -> bool:
+        """Only the last step recorded, once, while nothing has moved the referral on since (a status it did not
+        imply, a closing)."""
+        step = self.last_step
+        return (step is not None and step.engagement_id == engagement_id and self.is_open
+                and self.status == step.status_after)
+
+    def undoable(self, engagement_id: str) -> LastStep:
+        """The last step, when ``engagement_id`` is it and it can be undone; else ``IllegalTransition`` saying why."""
+        step = self.last_step
+        if step is None or step.engagement_id != engagement_id:
+            raise IllegalTransition("engagement_id", "only the last step recorded can be undone, and only once")
+        if not self.can_undo(engagement_id):
+            now = self.status.replace("_", " ")
+            raise IllegalTransition("engagement_id", f"the referral has moved on since (it is {now} now)")
+        return step
+
+    def undo_last_step(self, engagement_id: str, by: str, at: datetime) -> EngagementWithdrawn:
+        """The event that undoes the last step recorded, or ``IllegalTransition`` saying why it cannot be."""
+        step = self.undoable(engagement_id)
+        return EngagementWithdrawn(engagement_id=engagement_id, referral_id=self.referral_id, site_id=self.site_id,
+                                   milestone=Milestone(step.milestone), withdrawn_at=at, withdrawn_by=by)
 
     @property
     def awaiting_a_case_manager(self) -> bool:
@@ -234,6 +292,7 @@ class RecordedStep:
     what: str
     by: str | None = None
     reason: str | None = None
+    undone: tuple[datetime, str] | None = None  # when and by whom the step was undone (it stays, struck through)
 
 
 def recorded_step(event) -> RecordedStep | None:

@@ -28,6 +28,7 @@ from services.kernel.events import (
     ReferredPerson,
     StatusReason,
 )
+from services.kernel.lead import NOTE_MAX_LENGTH
 from services.kernel.pathways import Pathway, PathwayFigures
 from services.kernel.reference import ReferenceData, Site
 from services.kernel.topics import REFERRALS
@@ -47,7 +48,14 @@ from services.referral_intake.domain.reports import (
 from services.referral_intake.domain.views import HANDOFF_MISSED, ReferralView
 from services.referral_intake.entrypoints.http_api import ReadModel
 from services.referral_intake.entrypoints.staff_api import Details
-from services.referral_intake.service import ChangeStatus, RecordEngagement, disclose_identity, handle_staff_command
+from services.referral_intake.service import (
+    ChangeStatus,
+    RecordEngagement,
+    UndoLastStep,
+    disclose_identity,
+    handle_staff_command,
+    write_note,
+)
 from services.web.console import ConsoleSessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
 from services.web.deps import AppClock, CaughtUp, Events, Reference, app_state
 from services.web.render import fragment, percent, personal
@@ -149,16 +157,28 @@ async def referral(request: Request, referral_id: str, clock: AppClock, details:
 
 async def referral_page(viewer: Viewer, view: ReferralView, clock: Clock, details: HandoffDetails,
                         model: LeadReadModel, publisher, reference: ReferenceData, done: str = "",
-                        refused: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
+                        refused: dict[str, str] | None = None, status: int = 200,
+                        typed: dict[str, str] | None = None) -> HTMLResponse:
     """A referral for the people who work it: who (to the case manager who took it), the warm handoff, one-tap
     steps, closing it with a reason, and every step so far with when and by whom. After a refused form, again
     with the reason beside its field (``refused``: field -> sentence)."""
     referral_id, site = view.referral_id, reference.site(view.site_id)
     person = await disclose_identity(view, viewer.id, details.people, publisher, clock, DisclosureChannel.console)
     staff = reference.case_managers
-    steps = [(_local(step.at, site), STEP_WORDS.get(step.what, step.what), REASON_LABELS.get(step.reason or "", ""),
-              staff[step.by].display_name if step.by in staff else step.by) for step in model.steps_of(referral_id)]
+
+    def who(staff_id: str | None) -> str | None:
+        return staff[staff_id].display_name if staff_id in staff else staff_id
+
+    undoable = view.last_step.engagement_id if view.last_step and view.can_undo(view.last_step.engagement_id) else None
+    steps = [{"at": _local(step.at, site), "what": STEP_WORDS.get(step.what, step.what),
+              "why": REASON_LABELS.get(step.reason or "", ""), "by": who(step.by),
+              "undone": f"undone by {who(step.undone[1])}, {_local(step.undone[0], site)}" if step.undone else "",
+              "undo": step.key if step.key == undoable else None} for step in model.steps_of(referral_id)]
+    notes, notes_not_shown = details.notes_for(referral_id, viewer.id, view.acknowledged_by)
+    notes_shown = [{"at": _local(note.written_at, site), "by": who(note.written_by), "text": note.text}
+                   for note in notes]
     return page("lead/referral.html", "Referral", viewer, package=TEMPLATES, referral_id=referral_id, done=done,
+                notes=notes_shown, notes_not_shown=notes_not_shown, note_max=NOTE_MAX_LENGTH, typed=typed or {},
                 referral_status=view.status, due=_local(view.intake_due_at, site), person=person,
                 handoff=handoff_html(details.pages.get(referral_id), site.zone if site else None),
                 buttons=[(m, LABELS[m]) for m in ONE_TAP] if view.is_open else [], closable=view.is_open,
@@ -183,6 +203,45 @@ async def record(request: Request, referral_id: str, clock: AppClock, model: Rea
         raise ApiError(409, exc.field, exc.detail) from None
     await shown(REFERRALS)  # the page it leads to shows the step (and the status it implies), not the state before it
     return RedirectResponse(f"/console/referrals/{referral_id}?done={chosen.value}", status_code=303)
+
+
+@router.post("/console/referrals/{referral_id}/notes")
+async def note(request: Request, referral_id: str, clock: AppClock, details: Details, model: ReadModel,
+               publisher: Events, reference: Reference, sessions: ConsoleSessions, shown: CaughtUp,
+               text: str = Form(""), csrf_token: str = Form("")) -> Response:
+    """A note on the referral (personal: sealed, erased with the referral, read by its author and the case manager
+    who took it). A refused note comes back in the box with the reason beside it."""
+    viewer = sessions.require(request, *FIELD_ROLES)
+    sessions.check_csrf(viewer, csrf_token)
+    view = referral_for(model, viewer, referral_id)
+    written = text.strip()
+    refusal = ("Write the note first." if not written else
+               f"A note is at most {NOTE_MAX_LENGTH:,} characters; this one is {len(written):,}." if len(written) > NOTE_MAX_LENGTH
+               else None)
+    if refusal is not None:
+        return await referral_page(viewer, view, clock, details, model, publisher, reference, status=422,
+                                   refused={"text": refusal}, typed={"text": text})
+    await write_note(view, written, viewer.id, publisher, clock)
+    await shown(REFERRALS)
+    return RedirectResponse(f"/console/referrals/{referral_id}?done=noted", status_code=303)
+
+
+@router.post("/console/referrals/{referral_id}/undo")
+async def undo(request: Request, referral_id: str, clock: AppClock, details: Details, model: ReadModel,
+               publisher: Events, reference: Reference, sessions: ConsoleSessions, shown: CaughtUp,
+               engagement_id: str = Form(""), csrf_token: str = Form("")) -> Response:
+    """Undo the last step recorded (a wrong tap): the referral is back where the step found it, and the step stays
+    on its history, struck through, with who undid it and when."""
+    viewer = sessions.require(request, *FIELD_ROLES)
+    sessions.check_csrf(viewer, csrf_token)
+    view = referral_for(model, viewer, referral_id)
+    try:
+        await handle_staff_command(UndoLastStep(referral_id, engagement_id, viewer.id), view, publisher, clock)
+    except IllegalTransition as exc:  # a step recorded meanwhile, or the form sent twice
+        return await referral_page(viewer, view, clock, details, model, publisher, reference, status=409,
+                                   refused={"undo": f"Nothing was undone: {exc.detail}."})
+    await shown(REFERRALS)
+    return RedirectResponse(f"/console/referrals/{referral_id}?done=undone", status_code=303)
 
 
 @router.post("/console/referrals/{referral_id}/close")

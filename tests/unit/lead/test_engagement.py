@@ -21,6 +21,7 @@ from services.kernel.events import (
 from services.kernel.lead import (
     ConsentRevoked,
     EngagementRecorded,
+    EngagementWithdrawn,
     PageAcknowledged,
     PageEscalated,
     PageRequested,
@@ -226,3 +227,54 @@ async def test_the_lifecycle_is_written_once_per_change_not_once_per_event() -> 
         await h.tracker.on_event(event)
     assert store.writes == 2  # opened, then cm-ana paged; the other channels and the escalation change nothing
     assert h.view().paged_case_managers == ["cm-ana"]
+
+
+def withdrawal(of: EngagementRecorded, at: datetime) -> EngagementWithdrawn:
+    return EngagementWithdrawn(engagement_id=of.engagement_id, referral_id=of.referral_id, site_id=of.site_id,
+                               milestone=of.milestone, withdrawn_at=at, withdrawn_by="cm-ana")
+
+
+async def test_undoing_the_last_step_puts_the_referral_back_where_the_step_found_it(h) -> None:
+    rid = h.referral.referral_id
+    await h.tracker.on_event(PageAcknowledged(page_id="p", referral_id=rid, acknowledged_by="cm-ana",
+                                              via=AcknowledgedVia.link, acknowledged_at=T0 + timedelta(minutes=3)))
+    await h.tracker.on_event(engagement(rid, Milestone.contact_attempted, T0 + timedelta(minutes=10)))
+    contacted = engagement(rid, Milestone.contacted, T0 + timedelta(minutes=20))
+    await h.tracker.on_event(contacted)
+    await h.replay_published()
+    assert h.view().status == "in_progress" and h.view().seconds_to_contact() == 20 * 60
+
+    await h.tracker.on_event(withdrawal(contacted, T0 + timedelta(minutes=25)))
+    view = h.view()
+    assert (view.status, view.seconds_to_contact(), view.last_contact_at) == ("accepted", None, None)
+    assert not view.has("contacted") and view.has("contact_attempted")  # the step before it stays
+    correction = h.publisher.events(ReferralStatusChanged)[-1]
+    assert (correction.status, correction.previous_status, correction.changed_by) == (
+        ReferralStatus.accepted, ReferralStatus.in_progress, "cm-ana")
+    [row] = funnel([view])
+    assert row.contacted == 0  # the figures no longer count a contact that did not happen
+
+    with pytest.raises(Rejected, match="only the last step recorded can be undone, and only once"):
+        await h.tracker.on_event(withdrawal(contacted, T0 + timedelta(minutes=26)))
+
+
+async def test_a_step_cannot_be_undone_once_the_referral_has_moved_on(h) -> None:
+    rid = h.referral.referral_id
+    enrolled = engagement(rid, Milestone.enrolled, T0 + timedelta(hours=1))
+    await h.tracker.on_event(enrolled)
+    await h.tracker.on_event(ReferralStatusChanged(referral_id=rid, site_id="abq", status=ReferralStatus.on_hold,
+                                                   previous_status=ReferralStatus.in_progress,
+                                                   changed_at=T0 + timedelta(hours=2), changed_by="cm-ana"))
+    with pytest.raises(Rejected, match=r"the referral has moved on since \(it is on hold now\)"):
+        await h.tracker.on_event(withdrawal(enrolled, T0 + timedelta(hours=3)))
+    assert h.view().has("enrolled")
+
+
+def test_a_replayed_step_keeps_what_the_first_one_changed() -> None:
+    referral = open_referral(cad_referral(occurred_at=T0), REF.sites["abq"], REF.agencies["apd"], T0)
+    view = ReferralView.opened(referral)
+    contacted = engagement(referral.referral_id, Milestone.contacted, T0 + timedelta(minutes=5))
+    view.apply(contacted)
+    view.apply(contacted)
+    view.apply(withdrawal(contacted, T0 + timedelta(minutes=6)))
+    assert (view.status, view.has("contacted")) == ("requested", False)

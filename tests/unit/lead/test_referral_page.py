@@ -13,7 +13,13 @@ from pydantic import SecretStr
 from services import runtime
 from services.kernel.clock import FakeClock
 from services.kernel.events import AcknowledgedVia, Milestone, ReferralStatus, StatusReason
-from services.kernel.lead import EngagementRecorded, PageAcknowledged, ReferralStatusChanged
+from services.kernel.lead import (
+    EngagementRecorded,
+    EngagementWithdrawn,
+    PageAcknowledged,
+    ReferralNoteWritten,
+    ReferralStatusChanged,
+)
 from services.messaging.kafka import InMemoryPublisher
 from services.platform.reference_files import load_reference_data
 from services.platform.settings import REPO_ROOT
@@ -58,7 +64,8 @@ async def ana(memory_settings):
 
 def history(page: str) -> list[str]:
     listed = page.split('data-testid="history">')[1].split("</ol>")[0]
-    return [re.sub(r"<[^>]+>", "", item).strip() for item in listed.split("<li>")[1:]]
+    return [re.sub(r"<[^>]+>", "", re.sub(r"<form.*?</form>", "", item, flags=re.S)).strip()
+            for item in listed.split("<li>")[1:]]
 
 
 async def test_every_step_says_when_and_by_whom(ana) -> None:
@@ -92,3 +99,62 @@ async def test_closing_without_a_reason_is_refused_beside_the_field_and_with_one
     again = await client.post(f"{url}/close", data={"csrf_token": csrf, "reason": "other"})
     assert again.status_code == 409 and "This referral is already closed: nothing was changed." in again.text
     assert len(publisher.events(ReferralStatusChanged)) == 1
+
+
+async def test_the_last_step_can_be_undone_once_and_stays_on_the_history_struck_through(ana) -> None:
+    client, model, publisher, referral_id = ana
+    url = f"/console/referrals/{referral_id}"
+    page = (await client.get(url)).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert page.count(f'action="{url}/undo"') == 1 and 'name="engagement_id" value="e1"' in page  # the last only
+
+    undone = await client.post(f"{url}/undo", data={"csrf_token": csrf, "engagement_id": "e1"})
+    assert undone.status_code == 303 and undone.headers["location"] == f"{url}?done=undone"
+    [withdrawn] = publisher.events(EngagementWithdrawn)
+    assert (withdrawn.engagement_id, withdrawn.milestone, withdrawn.withdrawn_by) == (
+        "e1", Milestone.contact_attempted, "cm-ana")
+    model.apply(withdrawn)
+    page = (await client.get(f"{url}?done=undone")).text
+    assert "Undone: the referral is back where that step found it." in page
+    assert history(page)[-1] == "Fri 20 Nov 10:20 MST: Tried to reach by Ana R. (undone by Ana R., Fri 20 Nov 11:00 MST)"
+    assert "<del>" in page and f'action="{url}/undo"' not in page  # nothing left to undo
+
+    again = await client.post(f"{url}/undo", data={"csrf_token": csrf, "engagement_id": "e1"})
+    assert again.status_code == 409
+    assert "Nothing was undone: only the last step recorded can be undone, and only once." in again.text
+    assert len(publisher.events(EngagementWithdrawn)) == 1
+
+
+async def test_a_note_is_read_by_its_author_and_the_case_manager_who_took_the_referral_and_erased_with_it(
+        ana) -> None:
+    client, _model, publisher, referral_id = ana
+    url = f"/console/referrals/{referral_id}"
+    page = (await client.get(url)).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert "No notes yet." in page
+
+    empty = await client.post(f"{url}/notes", data={"csrf_token": csrf, "text": "   "})
+    assert empty.status_code == 422 and 'data-testid="note-error">Write the note first.' in empty.text
+    long = "x" * 2001
+    too_long = await client.post(f"{url}/notes", data={"csrf_token": csrf, "text": long})
+    assert too_long.status_code == 422 and "A note is at most 2,000 characters; this one is 2,001." in too_long.text
+    assert f">{long}</textarea>" in too_long.text and publisher.events(ReferralNoteWritten) == []  # typed text kept
+
+    text = "Sleeps by the library; prefers mornings"
+    for _ in range(2):  # a double tap is one note
+        saved = await client.post(f"{url}/notes", data={"csrf_token": csrf, "text": text})
+        assert saved.status_code == 303 and saved.headers["location"] == f"{url}?done=noted"
+    notes = publisher.events(ReferralNoteWritten)
+    assert {n.note_id for n in notes} == {notes[0].note_id} and notes[0].written_by == "cm-ana"
+    details = client._transport.app.state.handoff_details
+    for n in notes:
+        details.apply(n)
+    page = (await client.get(f"{url}?done=noted")).text
+    assert "Note saved." in page and page.count(text) == 1
+
+    shown, others = details.notes_for(referral_id, "cm-ben", taken_by="cm-ana")  # not the author, not the holder
+    assert (shown, others) == ([], 1)
+    details.erase(referral_id)
+    assert details.notes_for(referral_id, "cm-ana", taken_by="cm-ana")[0][0].text is None
+    page = (await client.get(url)).text
+    assert text not in page and "erased" in page.split('data-testid="notes"')[1]
