@@ -156,6 +156,17 @@ class System:
             await asyncio.sleep(0.05)
         return time.monotonic() - started
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user and system) each running process has used so far, from /proc."""
+        used = {}
+        for name, proc in self.procs.items():
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited
+            used[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return used
+
     def stop(self, service: str) -> None:
         proc = self.procs.pop(service, None)
         if proc is not None:
@@ -564,11 +575,14 @@ async def sealing_cost(settings: Settings, counts: Counts, work: Path, stack: Ex
         rounds = []
         for i, seal in enumerate(SEALING_ROUNDS):
             system, round_codec = (sealed, codec) if seal else (plain, plain_codec)
-            busy_before = machine_busy_seconds()
+            busy_before, procs_before = machine_busy_seconds(), system.cpu_seconds()
             figures = await throughput(system, round_codec, counts.throughput, children_from=5_000_000 + i * 100_000)
             items = figures["referrals"] + figures["encounters"]
+            procs_after = system.cpu_seconds()
             rounds.append({**figures, "sealed": seal,
-                           "machine_cpu_ms_per_item": 1000 * (machine_busy_seconds() - busy_before) / items})
+                           "machine_cpu_ms_per_item": 1000 * (machine_busy_seconds() - busy_before) / items,
+                           "cpu_ms_per_item_by_process": {name: 1000 * (procs_after[name] - procs_before[name]) / items
+                                                          for name in procs_after if name in procs_before}})
         return {"referral_to_page_steady": steady, "rounds": rounds,
                 "sealed": _rounds_summary([r for r in rounds if r["sealed"]]),
                 "plain": _rounds_summary([r for r in rounds if not r["sealed"]])}

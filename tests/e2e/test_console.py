@@ -66,6 +66,21 @@ async def test_page_link_to_acknowledgement_to_contact_to_dashboard(system_facto
     assert await page.locator(".badge", has_text="in progress").first.is_visible()
     assert f"Contacted by {cm.display_name}" in await page.get_by_test_id("history").inner_text()
     await eventually(lambda: views[referral_id].has("contacted"))
+    # A wrong tap is undone: the step stays on the history struck through, and the referral is where it was.
+    await page.get_by_role("button", name="Enrolled").click()
+    await page.get_by_text("Recorded: enrolled.").wait_for()
+    await page.get_by_role("button", name="Undo enrolled").click()
+    await page.get_by_text("Undone: the referral is back where that step found it.").wait_for()
+    assert f"undone by {cm.display_name}" in await page.get_by_test_id("history").inner_text()
+    assert await page.locator("[data-testid=history] del", has_text="Enrolled").is_visible()
+    await eventually(lambda: not views[referral_id].has("enrolled"))
+    # A note, read by its author and the case manager who took the referral (here the same), sealed on the topic.
+    await page.get_by_label("Add a note").fill("Prefers mornings; meets at the library")
+    await page.get_by_role("button", name="Save the note").click()
+    await page.get_by_text("Note saved.").wait_for()
+    assert "Prefers mornings" in await page.get_by_test_id("notes").inner_text()
+    assert await fits_the_screen(page)
+    await screenshot(page, "referral-undo-and-note-phone")
 
     desktop = await browser.new_context(viewport=DESKTOP)
     dashboard = await sign_in(desktop, base, "local-dev-token-pm-abq")
@@ -119,7 +134,17 @@ async def test_notice_link_acknowledged_and_another_schools_notice_refused(syste
 
     phone = await browser.new_context(viewport=PHONE)
     page = await phone.new_page()
-    await page.goto(link)  # the school counselor's link: no sign-in
+    await page.goto(link)  # the link names the child to nobody who is not signed in as the school: it may be forwarded
+    text = await page.inner_text("main")
+    assert "Philippa" not in text and "Lincoln Elementary" in text and "Sign in to see who" in text
+    await screenshot(page, "notice-link-forwarded-phone")
+    await page.get_by_role("link", name="Sign in to see who").click()
+    await page.get_by_label("Your access code").fill("local-dev-token-lincoln-counselor")
+    async with page.expect_navigation():
+        await page.keyboard.press("Enter")
+    assert page.url.endswith(f"/console/notices/{notice_id}")  # back on this notice, signed in as the school
+    assert "Philippa Quackenbush" in await page.inner_text("main")
+    await page.goto(link)  # the link again, now from the school's own signed-in browser
     text = await page.inner_text("main")
     assert "Philippa Quackenbush" in text and "Lincoln Elementary" in text
     for incident in ("DOMESTIC", "Mockingbird", "broken glass", "Marlowe", "Mortimer", "apd"):

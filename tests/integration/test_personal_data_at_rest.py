@@ -33,6 +33,7 @@ def personal_values(tag: str) -> dict[str, str]:
             "officer": f"Ofc. Marlowe{tag}", "location": f"bus shelter {tag}", "child_first": f"Philippa{tag}",
             "child_last": f"Thistlewood{tag}", "address": f"1313 Mockingbird {tag}", "narrative": f"broken glass {tag}",
             "od_first": f"Bartholomew{tag}", "od_address": f"4400 Central {tag}", "walk_in": f"Samwise{tag}",
+            "note": f"sleeps by the river {tag}",
             "phone": f"+1505{secrets.randbelow(10**7):07d}"}
 
 
@@ -74,16 +75,30 @@ async def run_the_four_flows(system, values: dict[str, str]) -> None:
     od = overdose("EMS-REST-3", occurred_at=OCCURRED).model_dump(mode="json")
     od["person"] |= {"first_name": values["od_first"], "contact_address": values["od_address"]}
     walk = walk_in("STN-REST-4", occurred_at=OCCURRED, first_name=values["walk_in"]).model_dump(mode="json")
+    answers = {}
     for path, body in (("/v1/referrals", referral), ("/v1/child-encounters", encounter), ("/v1/overdoses", od),
                        ("/v1/walk-ins", walk)):
         answer = await system.http.post(path, json=body, headers=APD)
         assert answer.status_code == 202, (path, answer.text)
+        answers[path] = answer.json()
+    await write_a_note(system, answers["/v1/referrals"]["referral_id"], values["note"])
 
     await eventually(lambda: entries(system, "notifier", "pages") >= 1)  # the LEAD page
     await eventually(lambda: entries(system, "handle-with-care", "notices") >= 1)  # the child's notice
     await eventually(lambda: entries(system, "quick-response", "follow-ups") >= 1)  # the follow-up
     await eventually(lambda: entries(system, "self-referral", "walk-ins") >= 1)  # the walk-in's case
     await eventually(lambda: len(system.messages("sms")) >= 2)  # the page and the walk-in's volunteers
+
+
+async def write_a_note(system, referral_id: str, text: str) -> None:
+    """A case manager's note on the referral, from the console: personal, so sealed like the rest."""
+    await eventually(lambda: referral_id in system.app.state.read_model.views)
+    await system.http.post("/console/login", data={"token": "local-dev-token-cm-ana"})
+    page = (await system.http.get(f"/console/referrals/{referral_id}")).text
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    saved = await system.http.post(f"/console/referrals/{referral_id}/notes", data={"csrf_token": csrf, "text": text})
+    assert saved.status_code == 303, saved.text
+    await eventually(lambda: referral_id in system.app.state.handoff_details.notes)
 
 
 def entries(system, worker: str, table: str) -> int:

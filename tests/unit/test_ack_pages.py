@@ -83,6 +83,26 @@ async def test_a_notice_link_says_when_it_was_already_acknowledged(system) -> No
     assert publisher.events(HwcNoticeAcknowledged) == []
 
 
+async def test_a_notice_link_names_the_child_only_to_the_school_it_was_sent_to_signed_in(system) -> None:
+    app, _model, _publisher, client, links, _referral = system
+    from services.handle_with_care.events import HwcNoticeRequested
+
+    [request] = [e for e in one_of_each() if isinstance(e, HwcNoticeRequested)]
+    app.state.hwc_model.apply(request)
+    url = links.url("notice", request.notice_id, "lincoln-counselor").removeprefix("http://t")
+    name = f"{request.child.first_name} {request.child.last_name}"
+
+    forwarded = await client.get(url)  # whoever holds the link, signed in to nothing
+    assert name not in forwarded.text and request.child.date_of_birth.isoformat() not in forwarded.text
+    assert "Lincoln Elementary" in forwarded.text and "<form" in forwarded.text  # the school can still acknowledge
+    assert f'href="/console/login?next=/console/notices/{request.notice_id}"' in forwarded.text
+
+    await client.post("/console/login", data={"token": "local-dev-token-sunrise-director"})  # another school's
+    assert name not in (await client.get(url)).text
+    await client.post("/console/login", data={"token": "local-dev-token-lincoln-counselor"})  # the school's own
+    assert name in (await client.get(url)).text
+
+
 async def test_a_notice_link_past_the_notices_retention_says_so_and_records_nothing(system) -> None:
     app, _model, publisher, client, links, _referral = system
     hwc = app.state.hwc_model

@@ -20,9 +20,12 @@ from services.handle_with_care.events import HwcNoticeRequested
 from services.handle_with_care.service import acknowledge_notice
 from services.handle_with_care.topics import HWC_NOTICES, HWC_TRIAGE
 from services.handle_with_care.triage import resolve_triage_item
+from services.kernel.clock import Clock
+from services.kernel.errors import CommandRefused
 from services.kernel.events import (
     AcknowledgedVia,
 )
+from services.kernel.reference import ReferenceData
 from services.web.console import ConsoleSessions, Viewer, bar_chart, local_time, page
 from services.web.deps import AppClock, CaughtUp, Events, Reference
 from services.web.render import percent
@@ -78,6 +81,13 @@ async def acknowledge(request: Request, notice_id: str, clock: AppClock, model: 
 async def triage(request: Request, clock: AppClock, model: HwcModel, reference: Reference,
                  sessions: ConsoleSessions, done: str = "") -> HTMLResponse:
     viewer = sessions.require(request, "coordinator")
+    return triage_page(viewer, clock, model, reference, placed=bool(done))
+
+
+def triage_page(viewer: Viewer, clock: Clock, model: HwcReadModel, reference: ReferenceData, *, placed: bool = False,
+                refused: dict[str, str] | None = None, said: str = "", status: int = 200) -> HTMLResponse:
+    """The district's triage queue. After a refused placement, again with the reason beside that child's school
+    list (``refused``: by CAD event id); ``said``: a refusal about the queue itself."""
     district = viewer.district
     schools = [s for s in reference.schools.values() if s.district_id == district.district_id]
     zone = schools[0].timezone if schools else "UTC"
@@ -85,7 +95,8 @@ async def triage(request: Request, clock: AppClock, model: HwcModel, reference: 
               "school_given": _school_given(opened, reference.schools), "reason": opened.reason,
               "reopened": opened.reopened,
               "encountered": _local(opened.encountered_at, zone),
-              "due": _local(opened.due_at, zone) if opened.due_at else None}
+              "due": _local(opened.due_at, zone) if opened.due_at else None,
+              "refused": (refused or {}).get(opened.cad_event_id)}
              for opened in model.open_triage(district.district_id)]
     figures = model.figures(clock.now(), district.district_id)
     notices = sum(r.notices for r in figures)
@@ -94,8 +105,14 @@ async def triage(request: Request, clock: AppClock, model: HwcModel, reference: 
         ("acknowledged", sum(r.acknowledged for r in figures), f"{sum(r.acknowledged for r in figures)} of {notices}"),
         ("escalated", sum(r.escalated for r in figures), str(sum(r.escalated for r in figures))),
     ], maximum=max(notices, 1))
-    return page("hwc/triage.html", f"Triage queue: {district.name}", viewer, package=TEMPLATES, placed=bool(done),
-                items=items, schools=schools, chart=chart)
+    return page("hwc/triage.html", f"Triage queue: {district.name}", viewer, package=TEMPLATES, placed=placed,
+                items=items, schools=schools, chart=chart, said=said, status=status)
+
+
+# What a coordinator reads when a placement is refused: beside the child's school list, or above the queue.
+SCHOOL_REFUSED = "Choose a school of your district for this child ({reason})."
+QUEUE_REFUSED = {"not_found": "That child is no longer in the queue: nothing was sent.",
+                 "conflict": "That child was already placed: nothing was sent twice. The queue below is as it stands."}
 
 
 @router.post("/console/triage/{cad_event_id}/resolve")
@@ -104,7 +121,17 @@ async def resolve(request: Request, cad_event_id: str, clock: AppClock, model: H
                   csrf_token: str = Form("")) -> Response:
     viewer = sessions.require(request, "coordinator")
     sessions.check_csrf(viewer, csrf_token)
-    await resolve_triage_item(cad_event_id, school_id, viewer.district, model, reference, publisher, clock)
+    try:
+        if not school_id:
+            raise CommandRefused("invalid", "school_id", "none was chosen")
+        await resolve_triage_item(cad_event_id, school_id, viewer.district, model, reference, publisher, clock)
+    except CommandRefused as exc:
+        if exc.kind == "forbidden":
+            raise
+        beside = exc.field == "school_id"
+        sentence = SCHOOL_REFUSED.format(reason=exc.reason) if beside else QUEUE_REFUSED.get(exc.kind, exc.reason)
+        return triage_page(viewer, clock, model, reference, status=exc.status,
+                           refused={cad_event_id: sentence} if beside else None, said="" if beside else sentence)
     await shown(HWC_TRIAGE)  # the queue it leads to no longer lists the child it placed
     return RedirectResponse("/console/triage?done=1", status_code=303)
 

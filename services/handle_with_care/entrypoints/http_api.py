@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict
@@ -24,7 +24,7 @@ from services.kernel.clock import Clock
 from services.kernel.reference import Contact, District, ReferenceData
 from services.messaging.kafka import Publisher
 from services.platform.logs import get_logger
-from services.web.console import local_time
+from services.web.console import ConsoleSessions, Viewer, local_time
 from services.web.deps import AppClock, Events, Reference, app_state
 from services.web.web import AckFlow, ApiError, ack_link_page, bearer_principal
 
@@ -38,21 +38,27 @@ coordinator_of = bearer_principal(lambda reference: [d.coordinator for d in refe
                                   "a district coordinator")
 
 
-def notice_flow(model: HwcReadModel, reference: ReferenceData, publisher: Publisher, clock: Clock) -> AckFlow:
-    """A school's contact acknowledges a notice by its signed link."""
+def notice_flow(model: HwcReadModel, reference: ReferenceData, publisher: Publisher, clock: Clock,
+                viewer: Viewer | None = None) -> AckFlow:
+    """A school's contact acknowledges a notice by its signed link (``viewer``: who is signed in to the console on
+    this browser, if anyone)."""
 
     async def acknowledge(notice_id: str, contact_id: str) -> None:
         await acknowledge_notice(notice_id, contact_id, publisher, clock)
 
     def notice_details(notice_id: str, _contact_id: str) -> Markup | str:
-        """The notice itself, for the holder of its signed link (the school's contact), until the school has
-        acknowledged it: a link forwarded after that shows no child."""
+        """The notice, until the school has acknowledged it (a link forwarded after that shows no child). The child
+        is named only to a contact of the school it was sent to, signed in: a link is a bearer token, and a
+        forwarded one must not name the child to whoever holds it. Anyone else is offered the sign-in."""
         view = model.notices.get(notice_id)
         if view is not None and view.acknowledged_at is not None:
             return ""
         request = model.requests.get(notice_id)
         school = reference.schools.get(request.school_id) if request else None
-        return notice_html(request, school) if school else ""
+        if request is None or school is None:
+            return ""
+        ours = viewer is not None and viewer.school is not None and viewer.school.school_id == school.school_id
+        return notice_html(request, school, sign_in_to_see=None if ours else f"/console/notices/{notice_id}")
 
     def acknowledged(notice_id: str) -> str | None:
         """By which school and when: the holder of a forwarded link may be at another."""
@@ -76,9 +82,10 @@ def notice_flow(model: HwcReadModel, reference: ReferenceData, publisher: Publis
 
 
 @router.get("/ack/notice/{token}", response_class=HTMLResponse, summary="Show the notice acknowledgement form")
-async def show_notice(token: str, links: NoticeLinks, model: HwcModel, reference: Reference, publisher: Events,
-                      clock: AppClock) -> HTMLResponse:
-    return await ack_link_page(links, notice_flow(model, reference, publisher, clock), token, act=False)
+async def show_notice(token: str, request: Request, links: NoticeLinks, model: HwcModel, reference: Reference,
+                      publisher: Events, clock: AppClock, sessions: ConsoleSessions) -> HTMLResponse:
+    viewer = sessions.viewer(request)
+    return await ack_link_page(links, notice_flow(model, reference, publisher, clock, viewer), token, act=False)
 
 
 @router.post("/ack/notice/{token}", response_class=HTMLResponse, summary="Acknowledge a notice")

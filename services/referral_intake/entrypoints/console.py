@@ -186,9 +186,9 @@ async def referral_page(viewer: Viewer, view: ReferralView, clock: Clock, detail
 
 
 @router.post("/console/referrals/{referral_id}/milestones")
-async def record(request: Request, referral_id: str, clock: AppClock, model: ReadModel, publisher: Events,
-                 sessions: ConsoleSessions, shown: CaughtUp, milestone: str = Form(""),
-                 csrf_token: str = Form("")) -> Response:
+async def record(request: Request, referral_id: str, clock: AppClock, details: Details, model: ReadModel,
+                 publisher: Events, reference: Reference, sessions: ConsoleSessions, shown: CaughtUp,
+                 milestone: str = Form(""), csrf_token: str = Form("")) -> Response:
     viewer = sessions.require(request, *FIELD_ROLES)
     sessions.check_csrf(viewer, csrf_token)
     view = referral_for(model, viewer, referral_id)
@@ -199,8 +199,9 @@ async def record(request: Request, referral_id: str, clock: AppClock, model: Rea
     try:
         await handle_staff_command(RecordEngagement.one_tap(referral_id, chosen, viewer.id, clock.now()), view,
                                    publisher, clock)
-    except IllegalTransition as exc:
-        raise ApiError(409, exc.field, exc.detail) from None
+    except IllegalTransition as exc:  # the referral moved meanwhile: the page as it stands, saying why
+        return await referral_page(viewer, view, clock, details, model, publisher, reference, status=409,
+                                   refused={"milestone": f"Not recorded: {exc.detail}."})
     await shown(REFERRALS)  # the page it leads to shows the step (and the status it implies), not the state before it
     return RedirectResponse(f"/console/referrals/{referral_id}?done={chosen.value}", status_code=303)
 

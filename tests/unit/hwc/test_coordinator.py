@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -153,3 +154,26 @@ def test_one_incidents_children_are_seen_by_state_and_forgotten_with_their_notic
     assert model.for_incident("apd", "INC-2") == [] and model.for_incident("other", "INC-1") == []
     model.apply(HwcNoticeExpired(notice_id="n-1", expired_at=DUE))
     assert [o.state for o in model.for_incident("apd", "INC-1")] == ["in_triage"] and not model.incidents
+
+
+async def test_a_refused_placement_comes_back_with_the_reason_beside_the_childs_school_list(client, model,
+                                                                                          publisher) -> None:
+    await client.post("/console/login", data={"token": "local-dev-token-coord-abq"})
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get("/console/triage")).text).group(1)
+
+    none = await client.post("/console/triage/cad-9/resolve", data={"csrf_token": csrf, "school_id": ""})
+    assert none.status_code == 422 and none.headers["content-type"].startswith("text/html")
+    assert 'data-testid="school-error">Choose a school of your district for this child (none was chosen).' in none.text
+    assert 'aria-invalid="true"' in none.text
+
+    unknown = await client.post("/console/triage/cad-9/resolve", data={"csrf_token": csrf, "school_id": "nowhere"})
+    assert unknown.status_code == 422 and "(unknown school)" in unknown.text
+    assert publisher.events(HwcTriageResolved) == []
+
+    placed = await client.post("/console/triage/cad-9/resolve", data={"csrf_token": csrf, "school_id": "lincoln-es"})
+    assert placed.status_code == 303 and placed.headers["location"] == "/console/triage?done=1"
+    client._transport.app.state.hwc_model.apply(publisher.events(HwcTriageResolved)[0])
+    again = await client.post("/console/triage/cad-9/resolve", data={"csrf_token": csrf, "school_id": "lincoln-es"})
+    assert again.status_code == 409 and "That child was already placed: nothing was sent twice." in again.text
+    assert len(publisher.events(HwcTriageResolved)) == 1
+

@@ -158,3 +158,16 @@ async def test_a_note_is_read_by_its_author_and_the_case_manager_who_took_the_re
     assert details.notes_for(referral_id, "cm-ana", taken_by="cm-ana")[0][0].text is None
     page = (await client.get(url)).text
     assert text not in page and "erased" in page.split('data-testid="notes"')[1]
+
+
+async def test_a_step_the_referral_no_longer_allows_is_refused_on_the_page_in_words(ana) -> None:
+    client, model, publisher, referral_id = ana
+    url = f"/console/referrals/{referral_id}"
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get(url)).text).group(1)
+    model.apply(ReferralStatusChanged(referral_id=referral_id, site_id="abq", status=ReferralStatus.cancelled,
+                                      previous_status=ReferralStatus.accepted, reason=StatusReason.other,
+                                      changed_at=NOW + timedelta(minutes=30), changed_by="cm-ben"))  # closed meanwhile
+    refused = await client.post(f"{url}/milestones", data={"csrf_token": csrf, "milestone": "contacted"})
+    assert refused.status_code == 409 and refused.headers["content-type"].startswith("text/html")
+    assert 'data-testid="milestone-error">Not recorded: cannot record contacted on a cancelled referral.' in refused.text
+    assert publisher.events(EngagementRecorded) == []
