@@ -575,6 +575,7 @@ async def sealing_cost(settings: Settings, counts: Counts, work: Path, stack: Ex
         rounds = []
         for i, seal in enumerate(SEALING_ROUNDS):
             system, round_codec = (sealed, codec) if seal else (plain, plain_codec)
+            await settled(sealed, plain)  # no round pays for the tail of the one before it
             busy_before, procs_before = machine_busy_seconds(), system.cpu_seconds()
             figures = await throughput(system, round_codec, counts.throughput, children_from=5_000_000 + i * 100_000)
             items = figures["referrals"] + figures["encounters"]
@@ -588,6 +589,20 @@ async def sealing_cost(settings: Settings, counts: Counts, work: Path, stack: Ex
                 "plain": _rounds_summary([r for r in rounds if not r["sealed"]])}
     finally:
         plain.stop_all()
+
+
+async def settled(*systems: System, timeout: float = 120) -> None:
+    """Until every worker of ``systems`` has read everything on its topics (its own events included: the PageSent
+    and audit records a round leaves behind), then a second for what follows from those."""
+    groups = [(s.settings, f"{s.settings.topic_prefix}handoff-{service}") for s in systems for service in WORKERS]
+    deadline = time.monotonic() + timeout
+    for settings, group in groups:
+        async with GroupLag(settings, group) as lag:
+            while (await lag.records_behind() or 0) > 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{group} did not catch up in {timeout:.0f}s")
+                await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
 
 
 def _rounds_summary(rounds: list[dict[str, Any]]) -> dict[str, float]:
