@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -193,9 +193,11 @@ class RecordProcessor:
         ``RecordsInFlight``); without it they are all on the broker when this returns."""
         partition_token = source_partition.set(raw.partition)
         subject_token = handled_subject.set(raw.subject)
+        headers_token = handled_headers.set(raw.headers)
         try:
             return await self._process(raw, handler, expected, sends)
         finally:
+            handled_headers.reset(headers_token)
             handled_subject.reset(subject_token)
             source_partition.reset(partition_token)
 
@@ -231,6 +233,9 @@ class RecordProcessor:
             self.counts[(raw.topic, "processed")] += 1
             return True
 
+
+# The headers of the record being handled: set only while a record is handled.
+handled_headers: ContextVar[Sequence[tuple[str, bytes]]] = ContextVar("handled_headers", default=())
 
 # The sends a record's handler made and has not awaited: set only while a record is handled.
 sends_in_flight: ContextVar[list[Awaitable[Any]] | None] = ContextVar("sends_in_flight", default=None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import _current_event, current_event
 from tenacity import AsyncRetrying, stop_never, wait_exponential
 
@@ -33,9 +34,10 @@ from services.messaging.records import (
     RecordProcessor,
     RecordsInFlight,
     StallWatch,
+    handled_headers,
     sends_in_flight,
 )
-from services.messaging.sealing import SealedValues, Sealer
+from services.messaging.sealing import SealedValues, Sealer, handled_subject
 from services.messaging.subject_keys import LetterSealer, SubjectKeys
 from services.platform.crypto import key_provider
 from services.platform.logs import get_logger
@@ -56,10 +58,11 @@ class FaustPublisher:
         self.codec = codec
         self.prefix = prefix
 
-    async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
+    async def publish(self, topic: TopicSpec, key: str, event: Any,
+                      headers: list[tuple[str, bytes]] | None = None) -> None:
         value = await self.codec.encode(event, topic.qualified(self.prefix), key)
         sent = await self.app.producer.send(topic.qualified(self.prefix), key.encode(), value, None, None,
-                                            correlation_headers(topic))
+                                            correlation_headers(topic, headers))
         pending = sends_in_flight.get()
         if pending is None:
             await sent
@@ -433,6 +436,35 @@ def consume(app: faust.App, spec: TopicSpec, settings: Settings, processor: Reco
     return app.agent(raw_topic(app, spec, settings), name=name or f"consume-{spec.name}")(agent)
 
 
+MOVED_HEADER = "handoff_moved_from_partition"  # a record moved to its key's partition is never moved again
+
+
+def key_partition(key: str, partitions: int) -> int:
+    """The partition Handoff's producers (aiokafka's default, as Java clients) write ``key`` to: murmur2."""
+    return DefaultPartitioner()(key.encode(), list(range(partitions)), [])
+
+
+def on_its_keys_partition(spec: TopicSpec, handler: Handler, publisher: FaustPublisher, partitions: int) -> Handler:
+    """``handler`` for a topic outside producers write (a CAD's own Kafka client), behind a check of the record's
+    partition. Deduplication by key (one referral per CAD event) needs every copy of an event on one partition,
+    but clients disagree on where a key goes: librdkafka (Confluent's clients) hashes with CRC32 by default,
+    Java clients and aiokafka with murmur2. A record on a partition its key does not map to is written again,
+    sealed like anything Handoff writes, under its key (so to the key's partition) and handled there, once; the
+    common case (the HTTP intake, a Java or aiokafka producer) costs nothing more."""
+
+    async def handle(event: Any) -> None:
+        key, partition = handled_subject.get(), source_partition.get()
+        moved = any(name == MOVED_HEADER for name, _ in handled_headers.get())
+        if key is None or partition is None or moved or key_partition(key, partitions) == partition:
+            await handler(event)
+            return
+        await publisher.publish(spec, key, event, headers=[(MOVED_HEADER, str(partition).encode())])
+        log.info("record_moved_to_its_keys_partition", topic=spec.name, partition=partition,
+                 to=key_partition(key, partitions))
+
+    return handle
+
+
 async def acknowledge_recovered(consumer: Any, topic: str, partition: int, first: int, last: int) -> None:
     """Offsets ``first``..``last`` were processed from the OffsetGuard's own read, so Faust holds no
     ack for them; and Faust commits nothing for a partition whose earliest ack lies beyond the
@@ -561,6 +593,8 @@ class WorkerKit:
             partitions=self.settings.topic_partitions, value_type=bytes)), name)
 
     def consume(self, spec: TopicSpec, handler: Handler, expected: tuple[type, ...], name: str | None = None) -> Any:
+        if spec.plain_from_outside:  # outside producers partition by their own client's rule
+            handler = on_its_keys_partition(spec, handler, self.publisher, self.settings.topic_partitions)
         return consume(self.app, spec, self.settings, self.processor, self.guard, handler, expected, name)
 
     def subscribe(self, subscriptions: tuple[Subscription, ...], owners: dict[str, Any]) -> None:

@@ -165,6 +165,13 @@ async def test_notice_link_acknowledged_and_another_schools_notice_refused(syste
     text = await other_school.inner_text("main")
     assert "another school" in text and "Philippa" not in text
     await screenshot(other_school, "other-school-refused-phone")
+    # The link forwarded to another school's director after the acknowledgement: which school acknowledged, no child.
+    forwarded = await other_school.goto(link)
+    assert forwarded.status == 200
+    text = await other_school.inner_text("main")
+    assert "Already acknowledged by Lincoln Elementary" in text and "Philippa" not in text
+    assert await other_school.locator("form[method=post]").count() == 0
+    await screenshot(other_school, "notice-link-after-acknowledgement-phone")
     forged = await other_school.request.post(f"{base}/console/notices/{notice_id}/acknowledge",
                                              form={"csrf_token": "x"})
     assert forged.status == 403

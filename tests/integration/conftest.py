@@ -37,9 +37,13 @@ WEBHOOK_SECRET = "integration-webhook-secret"
 
 async def raw_values(settings: Settings, spec) -> list[bytes | None]:
     """Every value on ``spec``'s partitions as the broker holds it (what its disks and backups hold), undecoded."""
+    return [record.value for record in await raw_records(settings, spec.qualified(settings.topic_prefix))]
+
+
+async def raw_records(settings: Settings, name: str) -> list:
+    """Every record of the topic ``name`` (partition, offset, key, value, ...), undecoded, partition by partition."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    name = spec.qualified(settings.topic_prefix)
     partitions = [TopicPartition(name, p) for p in range((await topic_partition_counts(settings, [name]))[name])]
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
     await consumer.start()
@@ -47,11 +51,11 @@ async def raw_values(settings: Settings, spec) -> list[bytes | None]:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        values: list[bytes | None] = []
+        records: list = []
         for tp in partitions:
             while await consumer.position(tp) < ends[tp]:
-                values += [r.value for r in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])]
-        return values
+                records += (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
+        return records
     finally:
         await consumer.stop()
 
