@@ -68,6 +68,7 @@ from services.quick_response.entrypoints import console as qrt_console
 from services.quick_response.entrypoints import http_api as qrt_http
 from services.quick_response.entrypoints import worker as qrt_worker
 from services.quick_response.topics import OVERDOSE_REPORTS, QRT_FOLLOW_UPS
+from services.referral_intake.adapters.fhir import refusal_outcome
 from services.referral_intake.adapters.metrics import LeadCollector
 from services.referral_intake.adapters.read_model import HandoffDetails, LeadReadModel
 from services.referral_intake.domain.pathways import lead_pathways
@@ -197,6 +198,10 @@ class LeadPagesRead:
                 "warm_handoff_window_minutes"].default)
 
 
+# APIs that speak a standard's own error shape: the FHIR API answers every refusal as an OperationOutcome.
+ERROR_DIALECTS = {"/fhir": refusal_outcome}
+
+
 def takes_json(path: str) -> bool:
     """The routes whose bodies are JSON: the /v1 API, except the SMS provider's form-encoded webhook."""
     return path.startswith("/v1/") and not path.startswith("/v1/sms/")
@@ -267,7 +272,9 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     app = FastAPI(title="Handoff", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   description="CAD intake for LEAD referrals and Handle With Care encounters; acknowledgement links.")
     install_error_handlers(app)
-    app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes, json_route=takes_json)
+    app.state.error_dialects = ERROR_DIALECTS
+    app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes, json_route=takes_json,
+                       dialects=ERROR_DIALECTS)
     # What the routes depend on (services.web.deps): the routers are module-level and read these per request.
     state = app.state
     state.reference, state.clock, state.publisher = reference, clock, publisher

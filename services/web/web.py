@@ -4,7 +4,6 @@ principals, and the acknowledgement-link routes (their pages: ``templates/ack.ht
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -33,8 +32,27 @@ class ApiError(Exception):
         self.errors = [{"field": field, "reason": reason}]
 
 
-async def api_error_response(_request: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse({"errors": exc.errors}, status_code=exc.status, headers=exc.headers)
+# How an API under a path prefix words its errors, where it speaks a standard of its own (FHIR: an
+# OperationOutcome): (status, errors) -> (body, media type). The rest answer {"errors": [{field, reason}]}.
+ErrorDialect = Callable[[int, list[dict[str, str]]], tuple[dict[str, Any], str]]
+
+
+def error_response(path: str, dialects: dict[str, ErrorDialect], status: int, errors: list[dict[str, str]],
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """Every refusal, in the words of the API the path belongs to."""
+    for prefix, dialect in dialects.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            body, media_type = dialect(status, errors)
+            return JSONResponse(body, status_code=status, headers=headers, media_type=media_type)
+    return JSONResponse({"errors": errors}, status_code=status, headers=headers)
+
+
+def dialects_of(request: Request) -> dict[str, ErrorDialect]:
+    return getattr(request.app.state, "error_dialects", {})
+
+
+async def api_error_response(request: Request, exc: ApiError) -> JSONResponse:
+    return error_response(request.url.path, dialects_of(request), exc.status, exc.errors, exc.headers)
 
 
 def sentence(reason: str) -> str:
@@ -73,23 +91,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return await api_error_response(request, as_api_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Routing's own refusals (404 no such path, 405 wrong method) in the same shape as ours.
         what = {400: "body", 404: "path", 405: "method", 413: "body"}.get(exc.status_code, "request")
         reason = str(exc.detail)
         if exc.status_code == 400 and reason == "There was an error parsing the body":  # FastAPI's own words
             reason = "not JSON this API can read: UTF-8 text, nested no deeper than a few hundred levels"
-        return JSONResponse({"errors": [{"field": what, "reason": reason}]}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return error_response(request.url.path, dialects_of(request), exc.status_code,
+                              [{"field": what, "reason": reason}], getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default body echoes the submitted values; ours names the field and the reason only.
         malformed = [e for e in exc.errors() if e.get("type") == "json_invalid"]
         if malformed:  # not JSON at all: a 400 that says where, in words (FastAPI's loc is the character index)
-            return JSONResponse({"errors": [{"field": "body", "reason": describe_json_error(
-                malformed[0], await request.body())}]}, status_code=400)
-        return JSONResponse({"errors": describe_errors(exc.errors(), skip=("body",), root="body")}, status_code=422)
+            return error_response(request.url.path, dialects_of(request), 400, [{"field": "body", "reason": (
+                describe_json_error(malformed[0], await request.body()))}])
+        return error_response(request.url.path, dialects_of(request), 422,
+                              describe_errors(exc.errors(), skip=("body",), root="body"))
 
 
 def describe_json_error(error: dict, body: bytes) -> str:
@@ -111,10 +130,12 @@ class RequestLimits:
 
     413, not 503: a CAD system retries a 503 forever, and this body will never fit."""
 
-    def __init__(self, app, max_body_bytes: int, json_route: Callable[[str], bool]) -> None:
+    def __init__(self, app, max_body_bytes: int, json_route: Callable[[str], bool],
+                 dialects: dict[str, ErrorDialect] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.json_route = json_route
+        self.dialects = dialects or {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -123,12 +144,12 @@ class RequestLimits:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._refuse(send, 413, "body", f"larger than {self.max_body_bytes} bytes")
+            await self._refuse(send, scope["path"], 413, "body", f"larger than {self.max_body_bytes} bytes")
             return
         if self.json_route(scope["path"]):
             media = headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json" and not media.endswith("+json"):
-                await self._refuse(send, 415, "content-type", "must be application/json")
+                await self._refuse(send, scope["path"], 415, "content-type", "must be application/json")
                 return
         received = 0
 
@@ -145,13 +166,12 @@ class RequestLimits:
 
         await self.app(scope, counted_receive, send)
 
-    @staticmethod
-    async def _refuse(send, status: int, field: str, reason: str) -> None:
-        body = json.dumps({"errors": [{"field": field, "reason": reason}]}).encode()
+    async def _refuse(self, send, path: str, status: int, field: str, reason: str) -> None:
+        answer = error_response(path, self.dialects, status, [{"field": field, "reason": reason}])
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+                    "headers": [(b"content-type", answer.media_type.encode()),
+                                (b"content-length", str(len(answer.body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": bytes(answer.body)})
 
 
 RETRY_AFTER_SECONDS = 5

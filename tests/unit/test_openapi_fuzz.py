@@ -4,6 +4,7 @@ Whatever it sends, no 5xx, and every JSON rejection names a field and a reason."
 from __future__ import annotations
 
 import schemathesis
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 
@@ -30,7 +31,11 @@ def credentials_for(path: str, method: str) -> dict[str, str]:
 
 @schemathesis.check
 def rejections_name_field_and_reason(ctx, response, case) -> None:
-    if 400 <= response.status_code < 500 and "json" in response.headers.get("content-type", [""])[0]:
+    media = response.headers.get("content-type", [""])[0]
+    if 400 <= response.status_code < 500 and media.startswith("application/fhir+json"):  # the FHIR API's words
+        outcome = OperationOutcome.model_validate(response.json())
+        assert all(issue.diagnostics and issue.expression for issue in outcome.issue), f"bare outcome: {outcome}"
+    elif 400 <= response.status_code < 500 and "json" in media:
         errors = response.json().get("errors")
         assert errors, f"{response.status_code} without an errors list"
         for error in errors:

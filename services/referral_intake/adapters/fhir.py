@@ -104,8 +104,7 @@ def capability_statement(base_url: str, now: datetime) -> CapabilityStatement:
                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "update"}],
                        "searchParam": [{"name": "owner", "type": "reference"}, {"name": "status", "type": "token"},
                                        {"name": "_lastUpdated", "type": "date"}, {"name": "_id", "type": "token"}]},
-                      {"type": "ServiceRequest", "profile": SDOH_SR_PROFILE, "interaction": [{"code": "read"}]},
-                      {"type": "Subscription", "interaction": [{"code": "read"}]}]}]})
+                      {"type": "ServiceRequest", "profile": SDOH_SR_PROFILE, "interaction": [{"code": "read"}]}]}]})
 
 
 def outcome(code: str, diagnostics: str, severity: str = "error") -> dict:
@@ -113,6 +112,23 @@ def outcome(code: str, diagnostics: str, severity: str = "error") -> dict:
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}).model_dump(mode="json",
                                                                                              exclude_none=True)
+
+
+# The OperationOutcome issue type (http://hl7.org/fhir/issue-type) of a refusal, by its HTTP status.
+ISSUE_TYPES = {400: "structure", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               409: "conflict", 413: "too-long", 415: "not-supported", 422: "invalid", 429: "throttled",
+               503: "transient"}
+FHIR_JSON = "application/fhir+json"
+
+
+def refusal_outcome(status: int, errors: list[dict[str, str]]) -> tuple[dict, str]:
+    """Any refusal of the FHIR API (a route's, routing's own 404 and 405, authentication's, a body too large) as
+    FHIR words it: an OperationOutcome, one issue per error, the field as the issue's expression."""
+    code = ISSUE_TYPES.get(status, "processing" if status < 500 else "exception")
+    issues = [{"severity": "error", "code": code, "diagnostics": e["reason"], "expression": [e["field"]]}
+              for e in errors] or [{"severity": "error", "code": code}]
+    return OperationOutcome.model_validate({"resourceType": "OperationOutcome", "issue": issues}).model_dump(
+        mode="json", exclude_none=True), FHIR_JSON
 
 
 def _instant(at: datetime) -> str:

@@ -40,6 +40,7 @@ from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import audit_shown
 from services.referral_intake.adapters.fhir import (
+    FHIR_JSON,
     capability_statement,
     event_code,
     latest_milestone,
@@ -59,7 +60,6 @@ from services.web.deps import AppClock, Events, Reference, app_state
 from services.web.oidc import ProviderUnavailable
 from services.web.web import bearer_principal, denied
 
-FHIR_JSON = "application/fhir+json"
 # What a SMART Backend Services client may ask for here (and what each route needs: ``allowed``).
 SYSTEM_SCOPES = ("system/Task.rs", "system/Task.u", "system/ServiceRequest.rs")
 MAX_RESULTS = 500

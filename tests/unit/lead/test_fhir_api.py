@@ -127,3 +127,42 @@ async def test_updates_follow_the_lifecycle_and_refuse_illegal_moves(client, pub
     wrong = await client.put(f"/fhir/Task/{second}", headers=ORG,
                              json={**pending, "businessStatus": {"coding": [{"code": "arrested"}]}})
     assert wrong.status_code == 422 and "businessStatus" in wrong.text
+
+
+async def test_every_refusal_under_fhir_is_an_operation_outcome(client) -> None:
+    """Routing's own 404 and 405, authentication's 401, a token's 403, a body too large or of another type: a FHIR
+    client reads each as FHIR words it, never Handoff's own error JSON."""
+    first = client.referrals[0].referral_id
+    answers = {
+        "no such resource type": (await client.get(f"/fhir/Subscription/{first}", headers=ORG), 404, "not-found"),
+        "no such Task": (await client.get("/fhir/Task/nope", headers=ORG), 404, "not-found"),
+        "a method not served": (await client.delete(f"/fhir/Task/{first}", headers=ORG), 405, "not-supported"),
+        "no credential": (await client.get("/fhir/Task"), 401, "login"),
+        "a body too large": (await client.put(f"/fhir/Task/{first}", headers={**ORG, "Content-Length": str(10**9)},
+                                              content=b"{}"), 413, "too-long"),
+        "not JSON": (await client.put(f"/fhir/Task/{first}", headers={**ORG, "Content-Type": "application/fhir+json"},
+                                      content=b"{not json"), 400, "structure"),
+    }
+    for what, (answer, status, code) in answers.items():
+        assert answer.status_code == status, what
+        assert answer.headers["content-type"].startswith("application/fhir+json"), what
+        issue = OperationOutcome.model_validate(answer.json()).issue[0]
+        assert issue.code == code and issue.diagnostics, what
+    assert "errors" in (await client.get("/v1/nowhere")).json()  # the rest of the API keeps its own shape
+
+
+async def test_the_capability_statement_advertises_exactly_what_answers(client) -> None:
+    """Every interaction the CapabilityStatement names is served (and nothing it does not name is claimed)."""
+    first = client.referrals[0].referral_id
+    statement = CapabilityStatement.model_validate((await client.get("/fhir/metadata")).json())
+    asked = {"read": lambda kind: client.get(f"/fhir/{kind}/{first}", headers=ORG),
+             "search-type": lambda kind: client.get(f"/fhir/{kind}", headers=ORG)}
+    for resource in statement.rest[0].resource:
+        for interaction in resource.interaction:
+            if interaction.code == "update":
+                current = (await client.get(f"/fhir/{resource.type}/{first}", headers=ORG)).json()
+                answer = await client.put(f"/fhir/{resource.type}/{first}", headers=ORG, json=current)
+            else:
+                answer = await asked[interaction.code](resource.type)
+            assert answer.status_code == 200, (resource.type, interaction.code, answer.text)
+    assert {r.type for r in statement.rest[0].resource} == {"Task", "ServiceRequest"}
