@@ -235,13 +235,11 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
                       sealer=Sealer(keys, settings.topic_prefix) if keys else None)
     if owned:
         publisher = KafkaPublisher(settings, codec)
-    followers = [
-        TopicFollower(settings, codec, topics, apply)
-        for topics, apply in ((API_READ_MODELS["lead"], both(read_model.apply, handoff_details.apply)),
-                              (API_READ_MODELS["hwc"], hwc_model.apply),
-                              (API_READ_MODELS["qrt"], qrt_model.apply),
-                              (API_READ_MODELS["walk_ins"], walk_in_model.apply),
-                              (API_READ_MODELS["sessions"], sessions.apply))
+    # One consumer for every read model the API serves: one fetch for all, each record decoded once.
+    followers = [TopicFollower.of_models(settings, codec, [
+        (API_READ_MODELS["lead"], both(read_model.apply, handoff_details.apply)),
+        (API_READ_MODELS["hwc"], hwc_model.apply), (API_READ_MODELS["qrt"], qrt_model.apply),
+        (API_READ_MODELS["walk_ins"], walk_in_model.apply), (API_READ_MODELS["sessions"], sessions.apply)])
     ] if follow_topics else []
 
     @asynccontextmanager
@@ -330,7 +328,7 @@ async def caught_up(followers: list[TopicFollower], written: tuple[TopicSpec, ..
     """The read models that follow the topics ``written`` have everything written to them before this call (False
     when that took longer than ``timeout``: the page then shows what they had by then)."""
     names = {spec.qualified(prefix) for spec in written}
-    results = await asyncio.gather(*(f.sync(timeout) for f in followers if f.running and names & set(f.names)))
+    results = await asyncio.gather(*(f.sync(timeout, names) for f in followers if f.running and names & set(f.names)))
     return all(results)
 
 

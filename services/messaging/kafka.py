@@ -261,6 +261,7 @@ class TopicFollower:
         self.codec = codec
         self.names = [s.qualified(settings.topic_prefix) for s in specs]
         self.on_event = on_event
+        self._routes: dict[str, Any] = {}  # topic name -> its read model's apply, when several share this follower
         self.on_idle = on_idle  # called after each batch (and before caught_up is set)
         self.fetch_every = fetch_every
         self.caught_up = asyncio.Event()
@@ -269,6 +270,16 @@ class TopicFollower:
         self._refresh: asyncio.Task | None = None
         self._handing_on = False  # a batch taken from the consumer is being handed on
         self._asked = 0  # syncs waiting: while there are any, a follower that fetches when asked fetches
+
+    @classmethod
+    def of_models(cls, settings: Settings, codec: AvroCodec, models: Iterable[tuple[tuple[TopicSpec, ...], Any]],
+                  **options: Any) -> TopicFollower:
+        """One follower for several read models (``models``: the topics each follows, and its apply): one
+        consumer, one fetch for all of them, and each record decoded once and handed to the model of its topic."""
+        models = list(models)
+        follower = cls(settings, codec, tuple(spec for specs, _apply in models for spec in specs), None, **options)
+        follower._routes = {spec.qualified(settings.topic_prefix): apply for specs, apply in models for spec in specs}
+        return follower
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -289,14 +300,15 @@ class TopicFollower:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def sync(self, timeout: float = 10.0) -> bool:
-        """Wait until everything written to the topics before this call has been handed on (False if that took
-        longer than ``timeout``): a record that names another just written (a key) finds it here, and a page
-        that confirms an action shows its effect (``runtime.caught_up``)."""
+    async def sync(self, timeout: float = 10.0, topics: set[str] | None = None) -> bool:
+        """Wait until everything written to the topics (or to those of ``topics`` it follows) before this call has
+        been handed on (False if that took longer than ``timeout``): a record that names another just written (a
+        key) finds it here, and a page that confirms an action shows its effect (``runtime.caught_up``)."""
         self._asked += 1
         self._fetching()
         try:
-            ends = await self._consumer.end_offsets(self._partitions)
+            ends = await self._consumer.end_offsets(
+                [tp for tp in self._partitions if topics is None or tp.topic in topics])
             deadline = asyncio.get_running_loop().time() + timeout
             for tp, end in ends.items():
                 while self._handing_on or await self._consumer.position(tp) < end:
@@ -359,7 +371,7 @@ class TopicFollower:
                         continue
                     with correlation_scope(correlation_from_headers(record.headers)):
                         try:
-                            self.on_event(event)
+                            (self._routes.get(record.topic) or self.on_event)(event)
                         except Exception as exc:  # one record a read model cannot take must not stop its feed
                             get_logger(__name__).error("follower_record_not_applied", topic=record.topic,
                                                        offset=record.offset, error_type=type(exc).__name__)

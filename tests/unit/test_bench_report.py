@@ -66,10 +66,12 @@ def test_report_shows_what_sealing_costs_beside_the_same_run_without_it() -> Non
 def test_report_shows_both_worker_counts_and_compares_with_the_baseline() -> None:
     after = full_report()
     after["results"]["hwc_backlog"] = {"encounters": 100_000, "seconds": 1000.0, "peak_rss_mib": 300.0}
+    after["results"]["throughput_two_workers"]["machine_cpu_ms_per_item"] = 14.25
     text = bench.markdown(after)
-    assert "| referrals + encounters to pages + notices, two workers per service | 6250 | 125.0 | 50 | 0.16x |" in text
+    assert ("| referrals + encounters to pages + notices, two workers per service | 6250 | 125.0 | 50 | 0.16x | 14.2 |"
+            in text)  # what an item cost the whole machine, beside the rate
     assert "| fair floor (the same work per item, no Faust) | 6250 | 20.0 | 312 | 1.00x |" in text
-    assert "a page (SMS and email) 474/s, a notice 520/s" in text
+    assert "a page (its SMS and email sent together) 474/s, a notice 520/s" in text
     assert "100.0 encounters/s" not in text and "100 encounters/s, 0.25x of the fair floor's 400/s" in text
     before = json.loads(bench.BASELINE.read_text())["results"]["hwc_backlog"]
     drain_before = before["encounters"] / before["seconds"]

@@ -14,9 +14,11 @@ class Follower:
     def __init__(self, *names: str, running: bool = True, in_time: bool = True) -> None:
         self.names, self.running, self.in_time = list(names), running, in_time
         self.synced = 0
+        self.asked_for: set[str] | None = None
 
-    async def sync(self, timeout: float) -> bool:
+    async def sync(self, timeout: float, topics: set[str] | None = None) -> bool:
         self.synced += 1
+        self.asked_for = topics
         return self.in_time
 
 
@@ -29,6 +31,7 @@ async def test_only_the_followers_of_the_topic_written_are_synced() -> None:
     assert await caught_up([lead, hwc, qrt], (HWC_NOTICES,), "t.") is True
 
     assert (lead.synced, hwc.synced, qrt.synced) == (0, 1, 0)
+    assert hwc.asked_for == {HWC_NOTICES.qualified("t.")}  # a follower of several topics waits for this one only
 
 
 @pytest.mark.asyncio
