@@ -26,6 +26,8 @@ from services.kernel.events import (
     StatusReason,
 )
 
+OFFICER_TARGET = "officer"  # the referring officer, as a page's target (their callback number): not a staff id
+
 
 class ReferralCreated(Event):
     """Intake accepted a CAD referral and opened a referral (FHIR Task status 'requested'). Keyed by referral_id."""

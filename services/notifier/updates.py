@@ -22,6 +22,7 @@ from services.kernel.events import (
     ReferralFlag,
 )
 from services.kernel.lead import (
+    OFFICER_TARGET,
     PageExhausted,
     PageRequested,
     ParticipantSeen,
@@ -35,7 +36,6 @@ from services.notifier.domain.escalation import (
     FALLBACK_STEP,
     FHIR_STEP,
     MOVED_STEP,
-    OFFICER_TARGET,
     PROSECUTOR_STEP,
     REENGAGEMENT_STEP,
     WARNING_STEP,

@@ -18,7 +18,6 @@ from services.kernel.reference import EscalationPolicyConfig
 # PageSent.step_index of what a page's record sends outside its escalation steps (each its own idempotency keys)
 WARNING_STEP = -1  # a deadline warning
 FALLBACK_STEP = -2  # what is sent when every step went unacknowledged
-OFFICER_TARGET = "officer"  # the referring officer, as a delivery's target (their callback number)
 REENGAGEMENT_STEP = -3  # a re-engagement alert
 PROSECUTOR_STEP = -4  # an officer intervention's notice to the prosecutor
 MOVED_STEP = -5  # a location update (CAD says the person moved)

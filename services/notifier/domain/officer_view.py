@@ -17,6 +17,7 @@ class HandoffProgress:
 
     site_id: str  # whose time zone the times are said in
     received_at: datetime  # when the officer met the person (the CAD event)
+    window_minutes: int  # the site's warm-handoff window (what "late" means there)
     paged_at: datetime | None = None
     tried_now: list[str] = field(default_factory=list)  # who the escalation's latest step paged
     escalated: bool = False  # the on-call did not answer: the escalation went on to the next step
@@ -24,7 +25,6 @@ class HandoffProgress:
     acknowledged_at: datetime | None = None
     missed_at: datetime | None = None  # every step went unanswered
     late: bool = False  # reached Handoff past the warm-handoff window: nobody paged
-    window_minutes: int = 120
 
 
 @dataclass(frozen=True)

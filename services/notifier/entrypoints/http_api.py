@@ -23,11 +23,10 @@ from services.kernel.clock import Clock, spoken_time
 from services.kernel.events import (
     AcknowledgedVia,
 )
-from services.kernel.lead import PageAcknowledged, PageRequested
+from services.kernel.lead import OFFICER_TARGET, PageAcknowledged, PageRequested
 from services.kernel.reference import ReferenceData
 from services.kernel.topics import PAGES
 from services.messaging.kafka import Publisher
-from services.notifier.domain.escalation import OFFICER_TARGET
 from services.notifier.domain.messages import NO_REDISCLOSURE_SHORT
 from services.notifier.domain.officer_view import HandoffProgress, officer_view
 from services.notifier.service import page_id_for

@@ -24,6 +24,7 @@ from services.kernel.events import (
     ReferralStatus,
 )
 from services.kernel.lead import (
+    OFFICER_TARGET,
     EngagementRecorded,
     EngagementWithdrawn,
     PageAcknowledged,
@@ -144,7 +145,7 @@ class ReferralView:
         self._milestone(Milestone.paged.value, event.requested_at)
 
     def _page_sent(self, event: PageSent) -> None:
-        if event.target_id == "officer":
+        if event.target_id == OFFICER_TARGET:
             return
         if event.target_id not in self.paged_case_managers:
             self.paged_case_managers.append(event.target_id)

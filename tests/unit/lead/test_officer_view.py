@@ -27,7 +27,7 @@ OFFICER_PHONE = "+15055550143"
 
 def test_each_state_is_said_in_a_sentence_with_its_times() -> None:
     met = T0 - timedelta(minutes=20)
-    received = HandoffProgress(site_id="abq", received_at=met)
+    received = HandoffProgress(site_id="abq", received_at=met, window_minutes=120)
     assert officer_view(received, DENVER, T0).headline == ("Handoff has your referral and is finding the on-call "
                                                             "case manager.")
     paged = replace(received, paged_at=T0, tried_now=["Ana R."])
