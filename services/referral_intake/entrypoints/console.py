@@ -56,7 +56,16 @@ from services.referral_intake.service import (
     handle_staff_command,
     write_note,
 )
-from services.web.console import ConsoleSessions, Viewer, bar_chart, handoff_html, histogram, local_time, page
+from services.web.console import (
+    ConsoleSessions,
+    Sessions,
+    Viewer,
+    bar_chart,
+    handoff_html,
+    histogram,
+    local_time,
+    page,
+)
 from services.web.deps import AppClock, CaughtUp, Events, Reference, app_state
 from services.web.render import fragment, percent, personal
 from services.web.web import ApiError, sentence
@@ -103,6 +112,14 @@ def referral_for(model: LeadReadModel, viewer: Viewer, referral_id: str) -> Refe
     if view.site_id not in viewer.staff.sites:
         raise ApiError(403, "referral_id", "not a referral of your sites")
     return view
+
+
+def acting_on(request: Request, sessions: Sessions, model: LeadReadModel, referral_id: str,
+              csrf_token: str) -> tuple[Viewer, ReferralView]:
+    """Who posts a form about a referral, and the referral: field staff of its site, with the form's CSRF token."""
+    viewer = sessions.require(request, *FIELD_ROLES)
+    sessions.check_csrf(viewer, csrf_token)
+    return viewer, referral_for(model, viewer, referral_id)
 
 
 def card(reference: ReferenceData, details: HandoffDetails, view: ReferralView,
@@ -189,9 +206,7 @@ async def referral_page(viewer: Viewer, view: ReferralView, clock: Clock, detail
 async def record(request: Request, referral_id: str, clock: AppClock, details: Details, model: ReadModel,
                  publisher: Events, reference: Reference, sessions: ConsoleSessions, shown: CaughtUp,
                  milestone: str = Form(""), csrf_token: str = Form("")) -> Response:
-    viewer = sessions.require(request, *FIELD_ROLES)
-    sessions.check_csrf(viewer, csrf_token)
-    view = referral_for(model, viewer, referral_id)
+    viewer, view = acting_on(request, sessions, model, referral_id, csrf_token)
     try:
         chosen = Milestone(milestone)
     except ValueError:
@@ -212,9 +227,7 @@ async def note(request: Request, referral_id: str, clock: AppClock, details: Det
                text: str = Form(""), csrf_token: str = Form("")) -> Response:
     """A note on the referral (personal: sealed, erased with the referral, read by its author and the case manager
     who took it). A refused note comes back in the box with the reason beside it."""
-    viewer = sessions.require(request, *FIELD_ROLES)
-    sessions.check_csrf(viewer, csrf_token)
-    view = referral_for(model, viewer, referral_id)
+    viewer, view = acting_on(request, sessions, model, referral_id, csrf_token)
     written = text.strip()
     refusal = ("Write the note first." if not written else
                f"A note is at most {NOTE_MAX_LENGTH:,} characters; this one is {len(written):,}." if len(written) > NOTE_MAX_LENGTH
@@ -233,9 +246,7 @@ async def undo(request: Request, referral_id: str, clock: AppClock, details: Det
                engagement_id: str = Form(""), csrf_token: str = Form("")) -> Response:
     """Undo the last step recorded (a wrong tap): the referral is back where the step found it, and the step stays
     on its history, struck through, with who undid it and when."""
-    viewer = sessions.require(request, *FIELD_ROLES)
-    sessions.check_csrf(viewer, csrf_token)
-    view = referral_for(model, viewer, referral_id)
+    viewer, view = acting_on(request, sessions, model, referral_id, csrf_token)
     try:
         await handle_staff_command(UndoLastStep(referral_id, engagement_id, viewer.id), view, publisher, clock)
     except IllegalTransition as exc:  # a step recorded meanwhile, or the form sent twice
@@ -251,9 +262,7 @@ async def close(request: Request, referral_id: str, clock: AppClock, details: De
                 reason: str = Form(""), csrf_token: str = Form("")) -> Response:
     """The case manager ends the referral, saying why (the person declined, could not be reached...): the status
     its stage gives (``closing_status``), with the reason, and who closed it, on the referral's history."""
-    viewer = sessions.require(request, *FIELD_ROLES)
-    sessions.check_csrf(viewer, csrf_token)
-    view = referral_for(model, viewer, referral_id)
+    viewer, view = acting_on(request, sessions, model, referral_id, csrf_token)
     if not view.is_open:  # closed meanwhile (by someone else, or a form sent twice)
         return await referral_page(viewer, view, clock, details, model, publisher, reference, status=409,
                                    refused={"reason": "This referral is already closed: nothing was changed."})
