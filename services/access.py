@@ -82,11 +82,18 @@ def service_access() -> dict[str, ServiceAccess]:
         module.SERVICE: ServiceAccess(
             module.SERVICE,
             reads=_unique((*(s.topic for s in module.SUBSCRIPTIONS), *module.FOLLOWS, *EVERY_PROCESS_READS)),
-            writes=_unique((*module.WRITES, *EVERY_PROCESS_WRITES)))
+            writes=_unique((*module.WRITES, *moved_to_their_keys_partition(module.SUBSCRIPTIONS),
+                            *EVERY_PROCESS_WRITES)))
         for module in WORKERS}
     api = ServiceAccess(API, reads=_unique((*API_FOLLOWS, *EVERY_PROCESS_READS)),
                         writes=_unique((*API_WRITES, *EVERY_PROCESS_WRITES)))
     return {**workers, API: api}
+
+
+def moved_to_their_keys_partition(subscriptions: tuple) -> tuple[TopicSpec, ...]:
+    """The topics outside producers write that a worker reads: it writes a record another client's partitioner put
+    on the wrong partition back to its key's (``streams.on_its_keys_partition``), so it writes those too."""
+    return tuple(s.topic for s in subscriptions if s.topic.plain_from_outside)
 
 
 def _unique(specs: tuple[TopicSpec, ...]) -> tuple[TopicSpec, ...]:

@@ -22,7 +22,7 @@ from services.kernel.lead import ReferralCreated
 from services.kernel.topics import CAD_REFERRALS, REFERRALS
 from services.messaging.avro import MAGIC_BYTE, AvroCodec, registry_from_url
 from services.messaging.kafka import client_options
-from services.messaging.streams import key_partition, prepare_and_start
+from services.messaging.streams import MOVED_HEADER, key_partition, prepare_and_start
 from services.notifier.domain.schedule import on_call_at
 from services.platform.settings import REPO_ROOT, Settings
 from services.runtime import TOPICS
@@ -83,10 +83,14 @@ async def all_committed(settings: Settings, group: str, topic: str) -> bool:
 async def test_the_same_cad_event_from_a_crc32_client_and_over_http_is_one_referral_and_one_page(
         system_factory, tmp_path) -> None:
     system = await system_factory("referral-intake", "notifier", now=NOW)
-    settings = system.settings_of("referral-intake").model_copy(update={"data_dir": tmp_path / "second-intake"})
+    first_settings = system.settings_of("referral-intake")
+    settings = first_settings.model_copy(update={  # its own state, the deployment's one key-encryption key
+        "data_dir": tmp_path / "second-intake",
+        "kek_directory": first_settings.kek_directory or first_settings.data_dir / "keys"})
     second = runtime.build_worker("referral-intake", settings, system.reference, system.clock)
     await prepare_and_start(second, settings, TOPICS)
     system.started.append(second.stop)
+    system.apps["referral-intake#2"] = second  # its dead letters count too: the test fails on any
     first = system.apps["referral-intake"]
     topic = CAD_REFERRALS.qualified(system.settings.topic_prefix)
     partitions = system.settings.topic_partitions
@@ -124,6 +128,9 @@ async def test_the_same_cad_event_from_a_crc32_client_and_over_http_is_one_refer
     group = f"{system.settings.topic_prefix}handoff-referral-intake"
     await eventually(lambda: all_committed(admin, group, topic), timeout=30)  # every copy handled, writes done
 
+    moved = [r for r in await raw_records(admin, topic) if r.key == cad_event_id.encode()
+             and any(name == MOVED_HEADER for name, _ in r.headers)]
+    assert [r.partition for r in moved] == [key_partition(cad_event_id, partitions)]  # moved once, to the key's
     created_id = await AvroCodec(registry_from_url(admin.schema_registry_url)).schema_id(ReferralCreated)
     created = [r for r in await raw_records(admin, REFERRALS.qualified(admin.topic_prefix))
                if r.key == referral_id.encode() and r.value[:5] == bytes([MAGIC_BYTE]) + created_id.to_bytes(4, "big")]
