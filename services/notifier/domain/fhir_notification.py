@@ -15,8 +15,7 @@ from datetime import datetime
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.parameters import Parameters
 
-BACKPORT_STATUS = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-status-r4"
-TOPIC = "http://handoff.example.org/fhir/SubscriptionTopic/lead-referral-task"
+from services.kernel.fhir import BACKPORT_STATUS, LEAD_TASK_TOPIC
 
 
 def notification(subscription_id: str, task_id: str, event_number: int, base_url: str, at: datetime) -> Bundle:
@@ -25,7 +24,7 @@ def notification(subscription_id: str, task_id: str, event_number: int, base_url
         "resourceType": "Parameters", "meta": {"profile": [BACKPORT_STATUS]},
         "parameter": [
             {"name": "subscription", "valueReference": {"reference": f"{base_url}/Subscription/{subscription_id}"}},
-            {"name": "topic", "valueCanonical": TOPIC}, {"name": "status", "valueCode": "active"},
+            {"name": "topic", "valueCanonical": LEAD_TASK_TOPIC}, {"name": "status", "valueCode": "active"},
             {"name": "type", "valueCode": "event-notification"},
             {"name": "notification-event", "part": [
                 {"name": "event-number", "valueString": str(event_number)},

@@ -14,10 +14,13 @@ from datetime import datetime
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.parameters import Parameters
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.subscription import Subscription
 from fhir.resources.R4B.task import Task
 
 from services.kernel.events import Milestone, ReferredPerson
+from services.kernel.fhir import BACKPORT_PAYLOAD_CONTENT, BACKPORT_STATUS, BACKPORT_SUBSCRIPTION, LEAD_TASK_TOPIC
 from services.kernel.reference import Organization, Site
 from services.referral_intake.domain.views import ReferralView
 
@@ -104,7 +107,12 @@ def capability_statement(base_url: str, now: datetime) -> CapabilityStatement:
                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "update"}],
                        "searchParam": [{"name": "owner", "type": "reference"}, {"name": "status", "type": "token"},
                                        {"name": "_lastUpdated", "type": "date"}, {"name": "_id", "type": "token"}]},
-                      {"type": "ServiceRequest", "profile": SDOH_SR_PROFILE, "interaction": [{"code": "read"}]}]}]})
+                      {"type": "ServiceRequest", "profile": SDOH_SR_PROFILE, "interaction": [{"code": "read"}]},
+                      {"type": "Subscription", "supportedProfile": [BACKPORT_SUBSCRIPTION],
+                       "interaction": [{"code": "read"}],
+                       "operation": [{"name": "$status",
+                                      "definition": "http://hl7.org/fhir/uv/subscriptions-backport/"
+                                                    "OperationDefinition/backport-subscription-status"}]}]}]})
 
 
 def outcome(code: str, diagnostics: str, severity: str = "error") -> dict:
@@ -112,6 +120,32 @@ def outcome(code: str, diagnostics: str, severity: str = "error") -> dict:
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}).model_dump(mode="json",
                                                                                              exclude_none=True)
+
+
+def subscription_for(org: Organization) -> Subscription:
+    """The organisation's subscription (configured in the reference data) as the R4 Subscriptions Backport shapes it:
+    its Task notifications' topic, its rest-hook endpoint, id-only payloads. Its id is the organisation's, as each
+    notification names it."""
+    return Subscription.model_validate({
+        "resourceType": "Subscription", "id": org.organization_id, "meta": {"profile": [BACKPORT_SUBSCRIPTION]},
+        "status": "active", "reason": f"LEAD referral Tasks at the sites {org.name} serves, within consent",
+        "criteria": LEAD_TASK_TOPIC,
+        "channel": {"type": "rest-hook", "endpoint": org.subscription_url, "payload": "application/fhir+json",
+                    "_payload": {"extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": "id-only"}]}}})
+
+
+def subscription_status(org: Organization, base_url: str, now: datetime) -> Bundle:
+    """``$status``: a searchset Bundle of the subscription's SubscriptionStatus (R4 Backport ``Parameters``)."""
+    status = Parameters.model_validate({
+        "resourceType": "Parameters", "meta": {"profile": [BACKPORT_STATUS]},
+        "parameter": [
+            {"name": "subscription", "valueReference": {"reference": f"{base_url}/Subscription/{org.organization_id}"}},
+            {"name": "topic", "valueCanonical": LEAD_TASK_TOPIC}, {"name": "status", "valueCode": "active"},
+            {"name": "type", "valueCode": "query-status"}]})
+    return Bundle.model_validate({
+        "resourceType": "Bundle", "type": "searchset", "timestamp": _instant(now), "total": 1,
+        "entry": [{"fullUrl": f"{base_url}/Subscription/{org.organization_id}/$status",
+                   "resource": status.model_dump(mode="json", exclude_none=True), "search": {"mode": "match"}}]})
 
 
 # The OperationOutcome issue type (http://hl7.org/fhir/issue-type) of a refusal, by its HTTP status.

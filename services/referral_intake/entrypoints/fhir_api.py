@@ -8,6 +8,8 @@ them, ``system/ServiceRequest.rs`` to read ServiceRequests).
 - ``GET /fhir/Task?owner=Organization/ID&status=requested&_lastUpdated=gt2026-11-20T00:00:00Z``: a
   searchset Bundle (recipients poll at least daily, at most every 15 minutes, per the guide).
 - ``GET /fhir/Task/{id}``, ``GET /fhir/ServiceRequest/{id}``: one referral.
+- ``GET /fhir/Subscription/{id}`` and ``.../$status``: the organisation's own subscription (configured in the
+  reference data), which every notification names.
 - ``PUT /fhir/Task/{id}``: a new ``status`` and/or ``businessStatus`` (a LEAD milestone), under the same
   lifecycle rules as the staff API: an illegal move is 409 with an OperationOutcome naming both.
 
@@ -47,6 +49,8 @@ from services.referral_intake.adapters.fhir import (
     outcome,
     searchset,
     service_request_for,
+    subscription_for,
+    subscription_status,
     task_for,
 )
 from services.referral_intake.adapters.read_model import HandoffDetails
@@ -61,7 +65,7 @@ from services.web.oidc import ProviderUnavailable
 from services.web.web import bearer_principal, denied
 
 # What a SMART Backend Services client may ask for here (and what each route needs: ``allowed``).
-SYSTEM_SCOPES = ("system/Task.rs", "system/Task.u", "system/ServiceRequest.rs")
+SYSTEM_SCOPES = ("system/Task.rs", "system/Task.u", "system/ServiceRequest.rs", "system/Subscription.rs")
 MAX_RESULTS = 500
 
 
@@ -91,6 +95,7 @@ may_search_tasks, may_read_tasks, may_update_tasks = (allowed("Task", i) for i i
 
 
 may_read_service_requests = allowed("ServiceRequest", "r")
+may_read_subscriptions = allowed("Subscription", "r")
 
 
 def visible(reference: ReferenceData, details: HandoffDetails, clock: Clock, org: Organization,
@@ -185,6 +190,23 @@ async def read_service_request(request_id: str, clock: AppClock, details: Detail
     await shown(publisher, clock, org, view)
     return fhir(service_request_for(view, reference.sites[view.site_id], person_of(details, view)).model_dump(
         mode="json", exclude_none=True))
+
+
+@router.get("/Subscription/{subscription_id}", summary="Read the organisation's Subscription (R4 Backport)")
+async def read_subscription(subscription_id: str, org: Organization = Depends(may_read_subscriptions)) -> JSONResponse:
+    """The subscription each notification names: the organisation's own, configured in the reference data (another
+    organisation's, or none: 404, as if it did not exist)."""
+    if subscription_id != org.organization_id or not org.subscription_url:
+        return not_found(f"Subscription/{subscription_id}")
+    return fhir(subscription_for(org).model_dump(mode="json", exclude_none=True))
+
+
+@router.get("/Subscription/{subscription_id}/$status", summary="The Subscription's status (R4 Backport $status)")
+async def subscription_status_of(subscription_id: str, base: FhirBase, clock: AppClock,
+                                 org: Organization = Depends(may_read_subscriptions)) -> JSONResponse:
+    if subscription_id != org.organization_id or not org.subscription_url:
+        return not_found(f"Subscription/{subscription_id}")
+    return fhir(subscription_status(org, base, clock.now()).model_dump(mode="json", exclude_none=True))
 
 
 @router.put("/Task/{task_id}", summary="Update a Task's status or businessStatus (a LEAD milestone)")

@@ -134,7 +134,8 @@ async def test_every_refusal_under_fhir_is_an_operation_outcome(client) -> None:
     client reads each as FHIR words it, never Handoff's own error JSON."""
     first = client.referrals[0].referral_id
     answers = {
-        "no such resource type": (await client.get(f"/fhir/Subscription/{first}", headers=ORG), 404, "not-found"),
+        "no such resource type": (await client.get("/fhir/Patient/1", headers=ORG), 404, "not-found"),
+        "another's subscription": (await client.get("/fhir/Subscription/elsewhere", headers=ORG), 404, "not-found"),
         "no such Task": (await client.get("/fhir/Task/nope", headers=ORG), 404, "not-found"),
         "a method not served": (await client.delete(f"/fhir/Task/{first}", headers=ORG), 405, "not-supported"),
         "no credential": (await client.get("/fhir/Task"), 401, "login"),
@@ -155,14 +156,40 @@ async def test_the_capability_statement_advertises_exactly_what_answers(client) 
     """Every interaction the CapabilityStatement names is served (and nothing it does not name is claimed)."""
     first = client.referrals[0].referral_id
     statement = CapabilityStatement.model_validate((await client.get("/fhir/metadata")).json())
-    asked = {"read": lambda kind: client.get(f"/fhir/{kind}/{first}", headers=ORG),
+    ids = {"Task": first, "ServiceRequest": first, "Subscription": "abq-cm"}  # the organisation's subscription
+    asked = {"read": lambda kind: client.get(f"/fhir/{kind}/{ids[kind]}", headers=ORG),
              "search-type": lambda kind: client.get(f"/fhir/{kind}", headers=ORG)}
     for resource in statement.rest[0].resource:
         for interaction in resource.interaction:
             if interaction.code == "update":
-                current = (await client.get(f"/fhir/{resource.type}/{first}", headers=ORG)).json()
-                answer = await client.put(f"/fhir/{resource.type}/{first}", headers=ORG, json=current)
+                current = (await client.get(f"/fhir/{resource.type}/{ids[resource.type]}", headers=ORG)).json()
+                answer = await client.put(f"/fhir/{resource.type}/{ids[resource.type]}", headers=ORG, json=current)
             else:
                 answer = await asked[interaction.code](resource.type)
             assert answer.status_code == 200, (resource.type, interaction.code, answer.text)
-    assert {r.type for r in statement.rest[0].resource} == {"Task", "ServiceRequest"}
+        for operation in resource.operation or []:
+            answer = await client.get(f"/fhir/{resource.type}/{ids[resource.type]}/{operation.name}", headers=ORG)
+            assert answer.status_code == 200, (resource.type, operation.name, answer.text)
+    assert {r.type for r in statement.rest[0].resource} == {"Task", "ServiceRequest", "Subscription"}
+
+
+async def test_the_subscription_each_notification_names_can_be_read_with_its_status(client) -> None:
+    """A notification's SubscriptionStatus names Subscription/{organisation}: a client follows it to its
+    Subscription (R4 Backport: topic, rest-hook endpoint, id-only) and its $status."""
+    from fhir.resources.R4B.parameters import Parameters
+    from fhir.resources.R4B.subscription import Subscription
+
+    from services.notifier.domain.fhir_notification import notification
+
+    first = client.referrals[0].referral_id
+    sent = notification("abq-cm", first, 1, "http://t/fhir", NOW)
+    named = next(p.valueReference.reference for p in sent.entry[0].resource.parameter if p.name == "subscription")
+    answer = await client.get(named.removeprefix("http://t"), headers=ORG)
+    subscription = Subscription.model_validate(answer.json())
+    assert (subscription.status, subscription.channel.type) == ("active", "rest-hook")
+    assert subscription.channel.endpoint == REF.organizations["abq-cm"].subscription_url
+    assert subscription.criteria == next(p.valueCanonical for p in sent.entry[0].resource.parameter if p.name == "topic")
+    status = Bundle.model_validate((await client.get(f"{named.removeprefix('http://t')}/$status", headers=ORG)).json())
+    parameters = Parameters.model_validate(status.entry[0].resource.model_dump())
+    assert {p.name: p.valueCode for p in parameters.parameter if p.valueCode} == {"status": "active",
+                                                                                  "type": "query-status"}
