@@ -51,7 +51,6 @@ class LastStep:
 
     engagement_id: str
     milestone: str
-    recorded_by: str
     status_before: str
     status_after: str
     milestone_first_before: datetime | None  # the milestone's first time before this step (None: it had none)
@@ -107,9 +106,8 @@ class ReferralView:
     def _engagement_recorded(self, event: EngagementRecorded) -> None:
         step = self.last_step
         if step is None or step.engagement_id != event.engagement_id:  # (a replay keeps what the first one changed)
-            step = self.last_step = LastStep(event.engagement_id, event.milestone.value, event.recorded_by, self.status,
-                                             self.status, self.milestones.get(event.milestone.value),
-                                             self.last_contact_at)
+            step = self.last_step = LastStep(event.engagement_id, event.milestone.value, self.status, self.status,
+                                             self.milestones.get(event.milestone.value), self.last_contact_at)
         self._touched(event.recorded_at)
         self._milestone(event.milestone.value, event.occurred_at)
         # The status the milestone implies, at once: a page confirming "Contacted" shows "in progress" without
@@ -178,8 +176,8 @@ class ReferralView:
 
     FOLDS: ClassVar[Handlers] = {
         ReferralStatusChanged: "_status_changed", EngagementRecorded: "_engagement_recorded",
-        EngagementWithdrawn: "_engagement_withdrawn", PageRequested: "_page_requested", PageSent: "_page_sent", PageAcknowledged: "_page_acknowledged",
-        ReferralFlagged: "_flagged", PageExhausted: "_page_exhausted"}
+        EngagementWithdrawn: "_engagement_withdrawn", PageRequested: "_page_requested", PageSent: "_page_sent",
+        PageAcknowledged: "_page_acknowledged", ReferralFlagged: "_flagged", PageExhausted: "_page_exhausted"}
 
     def _milestone(self, name: str, at: datetime) -> None:
         if name not in self.milestones or at < self.milestones[name]:
