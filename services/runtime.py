@@ -235,11 +235,15 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
                       sealer=Sealer(keys, settings.topic_prefix) if keys else None)
     if owned:
         publisher = KafkaPublisher(settings, codec)
-    # One consumer for every read model the API serves: one fetch for all, each record decoded once.
-    followers = [TopicFollower.of_models(settings, codec, [
-        (API_READ_MODELS["lead"], both(read_model.apply, handoff_details.apply)),
-        (API_READ_MODELS["hwc"], hwc_model.apply), (API_READ_MODELS["qrt"], qrt_model.apply),
-        (API_READ_MODELS["walk_ins"], walk_in_model.apply), (API_READ_MODELS["sessions"], sessions.apply)])
+    # A consumer per read model: merged into one, every fetch carried every partition of every model's topics,
+    # busy or idle, and aiokafka encodes and decodes each in Python (measured: +0.25 ms of the API's CPU an item).
+    followers = [
+        TopicFollower(settings, codec, topics, apply)
+        for topics, apply in ((API_READ_MODELS["lead"], both(read_model.apply, handoff_details.apply)),
+                              (API_READ_MODELS["hwc"], hwc_model.apply),
+                              (API_READ_MODELS["qrt"], qrt_model.apply),
+                              (API_READ_MODELS["walk_ins"], walk_in_model.apply),
+                              (API_READ_MODELS["sessions"], sessions.apply))
     ] if follow_topics else []
 
     @asynccontextmanager

@@ -261,7 +261,6 @@ class TopicFollower:
         self.codec = codec
         self.names = [s.qualified(settings.topic_prefix) for s in specs]
         self.on_event = on_event
-        self._routes: dict[str, Any] = {}  # topic name -> its read model's apply, when several share this follower
         self.on_idle = on_idle  # called after each batch (and before caught_up is set)
         self.fetch_every = fetch_every
         self.caught_up = asyncio.Event()
@@ -270,16 +269,6 @@ class TopicFollower:
         self._refresh: asyncio.Task | None = None
         self._handing_on = False  # a batch taken from the consumer is being handed on
         self._asked = 0  # syncs waiting: while there are any, a follower that fetches when asked fetches
-
-    @classmethod
-    def of_models(cls, settings: Settings, codec: AvroCodec, models: Iterable[tuple[tuple[TopicSpec, ...], Any]],
-                  **options: Any) -> TopicFollower:
-        """One follower for several read models (``models``: the topics each follows, and its apply): one
-        consumer, one fetch for all of them, and each record decoded once and handed to the model of its topic."""
-        models = list(models)
-        follower = cls(settings, codec, tuple(spec for specs, _apply in models for spec in specs), None, **options)
-        follower._routes = {spec.qualified(settings.topic_prefix): apply for specs, apply in models for spec in specs}
-        return follower
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -371,7 +360,7 @@ class TopicFollower:
                         continue
                     with correlation_scope(correlation_from_headers(record.headers)):
                         try:
-                            (self._routes.get(record.topic) or self.on_event)(event)
+                            self.on_event(event)
                         except Exception as exc:  # one record a read model cannot take must not stop its feed
                             get_logger(__name__).error("follower_record_not_applied", topic=record.topic,
                                                        offset=record.offset, error_type=type(exc).__name__)
