@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from services.kernel.errors import InvalidRecord, describe_validation_error
 from services.kernel.events import ERASED_CONTEXT, all_events
 from services.messaging.contract import avro_schema_of, parsed_schema
-from services.messaging.sealing import sealed_key_ids
+from services.messaging.sealing import sealed_key_ids, without_personal_values
 from services.platform.crypto import SealBroken
 
 MAGIC_BYTE = 0
@@ -187,10 +187,12 @@ class AvroCodec:
         return cached
 
     async def decode(self, data: bytes | None, expected: tuple[type, ...] | None = None, topic: str | None = None,
-                     subject: str | None = None, erased_ok: bool = False) -> Any:
+                     subject: str | None = None, erased_ok: bool = False, personal: bool = True) -> Any:
         """Bytes -> event. Raises ``InvalidRecord`` with a reason when the bytes are not a valid event. Given the
         topic the record was on and its key, sealed values are opened; with ``erased_ok`` (a reader that shows
-        what it has, not a worker that acts on it) those of an erased subject read as ``None``."""
+        what it has, not a worker that acts on it) those of an erased subject read as ``None``. With ``personal``
+        False (a reader that needs none: a caseload, a feed's last event) no personal value is opened or kept:
+        each reads as ``None``, as an erased one does."""
         if not data:
             raise InvalidRecord("decode", "empty record value")
         if len(data) > self.max_record_bytes:
@@ -210,7 +212,10 @@ class AvroCodec:
         except Exception as exc:  # fastavro raises many types for truncated or corrupt bodies
             raise InvalidRecord("decode", f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from None
         erased = False
-        if self.sealer is not None and topic is not None:
+        if not personal:
+            without_personal_values(datum, cls)
+            erased = True
+        elif self.sealer is not None and topic is not None:
             erased = await self.sealer.open(cls, datum, topic, subject or "", erased_ok)
         elif _holds_bytes(datum, cls):  # never let a sealed value pass as text (pydantic would read bytes as str)
             raise InvalidRecord("sealing", "personal values sealed, and this reader holds no keys")

@@ -256,11 +256,12 @@ class TopicFollower:
     """
 
     def __init__(self, settings: Settings, codec: AvroCodec, specs: tuple[TopicSpec, ...], on_event,
-                 on_idle=None, fetch_every: float | None = None) -> None:
+                 on_idle=None, fetch_every: float | None = None, personal: bool = True) -> None:
         self.settings = settings
         self.codec = codec
         self.names = [s.qualified(settings.topic_prefix) for s in specs]
         self.on_event = on_event
+        self.personal = personal  # False: a read model that needs no personal value never opens one
         self.on_idle = on_idle  # called after each batch (and before caught_up is set)
         self.fetch_every = fetch_every
         self.caught_up = asyncio.Event()
@@ -351,7 +352,7 @@ class TopicFollower:
                     try:
                         event = await self.codec.decode(record.value, topic=record.topic,
                                                         subject=subject_of(record.key),
-                                                        erased_ok=True)
+                                                        erased_ok=True, personal=self.personal)
                     except InvalidRecord:
                         continue
                     except Exception as exc:  # a reader that stops reads nothing more: log it and go on

@@ -136,13 +136,19 @@ def open_datum(datum: dict[str, Any], model: type[BaseModel], topic: str, subjec
     return datum, plain_leaves, erased_leaves
 
 
+def without_personal_values(datum: dict[str, Any], model: type[BaseModel]) -> None:
+    """Every personal leaf of ``datum`` (sealed or not) set to None, in place: validated with ``ERASED_CONTEXT``,
+    the record reads as an erased subject's."""
+    for path, _is_date in personal_leaves(model):
+        _visit(datum, path, lambda _value, _where: None)
+
+
 def erased_copy(value: M) -> M:
     """``value`` (an event or a record in one) with its personal values gone, as a reader shows an erased subject's:
     what a read model holds already when the subject's key is destroyed."""
     model = type(value)
     data = value.model_dump()
-    for path, _is_date in personal_leaves(model):
-        _visit(data, path, lambda _value, _where: None)
+    without_personal_values(data, model)
     return model.model_validate(data, context=ERASED_CONTEXT)
 
 

@@ -195,3 +195,19 @@ def test_a_table_holds_its_values_sealed_under_the_subject_being_handled(keys: K
         handled_subject.reset(token)
     raw["old"] = b'{"written":"before sealing"}'
     assert table["old"] == {"written": "before sealing"}
+
+
+async def test_a_reader_that_needs_no_personal_value_opens_none_and_asks_for_no_key(codec: AvroCodec,
+                                                                                    keys: KeysInMemory) -> None:
+    """A caseload or a feed's last-event time reads ids, statuses and times: its copy holds no personal value, it
+    opens nothing, and a key it has not seen (or one destroyed) is no reason to wait or refuse."""
+    event = referral()
+    value = await codec.encode(event, REFERRALS, event.referral_id)
+    keys.keys.clear()  # no key known here at all
+    read = await codec.decode(value, (ReferralCreated,), REFERRALS, event.referral_id, erased_ok=True, personal=False)
+    assert (read.referral_id, read.site_id, read.referred_at) == (event.referral_id, event.site_id, event.referred_at)
+    assert read.person.first_name is None and read.officer.callback_phone is None and read.location.description is None
+    assert keys.synced == 0  # no key looked for
+    plain = await codec.decode(await AvroCodec(codec.registry).encode(cad_referral()), topic=CAD, subject="c",
+                               personal=False)  # a CAD's own plain record: its names are not kept either
+    assert plain.person.first_name is None and plain.cad_event_id == cad_referral().cad_event_id

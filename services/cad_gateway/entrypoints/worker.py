@@ -28,7 +28,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     alerts = kit.delivery(kit.outbox_table("feed-alert-deliveries"), FEED_HEALTH, channels,
                           report=feed_alerts(kit.publisher, clock))
     watch = FeedWatch(reference, kit.table("feeds", personal=False), alerts, kit.publisher, clock)
-    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, watch.seen))
+    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, watch.seen, personal=False))  # agencies and times
     kit.subscribe(SUBSCRIPTIONS, {"feeds": watch})
     kit.every(settings.escalation_tick_seconds, watch.check)
     return kit.worker()

@@ -32,7 +32,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     delivery = kit.delivery(kit.outbox_table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock))
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
     caseloads = Caseloads()
-    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, caseloads.apply))
+    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, caseloads.apply, personal=False))  # ids and statuses
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock,
                         caseloads.caseload)
     kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier})
