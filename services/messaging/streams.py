@@ -455,12 +455,12 @@ def on_its_keys_partition(spec: TopicSpec, handler: Handler, publisher: FaustPub
     async def handle(event: Any) -> None:
         key, partition = handled_subject.get(), source_partition.get()
         moved = any(name == MOVED_HEADER for name, _ in handled_headers.get())
-        if key is None or partition is None or moved or key_partition(key, partitions) == partition:
+        home = None if key is None else key_partition(key, partitions)
+        if home is None or partition is None or moved or home == partition:
             await handler(event)
             return
         await publisher.publish(spec, key, event, headers=[(MOVED_HEADER, str(partition).encode())])
-        log.info("record_moved_to_its_keys_partition", topic=spec.name, partition=partition,
-                 to=key_partition(key, partitions))
+        log.info("record_moved_to_its_keys_partition", topic=spec.name, partition=partition, to=home)
 
     return handle
 

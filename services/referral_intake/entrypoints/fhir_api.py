@@ -192,11 +192,16 @@ async def read_service_request(request_id: str, clock: AppClock, details: Detail
         mode="json", exclude_none=True))
 
 
+def subscribed_as(org: Organization, subscription_id: str) -> bool:
+    """``subscription_id`` is the organisation's own subscription (its id is the organisation's), and it has one."""
+    return subscription_id == org.organization_id and bool(org.subscription_url)
+
+
 @router.get("/Subscription/{subscription_id}", summary="Read the organisation's Subscription (R4 Backport)")
 async def read_subscription(subscription_id: str, org: Organization = Depends(may_read_subscriptions)) -> JSONResponse:
     """The subscription each notification names: the organisation's own, configured in the reference data (another
     organisation's, or none: 404, as if it did not exist)."""
-    if subscription_id != org.organization_id or not org.subscription_url:
+    if not subscribed_as(org, subscription_id):
         return not_found(f"Subscription/{subscription_id}")
     return fhir(subscription_for(org).model_dump(mode="json", exclude_none=True))
 
@@ -204,7 +209,7 @@ async def read_subscription(subscription_id: str, org: Organization = Depends(ma
 @router.get("/Subscription/{subscription_id}/$status", summary="The Subscription's status (R4 Backport $status)")
 async def subscription_status_of(subscription_id: str, base: FhirBase, clock: AppClock,
                                  org: Organization = Depends(may_read_subscriptions)) -> JSONResponse:
-    if subscription_id != org.organization_id or not org.subscription_url:
+    if not subscribed_as(org, subscription_id):
         return not_found(f"Subscription/{subscription_id}")
     return fhir(subscription_status(org, base, clock.now()).model_dump(mode="json", exclude_none=True))
 
