@@ -235,6 +235,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
                       sealer=Sealer(keys, settings.topic_prefix) if keys else None)
     if owned:
         publisher = KafkaPublisher(settings, codec)
+        if keys:
+            keys.writes_with(publisher)
     # A consumer per read model: merged into one, every fetch carried every partition of every model's topics,
     # busy or idle, and aiokafka encodes and decodes each in Python (measured: +0.25 ms of the API's CPU an item).
     followers = [
@@ -263,10 +265,10 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
             for follower in followers:
                 await follower.stop()
             await app.state.providers.close()
+            if keys:  # first: the keys still being written go through the publisher
+                await keys.stop()
             if owned:
                 await publisher.stop()
-            if keys:
-                await keys.stop()
             if feed:
                 await feed.stop()
 

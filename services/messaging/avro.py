@@ -187,12 +187,13 @@ class AvroCodec:
         return cached
 
     async def decode(self, data: bytes | None, expected: tuple[type, ...] | None = None, topic: str | None = None,
-                     subject: str | None = None, erased_ok: bool = False, personal: bool = True) -> Any:
+                     subject: str | None = None, erased_ok: bool = False, personal: bool | frozenset[str] = True) -> Any:
         """Bytes -> event. Raises ``InvalidRecord`` with a reason when the bytes are not a valid event. Given the
         topic the record was on and its key, sealed values are opened; with ``erased_ok`` (a reader that shows
         what it has, not a worker that acts on it) those of an erased subject read as ``None``. With ``personal``
         False (a reader that needs none: a caseload, a feed's last event) no personal value is opened or kept:
-        each reads as ``None``, as an erased one does."""
+        each reads as ``None``, as an erased one does. Given the dotted paths of some personal leaves (a read model
+        that needs a person's name and date of birth, not the rest of the record), only those are opened."""
         if not data:
             raise InvalidRecord("decode", "empty record value")
         if len(data) > self.max_record_bytes:
@@ -211,12 +212,11 @@ class AvroCodec:
             datum = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), writer, parsed_schema(cls))
         except Exception as exc:  # fastavro raises many types for truncated or corrupt bodies
             raise InvalidRecord("decode", f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from None
-        erased = False
-        if not personal:
-            without_personal_values(datum, cls)
-            erased = True
-        elif self.sealer is not None and topic is not None:
-            erased = await self.sealer.open(cls, datum, topic, subject or "", erased_ok)
+        erased = personal is not True
+        if erased:  # a leaf this reader does not open reads as an erased one
+            without_personal_values(datum, cls, keep=personal or frozenset())
+        if self.sealer is not None and topic is not None:
+            erased = await self.sealer.open(cls, datum, topic, subject or "", erased_ok) or erased
         elif _holds_bytes(datum, cls):  # never let a sealed value pass as text (pydantic would read bytes as str)
             raise InvalidRecord("sealing", "personal values sealed, and this reader holds no keys")
         try:

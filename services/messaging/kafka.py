@@ -256,12 +256,14 @@ class TopicFollower:
     """
 
     def __init__(self, settings: Settings, codec: AvroCodec, specs: tuple[TopicSpec, ...], on_event,
-                 on_idle=None, fetch_every: float | None = None, personal: bool = True) -> None:
+                 on_idle=None, fetch_every: float | None = None,
+                 personal: bool | frozenset[str] = True) -> None:
         self.settings = settings
         self.codec = codec
         self.names = [s.qualified(settings.topic_prefix) for s in specs]
         self.on_event = on_event
-        self.personal = personal  # False: a read model that needs no personal value never opens one
+        # False: a read model that needs no personal value never opens one; a set of leaves: it opens only those
+        self.personal = personal
         self.on_idle = on_idle  # called after each batch (and before caught_up is set)
         self.fetch_every = fetch_every
         self.caught_up = asyncio.Event()

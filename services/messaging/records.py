@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
 
@@ -238,6 +238,7 @@ class RecordProcessor:
 handled_headers: ContextVar[Sequence[tuple[str, bytes]]] = ContextVar("handled_headers", default=())
 
 # The sends a record's handler made and has not awaited: set only while a record is handled.
+T = TypeVar("T")
 sends_in_flight: ContextVar[list[Awaitable[Any]] | None] = ContextVar("sends_in_flight", default=None)
 
 
@@ -262,6 +263,20 @@ async def sends_awaited_together(handing_on_to: list[Awaitable[Any]] | None = No
             handing_on_to.extend(pending)
     finally:
         sends_in_flight.reset(token)
+
+
+async def sends_beside(sending: Awaitable[T]) -> T:
+    """``sending`` (a request's write), with what is handed on while it is made (a new subject's key) sent beside it
+    rather than before it: one round trip, not two. Cut short (the request's time limit), what was handed on goes
+    on in the background: a key written for a record that did land is that record's only way to be read."""
+    pending: list[Awaitable[Any]] = []
+    token = sends_in_flight.set(pending)
+    try:
+        result = await sending
+    finally:
+        sends_in_flight.reset(token)
+    await asyncio.gather(*(asyncio.shield(p) for p in pending))
+    return result
 
 
 Fetch = Callable[[str, int, int, int], Awaitable[list[RawRecord]]]  # (topic, partition, start, end) -> records

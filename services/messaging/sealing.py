@@ -136,11 +136,13 @@ def open_datum(datum: dict[str, Any], model: type[BaseModel], topic: str, subjec
     return datum, plain_leaves, erased_leaves
 
 
-def without_personal_values(datum: dict[str, Any], model: type[BaseModel]) -> None:
-    """Every personal leaf of ``datum`` (sealed or not) set to None, in place: validated with ``ERASED_CONTEXT``,
-    the record reads as an erased subject's."""
+def without_personal_values(datum: dict[str, Any], model: type[BaseModel], keep: frozenset[str] = frozenset()) -> None:
+    """Every personal leaf of ``datum`` (sealed or not) set to None, in place, but those whose dotted path is in
+    ``keep`` (``person.first_name``; a list's step is ``*``): validated with ``ERASED_CONTEXT``, the record reads
+    as an erased subject's, as far as it was not kept."""
     for path, _is_date in personal_leaves(model):
-        _visit(datum, path, lambda _value, _where: None)
+        if ".".join(path) not in keep:
+            _visit(datum, path, lambda _value, _where: None)
 
 
 def erased_copy(value: M) -> M:

@@ -551,6 +551,7 @@ class WorkerKit:
         codec = AvroCodec(registry_from_url(settings.schema_registry_url), max_record_bytes=settings.max_record_bytes,
                           sealer=Sealer(keys, settings.topic_prefix) if settings.seal_personal_values else None)
         publisher = FaustPublisher(app, codec, settings.topic_prefix)
+        keys.writes_with(publisher)
         dead_letters = DeadLetterSink(publisher, service, retry_base_seconds=settings.processing_retry_base_seconds,
                                       sealer=LetterSealer(publisher, provider))
         processor = RecordProcessor(codec, dead_letters, retries=settings.processing_retries,

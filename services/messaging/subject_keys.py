@@ -78,13 +78,21 @@ class SubjectKeys:
         self._parts: dict[str, set[str]] = {}  # subject -> the subjects whose keys were made while it was handled
         self._reading: asyncio.Task | None = None  # the read to the key topic's end under way, if one is
         self._writes_in_background: set[asyncio.Task] = set()
-        self._publisher = KafkaPublisher(settings, codec)  # started on the first write: most processes only read
+        # Started on the first write (most processes only read), unless the process's own publisher writes them
+        self._own_publisher = KafkaPublisher(settings, codec)
+        self._publisher: Publisher = self._own_publisher
         self._writing = False
         self._stopped = False
         self._first_write = asyncio.Lock()
         self._follower = TopicFollower(settings, codec, (topic,), self._apply, fetch_every=REFRESH_SECONDS)
         self._following = False
         self._starting = asyncio.Lock()
+
+    def writes_with(self, publisher: Publisher) -> None:
+        """Write keys and erasures through the process's own publisher (a worker's producer, the API's), started and
+        stopped by its owner: a new subject's key then travels in the same produce request as the record sealed
+        under it, not in one of its own from a second producer."""
+        self._publisher, self._writing = publisher, True
 
     async def start(self) -> None:
         async with self._starting:  # read models and handlers may all ask at once
@@ -109,7 +117,7 @@ class SubjectKeys:
             await self._follower.stop()
         async with self._first_write:
             self._stopped = True  # a write asked for now (a worker shutting down) must not start a producer again
-            await self._publisher.stop()
+            await self._own_publisher.stop()  # if it was started
 
     async def sync(self) -> None:
         """Read the key topic to its end: a key issued elsewhere just now (before the record sealed under it was
@@ -167,7 +175,7 @@ class SubjectKeys:
             if self._stopped:
                 raise KeyUnavailable("stopped")
             if not self._writing:
-                await self._publisher.start()
+                await self._own_publisher.start()
                 self._writing = True
         await self._publisher.publish(topic, key, event)
 
@@ -238,6 +246,7 @@ class SubjectKeys:
         sealed under it lost, and a destruction lost is a person not erased. It keeps trying while the broker is
         away; only a key that cannot be (``KeyUnavailable``: stopped, already destroyed) ends it."""
         async def until_written() -> None:
+            sends_in_flight.set(None)  # this task's copy of the context: it awaits its own sends, not the record's
             async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=10), stop=stop_never,
                                                retry=retry_if_not_exception_type(KeyUnavailable), reraise=True):
                 with attempt:

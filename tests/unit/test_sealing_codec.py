@@ -211,3 +211,14 @@ async def test_a_reader_that_needs_no_personal_value_opens_none_and_asks_for_no_
     plain = await codec.decode(await AvroCodec(codec.registry).encode(cad_referral()), topic=CAD, subject="c",
                                personal=False)  # a CAD's own plain record: its names are not kept either
     assert plain.person.first_name is None and plain.cad_event_id == cad_referral().cad_event_id
+
+
+async def test_a_reader_that_needs_some_personal_values_opens_only_those(codec: AvroCodec) -> None:
+    """The inactive-participants index reads what a person key is made of: the rest of the referral stays sealed in
+    its copy (and costs it nothing to open)."""
+    event = referral()
+    value = await codec.encode(event, REFERRALS, event.referral_id)
+    read = await codec.decode(value, (ReferralCreated,), REFERRALS, event.referral_id, erased_ok=True,
+                              personal=frozenset({"person.first_name", "person.date_of_birth"}))
+    assert (read.person.first_name, read.person.date_of_birth) == (event.person.first_name, event.person.date_of_birth)
+    assert read.person.last_name is None and read.officer.callback_phone is None and read.location.description is None

@@ -30,6 +30,10 @@ class _Participant:
 
 
 class InactiveParticipants:
+    #: The only personal values it reads: what a one-way person key is made of (the officer, the place and the
+    #: description stay sealed in its copy).
+    OPENS: ClassVar[frozenset[str]] = frozenset({"person.first_name", "person.last_name", "person.date_of_birth"})
+
     def __init__(self) -> None:
         self._by_referral: dict[str, _Participant] = {}
         self._inactive: dict[tuple[str, str], str] = {}  # (site id, person key) -> referral id

@@ -34,7 +34,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     # one CAD event id lands on one partition, so one worker owns each referral id.
     # Inactive participants span every partition: the intake follows the whole referral history.
     participants = InactiveParticipants()
-    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, participants.apply))
+    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, participants.apply, personal=participants.OPENS))
     intake = ReferralIntake(reference, kit.table("referrals"), kit.publisher, clock, settings.event_time_window,
                             participants.match)
     kit.keys.on_destroyed.append(participants.forget)  # an erased person is matched no more

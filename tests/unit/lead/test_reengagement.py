@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from services.kernel.clock import FakeClock
 from services.kernel.events import (
+    ERASED_CONTEXT,
     AcknowledgedVia,
     DeliveryOutcome,
     Milestone,
@@ -15,9 +16,16 @@ from services.kernel.events import (
     ReferredPerson,
 )
 from services.kernel.identity import person_key
-from services.kernel.lead import EngagementRecorded, PageAcknowledged, ParticipantSeen, ReferralStatusChanged
+from services.kernel.lead import (
+    EngagementRecorded,
+    PageAcknowledged,
+    ParticipantSeen,
+    ReferralCreated,
+    ReferralStatusChanged,
+)
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
+from services.messaging.sealing import without_personal_values
 from services.notifier.service import page_id_for
 from services.referral_intake.domain.model import open_referral
 from services.referral_intake.domain.participants import InactiveParticipants
@@ -56,6 +64,18 @@ def test_a_participant_matches_only_while_inactive_and_open() -> None:
                                       previous_status=ReferralStatus.in_progress, changed_at=T0, changed_by="cm-ana"))
     assert index.match("abq", KEY) is None  # closed
     assert person_key("Zebulon", "Featherstonehaugh", None) is None  # a name alone matches nobody
+
+
+def test_the_index_matches_on_the_only_values_its_copy_opens() -> None:
+    """Its follower opens a person's names and date of birth, and leaves the rest of the referral sealed."""
+    data = created(first_name="Zebulon", last_name="Featherstonehaugh", date_of_birth=date(1987, 3, 14)).model_dump()
+    without_personal_values(data, ReferralCreated, keep=InactiveParticipants.OPENS)
+    opened = ReferralCreated.model_validate(data, context=ERASED_CONTEXT)
+    assert opened.officer.callback_phone is None and opened.location.description is None
+    index = InactiveParticipants()
+    index.apply(opened)
+    index.apply(milestone("r-old", Milestone.inactive, 1))
+    assert index.match("abq", KEY) == "r-old"
 
 
 def test_an_erased_participant_is_matched_no_more() -> None:
