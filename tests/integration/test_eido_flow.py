@@ -48,8 +48,7 @@ async def test_an_eido_opens_a_referral_and_its_update_reaches_the_case_manager_
 
 
 async def test_children_at_an_eido_incident_reach_handle_with_care_and_nobody_is_dropped_unsaid(system_factory) -> None:
-    """A LEAD incident with a child at the scene, and a second incident component (DV) with another child: the
-    referral is paged, and both children are Handle With Care encounters (here: triage, as EIDO names no school);
+    """A LEAD incident with two children at the scene (a child, a witness): the referral is paged, and both children are Handle With Care encounters (here: triage, as EIDO names no school);
     the caller, who becomes nothing, is listed in ``skipped`` with the reason."""
     system = await system_factory("referral-intake", "notifier", "handle-with-care", now=NOW)
     answer = await system.http.post("/v1/eido", json=with_children(eido(NOW - timedelta(minutes=3)), NOW), headers=TOKEN)

@@ -40,9 +40,8 @@ class CallPerson:
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One incident of a call: the call's own id (EIDO's incidentTrackingIdentifier, a file's event id),
-    when, what and where, and who. A call with several incidents (an EIDO with several incident
-    components) is several records with the same ``call_id``."""
+    """One incident of a call: its own id (an EIDO incident component's ``$id``, a file's event id), when, what
+    and where, and who."""
 
     call_id: str
     occurred_at: datetime
@@ -53,8 +52,8 @@ class CallRecord:
     latitude: float | None = None
     longitude: float | None = None
     officer: str | None = None
-    incident_component_id: str = ""  # which incident of the call, in what the CAD is told
     unattached_persons: tuple[CallPerson, ...] = ()  # persons of the call no incident refers to (ids and roles)
+    unresolved: tuple[str, ...] = ()  # what the incident refers to and the document does not hold ("person X")
 
 
 @dataclass
@@ -110,11 +109,12 @@ def _map_incident(call: CallRecord, agency: Agency, sites: dict[str, Site], now:
     window.check("occurred_at", call.occurred_at, now)
     for person in call.unattached_persons:
         mapped.leave_out(person, "no incident component refers to this person")
-    incident = f"incident {call.incident_component_id}: " if call.incident_component_id else ""
+    mapped.reasons += [f"{missing}: the incident refers to it, and the document holds no such component"
+                       for missing in call.unresolved]
     rule = agency.rule_for(call.incident_type, call.dispositions)
     why_not = _maps_to_nothing(call, rule, sites)
     if why_not is not None or rule is None:
-        mapped.reasons.append(f"{incident}{why_not}")
+        mapped.reasons.append(str(why_not))
         for person in call.persons:
             mapped.leave_out(person, "its incident maps to nothing")
         return
@@ -123,7 +123,7 @@ def _map_incident(call: CallRecord, agency: Agency, sites: dict[str, Site], now:
     if rule.maps_to == "overdose" and not persons:
         persons = [CallPerson("")]  # an overdose is reported even when nobody is named
     if not persons:
-        mapped.reasons.append(f"{incident}no person in the roles {sorted(roles)}")
+        mapped.reasons.append(f"no person in the roles {sorted(roles)}")
     for person in persons:
         _map_person(rule, rule.maps_to, call, person, agency, mapped)
     for person in call.persons:

@@ -127,7 +127,7 @@ async def test_eido_files_and_nothing_to_map(tmp_path) -> None:
     folder.put("c.json", "{not json")
     results = {o.file: o.result for o in await folder.drop.run_once()}
     assert results == {"a.json": "ingested", "b.json": "nothing_to_map", "c.json": "rejected"}
-    assert "no incident component" in (tmp_path / "done" / "b.json.reason.txt").read_text()
+    assert "no incidentComponent" in (tmp_path / "done" / "b.json.reason.txt").read_text()
 
 
 async def test_a_file_being_written_waits_and_a_broker_away_keeps_the_file(tmp_path) -> None:
