@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from services.cad_gateway.entrypoints import http_api as eido_http
 from services.cad_gateway.entrypoints import worker as gateway_worker
-from services.delivery.channels import Channel
+from services.delivery.channels import Channel, WebhookChannel, delivery_http_client
 from services.delivery.links import AckLinks
 from services.handle_with_care.adapters.metrics import HwcCollector
 from services.handle_with_care.domain.figures import HwcReadModel
@@ -30,6 +30,7 @@ from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.handle_with_care.topics import HWC_NOTICES, HWC_TRIAGE
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.events import all_events
+from services.kernel.fhir import ClientSubscriptions
 from services.kernel.lead import PageRequested
 from services.kernel.pathways import Pathway
 from services.kernel.reference import (
@@ -43,6 +44,7 @@ from services.kernel.topics import (
     CAD_REFERRALS,
     CAD_WALK_INS,
     CONSOLE_SESSIONS,
+    FHIR_SUBSCRIPTIONS,
     PAGES,
     REFERRALS,
     TopicSpec,
@@ -96,10 +98,10 @@ API = "api"  # the HTTP app's service name: its broker principal (services.acces
 # acknowledgements, sessions, audit). Its principal is granted these and nothing else.
 API_READ_MODELS = {"lead": (REFERRALS, PAGES), "hwc": (HWC_NOTICES, HWC_TRIAGE),
                    "qrt": (QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_OVERDOSES), "walk_ins": (WALK_INS,),
-                   "sessions": (CONSOLE_SESSIONS,)}
+                   "sessions": (CONSOLE_SESSIONS, FHIR_SUBSCRIPTIONS)}  # two small topics, one follower
 API_FOLLOWS = tuple(spec for topics in API_READ_MODELS.values() for spec in topics)
 API_WRITES = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_WALK_INS, REFERRALS, PAGES, HWC_NOTICES,
-              HWC_TRIAGE, QRT_FOLLOW_UPS, WALK_INS, CONSOLE_SESSIONS, AUDIT)
+              HWC_TRIAGE, QRT_FOLLOW_UPS, WALK_INS, CONSOLE_SESSIONS, FHIR_SUBSCRIPTIONS, AUDIT)
 
 # Every HTTP router, each service's own and the shared ones (the console's sign-in, the API docs, /metrics).
 ROUTERS = (api_docs.router, intake_http.router, staff_api.router, fhir_api.router, notifier_http.router,
@@ -223,6 +225,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     clock = clock or SystemClock()
     read_model = read_model if read_model is not None else LeadReadModel()
     handoff_details = HandoffDetails()
+    fhir_subscriptions = ClientSubscriptions()
+    webhook_client = delivery_http_client(settings)
     hwc_model = HwcReadModel(lambda school_id: getattr(reference.schools.get(school_id), "district_id", None))
     qrt_model = QrtReadModel(overdose_report_key(settings))
     walk_in_model = WalkInReadModel()
@@ -245,7 +249,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
                               (API_READ_MODELS["hwc"], hwc_model.apply),
                               (API_READ_MODELS["qrt"], qrt_model.apply),
                               (API_READ_MODELS["walk_ins"], walk_in_model.apply),
-                              (API_READ_MODELS["sessions"], sessions.apply))
+                              (API_READ_MODELS["sessions"], both(sessions.apply, fhir_subscriptions.apply)))
     ] if follow_topics else []
 
     @asynccontextmanager
@@ -265,6 +269,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
             for follower in followers:
                 await follower.stop()
             await app.state.providers.close()
+            await webhook_client.aclose()
             if keys:  # first: the keys still being written go through the publisher
                 await keys.stop()
             if owned:
@@ -302,6 +307,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     state.calendar_links = notifier_calendar.CalendarLinks(key, settings.public_base_url, settings.calendar_months_ahead)
     state.sms_webhook = notifier_http.SmsWebhook(settings.sms_auth_token.get_secret_value(), settings.public_base_url)
     state.fhir_base = f"{settings.public_base_url.rstrip('/')}/fhir"
+    state.fhir_subscriptions, state.settings = fhir_subscriptions, settings
+    state.webhooks = WebhookChannel(settings, webhook_client)  # a new FHIR Subscription's handshake
     state.metrics = metrics_scrape(settings, read_model, hwc_model, clock)
     # Where one service's pages show another's figures: joined here, so that no service imports another.
     state.pages_read = LeadPagesRead(read_model, handoff_details, state.ack_links, reference)

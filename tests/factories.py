@@ -8,6 +8,7 @@ from services.cad_gateway import events as feed_ev
 from services.handle_with_care import events as hwc_ev
 from services.kernel import cad as cad_ev
 from services.kernel import events as ev
+from services.kernel import fhir as fhir_ev
 from services.kernel import lead as lead_ev
 from services.messaging import events as ops_ev
 from services.quick_response import events as qrt_ev
@@ -156,6 +157,11 @@ def one_of_each() -> list[ev.Event]:
                          user_kind="staff", success=True, client_address="127.0.0.1", occurred_at=NOW),
         web_ev.ConsoleSessionEnded(session_key="0" * 64, user_id="cm-ana", reason="signed_out", ended_at=NOW,
                                lasts_until=NOW),
+        fhir_ev.FhirSubscriptionCreated(subscription_id="sub-1", organization_id="abq-cm",
+                                        endpoint="https://cm.example.org/fhir-hook", heartbeat_seconds=300,
+                                        created_by="org:abq-cm", created_at=NOW),
+        fhir_ev.FhirSubscriptionDeleted(subscription_id="sub-1", organization_id="abq-cm", deleted_by="org:abq-cm",
+                                        deleted_at=NOW),
     ]
 
 

@@ -95,6 +95,12 @@ DEAD_LETTER = topic(
     "encounter or notice among them: kept no longer than children's data).",
     partitions=1, config={"retention.ms": str(30 * DAY_MS)}, child_data=True)
 
+FHIR_SUBSCRIPTIONS = topic(
+    "handoff.fhir.subscriptions", "FhirSubscriptionCreated, FhirSubscriptionDeleted: the Subscriptions case-management "
+    "systems create through the FHIR API; key: subscription_id (compacted: the latest record per subscription is its "
+    "state; the notifier worker owning its partition sends its heartbeats). No personal data.",
+    config={"cleanup.policy": "compact"})
+
 
 def all_topics() -> tuple[TopicSpec, ...]:
     """Every topic defined so far: the kernel's, and those of the services imported (the composition root,

@@ -609,6 +609,16 @@ class WorkerKit:
 
             self.consume(sub.topic, handle, sub.event_types, sub.name)
 
+    def owner_of(self, spec: TopicSpec) -> Callable[[str], bool]:
+        """Whether this worker owns the partition of ``spec`` a key lands on (it must consume ``spec``): for a timer
+        that acts for keys it keeps no table of, so that one worker acts for each."""
+        name, partitions = spec.qualified(self.settings.topic_prefix), spec.partitions or self.settings.topic_partitions
+
+        def owns(key: str) -> bool:
+            return any(tp.topic == name and tp.partition == key_partition(key, partitions)
+                       for tp in self.app.assignor.assigned_actives())
+        return owns
+
     def every(self, seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
         """Run ``fn`` on a timer on every worker (each acts only on what its own tables hold)."""
 

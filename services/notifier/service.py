@@ -24,6 +24,7 @@ from services.kernel.events import (
     DeliveryOutcome,
     ReferralStatus,
 )
+from services.kernel.fhir import ClientSubscriptions
 from services.kernel.lead import (
     ConsentRevoked,
     EngagementRecorded,
@@ -112,8 +113,11 @@ class Notifier:
     updates: ReferralUpdates  # who else hears about the referral: a use case of its own, on the page's record
 
     def __init__(self, reference: ReferenceData, pages: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks,
-                 publisher: Publisher, clock: Clock, caseload=lambda _cm: 0) -> None:
+                 publisher: Publisher, clock: Clock, caseload=lambda _cm: 0,
+                 client_subscriptions: ClientSubscriptions | None = None) -> None:
         self.reference = reference
+        # the FHIR Subscriptions case-management systems created (the reference data holds the configured ones)
+        self.client_subscriptions = client_subscriptions or ClientSubscriptions()
         self.caseload = caseload  # case manager id -> open referrals they took (domain brief: never over 25)
         # indexed by when the current step runs out
         self.pages = ScheduledRecords(pages, PageRecord, self._next_escalation_at, self._due, publisher, follows=reference)

@@ -21,6 +21,7 @@ from services.kernel.events import (
     ConsentRole,
     ReferralFlag,
 )
+from services.kernel.fhir import ClientSubscriptions
 from services.kernel.lead import (
     OFFICER_TARGET,
     PageExhausted,
@@ -68,6 +69,7 @@ class PageRecords(Protocol):
     clock: Clock
     links: AckLinks
     pages: MutableMapping
+    client_subscriptions: ClientSubscriptions
 
     def load(self, referral_id: str) -> tuple[PageState, PageRequested] | None: ...
 
@@ -187,23 +189,28 @@ class ReferralUpdates:
                                                 ConsentRole.prosecutor.value))
 
     async def notify_organizations(self, referral_id: str, site_id: str, at: datetime) -> None:
-        """The referral's FHIR Task changed: each case-management organisation subscribed at the site gets
-        an id-only notification (R4 Subscriptions Backport), once per change, within the person's consent
-        (outside it the refusal is audited and nothing is sent)."""
+        """The referral's FHIR Task changed: each subscription of a case-management organisation at the site (the
+        one in the reference data, and those its clients created) gets an id-only notification (R4 Subscriptions
+        Backport), once per change, within the person's consent (outside it the refusal is audited and nothing is
+        sent)."""
         loaded = self.paging.load(referral_id)
         if loaded is None:
             return
         state = replace(loaded[0], step_index=FHIR_STEP)
         base = f"{self.paging.links.base_url}/fhir"
         number = int(at.timestamp() * 1000)
+        created = self.paging.client_subscriptions.all(at)
         for org in self.reference.organizations.values():
-            if not org.subscription_url or site_id not in org.sites:
+            if site_id not in org.sites:
                 continue
-            bundle = notification(org.organization_id, referral_id, number, base, at)
-            outgoing = Outgoing(f"{referral_id}/fhir/{org.organization_id}/{number}", org.subscription_url, "", "", "",
-                                bundle.model_dump(mode="json", exclude_none=True))
-            await self.paging.deliver_once(state, org.organization_id, Channel.webhook, outgoing, Disclosure(
-                DisclosedRecord.lead_fhir_notification, referral_id, org.organization_id, org.consent_role.value))
+            subscribed = [(org.organization_id, org.subscription_url)] if org.subscription_url else []
+            subscribed += [(s.subscription_id, s.endpoint) for s in created if s.organization_id == org.organization_id]
+            for subscription_id, endpoint in subscribed:
+                bundle = notification(subscription_id, referral_id, number, base, at)
+                outgoing = Outgoing(f"{referral_id}/fhir/{subscription_id}/{number}", endpoint, "", "", "",
+                                    bundle.model_dump(mode="json", exclude_none=True))
+                await self.paging.deliver_once(state, org.organization_id, Channel.webhook, outgoing, Disclosure(
+                    DisclosedRecord.lead_fhir_notification, referral_id, org.organization_id, org.consent_role.value))
 
     async def warn_intake_deadline(self, flag: ReferralFlagged) -> None:
         """Tell the acknowledging case manager and the site's program managers; no personal data."""

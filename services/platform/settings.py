@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(8, ge=1, description="SMTP connections kept open per worker")
     smtp_require_tls: bool = False  # STARTTLS is used whenever the server offers it; this refuses servers that don't
     webhook_signing_secret: SecretStr = SecretStr("")
+    fhir_subscription_loopback_endpoints: bool = Field(
+        False, description="development only: a client's FHIR Subscription may post to http://127.0.0.1 (else https)")
     delivery_attempts: int = Field(3, ge=1, le=10)
     delivery_backoff_seconds: float = Field(0.5, gt=0)
     delivery_timeout_seconds: float = Field(10.0, gt=0)

@@ -130,8 +130,10 @@ class Sessions:
         return self.serializer.dumps([kind, principal_id, secrets.token_urlsafe(18), now, now,
                                       list(signed_in_with) if signed_in_with else None])
 
-    def apply(self, event: ConsoleSessionEnded) -> None:
-        """An ended session, from the sessions topic (this replica's own sign-outs too)."""
+    def apply(self, event) -> None:
+        """An ended session, from the sessions topic (this replica's own sign-outs too); other events pass by."""
+        if not isinstance(event, ConsoleSessionEnded):
+            return
         now = self.clock.now()
         if len(self.ended) > 1000:  # forget what would have ended anyway
             self.ended = {k: until for k, until in self.ended.items() if until > now}

@@ -222,6 +222,7 @@ def bearer_principal(candidates: Callable[[Any], Iterable[T]], who: str) -> Call
                 await denied(request, 403, f"client {client.account} is not registered as {who}",
                              'Bearer error="invalid_token"', user_id=client.account)
             request.state.granted_scopes = client.scopes
+            request.state.client_account = client.account  # who acted, for what the route records
             return found
         if given:
             for candidate in candidates(request.app.state.reference):

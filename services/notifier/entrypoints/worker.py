@@ -7,10 +7,12 @@ from services.delivery.links import AckLinks
 from services.kernel.bus import Subscription
 from services.kernel.caseloads import Caseloads
 from services.kernel.clock import Clock, SystemClock
+from services.kernel.fhir import ClientSubscriptions
 from services.kernel.reference import ReferenceData
-from services.kernel.topics import PAGES, REFERRALS
+from services.kernel.topics import FHIR_SUBSCRIPTIONS, PAGES, REFERRALS
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
+from services.notifier.heartbeats import SubscriptionHeartbeats
 from services.notifier.service import Notifier, PageAttempts
 from services.platform.settings import Settings
 
@@ -18,8 +20,9 @@ SERVICE = "notifier"
 SUBSCRIPTIONS = (
     Subscription(REFERRALS, "notifier", Notifier.REFERRAL_EVENTS),
     Subscription(PAGES, "notifier", Notifier.PAGE_EVENTS),
+    Subscription(FHIR_SUBSCRIPTIONS, "heartbeats", SubscriptionHeartbeats.EVENTS),  # who beats for which
 )
-FOLLOWS = (REFERRALS, PAGES)  # caseloads span every partition
+FOLLOWS = (REFERRALS, PAGES, FHIR_SUBSCRIPTIONS)  # caseloads span every partition; subscriptions every organisation
 WRITES = (PAGES,)
 
 
@@ -31,10 +34,18 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     # referral id as key: one worker owns a referral's page and its deliveries.
     delivery = kit.delivery(kit.outbox_table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock))
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
-    caseloads = Caseloads()
-    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, caseloads.apply, personal=False))  # ids and statuses
+    caseloads, subscriptions = Caseloads(), ClientSubscriptions()
+
+    def apply(event) -> None:  # one follower, two read models
+        caseloads.apply(event)
+        subscriptions.apply(event)
+
+    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, apply, personal=False))  # ids, statuses, endpoints
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock,
-                        caseloads.caseload)
-    kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier})
+                        caseloads.caseload, subscriptions)
+    heartbeats = SubscriptionHeartbeats(subscriptions, delivery.channels["webhook"],
+                                        f"{links.base_url}/fhir", clock, kit.owner_of(FHIR_SUBSCRIPTIONS))
+    kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier, "heartbeats": heartbeats})
     kit.every(settings.escalation_tick_seconds, notifier.publish_due_escalations)
+    kit.every(settings.escalation_tick_seconds, heartbeats.send_due)
     return kit.worker()

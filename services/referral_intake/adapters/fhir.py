@@ -9,6 +9,8 @@ Notifications of a changed Task are the notifier's (``services/notifier/domain/f
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from fhir.resources.R4B.bundle import Bundle
@@ -18,9 +20,18 @@ from fhir.resources.R4B.parameters import Parameters
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.subscription import Subscription
 from fhir.resources.R4B.task import Task
+from pydantic import ValidationError
 
 from services.kernel.events import Milestone, ReferredPerson
-from services.kernel.fhir import BACKPORT_PAYLOAD_CONTENT, BACKPORT_STATUS, BACKPORT_SUBSCRIPTION, LEAD_TASK_TOPIC
+from services.kernel.fhir import (
+    BACKPORT_HEARTBEAT_PERIOD,
+    BACKPORT_PAYLOAD_CONTENT,
+    BACKPORT_SUBSCRIPTION,
+    LEAD_TASK_TOPIC,
+    FhirSubscriptionCreated,
+    instant,
+    status_parameters,
+)
 from services.kernel.reference import Organization, Site
 from services.referral_intake.domain.views import ReferralView
 
@@ -49,14 +60,14 @@ def task_for(view: ReferralView, owner: Organization, person: ReferredPerson | N
     milestone = latest_milestone(view)
     data: dict = {
         "resourceType": "Task", "id": view.referral_id,
-        "meta": {"profile": [SDOH_TASK_PROFILE], "lastUpdated": _instant(view.updated_at or view.referred_at)},
+        "meta": {"profile": [SDOH_TASK_PROFILE], "lastUpdated": instant(view.updated_at or view.referred_at)},
         "status": fhir_code(view.status), "intent": "order", "priority": "routine",
         "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
         "focus": {"reference": f"ServiceRequest/{view.referral_id}"},
-        "authoredOn": _instant(view.referred_at), "lastModified": _instant(view.updated_at or view.referred_at),
+        "authoredOn": instant(view.referred_at), "lastModified": instant(view.updated_at or view.referred_at),
         "requester": {"display": f"LEAD site {view.site_id}"},
         "owner": {"reference": f"Organization/{owner.organization_id}", "display": owner.name},
-        "restriction": {"period": {"end": _instant(view.intake_due_at)}},
+        "restriction": {"period": {"end": instant(view.intake_due_at)}},
     }
     if milestone:
         data["businessStatus"] = {"coding": [{"system": MILESTONES, "code": fhir_code(milestone)}],
@@ -76,9 +87,9 @@ def service_request_for(view: ReferralView, site: Site, person: ReferredPerson |
         "code": {"coding": [{"system": ROUTES, "code": fhir_code(view.referral_type)}],
                  "text": f"LEAD referral: {view.referral_type.replace('_', ' ')}"},
         "subject": {"display": f"{person.first_name} {person.last_name}" if person else "not disclosed"},
-        "authoredOn": _instant(view.referred_at),
+        "authoredOn": instant(view.referred_at),
         "requester": {"display": site.name},
-        "occurrencePeriod": {"start": _instant(view.referred_at), "end": _instant(view.intake_due_at)},
+        "occurrencePeriod": {"start": instant(view.referred_at), "end": instant(view.intake_due_at)},
     }
     return ServiceRequest.model_validate(data)
 
@@ -93,7 +104,7 @@ def searchset(tasks: list[Task], self_url: str, base_url: str) -> Bundle:
 
 def capability_statement(base_url: str, now: datetime) -> CapabilityStatement:
     return CapabilityStatement.model_validate({
-        "resourceType": "CapabilityStatement", "status": "active", "date": _instant(now), "kind": "instance",
+        "resourceType": "CapabilityStatement", "status": "active", "date": instant(now), "kind": "instance",
         "fhirVersion": "4.0.1", "format": ["application/fhir+json"],
         "software": {"name": "Handoff"}, "implementation": {"description": "Handoff LEAD referrals", "url": base_url},
         "instantiates": ["http://hl7.org/fhir/us/sdoh-clinicalcare/CapabilityStatement/SDOHCC-ReferralRecipient"],
@@ -109,43 +120,119 @@ def capability_statement(base_url: str, now: datetime) -> CapabilityStatement:
                                        {"name": "_lastUpdated", "type": "date"}, {"name": "_id", "type": "token"}]},
                       {"type": "ServiceRequest", "profile": SDOH_SR_PROFILE, "interaction": [{"code": "read"}]},
                       {"type": "Subscription", "supportedProfile": [BACKPORT_SUBSCRIPTION],
-                       "interaction": [{"code": "read"}],
+                       "interaction": [{"code": "read"}, {"code": "create"}, {"code": "delete"},
+                                       {"code": "search-type"}],
                        "operation": [{"name": "$status",
                                       "definition": "http://hl7.org/fhir/uv/subscriptions-backport/"
                                                     "OperationDefinition/backport-subscription-status"}]}]}]})
 
 
-def outcome(code: str, diagnostics: str, severity: str = "error") -> dict:
-    return OperationOutcome.model_validate({
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}).model_dump(mode="json",
-                                                                                             exclude_none=True)
+def outcome(code: str, diagnostics: str, severity: str = "error", expression: str | None = None) -> dict:
+    issue = {"severity": severity, "code": code, "diagnostics": diagnostics}
+    if expression:
+        issue["expression"] = [expression]  # the element at fault (FHIRPath)
+    return OperationOutcome.model_validate({"resourceType": "OperationOutcome", "issue": [issue]}).model_dump(
+        mode="json", exclude_none=True)
+
+
+def subscription_resource(subscription_id: str, endpoint: str | None, reason: str, heartbeat_seconds: int | None = None,
+                          end: datetime | None = None, status: str = "active") -> Subscription:
+    """A Subscription as the R4 Subscriptions Backport shapes it: Handoff's Task topic, a rest-hook endpoint, id-only
+    payloads (nothing about the person ever travels in a notification)."""
+    channel: dict = {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+                     "_payload": {"extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": "id-only"}]}}
+    if heartbeat_seconds:
+        channel["extension"] = [{"url": BACKPORT_HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat_seconds}]
+    return Subscription.model_validate({
+        "resourceType": "Subscription", "id": subscription_id, "meta": {"profile": [BACKPORT_SUBSCRIPTION]},
+        "status": status, "reason": reason, "criteria": LEAD_TASK_TOPIC, "channel": channel,
+        **({"end": instant(end)} if end else {})})
 
 
 def subscription_for(org: Organization) -> Subscription:
-    """The organisation's subscription (configured in the reference data) as the R4 Subscriptions Backport shapes it:
-    its Task notifications' topic, its rest-hook endpoint, id-only payloads. Its id is the organisation's, as each
+    """The organisation's subscription configured in the reference data. Its id is the organisation's, as each
     notification names it."""
-    return Subscription.model_validate({
-        "resourceType": "Subscription", "id": org.organization_id, "meta": {"profile": [BACKPORT_SUBSCRIPTION]},
-        "status": "active", "reason": f"LEAD referral Tasks at the sites {org.name} serves, within consent",
-        "criteria": LEAD_TASK_TOPIC,
-        "channel": {"type": "rest-hook", "endpoint": org.subscription_url, "payload": "application/fhir+json",
-                    "_payload": {"extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": "id-only"}]}}})
+    return subscription_resource(org.organization_id, org.subscription_url,
+                                 f"LEAD referral Tasks at the sites {org.name} serves, within consent")
 
 
-def subscription_status(org: Organization, base_url: str, now: datetime) -> Bundle:
+def client_subscription(created: FhirSubscriptionCreated, org: Organization) -> Subscription:
+    """A Subscription the organisation's client created (``POST /fhir/Subscription``)."""
+    return subscription_resource(created.subscription_id, created.endpoint,
+                                 f"LEAD referral Tasks at the sites {org.name} serves, within consent",
+                                 created.heartbeat_seconds, created.end)
+
+
+@dataclass(frozen=True)
+class RequestedSubscription:
+    """What a client asked for: where to post, how often to beat while quiet, until when."""
+
+    endpoint: str
+    heartbeat_seconds: int | None
+    end: datetime | None
+
+
+class SubscriptionRefused(ValueError):
+    def __init__(self, expression: str, reason: str) -> None:
+        super().__init__(f"{expression}: {reason}")
+        self.expression = expression
+        self.reason = reason
+
+
+def requested_subscription(body: bytes, loopback_ok: bool = False) -> RequestedSubscription:
+    """A client's Subscription (R4 Backport), read with fhir.resources; ``SubscriptionRefused`` naming the element
+    for what Handoff does not serve: another topic, a channel other than rest-hook over https (loopback http only
+    where settings allow it, in development), payloads other than id-only, channel headers (a secret Handoff would
+    keep in plain text on a topic: the endpoint authenticates Handoff by its signature instead)."""
+    try:
+        asked = Subscription.model_validate_json(body)
+    except (ValidationError, ValueError) as exc:
+        raise SubscriptionRefused("Subscription", f"not a valid FHIR R4 Subscription: {str(exc).splitlines()[0]}") \
+            from None
+    if asked.criteria != LEAD_TASK_TOPIC:
+        raise SubscriptionRefused("Subscription.criteria", f"the only topic served here is {LEAD_TASK_TOPIC}")
+    channel = asked.channel
+    if channel.type != "rest-hook":
+        raise SubscriptionRefused("Subscription.channel.type", "only rest-hook is served")
+    endpoint = channel.endpoint or ""
+    if not (endpoint.startswith("https://") or (loopback_ok and re.match(r"^http://127\.0\.0\.1[:/]", endpoint))):
+        raise SubscriptionRefused("Subscription.channel.endpoint", "must be an https:// URL")
+    if channel.payload not in (None, "application/fhir+json"):
+        raise SubscriptionRefused("Subscription.channel.payload", "only application/fhir+json is sent")
+    content = _extension(channel.payload__ext.extension if channel.payload__ext else None, BACKPORT_PAYLOAD_CONTENT,
+                         "valueCode")
+    if content not in (None, "id-only", "empty"):
+        raise SubscriptionRefused("Subscription.channel.payload", "only id-only notifications are sent: a Task is "
+                                  "read through the API, within the person's consent, and that read is audited")
+    if channel.header:
+        raise SubscriptionRefused("Subscription.channel.header", "not kept: each notification is signed "
+                                  "(X-Handoff-Signature), which the endpoint checks instead")
+    heartbeat = _extension(channel.extension, BACKPORT_HEARTBEAT_PERIOD, "valueUnsignedInt")
+    if heartbeat is not None and not 60 <= heartbeat <= 86_400:
+        raise SubscriptionRefused("Subscription.channel.extension", "a heartbeat period from 60 to 86400 seconds")
+    return RequestedSubscription(endpoint, heartbeat, asked.end)
+
+
+def _extension(extensions, url: str, value: str):
+    return next((getattr(e, value) for e in extensions or () if e.url == url), None)
+
+
+def subscription_status(subscription_id: str, base_url: str, now: datetime, status: str = "active") -> Bundle:
     """``$status``: a searchset Bundle of the subscription's SubscriptionStatus (R4 Backport ``Parameters``)."""
-    status = Parameters.model_validate({
-        "resourceType": "Parameters", "meta": {"profile": [BACKPORT_STATUS]},
-        "parameter": [
-            {"name": "subscription", "valueReference": {"reference": f"{base_url}/Subscription/{org.organization_id}"}},
-            {"name": "topic", "valueCanonical": LEAD_TASK_TOPIC}, {"name": "status", "valueCode": "active"},
-            {"name": "type", "valueCode": "query-status"}]})
+    parameters = Parameters.model_validate(status_parameters(f"{base_url}/Subscription/{subscription_id}",
+                                                             "query-status", status))
     return Bundle.model_validate({
-        "resourceType": "Bundle", "type": "searchset", "timestamp": _instant(now), "total": 1,
-        "entry": [{"fullUrl": f"{base_url}/Subscription/{org.organization_id}/$status",
-                   "resource": status.model_dump(mode="json", exclude_none=True), "search": {"mode": "match"}}]})
+        "resourceType": "Bundle", "type": "searchset", "timestamp": instant(now), "total": 1,
+        "entry": [{"fullUrl": f"{base_url}/Subscription/{subscription_id}/$status",
+                   "resource": parameters.model_dump(mode="json", exclude_none=True), "search": {"mode": "match"}}]})
+
+
+def subscriptions_searchset(subscriptions: list[Subscription], self_url: str, base_url: str) -> Bundle:
+    return Bundle.model_validate({
+        "resourceType": "Bundle", "type": "searchset", "total": len(subscriptions),
+        "link": [{"relation": "self", "url": self_url}],
+        "entry": [{"fullUrl": f"{base_url}/Subscription/{s.id}", "resource": s.model_dump(mode="json", exclude_none=True),
+                   "search": {"mode": "match"}} for s in subscriptions]})
 
 
 # The OperationOutcome issue type (http://hl7.org/fhir/issue-type) of a refusal, by its HTTP status.
@@ -163,7 +250,3 @@ def refusal_outcome(status: int, errors: list[dict[str, str]]) -> tuple[dict, st
               for e in errors] or [{"severity": "error", "code": code}]
     return OperationOutcome.model_validate({"resourceType": "OperationOutcome", "issue": issues}).model_dump(
         mode="json", exclude_none=True), FHIR_JSON
-
-
-def _instant(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")

@@ -8,8 +8,11 @@ them, ``system/ServiceRequest.rs`` to read ServiceRequests).
 - ``GET /fhir/Task?owner=Organization/ID&status=requested&_lastUpdated=gt2026-11-20T00:00:00Z``: a
   searchset Bundle (recipients poll at least daily, at most every 15 minutes, per the guide).
 - ``GET /fhir/Task/{id}``, ``GET /fhir/ServiceRequest/{id}``: one referral.
-- ``GET /fhir/Subscription/{id}`` and ``.../$status``: the organisation's own subscription (configured in the
-  reference data), which every notification names.
+- ``POST /fhir/Subscription`` (R4 Subscriptions Backport: Handoff's Task topic, rest-hook over https, id-only):
+  the endpoint is sent a handshake, and the Subscription is created once it answers 2xx; ``GET`` (search and
+  read), ``DELETE`` and ``.../$status`` of the organisation's own subscriptions: the one configured in the
+  reference data (its id is the organisation's) and those its clients created. Notifications, and heartbeats
+  where asked, come from the notifier.
 - ``PUT /fhir/Task/{id}``: a new ``status`` and/or ``businessStatus`` (a LEAD milestone), under the same
   lifecycle rules as the staff API: an illegal move is 409 with an OperationOutcome naming both.
 
@@ -20,14 +23,17 @@ Errors are OperationOutcomes.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fhir.resources.R4B.subscription import Subscription
 from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
+from services.delivery.channels import DeliveryFailed, Outgoing, WebhookChannel
 from services.kernel.clock import Clock
 from services.kernel.events import (
     Consent,
@@ -37,20 +43,33 @@ from services.kernel.events import (
     ReferredPerson,
     StatusReason,
 )
+from services.kernel.fhir import (
+    ClientSubscriptions,
+    FhirSubscriptionCreated,
+    FhirSubscriptionDeleted,
+    live,
+    notification_bundle,
+)
 from services.kernel.reference import Organization, ReferenceData
+from services.kernel.topics import FHIR_SUBSCRIPTIONS
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
 from services.messaging.outbox import audit_shown
+from services.platform.settings import Settings
 from services.referral_intake.adapters.fhir import (
     FHIR_JSON,
+    SubscriptionRefused,
     capability_statement,
+    client_subscription,
     event_code,
     latest_milestone,
     outcome,
+    requested_subscription,
     searchset,
     service_request_for,
     subscription_for,
     subscription_status,
+    subscriptions_searchset,
     task_for,
 )
 from services.referral_intake.adapters.read_model import HandoffDetails
@@ -60,12 +79,12 @@ from services.referral_intake.entrypoints.http_api import ReadModel
 from services.referral_intake.entrypoints.staff_api import Details
 from services.referral_intake.service import ChangeStatus, RecordEngagement, handle_staff_command
 from services.web import smart
-from services.web.deps import AppClock, Events, Reference, app_state
+from services.web.deps import AppClock, CaughtUp, Events, Reference, app_state
 from services.web.oidc import ProviderUnavailable
-from services.web.web import bearer_principal, denied
+from services.web.web import bearer_principal, denied, published_or_503
 
 # What a SMART Backend Services client may ask for here (and what each route needs: ``allowed``).
-SYSTEM_SCOPES = ("system/Task.rs", "system/Task.u", "system/ServiceRequest.rs", "system/Subscription.rs")
+SYSTEM_SCOPES = ("system/Task.rs", "system/Task.u", "system/ServiceRequest.rs", "system/Subscription.crds")
 MAX_RESULTS = 500
 
 
@@ -95,7 +114,11 @@ may_search_tasks, may_read_tasks, may_update_tasks = (allowed("Task", i) for i i
 
 
 may_read_service_requests = allowed("ServiceRequest", "r")
-may_read_subscriptions = allowed("Subscription", "r")
+may_read_subscriptions, may_create_subscriptions, may_delete_subscriptions, may_search_subscriptions = (
+    allowed("Subscription", i) for i in "rcds")
+Subscriptions = Annotated[ClientSubscriptions, Depends(app_state("fhir_subscriptions"))]
+Webhooks = Annotated[WebhookChannel, Depends(app_state("webhooks"))]  # signs a handshake as it signs notifications
+AppSettings = Annotated[Settings, Depends(app_state("settings"))]
 
 
 def visible(reference: ReferenceData, details: HandoffDetails, clock: Clock, org: Organization,
@@ -192,26 +215,99 @@ async def read_service_request(request_id: str, clock: AppClock, details: Detail
         mode="json", exclude_none=True))
 
 
-def subscribed_as(org: Organization, subscription_id: str) -> bool:
-    """``subscription_id`` is the organisation's own subscription (its id is the organisation's), and it has one."""
-    return subscription_id == org.organization_id and bool(org.subscription_url)
+def subscription_of(org: Organization, subscriptions: ClientSubscriptions, subscription_id: str,
+                    now: datetime) -> Subscription | None:
+    """The organisation's own subscription ``subscription_id``: the one in the reference data (its id is the
+    organisation's) or one its client created; None for anyone else's."""
+    if subscription_id == org.organization_id and org.subscription_url:
+        return subscription_for(org)
+    created = subscriptions.get(subscription_id)
+    if created is None or created.organization_id != org.organization_id or not live(created, now):
+        return None
+    return client_subscription(created, org)
 
 
-@router.get("/Subscription/{subscription_id}", summary="Read the organisation's Subscription (R4 Backport)")
-async def read_subscription(subscription_id: str, org: Organization = Depends(may_read_subscriptions)) -> JSONResponse:
-    """The subscription each notification names: the organisation's own, configured in the reference data (another
-    organisation's, or none: 404, as if it did not exist)."""
-    if not subscribed_as(org, subscription_id):
+def refused(expression: str, reason: str, status: int = 422, code: str = "invalid") -> JSONResponse:
+    return fhir(outcome(code, f"{expression}: {reason}", expression=expression), status)
+
+
+@router.get("/Subscription", summary="Search the organisation's Subscriptions (R4 Backport)")
+async def search_subscriptions(request: Request, base: FhirBase, clock: AppClock, subscriptions: Subscriptions,
+                               org: Organization = Depends(may_search_subscriptions)) -> JSONResponse:
+    own = [subscription_for(org)] if org.subscription_url else []
+    own += [client_subscription(s, org) for s in subscriptions.of(org.organization_id, clock.now())]
+    return fhir(subscriptions_searchset(own, str(request.url), base).model_dump(mode="json", exclude_none=True))
+
+
+@router.post("/Subscription", status_code=201, summary="Create a Subscription (R4 Backport: rest-hook, id-only)")
+async def create_subscription(request: Request, base: FhirBase, clock: AppClock, publisher: Events, shown: CaughtUp,
+                              webhooks: Webhooks, settings: AppSettings,
+                              org: Organization = Depends(may_create_subscriptions)) -> JSONResponse:
+    """The endpoint is sent a handshake first (signed like every notification); the Subscription is created, and
+    answered ``active``, only once the endpoint answers it with a 2xx."""
+    try:
+        asked = requested_subscription(await request.body(), settings.fhir_subscription_loopback_endpoints)
+    except SubscriptionRefused as exc:
+        return refused(exc.expression, exc.reason)
+    subscription_id = f"sub-{secrets.token_hex(8)}"
+    now = clock.now()
+    handshake = notification_bundle(subscription_id, base, "handshake", now, status="requested")
+    try:
+        await webhooks.send(Outgoing(f"fhir-subscription/{subscription_id}/handshake", asked.endpoint, "", "", "",
+                                     handshake))
+    except DeliveryFailed as exc:
+        return refused("Subscription.channel.endpoint", f"the handshake was not accepted ({exc}): nothing created")
+    created = FhirSubscriptionCreated(
+        subscription_id=subscription_id, organization_id=org.organization_id, endpoint=asked.endpoint,
+        heartbeat_seconds=asked.heartbeat_seconds, end=asked.end, created_by=client_of(request, org), created_at=now)
+    await published_or_503(publisher.publish(FHIR_SUBSCRIPTIONS, subscription_id, created),
+                           settings.intake_publish_timeout_seconds, "fhir_subscription")
+    await shown(FHIR_SUBSCRIPTIONS)
+    resource = client_subscription(created, org).model_dump(mode="json", exclude_none=True)
+    return JSONResponse(resource, status_code=201, media_type=FHIR_JSON,
+                        headers={"Location": f"{base}/Subscription/{subscription_id}"})
+
+
+@router.get("/Subscription/{subscription_id}", summary="Read one of the organisation's Subscriptions (R4 Backport)")
+async def read_subscription(subscription_id: str, clock: AppClock, subscriptions: Subscriptions,
+                            org: Organization = Depends(may_read_subscriptions)) -> JSONResponse:
+    """The subscription each notification names (another organisation's: 404)."""
+    found = subscription_of(org, subscriptions, subscription_id, clock.now())
+    if found is None:
         return not_found(f"Subscription/{subscription_id}")
-    return fhir(subscription_for(org).model_dump(mode="json", exclude_none=True))
+    return fhir(found.model_dump(mode="json", exclude_none=True))
+
+
+@router.delete("/Subscription/{subscription_id}", summary="Delete a Subscription the organisation's client created")
+async def delete_subscription(subscription_id: str, request: Request, clock: AppClock, publisher: Events,
+                              shown: CaughtUp, subscriptions: Subscriptions, settings: AppSettings,
+                              org: Organization = Depends(may_delete_subscriptions)) -> Response:
+    now = clock.now()
+    found = subscription_of(org, subscriptions, subscription_id, now)
+    if found is None:
+        return not_found(f"Subscription/{subscription_id}")
+    if subscription_id == org.organization_id:
+        return refused("Subscription.id", "configured in the reference data by the program: ask them to remove it",
+                       405, "not-supported")
+    await published_or_503(publisher.publish(FHIR_SUBSCRIPTIONS, subscription_id, FhirSubscriptionDeleted(
+        subscription_id=subscription_id, organization_id=org.organization_id, deleted_by=client_of(request, org),
+        deleted_at=now)), settings.intake_publish_timeout_seconds, "fhir_subscription")
+    await shown(FHIR_SUBSCRIPTIONS)
+    return Response(status_code=204)
 
 
 @router.get("/Subscription/{subscription_id}/$status", summary="The Subscription's status (R4 Backport $status)")
-async def subscription_status_of(subscription_id: str, base: FhirBase, clock: AppClock,
+async def subscription_status_of(subscription_id: str, base: FhirBase, clock: AppClock, subscriptions: Subscriptions,
                                  org: Organization = Depends(may_read_subscriptions)) -> JSONResponse:
-    if not subscribed_as(org, subscription_id):
+    if subscription_of(org, subscriptions, subscription_id, clock.now()) is None:
         return not_found(f"Subscription/{subscription_id}")
-    return fhir(subscription_status(org, base, clock.now()).model_dump(mode="json", exclude_none=True))
+    return fhir(subscription_status(subscription_id, base, clock.now()).model_dump(mode="json", exclude_none=True))
+
+
+def client_of(request: Request, org: Organization) -> str:
+    """Who acted for the organisation: its SMART client, or its API token."""
+    client = getattr(request.state, "client_account", None)
+    return f"client:{client}" if client else f"org:{org.organization_id}"
 
 
 @router.put("/Task/{task_id}", summary="Update a Task's status or businessStatus (a LEAD milestone)")

@@ -17,13 +17,23 @@ from fhir.resources.R4B.task import Task
 from pydantic import SecretStr
 
 from services import runtime
+from services.delivery.channels import WebhookChannel
 from services.kernel.clock import FakeClock
 from services.kernel.events import (
     AcknowledgedVia,
     Consent,
     ConsentRole,
 )
+from services.kernel.fhir import (
+    BACKPORT_HEARTBEAT_PERIOD,
+    BACKPORT_PAYLOAD_CONTENT,
+    BACKPORT_SUBSCRIPTION,
+    LEAD_TASK_TOPIC,
+    FhirSubscriptionCreated,
+    FhirSubscriptionDeleted,
+)
 from services.kernel.lead import EngagementRecorded, PageAcknowledged, ReferralStatusChanged
+from services.kernel.reference import Organization, hash_token
 from services.messaging.events import DisclosedRecord, DisclosureAudited
 from services.messaging.kafka import InMemoryPublisher
 from services.platform.reference_files import load_reference_data
@@ -60,9 +70,41 @@ async def client(memory_settings, publisher):
                                  acknowledged_at=NOW + timedelta(minutes=5)))
     model.apply(ReferralStatusChanged(referral_id=first, site_id="abq", status="accepted", previous_status="requested",
                                       changed_at=NOW + timedelta(minutes=5), changed_by="cm-ana"))
+    endpoint = Endpoint()
+    app.state.webhooks = WebhookChannel(settings, httpx.AsyncClient(transport=httpx.MockTransport(endpoint.answer)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        c.referrals = referrals
+        c.referrals, c.endpoint, c.app, c.publisher = referrals, endpoint, app, publisher
         yield c
+
+
+class Endpoint:
+    """A case-management system's rest-hook endpoint: what it was posted, and what it answers (200 unless told)."""
+
+    def __init__(self) -> None:
+        self.received: list[httpx.Request] = []
+        self.status = 200
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        self.received.append(request)
+        return httpx.Response(self.status)
+
+
+def subscription_body(endpoint: str = "https://cm.example.org/fhir-hook", **channel) -> dict:
+    """A client's Subscription as the R4 Subscriptions Backport IG writes one."""
+    return {"resourceType": "Subscription", "status": "requested", "reason": "our LEAD referrals",
+            "criteria": LEAD_TASK_TOPIC, "meta": {"profile": [BACKPORT_SUBSCRIPTION]},
+            "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+                        "_payload": {"extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": "id-only"}]},
+                        "extension": [{"url": BACKPORT_HEARTBEAT_PERIOD, "valueUnsignedInt": 600}], **channel}}
+
+
+async def created(client, body: dict | None = None, headers: dict = ORG) -> httpx.Response:
+    """POST it, and fold what was published into the API's read model (its follower's job, on a broker)."""
+    answer = await client.post("/fhir/Subscription", json=body or subscription_body(), headers=headers)
+    for event in client.publisher.events():
+        if isinstance(event, FhirSubscriptionCreated | FhirSubscriptionDeleted):
+            client.app.state.fhir_subscriptions.apply(event)
+    return answer
 
 
 async def test_the_capability_statement_names_the_guide(client) -> None:
@@ -157,8 +199,17 @@ async def test_the_capability_statement_advertises_exactly_what_answers(client) 
     first = client.referrals[0].referral_id
     statement = CapabilityStatement.model_validate((await client.get("/fhir/metadata")).json())
     ids = {"Task": first, "ServiceRequest": first, "Subscription": "abq-cm"}  # the organisation's subscription
+    bodies = {"Subscription": subscription_body()}
+
+    async def delete(kind: str) -> httpx.Response:
+        made = (await created(client)).json()["id"]
+        return await client.delete(f"/fhir/{kind}/{made}", headers=ORG)
+
     asked = {"read": lambda kind: client.get(f"/fhir/{kind}/{ids[kind]}", headers=ORG),
-             "search-type": lambda kind: client.get(f"/fhir/{kind}", headers=ORG)}
+             "search-type": lambda kind: client.get(f"/fhir/{kind}", headers=ORG),
+             "create": lambda kind: client.post(f"/fhir/{kind}", json=bodies[kind], headers=ORG),
+             "delete": delete}
+    success = {"create": 201, "delete": 204}
     for resource in statement.rest[0].resource:
         for interaction in resource.interaction:
             if interaction.code == "update":
@@ -166,7 +217,8 @@ async def test_the_capability_statement_advertises_exactly_what_answers(client) 
                 answer = await client.put(f"/fhir/{resource.type}/{ids[resource.type]}", headers=ORG, json=current)
             else:
                 answer = await asked[interaction.code](resource.type)
-            assert answer.status_code == 200, (resource.type, interaction.code, answer.text)
+            assert answer.status_code == success.get(interaction.code, 200), (resource.type, interaction.code,
+                                                                               answer.text)
         for operation in resource.operation or []:
             answer = await client.get(f"/fhir/{resource.type}/{ids[resource.type]}/{operation.name}", headers=ORG)
             assert answer.status_code == 200, (resource.type, operation.name, answer.text)
@@ -193,3 +245,73 @@ async def test_the_subscription_each_notification_names_can_be_read_with_its_sta
     parameters = Parameters.model_validate(status.entry[0].resource.model_dump())
     assert {p.name: p.valueCode for p in parameters.parameter if p.valueCode} == {"status": "active",
                                                                                   "type": "query-status"}
+
+
+async def test_a_client_creates_its_subscription_after_a_handshake_reads_it_and_deletes_it(client) -> None:
+    """R4 Subscriptions Backport, created by the client itself: the endpoint is sent a signed handshake first; the
+    Subscription is then active, listed beside the configured one, readable with its $status, and gone once
+    deleted. Another organisation cannot see it."""
+    from fhir.resources.R4B.subscription import Subscription
+
+    answer = await created(client)
+    assert answer.status_code == 201, answer.text
+    made = Subscription.model_validate(answer.json())
+    assert made.status == "active" and answer.headers["location"] == f"http://t/fhir/Subscription/{made.id}"
+    [handshake] = client.endpoint.received
+    assert str(handshake.url) == "https://cm.example.org/fhir-hook" and "X-Handoff-Signature" in handshake.headers
+    bundle = Bundle.model_validate_json(handshake.content)
+    status = {p.name: p.valueCode for p in bundle.entry[0].resource.parameter if p.valueCode}
+    assert bundle.type == "history" and status == {"status": "requested", "type": "handshake"}
+    [published] = client.publisher.events(FhirSubscriptionCreated)
+    assert (published.organization_id, published.heartbeat_seconds, published.created_by) == ("abq-cm", 600,
+                                                                                             "org:abq-cm")
+
+    read = Subscription.model_validate((await client.get(f"/fhir/Subscription/{made.id}", headers=ORG)).json())
+    assert read.channel.endpoint == "https://cm.example.org/fhir-hook" and read.criteria == LEAD_TASK_TOPIC
+    listed = Bundle.model_validate((await client.get("/fhir/Subscription", headers=ORG)).json())
+    assert {e.resource.id for e in listed.entry} == {"abq-cm", made.id}
+    assert (await client.get(f"/fhir/Subscription/{made.id}/$status", headers=ORG)).status_code == 200
+    client.app.state.reference = REF.model_copy(update={"organizations": {**REF.organizations, "other": Organization(
+        organization_id="other", name="Other Org", sites=frozenset({"abq"}), token_sha256=hash_token("other-token"))}})
+    other = {"Authorization": "Bearer other-token"}
+    assert Bundle.model_validate((await client.get("/fhir/Subscription", headers=other)).json()).total == 0
+    for path in (f"/fhir/Subscription/{made.id}", f"/fhir/Subscription/{made.id}/$status"):
+        assert (await client.get(path, headers=other)).status_code == 404
+    assert (await client.delete(f"/fhir/Subscription/{made.id}", headers=other)).status_code == 404
+
+    assert (await client.delete(f"/fhir/Subscription/{made.id}", headers=ORG)).status_code == 204
+    for event in client.publisher.events(FhirSubscriptionDeleted):
+        client.app.state.fhir_subscriptions.apply(event)
+    gone = await client.get(f"/fhir/Subscription/{made.id}", headers=ORG)
+    assert gone.status_code == 404 and OperationOutcome.model_validate(gone.json()).issue[0].code == "not-found"
+    configured = await client.delete("/fhir/Subscription/abq-cm", headers=ORG)
+    assert configured.status_code == 405 and "reference data" in configured.text
+
+
+@pytest.mark.parametrize("change, expression", [
+    ({"criteria": "http://example.org/SubscriptionTopic/anything"}, "Subscription.criteria"),
+    ({"channel": {**subscription_body()["channel"], "endpoint": "http://cm.example.org/hook"}},
+     "Subscription.channel.endpoint"),
+    ({"channel": {**subscription_body()["channel"], "type": "websocket"}}, "Subscription.channel.type"),
+    ({"channel": {**subscription_body()["channel"], "header": ["Authorization: Bearer s3cret"]}},
+     "Subscription.channel.header"),
+    ({"channel": {**subscription_body()["channel"], "_payload": {"extension": [
+        {"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": "full-resource"}]}}}, "Subscription.channel.payload"),
+    ({"channel": {**subscription_body()["channel"], "extension": [
+        {"url": BACKPORT_HEARTBEAT_PERIOD, "valueUnsignedInt": 5}]}}, "Subscription.channel.extension"),
+    ({"channel": "rest-hook, please"}, "Subscription"),  # not a Subscription at all
+])
+async def test_a_subscription_handoff_does_not_serve_is_refused_naming_the_element(client, change,
+                                                                                 expression) -> None:
+    answer = await client.post("/fhir/Subscription", json={**subscription_body(), **change}, headers=ORG)
+    assert answer.status_code == 422, answer.text
+    [issue] = OperationOutcome.model_validate(answer.json()).issue
+    assert issue.expression == [expression] and issue.diagnostics
+    assert client.endpoint.received == [] and client.publisher.events(FhirSubscriptionCreated) == []
+
+
+async def test_an_endpoint_that_refuses_the_handshake_gets_no_subscription(client) -> None:
+    client.endpoint.status = 500
+    answer = await client.post("/fhir/Subscription", json=subscription_body(), headers=ORG)
+    assert answer.status_code == 422 and "handshake" in answer.text
+    assert len(client.endpoint.received) == 1 and client.publisher.events(FhirSubscriptionCreated) == []
