@@ -231,6 +231,28 @@ def build_channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, C
             "webhook": WebhookChannel(settings, client)}
 
 
+async def private_address_of(url: str, loopback_ok: bool = False) -> str | None:
+    """The first private, loopback, link-local or otherwise non-public address ``url``'s host resolves to (None when
+    every one is public): an endpoint someone outside gave Handoff must not make it post into its own network (a
+    rest-hook aimed at an internal service). Loopback passes where ``loopback_ok`` (development)."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return None  # unresolvable: the handshake fails on its own, and says so
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_loopback and loopback_ok:
+            continue
+        if not address.is_global:
+            return str(address)
+    return None
+
+
 def delivery_http_client(settings: Settings) -> httpx.AsyncClient:
     """The HTTP client of the SMS and webhook channels: as many kept-alive connections as sends
     in flight (httpx keeps 20 by default, and closed and reopened the rest on every send)."""

@@ -33,7 +33,7 @@ from fhir.resources.R4B.subscription import Subscription
 from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
-from services.delivery.channels import DeliveryFailed, Outgoing, WebhookChannel
+from services.delivery.channels import DeliveryFailed, Outgoing, WebhookChannel, private_address_of
 from services.kernel.clock import Clock
 from services.kernel.events import (
     Consent,
@@ -249,6 +249,10 @@ async def create_subscription(request: Request, base: FhirBase, clock: AppClock,
         asked = requested_subscription(await request.body(), settings.fhir_subscription_loopback_endpoints)
     except SubscriptionRefused as exc:
         return refused(exc.expression, exc.reason)
+    inside = await private_address_of(asked.endpoint, settings.fhir_subscription_loopback_endpoints)
+    if inside is not None:
+        return refused("Subscription.channel.endpoint", "its host resolves to an address that is not public: "
+                       "notifications go to endpoints on the internet")
     subscription_id = f"sub-{secrets.token_hex(8)}"
     now = clock.now()
     handshake = notification_bundle(subscription_id, base, "handshake", now, status="requested")

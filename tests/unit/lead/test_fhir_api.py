@@ -292,6 +292,9 @@ async def test_a_client_creates_its_subscription_after_a_handshake_reads_it_and_
     ({"criteria": "http://example.org/SubscriptionTopic/anything"}, "Subscription.criteria"),
     ({"channel": {**subscription_body()["channel"], "endpoint": "http://cm.example.org/hook"}},
      "Subscription.channel.endpoint"),
+    *(({"channel": {**subscription_body()["channel"], "endpoint": inside}}, "Subscription.channel.endpoint")
+      for inside in ("https://127.0.0.1/hook", "https://10.20.0.7/hook", "https://[::1]:8443/hook",
+                     "https://169.254.169.254/latest/meta-data")),  # into Handoff's own network: never
     ({"channel": {**subscription_body()["channel"], "type": "websocket"}}, "Subscription.channel.type"),
     ({"channel": {**subscription_body()["channel"], "header": ["Authorization: Bearer s3cret"]}},
      "Subscription.channel.header"),
