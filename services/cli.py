@@ -58,12 +58,15 @@ def settings(**overrides) -> Settings:
 
 
 @cli.command()
-def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier | handle-with-care | quick-response | self-referral | cad-gateway | api")]) -> None:
-    """Run one service until Ctrl-C / SIGTERM."""
+def run(service: Annotated[str, typer.Argument(help="referral-intake | notifier | handle-with-care | quick-response | self-referral | cad-gateway | api | all (every one in this process: a small site)")]) -> None:
+    """Run one service (or, with ``all``, every service and the API in this one process) until Ctrl-C / SIGTERM."""
     from services import runtime
 
     s = settings()
     configure_logging(s.log_level, s.log_format, service=service)
+    if service == "all":
+        asyncio.run(runtime.serve_all(s))
+        return
     if service == "api":
         import uvicorn
 

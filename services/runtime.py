@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from services.cad_gateway.entrypoints import http_api as eido_http
 from services.cad_gateway.entrypoints import worker as gateway_worker
@@ -388,6 +389,60 @@ async def serve(service: str, settings: Settings, ready: Callable[[], None] | No
     finally:
         if feed:
             await feed.stop()
+
+
+def as_service(settings: Settings, name: str) -> Settings:
+    """``settings`` for service ``name`` (or the API) in a process that runs several: it signs in to the broker as
+    itself where ``kafka_sasl_password_dir`` holds its password, else as the one principal the settings name."""
+    folder = settings.kafka_sasl_password_dir
+    if folder is None:
+        return settings
+    return settings.model_copy(update={"kafka_sasl_username": name,
+                                       "kafka_sasl_password": SecretStr((folder / name).read_text().strip())})
+
+
+async def serve_all(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Every service in one process, for a small site (``handoff run all``): one event loop running each worker's
+    Faust app (its own consumer group and producer, as in a process of its own) and the API, with the reference data
+    read once. Separate processes stay the way to scale out: the same services, the same topics and groups, so the
+    layout is a choice at deploy time, not in code. Ready when ``/healthz`` answers. Runs until SIGINT/SIGTERM, then
+    stops the API, then the workers (or once ``stop`` is set: a test's, or an embedding program's)."""
+    import uvicorn
+
+    feed = None
+    if settings.reference_source == "kafka":
+        await ensure_topics(settings, TOPICS)
+        feed = ReferenceFeed(settings)
+        reference = await feed.start()
+    else:
+        reference = reference_data(settings)
+    started: list[Worker] = []
+    try:
+        for name in WORKERS:
+            worker = build_worker(name, as_service(settings, name), reference)
+            await prepare_and_start(worker, as_service(settings, name), TOPICS)
+            started.append(worker)
+            log.info("worker_started", app=worker.app.conf.id)
+        app = build_http_app(as_service(settings, API), reference)
+        server = uvicorn.Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                                               access_log=False))
+        if stop is not None:
+            asyncio.get_running_loop().create_task(_exit_when(stop, server))
+        freeze_start_up_objects()
+        await server.serve()  # until SIGINT/SIGTERM (uvicorn's own signal handling ends it), or ``stop``
+    finally:
+        for worker in reversed(started):
+            try:
+                await asyncio.wait_for(worker.app.stop(), timeout=STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.error("worker_stop_timed_out", app=worker.app.conf.id, seconds=STOP_TIMEOUT_SECONDS)
+        if feed:
+            await feed.stop()
+
+
+async def _exit_when(stop: asyncio.Event, server) -> None:
+    await stop.wait()
+    server.should_exit = True
 
 
 GC_FREEZE_AFTER_SECONDS = 5.0

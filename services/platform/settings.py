@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_dir: Path | None = Field(
+        None, description="handoff run all: a password file per broker principal (DIR/notifier, DIR/api, ...), so that "
+                          "each service in the one process signs in as itself, with its own ACLs")
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
