@@ -138,7 +138,7 @@ class System:
         return self.data_dir(name) / "run" / f"{name.partition('#')[0]}.ready"
 
     def is_ready(self, name: str) -> bool:
-        if name == "api":
+        if name in ("api", "all"):  # the API answers once everything in its process has started
             try:
                 return httpx.get(f"http://127.0.0.1:{self.http_port}/healthz", timeout=0.5).status_code == 200
             except httpx.HTTPError:
@@ -510,7 +510,7 @@ class GroupLag:
 
 # --- the run --------------------------------------------------------------------------------------
 SCENARIOS = ("floor", "receivers", "http_floor", "cold_start", "steady", "burst", "throughput", "fair_floor",
-             "throughput2", "backlog", "sealing_off")
+             "throughput2", "backlog", "sealing_off", "one_process")
 
 
 async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
@@ -546,6 +546,8 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
             results["throughput"] = await throughput(system, codec, counts.throughput, children_from=1_000_000)
         if "sealing_off" in only:  # before the scenarios that add workers or leave a backlog behind
             results["sealing_off"] = await sealing_cost(settings, counts, work, stack, system, codec)
+        if "one_process" in only:
+            results["one_process"] = await one_process(settings, counts, work, stack, system, codec)
         if "fair_floor" in only:
             results["fair_floor"] = await fair_floor(system, codec, counts.throughput, counts.throughput // 4)
             results["fair_floor_encounters"] = await fair_floor(system, codec, 0, counts.backlog_floor)
@@ -590,6 +592,38 @@ async def sealing_cost(settings: Settings, counts: Counts, work: Path, stack: Ex
                 "plain": _rounds_summary([r for r in rounds if not r["sealed"]])}
     finally:
         plain.stop_all()
+
+
+# A process per service, then every service in one process, in this order (as SEALING_ROUNDS).
+LAYOUT_ROUNDS = ("separate", "one", "one", "separate")
+
+
+async def one_process(settings: Settings, counts: Counts, work: Path, stack: ExitStack, separate: System,
+                      codec: AvroCodec) -> dict[str, Any]:
+    """Every service and the API in one process (``handoff run all``, issue #29) beside a process per service:
+    a second system of the same services on its own topics runs as one process, and throughput rounds alternate
+    between the two layouts (``LAYOUT_ROUNDS``), each with machine CPU per item, as ``sealing_cost`` does."""
+    one = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}one."})
+    await ensure_topics(one, TOPICS)
+    (work / "one-process").mkdir(parents=True, exist_ok=True)
+    together = make_system(one, work / "one-process", stack)
+    together.start("all")
+    started = await together.wait_ready("all", timeout=180)
+    await wait_groups_settled(one, 1)
+    await warm_up(together, codec)
+    try:
+        steady = await referral_to_page(together, counts.steady, counts.steady_rate, "steady-one")
+        rounds = []
+        for i, layout in enumerate(LAYOUT_ROUNDS):
+            system = together if layout == "one" else separate
+            await settled(separate, together)
+            figures = await throughput(system, codec, counts.throughput, children_from=7_000_000 + i * 100_000)
+            rounds.append({**figures, "layout": layout})
+        return {"start_seconds": started, "referral_to_page_steady": steady, "rounds": rounds,
+                "one": _rounds_summary([r for r in rounds if r["layout"] == "one"]),
+                "separate": _rounds_summary([r for r in rounds if r["layout"] == "separate"])}
+    finally:
+        together.stop_all()
 
 
 async def settled(*systems: System, timeout: float = 120) -> None:
@@ -727,6 +761,21 @@ def markdown(report: dict[str, Any]) -> str:
                   "Rounds in order: " + ", ".join(
                       f"{'sealed' if x['sealed'] else 'plain'} {x['messages_per_second']:.0f}/s "
                       f"({x['machine_cpu_ms_per_item']:.1f} ms)" for x in cost["rounds"]) + ".", ""]
+    if "one_process" in r:
+        layouts = r["one_process"]
+        lines += ["## One process or a process per service", "",
+                  "The same run: the system above (a process per service) and the same services on their own topics "
+                  f"as one process (`handoff run all`, ready in {layouts['start_seconds']:.1f} s). Throughput rounds "
+                  "alternate between them (separate, one, one, separate), each with the whole machine's CPU per "
+                  "item.", "",
+                  "| | referral to page p99 (ms), steady | throughput (per second) | machine CPU per item (ms) |",
+                  "|---|---|---|---|",
+                  f"| a process per service | {r['referral_to_page_steady']['p99_ms']:.1f} | "
+                  f"{layouts['separate']['messages_per_second']:.0f} | "
+                  f"{layouts['separate']['machine_cpu_ms_per_item']:.1f} |",
+                  f"| one process | {layouts['referral_to_page_steady']['p99_ms']:.1f} | "
+                  f"{layouts['one']['messages_per_second']:.0f} | {layouts['one']['machine_cpu_ms_per_item']:.1f} |",
+                  ""]
     if "receivers_ceiling" in r:
         c = r["receivers_ceiling"]
         lines += [f"The receivers' own ceiling (the channel classes alone, {c['sends_per_channel']:,} sends each): "

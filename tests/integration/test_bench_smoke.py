@@ -39,8 +39,11 @@ def test_benchmark_smoke_run_reports_every_scenario(kafka_settings, schema_regis
     assert [r["sealed"] for r in cost["rounds"]] == list(bench.SEALING_ROUNDS)
     assert cost["plain"]["messages_per_second"] > 0 and cost["sealed"]["machine_cpu_ms_per_item"] > 0
     assert cost["referral_to_page_steady"]["n"] == bench.Counts.smoke().steady
+    layouts = results["one_process"]  # every service in one process (handoff run all) beside a process each
+    assert [r["layout"] for r in layouts["rounds"]] == list(bench.LAYOUT_ROUNDS)
+    assert layouts["one"]["messages_per_second"] > 0 and layouts["separate"]["machine_cpu_ms_per_item"] > 0
     assert set(report["verdicts"]) == set(bench.TARGETS)
     markdown = (tmp_path / "bench.md").read_text()
     assert "## Against the goals" in markdown and "two workers per service" in markdown
-    assert "## What sealing personal values costs" in markdown
+    assert "## What sealing personal values costs" in markdown and "## One process or a process per service" in markdown
     assert "fair floor" in markdown and "latency floor: HTTP in, two hops, HTTP out" in markdown
