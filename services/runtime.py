@@ -375,15 +375,19 @@ def metrics_scrape(settings: Settings, lead: LeadReadModel, hwc: HwcReadModel, c
     return metrics.Scrape(registry, settings.metrics_token.get_secret_value() if settings.metrics_token else None)
 
 
+async def reference_to_serve(settings: Settings) -> tuple[ReferenceData, ReferenceFeed | None]:
+    """The reference data a process serves with: from files, or live from the reference topic (then the feed that
+    keeps it current, for the caller to stop)."""
+    if settings.reference_source != "kafka":
+        return reference_data(settings), None
+    await ensure_topics(settings, TOPICS)
+    feed = ReferenceFeed(settings)
+    return await feed.start(), feed
+
+
 async def serve(service: str, settings: Settings, ready: Callable[[], None] | None = None) -> None:
     """Run one worker with its reference data from files or, live, from the reference topic."""
-    feed = None
-    if settings.reference_source == "kafka":
-        await ensure_topics(settings, TOPICS)
-        feed = ReferenceFeed(settings)
-        reference = await feed.start()
-    else:
-        reference = reference_data(settings)
+    reference, feed = await reference_to_serve(settings)
     try:
         await serve_worker(build_worker(service, settings, reference), settings, ready)
     finally:
@@ -409,13 +413,7 @@ async def serve_all(settings: Settings, stop: asyncio.Event | None = None) -> No
     stops the API, then the workers (or once ``stop`` is set: a test's, or an embedding program's)."""
     import uvicorn
 
-    feed = None
-    if settings.reference_source == "kafka":
-        await ensure_topics(settings, TOPICS)
-        feed = ReferenceFeed(settings)
-        reference = await feed.start()
-    else:
-        reference = reference_data(settings)
+    reference, feed = await reference_to_serve(settings)
     started: list[Worker] = []
     try:
         for name in WORKERS:

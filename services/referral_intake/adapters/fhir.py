@@ -10,6 +10,7 @@ Notifications of a changed Task are the notifier's (``services/notifier/domain/f
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -94,12 +95,14 @@ def service_request_for(view: ReferralView, site: Site, person: ReferredPerson |
     return ServiceRequest.model_validate(data)
 
 
-def searchset(tasks: list[Task], self_url: str, base_url: str) -> Bundle:
+def searchset(found: Sequence[Task | Subscription], self_url: str, base_url: str) -> Bundle:
+    """A search's answer: each resource found under its full URL."""
     return Bundle.model_validate({
-        "resourceType": "Bundle", "type": "searchset", "total": len(tasks),
+        "resourceType": "Bundle", "type": "searchset", "total": len(found),
         "link": [{"relation": "self", "url": self_url}],
-        "entry": [{"fullUrl": f"{base_url}/Task/{t.id}", "resource": t.model_dump(mode="json", exclude_none=True),
-                   "search": {"mode": "match"}} for t in tasks]})
+        "entry": [{"fullUrl": f"{base_url}/{r.get_resource_type()}/{r.id}",
+                   "resource": r.model_dump(mode="json", exclude_none=True), "search": {"mode": "match"}}
+                  for r in found]})
 
 
 def capability_statement(base_url: str, now: datetime) -> CapabilityStatement:
@@ -226,13 +229,6 @@ def subscription_status(subscription_id: str, base_url: str, now: datetime, stat
         "entry": [{"fullUrl": f"{base_url}/Subscription/{subscription_id}/$status",
                    "resource": parameters.model_dump(mode="json", exclude_none=True), "search": {"mode": "match"}}]})
 
-
-def subscriptions_searchset(subscriptions: list[Subscription], self_url: str, base_url: str) -> Bundle:
-    return Bundle.model_validate({
-        "resourceType": "Bundle", "type": "searchset", "total": len(subscriptions),
-        "link": [{"relation": "self", "url": self_url}],
-        "entry": [{"fullUrl": f"{base_url}/Subscription/{s.id}", "resource": s.model_dump(mode="json", exclude_none=True),
-                   "search": {"mode": "match"}} for s in subscriptions]})
 
 
 # The OperationOutcome issue type (http://hl7.org/fhir/issue-type) of a refusal, by its HTTP status.

@@ -69,7 +69,6 @@ from services.referral_intake.adapters.fhir import (
     service_request_for,
     subscription_for,
     subscription_status,
-    subscriptions_searchset,
     task_for,
 )
 from services.referral_intake.adapters.read_model import HandoffDetails
@@ -236,7 +235,7 @@ async def search_subscriptions(request: Request, base: FhirBase, clock: AppClock
                                org: Organization = Depends(may_search_subscriptions)) -> JSONResponse:
     own = [subscription_for(org)] if org.subscription_url else []
     own += [client_subscription(s, org) for s in subscriptions.of(org.organization_id, clock.now())]
-    return fhir(subscriptions_searchset(own, str(request.url), base).model_dump(mode="json", exclude_none=True))
+    return fhir(searchset(own, str(request.url), base).model_dump(mode="json", exclude_none=True))
 
 
 @router.post("/Subscription", status_code=201, summary="Create a Subscription (R4 Backport: rest-hook, id-only)")
