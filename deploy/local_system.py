@@ -40,9 +40,12 @@ def _say(message: str) -> None:
     print(f"[handoff] {message}", flush=True)
 
 
+ONE_PROCESS = "services"  # the process that runs them all, in the logs and the supervisor
+
+
 def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_port: int = 8080, inbox_port: int = 8025,
                      smtp_port: int = 8026, demo: bool = True, work_dir: Path = Path("var/local-stack"),
-                     reference_dir: Path = REPO_ROOT / "config" / "local") -> int:
+                     reference_dir: Path = REPO_ROOT / "config" / "local", one_process: bool = True) -> int:
     started = time.monotonic()
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -62,6 +65,10 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
 
     def signed_in_as(name: str) -> dict[str, str]:
         """The environment of a process that reaches the broker as ``name`` (the dev inbox does not at all)."""
+        if name == ONE_PROCESS:  # each service in it signs in as itself, its password in this directory
+            return {**{k: v for k, v in env.items() if not k.startswith(("HANDOFF_KAFKA_SASL_USERNAME",
+                                                                          "HANDOFF_KAFKA_SASL_PASSWORD"))},
+                    "HANDOFF_KAFKA_SASL_PASSWORD_DIR": str(work_dir / "secrets" / "kafka")}
         if name not in principals:
             return {k: v for k, v in env.items() if not k.startswith("HANDOFF_KAFKA_SASL")}
         return {**env, "HANDOFF_KAFKA_SASL_USERNAME": name, "HANDOFF_KAFKA_SASL_PASSWORD_FILE": str(principals[name])}
@@ -108,13 +115,18 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
                         str(smtp_port), "--webhook-secret", webhook_secret, "--out-dir", str(work_dir / "inbox"),
                         "--sms-replies-to", f"http://127.0.0.1:{http_port}",
                         "--sms-auth-token-file", str(keys["sms_auth_token"])])
-        spawn("api", [*handoff, "run", "api"])
         ready_dir = work_dir / "data" / "run"
-        for worker in WORKERS:
-            (ready_dir / f"{worker}.ready").unlink(missing_ok=True)
-            spawn(worker, [*handoff, "run", worker])
+        workers: tuple[str, ...] = ()
+        if one_process:  # a small site's layout: every service and the API in one process (handoff run all)
+            spawn(ONE_PROCESS, [*handoff, "run", "all"])  # its API answers once every worker has started
+        else:
+            spawn("api", [*handoff, "run", "api"])
+            workers = WORKERS
+            for worker in workers:
+                (ready_dir / f"{worker}.ready").unlink(missing_ok=True)
+                spawn(worker, [*handoff, "run", worker])
         _wait_until(lambda: _http_ok(f"http://127.0.0.1:{http_port}/healthz") and _http_ok(f"http://127.0.0.1:{inbox_port}/messages")
-                    and all((ready_dir / f"{w}.ready").exists() for w in WORKERS), services.processes, timeout=90)
+                    and all((ready_dir / f"{w}.ready").exists() for w in workers), services.processes, timeout=90)
         _say(f"all services up in {time.monotonic() - started:.0f}s; logs in {logs}")
         _say(f"  API: http://127.0.0.1:{http_port}  (OpenAPI at /docs with a bearer token)    "
              f"dev inbox: http://127.0.0.1:{inbox_port}/")

@@ -620,7 +620,11 @@ def stack_up(kafka_port: int = 9092, registry_port: int = 8081, http_port: int =
              reference_dir: Annotated[Path, typer.Option(
                  envvar="HANDOFF_REFERENCE_DIR", exists=True, file_okay=False,
                  help="the reference data to run with (a copy, its receiver URLs pointed at the dev inbox)")]
-             = REPO_ROOT / "config" / "local") -> None:
+             = REPO_ROOT / "config" / "local",
+             one_process: Annotated[bool, typer.Option(
+                 "--one-process/--process-per-service",
+                 help="every service and the API in one process (a small site), or one process each (to scale)")]
+             = True) -> None:
     """Run everything locally until Ctrl-C: Kafka, registry, the services, a dev inbox and sample events."""
     if not (REPO_ROOT / "deploy").is_dir():
         raise typer.BadParameter("runs from a checkout of Handoff (make run): deploy/ is not installed")
@@ -630,7 +634,7 @@ def stack_up(kafka_port: int = 9092, registry_port: int = 8081, http_port: int =
     configure_logging("INFO", "console")
     raise typer.Exit(run_local_system(kafka_port=kafka_port, registry_port=registry_port, http_port=http_port,
                                       inbox_port=inbox_port, smtp_port=smtp_port, demo=demo, work_dir=work_dir,
-                                      reference_dir=reference_dir))
+                                      reference_dir=reference_dir, one_process=one_process))
 
 
 def main() -> None:

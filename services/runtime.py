@@ -413,7 +413,7 @@ async def serve_all(settings: Settings, stop: asyncio.Event | None = None) -> No
     stops the API, then the workers (or once ``stop`` is set: a test's, or an embedding program's)."""
     import uvicorn
 
-    reference, feed = await reference_to_serve(settings)
+    reference, feed = await reference_to_serve(as_service(settings, API))  # read once, for every service
     started: list[Worker] = []
     try:
         for name in WORKERS:
