@@ -581,12 +581,8 @@ async def sealing_cost(settings: Settings, counts: Counts, work: Path, stack: Ex
     await warm_up(plain, plain_codec)
     try:
         steady = await referral_to_page(plain, counts.steady, counts.steady_rate, "steady-off")
-        rounds = []
-        for i, seal in enumerate(SEALING_ROUNDS):
-            system, round_codec = (sealed, codec) if seal else (plain, plain_codec)
-            await settled(sealed, plain)  # no round pays for the tail of the one before it
-            figures = await throughput(system, round_codec, counts.throughput, children_from=5_000_000 + i * 100_000)
-            rounds.append({**figures, "sealed": seal})
+        rounds = await alternating(SEALING_ROUNDS, "sealed", {True: (sealed, codec), False: (plain, plain_codec)},
+                                   counts.throughput, children_from=5_000_000)
         return {"referral_to_page_steady": steady, "rounds": rounds,
                 "sealed": _rounds_summary([r for r in rounds if r["sealed"]]),
                 "plain": _rounds_summary([r for r in rounds if not r["sealed"]])}
@@ -613,17 +609,27 @@ async def one_process(settings: Settings, counts: Counts, work: Path, stack: Exi
     await warm_up(together, codec)
     try:
         steady = await referral_to_page(together, counts.steady, counts.steady_rate, "steady-one")
-        rounds = []
-        for i, layout in enumerate(LAYOUT_ROUNDS):
-            system = together if layout == "one" else separate
-            await settled(separate, together)
-            figures = await throughput(system, codec, counts.throughput, children_from=7_000_000 + i * 100_000)
-            rounds.append({**figures, "layout": layout})
+        rounds = await alternating(LAYOUT_ROUNDS, "layout", {"one": (together, codec), "separate": (separate, codec)},
+                                   counts.throughput, children_from=7_000_000)
         return {"start_seconds": started, "referral_to_page_steady": steady, "rounds": rounds,
                 "one": _rounds_summary([r for r in rounds if r["layout"] == "one"]),
                 "separate": _rounds_summary([r for r in rounds if r["layout"] == "separate"])}
     finally:
         together.stop_all()
+
+
+async def alternating(order: tuple, label: str, systems: dict[Any, tuple[System, AvroCodec]], n: int,
+                      children_from: int) -> list[dict[str, Any]]:
+    """Throughput rounds of two systems side by side, in ``order`` (each a key of ``systems``, kept in each round
+    under ``label``), each with machine CPU per item, and each begun once both have read everything: no round pays
+    for the tail of the one before it."""
+    rounds = []
+    for i, which in enumerate(order):
+        system, codec = systems[which]
+        await settled(*(s for s, _ in systems.values()))
+        figures = await throughput(system, codec, n, children_from=children_from + i * 100_000)
+        rounds.append({**figures, label: which})
+    return rounds
 
 
 async def settled(*systems: System, timeout: float = 120) -> None:
