@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import fastavro
@@ -132,6 +133,8 @@ class DatumSealer(Protocol):
 
     async def open(self, model: type, datum: dict[str, Any], topic: str, subject: str, erased_ok: bool) -> bool: ...
 
+    def landing(self, subject: str) -> Awaitable[Any] | None: ...
+
 
 class AvroCodec:
     """Encodes events to Confluent-framed Avro and decodes them back, caching schema ids."""
@@ -173,6 +176,11 @@ class AvroCodec:
         buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
         fastavro.schemaless_writer(buf, parsed_schema(type(event)), datum)
         return buf.getvalue()
+
+    def landing(self, subject: str) -> Awaitable[Any] | None:
+        """What a record about ``subject`` must be sent after: the write of the key it was sealed under, while that is
+        still under way (``SubjectKeys.landing``)."""
+        return self.sealer.landing(subject) if self.sealer is not None else None
 
     async def _writer_schema(self, schema_id: int) -> tuple[str, dict[str, Any]]:
         cached = self._writers.get(schema_id)

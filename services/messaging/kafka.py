@@ -213,6 +213,9 @@ class KafkaPublisher:
 
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
         value = await self.codec.encode(event, topic.qualified(self.prefix), key)
+        landing = self.codec.landing(key)
+        if landing is not None:  # the key it is sealed under goes first: a record without its key opens nowhere
+            await asyncio.shield(landing)
         await self.producer.send_and_wait(topic.qualified(self.prefix), value=value, key=key.encode(),
                                           headers=correlation_headers(topic))
 

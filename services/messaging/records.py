@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, stop_never, wait_exponential
 
@@ -238,7 +238,6 @@ class RecordProcessor:
 handled_headers: ContextVar[Sequence[tuple[str, bytes]]] = ContextVar("handled_headers", default=())
 
 # The sends a record's handler made and has not awaited: set only while a record is handled.
-T = TypeVar("T")
 sends_in_flight: ContextVar[list[Awaitable[Any]] | None] = ContextVar("sends_in_flight", default=None)
 
 
@@ -265,18 +264,43 @@ async def sends_awaited_together(handing_on_to: list[Awaitable[Any]] | None = No
         sends_in_flight.reset(token)
 
 
-async def sends_beside(sending: Awaitable[T]) -> T:
-    """``sending`` (a request's write), with what is handed on while it is made (a new subject's key) sent beside it
-    rather than before it: one round trip, not two. Cut short (the request's time limit), what was handed on goes
-    on in the background: a key written for a record that did land is that record's only way to be read."""
-    pending: list[Awaitable[Any]] = []
-    token = sends_in_flight.set(pending)
-    try:
-        result = await sending
-    finally:
-        sends_in_flight.reset(token)
-    await asyncio.gather(*(asyncio.shield(p) for p in pending))
-    return result
+# The last send of the record being handled that waits for something (``hand_to_producer``): later ones go behind it.
+_held_back: ContextVar[asyncio.Future[None] | None] = ContextVar("_held_back", default=None)
+
+
+async def hand_to_producer(send: Callable[[], Awaitable[Awaitable[Any]]], after: Awaitable[Any] | None) -> None:
+    """Hand one record to the producer (``send`` enqueues it and gives back its acknowledgement), once ``after`` (the
+    write of the key it is sealed under, still under way) is done. The producer sends each partition on its own, so
+    a record handed over beside its key can land first; a crash between the two would leave a record nobody can
+    open. While a record is handled this holds nothing up: the send waits in a task among the record's sends (the
+    record is acknowledged once it is written), and the handler's later sends queue behind it, in order."""
+    pending = sends_in_flight.get()
+    if pending is None:
+        if after is not None:
+            await asyncio.shield(after)
+        await (await send())
+        return
+    before = _held_back.get()
+    if before is not None and before.done():
+        before = None
+    if after is None and before is None:
+        pending.append(await send())
+        return
+    handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def held_back() -> None:
+        try:
+            for waiting in (before, after):
+                if waiting is not None:
+                    await asyncio.shield(waiting)
+            acknowledged = await send()
+        finally:
+            if not handed.done():
+                handed.set_result(None)
+        await acknowledged
+
+    _held_back.set(handed)
+    pending.append(asyncio.get_running_loop().create_task(held_back()))
 
 
 Fetch = Callable[[str, int, int, int], Awaitable[list[RawRecord]]]  # (topic, partition, start, end) -> records

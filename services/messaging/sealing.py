@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import date
 from functools import cache
@@ -180,6 +180,8 @@ class Keys(Protocol):
 
     def issue_now(self, subject_id: str, covers: str) -> IssuedKey: ...
 
+    def landing(self, subject_id: str) -> Awaitable[Any] | None: ...
+
     def erase_soon(self, subject_id: str) -> None: ...
 
     def destroyed(self, subject_id: str, key_id: str) -> bool: ...
@@ -215,6 +217,11 @@ class Sealer:
         except KeyUnavailable:
             raise InvalidRecord("sealing", "its subject was erased: nothing more is written about it") from None
         seal_datum(datum, model, spec.name, subject, key.key_id, key.key)
+
+    def landing(self, subject: str) -> Awaitable[Any] | None:
+        """The write of the subject's key, while it is still on its way to the broker: a record sealed under it is
+        sent after it, never before."""
+        return self.keys.landing(subject)
 
     async def open(self, model: type[BaseModel], datum: dict[str, Any], topic: str, subject: str,
                    erased_ok: bool = False) -> bool:

@@ -34,8 +34,8 @@ from services.messaging.records import (
     RecordProcessor,
     RecordsInFlight,
     StallWatch,
+    hand_to_producer,
     handled_headers,
-    sends_in_flight,
 )
 from services.messaging.sealing import SealedValues, Sealer, handled_subject
 from services.messaging.subject_keys import LetterSealer, SubjectKeys
@@ -61,13 +61,9 @@ class FaustPublisher:
     async def publish(self, topic: TopicSpec, key: str, event: Any,
                       headers: list[tuple[str, bytes]] | None = None) -> None:
         value = await self.codec.encode(event, topic.qualified(self.prefix), key)
-        sent = await self.app.producer.send(topic.qualified(self.prefix), key.encode(), value, None, None,
-                                            correlation_headers(topic, headers))
-        pending = sends_in_flight.get()
-        if pending is None:
-            await sent
-        else:
-            pending.append(sent)
+        await hand_to_producer(lambda: self.app.producer.send(topic.qualified(self.prefix), key.encode(), value, None,
+                                                              None, correlation_headers(topic, headers)),
+                               after=self.codec.landing(key))
 
 
 def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:

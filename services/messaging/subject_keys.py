@@ -78,6 +78,7 @@ class SubjectKeys:
         self._parts: dict[str, set[str]] = {}  # subject -> the subjects whose keys were made while it was handled
         self._reading: asyncio.Task | None = None  # the read to the key topic's end under way, if one is
         self._writes_in_background: set[asyncio.Task] = set()
+        self._landing: dict[str, asyncio.Task] = {}  # subject -> the write of its newest key, while under way
         # Started on the first write (most processes only read), unless the process's own publisher writes them
         self._own_publisher = KafkaPublisher(settings, codec)
         self._publisher: Publisher = self._own_publisher
@@ -128,8 +129,8 @@ class SubjectKeys:
     async def known(self, subject_id: str, key_id: str) -> bool:
         """Whether the key is known, once it can be. The key topic is read when a record needs a key not known yet
         (and every ``REFRESH_SECONDS``, for erasures): one read brings every key written since, so a burst of new
-        subjects costs one read, not a fetch per key in every process. A key written among the sends of the record
-        sealed under it may land just after that record: it is looked for again until ``KEY_ON_ITS_WAY_SECONDS``."""
+        subjects costs one read, not a fetch per key in every process. A key is on the broker before any record sealed
+        under it, but a read may race its replication: it is looked for again until ``KEY_ON_ITS_WAY_SECONDS``."""
         if self.knows(subject_id, key_id):
             return True
         await self.start()
@@ -203,9 +204,9 @@ class SubjectKeys:
 
     async def issue(self, subject_id: str, covers: str) -> DataKey:
         """The subject's live data key, made if it has none, and published wrapped: before anything is sealed under
-        it, or, while a record is handled, among that record's sends (its offset is committed once the key is on
-        the broker; a reader that sees the sealed record first waits for the key: ``known``). Not waiting for the
-        key's own round trip, one per new subject, keeps it off a worker's path. An erased subject gets none:
+        it, or, while a record is handled, among that record's sends: the handler goes on, and what it sealed under
+        the key is sent once the key is on the broker (``landing``), so a reader never meets a record whose key is
+        not there, and a worker's path holds no round trip per new subject. An erased subject gets none:
         ``KeyUnavailable`` (a replay of its intake must not seal its name again under a new key)."""
         await self.start()  # the keys issued before (elsewhere) are known before one is made
         held = self._held(subject_id)
@@ -229,11 +230,21 @@ class SubjectKeys:
         return made
 
     def _write_among_sends(self, record: SubjectKeyIssued) -> None:
-        """A crash before the key is on the broker handles the record again, under a new key; a value already
-        written under the lost one reads as erased (a table's entry) or is dead-lettered as under an unknown key
-        (a record on a topic: the replay writes it again)."""
+        """A record sealed under the key is handed to the producer only once the key is on the broker (``landing``):
+        the producer sends partitions independently, so the record could otherwise land first, and a crash between
+        the two would leave it where nobody can open it. A crash before the key lands handles the record again,
+        under a new key; a table's entry already written under the lost one reads as erased, and is written again
+        by that replay."""
         self._apply(record)
-        self._in_background(lambda: self._write(record))
+        task = self._in_background(lambda: self._write(record))
+        self._landing[record.subject_id] = task
+        task.add_done_callback(lambda done: self._landing.pop(record.subject_id, None)
+                               if self._landing.get(record.subject_id) is done else None)
+
+    def landing(self, subject_id: str) -> asyncio.Task | None:
+        """The write of the subject's newest key while it is still under way: what a record sealed under it waits
+        for before it is sent."""
+        return self._landing.get(subject_id)
 
     def erase_soon(self, subject_id: str, reason: ErasureReason = ErasureReason.retention_ended,
                    requested_by: str = "handoff (retention)") -> None:
@@ -241,7 +252,7 @@ class SubjectKeys:
         applying a consent's revocation): among the sends of the record being handled, as ``issue_now``."""
         self._in_background(lambda: self.destroy(subject_id, reason, requested_by))
 
-    def _in_background(self, write: Callable[[], Awaitable[Any]]) -> None:
+    def _in_background(self, write: Callable[[], Awaitable[Any]]) -> asyncio.Task:
         """Run ``write`` until it is written, among the sends of the record being handled: a key lost is every value
         sealed under it lost, and a destruction lost is a person not erased. It keeps trying while the broker is
         away; only a key that cannot be (``KeyUnavailable``: stopped, already destroyed) ends it."""
@@ -258,6 +269,7 @@ class SubjectKeys:
         pending = sends_in_flight.get()
         if pending is not None:
             pending.append(task)
+        return task
 
     def open(self, subject_id: str, key_id: str) -> bytes:
         """The data key ``key_id`` of ``subject_id``; ``KeyUnavailable`` when it is unknown or destroyed."""

@@ -182,10 +182,8 @@ async def published_or_503(publishing: Awaitable[T], timeout_seconds: float, wha
     instead of hanging (a retry of something that did get through is deduplicated downstream)."""
     from aiokafka.errors import KafkaError
 
-    from services.messaging.records import sends_beside
-
-    try:  # a new subject's key is written beside the record sealed under it, within the same limit
-        return await asyncio.wait_for(sends_beside(publishing), timeout_seconds)
+    try:  # a new subject's key is written before the record sealed under it, within the same limit
+        return await asyncio.wait_for(publishing, timeout_seconds)
     except (TimeoutError, KafkaError, ConnectionError) as exc:
         log.warning(f"{what}_publish_failed", error_type=type(exc).__name__, **log_context)
         raise ApiError(503, "service", "event backbone unavailable; retry later",

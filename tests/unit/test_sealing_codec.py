@@ -52,6 +52,9 @@ class KeysInMemory:
     def knows(self, subject_id: str, key_id: str) -> bool:
         return (subject_id, key_id) in self.keys
 
+    def landing(self, subject_id: str) -> None:
+        return None  # written as soon as issued
+
     async def known(self, subject_id: str, key_id: str) -> bool:
         self.synced += 1
         return self.knows(subject_id, key_id)
