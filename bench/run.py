@@ -511,6 +511,9 @@ class GroupLag:
 # --- the run --------------------------------------------------------------------------------------
 SCENARIOS = ("floor", "receivers", "http_floor", "cold_start", "steady", "burst", "throughput", "fair_floor",
              "throughput2", "backlog", "sealing_off", "one_process")
+# Run only when named (``--only steady,throughput,linger``): a setting's comparison, measured when the setting is
+# chosen (bench/findings.md says what it found), not on every full run or in the suite's smoke run.
+ON_REQUEST = ("linger",)
 
 
 async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
@@ -548,6 +551,8 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
             results["sealing_off"] = await sealing_cost(settings, counts, work, stack, system, codec)
         if "one_process" in only:
             results["one_process"] = await one_process(settings, counts, work, stack, system, codec)
+        if "linger" in only:
+            results["producer_linger"] = await producer_linger(settings, counts, work, stack, system, codec)
         if "fair_floor" in only:
             results["fair_floor"] = await fair_floor(system, codec, counts.throughput, counts.throughput // 4)
             results["fair_floor_encounters"] = await fair_floor(system, codec, 0, counts.backlog_floor)
@@ -559,6 +564,36 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
     return results
 
 
+async def beside(settings: Settings, work: Path, stack: ExitStack, name: str, codec: AvroCodec,
+                 env_changes: dict[str, str] | None = None, one_process: bool = False) -> tuple[System, Any]:
+    """A second system of the same services on topics and an inbox of its own (prefix ``name.``), started, settled
+    and warmed up like the first: what a side-by-side comparison (``compared``) measures against. Returns it and
+    its start-up seconds."""
+    other = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{name}."})
+    await ensure_topics(other, TOPICS)
+    (work / name).mkdir(parents=True, exist_ok=True)
+    system = make_system(other, work / name, stack, env_changes)
+    if one_process:
+        system.start("all")
+        started = await system.wait_ready("all", timeout=180)
+    else:
+        started = await cold_start(system)
+    await wait_groups_settled(other, 1)
+    await warm_up(system, codec)
+    return system, started
+
+
+async def compared(label: str, order: tuple, systems: dict[Any, tuple[System, AvroCodec]], counts: Counts,
+                   children_from: int, made_beside: Any) -> dict[str, Any]:
+    """Two systems side by side: the steady latency of the one ``made_beside`` the run's (whose own is in the
+    results already), then throughput rounds alternating between them in ``order`` (each round kept under
+    ``label``), each with machine CPU per item, and a summary of each."""
+    steady = await referral_to_page(systems[made_beside][0], counts.steady, counts.steady_rate, f"steady-{label}")
+    rounds = await alternating(order, label, systems, counts.throughput, children_from=children_from)
+    return {"referral_to_page_steady": steady, "rounds": rounds,
+            **{str(which): _rounds_summary([r for r in rounds if r[label] == which]) for which in systems}}
+
+
 # Sealed and plain rounds in this order: each system runs once before and once after the other's
 # rounds, so the broker warming up or its logs growing during the comparison weigh on both alike.
 SEALING_ROUNDS = (False, True, True, False)
@@ -567,25 +602,13 @@ SEALING_ROUNDS = (False, True, True, False)
 async def sealing_cost(settings: Settings, counts: Counts, work: Path, stack: ExitStack, sealed: System,
                        codec: AvroCodec) -> dict[str, Any]:
     """What sealing costs (issue #26: within 10% of throughput), measured in the same run: a second system
-    that seals no personal value (``HANDOFF_SEAL_PERSONAL_VALUES=false``, its own topics and inbox) runs
-    beside the sealed one, and throughput rounds alternate between them (``SEALING_ROUNDS``), each
-    with machine CPU per item. Either system idles while the other is measured, so each round
-    carries the same idle neighbour."""
-    off = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}off."})
-    await ensure_topics(off, TOPICS)
-    (work / "sealing-off").mkdir(parents=True, exist_ok=True)
-    plain = make_system(off, work / "sealing-off", stack, {"HANDOFF_SEAL_PERSONAL_VALUES": "false"})
-    plain_codec = AvroCodec(registry_from_url(off.schema_registry_url))
-    await cold_start(plain)
-    await wait_groups_settled(off, 1)
-    await warm_up(plain, plain_codec)
+    that seals no personal value (``HANDOFF_SEAL_PERSONAL_VALUES=false``) runs beside the sealed one. Either
+    system idles while the other is measured, so each round carries the same idle neighbour."""
+    plain, _ = await beside(settings, work, stack, "off", codec, {"HANDOFF_SEAL_PERSONAL_VALUES": "false"})
     try:
-        steady = await referral_to_page(plain, counts.steady, counts.steady_rate, "steady-off")
-        rounds = await alternating(SEALING_ROUNDS, "sealed", {True: (sealed, codec), False: (plain, plain_codec)},
-                                   counts.throughput, children_from=5_000_000)
-        return {"referral_to_page_steady": steady, "rounds": rounds,
-                "sealed": _rounds_summary([r for r in rounds if r["sealed"]]),
-                "plain": _rounds_summary([r for r in rounds if not r["sealed"]])}
+        found = await compared("sealed", SEALING_ROUNDS, {True: (sealed, codec), False: (plain, codec)}, counts,
+                               children_from=5_000_000, made_beside=False)
+        return {**found, "sealed": found.pop("True"), "plain": found.pop("False")}
     finally:
         plain.stop_all()
 
@@ -596,26 +619,33 @@ LAYOUT_ROUNDS = ("separate", "one", "one", "separate")
 
 async def one_process(settings: Settings, counts: Counts, work: Path, stack: ExitStack, separate: System,
                       codec: AvroCodec) -> dict[str, Any]:
-    """Every service and the API in one process (``handoff run all``, issue #29) beside a process per service:
-    a second system of the same services on its own topics runs as one process, and throughput rounds alternate
-    between the two layouts (``LAYOUT_ROUNDS``), each with machine CPU per item, as ``sealing_cost`` does."""
-    one = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}one."})
-    await ensure_topics(one, TOPICS)
-    (work / "one-process").mkdir(parents=True, exist_ok=True)
-    together = make_system(one, work / "one-process", stack)
-    together.start("all")
-    started = await together.wait_ready("all", timeout=180)
-    await wait_groups_settled(one, 1)
-    await warm_up(together, codec)
+    """Every service and the API in one process (``handoff run all``, issue #29) beside a process per service."""
+    together, started = await beside(settings, work, stack, "one", codec, one_process=True)
     try:
-        steady = await referral_to_page(together, counts.steady, counts.steady_rate, "steady-one")
-        rounds = await alternating(LAYOUT_ROUNDS, "layout", {"one": (together, codec), "separate": (separate, codec)},
-                                   counts.throughput, children_from=7_000_000)
-        return {"start_seconds": started, "referral_to_page_steady": steady, "rounds": rounds,
-                "one": _rounds_summary([r for r in rounds if r["layout"] == "one"]),
-                "separate": _rounds_summary([r for r in rounds if r["layout"] == "separate"])}
+        found = await compared("layout", LAYOUT_ROUNDS, {"one": (together, codec), "separate": (separate, codec)},
+                               counts, children_from=7_000_000, made_beside="one")
+        return {"start_seconds": started, **found}
     finally:
         together.stop_all()
+
+
+# The producers' linger (``kafka_producer_linger_ms``) compared with none, which the workers had before it was a
+# setting: what batching saves the broker and the workers, and what it adds to a referral's latency.
+LINGER_BESIDE_MS = 0.0
+LINGER_ROUNDS = ("setting", "none", "none", "setting")
+
+
+async def producer_linger(settings: Settings, counts: Counts, work: Path, stack: ExitStack, system: System,
+                          codec: AvroCodec) -> dict[str, Any]:
+    """The system as configured beside one whose producers send at once (``LINGER_BESIDE_MS``)."""
+    at_once, _ = await beside(settings, work, stack, "linger", codec,
+                              {"HANDOFF_KAFKA_PRODUCER_LINGER_MS": str(LINGER_BESIDE_MS)})
+    try:
+        found = await compared("linger", LINGER_ROUNDS, {"setting": (system, codec), "none": (at_once, codec)},
+                               counts, children_from=9_000_000, made_beside="none")
+        return {"setting_ms": settings.kafka_producer_linger_ms, "beside_ms": LINGER_BESIDE_MS, **found}
+    finally:
+        at_once.stop_all()
 
 
 async def alternating(order: tuple, label: str, systems: dict[Any, tuple[System, AvroCodec]], n: int,
@@ -860,7 +890,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {report_path}")
         return 0
     only = tuple(args.only.split(",")) if args.only else SCENARIOS
-    unknown = set(only) - set(SCENARIOS)
+    unknown = set(only) - set(SCENARIOS) - set(ON_REQUEST)
     if unknown:
         parser.error(f"unknown scenarios: {sorted(unknown)}")
     counts = Counts.smoke() if args.smoke else Counts()

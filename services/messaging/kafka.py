@@ -197,7 +197,8 @@ class KafkaPublisher:
     def __init__(self, settings: Settings, codec: AvroCodec, **producer_options: Any) -> None:
         self.codec = codec
         self.prefix = settings.topic_prefix
-        self.options = {"acks": "all", "enable_idempotence": True, "linger_ms": 2, "request_timeout_ms": 15000,
+        self.options = {"acks": "all", "enable_idempotence": True, "linger_ms": settings.kafka_producer_linger_ms,
+                        "request_timeout_ms": 15000,
                         **client_options(settings), **producer_options}
         self.producer: AIOKafkaProducer | None = None
 

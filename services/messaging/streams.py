@@ -89,6 +89,7 @@ def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.kafka_producer_linger_ms / 1000,
         datadir=str(settings.data_dir / service),
         web_enabled=False,
         broker_commit_interval=1.0,
