@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+from enum import Enum
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -125,6 +126,7 @@ class CaseManager(_Model):
     max_caseload: int = Field(25, ge=1, le=25)  # domain brief: never over 25
     accounts: tuple[str, ...] = Field((), description="sign-in accounts: '<provider id>:sub:<subject>' or "
                                                      "'<provider id>:email:<verified email>'")
+    quiet_hours: QuietHours | None = Field(None, description="low-urgency messages wait until these end; pages don't")
 
     def token_matches(self, token: str) -> bool:
         return self.token_sha256 is not None and hmac.compare_digest(hash_token(token), self.token_sha256)
@@ -146,8 +148,8 @@ class CaseManager(_Model):
 
 
 class Availability(_Model):
-    """When a volunteer can be paged: on ``days`` (0=Monday) from ``start`` to ``end`` site-local time
-    (an ``end`` before ``start`` runs past midnight into the next day)."""
+    """A weekly window: on ``days`` (0=Monday) from ``start`` to ``end``, local time (an ``end`` before ``start``
+    runs past midnight into the next day). When a volunteer can be paged; a person's quiet hours."""
 
     days: frozenset[int] = Field(frozenset(range(7)), description="weekdays, 0=Monday")
     start: time
@@ -158,6 +160,51 @@ class Availability(_Model):
         if self.start <= self.end:
             return day in self.days and self.start <= t < self.end
         return (day in self.days and t >= self.start) or ((day - 1) % 7 in self.days and t < self.end)
+
+    def ends_after(self, local: datetime) -> datetime:
+        """The end of this window, which covers ``local``: today's ``end``, or tomorrow's for a window past
+        midnight entered before it (wall time in ``local``'s zone)."""
+        end = datetime.combine(local.date(), self.end, tzinfo=local.tzinfo)
+        return end if end > local else datetime.combine(local.date() + timedelta(days=1), self.end,
+                                                        tzinfo=local.tzinfo)
+
+
+class Urgency(str, Enum):
+    """How soon a message must reach its person. A warm-handoff page is ``high`` and always goes through; a
+    deadline warning, a re-engagement notice or report mail is ``low``, and waits out the person's quiet hours."""
+
+    high = "high"
+    low = "low"
+
+
+class QuietHours(_Model):
+    """When a person hears only what is urgent (the staff directory): low-urgency messages wait until it ends."""
+
+    windows: tuple[Availability, ...] = Field(min_length=1)
+    timezone: str
+
+    _tz = field_validator("timezone")(_zone)
+
+    def until(self, now: datetime) -> datetime | None:
+        """When the quiet hours around ``now`` end (None: it is not quiet now). Windows that meet or overlap are one
+        quiet stretch."""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        ends = None
+        for _ in range(len(self.windows) * 8):  # each window can extend the stretch at most once a day of a week
+            covering = [w for w in self.windows if w.covers(local)]
+            if not covering:
+                break
+            ends = max(w.ends_after(local) for w in covering)
+            local = ends  # in the zone's wall time: across a DST change a window keeps its clock hours
+        return None if ends is None else ends.astimezone(now.tzinfo)
+
+
+def held_until(urgency: Urgency, quiet: QuietHours | None, now: datetime) -> datetime | None:
+    """When a message of ``urgency`` may go to a person with ``quiet`` hours: None for at once."""
+    if urgency is Urgency.high or quiet is None:
+        return None
+    return quiet.until(now)
 
 
 class Volunteer(_Model):
@@ -174,6 +221,7 @@ class Volunteer(_Model):
     availability: tuple[Availability, ...] = Field((), description="empty: any time")
     travel_minutes: dict[str, int] = Field({}, description="station id -> minutes from the volunteer")
     role: Literal["volunteer"] = "volunteer"
+    quiet_hours: QuietHours | None = Field(None, description="low-urgency messages wait until these end; pages don't")
 
     def address_for(self, channel: Channel) -> str | None:
         return {Channel.sms: self.phone, Channel.email: self.email}.get(channel)

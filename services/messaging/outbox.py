@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import heapq
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -33,12 +34,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.delivery.channels import Channel, DeliveryFailed, Outgoing
-from services.kernel.clock import Clock
+from services.kernel.clock import Clock, SystemClock
 from services.kernel.errors import InvalidRecord
 from services.kernel.events import (
     DeliveryOutcome,
     DisclosureChannel,
 )
+from services.kernel.reference import QuietHours, Urgency, held_until
 from services.kernel.store import JsonForm, KeyValueStore
 from services.kernel.topics import TopicSpec
 from services.messaging.events import DisclosedRecord, DisclosureAudited
@@ -74,6 +76,7 @@ class Dispatch:
     outgoing: Outgoing
     disclosure: Disclosure
     context: dict[str, Any] = field(default_factory=dict)
+    not_before: datetime | None = None  # held until then (a low-urgency message in its person's quiet hours)
 
     @property
     def attempt_id(self) -> str:
@@ -127,8 +130,9 @@ class IdempotentDelivery:
     def __init__(self, channels: dict[str, Channel], deliveries: KeyValueStore, attempts: int = 3,
                  backoff_seconds: float = 0.5, audit: Audit | None = None, service: str = "handoff",
                  concurrency: int = 64, report: Report | None = None,
-                 written: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 written: Callable[[str], Awaitable[None]] | None = None, clock: Clock | None = None) -> None:
         self.channels = channels
+        self.clock = clock or SystemClock()
         # Waits until an attempt's record in ``deliveries`` is on the broker: a delivery goes out only
         # once its "pending" record would survive a crash, so a restart resends only the sends in flight.
         self.written = written
@@ -141,6 +145,10 @@ class IdempotentDelivery:
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[str, asyncio.Task] = {}
         self._partition_of: dict[str, int | None] = {}  # attempt id in flight -> its source partition
+        # Deliveries held until their time (``Dispatch.not_before``), soonest first: (due, attempt id, partition).
+        # Pending in the table like any other, so a restart holds them again (``resume``).
+        self._held: list[tuple[datetime, str, int | None]] = []
+        self._held_ids: set[str] = set()
 
     # --- called in the stream context ---------------------------------------------------------
     def status(self, attempt_id: str) -> str | None:
@@ -162,8 +170,37 @@ class IdempotentDelivery:
                                                     "correlation_id": current_correlation_id()}
         finally:
             handled_subject.reset(token)
-        self._start(dispatch, current_correlation_id(), source_partition.get())
+        self._start_or_hold(dispatch, current_correlation_id(), source_partition.get())
         return True
+
+    def _start_or_hold(self, dispatch: Dispatch, correlation_id: str | None, partition: int | None) -> None:
+        if dispatch.not_before is not None and dispatch.not_before > self.clock.now():
+            if dispatch.attempt_id in self._held_ids:  # held already (a second recovery keeps its partitions)
+                return
+            heapq.heappush(self._held, (dispatch.not_before, dispatch.attempt_id, partition))
+            self._held_ids.add(dispatch.attempt_id)
+            log.info("delivery_held", attempt_id=dispatch.attempt_id, channel=dispatch.channel,
+                     until=dispatch.not_before.isoformat())
+            return
+        self._start(dispatch, correlation_id, partition)
+
+    def release_held(self) -> int:
+        """Send the held deliveries whose time has come (on a timer); those settled or sent meanwhile are passed
+        over. Returns how many were started."""
+        now, started = self.clock.now(), 0
+        while self._held and self._held[0][0] <= now:
+            _due, attempt_id, partition = heapq.heappop(self._held)
+            self._held_ids.discard(attempt_id)
+            record = self.deliveries.get(attempt_id)
+            if not record or record.get("outcome") != PENDING or attempt_id in self._in_flight:
+                continue
+            self._start(Dispatch.from_dict(record["dispatch"]), record.get("correlation_id"), partition)
+            started += 1
+        return started
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     async def refuse(self, dispatch: Dispatch, reason: str) -> None:
         """Record a disclosure that was not allowed (e.g. outside the person's consent): nothing is sent."""
@@ -217,7 +254,8 @@ class IdempotentDelivery:
             if among is not None and attempt_id not in among:
                 continue
             if owns_partition(record.get("partition")):
-                self._start(Dispatch.from_dict(record["dispatch"]), record.get("correlation_id"), record.get("partition"))
+                self._start_or_hold(Dispatch.from_dict(record["dispatch"]), record.get("correlation_id"),
+                                    record.get("partition"))
                 resumed += 1
         if resumed:
             log.info("deliveries_resumed", count=resumed)
@@ -234,11 +272,16 @@ class IdempotentDelivery:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop sending; what was pending stays pending in the table, to be resumed."""
+        """Stop sending; what was pending (or held) stays pending in the table, to be resumed."""
+        self._held.clear()
+        self._held_ids.clear()
         await self._cancel(list(self._in_flight))
 
     async def cancel(self, partitions: set[int]) -> None:
-        """Stop sending what was requested on ``partitions`` (revoked: their new owner resumes it)."""
+        """Stop sending (or holding) what was requested on ``partitions`` (revoked: their new owner resumes it)."""
+        self._held = [held for held in self._held if held[2] not in partitions]
+        heapq.heapify(self._held)
+        self._held_ids = {attempt_id for _due, attempt_id, _partition in self._held}
         await self._cancel([key for key, partition in self._partition_of.items() if partition in partitions])
 
     async def _cancel(self, attempt_ids: list[str]) -> None:
@@ -329,28 +372,31 @@ class IdempotentDelivery:
 
 
 class Reachable(Protocol):
-    """Someone a service messages: staff or a volunteer (their channels and the address on each)."""
+    """Someone a service messages: staff or a volunteer (their channels, the address on each, their quiet hours)."""
 
     role: str
     channels: tuple[Any, ...]
+    quiet_hours: QuietHours | None
 
     def address_for(self, channel: Any) -> str | None: ...
 
 
 async def message_each(delivery: IdempotentDelivery, people: Iterable[tuple[str, Reachable]], key: str, subject: str,
                        text: str, payload: dict[str, Any], record_kind: DisclosedRecord, subject_id: str,
-                       context: dict[str, Any]) -> int:
+                       context: dict[str, Any], urgency: Urgency = Urgency.high) -> int:
     """``text`` to each of ``people`` (id, person) on each of their channels, once per ``key``: the
     attempt id is ``key/person/channel``, so a replay or a second request sends nothing twice. The
-    report's ``context`` gets the recipient's id. Returns how many deliveries were queued."""
+    report's ``context`` gets the recipient's id. A ``low`` urgency message waits out each person's quiet
+    hours. Returns how many deliveries were queued."""
     queued = 0
     for person_id, person in people:
+        not_before = held_until(urgency, person.quiet_hours, delivery.clock.now())
         for channel in person.channels:
             outgoing = Outgoing(f"{key}/{person_id}/{channel.value}", person.address_for(channel) or "", subject, text,
                                 text, payload)
             queued += await delivery.request(Dispatch(
                 channel.value, outgoing, Disclosure(record_kind, subject_id, person_id, person.role),
-                {**context, "recipient_id": person_id}))
+                {**context, "recipient_id": person_id}, not_before))
     return queued
 
 

@@ -22,6 +22,7 @@ from faust.streams import _current_event, current_event
 from tenacity import AsyncRetrying, stop_never, wait_exponential
 
 from services.kernel.bus import Subscription, dispatch
+from services.kernel.clock import Clock
 from services.kernel.store import CompactValues
 from services.kernel.topics import TopicSpec
 from services.messaging.avro import AvroCodec
@@ -251,6 +252,7 @@ def raw_topic(app: faust.App, spec: TopicSpec, settings: Settings) -> faust.Topi
 
 
 TAIL_CHECK_SECONDS = 5.0
+HELD_RELEASE_SECONDS = 30.0  # how often held deliveries are looked at: quiet hours end on the minute, not the second
 
 
 class BrokerGapReader:
@@ -624,13 +626,15 @@ class WorkerKit:
 
         self.app.timer(seconds, on_leader=False, name=f"{self.service}-{fn.__name__}")(tick)
 
-    def delivery(self, deliveries, source: TopicSpec, channels: dict | None = None, report=None):
+    def delivery(self, deliveries, source: TopicSpec, channels: dict | None = None, report=None,
+                 clock: Clock | None = None):
         """Idempotent delivery over the real channels (or ``channels``), every attempt audited.
 
         ``deliveries`` is the outbox table; ``source`` the topic whose events request deliveries
         (the outbox is partitioned like it). After every recovery (start, crash, rebalance) what
         was pending on the partitions this worker now owns is sent again; on a revocation what is
-        in flight stops, for the new owner to finish."""
+        in flight stops, for the new owner to finish. What is held (a low-urgency message in its person's
+        quiet hours) goes out on a timer once its time comes, at the worker's ``clock``."""
         from services.delivery.channels import build_channels, delivery_http_client
         from services.kernel.topics import AUDIT
         from services.messaging.outbox import IdempotentDelivery
@@ -652,7 +656,14 @@ class WorkerKit:
                                       self.settings.delivery_attempts, self.settings.delivery_backoff_seconds,
                                       audit=audit, service=self.service,
                                       concurrency=self.settings.delivery_concurrency, report=report,
-                                      written=deliveries.written if isinstance(getattr(deliveries, "raw", None), OutboxTable) else None)
+                                      written=deliveries.written if isinstance(getattr(deliveries, "raw", None), OutboxTable) else None,
+                                      clock=clock)
+
+        async def release_held() -> None:
+            delivery.release_held()
+
+        release_held.__name__ = f"release_held_{deliveries.name}"
+        self.every(HELD_RELEASE_SECONDS, release_held)
         topic_name = source.qualified(self.settings.topic_prefix)
         resuming: set[asyncio.Task] = set()
 

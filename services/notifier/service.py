@@ -330,11 +330,12 @@ class Notifier:
                                  Disclosure(DisclosedRecord.lead_page, request.referral_id, cm.case_manager_id, cm.role))
 
     async def deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing,
-                            disclosure: Disclosure) -> None:
-        """Queue a delivery, unless the person's consent does not cover this recipient (42 CFR Part 2)."""
+                            disclosure: Disclosure, not_before: datetime | None = None) -> None:
+        """Queue a delivery (held until ``not_before``, if given), unless the person's consent does not cover this
+        recipient (42 CFR Part 2)."""
         dispatch = Dispatch(channel.value, outgoing, disclosure, {
             "page_id": state.page_id, "referral_id": state.referral_id, "step_index": state.step_index,
-            "loop": state.loop, "target_id": target_id})
+            "loop": state.loop, "target_id": target_id}, not_before)
         if not self._consent_permits(state.referral_id, disclosure.recipient_role):
             await self.delivery.refuse(dispatch, "outside the person's consent scope")
             return

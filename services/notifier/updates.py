@@ -30,7 +30,7 @@ from services.kernel.lead import (
     ReferralFlagged,
     ReferralLocationUpdated,
 )
-from services.kernel.reference import ReferenceData, Site
+from services.kernel.reference import ReferenceData, Site, Urgency, held_until
 from services.messaging.events import DisclosedRecord
 from services.messaging.outbox import Disclosure
 from services.notifier.domain.escalation import (
@@ -224,22 +224,24 @@ class ReferralUpdates:
         subject = "LEAD legal deadline" if flag.flag.value.startswith("legal") else "LEAD intake deadline"
         await self._tell_staff(replace(state, step_index=WARNING_STEP), people, flag.flag.value, subject, text,
                                {"type": "lead.flag", "referral_id": flag.referral_id, "flag": flag.flag.value},
-                               DisclosedRecord.lead_deadline_warning)
+                               DisclosedRecord.lead_deadline_warning, Urgency.low)
 
     async def _tell_staff(self, state: PageState, people: list[str], key: str, subject: str, text: str,
-                          payload: dict, kind: DisclosedRecord) -> None:
+                          payload: dict, kind: DisclosedRecord, urgency: Urgency) -> None:
         """A message about ``state``'s referral to each of ``people`` (staff ids) on each of their channels,
-        once per ``key`` (attempt ids), within the person's consent, with the no-redisclosure notice."""
+        once per ``key`` (attempt ids), within the person's consent, with the no-redisclosure notice; of ``low``
+        urgency, after the person's quiet hours."""
         for person_id in people:
             person = self.reference.case_managers.get(person_id)
             if person is None:
                 continue
+            not_before = held_until(urgency, person.quiet_hours, self.clock.now())
             for channel in person.channels:
                 outgoing = Outgoing(f"{state.referral_id}/{key}/{person_id}/{channel.value}",
                                     person.address_for(channel), subject, text, f"{text}\n\n{NO_REDISCLOSURE}",
                                     {**payload, "redisclosure_notice": NO_REDISCLOSURE})
                 await self.paging.deliver_once(state, person_id, channel, outgoing,
-                                         Disclosure(kind, state.referral_id, person_id, person.role))
+                                               Disclosure(kind, state.referral_id, person_id, person.role), not_before)
 
     async def tell_reengagement(self, seen: ParticipantSeen) -> None:
         """Police met an inactive participant: the case manager who took the referral hears where and
@@ -256,7 +258,7 @@ class ReferralUpdates:
                                "LEAD participant seen by police", text,
                                {"type": "lead.participant_seen", "referral_id": seen.referral_id,
                                 "seen_at": seen.seen_at.isoformat(), "where": seen.location_description},
-                               DisclosedRecord.lead_reengagement)
+                               DisclosedRecord.lead_reengagement, Urgency.low)
         log.info("reengagement_alert_requested", referral_id=seen.referral_id, recipients=len(people))
 
     async def tell_moved(self, moved: ReferralLocationUpdated) -> None:
@@ -276,5 +278,5 @@ class ReferralUpdates:
                                text, {"type": "lead.location_updated", "referral_id": moved.referral_id,
                                       "updated_at": moved.updated_at.isoformat(),
                                       "where": moved.location_description},
-                               DisclosedRecord.lead_location_update)
+                               DisclosedRecord.lead_location_update, Urgency.high)  # someone may be on the way
         log.info("location_update_requested", referral_id=moved.referral_id, recipients=len(people))

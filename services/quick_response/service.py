@@ -24,7 +24,7 @@ from services.kernel.events import (
     Channel,
     DisclosureChannel,
 )
-from services.kernel.reference import CaseManager, ReferenceData
+from services.kernel.reference import CaseManager, ReferenceData, Urgency
 from services.kernel.store import KeyValueStore, Owned
 from services.messaging.due import Due, Retention, ScheduledRecords
 from services.messaging.events import DisclosedRecord
@@ -154,7 +154,8 @@ class QuickResponse:
                            {"type": "qrt.follow_up_overdue" if event.overdue else "qrt.follow_up_due",
                             "task_id": follow_up.task_id, "site_id": site.site_id,
                             "due_at": follow_up.due_at.isoformat()},
-                           DisclosedRecord.qrt_follow_up_due, follow_up.task_id, {"task_id": follow_up.task_id})
+                           DisclosedRecord.qrt_follow_up_due, follow_up.task_id, {"task_id": follow_up.task_id},
+                           Urgency.low)  # a deadline warning: it waits out a person's quiet hours
 
 
     async def forget(self, event: FollowUpExpired) -> None:

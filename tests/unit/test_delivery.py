@@ -318,3 +318,28 @@ async def test_a_sealed_outbox_keeps_each_delivery_under_the_key_of_whom_it_is_a
     with pytest.raises(InvalidRecord, match="erased"):
         await delivery.request(dispatch("pg-1/4/sms"))  # nothing more is sent about it either
     assert len(slow.sent) == 1
+
+
+async def test_a_held_delivery_waits_for_its_time_and_a_revoked_partition_leaves_its_holding_to_the_new_owner() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from services.kernel.clock import FakeClock
+
+    clock = FakeClock(datetime(2026, 11, 20, 17, 0, tzinfo=UTC))
+    sms = RecordingChannel("sms")
+    delivery = IdempotentDelivery({"sms": sms}, {}, attempts=1, backoff_seconds=0, clock=clock)
+    delivery.report = Reports()
+    later = clock.now() + timedelta(hours=1)
+    for partition, attempt in ((0, "a/sms"), (1, "b/sms")):
+        token = source_partition.set(partition)
+        try:
+            assert await delivery.request(replace(dispatch(attempt), not_before=later))
+        finally:
+            source_partition.reset(token)
+    assert delivery.held == 2 and delivery.status("a/sms") == PENDING and delivery.release_held() == 0
+    await delivery.cancel({1})  # partition 1 revoked: its owner holds it now
+    clock.advance(hours=1)
+    assert delivery.release_held() == 1
+    await delivery.drain()
+    assert [m.attempt_id for m in sms.sent] == ["a/sms"] and delivery.status("b/sms") == PENDING

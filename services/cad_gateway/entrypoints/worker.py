@@ -26,7 +26,7 @@ def build_worker(settings: Settings, reference: ReferenceData, clock: Clock | No
     kit = WorkerKit.create(SERVICE, settings)
     clock = clock or SystemClock()
     alerts = kit.delivery(kit.outbox_table("feed-alert-deliveries"), FEED_HEALTH, channels,
-                          report=feed_alerts(kit.publisher, clock))
+                          report=feed_alerts(kit.publisher, clock), clock=clock)
     watch = FeedWatch(reference, kit.table("feeds", personal=False), alerts, kit.publisher, clock)
     kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, watch.seen, personal=False))  # agencies and times
     kit.subscribe(SUBSCRIPTIONS, {"feeds": watch})

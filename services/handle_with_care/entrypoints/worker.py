@@ -41,7 +41,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     # Both tables are written on the notice topic's partitions (keyed by notice id).
     hwc = HandleWithCare(
         reference, CalendarDirectory(reference), kit.table("notices"),
-        kit.delivery(kit.outbox_table("notice-deliveries"), HWC_NOTICES, channels, report=NoticeAttempts(kit.publisher, clock)),
+        kit.delivery(kit.outbox_table("notice-deliveries"), HWC_NOTICES, channels, report=NoticeAttempts(kit.publisher, clock), clock=clock),
         links, kit.publisher, clock,
         EscalationLeads(timedelta(minutes=settings.hwc_backup_lead_minutes),
                         timedelta(minutes=settings.hwc_coordinator_lead_minutes),
@@ -51,7 +51,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     kit.every(settings.escalation_tick_seconds, hwc.publish_due_escalations)
     # Triage items (keyed by CAD event id) and their alerts, on the triage topic's partitions.
     alerts = kit.delivery(kit.outbox_table("triage-deliveries"), HWC_TRIAGE, channels,
-                          report=TriageAlertAttempts(kit.publisher, clock))
+                          report=TriageAlertAttempts(kit.publisher, clock), clock=clock)
     desk = TriageDesk(reference, kit.table("triage"), alerts,
                       kit.publisher, clock, settings.public_base_url,
                       timedelta(minutes=settings.hwc_coordinator_lead_minutes), place=hwc.place)

@@ -32,7 +32,8 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     clock = clock or SystemClock()
     # Both tables are written only while processing referral or page events, which share the
     # referral id as key: one worker owns a referral's page and its deliveries.
-    delivery = kit.delivery(kit.outbox_table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock))
+    delivery = kit.delivery(kit.outbox_table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock),
+                            clock=clock)
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
     caseloads, subscriptions = Caseloads(), ClientSubscriptions()
 

@@ -30,7 +30,7 @@ def build_worker(settings: Settings, reference: ReferenceData, report_key: bytes
     clock = clock or SystemClock()
     # Follow-ups and their alerts live on the follow-up topic's partitions (keyed by task id).
     alerts = kit.delivery(kit.outbox_table("alert-deliveries"), QRT_FOLLOW_UPS, channels,
-                          report=follow_up_alerts(kit.publisher, clock))
+                          report=follow_up_alerts(kit.publisher, clock), clock=clock)
     qrt = QuickResponse(reference, kit.table("follow-ups"), alerts, kit.publisher, clock, report_key,
                         settings.public_base_url, timedelta(days=settings.qrt_data_retention_days),
                         settings.event_time_window)

@@ -31,7 +31,7 @@ def build_worker(settings: Settings, reference: ReferenceData, link_for: Callabl
     clock = clock or SystemClock()
     # Cases and their messages live on the walk-in topic's partitions (keyed by case id).
     messages = kit.delivery(kit.outbox_table("message-deliveries"), WALK_INS, channels,
-                            report=walk_in_messages(kit.publisher, clock))
+                            report=walk_in_messages(kit.publisher, clock), clock=clock)
     walk_ins = SelfReferrals(reference, kit.table("walk-ins"), messages, kit.publisher, clock, link_for,
                              settings.public_base_url, timedelta(days=settings.walk_in_data_retention_days),
                              settings.event_time_window)

@@ -41,7 +41,7 @@ T0 = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 
 
 class Harness:
-    def __init__(self, **failures: int) -> None:
+    def __init__(self, reference=REF, **failures: int) -> None:
         self.clock = FakeClock(T0)
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels(**failures)
@@ -49,7 +49,8 @@ class Harness:
         audit = lambda record: self.publisher.publish(AUDIT, record.subject_id, record)  # noqa: E731
         delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0, audit=audit, service="notifier",
                                       report=PageAttempts(self.publisher, self.clock))
-        notifier = Notifier(REF, {}, delivery, self.links, self.publisher, self.clock)
+        delivery.clock = self.clock
+        notifier = Notifier(reference, {}, delivery, self.links, self.publisher, self.clock)
         self.notifier = SettledCalls(notifier, delivery, self.publisher, PageSent, notifier.on_page_event)
         self.referral = open_referral(cad_referral(), REF.sites["abq"], REF.agencies["apd"], T0)
 
