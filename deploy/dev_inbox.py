@@ -6,6 +6,11 @@
 - GET /messages (JSON) and GET / (a page) to see what arrived
 - POST /sms/reply: a text back from a phone ("ACK 123456"), signed as the SMS provider signs it and
   forwarded to Handoff's inbound SMS webhook, so the reply path works locally too
+- a Web Push service with a browser behind it: POST /push/subscriptions makes a subscription (a P-256 key pair
+  and an auth secret, as a browser's PushManager does); POST /push/{id} takes a push as a push service does
+  (RFC 8030: TTL required; RFC 8292: the VAPID token checked with py-vapid, its audience and expiry too), and
+  decrypts it with the subscription's private key (RFC 8291, with http_ece) to show what the phone would; an
+  unknown or unsubscribed id answers 410, as a real push service does
 
 Like a real provider, it drops a repeated idempotency key (Twilio's token, the webhook's
 Idempotency-Key, the mail's Message-ID) and counts it, so tests can tell a duplicate send apart.
@@ -36,7 +41,7 @@ from services.delivery.channels import twilio_signature, verify_webhook
 
 @dataclass
 class Received:
-    kind: str            # sms | email | webhook
+    kind: str            # sms | email | webhook | push
     to: str
     idempotency_key: str | None
     subject: str | None
@@ -64,6 +69,7 @@ class Inbox:
         self.delay: dict[str, float] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.push_subscriptions: dict[str, tuple[object, bytes]] = {}  # id -> (private key, auth secret)
 
     def add(self, message: Received) -> bool:
         with self._lock:
@@ -122,6 +128,38 @@ def create_http(inbox: Inbox) -> FastAPI:
                            {"X-Handoff-Signature": request.headers.get("X-Handoff-Signature", "")}))
         return JSONResponse({"ok": True})
 
+    @app.post("/push/subscriptions", status_code=201)
+    async def push_subscribe(request: Request) -> dict:
+        """What a browser's ``PushManager.subscribe()`` gives a page: an endpoint and the keys to encrypt for."""
+        subscription_id, subscription = new_push_subscription()
+        inbox.push_subscriptions[subscription_id] = subscription
+        return push_subscription_json(str(request.base_url).rstrip("/"), subscription_id, subscription)
+
+    @app.delete("/push/subscriptions/{subscription_id}", status_code=204)
+    async def push_unsubscribe(subscription_id: str) -> Response:
+        inbox.push_subscriptions.pop(subscription_id, None)
+        return Response(status_code=204)
+
+    @app.post("/push/{subscription_id}", status_code=201)
+    async def push(subscription_id: str, request: Request) -> Response:
+        await inbox.stall("push", subscription_id)
+        if inbox.take_failure("push"):
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        subscription = inbox.push_subscriptions.get(subscription_id)
+        if subscription is None:
+            return JSONResponse({"error": "no such subscription"}, status_code=410)
+        refused = push_refused(request.headers, str(request.base_url).rstrip("/"))
+        if refused:
+            return JSONResponse({"error": refused[1]}, status_code=refused[0])
+        try:
+            notification = json.loads(decrypt_push(await request.body(), *subscription))
+        except Exception:
+            return JSONResponse({"error": "does not decrypt for this subscription"}, status_code=400)
+        inbox.add(Received("push", subscription_id, request.headers.get("Topic"), notification.get("title"),
+                           notification.get("body", ""), {h: request.headers.get(h, "") for h in ("Urgency", "TTL")}
+                           | {"notification": json.dumps(notification)}))
+        return Response(status_code=201, headers={"Location": f"/push/messages/{len(inbox.messages)}"})
+
     @app.post("/sms/reply")
     async def sms_reply(From: str = Form(...), Body: str = Form(...)) -> Response:
         """A phone's text back, delivered as the SMS provider would: signed, to the inbound webhook."""
@@ -148,6 +186,69 @@ def create_http(inbox: Inbox) -> FastAPI:
         return HTMLResponse(f"<!doctype html><title>Handoff dev inbox</title><h1>Dev inbox</h1><ol>{rows}</ol>")
 
     return app
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64url(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def new_push_subscription() -> tuple[str, tuple[object, bytes]]:
+    """A subscription as a browser makes one: a P-256 key pair and a 16-byte auth secret (RFC 8291)."""
+    import os
+    import secrets as _secrets
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return _secrets.token_urlsafe(12), (ec.generate_private_key(ec.SECP256R1()), os.urandom(16))
+
+
+def push_subscription_json(base_url: str, subscription_id: str, subscription: tuple[object, bytes]) -> dict:
+    from cryptography.hazmat.primitives import serialization
+
+    private_key, auth = subscription
+    point = private_key.public_key().public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return {"endpoint": f"{base_url}/push/{subscription_id}", "expirationTime": None,
+            "keys": {"p256dh": _b64url(point), "auth": _b64url(auth)}}
+
+
+def push_refused(headers, base_url: str, now: float | None = None) -> tuple[int, str] | None:
+    """Why a push service refuses this request, or None: no TTL (RFC 8030), a VAPID token that py-vapid does not
+    verify, or one for another audience or past its expiry (RFC 8292)."""
+    from py_vapid import Vapid02
+
+    if "TTL" not in headers:
+        return 400, "TTL header required"
+    if headers.get("Content-Encoding") != "aes128gcm":
+        return 415, "Content-Encoding must be aes128gcm"
+    authorization = headers.get("Authorization", "")
+    try:
+        verified = Vapid02.verify(authorization)
+        token = authorization.split("t=", 1)[1].split(",", 1)[0]
+        claims = json.loads(_unb64url(token.split(".")[1]))
+    except Exception:
+        verified, claims = False, {}
+    if not verified:
+        return 401, "VAPID token missing or not verified"
+    now = now or time.time()
+    if claims.get("aud") != base_url or not now < claims.get("exp", 0) <= now + 24 * 3600:
+        return 403, "VAPID token for another audience, or expired, or for longer than 24 hours"
+    return None
+
+
+def decrypt_push(body: bytes, private_key: object, auth: bytes) -> bytes:
+    """A push body as the browser decrypts it (RFC 8291, aes128gcm), by http_ece."""
+    import http_ece
+
+    return http_ece.decrypt(body, private_key=private_key, auth_secret=auth, version="aes128gcm")
 
 
 async def forward_sms_reply(handoff_url: str, auth_token: str, sender: str, body: str,

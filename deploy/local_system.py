@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import httpx
 
 from deploy.local_stack import LocalKafka, LocalKeycloak, LocalRegistry, _die_with_parent, _stop_process
 from deploy.supervisor import GaveUp, Supervisor
+from services.delivery.channels import new_vapid_key
 from services.platform.settings import REPO_ROOT
 from services.referral_intake.entrypoints.fhir_api import SYSTEM_SCOPES
 from services.runtime import WORKERS  # the composition root names every worker once
@@ -155,9 +157,12 @@ def run_local_system(kafka_port: int = 9092, registry_port: int = 8081, http_por
         _say("stopped")
 
 
-# name -> bytes of entropy; the last is Handoff's client secret at the local Keycloak (identity_providers.toml)
-SECRETS = {"link_signing_key": 32, "webhook_signing_secret": 16, "sms_auth_token": 16, "oidc_secret_keycloak_local": 24,
-           "cad_client_secret": 24}  # the demo CAD's client-credentials secret at the local Keycloak (client cad-apd)
+# name -> how it is made: random bytes (hex) of that many, or a key's own maker. oidc_secret_keycloak_local is
+# Handoff's client secret at the local Keycloak (identity_providers.toml); cad_client_secret the demo CAD's
+# client-credentials secret there (client cad-apd); push_vapid_private_key Handoff's Web Push key (RFC 8292).
+SECRETS: dict[str, int | Callable[[], str]] = {
+    "link_signing_key": 32, "webhook_signing_secret": 16, "sms_auth_token": 16, "oidc_secret_keycloak_local": 24,
+    "cad_client_secret": 24, "push_vapid_private_key": new_vapid_key}
 SMART_CLIENT = "fhir-abq-cm"  # the demo case-management system's SMART Backend Services client (organizations.toml)
 KEYCLOAK_PORT = 8180  # config/local/identity_providers.toml names this issuer
 
@@ -167,11 +172,11 @@ def local_secrets(directory: Path) -> dict[str, Path]:
     every start would void every link and SMS reply code sent before it, while escalations go on)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths = {}
-    for name, size in SECRETS.items():
+    for name, made in SECRETS.items():
         path = paths[name] = directory / name
         if not path.exists() or not path.read_text().strip():
             path.touch(mode=0o600)
-            path.write_text(secrets.token_hex(size))
+            path.write_text(secrets.token_hex(made) if isinstance(made, int) else made())
     return paths
 
 

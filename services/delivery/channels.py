@@ -7,6 +7,9 @@
   kept and reused, a few at a time.
 - ``WebhookChannel``: JSON POST signed with HMAC-SHA256 over ``timestamp.body`` (Stripe-style
   header), with the attempt id as ``Idempotency-Key``.
+- ``WebPushChannel``: Web Push to a browser's push service (RFC 8030), the message encrypted for the
+  subscription (RFC 8291, by pywebpush) and the request signed with Handoff's VAPID key (RFC 8292, by
+  py-vapid); ``Urgency`` and ``TTL`` from the message, a ``Topic`` from the attempt id.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ class Outgoing:
     subject: str
     text: str             # short form (SMS)
     body: str             # long form (email)
-    payload: dict[str, Any]  # structured form (webhook)
+    payload: dict[str, Any]  # structured form (webhook, push)
+    urgency: str = "high"  # RFC 8030's Urgency: "high" or "low" (services.kernel.reference.Urgency)
+    ttl_seconds: int | None = None  # how long a push service may keep it for an offline device (None: a day)
 
     def only_for(self, channel: str) -> Outgoing:
         """This message with only the forms ``channel`` sends (``FORMS_SENT``), the others emptied.
@@ -222,13 +227,116 @@ class WebhookChannel:
         _raise_for_status(resp, "webhook")
 
 
+class PushSubscriptionGone(DeliveryFailed):
+    """The push service no longer knows the subscription (404, 410): it is dropped, not tried again."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"push subscription gone (HTTP {status})", permanent=True)
+
+
+PUSH_TTL_SECONDS = 24 * 3600  # a push service keeps a message this long for a device that is offline, unless told
+VAPID_TOKEN_SECONDS = 12 * 3600  # RFC 8292: a VAPID token lives at most 24 hours
+
+
+def new_vapid_key() -> str:
+    """A new VAPID key (RFC 8292): the raw P-256 private key, base64url, as ``push_vapid_private_key`` holds it."""
+    import base64
+
+    from py_vapid import Vapid02
+
+    vapid = Vapid02()
+    vapid.generate_keys()
+    raw = vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def vapid_public_key(private_key: str) -> str:
+    """The public half of a VAPID key, base64url (uncompressed point): a browser's ``applicationServerKey``."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from py_vapid import Vapid02
+
+    point = Vapid02.from_raw(private_key.encode()).public_key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return base64.urlsafe_b64encode(point).decode().rstrip("=")
+
+
+def push_subscription(address: str) -> dict[str, Any]:
+    """A push delivery's address: the browser's PushSubscription as JSON (endpoint, keys p256dh and auth)."""
+    return json.loads(address)
+
+
+def push_topic(attempt_id: str) -> str:
+    """RFC 8030's Topic (at most 32 base64url characters): a resend of the same delivery replaces the copy a push
+    service still holds for an offline device, instead of showing twice."""
+    import base64
+
+    return base64.urlsafe_b64encode(hashlib.sha256(attempt_id.encode()).digest()).decode()[:32]
+
+
+class WebPushChannel:
+    """Web Push from Handoff itself: no vendor app, no vendor account. The body (a JSON notification: title, text,
+    and the page's ids and signed acknowledgement link) is encrypted for the subscription's keys by pywebpush; the
+    request carries a VAPID token signed by py-vapid with Handoff's key, for the push service's audience."""
+
+    name = "push"
+    sends = frozenset({"subject", "text", "payload"})
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        from py_vapid import Vapid02
+
+        key = settings.push_vapid_private_key
+        self.vapid = Vapid02.from_raw(key.get_secret_value().encode()) if key else None
+        self.subject = settings.push_vapid_subject
+        self.client = client
+
+    def notification(self, message: Outgoing) -> bytes:
+        return json.dumps({"title": message.subject, "body": message.text, "tag": message.attempt_id,
+                           "data": message.payload}, separators=(",", ":")).encode()
+
+    def request(self, message: Outgoing, now: float | None = None) -> tuple[str, bytes, dict[str, str]]:
+        """The POST to the push service: its URL, the encrypted body and the headers."""
+        from urllib.parse import urlsplit
+
+        from pywebpush import WebPusher, WebPushException
+
+        if self.vapid is None:
+            raise DeliveryFailed("push is not configured (no VAPID key)", permanent=True)
+        try:
+            subscription = push_subscription(message.address)
+            body = WebPusher(subscription).encode(self.notification(message), "aes128gcm")["body"]
+        except (ValueError, KeyError, TypeError, WebPushException):
+            raise DeliveryFailed("push subscription unusable", permanent=True) from None
+        endpoint = subscription["endpoint"]
+        parts = urlsplit(endpoint)
+        claims = {"aud": f"{parts.scheme}://{parts.netloc}", "sub": self.subject,
+                  "exp": int((now or time.time()) + VAPID_TOKEN_SECONDS)}
+        headers = {**self.vapid.sign(claims), "Content-Encoding": "aes128gcm",
+                   "Content-Type": "application/octet-stream",
+                   "TTL": str(message.ttl_seconds if message.ttl_seconds is not None else PUSH_TTL_SECONDS),
+                   "Urgency": message.urgency, "Topic": push_topic(message.attempt_id)}
+        return endpoint, body, headers
+
+    async def send(self, message: Outgoing) -> None:
+        endpoint, body, headers = self.request(message)
+        try:
+            resp = await self.client.post(endpoint, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"push service unreachable: {type(exc).__name__}") from None
+        if resp.status_code in (404, 410):
+            raise PushSubscriptionGone(resp.status_code)
+        _raise_for_status(resp, "push service")
+
+
 #: channel name -> the forms of an ``Outgoing`` it sends
-FORMS_SENT: dict[str, frozenset[str]] = {c.name: c.sends for c in (SmsChannel, EmailChannel, WebhookChannel)}
+FORMS_SENT: dict[str, frozenset[str]] = {c.name: c.sends for c in (SmsChannel, EmailChannel, WebhookChannel,
+                                                                     WebPushChannel)}
 
 
 def build_channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, Channel]:
     return {"sms": SmsChannel(settings, client), "email": EmailChannel(settings, pool_size=settings.smtp_connections),
-            "webhook": WebhookChannel(settings, client)}
+            "webhook": WebhookChannel(settings, client), "push": WebPushChannel(settings, client)}
 
 
 async def private_address_of(url: str, loopback_ok: bool = False) -> str | None:

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(8, ge=1, description="SMTP connections kept open per worker")
     smtp_require_tls: bool = False  # STARTTLS is used whenever the server offers it; this refuses servers that don't
     webhook_signing_secret: SecretStr = SecretStr("")
+    # Web Push: Handoff's VAPID key (RFC 8292), the raw P-256 private key in base64url (the local stack makes one
+    # with its other secrets: ``channels.new_vapid_key``); unset, push is off. The subject is who push services may contact about Handoff's sends.
+    push_vapid_private_key: SecretStr | None = None
+    push_vapid_subject: str = Field("mailto:handoff@localhost", pattern=r"^(mailto:|https://)")
     fhir_subscription_loopback_endpoints: bool = Field(
         False, description="development only: a client's FHIR Subscription may post to http://127.0.0.1 (else https)")
     delivery_attempts: int = Field(3, ge=1, le=10)
@@ -156,7 +160,7 @@ class Settings(BaseSettings):
     def _secrets_from_files(cls, data: dict) -> dict:
         # HANDOFF_X_FILE=/run/secrets/x reads secret X from a file (Docker/Kubernetes secrets).
         for name in ("kafka_sasl_password", "link_signing_key", "sms_auth_token", "smtp_password", "webhook_signing_secret",
-                     "metrics_token"):
+                     "metrics_token", "push_vapid_private_key"):
             path = os.environ.get(f"HANDOFF_{name.upper()}_FILE")
             if path and not data.get(name):
                 data[name] = Path(path).read_text().strip()
