@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from services.cad_gateway.entrypoints import worker as gateway_worker
 from services.handle_with_care.entrypoints import worker as hwc_worker
 from services.kernel.bus import Subscription
+from services.kernel.push import PushSubscribed, PushUnsubscribed
 from services.kernel.topics import (
     AUDIT,
     CONSOLE_SESSIONS,
     DEAD_LETTER,
     DEAD_LETTER_KEYS,
+    PUSH_SUBSCRIPTIONS,
     REFERENCE_DATA,
     SUBJECT_KEYS,
     TopicSpec,
@@ -58,6 +60,8 @@ OTHER_READERS: dict[str, tuple[str, tuple[type, ...]]] = {
     DEAD_LETTER.name: ("operators (handoff dlq)", (DeadLetterRecorded,)),
     REFERENCE_DATA.name: ("every worker and the API (reference feed)", (ReferenceDataPublished,)),
     OVERDOSE_REPORTS.name: ("the API's de-identified feed (public-health maps)", (OverdoseReported,)),
+    PUSH_SUBSCRIPTIONS.name: ("the notifier (whose devices a page is pushed to) and the API (a person's devices)",
+                              (PushSubscribed, PushUnsubscribed)),
 }
 ASYNCAPI_FILE = REPO_ROOT / "docs" / "asyncapi.json"
 

@@ -34,6 +34,7 @@ from services.kernel.events import all_events
 from services.kernel.fhir import ClientSubscriptions
 from services.kernel.lead import PageRequested
 from services.kernel.pathways import Pathway
+from services.kernel.push import PushDevices
 from services.kernel.reference import (
     ReferenceData,
     Site,
@@ -47,6 +48,7 @@ from services.kernel.topics import (
     CONSOLE_SESSIONS,
     FHIR_SUBSCRIPTIONS,
     PAGES,
+    PUSH_SUBSCRIPTIONS,
     REFERRALS,
     TopicSpec,
     all_topics,
@@ -60,6 +62,7 @@ from services.messaging.subject_keys import SubjectKeys
 from services.notifier.domain.officer_view import HandoffProgress
 from services.notifier.entrypoints import calendar as notifier_calendar
 from services.notifier.entrypoints import http_api as notifier_http
+from services.notifier.entrypoints import push_api
 from services.notifier.entrypoints import worker as notifier_worker
 from services.platform.crypto import key_provider
 from services.platform.logs import get_logger
@@ -99,13 +102,13 @@ API = "api"  # the HTTP app's service name: its broker principal (services.acces
 # acknowledgements, sessions, audit). Its principal is granted these and nothing else.
 API_READ_MODELS = {"lead": (REFERRALS, PAGES), "hwc": (HWC_NOTICES, HWC_TRIAGE),
                    "qrt": (QRT_FOLLOW_UPS, OVERDOSE_REPORTS, CAD_OVERDOSES), "walk_ins": (WALK_INS,),
-                   "sessions": (CONSOLE_SESSIONS, FHIR_SUBSCRIPTIONS)}  # two small topics, one follower
+                   "sessions": (CONSOLE_SESSIONS, FHIR_SUBSCRIPTIONS, PUSH_SUBSCRIPTIONS)}  # small topics, one follower
 API_FOLLOWS = tuple(spec for topics in API_READ_MODELS.values() for spec in topics)
 API_WRITES = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_WALK_INS, REFERRALS, PAGES, HWC_NOTICES,
-              HWC_TRIAGE, QRT_FOLLOW_UPS, WALK_INS, CONSOLE_SESSIONS, FHIR_SUBSCRIPTIONS, AUDIT)
+              HWC_TRIAGE, QRT_FOLLOW_UPS, WALK_INS, CONSOLE_SESSIONS, FHIR_SUBSCRIPTIONS, PUSH_SUBSCRIPTIONS, AUDIT)
 
 # Every HTTP router, each service's own and the shared ones (the console's sign-in, the API docs, /metrics).
-ROUTERS = (api_docs.router, intake_http.router, staff_api.router, fhir_api.router, notifier_http.router,
+ROUTERS = (api_docs.router, intake_http.router, staff_api.router, fhir_api.router, notifier_http.router, push_api.router,
            notifier_calendar.router, hwc_http.router, eido_http.router, qrt_http.router, walk_in_http.router,
            metrics.router, console.router, sso.router, lead_console.router, hwc_console.router, qrt_console.router,
            walk_in_console.router)
@@ -227,6 +230,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     read_model = read_model if read_model is not None else LeadReadModel()
     handoff_details = HandoffDetails()
     fhir_subscriptions = ClientSubscriptions()
+    push_devices = PushDevices()
     webhook_client = delivery_http_client(settings)
     hwc_model = HwcReadModel(lambda school_id: getattr(reference.schools.get(school_id), "district_id", None))
     qrt_model = QrtReadModel(overdose_report_key(settings))
@@ -245,12 +249,14 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     # A consumer per read model: merged into one, every fetch carried every partition of every model's topics,
     # busy or idle, and aiokafka encodes and decodes each in Python (measured: +0.25 ms of the API's CPU an item).
     followers = [
-        TopicFollower(settings, codec, topics, apply)
-        for topics, apply in ((API_READ_MODELS["lead"], both(read_model.apply, handoff_details.apply)),
-                              (API_READ_MODELS["hwc"], hwc_model.apply),
-                              (API_READ_MODELS["qrt"], qrt_model.apply),
-                              (API_READ_MODELS["walk_ins"], walk_in_model.apply),
-                              (API_READ_MODELS["sessions"], both(sessions.apply, fhir_subscriptions.apply)))
+        TopicFollower(settings, codec, topics, apply, personal=personal)
+        for topics, apply, personal in (
+            (API_READ_MODELS["lead"], both(read_model.apply, handoff_details.apply), True),
+            (API_READ_MODELS["hwc"], hwc_model.apply, True),
+            (API_READ_MODELS["qrt"], qrt_model.apply, True),
+            (API_READ_MODELS["walk_ins"], walk_in_model.apply, True),
+            # the console lists a person's devices by name: their endpoints and keys stay sealed here
+            (API_READ_MODELS["sessions"], both(sessions.apply, fhir_subscriptions.apply, push_devices.apply), False))
     ] if follow_topics else []
 
     @asynccontextmanager
@@ -308,7 +314,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     state.calendar_links = notifier_calendar.CalendarLinks(key, settings.public_base_url, settings.calendar_months_ahead)
     state.sms_webhook = notifier_http.SmsWebhook(settings.sms_auth_token.get_secret_value(), settings.public_base_url)
     state.fhir_base = f"{settings.public_base_url.rstrip('/')}/fhir"
-    state.fhir_subscriptions, state.settings = fhir_subscriptions, settings
+    state.fhir_subscriptions, state.push_devices, state.settings = fhir_subscriptions, push_devices, settings
     state.webhooks = WebhookChannel(settings, webhook_client)  # a new FHIR Subscription's handshake
     state.metrics = metrics_scrape(settings, read_model, hwc_model, clock)
     # Where one service's pages show another's figures: joined here, so that no service imports another.

@@ -10,6 +10,7 @@ from services.kernel import cad as cad_ev
 from services.kernel import events as ev
 from services.kernel import fhir as fhir_ev
 from services.kernel import lead as lead_ev
+from services.kernel import push as push_ev
 from services.messaging import events as ops_ev
 from services.quick_response import events as qrt_ev
 from services.self_referral import events as walk_ev
@@ -162,6 +163,10 @@ def one_of_each() -> list[ev.Event]:
                                         created_by="org:abq-cm", created_at=NOW),
         fhir_ev.FhirSubscriptionDeleted(subscription_id="sub-1", organization_id="abq-cm", deleted_by="org:abq-cm",
                                         deleted_at=NOW),
+        push_ev.PushSubscribed(subscription_id="d-1", person_id="cm-ana", endpoint="https://push.example.net/s/abc",
+                               p256dh="BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+                               auth="tBHItJI5svbpez7KI4CCXg", device="Chrome on Android", subscribed_at=NOW),
+        push_ev.PushUnsubscribed(subscription_id="d-1", person_id="cm-ana", reason="gone", unsubscribed_at=NOW),
     ]
 
 

@@ -227,11 +227,14 @@ class WebhookChannel:
         _raise_for_status(resp, "webhook")
 
 
+PUSH_GONE = "push subscription gone"  # how a delivery's error starts when its device is to be dropped
+
+
 class PushSubscriptionGone(DeliveryFailed):
     """The push service no longer knows the subscription (404, 410): it is dropped, not tried again."""
 
     def __init__(self, status: int) -> None:
-        super().__init__(f"push subscription gone (HTTP {status})", permanent=True)
+        super().__init__(f"{PUSH_GONE} (HTTP {status})", permanent=True)
 
 
 PUSH_TTL_SECONDS = 24 * 3600  # a push service keeps a message this long for a device that is offline, unless told

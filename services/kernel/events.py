@@ -255,6 +255,7 @@ class Channel(str, Enum):
     sms = "sms"
     email = "email"
     webhook = "webhook"
+    push = "push"  # Web Push to the devices where the person allowed it in the console
 
 
 @wire_enum(name="Channel")  # its first schema named it so; a rename would break old records
@@ -266,6 +267,7 @@ class DisclosureChannel(str, Enum):
     webhook = "webhook"
     console = "console"
     api = "api"
+    push = "push"
 
 
 class DeliveryOutcome(str, Enum):

@@ -136,12 +136,13 @@ class CaseManager(_Model):
         return self.role == "administrator" or site_id in self.sites
 
     def address_for(self, channel: Channel) -> str | None:
-        """Where this person is reached on ``channel`` (phone, email address or webhook URL)."""
-        return {Channel.sms: self.phone, Channel.email: self.email, Channel.webhook: self.webhook_url}[channel]
+        """Where this person is reached on ``channel`` (phone, email address or webhook URL); for push, each device
+        where they allowed it in the console (``kernel.push.PushDevices``), so none here."""
+        return {Channel.sms: self.phone, Channel.email: self.email, Channel.webhook: self.webhook_url}.get(channel)
 
     @model_validator(mode="after")
     def _channels_have_addresses(self) -> CaseManager:
-        missing = [c.value for c in self.channels if not self.address_for(c)]
+        missing = [c.value for c in self.channels if c is not Channel.push and not self.address_for(c)]
         if missing:
             raise ValueError(f"channels {missing} have no address")
         return self

@@ -95,6 +95,12 @@ DEAD_LETTER = topic(
     "encounter or notice among them: kept no longer than children's data).",
     partitions=1, config={"retention.ms": str(30 * DAY_MS)}, child_data=True)
 
+PUSH_SUBSCRIPTIONS = topic(
+    "handoff.paging.push-subscriptions", "PushSubscribed, PushUnsubscribed: the devices where each person allowed push "
+    "in the console (a browser's PushSubscription: endpoint and keys, sealed); key: person_id/subscription_id "
+    "(compacted: the latest record per device is its state). Written by the API and, for a device its push service "
+    "no longer knows, by the notifier.",
+    config={"cleanup.policy": "compact"})
 FHIR_SUBSCRIPTIONS = topic(
     "handoff.fhir.subscriptions", "FhirSubscriptionCreated, FhirSubscriptionDeleted: the Subscriptions case-management "
     "systems create through the FHIR API; key: subscription_id (compacted: the latest record per subscription is its "

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
 
-from services.delivery.channels import Outgoing
+from services.delivery.channels import PUSH_GONE, Outgoing
 from services.delivery.links import AckLinks
 from services.kernel.bus import Handlers, dispatch
 from services.kernel.clock import Clock
@@ -42,9 +42,10 @@ from services.kernel.lead import (
     ReferralRetentionEnded,
     ReferralStatusChanged,
 )
+from services.kernel.push import PushDevices, PushUnsubscribed, device_key
 from services.kernel.reference import CaseManager, ReferenceData, Site
 from services.kernel.store import KeyValueStore
-from services.kernel.topics import PAGES
+from services.kernel.topics import PAGES, PUSH_SUBSCRIPTIONS
 from services.messaging.due import Due, ScheduledRecords
 from services.messaging.events import DisclosedRecord
 from services.messaging.kafka import Publisher
@@ -75,6 +76,7 @@ from services.notifier.updates import ReferralUpdates
 from services.platform.logs import current_correlation_id, get_logger
 
 log = get_logger(__name__)
+PUSH_ATTEMPT = "push-"  # a push delivery's attempt id ends with this and the device's subscription id
 ON_CALL = "on_call"
 
 
@@ -114,8 +116,10 @@ class Notifier:
 
     def __init__(self, reference: ReferenceData, pages: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks,
                  publisher: Publisher, clock: Clock, caseload=lambda _cm: 0,
-                 client_subscriptions: ClientSubscriptions | None = None) -> None:
+                 client_subscriptions: ClientSubscriptions | None = None,
+                 push_devices: PushDevices | None = None) -> None:
         self.reference = reference
+        self.push_devices = push_devices or PushDevices()  # each person's devices with push on
         # the FHIR Subscriptions case-management systems created (the reference data holds the configured ones)
         self.client_subscriptions = client_subscriptions or ClientSubscriptions()
         self.caseload = caseload  # case manager id -> open referrals they took (domain brief: never over 25)
@@ -182,6 +186,8 @@ class Notifier:
         if not event.final:
             return  # a try that will be tried again
         self.delivery.settle(event.attempt_id, event.outcome)
+        if event.channel is Channel.push and (event.error or "").startswith(PUSH_GONE):
+            await self._drop_device(event.target_id, event.attempt_id.rsplit(PUSH_ATTEMPT, 1)[-1])
         loaded = self.load(event.referral_id)
         if loaded is None or event.outcome is DeliveryOutcome.delivered:
             return
@@ -304,12 +310,28 @@ class Notifier:
                 for cm_id in resolve_targets(step.targets, site, state.step_started_at, self._has_capacity)
                 for channel in self.reference.case_managers[cm_id].channels]
 
+    def _attempts(self, state: PageState, cm: CaseManager, channel: Channel) -> list[tuple[str, str]]:
+        """(attempt id, address) of each delivery of the step to ``cm`` on ``channel``: one, or one per device where
+        the person allowed push (none: push is not on anywhere)."""
+        if channel is Channel.push:
+            return [(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id,
+                                f"{PUSH_ATTEMPT}{device.subscription_id}"), device.subscription_json())
+                    for device in self.push_devices.of(cm.case_manager_id)]
+        return [(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),
+                 cm.address_for(channel) or "")]
+
+    async def _drop_device(self, person_id: str, subscription_id: str) -> None:
+        """Its push service no longer knows the device: no more pushes to it, here or in the console's list."""
+        if subscription_id in {d.subscription_id for d in self.push_devices.of(person_id)}:
+            await self.publisher.publish(PUSH_SUBSCRIPTIONS, device_key(person_id, subscription_id), PushUnsubscribed(
+                subscription_id=subscription_id, person_id=person_id, reason="gone", unsubscribed_at=self.clock.now()))
+            log.info("push_device_dropped", person_id=person_id, subscription_id=subscription_id)
+
     async def _fall_through_if_unreachable(self, state: PageState, request: PageRequested, site: Site) -> None:
-        """Nobody at this step can be reached (every delivery failed for good or was refused):
-        go on to the next step now rather than wait out the step."""
-        statuses = [self.delivery.status(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id,
-                                                    channel.value))
-                    for cm, channel in self._step_recipients(state, site)]
+        """Nobody at this step can be reached (every delivery failed for good or was refused, and nobody has push
+        on where push is their channel): go on to the next step now rather than wait out the step."""
+        statuses = [self.delivery.status(attempt) for cm, channel in self._step_recipients(state, site)
+                    for attempt, _address in self._attempts(state, cm, channel)]
         settled = {DeliveryOutcome.failed.value, DeliveryOutcome.skipped.value}
         if all(status in settled for status in statuses):
             log.warning("page_step_undeliverable", page_id=state.page_id, step=state.step_index)
@@ -321,13 +343,17 @@ class Notifier:
                               self.links.reply_code(request.referral_id, cm.case_manager_id),
                               escalated=state.step_index > 0 or state.loop > 0,
                               met=when_met(request.met_at, site.zone, self.clock.now()) if site else "")
-        address = cm.address_for(channel)
         payload = {"type": "lead.page", "page_id": request.page_id, "referral_id": request.referral_id,
                    "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
-        outgoing = Outgoing(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),
-                            address, message.subject, message.text, message.body, payload)
-        await self.deliver_once(state, cm.case_manager_id, channel, outgoing,
-                                 Disclosure(DisclosedRecord.lead_page, request.referral_id, cm.case_manager_id, cm.role))
+        steps = site.escalation.steps if site else ()
+        step = steps[state.step_index] if 0 <= state.step_index < len(steps) else None
+        for attempt, address in self._attempts(state, cm, channel):
+            # a push lives no longer than its step: after that the next step pages someone else
+            outgoing = Outgoing(attempt, address, message.subject, message.text, message.body, payload,
+                                ttl_seconds=int(step.escalate_after_minutes * 60) if step else None)
+            await self.deliver_once(state, cm.case_manager_id, channel, outgoing,
+                                    Disclosure(DisclosedRecord.lead_page, request.referral_id, cm.case_manager_id,
+                                               cm.role))
 
     async def deliver_once(self, state: PageState, target_id: str, channel: Channel, outgoing: Outgoing,
                             disclosure: Disclosure, not_before: datetime | None = None) -> None:

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     # with its other secrets: ``channels.new_vapid_key``); unset, push is off. The subject is who push services may contact about Handoff's sends.
     push_vapid_private_key: SecretStr | None = None
     push_vapid_subject: str = Field("mailto:handoff@localhost", pattern=r"^(mailto:|https://)")
+    push_loopback_endpoints: bool = Field(
+        False, description="development only: a device's push endpoint may be http://127.0.0.1 (the dev inbox)")
     fhir_subscription_loopback_endpoints: bool = Field(
         False, description="development only: a client's FHIR Subscription may post to http://127.0.0.1 (else https)")
     delivery_attempts: int = Field(3, ge=1, le=10)

@@ -361,7 +361,8 @@ def set_session_cookie(response: Response, sessions: Sessions, value: str) -> No
 
 def install_console_handlers(app, sessions: Sessions, access: AccessLog) -> None:
     """Not signed in: the sign-in page, saying why a session ended (and audited). A refusal inside the
-    console: a page saying why (the API keeps its JSON errors). A session in use: its cookie renewed."""
+    console: a page saying why (the API, and the console's scripts asking for JSON, keep JSON errors). A session
+    in use: its cookie renewed."""
     @app.middleware("http")
     async def _renew_session(request: Request, call_next):
         response = await call_next(request)
@@ -396,7 +397,8 @@ def install_console_handlers(app, sessions: Sessions, access: AccessLog) -> None
 
     @app.exception_handler(ApiError)
     async def _refused(request: Request, exc: ApiError) -> Response:
-        if not request.url.path.startswith("/console"):
+        # the API, and the console's own scripts (which ask for JSON), get the field and the reason
+        if not request.url.path.startswith("/console") or "application/json" in request.headers.get("accept", ""):
             return await api_error_response(request, exc)
         reason = said_to_people(exc)  # the field names stay in the API's answers
         title = {403: "Not yours to see", 404: "Not found", 409: "Not possible now"}.get(exc.status, "Refused")

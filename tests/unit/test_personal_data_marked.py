@@ -43,6 +43,8 @@ NOT_PERSONAL = {
     ("OverdosePerson", "address_source"): "where an address came from: a kind",
     ("ParticipantSeen", "cad_event_id"): "an id",
     ("ReferralStatusChanged", "changed_by"): "a staff id or a service's name",
+    ("PushSubscribed", "person_id"): "a staff member's directory id", ("PushUnsubscribed", "person_id"): "a staff id",
+    ("PushUnsubscribed", "reason"): "removed or gone: a kind",
     **{(m, "error"): "no personal data" for m in ("PageSent", "HwcNoticeDelivered", "HwcTriageAlerted",
                                                   "FollowUpAlertSent", "WalkInMessageSent", "FeedAlertSent")},
 }

@@ -8,8 +8,9 @@ from services.kernel.bus import Subscription
 from services.kernel.caseloads import Caseloads
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.fhir import ClientSubscriptions
+from services.kernel.push import PUSH_ADDRESS, PushDevices
 from services.kernel.reference import ReferenceData
-from services.kernel.topics import FHIR_SUBSCRIPTIONS, PAGES, REFERRALS
+from services.kernel.topics import FHIR_SUBSCRIPTIONS, PAGES, PUSH_SUBSCRIPTIONS, REFERRALS
 from services.messaging.kafka import TopicFollower
 from services.messaging.streams import Worker, WorkerKit
 from services.notifier.heartbeats import SubscriptionHeartbeats
@@ -22,8 +23,9 @@ SUBSCRIPTIONS = (
     Subscription(PAGES, "notifier", Notifier.PAGE_EVENTS),
     Subscription(FHIR_SUBSCRIPTIONS, "heartbeats", SubscriptionHeartbeats.EVENTS),  # who beats for which
 )
-FOLLOWS = (REFERRALS, PAGES, FHIR_SUBSCRIPTIONS)  # caseloads span every partition; subscriptions every organisation
-WRITES = (PAGES,)
+# caseloads span every partition; subscriptions every organisation; push devices every person
+FOLLOWS = (REFERRALS, PAGES, FHIR_SUBSCRIPTIONS, PUSH_SUBSCRIPTIONS)
+WRITES = (PAGES, PUSH_SUBSCRIPTIONS)  # a device its push service no longer knows is dropped
 
 
 def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, clock: Clock | None = None,
@@ -35,15 +37,17 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     delivery = kit.delivery(kit.outbox_table("deliveries"), PAGES, channels, report=PageAttempts(kit.publisher, clock),
                             clock=clock)
     # Caseloads span every partition, so the notifier follows the whole referral history (as the API does).
-    caseloads, subscriptions = Caseloads(), ClientSubscriptions()
+    caseloads, subscriptions, devices = Caseloads(), ClientSubscriptions(), PushDevices()
 
-    def apply(event) -> None:  # one follower, two read models
+    def apply(event) -> None:  # one follower, three read models
         caseloads.apply(event)
         subscriptions.apply(event)
+        devices.apply(event)
 
-    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, apply, personal=False))  # ids, statuses, endpoints
+    # ids, statuses and endpoints; of personal values only what a push is sent to (a referral's person stays sealed)
+    kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, apply, personal=PUSH_ADDRESS))
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock,
-                        caseloads.caseload, subscriptions)
+                        caseloads.caseload, subscriptions, devices)
     heartbeats = SubscriptionHeartbeats(subscriptions, delivery.channels["webhook"],
                                         f"{links.base_url}/fhir", clock, kit.owner_of(FHIR_SUBSCRIPTIONS))
     kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier, "heartbeats": heartbeats})
