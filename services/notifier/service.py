@@ -339,7 +339,8 @@ class Notifier:
 
     async def _deliver_page(self, state: PageState, request: PageRequested, cm: CaseManager, channel: Channel) -> None:
         site = self.reference.site(request.site_id)
-        message = render_page(request, self.links.url("page", request.referral_id, cm.case_manager_id),
+        ack_url = self.links.url("page", request.referral_id, cm.case_manager_id)
+        message = render_page(request, ack_url,
                               self.links.reply_code(request.referral_id, cm.case_manager_id),
                               escalated=state.step_index > 0 or state.loop > 0,
                               met=when_met(request.met_at, site.zone, self.clock.now()) if site else "")
@@ -347,6 +348,8 @@ class Notifier:
                    "site_id": request.site_id, "text": message.text, "redisclosure_notice": NO_REDISCLOSURE}
         steps = site.escalation.steps if site else ()
         step = steps[state.step_index] if 0 <= state.step_index < len(steps) else None
+        if channel is Channel.push:  # the notification's Acknowledge button posts the link the SMS carries
+            payload = {**payload, "ack_url": ack_url}
         for attempt, address in self._attempts(state, cm, channel):
             # a push lives no longer than its step: after that the next step pages someone else
             outgoing = Outgoing(attempt, address, message.subject, message.text, message.body, payload,

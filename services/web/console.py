@@ -409,11 +409,12 @@ def install_console_handlers(app, sessions: Sessions, access: AccessLog) -> None
 # --- the page shell ------------------------------------------------------------------------------
 NAV_BY_ROLE = {
     "case_manager": [("/console/my-referrals", "My referrals"), ("/console/worklist", "Outreach worklist"),
-                     ("/console/qrt", "Overdose follow-ups"), ("/console/walk-ins", "Walk-ins")],
+                     ("/console/qrt", "Overdose follow-ups"), ("/console/walk-ins", "Walk-ins"), ("/console/push", "Push")],
     "outreach": [("/console/worklist", "Outreach worklist"), ("/console/qrt", "Overdose follow-ups"),
-                 ("/console/walk-ins", "Walk-ins")],
+                 ("/console/walk-ins", "Walk-ins"), ("/console/push", "Push")],
     "program_manager": [("/console/dashboard", "Dashboard"), ("/console/worklist", "Outreach worklist"),
-                        ("/console/qrt", "Overdose follow-ups"), ("/console/walk-ins", "Walk-ins")],
+                        ("/console/qrt", "Overdose follow-ups"), ("/console/walk-ins", "Walk-ins"),
+                        ("/console/push", "Push")],
     "administrator": [("/console/dashboard", "Dashboard")],
     "coordinator": [("/console/triage", "Triage queue")],
     "school_contact": [("/console/notices", "Notices")],

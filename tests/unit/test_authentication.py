@@ -25,6 +25,9 @@ TO_THE_PROVIDER = {("GET", "/console/sign-in/{provider_id}")}
 PUBLIC_METADATA = {"/fhir/metadata"}  # FHIR clients read the CapabilityStatement before they authenticate
 # ... and the SMART discovery document, to learn where to get a token (here the demo Keycloak is not running)
 SMART_DISCOVERY = {"/fhir/.well-known/smart-configuration"}
+# The installable console's own files: a browser fetches the manifest without cookies; none holds anything of anyone
+APP_FILES = {"/console/manifest.webmanifest": "Handoff", "/console/sw.js": "notificationclick",
+             "/console/icon.svg": "<svg"}
 SECRET_FEEDS = {"/calendar/{token}.ics"}  # a calendar app sends no token: the signed URL is the credential (404 if not)
 
 
@@ -57,6 +60,8 @@ async def test_every_endpoint_refuses_a_caller_without_credentials(app) -> None:
                     assert resp.status_code == 200 and resp.json()["resourceType"] == "CapabilityStatement"
                 elif path in SMART_DISCOVERY:
                     assert resp.status_code == 503 and "identity provider cannot be reached" in resp.text
+                elif path in APP_FILES:
+                    assert resp.status_code == 200 and APP_FILES[path] in resp.text, (method, path)
                 elif path in SECRET_FEEDS:
                     assert resp.status_code == 404, (method, path)
                 elif path in SIGNED_BY_PROVIDER:

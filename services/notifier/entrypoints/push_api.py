@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.delivery.channels import vapid_public_key
 from services.kernel.push import MAX_DEVICES, PushDevices, PushSubscribed, PushUnsubscribed, device_id, device_key
 from services.kernel.topics import PUSH_SUBSCRIPTIONS
 from services.platform.settings import Settings
-from services.web.console import ConsoleSessions, Viewer
-from services.web.deps import AppClock, CaughtUp, Events, app_state
+from services.web.console import ConsoleSessions, Viewer, local_time, page
+from services.web.deps import AppClock, CaughtUp, Events, Reference, app_state
 from services.web.web import ApiError, published_or_503
 
 router = APIRouter(tags=["push"])
@@ -84,6 +85,43 @@ def _device_name(user_agent: str) -> str:
     system = next((s for k, s in (("android", "Android"), ("iphone", "iPhone"), ("ipad", "iPad"),
                                   ("mac os", "macOS"), ("windows", "Windows"), ("linux", "Linux")) if k in agent), "")
     return f"{browser} on {system}" if system else browser
+
+
+TEMPLATES = "services.notifier.entrypoints"  # its templates/ folder
+_FILES = resources.files(TEMPLATES) / "templates" / "push"
+# The installable console: a web app manifest, so that a phone can add Handoff to its home screen (which iOS needs
+# before it allows push), and the service worker that shows a pushed page and acknowledges it.
+MANIFEST = {"name": "Handoff", "short_name": "Handoff", "start_url": "/console", "scope": "/console/",
+            "display": "standalone", "background_color": "#ffffff", "theme_color": "#1d4e89",
+            "icons": [{"src": "/console/icon.svg", "sizes": "any", "type": "image/svg+xml", "purpose": "any"}]}
+
+
+@router.get("/console/manifest.webmanifest", summary="The console as an installable web app")
+async def manifest() -> JSONResponse:
+    return JSONResponse(MANIFEST, media_type="application/manifest+json")
+
+
+@router.get("/console/sw.js", summary="The console's service worker: pushed pages, and their Acknowledge button")
+async def service_worker() -> Response:
+    # no-cache: a new release reaches every phone on its next visit; scope /console/ (where the script is)
+    return Response((_FILES / "sw.js").read_text(), media_type="text/javascript",
+                    headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/console/"})
+
+
+@router.get("/console/icon.svg", summary="The console's icon")
+async def icon() -> Response:
+    return Response((_FILES / "icon.svg").read_text(), media_type="image/svg+xml",
+                    headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get("/console/push", response_class=HTMLResponse, summary="Push on this device: turn it on, list, turn off")
+async def push_page(request: Request, sessions: ConsoleSessions, devices: Devices, reference: Reference) -> HTMLResponse:
+    viewer = sessions.require(request, *STAFF)
+    zone = next((reference.sites[s].zone for s in sorted(viewer.staff.sites) if s in reference.sites), None) \
+        if viewer.staff else None
+    shown = [{"subscription_id": d.subscription_id, "device": d.device, "since": local_time(d.subscribed_at, zone)}
+             for d in devices.of(viewer.id)]
+    return page("push/push.html", "Push on this device", viewer, package=TEMPLATES, devices=shown)
 
 
 @router.get("/console/push/key", summary="Handoff's VAPID public key: the applicationServerKey a device subscribes with")
