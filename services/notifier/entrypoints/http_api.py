@@ -7,8 +7,6 @@ notifier worker applies it, stops escalation and tells the officer.
 
 from __future__ import annotations
 
-import hmac
-import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Protocol
@@ -17,7 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from services.delivery.channels import twilio_signature
+from services.delivery.channels import twilio_signed
 from services.delivery.links import AckLinks, InvalidLink
 from services.kernel.clock import Clock, spoken_time
 from services.kernel.events import (
@@ -166,8 +164,8 @@ async def officer_status(token: str, links: PageLinks, pages: Pages, reference: 
 async def sms_inbound(request: Request, sms: Sms, pages: Pages, reference: Reference, publisher: Events,
                       clock: AppClock) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
-    expected = twilio_signature(sms.auth_token, f"{sms.public_base_url}/v1/sms/inbound", form)
-    if not sms.auth_token or not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
+    if not twilio_signed(sms.auth_token, f"{sms.public_base_url}/v1/sms/inbound", form,
+                         request.headers.get("X-Twilio-Signature", "")):
         return Response(status_code=403)
     code = "".join(ch for ch in form.get("Body", "") if ch.isdigit())
     sender = next((p for p in reference.case_managers.values() if p.phone == form.get("From")), None)
@@ -193,5 +191,9 @@ def what_to_reply(waiting: list[str], code: str) -> str:
 
 
 def _twiml(text: str) -> Response:
-    body = f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{html.escape(text)}</Message></Response>"
-    return Response(body, media_type="application/xml")
+    """A text back to the sender, as TwiML built by Twilio's own library."""
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    reply = MessagingResponse()
+    reply.message(text)
+    return Response(str(reply), media_type="application/xml")
