@@ -62,7 +62,7 @@ from services.messaging.subject_keys import SubjectKeys
 from services.notifier.domain.officer_view import HandoffProgress
 from services.notifier.entrypoints import calendar as notifier_calendar
 from services.notifier.entrypoints import http_api as notifier_http
-from services.notifier.entrypoints import push_api
+from services.notifier.entrypoints import push_api, voice_api
 from services.notifier.entrypoints import worker as notifier_worker
 from services.platform.crypto import key_provider
 from services.platform.logs import get_logger
@@ -108,8 +108,8 @@ API_WRITES = (CAD_REFERRALS, CAD_CHILD_ENCOUNTERS, CAD_OVERDOSES, CAD_WALK_INS, 
               HWC_TRIAGE, QRT_FOLLOW_UPS, WALK_INS, CONSOLE_SESSIONS, FHIR_SUBSCRIPTIONS, PUSH_SUBSCRIPTIONS, AUDIT)
 
 # Every HTTP router, each service's own and the shared ones (the console's sign-in, the API docs, /metrics).
-ROUTERS = (api_docs.router, intake_http.router, staff_api.router, fhir_api.router, notifier_http.router, push_api.router,
-           notifier_calendar.router, hwc_http.router, eido_http.router, qrt_http.router, walk_in_http.router,
+ROUTERS = (api_docs.router, intake_http.router, staff_api.router, fhir_api.router, notifier_http.router,
+           push_api.router, voice_api.router, notifier_calendar.router, hwc_http.router, eido_http.router, qrt_http.router, walk_in_http.router,
            metrics.router, console.router, sso.router, lead_console.router, hwc_console.router, qrt_console.router,
            walk_in_console.router)
 WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response", "self-referral", "cad-gateway")
@@ -209,8 +209,8 @@ ERROR_DIALECTS = {"/fhir": refusal_outcome}
 
 
 def takes_json(path: str) -> bool:
-    """The routes whose bodies are JSON: the /v1 API, except the SMS provider's form-encoded webhook."""
-    return path.startswith("/v1/") and not path.startswith("/v1/sms/")
+    """The routes whose bodies are JSON: the /v1 API, except the SMS and voice provider's form-encoded callbacks."""
+    return path.startswith("/v1/") and not path.startswith(("/v1/sms/", "/v1/voice/"))
 
 
 def build_http_app(settings: Settings, reference: ReferenceData | None = None, publisher: Publisher | None = None,

@@ -29,7 +29,7 @@ class RecordingChannel:
 
 
 def recording_channels(**failures: int) -> dict[str, RecordingChannel]:
-    return {name: RecordingChannel(name, failures.get(name, 0)) for name in ("sms", "email", "webhook", "push")}
+    return {name: RecordingChannel(name, failures.get(name, 0)) for name in ("sms", "email", "webhook", "push", "voice")}
 
 
 class SettledCalls:

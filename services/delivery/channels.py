@@ -7,6 +7,7 @@
   kept and reused, a few at a time.
 - ``WebhookChannel``: JSON POST signed with HMAC-SHA256 over ``timestamp.body`` (Stripe-style
   header), with the attempt id as ``Idempotency-Key``.
+- ``VoiceChannel``: a call through a Twilio-shaped voice API that reads the page and takes one key.
 - ``WebPushChannel``: Web Push to a browser's push service (RFC 8030), the message encrypted for the
   subscription (RFC 8291, by pywebpush) and the request signed with Handoff's VAPID key (RFC 8292, by
   py-vapid); ``Urgency`` and ``TTL`` from the message, a ``Topic`` from the attempt id.
@@ -95,6 +96,38 @@ class SmsChannel:
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"SMS API unreachable: {type(exc).__name__}") from None
         _raise_for_status(resp, "SMS API")
+
+
+class VoiceChannel:
+    """A phone call through a Twilio-shaped voice API (POST .../Accounts/{sid}/Calls.json). The call fetches what to
+    say from the page's signed call link (``payload["call_url"]``: TwiML that reads the page and gathers one key)
+    and reports how it ended there too; the attempt id is the idempotency token, as for SMS. Queued by the provider
+    is delivered here: whether anyone answered and pressed 1 is the page's acknowledgement, or not."""
+
+    name = "voice"
+    sends = frozenset({"payload"})
+    RING_SECONDS = 30  # then it counts as not answered (voicemail never presses 1)
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        self.url = (f"{settings.sms_api_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.sms_account_sid}"
+                    "/Calls.json")
+        self.auth = (settings.sms_account_sid, settings.sms_auth_token.get_secret_value())
+        self.from_number = settings.sms_from_number
+        self.client = client
+
+    async def send(self, message: Outgoing) -> None:
+        call_url = message.payload.get("call_url")
+        if not message.address or not call_url:
+            raise DeliveryFailed("no phone number or no call link for this call", permanent=True)
+        form = {"To": message.address, "From": self.from_number, "Url": call_url, "Method": "POST",
+                "StatusCallback": f"{call_url}/status", "StatusCallbackMethod": "POST",
+                "Timeout": str(self.RING_SECONDS)}
+        try:
+            resp = await self.client.post(self.url, auth=self.auth, data=form,
+                                          headers={"I-Twilio-Idempotency-Token": message.attempt_id})
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"voice API unreachable: {type(exc).__name__}") from None
+        _raise_for_status(resp, "voice API")
 
 
 _UTF8_QP = Charset("utf-8")
@@ -334,12 +367,13 @@ class WebPushChannel:
 
 #: channel name -> the forms of an ``Outgoing`` it sends
 FORMS_SENT: dict[str, frozenset[str]] = {c.name: c.sends for c in (SmsChannel, EmailChannel, WebhookChannel,
-                                                                     WebPushChannel)}
+                                                                     WebPushChannel, VoiceChannel)}
 
 
 def build_channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, Channel]:
     return {"sms": SmsChannel(settings, client), "email": EmailChannel(settings, pool_size=settings.smtp_connections),
-            "webhook": WebhookChannel(settings, client), "push": WebPushChannel(settings, client)}
+            "webhook": WebhookChannel(settings, client), "push": WebPushChannel(settings, client),
+            "voice": VoiceChannel(settings, client)}
 
 
 async def private_address_of(url: str, loopback_ok: bool = False) -> str | None:

@@ -256,6 +256,7 @@ class Channel(str, Enum):
     email = "email"
     webhook = "webhook"
     push = "push"  # Web Push to the devices where the person allowed it in the console
+    voice = "voice"  # a phone call that reads the page and takes "press 1"
 
 
 @wire_enum(name="Channel")  # its first schema named it so; a rename would break old records
@@ -268,6 +269,7 @@ class DisclosureChannel(str, Enum):
     console = "console"
     api = "api"
     push = "push"
+    voice = "voice"
 
 
 class DeliveryOutcome(str, Enum):
@@ -285,6 +287,7 @@ class AcknowledgedVia(str, Enum):
     sms_reply = "sms_reply"
     console = "console"
     api = "api"
+    voice = "voice"  # pressed 1 on the page's call
 
 
 class Officer(Record):

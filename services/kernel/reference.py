@@ -138,7 +138,8 @@ class CaseManager(_Model):
     def address_for(self, channel: Channel) -> str | None:
         """Where this person is reached on ``channel`` (phone, email address or webhook URL); for push, each device
         where they allowed it in the console (``kernel.push.PushDevices``), so none here."""
-        return {Channel.sms: self.phone, Channel.email: self.email, Channel.webhook: self.webhook_url}.get(channel)
+        return {Channel.sms: self.phone, Channel.voice: self.phone, Channel.email: self.email,
+                Channel.webhook: self.webhook_url}.get(channel)
 
     @model_validator(mode="after")
     def _channels_have_addresses(self) -> CaseManager:
@@ -260,6 +261,8 @@ class OnCallRotation(_Model):
 class EscalationStepConfig(_Model):
     targets: tuple[str, ...] = Field(min_length=1, description="'on_call' or case manager ids")
     escalate_after_minutes: float = Field(gt=0, description="time to acknowledge before the next step")
+    channels: tuple[Channel, ...] = Field((), description="how this step reaches its targets (e.g. push and sms, "
+                                                          "then voice); empty: each person's own channels")
 
 
 class EscalationPolicyConfig(_Model):

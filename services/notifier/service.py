@@ -76,6 +76,7 @@ from services.notifier.updates import ReferralUpdates
 from services.platform.logs import current_correlation_id, get_logger
 
 log = get_logger(__name__)
+VOICE_PURPOSE = "call"  # a page's call: the signed link its provider fetches the call's words with, and posts to
 PUSH_ATTEMPT = "push-"  # a push delivery's attempt id ends with this and the device's subscription id
 ON_CALL = "on_call"
 
@@ -308,7 +309,7 @@ class Notifier:
         # Resolved at the step's start, so a re-run of the step pages the same people.
         return [(self.reference.case_managers[cm_id], channel)
                 for cm_id in resolve_targets(step.targets, site, state.step_started_at, self._has_capacity)
-                for channel in self.reference.case_managers[cm_id].channels]
+                for channel in step.channels or self.reference.case_managers[cm_id].channels]
 
     def _attempts(self, state: PageState, cm: CaseManager, channel: Channel) -> list[tuple[str, str]]:
         """(attempt id, address) of each delivery of the step to ``cm`` on ``channel``: one, or one per device where
@@ -350,6 +351,9 @@ class Notifier:
         step = steps[state.step_index] if 0 <= state.step_index < len(steps) else None
         if channel is Channel.push:  # the notification's Acknowledge button posts the link the SMS carries
             payload = {**payload, "ack_url": ack_url}
+        elif channel is Channel.voice:  # the call fetches what to say, and posts the key pressed, with this link
+            payload = {"type": "lead.page_call",
+                       "call_url": self.links.url(VOICE_PURPOSE, request.referral_id, cm.case_manager_id, "v1/voice")}
         for attempt, address in self._attempts(state, cm, channel):
             # a push lives no longer than its step: after that the next step pages someone else
             outgoing = Outgoing(attempt, address, message.subject, message.text, message.body, payload,

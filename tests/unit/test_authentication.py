@@ -16,7 +16,9 @@ from services.messaging.kafka import InMemoryPublisher
 
 # Authenticated by something other than a bearer token, each on purpose:
 SIGNED_LINKS = re.compile(r"^/(ack|status|walk-in)/")  # the signed, expiring, single-purpose token in the URL is the credential
-SIGNED_BY_PROVIDER = {"/v1/sms/inbound"}  # the SMS provider's request signature (X-Twilio-Signature)
+# the SMS and voice provider's request signature (X-Twilio-Signature)
+SIGNED_BY_PROVIDER = {"/v1/sms/inbound", "/v1/voice/call/{token}", "/v1/voice/call/{token}/gather",
+                      "/v1/voice/call/{token}/status"}
 LIVENESS = {"/healthz"}  # answers {"status": "ok"} and nothing else, for orchestrators' probes
 SIGN_IN_FORM = {("GET", "/console/login")}  # the console's sign-in page: where credentials are given
 # Where a sign-in leaves for the identity provider (it names one: "x" is none, 404); the way back

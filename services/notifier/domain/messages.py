@@ -55,6 +55,15 @@ def render_page(page: PageRequested, ack_url: str, reply_code: str, escalated: b
     return PageMessage(subject, text, body)
 
 
+def render_call(page: PageRequested, met: str = "") -> str:
+    """What a page's call says: what its SMS says, without the link and the reply code (a key press answers)."""
+    route = ROUTE_LABEL[page.referral_type.value]
+    look_for = f" Look for: {page.person_description}." if page.person_description else ""
+    met_text = f"met the person {met} at" if met else "is with the person at"
+    return (f"Handoff LEAD {route} page. {page.officer_name}, call back {page.officer_callback_phone}, {met_text} "
+            f"{page.location_description}.{look_for} {NO_REDISCLOSURE_SHORT}")
+
+
 def render_officer_late(met: str, window_minutes: int) -> str:
     """To the officer whose referral reached Handoff past the warm-handoff window: nobody was paged, and why."""
     return (f"Handoff: your LEAD referral for the person you met {met} reached Handoff after the "
