@@ -6,6 +6,9 @@
 - GET /messages (JSON) and GET / (a page) to see what arrived
 - POST /sms/reply: a text back from a phone ("ACK 123456"), signed as the SMS provider signs it and
   forwarded to Handoff's inbound SMS webhook, so the reply path works locally too
+- a voice provider with Twilio's REST shape: POST .../Calls.json places a call, which "answers" at once: it
+  fetches the call's TwiML (signed as the provider signs), shows what it says, and offers the keys it gathers;
+  POST /voice/{call}/press posts a key back, signed, and then the call's end to its status callback
 - a Web Push service with a browser behind it: POST /push/subscriptions makes a subscription (a P-256 key pair
   and an auth secret, as a browser's PushManager does); POST /push/{id} takes a push as a push service does
   (RFC 8030: TTL required; RFC 8292: the VAPID token checked with py-vapid, its audience and expiry too), and
@@ -41,7 +44,7 @@ from services.delivery.channels import twilio_signature, verify_webhook
 
 @dataclass
 class Received:
-    kind: str            # sms | email | webhook | push
+    kind: str            # sms | email | webhook | push | voice
     to: str
     idempotency_key: str | None
     subject: str | None
@@ -70,6 +73,7 @@ class Inbox:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.push_subscriptions: dict[str, tuple[object, bytes]] = {}  # id -> (private key, auth secret)
+        self.calls: dict[str, Call] = {}  # call sid -> the call as answered
 
     def add(self, message: Received) -> bool:
         with self._lock:
@@ -128,6 +132,32 @@ def create_http(inbox: Inbox) -> FastAPI:
                            {"X-Handoff-Signature": request.headers.get("X-Handoff-Signature", "")}))
         return JSONResponse({"ok": True})
 
+    @app.post("/2010-04-01/Accounts/{sid}/Calls.json", status_code=201)
+    async def call(sid: str, To: str = Form(...), From: str = Form(...), Url: str = Form(...),
+                   StatusCallback: str = Form(""),
+                   token: str | None = Header(None, alias="I-Twilio-Idempotency-Token")) -> Response:
+        await inbox.stall("voice", To)
+        if inbox.take_failure("voice"):
+            return JSONResponse({"message": "temporarily unavailable"}, status_code=503)
+        call_sid = f"CA{next(inbox._ids):032d}"
+        placed = Call(call_sid, To, From, Url, StatusCallback)
+        if not inbox.add(Received("voice", To, token, None, "", {"CallSid": call_sid})):
+            return JSONResponse({"sid": call_sid, "status": "queued", "to": To}, status_code=201)  # a repeat: no call
+        inbox.calls[call_sid] = placed
+        await answer(inbox, placed)
+        return JSONResponse({"sid": call_sid, "status": "queued", "to": To}, status_code=201)
+
+    @app.post("/voice/{call_sid}/press")
+    async def press(call_sid: str, Digit: str = Form(...)) -> Response:
+        placed = inbox.calls.get(call_sid)
+        if placed is None or not placed.gather_action:
+            return JSONResponse({"error": "no call is waiting for a key"}, status_code=404)
+        said = await post_signed(inbox.sms_auth_token, placed.gather_action, placed.form("in-progress", Digits=Digit))
+        placed.pressed, placed.answer = Digit, said.text
+        if placed.status_callback:
+            await post_signed(inbox.sms_auth_token, placed.status_callback, placed.form("completed"))
+        return Response(said.content, status_code=said.status_code, media_type=said.headers.get("content-type"))
+
     @app.post("/push/subscriptions", status_code=201)
     async def push_subscribe(request: Request) -> dict:
         """What a browser's ``PushManager.subscribe()`` gives a page: an endpoint and the keys to encrypt for."""
@@ -175,6 +205,11 @@ def create_http(inbox: Inbox) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
         def reply(m: Received) -> str:
+            if m.kind == "voice" and m.headers.get("Gather"):
+                call_sid = html.escape(m.headers["CallSid"])
+                return "".join(f'<form method=post action="/voice/{call_sid}/press" style="display:inline">'
+                               f'<input type=hidden name=Digit value="{d}"><button type=submit>Press {d}</button></form>'
+                               for d in ("1", "2"))
             if m.kind != "sms" or not inbox.sms_replies_to:
                 return ""
             return (f'<form method=post action="/sms/reply"><input type=hidden name=From value="{html.escape(m.to)}">'
@@ -186,6 +221,52 @@ def create_http(inbox: Inbox) -> FastAPI:
         return HTMLResponse(f"<!doctype html><title>Handoff dev inbox</title><h1>Dev inbox</h1><ol>{rows}</ol>")
 
     return app
+
+
+@dataclass
+class Call:
+    """A call the stand-in provider placed and answered: what it was told to say, and where a key goes."""
+
+    sid: str
+    to: str
+    caller: str
+    url: str
+    status_callback: str
+    said: str = ""
+    gather_action: str = ""
+    pressed: str = ""
+    answer: str = ""
+
+    def form(self, status: str, **more: str) -> dict[str, str]:
+        return {"CallSid": self.sid, "From": self.caller, "To": self.to, "CallStatus": status, **more}
+
+
+async def post_signed(auth_token: str, url: str, form: dict[str, str]) -> httpx.Response:
+    """A request as the provider makes it: form-encoded, with its X-Twilio-Signature over the URL and form."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.post(url, data=form, headers={"X-Twilio-Signature": twilio_signature(auth_token, url, form)})
+
+
+async def answer(inbox: Inbox, placed: Call) -> None:
+    """Pick up: fetch the call's TwiML and keep what it says and where its Gather posts the key."""
+    from urllib.parse import urljoin
+
+    from defusedxml import ElementTree
+
+    try:
+        twiml = await post_signed(inbox.sms_auth_token, placed.url, placed.form("in-progress"))
+        root = ElementTree.fromstring(twiml.content)
+    except Exception as exc:  # the call's owner did not answer with TwiML: the call says so
+        placed.said = f"(no TwiML: {type(exc).__name__})"
+        return
+    placed.said = " ".join((say.text or "").strip() for say in root.iter("Say"))
+    gather = root.find("Gather")
+    placed.gather_action = urljoin(placed.url, gather.get("action", "")) if gather is not None else ""
+    with inbox._lock:
+        for message in inbox.messages:
+            if message.kind == "voice" and message.headers.get("CallSid") == placed.sid:
+                message.body = placed.said
+                message.headers["Gather"] = placed.gather_action
 
 
 def _b64url(data: bytes) -> str:
