@@ -278,8 +278,8 @@ async def ack_link_page(links: Any, flow: AckFlow, token: str, act: bool) -> HTM
     shown = flow.details(subject_id, recipient_id) if flow.details and not act else ""
     after = flow.next_steps(subject_id, recipient_id) if flow.next_steps else ""
     earlier = flow.acknowledged(subject_id) if flow.acknowledged else None
-    if earlier:
-        return render_page("ack.html", title="Already acknowledged", narrow=True,
+    if earlier:  # shown (200); posted again (a replayed button, a push's action) is refused: 409, nothing recorded
+        return render_page("ack.html", title="Already acknowledged", narrow=True, status=409 if act else 200,
                            said=f"Already acknowledged {earlier}.", details=shown, question=None, next_steps=after)
     question, done = (flow.wording(subject_id) if flow.wording else None) or (flow.question, flow.done)
     if not act:

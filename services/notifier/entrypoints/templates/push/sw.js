@@ -28,7 +28,9 @@ async function acknowledge(notification) {
   try {
     const answer = await fetch(data.ack_url, { method: "POST", credentials: "omit", redirect: "follow" });
     said = answer.ok ? "Acknowledged. The officer is being told you are on the way."
-                     : "Not acknowledged: open the page to see why.";
+         : answer.status === 409 ? "Someone took this referral already: nothing more to do."
+         : answer.status === 410 ? "This page is no longer waiting (its link expired or it was closed)."
+         : "Not acknowledged: open the page to see why.";
   } catch (e) {
     said = "Not acknowledged: no connection. Open the page to try again.";
   }
