@@ -77,57 +77,56 @@ def _raise_for_status(resp: httpx.Response, what: str) -> None:
         raise DeliveryFailed(f"{what} refused with HTTP {resp.status_code}", permanent=True)
 
 
-class SmsChannel:
-    name = "sms"
-    sends = frozenset({"text"})
+class ProviderApi:
+    """The SMS and voice provider's REST API, Twilio-shaped: one account (HTTP basic auth), a form POST to
+    ``.../Accounts/{sid}/{resource}.json``, the attempt id as Twilio's idempotency token."""
+
+    resource = ""
+    what = ""
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
         self.url = (f"{settings.sms_api_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.sms_account_sid}"
-                    "/Messages.json")
+                    f"/{self.resource}.json")
         self.auth = (settings.sms_account_sid, settings.sms_auth_token.get_secret_value())
         self.from_number = settings.sms_from_number
         self.client = client
 
-    async def send(self, message: Outgoing) -> None:
+    async def _post(self, form: dict[str, str], attempt_id: str) -> None:
         try:
-            resp = await self.client.post(self.url, auth=self.auth,
-                                          data={"To": message.address, "From": self.from_number, "Body": message.text},
-                                          headers={"I-Twilio-Idempotency-Token": message.attempt_id})
+            resp = await self.client.post(self.url, auth=self.auth, data={**form, "From": self.from_number},
+                                          headers={"I-Twilio-Idempotency-Token": attempt_id})
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"SMS API unreachable: {type(exc).__name__}") from None
-        _raise_for_status(resp, "SMS API")
+            raise DeliveryFailed(f"{self.what} unreachable: {type(exc).__name__}") from None
+        _raise_for_status(resp, self.what)
 
 
-class VoiceChannel:
-    """A phone call through a Twilio-shaped voice API (POST .../Accounts/{sid}/Calls.json). The call fetches what to
-    say from the page's signed call link (``payload["call_url"]``: TwiML that reads the page and gathers one key)
-    and reports how it ended there too; the attempt id is the idempotency token, as for SMS. Queued by the provider
-    is delivered here: whether anyone answered and pressed 1 is the page's acknowledgement, or not."""
+class SmsChannel(ProviderApi):
+    name = "sms"
+    sends = frozenset({"text"})
+    resource, what = "Messages", "SMS API"
+
+    async def send(self, message: Outgoing) -> None:
+        await self._post({"To": message.address, "Body": message.text}, message.attempt_id)
+
+
+class VoiceChannel(ProviderApi):
+    """A phone call (``.../Calls.json``). The call fetches what to say from the page's signed call link
+    (``payload["call_url"]``: TwiML that reads the page and gathers one key) and reports how it ended there too.
+    Queued by the provider is delivered here: whether anyone answered and pressed 1 is the page's acknowledgement,
+    or not."""
 
     name = "voice"
     sends = frozenset({"payload"})
+    resource, what = "Calls", "voice API"
     RING_SECONDS = 30  # then it counts as not answered (voicemail never presses 1)
-
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
-        self.url = (f"{settings.sms_api_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.sms_account_sid}"
-                    "/Calls.json")
-        self.auth = (settings.sms_account_sid, settings.sms_auth_token.get_secret_value())
-        self.from_number = settings.sms_from_number
-        self.client = client
 
     async def send(self, message: Outgoing) -> None:
         call_url = message.payload.get("call_url")
         if not message.address or not call_url:
             raise DeliveryFailed("no phone number or no call link for this call", permanent=True)
-        form = {"To": message.address, "From": self.from_number, "Url": call_url, "Method": "POST",
-                "StatusCallback": f"{call_url}/status", "StatusCallbackMethod": "POST",
-                "Timeout": str(self.RING_SECONDS)}
-        try:
-            resp = await self.client.post(self.url, auth=self.auth, data=form,
-                                          headers={"I-Twilio-Idempotency-Token": message.attempt_id})
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"voice API unreachable: {type(exc).__name__}") from None
-        _raise_for_status(resp, "voice API")
+        await self._post({"To": message.address, "Url": call_url, "Method": "POST",
+                          "StatusCallback": f"{call_url}/status", "StatusCallbackMethod": "POST",
+                          "Timeout": str(self.RING_SECONDS)}, message.attempt_id)
 
 
 _UTF8_QP = Charset("utf-8")

@@ -9,7 +9,6 @@ time."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.delivery.channels import twilio_signed
 from services.delivery.links import InvalidLink
@@ -21,6 +20,7 @@ from services.notifier.entrypoints.http_api import PageLinks, Pages, Sms
 from services.notifier.service import VOICE_PURPOSE, page_id_for
 from services.platform.logs import correlation_scope, get_logger
 from services.web.deps import AppClock, Events, Reference
+from services.web.web import ApiError
 
 log = get_logger(__name__)
 router = APIRouter(tags=["voice"])
@@ -32,24 +32,16 @@ def _twiml(response) -> Response:
 
 
 async def _called(request: Request, token: str, links: PageLinks, sms: Sms) -> tuple[str, str, dict[str, str]]:
-    """(referral id, case manager id, the provider's form) of a signed callback, else a refusal naming why."""
+    """(referral id, case manager id, the provider's form) of a signed callback; else ``ApiError`` naming why."""
     form = {k: str(v) for k, v in (await request.form()).items()}
     if not twilio_signed(sms.auth_token, f"{sms.public_base_url}{request.url.path}", form,
                          request.headers.get("X-Twilio-Signature", "")):
-        raise _Refused(403, "X-Twilio-Signature", "not signed by the voice provider")
+        raise ApiError(403, "X-Twilio-Signature", "not signed by the voice provider")
     try:
         referral_id, case_manager_id = links.verify(VOICE_PURPOSE, token)
     except InvalidLink as exc:
-        raise _Refused(404, "token", str(exc)) from None
+        raise ApiError(404, "token", str(exc)) from None
     return referral_id, case_manager_id, form
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, field: str, reason: str) -> None:
-        self.status, self.field, self.reason = status, field, reason
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"errors": [{"field": self.field, "reason": self.reason}]}, status_code=self.status)
 
 
 @router.post("/v1/voice/call/{token}", summary="Voice provider: what a page's call says (TwiML)")
@@ -57,10 +49,7 @@ async def call_words(token: str, request: Request, links: PageLinks, sms: Sms, p
                      clock: AppClock) -> Response:
     from twilio.twiml.voice_response import Gather, VoiceResponse
 
-    try:
-        referral_id, _case_manager_id, _form = await _called(request, token, links, sms)
-    except _Refused as refused:
-        return refused.response()
+    referral_id, _case_manager_id, _form = await _called(request, token, links, sms)
     said = VoiceResponse()
     page = pages.request_of(referral_id)
     taken = pages.acknowledgement_of(referral_id)
@@ -82,17 +71,14 @@ async def key_pressed(token: str, request: Request, links: PageLinks, sms: Sms, 
                       clock: AppClock) -> Response:
     from twilio.twiml.voice_response import VoiceResponse
 
-    try:
-        referral_id, case_manager_id, form = await _called(request, token, links, sms)
-    except _Refused as refused:
-        return refused.response()
+    referral_id, case_manager_id, form = await _called(request, token, links, sms)
     digit = form.get("Digits", "")
     if digit not in ("1", "2"):
-        return _Refused(422, "Digits", "1 takes the referral, 2 declines it").response()
+        raise ApiError(422, "Digits", "1 takes the referral, 2 declines it")
     if pages.request_of(referral_id) is None:
-        return _Refused(404, "token", "no page is waiting for this call").response()
+        raise ApiError(404, "token", "no page is waiting for this call")
     if pages.acknowledgement_of(referral_id) is not None:
-        return _Refused(409, "Digits", "this page was taken already").response()
+        raise ApiError(409, "Digits", "this page was taken already")
     said = VoiceResponse()
     if digit == "2":
         log.info("page_call_declined", referral_id=referral_id, by=case_manager_id)
@@ -109,10 +95,7 @@ async def key_pressed(token: str, request: Request, links: PageLinks, sms: Sms, 
 
 @router.post("/v1/voice/call/{token}/status", status_code=204, summary="Voice provider: how a page's call ended")
 async def call_ended(token: str, request: Request, links: PageLinks, sms: Sms) -> Response:
-    try:
-        referral_id, case_manager_id, form = await _called(request, token, links, sms)
-    except _Refused as refused:
-        return refused.response()
+    referral_id, case_manager_id, form = await _called(request, token, links, sms)
     status = form.get("CallStatus", "")
     # Unanswered, busy, failed or a voicemail: nothing was pressed, so nothing is acknowledged; the next step comes
     log.info("page_call_ended", referral_id=referral_id, to=case_manager_id, status=status,

@@ -66,6 +66,24 @@ class Harness:
     def sent_to(self, channel: str) -> list[str]:
         return [m.address for m in self.channels[channel].sent]
 
+    async def taken_by_ben_and_flagged(self):
+        """The referral paged, taken by cm-ben, then flagged as its intake deadline nears: the flag to replay."""
+        from services.kernel.events import ReferralFlag
+        from services.kernel.lead import ReferralFlagged
+
+        await self.notifier.on_referral_event(self.referral)
+        await self.notifier.on_page_event(PageAcknowledged(
+            page_id=page_id_for(self.referral.referral_id), referral_id=self.referral.referral_id,
+            acknowledged_by="cm-ben", via=AcknowledgedVia.link, acknowledged_at=self.clock.now()))
+        flag = ReferralFlagged(referral_id=self.referral.referral_id, site_id="abq",
+                               flag=ReferralFlag.intake_deadline_near, flagged_at=self.clock.now(),
+                               due_at=self.referral.intake_due_at)
+        await self.notifier.on_referral_event(flag)
+        return flag
+
+    def warnings(self) -> list:
+        return [m for ch in self.channels.values() for m in ch.sent if "intake deadline" in m.text + m.body]
+
 
 @pytest.fixture
 def h() -> Harness:
@@ -212,20 +230,9 @@ async def test_timer_made_escalation_carries_the_referrals_correlation_id(h) -> 
 
 
 async def test_intake_deadline_warning_goes_to_the_acknowledging_cm_and_program_managers(h) -> None:
-    from services.kernel.events import (
-        ReferralFlag,
-    )
-    from services.kernel.lead import ReferralFlagged
-
-    await h.notifier.on_referral_event(h.referral)
-    await h.notifier.on_page_event(PageAcknowledged(
-        page_id=page_id_for(h.referral.referral_id), referral_id=h.referral.referral_id, acknowledged_by="cm-ben",
-        via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
-    flag = ReferralFlagged(referral_id=h.referral.referral_id, site_id="abq", flag=ReferralFlag.intake_deadline_near,
-                           flagged_at=h.clock.now(), due_at=h.referral.intake_due_at)
-    for _ in range(2):  # a replayed flag warns nobody twice
-        await h.notifier.on_referral_event(flag)
-    warnings = [m for ch in h.channels.values() for m in ch.sent if "intake deadline" in m.text + m.body]
+    flag = await h.taken_by_ben_and_flagged()
+    await h.notifier.on_referral_event(flag)  # a replayed flag warns nobody twice
+    warnings = h.warnings()
     assert sorted(m.address for m in warnings) == ["+15055550102", "ben@lead.example.org", "pm@lead.example.org"]
     assert all("Zebulon" not in m.text and "bus shelter" not in m.text for m in warnings)
     assert {e.step_index for e in h.publisher.events(PageSent) if "intake_deadline" in e.attempt_id} == {-1}

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from services.kernel.events import AcknowledgedVia, ReferralFlag
-from services.kernel.lead import PageAcknowledged, ReferralFlagged
+from services.kernel.events import ReferralFlag
+from services.kernel.lead import ReferralFlagged
 from services.kernel.reference import Availability, QuietHours, Urgency, held_until
-from services.notifier.service import page_id_for
 from tests.unit.lead.test_notifier_service import REF, T0, Harness
 
 DENVER = "America/Denver"
@@ -56,14 +55,8 @@ async def test_a_page_in_quiet_hours_goes_at_once() -> None:
 
 async def test_a_deadline_warning_in_quiet_hours_waits_until_they_end_and_then_goes_once() -> None:
     h = Harness(reference=everyone_quiet(MORNING))
-    await h.notifier.on_referral_event(h.referral)
-    await h.notifier.on_page_event(PageAcknowledged(
-        page_id=page_id_for(h.referral.referral_id), referral_id=h.referral.referral_id, acknowledged_by="cm-ben",
-        via=AcknowledgedVia.link, acknowledged_at=h.clock.now()))
-    flag = ReferralFlagged(referral_id=h.referral.referral_id, site_id="abq", flag=ReferralFlag.intake_deadline_near,
-                           flagged_at=h.clock.now(), due_at=h.referral.intake_due_at)
-    await h.notifier.on_referral_event(flag)
-    warnings = lambda: [m for ch in h.channels.values() for m in ch.sent if "intake deadline" in m.text + m.body]  # noqa: E731
+    flag = await h.taken_by_ben_and_flagged()
+    warnings = h.warnings
     assert warnings() == [] and h.notifier.delivery.held == 3  # ben's SMS and email, the program manager's email
     h.clock.advance(hours=1, minutes=59)
     assert h.notifier.delivery.release_held() == 0 and warnings() == []
