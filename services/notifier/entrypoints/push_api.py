@@ -121,7 +121,38 @@ async def push_page(request: Request, sessions: ConsoleSessions, devices: Device
         if viewer.staff else None
     shown = [{"subscription_id": d.subscription_id, "device": d.device, "since": local_time(d.subscribed_at, zone)}
              for d in devices.of(viewer.id)]
-    return page("push/push.html", "Push on this device", viewer, package=TEMPLATES, devices=shown)
+    return page("push/push.html", "Push on this device", viewer, package=TEMPLATES, devices=shown,
+                policies=policies_of(viewer, reference), quiet=quiet_hours_of(viewer))
+
+
+def _channels_said(channels) -> str:
+    return " and ".join(c.value.upper() if c.value == "sms" else c.value for c in channels)
+
+
+def policies_of(viewer: Viewer, reference) -> list[dict[str, Any]]:
+    """Each of the viewer's sites' escalation policy, step by step: who, how, for how long; all high urgency."""
+    out = []
+    for site_id in sorted(viewer.staff.sites if viewer.staff else ()):
+        site = reference.sites.get(site_id)
+        if site is None:
+            continue
+        steps = [{"targets": ", ".join("the on-call" if t == "on_call" else getattr(reference.case_managers.get(t),
+                                                                                    "display_name", t)
+                                       for t in step.targets),
+                  "how": _channels_said(step.channels) if step.channels else "each person's own channels",
+                  "minutes": f"{step.escalate_after_minutes:g}"} for step in site.escalation.steps]
+        out.append({"site": site.name, "steps": steps, "loops": site.escalation.loops})
+    return out
+
+
+def quiet_hours_of(viewer: Viewer) -> list[str]:
+    """The viewer's quiet hours from the staff directory, in words."""
+    quiet = viewer.staff.quiet_hours if viewer.staff else None
+    if quiet is None:
+        return []
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    return [f"{'every day' if len(w.days) == 7 else ', '.join(days[d] for d in sorted(w.days))} "
+            f"{w.start:%H:%M} to {w.end:%H:%M} ({quiet.timezone})" for w in quiet.windows]
 
 
 @router.get("/console/push/key", summary="Handoff's VAPID public key: the applicationServerKey a device subscribes with")

@@ -145,3 +145,20 @@ async def test_someone_reached_only_by_push_with_no_device_on_is_passed_over_at_
     # the first step could reach nobody: the page went on to the next step without waiting it out
     from services.kernel.lead import PageEscalated
     assert h.publisher.events(PageEscalated)
+
+
+async def test_the_push_page_shows_each_step_of_the_persons_policy_and_their_quiet_hours(memory_settings) -> None:
+    from datetime import time
+
+    from services.kernel.reference import Availability, QuietHours
+
+    ana = REF.case_managers["cm-ana"].model_copy(update={"quiet_hours": QuietHours(
+        windows=(Availability(start=time(22), end=time(7)),), timezone="America/Denver")})
+    reference = REF.model_copy(update={"case_managers": {**REF.case_managers, "cm-ana": ana}})
+    app = runtime.build_http_app(memory_settings.model_copy(update={"link_signing_key": SecretStr("k")}), reference,
+                                 InMemoryPublisher(), follow_topics=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        await client.post("/console/login", data={"token": "local-dev-token-cm-ana"})
+        shown = (await client.get("/console/push")).text
+    assert "every step is high urgency" in shown and "the on-call, by each person&#39;s own channels" in shown
+    assert "5 minutes to acknowledge" in shown and "every day 22:00 to 07:00 (America/Denver)" in shown
