@@ -259,6 +259,10 @@ class Channel(str, Enum):
     voice = "voice"  # a phone call that reads the page and takes "press 1"
 
 
+# Channels only a page uses: a call reads a page and takes a key; a warning or a notice is read, not rung.
+PAGES_ONLY = frozenset({Channel.voice})
+
+
 @wire_enum(name="Channel")  # its first schema named it so; a rename would break old records
 class DisclosureChannel(str, Enum):
     """Where a disclosure happened: a delivery channel, or a person reading it in the console or API."""

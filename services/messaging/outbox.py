@@ -37,6 +37,7 @@ from services.delivery.channels import Channel, DeliveryFailed, Outgoing
 from services.kernel.clock import Clock, SystemClock
 from services.kernel.errors import InvalidRecord
 from services.kernel.events import (
+    PAGES_ONLY,
     DeliveryOutcome,
     DisclosureChannel,
 )
@@ -392,8 +393,10 @@ async def message_each(delivery: IdempotentDelivery, people: Iterable[tuple[str,
     for person_id, person in people:
         not_before = held_until(urgency, person.quiet_hours, delivery.clock.now())
         for channel in person.channels:
+            if channel in PAGES_ONLY or person.address_for(channel) is None:  # push: the notifier's, per device
+                continue
             outgoing = Outgoing(f"{key}/{person_id}/{channel.value}", person.address_for(channel) or "", subject, text,
-                                text, payload)
+                                text, payload, urgency=urgency.value)
             queued += await delivery.request(Dispatch(
                 channel.value, outgoing, Disclosure(record_kind, subject_id, person_id, person.role),
                 {**context, "recipient_id": person_id}, not_before))

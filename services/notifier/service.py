@@ -311,15 +311,18 @@ class Notifier:
                 for cm_id in resolve_targets(step.targets, site, state.step_started_at, self._has_capacity)
                 for channel in step.channels or self.reference.case_managers[cm_id].channels]
 
-    def _attempts(self, state: PageState, cm: CaseManager, channel: Channel) -> list[tuple[str, str]]:
-        """(attempt id, address) of each delivery of the step to ``cm`` on ``channel``: one, or one per device where
-        the person allowed push (none: push is not on anywhere)."""
+    def addresses(self, cm: CaseManager, channel: Channel) -> list[tuple[str, str]]:
+        """(how the attempt id ends, address) of each delivery to ``cm`` on ``channel``: one, or for push one per
+        device where the person allowed it (none: push is not on anywhere)."""
         if channel is Channel.push:
-            return [(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id,
-                                f"{PUSH_ATTEMPT}{device.subscription_id}"), device.subscription_json())
+            return [(f"{PUSH_ATTEMPT}{device.subscription_id}", device.subscription_json())
                     for device in self.push_devices.of(cm.case_manager_id)]
-        return [(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, channel.value),
-                 cm.address_for(channel) or "")]
+        return [(channel.value, cm.address_for(channel) or "")]
+
+    def _attempts(self, state: PageState, cm: CaseManager, channel: Channel) -> list[tuple[str, str]]:
+        """(attempt id, address) of each delivery of the step to ``cm`` on ``channel``."""
+        return [(attempt_id(state.page_id, state.step_index, state.loop, cm.case_manager_id, ending), address)
+                for ending, address in self.addresses(cm, channel)]
 
     async def _drop_device(self, person_id: str, subscription_id: str) -> None:
         """Its push service no longer knows the device: no more pushes to it, here or in the console's list."""

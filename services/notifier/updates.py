@@ -17,6 +17,7 @@ from services.delivery.channels import Outgoing
 from services.delivery.links import AckLinks
 from services.kernel.clock import Clock, spoken_time
 from services.kernel.events import (
+    PAGES_ONLY,
     Channel,
     ConsentRole,
     ReferralFlag,
@@ -237,11 +238,15 @@ class ReferralUpdates:
                 continue
             not_before = held_until(urgency, person.quiet_hours, self.clock.now())
             for channel in person.channels:
-                outgoing = Outgoing(f"{state.referral_id}/{key}/{person_id}/{channel.value}",
-                                    person.address_for(channel), subject, text, f"{text}\n\n{NO_REDISCLOSURE}",
-                                    {**payload, "redisclosure_notice": NO_REDISCLOSURE})
-                await self.paging.deliver_once(state, person_id, channel, outgoing,
-                                               Disclosure(kind, state.referral_id, person_id, person.role), not_before)
+                if channel in PAGES_ONLY:
+                    continue
+                for ending, address in self.paging.addresses(person, channel):
+                    outgoing = Outgoing(f"{state.referral_id}/{key}/{person_id}/{ending}", address, subject, text,
+                                        f"{text}\n\n{NO_REDISCLOSURE}", {**payload, "redisclosure_notice": NO_REDISCLOSURE},
+                                        urgency=urgency.value)
+                    await self.paging.deliver_once(state, person_id, channel, outgoing,
+                                                   Disclosure(kind, state.referral_id, person_id, person.role),
+                                                   not_before)
 
     async def tell_reengagement(self, seen: ParticipantSeen) -> None:
         """Police met an inactive participant: the case manager who took the referral hears where and

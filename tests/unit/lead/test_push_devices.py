@@ -162,3 +162,14 @@ async def test_the_push_page_shows_each_step_of_the_persons_policy_and_their_qui
         shown = (await client.get("/console/push")).text
     assert "every step is high urgency" in shown and "the on-call, by each person&#39;s own channels" in shown
     assert "5 minutes to acknowledge" in shown and "every day 22:00 to 07:00 (America/Denver)" in shown
+
+
+async def test_a_warning_goes_to_each_device_with_push_on_at_low_urgency_and_never_rings() -> None:
+    h = Harness(reference=with_push(Channel.push, Channel.voice, Channel.sms))
+    h.notifier.push_devices.apply(device("cm-ben", "https://push.example.net/ben/1"))
+    h.notifier.push_devices.apply(device("cm-ben", "https://push.example.net/ben/2"))
+    await h.taken_by_ben_and_flagged()
+    pushed = [m for m in h.channels["push"].sent if "intake deadline" in m.text]
+    assert len(pushed) == 2 and {m.urgency for m in pushed} == {"low"}
+    assert all("/push-" in m.attempt_id for m in pushed)
+    assert [m for m in h.channels["voice"].sent if "intake" in m.attempt_id] == []  # a warning is read, not rung

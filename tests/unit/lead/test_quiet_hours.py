@@ -64,6 +64,7 @@ async def test_a_deadline_warning_in_quiet_hours_waits_until_they_end_and_then_g
     assert h.notifier.delivery.release_held() == 3
     await h.notifier.delivery.drain()
     assert sorted(m.address for m in warnings()) == ["+15055550102", "ben@lead.example.org", "pm@lead.example.org"]
+    assert {m.urgency for m in warnings()} == {"low"}  # what a push says to the push service (RFC 8030 Urgency)
     await h.notifier.on_referral_event(flag)  # replayed: nothing twice
     assert h.notifier.delivery.release_held() == 0
     await h.notifier.delivery.drain()
