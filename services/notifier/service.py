@@ -9,6 +9,7 @@ duplicate, which no longer matches the page's step, is ignored).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
@@ -118,9 +119,11 @@ class Notifier:
     def __init__(self, reference: ReferenceData, pages: KeyValueStore, delivery: IdempotentDelivery, links: AckLinks,
                  publisher: Publisher, clock: Clock, caseload=lambda _cm: 0,
                  client_subscriptions: ClientSubscriptions | None = None,
-                 push_devices: PushDevices | None = None) -> None:
+                 push_devices: PushDevices | None = None,
+                 erase: Callable[[str], None] = lambda _subject: None) -> None:
         self.reference = reference
         self.push_devices = push_devices or PushDevices()  # each person's devices with push on
+        self.erase = erase  # destroys a subject's data keys (a device dropped: its endpoint and keys unreadable)
         # the FHIR Subscriptions case-management systems created (the reference data holds the configured ones)
         self.client_subscriptions = client_subscriptions or ClientSubscriptions()
         self.caseload = caseload  # case manager id -> open referrals they took (domain brief: never over 25)
@@ -327,8 +330,10 @@ class Notifier:
     async def _drop_device(self, person_id: str, subscription_id: str) -> None:
         """Its push service no longer knows the device: no more pushes to it, here or in the console's list."""
         if subscription_id in {d.subscription_id for d in self.push_devices.of(person_id)}:
-            await self.publisher.publish(PUSH_SUBSCRIPTIONS, device_key(person_id, subscription_id), PushUnsubscribed(
+            subject = device_key(person_id, subscription_id)
+            await self.publisher.publish(PUSH_SUBSCRIPTIONS, subject, PushUnsubscribed(
                 subscription_id=subscription_id, person_id=person_id, reason="gone", unsubscribed_at=self.clock.now()))
+            self.erase(subject)
             log.info("push_device_dropped", person_id=person_id, subscription_id=subscription_id)
 
     async def _fall_through_if_unreachable(self, state: PageState, request: PageRequested, site: Site) -> None:

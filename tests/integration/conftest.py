@@ -115,14 +115,16 @@ async def system_factory(kafka_settings, broker_access) -> AsyncIterator:
     started: list = []
     built: list[RunningSystem] = []
 
-    async def start(*workers: str, now: datetime, reference_changes: dict | None = None, **overrides) -> RunningSystem:
+    async def start(*workers: str, now: datetime, reference_changes=None, **overrides) -> RunningSystem:
         inbox = DevInbox(free_port(), free_port(), WEBHOOK_SECRET).start()
         started.append(inbox.stop)
         settings = kafka_settings.model_copy(update={
             "sms_api_base_url": inbox.base_url, "smtp_port": inbox.smtp_port, "link_signing_key": SecretStr("integration-key"),
             "webhook_signing_secret": SecretStr(WEBHOOK_SECRET), "public_base_url": "http://handoff.test",
             "escalation_tick_seconds": 0.1, "delivery_backoff_seconds": 0.05, **overrides})
-        reference = reference_for(inbox.base_url).model_copy(update=reference_changes or {})
+        reference = reference_for(inbox.base_url)  # changed by a dict of fields, or a function of it
+        reference = reference_changes(reference) if callable(reference_changes) else \
+            reference.model_copy(update=reference_changes or {})
         clock = FakeClock(now)
         await ensure_topics(settings, TOPICS)  # as the administrator, who then grants each service its topics
         await broker_access.grant(settings)

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from services.delivery.channels import vapid_public_key
 from services.kernel.push import MAX_DEVICES, PushDevices, PushSubscribed, PushUnsubscribed, device_id, device_key
 from services.kernel.topics import PUSH_SUBSCRIPTIONS
+from services.messaging.events import ErasureReason
 from services.platform.settings import Settings
 from services.web.console import ConsoleSessions, Viewer, local_time, page
 from services.web.deps import AppClock, CaughtUp, Events, Reference, app_state
@@ -201,9 +202,15 @@ async def unsubscribe(subscription_id: str, request: Request, sessions: ConsoleS
     viewer = _signed_in_staff(request, sessions, settings, changes=True)
     if subscription_id not in {d.subscription_id for d in devices.of(viewer.id)}:
         raise ApiError(404, "subscription_id", "not one of your devices")
+    subject = device_key(viewer.id, subscription_id)
     await published_or_503(publisher.publish(
-        PUSH_SUBSCRIPTIONS, device_key(viewer.id, subscription_id),
+        PUSH_SUBSCRIPTIONS, subject,
         PushUnsubscribed(subscription_id=subscription_id, person_id=viewer.id, reason="removed",
                          unsubscribed_at=clock.now())), settings.intake_publish_timeout_seconds, "push_subscription")
+    keys = request.app.state.keys
+    if keys is not None:  # the device's endpoint and keys, in every copy of the topic, are unreadable from now
+        await published_or_503(keys.destroy(subject, ErasureReason.consent_revoked, requested_by=viewer.id,
+                                            note="push turned off for a device"),
+                               settings.intake_publish_timeout_seconds, "push_subscription_key")
     await shown(PUSH_SUBSCRIPTIONS)
     return Response(status_code=204)

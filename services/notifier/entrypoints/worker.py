@@ -47,7 +47,7 @@ def build_worker(settings: Settings, reference: ReferenceData, links: AckLinks, 
     # ids, statuses and endpoints; of personal values only what a push is sent to (a referral's person stays sealed)
     kit.follow(TopicFollower(settings, kit.codec, FOLLOWS, apply, personal=PUSH_ADDRESS))
     notifier = Notifier(reference, kit.table("pages"), delivery, links, kit.publisher, clock,
-                        caseloads.caseload, subscriptions, devices)
+                        caseloads.caseload, subscriptions, devices, erase=kit.keys.erase_soon)
     heartbeats = SubscriptionHeartbeats(subscriptions, delivery.channels["webhook"],
                                         f"{links.base_url}/fhir", clock, kit.owner_of(FHIR_SUBSCRIPTIONS))
     kit.subscribe(SUBSCRIPTIONS, {"notifier": notifier, "heartbeats": heartbeats})

@@ -125,6 +125,8 @@ async def test_a_page_is_pushed_to_every_device_of_the_on_call_with_a_ttl_that_e
 
 async def test_a_device_its_push_service_no_longer_knows_is_dropped() -> None:
     h = Harness(reference=with_push(Channel.push, Channel.sms))
+    erased: list[str] = []
+    h.notifier.erase = erased.append
     for cm_id in REF.case_managers:
         h.notifier.push_devices.apply(device(cm_id, f"https://push.example.net/{cm_id}"))
     await h.notifier.on_referral_event(h.referral)
@@ -136,6 +138,7 @@ async def test_a_device_its_push_service_no_longer_knows_is_dropped() -> None:
         error=f"{PUSH_GONE} (HTTP 410)", final=True, sent_at=T0))
     [dropped] = h.publisher.events(PushUnsubscribed)
     assert (dropped.person_id, dropped.reason) == (cm_id, "gone")
+    assert erased == [f"{cm_id}/{dropped.subscription_id}"]  # its sealed endpoint and keys: unreadable everywhere
 
 
 async def test_someone_reached_only_by_push_with_no_device_on_is_passed_over_at_once() -> None:
