@@ -39,7 +39,7 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Form, Header, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from services.delivery.channels import twilio_signature, verify_webhook
+from services.delivery.channels import b64url, from_b64url, twilio_signature, verify_webhook
 
 
 @dataclass
@@ -269,18 +269,6 @@ async def answer(inbox: Inbox, placed: Call) -> None:
                 message.headers["Gather"] = placed.gather_action
 
 
-def _b64url(data: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64url(text: str) -> bytes:
-    import base64
-
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def new_push_subscription() -> tuple[str, tuple[object, bytes]]:
     """A subscription as a browser makes one: a P-256 key pair and a 16-byte auth secret (RFC 8291)."""
     import os
@@ -298,7 +286,7 @@ def push_subscription_json(base_url: str, subscription_id: str, subscription: tu
     point = private_key.public_key().public_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     return {"endpoint": f"{base_url}/push/{subscription_id}", "expirationTime": None,
-            "keys": {"p256dh": _b64url(point), "auth": _b64url(auth)}}
+            "keys": {"p256dh": b64url(point), "auth": b64url(auth)}}
 
 
 def push_refused(headers, base_url: str, now: float | None = None) -> tuple[int, str] | None:
@@ -314,7 +302,7 @@ def push_refused(headers, base_url: str, now: float | None = None) -> tuple[int,
     try:
         verified = Vapid02.verify(authorization)
         token = authorization.split("t=", 1)[1].split(",", 1)[0]
-        claims = json.loads(_unb64url(token.split(".")[1]))
+        claims = json.loads(from_b64url(token.split(".")[1]))
     except Exception:
         verified, claims = False, {}
     if not verified:

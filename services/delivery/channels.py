@@ -273,28 +273,36 @@ PUSH_TTL_SECONDS = 24 * 3600  # a push service keeps a message this long for a d
 VAPID_TOKEN_SECONDS = 12 * 3600  # RFC 8292: a VAPID token lives at most 24 hours
 
 
-def new_vapid_key() -> str:
-    """A new VAPID key (RFC 8292): the raw P-256 private key, base64url, as ``push_vapid_private_key`` holds it."""
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as Web Push writes keys, secrets and tokens (RFC 8291, 8292)."""
     import base64
 
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def from_b64url(text: str) -> bytes:
+    """``b64url`` back to bytes (padding optional); ``binascii.Error`` or ``ValueError`` when it is not base64url."""
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def new_vapid_key() -> str:
+    """A new VAPID key (RFC 8292): the raw P-256 private key, base64url, as ``push_vapid_private_key`` holds it."""
     from py_vapid import Vapid02
 
     vapid = Vapid02()
     vapid.generate_keys()
-    raw = vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return b64url(vapid.private_key.private_numbers().private_value.to_bytes(32, "big"))
 
 
 def vapid_public_key(private_key: str) -> str:
     """The public half of a VAPID key, base64url (uncompressed point): a browser's ``applicationServerKey``."""
-    import base64
-
     from cryptography.hazmat.primitives import serialization
     from py_vapid import Vapid02
 
-    point = Vapid02.from_raw(private_key.encode()).public_key.public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    return base64.urlsafe_b64encode(point).decode().rstrip("=")
+    return b64url(Vapid02.from_raw(private_key.encode()).public_key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
 
 
 def push_subscription(address: str) -> dict[str, Any]:
@@ -305,9 +313,7 @@ def push_subscription(address: str) -> dict[str, Any]:
 def push_topic(attempt_id: str) -> str:
     """RFC 8030's Topic (at most 32 base64url characters): a resend of the same delivery replaces the copy a push
     service still holds for an offline device, instead of showing twice."""
-    import base64
-
-    return base64.urlsafe_b64encode(hashlib.sha256(attempt_id.encode()).digest()).decode()[:32]
+    return b64url(hashlib.sha256(attempt_id.encode()).digest())[:32]
 
 
 class WebPushChannel:

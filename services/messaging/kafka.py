@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -187,6 +188,49 @@ def correlation_headers(topic: TopicSpec, extra: list[tuple[str, bytes]] | None 
     return headers
 
 
+# The sends a record's handler made and has not awaited: set only while a record is handled.
+sends_in_flight: ContextVar[list[Awaitable[Any]] | None] = ContextVar("sends_in_flight", default=None)
+
+
+# The last send of the record being handled that waits for something (``hand_to_producer``): later ones go behind it.
+_held_back: ContextVar[asyncio.Future[None] | None] = ContextVar("_held_back", default=None)
+
+
+async def hand_to_producer(send: Callable[[], Awaitable[Awaitable[Any]]], after: Awaitable[Any] | None) -> None:
+    """Hand one record to the producer (``send`` enqueues it and gives back its acknowledgement), once ``after`` (the
+    write of the key it is sealed under, still under way) is done. The producer sends each partition on its own, so
+    a record handed over beside its key can land first; a crash between the two would leave a record nobody can
+    open. While a record is handled this holds nothing up: the send waits in a task among the record's sends (the
+    record is acknowledged once it is written), and the handler's later sends queue behind it, in order."""
+    pending = sends_in_flight.get()
+    if pending is None:
+        if after is not None:
+            await asyncio.shield(after)
+        await (await send())
+        return
+    before = _held_back.get()
+    if before is not None and before.done():
+        before = None
+    if after is None and before is None:
+        pending.append(await send())
+        return
+    handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def held_back() -> None:
+        try:
+            for waiting in (before, after):
+                if waiting is not None:
+                    await asyncio.shield(waiting)
+            acknowledged = await send()
+        finally:
+            if not handed.done():
+                handed.set_result(None)
+        await acknowledged
+
+    _held_back.set(handed)
+    pending.append(asyncio.get_running_loop().create_task(held_back()))
+
+
 class Publisher(Protocol):
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None: ...
 
@@ -214,11 +258,9 @@ class KafkaPublisher:
 
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
         value = await self.codec.encode(event, topic.qualified(self.prefix), key)
-        landing = self.codec.landing(key)
-        if landing is not None:  # the key it is sealed under goes first: a record without its key opens nowhere
-            await asyncio.shield(landing)
-        await self.producer.send_and_wait(topic.qualified(self.prefix), value=value, key=key.encode(),
-                                          headers=correlation_headers(topic))
+        await hand_to_producer(lambda: self.producer.send(topic.qualified(self.prefix), value=value, key=key.encode(),
+                                                          headers=correlation_headers(topic)),
+                               after=self.codec.landing(key))
 
     async def send_raw(self, topic: TopicSpec, value: bytes | None, key: bytes | None = None,
                        headers: list[tuple[str, bytes]] | None = None) -> None:

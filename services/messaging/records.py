@@ -32,7 +32,7 @@ from services.kernel.events import (
 from services.kernel.topics import DEAD_LETTER
 from services.messaging.avro import AvroCodec
 from services.messaging.events import DeadLetterRecorded
-from services.messaging.kafka import Publisher
+from services.messaging.kafka import Publisher, sends_in_flight
 from services.messaging.outbox import source_partition
 from services.messaging.sealing import handled_subject, subject_of
 from services.platform.logs import correlation_from_headers, correlation_of, correlation_scope, get_logger
@@ -237,9 +237,6 @@ class RecordProcessor:
 # The headers of the record being handled: set only while a record is handled.
 handled_headers: ContextVar[Sequence[tuple[str, bytes]]] = ContextVar("handled_headers", default=())
 
-# The sends a record's handler made and has not awaited: set only while a record is handled.
-sends_in_flight: ContextVar[list[Awaitable[Any]] | None] = ContextVar("sends_in_flight", default=None)
-
 
 @contextlib.asynccontextmanager
 async def sends_awaited_together(handing_on_to: list[Awaitable[Any]] | None = None) -> AsyncIterator[None]:
@@ -262,45 +259,6 @@ async def sends_awaited_together(handing_on_to: list[Awaitable[Any]] | None = No
             handing_on_to.extend(pending)
     finally:
         sends_in_flight.reset(token)
-
-
-# The last send of the record being handled that waits for something (``hand_to_producer``): later ones go behind it.
-_held_back: ContextVar[asyncio.Future[None] | None] = ContextVar("_held_back", default=None)
-
-
-async def hand_to_producer(send: Callable[[], Awaitable[Awaitable[Any]]], after: Awaitable[Any] | None) -> None:
-    """Hand one record to the producer (``send`` enqueues it and gives back its acknowledgement), once ``after`` (the
-    write of the key it is sealed under, still under way) is done. The producer sends each partition on its own, so
-    a record handed over beside its key can land first; a crash between the two would leave a record nobody can
-    open. While a record is handled this holds nothing up: the send waits in a task among the record's sends (the
-    record is acknowledged once it is written), and the handler's later sends queue behind it, in order."""
-    pending = sends_in_flight.get()
-    if pending is None:
-        if after is not None:
-            await asyncio.shield(after)
-        await (await send())
-        return
-    before = _held_back.get()
-    if before is not None and before.done():
-        before = None
-    if after is None and before is None:
-        pending.append(await send())
-        return
-    handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    async def held_back() -> None:
-        try:
-            for waiting in (before, after):
-                if waiting is not None:
-                    await asyncio.shield(waiting)
-            acknowledged = await send()
-        finally:
-            if not handed.done():
-                handed.set_result(None)
-        await acknowledged
-
-    _held_back.set(handed)
-    pending.append(asyncio.get_running_loop().create_task(held_back()))
 
 
 Fetch = Callable[[str, int, int, int], Awaitable[list[RawRecord]]]  # (topic, partition, start, end) -> records

@@ -26,7 +26,7 @@ from services.kernel.clock import Clock
 from services.kernel.store import CompactValues
 from services.kernel.topics import TopicSpec
 from services.messaging.avro import AvroCodec
-from services.messaging.kafka import client_options, correlation_headers, ensure_topics
+from services.messaging.kafka import client_options, correlation_headers, ensure_topics, hand_to_producer
 from services.messaging.outbox import source_partition
 from services.messaging.records import (
     DeadLetterSink,
@@ -35,7 +35,6 @@ from services.messaging.records import (
     RecordProcessor,
     RecordsInFlight,
     StallWatch,
-    hand_to_producer,
     handled_headers,
 )
 from services.messaging.sealing import SealedValues, Sealer, handled_subject

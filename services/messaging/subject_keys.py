@@ -29,8 +29,7 @@ from services.messaging.events import (
     SubjectKeyDestroyed,
     SubjectKeyIssued,
 )
-from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower
-from services.messaging.records import sends_in_flight
+from services.messaging.kafka import KafkaPublisher, Publisher, TopicFollower, sends_in_flight
 from services.messaging.sealing import Sealer, handled_subject
 from services.platform.crypto import (
     KeyProvider,

@@ -1,5 +1,5 @@
 """A record sealed under a new key is handed to the producer only once that key is on the broker, without holding
-up the handler that wrote it (services/messaging/records.py ``hand_to_producer``, subject_keys.py ``landing``).
+up the handler that wrote it (services/messaging/kafka.py ``hand_to_producer``, subject_keys.py ``landing``).
 
 The producer sends each partition on its own: a key's batch can wait behind an earlier one on the key topic while
 the record's goes at once. A worker killed between the two left a record no reader could open, dead-lettered as
@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from services.kernel.topics import SUBJECT_KEYS, TopicSpec
-from services.messaging.records import hand_to_producer, sends_awaited_together
+from services.messaging.kafka import hand_to_producer
+from services.messaging.records import sends_awaited_together
 from services.messaging.subject_keys import SubjectKeys
 from services.platform.crypto import key_provider
 from services.platform.settings import Settings

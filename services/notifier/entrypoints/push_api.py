@@ -8,7 +8,6 @@ nothing."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 from importlib import resources
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from services.delivery.channels import vapid_public_key
+from services.delivery.channels import from_b64url, vapid_public_key
 from services.kernel.push import MAX_DEVICES, PushDevices, PushSubscribed, PushUnsubscribed, device_id, device_key
 from services.kernel.topics import PUSH_SUBSCRIPTIONS
 from services.messaging.events import ErasureReason
@@ -37,7 +36,7 @@ def _unb64url(value: Any, field: str) -> bytes:
     if not isinstance(value, str) or not value:
         raise ApiError(422, field, "required: base64url text")
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        return from_b64url(value)
     except (binascii.Error, ValueError):
         raise ApiError(422, field, "not base64url") from None
 
