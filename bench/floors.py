@@ -1,7 +1,7 @@
 """The floors Handoff's figures are measured against, each doing the same work without Handoff.
 
 - ``fair_floor``: one process with bare aiokafka doing per item what Handoff does per item: the same
-  Avro decodes, the same number of Kafka writes (awaited per batch), the same deliveries through the
+  Avro decodes and encodes, the same number of Kafka writes (awaited per batch), the same deliveries through the
   project's channel classes to the same receivers with the same concurrency limit, and the consumer's
   offsets committed after the writes. What a design without Faust, tables or an outbox could reach.
 - ``receivers_ceiling``: the channel classes alone against the receivers, no Kafka: no design that
@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,12 +39,28 @@ from services.messaging.avro import AvroCodec, registry_from_url
 from services.messaging.kafka import client_options
 from services.platform.settings import Settings
 
-# What one item costs Handoff (counted on the real workers: docs/benchmarks.md says how).
+# What one item costs Handoff, counted on the real processes (every AvroCodec.decode and .encode of a
+# `--only throughput` run of 5,000 referrals and 1,250 encounters, counted per event type in each process; the
+# method and the counts are in bench/findings.md, "#29: what an item costs").
 WRITES_PER_REFERRAL = 16      # referral, lifecycle, page, its state, pending and settled per channel, audits, ...
-DECODES_PER_REFERRAL = 4      # the CAD record, then the referral and page events each worker reads back
+# CAD record 1; ReferralCreated 5 (the intake's agent and read model, the notifier's agent and caseloads, the API);
+# PageRequested 3 (notifier, intake, API); PageSent 6 (two per page, in the same three); its data key 4 (each
+# process reads the key topic).
+DECODES_PER_REFERRAL = 19
+ENCODES_PER_REFERRAL = 7      # ReferralCreated, its data key, PageRequested, PageSent x2, DisclosureAudited x2
 WRITES_PER_ENCOUNTER = 10
-DECODES_PER_ENCOUNTER = 3
+# CAD record 1; HwcNoticeRequested 2 (HWC, API); HwcNoticeDelivered 4 (two per notice, HWC and API); its key 4.
+DECODES_PER_ENCOUNTER = 11
+ENCODES_PER_ENCOUNTER = 6     # HwcNoticeRequested, its data key, HwcNoticeDelivered x2, DisclosureAudited x2
 BATCH = 500
+# What the fair floor still does not do that Handoff does (the report lists it under the floor's figures).
+FAIR_FLOOR_LEAVES_OUT = (
+    "one process and no hops: events are not read back from the broker by the next service",
+    "nothing sealed or opened (AES-GCM) and no data key looked up",
+    "no tables: no JSON state values, no changelog reads at recovery",
+    f"up to {BATCH} records a poll, and one commit a batch",
+    "the CAD event stands in for every event it encodes",
+)
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -108,8 +126,10 @@ async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
         is_referral = isinstance(event, CadReferralMade)
         for _ in range((DECODES_PER_REFERRAL if is_referral else DECODES_PER_ENCOUNTER) - 1):
             await codec.decode(record.value)
-        writes = [await producer.send(out, record.value, key=record.key)
-                  for _ in range(WRITES_PER_REFERRAL if is_referral else WRITES_PER_ENCOUNTER)]
+        # The CAD event stands in for each event Handoff writes (of a like size): encoded as often, then written.
+        encoded = [await codec.encode(event) for _ in range(ENCODES_PER_REFERRAL if is_referral else ENCODES_PER_ENCOUNTER)]
+        writes = [await producer.send(out, encoded[i % len(encoded)], key=record.key)
+                  for i in range(WRITES_PER_REFERRAL if is_referral else WRITES_PER_ENCOUNTER)]
         key = record.key.decode()
         if is_referral:
             sends = [deliver("sms", f"ff-{key}/sms", config["phone"]), deliver("email", f"ff-{key}/email", config["email"])]
@@ -118,18 +138,21 @@ async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
             sends = [deliver("webhook", f"ff-{key}/webhook", config["webhook_url"])]
         return [*writes, *sends]
 
+    busy_from = own_from = 0.0
     try:
         while done < expected:
             batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
             records = [r for batch in batches.values() for r in batch]
             if not records:
                 continue
-            started = started or time.monotonic()
+            if started is None:
+                started, busy_from, own_from = time.monotonic(), machine_busy_seconds(), own_cpu_seconds()
             work = [w for r in records for w in await handle(r)]
             await asyncio.gather(*work)  # every write and delivery of the batch, then its offsets
             await consumer.commit()
             done += len(records)
         elapsed = time.monotonic() - (started or time.monotonic())
+        busy, own = machine_busy_seconds() - busy_from, own_cpu_seconds() - own_from
     finally:
         await consumer.stop()
         await producer.stop()
@@ -137,7 +160,9 @@ async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
         for channel in channels.values():
             if hasattr(channel, "close"):
                 await channel.close()
-    return {"items": done, "seconds": elapsed, "items_per_second": done / elapsed if elapsed else None}
+    # Machine CPU per item as the pipeline's is taken: the broker and the receivers included.
+    return {"items": done, "seconds": elapsed, "items_per_second": done / elapsed if elapsed else None,
+            "machine_cpu_ms_per_item": 1000 * busy / done, "own_cpu_ms_per_item": 1000 * own / done}
 
 
 class TwoHops:
@@ -216,6 +241,28 @@ async def bare_floor(settings: Settings, payload: bytes, n: int, rate: float | N
             draining.cancel()
             await asyncio.gather(draining, return_exceptions=True)
     return {**percentiles(latencies), "messages_per_second": n / elapsed if elapsed > 0 else None}
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat): every process, the broker
+    included, which is what an item costs."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal; guest time is inside user
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user and system) process ``pid`` has used so far (/proc), or None once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def own_cpu_seconds() -> float:
+    return process_cpu_seconds(os.getpid()) or 0.0
 
 
 async def receivers_ceiling(settings: Settings, n: int, phone: str, email: str, webhook_url: str) -> dict[str, Any]:

@@ -51,7 +51,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from bench.floors import bare_floor, http_latency_floor, percentiles, wait_for
+from bench.floors import (
+    FAIR_FLOOR_LEAVES_OUT,
+    bare_floor,
+    http_latency_floor,
+    machine_busy_seconds,
+    percentiles,
+    process_cpu_seconds,
+    wait_for,
+)
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import (
     LocalKafka,
@@ -84,6 +92,7 @@ AGENCY = {"Authorization": "Bearer local-dev-token-apd"}
 DEMO = json.loads((REPO_ROOT / "config" / "local" / "demo" / "referral.json").read_text())
 # The goals of issue #15, each a ratio to the floor measured in the same run (or a bound).
 TARGETS = {"p99_vs_http_floor": 2.0, "p99_vs_bare_floor": 3.0, "throughput_vs_fair_floor": 0.8,
+           "cpu_per_item_vs_fair_floor": 2.0,
            "backlog_vs_fair_floor": 0.8, "backlog_mib": 512.0, "burst_p99_ms": 1500.0,
            "throughput_sealed_vs_plain": 0.9}
 PERCENT_TARGETS = {"throughput_vs_fair_floor", "backlog_vs_fair_floor", "throughput_sealed_vs_plain"}
@@ -99,11 +108,12 @@ class Counts:
     backlog: int = 100_000
     receivers: int = 2000       # sends per channel for the receivers' ceiling
     backlog_floor: int = 10_000  # encounters for the fair floor's backlog rate (a rate: no need for all)
+    idle_seconds: float = 10.0  # how long the idle system's cost is measured
 
     @classmethod
     def smoke(cls) -> Counts:
         return cls(floor=30, steady=5, steady_rate=10.0, burst=5, throughput=30, backlog=20, receivers=10,
-                   backlog_floor=20)
+                   backlog_floor=20, idle_seconds=1.0)
 
 
 # --- the system under test -------------------------------------------------------------------------
@@ -157,15 +167,13 @@ class System:
         return time.monotonic() - started
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds (user and system) each running process has used so far, from /proc."""
-        used = {}
-        for name, proc in self.procs.items():
-            try:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # exited
-            used[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-        return used
+        """CPU seconds each of the system's running processes has used so far, and each of ``WATCHED``'s."""
+        pids = {name: proc.pid for name, proc in self.procs.items()} | WATCHED
+        return {name: used for name, pid in pids.items() if (used := process_cpu_seconds(pid)) is not None}
+
+    def cost(self) -> Cost:
+        """Where the machine's CPU stands now: ``Cost.per_item`` of two of these is what the items between cost."""
+        return Cost(machine_busy_seconds(), self.cpu_seconds())
 
     def stop(self, service: str) -> None:
         proc = self.procs.pop(service, None)
@@ -175,6 +183,25 @@ class System:
     def stop_all(self) -> None:
         for service in list(self.procs):
             self.stop(service)
+
+
+# Processes every system's CPU figures include beside its own: the broker, and this process (the receivers, and the
+# clients that feed the system). Set by ``measure`` when it starts them.
+WATCHED: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class Cost:
+    machine_busy_seconds: float
+    process_seconds: dict[str, float]
+
+    def per_item(self, before: Cost, items: int) -> dict[str, Any]:
+        """What each of ``items`` cost since ``before``: the whole machine's busy CPU (it holds still on a noisy
+        machine when rates do not), and each process's."""
+        return {"machine_cpu_ms_per_item": 1000 * (self.machine_busy_seconds - before.machine_busy_seconds) / items,
+                "cpu_ms_per_item_by_process": {
+                    name: 1000 * (used - before.process_seconds[name]) / items
+                    for name, used in self.process_seconds.items() if name in before.process_seconds}}
 
 
 def make_system(settings: Settings, work: Path, stack: ExitStack, env_changes: dict[str, str] | None = None) -> System:
@@ -222,6 +249,7 @@ class FirstPages:
 async def referral_to_page(system: System, n: int, rate: float | None, tag: str) -> dict[str, Any]:
     """POST ``n`` referrals (at ``rate`` per second, or all at once) and time each to its SMS page."""
     sent: dict[str, float] = {}
+    before = system.cost()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{system.http_port}", timeout=30,
                                  limits=httpx.Limits(max_connections=64)) as client:
         async def post(i: int) -> None:
@@ -241,7 +269,21 @@ async def referral_to_page(system: System, n: int, rate: float | None, tag: str)
     pages = FirstPages(system.inbox)
     await wait_for(lambda: sent.keys() <= pages.update().keys(), 60 + n, f"{n} pages ({tag})")
     arrived = pages.at
-    return percentiles([arrived[rid] - at for rid, at in sent.items()])
+    # The CPU of the referrals' whole way (their page events and audits read back may still be under way: a
+    # little of it falls outside).
+    return {**percentiles([arrived[rid] - at for rid, at in sent.items()]), **system.cost().per_item(before, n)}
+
+
+async def idle(system: System, seconds: float) -> dict[str, Any]:
+    """What the system costs doing nothing (every process started, settled, nothing written): CPU milliseconds a
+    second, the machine's and each process's. A small site's system is idle most of the day."""
+    await settled(system)
+    before = system.cost()
+    await asyncio.sleep(seconds)
+    spent = system.cost().per_item(before, 1)
+    return {"seconds": seconds, "machine_cpu_ms_per_second": spent["machine_cpu_ms_per_item"] / seconds,
+            "cpu_ms_per_second_by_process": {name: ms / seconds
+                                             for name, ms in spent["cpu_ms_per_item_by_process"].items()}}
 
 
 async def throughput(system: System, codec: AvroCodec, n: int, children_from: int) -> dict[str, Any]:
@@ -258,7 +300,7 @@ async def throughput(system: System, codec: AvroCodec, n: int, children_from: in
     before_pages, before_notices = len(pages.update()), system.inbox.inbox.count("webhook")
     producer = AIOKafkaProducer(**client_options(system.settings), acks="all")
     await producer.start()
-    busy_before, procs_before = machine_busy_seconds(), system.cpu_seconds()
+    before = system.cost()
     started = time.monotonic()
     try:
         for i, value in enumerate(referrals):
@@ -278,13 +320,8 @@ async def throughput(system: System, codec: AvroCodec, n: int, children_from: in
         raise RuntimeError(f"{exc}: {len(pages.update()) - before_pages} of {n} pages, "
                            f"{system.inbox.inbox.count('webhook') - before_notices} of {n // 4} notices") from None
     elapsed = time.monotonic() - started
-    procs_after = system.cpu_seconds()
-    # What an item costs, whatever the machine's noise does to the rate: the whole machine (the broker and the
-    # benchmark's receivers included), and each of the system's processes.
     return {"referrals": n, "encounters": n // 4, "seconds": elapsed, "messages_per_second": total / elapsed,
-            "machine_cpu_ms_per_item": 1000 * (machine_busy_seconds() - busy_before) / total,
-            "cpu_ms_per_item_by_process": {name: 1000 * (procs_after[name] - procs_before[name]) / total
-                                           for name in procs_after if name in procs_before}}
+            **system.cost().per_item(before, total)}
 
 
 WORKERS = ("referral-intake", "notifier", "handle-with-care")
@@ -356,7 +393,7 @@ async def hwc_backlog(system: System, codec: AvroCodec, n: int) -> dict[str, Any
         await producer.flush()
     finally:
         await producer.stop()
-    started = time.monotonic()
+    started, before = time.monotonic(), system.cost()
     proc = system.start("handle-with-care")
     peak = 0
     while system.inbox.inbox.count("webhook") - before < n:
@@ -377,7 +414,7 @@ async def hwc_backlog(system: System, codec: AvroCodec, n: int) -> dict[str, Any
             await asyncio.sleep(0.2)
     peak = max(peak, peak_rss_kib(proc.pid))
     return {"encounters": n, "seconds": time.monotonic() - started, "last_notice_seconds": delivered_at,
-            "peak_rss_mib": peak / 1024}
+            "peak_rss_mib": peak / 1024, **system.cost().per_item(before, n)}
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -509,7 +546,7 @@ class GroupLag:
 
 
 # --- the run --------------------------------------------------------------------------------------
-SCENARIOS = ("floor", "receivers", "http_floor", "cold_start", "steady", "burst", "throughput", "fair_floor",
+SCENARIOS = ("floor", "receivers", "http_floor", "cold_start", "idle", "steady", "burst", "throughput", "fair_floor",
              "throughput2", "backlog", "sealing_off", "one_process")
 # Run only when named (``--only steady,throughput,linger``): a setting's comparison, measured when the setting is
 # chosen (bench/findings.md says what it found), not on every full run or in the suite's smoke run.
@@ -540,6 +577,8 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
         results["cold_start_seconds"] = await cold_start(system)
         await wait_groups_settled(system.settings, 1)
         results["warm_up"] = await warm_up(system, codec)
+        if "idle" in only:
+            results["idle"] = await idle(system, counts.idle_seconds)
         if "steady" in only:
             results["referral_to_page_steady"] = await referral_to_page(system, counts.steady, counts.steady_rate,
                                                                         "steady")
@@ -684,15 +723,6 @@ def _rounds_summary(rounds: list[dict[str, Any]]) -> dict[str, float]:
             "machine_cpu_ms_per_item": cpu_ms / items}
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy since boot (/proc/stat): every process, the broker
-    included, which is what an item costs."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal; guest time is inside user
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
 def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "python": platform.python_version(), "kafka": pinned_versions()["kafka.version"],
             "platform": platform.platform(), "when": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -705,15 +735,21 @@ def _ratio(value: float | None, floor_value: float | None) -> float | None:
 def verdicts(results: dict[str, Any]) -> dict[str, Any]:
     """Each goal of issue #15 as a ratio to the floor measured in the same run (or a bound)."""
     steady, burst, backlog = results["referral_to_page_steady"], results["referral_to_page_burst"], results["hwc_backlog"]
-    best_tp = max(results["throughput"]["messages_per_second"],
-                  results.get("throughput_two_workers", {}).get("messages_per_second", 0))
+    # The better layout: one worker per service, two, or every service in one process.
+    layouts = [results["throughput"], results.get("throughput_two_workers", {}),
+               results.get("one_process", {}).get("one", {})]
+    best_tp = max(layout.get("messages_per_second", 0) for layout in layouts)
+    cpu = [c for layout in layouts if (c := layout.get("machine_cpu_ms_per_item")) is not None]
+    fair = results.get("fair_floor", {})
     figures = {
         "p99_vs_http_floor": (_ratio(steady["p99_ms"], results.get("http_latency_floor", {}).get("p99_ms")), "<=",
                               "x the latency floor with the same HTTP legs"),
         "p99_vs_bare_floor": (_ratio(steady["p99_ms"], results["floor_steady"].get("p99_ms")), "<=",
                               "x the bare two-hop floor"),
-        "throughput_vs_fair_floor": (_ratio(best_tp, results.get("fair_floor", {}).get("items_per_second")), ">=",
-                                     "of the fair floor (the better of one and two workers)"),
+        "throughput_vs_fair_floor": (_ratio(best_tp, fair.get("items_per_second")), ">=",
+                                     "of the fair floor (the better of one and two workers and one process)"),
+        "cpu_per_item_vs_fair_floor": (_ratio(min(cpu, default=None), fair.get("machine_cpu_ms_per_item")), "<=",
+                                       "x the fair floor's machine CPU per item (the better layout)"),
         "backlog_vs_fair_floor": (_ratio(backlog["encounters"] / backlog["seconds"],
                                          results.get("fair_floor_encounters", {}).get("items_per_second")), ">=",
                                   f"of the fair floor's rate for encounters (this run {backlog['encounters']:,})"),
@@ -742,18 +778,23 @@ def markdown(report: dict[str, Any]) -> str:
         ratio = _ratio(value, floor_value)
         return "" if ratio is None else f"{ratio:.{digits}f}x"
 
+    def cpu_text(figures: dict[str, Any] | None) -> str:
+        cpu = (figures or {}).get("machine_cpu_ms_per_item")
+        return "" if cpu is None else f"{cpu:.1f}"
+
     def row(name: str, figures: dict[str, Any], against: bool = True) -> str:
         return (f"| {name} | {figures['n']} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} | "
                 f"{figures['p99_ms']:.1f} | {figures['max_ms']:.1f} | "
                 f"{ratio_text(figures['p99_ms'], http_floor['p99_ms']) if against and http_floor else ''} | "
-                f"{ratio_text(figures['p99_ms'], r['floor_steady']['p99_ms']) if against else ''} |")
+                f"{ratio_text(figures['p99_ms'], r['floor_steady']['p99_ms']) if against else ''} | "
+                f"{cpu_text(figures)} |")
 
     def throughput_row(name: str, figures: dict[str, Any]) -> str:
         cpu = figures.get("machine_cpu_ms_per_item")
         return (f"| referrals + encounters to pages + notices, {name} | {figures['referrals'] + figures['encounters']} | "
                 f"{figures['seconds']:.1f} | {figures['messages_per_second']:.0f} | "
                 f"{ratio_text(figures['messages_per_second'], fair['items_per_second'], 2) if fair else ''} | "
-                f"{'' if cpu is None else f'{cpu:.1f}'} |")
+                f"{cpu_text(figures)} | {ratio_text(cpu, (fair or {}).get('machine_cpu_ms_per_item'), 2)} |")
 
     backlog = r["hwc_backlog"]
     backlog_rate = backlog["encounters"] / backlog["seconds"]
@@ -764,23 +805,38 @@ def markdown(report: dict[str, Any]) -> str:
         "Every figure below was measured in this one run, each floor beside what it is compared with "
         "(bench/run.py and bench/floors.py say what each floor does).", "",
         "## Referral to page latency (ms)", "",
-        "| scenario | n | p50 | p95 | p99 | max | p99 vs HTTP floor | p99 vs bare floor |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | n | p50 | p95 | p99 | max | p99 vs HTTP floor | p99 vs bare floor | machine CPU per item (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
         row("bare floor: two hops, no HTTP", r["floor_steady"], against=False),
         *([row("latency floor: HTTP in, two hops, HTTP out", http_floor, against=False)] if http_floor else []),
         row("referral to page, steady rate", r["referral_to_page_steady"]),
         row("referral to page, burst", r["referral_to_page_burst"]), "",
         "## Throughput", "",
-        "| scenario | items | seconds | per second | vs fair floor | machine CPU per item (ms) |",
-        "|---|---|---|---|---|---|",
+        "| scenario | items | seconds | per second | vs fair floor | machine CPU per item (ms) | CPU vs fair floor |",
+        "|---|---|---|---|---|---|---|",
         f"| bare floor (opaque messages, two hops) | {r['floor_throughput']['n']} | | "
-        f"{r['floor_throughput']['messages_per_second']:.0f} | | |",
+        f"{r['floor_throughput']['messages_per_second']:.0f} | | | |",
         *([f"| fair floor (the same work per item, no Faust) | {fair['items']} | {fair['seconds']:.1f} | "
-           f"{fair['items_per_second']:.0f} | 1.00x | |"] if fair else []),
+           f"{fair['items_per_second']:.0f} | 1.00x | {cpu_text(fair)} | 1.00x |"] if fair else []),
         throughput_row("one worker per service", r["throughput"]),
         *([throughput_row("two workers per service", r["throughput_two_workers"])]
           if "throughput_two_workers" in r else []), "",
     ]
+    if "idle" in r:
+        lines += [f"Idle ({r['idle']['seconds']:.0f} s, everything started and nothing written): the machine busy "
+                  f"{r['idle']['machine_cpu_ms_per_second']:.0f} ms a second; "
+                  + ", ".join(f"{name} {ms:.0f}" for name, ms in
+                              sorted(r["idle"]["cpu_ms_per_second_by_process"].items(), key=lambda x: -x[1]))
+                  + ". At the steady rate every referral carries its share of that.", ""]
+    if fair:
+        lines += ["What the fair floor still leaves out: " + "; ".join(FAIR_FLOOR_LEAVES_OUT) + ".", ""]
+    by_process = r["throughput"].get("cpu_ms_per_item_by_process")
+    if by_process:
+        lines += ["Where an item's CPU went in the one-worker run (ms an item, by process; the rest of the machine's is "
+                  "the kernel's and other processes'): "
+                  + ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(by_process.items(), key=lambda x: -x[1]))
+                  + (f"; the fair floor's own process {fair['own_cpu_ms_per_item']:.2f}"
+                     if fair and "own_cpu_ms_per_item" in fair else "") + ".", ""]
     if "sealing_off" in r:
         cost = r["sealing_off"]
         lines += ["## What sealing personal values costs", "",
@@ -828,7 +884,12 @@ def markdown(report: dict[str, Any]) -> str:
         + f"; {backlog_rate:.0f} encounters/s"
         + (f", {ratio_text(backlog_rate, fair_enc['items_per_second'], 2)} of the fair floor's "
            f"{fair_enc['items_per_second']:.0f}/s" if fair_enc else "")
-        + f"; peak memory {backlog['peak_rss_mib']:.0f} MiB.", "",
+        + f"; peak memory {backlog['peak_rss_mib']:.0f} MiB"
+        + (f"; machine CPU {backlog['machine_cpu_ms_per_item']:.1f} ms an encounter"
+           + (f" ({ratio_text(backlog['machine_cpu_ms_per_item'], fair_enc['machine_cpu_ms_per_item'], 2)} the fair "
+              f"floor's {fair_enc['machine_cpu_ms_per_item']:.1f})"
+              if fair_enc and "machine_cpu_ms_per_item" in fair_enc else "")
+           if "machine_cpu_ms_per_item" in backlog else "") + ".", "",
         "## Cold start (process start to ready, s)", "",
         "| " + " | ".join(r["cold_start_seconds"]) + " |", "|" + "---|" * len(r["cold_start_seconds"]),
         "| " + " | ".join(f"{s:.1f}" for s in r["cold_start_seconds"].values()) + " |", "",
@@ -923,7 +984,10 @@ def measure(counts: Counts, work: Path, smoke: bool, only: tuple[str, ...] = SCE
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         registry_url = os.environ.get("SCHEMA_REGISTRY_URL")
         if not bootstrap:
-            bootstrap = stack.enter_context(LocalKafka(work_dir=work / "kafka")).bootstrap_servers
+            kafka = stack.enter_context(LocalKafka(work_dir=work / "kafka"))
+            bootstrap = kafka.bootstrap_servers
+            WATCHED.update({f"broker {node.node_id}": node.process.pid for node in kafka.nodes if node.process})
+        WATCHED["benchmark and receivers"] = os.getpid()
         if not registry_url:
             registry_url = stack.enter_context(LocalRegistry(work_dir=work / "registry")).url
         settings = Settings(kafka_bootstrap_servers=bootstrap, schema_registry_url=registry_url,

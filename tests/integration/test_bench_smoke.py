@@ -42,6 +42,13 @@ def test_benchmark_smoke_run_reports_every_scenario(kafka_settings, schema_regis
     layouts = results["one_process"]  # every service in one process (handoff run all) beside a process each
     assert [r["layout"] for r in layouts["rounds"]] == list(bench.LAYOUT_ROUNDS)
     assert layouts["one"]["messages_per_second"] > 0 and layouts["separate"]["machine_cpu_ms_per_item"] > 0
+    # What every scenario cost the machine, beside its speed (#29), and the idle system's cost
+    for figures in (results["referral_to_page_steady"], results["throughput"], results["fair_floor"],
+                    results["fair_floor_encounters"], results["hwc_backlog"]):
+        assert figures["machine_cpu_ms_per_item"] > 0
+    assert {"api", "notifier", "benchmark and receivers"} <= set(results["throughput"]["cpu_ms_per_item_by_process"])
+    assert results["idle"]["machine_cpu_ms_per_second"] > 0
+    assert report["verdicts"]["cpu_per_item_vs_fair_floor"]["value"] > 0
     assert set(report["verdicts"]) == set(bench.TARGETS)
     markdown = (tmp_path / "bench.md").read_text()
     assert "## Against the goals" in markdown and "two workers per service" in markdown

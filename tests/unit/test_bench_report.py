@@ -90,3 +90,48 @@ def test_render_rewrites_the_report_from_a_results_file(tmp_path) -> None:
     results.write_text(json.dumps(full_report()))
     assert bench.main(["--render", str(results), "--report", str(tmp_path / "bench.md")]) == 0
     assert (tmp_path / "bench.md").read_text() == bench.markdown(full_report())
+
+
+def with_cpu(report: dict) -> dict:
+    """The report with the CPU figures every scenario now carries (#29)."""
+    r = report["results"]
+    r["fair_floor"] |= {"machine_cpu_ms_per_item": 5.0, "own_cpu_ms_per_item": 3.0}
+    r["fair_floor_encounters"] |= {"machine_cpu_ms_per_item": 4.0}
+    r["throughput"] |= {"machine_cpu_ms_per_item": 16.0,
+                        "cpu_ms_per_item_by_process": {"notifier": 5.1, "referral-intake": 3.65, "broker 1": 2.5}}
+    r["throughput_two_workers"]["machine_cpu_ms_per_item"] = 18.0
+    r["one_process"] = {"start_seconds": 17.5, "referral_to_page_steady": {"p99_ms": 120.0},
+                        "separate": {"messages_per_second": 110.0, "machine_cpu_ms_per_item": 16.5},
+                        "one": {"messages_per_second": 86.0, "machine_cpu_ms_per_item": 12.0}}
+    r["referral_to_page_steady"]["machine_cpu_ms_per_item"] = 21.5
+    r["idle"] = {"seconds": 10.0, "machine_cpu_ms_per_second": 212.0,
+                 "cpu_ms_per_second_by_process": {"api": 20.0, "broker 1": 150.0}}
+    r["hwc_backlog"] = {"encounters": 100_000, "seconds": 1000.0, "peak_rss_mib": 300.0,
+                        "machine_cpu_ms_per_item": 10.0}
+    report["verdicts"] = bench.verdicts(r)
+    return report
+
+
+def test_cpu_per_item_is_judged_against_the_fair_floor_in_the_cheapest_layout() -> None:
+    v = with_cpu(full_report())["verdicts"]["cpu_per_item_vs_fair_floor"]
+    assert v["value"] == 12.0 / 5.0 and v["met"] is False  # one process's 12 ms, not one worker's 16
+    assert v["target"].startswith("<= 2 x the fair floor's machine CPU per item")
+
+
+def test_report_gives_every_scenario_its_cpu_per_item_and_where_it_went() -> None:
+    report = with_cpu(full_report())
+    text = bench.markdown(report)
+    assert "| fair floor (the same work per item, no Faust) | 6250 | 20.0 | 312 | 1.00x | 5.0 | 1.00x |" in text
+    assert "| 16.0 | 3.20x |" in text  # one worker per service: 16 ms an item against the floor's 5
+    steady = report["results"]["referral_to_page_steady"]
+    assert f"| referral to page, steady rate | {steady['n']} |" in text and text.count("| 21.5 |") == 1
+    assert ("by process; the rest of the machine's is the kernel's and other processes'): notifier 5.10, "
+            "referral-intake 3.65, broker 1 2.50; the fair floor's own process 3.00.") in text
+    assert "machine CPU 10.0 ms an encounter (2.50x the fair floor's 4.0)" in text
+    assert "What the fair floor still leaves out: one process and no hops" in text
+    assert "Idle (10 s, everything started and nothing written): the machine busy 212 ms a second; broker 1 150, api 20." in text
+
+
+def test_a_report_from_before_the_cpu_figures_still_renders() -> None:
+    text = bench.markdown(full_report())  # the baseline run has no CPU per item for its floors or latencies
+    assert "What the fair floor still leaves out" in text and "the fair floor's own process" not in text
