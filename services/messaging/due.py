@@ -6,9 +6,12 @@ Faust table in the worker, a dict in unit tests) and keeps a heap of when each r
 the timer, updated on every write through it. A tick takes only what is due.
 
 What the heap cannot see is caught by a full re-index: after every recovery of the table (start,
-crash, rebalance: records that came from the changelog, not through a write), at the next tick after
+crash, rebalance: records that came from the changelog, not through a write) and at the next tick after
 the live reference data it ``follows`` changes (a policy or a school closure moves deadlines without a
-write), and every ``reindex_seconds`` besides. So a record is looked at when it falls due.
+write). So a record is looked at when it falls due. A re-index decodes every record the table keeps (a
+year's pages, tens of thousands): it hands the event loop back every ``REINDEX_TURN`` records, and it
+runs only when one of those two things happened. A sweep every minute "besides" once took a notifier
+holding 30,000 pages 20 to 50 seconds of every minute, its stream stalled behind it.
 
 ``ScheduledRecords`` adds the timer, the one every service with deadlines declares: its record type, what is
 due for a record (``decide``), published once until its owner applies it, and how long a record is kept
@@ -17,6 +20,7 @@ due for a record (``decide``), published once until its owner applies it, and ho
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import time
@@ -31,19 +35,23 @@ from services.platform.logs import correlation_scope, current_correlation_id, ge
 
 log = get_logger(__name__)
 NextDue = Callable[[Any], datetime | None]  # a record -> when the timer must look at it next, or never
+REINDEX_TURN = 500  # records a re-index decodes between two turns of the event loop (about 0.1-0.5 s of work)
 
 
 class DueTable(MutableMapping):
-    def __init__(self, table: MutableMapping, next_due: NextDue, reindex_seconds: float = 60.0,
+    def __init__(self, table: MutableMapping, next_due: NextDue, reindex_seconds: float | None = None,
                  monotonic: Callable[[], float] = time.monotonic, follows: Any = None) -> None:
         self.table = table
         self.next_due = next_due
+        # None: re-indexed after a recovery and a change of what it follows, only. A period adds a full sweep that
+        # often, for a table written around it.
         self.reindex_seconds = reindex_seconds
         self.monotonic = monotonic
         self._heap: list[tuple[datetime, int, str]] = []
         self._due_at: dict[str, datetime] = {}  # the live heap entry of each key; others are stale
         self._order = itertools.count()
         self._indexed_at: float | None = None  # never: the first ``due`` indexes everything
+        self._reindexes = 0  # a re-index under way stops when a newer one starts
         if hasattr(table, "on_recover"):
             table.on_recover(self._on_recover)
         if hasattr(follows, "on_replace"):  # live reference data: its changes move due times at once
@@ -89,7 +97,7 @@ class DueTable(MutableMapping):
         """(key, record) of every record due at ``now``: what a scan of the whole table would find,
         at the cost of what is due. A record stays due until a write through this table moves its
         time (e.g. the escalation was applied), so a tick that could not act on it sees it again."""
-        if self._indexed_at is None or self.monotonic() - self._indexed_at >= self.reindex_seconds:
+        if self.needs_reindex:
             self.reindex()
         out, still_due = [], []
         while self._heap and self._heap[0][0] <= now:
@@ -107,14 +115,36 @@ class DueTable(MutableMapping):
             heapq.heappush(self._heap, entry)
         return out
 
+    @property
+    def needs_reindex(self) -> bool:
+        return self._indexed_at is None or (self.reindex_seconds is not None
+                                            and self.monotonic() - self._indexed_at >= self.reindex_seconds)
+
     def reindex(self) -> None:
+        for _turn in self._reindexing():
+            pass
+
+    async def reindex_in_turns(self) -> None:
+        """``reindex``, handing the event loop back every ``REINDEX_TURN`` records: records and timers go on
+        meanwhile. A write meanwhile schedules its record as any write does; a record not reached yet is found
+        when it is, at most one re-index late."""
+        for _turn in self._reindexing():
+            await asyncio.sleep(0)
+
+    def _reindexing(self) -> Iterator[None]:
+        self._reindexes += 1
+        this = self._reindexes
         self._heap.clear()
         self._due_at.clear()
-        # One record decoded at a time: a list of every record at once held 100,000 decoded notices
-        # (about 200 MB) for a moment every minute, the backlog's peak memory.
-        for key in list(self.table):
-            self._schedule(key, self.table.get(key))
         self._indexed_at = self.monotonic()
+        # One record decoded at a time: a list of every record at once held 100,000 decoded notices
+        # (about 200 MB) for a moment, the backlog's peak memory.
+        for count, key in enumerate(list(self.table), start=1):
+            if this != self._reindexes:
+                return  # a newer re-index (another recovery) started over
+            self._schedule(key, self.table.get(key))
+            if count % REINDEX_TURN == 0:
+                yield
 
     def invalidate(self) -> None:
         """Re-index at the next ``due``: what ``next_due`` reads, besides the record, has changed."""
@@ -135,7 +165,7 @@ class DueTable(MutableMapping):
         heapq.heappush(self._heap, (at, next(self._order), key))
 
     async def _on_recover(self) -> None:
-        self.reindex()
+        await self.reindex_in_turns()
 
 
 @dataclass(frozen=True)
@@ -226,6 +256,8 @@ class ScheduledRecords(DueTable):
         return self.put(key, Owned(state, prior.correlation_id if prior is not None else current_correlation_id()))
 
     async def tick(self, now: datetime) -> int:
+        if self.needs_reindex:
+            await self.reindex_in_turns()
         published = 0
         for key, record in self.due(now):
             for due in self._due_now(key, record, now):

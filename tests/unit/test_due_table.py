@@ -58,6 +58,56 @@ def test_records_that_did_not_come_through_it_are_found_by_the_reindex() -> None
     assert sorted(k for k, _ in table.due(T0 + timedelta(minutes=2))) == ["a", "b"]
 
 
+def test_without_a_period_only_a_recovery_or_a_change_of_what_it_follows_reindexes() -> None:
+    inner, clock = {"a": {"due": 1}}, Seconds()
+    table = DueTable(inner, at_minutes, monotonic=clock)
+    assert [k for k, _ in table.due(T0 + timedelta(minutes=2))] == ["a"]
+    inner["b"] = {"due": 1}
+    clock.now = 24 * 3600.0  # no sweep of the whole table, however long it has been
+    assert [k for k, _ in table.due(T0 + timedelta(minutes=2))] == ["a"]
+    table.invalidate()  # what the reference data's change does
+    assert sorted(k for k, _ in table.due(T0 + timedelta(minutes=2))) == ["a", "b"]
+
+
+async def test_a_reindex_hands_the_event_loop_back_as_it_goes(monkeypatch) -> None:
+    """A year's records take seconds to decode: records and timers go on between turns, and what it finds
+    is what a re-index at once finds."""
+    import asyncio
+
+    import services.messaging.due as due
+
+    monkeypatch.setattr(due, "REINDEX_TURN", 2)
+    inner = {key: {"due": n} for n, key in enumerate("abcdefg")}
+    table = DueTable(inner, at_minutes)
+    turns: list[int] = []
+
+    async def meanwhile() -> None:
+        while True:
+            turns.append(table.scheduled)
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(meanwhile())
+    await asyncio.sleep(0)
+    await table.reindex_in_turns()
+    other.cancel()
+    assert any(0 < n < 7 for n in turns)  # it ran while the index was half built
+    assert [k for k, _ in table.due(T0 + timedelta(minutes=10))] == list("abcdefg")
+
+
+async def test_a_newer_reindex_takes_over_from_one_under_way(monkeypatch) -> None:
+    import services.messaging.due as due
+
+    monkeypatch.setattr(due, "REINDEX_TURN", 1)
+    inner = {key: {"due": 1} for key in "abcd"}
+    table = DueTable(inner, at_minutes)
+    older = table._reindexing()
+    next(older)  # one record in, then the loop turns
+    inner["e"] = {"due": 1}  # arrived with the recovery that starts the newer one
+    table.reindex()
+    assert list(older) == []  # the older one stops at its next record
+    assert sorted(k for k, _ in table.due(T0 + timedelta(minutes=1))) == list("abcde")
+
+
 def test_deleted_records_leave_the_index() -> None:
     table = DueTable({}, at_minutes)
     table["a"] = {"due": 1}
