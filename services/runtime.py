@@ -473,12 +473,24 @@ async def serve_worker(worker: Worker, settings: Settings, ready: Callable[[], N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await prepare_and_start(worker, settings, TOPICS)
-    log.info("worker_started", app=app.conf.id)
-    freeze_start_up_objects()
-    if ready:
-        ready()
-    await stop.wait()
+    log.info("worker_starting", app=app.conf.id)
+    # A stop asked for while starting ends the start: with the broker away a start waits for ever, and a worker
+    # that took SIGTERM then outlived whatever started it.
+    starting, stopping = asyncio.ensure_future(prepare_and_start(worker, settings, TOPICS)), asyncio.ensure_future(stop.wait())
+    await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+    if starting.done():
+        if starting.exception() is not None:
+            stopping.cancel()
+        starting.result()  # a start that failed fails the process
+        log.info("worker_started", app=app.conf.id)
+        freeze_start_up_objects()
+        if ready:
+            ready()
+        await stopping
+    else:
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        log.warning("worker_stopped_while_starting", app=app.conf.id)
     log.info("worker_stopping", app=app.conf.id)
     try:
         # Bounded: with the broker gone a clean stop can wait forever; uncommitted work is redone
