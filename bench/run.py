@@ -548,9 +548,6 @@ class GroupLag:
 # --- the run --------------------------------------------------------------------------------------
 SCENARIOS = ("floor", "receivers", "http_floor", "cold_start", "idle", "steady", "burst", "throughput", "fair_floor",
              "throughput2", "backlog", "sealing_off", "one_process")
-# Run only when named (``--only steady,throughput,linger``): a setting's comparison, measured when the setting is
-# chosen (bench/findings.md says what it found), not on every full run or in the suite's smoke run.
-ON_REQUEST = ("linger",)
 
 
 async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
@@ -590,8 +587,9 @@ async def run_all(settings: Settings, counts: Counts, work: Path, only: tuple[st
             results["sealing_off"] = await sealing_cost(settings, counts, work, stack, system, codec)
         if "one_process" in only:
             results["one_process"] = await one_process(settings, counts, work, stack, system, codec)
-        if "linger" in only:
-            results["producer_linger"] = await producer_linger(settings, counts, work, stack, system, codec)
+        for i, name in enumerate(name for name in SETTINGS_BESIDE if name in only):
+            results[name] = await setting_beside(name, settings, counts, work, stack, system, codec,
+                                                 children_from=9_000_000 + i * 1_000_000)
         if "fair_floor" in only:
             results["fair_floor"] = await fair_floor(system, codec, counts.throughput, counts.throughput // 4)
             results["fair_floor_encounters"] = await fair_floor(system, codec, 0, counts.backlog_floor)
@@ -668,23 +666,38 @@ async def one_process(settings: Settings, counts: Counts, work: Path, stack: Exi
         together.stop_all()
 
 
-# The producers' linger (``kafka_producer_linger_ms``) compared with none, which the workers had before it was a
-# setting: what batching saves the broker and the workers, and what it adds to a referral's latency.
-LINGER_BESIDE_MS = 0.0
-LINGER_ROUNDS = ("setting", "none", "none", "setting")
+# Settings chosen by measurement (bench/findings.md says what each found): the system as configured beside one with
+# the setting at another value, throughput rounds alternating. Run only when named (``ON_REQUEST``).
+# name -> (the setting's environment variable, its value beside, what the run above is configured with).
+SETTINGS_BESIDE = {
+    # the producers' linger compared with none, which the workers had before it was a setting: what batching saves
+    # the broker and the workers, and what it adds to a referral's latency
+    "linger": ("HANDOFF_KAFKA_PRODUCER_LINGER_MS", "0", lambda s: s.kafka_producer_linger_ms),
+    # a worker's offsets committed every 5 seconds rather than every second
+    "commit_interval": ("HANDOFF_KAFKA_COMMIT_INTERVAL_SECONDS", "5", lambda s: s.kafka_commit_interval_seconds),
+    # read models' fetches held for more records, compared with answered at once
+    "follower_wait": ("HANDOFF_KAFKA_FOLLOWER_FETCH_WAIT_MS", "0", lambda s: s.kafka_follower_fetch_wait_ms),
+}
+SETTING_ROUNDS = ("setting", "beside", "beside", "setting")
+# Run only when named (``--only steady,linger``): a setting's comparison, measured when the setting is chosen, not on
+# every full run or in the suite's smoke run.
+ON_REQUEST = tuple(SETTINGS_BESIDE)
 
 
-async def producer_linger(settings: Settings, counts: Counts, work: Path, stack: ExitStack, system: System,
-                          codec: AvroCodec) -> dict[str, Any]:
-    """The system as configured beside one whose producers send at once (``LINGER_BESIDE_MS``)."""
-    at_once, _ = await beside(settings, work, stack, "linger", codec,
-                              {"HANDOFF_KAFKA_PRODUCER_LINGER_MS": str(LINGER_BESIDE_MS)})
+async def setting_beside(name: str, settings: Settings, counts: Counts, work: Path, stack: ExitStack, system: System,
+                         codec: AvroCodec, children_from: int) -> dict[str, Any]:
+    """The system as configured beside one with setting ``name`` at its value in ``SETTINGS_BESIDE``: each one's
+    idle cost, steady latency and throughput rounds, each with CPU per item."""
+    variable, value, configured = SETTINGS_BESIDE[name]
+    other, _ = await beside(settings, work, stack, name.replace("_", "-"), codec, {variable: value})
     try:
-        found = await compared("linger", LINGER_ROUNDS, {"setting": (system, codec), "none": (at_once, codec)},
-                               counts, children_from=9_000_000, made_beside="none")
-        return {"setting_ms": settings.kafka_producer_linger_ms, "beside_ms": LINGER_BESIDE_MS, **found}
+        idle_costs = {"setting": await idle(system, counts.idle_seconds), "beside": await idle(other, counts.idle_seconds)}
+        found = await compared(name, SETTING_ROUNDS, {"setting": (system, codec), "beside": (other, codec)},
+                               counts, children_from=children_from, made_beside="beside")
+        return {"variable": variable, "setting": configured(settings), "beside_value": value, "idle": idle_costs,
+                **found}
     finally:
-        at_once.stop_all()
+        other.stop_all()
 
 
 async def alternating(order: tuple, label: str, systems: dict[Any, tuple[System, AvroCodec]], n: int,

@@ -289,6 +289,18 @@ class InMemoryPublisher:
         return [r.event for r in self.records if cls is None or isinstance(r.event, cls)]
 
 
+# Enough that the broker holds a follower's fetch for its whole wait at any rate a site sees; a catch-up after a
+# start, with more than this to read, is answered at once.
+FOLLOWER_FETCH_MIN_BYTES = 1024 * 1024
+
+
+def follower_fetch_options(settings: Settings) -> dict[str, Any]:
+    """A read model's fetches: held by the broker up to ``kafka_follower_fetch_wait_ms`` for more records (none: aiokafka's
+    defaults, answered as soon as one record is there)."""
+    wait = settings.kafka_follower_fetch_wait_ms
+    return {"fetch_min_bytes": FOLLOWER_FETCH_MIN_BYTES, "fetch_max_wait_ms": wait} if wait else {}
+
+
 class TopicFollower:
     """Reads topics from the beginning on every partition (no consumer group) and hands each decoded
     event to ``on_event``: the feed of a read model that every API replica keeps in full.
@@ -322,8 +334,10 @@ class TopicFollower:
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        # A follower that fetches when asked (the keys) is one a record waits for: the broker answers it at once.
+        held = follower_fetch_options(self.settings) if self.fetch_every is None else {}
         self._consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest",
-                                          **client_options(self.settings))
+                                          **client_options(self.settings), **held)
         await self._consumer.start()
         # The topics may not exist yet (a worker creates them as it starts): wait for them, briefly.
         counts = await topic_partition_counts(self.settings, self.names, timeout=60)

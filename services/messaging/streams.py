@@ -92,7 +92,7 @@ def create_app(service: str, settings: Settings, **overrides: Any) -> faust.App:
         producer_linger=settings.kafka_producer_linger_ms / 1000,
         datadir=str(settings.data_dir / service),
         web_enabled=False,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.kafka_commit_interval_seconds,
         # Faust turns every record one poll returns into objects at once and holds them until its
         # agents take them: unbounded, a backlog's first poll held 50,000 records in memory. The rest
         # wait in aiokafka as fetched bytes (at most ``consumer_max_fetch_size`` per partition).
