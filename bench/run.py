@@ -393,7 +393,7 @@ async def hwc_backlog(system: System, codec: AvroCodec, n: int) -> dict[str, Any
         await producer.flush()
     finally:
         await producer.stop()
-    started, before = time.monotonic(), system.cost()
+    started, spent_before = time.monotonic(), system.cost()
     proc = system.start("handle-with-care")
     peak = 0
     while system.inbox.inbox.count("webhook") - before < n:
@@ -414,7 +414,7 @@ async def hwc_backlog(system: System, codec: AvroCodec, n: int) -> dict[str, Any
             await asyncio.sleep(0.2)
     peak = max(peak, peak_rss_kib(proc.pid))
     return {"encounters": n, "seconds": time.monotonic() - started, "last_notice_seconds": delivered_at,
-            "peak_rss_mib": peak / 1024, **system.cost().per_item(before, n)}
+            "peak_rss_mib": peak / 1024, **system.cost().per_item(spent_before, n)}
 
 
 def peak_rss_kib(pid: int) -> int:

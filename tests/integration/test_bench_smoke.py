@@ -43,12 +43,13 @@ def test_benchmark_smoke_run_reports_every_scenario(kafka_settings, schema_regis
     assert [r["layout"] for r in layouts["rounds"]] == list(bench.LAYOUT_ROUNDS)
     assert layouts["one"]["messages_per_second"] > 0 and layouts["separate"]["machine_cpu_ms_per_item"] > 0
     # What every scenario cost the machine, beside its speed (#29), and the idle system's cost
+    # (a smoke floor of 20 items may take less than one of the kernel's CPU ticks: 0 is a figure there)
     for figures in (results["referral_to_page_steady"], results["throughput"], results["fair_floor"],
                     results["fair_floor_encounters"], results["hwc_backlog"]):
-        assert figures["machine_cpu_ms_per_item"] > 0
+        assert figures["machine_cpu_ms_per_item"] >= 0
     assert {"api", "notifier", "benchmark and receivers"} <= set(results["throughput"]["cpu_ms_per_item_by_process"])
-    assert results["idle"]["machine_cpu_ms_per_second"] > 0
-    assert report["verdicts"]["cpu_per_item_vs_fair_floor"]["value"] > 0
+    assert results["idle"]["machine_cpu_ms_per_second"] >= 0 and "api" in results["idle"]["cpu_ms_per_second_by_process"]
+    assert "cpu_per_item_vs_fair_floor" in report["verdicts"]
     assert set(report["verdicts"]) == set(bench.TARGETS)
     markdown = (tmp_path / "bench.md").read_text()
     assert "## Against the goals" in markdown and "two workers per service" in markdown
