@@ -47,11 +47,11 @@ class Settings(BaseSettings):
                                       "(deduplicated, never sent twice) grows with it; 5 s saved no CPU "
                                       "(bench/findings.md)")
     kafka_follower_fetch_wait_ms: int = Field(
-        250, ge=0, le=1000, description="how long the broker may hold a read model's fetch for more records (with a "
-                                        "high minimum), 0 for at once: under load it took 0.8 ms of the API's CPU and "
-                                        "0.5 ms of the broker's off each item (bench/findings.md). Costs read models "
-                                        "and a page that confirms a write up to that much staleness; the keys' "
-                                        "follower, which records wait for, is always answered at once")
+        0, ge=0, le=1000, description="how long the broker may hold a read model's fetch for more records (with a "
+                                      "high minimum); 0, the default, for at once. 250 took 0.8 ms of the API's CPU "
+                                      "and 0.5 ms of the broker's off each item under load (bench/findings.md), but a "
+                                      "console then lags the page or email that sends someone to it by as much. The "
+                                      "keys' follower, which records wait for, is always answered at once")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._\-]*$", description="prepended to every topic name")
     topic_partitions: int = Field(4, ge=1)
     audit_retention_days: int = Field(400, ge=365, description="CJIS: audit records kept at least one year")
