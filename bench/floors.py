@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,8 @@ async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
             sends = [deliver("webhook", f"ff-{key}/webhook", config["webhook_url"])]
         return [*writes, *sends]
 
-    busy_from = own_from = 0.0
+    own = {"fair floor": os.getpid()}
+    before: Cost | None = None
     try:
         while done < expected:
             batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
@@ -146,13 +148,13 @@ async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
             if not records:
                 continue
             if started is None:
-                started, busy_from, own_from = time.monotonic(), machine_busy_seconds(), own_cpu_seconds()
+                started, before = time.monotonic(), Cost.now(own)
             work = [w for r in records for w in await handle(r)]
             await asyncio.gather(*work)  # every write and delivery of the batch, then its offsets
             await consumer.commit()
             done += len(records)
         elapsed = time.monotonic() - (started or time.monotonic())
-        busy, own = machine_busy_seconds() - busy_from, own_cpu_seconds() - own_from
+        spent = Cost.now(own).per_item(before, done) if before is not None else None
     finally:
         await consumer.stop()
         await producer.stop()
@@ -162,7 +164,8 @@ async def fair_floor(config: dict[str, Any]) -> dict[str, Any]:
                 await channel.close()
     # Machine CPU per item as the pipeline's is taken: the broker and the receivers included.
     return {"items": done, "seconds": elapsed, "items_per_second": done / elapsed if elapsed else None,
-            "machine_cpu_ms_per_item": 1000 * busy / done, "own_cpu_ms_per_item": 1000 * own / done}
+            **({"machine_cpu_ms_per_item": spent["machine_cpu_ms_per_item"],
+                "own_cpu_ms_per_item": spent["cpu_ms_per_item_by_process"]["fair floor"]} if spent else {})}
 
 
 class TwoHops:
@@ -261,8 +264,25 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def own_cpu_seconds() -> float:
-    return process_cpu_seconds(os.getpid()) or 0.0
+@dataclass(frozen=True)
+class Cost:
+    """Where the machine's CPU stood at one moment: the whole machine's busy seconds and some processes'."""
+
+    machine_busy_seconds: float
+    process_seconds: dict[str, float]
+
+    @classmethod
+    def now(cls, pids: dict[str, int]) -> Cost:
+        return cls(machine_busy_seconds(), {name: used for name, pid in pids.items()
+                                            if (used := process_cpu_seconds(pid)) is not None})
+
+    def per_item(self, before: Cost, items: int) -> dict[str, Any]:
+        """What each of ``items`` cost since ``before``: the whole machine's busy CPU (it holds still on a noisy
+        machine when rates do not), and each process's."""
+        return {"machine_cpu_ms_per_item": 1000 * (self.machine_busy_seconds - before.machine_busy_seconds) / items,
+                "cpu_ms_per_item_by_process": {
+                    name: 1000 * (used - before.process_seconds[name]) / items
+                    for name, used in self.process_seconds.items() if name in before.process_seconds}}
 
 
 async def receivers_ceiling(settings: Settings, n: int, phone: str, email: str, webhook_url: str) -> dict[str, Any]:

@@ -53,11 +53,10 @@ from aiokafka.errors import KafkaError
 
 from bench.floors import (
     FAIR_FLOOR_LEAVES_OUT,
+    Cost,
     bare_floor,
     http_latency_floor,
-    machine_busy_seconds,
     percentiles,
-    process_cpu_seconds,
     wait_for,
 )
 from deploy.dev_inbox import DevInbox
@@ -166,14 +165,9 @@ class System:
             await asyncio.sleep(0.05)
         return time.monotonic() - started
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds each of the system's running processes has used so far, and each of ``WATCHED``'s."""
-        pids = {name: proc.pid for name, proc in self.procs.items()} | WATCHED
-        return {name: used for name, pid in pids.items() if (used := process_cpu_seconds(pid)) is not None}
-
     def cost(self) -> Cost:
         """Where the machine's CPU stands now: ``Cost.per_item`` of two of these is what the items between cost."""
-        return Cost(machine_busy_seconds(), self.cpu_seconds())
+        return Cost.now({name: proc.pid for name, proc in self.procs.items()} | WATCHED)
 
     def stop(self, service: str) -> None:
         proc = self.procs.pop(service, None)
@@ -188,20 +182,6 @@ class System:
 # Processes every system's CPU figures include beside its own: the broker, and this process (the receivers, and the
 # clients that feed the system). Set by ``measure`` when it starts them.
 WATCHED: dict[str, int] = {}
-
-
-@dataclass(frozen=True)
-class Cost:
-    machine_busy_seconds: float
-    process_seconds: dict[str, float]
-
-    def per_item(self, before: Cost, items: int) -> dict[str, Any]:
-        """What each of ``items`` cost since ``before``: the whole machine's busy CPU (it holds still on a noisy
-        machine when rates do not), and each process's."""
-        return {"machine_cpu_ms_per_item": 1000 * (self.machine_busy_seconds - before.machine_busy_seconds) / items,
-                "cpu_ms_per_item_by_process": {
-                    name: 1000 * (used - before.process_seconds[name]) / items
-                    for name, used in self.process_seconds.items() if name in before.process_seconds}}
 
 
 def make_system(settings: Settings, work: Path, stack: ExitStack, env_changes: dict[str, str] | None = None) -> System:
