@@ -192,8 +192,10 @@ class Notifier:
         self.delivery.settle(event.attempt_id, event.outcome)
         if event.channel is Channel.push and (event.error or "").startswith(PUSH_GONE):
             await self._drop_device(event.target_id, event.attempt_id.rsplit(PUSH_ATTEMPT, 1)[-1])
+        if event.outcome is DeliveryOutcome.delivered:
+            return  # nothing to fall through from (most deliveries): the page's record is not opened for it
         loaded = self.load(event.referral_id)
-        if loaded is None or event.outcome is DeliveryOutcome.delivered:
+        if loaded is None:
             return
         state, request = loaded
         if state.is_open and (state.step_index, state.loop) == (event.step_index, event.loop):
@@ -339,9 +341,10 @@ class Notifier:
     async def _fall_through_if_unreachable(self, state: PageState, request: PageRequested, site: Site) -> None:
         """Nobody at this step can be reached (every delivery failed for good or was refused, and nobody has push
         on where push is their channel): go on to the next step now rather than wait out the step."""
-        statuses = [self.delivery.status(attempt) for cm, channel in self._step_recipients(state, site)
-                    for attempt, _address in self._attempts(state, cm, channel)]
         settled = {DeliveryOutcome.failed.value, DeliveryOutcome.skipped.value}
+        # lazily: the first delivery still pending or delivered answers it (each status opens a sealed record)
+        statuses = (self.delivery.status(attempt) for cm, channel in self._step_recipients(state, site)
+                    for attempt, _address in self._attempts(state, cm, channel))
         if all(status in settled for status in statuses):
             log.warning("page_step_undeliverable", page_id=state.page_id, step=state.step_index)
             await self.pages.request(state.referral_id, self._escalation(state, site, self.clock.now()))

@@ -195,6 +195,30 @@ async def test_step_nobody_can_receive_falls_through_to_next_step_at_once() -> N
     assert h.channels["webhook"].sent  # cm-cruz reached by webhook
 
 
+class OpensCounted(dict):
+    """A table that counts how often a record is read (each read of a sealed table opens and decodes it)."""
+
+    opened = 0
+
+    def get(self, key, default=None):
+        self.opened += 1
+        return super().get(key, default)
+
+
+async def test_a_delivered_attempt_read_back_leaves_the_page_record_unopened() -> None:
+    h = Harness()
+    h.notifier.pages.table.raw = pages = OpensCounted()
+    await h.notifier.on_referral_event(h.referral)
+    [sms, email] = [e for e in h.publisher.events(PageSent) if e.final]
+    pages.opened = 0
+    await h.notifier.on_page_event(sms)
+    await h.notifier.on_page_event(email)
+    assert pages.opened == 0  # the common case: nothing to fall through from
+    failed = sms.model_copy(update={"outcome": DeliveryOutcome.failed, "attempt_id": "another"})
+    await h.notifier.on_page_event(failed)
+    assert pages.opened == 1  # a failure may leave the step unreachable: that needs the page
+
+
 async def test_policy_exhausted_closes_the_page() -> None:
     h = Harness()
     await h.notifier.on_referral_event(h.referral)
