@@ -26,6 +26,7 @@ def test_benchmark_smoke_run_reports_every_scenario(kafka_settings, schema_regis
     assert results["referral_to_page_burst"]["n"] == bench.Counts.smoke().burst
     assert results["throughput"]["messages_per_second"] > 0 and results["floor_throughput"]["messages_per_second"] > 0
     two = results["throughput_two_workers"]
+    assert "not_measured" not in two and two["ready_seconds"] > 0
     assert (two["referrals"], two["encounters"]) == (bench.Counts.smoke().throughput, bench.Counts.smoke().throughput // 4)
     assert results["hwc_backlog"]["encounters"] == bench.Counts.smoke().backlog and results["hwc_backlog"]["peak_rss_mib"] > 0
     assert set(results["cold_start_seconds"]) == {"api", "referral-intake", "notifier", "handle-with-care"}

@@ -135,3 +135,19 @@ def test_report_gives_every_scenario_its_cpu_per_item_and_where_it_went() -> Non
 def test_a_report_from_before_the_cpu_figures_still_renders() -> None:
     text = bench.markdown(full_report())  # the baseline run has no CPU per item for its floors or latencies
     assert "What the fair floor still leaves out" in text and "the fair floor's own process" not in text
+
+
+def test_a_scenario_that_could_not_run_is_reported_as_not_measured_with_why() -> None:
+    report = full_report()
+    report["results"]["throughput_two_workers"] = {"not_measured": "('notifier#2',) not ready after 300.0s"}
+    report["verdicts"] = bench.verdicts(report["results"])  # judged on the layouts that were measured
+    assert report["verdicts"]["throughput_vs_fair_floor"]["value"] == (
+        report["results"]["throughput"]["messages_per_second"] / 312.5)
+    text = bench.markdown(report)
+    assert "two workers per service | not measured: ('notifier#2',) not ready after 300.0s |" in text
+
+
+def test_the_second_workers_row_says_how_long_they_took_to_be_ready() -> None:
+    report = full_report()
+    report["results"]["throughput_two_workers"]["ready_seconds"] = 41.6
+    assert "two workers per service (the second ready in 42 s) |" in bench.markdown(report)
