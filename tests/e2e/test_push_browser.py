@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from deploy.local_stack import free_port
 from services import runtime
-from services.delivery.channels import WebPushChannel, new_vapid_key
+from services.delivery.channels import DeliveryHttp, WebPushChannel, new_vapid_key
 from services.delivery.links import AckLinks
 from services.kernel.events import AcknowledgedVia, Channel
 from services.kernel.lead import PageAcknowledged
@@ -72,8 +71,8 @@ async def test_a_pushed_page_is_acknowledged_from_its_notification_and_the_offic
     h.notifier.push_devices.apply(device(on_call, f"https://push.example.net/{on_call}"))
     await h.notifier.on_referral_event(h.referral)
     [pushed] = h.channels["push"].sent
-    async with httpx.AsyncClient() as client:
-        notification = WebPushChannel(settings, client).notification(pushed)  # what the push service carries
+    async with DeliveryHttp(1, 10.0) as http:
+        notification = WebPushChannel(settings, http).notification(pushed)  # what the push service carries
     shown = []
     for _ in range(6):  # a worker still activating (a loaded machine) may miss a push: the push service resends
         await cdp.send("ServiceWorker.deliverPushMessage", {

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from deploy.dev_inbox import DevInbox
 from deploy.local_stack import free_port
 from services import runtime
-from services.delivery.channels import Outgoing, VoiceChannel
+from services.delivery.channels import DeliveryHttp, Outgoing, VoiceChannel
 from services.kernel.events import AcknowledgedVia
 from services.kernel.lead import PageAcknowledged, PageRequested
 from services.messaging.kafka import InMemoryPublisher
@@ -38,8 +38,8 @@ async def test_a_call_reads_the_page_and_pressing_1_acknowledges_it(served, memo
             location_description="the library steps", requested_at=NOW))
         await served(app, port)
         call_url = app.state.ack_links.url(VOICE_PURPOSE, "r-call", "cm-ana", "v1/voice")
-        async with httpx.AsyncClient() as client:
-            await VoiceChannel(settings, client).send(Outgoing("pg-r-call/0/1/cm-ana/voice", "+15055550101", "", "", "",
+        async with DeliveryHttp(1, 10.0) as http:
+            await VoiceChannel(settings, http).send(Outgoing("pg-r-call/0/1/cm-ana/voice", "+15055550101", "", "", "",
                                                                {"call_url": call_url}))
         [rung] = inbox.inbox.of("voice")
         assert rung.to == "+15055550101" and "Officer Marlowe" in rung.body and "the library steps" in rung.body

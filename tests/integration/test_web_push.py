@@ -16,6 +16,7 @@ from deploy.dev_inbox import DevInbox
 from deploy.local_stack import free_port
 from services.delivery.channels import (
     DeliveryFailed,
+    DeliveryHttp,
     Outgoing,
     PushSubscriptionGone,
     WebPushChannel,
@@ -34,6 +35,7 @@ def inbox():
     inbox.stop()
 
 
+
 def page(address: str, attempt_id: str = "pg-r1/0/0/cm-ana/push", urgency: str = "high") -> Outgoing:
     return Outgoing(attempt_id, address, "LEAD page", "Warm handoff: referral r1 at Central & 5th. Ack: https://x/a",
                     "", {"type": "lead.page", "page_id": "pg-r1", "ack_url": "https://x/a"}, urgency=urgency,
@@ -48,9 +50,9 @@ async def subscribe(inbox: DevInbox, client: httpx.AsyncClient) -> dict:
 
 async def test_a_page_pushed_with_handoffs_vapid_key_is_decrypted_by_the_phones_key(inbox) -> None:
     settings = Settings(push_vapid_private_key=SecretStr(new_vapid_key()), push_vapid_subject="mailto:ops@lead.test")
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient() as client, DeliveryHttp(4, 10.0) as http:
         subscription = await subscribe(inbox, client)
-        channel = WebPushChannel(settings, client)
+        channel = WebPushChannel(settings, http)
         await channel.send(page(json.dumps(subscription)))
 
     [pushed] = inbox.inbox.of("push")
@@ -64,11 +66,11 @@ async def test_a_page_pushed_with_handoffs_vapid_key_is_decrypted_by_the_phones_
 
 async def test_the_push_service_refuses_a_token_signed_by_another_key_and_a_subscription_it_no_longer_knows(inbox) -> None:
     settings = Settings(push_vapid_private_key=SecretStr(new_vapid_key()))
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient() as client, DeliveryHttp(4, 10.0) as http:
         subscription = await subscribe(inbox, client)
-        channel = WebPushChannel(settings, client)
+        channel = WebPushChannel(settings, http)
         endpoint, body, headers = channel.request(page(json.dumps(subscription)))
-        other = WebPushChannel(Settings(push_vapid_private_key=SecretStr(new_vapid_key())), client)
+        other = WebPushChannel(Settings(push_vapid_private_key=SecretStr(new_vapid_key())), http)
         forged = {**headers, "Authorization": headers["Authorization"].split(",k=")[0] + ",k="
                   + other.request(page(json.dumps(subscription)))[2]["Authorization"].split(",k=")[1]}
         assert (await client.post(endpoint, content=body, headers=forged)).status_code == 401
@@ -82,12 +84,12 @@ async def test_the_push_service_refuses_a_token_signed_by_another_key_and_a_subs
 
 
 async def test_push_without_a_vapid_key_or_with_a_broken_subscription_fails_for_good(inbox) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient() as client, DeliveryHttp(4, 10.0) as http:
         subscription = await subscribe(inbox, client)
         with pytest.raises(DeliveryFailed, match="not configured") as unconfigured:
-            await WebPushChannel(Settings(), client).send(page(json.dumps(subscription)))
+            await WebPushChannel(Settings(), http).send(page(json.dumps(subscription)))
         assert unconfigured.value.permanent
-        channel = WebPushChannel(Settings(push_vapid_private_key=SecretStr(new_vapid_key())), client)
+        channel = WebPushChannel(Settings(push_vapid_private_key=SecretStr(new_vapid_key())), http)
         broken = {**subscription, "keys": {"p256dh": "bm90IGEga2V5", "auth": subscription["keys"]["auth"]}}
         with pytest.raises(DeliveryFailed, match="unusable") as unusable:
             await channel.send(page(json.dumps(broken)))

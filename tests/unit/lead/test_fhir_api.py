@@ -5,6 +5,7 @@ scope deciding what an organisation sees, every read audited; each answer valida
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
@@ -71,22 +72,30 @@ async def client(memory_settings, publisher):
     model.apply(ReferralStatusChanged(referral_id=first, site_id="abq", status="accepted", previous_status="requested",
                                       changed_at=NOW + timedelta(minutes=5), changed_by="cm-ana"))
     endpoint = Endpoint()
-    app.state.webhooks = WebhookChannel(settings, httpx.AsyncClient(transport=httpx.MockTransport(endpoint.answer)))
+    app.state.webhooks = WebhookChannel(settings, endpoint)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         c.referrals, c.endpoint, c.app, c.publisher = referrals, endpoint, app, publisher
         yield c
 
 
+@dataclass(frozen=True)
+class Posted:
+    url: str
+    content: bytes
+    headers: dict[str, str]
+
+
 class Endpoint:
-    """A case-management system's rest-hook endpoint: what it was posted, and what it answers (200 unless told)."""
+    """A case-management system's rest-hook endpoint, in the place of the channel's HTTP client: what it was posted,
+    and what it answers (200 unless told)."""
 
     def __init__(self) -> None:
-        self.received: list[httpx.Request] = []
+        self.received: list[Posted] = []
         self.status = 200
 
-    def answer(self, request: httpx.Request) -> httpx.Response:
-        self.received.append(request)
-        return httpx.Response(self.status)
+    async def post(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+        self.received.append(Posted(url, body, headers or {}))
+        return self.status
 
 
 def subscription_body(endpoint: str = "https://cm.example.org/fhir-hook", **channel) -> dict:
@@ -258,7 +267,7 @@ async def test_a_client_creates_its_subscription_after_a_handshake_reads_it_and_
     made = Subscription.model_validate(answer.json())
     assert made.status == "active" and answer.headers["location"] == f"http://t/fhir/Subscription/{made.id}"
     [handshake] = client.endpoint.received
-    assert str(handshake.url) == "https://cm.example.org/fhir-hook" and "X-Handoff-Signature" in handshake.headers
+    assert handshake.url == "https://cm.example.org/fhir-hook" and "X-Handoff-Signature" in handshake.headers
     bundle = Bundle.model_validate_json(handshake.content)
     status = {p.name: p.valueCode for p in bundle.entry[0].resource.parameter if p.valueCode}
     assert bundle.type == "history" and status == {"status": "requested", "type": "handshake"}
