@@ -196,7 +196,7 @@ class SubjectKeys:
         key, key_id = new_data_key(), secrets.token_hex(12)
         wrapped = self.provider.wrap(key, key_id)
         part_of = handled_subject.get()
-        self._opened[key_id] = (self.monotonic(), key)
+        self._hold(key_id, key)
         return DataKey(subject_id, key_id, key), SubjectKeyIssued(
             subject_id=subject_id, key_id=key_id, covers=covers, kek_id=wrapped.kek_id, wrapped_key=wrapped.wrapped,
             issued_at=datetime.now(UTC), part_of=part_of if part_of != subject_id else None)
@@ -272,8 +272,6 @@ class SubjectKeys:
 
     def open(self, subject_id: str, key_id: str) -> bytes:
         """The data key ``key_id`` of ``subject_id``; ``KeyUnavailable`` when it is unknown or destroyed."""
-        if len(self._opened) > OPENED_HELD:
-            self.forget_expired()
         record = self._records.get(subject_id, {}).get(key_id)
         if not isinstance(record, SubjectKeyIssued):
             self._opened.pop(key_id, None)
@@ -282,15 +280,30 @@ class SubjectKeys:
         if cached and self.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
         key = self.provider.unwrap(WrappedKey(record.kek_id, record.wrapped_key), key_id)
-        self._opened[key_id] = (self.monotonic(), key)
+        self._hold(key_id, key)
         return key
 
+    def _hold(self, key_id: str, key: bytes) -> None:
+        """Hold an opened key, newest last: the held keys stay in the order they were opened, so the expired ones are
+        at the front. Past ``OPENED_HELD`` the expired ones go, then the oldest: a backlog opens more keys within the
+        cache's time than that, and looking at every held key on each open (as this did) made each open cost as much
+        as all the keys held: a 100,000-notice backlog stalled its worker."""
+        self._opened.pop(key_id, None)
+        self._opened[key_id] = (self.monotonic(), key)
+        if len(self._opened) > OPENED_HELD:
+            self.forget_expired()
+            while len(self._opened) > OPENED_HELD:
+                del self._opened[next(iter(self._opened))]
+
     def forget_expired(self) -> None:
-        """Drop the opened keys held longer than the cache allows (called on a timer, and by ``open``)."""
+        """Drop the opened keys held longer than the cache allows (called on a timer, and as keys are opened): from
+        the front, the oldest, up to the first still fresh."""
         now = self.monotonic()
-        for key_id, (opened_at, _key) in list(self._opened.items()):
-            if now - opened_at >= self.cache_seconds:
-                del self._opened[key_id]
+        while self._opened:
+            key_id, (opened_at, _key) = next(iter(self._opened.items()))
+            if now - opened_at < self.cache_seconds:
+                return
+            del self._opened[key_id]
 
     def linked(self, subject_id: str) -> list[str]:
         """The subject, the subjects made while it was handled (a referral from a CAD event, a child's notice from
