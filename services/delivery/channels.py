@@ -71,6 +71,9 @@ class Channel(Protocol):
     async def send(self, message: Outgoing) -> None: ...
 
 
+ANSWER_READ_BYTES = 64 * 1024  # of an endpoint's answer to a post: no more is read
+
+
 class DeliveryHttp:
     """The HTTP client of the channels that post (SMS, voice, webhooks, push): aiohttp, with as many kept-alive
     connections as sends in flight.
@@ -98,7 +101,11 @@ class DeliveryHttp:
         permanent) when there was no answer."""
         try:
             async with self._open().post(url, data=body, headers=headers, allow_redirects=False) as resp:
-                await resp.read()  # the whole answer, so the connection goes back to the pool
+                # Only the status counts. A short answer is read to its end, so the connection goes back to the pool;
+                # a long one (an outside endpoint's, say) is not held in memory: its connection is closed instead.
+                left = ANSWER_READ_BYTES
+                while left > 0 and (part := await resp.content.read(left)):
+                    left -= len(part)
                 return resp.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: not a URL aiohttp can post to
             raise DeliveryFailed(type(exc).__name__) from None

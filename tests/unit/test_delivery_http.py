@@ -3,6 +3,7 @@ how a send that got no answer fails."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -25,9 +26,12 @@ class Receiver:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, dict[str, str], bytes]] = []
+        self.flood_ended = ""
         self.port = free_port()
         app = web.Application()
         app.router.add_post("/redirect", self.redirect)
+        app.router.add_post("/silent", self.silent)
+        app.router.add_post("/flood", self.flood)
         app.router.add_post("/{tail:.*}", self.answer)
         self.runner = web.AppRunner(app)
 
@@ -37,6 +41,21 @@ class Receiver:
 
     async def redirect(self, request: web.Request) -> web.Response:
         raise web.HTTPTemporaryRedirect(f"http://127.0.0.1:{self.port}/inside")
+
+    async def silent(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(2)  # accepts, and answers only after the client has given up (0.5 s)
+        return web.Response()
+
+    async def flood(self, request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(status=200)
+        await answer.prepare(request)
+        try:
+            for _ in range(1024):  # 64 MiB, if the client read it all
+                await answer.write(b"x" * 65536)
+            self.flood_ended = "all sent"
+        except (ConnectionError, OSError):
+            self.flood_ended = "cut off by the client"
+        return answer
 
     async def __aenter__(self) -> Receiver:
         await self.runner.setup()
@@ -78,3 +97,13 @@ async def test_no_answer_is_a_failure_that_may_be_tried_again() -> None:
             await WebhookChannel(Settings(), http).send(
                 Outgoing("att-4", f"http://127.0.0.1:{free_port()}/hook", "", "", "", {}))
     assert failed.value.permanent is False
+
+
+async def test_an_endpoint_that_never_answers_or_answers_without_end_costs_a_bounded_wait_and_little_memory() -> None:
+    async with Receiver() as receiver, DeliveryHttp(4, 0.5) as http:
+        channel = WebhookChannel(Settings(), http)
+        with pytest.raises(DeliveryFailed, match="webhook unreachable") as silent:
+            await channel.send(Outgoing("att-5", f"http://127.0.0.1:{receiver.port}/silent", "", "", "", {}))
+        assert not silent.value.permanent  # tried again later, as a send with no answer is
+        await channel.send(Outgoing("att-6", f"http://127.0.0.1:{receiver.port}/flood", "", "", "", {}))  # 200: sent
+    assert receiver.flood_ended == "cut off by the client"  # 64 KiB read, then the connection closed
