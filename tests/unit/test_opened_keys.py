@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from services.messaging import subject_keys
 from services.messaging.events import SubjectKeyIssued
-from services.messaging.subject_keys import SubjectKeys
+from services.messaging.subject_keys import LiveKey, SubjectKeys
 from services.platform.crypto import key_provider, new_data_key
 from services.platform.settings import Settings
 
@@ -78,3 +78,19 @@ def test_keys_held_longer_than_the_cache_allows_are_forgotten_oldest_first(tmp_p
     clock.now = 700
     keys.forget_expired()
     assert list(keys._opened) == []
+
+
+def test_a_live_key_is_held_compactly_and_read_back_as_the_record_it_came_in(tmp_path) -> None:
+    """Every process holds every subject's key while it lives: as a slotted ``LiveKey``, about 0.6 KB with its ids
+    (the pydantic record it came in took 1.6 KB)."""
+    clock = Clock()
+    keys = keys_with(tmp_path, 0, clock)
+    provider = keys.provider
+    wrapped = provider.wrap(new_data_key(), "k1")
+    record = SubjectKeyIssued(subject_id="NOTICE-1", key_id="k1", covers="hwc_notice", kek_id=wrapped.kek_id,
+                              wrapped_key=wrapped.wrapped, issued_at=datetime.now(UTC), part_of="CAD-1")
+    keys._apply(record)
+    assert type(keys._records["NOTICE-1"]["k1"]) is LiveKey
+    assert keys.keys_of("NOTICE-1") == [record]
+    assert keys.linked("NOTICE-1") == ["NOTICE-1", "CAD-1"]  # made while its encounter was handled
+    assert len(keys.open("NOTICE-1", "k1")) == 32
