@@ -116,15 +116,15 @@ WORKERS = ("referral-intake", "notifier", "handle-with-care", "quick-response", 
 STOP_TIMEOUT_SECONDS = 30
 
 
-def ack_links(settings: Settings) -> AckLinks:
+def ack_links(settings: Settings, clock: Clock | None = None) -> AckLinks:
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
-    return AckLinks(key, settings.public_base_url, settings.ack_link_ttl_minutes * 60)
+    return AckLinks(key, settings.public_base_url, settings.ack_link_ttl_minutes * 60, clock)
 
 
-def walk_in_links(settings: Settings) -> AckLinks:
+def walk_in_links(settings: Settings, clock: Clock | None = None) -> AckLinks:
     """Volunteers' links: they accept, then record milestones and expenses until placement (a day or more)."""
     key = settings.link_signing_key.get_secret_value() if settings.link_signing_key else ""
-    return AckLinks(key, settings.public_base_url, settings.walk_in_link_hours * 3600)
+    return AckLinks(key, settings.public_base_url, settings.walk_in_link_hours * 3600, clock)
 
 
 def overdose_report_key(settings: Settings) -> bytes:
@@ -142,15 +142,15 @@ def build_worker(name: str, settings: Settings, reference: ReferenceData | None 
     if name == "referral-intake":
         return intake_worker.build_worker(settings, reference, clock)
     if name == "notifier":
-        return notifier_worker.build_worker(settings, reference, ack_links(settings), clock, channels)
+        return notifier_worker.build_worker(settings, reference, ack_links(settings, clock), clock, channels)
     if name == "handle-with-care":
-        return hwc_worker.build_worker(settings, reference, ack_links(settings), clock, channels)
+        return hwc_worker.build_worker(settings, reference, ack_links(settings, clock), clock, channels)
     if name == "quick-response":
         return qrt_worker.build_worker(settings, reference, overdose_report_key(settings), clock, channels)
     if name == "cad-gateway":
         return gateway_worker.build_worker(settings, reference, clock, channels)
     if name == "self-referral":
-        links = walk_in_links(settings)
+        links = walk_in_links(settings, clock)
         return walk_in_worker.build_worker(settings, reference, lambda case_id, volunteer_id: walk_in_console.link_for(
             links, case_id, volunteer_id), clock, channels)
     raise ValueError(f"unknown service {name!r}; one of {', '.join(WORKERS)}")
@@ -310,7 +310,7 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
     state.sso = sso.SingleSignOn(sessions, state.access_log, settings.public_base_url, clock, f"sso:{key}",
                                  state.providers)
     state.sign_ins, state.sign_out_there = console.SignInLimiter(), state.sso.end_session_url
-    state.ack_links, state.walk_in_links = ack_links(settings), walk_in_links(settings)
+    state.ack_links, state.walk_in_links = ack_links(settings, clock), walk_in_links(settings, clock)
     state.calendar_links = notifier_calendar.CalendarLinks(key, settings.public_base_url, settings.calendar_months_ahead)
     state.sms_webhook = notifier_http.SmsWebhook(settings.sms_auth_token.get_secret_value(), settings.public_base_url)
     state.fhir_base = f"{settings.public_base_url.rstrip('/')}/fhir"

@@ -41,7 +41,7 @@ async def test_a_pushed_page_is_acknowledged_from_its_notification_and_the_offic
     everyone_push = REF.model_copy(update={"case_managers": {
         cm_id: cm.model_copy(update={"channels": (Channel.push, Channel.sms)}) for cm_id, cm in REF.case_managers.items()}})
     h = Harness(reference=everyone_push)  # the notifier, in memory; its links lead to the API served below
-    h.notifier.links = h.links = AckLinks("test-secret", base, 3600)
+    h.notifier.links = h.links = AckLinks("test-secret", base, 3600, h.clock)
     settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("test-secret"), "public_base_url": base,
                                                   "push_vapid_private_key": SecretStr(new_vapid_key())})
     app = runtime.build_http_app(settings, everyone_push, h.publisher, h.clock, follow_topics=False)

@@ -39,7 +39,7 @@ async def system(memory_settings):
     for event in (referral, page):
         model.apply(event)
         app.state.handoff_details.apply(event)
-    links = runtime.ack_links(settings)
+    links = app.state.ack_links  # signed by the app's clock, as the notifier's would be
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         yield app, model, publisher, client, links, referral
 

@@ -45,7 +45,7 @@ class Harness:
         self.clock = FakeClock(T0)
         self.publisher = InMemoryPublisher()
         self.channels = recording_channels(**failures)
-        self.links = AckLinks("test-secret", "https://handoff.test", 3600)
+        self.links = AckLinks("test-secret", "https://handoff.test", 3600, self.clock)
         audit = lambda record: self.publisher.publish(AUDIT, record.subject_id, record)  # noqa: E731
         delivery = IdempotentDelivery(self.channels, {}, attempts=2, backoff_seconds=0, audit=audit, service="notifier",
                                       report=PageAttempts(self.publisher, self.clock))

@@ -39,7 +39,7 @@ async def client(memory_settings, model, publisher, referral):  # noqa: F811
 
 
 def call_path(referral_id: str, person: str = "cm-ana") -> str:
-    return f"/v1/voice/call/{AckLinks('k', 'http://t', 60).token(VOICE_PURPOSE, referral_id, person)}"
+    return f"/v1/voice/call/{AckLinks('k', 'http://t', 60, FakeClock(T0)).token(VOICE_PURPOSE, referral_id, person)}"
 
 
 async def provider_posts(client, path: str, form: dict[str, str], signed: bool = True):

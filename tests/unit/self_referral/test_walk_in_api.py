@@ -53,8 +53,9 @@ async def client(app):
         yield c
 
 
-def link(settings, volunteer_id: str, case_id: str = "wi-w-1") -> str:
-    return link_for(runtime.walk_in_links(settings), case_id, volunteer_id).removeprefix("http://t")
+def link(app, volunteer_id: str, case_id: str = "wi-w-1") -> str:
+    """Signed by the app's clock, as the self-referral worker's would be."""
+    return link_for(app.state.walk_in_links, case_id, volunteer_id).removeprefix("http://t")
 
 
 async def test_a_walk_in_is_published_and_answered_with_its_case_id(client, publisher) -> None:
@@ -79,11 +80,10 @@ async def test_a_bad_walk_in_is_refused_naming_the_field(client, publisher, chan
     assert publisher.records == []
 
 
-async def test_the_volunteers_link_accepts_then_records_milestones_and_expenses(app, client, settings,
-                                                                                publisher) -> None:
+async def test_the_volunteers_link_accepts_then_records_milestones_and_expenses(app, client, publisher) -> None:
     model = app.state.walk_in_model
     model.apply(opened())
-    dana = link(settings, "vol-dana")
+    dana = link(app, "vol-dana")
     page = await client.get(dana)
     assert page.status_code == 200 and "Foothills Area Command" in page.text and "I can go" in page.text
     assert "Sam" not in page.text  # not before she takes it
@@ -126,18 +126,18 @@ async def test_the_volunteers_link_accepts_then_records_milestones_and_expenses(
     for claimed in publisher.events(VolunteerExpenseClaimed):
         model.apply(claimed)
     assert "24.5 miles" in (await client.get(dana)).text  # what she claimed is listed
-    eli = await client.get(link(settings, "vol-eli"))
+    eli = await client.get(link(app, "vol-eli"))
     assert "Another volunteer took this walk-in" in eli.text and "Sam" not in eli.text
-    late = await client.post(link(settings, "vol-eli"), data={"action": "accept"})
+    late = await client.post(link(app, "vol-eli"), data={"action": "accept"})
     assert late.status_code == 409 and len(publisher.events(WalkInAccepted)) == 1
 
 
-async def test_a_link_is_only_for_its_volunteer_and_walk_in(app, client, settings) -> None:
+async def test_a_link_is_only_for_its_volunteer_and_walk_in(app, client) -> None:
     app.state.walk_in_model.apply(opened())
-    assert (await client.get(link(settings, "vol-gus"))).status_code == 403  # not paged for it
-    assert (await client.get(link(settings, "vol-dana", "wi-nope"))).status_code == 404
+    assert (await client.get(link(app, "vol-gus"))).status_code == 403  # not paged for it
+    assert (await client.get(link(app, "vol-dana", "wi-nope"))).status_code == 404
     assert (await client.get("/walk-in/forged")).status_code == 410
-    page_link = runtime.ack_links(settings).token("page", "wi-w-1", "vol-dana")  # another purpose's token
+    page_link = app.state.ack_links.token("page", "wi-w-1", "vol-dana")  # another purpose's token
     assert (await client.get(f"/walk-in/{page_link}")).status_code == 410
 
 
