@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -365,6 +366,7 @@ def install_console_handlers(app, sessions: Sessions, access: AccessLog) -> None
     in use: its cookie renewed."""
     @app.middleware("http")
     async def _renew_session(request: Request, call_next):
+        _served_at.set(sessions.clock.now())  # the service's time while the page is made (``local_time``)
         response = await call_next(request)
         renewed = getattr(request.state, "session_cookie", None)
         if renewed and SESSION_COOKIE not in response.headers.get("set-cookie", ""):
@@ -428,12 +430,17 @@ def page(template: str, title: str, viewer: Viewer | None, *, status: int = 200,
                        nav=NAV_BY_ROLE[viewer.role] if viewer else (), status=status, headers=headers, **context)
 
 
+# The service's time while a request is served: the year a page leaves out of a time is the service clock's, as every
+# deadline on the page is, not the wall's. Pages are made far below their handlers, so it travels with the request.
+_served_at: ContextVar[datetime | None] = ContextVar("served_at", default=None)
+
+
 def local_time(at: datetime, zone: ZoneInfo | str | None) -> str:
     """A time as people read it where they are: 'Fri 20 Nov 10:05 MST' in ``zone``, with the year when it
-    is not this year (``spoken_time``); ISO 8601 without a zone."""
+    is not this year by the service's clock (``spoken_time``); ISO 8601 without a zone."""
     if zone is None:
         return at.isoformat()
-    return spoken_time(at, zone, datetime.now(UTC))
+    return spoken_time(at, zone, _served_at.get() or datetime.now(UTC))
 
 
 def handoff_html(page_request: PageRequested | None, zone: ZoneInfo | None) -> Markup:

@@ -40,7 +40,12 @@ def test_closing_gives_the_status_the_referrals_stage_allows() -> None:
 
 
 @pytest.fixture
-async def ana(memory_settings):
+def clock() -> FakeClock:
+    return FakeClock(NOW + timedelta(hours=1))
+
+
+@pytest.fixture
+async def ana(memory_settings, clock):
     referral = open_referral(cad_referral(occurred_at=NOW), REF.sites["abq"], REF.agencies["apd"], NOW)
     model, publisher = LeadReadModel(), InMemoryPublisher()
     attempt = EngagementRecorded(engagement_id="e1", referral_id=referral.referral_id, site_id="abq",
@@ -54,7 +59,7 @@ async def ana(memory_settings):
                   attempt, attempt):  # the same step read twice is one line
         model.apply(event)
     settings = memory_settings.model_copy(update={"link_signing_key": SecretStr("k")})
-    app = runtime.build_http_app(settings, REF, publisher, FakeClock(NOW + timedelta(hours=1)), model,
+    app = runtime.build_http_app(settings, REF, publisher, clock, model,
                                  follow_topics=False)
     app.state.handoff_details.apply(referral)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
@@ -73,6 +78,16 @@ async def test_every_step_says_when_and_by_whom(ana) -> None:
     page = (await client.get(f"/console/referrals/{referral_id}")).text
     assert history(page) == ["Fri 20 Nov 10:04 MST: Took the page by Ana R.",
                              "Fri 20 Nov 10:20 MST: Tried to reach by Ana R."]
+
+
+async def test_a_time_names_its_year_by_the_services_clock_not_the_walls(ana, clock) -> None:
+    """A page leaves out the year the service's clock is in, as the messages do: the same page reads the same on
+    any day the wall clock shows, and a time from last year says so."""
+    client, _model, _publisher, referral_id = ana
+    clock.set(datetime(2027, 1, 4, 17, 0, tzinfo=UTC))
+    await client.post("/console/login", data={"token": "local-dev-token-cm-ana"})  # the session before has ended
+    page = (await client.get(f"/console/referrals/{referral_id}")).text
+    assert history(page)[0] == "Fri 20 Nov 2026 10:04 MST: Took the page by Ana R."
 
 
 async def test_closing_without_a_reason_is_refused_beside_the_field_and_with_one_it_closes(ana) -> None:
