@@ -217,7 +217,12 @@ def reference_load(config: ConfigDir = None) -> None:
 @reference_cli.command("roster")
 def reference_roster(folder: Annotated[Path, typer.Argument(help="the district's OneRoster 1.1/1.2 CSV bulk files")],
                      district: Annotated[str, typer.Option("--district", help="the district they come from")],
-                     config: ConfigDir = None) -> None:
+                     config: ConfigDir = None,
+                     on: Annotated[datetime | None, typer.Option(
+                         "--on", formats=["%Y-%m-%d"],
+                         help="the day the roster is for (default today): a student counts when an enrollment "
+                              "covers it, so a roster exported before the school year starts is imported for its "
+                              "first day")] = None) -> None:
     """Import a district's roster (which school each student attends) for Handle With Care, replacing the last.
 
     Only a keyed hash of each student's name and date of birth and the school are kept (HANDOFF_ROSTER_KEY,
@@ -256,7 +261,7 @@ def reference_roster(folder: Annotated[Path, typer.Argument(help="the district's
     files = {p.name: p.read_text(encoding="utf-8-sig") for p in Path(folder).glob("*.csv")}
     schools = [school for school in reference.schools.values() if school.district_id == district]
     try:
-        roster = read_roster(files, schools, date.today(), partial(roster_key, secret))
+        roster = read_roster(files, schools, on.date() if on else date.today(), partial(roster_key, secret))
     except Rejected as exc:
         typer.echo(f"not imported: {exc.field}: {exc.detail}", err=True)
         raise typer.Exit(1) from None

@@ -83,9 +83,16 @@ def test_each_import_replaces_the_last(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HANDOFF_ROSTER_KEY", SECRET.decode())
     monkeypatch.setenv("HANDOFF_REFERENCE_SOURCE", "files")
     runner = CliRunner()
-    first = runner.invoke(cli, ["reference", "roster", str(FIXTURES), "--district", "abq-ps", "--config", str(reference)])
+    first = runner.invoke(cli, ["reference", "roster", str(FIXTURES), "--district", "abq-ps", "--config", str(reference),
+                                 "--on", "2026-11-20"])  # in the fixtures' school year, whenever the suite runs
     assert first.exit_code == 0, first.output
     assert "1 students placed" in first.output and "1 at schools not in the directory" in first.output
+    summer = runner.invoke(cli, ["reference", "roster", str(FIXTURES), "--district", "abq-ps", "--config",
+                                 str(reference), "--on", "2026-07-01"])  # before the enrollments begin: nobody yet
+    assert summer.exit_code == 0 and "0 students placed" in summer.output, summer.output
+    first = runner.invoke(cli, ["reference", "roster", str(FIXTURES), "--district", "abq-ps", "--config",
+                                str(reference), "--on", "2026-08-10"])  # the school year's first day
+    assert "1 students placed" in first.output, first.output
     loaded = load_reference_data(reference)
     assert list(loaded.rosters["abq-ps"].values()) == ["lincoln-es"]
     later = tmp_path / "later"
@@ -93,7 +100,8 @@ def test_each_import_replaces_the_last(tmp_path, monkeypatch) -> None:
     for name, text in files().items():  # Ottoline has left the district
         (later / name).write_text("\n".join(line for line in text.splitlines() if "u-1," not in line
                                             and ",u-1," not in line) + "\n")
-    second = runner.invoke(cli, ["reference", "roster", str(later), "--district", "abq-ps", "--config", str(reference)])
+    second = runner.invoke(cli, ["reference", "roster", str(later), "--district", "abq-ps", "--config", str(reference),
+                                  "--on", "2026-11-20"])
     assert second.exit_code == 0, second.output
     assert load_reference_data(reference).rosters.get("abq-ps", {}) == {}  # replaced, not accumulated
     assert "Ottoline" not in (reference / "rosters" / "abq-ps.json").read_text()
