@@ -267,8 +267,8 @@ def build_http_app(settings: Settings, reference: ReferenceData | None = None, p
             await keys.start()
         if owned:
             await publisher.start()
-        for follower in followers:
-            await follower.start()
+        # At once: each connects, finds its partitions and their ends, and that is round trips, not work.
+        await asyncio.gather(*(follower.start() for follower in followers))
         freeze_start_up_objects()
         try:
             yield

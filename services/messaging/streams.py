@@ -232,9 +232,8 @@ async def prepare_and_start(worker: Worker, settings: Settings, topics: Iterable
     app, followers = worker.app, worker.followers
     await ensure_topics(settings, topics)
     await ensure_topics(settings, internal_topics(app, settings), qualify=False)
-    for follower in followers:
-        await follower.start()
-        await follower.caught_up.wait()
+    await asyncio.gather(*(follower.start() for follower in followers))  # at once: round trips, not work
+    await asyncio.gather(*(follower.caught_up.wait() for follower in followers))
 
     @app.on_before_shutdown.connect
     async def _stop_followers(_app, **_kw) -> None:

@@ -137,9 +137,10 @@ async def system_factory(kafka_settings, broker_access) -> AsyncIterator:
         await publisher.start()
         started.append(publisher.stop)
         app = runtime.build_http_app(api, reference, publisher=publisher, clock=clock)
-        for follower in [app.state.keys, *app.state.followers]:  # ASGITransport runs no lifespan: start them here
-            await follower.start()
-            started.append(follower.stop)
+        following = [app.state.keys, *app.state.followers]  # ASGITransport runs no lifespan: start them here
+        await app.state.keys.start()
+        await asyncio.gather(*(follower.start() for follower in app.state.followers))  # as the lifespan does
+        started.extend(follower.stop for follower in following)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
         started.append(http.aclose)
         system = RunningSystem(settings, reference, clock, inbox, http, app=app, started=started, broker=broker_access)
