@@ -145,10 +145,15 @@ async def system_factory(kafka_settings, broker_access) -> AsyncIterator:
         started.append(http.aclose)
         system = RunningSystem(settings, reference, clock, inbox, http, app=app, started=started, broker=broker_access)
         for name in workers:
-            worker = runtime.build_worker(name, system.settings_of(name), reference, clock)
-            await prepare_and_start(worker, system.settings_of(name), TOPICS)
-            started.append(worker.stop)
-            system.apps[name] = worker
+            system.apps[name] = runtime.build_worker(name, system.settings_of(name), reference, clock)
+        # At once, as the processes of a deployment start: each start is mostly round trips to the broker.
+        starting = [prepare_and_start(worker, system.settings_of(name), TOPICS) for name, worker in system.apps.items()]
+        results = await asyncio.gather(*starting, return_exceptions=True)
+        started.extend(worker.stop for worker, result in zip(system.apps.values(), results, strict=True)
+                       if not isinstance(result, BaseException))
+        for failed in results:
+            if isinstance(failed, BaseException):
+                raise failed
         built.append(system)
         return system
 
