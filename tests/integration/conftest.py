@@ -144,14 +144,15 @@ async def system_factory(kafka_settings, broker_access) -> AsyncIterator:
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
         started.append(http.aclose)
         system = RunningSystem(settings, reference, clock, inbox, http, app=app, started=started, broker=broker_access)
+        async def start_worker(name: str, worker) -> None:
+            await prepare_and_start(worker, system.settings_of(name), TOPICS)
+            started.append(worker.stop)
+
         for name in workers:
             system.apps[name] = runtime.build_worker(name, system.settings_of(name), reference, clock)
-        # At once, as the processes of a deployment start: each start is mostly round trips to the broker.
-        starting = [prepare_and_start(worker, system.settings_of(name), TOPICS) for name, worker in system.apps.items()]
-        results = await asyncio.gather(*starting, return_exceptions=True)
-        started.extend(worker.stop for worker, result in zip(system.apps.values(), results, strict=True)
-                       if not isinstance(result, BaseException))
-        for failed in results:
+        # At once, as a deployment's processes start (and ``handoff run all``'s workers): mostly round trips.
+        for failed in await asyncio.gather(*(start_worker(name, worker) for name, worker in system.apps.items()),
+                                           return_exceptions=True):
             if isinstance(failed, BaseException):
                 raise failed
         built.append(system)
