@@ -144,6 +144,7 @@ async def system_factory(kafka_settings, broker_access) -> AsyncIterator:
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test")
         started.append(http.aclose)
         system = RunningSystem(settings, reference, clock, inbox, http, app=app, started=started, broker=broker_access)
+
         async def start_worker(name: str, worker) -> None:
             await prepare_and_start(worker, system.settings_of(name), TOPICS)
             started.append(worker.stop)
