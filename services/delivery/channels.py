@@ -96,9 +96,10 @@ class DeliveryHttp:
                                                   timeout=self.timeout, trust_env=True)
         return self._session
 
-    async def post(self, url: str, body: bytes | dict[str, str], headers: dict[str, str] | None = None) -> int:
+    async def post(self, url: str, body: bytes | dict[str, str], headers: dict[str, str] | None = None,
+                   what: str = "endpoint") -> int:
         """POST ``body`` (bytes as they are, a dict as a form) and return the status; ``DeliveryFailed`` (not
-        permanent) when there was no answer."""
+        permanent), naming ``what`` was posted to, when there was no answer."""
         try:
             async with self._open().post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 # Only the status counts. A short answer is read to its end, so the connection goes back to the pool;
@@ -108,7 +109,7 @@ class DeliveryHttp:
                     left -= len(part)
                 return resp.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: not a URL aiohttp can post to
-            raise DeliveryFailed(type(exc).__name__) from None
+            raise DeliveryFailed(f"{what} unreachable: {type(exc).__name__}") from None
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -135,13 +136,6 @@ def _raise_for_status(status: int, what: str) -> None:
         raise DeliveryFailed(f"{what} redirected with HTTP {status}, not followed", permanent=True)
 
 
-async def _post(http: DeliveryHttp, url: str, body: bytes | dict[str, str], headers: dict[str, str],
-                what: str) -> int:
-    try:
-        return await http.post(url, body, headers)
-    except DeliveryFailed as exc:
-        raise DeliveryFailed(f"{what} unreachable: {exc.reason}") from None
-
 
 class ProviderApi:
     """The SMS and voice provider's REST API, Twilio-shaped: one account (HTTP basic auth), a form POST to
@@ -158,8 +152,9 @@ class ProviderApi:
         self.http = http
 
     async def _post(self, form: dict[str, str], attempt_id: str) -> None:
-        status = await _post(self.http, self.url, {**form, "From": self.from_number},
-                             {"Authorization": self.authorization, "I-Twilio-Idempotency-Token": attempt_id}, self.what)
+        status = await self.http.post(self.url, {**form, "From": self.from_number},
+                                      {"Authorization": self.authorization, "I-Twilio-Idempotency-Token": attempt_id},
+                                      self.what)
         _raise_for_status(status, self.what)
 
 
@@ -315,7 +310,7 @@ class WebhookChannel:
         body = json.dumps(message.payload, sort_keys=True, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": message.attempt_id,
                    self.SIGNATURE_HEADER: sign_webhook(self.secret, int(time.time()), body)}
-        _raise_for_status(await _post(self.http, message.address, body, headers, "webhook"), "webhook")
+        _raise_for_status(await self.http.post(message.address, body, headers, "webhook"), "webhook")
 
 
 PUSH_GONE = "push subscription gone"  # how a delivery's error starts when its device is to be dropped
@@ -420,7 +415,7 @@ class WebPushChannel:
 
     async def send(self, message: Outgoing) -> None:
         endpoint, body, headers = self.request(message)
-        status = await _post(self.http, endpoint, body, headers, "push service")
+        status = await self.http.post(endpoint, body, headers, "push service")
         if status in (404, 410):
             raise PushSubscriptionGone(status)
         _raise_for_status(status, "push service")

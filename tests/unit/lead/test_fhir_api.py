@@ -93,7 +93,7 @@ class Endpoint:
         self.received: list[Posted] = []
         self.status = 200
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+    async def post(self, url: str, body: bytes, headers: dict[str, str] | None = None, what: str = "") -> int:
         self.received.append(Posted(url, body, headers or {}))
         return self.status
 
